@@ -1,0 +1,265 @@
+/**
+ * The one definition of the project's AWS resources: tables, queues, WebSocket routes, functions and
+ * the environment variable names that connect them. `lib/` (the CDK stack) and `local/` (the local
+ * stack) both build from these values, so the two cannot drift apart. Plain data only: no AWS SDK
+ * and no CDK imports, so Lambda code can read it too.
+ */
+
+/** Environment variable names read by Lambda code. Set by `lib/` in AWS and by `local/` here. */
+export const ENV = {
+  limitsTable: 'LIMITS_TABLE_NAME',
+  connectionsTable: 'CONNECTIONS_TABLE_NAME',
+  requestsTable: 'REQUESTS_TABLE_NAME',
+  requestQueueUrl: 'REQUEST_QUEUE_URL',
+  /** `https://{api}.execute-api.{region}.amazonaws.com/{stage}` or `http://localhost:PORT/local`. */
+  wsManagementEndpoint: 'WS_MANAGEMENT_ENDPOINT',
+  /** Local only: point the SDK clients at emulators. Never set in AWS. */
+  dynamodbEndpoint: 'DYNAMODB_ENDPOINT',
+  sqsEndpoint: 'SQS_ENDPOINT',
+  /** JSON of the tier limits ({@link TierLimitsConfig} in lambda/core/limiter). Not secret. */
+  limitsConfig: 'LIMITS_CONFIG',
+  /** `open` | `closed`: what the limiter does when DynamoDB fails or times out. */
+  failPolicy: 'LIMITER_FAIL_POLICY',
+  limiterTimeoutMs: 'LIMITER_TIMEOUT_MS',
+  connectLimitPerMinute: 'CONNECT_LIMIT_PER_MINUTE',
+  maxMessageChars: 'MAX_MESSAGE_CHARS',
+  maxQueuedPerUser: 'MAX_QUEUED_PER_USER',
+  maxQueueWaitSeconds: 'MAX_QUEUE_WAIT_SECONDS',
+  model: 'MODEL',
+  bedrockModelId: 'BEDROCK_MODEL_ID',
+  echoDelayMs: 'ECHO_DELAY_MS',
+  /** Local only: the HS256 secret itself. In AWS the secret lives in Secrets Manager. */
+  jwtSecret: 'JWT_SECRET',
+  /** AWS: ARN of the Secrets Manager secret holding the HS256 secret. */
+  jwtSecretArn: 'JWT_SECRET_ARN',
+  /** OIDC mode: the issuer URL; its JWKS is fetched from `${issuer}/.well-known/jwks.json` or JWT_JWKS_URL. */
+  jwtIssuer: 'JWT_ISSUER',
+  jwtJwksUrl: 'JWT_JWKS_URL',
+  jwtAudience: 'JWT_AUDIENCE',
+} as const;
+
+export type EnvName = (typeof ENV)[keyof typeof ENV];
+
+/** Attribute types as DynamoDB spells them. */
+export type KeyType = 'S' | 'N';
+
+export interface KeyDefinition {
+  readonly name: string;
+  readonly type: KeyType;
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+}
+
+export interface TableDefinition {
+  /** Logical id in the stack and base name of the local table. */
+  readonly id: string;
+  readonly env: EnvName;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /** Attribute holding the expiry in epoch seconds. Emulators do not expire: readers filter. */
+  readonly ttlAttribute?: string;
+  readonly globalIndexes?: readonly IndexDefinition[];
+}
+
+/** Name of the TTL attribute in every table: DynamoDB TTL is epoch seconds. */
+export const TTL_ATTRIBUTE = 'ttlEpochSeconds';
+
+export const TABLES = {
+  /**
+   * One item per rate-limited subject (`user#<id>`, `ip#<addr>`): every limit counter, the user's
+   * tier and override, and the user's waiting queue, so one conditional write decides everything.
+   */
+  limits: {
+    id: 'Limits',
+    env: ENV.limitsTable,
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+  },
+  /** Live WebSocket connections, found by user through `byUser`. */
+  connections: {
+    id: 'Connections',
+    env: ENV.connectionsTable,
+    partitionKey: { name: 'connectionId', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+    globalIndexes: [
+      {
+        indexName: 'byUser',
+        partitionKey: { name: 'userId', type: 'S' },
+        sortKey: { name: 'connectedAtEpochMs', type: 'N' },
+      },
+    ],
+  },
+  /** Queued request records, queue counters and undelivered replies (pk/sk single-table layout). */
+  requests: {
+    id: 'Requests',
+    env: ENV.requestsTable,
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+  },
+} as const satisfies Record<string, TableDefinition>;
+
+export type TableKey = keyof typeof TABLES;
+
+export interface QueueDefinition {
+  readonly id: string;
+  /** Base name; FIFO queue names end in `.fifo`. */
+  readonly name: string;
+  readonly fifo: boolean;
+  readonly contentBasedDeduplication: boolean;
+  readonly visibilityTimeoutSeconds: number;
+  readonly retentionSeconds: number;
+  /** Receives before a message moves to the dead-letter queue. */
+  readonly maxReceiveCount?: number;
+  /** Key in {@link QUEUES} of this queue's dead-letter queue. */
+  readonly deadLetterQueue?: string;
+  readonly env?: EnvName;
+}
+
+export const QUEUES = {
+  /**
+   * Requests waiting for the limiter; group = user, so a user's requests never overtake each other.
+   * Deferrals re-receive a message, so the receive budget is sized for a 900 s wait at one retry
+   * per 3 s refill, with headroom; genuinely failing messages fail fast on the processor side.
+   */
+  requests: {
+    id: 'RequestQueue',
+    name: 'chat-limiter-requests.fifo',
+    fifo: true,
+    contentBasedDeduplication: false,
+    visibilityTimeoutSeconds: 120,
+    retentionSeconds: 4 * 24 * 3600,
+    maxReceiveCount: 500,
+    deadLetterQueue: 'dlq',
+    env: ENV.requestQueueUrl,
+  },
+  dlq: {
+    id: 'RequestDeadLetterQueue',
+    name: 'chat-limiter-requests-dlq.fifo',
+    fifo: true,
+    contentBasedDeduplication: false,
+    visibilityTimeoutSeconds: 120,
+    retentionSeconds: 14 * 24 * 3600,
+  },
+} as const satisfies Record<string, QueueDefinition>;
+
+export type QueueKey = keyof typeof QUEUES;
+
+/** WebSocket route selection, as in API Gateway: `$request.body.action`. */
+export const ROUTE_SELECTION_EXPRESSION = '$request.body.action';
+
+/**
+ * Lambda functions: entry file (relative to the repository root) and exported handler name, the
+ * tables and queues each one uses (the constructs grant exactly these), and the routes it serves.
+ */
+export interface FunctionDefinition {
+  readonly id: string;
+  readonly entry: string;
+  readonly handler: string;
+  readonly tables: readonly { table: TableKey; access: 'read' | 'readWrite' }[];
+  readonly queues?: readonly { queue: QueueKey; access: 'send' | 'consume' }[];
+  /** Needs `execute-api:ManageConnections` on the stage. */
+  readonly postsToConnections?: boolean;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+}
+
+export const FUNCTIONS = {
+  authorizer: {
+    id: 'Authorizer',
+    entry: 'lambda/handlers/authorizer.ts',
+    handler: 'handler',
+    tables: [],
+    timeoutSeconds: 5,
+    memoryMb: 256,
+  },
+  connect: {
+    id: 'Connect',
+    entry: 'lambda/handlers/connect.ts',
+    handler: 'handler',
+    tables: [
+      { table: 'limits', access: 'readWrite' },
+      { table: 'connections', access: 'readWrite' },
+    ],
+    timeoutSeconds: 10,
+    memoryMb: 256,
+  },
+  disconnect: {
+    id: 'Disconnect',
+    entry: 'lambda/handlers/disconnect.ts',
+    handler: 'handler',
+    tables: [{ table: 'connections', access: 'readWrite' }],
+    timeoutSeconds: 10,
+    memoryMb: 256,
+  },
+  /** Serves every chat route (`sendMessage`, `status`, `cancel`, `resume`, `ping`, `$default`). */
+  message: {
+    id: 'Message',
+    entry: 'lambda/handlers/message.ts',
+    handler: 'handler',
+    tables: [
+      { table: 'limits', access: 'readWrite' },
+      { table: 'connections', access: 'readWrite' },
+      { table: 'requests', access: 'readWrite' },
+    ],
+    queues: [{ queue: 'requests', access: 'send' }],
+    postsToConnections: true,
+    timeoutSeconds: 120,
+    memoryMb: 512,
+  },
+  processor: {
+    id: 'QueueProcessor',
+    entry: 'lambda/handlers/processor.ts',
+    handler: 'handler',
+    tables: [
+      { table: 'limits', access: 'readWrite' },
+      { table: 'connections', access: 'readWrite' },
+      { table: 'requests', access: 'readWrite' },
+    ],
+    queues: [{ queue: 'requests', access: 'consume' }],
+    postsToConnections: true,
+    timeoutSeconds: 100,
+    memoryMb: 512,
+  },
+  admin: {
+    id: 'Admin',
+    entry: 'lambda/handlers/admin.ts',
+    handler: 'handler',
+    tables: [
+      { table: 'limits', access: 'readWrite' },
+      { table: 'connections', access: 'read' },
+      { table: 'requests', access: 'readWrite' },
+    ],
+    postsToConnections: true,
+    timeoutSeconds: 30,
+    memoryMb: 256,
+  },
+} as const satisfies Record<string, FunctionDefinition>;
+
+export type FunctionKey = keyof typeof FUNCTIONS;
+
+/** WebSocket routes and the function behind each. `$connect` alone carries the authorizer. */
+export const ROUTES = {
+  $connect: 'connect',
+  $disconnect: 'disconnect',
+  sendMessage: 'message',
+  status: 'message',
+  cancel: 'message',
+  resume: 'message',
+  ping: 'message',
+  $default: 'message',
+} as const satisfies Record<string, FunctionKey>;
+
+export type RouteKey = keyof typeof ROUTES;
+
+/** The stage name of the WebSocket API, in AWS and locally (`ws://localhost:PORT/local`). */
+export const LOCAL_STAGE = 'local';
+
+/** Name of a table or queue for a given prefix (locally; CDK lets CloudFormation name them). */
+export function resourceName(prefix: string, base: string): string {
+  return prefix ? `${prefix}-${base}` : base;
+}

@@ -1,0 +1,128 @@
+/**
+ * The limiter's vocabulary: policies, decisions and reservations as plain values (Upstash-style
+ * `RatelimitResponse`: a refusal is a value, not an exception). No AWS types here.
+ */
+
+export const TIERS = ['free', 'pro', 'enterprise'] as const;
+export type Tier = (typeof TIERS)[number];
+
+/** Names of the limits, as reported in `status` and in `RATE_LIMIT_EXCEEDED.details.limit`. */
+export type LimitName = 'messageRate' | 'hourlyMessages' | 'dailyMessages' | 'dailyTokens';
+
+/** The limits of one tier (or the effective limits of one user after an override). */
+export interface LimitPolicy {
+  /** Sustained messages per minute (token bucket refill). @default 20 (free) */
+  readonly messagesPerMinute: number;
+  /** Extra messages allowed back to back on top of one minute's worth: capacity = perMinute + burst. @default 5 */
+  readonly burst: number;
+  /** Optional fixed-window quota aligned to the UTC hour. @default none */
+  readonly hourlyMessages?: number;
+  /** Optional fixed-window quota aligned to the UTC day. @default none */
+  readonly dailyMessages?: number;
+  /** Token budget per UTC day (input + output). @default 100_000 (free) */
+  readonly dailyTokens: number;
+  /** Output allowance when the client asks for no `maxTokens`. @default 1024 */
+  readonly defaultMaxOutputTokens: number;
+  /** Below this output allowance a request is not admitted. @default 16 */
+  readonly minOutputTokens: number;
+}
+
+/** An admin's per-user override: any subset of the limits, optionally expiring. */
+export interface LimitOverride {
+  readonly limits: Partial<LimitPolicy>;
+  /** Epoch ms after which the override stops applying by itself. */
+  readonly expiresAtEpochMs?: number;
+}
+
+/** One limit's state for `status` and for decisions. */
+export interface LimitState {
+  readonly name: LimitName;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  /** When this limit is whole again (bucket full / next window). Epoch ms. */
+  readonly resetAtEpochMs: number;
+}
+
+/** Tokens held for one admitted request until `reconcile`. */
+export interface TokenReservation {
+  readonly userId: string;
+  readonly requestId: string;
+  /** The UTC day (epoch days) the tokens were reserved against. */
+  readonly dayNumber: number;
+  readonly inputTokens: number;
+  /** Max output tokens the model may produce: the model call must be capped at this. */
+  readonly outputAllowance: number;
+  /** inputTokens + outputAllowance. */
+  readonly reservedTokens: number;
+}
+
+export interface DecideInput {
+  readonly userId: string;
+  /** Client-chosen or generated; the reservation is keyed by it (reconcile is idempotent per id). */
+  readonly requestId: string;
+  /** The token's `tier` claim; the user's record wins when it has a tier. */
+  readonly claimTier?: Tier;
+  readonly estimatedInputTokens: number;
+  /** Requested max output tokens; the policy default when absent. */
+  readonly maxTokens?: number;
+  /**
+   * How the user's waiting queue takes part in the same atomic write:
+   * - `direct` (default): admit only if the user has nobody waiting (no overtaking);
+   * - `replay`: the request at the head of the user's queue; admitting removes it from the queue.
+   */
+  readonly queue?: { readonly mode: 'direct' } | { readonly mode: 'replay' };
+}
+
+export interface AllowedDecision {
+  readonly allowed: true;
+  readonly tier: Tier;
+  readonly reservation: TokenReservation;
+  readonly limits: readonly LimitState[];
+  /** True when the store failed and the fail-open policy admitted the request without counting it. */
+  readonly failedOpen: boolean;
+}
+
+export interface DeniedDecision {
+  readonly allowed: false;
+  readonly tier: Tier;
+  /**
+   * The limit that blocks, or `queue` when the limiter would admit but the user has requests
+   * waiting (direct mode), or `unavailable` when the store failed and the policy is fail-closed.
+   */
+  readonly limit: LimitName | 'queue' | 'unavailable';
+  /** Exactly when this request would fit every limit, from now. 0 for `queue`. */
+  readonly retryAfterMs: number;
+  /** When the blocking limit resets (epoch ms). */
+  readonly resetAtEpochMs: number;
+  readonly limits: readonly LimitState[];
+  /** Number of the user's requests waiting (known from the same read). */
+  readonly queued: number;
+}
+
+export type Decision = AllowedDecision | DeniedDecision;
+
+export interface TokenUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+export type ResetScope = 'messages' | 'tokens' | 'all';
+
+export interface UserStatus {
+  readonly userId: string;
+  readonly tier: Tier;
+  readonly limits: readonly LimitState[];
+  /** The user's waiting request ids, head first. */
+  readonly queued: readonly string[];
+  readonly override?: LimitOverride;
+}
+
+/** The operations every limiter store offers (DynamoDB in AWS and locally). */
+export interface Limiter {
+  decide(input: DecideInput, nowMs: number): Promise<Decision>;
+  /** Refund (or charge) the difference between reservation and usage, once per request id. */
+  reconcile(reservation: TokenReservation, usage: TokenUsage, nowMs: number): Promise<{ applied: boolean }>;
+  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
+  reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
+}

@@ -1,0 +1,108 @@
+import { z } from 'zod';
+import { parseTierLimits, type TierLimits } from './core/limiter/policy';
+import { ENV, FUNCTIONS, type FunctionKey, QUEUES, TABLES, type TableKey } from './core/resources';
+
+/**
+ * Configuration of the chat functions, parsed once at cold start from the environment the stack
+ * (or the local stack) sets. A missing or malformed value throws with the variable's name, so a
+ * misconfigured function fails at its first invocation instead of misbehaving.
+ */
+export interface ChatConfig {
+  /** Names of the tables this function was given (FUNCTIONS[fn].tables); others are absent. */
+  readonly tables: Readonly<Partial<Record<TableKey, string>>>;
+  readonly requestQueueUrl?: string;
+  /** Set for functions that post to connections. */
+  readonly wsManagementEndpoint?: string;
+  /** Local emulators only; undefined in AWS. */
+  readonly dynamodbEndpoint?: string;
+  readonly sqsEndpoint?: string;
+  readonly tiers: TierLimits;
+  /** @default 'open' */
+  readonly failPolicy: 'open' | 'closed';
+  /** @default 1000 */
+  readonly limiterTimeoutMs: number;
+  /** Connection attempts per source IP per minute at `$connect`. @default 20 */
+  readonly connectLimitPerMinute: number;
+  /** @default 8000 */
+  readonly maxMessageChars: number;
+  /** @default 10 */
+  readonly maxQueuedPerUser: number;
+  /** @default 900 */
+  readonly maxQueueWaitSeconds: number;
+  readonly model: ModelConfig;
+}
+
+export type ModelConfig =
+  | { readonly kind: 'echo'; readonly echoDelayMs: number }
+  | { readonly kind: 'bedrock'; readonly modelId: string };
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const intFrom = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+
+const chatEnvSchema = z.object({
+  [ENV.limitsTable]: z.string().min(1).optional(),
+  [ENV.connectionsTable]: z.string().min(1).optional(),
+  [ENV.requestsTable]: z.string().min(1).optional(),
+  [ENV.requestQueueUrl]: z.string().url().optional(),
+  [ENV.wsManagementEndpoint]: z.string().url().optional(),
+  [ENV.dynamodbEndpoint]: z.string().url().optional(),
+  [ENV.sqsEndpoint]: z.string().url().optional(),
+  [ENV.limitsConfig]: z.string().optional(),
+  [ENV.failPolicy]: z.enum(['open', 'closed']).default('open'),
+  [ENV.limiterTimeoutMs]: intFrom(1, 1000),
+  [ENV.connectLimitPerMinute]: intFrom(1, 20),
+  [ENV.maxMessageChars]: intFrom(1, 8000),
+  [ENV.maxQueuedPerUser]: intFrom(0, 10),
+  [ENV.maxQueueWaitSeconds]: intFrom(0, 900),
+  [ENV.model]: z.enum(['echo', 'bedrock']).default('echo'),
+  [ENV.bedrockModelId]: z.string().min(1).optional(),
+  [ENV.echoDelayMs]: intFrom(0, 20),
+});
+
+/**
+ * Parses the environment of one function. The tables, queue and @connections endpoint listed for it
+ * in `FUNCTIONS` are required; everything else has its documented default. Throws an error naming
+ * every bad or missing variable.
+ */
+export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): ChatConfig {
+  const parsed = chatEnvSchema.safeParse(withoutBlanks(env));
+  if (!parsed.success) throw new Error(`invalid configuration: ${z.prettifyError(parsed.error)}`);
+  const e = parsed.data;
+  const def = FUNCTIONS[fn];
+  const tables: Partial<Record<TableKey, string>> = {};
+  for (const { table } of def.tables) tables[table] = required(e[TABLES[table].env], TABLES[table].env);
+  const usesQueue = 'queues' in def && def.queues.some(({ queue }) => queue === 'requests');
+  const postsToConnections = 'postsToConnections' in def && def.postsToConnections;
+  const model: ModelConfig =
+    e[ENV.model] === 'bedrock'
+      ? { kind: 'bedrock', modelId: required(e[ENV.bedrockModelId], ENV.bedrockModelId) }
+      : { kind: 'echo', echoDelayMs: e[ENV.echoDelayMs] };
+  return Object.freeze({
+    tables: Object.freeze(tables),
+    requestQueueUrl: usesQueue ? required(e[ENV.requestQueueUrl], QUEUES.requests.env) : undefined,
+    wsManagementEndpoint: postsToConnections
+      ? required(e[ENV.wsManagementEndpoint], ENV.wsManagementEndpoint)
+      : undefined,
+    dynamodbEndpoint: e[ENV.dynamodbEndpoint],
+    sqsEndpoint: e[ENV.sqsEndpoint],
+    tiers: parseTierLimits(e[ENV.limitsConfig] ?? ''),
+    failPolicy: e[ENV.failPolicy],
+    limiterTimeoutMs: e[ENV.limiterTimeoutMs],
+    connectLimitPerMinute: e[ENV.connectLimitPerMinute],
+    maxMessageChars: e[ENV.maxMessageChars],
+    maxQueuedPerUser: e[ENV.maxQueuedPerUser],
+    maxQueueWaitSeconds: e[ENV.maxQueueWaitSeconds],
+    model: Object.freeze(model),
+  });
+}
+
+function required(value: string | undefined, name: string): string {
+  if (!value) throw new Error(`invalid configuration: ${name} is required`);
+  return value;
+}
+
+/** An empty variable means "not set" (CDK and shells both produce them). */
+function withoutBlanks(env: Env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => !!entry[1]));
+}

@@ -11,6 +11,8 @@ export const ENV = {
   connectionsTable: 'CONNECTIONS_TABLE_NAME',
   requestsTable: 'REQUESTS_TABLE_NAME',
   requestQueueUrl: 'REQUEST_QUEUE_URL',
+  /** The processor moves requests that failed for good here itself (see QUEUES.requests). */
+  deadLetterQueueUrl: 'DEAD_LETTER_QUEUE_URL',
   /** `https://{api}.execute-api.{region}.amazonaws.com/{stage}` or `http://localhost:PORT/local`. */
   wsManagementEndpoint: 'WS_MANAGEMENT_ENDPOINT',
   /** Local only: point the SDK clients at emulators. Never set in AWS. */
@@ -124,7 +126,8 @@ export const QUEUES = {
   /**
    * Requests waiting for the limiter; group = user, so a user's requests never overtake each other.
    * Deferrals re-receive a message, so the receive budget is sized for a 900 s wait at one retry
-   * per 3 s refill, with headroom; genuinely failing messages fail fast on the processor side.
+   * per 3 s refill, with headroom. Requests that fail for good do not burn this budget: the
+   * processor moves them to the DLQ itself and tells the user; redrive is the backstop for crashes.
    */
   requests: {
     id: 'RequestQueue',
@@ -144,6 +147,7 @@ export const QUEUES = {
     contentBasedDeduplication: false,
     visibilityTimeoutSeconds: 120,
     retentionSeconds: 14 * 24 * 3600,
+    env: ENV.deadLetterQueueUrl,
   },
 } as const satisfies Record<string, QueueDefinition>;
 
@@ -220,7 +224,10 @@ export const FUNCTIONS = {
       { table: 'connections', access: 'readWrite' },
       { table: 'requests', access: 'readWrite' },
     ],
-    queues: [{ queue: 'requests', access: 'consume' }],
+    queues: [
+      { queue: 'requests', access: 'consume' },
+      { queue: 'dlq', access: 'send' },
+    ],
     postsToConnections: true,
     timeoutSeconds: 100,
     memoryMb: 512,

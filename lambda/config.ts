@@ -11,6 +11,8 @@ export interface ChatConfig {
   /** Names of the tables this function was given (FUNCTIONS[fn].tables); others are absent. */
   readonly tables: Readonly<Partial<Record<TableKey, string>>>;
   readonly requestQueueUrl?: string;
+  /** Set for functions that move failed requests to the DLQ (the processor). */
+  readonly deadLetterQueueUrl?: string;
   /** Set for functions that post to connections. */
   readonly wsManagementEndpoint?: string;
   /** Local emulators only; undefined in AWS. */
@@ -45,6 +47,7 @@ const chatEnvSchema = z.object({
   [ENV.connectionsTable]: z.string().min(1).optional(),
   [ENV.requestsTable]: z.string().min(1).optional(),
   [ENV.requestQueueUrl]: z.string().url().optional(),
+  [ENV.deadLetterQueueUrl]: z.string().url().optional(),
   [ENV.wsManagementEndpoint]: z.string().url().optional(),
   [ENV.dynamodbEndpoint]: z.string().url().optional(),
   [ENV.sqsEndpoint]: z.string().url().optional(),
@@ -72,7 +75,9 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
   const def = FUNCTIONS[fn];
   const tables: Partial<Record<TableKey, string>> = {};
   for (const { table } of def.tables) tables[table] = required(e[TABLES[table].env], TABLES[table].env);
-  const usesQueue = 'queues' in def && def.queues.some(({ queue }) => queue === 'requests');
+  const queues: readonly { queue: string }[] = 'queues' in def ? def.queues : [];
+  const usesQueue = queues.some(({ queue }) => queue === 'requests');
+  const usesDlq = queues.some(({ queue }) => queue === 'dlq');
   const postsToConnections = 'postsToConnections' in def && def.postsToConnections;
   const model: ModelConfig =
     e[ENV.model] === 'bedrock'
@@ -81,6 +86,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
   return Object.freeze({
     tables: Object.freeze(tables),
     requestQueueUrl: usesQueue ? required(e[ENV.requestQueueUrl], QUEUES.requests.env) : undefined,
+    deadLetterQueueUrl: usesDlq ? required(e[ENV.deadLetterQueueUrl], QUEUES.dlq.env) : undefined,
     wsManagementEndpoint: postsToConnections
       ? required(e[ENV.wsManagementEndpoint], ENV.wsManagementEndpoint)
       : undefined,

@@ -77,6 +77,10 @@ export interface DecideInput {
 export interface AllowedDecision {
   readonly allowed: true;
   readonly tier: Tier;
+  /** The effective limits applied (tier + unexpired override): queue ETAs are derived from them. */
+  readonly policy: LimitPolicy;
+  /** The user's waiting request ids after this decision, head first (a replay removes the head). */
+  readonly queued: readonly string[];
   readonly reservation: TokenReservation;
   readonly limits: readonly LimitState[];
   /** True when the store failed and the fail-open policy admitted the request without counting it. */
@@ -86,6 +90,8 @@ export interface AllowedDecision {
 export interface DeniedDecision {
   readonly allowed: false;
   readonly tier: Tier;
+  /** The effective limits applied (tier + unexpired override). */
+  readonly policy: LimitPolicy;
   /**
    * The limit that blocks, or `queue` when the limiter would admit but the user has requests
    * waiting (direct mode), or `unavailable` when the store failed and the policy is fail-closed.
@@ -112,6 +118,7 @@ export type ResetScope = 'messages' | 'tokens' | 'all';
 export interface UserStatus {
   readonly userId: string;
   readonly tier: Tier;
+  readonly policy: LimitPolicy;
   readonly limits: readonly LimitState[];
   /** The user's waiting request ids, head first. */
   readonly queued: readonly string[];

@@ -80,7 +80,7 @@ export interface AllowedDecision {
   /** The effective limits applied (tier + unexpired override): queue ETAs are derived from them. */
   readonly policy: LimitPolicy;
   /** The user's waiting request ids after this decision, head first (a replay removes the head). */
-  readonly queued: readonly string[];
+  readonly waiting: readonly string[];
   readonly reservation: TokenReservation;
   readonly limits: readonly LimitState[];
   /** True when the store failed and the fail-open policy admitted the request without counting it. */

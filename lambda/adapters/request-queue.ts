@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { QueueMessageBody } from '../core/queue/request';
+
+/** SQS caps a visibility timeout at 12 hours. */
+const MAX_VISIBILITY_SECONDS = 12 * 3600;
+
+/**
+ * The FIFO request queue: one message group per user, so a user's requests are handed out in order
+ * and never two at once, and the request id as deduplication id, so a retried send cannot queue a
+ * request twice within SQS's five-minute deduplication window.
+ */
+export class RequestQueue {
+  constructor(
+    private readonly client: SQSClient,
+    private readonly queueUrl: string,
+    private readonly deadLetterQueueUrl?: string,
+  ) {}
+
+  async send(body: QueueMessageBody): Promise<void> {
+    await this.client.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: JSON.stringify(body),
+        MessageGroupId: messageGroupId(body.userId),
+        MessageDeduplicationId: deduplicationId(body.userId, body.requestId),
+      }),
+    );
+  }
+
+  /** Hides a received message until its request may be admitted (rounded up to whole seconds). */
+  async defer(receiptHandle: string, delayMs: number): Promise<void> {
+    const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(0, Math.ceil(delayMs / 1000)));
+    await this.client.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: this.queueUrl,
+        ReceiptHandle: receiptHandle,
+        VisibilityTimeout: seconds,
+      }),
+    );
+  }
+
+  /**
+   * Parks a message that failed for good in the dead-letter queue, with the reason, so the receive
+   * budget of the main queue (sized for deferrals) is not spent on retrying it.
+   */
+  async moveToDeadLetterQueue(rawBody: string, groupId: string, dedupId: string, reason: string): Promise<void> {
+    if (!this.deadLetterQueueUrl) throw new Error('no dead-letter queue configured');
+    await this.client.send(
+      new SendMessageCommand({
+        QueueUrl: this.deadLetterQueueUrl,
+        MessageBody: rawBody,
+        MessageGroupId: groupId,
+        MessageDeduplicationId: dedupId,
+        MessageAttributes: { reason: { DataType: 'String', StringValue: reason.slice(0, 256) } },
+      }),
+    );
+  }
+}
+
+/**
+ * SQS allows 128 characters of `[A-Za-z0-9!-~]` in group ids; identities from an OIDC issuer may
+ * be longer or use other characters, so those are hashed (stable, so ordering per user holds).
+ */
+export function messageGroupId(userId: string): string {
+  return /^[\x21-\x7e]{1,128}$/.test(userId) ? userId : `h-${sha256(userId)}`;
+}
+
+function deduplicationId(userId: string, requestId: string): string {
+  return sha256(`${userId}\n${requestId}`);
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { DeniedDecision, Tier } from '../core/limiter/types';
+import type { DeniedDecision, Tier, UserStatus } from '../core/limiter/types';
 import { estimatedWaitSeconds } from '../core/queue/eta';
 import { queueDeadlineEpochMs } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
@@ -212,24 +212,8 @@ export class ChatService {
 
   /** The user's limits, usage and queue (`status`), consuming nothing. */
   async status(identity: Identity): Promise<OutgoingMessage> {
-    const status = await this.deps.limiter.status(identity.userId, identity.tier, this.deps.now());
-    return {
-      type: 'status',
-      timestamp: this.deps.now(),
-      userId: status.userId,
-      tier: status.tier,
-      limits: status.limits.map((l) => ({
-        name: l.name,
-        limit: l.limit,
-        used: l.used,
-        remaining: l.remaining,
-        resetAt: l.resetAtEpochMs,
-      })),
-      queue: {
-        queued: status.queued.length,
-        requests: status.queued.map((id, i) => ({ requestId: id, position: i + 1 })),
-      },
-    };
+    const nowMs = this.deps.now();
+    return statusMessage(await this.deps.limiter.status(identity.userId, identity.tier, nowMs), nowMs);
   }
 
   /** Re-delivers finished replies kept while the user had no connection (`resume`). */
@@ -249,6 +233,27 @@ export class ChatService {
     const { sender, directory, store, now } = this.deps;
     return new ReplyChannel(userId, connectionId, { sender, directory, store, now });
   }
+}
+
+/** The protocol `status` message for a user's status. */
+export function statusMessage(status: UserStatus, nowMs: number): OutgoingMessage {
+  return {
+    type: 'status',
+    timestamp: nowMs,
+    userId: status.userId,
+    tier: status.tier,
+    limits: status.limits.map((l) => ({
+      name: l.name,
+      limit: l.limit,
+      used: l.used,
+      remaining: l.remaining,
+      resetAt: l.resetAtEpochMs,
+    })),
+    queue: {
+      queued: status.queued.length,
+      requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),
+    },
+  };
 }
 
 function queuedReason(decision: DeniedDecision): string {

@@ -123,6 +123,8 @@ export interface UserStatus {
   /** The user's waiting request ids, head first. */
   readonly queued: readonly string[];
   readonly override?: LimitOverride;
+  /** False when the store has no item for this user yet (admin `usage` reports unknown users). */
+  readonly known?: boolean;
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

@@ -44,7 +44,12 @@ export class RequestQueue {
    * Parks a message that failed for good in the dead-letter queue, with the reason, so the receive
    * budget of the main queue (sized for deferrals) is not spent on retrying it.
    */
-  async moveToDeadLetterQueue(rawBody: string, groupId: string, dedupId: string, reason: string): Promise<void> {
+  async moveToDeadLetterQueue(
+    rawBody: string,
+    groupId: string,
+    dedupId: string,
+    reason: string,
+  ): Promise<void> {
     if (!this.deadLetterQueueUrl) throw new Error('no dead-letter queue configured');
     await this.client.send(
       new SendMessageCommand({

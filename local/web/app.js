@@ -1,0 +1,317 @@
+// The chat page: protocol v1 over one WebSocket, with the limits and the queue made visible.
+// Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
+// and against a deployed stack (paste the wss:// URL and a token).
+
+const $ = (id) => document.getElementById(id);
+const els = {
+  connection: $('connection'),
+  identity: $('identity'),
+  settings: $('settings'),
+  form: $('connect-form'),
+  url: $('ws-url'),
+  token: $('token'),
+  log: $('log'),
+  composer: $('composer'),
+  message: $('message'),
+  gauges: $('gauges'),
+  queue: $('queue'),
+  queueEmpty: $('queue-empty'),
+};
+
+const LIMIT_LABELS = {
+  messageRate: 'Messages (bucket)',
+  hourlyMessages: 'Messages this hour',
+  dailyMessages: 'Messages today',
+  dailyTokens: 'Tokens today',
+};
+
+const state = {
+  ws: undefined,
+  wantOpen: false,
+  attempts: 0,
+  replies: new Map(), // requestId -> <li> of the streaming reply
+  queued: new Map(), // requestId -> { position, total, etaAtMs, text }
+  retryTimer: undefined,
+};
+
+function init() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const defaultUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/local`;
+  els.url.value = params.get('url') || localStorage.getItem('chat-limiter.url') || defaultUrl;
+  els.token.value = params.get('token') || sessionStorage.getItem('chat-limiter.token') || '';
+  if (params.get('token')) history.replaceState(null, '', location.pathname); // keep tokens out of history
+  els.form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    connect();
+  });
+  els.composer.addEventListener('submit', (e) => {
+    e.preventDefault();
+    sendMessage();
+  });
+  els.message.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey) {
+      e.preventDefault();
+      sendMessage();
+    }
+  });
+  setInterval(renderQueue, 500);
+  if (els.url.value && els.token.value) connect();
+  else els.settings.open = true;
+}
+
+function connect() {
+  localStorage.setItem('chat-limiter.url', els.url.value);
+  sessionStorage.setItem('chat-limiter.token', els.token.value);
+  state.wantOpen = true;
+  state.ws?.close(1000);
+  open();
+}
+
+function open() {
+  setConnection(state.attempts ? 'reconnecting' : 'connecting');
+  const url = `${els.url.value}${els.url.value.includes('?') ? '&' : '?'}token=${encodeURIComponent(els.token.value)}`;
+  const ws = new WebSocket(url);
+  state.ws = ws;
+  let opened = false;
+  ws.onopen = () => {
+    opened = true;
+    state.attempts = 0;
+    setConnection('connected');
+    els.settings.open = false;
+    showIdentity();
+    send({ action: 'resume' });
+    send({ action: 'status' });
+  };
+  ws.onmessage = (event) => {
+    let msg;
+    try {
+      msg = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    handle(msg);
+  };
+  ws.onclose = (event) => {
+    if (state.ws !== ws) return;
+    setConnection('disconnected');
+    if (!opened && state.attempts === 0) {
+      notice(
+        'Could not connect: check the URL and the token (expired or wrong tokens are refused).',
+        'refusal',
+      );
+      els.settings.open = true;
+    }
+    if (state.wantOpen && event.code !== 1000) {
+      // Back off 1, 2, 4 … 30 s; `resume` on reconnect delivers replies finished meanwhile.
+      const delay = Math.min(30_000, 1000 * 2 ** state.attempts++);
+      setConnection('reconnecting');
+      setTimeout(() => state.wantOpen && open(), delay);
+    }
+  };
+}
+
+function send(payload) {
+  if (state.ws?.readyState !== WebSocket.OPEN) {
+    notice('Not connected yet.', 'refusal');
+    return false;
+  }
+  state.ws.send(JSON.stringify(payload));
+  return true;
+}
+
+function sendMessage() {
+  const text = els.message.value.trim();
+  if (!text) return;
+  const requestId = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
+  if (!send({ action: 'sendMessage', requestId, message: text })) return;
+  addEntry('user', text, requestId);
+  els.message.value = '';
+  els.message.focus();
+}
+
+function handle(msg) {
+  const id = msg.requestId;
+  switch (msg.type) {
+    case 'message_accepted':
+      break;
+    case 'request_queued':
+    case 'queue_position': {
+      const previous = state.queued.get(id);
+      state.queued.set(id, {
+        position: msg.position,
+        total: msg.totalInQueue,
+        etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,
+        text: previous?.text ?? textOf(id),
+      });
+      if (msg.type === 'request_queued')
+        notice(`Queued: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${msg.message ?? ''}`);
+      renderQueue();
+      break;
+    }
+    case 'queue_processing_started':
+      state.queued.delete(id);
+      renderQueue();
+      break;
+    case 'chunk':
+      replyEntry(id).textContent += msg.text;
+      scrollDown();
+      break;
+    case 'message_complete': {
+      const li = replyEntry(id);
+      li.textContent = msg.text;
+      li.classList.remove('streaming');
+      const meta = document.createElement('span');
+      meta.className = 'meta';
+      meta.textContent = `${msg.usage.inputTokens} in + ${msg.usage.outputTokens} out tokens`;
+      li.append(meta);
+      state.replies.delete(id);
+      send({ action: 'status' });
+      break;
+    }
+    case 'request_cancelled':
+      state.queued.delete(id);
+      renderQueue();
+      notice(`Request ${id} cancelled.`);
+      break;
+    case 'request_expired':
+      state.queued.delete(id);
+      renderQueue();
+      notice(`Request ${id} expired: it waited too long.`, 'refusal');
+      break;
+    case 'request_failed':
+      state.queued.delete(id);
+      renderQueue();
+      notice(`Request ${id} failed: ${msg.message}`, 'refusal');
+      break;
+    case 'status':
+      renderGauges(msg);
+      break;
+    case 'error':
+      refusal(msg);
+      break;
+  }
+}
+
+function refusal(msg) {
+  const d = msg.details || {};
+  const li = notice('', 'refusal');
+  const label = d.limit ? ` (${LIMIT_LABELS[d.limit] || d.limit})` : '';
+  const base = `Refused${label}: ${msg.message}`;
+  if (d.retryAfter === undefined) {
+    li.textContent = `${base} [${msg.code}]`;
+    return;
+  }
+  const until = Date.now() + d.retryAfter * 1000;
+  const tick = () => {
+    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+    li.textContent = left > 0 ? `${base} Retry in ${left} s.` : `${base} You can send again now.`;
+    if (left > 0) setTimeout(tick, 1000);
+  };
+  tick();
+}
+
+function renderGauges(status) {
+  els.gauges.replaceChildren(
+    ...status.limits.map((l) => {
+      const div = document.createElement('div');
+      div.className = 'gauge';
+      div.dataset.limit = l.name;
+      const label = document.createElement('div');
+      label.className = 'label';
+      const name = document.createElement('span');
+      name.textContent = LIMIT_LABELS[l.name] || l.name;
+      const value = document.createElement('span');
+      value.className = 'value';
+      value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
+      label.append(name, value);
+      const meter = document.createElement('meter');
+      meter.min = 0;
+      meter.max = l.limit;
+      meter.value = l.remaining;
+      meter.low = l.limit * 0.2;
+      meter.optimum = l.limit;
+      meter.setAttribute('aria-label', `${name.textContent}: ${value.textContent}`);
+      const reset = document.createElement('div');
+      reset.className = 'reset';
+      reset.textContent = `full again ${new Date(l.resetAt).toLocaleTimeString()}`;
+      div.append(label, meter, reset);
+      return div;
+    }),
+  );
+  els.identity.textContent = `${status.userId} · ${status.tier}`;
+}
+
+function renderQueue() {
+  const items = [...state.queued.entries()].sort((a, b) => a[1].position - b[1].position);
+  els.queueEmpty.hidden = items.length > 0;
+  els.queue.replaceChildren(
+    ...items.map(([id, q]) => {
+      const li = document.createElement('li');
+      li.dataset.requestId = id;
+      const pos = document.createElement('span');
+      pos.className = 'pos';
+      pos.textContent = `#${q.position}`;
+      const text = document.createElement('span');
+      text.className = 'text';
+      text.textContent = (q.text || id).slice(0, 40);
+      const eta = document.createElement('span');
+      eta.className = 'eta';
+      eta.textContent = `~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
+      const cancel = document.createElement('button');
+      cancel.className = 'secondary';
+      cancel.type = 'button';
+      cancel.textContent = 'Cancel';
+      cancel.setAttribute('aria-label', `Cancel queued request #${q.position}`);
+      cancel.addEventListener('click', () => send({ action: 'cancel', requestId: id }));
+      li.append(pos, text, eta, cancel);
+      return li;
+    }),
+  );
+}
+
+function addEntry(kind, text, requestId) {
+  const li = document.createElement('li');
+  li.className = kind;
+  li.textContent = text;
+  if (requestId) li.dataset.requestId = requestId;
+  els.log.append(li);
+  scrollDown();
+  return li;
+}
+
+function replyEntry(id) {
+  let li = state.replies.get(id);
+  if (!li) {
+    li = addEntry('assistant streaming', '', id);
+    state.replies.set(id, li);
+  }
+  return li;
+}
+
+function notice(text, kind = 'notice') {
+  return addEntry(kind, text);
+}
+
+function textOf(requestId) {
+  return els.log.querySelector(`li.user[data-request-id="${CSS.escape(requestId)}"]`)?.textContent;
+}
+
+function scrollDown() {
+  els.log.scrollTop = els.log.scrollHeight;
+}
+
+function setConnection(text) {
+  els.connection.textContent = text;
+  els.connection.className = `pill ${text}`;
+}
+
+function showIdentity() {
+  try {
+    const claims = JSON.parse(atob(els.token.value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    els.identity.textContent = `${claims.sub}${claims.tier ? ` · ${claims.tier}` : ''}`;
+  } catch {
+    els.identity.textContent = '';
+  }
+}
+
+init();

@@ -1,0 +1,108 @@
+import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
+import { isTier } from '../../core/limiter/policy';
+import type { Tier } from '../../core/limiter/types';
+import { ENV } from '../../core/resources';
+
+/**
+ * The development-only HS256 secret of `npm start` and `npm run token`. Deployed stacks never use
+ * it: they generate a secret in Secrets Manager or trust an OIDC issuer.
+ */
+export const DEV_JWT_SECRET = 'chat-limiter-local-development-secret-do-not-deploy';
+
+export interface VerifiedIdentity {
+  readonly userId: string;
+  readonly tier?: Tier;
+}
+
+export type VerifyResult =
+  | { readonly ok: true; readonly identity: VerifiedIdentity }
+  | { readonly ok: false; readonly reason: 'expired' | 'invalid' };
+
+export type VerifierConfig =
+  | { readonly mode: 'secret'; readonly secret: string }
+  | { readonly mode: 'secret-arn'; readonly secretArn: string; readonly client?: SecretsManagerClient }
+  | { readonly mode: 'oidc'; readonly issuer: string; readonly jwksUrl?: string; readonly audience?: string };
+
+/**
+ * Verifies chat tokens: HS256 with a shared secret (locally from `JWT_SECRET`, in AWS read once
+ * per cold start from Secrets Manager), or an OIDC issuer's RS256/ES256 keys (e.g. Cognito).
+ * `alg: none` and algorithm confusion are refused by pinning the algorithms per mode.
+ */
+export class JwtVerifier {
+  private key: Promise<Uint8Array | JWTVerifyGetKey> | undefined;
+
+  constructor(private readonly config: VerifierConfig) {}
+
+  async verify(token: string): Promise<VerifyResult> {
+    try {
+      const key = await this.resolveKey();
+      const options =
+        this.config.mode === 'oidc'
+          ? { issuer: this.config.issuer, audience: this.config.audience, algorithms: ['RS256', 'ES256'] }
+          : { algorithms: ['HS256'] };
+      const { payload } =
+        typeof key === 'function'
+          ? await jwtVerify(token, key, options)
+          : await jwtVerify(token, key, options);
+      return identityFrom(payload);
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'expired' };
+      if (err instanceof errors.JOSEError || err instanceof TypeError)
+        return { ok: false, reason: 'invalid' };
+      throw err;
+    }
+  }
+
+  private resolveKey(): Promise<Uint8Array | JWTVerifyGetKey> {
+    this.key ??= this.loadKey().catch((err) => {
+      this.key = undefined; // try again on the next invocation
+      throw err;
+    });
+    return this.key;
+  }
+
+  private async loadKey(): Promise<Uint8Array | JWTVerifyGetKey> {
+    const config = this.config;
+    switch (config.mode) {
+      case 'secret':
+        return new TextEncoder().encode(config.secret);
+      case 'secret-arn': {
+        const client = config.client ?? new SecretsManagerClient({});
+        const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: config.secretArn }));
+        if (!SecretString) throw new Error('the JWT secret is empty');
+        return new TextEncoder().encode(SecretString);
+      }
+      case 'oidc':
+        return createRemoteJWKSet(
+          new URL(config.jwksUrl ?? `${config.issuer.replace(/\/$/, '')}/.well-known/jwks.json`),
+        );
+    }
+  }
+}
+
+function identityFrom(payload: JWTPayload): VerifyResult {
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 256) {
+    return { ok: false, reason: 'invalid' };
+  }
+  // An unknown tier claim is ignored (the user gets their record's tier or `free`), not trusted.
+  const tier = isTier(payload.tier) ? payload.tier : undefined;
+  return { ok: true, identity: { userId: payload.sub, tier } };
+}
+
+/** The verifier configuration from the authorizer's environment. */
+export function verifierConfigFromEnv(
+  env: Readonly<Record<string, string | undefined>> = process.env,
+): VerifierConfig {
+  if (env[ENV.jwtIssuer]) {
+    return {
+      mode: 'oidc',
+      issuer: env[ENV.jwtIssuer]!,
+      jwksUrl: env[ENV.jwtJwksUrl],
+      audience: env[ENV.jwtAudience],
+    };
+  }
+  if (env[ENV.jwtSecretArn]) return { mode: 'secret-arn', secretArn: env[ENV.jwtSecretArn]! };
+  if (env[ENV.jwtSecret]) return { mode: 'secret', secret: env[ENV.jwtSecret]! };
+  throw new Error(`invalid configuration: set ${ENV.jwtIssuer}, ${ENV.jwtSecretArn} or ${ENV.jwtSecret}`);
+}

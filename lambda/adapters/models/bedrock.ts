@@ -1,0 +1,83 @@
+import {
+  type BedrockRuntimeClient,
+  ConverseStreamCommand,
+  type ConverseStreamCommandOutput,
+  ModelTimeoutException,
+  ServiceUnavailableException,
+  ThrottlingException,
+} from '@aws-sdk/client-bedrock-runtime';
+import type { ModelEvent, ModelPort } from '../../services/ports';
+
+/** A Bedrock failure worth another attempt (the processor retries these with backoff). */
+export class RetryableModelError extends Error {
+  readonly retryable = true as const;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryableModelError';
+  }
+}
+
+/**
+ * Amazon Bedrock through the Converse stream API. The output is capped with
+ * `inferenceConfig.maxTokens` = the reservation's allowance, which is what keeps the daily token
+ * budget from being overdrawn; usage comes from the stream's `metadata` event.
+ */
+export class BedrockModel implements ModelPort {
+  constructor(
+    private readonly client: BedrockRuntimeClient,
+    private readonly modelId: string,
+  ) {}
+
+  async *stream(input: {
+    prompt: string;
+    maxOutputTokens: number;
+    requestId: string;
+    signal?: AbortSignal;
+  }): AsyncIterable<ModelEvent> {
+    let response: ConverseStreamCommandOutput;
+    try {
+      response = await this.client.send(
+        new ConverseStreamCommand({
+          modelId: this.modelId,
+          messages: [{ role: 'user', content: [{ text: input.prompt }] }],
+          inferenceConfig: { maxTokens: input.maxOutputTokens },
+        }),
+        { abortSignal: input.signal },
+      );
+    } catch (err) {
+      throw classify(err);
+    }
+    let usage: { inputTokens: number; outputTokens: number } | undefined;
+    try {
+      for await (const event of response.stream ?? []) {
+        const e = event as {
+          contentBlockDelta?: { delta?: { text?: string } };
+          metadata?: { usage?: { inputTokens?: number; outputTokens?: number } };
+        };
+        const text = e.contentBlockDelta?.delta?.text;
+        if (text) yield { type: 'chunk', text };
+        if (e.metadata?.usage) {
+          usage = {
+            inputTokens: e.metadata.usage.inputTokens ?? 0,
+            outputTokens: e.metadata.usage.outputTokens ?? 0,
+          };
+        }
+      }
+    } catch (err) {
+      throw classify(err);
+    }
+    if (!usage) throw new Error('Bedrock stream ended without usage metadata');
+    yield { type: 'done', usage };
+  }
+}
+
+function classify(err: unknown): unknown {
+  if (
+    err instanceof ThrottlingException ||
+    err instanceof ServiceUnavailableException ||
+    err instanceof ModelTimeoutException
+  ) {
+    return new RetryableModelError('Bedrock is busy', { cause: err });
+  }
+  return err;
+}

@@ -1,0 +1,45 @@
+import { estimateTokens } from '../../core/tokens';
+import type { ModelEvent, ModelPort } from '../../services/ports';
+
+/**
+ * The built-in echo model: a deterministic streamed reply ("Echo: " + the message, word by word)
+ * with honest token counts, for local use, tests and benchmarks. Its output is cut at
+ * `maxOutputTokens` like a real model's.
+ */
+export class EchoModel implements ModelPort {
+  constructor(
+    private readonly options: {
+      /** Delay between chunks. @default 20 */
+      readonly delayMs: number;
+      readonly sleep?: (ms: number) => Promise<void>;
+    },
+  ) {}
+
+  async *stream(input: {
+    prompt: string;
+    maxOutputTokens: number;
+    requestId: string;
+    signal?: AbortSignal;
+  }): AsyncIterable<ModelEvent> {
+    const sleep = this.options.sleep ?? defaultSleep;
+    const reply = truncateToTokens(`Echo: ${input.prompt}`, input.maxOutputTokens);
+    const chunks = reply.match(/\S+\s*/g) ?? [reply];
+    for (const [i, text] of chunks.entries()) {
+      if (input.signal?.aborted) throw new Error('aborted');
+      if (i > 0 && this.options.delayMs > 0) await sleep(this.options.delayMs);
+      yield { type: 'chunk', text };
+    }
+    yield {
+      type: 'done',
+      usage: { inputTokens: estimateTokens(input.prompt), outputTokens: estimateTokens(reply) },
+    };
+  }
+}
+
+/** The longest prefix whose estimate fits `maxTokens` (four characters per token). */
+function truncateToTokens(text: string, maxTokens: number): string {
+  const chars = [...text];
+  return chars.length <= maxTokens * 4 ? text : chars.slice(0, Math.max(1, maxTokens * 4)).join('');
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

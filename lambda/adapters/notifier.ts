@@ -1,0 +1,51 @@
+import {
+  ApiGatewayManagementApiClient,
+  GoneException,
+  PostToConnectionCommand,
+} from '@aws-sdk/client-apigatewaymanagementapi';
+import type { ConnectionSender, OutgoingMessage } from '../services/ports';
+
+export class NotifierError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NotifierError';
+  }
+}
+
+/**
+ * Posts server messages to WebSocket connections through the `@connections` management API. A
+ * `GoneException` is an answer, not a fault: the client left, so the record is dropped and the
+ * caller hears `gone` and may try the user's other connections.
+ */
+export class Notifier implements ConnectionSender {
+  private readonly client: ApiGatewayManagementApiClient;
+  private readonly registry?: { remove(connectionId: string): Promise<void> };
+
+  constructor(options: {
+    endpoint?: string;
+    client?: ApiGatewayManagementApiClient;
+    registry?: { remove(connectionId: string): Promise<void> };
+  }) {
+    if (!options.client && !options.endpoint) throw new Error('Notifier needs an endpoint or a client');
+    this.client = options.client ?? new ApiGatewayManagementApiClient({ endpoint: options.endpoint });
+    this.registry = options.registry;
+  }
+
+  async send(connectionId: string, message: OutgoingMessage): Promise<'sent' | 'gone'> {
+    try {
+      await this.client.send(
+        new PostToConnectionCommand({
+          ConnectionId: connectionId,
+          Data: Buffer.from(JSON.stringify(message)),
+        }),
+      );
+      return 'sent';
+    } catch (err) {
+      if (err instanceof GoneException) {
+        await this.registry?.remove(connectionId);
+        return 'gone';
+      }
+      throw new NotifierError(`posting to connection ${connectionId} failed`, { cause: err });
+    }
+  }
+}

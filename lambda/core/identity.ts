@@ -1,0 +1,31 @@
+import { isTier } from './limiter/policy';
+import type { Tier } from './limiter/types';
+
+/** What the authorizer passes on for every event of a connection (API Gateway adds principalId). */
+export interface AuthorizerContext {
+  readonly principalId?: string;
+  readonly userId?: string;
+  readonly tier?: string;
+}
+
+export interface WebSocketRequestContext {
+  readonly connectionId: string;
+  readonly routeKey: string;
+  readonly authorizer?: AuthorizerContext;
+  readonly identity?: { readonly sourceIp?: string };
+  readonly [key: string]: unknown;
+}
+
+/**
+ * The user's identity comes only from the authorizer's context, never from the message body.
+ * A missing context means the API is misconfigured (a route reachable without `$connect`'s
+ * authorizer), so it fails loudly.
+ */
+export function identityFromAuthorizer(authorizer: AuthorizerContext | undefined): {
+  userId: string;
+  tier?: Tier;
+} {
+  const userId = authorizer?.userId ?? authorizer?.principalId;
+  if (!userId) throw new Error('no authorizer context on the event');
+  return { userId, tier: isTier(authorizer?.tier) ? authorizer.tier : undefined };
+}

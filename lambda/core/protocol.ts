@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { countChars } from './tokens';
+
+/**
+ * Protocol v1 (SPEC §3): what clients may send, and the `error` message for what they may not.
+ * Parsing never throws: every bad frame becomes a value with the protocol error code to answer.
+ */
+
+export const ERROR_CODES = [
+  'RATE_LIMIT_EXCEEDED',
+  'QUEUE_FULL',
+  'INVALID_REQUEST',
+  'MESSAGE_TOO_LARGE',
+  'UNKNOWN_ACTION',
+  'NOT_FOUND',
+  'INTERNAL_ERROR',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export const ACTIONS = ['sendMessage', 'cancel', 'status', 'resume', 'ping'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** Client-chosen ids: letters, digits, `_` and `-`, 1 to 64 of them. */
+export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** Deeper JSON than this is refused before it is parsed. */
+export const MAX_JSON_DEPTH = 32;
+/** Upper bound of `maxTokens` a client may ask for; the tier's budget caps it further. */
+export const MAX_REQUESTED_TOKENS = 100_000;
+
+const requestId = z.string().regex(REQUEST_ID_PATTERN, 'must be 1-64 of A-Z a-z 0-9 _ -');
+
+// Unknown fields are ignored (and dropped): a `userId` in the body never reaches the handlers.
+const schemas = {
+  sendMessage: z.object({
+    action: z.literal('sendMessage'),
+    message: z.string().min(1, 'must not be empty'),
+    requestId: requestId.optional(),
+    conversationId: z.string().regex(REQUEST_ID_PATTERN, 'must be 1-64 of A-Z a-z 0-9 _ -').optional(),
+    maxTokens: z
+      .number()
+      .int('must be an integer')
+      .positive('must be positive')
+      .max(MAX_REQUESTED_TOKENS)
+      .optional(),
+  }),
+  cancel: z.object({ action: z.literal('cancel'), requestId }),
+  status: z.object({ action: z.literal('status') }),
+  resume: z.object({ action: z.literal('resume') }),
+  ping: z.object({ action: z.literal('ping') }),
+} satisfies Record<Action, z.ZodType>;
+
+export type ClientRequest = { [A in Action]: z.infer<(typeof schemas)[A]> }[Action];
+
+export interface ProtocolError {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly requestId?: string;
+  readonly details?: Record<string, unknown>;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly request: ClientRequest }
+  | { readonly ok: false; readonly error: ProtocolError };
+
+const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Parses one WebSocket frame into a client request, or the error to answer it with. */
+export function parseClientFrame(
+  body: string | undefined | null,
+  options: { maxMessageChars: number },
+): ParseResult {
+  if (typeof body !== 'string' || body.length === 0)
+    return fail('INVALID_REQUEST', 'Empty frame: send a JSON object.');
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
+    return fail('INVALID_REQUEST', `JSON nested deeper than ${MAX_JSON_DEPTH} levels.`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return fail('INVALID_REQUEST', 'Malformed JSON.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('INVALID_REQUEST', 'A frame must be a JSON object with an "action".');
+  }
+  const frame = value as Record<string, unknown>;
+  const echoedId =
+    typeof frame.requestId === 'string' && REQUEST_ID_PATTERN.test(frame.requestId)
+      ? frame.requestId
+      : undefined;
+  const forbidden = Object.keys(frame).find((key) => FORBIDDEN_KEYS.has(key));
+  if (forbidden) return fail('INVALID_REQUEST', `Field "${forbidden}" is not allowed.`, echoedId);
+  const action = frame.action;
+  if (typeof action !== 'string' || !(ACTIONS as readonly string[]).includes(action)) {
+    return fail('UNKNOWN_ACTION', `Unknown action; use one of ${ACTIONS.join(', ')}.`, echoedId, {
+      action: typeof action === 'string' ? action.slice(0, 64) : null,
+    });
+  }
+  if (action === 'sendMessage' && typeof frame.message === 'string') {
+    const chars = countChars(frame.message);
+    if (chars > options.maxMessageChars) {
+      return fail(
+        'MESSAGE_TOO_LARGE',
+        `Message is ${chars} characters; the limit is ${options.maxMessageChars}.`,
+        echoedId,
+        {
+          maxMessageChars: options.maxMessageChars,
+          messageChars: chars,
+        },
+      );
+    }
+  }
+  const parsed = schemas[action as Action].safeParse(frame);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = issue?.path.join('.') || 'frame';
+    return fail('INVALID_REQUEST', `Invalid ${field}: ${issue?.message ?? 'bad value'}.`, echoedId, {
+      field,
+    });
+  }
+  return { ok: true, request: parsed.data as ClientRequest };
+}
+
+/** The protocol `error` message for a refusal or a bad frame. */
+export function errorMessage(
+  error: { code: ErrorCode; message: string; requestId?: string; details?: Record<string, unknown> },
+  nowMs: number,
+): {
+  type: 'error';
+  timestamp: number;
+  code: ErrorCode;
+  message: string;
+  requestId?: string;
+  details?: Record<string, unknown>;
+} {
+  return {
+    type: 'error',
+    timestamp: nowMs,
+    code: error.code,
+    message: error.message,
+    ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
+    ...(error.details === undefined ? {} : { details: error.details }),
+  };
+}
+
+function fail(
+  code: ErrorCode,
+  message: string,
+  requestId?: string,
+  details?: Record<string, unknown>,
+): ParseResult {
+  return { ok: false, error: { code, message, requestId, details } };
+}
+
+/**
+ * Does the JSON text nest deeper than `max`? One pass over the characters, skipping strings, so a
+ * hostile `[[[[…` frame is refused before `JSON.parse` spends time or stack on it.
+ */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34 /* " */) inString = false;
+    } else if (c === 34) inString = true;
+    else if (c === 123 /* { */ || c === 91 /* [ */) {
+      if (++depth > max) return true;
+    } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
+  }
+  return false;
+}

@@ -1,0 +1,40 @@
+/**
+ * The `$connect` REQUEST authorizer. API Gateway answers 401 itself when the `token` query
+ * parameter is missing (it is the identity source); a present but expired or forged token gets a
+ * Deny policy, which API Gateway turns into 403. The user id and tier travel on as the context.
+ */
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
+import { JwtVerifier, verifierConfigFromEnv } from '../adapters/auth/jwt-verifier';
+import { logger } from '../adapters/observability';
+
+let verifier: JwtVerifier | undefined;
+
+export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
+  verifier ??= new JwtVerifier(verifierConfigFromEnv());
+  const token = event.queryStringParameters?.token;
+  // API Gateway maps this exact message to 401 Unauthorized.
+  if (!token) throw new Error('Unauthorized');
+  const result = await verifier.verify(token);
+  if (!result.ok) {
+    logger.info('token refused', {
+      reason: result.reason,
+      sourceIp: event.requestContext?.identity?.sourceIp,
+    });
+    return policy('anonymous', 'Deny', event.methodArn);
+  }
+  const { userId, tier } = result.identity;
+  return {
+    ...policy(userId, 'Allow', event.methodArn),
+    context: tier ? { userId, tier } : { userId },
+  };
+}
+
+function policy(principalId: string, effect: 'Allow' | 'Deny', resource: string): APIGatewayAuthorizerResult {
+  return {
+    principalId,
+    policyDocument: {
+      Version: '2012-10-17',
+      Statement: [{ Action: 'execute-api:Invoke', Effect: effect, Resource: resource }],
+    },
+  };
+}

@@ -1,0 +1,26 @@
+import { SignJWT } from 'jose';
+import { DEV_JWT_SECRET } from '../lambda/adapters/auth/jwt-verifier';
+import type { Tier } from '../lambda/core/limiter/types';
+import { ENV } from '../lambda/core/resources';
+
+/**
+ * Signs an HS256 development token (`sub` = user, optional `tier` claim) with `JWT_SECRET` or the
+ * development secret. For the local stack, tests, and deployed stacks in secret mode (`--secret`).
+ */
+export async function signDevToken(options: {
+  userId: string;
+  tier?: Tier;
+  secret?: string;
+  /** @default 86400 (24 h); negative values make an already-expired token (for tests). */
+  expiresInSeconds?: number;
+  nowMs?: number;
+}): Promise<string> {
+  const nowSeconds = Math.floor((options.nowMs ?? Date.now()) / 1000);
+  const secret = options.secret ?? process.env[ENV.jwtSecret] ?? DEV_JWT_SECRET;
+  return new SignJWT(options.tier ? { tier: options.tier } : {})
+    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+    .setSubject(options.userId)
+    .setIssuedAt(nowSeconds)
+    .setExpirationTime(nowSeconds + (options.expiresInSeconds ?? 86_400))
+    .sign(new TextEncoder().encode(secret));
+}

@@ -130,6 +130,8 @@ export class ChatService {
         retryAfter: Math.ceil(decision.retryAfterMs / 1000),
         resetAt: decision.resetAtEpochMs,
       });
+    // MAX_QUEUED_PER_USER = 0 turns queueing off: an over-limit message is simply refused.
+    if (settings.maxQueuedPerUser === 0) return overLimit();
     if (decision.queued >= settings.maxQueuedPerUser) {
       return refused('QUEUE_FULL', `You already have ${decision.queued} requests waiting.`, requestId, {
         queued: decision.queued,
@@ -137,8 +139,13 @@ export class ChatService {
       });
     }
     const nowMs = now();
-    const wait = estimatedWaitSeconds(decision.queued + 1, decision.limits, decision.policy, nowMs);
-    if (wait > settings.maxQueueWaitSeconds) return overLimit();
+    // The refusal's own retryAfter is exact for this request; requests ahead can only add to it.
+    const waitFor = (position: number) =>
+      Math.max(
+        estimatedWaitSeconds(position, decision.limits, decision.policy, nowMs),
+        Math.ceil(decision.retryAfterMs / 1000),
+      );
+    if (waitFor(decision.queued + 1) > settings.maxQueueWaitSeconds) return overLimit();
 
     const created = await store.create({
       userId: identity.userId,
@@ -184,7 +191,7 @@ export class ChatService {
       message: queuedReason(decision),
       position: slot.position,
       totalInQueue,
-      estimatedWaitTime: estimatedWaitSeconds(slot.position, decision.limits, decision.policy, nowMs),
+      estimatedWaitTime: waitFor(slot.position),
     });
     return { kind: 'queued', requestId, position: slot.position };
   }

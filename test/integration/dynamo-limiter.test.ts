@@ -23,7 +23,13 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     const limiter = (options: Partial<ConstructorParameters<typeof DynamoLimiter>[0]> = {}) =>
       // A generous timeout: 300 writers at once queue up inside an emulator, and a timeout would
       // (correctly) fail open, which is not what these tests are about.
-      new DynamoLimiter({ client: localDynamoClient(endpoint()), tableName, tiers, timeoutMs: 30_000, ...options });
+      new DynamoLimiter({
+        client: localDynamoClient(endpoint()),
+        tableName,
+        tiers,
+        timeoutMs: 30_000,
+        ...options,
+      });
     const ask = (userId: string, over: Partial<Parameters<DynamoLimiter['decide']>[0]> = {}) => ({
       userId,
       requestId: randomUUID(),

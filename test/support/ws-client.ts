@@ -94,7 +94,11 @@ export class TestClient {
   }
 
   /** Sends a request and waits for the reply of the given type. */
-  async request(payload: Record<string, unknown> | string, type: string, timeoutMs?: number): Promise<ServerFrame> {
+  async request(
+    payload: Record<string, unknown> | string,
+    type: string,
+    timeoutMs?: number,
+  ): Promise<ServerFrame> {
     const from = this.frames.length;
     this.send(payload);
     return this.next((f) => f.type === type, { from, timeoutMs });

@@ -1,0 +1,116 @@
+/**
+ * The composition root of the functions: configuration parsed once, SDK clients and adapters
+ * created once per cold start and reused by every invocation, as Lambda best practice has it.
+ * Each function builds only what its FUNCTIONS entry gives it access to.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { type ChatConfig, parseFunctionConfig } from '../config';
+import type { FunctionKey } from '../core/resources';
+import { AdminService } from '../services/admin-service';
+import { ChatService } from '../services/chat-service';
+import type { ConnectionDirectory, ConnectionSender } from '../services/ports';
+import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-service';
+import { ConnectionRegistry } from './connections';
+import { DynamoLimiter } from './dynamo-limiter';
+import { createChatModel } from './models';
+import { Notifier } from './notifier';
+import { logPort, metricsPort } from './observability';
+import { RequestQueue } from './request-queue';
+import { RequestStore } from './request-store';
+
+const now = () => Date.now();
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+function once<T>(build: () => T): () => T {
+  let value: T | undefined;
+  return () => {
+    value ??= build();
+    return value;
+  };
+}
+
+function dynamoClient(config: ChatConfig): DynamoDBClient {
+  // Locally the endpoint points at the emulator; in AWS it is unset and the SDK finds DynamoDB.
+  return new DynamoDBClient({ endpoint: config.dynamodbEndpoint, maxAttempts: 2 });
+}
+
+function limiterFor(config: ChatConfig, client: DynamoDBClient): DynamoLimiter {
+  return new DynamoLimiter({
+    client,
+    tableName: config.tables.limits!,
+    tiers: config.tiers,
+    failPolicy: config.failPolicy,
+    timeoutMs: config.limiterTimeoutMs,
+  });
+}
+
+function connectionsFor(config: ChatConfig, client: DynamoDBClient): ConnectionRegistry {
+  return new ConnectionRegistry({ client, tableName: config.tables.connections! });
+}
+
+/** The parts shared by every function that talks to users: limiter, records, connections. */
+function userFacing(fn: FunctionKey) {
+  const config = parseFunctionConfig(fn);
+  const dynamo = dynamoClient(config);
+  const limiter = limiterFor(config, dynamo);
+  const store = new RequestStore(dynamo, config.tables.requests!);
+  const connections = connectionsFor(config, dynamo);
+  const notifier = new Notifier({ endpoint: config.wsManagementEndpoint!, registry: connections });
+  const sender: ConnectionSender = notifier;
+  const directory: ConnectionDirectory = connections;
+  return { config, dynamo, limiter, store, connections, sender, directory };
+}
+
+export const chatRuntime = once(() => {
+  const base = userFacing('message');
+  const { config } = base;
+  const queue = new RequestQueue(new SQSClient({ endpoint: config.sqsEndpoint }), config.requestQueueUrl!);
+  const chat = new ChatService({
+    ...base,
+    queue,
+    model: createChatModel(config.model),
+    metrics: metricsPort,
+    log: logPort,
+    settings: { maxQueuedPerUser: config.maxQueuedPerUser, maxQueueWaitSeconds: config.maxQueueWaitSeconds },
+    now,
+  });
+  return { ...base, chat, now };
+});
+
+export const processorRuntime = once(() => {
+  const base = userFacing('processor');
+  const { config } = base;
+  const queue = new RequestQueue(
+    new SQSClient({ endpoint: config.sqsEndpoint }),
+    config.requestQueueUrl!,
+    config.deadLetterQueueUrl,
+  );
+  const replay = new ReplayService({
+    ...base,
+    queue,
+    model: createChatModel(config.model),
+    metrics: metricsPort,
+    log: logPort,
+    settings: DEFAULT_REPLAY_SETTINGS,
+    now,
+    sleep,
+  });
+  return { ...base, replay, now };
+});
+
+export const adminRuntime = once(() => {
+  const base = userFacing('admin');
+  return { ...base, admin: new AdminService({ ...base, log: logPort, now }), now };
+});
+
+export const connectRuntime = once(() => {
+  const config = parseFunctionConfig('connect');
+  const dynamo = dynamoClient(config);
+  return { config, limiter: limiterFor(config, dynamo), connections: connectionsFor(config, dynamo), now };
+});
+
+export const disconnectRuntime = once(() => {
+  const config = parseFunctionConfig('disconnect');
+  return { config, connections: connectionsFor(config, dynamoClient(config)), now };
+});

@@ -1,0 +1,23 @@
+/**
+ * The Admin function, invoked with IAM only (`aws lambda invoke`, `npm run admin`); no route of
+ * the WebSocket API reaches it. Validates the payload, runs one operation, answers with a value.
+ */
+import type { Context } from 'aws-lambda';
+import { flushObservability, logger } from '../adapters/observability';
+import { adminRuntime } from '../adapters/runtime';
+import { type AdminResponse, parseAdminRequest } from '../core/admin';
+
+export async function handler(event: unknown, context?: Context): Promise<AdminResponse> {
+  logger.addContext(context ?? ({} as Context));
+  try {
+    const parsed = parseAdminRequest(event);
+    if (!parsed.ok) {
+      logger.warn('admin request refused', { audit: true, reason: parsed.message });
+      return { ok: false, error: { code: 'INVALID_REQUEST', message: parsed.message } };
+    }
+    const result = await adminRuntime().admin.run(parsed.request);
+    return { ok: true, operation: parsed.request.operation, userId: parsed.request.userId, result };
+  } finally {
+    flushObservability();
+  }
+}

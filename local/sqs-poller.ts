@@ -1,0 +1,158 @@
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { lambdaContext } from './gateway/events';
+
+export interface SqsPollerOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  readonly queueArn: string;
+  readonly handler: (event: never, context: never) => Promise<unknown>;
+  /** Records per invocation, as the event source mapping's BatchSize. @default 10 */
+  readonly batchSize?: number;
+  /** Long-poll wait of each receive. @default 1 */
+  readonly waitTimeSeconds?: number;
+  /** Invocations running at once (Lambda's maximum concurrency of the mapping). @default 10 */
+  readonly maxConcurrentBatches?: number;
+  /** The function's timeout, for the context's remaining time. @default 100_000 */
+  readonly functionTimeoutMs?: number;
+  readonly onError?: (err: unknown) => void;
+}
+
+export interface SqsPoller {
+  /** Resolves when no invocation is running. */
+  idle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Feeds a queue to a Lambda handler the way Lambda's event source mapping does for FIFO queues:
+ * batches of records shaped like Lambda's, at most one batch in flight per message group (SQS
+ * itself hands out nothing more of a group while one of its messages is in flight), and
+ * `reportBatchItemFailures`: every record not listed as failed is deleted; if the handler throws,
+ * none is, and visibility timeout and the redrive policy take their course.
+ */
+export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
+  const batchSize = options.batchSize ?? 10;
+  const maxConcurrent = options.maxConcurrentBatches ?? 10;
+  const running = new Set<Promise<void>>();
+  const controller = new AbortController();
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const region = options.queueArn.split(':')[3] ?? 'us-east-1';
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      if (running.size >= maxConcurrent) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        continue;
+      }
+      let messages: Message[] = [];
+      try {
+        const response = await options.sqs.send(
+          new ReceiveMessageCommand({
+            QueueUrl: options.queueUrl,
+            MaxNumberOfMessages: batchSize,
+            WaitTimeSeconds: options.waitTimeSeconds ?? 1,
+            MessageSystemAttributeNames: ['All'],
+            MessageAttributeNames: ['All'],
+          }),
+          { abortSignal: controller.signal },
+        );
+        messages = response.Messages ?? [];
+      } catch (err) {
+        if (stopping) return;
+        options.onError?.(err);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        continue;
+      }
+      if (messages.length === 0) continue;
+      const task = invoke(messages).finally(() => {
+        running.delete(task);
+        wake?.();
+      });
+      running.add(task);
+    }
+  }
+
+  async function invoke(messages: Message[]): Promise<void> {
+    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, options.queueArn, region)) };
+    let failed: Set<string>;
+    try {
+      const result = (await options.handler(
+        event as never,
+        lambdaContext('processor', options.functionTimeoutMs ?? 100_000) as never,
+      )) as SQSBatchResponse | undefined;
+      failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch (err) {
+      options.onError?.(err);
+      return; // nothing deleted: the whole batch comes back after its visibility timeout
+    }
+    const done = messages.filter((m) => !failed.has(m.MessageId!));
+    if (done.length === 0) return;
+    try {
+      await options.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: options.queueUrl,
+          Entries: done.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })),
+        }),
+      );
+    } catch (err) {
+      options.onError?.(err);
+    }
+  }
+
+  const loopDone = loop();
+  return {
+    idle: async () => {
+      while (running.size > 0) await Promise.allSettled([...running]);
+    },
+    stop: async () => {
+      stopping = true;
+      controller.abort();
+      wake?.();
+      await loopDone.catch(() => undefined);
+      await Promise.allSettled([...running]);
+    },
+  };
+}
+
+function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
+  const a = message.Attributes ?? {};
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body ?? '',
+    attributes: {
+      ApproximateReceiveCount: a.ApproximateReceiveCount ?? '1',
+      SentTimestamp: a.SentTimestamp ?? String(Date.now()),
+      SenderId: a.SenderId ?? 'local',
+      ApproximateFirstReceiveTimestamp: a.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      SequenceNumber: a.SequenceNumber,
+      MessageGroupId: a.MessageGroupId,
+      MessageDeduplicationId: a.MessageDeduplicationId,
+    },
+    messageAttributes: Object.fromEntries(
+      Object.entries(message.MessageAttributes ?? {}).map(([k, v]) => [
+        k,
+        {
+          stringValue: v.StringValue,
+          binaryValue: v.BinaryValue ? Buffer.from(v.BinaryValue).toString('base64') : undefined,
+          stringListValues: [],
+          binaryListValues: [],
+          dataType: v.DataType ?? 'String',
+        },
+      ]),
+    ),
+    md5OfBody: message.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: region,
+  };
+}

@@ -1,0 +1,118 @@
+import { fileURLToPath } from 'node:url';
+import { DEV_JWT_SECRET } from '../lambda/adapters/auth/jwt-verifier';
+import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
+import { type Emulators, startEmulators } from './emulators';
+import { type LambdaHandler, loadHandler, startGateway } from './gateway';
+import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
+import { type SqsPoller, startSqsPoller } from './sqs-poller';
+
+export interface LocalStackOptions {
+  /** Gateway port; 0 picks a free one. @default 3001 */
+  readonly port?: number;
+  /** External emulators instead of the embedded ones. */
+  readonly dynamodbEndpoint?: string;
+  readonly sqsEndpoint?: string;
+  /** Prefix of table and queue names (tests use one per file). @default '' */
+  readonly prefix?: string;
+  /** Extra environment for the handlers (limits, model, queue settings...). */
+  readonly environment?: Readonly<Record<string, string>>;
+  /** Serve the chat page. @default true */
+  readonly serveWebPage?: boolean;
+  /** Run the SQS-to-Lambda poller for the processor. @default true */
+  readonly runProcessor?: boolean;
+}
+
+export interface LocalStack {
+  readonly wsUrl: string;
+  readonly httpUrl: string;
+  readonly managementEndpoint: string;
+  readonly emulators: Emulators;
+  readonly resources: LocalResources;
+  /** Resolves when the processor has nothing in flight. */
+  processorIdle(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const WEB_DIR = fileURLToPath(new URL('./web', import.meta.url));
+
+/**
+ * The local stack: emulators, tables and queues from the one definition, the handlers loaded by
+ * their Lambda entry points with the environment the CDK stack would give them, the WebSocket
+ * gateway in front, and the SQS poller feeding the processor.
+ *
+ * Handlers read their configuration once, at first import, as in Lambda: run one local stack per
+ * process.
+ */
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const emulators = await startEmulators({
+    dynamodbEndpoint: options.dynamodbEndpoint,
+    sqsEndpoint: options.sqsEndpoint,
+  });
+  const stops: (() => Promise<void>)[] = [() => emulators.stop()];
+  try {
+    const dynamo = localDynamoClient(emulators.dynamodbEndpoint);
+    const sqs = localSqsClient(emulators.sqsEndpoint);
+    const resources = await createLocalResources(dynamo, sqs, options.prefix ?? '');
+
+    // The gateway must listen before the handlers load: they read its @connections URL.
+    const gateway = await startGateway({
+      port: options.port ?? 3001,
+      staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
+    });
+    stops.unshift(() => gateway.stop());
+
+    Object.assign(process.env, {
+      [ENV.jwtSecret]: process.env[ENV.jwtSecret] ?? DEV_JWT_SECRET,
+      ...options.environment,
+      ...resourceEnvironment(resources),
+      [ENV.dynamodbEndpoint]: emulators.dynamodbEndpoint,
+      [ENV.sqsEndpoint]: emulators.sqsEndpoint,
+      [ENV.wsManagementEndpoint]: gateway.managementEndpoint,
+      AWS_REGION: process.env.AWS_REGION ?? LOCAL_REGION,
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? LOCAL_CREDENTIALS.secretAccessKey,
+      POWERTOOLS_SERVICE_NAME: 'chat-limiter',
+      POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
+    });
+
+    const handlers = {} as Record<FunctionKey, LambdaHandler>;
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[])
+      handlers[key] = await loadHandler(FUNCTIONS[key]);
+    const routes = Object.fromEntries(
+      (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, handlers[ROUTES[route]]]),
+    ) as Record<RouteKey, LambdaHandler>;
+    gateway.attach({
+      authorizer: handlers.authorizer,
+      routes,
+      functions: { [FUNCTIONS.admin.id]: handlers.admin },
+    });
+
+    let poller: SqsPoller | undefined;
+    if (options.runProcessor !== false) {
+      poller = startSqsPoller({
+        sqs,
+        queueUrl: resources.queues.requests.url,
+        queueArn: resources.queues.requests.arn,
+        handler: handlers.processor,
+      });
+      const running = poller;
+      stops.unshift(() => running.stop());
+    }
+
+    return {
+      wsUrl: gateway.wsUrl,
+      httpUrl: gateway.httpUrl,
+      managementEndpoint: gateway.managementEndpoint,
+      emulators,
+      resources,
+      processorIdle: () => poller?.idle() ?? Promise.resolve(),
+      stop: async () => {
+        for (const stop of stops) await stop();
+      },
+    };
+  } catch (err) {
+    for (const stop of stops) await stop().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,183 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { RequestStore } from '../../lambda/adapters/request-store';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { localDynamoClient } from '../../local/aws-clients';
+import type { LocalStack } from '../../local/stack';
+import { newUser, startTestStack } from '../support/local-stack';
+import { TestClient } from '../support/ws-client';
+
+describe('the request queue, end to end', () => {
+  let stack: LocalStack;
+  let limiter: DynamoLimiter;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    limiter = new DynamoLimiter({
+      client: localDynamoClient(stack.emulators.dynamodbEndpoint),
+      tableName: stack.resources.tables.limits,
+      tiers: parseTierLimits(''),
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  /** Sends n messages at once and waits until every one has been accepted or queued. */
+  async function burst(client: TestClient, n: number, prefix = 'm'): Promise<void> {
+    for (let i = 0; i < n; i++)
+      client.send({ action: 'sendMessage', requestId: `${prefix}${i}`, message: `q ${i}` });
+    await client.until(
+      () =>
+        client.frames.filter((f) => ['message_accepted', 'request_queued', 'error'].includes(f.type))
+          .length >= n,
+      20_000,
+    );
+  }
+
+  it('queues the 5 messages over the burst, drains them in order about 3 s apart, with honest waits', async () => {
+    const { token } = await newUser('thirty');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await burst(client, 30);
+    expect(client.ofType('message_accepted')).toHaveLength(25);
+    // API Gateway invokes the route concurrently, so which five wait is up to the race; their
+    // places are 1..5 in the order they were queued.
+    const queued = client
+      .ofType('request_queued')
+      .sort((a, b) => (a.position as number) - (b.position as number));
+    expect(queued.map((f) => f.position)).toEqual([1, 2, 3, 4, 5]);
+    // The global count moves as each request is queued; the last one counted sees all five.
+    expect(Math.max(...queued.map((f) => f.totalInQueue as number))).toBeGreaterThanOrEqual(5);
+
+    await client.until(() => client.ofType('message_complete').length === 30, 40_000);
+    const started = queued.map((q) => client.ofType('queue_processing_started', q.requestId as string)[0]!);
+    // In order, one refill (3 s) apart.
+    const startTimes = started.map((f) => f.timestamp);
+    expect([...startTimes].sort((a, b) => a - b)).toEqual(startTimes);
+    for (let i = 1; i < startTimes.length; i++) {
+      expect(startTimes[i]! - startTimes[i - 1]!).toBeGreaterThan(2000);
+      expect(startTimes[i]! - startTimes[i - 1]!).toBeLessThan(4500);
+    }
+    // Estimated wait within max(2 s, 20 %) of the real wait.
+    for (const [i, q] of queued.entries()) {
+      const real = (startTimes[i]! - q.timestamp) / 1000;
+      const estimate = q.estimatedWaitTime as number;
+      expect(Math.abs(real - estimate)).toBeLessThanOrEqual(Math.max(2, 0.2 * real));
+    }
+    // Every step of the queue is told: the 5th hears 4, 3, 2, 1.
+    const steps = (id: unknown) => client.ofType('queue_position', id as string).map((f) => f.position);
+    expect(steps(queued[4]!.requestId)).toEqual([4, 3, 2, 1]);
+    expect(steps(queued[1]!.requestId)).toEqual([1]);
+    expect(steps(queued[0]!.requestId)).toEqual([]);
+    // Each request ends exactly once.
+    for (let i = 0; i < 30; i++) expect(client.ofType('message_complete', `m${i}`)).toHaveLength(1);
+    client.close();
+  }, 60_000);
+
+  it('never lets a new message overtake queued ones, even when the limiter would admit it', async () => {
+    const { userId, token } = await newUser('order');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await burst(client, 26);
+    const waiting = client.ofType('request_queued')[0]!.requestId;
+    // The bucket is full again, but one request is still waiting: the next must line up behind it.
+    await limiter.reset(userId, 'messages', Date.now());
+    const queuedAfter = await client.request(
+      { action: 'sendMessage', requestId: 'late', message: 'late' },
+      'request_queued',
+    );
+    expect(queuedAfter).toMatchObject({ requestId: 'late', position: 2 });
+    await client.until(() => client.ofType('message_complete', 'late').length === 1, 20_000);
+    const order = client.frames.filter((f) => f.type === 'message_complete').map((f) => f.requestId);
+    expect(order.indexOf(waiting)).toBeLessThan(order.indexOf('late'));
+    client.close();
+  }, 30_000);
+
+  it('cancels a queued request: the sender is told, the ones behind move up, it never runs', async () => {
+    const { token } = await newUser('cancel');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await burst(client, 28);
+    const byPlace = (p: number) =>
+      client.ofType('request_queued').find((f) => f.position === p)!.requestId as string;
+    const [second, third] = [byPlace(2), byPlace(3)];
+    const cancelled = await client.request({ action: 'cancel', requestId: second }, 'request_cancelled');
+    expect(cancelled.requestId).toBe(second);
+    const moved = await client.next((f) => f.type === 'queue_position' && f.requestId === third);
+    expect(moved.position).toBe(2);
+    await client.until(() => client.ofType('message_complete', third).length === 1, 20_000);
+    expect(client.ofType('queue_processing_started', second)).toHaveLength(0);
+    expect(client.ofType('message_complete', second)).toHaveLength(0);
+    const again = await client.request({ action: 'cancel', requestId: second }, 'error');
+    expect(again.code).toBe('NOT_FOUND');
+    client.close();
+  }, 30_000);
+
+  it("cannot cancel another user's request", async () => {
+    const owner = await newUser('owner');
+    const other = await newUser('other');
+    const a = await TestClient.connect(stack.wsUrl, owner.token);
+    const b = await TestClient.connect(stack.wsUrl, other.token);
+    await burst(a, 26);
+    const waiting = a.ofType('request_queued')[0]!.requestId as string;
+    const refused = await b.request({ action: 'cancel', requestId: waiting }, 'error');
+    expect(refused.code).toBe('NOT_FOUND');
+    await a.until(() => a.ofType('message_complete', waiting).length === 1, 20_000);
+    a.close();
+    b.close();
+  }, 30_000);
+
+  it('caps a user at 10 queued requests (QUEUE_FULL) and lists them in status', async () => {
+    const { token } = await newUser('cap');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await burst(client, 36);
+    expect(client.ofType('request_queued')).toHaveLength(10);
+    const full = client.ofType('error');
+    expect(full).toHaveLength(1);
+    expect(full[0]).toMatchObject({ code: 'QUEUE_FULL' });
+    const status = await client.request({ action: 'status' }, 'status');
+    const queue = status.queue as { queued: number; requests: { requestId: string; position: number }[] };
+    expect(queue.queued).toBeGreaterThanOrEqual(9);
+    expect(queue.requests[0]?.position).toBe(1);
+    client.close();
+  }, 30_000);
+
+  it('refuses instead of queueing when the wait would exceed MAX_QUEUE_WAIT (token budget spent)', async () => {
+    const { userId, token } = await newUser('budget');
+    await limiter.setOverride(userId, { limits: { dailyTokens: 40 } });
+    const client = await TestClient.connect(stack.wsUrl, token);
+    const refusal = await client.request(
+      { action: 'sendMessage', requestId: 'big', message: 'x'.repeat(400) },
+      'error',
+    );
+    expect(refusal).toMatchObject({ code: 'RATE_LIMIT_EXCEEDED' });
+    expect((refusal.details as { limit: string }).limit).toBe('dailyTokens');
+    expect(client.ofType('request_queued')).toHaveLength(0);
+    client.close();
+  });
+
+  it('keeps the reply of a request whose sender left, and delivers it on resume', async () => {
+    const { userId, token } = await newUser('resume');
+    const first = await TestClient.connect(stack.wsUrl, token);
+    await burst(first, 26);
+    const waiting = first.ofType('request_queued')[0]!.requestId;
+    first.close();
+    // The processor finishes m25 with nobody connected: the reply is kept (bounded wait).
+    const store = new RequestStore(
+      localDynamoClient(stack.emulators.dynamodbEndpoint),
+      stack.resources.tables.requests,
+    );
+    await waitFor(async () => (await store.listReplies(userId, Date.now())).length === 1, 20_000);
+    const second = await TestClient.connect(stack.wsUrl, token);
+    const resumed = await second.request({ action: 'resume' }, 'message_complete');
+    expect(resumed).toMatchObject({ requestId: waiting, text: expect.any(String) });
+    await waitFor(async () => (await store.listReplies(userId, Date.now())).length === 0, 5_000);
+    second.close();
+  }, 30_000);
+});
+
+/** Re-checks `condition` on each processor step until it holds; fails after `timeoutMs`. */
+async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}

@@ -1,0 +1,41 @@
+import { randomUUID } from 'node:crypto';
+import { inject } from 'vitest';
+import { ENV } from '../../lambda/core/resources';
+import { signDevToken } from '../../local/dev-tokens';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/stack';
+
+/**
+ * Starts the whole local stack (gateway, handlers, poller) on the run's shared emulators, with a
+ * fresh resource prefix, a random port and no echo delay. One per test file: handlers read their
+ * configuration once per process, as in Lambda.
+ */
+export async function startTestStack(
+  environment: Record<string, string> = {},
+  options: Partial<LocalStackOptions> = {},
+): Promise<LocalStack> {
+  return startLocalStack({
+    port: 0,
+    dynamodbEndpoint: inject('dynamodbEndpoint'),
+    sqsEndpoint: inject('sqsEndpoint'),
+    prefix: `e2e-${randomUUID().slice(0, 8)}`,
+    serveWebPage: true,
+    ...options,
+    environment: {
+      [ENV.echoDelayMs]: '0',
+      // Every test connects from 127.0.0.1; tests of the per-IP limit set their own.
+      [ENV.connectLimitPerMinute]: '10000',
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      ...environment,
+    },
+  });
+}
+
+/** A fresh user id and a token for it. */
+export async function newUser(
+  label = 'user',
+  tier?: 'free' | 'pro' | 'enterprise',
+): Promise<{ userId: string; token: string }> {
+  const userId = `${label}-${randomUUID().slice(0, 8)}`;
+  return { userId, token: await signDevToken({ userId, tier }) };
+}

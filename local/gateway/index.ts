@@ -377,7 +377,10 @@ function serveStatic(res: ServerResponse, dir: string, pathname: string): void {
   const root = resolve(dir);
   const relative = normalize(decodeURIComponent(pathname)).replace(/^([/\\])+/, '');
   const file = resolve(root, relative === '' ? 'index.html' : relative);
-  if (file !== root && !file.startsWith(root + sep)) return sendJson(res, 404, { message: 'Not Found' });
+  if (file !== root && !file.startsWith(root + sep)) {
+    sendJson(res, 404, { message: 'Not Found' });
+    return;
+  }
   try {
     const stats = statSync(file);
     const target = stats.isDirectory() ? join(file, 'index.html') : file;

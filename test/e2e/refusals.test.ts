@@ -1,4 +1,3 @@
-import { DeleteConnectionCommand, GetConnectionCommand } from '@aws-sdk/client-apigatewaymanagementapi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/core/resources';
 import type { LocalStack } from '../../local/stack';

@@ -1,0 +1,225 @@
+import { randomUUID } from 'node:crypto';
+import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { EchoModel, RetryableModelError } from '../../lambda/adapters/models';
+import { RequestQueue } from '../../lambda/adapters/request-queue';
+import { RequestStore } from '../../lambda/adapters/request-store';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { queueDeadlineEpochMs } from '../../lambda/core/queue/request';
+import type { ModelPort, OutgoingMessage } from '../../lambda/services/ports';
+import {
+  DEFAULT_REPLAY_SETTINGS,
+  type QueueRecord,
+  ReplayService,
+} from '../../lambda/services/replay-service';
+import { createTestResources, type TestResources } from '../support/emulators';
+
+const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+
+/** Records what would have gone to each connection; the one test double of this file (no socket). */
+class RecordingSender {
+  readonly sent: { connectionId: string; message: OutgoingMessage }[] = [];
+  gone = new Set<string>();
+  async send(connectionId: string, message: OutgoingMessage): Promise<'sent' | 'gone'> {
+    if (this.gone.has(connectionId)) return 'gone';
+    this.sent.push({ connectionId, message });
+    return 'sent';
+  }
+  types(requestId: string): string[] {
+    return this.sent.filter((s) => s.message.requestId === requestId).map((s) => s.message.type);
+  }
+}
+
+describe('ReplayService (exactly once over at-least-once delivery)', () => {
+  let res: TestResources;
+  let clock: number;
+  let sender: RecordingSender;
+  let limiter: DynamoLimiter;
+  let store: RequestStore;
+  let queue: RequestQueue;
+
+  const service = (model: ModelPort = new EchoModel({ delayMs: 0 })) =>
+    new ReplayService({
+      limiter,
+      store,
+      queue,
+      sender,
+      directory: { listByUser: async () => [] },
+      model,
+      metrics: { count: () => undefined, milliseconds: () => undefined },
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+      settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: 5_000 },
+      now: () => clock,
+      sleep: async (ms) => {
+        clock += ms;
+      },
+    });
+
+  /** Queues a request the way the Message function does, and returns its SQS record. */
+  async function enqueue(userId: string, requestId = `r-${randomUUID().slice(0, 8)}`): Promise<QueueRecord> {
+    await store.create({
+      userId,
+      requestId,
+      connectionId: 'conn-a',
+      message: 'hello queue',
+      estimatedInputTokens: 3,
+      enqueuedAtEpochMs: clock,
+      expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
+      status: 'queued',
+      attempts: 0,
+    });
+    await limiter.enqueue(userId, requestId, 10, clock);
+    await store.addToTotal(1);
+    await queue.send({ v: 1, userId, requestId });
+    const { Messages } = await res.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: res.queues.requests.url,
+        MessageSystemAttributeNames: ['All'],
+        VisibilityTimeout: 0,
+      }),
+    );
+    const m = Messages!.find((x) => JSON.parse(x.Body!).requestId === requestId)!;
+    return {
+      messageId: m.MessageId!,
+      receiptHandle: m.ReceiptHandle!,
+      body: m.Body!,
+      groupId: m.Attributes!.MessageGroupId!,
+      deduplicationId: m.Attributes!.MessageDeduplicationId!,
+    };
+  }
+
+  beforeEach(async () => {
+    res = await createTestResources('replay');
+    clock = T0;
+    sender = new RecordingSender();
+    limiter = new DynamoLimiter({
+      client: res.dynamo,
+      tableName: res.tables.limits,
+      tiers: parseTierLimits(''),
+    });
+    store = new RequestStore(res.dynamo, res.tables.requests);
+    queue = new RequestQueue(res.sqs, res.queues.requests.url, res.queues.dlq.url);
+  });
+
+  it('processes a request delivered twice exactly once', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    const results = await Promise.all([
+      service().replay(record, () => 60_000),
+      service().replay(record, () => 60_000),
+    ]);
+    expect(results).toContain('done');
+    const again = await service().replay(record, () => 60_000);
+    expect(again).toBe('done');
+    expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
+    expect(sender.types(id).filter((t) => t === 'queue_processing_started')).toHaveLength(1);
+    expect((await store.get(user, id))?.status).toBe('done');
+    const status = await limiter.status(user, undefined, clock);
+    expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBe(1);
+    expect(status.queued).toEqual([]);
+  });
+
+  it('recovers from a crash mid-reply with one retry and one complete reply, charging once', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    // The first attempt streams one chunk and then its process dies (the promise never settles).
+    const crashing: ModelPort = {
+      async *stream() {
+        yield { type: 'chunk', text: 'Echo: ' };
+        await new Promise(() => undefined);
+      },
+    };
+    void service(crashing).replay(record, () => 60_000);
+    await expect.poll(() => sender.types(id)).toContain('chunk');
+    // SQS hands the message out again; inside the lease the new delivery waits…
+    expect(await service().replay(record, () => 60_000)).toBe('retry');
+    // …after it, it takes over with the reservation already made.
+    clock += 6_000;
+    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
+    const after = await store.get(user, id);
+    expect(after).toMatchObject({ status: 'done', attempts: 2 });
+    const status = await limiter.status(user, undefined, clock);
+    expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBeLessThanOrEqual(1);
+  });
+
+  it('moves a request that fails for good to the DLQ, refunds it and tells the user', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    const poison: ModelPort = {
+      // biome-ignore lint/correctness/useYield: a model that fails before producing anything
+      async *stream() {
+        throw new Error('ValidationException: the model refuses this input');
+      },
+    };
+    expect(await service(poison).replay(record, () => 60_000)).toBe('done');
+    expect(sender.types(id)).toContain('request_failed');
+    expect((await store.get(user, id))?.status).toBe('failed');
+    const { Messages } = await res.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: res.queues.dlq.url, MessageAttributeNames: ['All'] }),
+    );
+    expect(JSON.parse(Messages![0]!.Body!).requestId).toBe(id);
+    expect(Messages![0]!.MessageAttributes?.reason?.StringValue).toContain('ValidationException');
+    const status = await limiter.status(user, undefined, clock);
+    expect(status.limits.find((l) => l.name === 'dailyTokens')?.used).toBe(0);
+  });
+
+  it('retries a retryable model error later on the same reservation', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    let calls = 0;
+    const flaky: ModelPort = {
+      stream(input) {
+        calls++;
+        if (calls === 1) throw new RetryableModelError('throttled');
+        return new EchoModel({ delayMs: 0 }).stream(input);
+      },
+    };
+    const svc = service(flaky);
+    expect(await svc.replay(record, () => 60_000)).toBe('retry');
+    expect(await svc.replay(record, () => 60_000)).toBe('done');
+    expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
+  });
+
+  it('expires a request not started within MAX_QUEUE_WAIT + 60 s', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    const total = await store.total();
+    clock += 961_000;
+    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(sender.types(id)).toEqual(['request_expired']);
+    expect((await limiter.status(user, undefined, clock)).queued).toEqual([]);
+    expect(await store.total()).toBe(total - 1);
+  });
+
+  it('waits for the limiter when the user is over the rate, in-process for short waits', async () => {
+    const user = `u-${randomUUID()}`;
+    for (let i = 0; i < 25; i++)
+      await limiter.decide({ userId: user, requestId: `d${i}`, estimatedInputTokens: 1 }, clock);
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    const start = clock;
+    expect(await service().replay(record, () => 60_000)).toBe('done');
+    // The bucket refills one message every 3 s: the replay started exactly then.
+    const started = sender.sent.find(
+      (s) => s.message.type === 'queue_processing_started' && s.message.requestId === id,
+    );
+    expect(started?.message.timestamp).toBe(start + 3000);
+  });
+
+  it('parks an unreadable message in the DLQ', async () => {
+    const result = await service().replay(
+      { messageId: 'm', receiptHandle: 'h', body: '{"not":"a request"}', groupId: 'g', deduplicationId: 'd' },
+      () => 60_000,
+    );
+    expect(result).toBe('done');
+    const { Messages } = await res.sqs.send(new ReceiveMessageCommand({ QueueUrl: res.queues.dlq.url }));
+    expect(Messages?.[0]?.Body).toBe('{"not":"a request"}');
+  });
+});

@@ -1,0 +1,222 @@
+import {
+  type CfnElement,
+  CfnOutput,
+  Duration,
+  Stack,
+  type StackProps,
+  Token,
+  Validations,
+} from 'aws-cdk-lib';
+import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
+import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
+import type { Construct } from 'constructs';
+import {
+  ENV,
+  FUNCTIONS,
+  type FunctionKey,
+  ROUTES,
+  type RouteKey,
+  TABLES,
+  type TableDefinition,
+  type TableKey,
+} from '../lambda/core/resources';
+import { parseStackConfig, type StackConfig, type StackConfigInput } from './config';
+import { ChatFunctions } from './constructs/functions';
+import { Monitoring } from './constructs/monitoring';
+import { RequestQueues } from './constructs/queues';
+import { ChatTables } from './constructs/tables';
+import { ChatWebSocketApi } from './constructs/websocket-api';
+
+export interface ChatLimiterStackProps extends StackProps {
+  /** The stack configuration (validated; see lib/config.ts and docs/configuration.md). */
+  readonly config?: StackConfigInput;
+}
+
+/** The whole product in AWS: tables, queue, functions, WebSocket API, monitoring. */
+export class ChatLimiterStack extends Stack {
+  public readonly config: StackConfig;
+
+  constructor(scope: Construct, id: string, props: ChatLimiterStackProps = {}) {
+    super(scope, id, props);
+    const config = parseStackConfig(props.config ?? {});
+    this.config = config;
+    const logRetention = retention(config.logRetentionDays);
+
+    const { tables } = new ChatTables(this, 'Tables', { retainData: config.retainData });
+    const processorTimeout = FUNCTIONS.processor.timeoutSeconds;
+    const { queues } = new RequestQueues(this, 'Queues', {
+      processorTimeout: Duration.seconds(processorTimeout),
+    });
+
+    // Secrets never travel in environment variables: the authorizer gets the secret's ARN and
+    // reads it at cold start; OIDC mode needs no secret at all.
+    const jwtSecret =
+      config.jwt.mode === 'secret'
+        ? new Secret(this, 'JwtSecret', {
+            description: 'HS256 secret of chat-limiter tokens',
+            generateSecretString: { passwordLength: 64, excludePunctuation: true },
+          })
+        : undefined;
+    const jwtEnvironment: Record<string, string> =
+      config.jwt.mode === 'oidc'
+        ? {
+            [ENV.jwtIssuer]: config.jwt.issuer,
+            ...(config.jwt.jwksUrl ? { [ENV.jwtJwksUrl]: config.jwt.jwksUrl } : {}),
+            ...(config.jwt.audience ? { [ENV.jwtAudience]: config.jwt.audience } : {}),
+          }
+        : { [ENV.jwtSecretArn]: jwtSecret!.secretArn };
+
+    const environment: Record<string, string> = {
+      [ENV.limitsConfig]: JSON.stringify(config.limits ?? { tiers: {} }),
+      [ENV.failPolicy]: config.failPolicy,
+      [ENV.limiterTimeoutMs]: String(config.limiterTimeoutMs),
+      [ENV.connectLimitPerMinute]: String(config.connectLimitPerMinute),
+      [ENV.maxMessageChars]: String(config.maxMessageChars),
+      [ENV.maxQueuedPerUser]: String(config.maxQueuedPerUser),
+      [ENV.maxQueueWaitSeconds]: String(config.maxQueueWaitSeconds),
+      [ENV.model]: config.model.kind,
+      ...(config.model.kind === 'bedrock'
+        ? { [ENV.bedrockModelId]: config.model.modelId }
+        : { [ENV.echoDelayMs]: String(config.model.echoDelayMs) }),
+    };
+    const chatFunctions = new ChatFunctions(this, 'Functions', {
+      tables,
+      queues,
+      environment,
+      functionEnvironment: { authorizer: jwtEnvironment },
+      logRetention,
+    });
+    const { functions } = chatFunctions;
+    jwtSecret?.grantRead(functions.authorizer);
+
+    if (config.model.kind === 'bedrock') this.allowBedrock(functions, config.model.modelId);
+
+    const routeHandlers = Object.fromEntries(
+      (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, functions[ROUTES[route]]]),
+    ) as Record<RouteKey, (typeof functions)[FunctionKey]>;
+    const ws = new ChatWebSocketApi(this, 'WebSocket', {
+      authorizer: functions.authorizer,
+      routeHandlers,
+      stageName: config.stageName,
+      throttle: config.throttle,
+      logRetention,
+    });
+    chatFunctions.grantManageConnections(ws.api.apiId, ws.stage.stageName, ws.stage.callbackUrl);
+
+    functions.processor.addEventSource(
+      new SqsEventSource(queues.requests, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: config.processorConcurrency,
+      }),
+    );
+
+    new Monitoring(this, 'Monitoring', {
+      functions,
+      queue: queues.requests,
+      deadLetterQueue: queues.dlq,
+      maxQueueWaitSeconds: config.maxQueueWaitSeconds,
+      alarmEmail: config.alarmEmail,
+    });
+
+    this.acknowledgeFindings(jwtSecret, tables, ws);
+
+    new CfnOutput(this, 'WebSocketUrl', { value: ws.stage.url, description: 'wss:// URL for chat clients' });
+    new CfnOutput(this, 'ConnectionsEndpoint', {
+      value: ws.stage.callbackUrl,
+      description: '@connections endpoint',
+    });
+    new CfnOutput(this, 'AdminFunctionName', {
+      value: functions.admin.functionName,
+      description: 'invoke with IAM: aws lambda invoke / npm run admin -- --stack',
+    });
+    new CfnOutput(this, 'LimitsTableName', { value: tables.limits.tableName });
+    new CfnOutput(this, 'ConnectionsTableName', { value: tables.connections.tableName });
+    new CfnOutput(this, 'RequestsTableName', { value: tables.requests.tableName });
+    new CfnOutput(this, 'RequestQueueUrl', { value: queues.requests.queueUrl });
+    new CfnOutput(this, 'DeadLetterQueueUrl', { value: queues.dlq.queueUrl });
+    if (jwtSecret)
+      new CfnOutput(this, 'JwtSecretArn', { value: jwtSecret.secretArn, description: 'sign tokens with it' });
+  }
+
+  /** Streaming Converse on the configured model only (foundation model or inference profile). */
+  private allowBedrock(
+    functions: Record<FunctionKey, { addToRolePolicy(s: PolicyStatement): void }>,
+    modelId: string,
+  ) {
+    const resources = [
+      this.formatArn({
+        service: 'bedrock',
+        account: '',
+        resource: 'foundation-model',
+        resourceName: modelId.replace(/^(us|eu|apac|global)\./, ''),
+      }),
+      this.formatArn({ service: 'bedrock', resource: 'inference-profile', resourceName: modelId }),
+    ];
+    for (const key of ['message', 'processor'] as const) {
+      functions[key].addToRolePolicy(
+        new PolicyStatement({
+          effect: Effect.ALLOW,
+          actions: ['bedrock:InvokeModelWithResponseStream'],
+          resources,
+        }),
+      );
+    }
+  }
+
+  /** Findings of cdk-nag's AwsSolutions checks that are deliberate, each with its reason. */
+  private acknowledgeFindings(
+    jwtSecret: Secret | undefined,
+    tables: Record<TableKey, TableV2>,
+    ws: ChatWebSocketApi,
+  ): void {
+    const ack = (id: string, reason: string) => Validations.of(this).acknowledge({ id, reason });
+    // IAM5 findings are named by resource; build their names from the constructs, not by hand.
+    for (const key of Object.keys(TABLES) as TableKey[]) {
+      const def: TableDefinition = TABLES[key];
+      if (!def.globalIndexes?.length) continue;
+      const logicalId = this.getLogicalId(tables[key].node.defaultChild as CfnElement);
+      ack(
+        `AwsSolutions::AwsSolutions-IAM5[Resource::<${logicalId}.Arn>/index/*]`,
+        `The ${key} table's grant covers its indexes (table/index/*), which the functions query by user.`,
+      );
+    }
+    const region = Token.isUnresolved(this.region) ? '<AWS::Region>' : this.region;
+    const account = Token.isUnresolved(this.account) ? '<AWS::AccountId>' : this.account;
+    const apiId = this.getLogicalId(ws.api.node.defaultChild as CfnElement);
+    ack(
+      `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:${region}:${account}:<${apiId}>/${ws.stage.stageName}/*/@connections/*]`,
+      'execute-api:ManageConnections is scoped to the @connections of this one stage; connection ids are not known in advance.',
+    );
+    ack(
+      'AwsSolutions-APIG4',
+      'Only $connect can carry an authorizer in a WebSocket API; every later route runs on the connection $connect authorized.',
+    );
+    ack(
+      'AwsSolutions-IAM4',
+      'AWSLambdaBasicExecutionRole is the managed policy for writing the function logs; nothing else is managed.',
+    );
+    ack(
+      'AwsSolutions-IAM5',
+      'Wildcards are scoped by CDK grants: table index ARNs (table/*/index/*), @connections/* of one stage, log streams of one group.',
+    );
+    ack(
+      'AwsSolutions-L1',
+      'Node.js 22 is pinned on purpose (tested here); NODEJS_LATEST would change the runtime under a deployed stack.',
+    );
+    if (jwtSecret) {
+      ack(
+        'AwsSolutions-SMG4',
+        'Rotating the HS256 secret would invalidate every live token; rotate by hand when needed (docs/deploy.md).',
+      );
+    }
+  }
+}
+
+function retention(days: number): RetentionDays {
+  const values = Object.values(RetentionDays).filter((v): v is number => typeof v === 'number' && v > 0);
+  return (values.find((v) => v >= days) ?? RetentionDays.ONE_MONTH) as RetentionDays;
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { limitsConfigSchema, parseTierLimits, type TierLimits } from '../lambda/core/limiter/policy';
+
+/**
+ * Stack configuration: CDK context (`cdk deploy -c chatLimiter='{"model":"bedrock",…}'` or the
+ * `chatLimiter` key of cdk.json) or props. Validated at synth time; a bad value stops the synth
+ * with the path of the offending field.
+ */
+export const stackConfigSchema = z
+  .object({
+    /** Per-tier changes to the default limits, e.g. `{"tiers":{"free":{"dailyTokens":50000}}}`. */
+    limits: limitsConfigSchema.optional(),
+    /** @default 10 */
+    maxQueuedPerUser: z.number().int().min(0).max(100).default(10),
+    /** @default 900 */
+    maxQueueWaitSeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(6 * 3600)
+      .default(900),
+    /** @default 8000 */
+    maxMessageChars: z.number().int().min(1).max(100_000).default(8000),
+    /** Connection attempts per source IP per minute. @default 20 */
+    connectLimitPerMinute: z.number().int().min(1).default(20),
+    /** @default 'open' */
+    failPolicy: z.enum(['open', 'closed']).default('open'),
+    /** @default 1000 */
+    limiterTimeoutMs: z.number().int().min(50).max(10_000).default(1000),
+    /** @default { kind: 'echo' } */
+    model: z
+      .discriminatedUnion('kind', [
+        z
+          .object({ kind: z.literal('echo'), echoDelayMs: z.number().int().min(0).max(5000).default(20) })
+          .strict(),
+        z
+          .object({
+            kind: z.literal('bedrock'),
+            /** A foundation model id (`anthropic.claude-…`) or an inference profile id (`us.anthropic…`). */
+            modelId: z.string().min(3),
+          })
+          .strict(),
+      ])
+      .default({ kind: 'echo', echoDelayMs: 20 }),
+    /** @default { mode: 'secret' } — a generated HS256 secret in Secrets Manager. */
+    jwt: z
+      .discriminatedUnion('mode', [
+        z.object({ mode: z.literal('secret') }).strict(),
+        z
+          .object({
+            mode: z.literal('oidc'),
+            issuer: z.string().url(),
+            jwksUrl: z.string().url().optional(),
+            audience: z.string().min(1).optional(),
+          })
+          .strict(),
+      ])
+      .default({ mode: 'secret' }),
+    /** @default 'prod' */
+    stageName: z
+      .string()
+      .regex(/^[A-Za-z0-9_]{1,64}$/)
+      .default('prod'),
+    /** Route throttling of the stage. @default { rateLimit: 100, burstLimit: 200 } */
+    throttle: z
+      .object({ rateLimit: z.number().positive(), burstLimit: z.number().int().positive() })
+      .strict()
+      .default({ rateLimit: 100, burstLimit: 200 }),
+    /** Processor instances at most (the event source's maximum concurrency, ≥ 2). @default 10 */
+    processorConcurrency: z.number().int().min(2).max(1000).default(10),
+    /** @default 30 */
+    logRetentionDays: z.number().int().positive().default(30),
+    /** An address subscribed to the alarm topic. @default none */
+    alarmEmail: z.string().email().optional(),
+    /** Keep tables when the stack is deleted. @default true */
+    retainData: z.boolean().default(true),
+  })
+  .strict();
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+
+export interface StackConfig extends z.output<typeof stackConfigSchema> {
+  /** The tier limits after merging the configuration over the defaults. */
+  readonly tiers: TierLimits;
+}
+
+export class StackConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StackConfigError';
+  }
+}
+
+/** Validates a stack configuration (object or JSON text) and applies the defaults. */
+export function parseStackConfig(input: unknown): StackConfig {
+  const raw = typeof input === 'string' ? JSON.parse(input) : (input ?? {});
+  const parsed = stackConfigSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new StackConfigError(`invalid chat-limiter configuration:\n${z.prettifyError(parsed.error)}`);
+  let tiers: TierLimits;
+  try {
+    tiers = parseTierLimits(parsed.data.limits ?? {});
+  } catch (err) {
+    throw new StackConfigError((err as Error).message);
+  }
+  return { ...parsed.data, tiers };
+}

@@ -1,0 +1,181 @@
+import { Duration } from 'aws-cdk-lib';
+import {
+  type Alarm,
+  ComparisonOperator,
+  Dashboard,
+  GraphWidget,
+  type MathExpression,
+  Metric,
+  TextWidget,
+  TreatMissingData,
+} from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Key } from 'aws-cdk-lib/aws-kms';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { Topic } from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import type { FunctionKey } from '../../lambda/core/resources';
+import type { MetricName } from '../../lambda/services/ports';
+
+export const METRICS_NAMESPACE = 'ChatLimiter';
+const SERVICE_DIMENSION = { service: 'chat-limiter' };
+
+export interface MonitoringProps {
+  readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+  readonly queue: Queue;
+  readonly deadLetterQueue: Queue;
+  /** Alarm when the oldest queued message is older than this. */
+  readonly maxQueueWaitSeconds: number;
+  /** @default 100 */
+  readonly queueDepthThreshold?: number;
+  readonly alarmEmail?: string;
+}
+
+/**
+ * Alarms (to an encrypted SNS topic) and a dashboard: DLQ not empty, oldest request older than the
+ * queue wait, queue depth, limiter fail-open, and every function's errors and throttles. See
+ * docs/operations.md for what to do when each one fires.
+ */
+export class Monitoring extends Construct {
+  public readonly topic: Topic;
+  public readonly alarms: Alarm[] = [];
+  public readonly dashboard: Dashboard;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const key = new Key(this, 'TopicKey', {
+      enableKeyRotation: true,
+      description: 'chat-limiter alarm topic',
+    });
+    this.topic = new Topic(this, 'Alarms', {
+      masterKey: key,
+      enforceSSL: true,
+      displayName: 'chat-limiter alarms',
+    });
+    // CloudWatch publishes alarm notifications to the encrypted topic.
+    key.grantEncryptDecrypt(new ServicePrincipal('cloudwatch.amazonaws.com'));
+    if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const action = new SnsAction(this.topic);
+    const alarm = (name: string, metric: Metric | MathExpression, threshold: number, description: string) => {
+      const created = metric.createAlarm(this, name, {
+        alarmDescription: description,
+        threshold,
+        evaluationPeriods: 1,
+        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: TreatMissingData.NOT_BREACHING,
+      });
+      created.addAlarmAction(action);
+      this.alarms.push(created);
+      return created;
+    };
+
+    alarm(
+      'DeadLetterQueueNotEmpty',
+      props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
+      0,
+      'Requests failed for good and were parked in the DLQ (docs/operations.md#dlq-not-empty).',
+    );
+    alarm(
+      'OldestRequestTooOld',
+      props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
+      props.maxQueueWaitSeconds,
+      'A queued request has waited longer than MAX_QUEUE_WAIT (docs/operations.md#oldest-request-too-old).',
+    );
+    alarm(
+      'QueueDepthHigh',
+      props.queue.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: 'Maximum',
+      }),
+      props.queueDepthThreshold ?? 100,
+      'More than 100 requests are waiting (docs/operations.md#queue-depth-high).',
+    );
+    alarm(
+      'LimiterFailOpen',
+      this.metric('LimiterFailOpen', 'Sum'),
+      0,
+      'DynamoDB failed and the limiter admitted requests without counting them (docs/operations.md#limiter-fail-open).',
+    );
+    for (const [key, fn] of Object.entries(props.functions)) {
+      alarm(
+        `${key}Errors`,
+        fn.metricErrors({ period: Duration.minutes(5) }),
+        0,
+        `${key} function errors (docs/operations.md#function-errors).`,
+      );
+      alarm(
+        `${key}Throttles`,
+        fn.metricThrottles({ period: Duration.minutes(5) }),
+        0,
+        `${key} function throttled (docs/operations.md#function-throttles).`,
+      );
+    }
+
+    const count = (name: MetricName) => this.metric(name, 'Sum');
+    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: 'chat-limiter' });
+    this.dashboard.addWidgets(
+      new TextWidget({
+        markdown: '# chat-limiter\nLimits, queue and functions. Alarms: see docs/operations.md.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Refusals and fail-open',
+        left: [count('MessageRateLimitExceeded'), count('TokenRateLimitExceeded'), count('LimiterFailOpen')],
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Requests',
+        left: [count('RequestsQueued'), count('RequestsProcessed'), count('RequestsFailed')],
+        width: 12,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Queue wait (ms)',
+        left: [this.metric('QueueWaitTime', 'p50'), this.metric('QueueWaitTime', 'p99')],
+        width: 8,
+      }),
+      new GraphWidget({ title: 'Tokens consumed', left: [count('TokensConsumed')], width: 8 }),
+      new GraphWidget({
+        title: 'Queue depth and age',
+        left: [
+          props.queue.metricApproximateNumberOfMessagesVisible(),
+          props.deadLetterQueue.metricApproximateNumberOfMessagesVisible(),
+        ],
+        right: [props.queue.metricApproximateAgeOfOldestMessage()],
+        width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Function errors',
+        left: Object.values(props.functions).map((fn) => fn.metricErrors()),
+        width: 12,
+      }),
+      new GraphWidget({
+        title: 'Function duration p99',
+        left: Object.values(props.functions).map((fn) => fn.metricDuration({ statistic: 'p99' })),
+        width: 12,
+      }),
+    );
+  }
+
+  private metric(name: MetricName, statistic: string): Metric {
+    return new Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: name,
+      dimensionsMap: SERVICE_DIMENSION,
+      statistic,
+      period: Duration.minutes(1),
+    });
+  }
+}

@@ -1,0 +1,225 @@
+import { App, Validations } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ENV, FUNCTIONS, QUEUES, ROUTES, TABLES } from '../../lambda/core/resources';
+import { ChatLimiterStack } from '../../lib/chat-limiter-stack';
+import { parseStackConfig, type StackConfigInput } from '../../lib/config';
+
+/** Synthesizes the stack (bundling skipped) with cdk-nag's AwsSolutions checks attached. */
+function synth(config: StackConfigInput = {}): Template {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new ChatLimiterStack(app, 'Test', {
+    config,
+    env: { account: '123456789012', region: 'eu-west-1' },
+  });
+  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  app.synth(); // throws on any unacknowledged cdk-nag finding
+  return Template.fromStack(stack);
+}
+
+describe('ChatLimiterStack', () => {
+  let template: Template;
+  beforeAll(() => {
+    template = synth();
+  }, 60_000);
+
+  it('passes cdk-nag AwsSolutions with only reasoned acknowledgements (bedrock and oidc too)', () => {
+    expect(() =>
+      synth({ model: { kind: 'bedrock', modelId: 'anthropic.claude-3-haiku-20240307-v1:0' } }),
+    ).not.toThrow();
+    expect(() => synth({ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com' } })).not.toThrow();
+  }, 60_000);
+
+  it('creates on-demand tables with TTL and point-in-time recovery, from the one definition', () => {
+    template.resourceCountIs('AWS::DynamoDB::GlobalTable', Object.keys(TABLES).length);
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      BillingMode: 'PAY_PER_REQUEST',
+      TimeToLiveSpecification: { AttributeName: 'ttlEpochSeconds', Enabled: true },
+      Replicas: [
+        Match.objectLike({ PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } }),
+      ],
+      GlobalSecondaryIndexes: [Match.objectLike({ IndexName: 'byUser' })],
+    });
+  });
+
+  it('creates a FIFO queue with SSE, TLS only and a FIFO DLQ kept 14 days', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      SqsManagedSseEnabled: true,
+      RedrivePolicy: {
+        deadLetterTargetArn: Match.anyValue(),
+        maxReceiveCount: QUEUES.requests.maxReceiveCount,
+      },
+      VisibilityTimeout: Match.anyValue(),
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      FifoQueue: true,
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+        ]),
+      },
+    });
+  });
+
+  it('routes by $request.body.action with the token authorizer on $connect only', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      ProtocolType: 'WEBSOCKET',
+      RouteSelectionExpression: '$request.body.action',
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Authorizer', {
+      AuthorizerType: 'REQUEST',
+      IdentitySource: ['route.request.querystring.token'],
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Route', {
+      RouteKey: '$connect',
+      AuthorizationType: 'CUSTOM',
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 100, ThrottlingBurstLimit: 200 },
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('connectionId') },
+    });
+  });
+
+  it('runs every function on arm64 and Node.js 22 with JSON logs in a group with retention', () => {
+    template.resourceCountIs('AWS::Lambda::Function', Object.keys(FUNCTIONS).length);
+    template.allResourcesProperties('AWS::Lambda::Function', {
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
+    });
+    template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('feeds the processor with partial batch responses and bounded concurrency', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 10 },
+      BatchSize: 10,
+    });
+  });
+
+  it('scopes execute-api:ManageConnections to the stage, and grants Bedrock only when chosen', () => {
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Action: 'execute-api:ManageConnections',
+            Resource: {
+              'Fn::Join': ['', Match.arrayWith([Match.stringLikeRegexp('/prod/\\*/@connections/\\*')])],
+            },
+          }),
+        ]),
+      },
+    });
+    expect(JSON.stringify(template.toJSON())).not.toContain('bedrock:');
+    const bedrock = synth({ model: { kind: 'bedrock', modelId: 'anthropic.claude-3-haiku-20240307-v1:0' } });
+    bedrock.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({ Action: 'bedrock:InvokeModelWithResponseStream' })]),
+      },
+    });
+  }, 60_000);
+
+  it('keeps the JWT secret in Secrets Manager: the authorizer gets its ARN, never its value', () => {
+    template.resourceCountIs('AWS::SecretsManager::Secret', 1);
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ [ENV.jwtSecretArn]: { Ref: Match.anyValue() } }) },
+    });
+    expect(JSON.stringify(template.toJSON())).not.toContain(`"${ENV.jwtSecret}"`);
+  });
+
+  it('alarms on the DLQ, the oldest request, queue depth, fail-open and every function', () => {
+    const alarms = template.findResources('AWS::CloudWatch::Alarm');
+    expect(Object.keys(alarms).length).toBe(4 + 2 * Object.keys(FUNCTIONS).length);
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'LimiterFailOpen',
+      Namespace: 'ChatLimiter',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateAgeOfOldestMessage',
+      Threshold: 900,
+    });
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('outputs the wss:// URL, the admin function and the resource names', () => {
+    for (const name of ['WebSocketUrl', 'AdminFunctionName', 'LimitsTableName', 'RequestQueueUrl']) {
+      template.hasOutput(name, {});
+    }
+  });
+});
+
+describe('parity between the template and the local stack', () => {
+  const template = synth();
+  const json = template.toJSON() as {
+    Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  };
+  const of = (type: string) => Object.values(json.Resources).filter((r) => r.Type === type);
+
+  it('has exactly the routes the local gateway serves', () => {
+    const routes = of('AWS::ApiGatewayV2::Route').map((r) => r.Properties.RouteKey);
+    expect(routes.sort()).toEqual(Object.keys(ROUTES).sort());
+  });
+
+  it('gives functions only environment variables named in ENV (plus the runtime settings)', () => {
+    const allowed = new Set<string>([
+      ...Object.values(ENV),
+      'POWERTOOLS_SERVICE_NAME',
+      'POWERTOOLS_METRICS_NAMESPACE',
+      'NODE_OPTIONS',
+    ]);
+    for (const fn of of('AWS::Lambda::Function')) {
+      const vars = Object.keys(
+        (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables,
+      );
+      for (const name of vars) expect(allowed).toContain(name);
+    }
+  });
+
+  it('creates the tables with the key schemas the local stack creates', () => {
+    const schemas = of('AWS::DynamoDB::GlobalTable').map((t) => JSON.stringify(t.Properties.KeySchema));
+    for (const def of Object.values(TABLES)) {
+      const keys = [
+        { AttributeName: def.partitionKey.name, KeyType: 'HASH' },
+        ...('sortKey' in def ? [{ AttributeName: def.sortKey.name, KeyType: 'RANGE' }] : []),
+      ];
+      expect(schemas).toContain(JSON.stringify(keys));
+    }
+  });
+
+  it('makes the queues FIFO with the redrive of the definition', () => {
+    const queues = of('AWS::SQS::Queue');
+    expect(queues).toHaveLength(Object.keys(QUEUES).length);
+    for (const q of queues) expect(q.Properties.FifoQueue).toBe(true);
+  });
+});
+
+describe('parseStackConfig', () => {
+  it('applies the defaults', () => {
+    const config = parseStackConfig({});
+    expect(config).toMatchObject({
+      maxQueuedPerUser: 10,
+      maxQueueWaitSeconds: 900,
+      failPolicy: 'open',
+      model: { kind: 'echo' },
+    });
+    expect(config.tiers.free.dailyTokens).toBe(100_000);
+  });
+
+  it.each([
+    [{ limits: { tiers: { free: { dailyTokens: -5 } } } }, /tiers\.free\.dailyTokens/],
+    [{ model: { kind: 'bedrock' } }, /modelId/],
+    [{ failPolicy: 'maybe' }, /failPolicy/],
+    [{ jwt: { mode: 'oidc', issuer: 'not a url' } }, /issuer/],
+    [{ maxQueuedPerUser: 1.5 }, /maxQueuedPerUser/],
+    [{ surprise: true }, /surprise/],
+  ])('refuses %j with a clear error', (input, message) => {
+    expect(() => parseStackConfig(input)).toThrow(message);
+  });
+});

@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAdminCli } from '../../local/admin/admin-cli';
+import type { LocalStack } from '../../local/stack';
+import { newUser, startTestStack } from '../support/local-stack';
+import { TestClient } from '../support/ws-client';
+
+/** The admin CLI, through the local Lambda Invoke API, into the admin handler, seen by chat. */
+describe('admin operations, end to end', () => {
+  let stack: LocalStack;
+  let endpoint: string;
+  beforeAll(async () => {
+    stack = await startTestStack();
+    endpoint = stack.httpUrl;
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  async function admin(
+    ...args: string[]
+  ): Promise<{ code: number; out: string; err: string; json: unknown }> {
+    let out = '';
+    let err = '';
+    const code = await runAdminCli([...args, '--endpoint', endpoint, '--json'], {
+      out: (s) => {
+        out += s;
+      },
+      err: (s) => {
+        err += s;
+      },
+    });
+    return { code, out, err, json: out ? JSON.parse(out) : undefined };
+  }
+
+  async function sendBurst(client: TestClient, n: number): Promise<void> {
+    for (let i = 0; i < n; i++) client.send({ action: 'sendMessage', requestId: `b${i}`, message: 'hi' });
+    await client.until(
+      () =>
+        client.frames.filter((f) => ['message_accepted', 'request_queued', 'error'].includes(f.type))
+          .length >= n,
+      15_000,
+    );
+  }
+
+  it('usage reports an unknown user as such, consuming nothing', async () => {
+    const result = await admin('usage', 'nobody-at-all');
+    expect(result.code).toBe(0);
+    expect(result.json).toMatchObject({ ok: true, result: { known: false, status: { tier: 'free' } } });
+  });
+
+  it('reset --scope messages lets a user at the limit chat again at once', async () => {
+    const { userId, token } = await newUser('reset');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await sendBurst(client, 25);
+    expect(await admin('reset', userId, '--scope', 'messages')).toMatchObject({ code: 0 });
+    const accepted = await client.request(
+      { action: 'sendMessage', requestId: 'after', message: 'again' },
+      'message_accepted',
+    );
+    expect(accepted.requestId).toBe('after');
+    client.close();
+  });
+
+  it('set-tier moves the user to another tier for the next message', async () => {
+    const { userId, token } = await newUser('tier');
+    expect((await admin('set-tier', userId, '--tier', 'pro')).code).toBe(0);
+    const client = await TestClient.connect(stack.wsUrl, token);
+    const status = await client.request({ action: 'status' }, 'status');
+    expect(status.tier).toBe('pro');
+    expect(
+      (status.limits as { name: string; limit: number }[]).find((l) => l.name === 'messageRate')?.limit,
+    ).toBe(80);
+    client.close();
+  });
+
+  it('set-override applies custom limits until cleared', async () => {
+    const { userId, token } = await newUser('override');
+    const set = await admin(
+      'set-override',
+      userId,
+      '--messages-per-minute',
+      '2',
+      '--burst',
+      '0',
+      '--expires',
+      '1h',
+    );
+    expect(set.code).toBe(0);
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await sendBurst(client, 3);
+    expect(client.ofType('message_accepted')).toHaveLength(2);
+    expect((await admin('clear-override', userId)).code).toBe(0);
+    const status = await client.request({ action: 'status' }, 'status');
+    expect(
+      (status.limits as { name: string; limit: number }[]).find((l) => l.name === 'messageRate')?.limit,
+    ).toBe(25);
+    client.close();
+  });
+
+  it('purge-queue cancels every queued request and tells the waiting client', async () => {
+    const { userId, token } = await newUser('purge');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await sendBurst(client, 28);
+    const queued = client.ofType('request_queued').map((f) => f.requestId);
+    expect(queued.length).toBe(3);
+    const result = await admin('purge-queue', userId);
+    expect(result.code).toBe(0);
+    const purged = (result.json as { result: { purged: string[] } }).result.purged;
+    expect(purged.length).toBeGreaterThanOrEqual(2); // the head may have started meanwhile
+    await client.until(
+      () => purged.every((id) => client.ofType('request_cancelled', id).length === 1),
+      5_000,
+    );
+    client.close();
+  });
+
+  it.each([
+    [['set-tier', 'u1', '--tier', 'platinum'], /tier/],
+    [['set-override', 'u1', '--messages-per-minute=-3'], /messagesPerMinute/],
+    [['set-override', 'u1', '--daily-tokens', 'lots'], /dailyTokens/],
+    [['set-override', 'u1'], /at least one limit/],
+    [['reset', 'u1', '--scope', 'everything'], /scope/],
+  ])('refuses bad input %j with a clear error and changes nothing', async (args, message) => {
+    const result = await admin(...(args as string[]));
+    expect(result.code).toBe(2);
+    expect(result.out + result.err).toMatch(message);
+  });
+
+  it('refuses an unknown operation before invoking anything', async () => {
+    const result = await admin('delete-everyone', 'u1');
+    expect(result.code).toBe(2);
+    expect(result.err).toMatch(/unknown operation/);
+  });
+});

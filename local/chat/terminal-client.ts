@@ -39,7 +39,9 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
   const pending = new Map<string, Pending>();
   let streaming: string | undefined;
   let inputEnded = false;
+  let startInput: (() => void) | undefined;
   let limitsLine = '';
+  const completed = new Set<string>();
 
   const write = (text: string) => out.write(text);
   const line = (text: string) => {
@@ -94,23 +96,28 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
     ws.on('open', () => {
       line(dim(`connected to ${options.url} — type a message, or /status /cancel ID /resume /quit`));
       send({ action: 'status' });
-      const rl = createInterface({ input: options.input, terminal: false });
-      rl.on('line', (raw) => {
-        const text = raw.trim();
-        if (!text) return;
-        if (text === '/quit') return finish(0);
-        if (text === '/status') return send({ action: 'status' });
-        if (text === '/resume') return send({ action: 'resume' });
-        if (text.startsWith('/cancel'))
-          return send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
-        const requestId = randomUUID().slice(0, 8);
-        pending.set(requestId, { text });
-        send({ action: 'sendMessage', requestId, message: text });
-      });
-      rl.on('close', () => {
-        inputEnded = true;
-        maybeDone();
-      });
+      // Read input once the first status is shown (or after a second), so it comes first.
+      startInput = () => {
+        startInput = undefined;
+        const rl = createInterface({ input: options.input, terminal: false });
+        rl.on('line', (raw) => {
+          const text = raw.trim();
+          if (!text) return;
+          if (text === '/quit') return finish(0);
+          if (text === '/status') return send({ action: 'status' });
+          if (text === '/resume') return send({ action: 'resume' });
+          if (text.startsWith('/cancel'))
+            return send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
+          const requestId = randomUUID().slice(0, 8);
+          pending.set(requestId, { text });
+          send({ action: 'sendMessage', requestId, message: text });
+        });
+        rl.on('close', () => {
+          inputEnded = true;
+          maybeDone();
+        });
+      };
+      setTimeout(() => startInput?.(), 1000).unref();
     });
 
     ws.on('message', (data) => {
@@ -129,16 +136,23 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           line(dim(`[${id}] your turn — processing`));
           break;
         case 'chunk':
-          if (streaming !== id) {
-            if (streaming) write('\n');
+          // Stream inline when this is the only request in flight (a conversation turn); with
+          // several at once their chunks would interleave, so each prints whole when complete.
+          if (streaming === undefined && pending.size === 1 && !completed.has(id!)) {
             write(paint('36', 'assistant> '));
             streaming = id;
           }
-          write(String(msg.text ?? ''));
+          if (streaming === id) write(String(msg.text ?? ''));
           break;
         case 'message_complete': {
           const usage = (msg.usage ?? {}) as Json;
-          if (streaming !== id) line(`${paint('36', 'assistant> ')}${String(msg.text ?? '')}`);
+          completed.add(id!);
+          if (streaming === id) {
+            streaming = undefined;
+            write('\n');
+          } else {
+            line(`${paint('36', 'assistant> ')}${String(msg.text ?? '')}`);
+          }
           line(dim(`  (${usage.inputTokens ?? '?'} in + ${usage.outputTokens ?? '?'} out tokens)`));
           send({ action: 'status' });
           break;
@@ -168,6 +182,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
         case 'status':
           limitsLine = renderLimits(msg);
           line(dim(limitsLine));
+          startInput?.();
           break;
         case 'pong':
           line(dim('pong'));

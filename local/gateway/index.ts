@@ -167,7 +167,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       if (isBinary) return socket.close(1003, 'Binary frames are not supported');
       const body = data.toString();
       const routeKey = selectRoute(body);
-      const handler = handlers?.routes[routeKey];
+      const handler =
+        handlers && Object.hasOwn(handlers.routes, routeKey) ? handlers.routes[routeKey] : undefined;
       if (!handler) return;
       invoke(routeKey, handler, messageEvent(gw, conn, routeKey, body, Date.now())).catch((err) => {
         log(`route ${routeKey} failed: ${(err as Error).message}`);
@@ -300,8 +301,10 @@ export function selectRoute(body: string): RouteKey {
     const value = JSON.parse(body) as unknown;
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
       const action = (value as { action?: unknown }).action;
-      if (typeof action === 'string' && action in ROUTES && !action.startsWith('$'))
+      // Own keys only: `constructor` or `__proto__` must not select anything.
+      if (typeof action === 'string' && Object.hasOwn(ROUTES, action) && !action.startsWith('$')) {
         return action as RouteKey;
+      }
     }
   } catch {
     // Not JSON: the default route.

@@ -19,6 +19,7 @@ import {
   type LimiterSnapshot,
   RESERVATION_PREFIX,
   snapshotFromItem,
+  waitingEntry,
 } from '../core/limiter/snapshot';
 import type {
   AllowedDecision,
@@ -360,36 +361,47 @@ export class DynamoLimiter implements Limiter {
     return { before, after };
   }
 
-  /** Appends a request to the user's waiting list if there is room; its position is the new length. */
+  /**
+   * Puts a request in the user's waiting list if there is room, in the order of its SQS sequence
+   * number (so the list is the order the FIFO queue will hand the messages out). Its position is
+   * its place in the list.
+   */
   async enqueue(
     userId: string,
     requestId: string,
+    sequenceNumber: string,
     maxQueued: number,
-    _nowMs: number,
   ): Promise<
     { accepted: true; position: number; queued: readonly string[] } | { accepted: false; queued: number }
   > {
-    const w = new ExpressionWriter();
-    const waiting = w.name('waiting');
-    const id = w.value(requestId);
-    // No TTL change here: the refused decision just before left the item's lifetime as it should be.
-    w.set(`${waiting} = list_append(if_not_exists(${waiting}, ${w.value([])}), ${w.value([requestId])})`);
-    // Room for one more, and never the same request twice.
-    w.condition(
-      `(attribute_not_exists(${waiting}) OR (size(${waiting}) < ${w.value(maxQueued)} AND NOT contains(${waiting}, ${id})))`,
-    );
-    try {
-      const item = await this.update(userId, w.build(), 'ALL_NEW');
-      const snap = this.remember(userId, snapshotFromItem(item));
-      return { accepted: true, position: snap.waiting.indexOf(requestId) + 1, queued: snap.waiting };
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    const entry = waitingEntry(sequenceNumber, requestId);
+    // Concurrent sends of one user race here; each round one of them wins, so allow one round per
+    // possible waiting request, with a little jitter.
+    for (let attempt = 0; attempt < maxQueued + MAX_ATTEMPTS; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 15));
       const snap = await this.read(userId);
-      return { accepted: false, queued: snap.waiting.length };
+      if (snap.waiting.length >= maxQueued) return { accepted: false, queued: snap.waiting.length };
+      if (snap.waiting.includes(requestId)) {
+        return { accepted: true, position: snap.waiting.indexOf(requestId) + 1, queued: snap.waiting };
+      }
+      const w = new ExpressionWriter();
+      const wv = w.name('wv');
+      // The list is rewritten whole, so it must be the list we read: its version pins it.
+      w.condition(snap.wv === 0 ? `attribute_not_exists(${wv})` : `${wv} = ${w.value(snap.wv)}`);
+      w.set(`${w.name('waiting')} = ${w.value([...snap.waitingEntries, entry].sort())}`);
+      w.set(`${wv} = ${w.value(snap.wv + 1)}`);
+      try {
+        const item = await this.update(userId, w.build(), 'ALL_NEW');
+        const after = this.remember(userId, snapshotFromItem(item));
+        return { accepted: true, position: after.waiting.indexOf(requestId) + 1, queued: after.waiting };
+      } catch (err) {
+        if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      }
     }
+    throw new LimiterStoreError(`could not queue ${requestId} for ${userId}`);
   }
 
-  /** Takes a request out of the waiting list (cancel, expiry, purge, failed enqueue). */
+  /** Takes a request out of the waiting list (cancel, expiry, purge). */
   async removeQueued(
     userId: string,
     requestId: string,
@@ -400,9 +412,11 @@ export class DynamoLimiter implements Limiter {
       if (index < 0) return { removed: false, queued: snap.waiting };
       const w = new ExpressionWriter();
       const waiting = w.name('waiting');
-      // The list may have moved since the read: remove by index only if it still holds this id.
-      w.condition(`${waiting}[${index}] = ${w.value(requestId)}`);
+      const wv = w.name('wv');
+      // The list may have moved since the read: remove by index only if it still holds this entry.
+      w.condition(`${waiting}[${index}] = ${w.value(snap.waitingEntries[index])}`);
       w.remove(`${waiting}[${index}]`);
+      w.set(`${wv} = if_not_exists(${wv}, ${w.value(0)}) + ${w.value(1)}`);
       try {
         const item = await this.update(userId, w.build(), 'ALL_NEW');
         const after = this.remember(userId, snapshotFromItem(item));

@@ -17,8 +17,8 @@ export class RequestQueue {
     private readonly deadLetterQueueUrl?: string,
   ) {}
 
-  async send(body: QueueMessageBody): Promise<void> {
-    await this.client.send(
+  async send(body: QueueMessageBody): Promise<string> {
+    const { SequenceNumber } = await this.client.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
         MessageBody: JSON.stringify(body),
@@ -26,6 +26,8 @@ export class RequestQueue {
         MessageDeduplicationId: deduplicationId(body.userId, body.requestId),
       }),
     );
+    if (!SequenceNumber) throw new Error('FIFO send returned no sequence number');
+    return SequenceNumber;
   }
 
   /** Hides a received message until its request may be admitted (rounded up to whole seconds). */

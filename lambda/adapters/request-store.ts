@@ -83,7 +83,12 @@ export class RequestStore {
     from: readonly RequestStatus[],
     to: RequestStatus,
     nowMs: number,
-    set: Partial<Pick<QueuedRequest, 'reservation' | 'leaseUntilEpochMs' | 'startedAtEpochMs'>> & {
+    set: Partial<
+      Pick<
+        QueuedRequest,
+        'reservation' | 'leaseUntilEpochMs' | 'startedAtEpochMs' | 'reply' | 'usage' | 'delivered'
+      >
+    > & {
       incrementAttempts?: boolean;
       /** Only if no unexpired lease is held (taking over a crashed attempt). */
       leaseFreeAtEpochMs?: number;
@@ -101,7 +106,14 @@ export class RequestStore {
       values[':leaseFree'] = set.leaseFreeAtEpochMs;
       condition += ' AND (attribute_not_exists(#lease) OR #lease <= :leaseFree)';
     }
-    for (const key of ['reservation', 'leaseUntilEpochMs', 'startedAtEpochMs'] as const) {
+    for (const key of [
+      'reservation',
+      'leaseUntilEpochMs',
+      'startedAtEpochMs',
+      'reply',
+      'usage',
+      'delivered',
+    ] as const) {
       if (set[key] !== undefined) {
         names[`#${key}`] = key;
         values[`:${key}`] = set[key];

@@ -16,7 +16,7 @@ import type {
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { refundUnused, runReply } from './run-reply';
+import { refundUnused, type StreamedReply, settleUsage, streamReply } from './run-reply';
 
 export interface Identity {
   readonly userId: string;
@@ -84,25 +84,30 @@ export class ChatService {
     if (decision.allowed) {
       if (decision.failedOpen) metrics.count('LimiterFailOpen');
       await channel.deliver({ type: 'message_accepted', timestamp: now(), requestId });
+      let reply: StreamedReply;
       try {
-        const outcome = await runReply({
+        reply = await streamReply({
           requestId,
           prompt: input.message,
           reservation: decision.reservation,
           model: this.deps.model,
-          limiter,
           channel,
           now,
         });
-        metrics.count('RequestsProcessed');
-        metrics.count('TokensConsumed', outcome.usage.totalTokens);
-        return { kind: 'completed', requestId };
       } catch (err) {
         this.deps.log.error('model failed', { requestId, error: describe(err) });
         metrics.count('RequestsFailed');
-        await refundUnused(limiter, decision.reservation, now());
+        if (!decision.failedOpen)
+          await refundUnused(limiter, decision.reservation, now()).catch(() => undefined);
         return refused('INTERNAL_ERROR', 'The model failed to answer; nothing was charged.', requestId);
       }
+      await channel.deliverFinal(requestId, reply.complete);
+      metrics.count('RequestsProcessed');
+      metrics.count('TokensConsumed', reply.usage.totalTokens);
+      // A request admitted while the store was down reserved nothing, so there is nothing to settle.
+      if (!decision.failedOpen)
+        await settleUsage(limiter, this.deps.log, decision.reservation, reply.usage, now());
+      return { kind: 'completed', requestId };
     }
     return this.queueOrRefuse(identity, connectionId, requestId, estimatedInputTokens, input, decision);
   }
@@ -163,23 +168,26 @@ export class ChatService {
     });
     if (!created) return refused('INVALID_REQUEST', 'This requestId was already used.', requestId);
 
-    const slot = await limiter.enqueue(identity.userId, requestId, settings.maxQueuedPerUser, nowMs);
+    // Send first: the SQS sequence number orders the user's waiting list, so positions are the
+    // order the FIFO queue hands requests out, even when two sends of one user race.
+    let sequenceNumber: string;
+    try {
+      sequenceNumber = await queue.send({ v: 1, userId: identity.userId, requestId });
+    } catch (err) {
+      // Nothing half-written: the record goes, nothing else was touched.
+      this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
+      await store.delete(identity.userId, requestId);
+      return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
+        retryAfter: 1,
+      });
+    }
+    const slot = await limiter.enqueue(identity.userId, requestId, sequenceNumber, settings.maxQueuedPerUser);
     if (!slot.accepted) {
+      // The message already sent finds no record and is dropped by the processor.
       await store.delete(identity.userId, requestId);
       return refused('QUEUE_FULL', `You already have ${slot.queued} requests waiting.`, requestId, {
         queued: slot.queued,
         maxQueued: settings.maxQueuedPerUser,
-      });
-    }
-    try {
-      await queue.send({ v: 1, userId: identity.userId, requestId });
-    } catch (err) {
-      // Nothing half-written: take the request back out of the waiting list and drop its record.
-      this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
-      await limiter.removeQueued(identity.userId, requestId);
-      await store.delete(identity.userId, requestId);
-      return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
-        retryAfter: 1,
       });
     }
     const totalInQueue = await store.addToTotal(1);
@@ -193,6 +201,8 @@ export class ChatService {
       totalInQueue,
       estimatedWaitTime: waitFor(slot.position),
     });
+    // Landing ahead of a request that raced it moves that one back: tell those behind.
+    await notifyPositions(this.deps, identity, slot.queued, slot.position);
     return { kind: 'queued', requestId, position: slot.position };
   }
 

@@ -34,8 +34,8 @@ export interface LimiterPort {
   enqueue(
     userId: string,
     requestId: string,
+    sequenceNumber: string,
     maxQueued: number,
-    nowMs: number,
   ): Promise<
     { accepted: true; position: number; queued: readonly string[] } | { accepted: false; queued: number }
   >;
@@ -67,7 +67,8 @@ export interface RequestStorePort {
 }
 
 export interface RequestQueuePort {
-  send(body: QueueMessageBody): Promise<void>;
+  /** Sends the pointer; resolves with its SQS sequence number (the FIFO order). */
+  send(body: QueueMessageBody): Promise<string>;
   defer(receiptHandle: string, delayMs: number): Promise<void>;
   moveToDeadLetterQueue(rawBody: string, groupId: string, dedupId: string, reason: string): Promise<void>;
 }

@@ -18,8 +18,10 @@ export async function notifyPositions(
   },
   identity: Identity,
   waiting: readonly string[],
+  /** Only the requests from this place on moved. @default 0 */
+  fromIndex = 0,
 ): Promise<void> {
-  if (waiting.length === 0) return;
+  if (waiting.length <= fromIndex) return;
   const nowMs = deps.now();
   const [status, totalInQueue] = await Promise.all([
     deps.limiter.status(identity.userId, identity.tier, nowMs),
@@ -27,6 +29,7 @@ export async function notifyPositions(
   ]);
   await Promise.all(
     waiting.map(async (requestId, index) => {
+      if (index < fromIndex) return;
       const record = await deps.store.get(identity.userId, requestId);
       if (record?.status !== 'queued') return;
       const channel = new ReplyChannel(identity.userId, record.connectionId, deps);

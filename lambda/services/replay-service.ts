@@ -8,12 +8,13 @@ import type {
   LogPort,
   MetricsPort,
   ModelPort,
+  OutgoingMessage,
   RequestQueuePort,
   RequestStorePort,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { refundUnused, runReply } from './run-reply';
+import { refundUnused, type StreamedReply, settleUsage, streamReply } from './run-reply';
 
 export interface ReplaySettings {
   /** How long one attempt holds a request; a redelivery inside it waits. @default 110_000 */
@@ -96,6 +97,9 @@ export class ReplayService {
         return this.startQueued(record, request, remainingTimeMs);
       case 'processing':
         return this.resumeProcessing(record, request);
+      case 'done':
+        // A crash after recording the reply: send it if it was not sent (never run the model again).
+        return this.finish(request);
       default:
         return 'done';
     }
@@ -219,17 +223,16 @@ export class ReplayService {
     const { store, now } = this.deps;
     const reservation = request.reservation;
     if (!reservation) return this.failForGood(record, request, 'processing without a reservation');
+    let reply: StreamedReply;
     try {
-      const outcome = await runReply({
+      reply = await streamReply({
         requestId: request.requestId,
         prompt: request.message,
         reservation,
         model: this.deps.model,
-        limiter: this.deps.limiter,
         channel,
         now,
       });
-      this.deps.metrics.count('TokensConsumed', outcome.usage.totalTokens);
     } catch (err) {
       this.deps.log.error('model failed during replay', {
         requestId: request.requestId,
@@ -244,7 +247,27 @@ export class ReplayService {
       }
       return this.failForGood(record, request, describe(err));
     }
-    await store.transition(request.userId, request.requestId, ['processing'], 'done', now());
+    // Record the reply together with the end of processing, then deliver it: from here on a
+    // crash makes the next delivery re-send the recorded reply instead of running the model again.
+    const done = await store.transition(request.userId, request.requestId, ['processing'], 'done', now(), {
+      reply: reply.complete,
+      usage: { inputTokens: reply.usage.inputTokens, outputTokens: reply.usage.outputTokens },
+    });
+    if (!done.ok) return 'done';
+    return this.finish(done.record, channel);
+  }
+
+  /** Delivers a recorded reply (or keeps it for `resume`), then settles its tokens. */
+  private async finish(request: QueuedRequest, channel = this.channel(request)): Promise<ReplayResult> {
+    const { store, now } = this.deps;
+    if (request.reply && !request.delivered) {
+      await channel.deliverFinal(request.requestId, request.reply as OutgoingMessage);
+      await store.transition(request.userId, request.requestId, ['done'], 'done', now(), { delivered: true });
+    }
+    if (request.reservation && request.usage) {
+      await settleUsage(this.deps.limiter, this.deps.log, request.reservation, request.usage, now());
+      this.deps.metrics.count('TokensConsumed', request.usage.inputTokens + request.usage.outputTokens);
+    }
     return 'done';
   }
 

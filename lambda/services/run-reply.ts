@@ -1,34 +1,35 @@
 import type { TokenReservation } from '../core/limiter/types';
-import type { LimiterPort, ModelPort } from './ports';
-import type { FinalDelivery, ReplyChannel } from './reply-channel';
+import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
+import type { ReplyChannel } from './reply-channel';
 
-export interface ReplyOutcome {
+export interface StreamedReply {
   readonly text: string;
   readonly usage: {
     readonly inputTokens: number;
     readonly outputTokens: number;
     readonly totalTokens: number;
   };
-  readonly delivery: FinalDelivery;
+  /** The `message_complete` to deliver (or keep for `resume`). */
+  readonly complete: OutgoingMessage;
 }
 
 /**
- * Runs the model for an admitted request and streams it: `chunk`s as they come, then
- * `message_complete` with the full text and usage, then the reservation is reconciled to the
- * actual usage. The model's output is capped at the reservation's allowance, which is what keeps
- * the daily budget from being overdrawn. If the model fails the error propagates untouched: the
- * caller decides between retrying on the same reservation and refunding it ({@link refundUnused}).
+ * Runs the model for an admitted request and streams its `chunk`s as they come. The model's
+ * output is capped at the reservation's allowance, which is what keeps the daily budget from
+ * being overdrawn. Returns the `message_complete` without sending it: the direct path sends it at
+ * once, the processor first records it, so a crash cannot make it run the model twice. If the
+ * model fails the error propagates untouched: the caller decides between retrying on the same
+ * reservation and refunding it ({@link refundUnused}).
  */
-export async function runReply(args: {
+export async function streamReply(args: {
   readonly requestId: string;
   readonly prompt: string;
   readonly reservation: TokenReservation;
   readonly model: ModelPort;
-  readonly limiter: Pick<LimiterPort, 'reconcile'>;
   readonly channel: ReplyChannel;
   readonly now: () => number;
   readonly signal?: AbortSignal;
-}): Promise<ReplyOutcome> {
+}): Promise<StreamedReply> {
   const { requestId, reservation, channel, now } = args;
   let text = '';
   let index = 0;
@@ -48,15 +49,32 @@ export async function runReply(args: {
   }
   if (!usage) throw new Error('model stream ended without usage');
   const totals = { ...usage, totalTokens: usage.inputTokens + usage.outputTokens };
-  const delivery = await channel.deliverFinal(requestId, {
-    type: 'message_complete',
-    timestamp: now(),
-    requestId,
+  return {
     text,
     usage: totals,
-  });
-  await args.limiter.reconcile(reservation, usage, now());
-  return { text, usage: totals, delivery };
+    complete: { type: 'message_complete', timestamp: now(), requestId, text, usage: totals },
+  };
+}
+
+/**
+ * Settles the reservation to the actual usage. A failure here must not undo a reply the user
+ * already has: it is logged, and the reservation simply stays charged (never overdrawn).
+ */
+export async function settleUsage(
+  limiter: Pick<LimiterPort, 'reconcile'>,
+  log: LogPort,
+  reservation: TokenReservation,
+  usage: { inputTokens: number; outputTokens: number },
+  nowMs: number,
+): Promise<void> {
+  try {
+    await limiter.reconcile(reservation, usage, nowMs);
+  } catch (err) {
+    log.warn('reconcile failed; the reservation stays charged', {
+      requestId: reservation.requestId,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
 }
 
 /** Gives back a failed request's reservation: the model produced nothing that counts. */

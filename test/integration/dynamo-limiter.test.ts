@@ -181,7 +181,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     it('keeps queued requests ahead of direct ones and admits a replay only at its place', async () => {
       const l = limiter();
       const user = `u-${randomUUID()}`;
-      const slot = await l.enqueue(user, 'q1', 10, NOW);
+      const slot = await l.enqueue(user, 'q1', '1', 10);
       expect(slot).toMatchObject({ accepted: true, position: 1 });
       expect(await l.decide(ask(user), NOW)).toMatchObject({ allowed: false, limit: 'queue', queued: 1 });
       const replay = await l.decide(ask(user, { requestId: 'q1', queue: { mode: 'replay' } }), NOW);
@@ -202,10 +202,26 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     it('caps the waiting list and removes entries by id', async () => {
       const l = limiter();
       const user = `u-${randomUUID()}`;
-      for (const id of ['a', 'b', 'c']) await l.enqueue(user, id, 3, NOW);
-      expect(await l.enqueue(user, 'd', 3, NOW)).toEqual({ accepted: false, queued: 3 });
+      for (const [i, id] of ['a', 'b', 'c'].entries()) await l.enqueue(user, id, String(i + 1), 3);
+      expect(await l.enqueue(user, 'd', '4', 3)).toEqual({ accepted: false, queued: 3 });
       expect(await l.removeQueued(user, 'b')).toEqual({ removed: true, queued: ['a', 'c'] });
       expect(await l.removeQueued(user, 'b')).toEqual({ removed: false, queued: ['a', 'c'] });
+    });
+
+    it('orders the waiting list by SQS sequence number, whatever order the writes land in', async () => {
+      const l = limiter();
+      const user = `u-${randomUUID()}`;
+      expect(await l.enqueue(user, 'second', '00000000000000000012', 10)).toMatchObject({ position: 1 });
+      expect(await l.enqueue(user, 'first', '00000000000000000009', 10)).toMatchObject({
+        position: 1,
+        queued: ['first', 'second'],
+      });
+      const both = await Promise.all([
+        l.enqueue(user, 'fourth', '00000000000000000040', 10),
+        limiter().enqueue(user, 'third', '00000000000000000030', 10),
+      ]);
+      expect(both.every((b) => b.accepted)).toBe(true);
+      expect((await l.status(user, undefined, NOW)).queued).toEqual(['first', 'second', 'third', 'fourth']);
     });
 
     it('limits connection attempts per address', async () => {

@@ -69,9 +69,9 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
       status: 'queued',
       attempts: 0,
     });
-    await limiter.enqueue(userId, requestId, 10, clock);
+    const sequenceNumber = await queue.send({ v: 1, userId, requestId });
+    await limiter.enqueue(userId, requestId, sequenceNumber, 10);
     await store.addToTotal(1);
-    await queue.send({ v: 1, userId, requestId });
     const { Messages } = await res.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: res.queues.requests.url,

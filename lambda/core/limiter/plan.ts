@@ -133,8 +133,10 @@ export function planAdmission(args: {
   if (mode === 'direct') {
     w.condition(`(attribute_not_exists(${waiting}) OR size(${waiting}) = ${w.value(0)})`);
   } else {
-    w.condition(`${waiting}[${waitingIndex}] = ${w.value(requestId)}`);
+    w.condition(`${waiting}[${waitingIndex}] = ${w.value(belief.waitingEntries[waitingIndex])}`);
     w.remove(`${waiting}[${waitingIndex}]`);
+    const wv = w.name('wv');
+    w.set(`${wv} = if_not_exists(${wv}, ${w.value(0)}) + ${one}`);
   }
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
   const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;

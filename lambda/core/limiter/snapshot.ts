@@ -23,8 +23,12 @@ export interface LimiterSnapshot {
   /** Token day (epoch days) and tokens reserved or used in it. */
   readonly td?: number;
   readonly tu?: number;
-  /** The user's waiting request ids, head first. */
+  /** The user's waiting request ids, head first (in the order SQS will hand them out). */
   readonly waiting: readonly string[];
+  /** The stored entries behind `waiting`: `<SQS sequence number, padded>|<requestId>`. */
+  readonly waitingEntries: readonly string[];
+  /** Version of the waiting list: every change of the list bumps it. */
+  readonly wv: number;
   /** Pending reservations by request id, until reconciled. */
   readonly reservations: Readonly<Record<string, PendingReservation>>;
 }
@@ -43,12 +47,30 @@ export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   exists: false,
   pv: 0,
   waiting: [],
+  waitingEntries: [],
+  wv: 0,
   reservations: {},
 });
+
+/**
+ * A waiting-list entry sorts by the request's SQS sequence number, so the list is in the order
+ * the FIFO queue hands the messages out, even when two sends of one user raced.
+ */
+export function waitingEntry(sequenceNumber: string, requestId: string): string {
+  return `${sequenceNumber.padStart(40, '0')}|${requestId}`;
+}
+
+export function requestIdOf(entry: string): string {
+  const bar = entry.indexOf('|');
+  return bar < 0 ? entry : entry.slice(bar + 1);
+}
 
 /** Reads a snapshot from an unmarshalled item (or `undefined` for no item). */
 export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
   if (!item) return EMPTY_SNAPSHOT;
+  const entries = Array.isArray(item.waiting)
+    ? item.waiting.filter((x): x is string => typeof x === 'string')
+    : [];
   const reservations: Record<string, PendingReservation> = {};
   for (const [key, value] of Object.entries(item)) {
     if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
@@ -67,9 +89,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     dc: num(item.dc),
     td: num(item.td),
     tu: num(item.tu),
-    waiting: Array.isArray(item.waiting)
-      ? item.waiting.filter((x): x is string => typeof x === 'string')
-      : [],
+    waitingEntries: entries,
+    waiting: entries.map(requestIdOf),
+    wv: num(item.wv) ?? 0,
     reservations,
   };
 }

@@ -34,6 +34,11 @@ export interface QueuedRequest {
   /** While processing: another delivery must not start before this (epoch ms). */
   readonly leaseUntilEpochMs?: number;
   readonly startedAtEpochMs?: number;
+  /** The `message_complete`, recorded with `done` before it is sent (a retry re-sends, never re-runs). */
+  readonly reply?: Record<string, unknown>;
+  readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
+  /** Set once the recorded reply reached a connection or was kept for `resume`. */
+  readonly delivered?: boolean;
 }
 
 /** The SQS message body: a pointer to the record, never the message text. */

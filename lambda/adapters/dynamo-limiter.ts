@@ -92,6 +92,9 @@ export class DynamoLimiter implements Limiter {
     try {
       return await this.decideOnStore(input, nowMs);
     } catch (err) {
+      // A replay must leave the waiting list in the same write that admits it, so it never
+      // fails open: the processor retries it once the store is back.
+      if (input.queue?.mode === 'replay') throw err;
       return this.failed(input, err, nowMs);
     }
   }

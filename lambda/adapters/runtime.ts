@@ -5,6 +5,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type ChatConfig, parseFunctionConfig } from '../config';
 import type { FunctionKey } from '../core/resources';
 import { AdminService } from '../services/admin-service';
@@ -30,9 +31,20 @@ function once<T>(build: () => T): () => T {
   };
 }
 
+/** No call may hang an invocation: a dead connection fails within seconds and is retried. */
+const requestHandler = () => new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 5000 });
+
 function dynamoClient(config: ChatConfig): DynamoDBClient {
   // Locally the endpoint points at the emulator; in AWS it is unset and the SDK finds DynamoDB.
-  return new DynamoDBClient({ endpoint: config.dynamodbEndpoint, maxAttempts: 2 });
+  return new DynamoDBClient({
+    endpoint: config.dynamodbEndpoint,
+    maxAttempts: 3,
+    requestHandler: requestHandler(),
+  });
+}
+
+function sqsClient(config: ChatConfig): SQSClient {
+  return new SQSClient({ endpoint: config.sqsEndpoint, maxAttempts: 3, requestHandler: requestHandler() });
 }
 
 function limiterFor(config: ChatConfig, client: DynamoDBClient): DynamoLimiter {
@@ -65,7 +77,7 @@ function userFacing(fn: FunctionKey) {
 export const chatRuntime = once(() => {
   const base = userFacing('message');
   const { config } = base;
-  const queue = new RequestQueue(new SQSClient({ endpoint: config.sqsEndpoint }), config.requestQueueUrl!);
+  const queue = new RequestQueue(sqsClient(config), config.requestQueueUrl!);
   const chat = new ChatService({
     ...base,
     queue,
@@ -81,11 +93,7 @@ export const chatRuntime = once(() => {
 export const processorRuntime = once(() => {
   const base = userFacing('processor');
   const { config } = base;
-  const queue = new RequestQueue(
-    new SQSClient({ endpoint: config.sqsEndpoint }),
-    config.requestQueueUrl!,
-    config.deadLetterQueueUrl,
-  );
+  const queue = new RequestQueue(sqsClient(config), config.requestQueueUrl!, config.deadLetterQueueUrl);
   const replay = new ReplayService({
     ...base,
     queue,
@@ -96,7 +104,7 @@ export const processorRuntime = once(() => {
     now,
     sleep,
   });
-  return { ...base, replay, now };
+  return { ...base, replay, queue, now };
 });
 
 export const adminRuntime = once(() => {

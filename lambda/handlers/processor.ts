@@ -9,6 +9,9 @@ import { flushObservability, logger } from '../adapters/observability';
 import { processorRuntime } from '../adapters/runtime';
 import type { QueueRecord } from '../services/replay-service';
 
+/** After an unexpected fault (a store outage, say), a message comes back this much later. */
+const FAULT_RETRY_MS = 2000;
+
 export async function handler(event: SQSEvent, context?: Context): Promise<SQSBatchResponse> {
   const rt = processorRuntime();
   logger.addContext(context ?? ({} as Context));
@@ -27,6 +30,8 @@ export async function handler(event: SQSEvent, context?: Context): Promise<SQSBa
               messageId: record.messageId,
               error: err as Error,
             });
+            // Try again in a few seconds rather than after the whole visibility timeout.
+            await rt.queue.defer(record.receiptHandle, FAULT_RETRY_MS).catch(() => undefined);
             result = 'retry';
           }
           if (result === 'retry') {

@@ -249,10 +249,15 @@ export class ReplayService {
     }
     // Record the reply together with the end of processing, then deliver it: from here on a
     // crash makes the next delivery re-send the recorded reply instead of running the model again.
-    const done = await store.transition(request.userId, request.requestId, ['processing'], 'done', now(), {
-      reply: reply.complete,
-      usage: { inputTokens: reply.usage.inputTokens, outputTokens: reply.usage.outputTokens },
-    });
+    // Ride out a short store outage here: the reply exists and should not be produced twice.
+    const done = await withRetries(
+      () =>
+        store.transition(request.userId, request.requestId, ['processing'], 'done', now(), {
+          reply: reply.complete,
+          usage: { inputTokens: reply.usage.inputTokens, outputTokens: reply.usage.outputTokens },
+        }),
+      this.deps.sleep,
+    );
     if (!done.ok) return 'done';
     return this.finish(done.record, channel);
   }
@@ -321,6 +326,22 @@ export class ReplayService {
   private channel(request: QueuedRequest): ReplyChannel {
     const { sender, directory, store, now } = this.deps;
     return new ReplyChannel(request.userId, request.connectionId, { sender, directory, store, now });
+  }
+}
+
+/** Retries a store write a few times, a second apart (a blip must not cost a whole lease). */
+async function withRetries<T>(
+  write: () => Promise<T>,
+  sleep: (ms: number) => Promise<void>,
+  attempts = 5,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (attempt >= attempts) throw err;
+      await sleep(1000);
+    }
   }
 }
 

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { metricTotals } from '../../lambda/adapters/observability';
+import { RequestStore } from '../../lambda/adapters/request-store';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { localDynamoClient } from '../../local/aws-clients';
+import type { LocalStack } from '../../local/stack';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
+import { newUser, startTestStack } from '../support/local-stack';
+import { TestClient } from '../support/ws-client';
+
+/** Fail-open (the default): DynamoDB and SQS taken away and brought back under live traffic. */
+describe('faults, limiter failing open', () => {
+  let stack: LocalStack;
+  let dynamo: FaultProxy;
+  let sqs: FaultProxy;
+  beforeAll(async () => {
+    dynamo = await startFaultProxy(inject('dynamodbEndpoint'));
+    sqs = await startFaultProxy(inject('sqsEndpoint'));
+    stack = await startTestStack({}, { dynamodbEndpoint: dynamo.endpoint, sqsEndpoint: sqs.endpoint });
+  });
+  afterAll(async () => {
+    dynamo.restore();
+    sqs.restore();
+    await stack?.stop();
+    await dynamo?.stop();
+    await sqs?.stop();
+  });
+
+  it('keeps chatting while DynamoDB is down, counts LimiterFailOpen, and limits again after', async () => {
+    const { token } = await newUser('open');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    const before = metricTotals.get('LimiterFailOpen') ?? 0;
+    dynamo.cut();
+    try {
+      const complete = await client.request(
+        { action: 'sendMessage', requestId: 'down', message: 'still there?' },
+        'message_complete',
+      );
+      expect(complete.text).toContain('still there?');
+      expect(metricTotals.get('LimiterFailOpen')).toBe(before + 1);
+    } finally {
+      dynamo.restore();
+    }
+    for (let i = 0; i < 26; i++) client.send({ action: 'sendMessage', requestId: `m${i}`, message: 'hi' });
+    await client.until(
+      () => client.ofType('message_accepted').length === 26 && client.ofType('request_queued').length === 1,
+      15_000,
+    );
+    client.close();
+  });
+
+  it('loses nothing queued when DynamoDB drops out while the queue drains', async () => {
+    const { token } = await newUser('drain');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    for (let i = 0; i < 28; i++) client.send({ action: 'sendMessage', requestId: `q${i}`, message: 'hi' });
+    await client.until(() => client.ofType('request_queued').length === 3, 15_000);
+    dynamo.cut();
+    await new Promise((resolve) => setTimeout(resolve, 2500)); // an outage of 2.5 s, on purpose
+    dynamo.restore();
+    await client.until(() => client.ofType('message_complete').length === 28, 40_000);
+    for (let i = 0; i < 28; i++) expect(client.ofType('message_complete', `q${i}`)).toHaveLength(1);
+    client.close();
+  }, 60_000);
+
+  it('refuses to queue with a clear error when SQS is down, and writes nothing', async () => {
+    const { userId, token } = await newUser('nosqs');
+    // One message per minute, so the second one has to queue.
+    const limiter = new DynamoLimiter({
+      client: localDynamoClient(dynamo.endpoint),
+      tableName: stack.resources.tables.limits,
+      tiers: parseTierLimits(''),
+    });
+    await limiter.setOverride(userId, { limits: { messagesPerMinute: 1, burst: 0 } });
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await client.request({ action: 'sendMessage', requestId: 'first', message: 'hi' }, 'message_complete');
+    sqs.cut();
+    let refusal: Awaited<ReturnType<TestClient['request']>>;
+    try {
+      refusal = await client.request(
+        { action: 'sendMessage', requestId: 'lost', message: 'hi' },
+        'error',
+        20_000,
+      );
+    } finally {
+      sqs.restore();
+    }
+    expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', requestId: 'lost', details: { retryAfter: 1 } });
+    const status = await client.request({ action: 'status' }, 'status');
+    expect(status.queue).toEqual({ queued: 0, requests: [] });
+    const store = new RequestStore(localDynamoClient(dynamo.endpoint), stack.resources.tables.requests);
+    expect(await store.get(userId, 'lost')).toBeUndefined();
+    client.close();
+  }, 40_000);
+});

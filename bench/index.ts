@@ -1,5 +1,8 @@
+import { bundlesBench } from './bundles';
+import { gatewayBench } from './gateway';
 import { limiterBench } from './limiter';
+import { queueBench } from './queue';
 import type { BenchPart } from './report';
 
 /** Every part of `npm run bench`, in the order they run. */
-export const PARTS: readonly BenchPart[] = [limiterBench];
+export const PARTS: readonly BenchPart[] = [limiterBench, gatewayBench, queueBench, bundlesBench];

@@ -34,6 +34,7 @@ async function main(): Promise<number> {
     });
     console.log(`\nwrote ${file}`);
   }
+  await (await import('../bench/stack')).stopBenchStack();
   return 0;
 }
 

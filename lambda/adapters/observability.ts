@@ -20,12 +20,16 @@ export const metrics = new Metrics({ namespace: NAMESPACE, serviceName: SERVICE 
  */
 export const metricTotals = new Map<MetricName, number>();
 
+let pendingMetrics = false;
+
 export const metricsPort: MetricsPort = {
   count(name, value = 1) {
+    pendingMetrics = true;
     metrics.addMetric(name, MetricUnit.Count, value);
     metricTotals.set(name, (metricTotals.get(name) ?? 0) + value);
   },
   milliseconds(name, value) {
+    pendingMetrics = true;
     metrics.addMetric(name, MetricUnit.Milliseconds, value);
     metricTotals.set(name, (metricTotals.get(name) ?? 0) + value);
   },
@@ -39,5 +43,8 @@ export const logPort: LogPort = {
 
 /** Writes the invocation's metrics (EMF) and ends its log context. Call in a `finally`. */
 export function flushObservability(): void {
+  // Only when something was recorded: Powertools warns on every empty flush.
+  if (!pendingMetrics) return;
+  pendingMetrics = false;
   metrics.publishStoredMetrics();
 }

@@ -3,6 +3,8 @@
  * created once per cold start and reused by every invocation, as Lambda best practice has it.
  * Each function builds only what its FUNCTIONS entry gives it access to.
  */
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -32,7 +34,14 @@ function once<T>(build: () => T): () => T {
 }
 
 /** No call may hang an invocation: a dead connection fails within seconds and is retried. */
-const requestHandler = () => new NodeHttpHandler({ connectionTimeout: 1000, requestTimeout: 5000 });
+const requestHandler = () =>
+  new NodeHttpHandler({
+    connectionTimeout: 1000,
+    requestTimeout: 5000,
+    // One request at a time per Lambda instance in AWS; locally every invocation shares a process.
+    httpAgent: new Agent({ keepAlive: true, maxSockets: 256 }),
+    httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: 256 }),
+  });
 
 function dynamoClient(config: ChatConfig): DynamoDBClient {
   // Locally the endpoint points at the emulator; in AWS it is unset and the SDK finds DynamoDB.

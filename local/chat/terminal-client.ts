@@ -145,6 +145,8 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           if (streaming === id) write(String(msg.text ?? ''));
           break;
         case 'message_complete': {
+          // A processor that crashed right after sending may send a reply twice: show it once.
+          if (completed.has(id!)) break;
           const usage = (msg.usage ?? {}) as Json;
           completed.add(id!);
           if (streaming === id) {

@@ -30,6 +30,7 @@ const state = {
   wantOpen: false,
   attempts: 0,
   replies: new Map(), // requestId -> <li> of the streaming reply
+  completed: new Set(), // requestIds whose reply is shown
   queued: new Map(), // requestId -> { position, total, etaAtMs, text }
   retryTimer: undefined,
 };
@@ -157,6 +158,9 @@ function handle(msg) {
       scrollDown();
       break;
     case 'message_complete': {
+      // A processor that crashed right after sending may send a reply twice: show it once.
+      if (state.completed.has(id)) break;
+      state.completed.add(id);
       const li = replyEntry(id);
       li.textContent = msg.text;
       li.classList.remove('streaming');

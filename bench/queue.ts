@@ -25,9 +25,12 @@ export const queueBench: BenchPart = {
     const clients = await Promise.all(Array.from({ length: USERS }, () => benchClient(stack.wsUrl)));
     resetDynamoCalls();
     const started = performance.now();
+    // Each user sends all 30 at once; users arrive 200 ms apart (5 new users a second).
     for (const c of clients) {
-      for (let i = 0; i < MESSAGES; i++)
+      for (let i = 0; i < MESSAGES; i++) {
         c.socket.send(JSON.stringify({ action: 'sendMessage', requestId: `q${i}`, message: `m ${i}` }));
+      }
+      await new Promise((resolve) => setTimeout(resolve, STAGGER_MS));
     }
     await Promise.all(
       clients.map(async (c) => {
@@ -54,7 +57,9 @@ export const queueBench: BenchPart = {
         .sort((a, b) => a.timestamp - b.timestamp);
       queued += frames.filter((f) => f.type === 'request_queued').length;
       refused += frames.filter((f) => f.type === 'error').length;
-      starts.forEach((s, k) => lags.push(s.timestamp - (t0 + (k + 1) * REFILL_MS)));
+      starts.forEach((s, k) => {
+        lags.push(s.timestamp - (t0 + (k + 1) * REFILL_MS));
+      });
       for (const s of starts) {
         const told = lastTold(frames, s.requestId!, s.timestamp);
         if (!told) continue;

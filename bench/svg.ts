@@ -17,7 +17,8 @@ export function writeSvg(name: string, points: readonly { real: number; estimate
       .map((v) => `${x(v).toFixed(1)},${y(Math.max(0, f(v))).toFixed(1)}`)
       .join(' ');
   const ticks = Array.from({ length: 6 }, (_, i) => (i / 5) * max);
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12" role="img">
+<title>Queue wait: real against estimated, ${points.length} queued requests</title>
 <rect width="100%" height="100%" fill="white"/>
 <text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Queue wait: real vs estimated (${points.length} queued requests)</text>
 <polyline fill="none" stroke="#c8d6f5" stroke-width="1" points="${band((v) => v + Math.max(2, 0.2 * v))}"/>

@@ -27,9 +27,14 @@ export async function notifyPositions(
     deps.limiter.status(identity.userId, identity.tier, nowMs),
     deps.store.total(),
   ]);
+  // Positions from the list as it is now, not as the caller last saw it: notices of concurrent
+  // changes then never tell a place that was already stale when it was computed.
+  const anchor = waiting[fromIndex];
+  const from =
+    anchor !== undefined && status.queued.includes(anchor) ? status.queued.indexOf(anchor) : fromIndex;
   await Promise.all(
-    waiting.map(async (requestId, index) => {
-      if (index < fromIndex) return;
+    status.queued.map(async (requestId, index) => {
+      if (index < from) return;
       const record = await deps.store.get(identity.userId, requestId);
       if (record?.status !== 'queued') return;
       const channel = new ReplyChannel(identity.userId, record.connectionId, deps);
@@ -38,7 +43,7 @@ export async function notifyPositions(
         timestamp: deps.now(),
         requestId,
         position: index + 1,
-        totalInQueue: Math.max(totalInQueue, waiting.length),
+        totalInQueue: Math.max(totalInQueue, status.queued.length),
         estimatedWaitTime: estimatedWaitSeconds(index + 1, status.limits, status.policy, nowMs),
       });
     }),

@@ -1,0 +1,126 @@
+import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { describe, expect, it } from 'vitest';
+import { startSqsPoller } from '../../local/sqs-poller';
+import { createTestResources } from '../support/emulators';
+
+async function fifoQueue(name: string, visibilityTimeout = 1) {
+  const res = await createTestResources('poller');
+  const { QueueUrl } = await res.sqs.send(
+    new CreateQueueCommand({
+      QueueName: `${name}-${Math.random().toString(36).slice(2, 8)}.fifo`,
+      Attributes: { FifoQueue: 'true', VisibilityTimeout: String(visibilityTimeout) },
+    }),
+  );
+  const { Attributes } = await res.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  return { sqs: res.sqs, url: QueueUrl!, arn: Attributes!.QueueArn! };
+}
+
+async function send(q: Awaited<ReturnType<typeof fifoQueue>>, group: string, body: string) {
+  await q.sqs.send(
+    new SendMessageCommand({
+      QueueUrl: q.url,
+      MessageBody: body,
+      MessageGroupId: group,
+      MessageDeduplicationId: body,
+    }),
+  );
+}
+
+/** Waits (bounded) until `condition` holds, re-checking as the poller works. */
+async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('startSqsPoller (Lambda event source mapping for FIFO queues)', () => {
+  it('keeps each group in order and never runs two batches of one group at once', async () => {
+    const q = await fifoQueue('order');
+    for (let i = 0; i < 5; i++) {
+      await send(q, 'a', `a${i}`);
+      await send(q, 'b', `b${i}`);
+    }
+    const seen: string[] = [];
+    const inFlight = new Set<string>();
+    let overlap = false;
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      handler: (async (event: SQSEvent) => {
+        for (const r of event.Records) {
+          const group = r.attributes.MessageGroupId!;
+          if (inFlight.has(group)) overlap = true;
+          inFlight.add(group);
+          expect(r).toMatchObject({
+            eventSource: 'aws:sqs',
+            eventSourceARN: q.arn,
+            attributes: { MessageGroupId: group },
+          });
+        }
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        for (const r of event.Records) {
+          seen.push(r.body);
+          inFlight.delete(r.attributes.MessageGroupId!);
+        }
+        return { batchItemFailures: [] };
+      }) as never,
+    });
+    await until(() => seen.length === 10);
+    await poller.stop();
+    expect(seen.filter((b) => b.startsWith('a'))).toEqual(['a0', 'a1', 'a2', 'a3', 'a4']);
+    expect(seen.filter((b) => b.startsWith('b'))).toEqual(['b0', 'b1', 'b2', 'b3', 'b4']);
+    expect(overlap).toBe(false);
+  });
+
+  it('deletes what succeeded and redelivers a reported failure after its visibility timeout', async () => {
+    const q = await fifoQueue('partial');
+    await send(q, 'g', 'first');
+    await send(q, 'g', 'second');
+    const attempts: string[] = [];
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      handler: (async (event: SQSEvent): Promise<SQSBatchResponse> => {
+        const failures = [];
+        for (const r of event.Records) {
+          attempts.push(`${r.body}#${r.attributes.ApproximateReceiveCount}`);
+          if (r.body === 'first' && r.attributes.ApproximateReceiveCount === '1')
+            failures.push({ itemIdentifier: r.messageId });
+        }
+        return { batchItemFailures: failures };
+      }) as never,
+    });
+    await until(() => attempts.includes('second#1'));
+    await poller.stop();
+    expect(attempts).toEqual(['first#1', 'first#2', 'second#1']);
+  });
+
+  it('deletes nothing when the handler throws, so the batch comes back', async () => {
+    const q = await fifoQueue('throws');
+    await send(q, 'g', 'only');
+    let calls = 0;
+    const errors: unknown[] = [];
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      onError: (err) => errors.push(err),
+      handler: (async () => {
+        calls++;
+        if (calls === 1) throw new Error('crash');
+        return { batchItemFailures: [] };
+      }) as never,
+    });
+    await until(() => calls === 2);
+    await poller.idle();
+    await poller.stop();
+    expect(errors).toHaveLength(1);
+  });
+});

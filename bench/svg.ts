@@ -38,3 +38,35 @@ ${points.map((p) => `<circle cx="${x(p.estimate).toFixed(1)}" cy="${y(p.real).to
   writeFileSync(file, svg);
   return file;
 }
+
+/** Latency over the run: one dot per admitted message (x: when it was sent, y: time to complete). */
+export function writeLatencySvg(
+  name: string,
+  points: readonly { atS: number; latencyMs: number; queued: boolean }[],
+): string {
+  const W = 640;
+  const H = 420;
+  const pad = 56;
+  const maxX = Math.max(1, ...points.map((p) => p.atS)) * 1.05;
+  const maxY = Math.max(10, ...points.map((p) => p.latencyMs)) * 1.1;
+  const x = (v: number) => pad + (v / maxX) * (W - 2 * pad);
+  const y = (v: number) => H - pad - (v / maxY) * (H - 2 * pad);
+  const ticks = Array.from({ length: 6 }, (_, i) => i / 5);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12" role="img">
+<title>Latency to message_complete over the load run</title>
+<rect width="100%" height="100%" fill="white"/>
+<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Time to message_complete over the run (${points.length} messages)</text>
+<line x1="${pad}" y1="${H - pad}" x2="${W - pad}" y2="${H - pad}" stroke="black"/>
+<line x1="${pad}" y1="${pad}" x2="${pad}" y2="${H - pad}" stroke="black"/>
+${ticks.map((t) => `<text x="${x(t * maxX)}" y="${H - pad + 16}" text-anchor="middle">${(t * maxX).toFixed(0)}</text><text x="${pad - 6}" y="${y(t * maxY) + 4}" text-anchor="end">${(t * maxY).toFixed(0)}</text>`).join('\n')}
+<text x="${W / 2}" y="${H - 12}" text-anchor="middle">sent at (s since start); orange: waited in the queue</text>
+<text x="14" y="${H / 2}" text-anchor="middle" transform="rotate(-90 14 ${H / 2})">latency (ms)</text>
+${points.map((p) => `<circle cx="${x(p.atS).toFixed(1)}" cy="${y(p.latencyMs).toFixed(1)}" r="2.5" fill="${p.queued ? '#d97706' : '#2857d6'}" fill-opacity="0.6"/>`).join('\n')}
+</svg>
+`;
+  const dir = join(process.cwd(), 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, name);
+  writeFileSync(file, svg);
+  return file;
+}

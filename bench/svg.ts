@@ -32,11 +32,7 @@ ${ticks.map((t) => `<text x="${x(t)}" y="${H - pad + 16}" text-anchor="middle">$
 ${points.map((p) => `<circle cx="${x(p.estimate).toFixed(1)}" cy="${y(p.real).toFixed(1)}" r="3" fill="#2857d6" fill-opacity="0.7"/>`).join('\n')}
 </svg>
 `;
-  const dir = join(process.cwd(), 'bench', 'results');
-  mkdirSync(dir, { recursive: true });
-  const file = join(dir, name);
-  writeFileSync(file, svg);
-  return file;
+  return save(name, svg);
 }
 
 /** Latency over the run: one dot per admitted message (x: when it was sent, y: time to complete). */
@@ -64,6 +60,10 @@ ${ticks.map((t) => `<text x="${x(t * maxX)}" y="${H - pad + 16}" text-anchor="mi
 ${points.map((p) => `<circle cx="${x(p.atS).toFixed(1)}" cy="${y(p.latencyMs).toFixed(1)}" r="2.5" fill="${p.queued ? '#d97706' : '#2857d6'}" fill-opacity="0.6"/>`).join('\n')}
 </svg>
 `;
+  return save(name, svg);
+}
+
+function save(name: string, svg: string): string {
   const dir = join(process.cwd(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   const file = join(dir, name);

@@ -146,6 +146,59 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBeLessThanOrEqual(1);
   });
 
+  it('recovers from a crash before the decision: nothing moved, the next delivery runs it once', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    const real = limiter;
+    let crashed = false;
+    limiter = Object.assign(Object.create(real), {
+      decide: (...args: Parameters<DynamoLimiter['decide']>) => {
+        if (!crashed) {
+          crashed = true;
+          throw new Error('process died before deciding');
+        }
+        return real.decide(...args);
+      },
+    });
+    await expect(service().replay(record, () => 60_000)).rejects.toThrow('process died');
+    limiter = Object.assign(Object.create(real), { decide: real.decide.bind(real) });
+    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
+    expect(
+      (await real.status(user, undefined, clock)).limits.find((l) => l.name === 'messageRate')?.used,
+    ).toBe(1);
+  });
+
+  it('recovers from a crash after the reply was recorded: the reply is sent, the model not run again', async () => {
+    const user = `u-${randomUUID()}`;
+    const record = await enqueue(user);
+    const id = JSON.parse(record.body).requestId;
+    let runs = 0;
+    const counting: ModelPort = {
+      stream(input) {
+        runs++;
+        return new EchoModel({ delayMs: 0 }).stream(input);
+      },
+    };
+    // The process dies while sending message_complete, after `done` and the reply were recorded.
+    const send = sender.send.bind(sender);
+    let dead = false;
+    sender.send = async (connectionId, message) => {
+      if (message.type === 'message_complete' && !dead) {
+        dead = true;
+        throw new Error('process died while sending');
+      }
+      return send(connectionId, message);
+    };
+    await expect(service(counting).replay(record, () => 60_000)).rejects.toThrow('process died');
+    expect((await store.get(user, id))?.status).toBe('done');
+    expect(await service(counting).replay(record, () => 60_000)).toBe('done');
+    expect(runs).toBe(1);
+    expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
+    expect((await store.get(user, id))?.delivered).toBe(true);
+  });
+
   it('moves a request that fails for good to the DLQ, refunds it and tells the user', async () => {
     const user = `u-${randomUUID()}`;
     const record = await enqueue(user);

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { DEV_JWT_SECRET } from '../lambda/adapters/auth/jwt-verifier';
 import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
-import { LOCAL_CREDENTIALS, LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
+import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { type Emulators, startEmulators } from './emulators';
 import { type LambdaHandler, loadHandler, startGateway } from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
@@ -70,8 +70,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.sqsEndpoint]: emulators.sqsEndpoint,
       [ENV.wsManagementEndpoint]: gateway.managementEndpoint,
       AWS_REGION: process.env.AWS_REGION ?? LOCAL_REGION,
-      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? LOCAL_CREDENTIALS.secretAccessKey,
       POWERTOOLS_SERVICE_NAME: 'chat-limiter',
       POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
     });

@@ -23,11 +23,15 @@ export class Notifier implements ConnectionSender {
 
   constructor(options: {
     endpoint?: string;
+    /** Placeholder keys for the local gateway; in AWS the function's role. */
+    credentials?: { accessKeyId: string; secretAccessKey: string };
     client?: ApiGatewayManagementApiClient;
     registry?: { remove(connectionId: string): Promise<void> };
   }) {
     if (!options.client && !options.endpoint) throw new Error('Notifier needs an endpoint or a client');
-    this.client = options.client ?? new ApiGatewayManagementApiClient({ endpoint: options.endpoint });
+    this.client =
+      options.client ??
+      new ApiGatewayManagementApiClient({ endpoint: options.endpoint, credentials: options.credentials });
     this.registry = options.registry;
   }
 

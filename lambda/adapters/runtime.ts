@@ -46,14 +46,31 @@ const requestHandler = () =>
 function dynamoClient(config: ChatConfig): DynamoDBClient {
   // Locally the endpoint points at the emulator; in AWS it is unset and the SDK finds DynamoDB.
   return new DynamoDBClient({
+    credentials: emulatorCredentials(config),
     endpoint: config.dynamodbEndpoint,
     maxAttempts: 3,
     requestHandler: requestHandler(),
   });
 }
 
+/**
+ * Locally (emulator endpoints set) the SDK still signs requests, so it gets placeholder keys here
+ * rather than through the process environment, where they would also shadow real credentials the
+ * Bedrock client needs. In AWS: undefined, the function's role.
+ */
+function emulatorCredentials(config: ChatConfig) {
+  return config.dynamodbEndpoint || config.sqsEndpoint
+    ? { accessKeyId: 'local', secretAccessKey: 'local' }
+    : undefined;
+}
+
 function sqsClient(config: ChatConfig): SQSClient {
-  return new SQSClient({ endpoint: config.sqsEndpoint, maxAttempts: 3, requestHandler: requestHandler() });
+  return new SQSClient({
+    endpoint: config.sqsEndpoint,
+    credentials: emulatorCredentials(config),
+    maxAttempts: 3,
+    requestHandler: requestHandler(),
+  });
 }
 
 function limiterFor(config: ChatConfig, client: DynamoDBClient): DynamoLimiter {
@@ -77,7 +94,11 @@ function userFacing(fn: FunctionKey) {
   const limiter = limiterFor(config, dynamo);
   const store = new RequestStore(dynamo, config.tables.requests!);
   const connections = connectionsFor(config, dynamo);
-  const notifier = new Notifier({ endpoint: config.wsManagementEndpoint!, registry: connections });
+  const notifier = new Notifier({
+    endpoint: config.wsManagementEndpoint!,
+    credentials: emulatorCredentials(config),
+    registry: connections,
+  });
   const sender: ConnectionSender = notifier;
   const directory: ConnectionDirectory = connections;
   return { config, dynamo, limiter, store, connections, sender, directory };

@@ -3,7 +3,7 @@ import { ConnectionRegistry } from '../../lambda/adapters/connections';
 import { Notifier } from '../../lambda/adapters/notifier';
 import { RequestStore } from '../../lambda/adapters/request-store';
 import { ReplyChannel } from '../../lambda/services/reply-channel';
-import { localDynamoClient } from '../../local/aws-clients';
+import { LOCAL_CREDENTIALS, localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
 import { newUser, startTestStack } from '../support/local-stack';
 import { TestClient } from '../support/ws-client';
@@ -19,7 +19,7 @@ describe('delivery over @connections', () => {
       client: localDynamoClient(stack.emulators.dynamodbEndpoint),
       tableName: stack.resources.tables.connections,
     });
-    notifier = new Notifier({ endpoint: stack.managementEndpoint, registry });
+    notifier = new Notifier({ endpoint: stack.managementEndpoint, credentials: LOCAL_CREDENTIALS, registry });
   });
   afterAll(async () => {
     await stack?.stop();

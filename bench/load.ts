@@ -1,17 +1,10 @@
 import { type BenchPart, percentile } from './report';
-import { benchClient, benchStack } from './stack';
+import { benchClient, benchStack, countNotEndingOnce, TERMINAL_TYPES } from './stack';
 import { writeLatencySvg } from './svg';
 
 const CHATTY = Number(process.env.BENCH_LOAD_USERS ?? 12);
 const BURSTY = Math.max(1, Math.round(CHATTY / 3));
 const TURNS = 20;
-const TERMINAL = new Set([
-  'message_complete',
-  'request_failed',
-  'request_expired',
-  'request_cancelled',
-  'error',
-]);
 
 /**
  * Mixed load over real WebSockets: "chatty" enterprise users holding a conversation (one message
@@ -57,22 +50,17 @@ export const loadBench: BenchPart = {
           c.socket.send(JSON.stringify({ action: 'sendMessage', requestId: `b${i}`, message: `burst ${i}` }));
         }
         for (let i = 0; i < 30; i++)
-          await c.waitFor((f) => f.requestId === `b${i}` && TERMINAL.has(f.type), 120_000);
+          await c.waitFor((f) => f.requestId === `b${i}` && TERMINAL_TYPES.has(f.type), 120_000);
       }),
     ]);
     const seconds = (performance.now() - t0) / 1000;
     const total = CHATTY * TURNS + BURSTY * 30;
-    let notExactlyOnce = 0;
+    const notExactlyOnce = countNotEndingOnce(
+      [...chatty, ...bursty],
+      (frames) =>
+        new Set(frames.map((f) => f.frame.requestId).filter((id): id is string => typeof id === 'string')),
+    );
     const waitErrors: number[] = [];
-    for (const c of [...chatty, ...bursty]) {
-      const ids = new Set(
-        c.frames.map((f) => f.frame.requestId).filter((id): id is string => typeof id === 'string'),
-      );
-      for (const id of ids) {
-        if (c.frames.filter((f) => f.frame.requestId === id && TERMINAL.has(f.frame.type)).length !== 1)
-          notExactlyOnce++;
-      }
-    }
     for (const c of bursty) {
       for (const { at, frame } of c.frames) {
         if (frame.type !== 'message_complete') continue;

@@ -1,5 +1,5 @@
 import { type BenchPart, percentile } from './report';
-import { benchClient, benchStack, type Frame } from './stack';
+import { benchClient, benchStack, countNotEndingOnce, type Frame } from './stack';
 import { writeSvg } from './svg';
 
 /**
@@ -71,22 +71,9 @@ export const queueBench: BenchPart = {
     const calls = Object.values(dynamoCalls()).reduce((a, b) => a + b, 0);
     for (const c of clients) c.socket.close();
     // Every request ends exactly once: one complete, failure, expiry, cancel or refusal each.
-    const TERMINAL = new Set([
-      'message_complete',
-      'request_failed',
-      'request_expired',
-      'request_cancelled',
-      'error',
-    ]);
-    let notExactlyOnce = 0;
-    for (const c of clients) {
-      for (let i = 0; i < MESSAGES; i++) {
-        const ends = c.frames.filter(
-          (f) => f.frame.requestId === `q${i}` && TERMINAL.has(f.frame.type),
-        ).length;
-        if (ends !== 1) notExactlyOnce++;
-      }
-    }
+    const notExactlyOnce = countNotEndingOnce(clients, () =>
+      Array.from({ length: MESSAGES }, (_, i) => `q${i}`),
+    );
     if (notExactlyOnce > 0) throw new Error(`${notExactlyOnce} requests did not end exactly once`);
     const points = waits.map(({ real, estimate }) => ({ real, estimate }));
     writeSvg('queue-wait.svg', points);

@@ -145,3 +145,29 @@ export async function benchClient(
       }),
   };
 }
+
+/** Frames that end a request: a reply, a failure, an expiry, a cancel or a refusal. */
+export const TERMINAL_TYPES: ReadonlySet<string> = new Set([
+  'message_complete',
+  'request_failed',
+  'request_expired',
+  'request_cancelled',
+  'error',
+]);
+
+/** How many of the given requests did not end with exactly one terminal frame. */
+export function countNotEndingOnce(
+  clients: readonly { frames: readonly { frame: Frame }[] }[],
+  requestIdsOf: (frames: readonly { frame: Frame }[]) => Iterable<string>,
+): number {
+  let count = 0;
+  for (const c of clients) {
+    for (const id of requestIdsOf(c.frames)) {
+      const ends = c.frames.filter(
+        (f) => f.frame.requestId === id && TERMINAL_TYPES.has(f.frame.type),
+      ).length;
+      if (ends !== 1) count++;
+    }
+  }
+  return count;
+}

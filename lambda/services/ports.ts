@@ -81,13 +81,16 @@ export type ModelEvent =
       readonly usage: { readonly inputTokens: number; readonly outputTokens: number };
     };
 
+export interface ModelInput {
+  readonly prompt: string;
+  /** The reservation's output allowance: the model must not produce more. */
+  readonly maxOutputTokens: number;
+  readonly requestId: string;
+  readonly signal?: AbortSignal;
+}
+
 export interface ModelPort {
-  stream(input: {
-    readonly prompt: string;
-    readonly maxOutputTokens: number;
-    readonly requestId: string;
-    readonly signal?: AbortSignal;
-  }): AsyncIterable<ModelEvent>;
+  stream(input: ModelInput): AsyncIterable<ModelEvent>;
 }
 
 /** The SPEC §6 metric names. */

@@ -6,7 +6,7 @@ import {
   ServiceUnavailableException,
   ThrottlingException,
 } from '@aws-sdk/client-bedrock-runtime';
-import type { ModelEvent, ModelPort } from '../../services/ports';
+import type { ModelEvent, ModelInput, ModelPort } from '../../services/ports';
 
 /** A Bedrock failure worth another attempt (the processor retries these with backoff). */
 export class RetryableModelError extends Error {
@@ -28,12 +28,7 @@ export class BedrockModel implements ModelPort {
     private readonly modelId: string,
   ) {}
 
-  async *stream(input: {
-    prompt: string;
-    maxOutputTokens: number;
-    requestId: string;
-    signal?: AbortSignal;
-  }): AsyncIterable<ModelEvent> {
+  async *stream(input: ModelInput): AsyncIterable<ModelEvent> {
     let response: ConverseStreamCommandOutput;
     try {
       response = await this.client.send(

@@ -1,5 +1,5 @@
 import { estimateTokens } from '../../core/tokens';
-import type { ModelEvent, ModelPort } from '../../services/ports';
+import type { ModelEvent, ModelInput, ModelPort } from '../../services/ports';
 
 /**
  * The built-in echo model: a deterministic streamed reply ("Echo: " + the message, word by word)
@@ -15,12 +15,7 @@ export class EchoModel implements ModelPort {
     },
   ) {}
 
-  async *stream(input: {
-    prompt: string;
-    maxOutputTokens: number;
-    requestId: string;
-    signal?: AbortSignal;
-  }): AsyncIterable<ModelEvent> {
+  async *stream(input: ModelInput): AsyncIterable<ModelEvent> {
     const sleep = this.options.sleep ?? defaultSleep;
     const reply = truncateToTokens(`Echo: ${input.prompt}`, input.maxOutputTokens);
     const chunks = reply.match(/\S+\s*/g) ?? [reply];

@@ -233,10 +233,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       touch(conn);
       res.writeHead(200).end();
     } else if (req.method === 'GET') {
+      // The wire format is camelCase (the SDK maps it to ConnectedAt, Identity.SourceIp, ...).
       sendJson(res, 200, {
-        ConnectedAt: new Date(conn.connectedAt).toISOString(),
-        Identity: { SourceIp: conn.sourceIp, UserAgent: conn.userAgent },
-        LastActiveAt: new Date(conn.lastActiveAt).toISOString(),
+        connectedAt: new Date(conn.connectedAt).toISOString(),
+        identity: { sourceIp: conn.sourceIp, userAgent: conn.userAgent },
+        lastActiveAt: new Date(conn.lastActiveAt).toISOString(),
       });
     } else {
       conn.socket.close(1000, 'Closed by the server');

@@ -1,4 +1,9 @@
-import { CreateQueueCommand, GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { startSqsPoller } from '../../local/sqs-poller';
@@ -122,5 +127,69 @@ describe('startSqsPoller (Lambda event source mapping for FIFO queues)', () => {
     await poller.idle();
     await poller.stop();
     expect(errors).toHaveLength(1);
+  });
+
+  it('leaves redrive to the queue: fauxqs moves a message to the DLQ after maxReceiveCount failures', async () => {
+    const dlq = await fifoQueue('dead');
+    const { QueueUrl } = await dlq.sqs.send(
+      new CreateQueueCommand({
+        QueueName: `redrive-${Math.random().toString(36).slice(2, 8)}.fifo`,
+        Attributes: {
+          FifoQueue: 'true',
+          VisibilityTimeout: '1',
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlq.arn, maxReceiveCount: 2 }),
+        },
+      }),
+    );
+    const { Attributes } = await dlq.sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+    );
+    const q = { sqs: dlq.sqs, url: QueueUrl!, arn: Attributes!.QueueArn! };
+    await send(q, 'g', 'poison');
+    let calls = 0;
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      onError: () => {},
+      handler: (async () => {
+        calls++;
+        throw new Error('always fails');
+      }) as never,
+    });
+    await until(() => calls === 2);
+    let dead: string | undefined;
+    const deadline = Date.now() + 10_000;
+    while (!dead && Date.now() < deadline) {
+      const { Messages } = await dlq.sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: dlq.url, WaitTimeSeconds: 1, MaxNumberOfMessages: 1 }),
+      );
+      dead = Messages?.[0]?.Body;
+    }
+    await poller.stop();
+    expect(dead).toBe('poison');
+    expect(calls).toBe(2);
+  });
+
+  it('stop() ends the long poll and delivers nothing afterwards', async () => {
+    const q = await fifoQueue('stop');
+    const bodies: string[] = [];
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      waitTimeSeconds: 5,
+      handler: (async (event: SQSEvent) => {
+        for (const r of event.Records) bodies.push(r.body);
+        return { batchItemFailures: [] };
+      }) as never,
+    });
+    await poller.stop();
+    await send(q, 'g', 'after-stop');
+    const { Messages } = await q.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: q.url, WaitTimeSeconds: 1, MaxNumberOfMessages: 1 }),
+    );
+    expect(Messages?.[0]?.Body).toBe('after-stop');
+    expect(bodies).toEqual([]);
   });
 });

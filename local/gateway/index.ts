@@ -208,6 +208,9 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const url = new URL(req.url ?? '/', `http://${gw.domainName}`);
     const management = new RegExp(`^/${stage}/@connections/([^/]+)$`).exec(url.pathname);
     if (management) return manageConnection(req, res, decodeURIComponent(management[1]!));
+    // API Gateway answers any other path of the stage with 403, not 404.
+    if (url.pathname.startsWith(`/${stage}/`))
+      return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
     const invocation = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
     if (invocation && req.method === 'POST')
       return invokeFunction(req, res, decodeURIComponent(invocation[1]!));

@@ -204,3 +204,70 @@ describe('the Lambda Invoke API through the real SDK client', () => {
     });
   });
 });
+
+describe('the @connections API over raw HTTP', () => {
+  it('answers 410 GoneException for an unknown id and 403 ForbiddenException for a bad path', async () => {
+    const gone = await fetch(
+      `${gw.managementEndpoint}/@connections/${encodeURIComponent('AAAAAAAAAAAAAAA=')}`,
+      {
+        method: 'POST',
+        body: 'x',
+      },
+    );
+    expect(gone.status).toBe(410);
+    expect(gone.headers.get('x-amzn-errortype')).toBe('GoneException');
+    const forbidden = await fetch(`${gw.httpUrl}/local/nowhere`, { method: 'POST', body: 'x' });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.headers.get('x-amzn-errortype')).toBe('ForbiddenException');
+  });
+
+  it('answers 413 PayloadTooLargeException for data over 128 KB', async () => {
+    const ws = await connect('big-post');
+    ws.send(JSON.stringify({ action: 'ping' }));
+    const { requestContext } = await waitFor(() =>
+      seen.find((e) => e.requestContext.authorizer?.userId === 'big-post'),
+    );
+    const res = await fetch(
+      `${gw.managementEndpoint}/@connections/${encodeURIComponent(requestContext.connectionId)}`,
+      {
+        method: 'POST',
+        body: 'x'.repeat(129 * 1024),
+      },
+    );
+    expect(res.status).toBe(413);
+    expect(res.headers.get('x-amzn-errortype')).toBe('PayloadTooLargeException');
+    ws.close();
+  });
+});
+
+describe('the idle timeout', () => {
+  it('closes an idle connection with 1001 and runs $disconnect once', async () => {
+    const disconnects: SeenEvent[] = [];
+    const short = await startGateway({
+      port: 0,
+      idleTimeoutMs: 50,
+      log: () => {},
+      handlers: {
+        authorizer,
+        routes: {
+          $disconnect: async (event: never) => {
+            disconnects.push(event as SeenEvent);
+            return { statusCode: 200 };
+          },
+        },
+      },
+    });
+    try {
+      const ws = new WebSocket(`${short.wsUrl}?token=idle-user`);
+      const code = await new Promise<number>((resolve, reject) => {
+        ws.on('close', (c) => resolve(c));
+        ws.on('error', reject);
+      });
+      expect(code).toBe(1001);
+      await waitFor(() => (disconnects.length > 0 ? disconnects : undefined));
+      expect(disconnects).toHaveLength(1);
+    } finally {
+      await short.stop();
+    }
+  });
+});

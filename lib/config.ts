@@ -72,6 +72,11 @@ export const stackConfigSchema = z
     logRetentionDays: z.number().int().positive().default(30),
     /** An address subscribed to the alarm topic. @default none */
     alarmEmail: z.string().email().optional(),
+    /**
+     * Set this account and Region's API Gateway CloudWatch Logs role, which the stage's access
+     * logging needs (docs/deploy.md). `false` keeps a role the account already has. @default true
+     */
+    apiGatewayAccountLogsRole: z.boolean().default(true),
     /** Keep tables when the stack is deleted. @default true */
     retainData: z.boolean().default(true),
   })

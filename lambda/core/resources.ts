@@ -156,21 +156,76 @@ export type QueueKey = keyof typeof QUEUES;
 /** WebSocket route selection, as in API Gateway: `$request.body.action`. */
 export const ROUTE_SELECTION_EXPRESSION = '$request.body.action';
 
+/** The DynamoDB actions a function can be granted on a table's items. */
+export type TableAction =
+  | 'dynamodb:GetItem'
+  | 'dynamodb:PutItem'
+  | 'dynamodb:UpdateItem'
+  | 'dynamodb:DeleteItem'
+  | 'dynamodb:Query';
+
+/** The SQS actions a function can be granted on a queue. */
+export type QueueAction =
+  | 'sqs:SendMessage'
+  | 'sqs:ReceiveMessage'
+  | 'sqs:DeleteMessage'
+  | 'sqs:ChangeMessageVisibility'
+  | 'sqs:GetQueueAttributes';
+
+/**
+ * What a function may do to one table: `actions` on the table, `indexActions` on its global
+ * secondary indexes. The stack grants exactly these, so the list is the function's whole access.
+ */
+export interface TableAccess {
+  readonly table: TableKey;
+  readonly actions: readonly TableAction[];
+  readonly indexActions?: readonly 'dynamodb:Query'[];
+}
+
+export interface QueueAccess {
+  readonly queue: QueueKey;
+  readonly actions: readonly QueueAction[];
+}
+
 /**
  * Lambda functions: entry file (relative to the repository root) and exported handler name, the
- * tables and queues each one uses (the constructs grant exactly these), and the routes it serves.
+ * tables and queues each one uses with the actions it calls on them (the constructs grant exactly
+ * these, nothing broader), and the routes it serves.
  */
 export interface FunctionDefinition {
   readonly id: string;
   readonly entry: string;
   readonly handler: string;
-  readonly tables: readonly { table: TableKey; access: 'read' | 'readWrite' }[];
-  readonly queues?: readonly { queue: QueueKey; access: 'send' | 'consume' }[];
+  readonly tables: readonly TableAccess[];
+  readonly queues?: readonly QueueAccess[];
   /** Needs `execute-api:ManageConnections` on the stage. */
   readonly postsToConnections?: boolean;
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
 }
+
+/**
+ * What the message and processor functions call on the limits and requests tables: the limiter's
+ * conditional writes and reads (dynamo-limiter.ts) and the request records, counters and kept
+ * replies (request-store.ts). One list, so a change of those adapters changes one line.
+ */
+const LIMITER_AND_RECORD_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:Query',
+] as const satisfies readonly TableAction[];
+
+/**
+ * Replies find the user's other connections (`byUser` index) and drop a connection that is gone
+ * (notifier.ts: a GoneException removes the record).
+ */
+const REPLY_CONNECTIONS = {
+  table: 'connections',
+  actions: ['dynamodb:DeleteItem'],
+  indexActions: ['dynamodb:Query'],
+} as const satisfies TableAccess;
 
 export const FUNCTIONS = {
   authorizer: {
@@ -186,8 +241,10 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/connect.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', access: 'readWrite' },
-      { table: 'connections', access: 'readWrite' },
+      // The per-IP connection bucket: one conditional UpdateItem, a GetItem when a failed
+      // condition comes back without the item (emulators).
+      { table: 'limits', actions: ['dynamodb:UpdateItem', 'dynamodb:GetItem'] },
+      { table: 'connections', actions: ['dynamodb:PutItem'] },
     ],
     timeoutSeconds: 10,
     memoryMb: 256,
@@ -196,7 +253,7 @@ export const FUNCTIONS = {
     id: 'Disconnect',
     entry: 'lambda/handlers/disconnect.ts',
     handler: 'handler',
-    tables: [{ table: 'connections', access: 'readWrite' }],
+    tables: [{ table: 'connections', actions: ['dynamodb:DeleteItem'] }],
     timeoutSeconds: 10,
     memoryMb: 256,
   },
@@ -206,11 +263,11 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/message.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', access: 'readWrite' },
-      { table: 'connections', access: 'readWrite' },
-      { table: 'requests', access: 'readWrite' },
+      { table: 'limits', actions: LIMITER_AND_RECORD_ACTIONS },
+      REPLY_CONNECTIONS,
+      { table: 'requests', actions: LIMITER_AND_RECORD_ACTIONS },
     ],
-    queues: [{ queue: 'requests', access: 'send' }],
+    queues: [{ queue: 'requests', actions: ['sqs:SendMessage'] }],
     postsToConnections: true,
     timeoutSeconds: 120,
     memoryMb: 512,
@@ -220,13 +277,24 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/processor.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', access: 'readWrite' },
-      { table: 'connections', access: 'readWrite' },
-      { table: 'requests', access: 'readWrite' },
+      { table: 'limits', actions: LIMITER_AND_RECORD_ACTIONS },
+      REPLY_CONNECTIONS,
+      { table: 'requests', actions: LIMITER_AND_RECORD_ACTIONS },
     ],
     queues: [
-      { queue: 'requests', access: 'consume' },
-      { queue: 'dlq', access: 'send' },
+      // Receive, delete and read attributes: what the SQS event source mapping needs; changing
+      // visibility: deferring a request until the limiter admits it.
+      {
+        queue: 'requests',
+        actions: [
+          'sqs:ReceiveMessage',
+          'sqs:DeleteMessage',
+          'sqs:GetQueueAttributes',
+          'sqs:ChangeMessageVisibility',
+        ],
+      },
+      // Requests that failed for good are moved to the DLQ by the processor itself.
+      { queue: 'dlq', actions: ['sqs:SendMessage'] },
     ],
     postsToConnections: true,
     timeoutSeconds: 100,
@@ -237,9 +305,13 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/admin.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', access: 'readWrite' },
-      { table: 'connections', access: 'read' },
-      { table: 'requests', access: 'readWrite' },
+      // Status reads, resets, tier and override writes, taking purged requests off the list.
+      { table: 'limits', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+      // Purge tells each sender `request_cancelled`, following the user like any reply.
+      REPLY_CONNECTIONS,
+      // Purge: the record's conditional transition (read back when the condition fails) and the
+      // queue total.
+      { table: 'requests', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
     ],
     postsToConnections: true,
     timeoutSeconds: 30,

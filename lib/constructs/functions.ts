@@ -16,6 +16,8 @@ import {
   QUEUES,
   type QueueKey,
   TABLES,
+  type TableAccess,
+  type TableDefinition,
   type TableKey,
 } from '../../lambda/core/resources';
 
@@ -35,8 +37,8 @@ export interface ChatFunctionsProps {
 /**
  * One NodejsFunction per entry of `FUNCTIONS`: esbuild-bundled, minified, with source maps, on
  * arm64 and a current Node.js runtime, JSON logs into a log group with retention. The table and
- * queue environment variables each function gets are granted in the same place, read-only where
- * the definition says so: a function can touch exactly what its definition lists.
+ * queue environment variables each function gets are granted in the same place, with exactly the
+ * actions its definition lists: no Scan, no batch writes, nothing it does not call.
  */
 export class ChatFunctions extends Construct {
   public readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
@@ -81,16 +83,11 @@ export class ChatFunctions extends Construct {
           format: OutputFormat.CJS,
         },
       });
-      for (const { table, access } of def.tables) {
-        fn.addEnvironment(TABLES[table].env, props.tables[table].tableName);
-        if (access === 'read') props.tables[table].grantReadData(fn);
-        else props.tables[table].grantReadWriteData(fn);
-      }
-      for (const { queue, access } of def.queues ?? []) {
+      for (const access of def.tables) grantTable(fn, access, props.tables[access.table]);
+      for (const { queue, actions } of def.queues ?? []) {
         const env = QUEUES[queue].env;
         if (env) fn.addEnvironment(env, props.queues[queue].queueUrl);
-        if (access === 'send') props.queues[queue].grantSendMessages(fn);
-        else props.queues[queue].grantConsumeMessages(fn);
+        props.queues[queue].grant(fn, ...actions);
       }
       functions[key] = fn;
     }
@@ -121,4 +118,26 @@ export class ChatFunctions extends Construct {
       );
     }
   }
+}
+
+/**
+ * Tells the function the table's name and grants it the definition's actions: item actions on the
+ * table, index actions on each of its named global secondary indexes (no `index/*` wildcard).
+ */
+function grantTable(fn: NodejsFunction, access: TableAccess, table: TableV2): void {
+  const def: TableDefinition = TABLES[access.table];
+  fn.addEnvironment(def.env, table.tableName);
+  fn.addToRolePolicy(
+    new PolicyStatement({ effect: Effect.ALLOW, actions: [...access.actions], resources: [table.tableArn] }),
+  );
+  if (!access.indexActions?.length) return;
+  const indexes = def.globalIndexes ?? [];
+  if (!indexes.length) throw new Error(`the ${access.table} table has no index for ${access.indexActions}`);
+  fn.addToRolePolicy(
+    new PolicyStatement({
+      effect: Effect.ALLOW,
+      actions: [...access.indexActions],
+      resources: indexes.map((index) => `${table.tableArn}/index/${index.indexName}`),
+    }),
+  );
 }

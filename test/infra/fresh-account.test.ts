@@ -41,8 +41,7 @@ describe('a deploy into a fresh account', () => {
         ],
       },
     });
-    const [roleId] = Object.keys(roles);
-    expect(roleId).toBeDefined();
+    const roleId = Object.keys(roles)[0] ?? 'no role for API Gateway';
     template.hasResource('AWS::ApiGateway::Account', {
       Properties: { CloudWatchRoleArn: { 'Fn::GetAtt': [roleId, 'Arn'] } },
       // Another API of the account may rely on the setting after this stack is deleted.
@@ -53,10 +52,10 @@ describe('a deploy into a fresh account', () => {
 
   it('creates the stage with access logging only after the account has the role', () => {
     const resources = template.toJSON().Resources as Resources;
-    const [accountId] = Object.keys(template.findResources('AWS::ApiGateway::Account'));
-    const [stage] = Object.values(template.findResources('AWS::ApiGatewayV2::Stage')) as Resources[string][];
+    const accountId = Object.keys(template.findResources('AWS::ApiGateway::Account'))[0] ?? 'none';
+    const stage = Object.values(template.findResources('AWS::ApiGatewayV2::Stage'))[0] as Resources[string];
     expect(stage.DependsOn).toContain(accountId);
-    expect(resources[accountId].DependsOn).toEqual(
+    expect(resources[accountId]?.DependsOn).toEqual(
       expect.arrayContaining([Object.keys(template.findResources('AWS::ApiGatewayV2::Api'))[0]]),
     );
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {

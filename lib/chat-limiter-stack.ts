@@ -12,7 +12,13 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
-import { parseStackConfig, type StackConfig, type StackConfigInput } from './config';
+import { parseStackConfig, type StackConfig, StackConfigError, type StackConfigInput } from './config';
+import {
+  type BedrockModelAccess,
+  bedrockStatements,
+  inferenceProfileOf,
+  isSourceRegionOf,
+} from './constructs/bedrock-access';
 import { ChatFunctions } from './constructs/functions';
 import { Monitoring } from './constructs/monitoring';
 import { RequestQueues } from './constructs/queues';
@@ -54,7 +60,7 @@ export class ChatLimiterStack extends Stack {
         ? {
             [ENV.jwtIssuer]: config.jwt.issuer,
             ...(config.jwt.jwksUrl ? { [ENV.jwtJwksUrl]: config.jwt.jwksUrl } : {}),
-            ...(config.jwt.audience ? { [ENV.jwtAudience]: config.jwt.audience } : {}),
+            [ENV.jwtAudience]: config.jwt.audience,
           }
         : { [ENV.jwtSecretArn]: jwtSecret!.secretArn };
 
@@ -90,7 +96,7 @@ export class ChatLimiterStack extends Stack {
       );
     }
 
-    if (config.model.kind === 'bedrock') this.allowBedrock(functions, config.model.modelId);
+    if (config.model.kind === 'bedrock') this.allowBedrock(functions, config.model);
 
     const routeHandlers = Object.fromEntries(
       (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, functions[ROUTES[route]]]),
@@ -142,28 +148,29 @@ export class ChatLimiterStack extends Stack {
       new CfnOutput(this, 'JwtSecretArn', { value: jwtSecret.secretArn, description: 'sign tokens with it' });
   }
 
-  /** Streaming Converse on the configured model only (foundation model or inference profile). */
+  /**
+   * Streaming Converse on the configured model only: the foundation model, or an inference profile
+   * with the model in the Regions it routes to (lib/constructs/bedrock-access.ts).
+   */
   private allowBedrock(
     functions: Record<FunctionKey, { addToRolePolicy(s: PolicyStatement): void }>,
-    modelId: string,
+    model: BedrockModelAccess,
   ) {
-    const resources = [
-      this.formatArn({
-        service: 'bedrock',
-        account: '',
-        resource: 'foundation-model',
-        resourceName: modelId.replace(/^(us|eu|apac|global)\./, ''),
-      }),
-      this.formatArn({ service: 'bedrock', resource: 'inference-profile', resourceName: modelId }),
-    ];
     for (const key of ['message', 'processor'] as const) {
-      functions[key].addToRolePolicy(
-        new PolicyStatement({
-          effect: Effect.ALLOW,
-          actions: ['bedrock:InvokeModelWithResponseStream'],
-          resources,
-        }),
+      for (const statement of bedrockStatements(this, model)) functions[key].addToRolePolicy(statement);
+    }
+    const profile = inferenceProfileOf(model);
+    if (!profile) return;
+    if (!Token.isUnresolved(this.region) && !isSourceRegionOf(profile, this.region)) {
+      throw new StackConfigError(
+        `model.modelId: the ${profile.geography} inference profile ${model.modelId} cannot be called from ${this.region}`,
       );
+    }
+    for (const region of profile.regions.filter((r) => r.includes('*'))) {
+      Validations.of(this).acknowledge({
+        id: `AwsSolutions::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:bedrock:${region}::foundation-model/${profile.foundationModelId}]`,
+        reason: `The ${profile.geography} inference profile routes to Regions of its geography (${region}); the model ARN is usable only through this profile (bedrock:InferenceProfileArn condition). Set model.inferenceRegions to name them.`,
+      });
     }
   }
 

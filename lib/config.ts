@@ -38,6 +38,14 @@ export const stackConfigSchema = z
             kind: z.literal('bedrock'),
             /** A foundation model id (`anthropic.claude-…`) or an inference profile id (`us.anthropic…`). */
             modelId: z.string().min(3),
+            /**
+             * For an inference profile: the Regions it routes to (the profile's destination Regions).
+             * @default every Region of the profile's geography (`us.` → `us-*`, `eu.` → `eu-*`, …)
+             */
+            inferenceRegions: z
+              .array(z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'a Region code such as us-east-1'))
+              .min(1)
+              .optional(),
           })
           .strict(),
       ])
@@ -51,7 +59,8 @@ export const stackConfigSchema = z
             mode: z.literal('oidc'),
             issuer: z.string().url(),
             jwksUrl: z.string().url().optional(),
-            audience: z.string().min(1).optional(),
+            /** Required: the `aud` this API accepts (an issuer signs tokens for many clients). */
+            audience: z.string().min(1),
           })
           .strict(),
       ])

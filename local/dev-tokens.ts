@@ -1,7 +1,13 @@
 import { SignJWT } from 'jose';
-import { DEV_JWT_SECRET } from '../lambda/adapters/auth/jwt-verifier';
 import type { Tier } from '../lambda/core/limiter/types';
 import { ENV } from '../lambda/core/resources';
+
+/**
+ * The development-only HS256 secret of `npm start` and `npm run token`. It lives here, under
+ * local/, so no Lambda bundle can contain it (test/unit/auth-dev-secret.test.ts bundles every
+ * function to check); deployed stacks generate a secret in Secrets Manager or trust an OIDC issuer.
+ */
+export const DEV_JWT_SECRET = 'chat-limiter-local-development-secret-do-not-deploy';
 
 /**
  * Signs an HS256 development token (`sub` = user, optional `tier` claim) with `JWT_SECRET` or the

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
-import { DEV_JWT_SECRET } from '../lambda/adapters/auth/jwt-verifier';
 import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
 import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
+import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
 import { type LambdaHandler, loadHandler, startGateway } from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';

@@ -28,7 +28,9 @@ describe('ChatLimiterStack', () => {
     expect(() =>
       synth({ model: { kind: 'bedrock', modelId: 'anthropic.claude-3-haiku-20240307-v1:0' } }),
     ).not.toThrow();
-    expect(() => synth({ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com' } })).not.toThrow();
+    expect(() =>
+      synth({ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com', audience: 'chat' } }),
+    ).not.toThrow();
   }, 60_000);
 
   it('creates on-demand tables with TTL and point-in-time recovery, from the one definition', () => {
@@ -216,7 +218,8 @@ describe('parseStackConfig', () => {
     [{ limits: { tiers: { free: { dailyTokens: -5 } } } }, /tiers\.free\.dailyTokens/],
     [{ model: { kind: 'bedrock' } }, /modelId/],
     [{ failPolicy: 'maybe' }, /failPolicy/],
-    [{ jwt: { mode: 'oidc', issuer: 'not a url' } }, /issuer/],
+    [{ jwt: { mode: 'oidc', issuer: 'not a url', audience: 'chat' } }, /issuer/],
+    [{ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com' } }, /jwt\.audience/],
     [{ maxQueuedPerUser: 1.5 }, /maxQueuedPerUser/],
     [{ surprise: true }, /surprise/],
   ])('refuses %j with a clear error', (input, message) => {

@@ -126,7 +126,7 @@ describe('JwtVerifier', () => {
       .setProtectedHeader({ alg: 'HS256' })
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode('secret'));
-    expect(await new JwtVerifier({ mode: 'oidc', issuer }).verify(hs)).toEqual({
+    expect(await new JwtVerifier({ mode: 'oidc', issuer, audience: 'chat' }).verify(hs)).toEqual({
       ok: false,
       reason: 'invalid',
     });

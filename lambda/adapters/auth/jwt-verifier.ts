@@ -4,12 +4,6 @@ import { isTier } from '../../core/limiter/policy';
 import type { Tier } from '../../core/limiter/types';
 import { ENV } from '../../core/resources';
 
-/**
- * The development-only HS256 secret of `npm start` and `npm run token`. Deployed stacks never use
- * it: they generate a secret in Secrets Manager or trust an OIDC issuer.
- */
-export const DEV_JWT_SECRET = 'chat-limiter-local-development-secret-do-not-deploy';
-
 export interface VerifiedIdentity {
   readonly userId: string;
   readonly tier?: Tier;
@@ -22,25 +16,49 @@ export type VerifyResult =
 export type VerifierConfig =
   | { readonly mode: 'secret'; readonly secret: string }
   | { readonly mode: 'secret-arn'; readonly secretArn: string; readonly client?: SecretsManagerClient }
-  | { readonly mode: 'oidc'; readonly issuer: string; readonly jwksUrl?: string; readonly audience?: string };
+  | {
+      readonly mode: 'oidc';
+      readonly issuer: string;
+      readonly jwksUrl?: string;
+      /** Required: an issuer signs tokens for many clients; only those meant for this API count. */
+      readonly audience: string;
+    };
+
+/** A verifier configuration that cannot work: thrown at cold start, before any token is seen. */
+export class VerifierConfigError extends Error {
+  constructor(message: string) {
+    super(`invalid configuration: ${message}`);
+    this.name = 'VerifierConfigError';
+  }
+}
 
 /**
  * Verifies chat tokens: HS256 with a shared secret (locally from `JWT_SECRET`, in AWS read once
  * per cold start from Secrets Manager), or an OIDC issuer's RS256/ES256 keys (e.g. Cognito).
- * `alg: none` and algorithm confusion are refused by pinning the algorithms per mode.
+ * `alg: none` and algorithm confusion are refused by pinning the algorithms per mode; a token
+ * without `exp` is refused (it would be valid forever); in OIDC mode so is a token for another
+ * audience.
  */
 export class JwtVerifier {
   private key: Promise<Uint8Array | JWTVerifyGetKey> | undefined;
 
-  constructor(private readonly config: VerifierConfig) {}
+  constructor(private readonly config: VerifierConfig) {
+    if (config.mode === 'oidc' && !config.audience)
+      throw new VerifierConfigError('OIDC mode needs an audience');
+  }
 
   async verify(token: string): Promise<VerifyResult> {
     try {
       const key = await this.resolveKey();
       const options =
         this.config.mode === 'oidc'
-          ? { issuer: this.config.issuer, audience: this.config.audience, algorithms: ['RS256', 'ES256'] }
-          : { algorithms: ['HS256'] };
+          ? {
+              issuer: this.config.issuer,
+              audience: this.config.audience,
+              algorithms: ['RS256', 'ES256'],
+              requiredClaims: ['exp'],
+            }
+          : { algorithms: ['HS256'], requiredClaims: ['exp'] };
       const { payload } =
         typeof key === 'function'
           ? await jwtVerify(token, key, options)
@@ -94,15 +112,14 @@ function identityFrom(payload: JWTPayload): VerifyResult {
 export function verifierConfigFromEnv(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): VerifierConfig {
-  if (env[ENV.jwtIssuer]) {
-    return {
-      mode: 'oidc',
-      issuer: env[ENV.jwtIssuer]!,
-      jwksUrl: env[ENV.jwtJwksUrl],
-      audience: env[ENV.jwtAudience],
-    };
+  const issuer = env[ENV.jwtIssuer];
+  if (issuer) {
+    const audience = env[ENV.jwtAudience];
+    if (!audience)
+      throw new VerifierConfigError(`${ENV.jwtIssuer} is set, so ${ENV.jwtAudience} is required`);
+    return { mode: 'oidc', issuer, jwksUrl: env[ENV.jwtJwksUrl] || undefined, audience };
   }
   if (env[ENV.jwtSecretArn]) return { mode: 'secret-arn', secretArn: env[ENV.jwtSecretArn]! };
   if (env[ENV.jwtSecret]) return { mode: 'secret', secret: env[ENV.jwtSecret]! };
-  throw new Error(`invalid configuration: set ${ENV.jwtIssuer}, ${ENV.jwtSecretArn} or ${ENV.jwtSecret}`);
+  throw new VerifierConfigError(`set ${ENV.jwtIssuer}, ${ENV.jwtSecretArn} or ${ENV.jwtSecret}`);
 }

@@ -1,5 +1,4 @@
-import { isTier } from './limiter/policy';
-import type { Tier } from './limiter/types';
+import { isTier, type Tier } from './limiter/types';
 
 /** What the authorizer passes on for every event of a connection (API Gateway adds principalId). */
 export interface AuthorizerContext {

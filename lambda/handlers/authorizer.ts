@@ -4,13 +4,11 @@
  * Deny policy, which API Gateway turns into 403. The user id and tier travel on as the context.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
-import { JwtVerifier, verifierConfigFromEnv } from '../adapters/auth/jwt-verifier';
 import { logger } from '../adapters/observability';
-
-let verifier: JwtVerifier | undefined;
+import { authorizerRuntime } from '../adapters/runtime/authorizer';
 
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
-  verifier ??= new JwtVerifier(verifierConfigFromEnv());
+  const { verifier } = authorizerRuntime();
   const token = event.queryStringParameters?.token;
   // API Gateway maps this exact message to 401 Unauthorized.
   if (!token) throw new Error('Unauthorized');

@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { connectRuntime } from '../adapters/runtime';
+import { connectRuntime } from '../adapters/runtime/connect';
 import { identityFromAuthorizer, type WebSocketRequestContext } from '../core/identity';
 
 /** API Gateway closes a WebSocket after two hours at most; the record outlives it a little. */
@@ -21,7 +21,7 @@ export async function handler(
     const identity = identityFromAuthorizer(event.requestContext.authorizer);
     const sourceIp = source?.sourceIp ?? 'unknown';
     const nowMs = rt.now();
-    const attempt = await rt.limiter.consumeConnectAttempt(sourceIp, rt.config.connectLimitPerMinute, nowMs);
+    const attempt = await rt.attempts.consume(sourceIp, rt.config.connectLimitPerMinute, nowMs);
     if (!attempt.allowed) {
       logger.warn('connection attempts over the limit', { sourceIp, retryAfterMs: attempt.retryAfterMs });
       return {

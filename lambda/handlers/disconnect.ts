@@ -1,7 +1,7 @@
 /** `$disconnect`: forgets the connection (best effort, as API Gateway may not always call it). */
 import type { Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { disconnectRuntime } from '../adapters/runtime';
+import { disconnectRuntime } from '../adapters/runtime/disconnect';
 import type { WebSocketRequestContext } from '../core/identity';
 
 export async function handler(

@@ -1,7 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
-import { isTier } from '../../core/limiter/policy';
-import type { Tier } from '../../core/limiter/types';
+import { isTier, type Tier } from '../../core/limiter/types';
 import { ENV } from '../../core/resources';
 
 export interface VerifiedIdentity {

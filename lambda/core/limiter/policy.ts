@@ -100,9 +100,7 @@ export function parseTierLimits(config: unknown): TierLimits {
   return Object.freeze(merged);
 }
 
-export function isTier(value: unknown): value is Tier {
-  return typeof value === 'string' && (TIERS as readonly string[]).includes(value);
-}
+export { isTier } from './types';
 
 export function isOverrideActive(
   override: LimitOverride | undefined,

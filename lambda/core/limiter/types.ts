@@ -6,6 +6,11 @@
 export const TIERS = ['free', 'pro', 'enterprise'] as const;
 export type Tier = (typeof TIERS)[number];
 
+/** Here, with the tiers, rather than in policy.ts: the authorizer and `$connect` need it without zod. */
+export function isTier(value: unknown): value is Tier {
+  return typeof value === 'string' && (TIERS as readonly string[]).includes(value);
+}
+
 /** Names of the limits, as reported in `status` and in `RATE_LIMIT_EXCEEDED.details.limit`. */
 export type LimitName = 'messageRate' | 'hourlyMessages' | 'dailyMessages' | 'dailyTokens';
 

@@ -11,19 +11,34 @@ import {
   connectEvent,
   disconnectEvent,
   type GatewayIdentity,
-  lambdaContext,
   messageEvent,
   newConnectionId,
 } from './events';
+import {
+  type FunctionSource,
+  FunctionTimeoutError,
+  invokeFunction,
+  type LambdaHandler,
+  toLocalFunction,
+} from './lambda-runner';
 
-/** A Lambda handler as the runtime calls it. */
-export type LambdaHandler = (event: never, context: never) => Promise<unknown>;
+export {
+  DEFAULT_FUNCTION_TIMEOUT_MS,
+  type FunctionSource,
+  FunctionTimeoutError,
+  type LambdaHandler,
+  type LocalFunction,
+} from './lambda-runner';
 
+/**
+ * The functions behind the API. Each runs under its Timeout (a bare handler under Lambda's
+ * default, 3 s): see `local/gateway/lambda-runner.ts`.
+ */
 export interface GatewayHandlers {
-  readonly authorizer: LambdaHandler;
-  readonly routes: Partial<Record<RouteKey, LambdaHandler>>;
+  readonly authorizer: FunctionSource;
+  readonly routes: Partial<Record<RouteKey, FunctionSource>>;
   /** Functions answering the Lambda Invoke API, by name. */
-  readonly functions?: Readonly<Record<string, LambdaHandler>>;
+  readonly functions?: Readonly<Record<string, FunctionSource>>;
 }
 
 export interface GatewayOptions {
@@ -37,6 +52,11 @@ export interface GatewayOptions {
   readonly staticDir?: string;
   /** API Gateway closes idle connections after 10 minutes. @default 600_000 */
   readonly idleTimeoutMs?: number;
+  /**
+   * How long a route integration may run before the client gets `Endpoint request timed out`
+   * (a fixed quota of WebSocket APIs). @default 29_000
+   */
+  readonly integrationTimeoutMs?: number;
   readonly handlers?: GatewayHandlers;
   readonly log?: (message: string) => void;
 }
@@ -55,6 +75,8 @@ export interface Gateway {
 /** API Gateway's WebSocket quotas: frames up to 32 KB, messages up to 128 KB. */
 export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** API Gateway's integration timeout for WebSocket routes: 29 s, not adjustable upwards. */
+export const INTEGRATION_TIMEOUT_MS = 29_000;
 
 interface LiveConnection extends ConnectionInfo {
   readonly socket: WebSocket;
@@ -81,6 +103,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const stage = options.stage ?? LOCAL_STAGE;
   const host = options.host ?? '127.0.0.1';
   const idleTimeoutMs = options.idleTimeoutMs ?? 600_000;
+  const integrationTimeoutMs = options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS;
   const log = options.log ?? (() => undefined);
   let handlers = options.handlers;
   const connections = new Map<string, LiveConnection>();
@@ -98,8 +121,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const port = (server.address() as AddressInfo).port;
   const gw: GatewayIdentity = { apiId: 'local', stage, domainName: `localhost:${port}` };
 
-  const invoke = async (name: string, handler: LambdaHandler, event: unknown): Promise<unknown> =>
-    handler(event as never, lambdaContext(name, 120_000) as never);
+  const invoke = (name: string, source: FunctionSource, event: unknown): Promise<unknown> =>
+    invokeFunction(toLocalFunction(source, name), event);
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     upgrade(req, socket, head).catch((err) => {
@@ -170,18 +193,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       const handler =
         handlers && Object.hasOwn(handlers.routes, routeKey) ? handlers.routes[routeKey] : undefined;
       if (!handler) return;
-      invoke(routeKey, handler, messageEvent(gw, conn, routeKey, body, Date.now())).catch((err) => {
-        log(`route ${routeKey} failed: ${(err as Error).message}`);
-        if (!conn.closed) {
-          socket.send(
-            JSON.stringify({
-              message: 'Internal server error',
-              connectionId: conn.connectionId,
-              requestId: newConnectionId(),
-            }),
-          );
-        }
-      });
+      integrate(conn, routeKey, handler, messageEvent(gw, conn, routeKey, body, Date.now()));
     });
     socket.on('close', (code: number, reason: Buffer) => {
       conn.closed = true;
@@ -195,6 +207,37 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       }
     });
     socket.on('error', (err) => log(`socket error: ${err.message}`));
+  }
+
+  /**
+   * Runs a route's integration as API Gateway does: its return value is ignored; a function error
+   * (a throw, or its Timeout passing first) gets `Internal server error`, and an integration still
+   * running after the integration timeout gets `Endpoint request timed out` while the function
+   * runs on to its own Timeout.
+   */
+  async function integrate(
+    conn: LiveConnection,
+    routeKey: RouteKey,
+    source: FunctionSource,
+    event: ReturnType<typeof messageEvent>,
+  ): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const integrationTimedOut = new Promise<'timed out'>((resolvePromise) => {
+      timer = setTimeout(() => resolvePromise('timed out'), integrationTimeoutMs);
+      timer.unref();
+    });
+    const invocation = invoke(routeKey, source, event).then(
+      () => 'done' as const,
+      (err: Error) => err,
+    );
+    const outcome = await Promise.race([invocation, integrationTimedOut]);
+    clearTimeout(timer);
+    if (outcome === 'done') return;
+    if (outcome === 'timed out') log(`route ${routeKey}: integration timed out`);
+    else log(`route ${routeKey} failed: ${outcome.message}`);
+    const message = outcome === 'timed out' ? 'Endpoint request timed out' : 'Internal server error';
+    if (!conn.closed)
+      conn.socket.send(gatewayErrorFrame(message, conn.connectionId, event.requestContext.requestId));
   }
 
   function touch(conn: LiveConnection): void {
@@ -212,8 +255,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (url.pathname.startsWith(`/${stage}/`))
       return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
     const invocation = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
-    if (invocation && req.method === 'POST')
-      return invokeFunction(req, res, decodeURIComponent(invocation[1]!));
+    if (invocation && req.method === 'POST') return serveInvoke(req, res, decodeURIComponent(invocation[1]!));
     if (req.method === 'GET' && options.staticDir) return serveStatic(res, options.staticDir, url.pathname);
     sendJson(res, 404, { message: 'Not Found' });
   }
@@ -248,7 +290,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     }
   }
 
-  async function invokeFunction(req: IncomingMessage, res: ServerResponse, nameOrArn: string): Promise<void> {
+  async function serveInvoke(req: IncomingMessage, res: ServerResponse, nameOrArn: string): Promise<void> {
     const name = nameOrArn.split(':').pop() ?? nameOrArn;
     const handler = handlers?.functions?.[name];
     if (!handler) return sendAwsError(res, 404, 'ResourceNotFoundException', `Function not found: ${name}`);
@@ -265,17 +307,18 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         'Could not parse request body into json',
       );
     }
+    const unhandled = { 'X-Amz-Function-Error': 'Unhandled', 'X-Amz-Executed-Version': '$LATEST' };
     try {
       const result = await invoke(name, handler, event);
       sendJson(res, 200, result ?? null, { 'X-Amz-Executed-Version': '$LATEST' });
     } catch (err) {
       const error = err as Error;
-      sendJson(
-        res,
-        200,
-        { errorType: error.name, errorMessage: error.message, trace: (error.stack ?? '').split('\n') },
-        { 'X-Amz-Function-Error': 'Unhandled', 'X-Amz-Executed-Version': '$LATEST' },
-      );
+      // A timeout is reported by Lambda itself: its error type and message, no trace.
+      const payload =
+        error instanceof FunctionTimeoutError
+          ? { errorType: error.errorType, errorMessage: error.message }
+          : { errorType: error.name, errorMessage: error.message, trace: (error.stack ?? '').split('\n') };
+      sendJson(res, 200, payload, unhandled);
     }
   }
 
@@ -314,6 +357,15 @@ export function selectRoute(body: string): RouteKey {
     // Not JSON: the default route.
   }
   return '$default';
+}
+
+/**
+ * API Gateway's own error frame, spaced exactly as the service writes it, e.g.
+ * `{"message": "Endpoint request timed out", "connectionId":"L0SM9cOFvHcCIhw=", "requestId":"L0SM9FUOvHcFxNw="}`.
+ */
+export function gatewayErrorFrame(message: string, connectionId: string, requestId: string): string {
+  const json = JSON.stringify;
+  return `{"message": ${json(message)}, "connectionId":${json(connectionId)}, "requestId":${json(requestId)}}`;
 }
 
 /** Loads a handler by its Lambda entry point, as the Lambda runtime would. */

@@ -9,12 +9,20 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/aws-clients';
-import { type Gateway, startGateway } from '../../local/gateway';
+import { type Gateway, gatewayErrorFrame, startGateway } from '../../local/gateway';
 
 interface SeenEvent {
-  requestContext: { routeKey: string; connectionId: string; authorizer?: Record<string, unknown> };
+  requestContext: {
+    routeKey: string;
+    connectionId: string;
+    requestId: string;
+    authorizer?: Record<string, unknown>;
+  };
   body?: string;
 }
+
+/** How a slow function spends its time (the tests themselves wait for events, never for time). */
+const work = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const seen: SeenEvent[] = [];
 const record = async (event: never) => {
@@ -57,6 +65,14 @@ beforeAll(async () => {
         admin: async (event: never) => ({ echoed: event }),
         broken: async () => {
           throw new TypeError('nope');
+        },
+        sleepy: {
+          name: 'sleepy',
+          timeoutMs: 200,
+          handler: async () => {
+            await work(1000);
+            return 'too late';
+          },
         },
       },
     },
@@ -198,6 +214,18 @@ describe('the Lambda Invoke API through the real SDK client', () => {
     });
   });
 
+  it('answers a function that runs past its Timeout as Lambda does: 200, Unhandled, Sandbox.Timedout', async () => {
+    const timedOut = await lambda().send(new InvokeCommand({ FunctionName: 'sleepy' }));
+    expect(timedOut.StatusCode).toBe(200);
+    expect(timedOut.FunctionError).toBe('Unhandled');
+    const payload = JSON.parse(new TextDecoder().decode(timedOut.Payload));
+    expect(Object.keys(payload)).toEqual(['errorType', 'errorMessage']);
+    expect(payload.errorType).toBe('Sandbox.Timedout');
+    expect(payload.errorMessage).toMatch(
+      /^RequestId: [0-9a-f-]{36} Error: Task timed out after 0\.20 seconds$/,
+    );
+  });
+
   it('answers ResourceNotFoundException for an unknown function', async () => {
     await expect(lambda().send(new InvokeCommand({ FunctionName: 'missing' }))).rejects.toMatchObject({
       name: 'ResourceNotFoundException',
@@ -268,6 +296,117 @@ describe('the idle timeout', () => {
       expect(disconnects).toHaveLength(1);
     } finally {
       await short.stop();
+    }
+  });
+});
+
+describe('route timeouts', () => {
+  /** A gateway whose `$default` route runs `handler` under `timeoutMs`, with a 300 ms integration timeout. */
+  async function gatewayWith(
+    timeoutMs: number,
+    handler: (event: SeenEvent, post: (data: string) => Promise<string>) => Promise<void>,
+  ): Promise<Gateway> {
+    const local: Gateway = await startGateway({
+      port: 0,
+      integrationTimeoutMs: 300,
+      log: () => {},
+      handlers: {
+        authorizer,
+        routes: {
+          $default: {
+            name: 'Slow',
+            timeoutMs,
+            handler: async (event: never) => {
+              const e = event as SeenEvent;
+              const client = new ApiGatewayManagementApiClient({
+                endpoint: local.managementEndpoint,
+                region: LOCAL_REGION,
+                credentials: LOCAL_CREDENTIALS,
+              });
+              // Posting back reports how it went, so the test can wait for the handler's end.
+              const post = (data: string) =>
+                client
+                  .send(
+                    new PostToConnectionCommand({ ConnectionId: e.requestContext.connectionId, Data: data }),
+                  )
+                  .then(
+                    () => 'sent',
+                    (err: Error) => err.message,
+                  );
+              await handler(e, post);
+            },
+          },
+        },
+      },
+    });
+    return local;
+  }
+
+  async function open(local: Gateway): Promise<{ ws: WebSocket; frames: string[] }> {
+    const ws = new WebSocket(`${local.wsUrl}?token=timeouts`);
+    await new Promise((resolve, reject) => {
+      ws.on('open', resolve);
+      ws.on('error', reject);
+    });
+    const frames: string[] = [];
+    ws.on('message', (data) => frames.push(data.toString()));
+    return { ws, frames };
+  }
+
+  it('sends "Endpoint request timed out" past the integration timeout, while the function runs on', async () => {
+    let event: SeenEvent | undefined;
+    let lateOutcome: string | undefined;
+    const local = await gatewayWith(5_000, async (e, post) => {
+      event = e;
+      await work(600);
+      lateOutcome = await post('still running');
+    });
+    try {
+      const { ws, frames } = await open(local);
+      ws.send('hello');
+      await waitFor(() => lateOutcome);
+      const { connectionId, requestId } = event!.requestContext as {
+        connectionId: string;
+        requestId: string;
+      };
+      expect(frames[0]).toBe(
+        `{"message": "Endpoint request timed out", "connectionId":"${connectionId}", "requestId":"${requestId}"}`,
+      );
+      // As in AWS, the function is not stopped by the gateway: it runs to its own Timeout.
+      expect(lateOutcome).toBe('sent');
+      await waitFor(() => (frames.length === 2 ? frames : undefined));
+      expect(frames[1]).toBe('still running');
+      ws.close();
+    } finally {
+      await local.stop();
+    }
+  });
+
+  it("answers Internal server error when the function's Timeout comes first, and abandons the function", async () => {
+    let event: SeenEvent | undefined;
+    let lateOutcome: string | undefined;
+    const local = await gatewayWith(100, async (e, post) => {
+      event = e;
+      await work(400);
+      lateOutcome = await post('after my timeout');
+    });
+    try {
+      const { ws, frames } = await open(local);
+      ws.send('hello');
+      await waitFor(() => lateOutcome);
+      const { connectionId, requestId } = event!.requestContext as {
+        connectionId: string;
+        requestId: string;
+      };
+      expect(frames).toEqual([gatewayErrorFrame('Internal server error', connectionId, requestId)]);
+      expect(frames[0]).toBe(
+        `{"message": "Internal server error", "connectionId":"${connectionId}", "requestId":"${requestId}"}`,
+      );
+      // Lambda would have stopped it: its later @connections call never leaves the process.
+      expect(lateOutcome).toMatch(/Slow timed out/);
+      ws.close();
+    } finally {
+      await local.stop();
     }
   });
 });

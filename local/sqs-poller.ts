@@ -5,20 +5,30 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { lambdaContext } from './gateway/events';
+import {
+  DEFAULT_FUNCTION_TIMEOUT_MS,
+  invokeFunction,
+  type LambdaHandler,
+  type LocalFunction,
+} from './gateway/lambda-runner';
 
 export interface SqsPollerOptions {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
   readonly queueArn: string;
-  readonly handler: (event: never, context: never) => Promise<unknown>;
+  readonly handler: LambdaHandler;
+  /** The function's name, as its context shows it. @default 'function' */
+  readonly functionName?: string;
   /** Records per invocation, as the event source mapping's BatchSize. @default 10 */
   readonly batchSize?: number;
   /** Long-poll wait of each receive. @default 1 */
   readonly waitTimeSeconds?: number;
   /** Invocations running at once (Lambda's maximum concurrency of the mapping). @default 10 */
   readonly maxConcurrentBatches?: number;
-  /** The function's timeout, for the context's remaining time. @default 100_000 */
+  /**
+   * The function's Timeout: an invocation still running after it is abandoned and its batch
+   * counts as failed. @default 3_000 (Lambda's default)
+   */
   readonly functionTimeoutMs?: number;
   readonly onError?: (err: unknown) => void;
 }
@@ -33,8 +43,10 @@ export interface SqsPoller {
  * Feeds a queue to a Lambda handler the way Lambda's event source mapping does for FIFO queues:
  * batches of records shaped like Lambda's, at most one batch in flight per message group (SQS
  * itself hands out nothing more of a group while one of its messages is in flight), and
- * `reportBatchItemFailures`: every record not listed as failed is deleted; if the handler throws,
- * none is, and visibility timeout and the redrive policy take their course.
+ * `reportBatchItemFailures`: every record not listed as failed is deleted; if the handler throws
+ * or runs past its Timeout, none is, and visibility timeout and the redrive policy take their
+ * course. Receives never set a visibility timeout of their own: the queue's applies, as with
+ * Lambda's pollers.
  */
 export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
   const batchSize = options.batchSize ?? 10;
@@ -44,6 +56,11 @@ export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
   let stopping = false;
   let wake: (() => void) | undefined;
   const region = options.queueArn.split(':')[3] ?? 'us-east-1';
+  const fn: LocalFunction = {
+    name: options.functionName ?? 'function',
+    handler: options.handler,
+    timeoutMs: options.functionTimeoutMs ?? DEFAULT_FUNCTION_TIMEOUT_MS,
+  };
 
   async function loop(): Promise<void> {
     while (!stopping) {
@@ -85,14 +102,12 @@ export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
     const event: SQSEvent = { Records: messages.map((m) => toRecord(m, options.queueArn, region)) };
     let failed: Set<string>;
     try {
-      const result = (await options.handler(
-        event as never,
-        lambdaContext('processor', options.functionTimeoutMs ?? 100_000) as never,
-      )) as SQSBatchResponse | undefined;
+      const result = (await invokeFunction(fn, event)) as SQSBatchResponse | undefined;
       failed = new Set((result?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch (err) {
       options.onError?.(err);
-      return; // nothing deleted: the whole batch comes back after its visibility timeout
+      // A throw or a timeout: nothing deleted, the whole batch comes back after its visibility timeout.
+      return;
     }
     const done = messages.filter((m) => !failed.has(m.MessageId!));
     if (done.length === 0) return;

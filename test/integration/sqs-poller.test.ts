@@ -4,8 +4,9 @@ import {
   ReceiveMessageCommand,
   SendMessageCommand,
 } from '@aws-sdk/client-sqs';
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import { FunctionTimeoutError } from '../../local/gateway';
 import { startSqsPoller } from '../../local/sqs-poller';
 import { createTestResources } from '../support/emulators';
 
@@ -42,6 +43,9 @@ async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+/** How a slow function spends its time (the tests themselves wait for events, never for time). */
+const work = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('startSqsPoller (Lambda event source mapping for FIFO queues)', () => {
   it('keeps each group in order and never runs two batches of one group at once', async () => {
@@ -127,6 +131,43 @@ describe('startSqsPoller (Lambda event source mapping for FIFO queues)', () => {
     await poller.idle();
     await poller.stop();
     expect(errors).toHaveLength(1);
+  });
+
+  it("fails a batch that runs past the function's Timeout: nothing deleted, back after the queue's visibility timeout", async () => {
+    const q = await fifoQueue('timeout');
+    await send(q, 'g', 'slow');
+    const receives: { count: string; atMs: number; remainingMs: number }[] = [];
+    const errors: unknown[] = [];
+    const poller = startSqsPoller({
+      sqs: q.sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      functionName: 'Processor',
+      functionTimeoutMs: 200,
+      onError: (err) => errors.push(err),
+      handler: (async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+        receives.push({
+          count: event.Records[0]!.attributes.ApproximateReceiveCount,
+          atMs: Date.now(),
+          remainingMs: context.getRemainingTimeInMillis(),
+        });
+        // The first run reports success, but only after its Timeout: Lambda ignores that answer.
+        if (receives.length === 1) await work(500);
+        return { batchItemFailures: [] };
+      }) as never,
+    });
+    await until(() => receives.length === 2);
+    await poller.idle();
+    await poller.stop();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(FunctionTimeoutError);
+    expect((errors[0] as Error).message).toMatch(/Task timed out after 0\.20 seconds$/);
+    expect(receives.map((r) => r.count)).toEqual(['1', '2']);
+    // The context counts down from the function's Timeout.
+    expect(receives[0]!.remainingMs).toBeGreaterThan(0);
+    expect(receives[0]!.remainingMs).toBeLessThanOrEqual(200);
+    // The queue's visibility timeout (1 s) decides when it comes back: the poller sets none of its own.
+    expect(receives[1]!.atMs - receives[0]!.atMs).toBeGreaterThanOrEqual(900);
   });
 
   it('leaves redrive to the queue: fauxqs moves a message to the DLQ after maxReceiveCount failures', async () => {

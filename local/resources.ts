@@ -5,8 +5,17 @@ import {
   type DynamoDBClient,
   ResourceInUseException,
 } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  QueueNameExists,
+  SetQueueAttributesCommand,
+  type SQSClient,
+  SQSServiceException,
+} from '@aws-sdk/client-sqs';
+import {
+  FUNCTIONS,
   QUEUES,
   type QueueDefinition,
   type QueueKey,
@@ -24,8 +33,9 @@ export interface LocalResources {
 
 /**
  * Creates every table and queue of `lambda/core/resources.ts` if missing (idempotent), named with
- * `prefix` so several stacks or test files can share one emulator. TTL is not configured: the
- * emulators do not expire items, so readers filter expired items themselves.
+ * `prefix` so several stacks or test files can share one emulator. A queue that exists with other
+ * attributes (an external emulator from an older run) is brought in line with the stack's. TTL is
+ * not configured: the emulators do not expire items, so readers filter expired items themselves.
  */
 export async function createLocalResources(
   dynamo: DynamoDBClient,
@@ -61,6 +71,48 @@ export function resourceEnvironment(resources: LocalResources): Record<string, s
     if (def.env) env[def.env] = resources.queues[key].url;
   }
   return env;
+}
+
+/**
+ * The visibility timeout the CDK stack gives a queue: the definition's, raised to six times the
+ * processor's Timeout as AWS advises for Lambda event sources. It mirrors
+ * `lib/constructs/queues.ts` (which computes it there, not in the one definition); the parity test
+ * in test/integration/sqs-poller.test.ts compares both with the synthesized template.
+ */
+export function stackVisibilityTimeoutSeconds(def: QueueDefinition): number {
+  return Math.max(def.visibilityTimeoutSeconds, FUNCTIONS.processor.timeoutSeconds * 6);
+}
+
+/** The queue's attributes in SQS terms, as the stack sets them. */
+export function queueAttributes(def: QueueDefinition, deadLetterArn?: string): Record<string, string> {
+  const attributes: Record<string, string> = {
+    VisibilityTimeout: String(stackVisibilityTimeoutSeconds(def)),
+    MessageRetentionPeriod: String(def.retentionSeconds),
+  };
+  if (def.fifo) {
+    attributes.FifoQueue = 'true';
+    attributes.ContentBasedDeduplication = String(def.contentBasedDeduplication);
+  }
+  if (deadLetterArn && def.maxReceiveCount) {
+    attributes.RedrivePolicy = JSON.stringify({
+      deadLetterTargetArn: deadLetterArn,
+      maxReceiveCount: def.maxReceiveCount,
+    });
+  }
+  return attributes;
+}
+
+/**
+ * CreateQueue's answer for a taken name with other attributes. SQS is query-compatible, so the SDK
+ * names the error after its query-protocol code (`AWS.SimpleQueueService.QueueNameExists` from
+ * fauxqs) rather than throwing the `QueueNameExists` class; the JSON `__type` names it exactly.
+ */
+function isQueueNameExists(err: unknown): boolean {
+  if (err instanceof QueueNameExists) return true;
+  return (
+    err instanceof SQSServiceException &&
+    (err as { __type?: string }).__type?.endsWith('#QueueNameExists') === true
+  );
 }
 
 function hasDlq(def: QueueDefinition): boolean {
@@ -117,21 +169,17 @@ async function ensureQueue(
   def: QueueDefinition,
   deadLetterArn: string | undefined,
 ): Promise<{ url: string; arn: string }> {
-  const attributes: Record<string, string> = {
-    VisibilityTimeout: String(def.visibilityTimeoutSeconds),
-    MessageRetentionPeriod: String(def.retentionSeconds),
-  };
-  if (def.fifo) {
-    attributes.FifoQueue = 'true';
-    attributes.ContentBasedDeduplication = String(def.contentBasedDeduplication);
+  const attributes = queueAttributes(def, deadLetterArn);
+  let QueueUrl: string | undefined;
+  try {
+    ({ QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes })));
+  } catch (err) {
+    if (!isQueueNameExists(err)) throw err;
+    // Same name, other attributes: make it the stack's queue (FifoQueue cannot change, and matches).
+    ({ QueueUrl } = await client.send(new GetQueueUrlCommand({ QueueName: name })));
+    const { FifoQueue: _fifo, ...settable } = attributes;
+    await client.send(new SetQueueAttributesCommand({ QueueUrl, Attributes: settable }));
   }
-  if (deadLetterArn && def.maxReceiveCount) {
-    attributes.RedrivePolicy = JSON.stringify({
-      deadLetterTargetArn: deadLetterArn,
-      maxReceiveCount: def.maxReceiveCount,
-    });
-  }
-  const { QueueUrl } = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
   if (!QueueUrl) throw new Error(`queue ${name} has no URL`);
   const { Attributes } = await client.send(
     new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),

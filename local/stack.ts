@@ -3,7 +3,7 @@ import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lamb
 import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
-import { type LambdaHandler, loadHandler, startGateway } from './gateway';
+import { INTEGRATION_TIMEOUT_MS, type LocalFunction, loadHandler, startGateway } from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 
@@ -21,6 +21,34 @@ export interface LocalStackOptions {
   readonly serveWebPage?: boolean;
   /** Run the SQS-to-Lambda poller for the processor. @default true */
   readonly runProcessor?: boolean;
+  /**
+   * Multiplies every function's Timeout and the gateway's integration timeout, so a test can see
+   * them fire without waiting for them (0.01 turns 29 s into 290 ms). Queue visibility timeouts
+   * stay the stack's. @default 1
+   */
+  readonly timeoutScale?: number;
+  /** Timeouts in ms of single functions, instead of their scaled `FUNCTIONS[key].timeoutSeconds`. */
+  readonly functionTimeoutsMs?: Partial<Record<FunctionKey, number>>;
+}
+
+/** The timeouts the local stack enforces: AWS's, unless a test scales or overrides them. */
+export interface LocalTimeouts {
+  readonly functionsMs: Readonly<Record<FunctionKey, number>>;
+  readonly integrationMs: number;
+}
+
+export function localTimeouts(
+  options: Pick<LocalStackOptions, 'timeoutScale' | 'functionTimeoutsMs'> = {},
+): LocalTimeouts {
+  const scale = options.timeoutScale ?? 1;
+  if (!(scale > 0)) throw new Error(`timeoutScale must be positive, got ${scale}`);
+  const functionsMs = Object.fromEntries(
+    (Object.keys(FUNCTIONS) as FunctionKey[]).map((key) => [
+      key,
+      options.functionTimeoutsMs?.[key] ?? FUNCTIONS[key].timeoutSeconds * 1000 * scale,
+    ]),
+  ) as Record<FunctionKey, number>;
+  return { functionsMs, integrationMs: INTEGRATION_TIMEOUT_MS * scale };
 }
 
 export interface LocalStack {
@@ -54,11 +82,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const dynamo = localDynamoClient(emulators.dynamodbEndpoint);
     const sqs = localSqsClient(emulators.sqsEndpoint);
     const resources = await createLocalResources(dynamo, sqs, options.prefix ?? '');
+    const timeouts = localTimeouts(options);
 
     // The gateway must listen before the handlers load: they read its @connections URL.
     const gateway = await startGateway({
       port: options.port ?? 3001,
       staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
+      integrationTimeoutMs: timeouts.integrationMs,
     });
     stops.unshift(() => gateway.stop());
 
@@ -74,12 +104,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
     });
 
-    const handlers = {} as Record<FunctionKey, LambdaHandler>;
-    for (const key of Object.keys(FUNCTIONS) as FunctionKey[])
-      handlers[key] = await loadHandler(FUNCTIONS[key]);
+    // Each function runs under its own Timeout, as in Lambda (local/gateway/lambda-runner.ts).
+    const handlers = {} as Record<FunctionKey, LocalFunction>;
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      handlers[key] = {
+        name: FUNCTIONS[key].id,
+        handler: await loadHandler(FUNCTIONS[key]),
+        timeoutMs: timeouts.functionsMs[key],
+      };
+    }
     const routes = Object.fromEntries(
       (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, handlers[ROUTES[route]]]),
-    ) as Record<RouteKey, LambdaHandler>;
+    ) as Record<RouteKey, LocalFunction>;
     gateway.attach({
       authorizer: handlers.authorizer,
       routes,
@@ -92,7 +128,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         sqs,
         queueUrl: resources.queues.requests.url,
         queueArn: resources.queues.requests.arn,
-        handler: handlers.processor,
+        handler: handlers.processor.handler,
+        functionName: handlers.processor.name,
+        functionTimeoutMs: handlers.processor.timeoutMs,
       });
       const running = poller;
       stops.unshift(() => running.stop());

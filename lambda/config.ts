@@ -21,8 +21,10 @@ export interface ChatConfig {
   readonly tiers: TierLimits;
   /** @default 'open' */
   readonly failPolicy: 'open' | 'closed';
-  /** @default 1000 */
+  /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */
   readonly limiterTimeoutMs: number;
+  /** No answer from the store for this long (with faults) opens the limiter's breaker. @default 3000 */
+  readonly breakerSilenceMs: number;
   /** Connection attempts per source IP per minute at `$connect`. @default 20 */
   readonly connectLimitPerMinute: number;
   /** @default 8000 */
@@ -53,7 +55,8 @@ const chatEnvSchema = z.object({
   [ENV.sqsEndpoint]: z.string().url().optional(),
   [ENV.limitsConfig]: z.string().optional(),
   [ENV.failPolicy]: z.enum(['open', 'closed']).default('open'),
-  [ENV.limiterTimeoutMs]: intFrom(1, 1000),
+  [ENV.limiterTimeoutMs]: intFrom(1, 2000),
+  [ENV.breakerSilenceMs]: intFrom(1, 3000),
   [ENV.connectLimitPerMinute]: intFrom(1, 20),
   [ENV.maxMessageChars]: intFrom(1, 8000),
   [ENV.maxQueuedPerUser]: intFrom(0, 10),
@@ -95,6 +98,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
     tiers: parseTierLimits(e[ENV.limitsConfig] ?? ''),
     failPolicy: e[ENV.failPolicy],
     limiterTimeoutMs: e[ENV.limiterTimeoutMs],
+    breakerSilenceMs: e[ENV.breakerSilenceMs],
     connectLimitPerMinute: e[ENV.connectLimitPerMinute],
     maxMessageChars: e[ENV.maxMessageChars],
     maxQueuedPerUser: e[ENV.maxQueuedPerUser],

@@ -1,26 +1,18 @@
-import {
-  ConditionalCheckFailedException,
-  type DynamoDBClient,
-  GetItemCommand,
-  UpdateItemCommand,
-} from '@aws-sdk/client-dynamodb';
-import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { bucketOf, dayNumber, evaluate } from '../core/limiter/evaluate';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type BreakerState, StoreBreaker } from '../core/limiter/breaker';
+import { dayNumber, evaluate } from '../core/limiter/evaluate';
 import {
   type AdmissionPlan,
   ExpressionWriter,
   POLICY_TTL_SECONDS,
   planAdmission,
-  type UpdatePlan,
+  planEnqueue,
+  planRemoveWaiting,
+  planSettle,
+  planTakeover,
 } from '../core/limiter/plan';
 import { effectivePolicy, type TierLimits } from '../core/limiter/policy';
-import {
-  EMPTY_SNAPSHOT,
-  type LimiterSnapshot,
-  RESERVATION_PREFIX,
-  snapshotFromItem,
-  waitingEntry,
-} from '../core/limiter/snapshot';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../core/limiter/snapshot';
 import type {
   AllowedDecision,
   DecideInput,
@@ -29,173 +21,272 @@ import type {
   Limiter,
   LimitOverride,
   LimitPolicy,
+  LimitState,
   ResetScope,
   Tier,
   TokenReservation,
   TokenUsage,
   UserStatus,
 } from '../core/limiter/types';
+import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
+import type { EnqueueAsk, EnqueueOutcome, LimiterPort } from '../services/ports';
+import {
+  LimiterBusyError,
+  LimiterStoreError,
+  LimiterUnavailableError,
+  StoreFaultError,
+} from './limiter/errors';
+import { describeError, UNKNOWN, UserItems } from './limiter/user-items';
 
-export class LimiterStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LimiterStoreError';
-  }
-}
+export { LimiterBusyError, LimiterStoreError, LimiterUnavailableError } from './limiter/errors';
 
 export interface DynamoLimiterOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   readonly tiers: TierLimits;
-  /** What a decision does when DynamoDB fails or times out. @default 'open' */
+  /** What a decision does while the store is down for everyone (breaker open). @default 'open' */
   readonly failPolicy?: 'open' | 'closed';
-  /** Per-call timeout of the decision's DynamoDB calls. @default 1000 */
+  /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */
   readonly timeoutMs?: number;
-  /** Called when a decision fails open (log and metric). */
-  readonly onFailOpen?: (err: unknown) => void;
+  /** Called when a decision fails open (WARN log with the cause, `LimiterFailOpen` metric). */
+  readonly onFailOpen?: (cause: string) => void;
+  /** Called when the breaker opens or closes (logs). */
+  readonly onBreakerChange?: (state: BreakerState, detail: { readonly cause?: string }) => void;
+  /** The breaker's silence before it opens. @default 3000 */
+  readonly breakerSilenceMs?: number;
   /** Users whose last known item is kept for planning. @default 10_000 */
   readonly cacheSize?: number;
+  readonly clock?: () => number;
 }
 
-/** Attempts per decision: each failed condition re-reads, so this only runs out under a storm. */
-const MAX_ATTEMPTS = 8;
+/** Rounds of plan-write-fail per operation: each failed condition brings the item as it is. */
+const MAX_CONTENTION_ROUNDS = 8;
 
-const userKey = (userId: string) => ({ pk: `user#${userId}` });
+/** What a busy user's refusal tells the client to wait. */
+const BUSY_RETRY_AFTER_MS = 1000;
+
+const userKey = (userId: string) => `user#${userId}`;
 
 /**
- * The limiter on DynamoDB: every limit of a user in one item, every decision one conditional
- * UpdateItem (see docs/limiter.md). Plans are made from the last item this instance saw for the
- * user (a warm cache makes the steady state one call per decision); a failed condition means the
- * belief was stale, so it reads the item and plans again.
+ * The limiter on DynamoDB: every limit of a user, and the user's waiting queue, in one item; every
+ * decision one conditional UpdateItem (see docs/limiter.md). Plans are made from the last item this
+ * instance saw for the user; a failed condition returns the item as it is, and the next plan is
+ * made from that.
+ *
+ * Faults are never permission (SPEC §2 Bursts, §6): contention, throttling or slowness on one
+ * user's item are retried a bounded number of times and then refused as `busy`; only when the
+ * breaker says the store is down for everyone does the fail policy apply.
  */
-export class DynamoLimiter implements Limiter {
-  private readonly client: DynamoDBClient;
-  private readonly tableName: string;
+export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly tiers: TierLimits;
   private readonly failPolicy: 'open' | 'closed';
-  private readonly timeoutMs: number;
-  private readonly onFailOpen?: (err: unknown) => void;
-  private readonly cacheSize: number;
-  private readonly beliefs = new Map<string, LimiterSnapshot>();
+  private readonly onFailOpen?: (cause: string) => void;
+  private readonly items: UserItems;
+  readonly breaker: StoreBreaker;
 
   constructor(options: DynamoLimiterOptions) {
-    this.client = options.client;
-    this.tableName = options.tableName;
     this.tiers = options.tiers;
     this.failPolicy = options.failPolicy ?? 'open';
-    this.timeoutMs = options.timeoutMs ?? 1000;
     this.onFailOpen = options.onFailOpen;
-    this.cacheSize = options.cacheSize ?? 10_000;
+    this.breaker = new StoreBreaker({
+      silenceMs: options.breakerSilenceMs,
+      clock: options.clock,
+      onChange: options.onBreakerChange,
+    });
+    this.items = new UserItems({
+      client: options.client,
+      tableName: options.tableName,
+      breaker: this.breaker,
+      timeoutMs: options.timeoutMs,
+      cacheSize: options.cacheSize,
+      clock: options.clock,
+    });
   }
 
   async decide(input: DecideInput, nowMs: number): Promise<Decision> {
+    const key = userKey(input.userId);
+    const arrivedAtMs = this.items.clock();
+    return this.items.lane(key, () => this.decideInLane(key, input, nowMs, arrivedAtMs));
+  }
+
+  /**
+   * Decides a direct request and, if it is refused and `queueIfDenied` says it may wait, puts it at
+   * the end of the user's waiting list — both in the user's lane, so the queue a refusal sees is
+   * the one the previous frame left, and a burst over a full queue costs no write at all.
+   */
+  async decideOrQueue(
+    input: DecideInput,
+    nowMs: number,
+    queueIfDenied: (denied: DeniedDecision) => EnqueueAsk | undefined,
+  ): Promise<{ readonly decision: Decision; readonly slot?: EnqueueOutcome }> {
+    const key = userKey(input.userId);
+    const arrivedAtMs = this.items.clock();
+    return this.items.lane(key, async () => {
+      const decision = await this.decideInLane(key, input, nowMs, arrivedAtMs);
+      if (decision.allowed) return { decision };
+      const ask = queueIfDenied(decision);
+      if (!ask) return { decision };
+      try {
+        return { decision, slot: await this.enqueueInLane(key, ask.request, ask.maxQueued, nowMs) };
+      } catch (err) {
+        if (err instanceof LimiterBusyError || err instanceof LimiterUnavailableError) {
+          return { decision, slot: { kind: 'busy' } };
+        }
+        throw err;
+      }
+    });
+  }
+
+  private async decideInLane(
+    key: string,
+    input: DecideInput,
+    nowMs: number,
+    arrivedAtMs: number,
+  ): Promise<Decision> {
+    const state = { ambiguousWrite: false };
     try {
-      return await this.decideOnStore(input, nowMs);
+      return await this.items.withRetries(() => this.decideOnStore(key, input, nowMs, arrivedAtMs, state));
     } catch (err) {
       // A replay must leave the waiting list in the same write that admits it, so it never
-      // fails open: the processor retries it once the store is back.
+      // fails open or closed: the processor tries again later.
       if (input.queue?.mode === 'replay') throw err;
-      return this.failed(input, err, nowMs);
+      if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
+      if (err instanceof LimiterBusyError) return this.busy(input, nowMs);
+      throw err;
     }
   }
 
-  private async decideOnStore(input: DecideInput, nowMs: number): Promise<Decision> {
-    const mode = input.queue?.mode ?? 'direct';
-    let belief = this.beliefs.get(input.userId);
-    let fresh = false;
-    if (!belief) {
-      // Nothing known: plan as for a new user (one call creates the item); if the item exists the
-      // conditions fail and the item is read.
-      belief = EMPTY_SNAPSHOT;
-    }
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const policy = this.policyOf(belief, input.claimTier, nowMs);
-      const planned = planAdmission({ policy, belief, ask: input, requestId: input.requestId, mode, nowMs });
-      if (planned.kind !== 'write') {
-        if (!fresh && planned.kind !== 'already-admitted') {
-          belief = await this.read(input.userId);
-          fresh = true;
-          continue;
-        }
-        return this.settle(input, planned, belief, policy, nowMs);
-      }
-      try {
-        const item = await this.update(input.userId, planned.plan, 'ALL_NEW');
-        const after = this.remember(input.userId, snapshotFromItem(item));
-        return this.allowed(input, after, policy, planned.evaluation.reservation!, planned.day, nowMs);
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        // The belief was stale. Real DynamoDB returns the item with the failure; emulators may not.
-        belief = err.Item
-          ? this.remember(input.userId, snapshotFromItem(unmarshall(err.Item)))
-          : await this.read(input.userId);
-        fresh = true;
-      }
-    }
-    throw new LimiterStoreError(`no decision for ${input.userId} after ${MAX_ATTEMPTS} attempts`);
-  }
-
-  /** Turns a non-write plan (made from a fresh read) into a decision. */
-  private settle(
+  private async decideOnStore(
+    key: string,
     input: DecideInput,
-    planned: Exclude<AdmissionPlan, { kind: 'write' }>,
+    nowMs: number,
+    arrivedAtMs: number,
+    state: { ambiguousWrite: boolean },
+  ): Promise<Decision> {
+    const queue = input.queue ?? { mode: 'direct' as const };
+    for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+      const belief = this.items.belief(key) ?? UNKNOWN;
+      const policy = this.policyOf(belief.snap, input.claimTier, nowMs);
+      const planned = planAdmission({
+        policy,
+        belief: belief.snap,
+        ask: input,
+        requestId: input.requestId,
+        queue,
+        nowMs,
+      });
+      if (planned.kind === 'write') {
+        let result: Awaited<ReturnType<UserItems['write']>>;
+        try {
+          result = await this.items.write(key, planned.plan);
+        } catch (err) {
+          // No answer: the write may or may not have landed. Its marker will tell (below).
+          if (err instanceof StoreFaultError) state.ambiguousWrite = true;
+          throw err;
+        }
+        if (result.ok) return this.allowed(input, result.snap, policy, planned, nowMs);
+        continue;
+      }
+      if (planned.kind === 'already-admitted')
+        return this.allowed(input, belief.snap, policy, planned, nowMs);
+      const pending = belief.snap.reservations[input.requestId];
+      if (planned.kind === 'duplicate' && state.ambiguousWrite && pending) {
+        // Our own earlier write did land before its answer was lost: that is this admission.
+        return this.allowed(
+          input,
+          belief.snap,
+          policy,
+          {
+            kind: 'already-admitted',
+            inputTokens: pending.i,
+            outputAllowance: pending.o,
+            day: pending.d,
+            tokenEpoch: pending.e ?? 0,
+            evaluation: planned.evaluation,
+          },
+          nowMs,
+        );
+      }
+      // A refusal is decided only from the item as it was after this frame arrived: then the
+      // decision is the one the store would have made for it at that moment. An older belief is
+      // confirmed by a read first (one call).
+      if (belief.observedAtMs >= arrivedAtMs) return this.denied(input, planned, belief.snap, policy, nowMs);
+      await this.items.read(key);
+    }
+    throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+  }
+
+  private denied(
+    input: DecideInput,
+    planned: Exclude<AdmissionPlan, { kind: 'write' | 'already-admitted' }>,
     snap: LimiterSnapshot,
     policy: LimitPolicy,
     nowMs: number,
-  ): Decision {
-    const tier = this.tierOf(snap, input.claimTier);
-    if (planned.kind === 'already-admitted') {
-      return this.allowed(
-        input,
-        snap,
-        policy,
-        {
-          inputTokens: planned.inputTokens,
-          outputAllowance: planned.outputAllowance,
-          reservedTokens: planned.inputTokens + planned.outputAllowance,
-        },
-        planned.day,
-        nowMs,
-      );
-    }
-    const { evaluation } = planned;
-    const blocking = evaluation.blocking;
-    const denied: DeniedDecision = {
+  ): DeniedDecision {
+    const blocking = planned.kind === 'reject' ? planned.evaluation.blocking : undefined;
+    const limit: DeniedDecision['limit'] =
+      planned.kind === 'duplicate' ? 'duplicate' : (blocking?.limit ?? 'queue');
+    return {
       allowed: false,
-      tier,
+      tier: this.tierOf(snap, input.claimTier),
       policy,
-      limit: blocking && planned.kind === 'reject' ? blocking.limit : 'queue',
-      retryAfterMs: blocking && planned.kind === 'reject' ? blocking.retryAfterMs : 0,
+      limit,
+      retryAfterMs: blocking?.retryAfterMs ?? 0,
       resetAtEpochMs: blocking?.resetAtEpochMs ?? nowMs,
-      limits: evaluation.limits,
+      limits: planned.evaluation.limits,
       queued: snap.waiting.length,
     };
-    return denied;
   }
 
   private allowed(
     input: DecideInput,
     snap: LimiterSnapshot,
     policy: LimitPolicy,
-    reservation: { inputTokens: number; outputAllowance: number; reservedTokens: number },
-    day: number,
+    planned: Extract<AdmissionPlan, { kind: 'write' | 'already-admitted' }>,
     nowMs: number,
   ): AllowedDecision {
+    const reservation =
+      planned.kind === 'write'
+        ? { ...planned.evaluation.reservation!, dayNumber: planned.day, tokenEpoch: snap.te }
+        : {
+            inputTokens: planned.inputTokens,
+            outputAllowance: planned.outputAllowance,
+            reservedTokens: planned.inputTokens + planned.outputAllowance,
+            dayNumber: planned.day,
+            tokenEpoch: planned.tokenEpoch,
+          };
     return {
       allowed: true,
       tier: this.tierOf(snap, input.claimTier),
       policy,
       waiting: snap.waiting,
-      reservation: { userId: input.userId, requestId: input.requestId, dayNumber: day, ...reservation },
-      limits: evaluate(policy, snap, { estimatedInputTokens: 0, maxTokens: policy.minOutputTokens }, nowMs)
-        .limits,
+      reservation: { userId: input.userId, requestId: input.requestId, ...reservation },
+      limits: this.limitsOf(policy, snap, nowMs),
       failedOpen: false,
     };
   }
 
+  private busy(input: DecideInput, nowMs: number): DeniedDecision {
+    const snap = this.items.belief(userKey(input.userId))?.snap ?? EMPTY_SNAPSHOT;
+    const policy = this.policyOf(snap, input.claimTier, nowMs);
+    // Spread the retries of a busy burst over the next second or two.
+    const retryAfterMs = BUSY_RETRY_AFTER_MS + Math.floor(Math.random() * BUSY_RETRY_AFTER_MS);
+    return {
+      allowed: false,
+      tier: this.tierOf(snap, input.claimTier),
+      policy,
+      limit: 'busy',
+      retryAfterMs,
+      resetAtEpochMs: nowMs + retryAfterMs,
+      limits: this.limitsOf(policy, snap, nowMs),
+      queued: snap.waiting.length,
+    };
+  }
+
   private failed(input: DecideInput, err: unknown, nowMs: number): Decision {
-    const policy = this.policyOf(this.beliefs.get(input.userId) ?? EMPTY_SNAPSHOT, input.claimTier, nowMs);
-    const tier = input.claimTier ?? 'free';
+    const snap = this.items.belief(userKey(input.userId))?.snap ?? EMPTY_SNAPSHOT;
+    const policy = this.policyOf(snap, input.claimTier, nowMs);
+    const tier = this.tierOf(snap, input.claimTier);
     if (this.failPolicy === 'closed') {
       return {
         allowed: false,
@@ -208,7 +299,7 @@ export class DynamoLimiter implements Limiter {
         queued: 0,
       };
     }
-    this.onFailOpen?.(err);
+    this.onFailOpen?.(describeError((err as { cause?: unknown }).cause ?? err));
     const outputAllowance = input.maxTokens ?? policy.defaultMaxOutputTokens;
     return {
       allowed: true,
@@ -228,100 +319,171 @@ export class DynamoLimiter implements Limiter {
     };
   }
 
+  /**
+   * Settles a reservation to the actual usage, once per request id: refunds what was reserved and
+   * not used, or charges more (never past the budget) when the input estimate was low. For a
+   * queued request it also ends it as the user's active request, in the same write.
+   */
   async reconcile(
     reservation: TokenReservation,
     usage: TokenUsage,
     nowMs: number,
+    options: { readonly endsActive?: boolean } = {},
   ): Promise<{ applied: boolean }> {
-    const marker = `${RESERVATION_PREFIX}${reservation.requestId}`;
+    const key = userKey(reservation.userId);
     const actual = Math.max(0, usage.inputTokens) + Math.max(0, usage.outputTokens);
     const delta = reservation.reservedTokens - actual; // > 0 refund, < 0 charge
+    const epoch = reservation.tokenEpoch ?? 0;
     const sameDay = dayNumber(nowMs) === reservation.dayNumber;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const w = new ExpressionWriter();
-      const m = w.name(marker);
-      // The marker exists until the first reconcile removes it: a second one changes nothing.
-      w.condition(`attribute_exists(${m})`);
-      w.remove(m);
-      if (sameDay && delta !== 0) {
-        const td = w.name('td');
-        const tu = w.name('tu');
-        w.condition(`${td} = ${w.value(reservation.dayNumber)}`);
-        if (delta > 0) {
-          w.set(`${tu} = ${tu} - ${w.value(delta)}`);
-        } else {
-          // Charging more than reserved (the input estimate was low) never takes used past the
-          // budget: the condition pins the value we computed the capped charge from.
-          const snap =
-            attempt === 0 ? this.beliefs.get(reservation.userId) : await this.read(reservation.userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        let snap = this.items.belief(key)?.snap;
+        for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+          // After a rollover or a reset of tokens there is nothing to give back: drop the marker.
+          const applyDelta = sameDay && (!snap || (snap.td === reservation.dayNumber && snap.te === epoch));
           const used = snap?.td === reservation.dayNumber ? (snap.tu ?? 0) : 0;
           const budget = this.policyOf(snap ?? EMPTY_SNAPSHOT, undefined, nowMs).dailyTokens;
-          const charge = Math.max(0, Math.min(-delta, budget - used));
-          w.condition(`${tu} = ${w.value(used)}`);
-          w.set(`${tu} = ${tu} + ${w.value(charge)}`);
+          const chargeDelta = delta < 0 ? -Math.max(0, Math.min(-delta, budget - used)) : delta;
+          const result = await this.items.write(
+            key,
+            planSettle({
+              requestId: reservation.requestId,
+              dayNumber: reservation.dayNumber,
+              tokenEpoch: epoch,
+              delta: chargeDelta,
+              applyDelta,
+              chargeFrom: used,
+              endsActive: options.endsActive ?? false,
+            }),
+          );
+          if (result.ok) return { applied: true };
+          snap = result.snap;
+          if (!snap.reservations[reservation.requestId]) return { applied: false };
         }
-      }
-      try {
-        const item = await this.update(reservation.userId, w.build(), 'ALL_NEW');
-        this.remember(reservation.userId, snapshotFromItem(item));
-        return { applied: true };
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        const snap = await this.read(reservation.userId);
-        if (!snap.reservations[reservation.requestId]) return { applied: false };
-        if (snap.td !== reservation.dayNumber) {
-          // The day rolled over (or tokens were reset): nothing to give back, drop the marker.
-          return this.dropMarker(reservation.userId, marker);
-        }
-      }
-    }
-    throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
+        throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
+      }),
+    );
   }
 
-  private async dropMarker(userId: string, marker: string): Promise<{ applied: boolean }> {
-    const w = new ExpressionWriter();
-    const m = w.name(marker);
-    w.condition(`attribute_exists(${m})`);
-    w.remove(m);
-    try {
-      await this.update(userId, w.build(), 'NONE');
-      return { applied: true };
-    } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return { applied: false };
-      throw err;
-    }
+  /** The user's item, fresh from the store or (`fresh: false`) as last seen here if known. */
+  async view(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options: { readonly fresh?: boolean } = {},
+  ): Promise<LimiterView> {
+    const key = userKey(userId);
+    const known = options.fresh === false ? this.items.belief(key) : undefined;
+    const snap = known?.snap ?? (await this.items.withRetries(() => this.items.read(key)));
+    const policy = this.policyOf(snap, claimTier, nowMs);
+    return { snap, tier: this.tierOf(snap, claimTier), policy, limits: this.limitsOf(policy, snap, nowMs) };
   }
 
   async status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {
-    const snap = await this.read(userId);
-    const policy = this.policyOf(snap, claimTier, nowMs);
+    const { snap, tier, policy, limits } = await this.view(userId, claimTier, nowMs);
     const override =
       snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
         ? snap.override
         : undefined;
-    return {
-      userId,
-      tier: this.tierOf(snap, claimTier),
-      policy,
-      limits: evaluate(policy, snap, { estimatedInputTokens: 0, maxTokens: policy.minOutputTokens }, nowMs)
-        .limits,
-      queued: snap.waiting,
-      override,
-      known: snap.exists,
-    };
+    return { userId, tier, policy, limits, queued: snap.waiting, override, known: snap.exists };
+  }
+
+  /** Appends a request to the user's waiting list (cap and duplicates checked in the same write). */
+  async enqueue(
+    request: WaitingRequest & { readonly userId: string },
+    maxQueued: number,
+    nowMs: number,
+  ): Promise<EnqueueOutcome> {
+    const key = userKey(request.userId);
+    return this.items.lane(key, () => this.enqueueInLane(key, request, maxQueued, nowMs));
+  }
+
+  private async enqueueInLane(
+    key: string,
+    request: WaitingRequest & { readonly userId?: string },
+    maxQueued: number,
+    nowMs: number,
+  ): Promise<EnqueueOutcome> {
+    const { userId: _userId, ...waiting } = request;
+    let ambiguousWrite = false;
+    return this.items.withRetries(async () => {
+      for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+        const keepsPolicy = (this.items.belief(key)?.snap.pv ?? 0) > 0;
+        let result: Awaited<ReturnType<UserItems['write']>>;
+        try {
+          result = await this.items.write(
+            key,
+            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy }),
+          );
+        } catch (err) {
+          // No answer: the write may have landed; the item will tell on the next round.
+          if (err instanceof StoreFaultError) ambiguousWrite = true;
+          throw err;
+        }
+        const { snap } = result;
+        const index = snap.waiting.indexOf(request.requestId);
+        if (result.ok || (ambiguousWrite && index >= 0 && snap.queued[request.requestId])) {
+          return { kind: 'queued', position: index + 1, snap };
+        }
+        if (snap.queued[request.requestId] || snap.reservations[request.requestId])
+          return { kind: 'duplicate' };
+        if (snap.waiting.length >= maxQueued) return { kind: 'full', queued: snap.waiting.length };
+      }
+      throw new LimiterBusyError({
+        cause: new LimiterStoreError('enqueue contention outlasted every round'),
+      });
+    });
+  }
+
+  /** Takes a waiting request out of the list, with its data (cancel, purge, expiry). */
+  async removeWaiting(
+    userId: string,
+    requestId: string,
+  ): Promise<{ removed: boolean; snap: LimiterSnapshot }> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        let snap = await this.items.read(key);
+        for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+          const index = snap.waiting.indexOf(requestId);
+          if (index < 0) return { removed: false, snap };
+          const result = await this.items.write(key, planRemoveWaiting(requestId, index));
+          if (result.ok) return { removed: true, snap: result.snap };
+          snap = result.snap;
+        }
+        throw new LimiterBusyError({
+          cause: new LimiterStoreError('removal contention outlasted every round'),
+        });
+      }),
+    );
+  }
+
+  /** Takes over the active request of a crashed attempt whose lease lapsed. */
+  async takeOver(
+    userId: string,
+    active: ActiveRequest,
+    leaseUntilEpochMs: number,
+  ): Promise<{ ok: boolean; snap: LimiterSnapshot }> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(() => this.items.write(key, planTakeover(active, leaseUntilEpochMs))),
+    );
   }
 
   async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
-    const attributes = {
-      messages: ['tat', 'hw', 'hc', 'dw', 'dc'],
-      tokens: ['td', 'tu'],
-      all: ['tat', 'hw', 'hc', 'dw', 'dc', 'td', 'tu'],
-    }[scope];
+    const messages = ['tat', 'hw', 'hc', 'dw', 'dc'];
     const w = new ExpressionWriter();
-    w.remove(...attributes.map((a) => w.name(a)));
+    const removed =
+      scope === 'messages' ? messages : scope === 'tokens' ? ['td', 'tu'] : [...messages, 'td', 'tu'];
+    w.remove(...removed.map((a) => w.name(a)));
+    if (scope !== 'messages') {
+      // A new token epoch: reservations made before the reset refund nothing into the new count.
+      const te = w.name('te');
+      w.set(`${te} = if_not_exists(${te}, ${w.value(0)}) + ${w.value(1)}`);
+    }
     w.condition(`attribute_exists(${w.name('pk')})`);
-    await this.updateIgnoringMissing(userId, w.build());
-    this.beliefs.delete(userId);
+    const key = userKey(userId);
+    await this.items.lane(key, () => this.items.withRetries(() => this.items.write(key, w.build())));
   }
 
   /** Sets (or with `null` removes) the user's own tier; it wins over the token's claim. */
@@ -355,118 +517,23 @@ export class DynamoLimiter implements Limiter {
     userId: string,
     w: ExpressionWriter,
   ): Promise<{ before: LimiterSnapshot; after: LimiterSnapshot }> {
-    const before = await this.read(userId);
-    w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
-    w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(Date.now() / 1000) + POLICY_TTL_SECONDS)}`);
-    const plan = w.build();
-    const item = await this.update(userId, { ...plan, condition: '' }, 'ALL_NEW');
-    const after = this.remember(userId, snapshotFromItem(item));
-    return { before, after };
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        const before = await this.items.read(key);
+        w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
+        w.set(
+          `${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(Date.now() / 1000) + POLICY_TTL_SECONDS)}`,
+        );
+        const { snap: after } = await this.items.write(key, w.build());
+        return { before, after };
+      }),
+    );
   }
 
-  /**
-   * Puts a request in the user's waiting list if there is room, in the order of its SQS sequence
-   * number (so the list is the order the FIFO queue will hand the messages out). Its position is
-   * its place in the list.
-   */
-  async enqueue(
-    userId: string,
-    requestId: string,
-    sequenceNumber: string,
-    maxQueued: number,
-  ): Promise<
-    { accepted: true; position: number; queued: readonly string[] } | { accepted: false; queued: number }
-  > {
-    const entry = waitingEntry(sequenceNumber, requestId);
-    // Concurrent sends of one user race here; each round one of them wins, so allow one round per
-    // possible waiting request, with a little jitter.
-    for (let attempt = 0; attempt < maxQueued + MAX_ATTEMPTS; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.random() * 15));
-      const snap = await this.read(userId);
-      if (snap.waiting.length >= maxQueued) return { accepted: false, queued: snap.waiting.length };
-      if (snap.waiting.includes(requestId)) {
-        return { accepted: true, position: snap.waiting.indexOf(requestId) + 1, queued: snap.waiting };
-      }
-      const w = new ExpressionWriter();
-      const wv = w.name('wv');
-      // The list is rewritten whole, so it must be the list we read: its version pins it.
-      w.condition(snap.wv === 0 ? `attribute_not_exists(${wv})` : `${wv} = ${w.value(snap.wv)}`);
-      w.set(`${w.name('waiting')} = ${w.value([...snap.waitingEntries, entry].sort())}`);
-      w.set(`${wv} = ${w.value(snap.wv + 1)}`);
-      try {
-        const item = await this.update(userId, w.build(), 'ALL_NEW');
-        const after = this.remember(userId, snapshotFromItem(item));
-        return { accepted: true, position: after.waiting.indexOf(requestId) + 1, queued: after.waiting };
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      }
-    }
-    throw new LimiterStoreError(`could not queue ${requestId} for ${userId}`);
-  }
-
-  /** Takes a request out of the waiting list (cancel, expiry, purge). */
-  async removeQueued(
-    userId: string,
-    requestId: string,
-  ): Promise<{ removed: boolean; queued: readonly string[] }> {
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const snap = await this.read(userId);
-      const index = snap.waiting.indexOf(requestId);
-      if (index < 0) return { removed: false, queued: snap.waiting };
-      const w = new ExpressionWriter();
-      const waiting = w.name('waiting');
-      const wv = w.name('wv');
-      // The list may have moved since the read: remove by index only if it still holds this entry.
-      w.condition(`${waiting}[${index}] = ${w.value(snap.waitingEntries[index])}`);
-      w.remove(`${waiting}[${index}]`);
-      w.set(`${wv} = if_not_exists(${wv}, ${w.value(0)}) + ${w.value(1)}`);
-      try {
-        const item = await this.update(userId, w.build(), 'ALL_NEW');
-        const after = this.remember(userId, snapshotFromItem(item));
-        return { removed: true, queued: after.waiting };
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      }
-    }
-    throw new LimiterStoreError(`could not remove ${requestId} from the queue of ${userId}`);
-  }
-
-  /**
-   * Connection attempts per source address at `$connect`: a GCRA bucket of `perMinute` attempts
-   * refilled one every 60/perMinute s, in the `ip#<addr>` item, one conditional write per attempt.
-   */
-  async consumeConnectAttempt(
-    sourceIp: string,
-    perMinute: number,
-    nowMs: number,
-  ): Promise<{ allowed: boolean; retryAfterMs: number }> {
-    const { intervalMs, toleranceMs } = bucketOf({ messagesPerMinute: perMinute, burst: 0 } as LimitPolicy);
-    const key = { pk: `ip#${sourceIp}` };
-    let tat: number | undefined;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      if (tat !== undefined && tat - nowMs > toleranceMs) {
-        return { allowed: false, retryAfterMs: Math.ceil(tat - toleranceMs - nowMs) };
-      }
-      const w = new ExpressionWriter();
-      const t = w.name('tat');
-      if (tat === undefined || tat <= nowMs) {
-        w.condition(`(attribute_not_exists(${t}) OR ${t} <= ${w.value(nowMs)})`);
-        w.set(`${t} = ${w.value(nowMs + intervalMs)}`);
-      } else {
-        w.condition(`(${t} > ${w.value(nowMs)} AND ${t} <= ${w.value(nowMs + toleranceMs)})`);
-        w.set(`${t} = ${t} + ${w.value(intervalMs)}`);
-      }
-      w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + 3600)}`);
-      try {
-        await this.send(key, w.build(), 'NONE');
-        return { allowed: true, retryAfterMs: 0 };
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        const item = err.Item ? unmarshall(err.Item) : await this.get(key);
-        tat = typeof item?.tat === 'number' ? item.tat : undefined;
-      }
-    }
-    throw new LimiterStoreError(`connection limit for ${sourceIp} did not settle`);
+  private limitsOf(policy: LimitPolicy, snap: LimiterSnapshot, nowMs: number): LimitState[] {
+    return evaluate(policy, snap, { estimatedInputTokens: 0, maxTokens: policy.minOutputTokens }, nowMs)
+      .limits;
   }
 
   private policyOf(snap: LimiterSnapshot, claimTier: Tier | undefined, nowMs: number): LimitPolicy {
@@ -476,63 +543,5 @@ export class DynamoLimiter implements Limiter {
   /** The record's tier wins over the token's claim (SPEC §2); `free` when neither says. */
   private tierOf(snap: LimiterSnapshot, claimTier: Tier | undefined): Tier {
     return snap.tier ?? claimTier ?? 'free';
-  }
-
-  private remember(userId: string, snap: LimiterSnapshot): LimiterSnapshot {
-    this.beliefs.delete(userId);
-    this.beliefs.set(userId, snap);
-    if (this.beliefs.size > this.cacheSize) this.beliefs.delete(this.beliefs.keys().next().value!);
-    return snap;
-  }
-
-  private async read(userId: string): Promise<LimiterSnapshot> {
-    return this.remember(userId, snapshotFromItem(await this.get(userKey(userId))));
-  }
-
-  private async get(key: Record<string, string>): Promise<Record<string, unknown> | undefined> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({ TableName: this.tableName, Key: marshall(key), ConsistentRead: true }),
-      { abortSignal: AbortSignal.timeout(this.timeoutMs) },
-    );
-    return Item ? unmarshall(Item) : undefined;
-  }
-
-  private update(
-    userId: string,
-    plan: UpdatePlan,
-    returnValues: 'ALL_NEW' | 'NONE',
-  ): Promise<Record<string, unknown>> {
-    return this.send(userKey(userId), plan, returnValues);
-  }
-
-  private async updateIgnoringMissing(userId: string, plan: UpdatePlan): Promise<void> {
-    try {
-      await this.update(userId, plan, 'NONE');
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
-  }
-
-  private async send(
-    key: Record<string, string>,
-    plan: UpdatePlan,
-    returnValues: 'ALL_NEW' | 'NONE',
-  ): Promise<Record<string, unknown>> {
-    const { Attributes } = await this.client.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: marshall(key),
-        UpdateExpression: plan.update,
-        ConditionExpression: plan.condition || undefined,
-        ExpressionAttributeNames: plan.names,
-        ExpressionAttributeValues: Object.keys(plan.values).length
-          ? marshall(plan.values, { removeUndefinedValues: true, convertClassInstanceToMap: true })
-          : undefined,
-        ReturnValues: returnValues,
-        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-      }),
-      { abortSignal: AbortSignal.timeout(this.timeoutMs) },
-    );
-    return Attributes ? unmarshall(Attributes) : {};
   }
 }

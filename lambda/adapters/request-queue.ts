@@ -1,24 +1,30 @@
 import { createHash } from 'node:crypto';
-import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
 import type { QueueMessageBody } from '../core/queue/request';
+import type { RequestQueuePort } from '../services/ports';
 
 /** SQS caps a visibility timeout at 12 hours. */
 const MAX_VISIBILITY_SECONDS = 12 * 3600;
 
 /**
- * The FIFO request queue: one message group per user, so a user's requests are handed out in order
- * and never two at once, and the request id as deduplication id, so a retried send cannot queue a
- * request twice within SQS's five-minute deduplication window.
+ * The FIFO request queue: one message group per user, so the processor serves a user's queue one
+ * message at a time, and the request id as deduplication id, so a retried send cannot wake the
+ * group twice for one request within SQS's five-minute deduplication window.
  */
-export class RequestQueue {
+export class RequestQueue implements RequestQueuePort {
   constructor(
     private readonly client: SQSClient,
     private readonly queueUrl: string,
     private readonly deadLetterQueueUrl?: string,
   ) {}
 
-  async send(body: QueueMessageBody): Promise<string> {
-    const { SequenceNumber } = await this.client.send(
+  async send(body: QueueMessageBody): Promise<void> {
+    await this.client.send(
       new SendMessageCommand({
         QueueUrl: this.queueUrl,
         MessageBody: JSON.stringify(body),
@@ -26,8 +32,24 @@ export class RequestQueue {
         MessageDeduplicationId: deduplicationId(body.userId, body.requestId),
       }),
     );
-    if (!SequenceNumber) throw new Error('FIFO send returned no sequence number');
-    return SequenceNumber;
+  }
+
+  /**
+   * Messages waiting (visible) or deferred and being served (in flight), from SQS's own counters:
+   * no scan. SQS documents them as approximate; `totalInQueue` is informative, positions are not
+   * derived from it.
+   */
+  async depth(): Promise<number> {
+    const { Attributes } = await this.client.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: this.queueUrl,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
+    );
+    return (
+      Number(Attributes?.ApproximateNumberOfMessages ?? 0) +
+      Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0)
+    );
   }
 
   /** Hides a received message until its request may be admitted (rounded up to whole seconds). */

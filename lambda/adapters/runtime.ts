@@ -19,8 +19,8 @@ import { DynamoLimiter } from './dynamo-limiter';
 import { createChatModel } from './models';
 import { Notifier } from './notifier';
 import { logPort, metricsPort } from './observability';
+import { ReplyStore } from './reply-store';
 import { RequestQueue } from './request-queue';
-import { RequestStore } from './request-store';
 
 const now = () => Date.now();
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -73,13 +73,33 @@ function sqsClient(config: ChatConfig): SQSClient {
   });
 }
 
-function limiterFor(config: ChatConfig, client: DynamoDBClient): DynamoLimiter {
+/**
+ * The limiter's own client makes one attempt per call: the limiter retries what is transient on a
+ * user's item itself (bounded, jittered), and its breaker must see every fault as it happens.
+ */
+function limiterFor(config: ChatConfig): DynamoLimiter {
+  const client = new DynamoDBClient({
+    credentials: emulatorCredentials(config),
+    endpoint: config.dynamodbEndpoint,
+    maxAttempts: 1,
+    requestHandler: requestHandler(),
+  });
   return new DynamoLimiter({
     client,
     tableName: config.tables.limits!,
     tiers: config.tiers,
     failPolicy: config.failPolicy,
     timeoutMs: config.limiterTimeoutMs,
+    breakerSilenceMs: config.breakerSilenceMs,
+    onFailOpen: (cause) => {
+      // The caller counts LimiterFailOpen; the cause is logged here, where it is known.
+      logPort.warn('limiter failed open: the store is unavailable', { cause, failPolicy: 'open' });
+    },
+    onBreakerChange: (state, detail) => {
+      if (state === 'open')
+        logPort.warn('limiter breaker opened: the store stopped answering', { ...detail });
+      else logPort.info('limiter breaker closed: the store answers again');
+    },
   });
 }
 
@@ -91,8 +111,8 @@ function connectionsFor(config: ChatConfig, client: DynamoDBClient): ConnectionR
 function userFacing(fn: FunctionKey) {
   const config = parseFunctionConfig(fn);
   const dynamo = dynamoClient(config);
-  const limiter = limiterFor(config, dynamo);
-  const store = new RequestStore(dynamo, config.tables.requests!);
+  const limiter = limiterFor(config);
+  const store = new ReplyStore(dynamo, config.tables.requests!);
   const connections = connectionsFor(config, dynamo);
   const notifier = new Notifier({
     endpoint: config.wsManagementEndpoint!,
@@ -140,15 +160,4 @@ export const processorRuntime = once(() => {
 export const adminRuntime = once(() => {
   const base = userFacing('admin');
   return { ...base, admin: new AdminService({ ...base, log: logPort, now }), now };
-});
-
-export const connectRuntime = once(() => {
-  const config = parseFunctionConfig('connect');
-  const dynamo = dynamoClient(config);
-  return { config, limiter: limiterFor(config, dynamo), connections: connectionsFor(config, dynamo), now };
-});
-
-export const disconnectRuntime = once(() => {
-  const config = parseFunctionConfig('disconnect');
-  return { config, connections: connectionsFor(config, dynamoClient(config)), now };
 });

@@ -23,6 +23,8 @@ export const ENV = {
   /** `open` | `closed`: what the limiter does when DynamoDB fails or times out. */
   failPolicy: 'LIMITER_FAIL_POLICY',
   limiterTimeoutMs: 'LIMITER_TIMEOUT_MS',
+  /** How long the store must stay silent (with faults) before the limiter's breaker opens. */
+  breakerSilenceMs: 'LIMITER_BREAKER_SILENCE_MS',
   connectLimitPerMinute: 'CONNECT_LIMIT_PER_MINUTE',
   maxMessageChars: 'MAX_MESSAGE_CHARS',
   maxQueuedPerUser: 'MAX_QUEUED_PER_USER',
@@ -205,16 +207,16 @@ export interface FunctionDefinition {
 }
 
 /**
- * What the message and processor functions call on the limits and requests tables: the limiter's
- * conditional writes and reads (dynamo-limiter.ts) and the request records, counters and kept
- * replies (request-store.ts). One list, so a change of those adapters changes one line.
+ * What the limiter calls on the limits table (dynamo-limiter.ts): consistent reads and
+ * conditional updates of one item per user; the waiting queue lives in the same item.
  */
-const LIMITER_AND_RECORD_ACTIONS = [
-  'dynamodb:GetItem',
+const LIMITER_ACTIONS = ['dynamodb:GetItem', 'dynamodb:UpdateItem'] as const satisfies readonly TableAction[];
+
+/** Replies kept for `resume` (reply-store.ts): kept, listed by user and dropped once delivered. */
+const REPLY_STORE_ACTIONS = [
   'dynamodb:PutItem',
-  'dynamodb:UpdateItem',
-  'dynamodb:DeleteItem',
   'dynamodb:Query',
+  'dynamodb:DeleteItem',
 ] as const satisfies readonly TableAction[];
 
 /**
@@ -263,11 +265,12 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/message.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', actions: LIMITER_AND_RECORD_ACTIONS },
+      { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      { table: 'requests', actions: LIMITER_AND_RECORD_ACTIONS },
+      { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
-    queues: [{ queue: 'requests', actions: ['sqs:SendMessage'] }],
+    // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
+    queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
     postsToConnections: true,
     timeoutSeconds: 120,
     memoryMb: 512,
@@ -277,13 +280,15 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/processor.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', actions: LIMITER_AND_RECORD_ACTIONS },
+      { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      { table: 'requests', actions: LIMITER_AND_RECORD_ACTIONS },
+      // A finished reply nobody was connected for is kept for `resume`.
+      { table: 'requests', actions: ['dynamodb:PutItem'] },
     ],
     queues: [
-      // Receive, delete and read attributes: what the SQS event source mapping needs; changing
-      // visibility: deferring a request until the limiter admits it.
+      // Receive, delete and read attributes: what the SQS event source mapping needs (and the
+      // counters for `totalInQueue`); changing visibility: deferring a request until the limiter
+      // admits it.
       {
         queue: 'requests',
         actions: [
@@ -309,9 +314,8 @@ export const FUNCTIONS = {
       { table: 'limits', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
       // Purge tells each sender `request_cancelled`, following the user like any reply.
       REPLY_CONNECTIONS,
-      // Purge: the record's conditional transition (read back when the condition fails) and the
-      // queue total.
-      { table: 'requests', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+      // Purge's notices go through the same reply channel, which may keep a final reply.
+      { table: 'requests', actions: ['dynamodb:PutItem'] },
     ],
     postsToConnections: true,
     timeoutSeconds: 30,

@@ -1,7 +1,7 @@
 import type { AdminRequest } from '../core/admin';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
 import { statusMessage } from './chat-service';
-import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, RequestStorePort } from './ports';
+import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
 import { ReplyChannel } from './reply-channel';
 
 /** What the admin operations need of the limiter besides the chat path. */
@@ -14,7 +14,7 @@ export interface AdminLimiterPort extends LimiterPort {
 
 export interface AdminDeps {
   readonly limiter: AdminLimiterPort;
-  readonly store: RequestStorePort;
+  readonly store: ReplyStorePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
   readonly log: LogPort;
@@ -69,16 +69,17 @@ export class AdminService {
 
   /** Cancels every waiting request of the user; each sender is told `request_cancelled`. */
   private async purge(userId: string): Promise<string[]> {
-    const { limiter, store, now } = this.deps;
-    const status = await limiter.status(userId, undefined, now());
+    const { limiter, now } = this.deps;
+    const { snap } = await limiter.view(userId, undefined, now());
     const purged: string[] = [];
-    for (const requestId of status.queued) {
-      const moved = await store.transition(userId, requestId, ['queued'], 'cancelled', now());
-      if (!moved.ok) continue;
-      const { removed } = await limiter.removeQueued(userId, requestId);
-      if (removed) await store.addToTotal(-1);
+    for (const requestId of snap.waiting) {
+      const request = snap.queued[requestId];
+      // The processor may have admitted it since the read: then it is not waiting any more.
+      const { removed } = await limiter.removeWaiting(userId, requestId);
+      if (!removed) continue;
       purged.push(requestId);
-      const channel = new ReplyChannel(userId, moved.record.connectionId, this.deps);
+      if (!request) continue;
+      const channel = new ReplyChannel(userId, request.connectionId, this.deps);
       await channel.deliver({ type: 'request_cancelled', timestamp: now(), requestId });
     }
     return purged;

@@ -1,22 +1,23 @@
 import { randomUUID } from 'node:crypto';
-import type { DeniedDecision, Tier, UserStatus } from '../core/limiter/types';
+import type { AllowedDecision, DeniedDecision, Tier, UserStatus } from '../core/limiter/types';
 import { estimatedWaitSeconds } from '../core/queue/eta';
-import { queueDeadlineEpochMs } from '../core/queue/request';
+import { queueDeadlineEpochMs, type WaitingRequest } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
 import type {
   ConnectionDirectory,
   ConnectionSender,
+  EnqueueOutcome,
   LimiterPort,
   LogPort,
   MetricsPort,
   ModelPort,
   OutgoingMessage,
+  ReplyStorePort,
   RequestQueuePort,
-  RequestStorePort,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { refundUnused, type StreamedReply, settleUsage, streamReply } from './run-reply';
+import { ReplyInterruptedError, settleUsage, streamReply } from './run-reply';
 
 export interface Identity {
   readonly userId: string;
@@ -25,7 +26,7 @@ export interface Identity {
 
 export interface ChatServiceDeps {
   readonly limiter: LimiterPort;
-  readonly store: RequestStorePort;
+  readonly store: ReplyStorePort;
   readonly queue: RequestQueuePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
@@ -66,94 +67,11 @@ export class ChatService {
   constructor(private readonly deps: ChatServiceDeps) {}
 
   async sendMessage(identity: Identity, connectionId: string, input: SendMessageInput): Promise<SendOutcome> {
-    const { limiter, metrics, now } = this.deps;
+    const { limiter, settings, now } = this.deps;
     const requestId = input.requestId ?? randomUUID();
     const estimatedInputTokens = estimateTokens(input.message);
-    const decision = await limiter.decide(
-      {
-        userId: identity.userId,
-        requestId,
-        claimTier: identity.tier,
-        estimatedInputTokens,
-        maxTokens: input.maxTokens,
-        queue: { mode: 'direct' },
-      },
-      now(),
-    );
-    const channel = this.channel(identity.userId, connectionId);
-    if (decision.allowed) {
-      if (decision.failedOpen) metrics.count('LimiterFailOpen');
-      await channel.deliver({ type: 'message_accepted', timestamp: now(), requestId });
-      let reply: StreamedReply;
-      try {
-        reply = await streamReply({
-          requestId,
-          prompt: input.message,
-          reservation: decision.reservation,
-          model: this.deps.model,
-          channel,
-          now,
-        });
-      } catch (err) {
-        this.deps.log.error('model failed', { requestId, error: describe(err) });
-        metrics.count('RequestsFailed');
-        if (!decision.failedOpen)
-          await refundUnused(limiter, decision.reservation, now()).catch(() => undefined);
-        return refused('INTERNAL_ERROR', 'The model failed to answer; nothing was charged.', requestId);
-      }
-      await channel.deliverFinal(requestId, reply.complete);
-      metrics.count('RequestsProcessed');
-      metrics.count('TokensConsumed', reply.usage.totalTokens);
-      // A request admitted while the store was down reserved nothing, so there is nothing to settle.
-      if (!decision.failedOpen)
-        await settleUsage(limiter, this.deps.log, decision.reservation, reply.usage, now());
-      return { kind: 'completed', requestId };
-    }
-    return this.queueOrRefuse(identity, connectionId, requestId, estimatedInputTokens, input, decision);
-  }
-
-  private async queueOrRefuse(
-    identity: Identity,
-    connectionId: string,
-    requestId: string,
-    estimatedInputTokens: number,
-    input: SendMessageInput,
-    decision: DeniedDecision,
-  ): Promise<SendOutcome> {
-    const { limiter, store, queue, settings, metrics, now } = this.deps;
-    if (decision.limit === 'unavailable') {
-      return refused('INTERNAL_ERROR', 'The limiter is unavailable; try again shortly.', requestId, {
-        retryAfter: Math.ceil(decision.retryAfterMs / 1000),
-      });
-    }
-    if (decision.limit === 'dailyTokens') metrics.count('TokenRateLimitExceeded');
-    else if (decision.limit !== 'queue') metrics.count('MessageRateLimitExceeded');
-
-    const overLimit = () =>
-      refused('RATE_LIMIT_EXCEEDED', `Limit ${decision.limit} reached.`, requestId, {
-        limit: decision.limit,
-        retryAfter: Math.ceil(decision.retryAfterMs / 1000),
-        resetAt: decision.resetAtEpochMs,
-      });
-    // MAX_QUEUED_PER_USER = 0 turns queueing off: an over-limit message is simply refused.
-    if (settings.maxQueuedPerUser === 0) return overLimit();
-    if (decision.queued >= settings.maxQueuedPerUser) {
-      return refused('QUEUE_FULL', `You already have ${decision.queued} requests waiting.`, requestId, {
-        queued: decision.queued,
-        maxQueued: settings.maxQueuedPerUser,
-      });
-    }
     const nowMs = now();
-    // The refusal's own retryAfter is exact for this request; requests ahead can only add to it.
-    const waitFor = (position: number) =>
-      Math.max(
-        estimatedWaitSeconds(position, decision.limits, decision.policy, nowMs),
-        Math.ceil(decision.retryAfterMs / 1000),
-      );
-    if (waitFor(decision.queued + 1) > settings.maxQueueWaitSeconds) return overLimit();
-
-    const created = await store.create({
-      userId: identity.userId,
+    const waiting: WaitingRequest = {
       requestId,
       connectionId,
       message: input.message,
@@ -163,46 +81,160 @@ export class ChatService {
       estimatedInputTokens,
       enqueuedAtEpochMs: nowMs,
       expiresAtEpochMs: queueDeadlineEpochMs(nowMs, settings.maxQueueWaitSeconds),
-      status: 'queued',
-      attempts: 0,
-    });
-    if (!created) return refused('INVALID_REQUEST', 'This requestId was already used.', requestId);
+    };
+    // One step in the user's lane: the decision and, if it refuses, the place in the queue. The
+    // position is fixed by that one write, before anything goes to SQS.
+    const { decision, slot } = await limiter.decideOrQueue(
+      {
+        userId: identity.userId,
+        requestId,
+        claimTier: identity.tier,
+        estimatedInputTokens,
+        maxTokens: input.maxTokens,
+        queue: { mode: 'direct' },
+      },
+      nowMs,
+      (denied) =>
+        this.mayWait(denied, nowMs) ? { request: waiting, maxQueued: settings.maxQueuedPerUser } : undefined,
+    );
+    if (decision.allowed) return this.answer(identity, connectionId, requestId, input, decision);
+    return this.queueOrRefuse(identity, connectionId, requestId, decision, slot, nowMs);
+  }
 
-    // Send first: the SQS sequence number orders the user's waiting list, so positions are the
-    // order the FIFO queue hands requests out, even when two sends of one user race.
-    let sequenceNumber: string;
+  /**
+   * May a refused request wait in the queue? Not when queueing is off, the queue is full (as the
+   * decision saw it, after this frame arrived: no write needed to say so), or the wait would be
+   * longer than `MAX_QUEUE_WAIT`; and never a duplicate or a refusal of an unavailable store.
+   */
+  private mayWait(decision: DeniedDecision, nowMs: number): boolean {
+    const { settings } = this.deps;
+    if (decision.limit === 'duplicate' || decision.limit === 'unavailable') return false;
+    if (settings.maxQueuedPerUser === 0 || decision.queued >= settings.maxQueuedPerUser) return false;
+    return waitSeconds(decision, decision.queued + 1, nowMs) <= settings.maxQueueWaitSeconds;
+  }
+
+  private async answer(
+    identity: Identity,
+    connectionId: string,
+    requestId: string,
+    input: SendMessageInput,
+    decision: AllowedDecision,
+  ): Promise<SendOutcome> {
+    const { limiter, metrics, log, now } = this.deps;
+    if (decision.failedOpen) metrics.count('LimiterFailOpen');
+    const channel = this.channel(identity.userId, connectionId);
+    await channel.deliver({ type: 'message_accepted', timestamp: now(), requestId });
     try {
-      sequenceNumber = await queue.send({ v: 1, userId: identity.userId, requestId });
+      const reply = await streamReply({
+        requestId,
+        prompt: input.message,
+        reservation: decision.reservation,
+        model: this.deps.model,
+        channel,
+        now,
+      });
+      // A request admitted while the store was down reserved nothing, so there is nothing to settle.
+      if (!decision.failedOpen) await settleUsage(limiter, log, decision.reservation, reply.usage, now());
+      await channel.deliverFinal(requestId, reply.complete);
+      metrics.count('RequestsProcessed');
+      metrics.count('TokensConsumed', reply.usage.totalTokens);
+      return { kind: 'completed', requestId };
     } catch (err) {
-      // Nothing half-written: the record goes, nothing else was touched.
+      if (!(err instanceof ReplyInterruptedError)) throw err;
+      log.error('model failed', { requestId, error: describe(err.cause) });
+      metrics.count('RequestsFailed');
+      // Charged what the model produced before it stopped; the rest of the reservation comes back.
+      if (!decision.failedOpen) await settleUsage(limiter, log, decision.reservation, err.usage, now());
+      if (err.usage.totalTokens > 0) metrics.count('TokensConsumed', err.usage.totalTokens);
+      return refused(
+        'INTERNAL_ERROR',
+        err.produced
+          ? `The model stopped mid-reply; ${err.usage.totalTokens} tokens it produced were charged.`
+          : 'The model failed to answer; nothing was charged.',
+        requestId,
+        { usage: err.usage },
+      );
+    }
+  }
+
+  private async queueOrRefuse(
+    identity: Identity,
+    connectionId: string,
+    requestId: string,
+    decision: DeniedDecision,
+    slot: EnqueueOutcome | undefined,
+    nowMs: number,
+  ): Promise<SendOutcome> {
+    const { limiter, queue, settings, metrics, now } = this.deps;
+    if (decision.limit === 'duplicate' || slot?.kind === 'duplicate') {
+      return refused(
+        'INVALID_REQUEST',
+        'A request with this requestId is still in flight or waiting.',
+        requestId,
+      );
+    }
+    if (decision.limit === 'unavailable') {
+      return refused('INTERNAL_ERROR', 'The limiter is unavailable; try again shortly.', requestId, {
+        retryAfter: Math.ceil(decision.retryAfterMs / 1000),
+      });
+    }
+    if (decision.limit === 'dailyTokens') metrics.count('TokenRateLimitExceeded');
+    else if (decision.limit !== 'queue' && decision.limit !== 'busy')
+      metrics.count('MessageRateLimitExceeded');
+
+    const overLimit = (retryAfterMs = decision.retryAfterMs) =>
+      refused(
+        'RATE_LIMIT_EXCEEDED',
+        decision.limit === 'busy'
+          ? 'Too many requests at once; try again shortly.'
+          : `Limit ${decision.limit} reached.`,
+        requestId,
+        {
+          limit: decision.limit,
+          retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+          resetAt: decision.resetAtEpochMs,
+        },
+      );
+    if (!slot) {
+      if (settings.maxQueuedPerUser > 0 && decision.queued >= settings.maxQueuedPerUser) {
+        return queueFull(requestId, decision.queued, settings);
+      }
+      return overLimit();
+    }
+    if (slot.kind === 'full') return queueFull(requestId, slot.queued, settings);
+    // The user's item stayed busy: nothing was written for this request.
+    if (slot.kind === 'busy') return overLimit(1000);
+
+    try {
+      await queue.send({ v: 1, userId: identity.userId, requestId });
+    } catch (err) {
+      // Without its wake-up the request must not stay in the list: take it out again.
       this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
-      await store.delete(identity.userId, requestId);
-      return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
-        retryAfter: 1,
+      const undone = await limiter.removeWaiting(identity.userId, requestId).catch((removeErr) => {
+        // Left in the list, it is served by the user's next wake-up or expires: never lost.
+        this.deps.log.error('could not take a request back out of the queue', {
+          requestId,
+          error: describe(removeErr),
+        });
+        return undefined;
       });
+      if (undone?.removed) {
+        return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
+          retryAfter: 1,
+        });
+      }
     }
-    const slot = await limiter.enqueue(identity.userId, requestId, sequenceNumber, settings.maxQueuedPerUser);
-    if (!slot.accepted) {
-      // The message already sent finds no record and is dropped by the processor.
-      await store.delete(identity.userId, requestId);
-      return refused('QUEUE_FULL', `You already have ${slot.queued} requests waiting.`, requestId, {
-        queued: slot.queued,
-        maxQueued: settings.maxQueuedPerUser,
-      });
-    }
-    const totalInQueue = await store.addToTotal(1);
     metrics.count('RequestsQueued');
+    const totalInQueue = await queue.depth().catch(() => slot.snap.waiting.length);
     await this.channel(identity.userId, connectionId).deliver({
       type: 'request_queued',
       timestamp: now(),
       requestId,
       message: queuedReason(decision),
       position: slot.position,
-      totalInQueue,
-      estimatedWaitTime: waitFor(slot.position),
+      totalInQueue: Math.max(totalInQueue, slot.snap.waiting.length),
+      estimatedWaitTime: waitSeconds(decision, slot.position, nowMs),
     });
-    // Landing ahead of a request that raced it moves that one back: tell those behind.
-    await notifyPositions(this.deps, identity, slot.queued, slot.position);
     return { kind: 'queued', requestId, position: slot.position };
   }
 
@@ -212,18 +244,21 @@ export class ChatService {
     connectionId: string,
     requestId: string,
   ): Promise<Refusal | { kind: 'cancelled' }> {
-    const { store, limiter, now } = this.deps;
-    const moved = await store.transition(identity.userId, requestId, ['queued'], 'cancelled', now());
-    if (!moved.ok) return refused('NOT_FOUND', 'No queued request with this id.', requestId);
-    // The processor may have admitted it a moment ago; then it is no longer waiting nor counted.
-    const { removed, queued } = await limiter.removeQueued(identity.userId, requestId);
-    if (removed) await store.addToTotal(-1);
+    const { limiter, now } = this.deps;
+    const before = await limiter.view(identity.userId, identity.tier, now());
+    const request = before.snap.queued[requestId];
+    const index = before.snap.waiting.indexOf(requestId);
+    if (!request || index < 0) return refused('NOT_FOUND', 'No queued request with this id.', requestId);
+    // The processor may admit it a moment before: then it is no longer waiting, and not cancelled.
+    const { removed } = await limiter.removeWaiting(identity.userId, requestId);
+    if (!removed) return refused('NOT_FOUND', 'No queued request with this id.', requestId);
     const message = { type: 'request_cancelled', timestamp: now(), requestId };
     await this.channel(identity.userId, connectionId).deliver(message);
-    if (moved.record.connectionId !== connectionId) {
-      await this.channel(identity.userId, moved.record.connectionId).deliver(message);
+    if (request.connectionId !== connectionId) {
+      await this.channel(identity.userId, request.connectionId).deliver(message);
     }
-    await notifyPositions(this.deps, identity, queued);
+    const after = await limiter.view(identity.userId, identity.tier, now(), { fresh: false });
+    await notifyPositions(this.deps, identity.userId, after, index);
     return { kind: 'cancelled' };
   }
 
@@ -247,8 +282,14 @@ export class ChatService {
   }
 
   private channel(userId: string, connectionId: string): ReplyChannel {
-    const { sender, directory, store, now } = this.deps;
-    return new ReplyChannel(userId, connectionId, { sender, directory, store, now });
+    const { sender, directory, store, now, log } = this.deps;
+    return new ReplyChannel(userId, connectionId, {
+      sender,
+      directory,
+      store,
+      now,
+      onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
+    });
   }
 }
 
@@ -273,8 +314,31 @@ export function statusMessage(status: UserStatus, nowMs: number): OutgoingMessag
   };
 }
 
+/**
+ * Seconds until the request at `position` of the user's queue is admitted, from the limiter's
+ * state; never less than the refusal's own `retryAfter`, which is exact for the head.
+ */
+function waitSeconds(decision: DeniedDecision, position: number, nowMs: number): number {
+  return Math.max(
+    estimatedWaitSeconds(position, decision.limits, decision.policy, nowMs),
+    Math.ceil(decision.retryAfterMs / 1000),
+  );
+}
+
+function queueFull(
+  requestId: string,
+  queued: number,
+  settings: { readonly maxQueuedPerUser: number },
+): Refusal {
+  return refused('QUEUE_FULL', `You already have ${queued} requests waiting.`, requestId, {
+    queued,
+    maxQueued: settings.maxQueuedPerUser,
+  });
+}
+
 function queuedReason(decision: DeniedDecision): string {
   if (decision.limit === 'queue') return 'Queued behind your earlier requests.';
+  if (decision.limit === 'busy') return 'Queued: too many of your requests arrived at once.';
   return `Limit ${decision.limit} reached; your request is queued and will run automatically.`;
 }
 

@@ -3,16 +3,17 @@
  * in AWS and locally, and a test can hand in a fault-injecting one.
  */
 
-import type { RequestStore, StoredReply, TransitionResult } from '../adapters/request-store';
+import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
 import type {
   DecideInput,
   Decision,
+  DeniedDecision,
   Tier,
   TokenReservation,
   TokenUsage,
   UserStatus,
 } from '../core/limiter/types';
-import type { QueuedRequest, QueueMessageBody, RequestStatus } from '../core/queue/request';
+import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
 
 /** A server message of protocol v1: `type`, `timestamp` and the fields of its type. */
 export type OutgoingMessage = { readonly type: string; readonly timestamp: number } & Record<string, unknown>;
@@ -27,35 +28,56 @@ export interface ConnectionDirectory {
   listByUser(userId: string, nowMs: number): Promise<readonly { readonly connectionId: string }[]>;
 }
 
-export interface LimiterPort {
-  decide(input: DecideInput, nowMs: number): Promise<Decision>;
-  reconcile(reservation: TokenReservation, usage: TokenUsage, nowMs: number): Promise<{ applied: boolean }>;
-  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
-  enqueue(
-    userId: string,
-    requestId: string,
-    sequenceNumber: string,
-    maxQueued: number,
-  ): Promise<
-    { accepted: true; position: number; queued: readonly string[] } | { accepted: false; queued: number }
-  >;
-  removeQueued(userId: string, requestId: string): Promise<{ removed: boolean; queued: readonly string[] }>;
+export type EnqueueOutcome =
+  | { readonly kind: 'queued'; readonly position: number; readonly snap: LimiterSnapshot }
+  | { readonly kind: 'full'; readonly queued: number }
+  | { readonly kind: 'duplicate' }
+  /** The user's item stayed busy (or the store is down): nothing was written. */
+  | { readonly kind: 'busy' };
+
+/** A refused request that may wait: its data and the cap of the user's queue. */
+export interface EnqueueAsk {
+  readonly request: WaitingRequest;
+  readonly maxQueued: number;
 }
 
-export interface RequestStorePort {
-  create(record: QueuedRequest): Promise<boolean>;
-  get(userId: string, requestId: string): Promise<QueuedRequest | undefined>;
-  transition(
-    userId: string,
-    requestId: string,
-    from: readonly RequestStatus[],
-    to: RequestStatus,
+export interface LimiterPort {
+  decide(input: DecideInput, nowMs: number): Promise<Decision>;
+  /** A direct decision and, when refused and `queueIfDenied` asks it, the enqueue, as one step. */
+  decideOrQueue(
+    input: DecideInput,
     nowMs: number,
-    set?: Parameters<RequestStore['transition']>[5],
-  ): Promise<TransitionResult>;
-  delete(userId: string, requestId: string): Promise<void>;
-  addToTotal(delta: number): Promise<number>;
-  total(): Promise<number>;
+    queueIfDenied: (denied: DeniedDecision) => EnqueueAsk | undefined,
+  ): Promise<{ readonly decision: Decision; readonly slot?: EnqueueOutcome }>;
+  reconcile(
+    reservation: TokenReservation,
+    usage: TokenUsage,
+    nowMs: number,
+    options?: { readonly endsActive?: boolean },
+  ): Promise<{ applied: boolean }>;
+  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
+  /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
+  view(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options?: { readonly fresh?: boolean },
+  ): Promise<LimiterView>;
+  enqueue(
+    request: WaitingRequest & { readonly userId: string },
+    maxQueued: number,
+    nowMs: number,
+  ): Promise<EnqueueOutcome>;
+  removeWaiting(userId: string, requestId: string): Promise<{ removed: boolean; snap: LimiterSnapshot }>;
+  takeOver(
+    userId: string,
+    active: ActiveRequest,
+    leaseUntilEpochMs: number,
+  ): Promise<{ ok: boolean; snap: LimiterSnapshot }>;
+}
+
+/** Finished replies kept for `resume` while the user had no connection. */
+export interface ReplyStorePort {
   saveReply(
     userId: string,
     requestId: string,
@@ -67,10 +89,12 @@ export interface RequestStorePort {
 }
 
 export interface RequestQueuePort {
-  /** Sends the pointer; resolves with its SQS sequence number (the FIFO order). */
-  send(body: QueueMessageBody): Promise<string>;
+  /** Wakes the processor for the user's message group. */
+  send(body: QueueMessageBody): Promise<void>;
   defer(receiptHandle: string, delayMs: number): Promise<void>;
   moveToDeadLetterQueue(rawBody: string, groupId: string, dedupId: string, reason: string): Promise<void>;
+  /** Requests waiting in the queue for all users (SQS's own counters: no scan). */
+  depth(): Promise<number>;
 }
 
 /** One streamed model event. */

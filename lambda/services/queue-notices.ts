@@ -1,50 +1,43 @@
+import type { LimiterView } from '../core/limiter/snapshot';
 import { estimatedWaitSeconds } from '../core/queue/eta';
-import type { Identity } from './chat-service';
-import type { ConnectionDirectory, ConnectionSender, LimiterPort, RequestStorePort } from './ports';
+import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from './ports';
 import { ReplyChannel } from './reply-channel';
 
 /**
- * Tells each of the user's waiting requests its new place after the queue moved: position (1 =
- * next), the queue's total and the wait derived from the limiter's state. The waiting list comes
- * from the limiter item and the total from its counter: no scan of the queue.
+ * Tells each of the user's waiting requests from `fromIndex` on its new place after the list
+ * moved (the head was admitted, or a request ahead left): position (1 = next), the queue's total
+ * and the wait derived from the limiter's state. Positions, waits and each request's connection
+ * come from the same item the move was written to (`view`): no scan, no other read. A position
+ * only ever goes down: the list only grows at its end.
  */
 export async function notifyPositions(
   deps: {
-    readonly limiter: Pick<LimiterPort, 'status'>;
-    readonly store: RequestStorePort;
+    readonly queue: Pick<RequestQueuePort, 'depth'>;
+    readonly store: ReplyStorePort;
     readonly sender: ConnectionSender;
     readonly directory: ConnectionDirectory;
     readonly now: () => number;
   },
-  identity: Identity,
-  waiting: readonly string[],
-  /** Only the requests from this place on moved. @default 0 */
+  userId: string,
+  view: LimiterView,
   fromIndex = 0,
 ): Promise<void> {
-  if (waiting.length <= fromIndex) return;
+  const { snap } = view;
+  if (snap.waiting.length <= fromIndex) return;
   const nowMs = deps.now();
-  const [status, totalInQueue] = await Promise.all([
-    deps.limiter.status(identity.userId, identity.tier, nowMs),
-    deps.store.total(),
-  ]);
-  // Positions from the list as it is now, not as the caller last saw it: notices of concurrent
-  // changes then never tell a place that was already stale when it was computed.
-  const anchor = waiting[fromIndex];
-  const from =
-    anchor !== undefined && status.queued.includes(anchor) ? status.queued.indexOf(anchor) : fromIndex;
+  const totalInQueue = await deps.queue.depth().catch(() => 0);
   await Promise.all(
-    status.queued.map(async (requestId, index) => {
-      if (index < from) return;
-      const record = await deps.store.get(identity.userId, requestId);
-      if (record?.status !== 'queued') return;
-      const channel = new ReplyChannel(identity.userId, record.connectionId, deps);
-      await channel.deliver({
+    snap.waiting.slice(fromIndex).map(async (requestId, offset) => {
+      const request = snap.queued[requestId];
+      if (!request) return;
+      const position = fromIndex + offset + 1;
+      await new ReplyChannel(userId, request.connectionId, deps).deliver({
         type: 'queue_position',
         timestamp: deps.now(),
         requestId,
-        position: index + 1,
-        totalInQueue: Math.max(totalInQueue, status.queued.length),
-        estimatedWaitTime: estimatedWaitSeconds(index + 1, status.limits, status.policy, nowMs),
+        position,
+        totalInQueue: Math.max(totalInQueue, snap.waiting.length),
+        estimatedWaitTime: estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
       });
     }),
   );

@@ -1,5 +1,6 @@
+import type { LimiterView } from '../core/limiter/snapshot';
 import type { TokenReservation } from '../core/limiter/types';
-import { isExpired, parseQueueMessageBody, type QueuedRequest } from '../core/queue/request';
+import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { describe } from './chat-service';
 import type {
   ConnectionDirectory,
@@ -9,15 +10,15 @@ import type {
   MetricsPort,
   ModelPort,
   OutgoingMessage,
+  ReplyStorePort,
   RequestQueuePort,
-  RequestStorePort,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { refundUnused, type StreamedReply, settleUsage, streamReply } from './run-reply';
+import { ReplyInterruptedError, type ReplyUsage, streamReply } from './run-reply';
 
 export interface ReplaySettings {
-  /** How long one attempt holds a request; a redelivery inside it waits. @default 110_000 */
+  /** How long one attempt holds the user's active request; a redelivery inside it waits. @default 110_000 */
   readonly leaseMs: number;
   /** Attempts (crashes or model failures) before a request fails for good. @default 3 */
   readonly maxAttempts: number;
@@ -33,7 +34,7 @@ export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
 
 export interface ReplayDeps {
   readonly limiter: LimiterPort;
-  readonly store: RequestStorePort;
+  readonly store: ReplyStorePort;
   readonly queue: RequestQueuePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
@@ -62,14 +63,22 @@ export interface RetryableError {
   readonly retryable: true;
 }
 
+/** Store writes that finish a reply ride out a blip this many times, a second apart. */
+const SETTLE_ATTEMPTS = 5;
+
 /**
- * Replays queued requests (the Processor function). Each SQS delivery of a request goes through
- * the same atomic limiter decision as a direct message, in `replay` mode, which admits the request
- * and removes it from the user's waiting list in one write. Exactly once:
- * - the record leaves `queued` by one conditional write, so of two deliveries only one starts it;
- * - a delivery that finds it `processing` with a live lease waits; with a lapsed lease (a crashed
- *   attempt) it takes over with the reservation already made, so nothing is charged twice;
- * - `done`, `cancelled`, `expired` and `failed` records are acknowledged and nothing else happens.
+ * Replays queued requests (the Processor function). An SQS message is a wake-up for its user's
+ * message group; FIFO hands out one message of a group at a time, so one delivery at a time
+ * serves a user's queue. A delivery serves, in this order:
+ * 1. the user's active request, if a crashed attempt left one whose lease lapsed (taken over with
+ *    the reservation already made, so nothing is charged twice);
+ * 2. else the head of the user's waiting list — whichever request the message was sent for — so
+ *    requests run in the order of the list, which is the order their positions were told in.
+ *
+ * The head is admitted by the same atomic limiter write as a direct message, in `replay` mode: it
+ * leaves the list and becomes the active request in that write, so of two deliveries only one can
+ * start it. The reply's settle removes it (the commit). Exactly once, because both steps are
+ * single conditional writes on the user's item (docs/queue.md).
  */
 export class ReplayService {
   constructor(private readonly deps: ReplayDeps) {}
@@ -87,59 +96,67 @@ export class ReplayService {
       this.deps.log.error('unreadable queue message moved to the DLQ', { messageId: record.messageId });
       return 'done';
     }
-    const request = await this.deps.store.get(body.userId, body.requestId);
-    if (!request) {
-      this.deps.log.warn('queue message without a request record', { requestId: body.requestId });
-      return 'done';
-    }
-    switch (request.status) {
-      case 'queued':
-        return this.startQueued(record, request, remainingTimeMs);
-      case 'processing':
-        return this.resumeProcessing(record, request);
-      case 'done':
-        // A crash after recording the reply: send it if it was not sent (never run the model again).
-        return this.finish(request);
-      default:
-        return 'done';
-    }
+    return this.serveUser(body.userId, record, remainingTimeMs);
   }
 
-  private async startQueued(
+  private async serveUser(
+    userId: string,
     record: QueueRecord,
-    request: QueuedRequest,
     remainingTimeMs: () => number,
   ): Promise<ReplayResult> {
-    const { limiter, store, now } = this.deps;
+    const { limiter, now, settings } = this.deps;
     for (;;) {
       const nowMs = now();
-      if (isExpired(request, nowMs)) return this.expire(request);
+      const view = await limiter.view(userId, undefined, nowMs);
+      const { snap } = view;
+      if (snap.active) {
+        const { active } = snap;
+        if (active.leaseUntilEpochMs > nowMs) return this.defer(record, active.leaseUntilEpochMs - nowMs);
+        const request = snap.queued[active.requestId];
+        const reservation = this.reservationOf(userId, view, active.requestId);
+        if (!request || !reservation) {
+          this.deps.log.error('active request without its data or reservation', {
+            requestId: active.requestId,
+          });
+          return 'done';
+        }
+        const taken = await limiter.takeOver(userId, active, nowMs + settings.leaseMs);
+        if (!taken.ok) continue;
+        this.deps.log.warn('taking over an interrupted request', {
+          requestId: active.requestId,
+          attempts: active.attempts + 1,
+        });
+        if (active.attempts + 1 > settings.maxAttempts) {
+          return this.failForGood(userId, request, reservation, undefined, 'too many interrupted attempts');
+        }
+        return this.attempt(record, userId, request, reservation, active.attempts + 1);
+      }
+      const head = snap.waiting[0];
+      // Nothing waiting: a wake-up left over by a cancelled request.
+      if (head === undefined) return 'done';
+      const request = snap.queued[head];
+      if (!request || isExpired(request, nowMs)) {
+        await this.expire(userId, head, request);
+        continue; // the same wake-up serves the next head
+      }
       const decision = await limiter.decide(
         {
-          userId: request.userId,
-          requestId: request.requestId,
+          userId,
+          requestId: head,
           claimTier: request.claimTier,
           estimatedInputTokens: request.estimatedInputTokens,
           maxTokens: request.maxTokens,
-          queue: { mode: 'replay' },
+          queue: { mode: 'replay', leaseUntilEpochMs: nowMs + settings.leaseMs },
         },
         nowMs,
       );
-      if (decision.allowed) {
-        if (decision.failedOpen) this.deps.metrics.count('LimiterFailOpen');
-        await store.addToTotal(-1);
-        return this.begin(record, request, decision.reservation, decision.waiting);
-      }
-      if (decision.limit === 'queue') {
-        // Not in the waiting list: cancelled or purged a moment ago (the record will say so).
-        const fresh = await store.get(request.userId, request.requestId);
-        if (fresh?.status !== 'queued') return 'done';
-        return this.defer(record, 1000);
-      }
-      const delayMs = decision.limit === 'unavailable' ? 1000 : decision.retryAfterMs;
+      if (decision.allowed) return this.begin(record, userId, request, decision.reservation);
+      // The list moved under us (cancelled, another delivery): look again.
+      if (decision.limit === 'queue') continue;
+      const delayMs = decision.retryAfterMs;
       const untilExpiry = request.expiresAtEpochMs - nowMs;
       if (delayMs >= untilExpiry) return this.defer(record, untilExpiry);
-      if (delayMs > this.deps.settings.maxInProcessWaitMs || delayMs + 5000 > remainingTimeMs()) {
+      if (delayMs > settings.maxInProcessWaitMs || delayMs + 5000 > remainingTimeMs()) {
         return this.defer(record, delayMs);
       }
       // The wait is short: sleep to the exact millisecond instead of SQS's whole seconds.
@@ -149,83 +166,40 @@ export class ReplayService {
 
   private async begin(
     record: QueueRecord,
-    request: QueuedRequest,
+    userId: string,
+    request: WaitingRequest,
     reservation: TokenReservation,
-    waiting: readonly string[],
   ): Promise<ReplayResult> {
-    const { store, now, settings } = this.deps;
+    const { limiter, now } = this.deps;
     const nowMs = now();
-    const started = await store.transition(
-      request.userId,
-      request.requestId,
-      ['queued'],
-      'processing',
-      nowMs,
-      {
-        reservation,
-        leaseUntilEpochMs: nowMs + settings.leaseMs,
-        startedAtEpochMs: nowMs,
-        incrementAttempts: true,
-      },
-    );
-    if (!started.ok) {
-      // Cancelled between the decision and now: give the tokens back.
-      await refundUnused(this.deps.limiter, reservation, nowMs);
-      return 'done';
-    }
-    const identity = { userId: request.userId, tier: request.claimTier };
-    const channel = this.channel(request);
-    await channel.deliver({
+    await this.channel(userId, request.connectionId).deliver({
       type: 'queue_processing_started',
-      timestamp: now(),
+      timestamp: nowMs,
       requestId: request.requestId,
       message: 'Your queued request is being processed.',
     });
     this.deps.metrics.count('RequestsProcessed');
     this.deps.metrics.milliseconds('QueueWaitTime', nowMs - request.enqueuedAtEpochMs);
-    await notifyPositions(this.deps, identity, waiting);
-    return this.attempt(record, started.record, channel);
-  }
-
-  private async resumeProcessing(record: QueueRecord, request: QueuedRequest): Promise<ReplayResult> {
-    const { store, now, settings } = this.deps;
-    const nowMs = now();
-    if ((request.leaseUntilEpochMs ?? 0) > nowMs)
-      return this.defer(record, request.leaseUntilEpochMs! - nowMs);
-    const taken = await store.transition(
-      request.userId,
-      request.requestId,
-      ['processing'],
-      'processing',
-      nowMs,
-      {
-        leaseFreeAtEpochMs: nowMs,
-        leaseUntilEpochMs: nowMs + settings.leaseMs,
-        incrementAttempts: true,
-      },
+    // Everyone behind moved up one place: tell them, from the item the admission just wrote.
+    await notifyPositions(
+      this.deps,
+      userId,
+      await limiter.view(userId, request.claimTier, nowMs, { fresh: false }),
     );
-    if (!taken.ok) return taken.record?.status === 'processing' ? this.defer(record, 1000) : 'done';
-    this.deps.log.warn('taking over an interrupted request', {
-      requestId: request.requestId,
-      attempts: taken.record.attempts,
-    });
-    if (taken.record.attempts > settings.maxAttempts) {
-      return this.failForGood(record, taken.record, 'too many interrupted attempts');
-    }
-    return this.attempt(record, taken.record, this.channel(taken.record));
+    return this.attempt(record, userId, request, reservation, 1);
   }
 
   private async attempt(
     record: QueueRecord,
-    request: QueuedRequest,
-    channel: ReplyChannel,
+    userId: string,
+    request: WaitingRequest,
+    reservation: TokenReservation,
+    attempts: number,
   ): Promise<ReplayResult> {
-    const { store, now } = this.deps;
-    const reservation = request.reservation;
-    if (!reservation) return this.failForGood(record, request, 'processing without a reservation');
-    let reply: StreamedReply;
+    const { now } = this.deps;
+    const channel = this.channel(userId, request.connectionId);
     try {
-      reply = await streamReply({
+      const reply = await streamReply({
         requestId: request.requestId,
         prompt: request.message,
         reservation,
@@ -233,89 +207,106 @@ export class ReplayService {
         channel,
         now,
       });
+      // The commit: settles the tokens and ends the request, in one write. Then the reply goes
+      // out (a crash between the two loses only the final frame; every chunk was delivered).
+      await this.commit(reservation, reply.usage);
+      this.deps.metrics.count('TokensConsumed', reply.usage.totalTokens);
+      await channel.deliverFinal(request.requestId, reply.complete);
+      return 'done';
     } catch (err) {
+      if (!(err instanceof ReplyInterruptedError)) throw err;
       this.deps.log.error('model failed during replay', {
         requestId: request.requestId,
-        error: describe(err),
+        error: describe(err.cause),
       });
-      if (isRetryable(err) && request.attempts < this.deps.settings.maxAttempts) {
-        // Release the lease so the next delivery may take over at once.
-        await store.transition(request.userId, request.requestId, ['processing'], 'processing', now(), {
-          leaseUntilEpochMs: now(),
-        });
-        return this.defer(record, 1000 * 2 ** request.attempts);
+      if (isRetryable(err.cause) && !err.produced && attempts < this.deps.settings.maxAttempts) {
+        return this.releaseAndDefer(record, userId, request.requestId, attempts);
       }
-      return this.failForGood(record, request, describe(err));
+      return this.failForGood(userId, request, reservation, err.usage, describe(err.cause));
     }
-    // Record the reply together with the end of processing, then deliver it: from here on a
-    // crash makes the next delivery re-send the recorded reply instead of running the model again.
-    // Ride out a short store outage here: the reply exists and should not be produced twice.
-    const done = await withRetries(
-      () =>
-        store.transition(request.userId, request.requestId, ['processing'], 'done', now(), {
-          reply: reply.complete,
-          usage: { inputTokens: reply.usage.inputTokens, outputTokens: reply.usage.outputTokens },
-        }),
-      this.deps.sleep,
-    );
-    if (!done.ok) return 'done';
-    return this.finish(done.record, channel);
   }
 
-  /** Delivers a recorded reply (or keeps it for `resume`), then settles its tokens. */
-  private async finish(request: QueuedRequest, channel = this.channel(request)): Promise<ReplayResult> {
-    const { store, now } = this.deps;
-    if (request.reply && !request.delivered) {
-      await channel.deliverFinal(request.requestId, request.reply as OutgoingMessage);
-      await store.transition(request.userId, request.requestId, ['done'], 'done', now(), { delivered: true });
+  /** Lets the next delivery take over at once (lease set to now), after a backoff. */
+  private async releaseAndDefer(
+    record: QueueRecord,
+    userId: string,
+    requestId: string,
+    attempts: number,
+  ): Promise<ReplayResult> {
+    const view = await this.deps.limiter.view(userId, undefined, this.deps.now(), { fresh: false });
+    const active = view.snap.active;
+    if (active?.requestId === requestId) {
+      await this.deps.limiter.takeOver(userId, active, this.deps.now()).catch(() => undefined);
     }
-    if (request.reservation && request.usage) {
-      await settleUsage(this.deps.limiter, this.deps.log, request.reservation, request.usage, now());
-      this.deps.metrics.count('TokensConsumed', request.usage.inputTokens + request.usage.outputTokens);
+    return this.defer(record, 1000 * 2 ** attempts);
+  }
+
+  private async commit(
+    reservation: TokenReservation,
+    usage: Pick<ReplyUsage, 'inputTokens' | 'outputTokens'>,
+  ) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.deps.limiter.reconcile(reservation, usage, this.deps.now(), { endsActive: true });
+        return;
+      } catch (err) {
+        if (attempt >= SETTLE_ATTEMPTS) throw err;
+        await this.deps.sleep(1000);
+      }
     }
-    return 'done';
   }
 
   private async failForGood(
-    record: QueueRecord,
-    request: QueuedRequest,
+    userId: string,
+    request: WaitingRequest,
+    reservation: TokenReservation,
+    usage: ReplyUsage | undefined,
     reason: string,
   ): Promise<ReplayResult> {
-    const { store, queue, now } = this.deps;
-    const failed = await store.transition(
-      request.userId,
-      request.requestId,
-      ['queued', 'processing'],
-      'failed',
-      now(),
-    );
-    if (!failed.ok) return 'done';
-    if (request.reservation) await refundUnused(this.deps.limiter, request.reservation, now());
-    await queue.moveToDeadLetterQueue(record.body, record.groupId, record.deduplicationId, reason);
+    const { queue, now } = this.deps;
+    // Charged what the model produced, if anything; the request ends either way.
+    await this.commit(reservation, usage ?? { inputTokens: 0, outputTokens: 0 });
+    const body = JSON.stringify({ v: 1, userId, requestId: request.requestId });
+    await queue.moveToDeadLetterQueue(body, userId, `failed-${request.requestId}`, reason);
     this.deps.metrics.count('RequestsFailed');
-    await this.channel(request).deliverFinal(request.requestId, {
+    await this.channel(userId, request.connectionId).deliverFinal(request.requestId, {
       type: 'request_failed',
       timestamp: now(),
       requestId: request.requestId,
       code: 'INTERNAL_ERROR',
-      message: 'The request could not be processed; nothing was charged for it.',
+      message: usage?.totalTokens
+        ? `The request could not be completed; ${usage.totalTokens} tokens the model produced were charged.`
+        : 'The request could not be processed; nothing was charged for it.',
     });
     return 'done';
   }
 
-  private async expire(request: QueuedRequest): Promise<ReplayResult> {
-    const { store, limiter, now } = this.deps;
-    const expired = await store.transition(request.userId, request.requestId, ['queued'], 'expired', now());
-    if (!expired.ok) return 'done';
-    const { removed, queued } = await limiter.removeQueued(request.userId, request.requestId);
-    if (removed) await store.addToTotal(-1);
-    await this.channel(request).deliverFinal(request.requestId, {
-      type: 'request_expired',
-      timestamp: now(),
-      requestId: request.requestId,
-    });
-    await notifyPositions(this.deps, { userId: request.userId, tier: request.claimTier }, queued);
-    return 'done';
+  /** A head that waited past its deadline (or lost its data) leaves the list; the user is told. */
+  private async expire(
+    userId: string,
+    requestId: string,
+    request: WaitingRequest | undefined,
+  ): Promise<void> {
+    const { limiter, now } = this.deps;
+    const { removed } = await limiter.removeWaiting(userId, requestId);
+    if (!removed || !request) return;
+    const message: OutgoingMessage = { type: 'request_expired', timestamp: now(), requestId };
+    await this.channel(userId, request.connectionId).deliverFinal(requestId, message);
+    await notifyPositions(this.deps, userId, await limiter.view(userId, undefined, now(), { fresh: false }));
+  }
+
+  private reservationOf(userId: string, view: LimiterView, requestId: string): TokenReservation | undefined {
+    const pending = view.snap.reservations[requestId];
+    if (!pending) return undefined;
+    return {
+      userId,
+      requestId,
+      dayNumber: pending.d,
+      inputTokens: pending.i,
+      outputAllowance: pending.o,
+      reservedTokens: pending.i + pending.o,
+      tokenEpoch: pending.e ?? 0,
+    };
   }
 
   private async defer(record: QueueRecord, delayMs: number): Promise<ReplayResult> {
@@ -323,25 +314,15 @@ export class ReplayService {
     return 'retry';
   }
 
-  private channel(request: QueuedRequest): ReplyChannel {
-    const { sender, directory, store, now } = this.deps;
-    return new ReplyChannel(request.userId, request.connectionId, { sender, directory, store, now });
-  }
-}
-
-/** Retries a store write a few times, a second apart (a blip must not cost a whole lease). */
-async function withRetries<T>(
-  write: () => Promise<T>,
-  sleep: (ms: number) => Promise<void>,
-  attempts = 5,
-): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (attempt >= attempts) throw err;
-      await sleep(1000);
-    }
+  private channel(userId: string, connectionId: string): ReplyChannel {
+    const { sender, directory, store, now, log } = this.deps;
+    return new ReplyChannel(userId, connectionId, {
+      sender,
+      directory,
+      store,
+      now,
+      onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
+    });
   }
 }
 

@@ -1,13 +1,18 @@
-import type { ConnectionDirectory, ConnectionSender, OutgoingMessage, RequestStorePort } from './ports';
+import type { ConnectionDirectory, ConnectionSender, OutgoingMessage, ReplyStorePort } from './ports';
 
 export type FinalDelivery = 'delivered' | 'stored';
+
+/** A failed post (throttled, 5xx, too large) is tried once more after this pause. */
+const RETRY_PAUSE_MS = 100;
 
 /**
  * Where a request's messages go (SPEC §4): the connection that sent it; if that one is gone, the
  * user's other live connections; if none is left, a final reply is kept for an hour for `resume`.
  *
  * One channel serves one request, so after the first `GoneException` it stops posting to the dead
- * connection and follows the user instead.
+ * connection and follows the user instead. Any other failure of a post (429, 5xx, 413) is tried
+ * once more; a chunk that still fails is skipped (the final message carries the whole text), and
+ * never fails the request as if the model had failed.
  */
 export class ReplyChannel {
   private target: string | undefined;
@@ -20,8 +25,9 @@ export class ReplyChannel {
     private readonly deps: {
       readonly sender: ConnectionSender;
       readonly directory: ConnectionDirectory;
-      readonly store: RequestStorePort;
+      readonly store: ReplyStorePort;
       readonly now: () => number;
+      readonly onSendFailure?: (error: unknown) => void;
     },
   ) {
     this.target = connectionId;
@@ -33,11 +39,16 @@ export class ReplyChannel {
     return this.deliverNow(message);
   }
 
-  private async deliverNow(message: OutgoingMessage): Promise<boolean> {
-    if (this.target && (await this.deps.sender.send(this.target, message)) === 'sent') return true;
+  private async deliverNow(message: OutgoingMessage, final = false): Promise<boolean> {
+    if (this.target) {
+      const result = await this.post(this.target, message);
+      if (result === 'sent') return true;
+      // A chunk that could not be posted is skipped; a final message looks for another way.
+      if (result === 'failed' && !final) return false;
+    }
     this.target = undefined;
     for (const { connectionId } of await this.deps.directory.listByUser(this.userId, this.deps.now())) {
-      if ((await this.deps.sender.send(connectionId, message)) === 'sent') {
+      if ((await this.post(connectionId, message)) === 'sent') {
         this.target = connectionId;
         return true;
       }
@@ -46,9 +57,22 @@ export class ReplyChannel {
     return false;
   }
 
-  /** Sends the final reply of a request, or keeps it for `resume` when nobody is connected. */
+  private async post(connectionId: string, message: OutgoingMessage): Promise<'sent' | 'gone' | 'failed'> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return await this.deps.sender.send(connectionId, message);
+      } catch (err) {
+        this.deps.onSendFailure?.(err);
+        if (attempt === 0) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
+      }
+    }
+    return 'failed';
+  }
+
+  /** Sends the final reply of a request, or keeps it for `resume` when nobody took it. */
   async deliverFinal(requestId: string, message: OutgoingMessage): Promise<FinalDelivery> {
-    if (await this.deliverNow(message)) return 'delivered';
+    this.orphaned = false;
+    if (await this.deliverNow(message, true)) return 'delivered';
     await this.deps.store.saveReply(this.userId, requestId, message, this.deps.now());
     return 'stored';
   }

@@ -1,25 +1,42 @@
 import type { TokenReservation } from '../core/limiter/types';
+import { estimateTokens } from '../core/tokens';
 import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
 import type { ReplyChannel } from './reply-channel';
 
+export interface ReplyUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly totalTokens: number;
+}
+
 export interface StreamedReply {
   readonly text: string;
-  readonly usage: {
-    readonly inputTokens: number;
-    readonly outputTokens: number;
-    readonly totalTokens: number;
-  };
+  readonly usage: ReplyUsage;
   /** The `message_complete` to deliver (or keep for `resume`). */
   readonly complete: OutgoingMessage;
 }
 
 /**
+ * The model stopped before its reply was whole. `usage` is what it produced up to then (SPEC §2:
+ * a reply cut short is charged what the model produced, never more than was reserved); nothing
+ * produced means nothing to charge.
+ */
+export class ReplyInterruptedError extends Error {
+  constructor(
+    readonly usage: ReplyUsage,
+    readonly produced: boolean,
+    options: { cause: unknown },
+  ) {
+    super('the model stopped before the reply was complete', options);
+    this.name = 'ReplyInterruptedError';
+  }
+}
+
+/**
  * Runs the model for an admitted request and streams its `chunk`s as they come. The model's
  * output is capped at the reservation's allowance, which is what keeps the daily budget from
- * being overdrawn. Returns the `message_complete` without sending it: the direct path sends it at
- * once, the processor first records it, so a crash cannot make it run the model twice. If the
- * model fails the error propagates untouched: the caller decides between retrying on the same
- * reservation and refunding it ({@link refundUnused}).
+ * being overdrawn. Returns the `message_complete` without sending it: the caller settles the
+ * reservation first. If the model fails, a {@link ReplyInterruptedError} says what it had produced.
  */
 export async function streamReply(args: {
   readonly requestId: string;
@@ -34,20 +51,39 @@ export async function streamReply(args: {
   let text = '';
   let index = 0;
   let usage: { inputTokens: number; outputTokens: number } | undefined;
-  for await (const event of args.model.stream({
-    prompt: args.prompt,
-    maxOutputTokens: reservation.outputAllowance,
-    requestId,
-    signal: args.signal,
-  })) {
-    if (event.type === 'chunk') {
-      text += event.text;
-      await channel.deliver({ type: 'chunk', timestamp: now(), requestId, index: index++, text: event.text });
-    } else {
-      usage = event.usage;
+  try {
+    for await (const event of args.model.stream({
+      prompt: args.prompt,
+      maxOutputTokens: reservation.outputAllowance,
+      requestId,
+      signal: args.signal,
+    })) {
+      if (event.type === 'chunk') {
+        text += event.text;
+        await channel.deliver({
+          type: 'chunk',
+          timestamp: now(),
+          requestId,
+          index: index++,
+          text: event.text,
+        });
+      } else {
+        usage = event.usage;
+      }
     }
+    if (!usage) throw new Error('model stream ended without usage');
+  } catch (err) {
+    // The model read the prompt once it produced anything; its output is what reached us, capped
+    // at the allowance.
+    const produced = text.length > 0;
+    const outputTokens = produced ? Math.min(reservation.outputAllowance, estimateTokens(text)) : 0;
+    const inputTokens = produced ? reservation.inputTokens : 0;
+    throw new ReplyInterruptedError(
+      { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
+      produced,
+      { cause: err },
+    );
   }
-  if (!usage) throw new Error('model stream ended without usage');
   const totals = { ...usage, totalTokens: usage.inputTokens + usage.outputTokens };
   return {
     text,
@@ -75,13 +111,4 @@ export async function settleUsage(
       error: err instanceof Error ? err.message : String(err),
     });
   }
-}
-
-/** Gives back a failed request's reservation: the model produced nothing that counts. */
-export async function refundUnused(
-  limiter: Pick<LimiterPort, 'reconcile'>,
-  reservation: TokenReservation,
-  nowMs: number,
-): Promise<void> {
-  await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, nowMs);
 }

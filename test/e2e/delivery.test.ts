@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionRegistry } from '../../lambda/adapters/connections';
 import { Notifier } from '../../lambda/adapters/notifier';
-import { RequestStore } from '../../lambda/adapters/request-store';
+import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { ReplyChannel } from '../../lambda/services/reply-channel';
 import { LOCAL_CREDENTIALS, localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
@@ -43,7 +43,7 @@ describe('delivery over @connections', () => {
     const { userId, token } = await newUser('fallback');
     const live = await TestClient.connect(stack.wsUrl, token);
     await live.request({ action: 'ping' }, 'pong'); // registered by now
-    const store = new RequestStore(
+    const store = new ReplyStore(
       localDynamoClient(stack.emulators.dynamodbEndpoint),
       stack.resources.tables.requests,
     );

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
-import { TestClient } from '../support/ws-client';
+import { TestClient, waitUntilStatusAnswers } from '../support/ws-client';
 
 /** LIMITER_FAIL_POLICY=closed: while DynamoDB is away, requests are refused, clearly. */
 describe('faults, limiter failing closed', () => {
@@ -10,7 +10,10 @@ describe('faults, limiter failing closed', () => {
   let dynamo: FaultProxy;
   beforeAll(async () => {
     dynamo = await startFaultProxy(inject('dynamodbEndpoint'));
-    stack = await startTestStack({ LIMITER_FAIL_POLICY: 'closed' }, { dynamodbEndpoint: dynamo.endpoint });
+    stack = await startTestStack(
+      { LIMITER_FAIL_POLICY: 'closed', LIMITER_BREAKER_SILENCE_MS: '1000' },
+      { dynamodbEndpoint: dynamo.endpoint },
+    );
   });
   afterAll(async () => {
     dynamo.restore();
@@ -23,19 +26,23 @@ describe('faults, limiter failing closed', () => {
     const client = await TestClient.connect(stack.wsUrl, token);
     dynamo.cut();
     try {
-      const refusal = await client.request(
-        { action: 'sendMessage', requestId: 'down', message: 'hi' },
-        'error',
-      );
-      expect(refusal).toMatchObject({
-        code: 'INTERNAL_ERROR',
-        requestId: 'down',
-        details: { retryAfter: 1 },
-      });
+      // Busy refusals first (the store has not been silent long enough), then `unavailable`.
+      let refusal: Awaited<ReturnType<TestClient['request']>> | undefined;
+      for (let i = 0; i < 40; i++) {
+        refusal = await client.request(
+          { action: 'sendMessage', requestId: `down${i}`, message: 'hi' },
+          'error',
+        );
+        if (refusal.code !== 'RATE_LIMIT_EXCEEDED') break;
+        expect(refusal.details).toMatchObject({ limit: 'busy' });
+      }
+      expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', details: { retryAfter: 1 } });
       expect(client.ofType('message_accepted')).toHaveLength(0);
     } finally {
       dynamo.restore();
     }
+    // The breaker closes on the first answer to one of its probes (one call every 500 ms).
+    await waitUntilStatusAnswers(client);
     const complete = await client.request(
       { action: 'sendMessage', requestId: 'back', message: 'hi' },
       'message_complete',

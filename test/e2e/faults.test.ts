@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { metricTotals } from '../../lambda/adapters/observability';
-import { RequestStore } from '../../lambda/adapters/request-store';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
-import { TestClient } from '../support/ws-client';
+import { TestClient, waitUntilStatusAnswers } from '../support/ws-client';
 
 /** Fail-open (the default): DynamoDB and SQS taken away and brought back under live traffic. */
 describe('faults, limiter failing open', () => {
@@ -17,7 +16,11 @@ describe('faults, limiter failing open', () => {
   beforeAll(async () => {
     dynamo = await startFaultProxy(inject('dynamodbEndpoint'));
     sqs = await startFaultProxy(inject('sqsEndpoint'));
-    stack = await startTestStack({}, { dynamodbEndpoint: dynamo.endpoint, sqsEndpoint: sqs.endpoint });
+    // The breaker opens after 1 s without any answer from the store (3 s by default).
+    stack = await startTestStack(
+      { LIMITER_BREAKER_SILENCE_MS: '1000' },
+      { dynamodbEndpoint: dynamo.endpoint, sqsEndpoint: sqs.endpoint },
+    );
   });
   afterAll(async () => {
     dynamo.restore();
@@ -27,28 +30,46 @@ describe('faults, limiter failing open', () => {
     await sqs?.stop();
   });
 
-  it('keeps chatting while DynamoDB is down, counts LimiterFailOpen, and limits again after', async () => {
+  it('refuses until the store is down for everyone, then fails open, counts it, and limits again after', async () => {
     const { token } = await newUser('open');
     const client = await TestClient.connect(stack.wsUrl, token);
     const before = metricTotals.get('LimiterFailOpen') ?? 0;
     dynamo.cut();
+    let sent = 0;
     try {
-      const complete = await client.request(
-        { action: 'sendMessage', requestId: 'down', message: 'still there?' },
-        'message_complete',
-      );
-      expect(complete.text).toContain('still there?');
+      // Until the breaker opens, a fault is no permission: each try is refused with a retryAfter.
+      for (; sent < 40 && client.ofType('message_complete').length === 0; sent++) {
+        const id = `down${sent}`;
+        client.send({ action: 'sendMessage', requestId: id, message: 'still there?' });
+        const first = await client.next(
+          (f) => f.requestId === id && ['error', 'message_accepted'].includes(f.type),
+          { timeoutMs: 15_000 },
+        );
+        if (first.type === 'error') {
+          expect(first).toMatchObject({ code: 'RATE_LIMIT_EXCEEDED', details: { limit: 'busy' } });
+          expect((first.details as { retryAfter: number }).retryAfter).toBeGreaterThanOrEqual(1);
+        } else {
+          await client.until(() => client.ofType('message_complete', id).length === 1, 5_000);
+        }
+      }
+      expect(client.ofType('message_complete')).toHaveLength(1);
+      expect(client.ofType('message_accepted')).toHaveLength(1);
       expect(metricTotals.get('LimiterFailOpen')).toBe(before + 1);
     } finally {
       dynamo.restore();
     }
+    // The store answers again; the breaker closes on the first answer to one of its probes (one
+    // call a second goes through while it is open). Then every limit applies again.
+    await waitUntilStatusAnswers(client);
     for (let i = 0; i < 26; i++) client.send({ action: 'sendMessage', requestId: `m${i}`, message: 'hi' });
     await client.until(
-      () => client.ofType('message_accepted').length === 26 && client.ofType('request_queued').length === 1,
+      () =>
+        client.frames.filter((f) => f.type === 'message_accepted' && String(f.requestId).startsWith('m'))
+          .length === 25 && client.ofType('request_queued').length === 1,
       15_000,
     );
     client.close();
-  });
+  }, 40_000);
 
   it('loses nothing queued when DynamoDB drops out while the queue drains', async () => {
     const { token } = await newUser('drain');
@@ -88,8 +109,9 @@ describe('faults, limiter failing open', () => {
     expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', requestId: 'lost', details: { retryAfter: 1 } });
     const status = await client.request({ action: 'status' }, 'status');
     expect(status.queue).toEqual({ queued: 0, requests: [] });
-    const store = new RequestStore(localDynamoClient(dynamo.endpoint), stack.resources.tables.requests);
-    expect(await store.get(userId, 'lost')).toBeUndefined();
+    const { snap } = await limiter.view(userId, undefined, Date.now());
+    expect(snap.queued.lost).toBeUndefined();
+    expect(snap.waiting).toEqual([]);
     client.close();
   }, 40_000);
 });

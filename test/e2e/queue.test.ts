@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
-import { RequestStore } from '../../lambda/adapters/request-store';
+import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
@@ -189,9 +189,11 @@ describe('the request queue, end to end', () => {
     const first = await TestClient.connect(stack.wsUrl, token);
     await burst(first, 26);
     const waiting = first.ofType('request_queued')[0]!.requestId;
+    // The 25 admitted at once finish while the sender is there; only the queued one is left.
+    await first.until(() => first.ofType('message_complete').length === 25, 10_000);
     first.close();
     // The processor finishes m25 with nobody connected: the reply is kept (bounded wait).
-    const store = new RequestStore(
+    const store = new ReplyStore(
       localDynamoClient(stack.emulators.dynamodbEndpoint),
       stack.resources.tables.requests,
     );

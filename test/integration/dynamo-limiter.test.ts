@@ -178,62 +178,115 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(after.limits.find((x) => x.name === 'messageRate')?.used).toBe(1);
     });
 
-    it('keeps queued requests ahead of direct ones and admits a replay only at its place', async () => {
-      const l = limiter();
-      const user = `u-${randomUUID()}`;
-      const slot = await l.enqueue(user, 'q1', '1', 10);
-      expect(slot).toMatchObject({ accepted: true, position: 1 });
-      expect(await l.decide(ask(user), NOW)).toMatchObject({ allowed: false, limit: 'queue', queued: 1 });
-      const replay = await l.decide(ask(user, { requestId: 'q1', queue: { mode: 'replay' } }), NOW);
-      expect(replay).toMatchObject({ allowed: true, waiting: [] });
-      // A second delivery of the same replay gets the same reservation, not a second admission.
-      const again = await limiter().decide(
-        ask(user, { requestId: 'q1', queue: { mode: 'replay' } }),
-        NOW + 1,
-      );
-      expect(again.allowed && again.reservation.reservedTokens).toBe(
-        replay.allowed && replay.reservation.reservedTokens,
-      );
-      expect(
-        (await l.status(user, undefined, NOW + 2)).limits.find((x) => x.name === 'messageRate')?.used,
-      ).toBe(1);
+    const waitingRequest = (userId: string, requestId: string) => ({
+      userId,
+      requestId,
+      connectionId: 'conn-1',
+      message: `question ${requestId}`,
+      estimatedInputTokens: 10,
+      enqueuedAtEpochMs: NOW,
+      expiresAtEpochMs: NOW + 960_000,
     });
+    const replay = (leaseUntilEpochMs = NOW + 110_000) => ({ mode: 'replay' as const, leaseUntilEpochMs });
 
-    it('caps the waiting list and removes entries by id', async () => {
+    it('keeps queued requests ahead of direct ones and admits a replay only at the head', async () => {
       const l = limiter();
       const user = `u-${randomUUID()}`;
-      for (const [i, id] of ['a', 'b', 'c'].entries()) await l.enqueue(user, id, String(i + 1), 3);
-      expect(await l.enqueue(user, 'd', '4', 3)).toEqual({ accepted: false, queued: 3 });
-      expect(await l.removeQueued(user, 'b')).toEqual({ removed: true, queued: ['a', 'c'] });
-      expect(await l.removeQueued(user, 'b')).toEqual({ removed: false, queued: ['a', 'c'] });
-    });
-
-    it('orders the waiting list by SQS sequence number, whatever order the writes land in', async () => {
-      const l = limiter();
-      const user = `u-${randomUUID()}`;
-      expect(await l.enqueue(user, 'second', '00000000000000000012', 10)).toMatchObject({ position: 1 });
-      expect(await l.enqueue(user, 'first', '00000000000000000009', 10)).toMatchObject({
+      expect(await l.enqueue(waitingRequest(user, 'q1'), 10, NOW)).toMatchObject({
+        kind: 'queued',
         position: 1,
-        queued: ['first', 'second'],
       });
-      const both = await Promise.all([
-        l.enqueue(user, 'fourth', '00000000000000000040', 10),
-        limiter().enqueue(user, 'third', '00000000000000000030', 10),
-      ]);
-      expect(both.every((b) => b.accepted)).toBe(true);
-      expect((await l.status(user, undefined, NOW)).queued).toEqual(['first', 'second', 'third', 'fourth']);
+      expect(await l.enqueue(waitingRequest(user, 'q2'), 10, NOW)).toMatchObject({
+        kind: 'queued',
+        position: 2,
+      });
+      expect(await l.decide(ask(user), NOW)).toMatchObject({ allowed: false, limit: 'queue', queued: 2 });
+      // Not the head: refused as `queue`, nothing moves.
+      expect(await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW)).toMatchObject({
+        allowed: false,
+        limit: 'queue',
+      });
+      const first = await l.decide(ask(user, { requestId: 'q1', queue: replay() }), NOW);
+      expect(first).toMatchObject({ allowed: true, waiting: ['q2'] });
+      // A second delivery of the same replay admits nothing: q1 is active, served by its lease.
+      expect(await limiter().decide(ask(user, { requestId: 'q1', queue: replay() }), NOW + 1)).toMatchObject({
+        allowed: false,
+        limit: 'queue',
+      });
+      // While q1 is being answered, the next head waits for it.
+      expect(await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW + 2)).toMatchObject({
+        allowed: false,
+        limit: 'queue',
+      });
+      const view = await l.view(user, undefined, NOW + 2);
+      expect(view.snap.active).toMatchObject({ requestId: 'q1', attempts: 1 });
+      expect(view.limits.find((x) => x.name === 'messageRate')?.used).toBe(1);
+      // The commit ends it; then q2 may run.
+      if (!first.allowed) throw new Error('expected an admission');
+      expect(
+        await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 3, {
+          endsActive: true,
+        }),
+      ).toEqual({ applied: true });
+      const after = await l.view(user, undefined, NOW + 3);
+      expect(after.snap.active).toBeUndefined();
+      expect(after.snap.queued.q1).toBeUndefined();
+      expect((await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW + 4)).allowed).toBe(true);
     });
 
-    it('limits connection attempts per address', async () => {
+    it('caps the waiting list in the enqueue write itself, and removes entries by id', async () => {
       const l = limiter();
-      const ip = `10.0.${Math.floor(Math.random() * 255)}.${Math.floor(Math.random() * 255)}`;
-      const results = [];
-      for (let i = 0; i < 6; i++) results.push(await l.consumeConnectAttempt(ip, 5, NOW));
-      expect(results.map((r) => r.allowed)).toEqual([true, true, true, true, true, false]);
-      expect(results[5]?.retryAfterMs).toBe(12_000);
+      const user = `u-${randomUUID()}`;
+      for (const id of ['a', 'b', 'c']) await l.enqueue(waitingRequest(user, id), 3, NOW);
+      expect(await l.enqueue(waitingRequest(user, 'd'), 3, NOW)).toEqual({ kind: 'full', queued: 3 });
+      expect(await l.enqueue(waitingRequest(user, 'a'), 5, NOW)).toEqual({ kind: 'duplicate' });
+      expect((await l.removeWaiting(user, 'b')).removed).toBe(true);
+      const again = await l.removeWaiting(user, 'b');
+      expect(again.removed).toBe(false);
+      expect(again.snap.waiting).toEqual(['a', 'c']);
+      expect(again.snap.queued.b).toBeUndefined();
     });
 
-    it('fails open by default and closed when configured, when the store is unreachable', async () => {
+    it('never queues more than the cap, at positions 1..n, under 60 parallel enqueues from 4 instances', async () => {
+      const user = `u-${randomUUID()}`;
+      const instances = Array.from({ length: 4 }, () => limiter());
+      const results = await Promise.all(
+        Array.from({ length: 60 }, (_, i) =>
+          instances[i % 4]!.enqueue(waitingRequest(user, `r${i}`), 10, NOW),
+        ),
+      );
+      const queued = results.filter((r) => r.kind === 'queued');
+      expect(queued).toHaveLength(10);
+      expect(
+        queued.map((r) => r.kind === 'queued' && r.position).sort((a, b) => Number(a) - Number(b)),
+      ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      expect(results.filter((r) => r.kind === 'full')).toHaveLength(50);
+    }, 30_000);
+
+    it('refuses a second direct request with an id still in flight, and refunds nothing after a reset', async () => {
+      const l = limiter();
+      const user = `u-${randomUUID()}`;
+      const first = (await l.decide(
+        ask(user, { requestId: 'same', maxTokens: 1000 }),
+        NOW,
+      )) as AllowedDecision;
+      expect(await l.decide(ask(user, { requestId: 'same' }), NOW + 1)).toMatchObject({
+        allowed: false,
+        limit: 'duplicate',
+      });
+      await l.reset(user, 'tokens', NOW + 2);
+      const second = (await l.decide(ask(user, { maxTokens: 100 }), NOW + 3)) as AllowedDecision;
+      // The first reservation was made before the reset: its refund must not come out of the new count.
+      expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 4)).toEqual({
+        applied: true,
+      });
+      const used = (await l.status(user, undefined, NOW + 5)).limits.find(
+        (x) => x.name === 'dailyTokens',
+      )?.used;
+      expect(used).toBe(second.reservation.reservedTokens);
+    });
+
+    it('fails open by default and closed when configured, once the store stopped answering', async () => {
       const broken = (failPolicy: 'open' | 'closed') =>
         new DynamoLimiter({
           client: localDynamoClient('http://127.0.0.1:9'),
@@ -241,11 +294,47 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
           tiers,
           failPolicy,
           timeoutMs: 300,
+          breakerSilenceMs: 1,
         });
-      const open = await broken('open').decide(ask('someone'), NOW);
-      expect(open).toMatchObject({ allowed: true, failedOpen: true });
-      const closed = await broken('closed').decide(ask('someone'), NOW);
-      expect(closed).toMatchObject({ allowed: false, limit: 'unavailable' });
+      const open = broken('open');
+      // The first decision sees faults but no silence yet long enough: refused, never admitted.
+      const first = await open.decide(ask('someone'), NOW);
+      expect(first.allowed === false || first.failedOpen).toBe(true);
+      expect(await open.decide(ask('someone'), NOW)).toMatchObject({ allowed: true, failedOpen: true });
+      expect(open.breaker.state).toBe('open');
+      const closed = broken('closed');
+      await closed.decide(ask('someone'), NOW);
+      expect(await closed.decide(ask('someone'), NOW)).toMatchObject({
+        allowed: false,
+        limit: 'unavailable',
+      });
+    });
+
+    it('refuses as busy, and never admits uncounted, while a store that still answers others fails one user', async () => {
+      const client = localDynamoClient(endpoint());
+      const l = new DynamoLimiter({ client, tableName, tiers, timeoutMs: 200, breakerSilenceMs: 100 });
+      const hot = `hot-${randomUUID()}`;
+      // Every call about the hot user is throttled; the store answers everyone else.
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const key = JSON.stringify((args.input as { Key?: unknown }).Key ?? '');
+          if (key.includes(hot)) {
+            const err = Object.assign(new Error('Rate of requests exceeds the allowed throughput.'), {
+              name: 'ThrottlingException',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 400 },
+            });
+            throw err;
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'throttleHotUser' },
+      );
+      const decisions = await Promise.all(Array.from({ length: 20 }, () => l.decide(ask(hot), NOW)));
+      expect(decisions.every((d) => !d.allowed && d.limit === 'busy')).toBe(true);
+      expect(decisions.every((d) => !d.allowed && d.retryAfterMs >= 1000)).toBe(true);
+      expect(l.breaker.state).toBe('closed');
+      expect((await l.decide(ask(`calm-${randomUUID()}`), NOW)).allowed).toBe(true);
     });
   });
 }

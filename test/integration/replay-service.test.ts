@@ -3,8 +3,8 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { EchoModel, RetryableModelError } from '../../lambda/adapters/models';
+import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../lambda/adapters/request-queue';
-import { RequestStore } from '../../lambda/adapters/request-store';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { queueDeadlineEpochMs } from '../../lambda/core/queue/request';
 import type { ModelPort, OutgoingMessage } from '../../lambda/services/ports';
@@ -36,7 +36,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
   let clock: number;
   let sender: RecordingSender;
   let limiter: DynamoLimiter;
-  let store: RequestStore;
+  let store: ReplyStore;
   let queue: RequestQueue;
 
   const service = (model: ModelPort = new EchoModel({ delayMs: 0 })) =>
@@ -57,21 +57,25 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     });
 
   /** Queues a request the way the Message function does, and returns its SQS record. */
-  async function enqueue(userId: string, requestId = `r-${randomUUID().slice(0, 8)}`): Promise<QueueRecord> {
-    await store.create({
-      userId,
-      requestId,
-      connectionId: 'conn-a',
-      message: 'hello queue',
-      estimatedInputTokens: 3,
-      enqueuedAtEpochMs: clock,
-      expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
-      status: 'queued',
-      attempts: 0,
-    });
-    const sequenceNumber = await queue.send({ v: 1, userId, requestId });
-    await limiter.enqueue(userId, requestId, sequenceNumber, 10);
-    await store.addToTotal(1);
+  async function enqueue(
+    userId: string,
+    requestId = `r-${randomUUID().slice(0, 8)}`,
+  ): Promise<QueueRecord | undefined> {
+    const slot = await limiter.enqueue(
+      {
+        userId,
+        requestId,
+        connectionId: 'conn-a',
+        message: 'hello queue',
+        estimatedInputTokens: 3,
+        enqueuedAtEpochMs: clock,
+        expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
+      },
+      10,
+      clock,
+    );
+    expect(slot.kind).toBe('queued');
+    await queue.send({ v: 1, userId, requestId });
     const { Messages } = await res.sqs.send(
       new ReceiveMessageCommand({
         QueueUrl: res.queues.requests.url,
@@ -79,7 +83,8 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
         VisibilityTimeout: 0,
       }),
     );
-    const m = Messages!.find((x) => JSON.parse(x.Body!).requestId === requestId)!;
+    const m = Messages?.find((x) => JSON.parse(x.Body!).requestId === requestId);
+    if (!m) return undefined;
     return {
       messageId: m.MessageId!,
       receiptHandle: m.ReceiptHandle!,
@@ -98,13 +103,13 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
       tableName: res.tables.limits,
       tiers: parseTierLimits(''),
     });
-    store = new RequestStore(res.dynamo, res.tables.requests);
+    store = new ReplyStore(res.dynamo, res.tables.requests);
     queue = new RequestQueue(res.sqs, res.queues.requests.url, res.queues.dlq.url);
   });
 
   it('processes a request delivered twice exactly once', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     const results = await Promise.all([
       service().replay(record, () => 60_000),
@@ -115,15 +120,17 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     expect(again).toBe('done');
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
     expect(sender.types(id).filter((t) => t === 'queue_processing_started')).toHaveLength(1);
-    expect((await store.get(user, id))?.status).toBe('done');
-    const status = await limiter.status(user, undefined, clock);
-    expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBe(1);
-    expect(status.queued).toEqual([]);
+    const { snap, limits } = await limiter.view(user, undefined, clock);
+    expect(limits.find((l) => l.name === 'messageRate')?.used).toBe(1);
+    expect(snap.waiting).toEqual([]);
+    expect(snap.active).toBeUndefined();
+    expect(snap.queued).toEqual({});
+    expect(snap.reservations).toEqual({});
   });
 
   it('recovers from a crash mid-reply with one retry and one complete reply, charging once', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     // The first attempt streams one chunk and then its process dies (the promise never settles).
     const crashing: ModelPort = {
@@ -140,15 +147,17 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     clock += 6_000;
     expect(await service().replay(record, () => 60_000)).toBe('done');
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
-    const after = await store.get(user, id);
-    expect(after).toMatchObject({ status: 'done', attempts: 2 });
-    const status = await limiter.status(user, undefined, clock);
-    expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBeLessThanOrEqual(1);
+    const { snap, limits } = await limiter.view(user, undefined, clock);
+    expect(snap.active).toBeUndefined();
+    expect(snap.reservations).toEqual({});
+    // Admitted once: one message counted, whatever the attempts (the bucket refilled since).
+    expect(limits.find((l) => l.name === 'messageRate')?.used).toBeLessThanOrEqual(1);
+    expect(limits.find((l) => l.name === 'dailyTokens')?.used).toBeGreaterThan(0);
   });
 
   it('recovers from a crash before the decision: nothing moved, the next delivery runs it once', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     const real = limiter;
     let crashed = false;
@@ -170,9 +179,9 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     ).toBe(1);
   });
 
-  it('recovers from a crash after the reply was recorded: the reply is sent, the model not run again', async () => {
+  it('a crash while sending the final reply after the commit: the model is not run again, charged once', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     let runs = 0;
     const counting: ModelPort = {
@@ -181,7 +190,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
         return new EchoModel({ delayMs: 0 }).stream(input);
       },
     };
-    // The process dies while sending message_complete, after `done` and the reply were recorded.
+    // The process dies while sending message_complete, after the commit settled the request.
     const send = sender.send.bind(sender);
     let dead = false;
     sender.send = async (connectionId, message) => {
@@ -191,17 +200,46 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
       }
       return send(connectionId, message);
     };
-    await expect(service(counting).replay(record, () => 60_000)).rejects.toThrow('process died');
-    expect((await store.get(user, id))?.status).toBe('done');
+    const first = await service(counting).replay(record, () => 60_000);
+    expect(first).toBe('done');
     expect(await service(counting).replay(record, () => 60_000)).toBe('done');
     expect(runs).toBe(1);
+    // The post that failed was tried once more, so the reply still arrived once.
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
-    expect((await store.get(user, id))?.delivered).toBe(true);
+    const { snap } = await limiter.view(user, undefined, clock);
+    expect(snap.reservations).toEqual({});
+  });
+
+  it('replays the head of the list, whichever request the wake-up was sent for', async () => {
+    const user = `u-${randomUUID()}`;
+    await enqueue(user, 'first');
+    await enqueue(user, 'second');
+    // FIFO would hand out one message of the group at a time; here two records name each request.
+    const wakeUp = (requestId: string): QueueRecord => ({
+      messageId: `m-${requestId}`,
+      receiptHandle: `h-${requestId}`,
+      body: JSON.stringify({ v: 1, userId: user, requestId }),
+      groupId: user,
+      deduplicationId: requestId,
+    });
+    const [first, second] = [wakeUp('first'), wakeUp('second')];
+    // SQS hands out the second request's message first (sends of one user may race).
+    expect(await service().replay(second, () => 60_000)).toBe('done');
+    expect(sender.types('first')).toContain('message_complete');
+    expect(sender.types('second')).toEqual(['queue_position']);
+    expect(await service().replay(first, () => 60_000)).toBe('done');
+    expect(sender.types('second')).toContain('message_complete');
+    const order = sender.sent
+      .filter((s) => s.message.type === 'queue_processing_started')
+      .map((s) => s.message.requestId);
+    expect(order).toEqual(['first', 'second']);
+    // A wake-up with nobody waiting changes nothing.
+    expect(await service().replay(first, () => 60_000)).toBe('done');
   });
 
   it('moves a request that fails for good to the DLQ, refunds it and tells the user', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     const poison: ModelPort = {
       // biome-ignore lint/correctness/useYield: a model that fails before producing anything
@@ -211,7 +249,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     };
     expect(await service(poison).replay(record, () => 60_000)).toBe('done');
     expect(sender.types(id)).toContain('request_failed');
-    expect((await store.get(user, id))?.status).toBe('failed');
+    expect((await limiter.view(user, undefined, clock)).snap.active).toBeUndefined();
     const { Messages } = await res.sqs.send(
       new ReceiveMessageCommand({ QueueUrl: res.queues.dlq.url, MessageAttributeNames: ['All'] }),
     );
@@ -223,7 +261,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
 
   it('retries a retryable model error later on the same reservation', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     let calls = 0;
     const flaky: ModelPort = {
@@ -241,21 +279,21 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
 
   it('expires a request not started within MAX_QUEUE_WAIT + 60 s', async () => {
     const user = `u-${randomUUID()}`;
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
-    const total = await store.total();
     clock += 961_000;
     expect(await service().replay(record, () => 60_000)).toBe('done');
     expect(sender.types(id)).toEqual(['request_expired']);
-    expect((await limiter.status(user, undefined, clock)).queued).toEqual([]);
-    expect(await store.total()).toBe(total - 1);
+    const { snap } = await limiter.view(user, undefined, clock);
+    expect(snap.waiting).toEqual([]);
+    expect(snap.queued).toEqual({});
   });
 
   it('waits for the limiter when the user is over the rate, in-process for short waits', async () => {
     const user = `u-${randomUUID()}`;
     for (let i = 0; i < 25; i++)
       await limiter.decide({ userId: user, requestId: `d${i}`, estimatedInputTokens: 1 }, clock);
-    const record = await enqueue(user);
+    const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     const start = clock;
     expect(await service().replay(record, () => 60_000)).toBe('done');

@@ -24,7 +24,7 @@ export async function startTestStack(
       [ENV.echoDelayMs]: '0',
       // Every test connects from 127.0.0.1; tests of the per-IP limit set their own.
       [ENV.connectLimitPerMinute]: '10000',
-      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      POWERTOOLS_LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'ERROR',
       POWERTOOLS_METRICS_DISABLED: 'true',
       ...environment,
     },

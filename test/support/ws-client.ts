@@ -117,3 +117,15 @@ export class TestClient {
     }
   }
 }
+
+/** `status` reads the store: it answers once the breaker let a probe through and closed. */
+export async function waitUntilStatusAnswers(client: TestClient): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const from = client.frames.length;
+    client.send({ action: 'status' });
+    const answer = await client.next((f) => f.type === 'status' || f.type === 'error', { from });
+    if (answer.type === 'status') return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('the limiter never answered status again');
+}

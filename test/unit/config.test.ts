@@ -15,7 +15,8 @@ describe('parseFunctionConfig', () => {
     const config = parseFunctionConfig('message', base);
     expect(config).toMatchObject({
       failPolicy: 'open',
-      limiterTimeoutMs: 1000,
+      limiterTimeoutMs: 2000,
+      breakerSilenceMs: 3000,
       connectLimitPerMinute: 20,
       maxMessageChars: 8000,
       maxQueuedPerUser: 10,

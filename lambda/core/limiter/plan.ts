@@ -1,5 +1,6 @@
+import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { bucketOf, dayNumber, type Evaluation, evaluate, hourNumber, type TokenAsk } from './evaluate';
-import { type LimiterSnapshot, RESERVATION_PREFIX } from './snapshot';
+import { type LimiterSnapshot, QUEUED_PREFIX, queuedItemValue, RESERVATION_PREFIX } from './snapshot';
 import type { LimitPolicy } from './types';
 
 /** An UpdateItem in plain data: the adapter marshals the values and sends it. */
@@ -17,15 +18,18 @@ export type AdmissionPlan =
   | { readonly kind: 'reject'; readonly evaluation: Evaluation }
   /** Direct mode: the limits would admit, but the user has requests waiting (no overtaking). */
   | { readonly kind: 'queued-ahead'; readonly evaluation: Evaluation }
-  /** Replay mode: the request is neither waiting nor admitted (cancelled or purged). */
-  | { readonly kind: 'not-waiting'; readonly evaluation: Evaluation }
-  /** Replay mode: a previous delivery already admitted it; the same reservation stands. */
+  /** Direct mode: a request with this id is still in flight or waiting. */
+  | { readonly kind: 'duplicate'; readonly evaluation: Evaluation }
+  /** Replay mode: the request is not at the head of the queue (cancelled, purged, or not first). */
+  | { readonly kind: 'not-head'; readonly evaluation: Evaluation }
+  /** Direct mode: this very request's earlier write landed though its answer was lost. */
   | {
       readonly kind: 'already-admitted';
       readonly evaluation: Evaluation;
       readonly inputTokens: number;
       readonly outputAllowance: number;
       readonly day: number;
+      readonly tokenEpoch: number;
     }
   | {
       readonly kind: 'write';
@@ -51,27 +55,23 @@ export function planAdmission(args: {
   readonly belief: LimiterSnapshot;
   readonly ask: TokenAsk;
   readonly requestId: string;
-  readonly mode: QueueMode;
+  readonly queue:
+    | { readonly mode: 'direct' }
+    | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
   readonly nowMs: number;
 }): AdmissionPlan {
-  const { policy, belief, ask, requestId, mode, nowMs } = args;
+  const { policy, belief, ask, requestId, queue, nowMs } = args;
   const evaluation = evaluate(policy, belief, ask, nowMs);
   const day = dayNumber(nowMs);
-  const waitingIndex = belief.waiting.indexOf(requestId);
-  if (mode === 'replay' && waitingIndex < 0) {
-    const pending = belief.reservations[requestId];
-    if (pending)
-      return {
-        kind: 'already-admitted',
-        evaluation,
-        inputTokens: pending.i,
-        outputAllowance: pending.o,
-        day: pending.d,
-      };
-    return { kind: 'not-waiting', evaluation };
+  if (queue.mode === 'replay') {
+    // An active request (even this one, admitted by an earlier delivery) is served by its lease
+    // and takeover, never admitted again.
+    if (belief.waiting[0] !== requestId || belief.active) return { kind: 'not-head', evaluation };
+  } else if (belief.reservations[requestId] || belief.queued[requestId]) {
+    return { kind: 'duplicate', evaluation };
   }
   if (evaluation.blocking || !evaluation.reservation) return { kind: 'reject', evaluation };
-  if (mode === 'direct' && belief.waiting.length > 0) return { kind: 'queued-ahead', evaluation };
+  if (queue.mode === 'direct' && belief.waiting.length > 0) return { kind: 'queued-ahead', evaluation };
 
   const w = new ExpressionWriter();
   const now = w.value(nowMs);
@@ -118,30 +118,149 @@ export function planAdmission(args: {
       if (pending.d < day && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
     }
   }
-  // The pending reservation, so reconcile can refund exactly once (it removes this marker).
+  // The pending reservation, so reconcile can refund exactly once (it removes this marker). The
+  // token epoch pins the budget it was taken from: a reset since then makes the refund void.
+  const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
+  w.condition(`attribute_not_exists(${marker})`);
+  w.condition(
+    belief.te === 0 ? `attribute_not_exists(${w.name('te')})` : `${w.name('te')} = ${w.value(belief.te)}`,
+  );
   w.set(
-    `${w.name(`${RESERVATION_PREFIX}${requestId}`)} = ${w.value({
+    `${marker} = ${w.value({
       d: day,
       i: evaluation.reservation.inputTokens,
       o: evaluation.reservation.outputAllowance,
+      e: belief.te,
     })}`,
   );
 
-  // The queue takes part in the same write. Direct: nobody may be waiting (no overtaking).
-  // Replay: this request must still be where we believe it is; admitting removes it.
   const waiting = w.name('waiting');
-  if (mode === 'direct') {
+  if (queue.mode === 'direct') {
+    // Nobody may be waiting (no overtaking), and the id must not be a waiting request's: with the
+    // marker condition above, a client reusing an id still in flight is refused, and a retried
+    // write whose first try did land cannot count twice.
     w.condition(`(attribute_not_exists(${waiting}) OR size(${waiting}) = ${w.value(0)})`);
+    w.condition(`attribute_not_exists(${w.name(`${QUEUED_PREFIX}${requestId}`)})`);
   } else {
-    w.condition(`${waiting}[${waitingIndex}] = ${w.value(belief.waitingEntries[waitingIndex])}`);
-    w.remove(`${waiting}[${waitingIndex}]`);
-    const wv = w.name('wv');
-    w.set(`${wv} = if_not_exists(${wv}, ${w.value(0)}) + ${one}`);
+    // Replay: only the head of the list may run, and only when no other queued request of the
+    // user is being answered. Admitting takes it out of the list and makes it the active request,
+    // leased to this delivery; a second delivery finds it gone from the head and admits nothing.
+    const act = w.name('act');
+    w.condition(`${waiting}[0] = ${w.value(requestId)}`);
+    w.condition(`attribute_not_exists(${act})`);
+    w.remove(`${waiting}[0]`);
+    w.set(`${act} = ${w.value({ id: requestId, lease: queue.leaseUntilEpochMs, att: 1 })}`);
   }
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
   const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + ttlSeconds)}`);
   return { kind: 'write', evaluation, plan: w.build(), day };
+}
+
+/**
+ * Puts a request at the end of the user's waiting list, with its data, in one write: its position
+ * is fixed here, before anything is sent to SQS, and never goes up (the list only ever loses
+ * entries ahead of it). The cap is part of the condition, so no burst can queue more than
+ * `maxQueued`; a full queue costs one failed write and changes nothing.
+ */
+export function planEnqueue(args: {
+  readonly request: WaitingRequest;
+  readonly maxQueued: number;
+  readonly nowMs: number;
+  readonly keepsPolicy: boolean;
+}): UpdatePlan {
+  const { request, maxQueued, nowMs } = args;
+  const w = new ExpressionWriter();
+  const waiting = w.name('waiting');
+  const data = w.name(`${QUEUED_PREFIX}${request.requestId}`);
+  w.condition(`(attribute_not_exists(${waiting}) OR size(${waiting}) < ${w.value(maxQueued)})`);
+  // An id still waiting, active or holding a reservation is a duplicate, not a second request.
+  w.condition(`attribute_not_exists(${data})`);
+  w.condition(`attribute_not_exists(${w.name(`${RESERVATION_PREFIX}${request.requestId}`)})`);
+  w.set(
+    `${waiting} = list_append(if_not_exists(${waiting}, ${w.value([])}), ${w.value([request.requestId])})`,
+  );
+  w.set(`${data} = ${w.value(queuedItemValue(request))}`);
+  // The item must outlive the request's deadline, whatever its TTL was.
+  const ttlSeconds = Math.max(
+    Math.floor(request.expiresAtEpochMs / 1000) + 3600,
+    Math.floor(nowMs / 1000) + (args.keepsPolicy ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS),
+  );
+  w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttlSeconds)}`);
+  return w.build();
+}
+
+/**
+ * Takes a waiting request out of the list (cancel, purge, expiry, an enqueue undone), with its
+ * data. The list may have moved since it was read, so the write removes by index only if that
+ * index still holds this request; otherwise it fails and the caller reads again.
+ */
+export function planRemoveWaiting(requestId: string, index: number): UpdatePlan {
+  const w = new ExpressionWriter();
+  const waiting = w.name('waiting');
+  w.condition(`${waiting}[${index}] = ${w.value(requestId)}`);
+  w.remove(`${waiting}[${index}]`, w.name(`${QUEUED_PREFIX}${requestId}`));
+  return w.build();
+}
+
+/**
+ * Takes over the active request of a crashed attempt: only if its lease is still the one that
+ * lapsed (two deliveries racing to take over: one wins).
+ */
+export function planTakeover(active: ActiveRequest, leaseUntilEpochMs: number): UpdatePlan {
+  const w = new ExpressionWriter();
+  const act = w.name('act');
+  const id = w.name('id');
+  const lease = w.name('lease');
+  w.condition(
+    `${act}.${id} = ${w.value(active.requestId)} AND ${act}.${lease} = ${w.value(active.leaseUntilEpochMs)}`,
+  );
+  w.set(`${act} = ${w.value({ id: active.requestId, lease: leaseUntilEpochMs, att: active.attempts + 1 })}`);
+  return w.build();
+}
+
+/**
+ * Settles a reservation (reconcile): removes its marker, which exists until the first settle, so a
+ * second one changes nothing; moves the day's used tokens by `delta` (> 0 refunds, < 0 charges)
+ * only if the reservation's day and token epoch are still the item's (after a rollover or a reset
+ * there is nothing to give back); and, for a queued request, ends it as the user's active request.
+ * `chargeFrom` is the used count the caller computed a capped extra charge from: pinned, so the
+ * charge never takes used past the budget.
+ */
+export function planSettle(args: {
+  readonly requestId: string;
+  readonly dayNumber: number;
+  readonly tokenEpoch: number;
+  readonly delta: number;
+  readonly applyDelta: boolean;
+  readonly chargeFrom?: number;
+  readonly endsActive: boolean;
+}): UpdatePlan {
+  const w = new ExpressionWriter();
+  const marker = w.name(`${RESERVATION_PREFIX}${args.requestId}`);
+  w.condition(`attribute_exists(${marker})`);
+  w.remove(marker);
+  if (args.applyDelta && args.delta !== 0) {
+    const td = w.name('td');
+    const tu = w.name('tu');
+    const te = w.name('te');
+    w.condition(`${td} = ${w.value(args.dayNumber)}`);
+    w.condition(
+      args.tokenEpoch === 0 ? `attribute_not_exists(${te})` : `${te} = ${w.value(args.tokenEpoch)}`,
+    );
+    if (args.delta > 0) {
+      w.set(`${tu} = ${tu} - ${w.value(args.delta)}`);
+    } else {
+      w.condition(`${tu} = ${w.value(args.chargeFrom ?? 0)}`);
+      w.set(`${tu} = ${tu} + ${w.value(-args.delta)}`);
+    }
+  }
+  if (args.endsActive) {
+    const act = w.name('act');
+    w.condition(`${act}.${w.name('id')} = ${w.value(args.requestId)}`);
+    w.remove(act, w.name(`${QUEUED_PREFIX}${args.requestId}`));
+  }
+  return w.build();
 }
 
 function countWindow(

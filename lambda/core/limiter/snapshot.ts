@@ -1,5 +1,6 @@
+import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { isTier } from './policy';
-import type { LimitOverride, Tier } from './types';
+import type { LimitOverride, LimitPolicy, LimitState, Tier } from './types';
 
 /**
  * One user's limiter item, as plain data. Attribute names are short because they are written on
@@ -23,58 +24,66 @@ export interface LimiterSnapshot {
   /** Token day (epoch days) and tokens reserved or used in it. */
   readonly td?: number;
   readonly tu?: number;
-  /** The user's waiting request ids, head first (in the order SQS will hand them out). */
+  /** Token epoch: bumped by a reset of tokens, so reservations made before it refund nothing. */
+  readonly te: number;
+  /** The user's waiting request ids, head first: the order they will run in. */
   readonly waiting: readonly string[];
-  /** The stored entries behind `waiting`: `<SQS sequence number, padded>|<requestId>`. */
-  readonly waitingEntries: readonly string[];
-  /** Version of the waiting list: every change of the list bumps it. */
-  readonly wv: number;
-  /** Pending reservations by request id, until reconciled. */
+  /** The waiting (and the active) requests' data, by request id (`q_<id>`). */
+  readonly queued: Readonly<Record<string, WaitingRequest>>;
+  /** The queued request being answered now, if any (`act`). */
+  readonly active?: ActiveRequest;
+  /** Pending reservations by request id, until reconciled (`r_<id>`). */
   readonly reservations: Readonly<Record<string, PendingReservation>>;
 }
 
-/** A reservation waiting for reconcile: day, input tokens, output allowance. */
+/** The user's item as the limiter sees it, with the policy and limits it implies. */
+export interface LimiterView {
+  readonly snap: LimiterSnapshot;
+  readonly tier: Tier;
+  readonly policy: LimitPolicy;
+  readonly limits: readonly LimitState[];
+}
+
+/** A reservation waiting for reconcile: day, input tokens, output allowance, token epoch. */
 export interface PendingReservation {
   readonly d: number;
   readonly i: number;
   readonly o: number;
+  /** Token epoch at reservation time (absent: 0). */
+  readonly e?: number;
 }
 
 /** Prefix of the top-level attributes holding pending reservations (`r_<requestId>`). */
 export const RESERVATION_PREFIX = 'r_';
+/** Prefix of the top-level attributes holding waiting requests (`q_<requestId>`). */
+export const QUEUED_PREFIX = 'q_';
 
 export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   exists: false,
   pv: 0,
+  te: 0,
   waiting: [],
-  waitingEntries: [],
-  wv: 0,
+  queued: {},
   reservations: {},
 });
 
-/**
- * A waiting-list entry sorts by the request's SQS sequence number, so the list is in the order
- * the FIFO queue hands the messages out, even when two sends of one user raced.
- */
-export function waitingEntry(sequenceNumber: string, requestId: string): string {
-  return `${sequenceNumber.padStart(40, '0')}|${requestId}`;
-}
-
-export function requestIdOf(entry: string): string {
-  const bar = entry.indexOf('|');
-  return bar < 0 ? entry : entry.slice(bar + 1);
+/** The stored form of a waiting request (its id is in the attribute name). */
+export function queuedItemValue(request: WaitingRequest): Record<string, unknown> {
+  const { requestId: _id, ...rest } = request;
+  return JSON.parse(JSON.stringify(rest));
 }
 
 /** Reads a snapshot from an unmarshalled item (or `undefined` for no item). */
 export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
   if (!item) return EMPTY_SNAPSHOT;
-  const entries = Array.isArray(item.waiting)
-    ? item.waiting.filter((x): x is string => typeof x === 'string')
-    : [];
   const reservations: Record<string, PendingReservation> = {};
+  const queued: Record<string, WaitingRequest> = {};
   for (const [key, value] of Object.entries(item)) {
     if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
       reservations[key.slice(RESERVATION_PREFIX.length)] = value;
+    } else if (key.startsWith(QUEUED_PREFIX) && typeof value === 'object' && value !== null) {
+      const requestId = key.slice(QUEUED_PREFIX.length);
+      queued[requestId] = { ...(value as Omit<WaitingRequest, 'requestId'>), requestId };
     }
   }
   return {
@@ -89,11 +98,21 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     dc: num(item.dc),
     td: num(item.td),
     tu: num(item.tu),
-    waitingEntries: entries,
-    waiting: entries.map(requestIdOf),
-    wv: num(item.wv) ?? 0,
+    te: num(item.te) ?? 0,
+    waiting: Array.isArray(item.waiting)
+      ? item.waiting.filter((x): x is string => typeof x === 'string')
+      : [],
+    queued,
+    active: activeOf(item.act),
     reservations,
   };
+}
+
+function activeOf(value: unknown): ActiveRequest | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { id, lease, att } = value as Record<string, unknown>;
+  if (typeof id !== 'string' || typeof lease !== 'number') return undefined;
+  return { requestId: id, leaseUntilEpochMs: lease, attempts: typeof att === 'number' ? att : 1 };
 }
 
 function num(value: unknown): number | undefined {

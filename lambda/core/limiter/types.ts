@@ -60,6 +60,8 @@ export interface TokenReservation {
   readonly outputAllowance: number;
   /** inputTokens + outputAllowance. */
   readonly reservedTokens: number;
+  /** The user's token epoch when reserved: a reset of tokens since then makes the refund void. */
+  readonly tokenEpoch?: number;
 }
 
 export interface DecideInput {
@@ -74,9 +76,12 @@ export interface DecideInput {
   /**
    * How the user's waiting queue takes part in the same atomic write:
    * - `direct` (default): admit only if the user has nobody waiting (no overtaking);
-   * - `replay`: the request at the head of the user's queue; admitting removes it from the queue.
+   * - `replay`: the request at the head of the user's queue; admitting removes it from the queue
+   *   and makes it the user's active request, leased until `leaseUntilEpochMs`.
    */
-  readonly queue?: { readonly mode: 'direct' } | { readonly mode: 'replay' };
+  readonly queue?:
+    | { readonly mode: 'direct' }
+    | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
 }
 
 export interface AllowedDecision {
@@ -98,10 +103,16 @@ export interface DeniedDecision {
   /** The effective limits applied (tier + unexpired override). */
   readonly policy: LimitPolicy;
   /**
-   * The limit that blocks, or `queue` when the limiter would admit but the user has requests
-   * waiting (direct mode), or `unavailable` when the store failed and the policy is fail-closed.
+   * The limit that blocks, or:
+   * - `queue`: the limiter would admit but the user has requests waiting (direct mode), or the
+   *   request is not (or no longer) at the head of the queue (replay mode);
+   * - `duplicate`: a request with this id is still in flight or waiting (direct mode);
+   * - `busy`: the user's item stayed contended, throttled or slow through every retry: nothing
+   *   was counted, and nothing may be admitted uncounted (SPEC §2 Bursts);
+   * - `unavailable`: the store is down for everyone (the breaker is open) and the policy is
+   *   fail-closed.
    */
-  readonly limit: LimitName | 'queue' | 'unavailable';
+  readonly limit: LimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable';
   /** Exactly when this request would fit every limit, from now. 0 for `queue`. */
   readonly retryAfterMs: number;
   /** When the blocking limit resets (epoch ms). */

@@ -1,20 +1,20 @@
-import type { Tier, TokenReservation } from '../limiter/types';
+import type { Tier } from '../limiter/types';
 
 /**
- * A queued chat request and its life. The status moves only forward, each step by a conditional
- * write, which is what makes processing exactly-once over SQS's at-least-once delivery:
+ * A queued chat request, as it waits in its user's limiter item (`q_<requestId>`), beside the
+ * user's waiting list (`waiting`, head first). Keeping it in the same item is what makes every
+ * step of its life one conditional write on that item:
  *
- *   queued ──replay admitted──▶ processing ──reply delivered or stored──▶ done
- *     │                             │
- *     ├─cancel / purge─▶ cancelled  └─failed for good─▶ failed
- *     └─not started in time─▶ expired
+ *   enqueue ──appends to `waiting`, stores q_<id>──▶ waiting
+ *   waiting ──replay admits the head: leaves `waiting`, becomes `act`──▶ active
+ *   active ──commit (the reconcile): removes `act`, q_<id> and the reservation──▶ gone
+ *   waiting ──cancel / purge / expiry: leaves `waiting`, q_<id> removed──▶ gone
+ *
+ * Only one write can take a request out of `waiting` (its condition pins the list's head or the
+ * entry's index), and only one commit can remove the reservation marker, which is what makes a
+ * replay exactly-once over SQS's at-least-once delivery.
  */
-export type RequestStatus = 'queued' | 'processing' | 'done' | 'cancelled' | 'expired' | 'failed';
-
-export const TERMINAL_STATUSES: readonly RequestStatus[] = ['done', 'cancelled', 'expired', 'failed'];
-
-export interface QueuedRequest {
-  readonly userId: string;
+export interface WaitingRequest {
   readonly requestId: string;
   /** The connection that sent it: replies go there first. */
   readonly connectionId: string;
@@ -26,38 +26,39 @@ export interface QueuedRequest {
   readonly enqueuedAtEpochMs: number;
   /** Not started by then: expired (enqueued + MAX_QUEUE_WAIT + 60 s). */
   readonly expiresAtEpochMs: number;
-  readonly status: RequestStatus;
-  /** Processing attempts started (crash recovery counts them). */
-  readonly attempts: number;
-  /** Set when the replay was admitted; a retried attempt reuses it instead of deciding again. */
-  readonly reservation?: TokenReservation;
-  /** While processing: another delivery must not start before this (epoch ms). */
-  readonly leaseUntilEpochMs?: number;
-  readonly startedAtEpochMs?: number;
-  /** The `message_complete`, recorded with `done` before it is sent (a retry re-sends, never re-runs). */
-  readonly reply?: Record<string, unknown>;
-  readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
-  /** Set once the recorded reply reached a connection or was kept for `resume`. */
-  readonly delivered?: boolean;
 }
 
-/** The SQS message body: a pointer to the record, never the message text. */
+/** The queued request being answered now (at most one per user: the FIFO group runs one at a time). */
+export interface ActiveRequest {
+  readonly requestId: string;
+  /** Another delivery may take over only after this (epoch ms): a crashed attempt's lease lapses. */
+  readonly leaseUntilEpochMs: number;
+  /** Attempts started (a takeover counts one more). */
+  readonly attempts: number;
+}
+
+/**
+ * The SQS message body: a wake-up for the user's message group. The processor replays the head of
+ * the user's waiting list, whichever request the message was sent for (`requestId` is informative),
+ * so the order of replies is the order of the list, the order positions were told in.
+ */
 export interface QueueMessageBody {
   readonly v: 1;
   readonly userId: string;
   readonly requestId: string;
 }
 
-export function isTerminal(status: RequestStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
+/** A finished reply kept for `resume` while the user had no connection. */
+export interface StoredReply {
+  readonly requestId: string;
+  /** The server message to deliver, as JSON-able data. */
+  readonly message: Record<string, unknown>;
+  readonly storedAtEpochMs: number;
 }
 
 /** Has a request that never started waited past its deadline? */
-export function isExpired(
-  request: Pick<QueuedRequest, 'status' | 'expiresAtEpochMs'>,
-  nowMs: number,
-): boolean {
-  return request.status === 'queued' && nowMs >= request.expiresAtEpochMs;
+export function isExpired(request: Pick<WaitingRequest, 'expiresAtEpochMs'>, nowMs: number): boolean {
+  return nowMs >= request.expiresAtEpochMs;
 }
 
 export function queueDeadlineEpochMs(enqueuedAtEpochMs: number, maxQueueWaitSeconds: number): number {

@@ -227,11 +227,13 @@ describe('effective policy and overrides', () => {
   });
 });
 
+const REPLAY = { mode: 'replay' as const, leaseUntilEpochMs: T0 + 110_000 };
+
 describe('planAdmission', () => {
   const base = { policy: FREE, ask: ASK, requestId: 'req-1', nowMs: T0 };
 
   it('plans a write for a fresh user whose condition pins the absence of the item state', () => {
-    const plan = planAdmission({ ...base, belief: EMPTY_SNAPSHOT, mode: 'direct' });
+    const plan = planAdmission({ ...base, belief: EMPTY_SNAPSHOT, queue: { mode: 'direct' } });
     expect(plan.kind).toBe('write');
     if (plan.kind !== 'write') return;
     expect(plan.plan.condition).toMatch(/attribute_not_exists/);
@@ -240,7 +242,7 @@ describe('planAdmission', () => {
 
   it('a busy bucket in the belief picks the push-on case, bounded by now + tolerance', () => {
     const { snap } = burst(FREE, EMPTY_SNAPSHOT, 3, T0);
-    const plan = planAdmission({ ...base, belief: snap, mode: 'direct' });
+    const plan = planAdmission({ ...base, belief: snap, queue: { mode: 'direct' } });
     if (plan.kind !== 'write') throw new Error(`expected a write, got ${plan.kind}`);
     const tolerance = Object.entries(plan.plan.values).find(([, v]) => v === T0 + 24 * 3000);
     expect(tolerance).toBeDefined();
@@ -249,17 +251,33 @@ describe('planAdmission', () => {
 
   it('rejects from the belief when a limit blocks, and holds back direct sends behind a waiting queue', () => {
     const { snap } = burst(FREE, EMPTY_SNAPSHOT, 25, T0);
-    expect(planAdmission({ ...base, belief: snap, mode: 'direct' }).kind).toBe('reject');
-    const waiting = { ...EMPTY_SNAPSHOT, exists: true, waiting: ['other'], waitingEntries: ['0|other'] };
-    expect(planAdmission({ ...base, belief: waiting, mode: 'direct' }).kind).toBe('queued-ahead');
-    expect(planAdmission({ ...base, belief: waiting, mode: 'replay' }).kind).toBe('not-waiting');
+    expect(planAdmission({ ...base, belief: snap, queue: { mode: 'direct' } }).kind).toBe('reject');
+    const waiting = { ...EMPTY_SNAPSHOT, exists: true, waiting: ['other'] };
+    expect(planAdmission({ ...base, belief: waiting, queue: { mode: 'direct' } }).kind).toBe('queued-ahead');
+    expect(planAdmission({ ...base, belief: waiting, queue: REPLAY }).kind).toBe('not-head');
   });
 
-  it('a replay of the head of the queue writes and removes it in the same update', () => {
-    const waiting = { ...EMPTY_SNAPSHOT, exists: true, waiting: ['req-1'], waitingEntries: ['0|req-1'] };
-    const plan = planAdmission({ ...base, belief: waiting, mode: 'replay' });
-    expect(plan.kind).toBe('write');
-    if (plan.kind !== 'write') return;
-    expect(plan.plan.update).toMatch(/REMOVE/);
+  it('a replay of the head of the queue writes, removes it and makes it active in the same update', () => {
+    const waiting = { ...EMPTY_SNAPSHOT, exists: true, waiting: ['req-1', 'req-2'] };
+    const plan = planAdmission({ ...base, belief: waiting, queue: REPLAY });
+    if (plan.kind !== 'write') throw new Error(`expected a write, got ${plan.kind}`);
+    expect(plan.plan.update).toMatch(/REMOVE .*\[0\]/);
+    expect(plan.plan.condition).toMatch(/\[0\] = /);
+    expect(Object.values(plan.plan.values)).toContainEqual({ id: 'req-1', lease: T0 + 110_000, att: 1 });
+  });
+
+  it('holds the next head back while another queued request of the user is being answered', () => {
+    const busy = {
+      ...EMPTY_SNAPSHOT,
+      exists: true,
+      waiting: ['req-1'],
+      active: { requestId: 'req-0', leaseUntilEpochMs: T0 + 1000, attempts: 1 },
+    };
+    expect(planAdmission({ ...base, belief: busy, queue: REPLAY }).kind).toBe('not-head');
+  });
+
+  it('names a direct request whose id is still reserved or waiting a duplicate', () => {
+    const reserved = { ...EMPTY_SNAPSHOT, exists: true, reservations: { 'req-1': { d: 1, i: 1, o: 1 } } };
+    expect(planAdmission({ ...base, belief: reserved, queue: { mode: 'direct' } }).kind).toBe('duplicate');
   });
 });

@@ -3,12 +3,56 @@
  * DYNAMODB_ENDPOINT / SQS_ENDPOINT), the tables and queues, the handlers behind a local API
  * Gateway, the queue processor, and the chat page. Prints where everything is and a dev token.
  */
+import '../local/quiet-sdk-notice';
+import { parseArgs } from 'node:util';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
 import { signDevToken } from '../local/dev-tokens';
+import { removeLocalState, writeLocalState } from '../local/discovery';
 import { startLocalStack } from '../local/stack';
 
-async function main(): Promise<void> {
-  const port = Number(process.env.PORT ?? 3001);
+const USAGE = `usage: npm start
+
+Runs the whole stack on this machine: DynamoDB and SQS emulators, the tables and queues, the
+handlers behind a local API Gateway (WebSocket, @connections, Lambda Invoke for admin), the queue
+processor and the chat page. Prints the chat page URL with a ready token, then
+\`ready: ws://localhost:PORT/${LOCAL_STAGE}\`. Stop it with Ctrl-C.
+
+Settings are environment variables (docs/configuration.md):
+  PORT                        gateway port (default 3001; 0 picks a free one)
+  JWT_SECRET                  HS256 secret of dev tokens (default: the development secret)
+  MODEL                       echo | bedrock (default echo); BEDROCK_MODEL_ID
+  ECHO_DELAY_MS               delay between streamed chunks of the echo model (default 20)
+  DYNAMODB_ENDPOINT           use this DynamoDB instead of the embedded emulator
+  SQS_ENDPOINT                use this SQS instead of the embedded emulator
+  LIMITS_CONFIG               tier limits as JSON
+  LIMITER_FAIL_POLICY         open | closed, when DynamoDB fails
+  MAX_QUEUED_PER_USER, MAX_QUEUE_WAIT_SECONDS, MAX_MESSAGE_CHARS, CONNECT_LIMIT_PER_MINUTE
+
+While it runs, it leaves its port and pid in .chat-limiter/local.json (or $CHAT_LIMITER_STATE_DIR),
+so \`npm run chat\`, \`admin\` and \`token\` find it whatever its PORT.`;
+
+/** The gateway port, or the exit code when there is nothing to start (help, bad input). */
+function parseCommandLine(): { port: number } | { exitCode: number } {
+  try {
+    const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+    if (values.help) {
+      console.log(USAGE);
+      return { exitCode: 0 };
+    }
+  } catch (err) {
+    console.error(`npm start: ${(err as Error).message}\n(npm start -- --help for usage)`);
+    return { exitCode: 2 };
+  }
+  const raw = process.env.PORT;
+  if (raw === undefined || raw === '') return { port: 3001 };
+  const port = Number(raw);
+  if (Number.isInteger(port) && port >= 0 && port <= 65_535) return { port };
+  console.error(`npm start: PORT must be a port number (0-65535, 0 picks a free one), got '${raw}'`);
+  return { exitCode: 2 };
+}
+
+/** The settings of `npm start`'s environment that the handlers read. */
+function handlerEnvironment(): Record<string, string> {
   const passThrough = [
     ENV.model,
     ENV.bedrockModelId,
@@ -25,15 +69,24 @@ async function main(): Promise<void> {
     POWERTOOLS_METRICS_DISABLED: process.env.POWERTOOLS_METRICS_DISABLED ?? 'true',
   };
   for (const name of passThrough) if (process.env[name]) environment[name] = process.env[name]!;
+  return environment;
+}
 
+async function main(): Promise<number | undefined> {
+  const args = parseCommandLine();
+  if ('exitCode' in args) return args.exitCode;
+  const environment = handlerEnvironment();
+  // Before the stack fills in the development secret: did the person choose their own?
+  const jwtSecret = process.env[ENV.jwtSecret] ? 'custom' : 'development';
   const stack = await startLocalStack({
-    port,
+    port: args.port,
     dynamodbEndpoint: process.env[ENV.dynamodbEndpoint],
     sqsEndpoint: process.env[ENV.sqsEndpoint],
     environment,
   });
   const token = await signDevToken({ userId: 'alice' });
-  const host = `localhost:${new URL(stack.httpUrl).port}`;
+  const port = Number(new URL(stack.httpUrl).port);
+  const host = `localhost:${port}`;
   const kind = (embedded: boolean) => (embedded ? 'embedded' : 'external');
   console.log(`dynamodb:  ${stack.emulators.dynamodbEndpoint} (${kind(stack.emulators.embedded.dynamodb)})`);
   console.log(`sqs:       ${stack.emulators.sqsEndpoint} (${kind(stack.emulators.embedded.sqs)})`);
@@ -45,22 +98,34 @@ async function main(): Promise<void> {
   console.log(
     'more:      npm run token -- --user bob --tier pro | npm run chat -- --user bob | npm run admin -- usage alice',
   );
-  console.log(`ready: ws://${host}/${LOCAL_STAGE}`);
+  // For the other commands: where this stack is, until it exits (however it exits).
+  const wsUrl = `ws://${host}/${LOCAL_STAGE}`;
+  const startedAt = new Date().toISOString();
+  writeLocalState({ pid: process.pid, port, httpUrl: `http://${host}`, wsUrl, jwtSecret, startedAt });
+  process.once('exit', () => removeLocalState());
+  console.log(`ready: ${wsUrl}`);
 
   let stopping = false;
   const shutdown = async () => {
     if (stopping) return;
     stopping = true;
+    removeLocalState();
     await stack.stop();
     process.exit(0);
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
+  return undefined;
 }
 
-main().catch((err) => {
-  console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
-  if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
-    console.error('Port in use: set PORT=3002 (or another free port).');
-  process.exit(1);
-});
+main().then(
+  (code) => {
+    if (code !== undefined) process.exit(code);
+  },
+  (err) => {
+    console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
+      console.error('Port in use: set PORT=3002 (or another free port).');
+    process.exit(1);
+  },
+);

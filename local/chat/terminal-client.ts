@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
+import { isConnectionRefused } from '../discovery';
+import { humanizeLimitNames, limitName } from '../web/limit-names.js';
+import { LiveLine, type TerminalOutput } from './live-line';
 
 export interface TerminalClientOptions {
   /** `ws://localhost:3001/local` or a deployed `wss://…/STAGE` URL, without the token. */
@@ -13,6 +16,8 @@ export interface TerminalClientOptions {
   readonly color?: boolean;
   /** Exit once the input ends and every request has ended. @default true */
   readonly exitWhenDone?: boolean;
+  /** Said instead of the bare error when nothing listens at `url` (where it came from, what to set). */
+  readonly unreachable?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -23,6 +28,9 @@ interface Pending {
   queue?: { position: number; total: number; etaAtMs: number };
 }
 
+/** How a request is named on screen: the start of its text, which is what the person typed. */
+const NAME_CHARS = 32;
+
 const TERMINAL = new Set(['message_complete', 'request_cancelled', 'request_expired', 'request_failed']);
 
 /**
@@ -32,22 +40,42 @@ const TERMINAL = new Set(['message_complete', 'request_cancelled', 'request_expi
  * Resolves with the process exit code.
  */
 export function runTerminalClient(options: TerminalClientOptions): Promise<number> {
-  const out = options.output;
+  const out = options.output as TerminalOutput;
   const color = options.color ?? Boolean((out as Writable & { isTTY?: boolean }).isTTY);
   const paint = (code: string, text: string) => (color ? `\x1b[${code}m${text}\x1b[0m` : text);
   const dim = (t: string) => paint('2', t);
   const pending = new Map<string, Pending>();
+  /** The text of every request sent in this session, to name it in whatever comes back. */
+  const texts = new Map<string, string>();
   let streaming: string | undefined;
   let inputEnded = false;
   let startInput: (() => void) | undefined;
-  let limitsLine = '';
+  let lastStatus = '';
   const completed = new Set<string>();
+  const live = new LiveLine(out, (text) => paint('33', text));
 
   const write = (text: string) => out.write(text);
   const line = (text: string) => {
+    live.clear();
     if (streaming) write('\n');
     streaming = undefined;
     write(`${text}\n`);
+  };
+  const name = (id: string | undefined) => {
+    const text = id === undefined ? undefined : texts.get(id);
+    if (text === undefined) return id === undefined ? 'request' : `request ${id}`;
+    const chars = [...text];
+    return JSON.stringify(chars.length > NAME_CHARS ? `${chars.slice(0, NAME_CHARS - 1).join('')}…` : text);
+  };
+  /** The live queue line: this session's waiting requests, soonest first, as wide as the window. */
+  const drawQueue = () => {
+    if (!color || streaming) return;
+    const queued = [...pending.values()].flatMap((p) => (p.queue ? [p.queue] : []));
+    if (queued.length === 0) return live.clear();
+    const parts = queued
+      .sort((a, b) => a.position - b.position)
+      .map((q) => `#${q.position} ~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`);
+    live.draw(`queue: ${queued.length} waiting · ${parts.join(' · ')}`);
   };
 
   return new Promise((resolve) => {
@@ -65,27 +93,20 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
     };
     const send = (payload: Json) => ws.send(JSON.stringify(payload));
 
-    const ticker = setInterval(() => {
-      if (!color) return;
-      const queued = [...pending.entries()].filter(([, p]) => p.queue);
-      if (queued.length === 0 || streaming) return;
-      const parts = queued.map(([, p]) => {
-        const q = p.queue!;
-        return `#${q.position} in line, ~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
-      });
-      write(`\r\x1b[2K${paint('33', `queue: ${parts.join(' | ')}`)}`);
-    }, 500);
+    const ticker = setInterval(drawQueue, 500);
 
     ws.on('unexpected-response', (_req, res) => {
       line(paint('31', `connection refused: HTTP ${res.statusCode}${hint(res.statusCode)}`));
       finish(1);
     });
     ws.on('error', (err) => {
-      line(paint('31', `connection error: ${err.message}`));
+      const unreachable = options.unreachable && isConnectionRefused(err) ? options.unreachable : undefined;
+      line(paint('31', unreachable ?? `connection error: ${err.message}`));
       finish(1);
     });
     ws.on('close', (code) => {
       clearInterval(ticker);
+      live.clear();
       if (code !== 1000 && exitCode === 0 && !(inputEnded && pending.size === 0)) {
         line(paint('31', `connection closed (${code})`));
         exitCode = 1;
@@ -110,6 +131,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
             return send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
           const requestId = randomUUID().slice(0, 8);
           pending.set(requestId, { text });
+          texts.set(requestId, text);
           send({ action: 'sendMessage', requestId, message: text });
         });
         rl.on('close', () => {
@@ -133,12 +155,13 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           break;
         case 'queue_processing_started':
           if (id && pending.get(id)) pending.get(id)!.queue = undefined;
-          line(dim(`[${id}] your turn — processing`));
+          line(dim(`${name(id)}: your turn — processing`));
           break;
         case 'chunk':
           // Stream inline when this is the only request in flight (a conversation turn); with
           // several at once their chunks would interleave, so each prints whole when complete.
           if (streaming === undefined && pending.size === 1 && !completed.has(id!)) {
+            live.clear();
             write(paint('36', 'assistant> '));
             streaming = id;
           }
@@ -164,53 +187,86 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           const position = Number(msg.position);
           const eta = Number(msg.estimatedWaitTime);
           const entry = id ? pending.get(id) : undefined;
+          const verb = queueVerb(
+            msg.type === 'request_queued' ? undefined : entry?.queue?.position,
+            position,
+          );
           if (entry)
             entry.queue = { position, total: Number(msg.totalInQueue), etaAtMs: Date.now() + eta * 1000 };
-          const verb = msg.type === 'request_queued' ? 'queued' : 'moved up';
+          // Same place, new estimate: the live line shows it; without one (piped output), say it.
+          if (verb === 'still' && color) break;
+          const cancel = msg.type === 'request_queued' ? `  (/cancel ${id})` : '';
+          const said = verb === 'still' ? 'still' : `${verb}:`;
           line(
-            paint('33', `[${id}] ${verb}: #${position} in line (${msg.totalInQueue} in queue), ~${eta} s`),
+            paint(
+              '33',
+              `${name(id)} ${said} #${position} in line (${msg.totalInQueue} in queue), ~${eta} s${cancel}`,
+            ),
           );
           break;
         }
         case 'request_cancelled':
-          line(paint('33', `[${id}] cancelled`));
+          line(paint('33', `${name(id)} cancelled`));
           break;
         case 'request_expired':
-          line(paint('31', `[${id}] expired: it waited too long in the queue`));
+          line(paint('31', `${name(id)} expired: it waited too long in the queue`));
           break;
         case 'request_failed':
-          line(paint('31', `[${id}] failed: ${msg.code} ${msg.message ?? ''}`));
+          line(
+            paint('31', `${name(id)} failed: ${humanizeLimitNames(String(msg.message ?? ''))} (${msg.code})`),
+          );
           break;
-        case 'status':
-          limitsLine = renderLimits(msg);
-          line(dim(limitsLine));
+        case 'status': {
+          // Every reply asks for a status; with several replies at once most are the same: show changes.
+          const limits = renderLimits(msg);
+          if (limits !== lastStatus) line(dim(limits));
+          lastStatus = limits;
           startInput?.();
           break;
+        }
         case 'pong':
           line(dim('pong'));
           break;
-        case 'error': {
-          const details = (msg.details ?? {}) as Json;
-          const retry = details.retryAfter !== undefined ? ` — retry in ${details.retryAfter} s` : '';
-          const which = details.limit ? ` (${details.limit})` : '';
-          line(paint('31', `refused${id ? ` [${id}]` : ''}: ${msg.code}${which}: ${msg.message}${retry}`));
+        case 'error':
+          line(paint('31', `refused${id ? ` ${name(id)}` : ''}: ${describeRefusal(msg)}`));
           break;
-        }
         default:
           line(dim(JSON.stringify(msg)));
       }
       if (id && TERMINAL.has(String(msg.type))) pending.delete(id);
       if (msg.type === 'error' && id) pending.delete(id);
+      drawQueue();
       maybeDone();
     });
   });
+}
+
+/**
+ * What a `queue_position` says happened, from the position before and after. The server sends one
+ * whenever the place or the estimate changes, and a place can also grow (a request that was
+ * deferred goes back in ahead): only a smaller number is "moved up".
+ */
+export function queueVerb(before: number | undefined, after: number): string {
+  if (before === undefined) return 'queued';
+  if (after < before) return 'moved up';
+  if (after > before) return 'moved back';
+  return 'still';
+}
+
+/** A refusal in words: the limit by its human name, when it can be retried. */
+function describeRefusal(msg: Json): string {
+  const details = (msg.details ?? {}) as Json;
+  const retry = details.retryAfter !== undefined ? ` — retry in ${details.retryAfter} s` : '';
+  if (msg.code === 'RATE_LIMIT_EXCEEDED' && typeof details.limit === 'string')
+    return `${limitName(details.limit)} limit reached${retry}`;
+  return `${humanizeLimitNames(String(msg.message ?? ''))} (${msg.code})${retry}`;
 }
 
 function renderLimits(msg: Json): string {
   const limits = Array.isArray(msg.limits) ? (msg.limits as Json[]) : [];
   const parts = limits.map(
     (l) =>
-      `${l.name} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`,
+      `${limitName(String(l.name))} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`,
   );
   const queue = (msg.queue ?? {}) as Json;
   return `status: ${msg.userId} (${msg.tier}) — left: ${parts.join(', ')}${queue.queued ? ` — ${queue.queued} queued` : ''}`;

@@ -1,0 +1,4 @@
+/** Types of limit-names.js, the one map of human limit names shared by the page and the terminal client. */
+export declare const LIMIT_NAMES: Readonly<Record<string, string>>;
+export declare function limitName(name: string): string;
+export declare function humanizeLimitNames(text: string): string;

@@ -1,0 +1,31 @@
+// How people read the limits' names (SPEC §8): the terminal client and the chat page both show
+// these instead of the names the protocol, metrics and admin flags use. Plain ES module, so the
+// page loads it as it is and the TypeScript clients import it with limit-names.d.ts.
+
+/** Every limit name of SPEC §8 and how to say it. */
+export const LIMIT_NAMES = Object.freeze({
+  messageRate: 'message rate',
+  hourlyMessages: 'hourly messages',
+  dailyMessages: 'daily messages',
+  dailyTokens: 'daily tokens',
+  requestsInFlight: 'requests in flight',
+  tokensPerMinute: 'tokens per minute',
+  monthlyTokens: 'monthly tokens',
+  dailyCostUsd: 'daily cost',
+  monthlyCostUsd: 'monthly cost',
+});
+
+const GLOBAL_PREFIX = 'global.';
+
+/** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
+export function limitName(name) {
+  if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
+  return Object.hasOwn(LIMIT_NAMES, name) ? LIMIT_NAMES[name] : name;
+}
+
+const NAME_PATTERN = new RegExp(`\\b(?:global\\.)?(?:${Object.keys(LIMIT_NAMES).join('|')})\\b`, 'g');
+
+/** Replaces every limit name in a server's message text (`Limit messageRate reached.`) by its human name. */
+export function humanizeLimitNames(text) {
+  return text.replace(NAME_PATTERN, (name) => limitName(name));
+}

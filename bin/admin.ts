@@ -1,4 +1,5 @@
 /** `npm run admin -- <operation> <userId> [options]`: admin operations, locally or on AWS. */
+import '../local/quiet-sdk-notice';
 import { runAdminCli } from '../local/admin/admin-cli';
 
 runAdminCli(process.argv.slice(2)).then(

@@ -1,40 +1,89 @@
 /**
- * `npm run bench [-- part ...]`: runs the benchmark parts (all by default), prints a table per part
- * and writes bench/results/<part>.json.
+ * `npm run bench [-- PART ...]`: runs the benchmark parts (all by default, or the ones named),
+ * prints a table per part and writes bench/results/<part>.json.
  */
-import { PARTS } from '../bench/index';
+import '../local/quiet-sdk-notice';
+import { parseArgs } from 'node:util';
 import { printTable, writeReport } from '../bench/report';
 
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+/**
+ * The parts, by name, in the order `npm run bench` runs them. One line each, loaded only when
+ * they run (or for --help), so `npm run bench -- bundles` does not load the limiter benchmark.
+ */
+const PARTS = {
+  limiter: () => import('../bench/limiter').then((m) => m.limiterBench),
+  gateway: () => import('../bench/gateway').then((m) => m.gatewayBench),
+  queue: () => import('../bench/queue').then((m) => m.queueBench),
+  load: () => import('../bench/load').then((m) => m.loadBench),
+  bundles: () => import('../bench/bundles').then((m) => m.bundlesBench),
+  // burst: () => import('../bench/burst').then((m) => m.burstBench),
+} as const;
+
+type PartName = keyof typeof PARTS;
+const NAMES = Object.keys(PARTS) as PartName[];
+
+const isPart = (name: string): name is PartName => Object.hasOwn(PARTS, name);
+
+async function usage(): Promise<string> {
+  const parts = await Promise.all(
+    NAMES.map(async (name) => `  ${name.padEnd(9)} ${(await PARTS[name]()).description}`),
+  );
+  return `usage: npm run bench [-- PART ...]
+
+Runs the benchmark parts named (all of them by default, in this order), prints a table per part
+and writes bench/results/PART.json. Each part starts what it needs and stops it.
+
+parts:
+${parts.join('\n')}
+
+  -h, --help  this help`;
+}
 
 async function main(): Promise<number> {
-  const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
-  const unknown = wanted.filter((w) => !PARTS.some((p) => p.name === w));
-  if (unknown.length) {
-    console.error(
-      `unknown bench part(s): ${unknown.join(', ')}; parts: ${PARTS.map((p) => p.name).join(', ')}`,
-    );
+  let wanted: string[];
+  try {
+    const { values, positionals } = parseArgs({
+      options: { help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    if (values.help) {
+      console.log(await usage());
+      return 0;
+    }
+    wanted = positionals;
+  } catch (err) {
+    console.error(`bench: ${(err as Error).message}\n(npm run bench -- --help for usage)`);
     return 2;
   }
-  const parts = wanted.length ? PARTS.filter((p) => wanted.includes(p.name)) : PARTS;
-  console.log(`node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString()}`);
-  for (const part of parts) {
-    console.log(`\nrunning ${part.name}: ${part.description}`);
-    const started = Date.now();
-    const { rows, details } = await part.run();
-    printTable(part.name, rows);
-    const file = writeReport(part.name, {
-      part: part.name,
-      description: part.description,
-      node: process.version,
-      ranAt: new Date().toISOString(),
-      seconds: (Date.now() - started) / 1000,
-      rows,
-      details,
-    });
-    console.log(`\nwrote ${file}`);
+  const unknown = wanted.filter((name) => !isPart(name));
+  if (unknown.length) {
+    console.error(`bench: unknown part(s): ${unknown.join(', ')}; the parts are ${NAMES.join(', ')}`);
+    return 2;
   }
-  await (await import('../bench/stack')).stopBenchStack();
+  const names = wanted.length ? NAMES.filter((name) => wanted.includes(name)) : NAMES;
+  console.log(`node ${process.version}, ${process.platform}/${process.arch}, ${new Date().toISOString()}`);
+  try {
+    for (const name of names) {
+      const part = await PARTS[name]();
+      console.log(`\nrunning ${part.name}: ${part.description}`);
+      const started = Date.now();
+      const { rows, details } = await part.run();
+      printTable(part.name, rows);
+      const file = writeReport(part.name, {
+        part: part.name,
+        description: part.description,
+        node: process.version,
+        ranAt: new Date().toISOString(),
+        seconds: (Date.now() - started) / 1000,
+        rows,
+        details,
+      });
+      console.log(`\nwrote ${file}`);
+    }
+  } finally {
+    await (await import('../bench/stack')).stopBenchStack();
+  }
   return 0;
 }
 

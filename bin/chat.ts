@@ -1,23 +1,46 @@
 /**
- * `npm run chat -- --user alice [--tier pro]`: a terminal chat client for the local stack, or for a
- * deployed one with `--url wss://… --token JWT`.
+ * `npm run chat -- --user alice [--tier pro]`: a terminal chat client for the `npm start` that is
+ * running, or for a deployed stack with `--url wss://… --token JWT`.
  */
+import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
+import { isTier } from '../lambda/core/limiter/policy';
 import { LOCAL_STAGE } from '../lambda/core/resources';
 import { runTerminalClient } from '../local/chat/terminal-client';
 import { signDevToken } from '../local/dev-tokens';
+import {
+  findLocalStack,
+  LocalStackNotFoundError,
+  type LocalTarget,
+  tokenSecretMismatch,
+  unreachableMessage,
+} from '../local/discovery';
 
 const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--url WS_URL] [--token JWT]
 
-  --user   local user id for a development token (default: alice)
-  --tier   the token's tier claim
-  --url    WebSocket URL (default ws://localhost:$PORT/${LOCAL_STAGE}, PORT defaults to 3001)
-  --token  a token to use instead of signing a development one (needed for deployed stacks)`;
+Each line you type is a message; replies stream in, queued messages show their place in line.
+Commands: /status, /cancel ID, /resume, /quit (or Ctrl-D).
 
-async function main(): Promise<number> {
+  --user   user id of the development token signed for you (default: alice)
+  --tier   the token's tier claim
+  --url    WebSocket URL (default: the \`npm start\` of this checkout, whatever its PORT;
+           PORT=3002 in the environment means ws://localhost:3002/${LOCAL_STAGE})
+  --token  a token to use instead of signing a development one (needed for deployed stacks)
+  -h, --help this help`;
+
+interface ChatArgs {
+  readonly user: string;
+  readonly tier?: 'free' | 'pro' | 'enterprise';
+  readonly url?: string;
+  readonly token?: string;
+}
+
+/** The session asked for, `help`, or what is wrong with the command line. */
+function parse(argv: string[]): ChatArgs | 'help' | { readonly error: string } {
   let values: { user?: string; tier?: string; url?: string; token?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
+      args: argv,
       options: {
         user: { type: 'string' },
         tier: { type: 'string' },
@@ -28,21 +51,51 @@ async function main(): Promise<number> {
       strict: true,
     }));
   } catch (err) {
-    console.error(`${(err as Error).message}\n\n${USAGE}`);
-    return 2;
+    return { error: (err as Error).message };
   }
-  if (values.help) {
+  if (values.help) return 'help';
+  if (values.tier !== undefined && !isTier(values.tier))
+    return { error: '--tier must be free, pro or enterprise' };
+  if (values.url !== undefined && !/^wss?:\/\/./.test(values.url))
+    return { error: `--url must be a ws:// or wss:// URL, got '${values.url}'` };
+  return { user: values.user ?? 'alice', tier: values.tier, url: values.url, token: values.token };
+}
+
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  if (args === 'help') {
     console.log(USAGE);
     return 0;
   }
-  const url = values.url ?? `ws://localhost:${process.env.PORT ?? 3001}/${LOCAL_STAGE}`;
-  const token =
-    values.token ??
-    (await signDevToken({
-      userId: values.user ?? 'alice',
-      tier: values.tier as Parameters<typeof signDevToken>[0]['tier'],
-    }));
-  return runTerminalClient({ url, token, input: process.stdin, output: process.stdout });
+  if ('error' in args) {
+    console.error(`chat: ${args.error}\n(npm run chat -- --help for usage)`);
+    return 2;
+  }
+  let target: LocalTarget | undefined;
+  if (!args.url) {
+    try {
+      target = findLocalStack({ flag: `--url ws://localhost:PORT/${LOCAL_STAGE}` });
+    } catch (err) {
+      if (!(err instanceof LocalStackNotFoundError)) throw err;
+      console.error(`chat: ${err.message}`);
+      return 1;
+    }
+  }
+  if (!args.token) {
+    const mismatch = tokenSecretMismatch(target);
+    if (mismatch) {
+      console.error(`chat: ${mismatch} (or pass --token)`);
+      return 1;
+    }
+  }
+  const token = args.token ?? (await signDevToken({ userId: args.user, tier: args.tier }));
+  return runTerminalClient({
+    url: args.url ?? target!.wsUrl,
+    token,
+    input: process.stdin,
+    output: process.stdout,
+    unreachable: target && unreachableMessage(target),
+  });
 }
 
 main().then(

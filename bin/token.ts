@@ -1,44 +1,99 @@
 /** `npm run token -- --user alice [--tier pro] [--expires 3600] [--secret S]`: prints a dev token. */
+import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
 import { isTier } from '../lambda/core/limiter/policy';
 import { signDevToken } from '../local/dev-tokens';
+import {
+  findLocalStack,
+  LocalStackNotFoundError,
+  type LocalTarget,
+  tokenSecretMismatch,
+} from '../local/discovery';
 
-const USAGE =
-  'usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS] [--secret SECRET]';
+const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS] [--secret SECRET]
 
-async function main(): Promise<number> {
-  let values: { user?: string; tier?: string; expires?: string; secret?: string };
+Prints a development token (HS256 JWT, sub = NAME) and nothing else, for the local stack or a
+deployed stack in secret mode.
+
+  --user     the user id (the token's sub); required
+  --tier     the token's tier claim (default: none, which means free unless an admin set a tier)
+  --expires  lifetime in seconds (default 86400, 24 h)
+  --secret   sign with this secret (default: JWT_SECRET, else the development secret of \`npm start\`)
+  -h, --help this help`;
+
+interface TokenArgs {
+  readonly userId: string;
+  readonly tier?: 'free' | 'pro' | 'enterprise';
+  readonly secret?: string;
+  readonly expires?: number;
+}
+
+/** The token asked for, `help`, or what is wrong with the command line. */
+function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } {
+  let values: { user?: string; tier?: string; expires?: string; secret?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
+      args: argv,
       options: {
         user: { type: 'string' },
         tier: { type: 'string' },
         expires: { type: 'string' },
         secret: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }));
   } catch (err) {
-    console.error(`${(err as Error).message}\n${USAGE}`);
-    return 2;
+    return { error: (err as Error).message };
   }
-  if (!values.user) {
-    console.error(`--user is required\n${USAGE}`);
-    return 2;
-  }
-  if (values.tier !== undefined && !isTier(values.tier)) {
-    console.error(`--tier must be free, pro or enterprise\n${USAGE}`);
-    return 2;
-  }
+  if (values.help) return 'help';
+  if (!values.user) return { error: '--user is required' };
+  if (values.tier !== undefined && !isTier(values.tier))
+    return { error: '--tier must be free, pro or enterprise' };
   const expires = values.expires === undefined ? undefined : Number(values.expires);
-  if (expires !== undefined && (!Number.isInteger(expires) || expires <= 0)) {
-    console.error(`--expires must be a positive number of seconds\n${USAGE}`);
+  if (expires !== undefined && (!Number.isInteger(expires) || expires <= 0))
+    return { error: '--expires must be a positive number of seconds' };
+  return { userId: values.user, tier: values.tier, secret: values.secret, expires };
+}
+
+async function main(): Promise<number> {
+  const args = parse(process.argv.slice(2));
+  if (args === 'help') {
+    console.log(USAGE);
+    return 0;
+  }
+  if ('error' in args) {
+    console.error(`token: ${args.error}\n${USAGE.split('\n')[0]}`);
     return 2;
   }
-  process.stdout.write(
-    `${await signDevToken({ userId: values.user, tier: values.tier, secret: values.secret, expiresInSeconds: expires })}\n`,
-  );
+  if (args.secret === undefined) {
+    // A token for the `npm start` that is running: signed so that it accepts it.
+    let target: LocalTarget | undefined;
+    try {
+      target = findLocalStack({ flag: '--secret' });
+    } catch (err) {
+      if (!(err instanceof LocalStackNotFoundError)) throw err;
+    }
+    const mismatch = tokenSecretMismatch(target);
+    if (mismatch) {
+      console.error(`token: ${mismatch} (or pass --secret)`);
+      return 1;
+    }
+  }
+  const token = await signDevToken({
+    userId: args.userId,
+    tier: args.tier,
+    secret: args.secret,
+    expiresInSeconds: args.expires,
+  });
+  process.stdout.write(`${token}\n`);
   return 0;
 }
 
-main().then((code) => process.exit(code));
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(`token: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  },
+);

@@ -1,9 +1,16 @@
 import { parseArgs } from 'node:util';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { ADMIN_OPERATIONS, type AdminResponse } from '../../lambda/core/admin';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
+import {
+  findLocalStack,
+  isConnectionRefused,
+  LocalStackNotFoundError,
+  type LocalTarget,
+  unreachableMessage,
+} from '../discovery';
 
 export const ADMIN_USAGE = `usage: npm run admin -- <operation> <userId> [options]
 
@@ -16,16 +23,30 @@ operations:
   clear-override <user>
   purge-queue <user>                    cancel every queued request (clients are told)
 
-target (local by default: the gateway of \`npm start\`):
-  --endpoint URL      local gateway (default http://localhost:$PORT or 3001)
+target (local by default: the \`npm start\` of this checkout, whatever its PORT):
+  --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment
+                      does the same); either wins over the running \`npm start\`
   --stack NAME        a deployed stack: the admin function is found from its outputs
   --region R          AWS region of --stack
   --function NAME     invoke this function name or ARN directly
-  --json              print the raw JSON response`;
+  --json              print the raw JSON response
+  -h, --help          this help
+
+exit status: 0 ok, 1 the call failed (function error, stack not reachable), 2 bad input`;
+
+/** A command line the CLI cannot run: the message says what is wrong. */
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
 
 interface Target {
   readonly client: LambdaClient;
   readonly functionName: string;
+  /** The local stack, when the target is one: for messages when it does not answer. */
+  readonly local?: LocalTarget;
 }
 
 /** Runs `npm run admin`; resolves with the exit code (0 ok, 1 failed, 2 bad input). */
@@ -40,14 +61,33 @@ export async function runAdminCli(
   try {
     parsed = parse(argv);
   } catch (err) {
-    io.err(`${(err as Error).message}\n\n${ADMIN_USAGE}`);
+    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
+    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
     return 2;
   }
+  if (parsed === 'help') {
+    io.out(ADMIN_USAGE);
+    return 0;
+  }
   const { payload, options } = parsed;
-  const target = await resolveTarget(options);
-  const response = await target.client.send(
-    new InvokeCommand({ FunctionName: target.functionName, Payload: Buffer.from(JSON.stringify(payload)) }),
-  );
+  let target: Target;
+  try {
+    target = await resolveTarget(options);
+  } catch (err) {
+    if (!(err instanceof LocalStackNotFoundError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return 1;
+  }
+  let response: InvokeCommandOutput;
+  try {
+    response = await target.client.send(
+      new InvokeCommand({ FunctionName: target.functionName, Payload: Buffer.from(JSON.stringify(payload)) }),
+    );
+  } catch (err) {
+    if (!(target.local && isConnectionRefused(err))) throw err;
+    io.err(`admin: ${unreachableMessage(target.local)}`);
+    return 1;
+  }
   const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : 'null';
   if (response.FunctionError) {
     io.err(`admin function failed (${response.FunctionError}): ${text}`);
@@ -55,7 +95,7 @@ export async function runAdminCli(
   }
   const result = JSON.parse(text) as AdminResponse;
   if (options.json) io.out(JSON.stringify(result, null, 2));
-  else io[result.ok ? 'out' : 'err'](renderHuman(result));
+  else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, Date.now()));
   return result.ok ? 0 : 2;
 }
 
@@ -79,41 +119,78 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
 } as const;
 
-function parse(argv: readonly string[]): { payload: Record<string, unknown>; options: Options } {
+/** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
+function isParseArgsError(err: unknown): boolean {
+  return err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
+}
+
+/** `set-override` flags and the limit each one sets. */
+const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
+  'messages-per-minute': 'messagesPerMinute',
+  burst: 'burst',
+  hourly: 'hourlyMessages',
+  daily: 'dailyMessages',
+  'daily-tokens': 'dailyTokens',
+  'max-output': 'defaultMaxOutputTokens',
+};
+
+/** Options that only mean something to one operation; the rest (target, --json) go with any. */
+const OPERATION_FLAGS: Readonly<Record<string, readonly string[]>> = {
+  reset: ['scope'],
+  'set-tier': ['tier'],
+  'set-override': [...Object.keys(OVERRIDE_FLAGS), 'limits', 'expires'],
+};
+
+function parse(argv: readonly string[]): 'help' | { payload: Record<string, unknown>; options: Options } {
   const { values, positionals } = parseArgs({
     args: [...argv],
-    options: OPTIONS,
+    options: { ...OPTIONS, help: { type: 'boolean', short: 'h' } },
     allowPositionals: true,
     strict: true,
   });
+  if (values.help || positionals[0] === 'help') return 'help';
   const [operation, userId, ...rest] = positionals;
-  if (!operation || !(ADMIN_OPERATIONS as readonly string[]).includes(operation)) {
-    throw new Error(`unknown operation: ${operation ?? '(none)'}`);
+  if (!operation) throw new UsageError(`an operation is required: ${ADMIN_OPERATIONS.join(', ')}`);
+  if (!(ADMIN_OPERATIONS as readonly string[]).includes(operation)) {
+    throw new UsageError(`unknown operation: ${operation} (operations: ${ADMIN_OPERATIONS.join(', ')})`);
   }
-  if (!userId) throw new Error('a userId is required');
-  if (rest.length > 0) throw new Error(`unexpected arguments: ${rest.join(' ')}`);
+  if (!userId) throw new UsageError(`${operation} needs a userId: npm run admin -- ${operation} alice`);
+  if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
+  const misplaced = Object.values(OPERATION_FLAGS)
+    .flat()
+    .filter((flag) => values[flag as keyof typeof values] !== undefined)
+    .filter((flag) => !OPERATION_FLAGS[operation]?.includes(flag));
+  if (misplaced.length > 0)
+    throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} does not apply to ${operation}`);
   const payload: Record<string, unknown> = { operation, userId };
   if (operation === 'reset') payload.scope = values.scope ?? 'all';
-  if (operation === 'set-tier') payload.tier = values.tier;
+  if (operation === 'set-tier') {
+    if (!values.tier) throw new UsageError('set-tier needs --tier free|pro|enterprise');
+    payload.tier = values.tier;
+  }
   if (operation === 'set-override') {
-    const limits: Record<string, unknown> = values.limits ? JSON.parse(values.limits) : {};
-    const flags: Record<string, string> = {
-      'messages-per-minute': 'messagesPerMinute',
-      burst: 'burst',
-      hourly: 'hourlyMessages',
-      daily: 'dailyMessages',
-      'daily-tokens': 'dailyTokens',
-      'max-output': 'defaultMaxOutputTokens',
-    };
-    for (const [flag, field] of Object.entries(flags)) {
-      const raw = values[flag as keyof typeof values];
-      // Numbers are passed as given; the admin function validates them and names what is wrong.
-      if (typeof raw === 'string') limits[field] = Number.isNaN(Number(raw)) ? raw : Number(raw);
-    }
-    payload.limits = limits;
+    payload.limits = overrideLimits(values);
     if (values.expires) payload.expiresAtEpochMs = parseExpiry(values.expires, Date.now());
   }
   return { payload, options: values };
+}
+
+function overrideLimits(values: Options): Record<string, unknown> {
+  let limits: Record<string, unknown> = {};
+  if (values.limits) {
+    try {
+      limits = JSON.parse(values.limits);
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      throw new UsageError(`--limits is not JSON (${err.message}): ${values.limits}`);
+    }
+  }
+  for (const [flag, field] of Object.entries(OVERRIDE_FLAGS)) {
+    const raw = values[flag as keyof typeof values];
+    // Numbers are passed as given; the admin function validates them and names what is wrong.
+    if (typeof raw === 'string') limits[field] = Number.isNaN(Number(raw)) ? raw : Number(raw);
+  }
+  return limits;
 }
 
 /** `90s`, `30m`, `2h`, `7d` from now, or an ISO-8601 instant. */
@@ -124,7 +201,8 @@ export function parseExpiry(text: string, nowMs: number): number {
     return nowMs + Number(relative[1]) * unit;
   }
   const absolute = Date.parse(text);
-  if (Number.isNaN(absolute)) throw new Error(`--expires: not a duration (2h) or ISO-8601 time: ${text}`);
+  if (Number.isNaN(absolute))
+    throw new UsageError(`--expires: not a duration (90s, 30m, 2h, 7d) or an ISO-8601 time: ${text}`);
   return absolute;
 }
 
@@ -134,9 +212,15 @@ async function resolveTarget(options: Options): Promise<Target> {
     if (options.function) return { client, functionName: options.function };
     return { client, functionName: await adminFunctionFromStack(options.stack!, options.region) };
   }
-  const endpoint = options.endpoint ?? `http://localhost:${process.env.PORT ?? 3001}`;
-  const client = new LambdaClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
-  return { client, functionName: options.function ?? FUNCTIONS.admin.id };
+  const local = findLocalStack({ endpoint: options.endpoint, flag: '--endpoint http://localhost:PORT' });
+  const client = new LambdaClient({
+    endpoint: local.httpUrl,
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    // Nothing listening is not a transient fault here: say so at once rather than after retries.
+    maxAttempts: 1,
+  });
+  return { client, functionName: options.function ?? FUNCTIONS.admin.id, local };
 }
 
 async function adminFunctionFromStack(stackName: string, region: string | undefined): Promise<string> {
@@ -147,11 +231,19 @@ async function adminFunctionFromStack(stackName: string, region: string | undefi
   return output.OutputValue;
 }
 
-function renderHuman(response: AdminResponse): string {
+/** The user's current override as the admin function reports it (`null`: none). */
+interface OverrideView {
+  readonly limits: Record<string, number>;
+  readonly expiresAtEpochMs?: number;
+}
+
+/** Human output of one admin answer: what changed, the override in force, and each limit. */
+export function renderAdminResponse(response: AdminResponse, nowMs: number): string {
   if (!response.ok) return `error: ${response.error.code}: ${response.error.message}`;
   const result = response.result as {
     known?: boolean;
     purged?: string[];
+    override?: OverrideView | null;
     status?: {
       tier: string;
       limits: { name: string; limit: number; used: number; remaining: number; resetAt: number }[];
@@ -167,6 +259,8 @@ function renderHuman(response: AdminResponse): string {
     );
   if (result.status) {
     lines.push(`tier: ${result.status.tier}   queued: ${result.status.queue.queued}`);
+    // Older admin functions do not report the override at all (undefined): say nothing then.
+    if (result.override !== undefined) lines.push(`override: ${renderOverride(result.override, nowMs)}`);
     for (const l of result.status.limits) {
       lines.push(
         `  ${l.name.padEnd(16)} ${String(l.used).padStart(9)} used of ${String(l.limit).padEnd(9)} resets ${new Date(l.resetAt).toISOString()}`,
@@ -174,4 +268,33 @@ function renderHuman(response: AdminResponse): string {
     }
   }
   return lines.join('\n');
+}
+
+function renderOverride(override: OverrideView | null, nowMs: number): string {
+  if (!override) return 'none';
+  const limits = Object.entries(override.limits)
+    .map(([name, value]) => `${name} ${value}`)
+    .join(', ');
+  if (override.expiresAtEpochMs === undefined) return `${limits} (no expiry)`;
+  const expires = new Date(override.expiresAtEpochMs).toISOString();
+  if (override.expiresAtEpochMs <= nowMs) return `${limits} (expired ${expires}, no longer applies)`;
+  return `${limits} (expires ${expires}, in ${formatDuration(override.expiresAtEpochMs - nowMs)})`;
+}
+
+/** `1 h 59 min`, `12 min`, `40 s`: the two largest units. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  const parts: [number, string][] = [
+    [Math.floor(seconds / 86_400), 'd'],
+    [Math.floor((seconds % 86_400) / 3_600), 'h'],
+    [Math.floor((seconds % 3_600) / 60), 'min'],
+    [seconds % 60, 's'],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first === -1) return '0 s';
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, unit]) => `${n} ${unit}`)
+    .join(' ');
 }

@@ -2,6 +2,8 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
+import { humanizeLimitNames, limitName } from './limit-names.js';
+
 const $ = (id) => document.getElementById(id);
 const els = {
   connection: $('connection'),
@@ -18,12 +20,8 @@ const els = {
   queueEmpty: $('queue-empty'),
 };
 
-const LIMIT_LABELS = {
-  messageRate: 'Messages (bucket)',
-  hourlyMessages: 'Messages this hour',
-  dailyMessages: 'Messages today',
-  dailyTokens: 'Tokens today',
-};
+/** A request on screen is named by the start of what the person typed, not by its id. */
+const NAME_CHARS = 32;
 
 const state = {
   ws: undefined,
@@ -145,7 +143,9 @@ function handle(msg) {
         text: previous?.text ?? textOf(id),
       });
       if (msg.type === 'request_queued')
-        notice(`Queued: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${msg.message ?? ''}`);
+        notice(
+          `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
+        );
       renderQueue();
       break;
     }
@@ -175,17 +175,17 @@ function handle(msg) {
     case 'request_cancelled':
       state.queued.delete(id);
       renderQueue();
-      notice(`Request ${id} cancelled.`);
+      notice(`${capitalized(nameOf(id))} cancelled.`);
       break;
     case 'request_expired':
       state.queued.delete(id);
       renderQueue();
-      notice(`Request ${id} expired: it waited too long.`, 'refusal');
+      notice(`${capitalized(nameOf(id))} expired: it waited too long.`, 'refusal');
       break;
     case 'request_failed':
       state.queued.delete(id);
       renderQueue();
-      notice(`Request ${id} failed: ${msg.message}`, 'refusal');
+      notice(`${capitalized(nameOf(id))} failed: ${humanizeLimitNames(msg.message ?? '')}`, 'refusal');
       break;
     case 'status':
       renderGauges(msg);
@@ -199,8 +199,12 @@ function handle(msg) {
 function refusal(msg) {
   const d = msg.details || {};
   const li = notice('', 'refusal');
-  const label = d.limit ? ` (${LIMIT_LABELS[d.limit] || d.limit})` : '';
-  const base = `Refused${label}: ${msg.message}`;
+  const what = msg.requestId ? ` ${nameOf(msg.requestId)}` : '';
+  const why =
+    msg.code === 'RATE_LIMIT_EXCEEDED' && d.limit
+      ? `${capitalized(limitName(d.limit))} limit reached.`
+      : humanizeLimitNames(msg.message ?? '');
+  const base = `Refused${what}: ${why}`;
   if (d.retryAfter === undefined) {
     li.textContent = `${base} [${msg.code}]`;
     return;
@@ -223,7 +227,7 @@ function renderGauges(status) {
       const label = document.createElement('div');
       label.className = 'label';
       const name = document.createElement('span');
-      name.textContent = LIMIT_LABELS[l.name] || l.name;
+      name.textContent = capitalized(limitName(l.name));
       const value = document.createElement('span');
       value.className = 'value';
       value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
@@ -298,6 +302,18 @@ function notice(text, kind = 'notice') {
 
 function textOf(requestId) {
   return els.log.querySelector(`li.user[data-request-id="${CSS.escape(requestId)}"]`)?.textContent;
+}
+
+/** `"What is the capital of…"`, or `request 1f2e…` for a request this page did not send. */
+function nameOf(requestId) {
+  const text = requestId ? textOf(requestId) : undefined;
+  if (text === undefined) return requestId ? `request ${requestId}` : 'a request';
+  const chars = [...text.replace(/\s+/g, ' ')];
+  return `“${chars.length > NAME_CHARS ? `${chars.slice(0, NAME_CHARS - 1).join('')}…` : chars.join('')}”`;
+}
+
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 function scrollDown() {

@@ -42,9 +42,9 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     await stack?.stop();
   });
 
-  async function openChat(width = 1100): Promise<Page> {
+  async function openChat(width = 1100, height = 800): Promise<Page> {
     const { token } = await newUser('browser');
-    const p = await browser.newPage({ viewport: { width, height: 800 } });
+    const p = await browser.newPage({ viewport: { width, height } });
     await p.goto(`${stack.httpUrl}/#url=${encodeURIComponent(stack.wsUrl)}&token=${token}`);
     await p.getByText('connected', { exact: true }).waitFor();
     return p;
@@ -79,6 +79,17 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     await page.locator('#queue li').nth(4).waitFor();
     expect(await page.locator('#queue li').count()).toBe(5);
     await page.screenshot({ path: join(ARTIFACTS, 'chat-queue.png') });
+    // Notices name a request by what was typed and a limit by its human name.
+    const notices = await page.locator('#log li.notice').allTextContents();
+    expect(
+      notices.some((n) =>
+        /^Queued “quick \d+”: #1 in line, about \d+ s\. Limit message rate reached/.test(n),
+      ),
+    ).toBe(true);
+    expect(await page.locator('body').textContent()).not.toMatch(/messageRate|dailyTokens/);
+    expect(await page.locator('.gauge[data-limit="messageRate"] .label span').first().textContent()).toBe(
+      'Message rate',
+    );
     // Cancel the last one in line with the keyboard-reachable button.
     await page
       .locator('#queue li')
@@ -90,10 +101,41 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     await expect.poll(() => page.locator('li.assistant .meta').count(), { timeout: 10_000 }).toBe(29);
   }, 60_000);
 
-  it('stays usable at phone width', async () => {
-    page = await openChat(390);
-    const composer = await page.locator('#composer').boundingBox();
-    expect(composer!.width).toBeLessThanOrEqual(390);
-    await page.screenshot({ path: join(ARTIFACTS, 'chat-phone.png'), fullPage: true });
+  it('keeps the message box on screen at phone width, with five requests in line', async () => {
+    const [width, height] = [390, 844];
+    page = await openChat(width, height);
+    const onScreen = async () => {
+      const box = (await page.locator('#message').boundingBox())!;
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width).toBeLessThanOrEqual(width);
+      expect(box.y).toBeGreaterThanOrEqual(0);
+      expect(box.y + box.height).toBeLessThanOrEqual(height);
+      // Nothing wider than the screen: no sideways scrolling.
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(width);
+    };
+    await onScreen();
+    await page.evaluate(() => {
+      const box = document.getElementById('message') as HTMLTextAreaElement;
+      const form = document.getElementById('composer') as HTMLFormElement;
+      for (let i = 0; i < 30; i++) {
+        box.value = `a longer question, number ${i}, to fill the line`;
+        form.requestSubmit();
+      }
+    });
+    await page.locator('#queue li').nth(4).waitFor();
+    await onScreen();
+    await page.screenshot({ path: join(ARTIFACTS, 'chat-phone.png') });
+  }, 30_000);
+
+  it('has an icon: the page links one and /favicon.ico answers', async () => {
+    page = await openChat();
+    const href = await page.locator('link[rel="icon"]').first().getAttribute('href');
+    const linked = await page.request.get(new URL(href!, stack.httpUrl).href);
+    expect(linked.status()).toBe(200);
+    expect(linked.headers()['content-type']).toBe('image/svg+xml');
+    const ico = await page.request.get(`${stack.httpUrl}/favicon.ico`);
+    expect(ico.status()).toBe(200);
+    // An ICO file: reserved 0, type 1 (icon), then at least one image.
+    expect([...(await ico.body()).subarray(0, 4)]).toEqual([0, 0, 1, 0]);
   });
 });

@@ -50,8 +50,9 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
   let streaming: string | undefined;
   let inputEnded = false;
   let startInput: (() => void) | undefined;
-  let lastStatus = '';
   const completed = new Set<string>();
+  /** Requests whose reply has started to arrive, streamed or not. */
+  const started = new Set<string>();
   const live = new LiveLine(out, (text) => paint('33', text));
 
   const write = (text: string) => out.write(text);
@@ -88,10 +89,16 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
       clearInterval(ticker);
       if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
     };
+    /** `status` asked for and not answered yet: the last one is shown before exiting. */
+    let statusAsked = 0;
     const maybeDone = () => {
-      if (inputEnded && pending.size === 0 && options.exitWhenDone !== false) finish(0);
+      if (inputEnded && pending.size === 0 && statusAsked === 0 && options.exitWhenDone !== false) finish(0);
     };
     const send = (payload: Json) => ws.send(JSON.stringify(payload));
+    const askStatus = () => {
+      statusAsked++;
+      send({ action: 'status' });
+    };
 
     const ticker = setInterval(drawQueue, 500);
 
@@ -116,7 +123,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
 
     ws.on('open', () => {
       line(dim(`connected to ${options.url} — type a message, or /status /cancel ID /resume /quit`));
-      send({ action: 'status' });
+      askStatus();
       // Read input once the first status is shown (or after a second), so it comes first.
       startInput = () => {
         startInput = undefined;
@@ -125,7 +132,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           const text = raw.trim();
           if (!text) return;
           if (text === '/quit') return finish(0);
-          if (text === '/status') return send({ action: 'status' });
+          if (text === '/status') return askStatus();
           if (text === '/resume') return send({ action: 'resume' });
           if (text.startsWith('/cancel'))
             return send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
@@ -157,16 +164,20 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           if (id && pending.get(id)) pending.get(id)!.queue = undefined;
           line(dim(`${name(id)}: your turn — processing`));
           break;
-        case 'chunk':
+        case 'chunk': {
           // Stream inline when this is the only request in flight (a conversation turn); with
-          // several at once their chunks would interleave, so each prints whole when complete.
-          if (streaming === undefined && pending.size === 1 && !completed.has(id!)) {
+          // several at once their chunks would interleave, so each prints whole when complete. A
+          // reply is streamed from its first chunk or not at all: never from the middle.
+          const first = !started.has(id!);
+          started.add(id!);
+          if (first && streaming === undefined && pending.size === 1 && !completed.has(id!)) {
             live.clear();
             write(paint('36', 'assistant> '));
             streaming = id;
           }
           if (streaming === id) write(String(msg.text ?? ''));
           break;
+        }
         case 'message_complete': {
           // A processor that crashed right after sending may send a reply twice: show it once.
           if (completed.has(id!)) break;
@@ -179,7 +190,8 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
             line(`${paint('36', 'assistant> ')}${String(msg.text ?? '')}`);
           }
           line(dim(`  (${usage.inputTokens ?? '?'} in + ${usage.outputTokens ?? '?'} out tokens)`));
-          send({ action: 'status' });
+          // What is left, once the last reply in flight is in: one status line per burst, not per reply.
+          if ([...pending.keys()].every((other) => other === id)) askStatus();
           break;
         }
         case 'request_queued':
@@ -216,14 +228,11 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
             paint('31', `${name(id)} failed: ${humanizeLimitNames(String(msg.message ?? ''))} (${msg.code})`),
           );
           break;
-        case 'status': {
-          // Every reply asks for a status; with several replies at once most are the same: show changes.
-          const limits = renderLimits(msg);
-          if (limits !== lastStatus) line(dim(limits));
-          lastStatus = limits;
+        case 'status':
+          statusAsked = Math.max(0, statusAsked - 1);
+          line(dim(renderLimits(msg)));
           startInput?.();
           break;
-        }
         case 'pong':
           line(dim('pong'));
           break;

@@ -83,21 +83,26 @@ function screenRows(output: string, columns: number): string[] {
 async function scriptedServer(
   onMessage: (requestId: string, text: string, send: (frame: Frame) => void) => void,
   status: Frame = { type: 'status', userId: 'ann', tier: 'free', limits: [], queue: { queued: 0 } },
-): Promise<{ url: string; close: () => Promise<void> }> {
+): Promise<{ url: string; close: () => Promise<void>; onStatus: () => void }> {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
   await new Promise((r) => server.once('listening', r));
+  const scripted = {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/local`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+    onStatus: (): void => undefined,
+  };
   server.on('connection', (socket) => {
     const send = (frame: Frame) => socket.send(JSON.stringify({ timestamp: Date.now(), ...frame }));
     socket.on('message', (data) => {
       const msg = JSON.parse(String(data)) as Frame;
-      if (msg.action === 'status') send(status);
+      if (msg.action === 'status') {
+        scripted.onStatus();
+        send(status);
+      }
       if (msg.action === 'sendMessage') onMessage(String(msg.requestId), String(msg.message), send);
     });
   });
-  return {
-    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/local`,
-    close: () => new Promise((r) => server.close(() => r(undefined))),
-  };
+  return scripted;
 }
 
 /** Replies to a request at once, the way the echo model would. */
@@ -205,6 +210,44 @@ describe('terminal chat client', () => {
       expect(output).toContain('"where am I" moved back: #3 in line (3 in queue), ~9 s');
       expect(output).toContain('"where am I" moved up: #1 in line (2 in queue), ~3 s');
       expect(output.match(/moved up/g)).toHaveLength(1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('streams a reply from its first chunk or not at all, never from the middle', async () => {
+    const ids: string[] = [];
+    const server = await scriptedServer((requestId, _text, send) => {
+      ids.push(requestId);
+      if (ids.length < 2) return;
+      const [a, b] = ids as [string, string];
+      // A's reply starts while B is in flight too, B finishes, then the rest of A arrives.
+      send({ type: 'chunk', requestId: a, text: 'Echo: first ' });
+      reply(b, 'second', send);
+      send({ type: 'chunk', requestId: a, text: 'half' });
+      send({ type: 'message_complete', requestId: a, text: 'Echo: first half', usage: {} });
+    });
+    try {
+      const { output } = await chat(['first', 'second'], 'any', server.url);
+      expect(output.match(/^assistant> .*$/gm)).toEqual([
+        'assistant> Echo: second',
+        'assistant> Echo: first half',
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('shows what is left once a burst of replies is in, not after each one', async () => {
+    let statusAsked = 0;
+    const server = await scriptedServer((requestId, text, send) => reply(requestId, text, send));
+    server.onStatus = () => statusAsked++;
+    try {
+      const { output } = await chat(['one', 'two', 'three'], 'any', server.url);
+      expect(output.match(/assistant> /g)).toHaveLength(3);
+      // One when connected, one when the last reply was in, and that one is shown before exiting.
+      expect(statusAsked).toBe(2);
+      expect(output.trimEnd().split('\n').at(-1)).toMatch(/^status: /);
     } finally {
       await server.close();
     }

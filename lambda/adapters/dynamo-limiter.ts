@@ -82,6 +82,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly failPolicy: 'open' | 'closed';
   private readonly onFailOpen?: (cause: string) => void;
   private readonly items: UserItems;
+  /** Items that stayed busy through every retry, until when they are left alone. */
+  private readonly busyUntil = new Map<string, number>();
   readonly breaker: StoreBreaker;
 
   constructor(options: DynamoLimiterOptions) {
@@ -144,15 +146,30 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     arrivedAtMs: number,
   ): Promise<Decision> {
     const state = { ambiguousWrite: false };
+    const isReplay = input.queue?.mode === 'replay';
+    // An item found busy stays so for the retryAfter its refusal told: frames behind it in the
+    // lane are refused the same way without piling more calls onto it.
+    if (!isReplay && (this.busyUntil.get(key) ?? 0) > this.items.clock()) return this.busy(input, nowMs);
     try {
       return await this.items.withRetries(() => this.decideOnStore(key, input, nowMs, arrivedAtMs, state));
     } catch (err) {
       // A replay must leave the waiting list in the same write that admits it, so it never
       // fails open or closed: the processor tries again later.
-      if (input.queue?.mode === 'replay') throw err;
+      if (isReplay) throw err;
       if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
-      if (err instanceof LimiterBusyError) return this.busy(input, nowMs);
+      if (err instanceof LimiterBusyError) {
+        this.markBusy(key);
+        return this.busy(input, nowMs);
+      }
       throw err;
+    }
+  }
+
+  private markBusy(key: string): void {
+    this.busyUntil.set(key, this.items.clock() + BUSY_RETRY_AFTER_MS);
+    if (this.busyUntil.size > 1000) {
+      const now = this.items.clock();
+      for (const [k, until] of this.busyUntil) if (until <= now) this.busyUntil.delete(k);
     }
   }
 

@@ -104,11 +104,12 @@ export class ChatService {
   /**
    * May a refused request wait in the queue? Not when queueing is off, the queue is full (as the
    * decision saw it, after this frame arrived: no write needed to say so), or the wait would be
-   * longer than `MAX_QUEUE_WAIT`; and never a duplicate or a refusal of an unavailable store.
+   * longer than `MAX_QUEUE_WAIT`; never a duplicate or a refusal of an unavailable store; and not
+   * when the user's item is busy (the queue lives in that same item: the write would fail too).
    */
   private mayWait(decision: DeniedDecision, nowMs: number): boolean {
     const { settings } = this.deps;
-    if (decision.limit === 'duplicate' || decision.limit === 'unavailable') return false;
+    if (['duplicate', 'unavailable', 'busy'].includes(decision.limit)) return false;
     if (settings.maxQueuedPerUser === 0 || decision.queued >= settings.maxQueuedPerUser) return false;
     return waitSeconds(decision, decision.queued + 1, nowMs) <= settings.maxQueueWaitSeconds;
   }

@@ -105,9 +105,11 @@ export class ReplayService {
     remainingTimeMs: () => number,
   ): Promise<ReplayResult> {
     const { limiter, now, settings } = this.deps;
-    for (;;) {
+    // The first look is a read: this instance's belief may be old. After that, what the last write
+    // or read of this loop returned is the item (a stale belief only fails a condition, then reads).
+    for (let fresh = true; ; fresh = false) {
       const nowMs = now();
-      const view = await limiter.view(userId, undefined, nowMs);
+      const view = await limiter.view(userId, undefined, nowMs, { fresh });
       const { snap } = view;
       if (snap.active) {
         const { active } = snap;

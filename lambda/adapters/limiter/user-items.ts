@@ -58,6 +58,7 @@ export class UserItems {
   private readonly cacheSize: number;
   readonly clock: () => number;
   private readonly beliefs = new Map<string, Belief>();
+  private probing: Promise<void> | undefined;
   private readonly lanes = new Map<string, Promise<unknown>>();
 
   constructor(options: UserItemsOptions) {
@@ -172,13 +173,40 @@ export class UserItems {
     } catch (err) {
       const kind = classifyStoreError(err);
       if (kind === 'fault') {
-        this.breaker.recordFault(describeError(err));
+        if (this.breaker.recordFault()) await this.probeOtherItem(describeError(err));
         throw new StoreFaultError(describeError(err), { cause: err });
       }
       this.breaker.recordAnswer();
       if (kind === 'throttled') throw new StoreThrottledError(describeError(err), { cause: err });
       throw err;
     }
+  }
+
+  /**
+   * Before the breaker opens: does the store answer for an item no user writes? If it does, only
+   * some items are slow (a hot user), and nothing may fail open; if not, the store is down.
+   */
+  private probeOtherItem(cause: string): Promise<void> {
+    this.probing ??= this.client
+      .send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: PROBE_KEY }),
+          ConsistentRead: true,
+        }),
+        { abortSignal: AbortSignal.timeout(this.timeoutMs) },
+      )
+      .then(
+        () => this.breaker.recordAnswer(),
+        (err) => {
+          if (classifyStoreError(err) === 'fault') this.breaker.open(cause);
+          else this.breaker.recordAnswer();
+        },
+      )
+      .finally(() => {
+        this.probing = undefined;
+      });
+    return this.probing;
   }
 
   private remember(key: string, snap: LimiterSnapshot, observedAtMs: number): LimiterSnapshot {
@@ -191,6 +219,9 @@ export class UserItems {
     return snap;
   }
 }
+
+/** The item the breaker reads to tell one slow item from a store that is down (never written). */
+export const PROBE_KEY = 'breaker#probe';
 
 /** A belief of nothing: plan as for a new item; it is never fresh enough to refuse from. */
 export const UNKNOWN: Belief = Object.freeze({

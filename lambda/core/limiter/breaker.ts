@@ -5,8 +5,12 @@
  *
  * The breaker (one per function instance) watches every call its limiter makes, for every user:
  *
- *   closed ──(no answer at all for `silenceMs`, and ≥ `minFaults` faults in that time)──▶ open
+ *   closed ──(no answer at all for `silenceMs`, ≥ `minFaults` faults in that time, and a probe
+ *             of another item gets no answer either)──▶ open
  *   open ──(a probe, at most one every `probeIntervalMs`, gets any answer)──▶ closed
+ *
+ * The probe before opening is what tells "this user's item is slow" from "the store is down": it
+ * reads an item no user writes, so it answers whenever the store answers anyone.
  *
  * An *answer* is anything DynamoDB said, refusals included (ConditionalCheckFailed, throttling,
  * validation). A *fault* is a call that got no answer: a timeout, a dropped connection, a 5xx.
@@ -74,14 +78,22 @@ export class StoreBreaker {
     }
   }
 
-  /** A call got no answer. */
-  recordFault(cause: string): void {
+  /**
+   * A call got no answer. True when the store has now been silent long enough to suspect an
+   * outage: the caller probes another item and then calls {@link open} or {@link recordAnswer}.
+   */
+  recordFault(): boolean {
     this.faultsSinceAnswer++;
-    if (this.stateNow === 'open') return;
+    if (this.stateNow === 'open') return false;
     const silentForMs = this.clock() - this.lastAnswerAtMs;
-    if (silentForMs >= this.silenceMs && this.faultsSinceAnswer >= this.minFaults) {
-      this.stateNow = 'open';
-      this.onChange?.('open', { cause });
-    }
+    return silentForMs >= this.silenceMs && this.faultsSinceAnswer >= this.minFaults;
+  }
+
+  /** The probe got no answer either: the store is down for everyone. */
+  open(cause: string): void {
+    if (this.stateNow === 'open') return;
+    this.stateNow = 'open';
+    this.lastProbeAtMs = this.clock();
+    this.onChange?.('open', { cause });
   }
 }

@@ -1,0 +1,172 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { metricTotals } from '../../lambda/adapters/observability';
+import type { LocalStack } from '../../local/stack';
+import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
+import { newUser, startTestStack } from '../support/local-stack';
+import { type ServerFrame, TestClient } from '../support/ws-client';
+
+/**
+ * One user, several connections, hundreds of frames at once, through the whole local stack
+ * (SPEC §2 Bursts, §4). The free tier here refills one message a minute instead of one every
+ * 3 s (same capacity of 25), so no refill lands inside a burst and every count is exact.
+ */
+const LIMITS = { tiers: { free: { messagesPerMinute: 1, burst: 24 } } };
+const FIRST = ['message_accepted', 'request_queued', 'error'];
+
+describe('a burst from one user over several connections', () => {
+  let stack: LocalStack;
+  let dynamo: DynamoProxy;
+  beforeAll(async () => {
+    dynamo = await startDynamoProxy(inject('dynamodbEndpoint'));
+    stack = await startTestStack(
+      { LIMITS_CONFIG: JSON.stringify(LIMITS), LIMITER_TIMEOUT_MS: '500' },
+      { dynamodbEndpoint: dynamo.endpoint },
+    );
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await dynamo?.stop();
+  });
+
+  /** Connects `n` clients of one user. */
+  async function connections(token: string, n: number): Promise<TestClient[]> {
+    return Promise.all(Array.from({ length: n }, () => TestClient.connect(stack.wsUrl, token)));
+  }
+
+  /** Sends `frames` frames round-robin, all at once, and waits until each was answered. */
+  async function fire(
+    clients: TestClient[],
+    frames: number,
+    frame: (i: number) => Record<string, unknown>,
+  ): Promise<Map<string, ServerFrame>> {
+    const ids = new Set(Array.from({ length: frames }, (_, i) => String(frame(i).requestId)));
+    for (let i = 0; i < frames; i++) clients[i % clients.length]!.send(frame(i));
+    const answered = () =>
+      clients.flatMap((c) => c.frames).filter((f) => FIRST.includes(f.type) && ids.has(String(f.requestId)));
+    await waitUntil(() => answered().length >= frames, 60_000);
+    const first = new Map<string, ServerFrame>();
+    for (const f of answered()) if (!first.has(String(f.requestId))) first.set(String(f.requestId), f);
+    return first;
+  }
+
+  it('admits exactly 25 of 300 frames over 5 connections, queues exactly 10 at 1..10, refuses the rest, for little', async () => {
+    const { token } = await newUser('burst');
+    const clients = await connections(token, 5);
+    dynamo.reset();
+    const first = await fire(clients, 300, (i) => ({
+      action: 'sendMessage',
+      requestId: `b${i}`,
+      message: `q ${i}`,
+    }));
+    const all = clients.flatMap((c) => c.frames);
+    const of = (type: string) => [...first.values()].filter((f) => f.type === type);
+    expect(first.size).toBe(300);
+    expect(of('message_accepted')).toHaveLength(25);
+    expect(of('request_queued')).toHaveLength(10);
+    expect(
+      of('request_queued')
+        .map((f) => f.position)
+        .sort((a, b) => Number(a) - Number(b)),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    expect(of('error')).toHaveLength(265);
+    expect(new Set(of('error').map((f) => f.code))).toEqual(new Set(['QUEUE_FULL']));
+    // Every frame got exactly one first answer; the admitted ones end exactly once.
+    for (const id of first.keys()) {
+      expect(all.filter((f) => f.requestId === id && FIRST.includes(f.type))).toHaveLength(1);
+    }
+    await waitForCompletes(clients, 25);
+    const calls = dynamo.total();
+    // 25 decisions + 25 settles + 10 enqueues, and the refusals decided from the item the
+    // previous frame left: far under one call per frame.
+    expect(calls / 300).toBeLessThanOrEqual(1.3);
+    // The queue cap, as the item holds it.
+    const status = await clients[0]!.request({ action: 'status' }, 'status');
+    expect(status.queue).toMatchObject({ queued: 10 });
+    for (const c of clients) c.close();
+  }, 90_000);
+
+  it('never overdraws the daily token budget: 300 frames of 8,000 characters asking 2,002 tokens each', async () => {
+    const { token } = await newUser('tokens');
+    const clients = await connections(token, 5);
+    const prompt = 'p'.repeat(7_990);
+    const first = await fire(clients, 300, (i) => ({
+      action: 'sendMessage',
+      requestId: `t${i}`,
+      message: `${prompt} ${i}`,
+      maxTokens: 2002,
+    }));
+    const admitted = [...first.values()].filter((f) => f.type === 'message_accepted').length;
+    await waitForCompletes(clients, admitted);
+    const completes = clients.flatMap((c) => c.ofType('message_complete'));
+    const used = completes.reduce((sum, f) => sum + (f.usage as { totalTokens: number }).totalTokens, 0);
+    expect(used).toBeLessThanOrEqual(100_000);
+    // What the replies used is what the limiter charged, once every reply settled.
+    const status = await clients[0]!.request({ action: 'status' }, 'status');
+    const daily = (status.limits as { name: string; used: number }[]).find((l) => l.name === 'dailyTokens');
+    expect(daily?.used).toBe(used);
+    for (const c of clients) c.close();
+  }, 90_000);
+
+  it('never admits uncounted when one user is throttled or slow, while others are served', async () => {
+    const hot = await newUser('hot');
+    const calm = await newUser('calm');
+    const hotClients = await connections(hot.token, 3);
+    const calmClient = await TestClient.connect(stack.wsUrl, calm.token);
+    const failOpenBefore = metricTotals.get('LimiterFailOpen') ?? 0;
+    let retryAt = 0;
+    const aboutHot = (_op: string, body: string) => body.includes(`user#${hot.userId}`);
+    for (const fault of [{ kind: 'throttle' } as const, { kind: 'hang' } as const]) {
+      dynamo.inject(aboutHot, fault);
+      const prefix = fault.kind;
+      const first = await fire(hotClients, 60, (i) => ({
+        action: 'sendMessage',
+        requestId: `${prefix}${i}`,
+        message: 'hi',
+      }));
+      const calmReply = await calmClient.request(
+        { action: 'sendMessage', requestId: `calm-${prefix}`, message: 'hello' },
+        'message_complete',
+      );
+      expect(calmReply.requestId).toBe(`calm-${prefix}`);
+      dynamo.clear();
+      // Nothing about the hot user was admitted or queued: every frame was refused, with a wait.
+      expect([...first.values()].every((f) => f.type === 'error' && f.code === 'RATE_LIMIT_EXCEEDED')).toBe(
+        true,
+      );
+      expect([...first.values()].every((f) => (f.details as { retryAfter: number }).retryAfter >= 1)).toBe(
+        true,
+      );
+      retryAt = Math.max(
+        retryAt,
+        ...[...first.values()].map((f) => (f.details as { resetAt: number }).resetAt),
+      );
+    }
+    expect(metricTotals.get('LimiterFailOpen') ?? 0).toBe(failOpenBefore);
+    // The hot user's item was never charged: once the refusals' retryAfter has passed, a fresh
+    // burst gets the whole bucket.
+    await waitUntil(() => Date.now() >= retryAt, 5_000);
+    const after = await fire(hotClients, 30, (i) => ({
+      action: 'sendMessage',
+      requestId: `after${i}`,
+      message: 'hi',
+    }));
+    expect([...after.values()].filter((f) => f.type === 'message_accepted')).toHaveLength(25);
+    for (const c of [...hotClients, calmClient]) c.close();
+  }, 90_000);
+});
+
+async function waitForCompletes(clients: TestClient[], n: number): Promise<void> {
+  await waitUntil(
+    () => clients.reduce((sum, c) => sum + c.ofType('message_complete').length, 0) >= n,
+    30_000,
+  );
+}
+
+/** Frames of several clients: re-checked every 20 ms until `condition` holds or `timeoutMs` passes. */
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

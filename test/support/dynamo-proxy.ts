@@ -1,0 +1,99 @@
+import { createServer, request, type Server } from 'node:http';
+
+/** What to do with one DynamoDB request instead of (or before) forwarding it. */
+export type DynamoFault =
+  /** Answer as DynamoDB does when the item's partition is hot. */
+  | { readonly kind: 'throttle' }
+  /** Hold the request this long, then forward it (a slow store, from the caller's side). */
+  | { readonly kind: 'delay'; readonly ms: number }
+  /** Never answer and never apply it: the caller's timeout is all it sees. */
+  | { readonly kind: 'hang' };
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a DynamoDB emulator that counts every operation by its
+ * `X-Amz-Target` header and can inject a fault into the requests a rule picks (by operation and
+ * body: e.g. every call about one user's item). Nothing about the client or the handlers is
+ * mocked: they talk to it as to DynamoDB.
+ */
+export interface DynamoProxy {
+  readonly endpoint: string;
+  /** Operations seen since the last reset, by operation (`UpdateItem`, `GetItem`, ...). */
+  calls(): Record<string, number>;
+  total(): number;
+  reset(): void;
+  /** Applies `fault` to every request for which `picks` is true, until cleared. */
+  inject(picks: (operation: string, body: string) => boolean, fault: DynamoFault): void;
+  clear(): void;
+  stop(): Promise<void>;
+}
+
+export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
+  const upstream = new URL(target);
+  const counts: Record<string, number> = {};
+  let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFault } | undefined;
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      const operation =
+        String(req.headers['x-amz-target'] ?? 'unknown')
+          .split('.')
+          .pop() ?? 'unknown';
+      counts[operation] = (counts[operation] ?? 0) + 1;
+      const fault = rule?.picks(operation, body.toString('utf8')) ? rule.fault : undefined;
+      if (fault?.kind === 'throttle') {
+        const text = JSON.stringify({
+          __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException',
+          message: 'Rate of requests exceeds the allowed throughput.',
+        });
+        res.writeHead(400, {
+          'content-type': 'application/x-amz-json-1.0',
+          'content-length': Buffer.byteLength(text),
+        });
+        res.end(text);
+        return;
+      }
+      if (fault?.kind === 'hang') return; // the socket closes when the caller gives up
+      if (fault?.kind === 'delay') await new Promise((resolve) => setTimeout(resolve, fault.ms));
+      const forward = request(
+        {
+          host: upstream.hostname,
+          port: Number(upstream.port),
+          method: req.method,
+          path: req.url,
+          headers: req.headers,
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 500, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      forward.on('error', () => res.destroy());
+      res.on('close', () => forward.destroy());
+      forward.end(body);
+    });
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    calls: () => ({ ...counts }),
+    total: () => Object.values(counts).reduce((a, b) => a + b, 0),
+    reset: () => {
+      for (const k of Object.keys(counts)) delete counts[k];
+    },
+    inject: (picks, fault) => {
+      rule = { picks, fault };
+    },
+    clear: () => {
+      rule = undefined;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

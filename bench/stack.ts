@@ -47,8 +47,8 @@ async function start(): Promise<BenchStack> {
     environment: {
       ECHO_DELAY_MS: '0',
       // dynalite serves a few hundred operations a second from this one process; a burst of
-      // 1,500 messages queues up inside it. The default 1 s would (correctly) fail open, which
-      // is not what these benchmarks measure.
+      // 1,500 messages queues up inside it. With the default 2 s some calls would time out and
+      // be refused as busy (never admitted), which is not what these benchmarks measure.
       LIMITER_TIMEOUT_MS: '20000',
       CONNECT_LIMIT_PER_MINUTE: '100000',
       POWERTOOLS_LOG_LEVEL: 'ERROR',

@@ -16,7 +16,7 @@ const PARTS = {
   queue: () => import('../bench/queue').then((m) => m.queueBench),
   load: () => import('../bench/load').then((m) => m.loadBench),
   bundles: () => import('../bench/bundles').then((m) => m.bundlesBench),
-  // burst: () => import('../bench/burst').then((m) => m.burstBench),
+  burst: () => import('../bench/burst').then((m) => m.burstBench),
 } as const;
 
 type PartName = keyof typeof PARTS;

@@ -7,7 +7,9 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../
 /**
  * Starts the whole local stack (gateway, handlers, poller) on the run's shared emulators, with a
  * fresh resource prefix, a random port and no echo delay. One per test file: handlers read their
- * configuration once per process, as in Lambda.
+ * configuration once per process, as in Lambda. AWS's timeouts are enforced with AWS's values (the
+ * 29 s integration timeout, each function's Timeout); a test about them shrinks them with
+ * `{ timeoutScale }` or `{ functionTimeoutsMs }` in `options` (docs/local.md).
  */
 export async function startTestStack(
   environment: Record<string, string> = {},

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
-import { TestClient, waitUntilStatusAnswers } from '../support/ws-client';
+import { TestClient, untilTime, waitUntilStatusAnswers } from '../support/ws-client';
 
 /** LIMITER_FAIL_POLICY=closed: while DynamoDB is away, requests are refused, clearly. */
 describe('faults, limiter failing closed', () => {
@@ -28,13 +28,15 @@ describe('faults, limiter failing closed', () => {
     try {
       // Busy refusals first (the store has not been silent long enough), then `unavailable`.
       let refusal: Awaited<ReturnType<TestClient['request']>> | undefined;
-      for (let i = 0; i < 40; i++) {
+      for (let i = 0; i < 20; i++) {
         refusal = await client.request(
           { action: 'sendMessage', requestId: `down${i}`, message: 'hi' },
           'error',
         );
         if (refusal.code !== 'RATE_LIMIT_EXCEEDED') break;
         expect(refusal.details).toMatchObject({ limit: 'busy' });
+        // A well-behaved client waits as long as it was told before it tries again.
+        await untilTime((refusal.details as { resetAt: number }).resetAt);
       }
       expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', details: { retryAfter: 1 } });
       expect(client.ofType('message_accepted')).toHaveLength(0);

@@ -129,3 +129,9 @@ export async function waitUntilStatusAnswers(client: TestClient): Promise<void> 
   }
   throw new Error('the limiter never answered status again');
 }
+
+/** Resolves once the wall clock reaches `epochMs` (a `retryAfter` the server told), within 10 s. */
+export async function untilTime(epochMs: number): Promise<void> {
+  const ms = Math.min(10_000, Math.max(0, epochMs - Date.now()));
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -15,6 +15,10 @@ export interface ChatConfig {
   readonly deadLetterQueueUrl?: string;
   /** Set for functions that post to connections. */
   readonly wsManagementEndpoint?: string;
+  /** Set for functions that hand replies to the reply runner (FUNCTIONS[fn].invokes). */
+  readonly replyFunctionName?: string;
+  /** Local only: the local gateway's Lambda Invoke API; undefined in AWS. */
+  readonly lambdaEndpoint?: string;
   /** Local emulators only; undefined in AWS. */
   readonly dynamodbEndpoint?: string;
   readonly sqsEndpoint?: string;
@@ -51,6 +55,8 @@ const chatEnvSchema = z.object({
   [ENV.requestQueueUrl]: z.string().url().optional(),
   [ENV.deadLetterQueueUrl]: z.string().url().optional(),
   [ENV.wsManagementEndpoint]: z.string().url().optional(),
+  [ENV.replyFunctionName]: z.string().min(1).optional(),
+  [ENV.lambdaEndpoint]: z.string().url().optional(),
   [ENV.dynamodbEndpoint]: z.string().url().optional(),
   [ENV.sqsEndpoint]: z.string().url().optional(),
   [ENV.limitsConfig]: z.string().optional(),
@@ -82,6 +88,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
   const usesQueue = queues.some(({ queue }) => queue === 'requests');
   const usesDlq = queues.some(({ queue }) => queue === 'dlq');
   const postsToConnections = 'postsToConnections' in def && def.postsToConnections;
+  const invokesReply = 'invokes' in def && (def.invokes as readonly string[]).includes('reply');
   const model: ModelConfig =
     e[ENV.model] === 'bedrock'
       ? { kind: 'bedrock', modelId: required(e[ENV.bedrockModelId], ENV.bedrockModelId) }
@@ -93,6 +100,8 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
     wsManagementEndpoint: postsToConnections
       ? required(e[ENV.wsManagementEndpoint], ENV.wsManagementEndpoint)
       : undefined,
+    replyFunctionName: invokesReply ? required(e[ENV.replyFunctionName], ENV.replyFunctionName) : undefined,
+    lambdaEndpoint: e[ENV.lambdaEndpoint],
     dynamodbEndpoint: e[ENV.dynamodbEndpoint],
     sqsEndpoint: e[ENV.sqsEndpoint],
     tiers: parseTierLimits(e[ENV.limitsConfig] ?? ''),

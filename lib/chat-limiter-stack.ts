@@ -156,9 +156,8 @@ export class ChatLimiterStack extends Stack {
     functions: Record<FunctionKey, { addToRolePolicy(s: PolicyStatement): void }>,
     model: BedrockModelAccess,
   ) {
-    for (const key of ['message', 'processor'] as const) {
-      for (const statement of bedrockStatements(this, model)) functions[key].addToRolePolicy(statement);
-    }
+    // Only the reply runner calls the model; the route functions and the processor hand off to it.
+    for (const statement of bedrockStatements(this, model)) functions.reply.addToRolePolicy(statement);
     const profile = inferenceProfileOf(model);
     if (!profile) return;
     if (!Token.isUnresolved(this.region) && !isSourceRegionOf(profile, this.region)) {

@@ -36,6 +36,8 @@ export interface SqsPollerOptions {
 export interface SqsPoller {
   /** Resolves when no invocation is running. */
   idle(): Promise<void>;
+  /** Is an invocation running now? */
+  busy(): boolean;
   stop(): Promise<void>;
 }
 
@@ -128,6 +130,7 @@ export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
     idle: async () => {
       while (running.size > 0) await Promise.allSettled([...running]);
     },
+    busy: () => running.size > 0,
     stop: async () => {
       stopping = true;
       controller.abort();

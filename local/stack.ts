@@ -1,5 +1,12 @@
 import { fileURLToPath } from 'node:url';
-import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
+import {
+  ENV,
+  FUNCTIONS,
+  type FunctionDefinition,
+  type FunctionKey,
+  ROUTES,
+  type RouteKey,
+} from '../lambda/core/resources';
 import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
@@ -99,6 +106,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.dynamodbEndpoint]: emulators.dynamodbEndpoint,
       [ENV.sqsEndpoint]: emulators.sqsEndpoint,
       [ENV.wsManagementEndpoint]: gateway.managementEndpoint,
+      [ENV.lambdaEndpoint]: gateway.httpUrl,
+      [ENV.replyFunctionName]: FUNCTIONS.reply.id,
       AWS_REGION: process.env.AWS_REGION ?? LOCAL_REGION,
       POWERTOOLS_SERVICE_NAME: 'chat-limiter',
       POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
@@ -107,10 +116,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // Each function runs under its own Timeout, as in Lambda (local/gateway/lambda-runner.ts).
     const handlers = {} as Record<FunctionKey, LocalFunction>;
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      const def: FunctionDefinition = FUNCTIONS[key];
       handlers[key] = {
-        name: FUNCTIONS[key].id,
-        handler: await loadHandler(FUNCTIONS[key]),
+        name: def.id,
+        handler: await loadHandler(def),
         timeoutMs: timeouts.functionsMs[key],
+        asyncRetryAttempts: def.asyncRetryAttempts,
       };
     }
     const routes = Object.fromEntries(
@@ -119,10 +130,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     gateway.attach({
       authorizer: handlers.authorizer,
       routes,
-      functions: { [FUNCTIONS.admin.id]: handlers.admin },
+      functions: { [FUNCTIONS.admin.id]: handlers.admin, [FUNCTIONS.reply.id]: handlers.reply },
     });
 
     let poller: SqsPoller | undefined;
+    const isQuiet = async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      return (poller?.busy() ?? false) === false && !gateway.asyncBusy();
+    };
     if (options.runProcessor !== false) {
       poller = startSqsPoller({
         sqs,
@@ -142,7 +157,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       managementEndpoint: gateway.managementEndpoint,
       emulators,
       resources,
-      processorIdle: () => poller?.idle() ?? Promise.resolve(),
+      // Quiet: no batch in the processor and no reply runner working or waiting to retry.
+      processorIdle: async () => {
+        do {
+          await (poller?.idle() ?? Promise.resolve());
+          await gateway.asyncIdle();
+        } while (!(await isQuiet()));
+      },
       stop: async () => {
         for (const stop of stops) await stop();
       },

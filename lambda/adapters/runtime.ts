@@ -6,6 +6,7 @@
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type ChatConfig, parseFunctionConfig } from '../config';
@@ -14,11 +15,13 @@ import { AdminService } from '../services/admin-service';
 import { ChatService } from '../services/chat-service';
 import type { ConnectionDirectory, ConnectionSender } from '../services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-service';
+import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
 import { createChatModel } from './models';
 import { Notifier } from './notifier';
 import { logPort, metricsPort } from './observability';
+import { LambdaReplyHandoff } from './reply-handoff';
 import { ReplyStore } from './reply-store';
 import { RequestQueue } from './request-queue';
 
@@ -124,6 +127,17 @@ function userFacing(fn: FunctionKey) {
   return { config, dynamo, limiter, store, connections, sender, directory };
 }
 
+/** Hands admitted requests to the reply runner (locally through the gateway's Invoke API). */
+function handoffFor(config: ChatConfig): LambdaReplyHandoff {
+  const client = new LambdaClient({
+    endpoint: config.lambdaEndpoint,
+    credentials: config.lambdaEndpoint ? { accessKeyId: 'local', secretAccessKey: 'local' } : undefined,
+    maxAttempts: 2,
+    requestHandler: requestHandler(),
+  });
+  return new LambdaReplyHandoff(client, config.replyFunctionName!);
+}
+
 export const chatRuntime = once(() => {
   const base = userFacing('message');
   const { config } = base;
@@ -131,7 +145,7 @@ export const chatRuntime = once(() => {
   const chat = new ChatService({
     ...base,
     queue,
-    model: createChatModel(config.model),
+    handoff: handoffFor(config),
     metrics: metricsPort,
     log: logPort,
     settings: { maxQueuedPerUser: config.maxQueuedPerUser, maxQueueWaitSeconds: config.maxQueueWaitSeconds },
@@ -147,7 +161,7 @@ export const processorRuntime = once(() => {
   const replay = new ReplayService({
     ...base,
     queue,
-    model: createChatModel(config.model),
+    handoff: handoffFor(config),
     metrics: metricsPort,
     log: logPort,
     settings: DEFAULT_REPLAY_SETTINGS,
@@ -155,6 +169,23 @@ export const processorRuntime = once(() => {
     sleep,
   });
   return { ...base, replay, queue, now };
+});
+
+export const replyRuntime = once(() => {
+  const base = userFacing('reply');
+  const { config } = base;
+  const queue = new RequestQueue(sqsClient(config), config.requestQueueUrl!, config.deadLetterQueueUrl);
+  const runner = new ReplyRunner({
+    ...base,
+    queue,
+    model: createChatModel(config.model),
+    metrics: metricsPort,
+    log: logPort,
+    settings: DEFAULT_RUNNER_SETTINGS,
+    now,
+    sleep,
+  });
+  return { ...base, runner, now };
 });
 
 export const adminRuntime = once(() => {

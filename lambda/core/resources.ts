@@ -32,6 +32,10 @@ export const ENV = {
   model: 'MODEL',
   bedrockModelId: 'BEDROCK_MODEL_ID',
   echoDelayMs: 'ECHO_DELAY_MS',
+  /** The reply runner's function name, for the functions that hand replies to it. */
+  replyFunctionName: 'REPLY_FUNCTION_NAME',
+  /** Local only: the Lambda Invoke API of the local gateway. Never set in AWS. */
+  lambdaEndpoint: 'LAMBDA_ENDPOINT',
   /** Local only: the HS256 secret itself. In AWS the secret lives in Secrets Manager. */
   jwtSecret: 'JWT_SECRET',
   /** AWS: ARN of the Secrets Manager secret holding the HS256 secret. */
@@ -202,9 +206,16 @@ export interface FunctionDefinition {
   readonly queues?: readonly QueueAccess[];
   /** Needs `execute-api:ManageConnections` on the stage. */
   readonly postsToConnections?: boolean;
+  /** Functions it invokes asynchronously (`lambda:InvokeFunction`, their name in its environment). */
+  readonly invokes?: readonly 'reply'[];
+  /** Lambda's retries of a failed asynchronous invocation (0–2). @default 2 (Lambda's) */
+  readonly asyncRetryAttempts?: number;
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
 }
+
+/** API Gateway waits at most this long for a WebSocket route integration (a fixed quota). */
+export const ROUTE_INTEGRATION_TIMEOUT_SECONDS = 29;
 
 /**
  * What the limiter calls on the limits table (dynamo-limiter.ts): consistent reads and
@@ -272,7 +283,10 @@ export const FUNCTIONS = {
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
     queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
     postsToConnections: true,
-    timeoutSeconds: 120,
+    // It decides and hands an admitted request to the reply runner: it never waits for a model,
+    // so it stays well inside API Gateway's 29 s.
+    invokes: ['reply'],
+    timeoutSeconds: 20,
     memoryMb: 512,
   },
   processor: {
@@ -302,9 +316,43 @@ export const FUNCTIONS = {
       { queue: 'dlq', actions: ['sqs:SendMessage'] },
     ],
     postsToConnections: true,
-    timeoutSeconds: 100,
+    // It admits the head of a user's queue and hands it to the reply runner; its longest wait is
+    // an in-process sleep of at most 10 s before a short decision.
+    invokes: ['reply'],
+    timeoutSeconds: 30,
     memoryMb: 512,
   },
+  /**
+   * The reply runner: streams an admitted request's reply, settles its tokens and releases what it
+   * holds. Invoked asynchronously by the message function (direct requests) and the processor
+   * (queued ones), never behind a route, so a reply may take as long as the model needs. Its
+   * Timeout covers the longest reply a configured model can produce (docs/architecture.md).
+   */
+  reply: {
+    id: 'ReplyRunner',
+    entry: 'lambda/handlers/reply.ts',
+    handler: 'handler',
+    tables: [
+      // Settling the reservation (and, for a queued request, ending it as the user's active one).
+      { table: 'limits', actions: LIMITER_ACTIONS },
+      REPLY_CONNECTIONS,
+      // A finished reply nobody was connected for is kept for `resume`.
+      { table: 'requests', actions: ['dynamodb:PutItem'] },
+    ],
+    queues: [
+      // A queued request's wake-up is held in flight while its reply runs, and released after.
+      { queue: 'requests', actions: ['sqs:ChangeMessageVisibility'] },
+      // A queued request that fails for good goes to the DLQ with its reason.
+      { queue: 'dlq', actions: ['sqs:SendMessage'] },
+    ],
+    postsToConnections: true,
+    // A runner that dies mid-reply is run once more by Lambda; the retry takes over the same
+    // reservation (charged once).
+    asyncRetryAttempts: 1,
+    timeoutSeconds: 900,
+    memoryMb: 512,
+  },
+
   admin: {
     id: 'Admin',
     entry: 'lambda/handlers/admin.ts',

@@ -1,6 +1,7 @@
 /**
  * The queue processor (SQS event source, FIFO, `reportBatchItemFailures`). Records of one user
- * (message group) are replayed in order, one after the other; different users run side by side.
+ * (message group) are served in order, one after the other; different users run side by side. It
+ * admits the head of a user's queue and hands it to the reply runner; it never runs a model.
  * After the first record of a group that must wait, the rest of that group wait with it, as
  * Lambda requires for FIFO partial batch responses.
  */
@@ -35,8 +36,16 @@ export async function handler(event: SQSEvent, context?: Context): Promise<SQSBa
             result = 'retry';
           }
           if (result === 'retry') {
-            // Keep order: this record and every later one of the group go back together.
+            // Keep order: this record and every later one of the group go back together. This
+            // one was hidden for as long as it must wait (or held while its reply runs); the later
+            // ones are made visible again at once, or they would keep the group closed until their
+            // own visibility timeout ran out. FIFO still hands out none of them before this one.
             for (const later of records.slice(i)) failures.push(later.messageId);
+            await Promise.all(
+              records
+                .slice(i + 1)
+                .map((later) => rt.queue.defer(later.receiptHandle, 0).catch(() => undefined)),
+            );
             return;
           }
         }

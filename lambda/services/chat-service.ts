@@ -10,14 +10,14 @@ import type {
   LimiterPort,
   LogPort,
   MetricsPort,
-  ModelPort,
   OutgoingMessage,
+  ReplyHandoffPort,
   ReplyStorePort,
   RequestQueuePort,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { ReplyInterruptedError, settleUsage, streamReply } from './run-reply';
+import { settleUsage } from './run-reply';
 
 export interface Identity {
   readonly userId: string;
@@ -30,7 +30,7 @@ export interface ChatServiceDeps {
   readonly queue: RequestQueuePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
-  readonly model: ModelPort;
+  readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
   readonly settings: { readonly maxQueuedPerUser: number; readonly maxQueueWaitSeconds: number };
@@ -54,7 +54,8 @@ export interface Refusal {
 }
 
 export type SendOutcome =
-  | { readonly kind: 'completed'; readonly requestId: string }
+  /** Admitted and handed to the reply runner, which streams the reply. */
+  | { readonly kind: 'handed-off'; readonly requestId: string }
   | { readonly kind: 'queued'; readonly requestId: string; readonly position: number }
   | Refusal;
 
@@ -114,6 +115,10 @@ export class ChatService {
     return waitSeconds(decision, decision.queued + 1, nowMs) <= settings.maxQueueWaitSeconds;
   }
 
+  /**
+   * An admitted request: told `message_accepted`, then handed to the reply runner. The route
+   * function never waits for the model (API Gateway gives a route 29 s at most).
+   */
   private async answer(
     identity: Identity,
     connectionId: string,
@@ -123,38 +128,33 @@ export class ChatService {
   ): Promise<SendOutcome> {
     const { limiter, metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
-    const channel = this.channel(identity.userId, connectionId);
-    await channel.deliver({ type: 'message_accepted', timestamp: now(), requestId });
+    await this.channel(identity.userId, connectionId).deliver({
+      type: 'message_accepted',
+      timestamp: now(),
+      requestId,
+    });
     try {
-      const reply = await streamReply({
+      await this.deps.handoff.handOff({
+        v: 1,
+        userId: identity.userId,
+        claimTier: identity.tier,
         requestId,
+        connectionId,
         prompt: input.message,
         reservation: decision.reservation,
-        model: this.deps.model,
-        channel,
-        now,
+        source: 'direct',
+        failedOpen: decision.failedOpen || undefined,
       });
-      // A request admitted while the store was down reserved nothing, so there is nothing to settle.
-      if (!decision.failedOpen) await settleUsage(limiter, log, decision.reservation, reply.usage, now());
-      await channel.deliverFinal(requestId, reply.complete);
-      metrics.count('RequestsProcessed');
-      metrics.count('TokensConsumed', reply.usage.totalTokens);
-      return { kind: 'completed', requestId };
+      return { kind: 'handed-off', requestId };
     } catch (err) {
-      if (!(err instanceof ReplyInterruptedError)) throw err;
-      log.error('model failed', { requestId, error: describe(err.cause) });
+      log.error('reply hand-off failed', { requestId, error: describe(err) });
       metrics.count('RequestsFailed');
-      // Charged what the model produced before it stopped; the rest of the reservation comes back.
-      if (!decision.failedOpen) await settleUsage(limiter, log, decision.reservation, err.usage, now());
-      if (err.usage.totalTokens > 0) metrics.count('TokensConsumed', err.usage.totalTokens);
-      return refused(
-        'INTERNAL_ERROR',
-        err.produced
-          ? `The model stopped mid-reply; ${err.usage.totalTokens} tokens it produced were charged.`
-          : 'The model failed to answer; nothing was charged.',
-        requestId,
-        { usage: err.usage },
-      );
+      if (!decision.failedOpen) {
+        await settleUsage(limiter, log, decision.reservation, { inputTokens: 0, outputTokens: 0 }, now());
+      }
+      return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
+        retryAfter: 1,
+      });
     }
   }
 

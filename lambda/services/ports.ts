@@ -14,6 +14,7 @@ import type {
   UserStatus,
 } from '../core/limiter/types';
 import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
+import type { ReplyJob } from '../core/reply-job';
 
 /** A server message of protocol v1: `type`, `timestamp` and the fields of its type. */
 export type OutgoingMessage = { readonly type: string; readonly timestamp: number } & Record<string, unknown>;
@@ -95,6 +96,11 @@ export interface RequestQueuePort {
   moveToDeadLetterQueue(rawBody: string, groupId: string, dedupId: string, reason: string): Promise<void>;
   /** Requests waiting in the queue for all users (SQS's own counters: no scan). */
   depth(): Promise<number>;
+}
+
+/** Hands an admitted request to the reply runner (an asynchronous invocation: returns at once). */
+export interface ReplyHandoffPort {
+  handOff(job: ReplyJob): Promise<void>;
 }
 
 /** One streamed model event. */

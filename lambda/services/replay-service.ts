@@ -1,6 +1,7 @@
 import type { LimiterView } from '../core/limiter/snapshot';
 import type { TokenReservation } from '../core/limiter/types';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
+import { FUNCTIONS } from '../core/resources';
 import { describe } from './chat-service';
 import type {
   ConnectionDirectory,
@@ -8,17 +9,19 @@ import type {
   LimiterPort,
   LogPort,
   MetricsPort,
-  ModelPort,
   OutgoingMessage,
+  ReplyHandoffPort,
   ReplyStorePort,
   RequestQueuePort,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { ReplyInterruptedError, type ReplyUsage, streamReply } from './run-reply';
 
 export interface ReplaySettings {
-  /** How long one attempt holds the user's active request; a redelivery inside it waits. @default 110_000 */
+  /**
+   * How long one attempt holds the user's active request: the reply runner's Timeout and a margin.
+   * A redelivery inside it waits; after it (the runner died) the next delivery takes over.
+   */
   readonly leaseMs: number;
   /** Attempts (crashes or model failures) before a request fails for good. @default 3 */
   readonly maxAttempts: number;
@@ -27,7 +30,7 @@ export interface ReplaySettings {
 }
 
 export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
-  leaseMs: 110_000,
+  leaseMs: (FUNCTIONS.reply.timeoutSeconds + 60) * 1000,
   maxAttempts: 3,
   maxInProcessWaitMs: 10_000,
 });
@@ -38,7 +41,7 @@ export interface ReplayDeps {
   readonly queue: RequestQueuePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
-  readonly model: ModelPort;
+  readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
   readonly settings: ReplaySettings;
@@ -58,14 +61,6 @@ export interface QueueRecord {
 /** `done`: delete the message. `retry`: keep it (its visibility was set for the next try). */
 export type ReplayResult = 'done' | 'retry';
 
-/** Thrown by a model for errors worth another attempt (throttling, timeouts). */
-export interface RetryableError {
-  readonly retryable: true;
-}
-
-/** Store writes that finish a reply ride out a blip this many times, a second apart. */
-const SETTLE_ATTEMPTS = 5;
-
 /**
  * Replays queued requests (the Processor function). An SQS message is a wake-up for its user's
  * message group; FIFO hands out one message of a group at a time, so one delivery at a time
@@ -77,8 +72,10 @@ const SETTLE_ATTEMPTS = 5;
  *
  * The head is admitted by the same atomic limiter write as a direct message, in `replay` mode: it
  * leaves the list and becomes the active request in that write, so of two deliveries only one can
- * start it. The reply's settle removes it (the commit). Exactly once, because both steps are
- * single conditional writes on the user's item (docs/queue.md).
+ * start it. It is then handed to the reply runner, and the wake-up is held in flight (which keeps
+ * the user's FIFO group closed) until the runner's settle ends the request and releases it.
+ * Exactly once, because both steps are single conditional writes on the user's item
+ * (docs/queue.md).
  */
 export class ReplayService {
   constructor(private readonly deps: ReplayDeps) {}
@@ -129,9 +126,12 @@ export class ReplayService {
           attempts: active.attempts + 1,
         });
         if (active.attempts + 1 > settings.maxAttempts) {
-          return this.failForGood(userId, request, reservation, undefined, 'too many interrupted attempts');
+          return this.failForGood(userId, request, reservation, 'too many interrupted attempts');
         }
-        return this.attempt(record, userId, request, reservation, active.attempts + 1);
+        return this.handOff(record, userId, request, reservation, {
+          untilEpochMs: nowMs + settings.leaseMs,
+          attempts: active.attempts + 1,
+        });
       }
       const head = snap.waiting[0];
       // Nothing waiting: a wake-up left over by a cancelled request.
@@ -152,7 +152,9 @@ export class ReplayService {
         },
         nowMs,
       );
-      if (decision.allowed) return this.begin(record, userId, request, decision.reservation);
+      if (decision.allowed) {
+        return this.begin(record, userId, request, decision.reservation, nowMs + settings.leaseMs);
+      }
       // The list moved under us (cancelled, another delivery): look again.
       if (decision.limit === 'queue') continue;
       const delayMs = decision.retryAfterMs;
@@ -171,6 +173,7 @@ export class ReplayService {
     userId: string,
     request: WaitingRequest,
     reservation: TokenReservation,
+    leaseUntilEpochMs: number,
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     const nowMs = now();
@@ -188,86 +191,69 @@ export class ReplayService {
       userId,
       await limiter.view(userId, request.claimTier, nowMs, { fresh: false }),
     );
-    return this.attempt(record, userId, request, reservation, 1);
+    return this.handOff(record, userId, request, reservation, {
+      untilEpochMs: leaseUntilEpochMs,
+      attempts: 1,
+    });
   }
 
-  private async attempt(
+  /**
+   * Hands the active request to the reply runner and holds this wake-up in flight for the lease:
+   * FIFO hands out nothing more of the user's group meanwhile, and the runner releases it once the
+   * request is settled. If the runner dies, the wake-up comes back after the lease and the next
+   * delivery takes over.
+   */
+  private async handOff(
     record: QueueRecord,
     userId: string,
     request: WaitingRequest,
     reservation: TokenReservation,
-    attempts: number,
+    lease: { readonly untilEpochMs: number; readonly attempts: number },
   ): Promise<ReplayResult> {
-    const { now } = this.deps;
-    const channel = this.channel(userId, request.connectionId);
+    const { limiter, now } = this.deps;
+    // Hold first: a short reply may be settled, and its wake-up released, before the invocation
+    // call even returns; a hold set after that would shut the user's queue for the whole lease.
+    await this.deps.queue.defer(record.receiptHandle, lease.untilEpochMs - now());
     try {
-      const reply = await streamReply({
+      await this.deps.handoff.handOff({
+        v: 1,
+        userId,
+        claimTier: request.claimTier,
         requestId: request.requestId,
+        connectionId: request.connectionId,
         prompt: request.message,
         reservation,
-        model: this.deps.model,
-        channel,
-        now,
+        source: 'queue',
+        lease,
+        wakeUpReceiptHandle: record.receiptHandle,
       });
-      // The commit: settles the tokens and ends the request, in one write. Then the reply goes
-      // out (a crash between the two loses only the final frame; every chunk was delivered).
-      await this.commit(reservation, reply.usage);
-      this.deps.metrics.count('TokensConsumed', reply.usage.totalTokens);
-      await channel.deliverFinal(request.requestId, reply.complete);
-      return 'done';
     } catch (err) {
-      if (!(err instanceof ReplyInterruptedError)) throw err;
-      this.deps.log.error('model failed during replay', {
+      this.deps.log.error('reply hand-off failed; the next delivery takes over', {
         requestId: request.requestId,
-        error: describe(err.cause),
+        error: describe(err),
       });
-      if (isRetryable(err.cause) && !err.produced && attempts < this.deps.settings.maxAttempts) {
-        return this.releaseAndDefer(record, userId, request.requestId, attempts);
-      }
-      return this.failForGood(userId, request, reservation, err.usage, describe(err.cause));
+      // End the lease now, so the next delivery takes over at once instead of after it.
+      await limiter
+        .takeOver(
+          userId,
+          { requestId: request.requestId, leaseUntilEpochMs: lease.untilEpochMs, attempts: lease.attempts },
+          now(),
+        )
+        .catch(() => undefined);
+      return this.defer(record, 2000);
     }
-  }
-
-  /** Lets the next delivery take over at once (lease set to now), after a backoff. */
-  private async releaseAndDefer(
-    record: QueueRecord,
-    userId: string,
-    requestId: string,
-    attempts: number,
-  ): Promise<ReplayResult> {
-    const view = await this.deps.limiter.view(userId, undefined, this.deps.now(), { fresh: false });
-    const active = view.snap.active;
-    if (active?.requestId === requestId) {
-      await this.deps.limiter.takeOver(userId, active, this.deps.now()).catch(() => undefined);
-    }
-    return this.defer(record, 1000 * 2 ** attempts);
-  }
-
-  private async commit(
-    reservation: TokenReservation,
-    usage: Pick<ReplyUsage, 'inputTokens' | 'outputTokens'>,
-  ) {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.deps.limiter.reconcile(reservation, usage, this.deps.now(), { endsActive: true });
-        return;
-      } catch (err) {
-        if (attempt >= SETTLE_ATTEMPTS) throw err;
-        await this.deps.sleep(1000);
-      }
-    }
+    return 'retry';
   }
 
   private async failForGood(
     userId: string,
     request: WaitingRequest,
     reservation: TokenReservation,
-    usage: ReplyUsage | undefined,
     reason: string,
   ): Promise<ReplayResult> {
-    const { queue, now } = this.deps;
-    // Charged what the model produced, if anything; the request ends either way.
-    await this.commit(reservation, usage ?? { inputTokens: 0, outputTokens: 0 });
+    const { queue, limiter, now } = this.deps;
+    // What the crashed attempts produced is unknown: nothing is charged, and the request ends.
+    await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, now(), { endsActive: true });
     const body = JSON.stringify({ v: 1, userId, requestId: request.requestId });
     await queue.moveToDeadLetterQueue(body, userId, `failed-${request.requestId}`, reason);
     this.deps.metrics.count('RequestsFailed');
@@ -276,9 +262,7 @@ export class ReplayService {
       timestamp: now(),
       requestId: request.requestId,
       code: 'INTERNAL_ERROR',
-      message: usage?.totalTokens
-        ? `The request could not be completed; ${usage.totalTokens} tokens the model produced were charged.`
-        : 'The request could not be processed; nothing was charged for it.',
+      message: 'The request could not be processed; nothing was charged for it.',
     });
     return 'done';
   }
@@ -326,8 +310,4 @@ export class ReplayService {
       onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
     });
   }
-}
-
-function isRetryable(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as Partial<RetryableError>).retryable === true;
 }

@@ -89,7 +89,26 @@ export class ChatFunctions extends Construct {
         if (env) fn.addEnvironment(env, props.queues[queue].queueUrl);
         props.queues[queue].grant(fn, ...actions);
       }
+      // Lambda's own retries of a failed asynchronous invocation (the reply runner: once).
+      if (def.asyncRetryAttempts !== undefined) {
+        fn.configureAsyncInvoke({ retryAttempts: def.asyncRetryAttempts });
+      }
       functions[key] = fn;
+    }
+    // A function that hands work to another gets its name and the right to invoke it, nothing more.
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      const def: FunctionDefinition = FUNCTIONS[key];
+      for (const target of def.invokes ?? []) {
+        functions[key].addEnvironment(ENV.replyFunctionName, functions[target].functionName);
+        // The unqualified function only ($LATEST): grantInvoke would add every version (`:*`).
+        functions[key].addToRolePolicy(
+          new PolicyStatement({
+            effect: Effect.ALLOW,
+            actions: ['lambda:InvokeFunction'],
+            resources: [functions[target].functionArn],
+          }),
+        );
+      }
     }
     this.functions = functions;
   }

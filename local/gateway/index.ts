@@ -57,6 +57,8 @@ export interface GatewayOptions {
    * (a fixed quota of WebSocket APIs). @default 29_000
    */
   readonly integrationTimeoutMs?: number;
+  /** Delay before the first retry of a failed `Event` invocation (Lambda: about a minute). @default 60_000 */
+  readonly asyncRetryDelayMs?: number;
   readonly handlers?: GatewayHandlers;
   readonly log?: (message: string) => void;
 }
@@ -69,8 +71,15 @@ export interface Gateway {
   readonly managementEndpoint: string;
   /** Sets the handlers (they may load only after the gateway's address is known). */
   attach(handlers: GatewayHandlers): void;
+  /** Resolves when no asynchronous (`Event`) invocation is running or waiting for a retry. */
+  asyncIdle(): Promise<void>;
+  /** Is an asynchronous invocation running or waiting for a retry now? */
+  asyncBusy(): boolean;
   stop(): Promise<void>;
 }
+
+/** Largest payload of an asynchronous invocation (the Invoke API reference: 1 MB). */
+export const MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024;
 
 /** API Gateway's WebSocket quotas: frames up to 32 KB, messages up to 128 KB. */
 export const MAX_FRAME_BYTES = 32 * 1024;
@@ -123,6 +132,31 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   const invoke = (name: string, source: FunctionSource, event: unknown): Promise<unknown> =>
     invokeFunction(toLocalFunction(source, name), event);
+  const asyncRetryDelayMs = options.asyncRetryDelayMs ?? 60_000;
+  const asyncRuns = new Set<Promise<void>>();
+
+  /**
+   * An `Event` invocation, as Lambda runs it: queued, answered 202 at once, run in the background;
+   * an error or a timeout is retried after a delay, up to the function's retry attempts (Lambda
+   * waits about a minute before the first retry and two before the second).
+   */
+  function invokeAsync(name: string, source: FunctionSource, event: unknown): void {
+    const fn = toLocalFunction(source, name);
+    const retries = fn.asyncRetryAttempts ?? 2;
+    const run = (async () => {
+      for (let attempt = 0; attempt <= retries; attempt++) {
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, asyncRetryDelayMs * attempt));
+        try {
+          await invokeFunction(fn, event);
+          return;
+        } catch (err) {
+          log(`async invocation of ${name} failed (attempt ${attempt + 1}): ${(err as Error).message}`);
+        }
+      }
+    })();
+    asyncRuns.add(run);
+    void run.finally(() => asyncRuns.delete(run));
+  }
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     upgrade(req, socket, head).catch((err) => {
@@ -294,7 +328,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const name = nameOrArn.split(':').pop() ?? nameOrArn;
     const handler = handlers?.functions?.[name];
     if (!handler) return sendAwsError(res, 404, 'ResourceNotFoundException', `Function not found: ${name}`);
-    const raw = await readBody(req, 6 * 1024 * 1024);
+    const isEvent = String(req.headers['x-amz-invocation-type'] ?? '').toLowerCase() === 'event';
+    const raw = await readBody(req, isEvent ? MAX_ASYNC_PAYLOAD_BYTES : 6 * 1024 * 1024);
     if (raw === null) return sendAwsError(res, 413, 'RequestTooLargeException', 'Request too large');
     let event: unknown;
     try {
@@ -306,6 +341,11 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         'InvalidRequestContentException',
         'Could not parse request body into json',
       );
+    }
+    if (isEvent) {
+      invokeAsync(name, handler, event);
+      res.writeHead(202, { 'Content-Length': 0 }).end();
+      return;
     }
     const unhandled = { 'X-Amz-Function-Error': 'Unhandled', 'X-Amz-Executed-Version': '$LATEST' };
     try {
@@ -331,6 +371,10 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     attach: (next) => {
       handlers = next;
     },
+    asyncIdle: async () => {
+      while (asyncRuns.size > 0) await Promise.allSettled([...asyncRuns]);
+    },
+    asyncBusy: () => asyncRuns.size > 0,
     stop: async () => {
       for (const conn of connections.values()) conn.socket.terminate();
       wss.close();

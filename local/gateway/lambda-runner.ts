@@ -15,6 +15,8 @@ export interface LocalFunction {
   readonly handler: LambdaHandler;
   /** The function's Timeout: past it the invocation is abandoned and its result ignored. */
   readonly timeoutMs: number;
+  /** Lambda's retries of a failed asynchronous invocation. @default 2 (Lambda's default) */
+  readonly asyncRetryAttempts?: number;
 }
 
 /** A function or a bare handler, which runs with Lambda's default Timeout (3 s). */

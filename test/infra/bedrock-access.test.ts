@@ -18,7 +18,7 @@ function synthWith(model: { modelId: string; inferenceRegions?: string[] }, regi
   return Template.fromStack(stack);
 }
 
-/** Every Bedrock statement of the message function's role, resources rendered as ARN text. */
+/** Every Bedrock statement of the reply runner's role, resources rendered as ARN text. */
 function bedrockStatements(template: Template): { resources: string[]; condition?: unknown }[] {
   const render = (r: unknown): string =>
     typeof r === 'string'
@@ -27,7 +27,7 @@ function bedrockStatements(template: Template): { resources: string[]; condition
           .map((p) => (typeof p === 'string' ? p : '<partition>'))
           .join('');
   const policies = template.findResources('AWS::IAM::Policy', {
-    Properties: { Roles: [{ Ref: Match.stringLikeRegexp('MessageRole') }] },
+    Properties: { Roles: [{ Ref: Match.stringLikeRegexp('ReplyRunnerRole') }] },
   });
   return Object.values(policies).flatMap((p) =>
     (

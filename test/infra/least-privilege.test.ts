@@ -42,6 +42,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'function reply': ['lambda:InvokeFunction'],
   },
   processor: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -55,6 +56,17 @@ const EXPECTED: Record<FunctionKey, Grants> = {
       'sqs:GetQueueAttributes',
       'sqs:ReceiveMessage',
     ],
+    'queue dlq': ['sqs:SendMessage'],
+    '@connections of the stage': ['execute-api:ManageConnections'],
+    'function reply': ['lambda:InvokeFunction'],
+  },
+  reply: {
+    'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table connections': ['dynamodb:DeleteItem'],
+    'table connections/index/byUser': ['dynamodb:Query'],
+    'table requests': ['dynamodb:PutItem'],
+    'queue requests': ['sqs:ChangeMessageVisibility'],
     'queue dlq': ['sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
   },
@@ -84,6 +96,11 @@ function grantsByFunction(stack: Stack, template: Template): Record<FunctionKey,
     names.set(logicalId(stack.node.findChild('Queues').node.findChild(QUEUES[key].id)), `queue ${key}`);
   const secret = stack.node.tryFindChild('JwtSecret');
   if (secret) names.set(logicalId(secret), 'jwt secret');
+  for (const key of Object.keys(FUNCTIONS) as FunctionKey[])
+    names.set(
+      logicalId(stack.node.findChild('Functions').node.findChild(FUNCTIONS[key].id)),
+      `function ${key}`,
+    );
 
   const policies = Object.values(template.findResources('AWS::IAM::Policy')) as {
     Properties: { Roles: { Ref: string }[]; PolicyDocument: { Statement: Statement[] } };

@@ -2,7 +2,14 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ENV, FUNCTIONS, QUEUES, ROUTES, TABLES } from '../../lambda/core/resources';
+import {
+  ENV,
+  FUNCTIONS,
+  QUEUES,
+  ROUTE_INTEGRATION_TIMEOUT_SECONDS,
+  ROUTES,
+  TABLES,
+} from '../../lambda/core/resources';
 import { ChatLimiterStack } from '../../lib/chat-limiter-stack';
 import { parseStackConfig, type StackConfigInput } from '../../lib/config';
 
@@ -95,6 +102,38 @@ describe('ChatLimiterStack', () => {
       LoggingConfig: Match.objectLike({ LogFormat: 'JSON' }),
     });
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
+  });
+
+  it('keeps every function behind a WebSocket route within the 29 s integration timeout', () => {
+    const routed = new Set(Object.values(ROUTES).map((key) => FUNCTIONS[key].id));
+    const functions = template.findResources('AWS::Lambda::Function');
+    const checked: string[] = [];
+    for (const [logicalId, resource] of Object.entries(functions)) {
+      const id = [...routed].find((name) => logicalId.startsWith(`Functions${name}`));
+      if (!id) continue;
+      checked.push(id);
+      expect((resource as { Properties: { Timeout: number } }).Properties.Timeout).toBeLessThanOrEqual(
+        ROUTE_INTEGRATION_TIMEOUT_SECONDS,
+      );
+    }
+    expect(checked.sort()).toEqual([...routed].sort());
+  });
+
+  it('gives replies to a runner invoked asynchronously, with one retry and the longest timeout', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Handler: 'index.handler',
+      Timeout: FUNCTIONS.reply.timeoutSeconds,
+      Environment: { Variables: Match.objectLike({ [ENV.wsManagementEndpoint]: Match.anyValue() }) },
+    });
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', { MaximumRetryAttempts: 1 });
+    for (const key of ['message', 'processor'] as const) {
+      expect(FUNCTIONS[key].timeoutSeconds).toBeLessThan(FUNCTIONS.reply.timeoutSeconds);
+      expect(FUNCTIONS[key].invokes).toEqual(['reply']);
+    }
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Timeout: FUNCTIONS.message.timeoutSeconds,
+      Environment: { Variables: Match.objectLike({ [ENV.replyFunctionName]: Match.anyValue() }) },
+    });
   });
 
   it('feeds the processor with partial batch responses and bounded concurrency', () => {

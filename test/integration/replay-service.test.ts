@@ -13,6 +13,7 @@ import {
   type QueueRecord,
   ReplayService,
 } from '../../lambda/services/replay-service';
+import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { createTestResources, type TestResources } from '../support/emulators';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
@@ -39,22 +40,49 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
   let store: ReplyStore;
   let queue: RequestQueue;
 
-  const service = (model: ModelPort = new EchoModel({ delayMs: 0 })) =>
-    new ReplayService({
+  /**
+   * The processor's service, handing off to a real reply runner in this process: awaited (the
+   * reply runs to its end before the hand-off returns) unless `detached`.
+   */
+  const service = (model: ModelPort = new EchoModel({ delayMs: 0 }), detached = false) => {
+    const deps = {
       limiter,
       store,
-      queue,
+      queue: heldQueue(),
       sender,
       directory: { listByUser: async () => [] },
-      model,
       metrics: { count: () => undefined, milliseconds: () => undefined },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: 5_000 },
       now: () => clock,
-      sleep: async (ms) => {
+      sleep: async (ms: number) => {
         clock += ms;
       },
+    };
+    const runner = new ReplyRunner({
+      ...deps,
+      model,
+      settings: { ...DEFAULT_RUNNER_SETTINGS, modelRetryBaseMs: 10 },
     });
+    return new ReplayService({
+      ...deps,
+      handoff: {
+        handOff: async (job) => {
+          const run = runner.run(job, () => 60_000);
+          if (!detached) await run;
+        },
+      },
+      settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: 5_000 },
+    });
+  };
+
+  /** The real queue; hand-made wake-ups (receipt handles `h-…`) are held and released in memory. */
+  function heldQueue(): RequestQueue {
+    return Object.assign(Object.create(queue), {
+      defer: async (handle: string, ms: number) => {
+        if (!handle.startsWith('h-')) await queue.defer(handle, ms);
+      },
+    });
+  }
 
   /** Queues a request the way the Message function does, and returns its SQS record. */
   async function enqueue(
@@ -115,7 +143,8 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
       service().replay(record, () => 60_000),
       service().replay(record, () => 60_000),
     ]);
-    expect(results).toContain('done');
+    // Both hold the wake-up: one while its reply runs, the other until the active one's lease ends.
+    expect(results).toEqual(['retry', 'retry']);
     const again = await service().replay(record, () => 60_000);
     expect(again).toBe('done');
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
@@ -139,13 +168,13 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
         await new Promise(() => undefined);
       },
     };
-    void service(crashing).replay(record, () => 60_000);
+    void service(crashing, true).replay(record, () => 60_000);
     await expect.poll(() => sender.types(id)).toContain('chunk');
     // SQS hands the message out again; inside the lease the new delivery waits…
     expect(await service().replay(record, () => 60_000)).toBe('retry');
     // …after it, it takes over with the reservation already made.
     clock += 6_000;
-    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(await service().replay(record, () => 60_000)).toBe('retry');
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
     const { snap, limits } = await limiter.view(user, undefined, clock);
     expect(snap.active).toBeUndefined();
@@ -172,7 +201,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     });
     await expect(service().replay(record, () => 60_000)).rejects.toThrow('process died');
     limiter = Object.assign(Object.create(real), { decide: real.decide.bind(real) });
-    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(await service().replay(record, () => 60_000)).toBe('retry');
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
     expect(
       (await real.status(user, undefined, clock)).limits.find((l) => l.name === 'messageRate')?.used,
@@ -201,7 +230,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
       return send(connectionId, message);
     };
     const first = await service(counting).replay(record, () => 60_000);
-    expect(first).toBe('done');
+    expect(first).toBe('retry');
     expect(await service(counting).replay(record, () => 60_000)).toBe('done');
     expect(runs).toBe(1);
     // The post that failed was tried once more, so the reply still arrived once.
@@ -224,10 +253,10 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     });
     const [first, second] = [wakeUp('first'), wakeUp('second')];
     // SQS hands out the second request's message first (sends of one user may race).
-    expect(await service().replay(second, () => 60_000)).toBe('done');
+    expect(await service().replay(second, () => 60_000)).toBe('retry');
     expect(sender.types('first')).toContain('message_complete');
     expect(sender.types('second')).toEqual(['queue_position']);
-    expect(await service().replay(first, () => 60_000)).toBe('done');
+    expect(await service().replay(first, () => 60_000)).toBe('retry');
     expect(sender.types('second')).toContain('message_complete');
     const order = sender.sent
       .filter((s) => s.message.type === 'queue_processing_started')
@@ -247,7 +276,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
         throw new Error('ValidationException: the model refuses this input');
       },
     };
-    expect(await service(poison).replay(record, () => 60_000)).toBe('done');
+    expect(await service(poison).replay(record, () => 60_000)).toBe('retry');
     expect(sender.types(id)).toContain('request_failed');
     expect((await limiter.view(user, undefined, clock)).snap.active).toBeUndefined();
     const { Messages } = await res.sqs.send(
@@ -271,9 +300,9 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
         return new EchoModel({ delayMs: 0 }).stream(input);
       },
     };
-    const svc = service(flaky);
-    expect(await svc.replay(record, () => 60_000)).toBe('retry');
-    expect(await svc.replay(record, () => 60_000)).toBe('done');
+    // The runner retries a throttled model itself (after a backoff), on the same reservation.
+    expect(await service(flaky).replay(record, () => 60_000)).toBe('retry');
+    expect(calls).toBe(2);
     expect(sender.types(id).filter((t) => t === 'message_complete')).toHaveLength(1);
   });
 
@@ -296,7 +325,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     const record = (await enqueue(user))!;
     const id = JSON.parse(record.body).requestId;
     const start = clock;
-    expect(await service().replay(record, () => 60_000)).toBe('done');
+    expect(await service().replay(record, () => 60_000)).toBe('retry');
     // The bucket refills one message every 3 s: the replay started exactly then.
     const started = sender.sent.find(
       (s) => s.message.type === 'queue_processing_started' && s.message.requestId === id,

@@ -1,0 +1,44 @@
+import type { Tier, TokenReservation } from './limiter/types';
+
+/**
+ * What a route function (or the processor) hands to the reply runner for one admitted request:
+ * everything needed to stream its reply, settle it and release what it holds, so the runner reads
+ * nothing before it starts. Sent as the payload of an asynchronous Lambda invocation (at most
+ * 1 MB; a prompt is at most MAX_MESSAGE_CHARS code points).
+ */
+export interface ReplyJob {
+  readonly v: 1;
+  readonly userId: string;
+  readonly claimTier?: Tier;
+  readonly requestId: string;
+  /** Where the reply goes first. */
+  readonly connectionId: string;
+  readonly prompt: string;
+  readonly reservation: TokenReservation;
+  /**
+   * `direct`: admitted at once; the runner settles its reservation.
+   * `queue`: a queued request, the user's active one; the runner's settle also ends it, and then
+   * it releases the user's SQS wake-up (held in flight meanwhile) so the next head can run.
+   */
+  readonly source: 'direct' | 'queue';
+  /** Queue only: the active request's lease as the processor set it, and its attempt number. */
+  readonly lease?: { readonly untilEpochMs: number; readonly attempts: number };
+  /** Queue only: the receipt handle of the wake-up held in flight for this reply. */
+  readonly wakeUpReceiptHandle?: string;
+  /** Direct only: the request was admitted while the limiter store was down; nothing to settle. */
+  readonly failedOpen?: boolean;
+}
+
+/** Reads a job from an invocation payload; `undefined` for anything else (logged and dropped). */
+export function parseReplyJob(payload: unknown): ReplyJob | undefined {
+  if (typeof payload !== 'object' || payload === null) return undefined;
+  const job = payload as Partial<ReplyJob>;
+  if (job.v !== 1) return undefined;
+  const strings = [job.userId, job.requestId, job.connectionId, job.prompt];
+  if (!strings.every((x) => typeof x === 'string' && x.length > 0)) return undefined;
+  if (job.source !== 'direct' && job.source !== 'queue') return undefined;
+  const r = job.reservation as Partial<TokenReservation> | undefined;
+  if (!r || typeof r.reservedTokens !== 'number' || typeof r.outputAllowance !== 'number') return undefined;
+  if (job.source === 'queue' && (!job.lease || typeof job.wakeUpReceiptHandle !== 'string')) return undefined;
+  return job as ReplyJob;
+}

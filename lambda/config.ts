@@ -41,7 +41,7 @@ export interface ChatConfig {
 }
 
 export type ModelConfig =
-  | { readonly kind: 'echo'; readonly echoDelayMs: number }
+  | { readonly kind: 'echo'; readonly echoDelayMs: number; readonly echoRepeat: number }
   | { readonly kind: 'bedrock'; readonly modelId: string };
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -70,6 +70,7 @@ const chatEnvSchema = z.object({
   [ENV.model]: z.enum(['echo', 'bedrock']).default('echo'),
   [ENV.bedrockModelId]: z.string().min(1).optional(),
   [ENV.echoDelayMs]: intFrom(0, 20),
+  [ENV.echoRepeat]: intFrom(1, 1),
 });
 
 /**
@@ -92,7 +93,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
   const model: ModelConfig =
     e[ENV.model] === 'bedrock'
       ? { kind: 'bedrock', modelId: required(e[ENV.bedrockModelId], ENV.bedrockModelId) }
-      : { kind: 'echo', echoDelayMs: e[ENV.echoDelayMs] };
+      : { kind: 'echo', echoDelayMs: e[ENV.echoDelayMs], echoRepeat: e[ENV.echoRepeat] };
   return Object.freeze({
     tables: Object.freeze(tables),
     requestQueueUrl: usesQueue ? required(e[ENV.requestQueueUrl], QUEUES.requests.env) : undefined,

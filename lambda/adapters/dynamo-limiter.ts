@@ -107,7 +107,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
 
   async decide(input: DecideInput, nowMs: number): Promise<Decision> {
     const key = userKey(input.userId);
-    const arrivedAtMs = this.items.clock();
+    const arrivedAtMs = Math.min(this.items.clock(), input.seenSinceMs ?? Number.POSITIVE_INFINITY);
     return this.items.lane(key, () => this.decideInLane(key, input, nowMs, arrivedAtMs));
   }
 
@@ -391,9 +391,19 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): Promise<LimiterView> {
     const key = userKey(userId);
     const known = options.fresh === false ? this.items.belief(key) : undefined;
-    const snap = known?.snap ?? (await this.items.withRetries(() => this.items.read(key)));
+    const sentAtMs = this.items.clock();
+    const read = known ? undefined : await this.items.withRetries(() => this.items.read(key));
+    // The latest of what was read and what this instance saw meanwhile.
+    const latest = this.items.belief(key);
+    const { snap, observedAtMs } = latest ?? { snap: read ?? EMPTY_SNAPSHOT, observedAtMs: sentAtMs };
     const policy = this.policyOf(snap, claimTier, nowMs);
-    return { snap, tier: this.tierOf(snap, claimTier), policy, limits: this.limitsOf(policy, snap, nowMs) };
+    return {
+      snap,
+      tier: this.tierOf(snap, claimTier),
+      policy,
+      limits: this.limitsOf(policy, snap, nowMs),
+      observedAtMs,
+    };
   }
 
   async status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {

@@ -3,6 +3,7 @@ import {
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
+import { fitMessage } from '../core/protocol';
 import type { ConnectionSender, OutgoingMessage } from '../services/ports';
 
 export class NotifierError extends Error {
@@ -40,7 +41,8 @@ export class Notifier implements ConnectionSender {
       await this.client.send(
         new PostToConnectionCommand({
           ConnectionId: connectionId,
-          Data: Buffer.from(JSON.stringify(message)),
+          // Every message fits API Gateway's 128 KB (a huge message_complete leaves its text out).
+          Data: Buffer.from(JSON.stringify(fitMessage(message))),
         }),
       );
       return 'sent';

@@ -20,6 +20,12 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export const ACTIONS = ['sendMessage', 'cancel', 'status', 'resume', 'ping'] as const;
 export type Action = (typeof ACTIONS)[number];
 
+/** API Gateway WebSocket quotas: a frame carries at most 32 KB, a message at most 128 KB. */
+export const MAX_FRAME_BYTES = 32 * 1024;
+export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** Room a `chunk` message needs besides its text (type, timestamp, requestId, index). */
+const CHUNK_ENVELOPE_BYTES = 512;
+
 /** Client-chosen ids: letters, digits, `_` and `-`, 1 to 64 of them. */
 export const REQUEST_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Deeper JSON than this is refused before it is parsed. */
@@ -170,4 +176,41 @@ export function jsonDepthExceeds(text: string, max: number): boolean {
     } else if (c === 125 /* } */ || c === 93 /* ] */) depth--;
   }
   return false;
+}
+
+/**
+ * Splits reply text into pieces whose `chunk` message fits one API Gateway frame (32 KB), cutting
+ * between code points and measuring each piece as JSON encodes it (escapes included).
+ */
+export function splitChunkText(text: string, maxBytes = MAX_FRAME_BYTES - CHUNK_ENVELOPE_BYTES): string[] {
+  if (Buffer.byteLength(JSON.stringify(text)) <= maxBytes) return [text];
+  const pieces: string[] = [];
+  let piece = '';
+  let pieceBytes = 2; // the quotes
+  for (const char of text) {
+    const bytes = Buffer.byteLength(JSON.stringify(char)) - 2;
+    if (pieceBytes + bytes > maxBytes && piece) {
+      pieces.push(piece);
+      piece = '';
+      pieceBytes = 2;
+    }
+    piece += char;
+    pieceBytes += bytes;
+  }
+  if (piece) pieces.push(piece);
+  return pieces;
+}
+
+/**
+ * The message as it may be posted: every server message must fit API Gateway's 128 KB. A
+ * `message_complete` that would not leaves its `text` out and says so (`textOmitted: true`, SPEC
+ * §3): the client has the text from the chunks.
+ */
+export function fitMessage<M extends { readonly type: string }>(message: M): M {
+  if (Buffer.byteLength(JSON.stringify(message)) <= MAX_MESSAGE_BYTES) return message;
+  if (message.type === 'message_complete') {
+    const { text: _text, ...rest } = message as M & { text?: string };
+    return { ...rest, textOmitted: true } as unknown as M;
+  }
+  throw new Error(`a ${message.type} message is larger than ${MAX_MESSAGE_BYTES} bytes`);
 }

@@ -32,6 +32,8 @@ export const ENV = {
   model: 'MODEL',
   bedrockModelId: 'BEDROCK_MODEL_ID',
   echoDelayMs: 'ECHO_DELAY_MS',
+  /** Local only: how many times the echo model repeats the message (long and large replies). */
+  echoRepeat: 'ECHO_REPEAT',
   /** The reply runner's function name, for the functions that hand replies to it. */
   replyFunctionName: 'REPLY_FUNCTION_NAME',
   /** Local only: the Lambda Invoke API of the local gateway. Never set in AWS. */

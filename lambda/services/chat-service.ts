@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { AllowedDecision, DeniedDecision, Tier, UserStatus } from '../core/limiter/types';
+import { fitMessage, splitChunkText } from '../core/protocol';
 import { estimatedWaitSeconds } from '../core/queue/eta';
 import { queueDeadlineEpochMs, type WaitingRequest } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
@@ -207,7 +208,11 @@ export class ChatService {
     if (slot.kind === 'busy') return overLimit(1000);
 
     try {
-      await queue.send({ v: 1, userId: identity.userId, requestId });
+      // The user's queue needs one wake-up, not one per request: the processor serves the head
+      // with whatever wake-up it holds and keeps it until the list is empty. So only the request
+      // that starts the list sends one (linearized on the item: an append after the processor saw
+      // the list empty is at position 1).
+      if (slot.position === 1) await queue.send({ v: 1, userId: identity.userId, requestId });
     } catch (err) {
       // Without its wake-up the request must not stay in the list: take it out again.
       this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
@@ -273,9 +278,10 @@ export class ChatService {
   async resume(identity: Identity, connectionId: string): Promise<number> {
     const { store, sender, now } = this.deps;
     let delivered = 0;
-    for (const reply of await store.listReplies(identity.userId, now())) {
-      const sent = await sender.send(connectionId, reply.message as OutgoingMessage);
-      if (sent === 'gone') break;
+    replies: for (const reply of await store.listReplies(identity.userId, now())) {
+      for (const message of resumeMessages(reply.message as OutgoingMessage, now())) {
+        if ((await sender.send(connectionId, message)) === 'gone') break replies;
+      }
       await store.deleteReply(identity.userId, reply.requestId);
       delivered++;
     }
@@ -292,6 +298,23 @@ export class ChatService {
       onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
     });
   }
+}
+
+/**
+ * What `resume` sends for a kept reply: the reply itself, or, when its text would not fit one
+ * message, the text as `chunk`s first and then the `message_complete` without it.
+ */
+function resumeMessages(message: OutgoingMessage, nowMs: number): OutgoingMessage[] {
+  const text = message.type === 'message_complete' ? message.text : undefined;
+  if (typeof text !== 'string' || !('textOmitted' in fitMessage(message))) return [message];
+  const chunks = splitChunkText(text).map((piece, index) => ({
+    type: 'chunk',
+    timestamp: nowMs,
+    requestId: message.requestId,
+    index,
+    text: piece,
+  }));
+  return [...chunks, message];
 }
 
 /** The protocol `status` message for a user's status. */

@@ -149,6 +149,8 @@ export class ReplayService {
           estimatedInputTokens: request.estimatedInputTokens,
           maxTokens: request.maxTokens,
           queue: { mode: 'replay', leaseUntilEpochMs: nowMs + settings.leaseMs },
+          // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
+          seenSinceMs: view.observedAtMs,
         },
         nowMs,
       );

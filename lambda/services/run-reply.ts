@@ -1,4 +1,5 @@
 import type { TokenReservation } from '../core/limiter/types';
+import { splitChunkText } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
 import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
 import type { ReplyChannel } from './reply-channel';
@@ -60,13 +61,10 @@ export async function streamReply(args: {
     })) {
       if (event.type === 'chunk') {
         text += event.text;
-        await channel.deliver({
-          type: 'chunk',
-          timestamp: now(),
-          requestId,
-          index: index++,
-          text: event.text,
-        });
+        // A model may hand over more than one frame holds: such a chunk goes out in pieces.
+        for (const piece of splitChunkText(event.text)) {
+          await channel.deliver({ type: 'chunk', timestamp: now(), requestId, index: index++, text: piece });
+        }
       } else {
         usage = event.usage;
       }

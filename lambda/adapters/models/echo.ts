@@ -11,13 +11,19 @@ export class EchoModel implements ModelPort {
     private readonly options: {
       /** Delay between chunks. @default 20 */
       readonly delayMs: number;
+      /**
+       * Local only: the message is echoed this many times (`ECHO_REPEAT`), so long and large replies
+       * can be produced on purpose. @default 1
+       */
+      readonly repeat?: number;
       readonly sleep?: (ms: number) => Promise<void>;
     },
   ) {}
 
   async *stream(input: ModelInput): AsyncIterable<ModelEvent> {
     const sleep = this.options.sleep ?? defaultSleep;
-    const reply = truncateToTokens(`Echo: ${input.prompt}`, input.maxOutputTokens);
+    const body = Array.from({ length: this.options.repeat ?? 1 }, () => input.prompt).join(' ');
+    const reply = truncateToTokens(`Echo: ${body}`, input.maxOutputTokens);
     const chunks = reply.match(/\S+\s*/g) ?? [reply];
     for (const [i, text] of chunks.entries()) {
       if (input.signal?.aborted) throw new Error('aborted');

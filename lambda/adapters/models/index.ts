@@ -8,7 +8,7 @@ import { EchoModel } from './echo';
 export function createChatModel(config: ModelConfig): ModelPort {
   return config.kind === 'bedrock'
     ? new BedrockModel(new BedrockRuntimeClient({}), config.modelId)
-    : new EchoModel({ delayMs: config.echoDelayMs });
+    : new EchoModel({ delayMs: config.echoDelayMs, repeat: config.echoRepeat });
 }
 
 export { BedrockModel, RetryableModelError } from './bedrock';

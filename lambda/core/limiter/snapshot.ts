@@ -42,6 +42,11 @@ export interface LimiterView {
   readonly tier: Tier;
   readonly policy: LimitPolicy;
   readonly limits: readonly LimitState[];
+  /**
+   * When the call that saw this item was sent, on the limiter's clock: a decision may refuse from
+   * what was seen since then (`decide`'s `seenSinceMs`).
+   */
+  readonly observedAtMs: number;
 }
 
 /** A reservation waiting for reconcile: day, input tokens, output allowance, token epoch. */

@@ -82,6 +82,12 @@ export interface DecideInput {
   readonly queue?:
     | { readonly mode: 'direct' }
     | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
+  /**
+   * The caller has seen the item as of this moment (a `view`'s `observedAtMs`): a refusal may be
+   * decided from what was seen since, instead of only from what was seen after the call. The
+   * processor passes the read it just made. @default the call's own time
+   */
+  readonly seenSinceMs?: number;
 }
 
 export interface AllowedDecision {

@@ -236,7 +236,14 @@ describe('local commands find the running npm start', () => {
 });
 
 describe('a state file left behind', () => {
-  function writeState(dir: string, state: Partial<LocalStackState>): void {
+  const dirs: string[] = [];
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function stateDirWith(state: Partial<LocalStackState>): string {
+    const dir = mkdtempSync(join(tmpdir(), 'chat-limiter-left-'));
+    dirs.push(dir);
     writeFileSync(
       join(dir, 'local.json'),
       JSON.stringify({
@@ -249,24 +256,22 @@ describe('a state file left behind', () => {
         ...state,
       }),
     );
+    return dir;
   }
 
   it('by an npm start that was killed is recognised by its dead pid', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'chat-limiter-stale-'));
     const gone = spawn(process.execPath, ['-e', '']);
     await new Promise((r) => gone.once('exit', r));
-    writeState(dir, { pid: gone.pid!, port: 3999 });
+    const dir = stateDirWith({ pid: gone.pid!, port: 3999 });
     const result = await run('bin/admin.ts', ['usage', 'ann'], { env: { [STATE_DIR_ENV]: dir } });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(
       `names npm start pid ${gone.pid} on port 3999, which is no longer running`,
     );
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('by an npm start with its own JWT_SECRET makes token ask for that secret', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'chat-limiter-secret-'));
-    writeState(dir, { jwtSecret: 'custom' });
+    const dir = stateDirWith({ jwtSecret: 'custom' });
     const refused = await run('bin/token.ts', ['--user', 'ann'], { env: { [STATE_DIR_ENV]: dir } });
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain(
@@ -276,7 +281,6 @@ describe('a state file left behind', () => {
       env: { [STATE_DIR_ENV]: dir, JWT_SECRET: 'the-same-secret' },
     });
     expect(signed.code).toBe(0);
-    rmSync(dir, { recursive: true, force: true });
   });
 });
 

@@ -38,11 +38,19 @@ export interface ChatConfig {
   /** @default 900 */
   readonly maxQueueWaitSeconds: number;
   readonly model: ModelConfig;
+  /**
+   * The configured model's maximum output per reply: every output allowance is capped at it.
+   * @default 4096 for Bedrock (MODEL_MAX_OUTPUT_TOKENS), none for the echo model
+   */
+  readonly modelMaxOutputTokens?: number;
 }
 
 export type ModelConfig =
   | { readonly kind: 'echo'; readonly echoDelayMs: number; readonly echoRepeat: number }
   | { readonly kind: 'bedrock'; readonly modelId: string };
+
+/** The most output tokens a Bedrock model is assumed to produce when the stack does not say. */
+export const DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS = 4096;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -69,6 +77,7 @@ const chatEnvSchema = z.object({
   [ENV.maxQueueWaitSeconds]: intFrom(0, 900),
   [ENV.model]: z.enum(['echo', 'bedrock']).default('echo'),
   [ENV.bedrockModelId]: z.string().min(1).optional(),
+  [ENV.modelMaxOutputTokens]: z.coerce.number().int().min(1).optional(),
   [ENV.echoDelayMs]: intFrom(0, 20),
   [ENV.echoRepeat]: intFrom(1, 1),
 });
@@ -114,6 +123,9 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
     maxQueuedPerUser: e[ENV.maxQueuedPerUser],
     maxQueueWaitSeconds: e[ENV.maxQueueWaitSeconds],
     model: Object.freeze(model),
+    modelMaxOutputTokens:
+      e[ENV.modelMaxOutputTokens] ??
+      (model.kind === 'bedrock' ? DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS : undefined),
   });
 }
 

@@ -74,7 +74,10 @@ export class ChatLimiterStack extends Stack {
       [ENV.maxQueueWaitSeconds]: String(config.maxQueueWaitSeconds),
       [ENV.model]: config.model.kind,
       ...(config.model.kind === 'bedrock'
-        ? { [ENV.bedrockModelId]: config.model.modelId }
+        ? {
+            [ENV.bedrockModelId]: config.model.modelId,
+            [ENV.modelMaxOutputTokens]: String(config.model.maxOutputTokens),
+          }
         : { [ENV.echoDelayMs]: String(config.model.echoDelayMs) }),
     };
     const chatFunctions = new ChatFunctions(this, 'Functions', {

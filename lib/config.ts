@@ -25,8 +25,8 @@ export const stackConfigSchema = z
     connectLimitPerMinute: z.number().int().min(1).default(20),
     /** @default 'open' */
     failPolicy: z.enum(['open', 'closed']).default('open'),
-    /** @default 1000 */
-    limiterTimeoutMs: z.number().int().min(50).max(10_000).default(1000),
+    /** @default 2000 */
+    limiterTimeoutMs: z.number().int().min(50).max(10_000).default(2000),
     /** @default { kind: 'echo' } */
     model: z
       .discriminatedUnion('kind', [
@@ -38,6 +38,12 @@ export const stackConfigSchema = z
             kind: z.literal('bedrock'),
             /** A foundation model id (`anthropic.claude-…`) or an inference profile id (`us.anthropic…`). */
             modelId: z.string().min(3),
+            /**
+             * The most output tokens this model can produce in one reply (its documented maximum):
+             * caps every request's output allowance, so a reservation never counts on more.
+             * @default 4096
+             */
+            maxOutputTokens: z.number().int().min(16).max(1_000_000).default(4096),
             /**
              * For an inference profile: the Regions it routes to (the profile's destination Regions).
              * @default every Region of the profile's geography (`us.` → `us-*`, `eu.` → `eu-*`, …)

@@ -148,7 +148,11 @@ export const chatRuntime = once(() => {
     handoff: handoffFor(config),
     metrics: metricsPort,
     log: logPort,
-    settings: { maxQueuedPerUser: config.maxQueuedPerUser, maxQueueWaitSeconds: config.maxQueueWaitSeconds },
+    settings: {
+      maxQueuedPerUser: config.maxQueuedPerUser,
+      maxQueueWaitSeconds: config.maxQueueWaitSeconds,
+      modelMaxOutputTokens: config.modelMaxOutputTokens,
+    },
     now,
   });
   return { ...base, chat, now };
@@ -164,7 +168,7 @@ export const processorRuntime = once(() => {
     handoff: handoffFor(config),
     metrics: metricsPort,
     log: logPort,
-    settings: DEFAULT_REPLAY_SETTINGS,
+    settings: { ...DEFAULT_REPLAY_SETTINGS, modelMaxOutputTokens: config.modelMaxOutputTokens },
     now,
     sleep,
   });

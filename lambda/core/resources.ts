@@ -31,6 +31,8 @@ export const ENV = {
   maxQueueWaitSeconds: 'MAX_QUEUE_WAIT_SECONDS',
   model: 'MODEL',
   bedrockModelId: 'BEDROCK_MODEL_ID',
+  /** The configured model's maximum output tokens: caps every output allowance. */
+  modelMaxOutputTokens: 'MODEL_MAX_OUTPUT_TOKENS',
   echoDelayMs: 'ECHO_DELAY_MS',
   /** Local only: how many times the echo model repeats the message (long and large replies). */
   echoRepeat: 'ECHO_REPEAT',

@@ -64,7 +64,13 @@ export class AdminService {
       before: before.summary,
       after: after.summary,
     });
-    return { ...(result as object), known: before.known, status: after.message };
+    return {
+      ...(result as object),
+      known: before.known,
+      status: after.message,
+      // An admin sees the user's active override and when it ends (`usage` prints it).
+      override: after.summary.override,
+    };
   }
 
   /** Cancels every waiting request of the user; each sender is told `request_cancelled`. */

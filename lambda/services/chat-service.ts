@@ -34,7 +34,12 @@ export interface ChatServiceDeps {
   readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
-  readonly settings: { readonly maxQueuedPerUser: number; readonly maxQueueWaitSeconds: number };
+  readonly settings: {
+    readonly maxQueuedPerUser: number;
+    readonly maxQueueWaitSeconds: number;
+    /** The configured model's maximum output per reply: caps every allowance. */
+    readonly modelMaxOutputTokens?: number;
+  };
   readonly now: () => number;
 }
 
@@ -93,6 +98,7 @@ export class ChatService {
         claimTier: identity.tier,
         estimatedInputTokens,
         maxTokens: input.maxTokens,
+        modelMaxOutputTokens: settings.modelMaxOutputTokens,
         queue: { mode: 'direct' },
       },
       nowMs,

@@ -27,6 +27,8 @@ export interface ReplaySettings {
   readonly maxAttempts: number;
   /** Waits up to this long in-process for the limiter instead of hiding the message. @default 10_000 */
   readonly maxInProcessWaitMs: number;
+  /** The configured model's maximum output per reply: caps every allowance. @default none */
+  readonly modelMaxOutputTokens?: number;
 }
 
 export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
@@ -148,6 +150,7 @@ export class ReplayService {
           claimTier: request.claimTier,
           estimatedInputTokens: request.estimatedInputTokens,
           maxTokens: request.maxTokens,
+          modelMaxOutputTokens: settings.modelMaxOutputTokens,
           queue: { mode: 'replay', leaseUntilEpochMs: nowMs + settings.leaseMs },
           // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
           seenSinceMs: view.observedAtMs,

@@ -8,6 +8,7 @@ const base = {
   [ENV.requestsTable]: 'Requests',
   [ENV.requestQueueUrl]: 'http://127.0.0.1:9324/000000000000/q.fifo',
   [ENV.wsManagementEndpoint]: 'http://127.0.0.1:3001/local',
+  [ENV.replyFunctionName]: 'ReplyRunner',
 };
 
 describe('parseFunctionConfig', () => {
@@ -21,7 +22,7 @@ describe('parseFunctionConfig', () => {
       maxMessageChars: 8000,
       maxQueuedPerUser: 10,
       maxQueueWaitSeconds: 900,
-      model: { kind: 'echo', echoDelayMs: 20 },
+      model: { kind: 'echo', echoDelayMs: 20, echoRepeat: 1 },
     });
     expect(config.tiers.free.dailyTokens).toBe(100_000);
     expect(Object.isFrozen(config)).toBe(true);
@@ -58,5 +59,14 @@ describe('parseFunctionConfig', () => {
       [ENV.bedrockModelId]: 'm',
     });
     expect(config.model).toEqual({ kind: 'bedrock', modelId: 'm' });
+    // A Bedrock model caps every output allowance at its maximum output (4096 unless configured).
+    expect(config.modelMaxOutputTokens).toBe(4096);
+    expect(parseFunctionConfig('message', base).modelMaxOutputTokens).toBeUndefined();
+  });
+
+  it('requires the reply runner of the functions that hand replies to it', () => {
+    const { [ENV.replyFunctionName]: _name, ...withoutRunner } = base;
+    expect(() => parseFunctionConfig('message', withoutRunner)).toThrow(ENV.replyFunctionName);
+    expect(parseFunctionConfig('message', base).replyFunctionName).toBe('ReplyRunner');
   });
 });

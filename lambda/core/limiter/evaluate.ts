@@ -25,6 +25,8 @@ export interface TokenAsk {
   readonly estimatedInputTokens: number;
   /** Requested max output tokens; the policy default when absent. */
   readonly maxTokens?: number;
+  /** The model's maximum output per reply: the allowance never counts on more. */
+  readonly modelMaxOutputTokens?: number;
 }
 
 export interface Blocking {
@@ -123,7 +125,10 @@ export function evaluate(
     remaining: left,
     resetAtEpochMs: nextDay,
   });
-  const requested = ask.maxTokens ?? policy.defaultMaxOutputTokens;
+  const requested = Math.min(
+    ask.maxTokens ?? policy.defaultMaxOutputTokens,
+    ask.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
+  );
   const outputAllowance = Math.min(requested, left - ask.estimatedInputTokens);
   // A client asking for fewer tokens than the minimum gets what it asked for, not a refusal.
   const minimum = Math.min(policy.minOutputTokens, requested);

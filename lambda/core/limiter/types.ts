@@ -73,6 +73,8 @@ export interface DecideInput {
   readonly estimatedInputTokens: number;
   /** Requested max output tokens; the policy default when absent. */
   readonly maxTokens?: number;
+  /** The model's maximum output per reply (SPEC §2): caps the allowance. */
+  readonly modelMaxOutputTokens?: number;
   /**
    * How the user's waiting queue takes part in the same atomic write:
    * - `direct` (default): admit only if the user has nobody waiting (no overtaking);

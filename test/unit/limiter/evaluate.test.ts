@@ -149,6 +149,18 @@ describe('daily token budget', () => {
     });
   });
 
+  it("caps the allowance at the model's maximum output, whatever the client asks for", () => {
+    const ask = { ...ASK, maxTokens: 100_000, modelMaxOutputTokens: 4096 };
+    expect(evaluate({ ...policy, dailyTokens: 1_000_000 }, EMPTY_SNAPSHOT, ask, T0).reservation).toEqual({
+      inputTokens: 100,
+      outputAllowance: 4096,
+      reservedTokens: 4196,
+    });
+    // The default allowance too.
+    const small = { ...ASK, modelMaxOutputTokens: 256 };
+    expect(evaluate(policy, EMPTY_SNAPSHOT, small, T0).reservation?.outputAllowance).toBe(256);
+  });
+
   it('refuses when the allowance would fall below the minimum, until the next UTC midnight', () => {
     const snap = { ...EMPTY_SNAPSHOT, exists: true, td: today, tu: 10_000 - 100 - 15 };
     const ev = evaluate(policy, snap, ASK, T0);

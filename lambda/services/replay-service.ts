@@ -306,13 +306,6 @@ export class ReplayService {
   }
 
   private channel(userId: string, connectionId: string): ReplyChannel {
-    const { sender, directory, store, now, log } = this.deps;
-    return new ReplyChannel(userId, connectionId, {
-      sender,
-      directory,
-      store,
-      now,
-      onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
-    });
+    return new ReplyChannel(userId, connectionId, this.deps);
   }
 }

@@ -1,4 +1,10 @@
-import type { ConnectionDirectory, ConnectionSender, OutgoingMessage, ReplyStorePort } from './ports';
+import type {
+  ConnectionDirectory,
+  ConnectionSender,
+  LogPort,
+  OutgoingMessage,
+  ReplyStorePort,
+} from './ports';
 
 export type FinalDelivery = 'delivered' | 'stored';
 
@@ -27,7 +33,8 @@ export class ReplyChannel {
       readonly directory: ConnectionDirectory;
       readonly store: ReplyStorePort;
       readonly now: () => number;
-      readonly onSendFailure?: (error: unknown) => void;
+      /** Where failed posts are reported (ids and the error, never the message). */
+      readonly log?: Pick<LogPort, 'warn'>;
     },
   ) {
     this.target = connectionId;
@@ -62,7 +69,11 @@ export class ReplyChannel {
       try {
         return await this.deps.sender.send(connectionId, message);
       } catch (err) {
-        this.deps.onSendFailure?.(err);
+        this.deps.log?.warn('posting to a connection failed', {
+          connectionId,
+          type: message.type,
+          error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+        });
         if (attempt === 0) await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
       }
     }

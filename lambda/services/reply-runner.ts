@@ -188,14 +188,7 @@ export class ReplyRunner {
   }
 
   private channel(job: ReplyJob): ReplyChannel {
-    const { sender, directory, store, now, log } = this.deps;
-    return new ReplyChannel(job.userId, job.connectionId, {
-      sender,
-      directory,
-      store,
-      now,
-      onSendFailure: (error) => log.warn('posting to a connection failed', { error: describe(error) }),
-    });
+    return new ReplyChannel(job.userId, job.connectionId, this.deps);
   }
 }
 

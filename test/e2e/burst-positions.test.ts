@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
-import { type ServerFrame, TestClient } from '../support/ws-client';
+import { type ServerFrame, TestClient, waitUntil } from '../support/ws-client';
 
 /**
  * SPEC §4 "Positions are true when told", with the free tier as shipped (25 at once, then one
@@ -83,13 +83,4 @@ function ends(f: ServerFrame): boolean {
   return ['message_complete', 'error', 'request_failed', 'request_expired', 'request_cancelled'].includes(
     f.type,
   );
-}
-
-/** Frames of several clients: re-checked every 20 ms until `condition` holds or `timeoutMs` passes. */
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

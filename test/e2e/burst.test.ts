@@ -3,7 +3,7 @@ import { metricTotals } from '../../lambda/adapters/observability';
 import type { LocalStack } from '../../local/stack';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
-import { type ServerFrame, TestClient } from '../support/ws-client';
+import { type ServerFrame, TestClient, waitUntil } from '../support/ws-client';
 
 /**
  * One user, several connections, hundreds of frames at once, through the whole local stack
@@ -160,13 +160,4 @@ async function waitForCompletes(clients: TestClient[], n: number): Promise<void>
     () => clients.reduce((sum, c) => sum + c.ofType('message_complete').length, 0) >= n,
     30_000,
   );
-}
-
-/** Frames of several clients: re-checked every 20 ms until `condition` holds or `timeoutMs` passes. */
-async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }

@@ -135,3 +135,12 @@ export async function untilTime(epochMs: number): Promise<void> {
   const ms = Math.min(10_000, Math.max(0, epochMs - Date.now()));
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Frames of several clients: re-checked every 20 ms until `condition` holds or `timeoutMs` passes. */
+export async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../lambda/core/metrics';
 import {
   ENV,
   FUNCTIONS,
@@ -109,8 +110,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.lambdaEndpoint]: gateway.httpUrl,
       [ENV.replyFunctionName]: FUNCTIONS.reply.id,
       AWS_REGION: process.env.AWS_REGION ?? LOCAL_REGION,
-      POWERTOOLS_SERVICE_NAME: 'chat-limiter',
-      POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
+      POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+      POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     });
 
     // Each function runs under its own Timeout, as in Lambda (local/gateway/lambda-runner.ts).

@@ -1,9 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../core/metrics';
 import type { LogPort, MetricName, MetricsPort } from '../services/ports';
 
-const SERVICE = process.env.POWERTOOLS_SERVICE_NAME ?? 'chat-limiter';
-const NAMESPACE = process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'ChatLimiter';
+const SERVICE = process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME;
+const NAMESPACE = process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE;
 
 /**
  * Structured JSON logs. Callers pass ids, counts and codes, never message text or replies: the

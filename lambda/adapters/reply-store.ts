@@ -6,6 +6,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { ServerMessage } from '../core/protocol';
 import type { StoredReply } from '../core/queue/request';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { ReplyStorePort } from '../services/ports';
@@ -37,12 +38,12 @@ export class ReplyStore implements ReplyStorePort {
    * Keeps the reply. A reply too long for one item (DynamoDB's 400 KB) keeps its text in parts of
    * at most {@link PART_CODE_POINTS} code points (≤ 240 KB each), beside the message without it.
    */
-  async saveReply(userId: string, requestId: string, message: Record<string, unknown>, nowMs: number) {
+  async saveReply(userId: string, requestId: string, message: ServerMessage, nowMs: number) {
     const ttl = Math.floor(nowMs / 1000) + REPLY_RETENTION_SECONDS;
-    const text = typeof message.text === 'string' ? message.text : undefined;
+    const text = message.type === 'message_complete' ? message.text : undefined;
     const split = text !== undefined && Buffer.byteLength(JSON.stringify(message)) > ITEM_MESSAGE_BYTES;
     const parts = split ? splitCodePoints(text, PART_CODE_POINTS) : [];
-    const { text: _text, ...withoutText } = message;
+    const { text: _text, ...withoutText } = message as ServerMessage & { text?: string };
     // Parts first: a reader never sees a header whose parts are missing.
     for (const [n, part] of parts.entries()) {
       await this.put({
@@ -96,7 +97,7 @@ export class ReplyStore implements ReplyStorePort {
     const replies: StoredReply[] = [];
     for (const item of headers) {
       const requestId = String(item.requestId);
-      const message = JSON.parse(String(item.message)) as Record<string, unknown>;
+      const message = JSON.parse(String(item.message)) as ServerMessage & { text?: string };
       const count = Number(item.parts ?? 0);
       if (count > 0) {
         const texts = parts.get(requestId) ?? [];

@@ -20,10 +20,13 @@ export interface WebSocketRequestContext {
  * A missing context means the API is misconfigured (a route reachable without `$connect`'s
  * authorizer), so it fails loudly.
  */
-export function identityFromAuthorizer(authorizer: AuthorizerContext | undefined): {
-  userId: string;
-  tier?: Tier;
-} {
+/** Who sent a frame: the user, and the tier their token claims (the user's record may override it). */
+export interface Identity {
+  readonly userId: string;
+  readonly tier?: Tier;
+}
+
+export function identityFromAuthorizer(authorizer: AuthorizerContext | undefined): Identity {
   const userId = authorizer?.userId ?? authorizer?.principalId;
   if (!userId) throw new Error('no authorizer context on the event');
   return { userId, tier: isTier(authorizer?.tier) ? authorizer.tier : undefined };

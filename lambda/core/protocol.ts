@@ -20,6 +20,8 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export const ACTIONS = ['sendMessage', 'cancel', 'status', 'resume', 'ping'] as const;
 export type Action = (typeof ACTIONS)[number];
 
+export * from './server-messages';
+
 /** API Gateway WebSocket quotas: a frame carries at most 32 KB, a message at most 128 KB. */
 export const MAX_FRAME_BYTES = 32 * 1024;
 export const MAX_MESSAGE_BYTES = 128 * 1024;

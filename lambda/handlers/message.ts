@@ -6,7 +6,7 @@ import type { APIGatewayProxyWebsocketEventV2WithRequestContext, Context } from 
 import { flushObservability, logger } from '../adapters/observability';
 import { chatRuntime } from '../adapters/runtime';
 import { identityFromAuthorizer, type WebSocketRequestContext } from '../core/identity';
-import { errorMessage, parseClientFrame } from '../core/protocol';
+import { errorMessage, parseClientFrame, pong } from '../core/protocol';
 
 export type MessageEvent = APIGatewayProxyWebsocketEventV2WithRequestContext<WebSocketRequestContext>;
 
@@ -25,7 +25,7 @@ export async function handler(event: MessageEvent, context?: Context): Promise<{
     const request = parsed.request;
     switch (request.action) {
       case 'ping':
-        await rt.sender.send(connectionId, { type: 'pong', timestamp: rt.now() });
+        await rt.sender.send(connectionId, pong(rt.now()));
         break;
       case 'status':
         await rt.sender.send(connectionId, await rt.chat.status(identity));

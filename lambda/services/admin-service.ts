@@ -1,5 +1,6 @@
 import type { AdminRequest } from '../core/admin';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
+import { requestCancelled } from '../core/protocol';
 import { statusMessage } from './chat-service';
 import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
 import { ReplyChannel } from './reply-channel';
@@ -86,7 +87,7 @@ export class AdminService {
       purged.push(requestId);
       if (!request) continue;
       const channel = new ReplyChannel(userId, request.connectionId, this.deps);
-      await channel.deliver({ type: 'request_cancelled', timestamp: now(), requestId });
+      await channel.deliver(requestCancelled(requestId, now()));
     }
     return purged;
   }

@@ -1,6 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import type { AllowedDecision, DeniedDecision, Tier, UserStatus } from '../core/limiter/types';
-import { fitMessage, splitChunkText } from '../core/protocol';
+import type { Identity } from '../core/identity';
+import type { AllowedDecision, DeniedDecision, UserStatus } from '../core/limiter/types';
+import {
+  chunk,
+  fitMessage,
+  messageAccepted,
+  requestCancelled,
+  requestQueued,
+  type StatusMessage,
+  splitChunkText,
+} from '../core/protocol';
 import { estimatedWaitSeconds } from '../core/queue/eta';
 import { queueDeadlineEpochMs, type WaitingRequest } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
@@ -20,10 +29,7 @@ import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
 import { settleUsage } from './run-reply';
 
-export interface Identity {
-  readonly userId: string;
-  readonly tier?: Tier;
-}
+export type { Identity } from '../core/identity';
 
 export interface ChatServiceDeps {
   readonly limiter: LimiterPort;
@@ -135,11 +141,7 @@ export class ChatService {
   ): Promise<SendOutcome> {
     const { limiter, metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
-    await this.channel(identity.userId, connectionId).deliver({
-      type: 'message_accepted',
-      timestamp: now(),
-      requestId,
-    });
+    await this.channel(identity.userId, connectionId).deliver(messageAccepted(requestId, now()));
     try {
       await this.deps.handoff.handOff({
         v: 1,
@@ -238,15 +240,15 @@ export class ChatService {
     }
     metrics.count('RequestsQueued');
     const totalInQueue = await queue.depth().catch(() => slot.snap.waiting.length);
-    await this.channel(identity.userId, connectionId).deliver({
-      type: 'request_queued',
-      timestamp: now(),
+    const place = {
       requestId,
-      message: queuedReason(decision),
       position: slot.position,
       totalInQueue: Math.max(totalInQueue, slot.snap.waiting.length),
       estimatedWaitTime: waitSeconds(decision, slot.position, nowMs),
-    });
+    };
+    await this.channel(identity.userId, connectionId).deliver(
+      requestQueued(place, queuedReason(decision), now()),
+    );
     return { kind: 'queued', requestId, position: slot.position };
   }
 
@@ -264,7 +266,7 @@ export class ChatService {
     // The processor may admit it a moment before: then it is no longer waiting, and not cancelled.
     const { removed } = await limiter.removeWaiting(identity.userId, requestId);
     if (!removed) return refused('NOT_FOUND', 'No queued request with this id.', requestId);
-    const message = { type: 'request_cancelled', timestamp: now(), requestId };
+    const message = requestCancelled(requestId, now());
     await this.channel(identity.userId, connectionId).deliver(message);
     if (request.connectionId !== connectionId) {
       await this.channel(identity.userId, request.connectionId).deliver(message);
@@ -285,7 +287,7 @@ export class ChatService {
     const { store, sender, now } = this.deps;
     let delivered = 0;
     replies: for (const reply of await store.listReplies(identity.userId, now())) {
-      for (const message of resumeMessages(reply.message as OutgoingMessage, now())) {
+      for (const message of resumeMessages(reply.message, now())) {
         if ((await sender.send(connectionId, message)) === 'gone') break replies;
       }
       await store.deleteReply(identity.userId, reply.requestId);
@@ -304,20 +306,16 @@ export class ChatService {
  * message, the text as `chunk`s first and then the `message_complete` without it.
  */
 function resumeMessages(message: OutgoingMessage, nowMs: number): OutgoingMessage[] {
-  const text = message.type === 'message_complete' ? message.text : undefined;
-  if (typeof text !== 'string' || !('textOmitted' in fitMessage(message))) return [message];
-  const chunks = splitChunkText(text).map((piece, index) => ({
-    type: 'chunk',
-    timestamp: nowMs,
-    requestId: message.requestId,
-    index,
-    text: piece,
-  }));
+  if (message.type !== 'message_complete' || typeof message.text !== 'string') return [message];
+  if (!('textOmitted' in fitMessage(message))) return [message];
+  const chunks = splitChunkText(message.text).map((piece, index) =>
+    chunk(message.requestId, index, piece, nowMs),
+  );
   return [...chunks, message];
 }
 
 /** The protocol `status` message for a user's status. */
-export function statusMessage(status: UserStatus, nowMs: number): OutgoingMessage {
+export function statusMessage(status: UserStatus, nowMs: number): StatusMessage {
   return {
     type: 'status',
     timestamp: nowMs,

@@ -13,11 +13,13 @@ import type {
   TokenUsage,
   UserStatus,
 } from '../core/limiter/types';
+import type { MetricName } from '../core/metrics';
+import type { ServerMessage } from '../core/protocol';
 import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
 import type { ReplyJob } from '../core/reply-job';
 
-/** A server message of protocol v1: `type`, `timestamp` and the fields of its type. */
-export type OutgoingMessage = { readonly type: string; readonly timestamp: number } & Record<string, unknown>;
+/** A server message of protocol v1, as `core/protocol` declares and builds them. */
+export type OutgoingMessage = ServerMessage;
 
 /** Posts to one WebSocket connection (`@connections`). */
 export interface ConnectionSender {
@@ -79,12 +81,7 @@ export interface LimiterPort {
 
 /** Finished replies kept for `resume` while the user had no connection. */
 export interface ReplyStorePort {
-  saveReply(
-    userId: string,
-    requestId: string,
-    message: Record<string, unknown>,
-    nowMs: number,
-  ): Promise<void>;
+  saveReply(userId: string, requestId: string, message: ServerMessage, nowMs: number): Promise<void>;
   listReplies(userId: string, nowMs: number): Promise<StoredReply[]>;
   deleteReply(userId: string, requestId: string): Promise<void>;
 }
@@ -123,16 +120,7 @@ export interface ModelPort {
   stream(input: ModelInput): AsyncIterable<ModelEvent>;
 }
 
-/** The SPEC §6 metric names. */
-export type MetricName =
-  | 'MessageRateLimitExceeded'
-  | 'TokenRateLimitExceeded'
-  | 'RequestsQueued'
-  | 'RequestsProcessed'
-  | 'QueueWaitTime'
-  | 'TokensConsumed'
-  | 'LimiterFailOpen'
-  | 'RequestsFailed';
+export type { MetricName } from '../core/metrics';
 
 export interface MetricsPort {
   count(name: MetricName, value?: number): void;

@@ -1,4 +1,5 @@
 import type { LimiterView } from '../core/limiter/snapshot';
+import { queuePosition } from '../core/protocol';
 import { estimatedWaitSeconds } from '../core/queue/eta';
 import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from './ports';
 import { ReplyChannel } from './reply-channel';
@@ -31,14 +32,13 @@ export async function notifyPositions(
       const request = snap.queued[requestId];
       if (!request) return;
       const position = fromIndex + offset + 1;
-      await new ReplyChannel(userId, request.connectionId, deps).deliver({
-        type: 'queue_position',
-        timestamp: deps.now(),
+      const place = {
         requestId,
         position,
         totalInQueue: Math.max(totalInQueue, snap.waiting.length),
         estimatedWaitTime: estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
-      });
+      };
+      await new ReplyChannel(userId, request.connectionId, deps).deliver(queuePosition(place, deps.now()));
     }),
   );
 }

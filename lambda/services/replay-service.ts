@@ -1,5 +1,6 @@
 import type { LimiterView } from '../core/limiter/snapshot';
 import type { TokenReservation } from '../core/limiter/types';
+import { queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
 import { describe } from './chat-service';
@@ -9,7 +10,6 @@ import type {
   LimiterPort,
   LogPort,
   MetricsPort,
-  OutgoingMessage,
   ReplyHandoffPort,
   ReplyStorePort,
   RequestQueuePort,
@@ -182,12 +182,9 @@ export class ReplayService {
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     const nowMs = now();
-    await this.channel(userId, request.connectionId).deliver({
-      type: 'queue_processing_started',
-      timestamp: nowMs,
-      requestId: request.requestId,
-      message: 'Your queued request is being processed.',
-    });
+    await this.channel(userId, request.connectionId).deliver(
+      queueProcessingStarted(request.requestId, nowMs),
+    );
     this.deps.metrics.count('RequestsProcessed');
     this.deps.metrics.milliseconds('QueueWaitTime', nowMs - request.enqueuedAtEpochMs);
     // Everyone behind moved up one place: tell them, from the item the admission just wrote.
@@ -262,13 +259,14 @@ export class ReplayService {
     const body = JSON.stringify({ v: 1, userId, requestId: request.requestId });
     await queue.moveToDeadLetterQueue(body, userId, `failed-${request.requestId}`, reason);
     this.deps.metrics.count('RequestsFailed');
-    await this.channel(userId, request.connectionId).deliverFinal(request.requestId, {
-      type: 'request_failed',
-      timestamp: now(),
-      requestId: request.requestId,
-      code: 'INTERNAL_ERROR',
-      message: 'The request could not be processed; nothing was charged for it.',
-    });
+    await this.channel(userId, request.connectionId).deliverFinal(
+      request.requestId,
+      requestFailed(
+        request.requestId,
+        'The request could not be processed; nothing was charged for it.',
+        now(),
+      ),
+    );
     return 'done';
   }
 
@@ -281,8 +279,10 @@ export class ReplayService {
     const { limiter, now } = this.deps;
     const { removed } = await limiter.removeWaiting(userId, requestId);
     if (!removed || !request) return;
-    const message: OutgoingMessage = { type: 'request_expired', timestamp: now(), requestId };
-    await this.channel(userId, request.connectionId).deliverFinal(requestId, message);
+    await this.channel(userId, request.connectionId).deliverFinal(
+      requestId,
+      requestExpired(requestId, now()),
+    );
     await notifyPositions(this.deps, userId, await limiter.view(userId, undefined, now(), { fresh: false }));
   }
 

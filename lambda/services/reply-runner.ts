@@ -1,4 +1,5 @@
 import type { TokenUsage } from '../core/limiter/types';
+import { errorMessage, requestFailed } from '../core/protocol';
 import type { ReplyJob } from '../core/reply-job';
 import { describe } from './chat-service';
 import type {
@@ -154,22 +155,17 @@ export class ReplyRunner {
         .catch((err) =>
           this.deps.log.error('could not park a failed request in the DLQ', { error: describe(err) }),
         );
-      message = {
-        type: 'request_failed',
-        timestamp: now(),
-        requestId: job.requestId,
-        code: 'INTERNAL_ERROR',
-        message: `The request could not be completed; ${charged}`,
-      };
+      message = requestFailed(job.requestId, `The request could not be completed; ${charged}`, now());
     } else {
-      message = {
-        type: 'error',
-        timestamp: now(),
-        code: 'INTERNAL_ERROR',
-        requestId: job.requestId,
-        message: `The model failed to answer; ${charged}`,
-        details: { usage },
-      };
+      message = errorMessage(
+        {
+          code: 'INTERNAL_ERROR',
+          requestId: job.requestId,
+          message: `The model failed to answer; ${charged}`,
+          details: { usage },
+        },
+        now(),
+      );
     }
     await channel.deliverFinal(job.requestId, message);
   }

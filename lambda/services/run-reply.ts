@@ -1,5 +1,5 @@
 import type { TokenReservation } from '../core/limiter/types';
-import { splitChunkText } from '../core/protocol';
+import { chunk, messageComplete, splitChunkText } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
 import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
 import type { ReplyChannel } from './reply-channel';
@@ -63,7 +63,7 @@ export async function streamReply(args: {
         text += event.text;
         // A model may hand over more than one frame holds: such a chunk goes out in pieces.
         for (const piece of splitChunkText(event.text)) {
-          await channel.deliver({ type: 'chunk', timestamp: now(), requestId, index: index++, text: piece });
+          await channel.deliver(chunk(requestId, index++, piece, now()));
         }
       } else {
         usage = event.usage;
@@ -86,7 +86,7 @@ export async function streamReply(args: {
   return {
     text,
     usage: totals,
-    complete: { type: 'message_complete', timestamp: now(), requestId, text, usage: totals },
+    complete: messageComplete(requestId, text, totals, now()),
   };
 }
 

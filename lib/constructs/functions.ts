@@ -8,6 +8,7 @@ import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/core/metrics';
 import {
   ENV,
   FUNCTIONS,
@@ -72,8 +73,8 @@ export class ChatFunctions extends Construct {
         environment: {
           ...props.environment,
           ...props.functionEnvironment?.[key],
-          POWERTOOLS_SERVICE_NAME: 'chat-limiter',
-          POWERTOOLS_METRICS_NAMESPACE: 'ChatLimiter',
+          POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
+          POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
           NODE_OPTIONS: '--enable-source-maps',
         },
         bundling: {

@@ -17,11 +17,13 @@ import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/core/metrics';
 import type { FunctionKey } from '../../lambda/core/resources';
 import type { MetricName } from '../../lambda/services/ports';
 
-export const METRICS_NAMESPACE = 'ChatLimiter';
-const SERVICE_DIMENSION = { service: 'chat-limiter' };
+export { METRICS_NAMESPACE };
+
+const SERVICE_DIMENSION = { service: SERVICE_NAME };
 
 export interface MonitoringProps {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionRegistry } from '../../lambda/adapters/connections';
 import { Notifier } from '../../lambda/adapters/notifier';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
+import { messageComplete } from '../../lambda/core/protocol';
 import { ReplyChannel } from '../../lambda/services/reply-channel';
 import { LOCAL_CREDENTIALS, localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
@@ -54,12 +55,10 @@ describe('delivery over @connections', () => {
       now: Date.now,
     });
     expect(
-      await channel.deliverFinal('r1', {
-        type: 'message_complete',
-        timestamp: Date.now(),
-        requestId: 'r1',
-        text: 'hi',
-      }),
+      await channel.deliverFinal(
+        'r1',
+        messageComplete('r1', 'hi', { inputTokens: 1, outputTokens: 1, totalTokens: 2 }, Date.now()),
+      ),
     ).toBe('delivered');
     expect((await live.next((f) => f.type === 'message_complete')).requestId).toBe('r1');
     live.close();

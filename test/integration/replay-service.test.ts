@@ -17,6 +17,7 @@ import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/repl
 import { createTestResources, type TestResources } from '../support/emulators';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+const requestIdOf = (m: OutgoingMessage) => ('requestId' in m ? m.requestId : undefined);
 
 /** Records what would have gone to each connection; the one test double of this file (no socket). */
 class RecordingSender {
@@ -28,7 +29,7 @@ class RecordingSender {
     return 'sent';
   }
   types(requestId: string): string[] {
-    return this.sent.filter((s) => s.message.requestId === requestId).map((s) => s.message.type);
+    return this.sent.filter((s) => requestIdOf(s.message) === requestId).map((s) => s.message.type);
   }
 }
 
@@ -260,7 +261,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     expect(sender.types('second')).toContain('message_complete');
     const order = sender.sent
       .filter((s) => s.message.type === 'queue_processing_started')
-      .map((s) => s.message.requestId);
+      .map((s) => requestIdOf(s.message));
     expect(order).toEqual(['first', 'second']);
     // A wake-up with nobody waiting changes nothing.
     expect(await service().replay(first, () => 60_000)).toBe('done');

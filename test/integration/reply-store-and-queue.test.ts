@@ -2,9 +2,11 @@ import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../lambda/adapters/request-queue';
+import { messageComplete } from '../../lambda/core/protocol';
 import { createTestResources, type TestResources } from '../support/emulators';
 
 const NOW = Date.UTC(2026, 10, 24, 12, 0, 0);
+const USAGE = { inputTokens: 1, outputTokens: 1, totalTokens: 2 };
 
 describe('ReplyStore', () => {
   let res: TestResources;
@@ -15,8 +17,8 @@ describe('ReplyStore', () => {
   });
 
   it('keeps undelivered replies for an hour, oldest first', async () => {
-    await store.saveReply('bob', 'b2', { type: 'message_complete', requestId: 'b2' }, NOW + 2000);
-    await store.saveReply('bob', 'b1', { type: 'message_complete', requestId: 'b1' }, NOW);
+    await store.saveReply('bob', 'b2', messageComplete('b2', 'two', USAGE, NOW), NOW + 2000);
+    await store.saveReply('bob', 'b1', messageComplete('b1', 'one', USAGE, NOW), NOW);
     expect((await store.listReplies('bob', NOW + 20)).map((r) => r.requestId)).toEqual(['b1', 'b2']);
     expect(await store.listReplies('bob', NOW + 3_601_000)).toHaveLength(1);
     await store.deleteReply('bob', 'b1');

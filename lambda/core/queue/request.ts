@@ -1,4 +1,5 @@
 import type { Tier } from '../limiter/types';
+import type { ServerMessage } from '../server-messages';
 
 /**
  * A queued chat request, as it waits in its user's limiter item (`q_<requestId>`), beside the
@@ -51,8 +52,8 @@ export interface QueueMessageBody {
 /** A finished reply kept for `resume` while the user had no connection. */
 export interface StoredReply {
   readonly requestId: string;
-  /** The server message to deliver, as JSON-able data. */
-  readonly message: Record<string, unknown>;
+  /** The server message to deliver. */
+  readonly message: ServerMessage;
   readonly storedAtEpochMs: number;
 }
 

@@ -1,0 +1,20 @@
+/**
+ * The service's name and metric namespace, and every metric it emits (SPEC §6), declared once:
+ * the handlers emit them (adapters/observability.ts), the stack's alarms and dashboard watch them
+ * (lib/constructs/monitoring.ts), the local stack sets the same names.
+ */
+export const SERVICE_NAME = 'chat-limiter';
+export const METRICS_NAMESPACE = 'ChatLimiter';
+
+export const METRIC_NAMES = [
+  'MessageRateLimitExceeded',
+  'TokenRateLimitExceeded',
+  'RequestsQueued',
+  'RequestsProcessed',
+  'QueueWaitTime',
+  'TokensConsumed',
+  'LimiterFailOpen',
+  'RequestsFailed',
+] as const;
+
+export type MetricName = (typeof METRIC_NAMES)[number];

@@ -1,0 +1,161 @@
+import type { LimitName, Tier } from './limiter/types';
+import type { ErrorCode } from './protocol';
+
+/**
+ * Every message the server sends (SPEC §3), each type declared once with its builder. Services
+ * send only built messages; `type` and `timestamp` (epoch ms) are on all of them.
+ */
+interface Base<T extends string> {
+  readonly type: T;
+  readonly timestamp: number;
+}
+
+export interface ReplyUsage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly totalTokens: number;
+}
+
+export interface StatusLimit {
+  readonly name: LimitName;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetAt: number;
+}
+
+export interface QueuePlace {
+  readonly requestId: string;
+  readonly position: number;
+  readonly totalInQueue: number;
+  /** Seconds. */
+  readonly estimatedWaitTime: number;
+}
+
+export type MessageAccepted = Base<'message_accepted'> & { readonly requestId: string };
+export type Chunk = Base<'chunk'> & {
+  readonly requestId: string;
+  readonly index: number;
+  readonly text: string;
+};
+export type MessageComplete = Base<'message_complete'> & {
+  readonly requestId: string;
+  /** Left out (with `textOmitted`) when the message would exceed API Gateway's 128 KB. */
+  readonly text?: string;
+  readonly textOmitted?: true;
+  readonly usage: ReplyUsage;
+};
+export type RequestQueued = Base<'request_queued'> & QueuePlace & { readonly message: string };
+export type QueuePosition = Base<'queue_position'> & QueuePlace;
+export type QueueProcessingStarted = Base<'queue_processing_started'> & {
+  readonly requestId: string;
+  readonly message: string;
+};
+export type RequestCancelled = Base<'request_cancelled'> & { readonly requestId: string };
+export type RequestExpired = Base<'request_expired'> & { readonly requestId: string };
+export type RequestFailed = Base<'request_failed'> & {
+  readonly requestId: string;
+  readonly code: ErrorCode;
+  readonly message: string;
+};
+export type StatusMessage = Base<'status'> & {
+  readonly userId: string;
+  readonly tier: Tier;
+  readonly limits: readonly StatusLimit[];
+  readonly queue: {
+    readonly queued: number;
+    readonly requests: readonly { readonly requestId: string; readonly position: number }[];
+  };
+};
+export type Pong = Base<'pong'>;
+export type ErrorMessage = Base<'error'> & {
+  readonly code: ErrorCode;
+  readonly message: string;
+  readonly requestId?: string;
+  readonly details?: Record<string, unknown>;
+};
+
+export type ServerMessage =
+  | MessageAccepted
+  | Chunk
+  | MessageComplete
+  | RequestQueued
+  | QueuePosition
+  | QueueProcessingStarted
+  | RequestCancelled
+  | RequestExpired
+  | RequestFailed
+  | StatusMessage
+  | Pong
+  | ErrorMessage;
+
+export type ServerMessageType = ServerMessage['type'];
+
+export const messageAccepted = (requestId: string, nowMs: number): MessageAccepted => ({
+  type: 'message_accepted',
+  timestamp: nowMs,
+  requestId,
+});
+
+export const chunk = (requestId: string, index: number, text: string, nowMs: number): Chunk => ({
+  type: 'chunk',
+  timestamp: nowMs,
+  requestId,
+  index,
+  text,
+});
+
+export const messageComplete = (
+  requestId: string,
+  text: string,
+  usage: ReplyUsage,
+  nowMs: number,
+): MessageComplete => ({
+  type: 'message_complete',
+  timestamp: nowMs,
+  requestId,
+  text,
+  usage,
+});
+
+export const requestQueued = (place: QueuePlace, message: string, nowMs: number): RequestQueued => ({
+  type: 'request_queued',
+  timestamp: nowMs,
+  ...place,
+  message,
+});
+
+export const queuePosition = (place: QueuePlace, nowMs: number): QueuePosition => ({
+  type: 'queue_position',
+  timestamp: nowMs,
+  ...place,
+});
+
+export const queueProcessingStarted = (requestId: string, nowMs: number): QueueProcessingStarted => ({
+  type: 'queue_processing_started',
+  timestamp: nowMs,
+  requestId,
+  message: 'Your queued request is being processed.',
+});
+
+export const requestCancelled = (requestId: string, nowMs: number): RequestCancelled => ({
+  type: 'request_cancelled',
+  timestamp: nowMs,
+  requestId,
+});
+
+export const requestExpired = (requestId: string, nowMs: number): RequestExpired => ({
+  type: 'request_expired',
+  timestamp: nowMs,
+  requestId,
+});
+
+export const requestFailed = (requestId: string, message: string, nowMs: number): RequestFailed => ({
+  type: 'request_failed',
+  timestamp: nowMs,
+  requestId,
+  code: 'INTERNAL_ERROR',
+  message,
+});
+
+export const pong = (nowMs: number): Pong => ({ type: 'pong', timestamp: nowMs });

@@ -18,6 +18,7 @@ import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-servi
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
+import { StoreHealthProbe } from './health-probe';
 import { createChatModel } from './models';
 import { Notifier } from './notifier';
 import { logPort, metricsPort } from './observability';
@@ -194,5 +195,20 @@ export const replyRuntime = once(() => {
 
 export const adminRuntime = once(() => {
   const base = userFacing('admin');
-  return { ...base, admin: new AdminService({ ...base, log: logPort, now }), now };
+  const { config, limiter } = base;
+  // One attempt per probe: `health` says at once that a resource does not answer.
+  const probeClients = {
+    maxAttempts: 1,
+    credentials: emulatorCredentials(config),
+    requestHandler: requestHandler(),
+  };
+  const health = new StoreHealthProbe({
+    dynamo: new DynamoDBClient({ ...probeClients, endpoint: config.dynamodbEndpoint }),
+    sqs: new SQSClient({ ...probeClients, endpoint: config.sqsEndpoint }),
+    tableNames: config.tables,
+    queueUrls: { requests: config.requestQueueUrl, dlq: config.deadLetterQueueUrl },
+    // The admin function's own limiter: its breaker hears only this instance's calls.
+    breakerState: () => limiter.breaker.state,
+  });
+  return { ...base, admin: new AdminService({ ...base, health, log: logPort, now }), now };
 });

@@ -31,17 +31,23 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
   z.object({ operation: z.literal('clear-override'), userId }).strict(),
   z.object({ operation: z.literal('usage'), userId }).strict(),
   z.object({ operation: z.literal('purge-queue'), userId }).strict(),
+  /** Whether the tables and queues answer, the DLQ depth and the limiter breaker's state. */
+  z.object({ operation: z.literal('health') }).strict(),
 ]);
 
 export type AdminRequest = z.infer<typeof adminRequestSchema>;
 export type AdminOperation = AdminRequest['operation'];
 export const ADMIN_OPERATIONS = adminRequestSchema.options.map((o) => o.shape.operation.value);
 
+/** The operations about one user (all but `health`). */
+export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' }>;
+
 export type AdminResponse =
   | {
       readonly ok: true;
       readonly operation: AdminOperation;
-      readonly userId: string;
+      /** The user acted on; absent for `health`. */
+      readonly userId?: string;
       readonly result: unknown;
     }
   | { readonly ok: false; readonly error: { readonly code: 'INVALID_REQUEST'; readonly message: string } };
@@ -53,4 +59,31 @@ export function parseAdminRequest(
   const parsed = adminRequestSchema.safeParse(payload);
   if (parsed.success) return { ok: true, request: parsed.data };
   return { ok: false, message: z.prettifyError(parsed.error) };
+}
+
+/** One probe of a table or queue: did it answer, how fast, and what went wrong if not. */
+export interface HealthCheck {
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  /** Why it did not answer (error name and message, or the probe's timeout). */
+  readonly error?: string;
+}
+
+/** A queue probe also reports the queue's depth: visible plus in-flight messages. */
+export interface QueueHealthCheck extends HealthCheck {
+  readonly depth?: number;
+}
+
+/**
+ * What `health` answers (SPEC §8 v3): every table and queue the stack runs on, probed once, the
+ * DLQ's depth, and the limiter breaker's state as the admin function's own instance sees it (each
+ * function instance has its own breaker; this one only hears the admin function's calls).
+ */
+export interface HealthReport {
+  /** Every table and queue answered. The DLQ's depth and the breaker do not change it. */
+  readonly healthy: boolean;
+  readonly checkedAtEpochMs: number;
+  readonly tables: Readonly<Record<'limits' | 'connections' | 'requests', HealthCheck>>;
+  readonly queues: Readonly<Record<'requests' | 'dlq', QueueHealthCheck>>;
+  readonly breaker: { readonly state: 'closed' | 'open'; readonly scope: 'admin function instance' };
 }

@@ -364,10 +364,17 @@ export const FUNCTIONS = {
     tables: [
       // Status reads, resets, tier and override writes, taking purged requests off the list.
       { table: 'limits', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
-      // Purge tells each sender `request_cancelled`, following the user like any reply.
-      REPLY_CONNECTIONS,
-      // Purge's notices go through the same reply channel, which may keep a final reply.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // Purge tells each sender `request_cancelled`, following the user like any reply; `health`
+      // reads an item nobody writes (GetItem) to see that the table answers.
+      { ...REPLY_CONNECTIONS, actions: [...REPLY_CONNECTIONS.actions, 'dynamodb:GetItem'] },
+      // Purge's notices go through the same reply channel, which may keep a final reply; `health`
+      // probes it like the others.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem'] },
+    ],
+    // `health`: whether each queue answers and how deep it is (SQS's own counters).
+    queues: [
+      { queue: 'requests', actions: ['sqs:GetQueueAttributes'] },
+      { queue: 'dlq', actions: ['sqs:GetQueueAttributes'] },
     ],
     postsToConnections: true,
     timeoutSeconds: 30,

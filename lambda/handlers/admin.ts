@@ -15,8 +15,10 @@ export async function handler(event: unknown, context?: Context): Promise<AdminR
       logger.warn('admin request refused', { audit: true, reason: parsed.message });
       return { ok: false, error: { code: 'INVALID_REQUEST', message: parsed.message } };
     }
-    const result = await adminRuntime().admin.run(parsed.request);
-    return { ok: true, operation: parsed.request.operation, userId: parsed.request.userId, result };
+    const { request } = parsed;
+    const result = await adminRuntime().admin.run(request);
+    const userId = 'userId' in request ? request.userId : undefined;
+    return { ok: true, operation: request.operation, ...(userId === undefined ? {} : { userId }), result };
   } finally {
     flushObservability();
   }

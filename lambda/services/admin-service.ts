@@ -1,4 +1,10 @@
-import type { AdminRequest } from '../core/admin';
+import type {
+  AdminRequest,
+  HealthCheck,
+  HealthReport,
+  QueueHealthCheck,
+  UserAdminRequest,
+} from '../core/admin';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
 import { statusMessage } from './chat-service';
@@ -13,13 +19,30 @@ export interface AdminLimiterPort extends LimiterPort {
   clearOverride(userId: string): Promise<unknown>;
 }
 
+/** The tables and queues `health` probes. */
+export type HealthTable = keyof HealthReport['tables'];
+export type HealthQueue = keyof HealthReport['queues'];
+
+/** Probes for `health`: each call throws when the resource does not answer. */
+export interface HealthProbePort {
+  /** Reads an item nobody writes: any answer (even "no item") means the table answers. */
+  probeTable(table: HealthTable): Promise<void>;
+  /** The queue's depth: visible plus in-flight messages. */
+  queueDepth(queue: HealthQueue): Promise<number>;
+  /** The state of this function instance's limiter breaker. */
+  breakerState(): 'closed' | 'open';
+}
+
 export interface AdminDeps {
   readonly limiter: AdminLimiterPort;
+  readonly health: HealthProbePort;
   readonly store: ReplyStorePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
   readonly log: LogPort;
   readonly now: () => number;
+  /** How long one health probe may take before it counts as not answering. @default 3000 */
+  readonly healthProbeTimeoutMs?: number;
 }
 
 /**
@@ -31,6 +54,54 @@ export class AdminService {
   constructor(private readonly deps: AdminDeps) {}
 
   async run(request: AdminRequest): Promise<unknown> {
+    if (request.operation === 'health') return this.health();
+    return this.runForUser(request);
+  }
+
+  /**
+   * Probes every table and queue at once, each bounded by its own timeout so a store that hangs
+   * answers `health` within seconds. Any failure of a probe is the answer here (the resource did
+   * not answer), so every error is caught and reported, none rethrown.
+   */
+  async health(): Promise<HealthReport> {
+    const { health, now } = this.deps;
+    const timed = async <T>(probe: () => Promise<T>): Promise<HealthCheck & { value?: T }> => {
+      const startMs = now();
+      try {
+        const value = await withTimeout(probe(), this.deps.healthProbeTimeoutMs ?? 3000);
+        return { ok: true, latencyMs: now() - startMs, value };
+      } catch (err) {
+        const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        return { ok: false, latencyMs: now() - startMs, error };
+      }
+    };
+    const queue = async (name: HealthQueue): Promise<QueueHealthCheck> => {
+      const { value, ...check } = await timed(() => health.queueDepth(name));
+      return value === undefined ? check : { ...check, depth: value };
+    };
+    const table = async (name: HealthTable): Promise<HealthCheck> => {
+      const { value: _, ...check } = await timed(() => health.probeTable(name));
+      return check;
+    };
+    const [limits, connections, requests, requestQueue, dlq] = await Promise.all([
+      table('limits'),
+      table('connections'),
+      table('requests'),
+      queue('requests'),
+      queue('dlq'),
+    ]);
+    const report: HealthReport = {
+      healthy: [limits, connections, requests, requestQueue, dlq].every((c) => c.ok),
+      checkedAtEpochMs: now(),
+      tables: { limits, connections, requests },
+      queues: { requests: requestQueue, dlq },
+      breaker: { state: health.breakerState(), scope: 'admin function instance' },
+    };
+    this.deps.log.info('admin action', { audit: true, operation: 'health', healthy: report.healthy });
+    return report;
+  }
+
+  private async runForUser(request: UserAdminRequest): Promise<unknown> {
     const { limiter, now } = this.deps;
     const before = await this.snapshot(request.userId);
     let result: unknown;
@@ -97,6 +168,19 @@ export class AdminService {
     const status = await this.deps.limiter.status(userId, undefined, nowMs);
     return { message: statusMessage(status, nowMs), known: status.known ?? true, summary: summarize(status) };
   }
+}
+
+/** Rejects with a TimeoutError when `promise` has not settled within `ms`. */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new Error(`no answer within ${ms} ms`);
+      err.name = 'TimeoutError';
+      reject(err);
+    }, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function summarize(status: UserStatus): Record<string, unknown> {

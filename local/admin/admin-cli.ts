@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
-import { ADMIN_OPERATIONS, type AdminResponse } from '../../lambda/core/admin';
+import { ADMIN_OPERATIONS, type AdminResponse, type HealthReport } from '../../lambda/core/admin';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
 import {
@@ -12,7 +12,7 @@ import {
   unreachableMessage,
 } from '../discovery';
 
-export const ADMIN_USAGE = `usage: npm run admin -- <operation> <userId> [options]
+export const ADMIN_USAGE = `usage: npm run admin -- <operation> [<userId>] [options]
 
 operations:
   usage <user>                          limits, usage and queue (consumes nothing)
@@ -22,6 +22,8 @@ operations:
                       [--daily-tokens N] [--max-output N] [--limits JSON] [--expires 2h|ISO-8601]
   clear-override <user>
   purge-queue <user>                    cancel every queued request (clients are told)
+  health                                whether the tables, the queue and the DLQ answer, the
+                                        DLQ depth and the limiter breaker (exit 1 if unhealthy)
 
 target (local by default: the \`npm start\` of this checkout, whatever its PORT):
   --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment
@@ -94,6 +96,11 @@ export async function runAdminCli(
     return 1;
   }
   const result = JSON.parse(text) as AdminResponse;
+  if (result.ok && result.operation === 'health') {
+    const report = result.result as HealthReport;
+    io.out(options.json ? JSON.stringify(result, null, 2) : renderHealthReport(report));
+    return report.healthy ? 0 : 1;
+  }
   if (options.json) io.out(JSON.stringify(result, null, 2));
   else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, Date.now()));
   return result.ok ? 0 : 2;
@@ -154,7 +161,12 @@ function parse(argv: readonly string[]): 'help' | { payload: Record<string, unkn
   if (!(ADMIN_OPERATIONS as readonly string[]).includes(operation)) {
     throw new UsageError(`unknown operation: ${operation} (operations: ${ADMIN_OPERATIONS.join(', ')})`);
   }
-  if (!userId) throw new UsageError(`${operation} needs a userId: npm run admin -- ${operation} alice`);
+  if (operation === 'health') {
+    const extra = [userId, ...rest].filter((a) => a !== undefined);
+    if (extra.length > 0) throw new UsageError(`health takes no userId: unexpected ${extra.join(' ')}`);
+  } else if (!userId) {
+    throw new UsageError(`${operation} needs a userId: npm run admin -- ${operation} alice`);
+  }
   if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
   const misplaced = Object.values(OPERATION_FLAGS)
     .flat()
@@ -162,7 +174,7 @@ function parse(argv: readonly string[]): 'help' | { payload: Record<string, unkn
     .filter((flag) => !OPERATION_FLAGS[operation]?.includes(flag));
   if (misplaced.length > 0)
     throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} does not apply to ${operation}`);
-  const payload: Record<string, unknown> = { operation, userId };
+  const payload: Record<string, unknown> = operation === 'health' ? { operation } : { operation, userId };
   if (operation === 'reset') payload.scope = values.scope ?? 'all';
   if (operation === 'set-tier') {
     if (!values.tier) throw new UsageError('set-tier needs --tier free|pro|enterprise');
@@ -268,6 +280,21 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     }
   }
   return lines.join('\n');
+}
+
+/** Human output of `health`: one line per table and queue, then the breaker. */
+export function renderHealthReport(report: HealthReport): string {
+  const line = (name: string, check: { ok: boolean; latencyMs: number; error?: string }, extra = '') =>
+    `  ${name.padEnd(18)} ${check.ok ? 'ok  ' : 'FAIL'} ${`${check.latencyMs} ms`.padStart(7)}${extra}${
+      check.error ? `   ${check.error}` : ''
+    }`;
+  const depth = (d: number | undefined) => (d === undefined ? '' : `   depth ${d}`);
+  return [
+    `health: ${report.healthy ? 'ok' : 'UNHEALTHY'} (${new Date(report.checkedAtEpochMs).toISOString()})`,
+    ...Object.entries(report.tables).map(([name, check]) => line(`table ${name}`, check)),
+    ...Object.entries(report.queues).map(([name, check]) => line(`queue ${name}`, check, depth(check.depth))),
+    `  limiter breaker    ${report.breaker.state} (as the ${report.breaker.scope} sees it)`,
+  ].join('\n');
 }
 
 function renderOverride(override: OverrideView | null, nowMs: number): string {

@@ -4,7 +4,13 @@ import type { AddressInfo, Socket } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import { type FunctionDefinition, LOCAL_STAGE, ROUTES, type RouteKey } from '../../lambda/core/resources';
+import {
+  FUNCTIONS,
+  type FunctionDefinition,
+  LOCAL_STAGE,
+  ROUTES,
+  type RouteKey,
+} from '../../lambda/core/resources';
 import {
   authorizerEvent,
   type ConnectionInfo,
@@ -291,6 +297,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       return sendAwsError(res, 403, 'ForbiddenException', 'Forbidden');
     const invocation = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
     if (invocation && req.method === 'POST') return serveInvoke(req, res, decodeURIComponent(invocation[1]!));
+    if (req.method === 'GET' && url.pathname === '/health') return serveHealth(res);
     if (req.method === 'GET' && options.staticDir) return serveStatic(res, options.staticDir, url.pathname);
     sendJson(res, 404, { message: 'Not Found' });
   }
@@ -360,6 +367,26 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
           ? { errorType: error.errorType, errorMessage: error.message }
           : { errorType: error.name, errorMessage: error.message, trace: (error.stack ?? '').split('\n') };
       sendJson(res, 200, payload, unhandled);
+    }
+  }
+
+  /**
+   * `GET /health`: the admin function's `health` report (invoked as the Invoke API would), 200
+   * when every table and queue answers, 503 otherwise. Local only: API Gateway has no such route.
+   */
+  async function serveHealth(res: ServerResponse): Promise<void> {
+    const admin = handlers?.functions?.[FUNCTIONS.admin.id];
+    if (!admin) return sendJson(res, 503, { healthy: false, error: 'the admin function is not loaded' });
+    try {
+      const response = (await invoke(FUNCTIONS.admin.id, admin, { operation: 'health' })) as {
+        ok?: boolean;
+        result?: { healthy?: boolean };
+      };
+      const report = response?.ok ? response.result : undefined;
+      if (!report) return sendJson(res, 503, { healthy: false, error: 'unexpected answer', response });
+      sendJson(res, report.healthy === true ? 200 : 503, report);
+    } catch (err) {
+      sendJson(res, 503, { healthy: false, error: `${(err as Error).name}: ${(err as Error).message}` });
     }
   }
 

@@ -73,9 +73,11 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   admin: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-    'table connections': ['dynamodb:DeleteItem'],
+    'table connections': ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:PutItem'],
+    'table requests': ['dynamodb:GetItem', 'dynamodb:PutItem'],
+    'queue requests': ['sqs:GetQueueAttributes'],
+    'queue dlq': ['sqs:GetQueueAttributes'],
     '@connections of the stage': ['execute-api:ManageConnections'],
   },
 };

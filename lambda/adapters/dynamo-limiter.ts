@@ -1,6 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type BreakerState, StoreBreaker } from '../core/limiter/breaker';
 import { dayNumber, evaluate } from '../core/limiter/evaluate';
+import { resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
   ExpressionWriter,
@@ -498,11 +499,9 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   }
 
   async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
-    const messages = ['tat', 'hw', 'hc', 'dw', 'dc'];
     const w = new ExpressionWriter();
-    const removed =
-      scope === 'messages' ? messages : scope === 'tokens' ? ['td', 'tu'] : [...messages, 'td', 'tu'];
-    w.remove(...removed.map((a) => w.name(a)));
+    // Each limit kind declares the attributes it keeps, and which scope clears them.
+    w.remove(...resetAttributes(scope).map((a) => w.name(a)));
     if (scope !== 'messages') {
       // A new token epoch: reservations made before the reset refund nothing into the new count.
       const te = w.name('te');

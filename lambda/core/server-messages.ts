@@ -22,6 +22,11 @@ export interface StatusLimit {
   readonly used: number;
   readonly remaining: number;
   readonly resetAt: number;
+  readonly unit: 'messages' | 'tokens' | 'usd' | 'requests';
+  /** The limit's window (a bucket: the time it takes to refill whole). */
+  readonly windowSeconds: number;
+  /** Evaluated and reported, never enforced (SPEC §2 v2 shadow limits; none yet). */
+  readonly shadow: boolean;
 }
 
 export interface QueuePlace {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '../core/identity';
+import { isLimitName, limitKind } from '../core/limiter/kinds';
 import type { AllowedDecision, DeniedDecision, UserStatus } from '../core/limiter/types';
 import {
   chunk,
@@ -188,9 +189,8 @@ export class ChatService {
         retryAfter: Math.ceil(decision.retryAfterMs / 1000),
       });
     }
-    if (decision.limit === 'dailyTokens') metrics.count('TokenRateLimitExceeded');
-    else if (decision.limit !== 'queue' && decision.limit !== 'busy')
-      metrics.count('MessageRateLimitExceeded');
+    // Each limit kind names the metric its refusals count in.
+    if (isLimitName(decision.limit)) metrics.count(limitKind(decision.limit).metric);
 
     const overLimit = (retryAfterMs = decision.retryAfterMs) =>
       refused(
@@ -321,13 +321,19 @@ export function statusMessage(status: UserStatus, nowMs: number): StatusMessage 
     timestamp: nowMs,
     userId: status.userId,
     tier: status.tier,
-    limits: status.limits.map((l) => ({
-      name: l.name,
-      limit: l.limit,
-      used: l.used,
-      remaining: l.remaining,
-      resetAt: l.resetAtEpochMs,
-    })),
+    limits: status.limits.map((l) => {
+      const kind = limitKind(l.name);
+      return {
+        name: l.name,
+        limit: l.limit,
+        used: l.used,
+        remaining: l.remaining,
+        resetAt: l.resetAtEpochMs,
+        unit: kind.unit,
+        windowSeconds: kind.windowSeconds(status.policy),
+        shadow: false,
+      };
+    }),
     queue: {
       queued: status.queued.length,
       requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),

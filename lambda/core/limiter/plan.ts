@@ -1,15 +1,11 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
-import { bucketOf, dayNumber, type Evaluation, evaluate, hourNumber, type TokenAsk } from './evaluate';
+import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
+import { ExpressionWriter, type UpdatePlan } from './expression';
+import { LIMIT_KINDS } from './kinds';
 import { type LimiterSnapshot, QUEUED_PREFIX, queuedItemValue, RESERVATION_PREFIX } from './snapshot';
 import type { LimitPolicy } from './types';
 
-/** An UpdateItem in plain data: the adapter marshals the values and sends it. */
-export interface UpdatePlan {
-  readonly update: string;
-  readonly condition: string;
-  readonly names: Record<string, string>;
-  readonly values: Record<string, unknown>;
-}
+export { ExpressionWriter, type UpdatePlan } from './expression';
 
 export type QueueMode = 'direct' | 'replay';
 
@@ -74,49 +70,16 @@ export function planAdmission(args: {
   if (queue.mode === 'direct' && belief.waiting.length > 0) return { kind: 'queued-ahead', evaluation };
 
   const w = new ExpressionWriter();
-  const now = w.value(nowMs);
 
   // Policy version: the limits above are the ones in force. An admin change of tier or override
   // bumps `pv`, so a write planned from an older policy fails instead of applying stale limits.
   w.condition(
     belief.pv === 0 ? `attribute_not_exists(${w.name('pv')})` : `${w.name('pv')} = ${w.value(belief.pv)}`,
   );
-
-  // Message bucket (GCRA). Idle (tat ≤ now): restart from now. Busy (now < tat ≤ now + τ): push
-  // tat one interval on. Either way tat stays ≤ now + τ + T, so at most `capacity` messages pass
-  // back to back and then one per interval, however many writers race.
-  const bucket = bucketOf(policy);
-  const tat = w.name('tat');
-  if (belief.tat === undefined || belief.tat <= nowMs) {
-    w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${now})`);
-    w.set(`${tat} = ${w.value(nowMs + bucket.intervalMs)}`);
-  } else {
-    w.condition(`(${tat} > ${now} AND ${tat} <= ${w.value(nowMs + bucket.toleranceMs)})`);
-    w.set(`${tat} = ${tat} + ${w.value(bucket.intervalMs)}`);
-  }
-
-  // Message quotas: count in the current UTC hour and day, even without a quota configured, so a
-  // quota set later by an admin applies to what was already sent. Same window: count < limit.
-  // New window: only if the stored window is older (another writer may have opened it already).
-  const one = w.value(1);
-  countWindow(w, 'hw', 'hc', hourNumber(nowMs), belief.hw, policy.hourlyMessages, one);
-  countWindow(w, 'dw', 'dc', day, belief.dw, policy.dailyMessages, one);
-
-  // Token budget: the reservation fits what is left today. Same day: used + reserved ≤ budget, so
-  // concurrent reservations can never overdraw it. New day: start from this reservation.
+  // Every limit kind adds its condition and update (lambda/core/limiter/kinds.ts).
   const reserved = evaluation.reservation.reservedTokens;
-  const td = w.name('td');
-  const tu = w.name('tu');
-  if (belief.td === day) {
-    w.condition(`${td} = ${w.value(day)} AND ${tu} <= ${w.value(policy.dailyTokens - reserved)}`);
-    w.set(`${tu} = ${tu} + ${w.value(reserved)}`);
-  } else {
-    w.condition(`(attribute_not_exists(${td}) OR ${td} < ${w.value(day)})`);
-    w.set(`${td} = ${w.value(day)}`, `${tu} = ${w.value(reserved)}`);
-    // Reservations of earlier days no longer matter: drop the markers we know of.
-    for (const [id, pending] of Object.entries(belief.reservations)) {
-      if (pending.d < day && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
-    }
+  for (const kind of LIMIT_KINDS) {
+    kind.plan(w, { policy, snap: belief, nowMs, reservedTokens: reserved, requestId });
   }
   // The pending reservation, so reconcile can refund exactly once (it removes this marker). The
   // token epoch pins the budget it was taken from: a reset since then makes the refund void.
@@ -261,71 +224,4 @@ export function planSettle(args: {
     w.remove(act, w.name(`${QUEUED_PREFIX}${args.requestId}`));
   }
   return w.build();
-}
-
-function countWindow(
-  w: ExpressionWriter,
-  windowAttr: string,
-  countAttr: string,
-  current: number,
-  believed: number | undefined,
-  limit: number | undefined,
-  one: string,
-): void {
-  const win = w.name(windowAttr);
-  const count = w.name(countAttr);
-  if (believed === current) {
-    const underLimit = limit === undefined ? '' : ` AND ${count} < ${w.value(limit)}`;
-    w.condition(`${win} = ${w.value(current)}${underLimit}`);
-    w.set(`${count} = ${count} + ${one}`);
-  } else {
-    w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(current)})`);
-    w.set(`${win} = ${w.value(current)}`, `${count} = ${one}`);
-  }
-}
-
-/** Collects placeholders so each plan reads like the expression it sends. */
-export class ExpressionWriter {
-  private readonly names: Record<string, string> = {};
-  private readonly values: Record<string, unknown> = {};
-  private readonly sets: string[] = [];
-  private readonly removes: string[] = [];
-  private readonly conditions: string[] = [];
-  private valueCount = 0;
-
-  name(attribute: string): string {
-    const existing = Object.entries(this.names).find(([, v]) => v === attribute);
-    if (existing) return existing[0];
-    const key = `#n${Object.keys(this.names).length}`;
-    this.names[key] = attribute;
-    return key;
-  }
-
-  value(value: unknown): string {
-    const key = `:v${this.valueCount++}`;
-    this.values[key] = value;
-    return key;
-  }
-
-  set(...clauses: string[]): void {
-    this.sets.push(...clauses);
-  }
-
-  remove(...paths: string[]): void {
-    this.removes.push(...paths);
-  }
-
-  condition(clause: string): void {
-    this.conditions.push(clause);
-  }
-
-  build(): UpdatePlan {
-    const update = [
-      this.sets.length ? `SET ${this.sets.join(', ')}` : '',
-      this.removes.length ? `REMOVE ${this.removes.join(', ')}` : '',
-    ]
-      .filter(Boolean)
-      .join(' ');
-    return { update, condition: this.conditions.join(' AND '), names: this.names, values: this.values };
-  }
 }

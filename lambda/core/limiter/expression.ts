@@ -1,0 +1,53 @@
+/** An UpdateItem in plain data: the adapter marshals the values and sends it. */
+export interface UpdatePlan {
+  readonly update: string;
+  readonly condition: string;
+  readonly names: Record<string, string>;
+  readonly values: Record<string, unknown>;
+}
+
+/** Collects placeholders so each plan reads like the expression it sends. */
+export class ExpressionWriter {
+  private readonly names: Record<string, string> = {};
+  private readonly values: Record<string, unknown> = {};
+  private readonly sets: string[] = [];
+  private readonly removes: string[] = [];
+  private readonly conditions: string[] = [];
+  private valueCount = 0;
+
+  name(attribute: string): string {
+    const existing = Object.entries(this.names).find(([, v]) => v === attribute);
+    if (existing) return existing[0];
+    const key = `#n${Object.keys(this.names).length}`;
+    this.names[key] = attribute;
+    return key;
+  }
+
+  value(value: unknown): string {
+    const key = `:v${this.valueCount++}`;
+    this.values[key] = value;
+    return key;
+  }
+
+  set(...clauses: string[]): void {
+    this.sets.push(...clauses);
+  }
+
+  remove(...paths: string[]): void {
+    this.removes.push(...paths);
+  }
+
+  condition(clause: string): void {
+    this.conditions.push(clause);
+  }
+
+  build(): UpdatePlan {
+    const update = [
+      this.sets.length ? `SET ${this.sets.join(', ')}` : '',
+      this.removes.length ? `REMOVE ${this.removes.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    return { update, condition: this.conditions.join(' AND '), names: this.names, values: this.values };
+  }
+}

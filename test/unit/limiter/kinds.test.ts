@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { isLimitName, LIMIT_KINDS, limitKind, resetAttributes } from '../../../lambda/core/limiter/kinds';
+import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
+import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/snapshot';
+import { statusMessage } from '../../../lambda/services/chat-service';
+
+const T0 = Date.UTC(2026, 10, 24, 10, 20, 0);
+const FREE = DEFAULT_TIER_LIMITS.free;
+
+describe('limit kinds, each declared once', () => {
+  it('declares every limit with its unit, window, metric and the attributes it keeps', () => {
+    expect(LIMIT_KINDS.map((k) => [k.name, k.unit, k.metric])).toEqual([
+      ['messageRate', 'messages', 'MessageRateLimitExceeded'],
+      ['hourlyMessages', 'messages', 'MessageRateLimitExceeded'],
+      ['dailyMessages', 'messages', 'MessageRateLimitExceeded'],
+      ['dailyTokens', 'tokens', 'TokenRateLimitExceeded'],
+    ]);
+    // The free bucket: 25 messages, whole again after 25 × 3 s.
+    expect(limitKind('messageRate').windowSeconds(FREE)).toBe(75);
+    expect(limitKind('hourlyMessages').windowSeconds(FREE)).toBe(3600);
+    expect(limitKind('dailyTokens').windowSeconds(FREE)).toBe(86_400);
+  });
+
+  it('resets by scope exactly the attributes the kinds of that scope keep', () => {
+    expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc']);
+    expect(resetAttributes('tokens')).toEqual(['td', 'tu']);
+    expect(resetAttributes('all')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc', 'td', 'tu']);
+  });
+
+  it('leaves an optional limit the policy does not set out of status, but still plans it', () => {
+    const input = { policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0 };
+    expect(limitKind('hourlyMessages').state(input)).toBeUndefined();
+    expect(
+      limitKind('hourlyMessages').state({ ...input, policy: { ...FREE, hourlyMessages: 5 } }),
+    ).toMatchObject({
+      limit: 5,
+      remaining: 5,
+    });
+  });
+
+  it('tells status the unit, window and shadow flag of each limit', () => {
+    const message = statusMessage(
+      {
+        userId: 'ann',
+        tier: 'free',
+        policy: FREE,
+        limits: LIMIT_KINDS.flatMap((k) => k.state({ policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0 }) ?? []),
+        queued: [],
+      },
+      T0,
+    );
+    expect(message.limits.map((l) => [l.name, l.unit, l.windowSeconds, l.shadow])).toEqual([
+      ['messageRate', 'messages', 75, false],
+      ['dailyTokens', 'tokens', 86_400, false],
+    ]);
+    expect(isLimitName('busy')).toBe(false);
+  });
+});

@@ -1,5 +1,4 @@
 import { parseArgs } from 'node:util';
-import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { ADMIN_OPERATIONS, type AdminResponse, type HealthReport } from '../../lambda/core/admin';
 import { FUNCTIONS } from '../../lambda/core/resources';
@@ -11,6 +10,7 @@ import {
   type LocalTarget,
   unreachableMessage,
 } from '../discovery';
+import { readStackOutputs, stackOutput } from './stack-outputs';
 
 export const ADMIN_USAGE = `usage: npm run admin -- <operation> [<userId>] [options]
 
@@ -235,12 +235,9 @@ async function resolveTarget(options: Options): Promise<Target> {
   return { client, functionName: options.function ?? FUNCTIONS.admin.id, local };
 }
 
-async function adminFunctionFromStack(stackName: string, region: string | undefined): Promise<string> {
-  const cfn = new CloudFormationClient({ region });
-  const { Stacks } = await cfn.send(new DescribeStacksCommand({ StackName: stackName }));
-  const output = Stacks?.[0]?.Outputs?.find((o) => o.OutputKey?.startsWith('AdminFunctionName'));
-  if (!output?.OutputValue) throw new Error(`stack ${stackName} has no AdminFunctionName output`);
-  return output.OutputValue;
+/** The admin function of a deployed stack, from its `AdminFunctionName` output. */
+export async function adminFunctionFromStack(stackName: string, region: string | undefined): Promise<string> {
+  return stackOutput(await readStackOutputs(stackName, region), 'AdminFunctionName', stackName);
 }
 
 /** The user's current override as the admin function reports it (`null`: none). */

@@ -2,7 +2,8 @@
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
 import { isTier } from '../lambda/core/limiter/policy';
-import { signDevToken } from '../local/dev-tokens';
+import { StackOutputError } from '../local/admin/stack-outputs';
+import { mintStackToken, signDevToken } from '../local/dev-tokens';
 import {
   findLocalStack,
   LocalStackNotFoundError,
@@ -10,27 +11,41 @@ import {
   tokenSecretMismatch,
 } from '../local/discovery';
 
-const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS] [--secret SECRET]
+const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS]
+                     [--secret SECRET | --stack NAME [--region R]]
 
-Prints a development token (HS256 JWT, sub = NAME) and nothing else, for the local stack or a
-deployed stack in secret mode.
+Prints a token (HS256 JWT, sub = NAME) and nothing else, for the local stack or a deployed stack
+in secret mode.
 
   --user     the user id (the token's sub); required
   --tier     the token's tier claim (default: none, which means free unless an admin set a tier)
   --expires  lifetime in seconds (default 86400, 24 h)
   --secret   sign with this secret (default: JWT_SECRET, else the development secret of \`npm start\`)
+  --stack    sign for this deployed stack with its own secret, read from Secrets Manager with your
+             AWS credentials (its JwtSecretArn output; needs secretsmanager:GetSecretValue on it)
+  --region   AWS region of --stack (default: your AWS configuration's)
   -h, --help this help`;
 
 interface TokenArgs {
   readonly userId: string;
   readonly tier?: 'free' | 'pro' | 'enterprise';
   readonly secret?: string;
+  readonly stack?: string;
+  readonly region?: string;
   readonly expires?: number;
 }
 
 /** The token asked for, `help`, or what is wrong with the command line. */
 function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } {
-  let values: { user?: string; tier?: string; expires?: string; secret?: string; help?: boolean };
+  let values: {
+    user?: string;
+    tier?: string;
+    expires?: string;
+    secret?: string;
+    stack?: string;
+    region?: string;
+    help?: boolean;
+  };
   try {
     ({ values } = parseArgs({
       args: argv,
@@ -39,6 +54,8 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
         tier: { type: 'string' },
         expires: { type: 'string' },
         secret: { type: 'string' },
+        stack: { type: 'string' },
+        region: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -53,7 +70,18 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
   const expires = values.expires === undefined ? undefined : Number(values.expires);
   if (expires !== undefined && (!Number.isInteger(expires) || expires <= 0))
     return { error: '--expires must be a positive number of seconds' };
-  return { userId: values.user, tier: values.tier, secret: values.secret, expires };
+  if (values.stack !== undefined && values.secret !== undefined)
+    return { error: '--stack and --secret exclude each other: the stack has its own secret' };
+  if (values.region !== undefined && values.stack === undefined)
+    return { error: '--region goes with --stack' };
+  return {
+    userId: values.user,
+    tier: values.tier,
+    secret: values.secret,
+    stack: values.stack,
+    region: values.region,
+    expires,
+  };
 }
 
 async function main(): Promise<number> {
@@ -65,6 +93,23 @@ async function main(): Promise<number> {
   if ('error' in args) {
     console.error(`token: ${args.error}\n${USAGE.split('\n')[0]}`);
     return 2;
+  }
+  if (args.stack !== undefined) {
+    try {
+      const token = await mintStackToken({
+        stackName: args.stack,
+        region: args.region,
+        userId: args.userId,
+        tier: args.tier,
+        expiresInSeconds: args.expires,
+      });
+      process.stdout.write(`${token}\n`);
+      return 0;
+    } catch (err) {
+      if (!(err instanceof StackOutputError)) throw err;
+      console.error(`token: ${err.message}`);
+      return 1;
+    }
   }
   if (args.secret === undefined) {
     // A token for the `npm start` that is running: signed so that it accepts it.

@@ -1,6 +1,7 @@
 import { SignJWT } from 'jose';
 import type { Tier } from '../lambda/core/limiter/types';
 import { ENV } from '../lambda/core/resources';
+import { stackJwtSecret } from './admin/stack-outputs';
 
 /**
  * The development-only HS256 secret of `npm start` and `npm run token`. It lives here, under
@@ -29,4 +30,21 @@ export async function signDevToken(options: {
     .setIssuedAt(nowSeconds)
     .setExpirationTime(nowSeconds + (options.expiresInSeconds ?? 86_400))
     .sign(new TextEncoder().encode(secret));
+}
+
+/**
+ * A token for a deployed stack in secret mode (`npm run token -- --stack NAME`): the stack's own
+ * HS256 secret is read from Secrets Manager with the caller's IAM rights (the `JwtSecretArn`
+ * output names it) and used once, never printed or stored.
+ */
+export async function mintStackToken(options: {
+  stackName: string;
+  region?: string;
+  userId: string;
+  tier?: Tier;
+  expiresInSeconds?: number;
+  nowMs?: number;
+}): Promise<string> {
+  const secret = await stackJwtSecret(options.stackName, options.region);
+  return signDevToken({ ...options, secret });
 }

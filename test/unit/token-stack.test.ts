@@ -71,13 +71,11 @@ describe('mintStackToken', () => {
 
   it('passes on what AWS says when the caller may not read the secret', async () => {
     stackWith({ JwtSecretArn: secretArn });
-    secrets
-      .on(GetSecretValueCommand)
-      .rejects(
-        Object.assign(new Error('User is not authorized to perform: secretsmanager:GetSecretValue'), {
-          name: 'AccessDeniedException',
-        }),
-      );
+    secrets.on(GetSecretValueCommand).rejects(
+      Object.assign(new Error('User is not authorized to perform: secretsmanager:GetSecretValue'), {
+        name: 'AccessDeniedException',
+      }),
+    );
     await expect(
       mintStackToken({ stackName: 'ChatLimiter', region: 'eu-west-1', userId: 'dave' }),
     ).rejects.toThrow('not authorized to perform: secretsmanager:GetSecretValue');

@@ -4,7 +4,7 @@ import {
   ComparisonOperator,
   Dashboard,
   GraphWidget,
-  type MathExpression,
+  MathExpression,
   Metric,
   TextWidget,
   TreatMissingData,
@@ -13,6 +13,7 @@ import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { FilterPattern, MetricFilter } from 'aws-cdk-lib/aws-logs';
 import { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
@@ -24,6 +25,14 @@ import type { MetricName } from '../../lambda/services/ports';
 export { METRICS_NAMESPACE };
 
 const SERVICE_DIMENSION = { service: SERVICE_NAME };
+
+/**
+ * Not EMF: CloudWatch counts it from the functions' logs (a metric filter on every function's log
+ * group), one per Powertools log line at ERROR. Handlers catch faults they can answer (the Message
+ * function replies `INTERNAL_ERROR`, the processor retries the record), so Lambda's `Errors` never
+ * sees them; every such catch logs at ERROR, and this metric is how an alarm sees it.
+ */
+export const FAULTS_LOGGED_METRIC = 'FaultsLogged';
 
 export interface MonitoringProps {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
@@ -38,8 +47,9 @@ export interface MonitoringProps {
 
 /**
  * Alarms (to an encrypted SNS topic) and a dashboard: DLQ not empty, oldest request older than the
- * queue wait, queue depth, limiter fail-open, and every function's errors and throttles. See
- * docs/operations.md for what to do when each one fires.
+ * queue wait, queue depth (waiting and in flight), limiter fail-open, requests failed, faults the
+ * functions caught and logged, and every function's errors and throttles. See docs/operations.md
+ * for what to do when each one fires; test/integration/alarms.test.ts drives each one.
  */
 export class Monitoring extends Construct {
   public readonly topic: Topic;
@@ -89,20 +99,56 @@ export class Monitoring extends Construct {
       props.maxQueueWaitSeconds,
       'A queued request has waited longer than MAX_QUEUE_WAIT (docs/operations.md#oldest-request-too-old).',
     );
+    // A waiting request is deferred by the processor (ChangeMessageVisibility), so most of the
+    // queue is in flight, not visible: the depth is both together.
+    const depthThreshold = props.queueDepthThreshold ?? 100;
     alarm(
       'QueueDepthHigh',
-      props.queue.metricApproximateNumberOfMessagesVisible({
+      new MathExpression({
+        expression: 'visible + notVisible',
+        label: 'requests in the queue (waiting or deferred)',
+        usingMetrics: {
+          visible: props.queue.metricApproximateNumberOfMessagesVisible({ statistic: 'Maximum' }),
+          notVisible: props.queue.metricApproximateNumberOfMessagesNotVisible({ statistic: 'Maximum' }),
+        },
         period: Duration.minutes(1),
-        statistic: 'Maximum',
       }),
-      props.queueDepthThreshold ?? 100,
-      'More than 100 requests are waiting (docs/operations.md#queue-depth-high).',
+      depthThreshold,
+      `More than ${depthThreshold} requests are in the queue, waiting or deferred (docs/operations.md#queue-depth-high).`,
     );
     alarm(
       'LimiterFailOpen',
       this.metric('LimiterFailOpen', 'Sum'),
       0,
       'DynamoDB failed and the limiter admitted requests without counting them (docs/operations.md#limiter-fail-open).',
+    );
+    alarm(
+      'RequestsFailed',
+      this.metric('RequestsFailed', 'Sum', Duration.minutes(5)),
+      0,
+      'A request failed for good; its user was told request_failed or INTERNAL_ERROR (docs/operations.md#requests-failed).',
+    );
+    for (const [key, fn] of Object.entries(props.functions)) {
+      new MetricFilter(this, `${key}FaultsLoggedFilter`, {
+        logGroup: fn.logGroup,
+        filterPattern: FilterPattern.stringValue('$.level', '=', 'ERROR'),
+        metricNamespace: METRICS_NAMESPACE,
+        metricName: FAULTS_LOGGED_METRIC,
+        metricValue: '1',
+        dimensions: { service: '$.service' },
+      });
+    }
+    alarm(
+      FAULTS_LOGGED_METRIC,
+      new Metric({
+        namespace: METRICS_NAMESPACE,
+        metricName: FAULTS_LOGGED_METRIC,
+        dimensionsMap: SERVICE_DIMENSION,
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      }),
+      0,
+      'A function caught a fault and logged it at ERROR (docs/operations.md#faults-logged).',
     );
     for (const [key, fn] of Object.entries(props.functions)) {
       alarm(
@@ -137,6 +183,14 @@ export class Monitoring extends Construct {
       new GraphWidget({
         title: 'Requests',
         left: [count('RequestsQueued'), count('RequestsProcessed'), count('RequestsFailed')],
+        right: [
+          new Metric({
+            namespace: METRICS_NAMESPACE,
+            metricName: FAULTS_LOGGED_METRIC,
+            dimensionsMap: SERVICE_DIMENSION,
+            statistic: 'Sum',
+          }),
+        ],
         width: 12,
       }),
     );
@@ -151,6 +205,7 @@ export class Monitoring extends Construct {
         title: 'Queue depth and age',
         left: [
           props.queue.metricApproximateNumberOfMessagesVisible(),
+          props.queue.metricApproximateNumberOfMessagesNotVisible(),
           props.deadLetterQueue.metricApproximateNumberOfMessagesVisible(),
         ],
         right: [props.queue.metricApproximateAgeOfOldestMessage()],
@@ -171,13 +226,13 @@ export class Monitoring extends Construct {
     );
   }
 
-  private metric(name: MetricName, statistic: string): Metric {
+  private metric(name: MetricName, statistic: string, period = Duration.minutes(1)): Metric {
     return new Metric({
       namespace: METRICS_NAMESPACE,
       metricName: name,
       dimensionsMap: SERVICE_DIMENSION,
       statistic,
-      period: Duration.minutes(1),
+      period,
     });
   }
 }

@@ -174,9 +174,10 @@ describe('ChatLimiterStack', () => {
     expect(JSON.stringify(template.toJSON())).not.toContain(`"${ENV.jwtSecret}"`);
   });
 
-  it('alarms on the DLQ, the oldest request, queue depth, fail-open and every function', () => {
+  it('alarms on the DLQ, the oldest request, queue depth, fail-open, failures, logged faults and every function', () => {
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
-    expect(Object.keys(alarms).length).toBe(4 + 2 * Object.keys(FUNCTIONS).length);
+    expect(Object.keys(alarms).length).toBe(6 + 2 * Object.keys(FUNCTIONS).length);
+    template.resourceCountIs('AWS::Logs::MetricFilter', Object.keys(FUNCTIONS).length);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'LimiterFailOpen',
       Namespace: 'ChatLimiter',

@@ -1,0 +1,511 @@
+import { randomUUID } from 'node:crypto';
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { ENV, FUNCTIONS, type FunctionKey, QUEUES, type QueueKey } from '../../lambda/core/resources';
+import { ChatLimiterStack } from '../../lib/chat-limiter-stack';
+import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
+import type { LocalStack } from '../../local/stack';
+import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
+import { newUser, startTestStack } from '../support/local-stack';
+import { TestClient, untilTime, waitUntil, waitUntilStatusAnswers } from '../support/ws-client';
+
+/**
+ * SPEC §6 v2, every alarm can fire: for each alarm of the synthesized template, its condition is
+ * driven through the real handlers of the local stack, and what the alarm watches is shown to be
+ * emitted — the EMF the handlers print (namespace, name, dimensions and statistic read from the
+ * template, never repeated here), the log lines a metric filter counts, or the SQS attribute that
+ * CloudWatch publishes — and to cross the alarm's threshold. Where AWS alone emits a metric
+ * (Lambda's Errors and Throttles, SQS's age of the oldest message), the test says why and shows
+ * as much of the condition as runs here. The last test checks that no alarm went untested.
+ */
+
+type Json = Record<string, unknown>;
+
+interface WatchedMetric {
+  readonly id: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** Dimension values as the template has them: strings, or `Ref` / `Fn::GetAtt` objects. */
+  readonly dimensions: Record<string, unknown>;
+  readonly statistic: string;
+  readonly periodSeconds: number;
+}
+
+interface AlarmSpec {
+  readonly logicalId: string;
+  readonly metrics: readonly WatchedMetric[];
+  /** A metric-math alarm's expression over the ids of `metrics`. */
+  readonly expression?: string;
+  readonly threshold: number;
+  readonly comparison: string;
+}
+
+/** The same synthesis as test/infra/stack.test.ts (bundling skipped). */
+function synthTemplate(): Json {
+  const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
+  const stack = new ChatLimiterStack(app, 'Alarms', {
+    env: { account: '123456789012', region: 'eu-west-1' },
+  });
+  return Template.fromStack(stack).toJSON() as Json;
+}
+
+function resourcesOfType(template: Json, type: string): [string, Json][] {
+  return Object.entries(template.Resources as Record<string, Json>)
+    .filter(([, r]) => r.Type === type)
+    .map(([id, r]) => [id, r.Properties as Json]);
+}
+
+function dimensionsOf(list: unknown): Record<string, unknown> {
+  return Object.fromEntries(
+    ((list as { Name: string; Value: unknown }[]) ?? []).map((d) => [d.Name, d.Value]),
+  );
+}
+
+function readAlarms(template: Json): AlarmSpec[] {
+  return resourcesOfType(template, 'AWS::CloudWatch::Alarm').map(([logicalId, p]) => {
+    const common = {
+      logicalId,
+      threshold: p.Threshold as number,
+      comparison: p.ComparisonOperator as string,
+    };
+    if (!p.Metrics) {
+      const metric = {
+        id: 'm',
+        namespace: p.Namespace as string,
+        name: p.MetricName as string,
+        dimensions: dimensionsOf(p.Dimensions),
+        statistic: p.Statistic as string,
+        periodSeconds: p.Period as number,
+      };
+      return { ...common, metrics: [metric] };
+    }
+    const entries = p.Metrics as Json[];
+    const metrics = entries
+      .filter((m) => m.MetricStat)
+      .map((m) => {
+        const stat = m.MetricStat as Json;
+        const metric = stat.Metric as Json;
+        return {
+          id: m.Id as string,
+          namespace: metric.Namespace as string,
+          name: metric.MetricName as string,
+          dimensions: dimensionsOf(metric.Dimensions),
+          statistic: stat.Stat as string,
+          periodSeconds: stat.Period as number,
+        };
+      });
+    const expression = entries.find((m) => m.ReturnData !== false && m.Expression)?.Expression as string;
+    return { ...common, metrics, expression };
+  });
+}
+
+function crosses(alarm: AlarmSpec, value: number): boolean {
+  switch (alarm.comparison) {
+    case 'GreaterThanThreshold':
+      return value > alarm.threshold;
+    case 'GreaterThanOrEqualToThreshold':
+      return value >= alarm.threshold;
+    case 'LessThanThreshold':
+      return value < alarm.threshold;
+    case 'LessThanOrEqualToThreshold':
+      return value <= alarm.threshold;
+    default:
+      throw new Error(`comparison ${alarm.comparison} is not evaluated by this test`);
+  }
+}
+
+/** The value of a metric-math expression; only sums of metric ids are understood (fails otherwise). */
+function evaluate(expression: string, values: Record<string, number>): number {
+  return expression.split('+').reduce((sum, term) => {
+    const id = term.trim();
+    if (!(id in values)) throw new Error(`cannot evaluate "${expression}": unknown term "${id}"`);
+    return sum + values[id]!;
+  }, 0);
+}
+
+function statistic(name: string, values: readonly number[]): number {
+  switch (name) {
+    case 'Sum':
+      return values.reduce((a, b) => a + b, 0);
+    case 'Maximum':
+      return Math.max(...values);
+    case 'Minimum':
+      return Math.min(...values);
+    case 'SampleCount':
+      return values.length;
+    case 'Average':
+      return values.reduce((a, b) => a + b, 0) / values.length;
+    default:
+      throw new Error(`statistic ${name} is not evaluated by this test`);
+  }
+}
+
+/** One metric value as CloudWatch would receive it: from an EMF document or a metric filter. */
+interface Datapoint {
+  readonly namespace: string;
+  readonly name: string;
+  readonly dimensions: Record<string, unknown>;
+  readonly value: number;
+  readonly timestampMs: number;
+}
+
+/** Every metric of every EMF document (`_aws.CloudWatchMetrics`) among the captured lines. */
+function emfDatapoints(lines: readonly Json[]): Datapoint[] {
+  const points: Datapoint[] = [];
+  for (const doc of lines) {
+    const aws = doc._aws as { Timestamp: number; CloudWatchMetrics: Json[] } | undefined;
+    if (!aws) continue;
+    for (const directive of aws.CloudWatchMetrics) {
+      for (const dimensionSet of directive.Dimensions as string[][]) {
+        for (const { Name } of directive.Metrics as { Name: string }[]) {
+          const raw = doc[Name];
+          for (const value of Array.isArray(raw) ? raw : [raw]) {
+            points.push({
+              namespace: directive.Namespace as string,
+              name: Name,
+              dimensions: Object.fromEntries(dimensionSet.map((d) => [d, doc[d]])),
+              value: Number(value),
+              timestampMs: aws.Timestamp,
+            });
+          }
+        }
+      }
+    }
+  }
+  return points;
+}
+
+/**
+ * What the template's metric filters make of the captured log lines. Only the JSON equality
+ * pattern `{ $.field = "value" }` is understood: another pattern fails the test instead of being
+ * guessed at.
+ */
+function metricFilterDatapoints(template: Json, lines: readonly Json[]): Datapoint[] {
+  const points: Datapoint[] = [];
+  for (const [, filter] of resourcesOfType(template, 'AWS::Logs::MetricFilter')) {
+    const match = /^\{\s*\$\.(\w+)\s*=\s*"([^"]*)"\s*\}$/.exec(filter.FilterPattern as string);
+    if (!match) throw new Error(`filter pattern ${String(filter.FilterPattern)} is not evaluated here`);
+    const [, field, expected] = match;
+    for (const t of filter.MetricTransformations as Json[]) {
+      for (const line of lines) {
+        if (line._aws || line[field!] !== expected) continue;
+        const dims = (t.Dimensions as { Key: string; Value: string }[] | undefined) ?? [];
+        points.push({
+          namespace: t.MetricNamespace as string,
+          name: t.MetricName as string,
+          dimensions: Object.fromEntries(dims.map((d) => [d.Key, line[d.Value.replace(/^\$\./, '')]])),
+          value: Number(t.MetricValue),
+          timestampMs: Date.parse(String(line.timestamp)) || Date.now(),
+        });
+      }
+    }
+  }
+  return points;
+}
+
+/** The highest value the alarm's statistic reaches over any one of its periods. */
+function peak(metric: WatchedMetric, points: readonly Datapoint[]): number | undefined {
+  const buckets = new Map<number, number[]>();
+  for (const p of points) {
+    if (p.namespace !== metric.namespace || p.name !== metric.name) continue;
+    // CloudWatch matches a metric by its exact set of dimensions.
+    expect(p.dimensions).toEqual(metric.dimensions);
+    const bucket = Math.floor(p.timestampMs / (metric.periodSeconds * 1000));
+    buckets.set(bucket, [...(buckets.get(bucket) ?? []), p.value]);
+  }
+  if (buckets.size === 0) return undefined;
+  return Math.max(...[...buckets.values()].map((values) => statistic(metric.statistic, values)));
+}
+
+/**
+ * Captures the JSON lines the handlers print — EMF and logs on stdout, Powertools' ERROR logs on
+ * stderr; Lambda sends both to the function's log group — without echoing them.
+ */
+function captureOutput(): { lines: Json[]; restore(): void } {
+  const lines: Json[] = [];
+  const restores = [process.stdout, process.stderr].map((stream) => {
+    const original = stream.write.bind(stream);
+    const write = (chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      const json = text.split('\n').filter((line) => line.startsWith('{'));
+      if (json.length === 0) return (original as (...args: unknown[]) => boolean)(chunk, ...rest);
+      for (const line of json) {
+        try {
+          lines.push(JSON.parse(line));
+        } catch {
+          // not one of ours
+        }
+      }
+      return true;
+    };
+    stream.write = write as typeof stream.write;
+    return () => {
+      stream.write = original;
+    };
+  });
+  return {
+    lines,
+    restore: () => {
+      for (const restore of restores) restore();
+    },
+  };
+}
+
+describe('every alarm can fire (SPEC §6)', () => {
+  const template = synthTemplate();
+  const alarms = readAlarms(template);
+  const covered = new Set<string>();
+  let stack: LocalStack;
+  let dynamo: FaultProxy;
+  let sqs: FaultProxy;
+  let stdout: ReturnType<typeof captureOutput>;
+
+  /** Local queue URL of the template queue an SQS alarm names (its `QueueName` dimension). */
+  const queueKeyOf = (dimension: unknown): QueueKey => {
+    const [logicalId] = (dimension as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'];
+    const queues = resourcesOfType(template, 'AWS::SQS::Queue');
+    const main = queues.find(([, p]) => p.RedrivePolicy)!;
+    const requestsKey = (Object.keys(QUEUES) as QueueKey[]).find((k) => QUEUES[k].deadLetterQueue)!;
+    if (logicalId === main[0]) return requestsKey;
+    const dlqArn = (main[1].RedrivePolicy as Json).deadLetterTargetArn as { 'Fn::GetAtt': [string] };
+    expect(logicalId).toBe(dlqArn['Fn::GetAtt'][0]);
+    return QUEUES[requestsKey].deadLetterQueue as QueueKey;
+  };
+
+  /** The alarms watching a metric (by namespace and name), at least one. */
+  const watching = (namespace: string, name: string): AlarmSpec[] => {
+    const found = alarms.filter((a) => a.metrics.some((m) => m.namespace === namespace && m.name === name));
+    expect(found.length, `an alarm on ${namespace}/${name}`).toBeGreaterThan(0);
+    return found;
+  };
+
+  /** Asserts the captured EMF and log lines drive every alarm on `name` in `namespace` over its threshold. */
+  const expectEmittedOverThreshold = (namespace: string, name: string, from: number) => {
+    const lines = stdout.lines.slice(from);
+    const points = [...emfDatapoints(lines), ...metricFilterDatapoints(template, lines)];
+    for (const alarm of watching(namespace, name)) {
+      const value = peak(alarm.metrics[0]!, points);
+      expect(value, `${name} emitted as ${alarm.logicalId} watches it`).toBeDefined();
+      expect(crosses(alarm, value!), `${name} = ${value} crosses ${alarm.threshold}`).toBe(true);
+      covered.add(alarm.logicalId);
+    }
+  };
+
+  /** CloudWatch's SQS metrics, as GetQueueAttributes gives them (the emulator has no CloudWatch). */
+  const SQS_ATTRIBUTE_OF_METRIC: Record<string, string> = {
+    ApproximateNumberOfMessagesVisible: 'ApproximateNumberOfMessages',
+    ApproximateNumberOfMessagesNotVisible: 'ApproximateNumberOfMessagesNotVisible',
+  };
+  const sqsMetricValue = async (metric: WatchedMetric): Promise<number> => {
+    const attribute = SQS_ATTRIBUTE_OF_METRIC[metric.name];
+    if (!attribute) throw new Error(`${metric.name} has no GetQueueAttributes counterpart`);
+    const { Attributes } = await localSqsClient(inject('sqsEndpoint')).send(
+      new GetQueueAttributesCommand({
+        QueueUrl: stack.resources.queues[queueKeyOf(metric.dimensions.QueueName)].url,
+        AttributeNames: [attribute as 'ApproximateNumberOfMessages'],
+      }),
+    );
+    return Number(Attributes?.[attribute] ?? 0);
+  };
+  const sqsAlarmValue = async (alarm: AlarmSpec): Promise<number> => {
+    const values: Record<string, number> = {};
+    for (const metric of alarm.metrics) values[metric.id] = await sqsMetricValue(metric);
+    return alarm.expression ? evaluate(alarm.expression, values) : values[alarm.metrics[0]!.id]!;
+  };
+
+  const limiter = () =>
+    new DynamoLimiter({
+      client: localDynamoClient(inject('dynamodbEndpoint')),
+      tableName: stack.resources.tables.limits,
+      tiers: parseTierLimits(''),
+    });
+
+  const queueDepthAlarm = () => watching('AWS/SQS', 'ApproximateNumberOfMessagesNotVisible')[0]!;
+
+  beforeAll(async () => {
+    stdout = captureOutput();
+    dynamo = await startFaultProxy(inject('dynamodbEndpoint'));
+    sqs = await startFaultProxy(inject('sqsEndpoint'));
+    stack = await startTestStack(
+      {
+        // Metrics on, under the names the stack gives the functions (local/stack.ts sets them).
+        POWERTOOLS_METRICS_DISABLED: 'false',
+        // The breaker opens after 1 s without any answer from the store (3 s by default).
+        LIMITER_BREAKER_SILENCE_MS: '1000',
+      },
+      { dynamodbEndpoint: dynamo.endpoint, sqsEndpoint: sqs.endpoint },
+    );
+  }, 60_000);
+  afterAll(async () => {
+    dynamo?.restore();
+    sqs?.restore();
+    await stack?.stop();
+    await dynamo?.stop();
+    await sqs?.stop();
+    stdout?.restore();
+  });
+
+  it('RequestsFailed, FaultsLogged and DeadLetterQueueNotEmpty: an unreadable queued message is parked in the DLQ', async () => {
+    const from = stdout.lines.length;
+    // What a corrupt or foreign message looks like to the processor (it comes through the poller).
+    await localSqsClient(inject('sqsEndpoint')).send(
+      new SendMessageCommand({
+        QueueUrl: stack.resources.queues.requests.url,
+        MessageBody: 'not a request',
+        MessageGroupId: 'corrupt',
+        MessageDeduplicationId: randomUUID(),
+      }),
+    );
+    await waitUntil(
+      () => emfDatapoints(stdout.lines.slice(from)).some((p) => p.name === 'RequestsFailed'),
+      15_000,
+    );
+    expectEmittedOverThreshold('ChatLimiter', 'RequestsFailed', from);
+    expectEmittedOverThreshold('ChatLimiter', 'FaultsLogged', from);
+    for (const alarm of watching('AWS/SQS', 'ApproximateNumberOfMessagesVisible')) {
+      if (queueKeyOf(alarm.metrics[0]!.dimensions.QueueName) !== QUEUES.requests.deadLetterQueue) continue;
+      const value = await sqsAlarmValue(alarm);
+      expect(crosses(alarm, value), `DLQ depth ${value} crosses ${alarm.threshold}`).toBe(true);
+      covered.add(alarm.logicalId);
+    }
+  });
+
+  it('FaultsLogged: a fault the Message function catches (SQS down while queueing) is logged and counted', async () => {
+    const { userId, token } = await newUser('enqueue');
+    await limiter().setOverride(userId, { limits: { messagesPerMinute: 1, burst: 0 } });
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await client.request({ action: 'sendMessage', requestId: 'first', message: 'hi' }, 'message_complete');
+    const from = stdout.lines.length;
+    sqs.cut();
+    try {
+      const refusal = await client.request(
+        { action: 'sendMessage', requestId: 'lost', message: 'hi' },
+        'error',
+        20_000,
+      );
+      expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', requestId: 'lost' });
+    } finally {
+      sqs.restore();
+    }
+    // The handler answered normally (Lambda's Errors stays at 0); only the ERROR log tells.
+    expectEmittedOverThreshold('ChatLimiter', 'FaultsLogged', from);
+    client.close();
+  }, 40_000);
+
+  it('LimiterFailOpen: DynamoDB down for everyone opens the breaker and admits a message uncounted', async () => {
+    const { token } = await newUser('open');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    const from = stdout.lines.length;
+    dynamo.cut();
+    try {
+      for (let sent = 0; sent < 20 && client.ofType('message_accepted').length === 0; sent++) {
+        const id = `down${sent}`;
+        client.send({ action: 'sendMessage', requestId: id, message: 'still there?' });
+        const first = await client.next(
+          (f) => f.requestId === id && ['error', 'message_accepted'].includes(f.type),
+          {
+            timeoutMs: 15_000,
+          },
+        );
+        if (first.type === 'error') await untilTime((first.details as { resetAt: number }).resetAt);
+      }
+      expect(client.ofType('message_accepted')).toHaveLength(1);
+      await waitUntil(
+        () => emfDatapoints(stdout.lines.slice(from)).some((p) => p.name === 'LimiterFailOpen'),
+        5_000,
+      );
+      expectEmittedOverThreshold('ChatLimiter', 'LimiterFailOpen', from);
+    } finally {
+      dynamo.restore();
+    }
+    await waitUntilStatusAnswers(client);
+    client.close();
+  }, 60_000);
+
+  it('QueueDepthHigh: users with requests waiting, their wake-ups deferred in flight, past the threshold', async () => {
+    // The queue holds one wake-up per user with waiting requests (docs/queue.md), which the
+    // processor keeps in flight (deferred) while the head waits: the depth is visible + in flight,
+    // and it counts users waiting, each with up to MAX_QUEUED_PER_USER requests.
+    const alarm = queueDepthAlarm();
+    const users = await Promise.all(Array.from({ length: alarm.threshold + 1 }, () => newUser('depth')));
+    const clients = await Promise.all(
+      users.map(async ({ userId, token }) => {
+        // One message a minute: the second one waits for the rest of this test.
+        await limiter().setOverride(userId, { limits: { messagesPerMinute: 1, burst: 0 } });
+        const client = await TestClient.connect(stack.wsUrl, token);
+        client.send({ action: 'sendMessage', requestId: 'now', message: 'hi' });
+        await client.request(
+          { action: 'sendMessage', requestId: 'later', message: 'hi' },
+          'request_queued',
+          20_000,
+        );
+        return client;
+      }),
+    );
+    const value = await sqsAlarmValue(alarm);
+    expect(crosses(alarm, value), `queue depth ${value} crosses ${alarm.threshold}`).toBe(true);
+    covered.add(alarm.logicalId);
+    for (const client of clients) client.close();
+  }, 60_000);
+
+  it('OldestRequestTooOld: watches the request queue at MAX_QUEUE_WAIT, which SQS alone measures', async () => {
+    // ApproximateAgeOfOldestMessage is computed by SQS for CloudWatch; no GetQueueAttributes
+    // attribute carries it, and the emulator has none, so it cannot be read here. Its condition —
+    // a request still in the queue after MAX_QUEUE_WAIT, when the service would have expired it —
+    // means the processor is not draining (disabled mapping, throttles, a crash loop): the
+    // threshold must be that wait, and the queue the one the processor drains.
+    const functions = resourcesOfType(template, 'AWS::Lambda::Function');
+    const waits = new Set(
+      functions.map(([, p]) => ((p.Environment as Json).Variables as Json)[ENV.maxQueueWaitSeconds]),
+    );
+    for (const alarm of watching('AWS/SQS', 'ApproximateAgeOfOldestMessage')) {
+      const metric = alarm.metrics[0]!;
+      expect(queueKeyOf(metric.dimensions.QueueName)).toBe('requests');
+      expect([...waits]).toEqual([String(alarm.threshold)]);
+      expect(metric.statistic).toBe('Maximum');
+      covered.add(alarm.logicalId);
+    }
+  });
+
+  it('<function>Errors and <function>Throttles: Lambda counts them; here an uncaught fault fails the invocation', async () => {
+    // Lambda publishes Errors (an invocation that threw or ran past its Timeout) and Throttles
+    // (no concurrency left) itself; a function prints neither, and the local runner has no
+    // concurrency limit to throttle on. What runs here: a handler that does not catch a fault
+    // fails its invocation — $connect while DynamoDB is down refuses the handshake with 500 —
+    // which Lambda counts as an error of that function. Faults a handler catches are FaultsLogged.
+    const connectFunction = resourcesOfType(template, 'AWS::Lambda::Function').find(([id]) =>
+      id.startsWith(`Functions${FUNCTIONS.connect.id}`),
+    );
+    expect(connectFunction).toBeDefined();
+    const { token } = await newUser('errors');
+    dynamo.cut();
+    let status: number | undefined;
+    try {
+      status = await TestClient.refusal(stack.wsUrl, token);
+    } finally {
+      dynamo.restore();
+    }
+    expect(status).toBe(500);
+    const functionIds = new Set(resourcesOfType(template, 'AWS::Lambda::Function').map(([id]) => id));
+    for (const name of ['Errors', 'Throttles']) {
+      const watched = watching('AWS/Lambda', name).map((alarm) => {
+        const ref = alarm.metrics[0]!.dimensions.FunctionName as { Ref: string };
+        expect(functionIds.has(ref.Ref)).toBe(true);
+        covered.add(alarm.logicalId);
+        return ref.Ref;
+      });
+      // One alarm per function, the connect function's among them.
+      expect(new Set(watched)).toEqual(functionIds);
+      expect(watched).toContain(connectFunction![0]);
+    }
+    expect(Object.keys(FUNCTIONS) as FunctionKey[]).toHaveLength(functionIds.size);
+  }, 30_000);
+
+  it('leaves no alarm of the template untested', () => {
+    expect(alarms.map((a) => a.logicalId).filter((id) => !covered.has(id))).toEqual([]);
+  });
+});

@@ -56,6 +56,13 @@ export function stateFilePath(env: NodeJS.ProcessEnv = process.env): string {
 export function writeLocalState(state: LocalStackState, env: NodeJS.ProcessEnv = process.env): string {
   const file = stateFilePath(env);
   mkdirSync(join(file, '..'), { recursive: true });
+  // A second `npm start` of this checkout takes the file over; it gives it back when it stops.
+  try {
+    const previous = readState(file);
+    if (previous && previous.pid !== state.pid && isAlive(previous.pid)) displaced = previous;
+  } catch {
+    // an unreadable file is simply replaced
+  }
   const partial = `${file}.${state.pid}.tmp`;
   writeFileSync(partial, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(partial, file);
@@ -74,8 +81,13 @@ export function removeLocalState(pid: number = process.pid, env: NodeJS.ProcessE
   } catch {
     return; // not a state file this process wrote: leave it for whoever did
   }
-  if (owner === pid) rmSync(file, { force: true });
+  if (owner !== pid) return;
+  if (displaced && isAlive(displaced.pid)) writeLocalState(displaced, env);
+  else rmSync(file, { force: true });
 }
+
+/** The state of a `npm start` still running that this one's state file replaced. */
+let displaced: LocalStackState | undefined;
 
 export interface FindOptions {
   /** `--endpoint http://localhost:3002` (admin) or the origin of `--url` (chat): used as given. */

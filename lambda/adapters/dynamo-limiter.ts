@@ -1,7 +1,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type BreakerState, StoreBreaker } from '../core/limiter/breaker';
 import { dayNumber, evaluate } from '../core/limiter/evaluate';
-import { resetAttributes } from '../core/limiter/kinds';
+import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
   ExpressionWriter,
@@ -278,7 +278,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       tier: this.tierOf(snap, input.claimTier),
       policy,
       waiting: snap.waiting,
-      reservation: { userId: input.userId, requestId: input.requestId, ...reservation },
+      reservation: {
+        userId: input.userId,
+        requestId: input.requestId,
+        claimTier: input.claimTier,
+        ...reservation,
+      },
       limits: this.limitsOf(policy, snap, nowMs),
       failedOpen: false,
     };
@@ -351,32 +356,33 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const key = userKey(reservation.userId);
     const actual = Math.max(0, usage.inputTokens) + Math.max(0, usage.outputTokens);
     const delta = reservation.reservedTokens - actual; // > 0 refund, < 0 charge
-    const epoch = reservation.tokenEpoch ?? 0;
-    const sameDay = dayNumber(nowMs) === reservation.dayNumber;
     return this.items.lane(key, () =>
       this.items.withRetries(async () => {
-        let snap = this.items.belief(key)?.snap;
+        // Plan from what this instance believes; the write pins it, so a stale belief reads again.
+        let snap = this.items.belief(key)?.snap ?? (await this.items.read(key));
         for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
-          // After a rollover or a reset of tokens there is nothing to give back: drop the marker.
-          const applyDelta = sameDay && (!snap || (snap.td === reservation.dayNumber && snap.te === epoch));
-          const used = snap?.td === reservation.dayNumber ? (snap.tu ?? 0) : 0;
-          const budget = this.policyOf(snap ?? EMPTY_SNAPSHOT, undefined, nowMs).dailyTokens;
-          const chargeDelta = delta < 0 ? -Math.max(0, Math.min(-delta, budget - used)) : delta;
+          const pending = snap.reservations[reservation.requestId];
+          if (!pending) return { applied: false }; // settled already
+          const policy = this.policyOf(snap, reservation.claimTier, nowMs);
+          // Charging more than reserved never takes a budget past its limit.
+          const left = Math.min(
+            ...LIMIT_KINDS.map((k) => k.tokensLeft?.({ policy, snap, nowMs }) ?? Number.POSITIVE_INFINITY),
+          );
+          const capped = delta < 0 ? -Math.max(0, Math.min(-delta, left)) : delta;
           const result = await this.items.write(
             key,
             planSettle({
+              policy,
+              belief: snap,
               requestId: reservation.requestId,
-              dayNumber: reservation.dayNumber,
-              tokenEpoch: epoch,
-              delta: chargeDelta,
-              applyDelta,
-              chargeFrom: used,
+              pending,
+              delta: capped,
+              nowMs,
               endsActive: options.endsActive ?? false,
             }),
           );
           if (result.ok) return { applied: true };
           snap = result.snap;
-          if (!snap.reservations[reservation.requestId]) return { applied: false };
         }
         throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
       }),

@@ -57,7 +57,11 @@ export type QueueProcessingStarted = Base<'queue_processing_started'> & {
   readonly message: string;
 };
 export type RequestCancelled = Base<'request_cancelled'> & { readonly requestId: string };
-export type RequestExpired = Base<'request_expired'> & { readonly requestId: string };
+export type RequestExpired = Base<'request_expired'> & {
+  readonly requestId: string;
+  /** Why: not started within MAX_QUEUE_WAIT, or a limit that will not allow it before then. */
+  readonly reason: string;
+};
 export type RequestFailed = Base<'request_failed'> & {
   readonly requestId: string;
   readonly code: ErrorCode;
@@ -149,10 +153,11 @@ export const requestCancelled = (requestId: string, nowMs: number): RequestCance
   requestId,
 });
 
-export const requestExpired = (requestId: string, nowMs: number): RequestExpired => ({
+export const requestExpired = (requestId: string, reason: string, nowMs: number): RequestExpired => ({
   type: 'request_expired',
   timestamp: nowMs,
   requestId,
+  reason,
 });
 
 export const requestFailed = (requestId: string, message: string, nowMs: number): RequestFailed => ({

@@ -140,7 +140,7 @@ export class ReplayService {
       if (head === undefined) return 'done';
       const request = snap.queued[head];
       if (!request || isExpired(request, nowMs)) {
-        await this.expire(userId, head, request);
+        await this.expire(userId, head, request, 'not started within MAX_QUEUE_WAIT');
         continue; // the same wake-up serves the next head
       }
       const decision = await limiter.decide(
@@ -164,7 +164,12 @@ export class ReplayService {
       if (decision.limit === 'queue') continue;
       const delayMs = decision.retryAfterMs;
       const untilExpiry = request.expiresAtEpochMs - nowMs;
-      if (delayMs >= untilExpiry) return this.defer(record, untilExpiry);
+      if (delayMs >= untilExpiry) {
+        // It cannot run before its deadline (its tokens no longer fit the budget, say): waiting
+        // would only hold everyone behind it until then. It expires now, and says why.
+        await this.expire(userId, head, request, `${decision.limit} will not allow it before its deadline`);
+        continue;
+      }
       if (delayMs > settings.maxInProcessWaitMs || delayMs + 5000 > remainingTimeMs()) {
         return this.defer(record, delayMs);
       }
@@ -275,13 +280,14 @@ export class ReplayService {
     userId: string,
     requestId: string,
     request: WaitingRequest | undefined,
+    reason: string,
   ): Promise<void> {
     const { limiter, now } = this.deps;
     const { removed } = await limiter.removeWaiting(userId, requestId);
     if (!removed || !request) return;
     await this.channel(userId, request.connectionId).deliverFinal(
       requestId,
-      requestExpired(requestId, now()),
+      requestExpired(requestId, reason, now()),
     );
     await notifyPositions(this.deps, userId, await limiter.view(userId, undefined, now(), { fresh: false }));
   }
@@ -297,6 +303,7 @@ export class ReplayService {
       outputAllowance: pending.o,
       reservedTokens: pending.i + pending.o,
       tokenEpoch: pending.e ?? 0,
+      claimTier: view.snap.queued[requestId]?.claimTier,
     };
   }
 

@@ -286,6 +286,79 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(used).toBe(second.reservation.reservedTokens);
     });
 
+    it('settles into the new count after a reset made by another instance (a stale belief is pinned, not trusted)', async () => {
+      const runner = limiter(); // decides and later settles: its belief predates the reset
+      const admin = limiter();
+      const user = `u-${randomUUID()}`;
+      const before = (await runner.decide(ask(user, { maxTokens: 1000 }), NOW)) as AllowedDecision;
+      await admin.reset(user, 'all', NOW + 1);
+      const after = (await runner.decide(ask(user, { maxTokens: 1000 }), NOW + 2)) as AllowedDecision;
+      // The request reserved after the reset used 3 tokens: its settle gives back the rest.
+      expect(await runner.reconcile(after.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 3)).toEqual(
+        {
+          applied: true,
+        },
+      );
+      // The one reserved before it refunds nothing into the new count.
+      expect(
+        await runner.reconcile(before.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 4),
+      ).toEqual({
+        applied: true,
+      });
+      const used = (await admin.status(user, undefined, NOW + 5)).limits.find(
+        (x) => x.name === 'dailyTokens',
+      )?.used;
+      expect(used).toBe(3);
+      // And a settle by an instance that saw nothing at all lands the same way.
+      const other = (await admin.decide(ask(user, { maxTokens: 1000 }), NOW + 6)) as AllowedDecision;
+      await admin.reset(user, 'tokens', NOW + 7);
+      const fresh = (await admin.decide(ask(user, { maxTokens: 500 }), NOW + 8)) as AllowedDecision;
+      expect(
+        await limiter().reconcile(fresh.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 9),
+      ).toEqual({
+        applied: true,
+      });
+      expect(
+        await limiter().reconcile(other.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 10),
+      ).toEqual({
+        applied: true,
+      });
+      expect(
+        (await admin.status(user, undefined, NOW + 11)).limits.find((x) => x.name === 'dailyTokens')?.used,
+      ).toBe(15);
+    });
+
+    it('never lets 200 parallel reservations past a tokens-per-minute bucket or a monthly budget, and refunds flow back', async () => {
+      const user = `u-${randomUUID()}`;
+      const tight = parseTierLimits({
+        tiers: { free: { tokensPerMinute: 3_000, monthlyTokens: 50_000, messagesPerMinute: 10_000 } },
+      });
+      const instances = Array.from({ length: 4 }, () => limiter({ tiers: tight }));
+      const decisions = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          instances[i % 4]!.decide(ask(user, { estimatedInputTokens: 100, maxTokens: 100 }), NOW),
+        ),
+      );
+      const admitted = decisions.filter((d): d is AllowedDecision => d.allowed);
+      expect(admitted.reduce((sum, d) => sum + d.reservation.reservedTokens, 0)).toBeLessThanOrEqual(3_000);
+      expect(admitted).toHaveLength(15);
+      const refused = decisions.find((d) => !d.allowed);
+      expect(refused).toMatchObject({ limit: 'tokensPerMinute' });
+      const status = await instances[0]!.status(user, undefined, NOW);
+      expect(status.limits.find((l) => l.name === 'monthlyTokens')).toMatchObject({
+        used: 3_000,
+        limit: 50_000,
+      });
+      // One reply used 20 of its 200: the 180 flow back into both.
+      await instances[1]!.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 10 }, NOW);
+      const after = await instances[2]!.status(user, undefined, NOW);
+      expect(after.limits.find((l) => l.name === 'monthlyTokens')?.used).toBe(2_820);
+      expect(after.limits.find((l) => l.name === 'tokensPerMinute')?.remaining).toBe(180);
+      expect(
+        (await instances[3]!.decide(ask(user, { estimatedInputTokens: 100, maxTokens: 80 }), NOW)).allowed,
+      ).toBe(true);
+    }, 30_000);
+
     it('fails open by default and closed when configured, once the store stopped answering', async () => {
       const broken = (failPolicy: 'open' | 'closed') =>
         new DynamoLimiter({

@@ -334,6 +334,34 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     expect(started?.message.timestamp).toBe(start + 3000);
   });
 
+  it('expires at once, with its reason, a head the token budget cannot take before its deadline, and serves the next', async () => {
+    const user = `u-${randomUUID()}`;
+    // 60 tokens left today: a request asking 1,000 output tokens cannot run before midnight.
+    await limiter.setOverride(user, { limits: { dailyTokens: 60 } });
+    const big = await limiter.enqueue(
+      {
+        userId: user,
+        requestId: 'big',
+        connectionId: 'conn-a',
+        message: 'x'.repeat(200),
+        maxTokens: 1000,
+        estimatedInputTokens: 50,
+        enqueuedAtEpochMs: clock,
+        expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
+      },
+      10,
+      clock,
+    );
+    expect(big.kind).toBe('queued');
+    const small = (await enqueue(user, 'small'))!;
+    expect(await service().replay(small, () => 60_000)).toBe('retry');
+    expect(sender.sent.find((s) => s.message.type === 'request_expired')?.message).toMatchObject({
+      requestId: 'big',
+      reason: 'dailyTokens will not allow it before its deadline',
+    });
+    expect(sender.types('small')).toContain('message_complete');
+  });
+
   it('parks an unreadable message in the DLQ', async () => {
     const result = await service().replay(
       { messageId: 'm', receiptHandle: 'h', body: '{"not":"a request"}', groupId: 'g', deduplicationId: 'd' },

@@ -62,13 +62,15 @@ export function evaluate(
         }
       : undefined;
 
+  // What the token limits must cover: the reservation, or at least the input and the minimum output.
+  const neededTokens = reservation?.reservedTokens ?? ask.estimatedInputTokens + Math.max(1, minimum);
   const limits: LimitState[] = [];
   const blocked: Blocking[] = [];
   for (const kind of LIMIT_KINDS) {
     const state = kind.state(input);
     if (!state) continue;
     limits.push(state);
-    const blocking = kind.blocking(state, input, reservation?.reservedTokens);
+    const blocking = kind.blocking(state, input, neededTokens);
     if (blocking) blocked.push(blocking);
   }
   const blocking = blocked.reduce<Blocking | undefined>(

@@ -1,8 +1,8 @@
 import type { MetricName } from '../metrics';
 import type { ExpressionWriter } from './expression';
-import { type LimiterSnapshot, RESERVATION_PREFIX } from './snapshot';
+import { type LimiterSnapshot, type PendingReservation, RESERVATION_PREFIX } from './snapshot';
 import type { LimitName, LimitPolicy, LimitState } from './types';
-import { bucketOf, DAY_MS, dayNumber, HOUR_MS, hourNumber } from './windows';
+import { bucketOf, DAY_MS, dayNumber, HOUR_MS, hourNumber, monthNumber, monthStartMs } from './windows';
 
 export type LimitUnit = 'messages' | 'tokens' | 'usd' | 'requests';
 
@@ -41,10 +41,10 @@ export interface LimitKind {
   /** Token budgets only: tokens left for one request (input and output) under this budget. */
   tokensLeft?(input: KindInput): number;
   /**
-   * Does it hold back a request that would reserve `reservedTokens` (undefined: the token budgets
-   * cannot cover even the minimum output)?
+   * Does it hold back a request that needs `neededTokens` (its reservation, or, when the token
+   * limits cannot cover one, its input and the minimum output)?
    */
-  blocking(state: LimitState, input: KindInput, reservedTokens: number | undefined): Blocking | undefined;
+  blocking(state: LimitState, input: KindInput, neededTokens: number): Blocking | undefined;
   /**
    * Its part of the admission write: a condition that makes the update correct whatever the item
    * holds (the belief only picks the shape), and the update.
@@ -55,6 +55,18 @@ export interface LimitKind {
   ): void;
   /** When the k-th waiting request fits this limit, each one ahead taking one message (epoch ms). */
   readyAtEpochMs(position: number, state: LimitState, policy: LimitPolicy): number;
+  /**
+   * Token limits only: its part of the settle write, moving what it counted by `delta` (> 0 gives
+   * back, < 0 charges more). The belief picks the shape; the conditions pin the window the
+   * reservation was counted in and, for a charge, the count it was computed from.
+   */
+  settle?(w: ExpressionWriter, input: SettleInput): void;
+}
+
+export interface SettleInput extends KindInput {
+  readonly pending: PendingReservation;
+  /** Refund (> 0) or extra charge (< 0), already capped so no budget is overdrawn. */
+  readonly delta: number;
 }
 
 /**
@@ -170,54 +182,154 @@ function windowQuota(args: {
 }
 
 /**
- * The daily token budget: reserve-then-reconcile. Same day: used + reserved ≤ budget, so concurrent
- * reservations can never overdraw it. New day: start from this reservation.
+ * A token budget over a fixed UTC window (day, calendar month): reserve-then-reconcile. Same
+ * window: used + reserved ≤ budget, so concurrent reservations can never overdraw it. New window:
+ * start from this reservation. Usage is counted even without a budget configured, so one set later
+ * by an admin applies to what was already used.
  */
-const dailyTokens: LimitKind = {
-  name: 'dailyTokens',
+function tokenBudget(args: {
+  readonly name: 'dailyTokens' | 'monthlyTokens';
+  readonly windowAttr: 'td' | 'tm';
+  readonly usedAttr: 'tu' | 'tmu';
+  /** The reservation marker's field naming the window it was counted in. */
+  readonly markerField: 'd' | 'm';
+  readonly windowOf: (ms: number) => number;
+  readonly windowEndMs: (window: number) => number;
+  readonly windowSeconds: number;
+}): LimitKind {
+  const { name, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
+  const usedIn = (snap: LimiterSnapshot, window: number) =>
+    snap[windowAttr] === window ? (snap[usedAttr] ?? 0) : 0;
+  const kind: LimitKind = {
+    name,
+    unit: 'tokens',
+    metric: 'TokenRateLimitExceeded',
+    resetScope: 'tokens',
+    attributes: [windowAttr, usedAttr],
+    windowSeconds: () => args.windowSeconds,
+    state({ policy, snap, nowMs }) {
+      const budget = policy[name];
+      if (budget === undefined) return undefined;
+      const window = windowOf(nowMs);
+      const used = usedIn(snap, window);
+      return {
+        name,
+        limit: budget,
+        used,
+        remaining: Math.max(0, budget - used),
+        resetAtEpochMs: windowEndMs(window),
+      };
+    },
+    tokensLeft: (input) => kind.state(input)?.remaining ?? Number.POSITIVE_INFINITY,
+    blocking(state, { nowMs }, neededTokens) {
+      if (neededTokens <= state.remaining) return undefined;
+      return {
+        limit: name,
+        retryAfterMs: state.resetAtEpochMs - nowMs,
+        resetAtEpochMs: state.resetAtEpochMs,
+      };
+    },
+    plan(w, { policy, snap, nowMs, reservedTokens, requestId }) {
+      const window = windowOf(nowMs);
+      const win = w.name(windowAttr);
+      const used = w.name(usedAttr);
+      const budget = policy[name];
+      if (snap[windowAttr] === window) {
+        const fits = budget === undefined ? '' : ` AND ${used} <= ${w.value(budget - reservedTokens)}`;
+        w.condition(`${win} = ${w.value(window)}${fits}`);
+        w.set(`${used} = ${used} + ${w.value(reservedTokens)}`);
+      } else {
+        w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
+        w.set(`${win} = ${w.value(window)}`, `${used} = ${w.value(reservedTokens)}`);
+        if (name === 'dailyTokens') {
+          // Reservations of earlier days no longer matter: drop the markers we know of.
+          for (const [id, pending] of Object.entries(snap.reservations)) {
+            if (pending.d < window && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
+          }
+        }
+      }
+    },
+    // Too little left for even one request: not before the next window.
+    readyAtEpochMs: (_position, state, policy) =>
+      state.remaining < policy.minOutputTokens ? state.resetAtEpochMs : 0,
+    settle(w, { snap, nowMs, pending, delta }) {
+      const window = pending[markerField];
+      // Counted in an earlier window (rolled over since): nothing to give back or charge there.
+      if (delta === 0 || window === undefined || window !== windowOf(nowMs) || snap[windowAttr] !== window) {
+        return;
+      }
+      const win = w.name(windowAttr);
+      const used = w.name(usedAttr);
+      w.condition(`${win} = ${w.value(window)}`);
+      if (delta > 0) {
+        w.set(`${used} = ${used} - ${w.value(delta)}`);
+      } else {
+        // Charging more than reserved: the charge was capped from this count; pin it.
+        w.condition(`${used} = ${w.value(usedIn(snap, window))}`);
+        w.set(`${used} = ${used} + ${w.value(-delta)}`);
+      }
+    },
+  };
+  return kind;
+}
+
+/**
+ * Tokens per minute: a token bucket over tokens (GCRA with weights): capacity = the limit, one token
+ * refilled every 60 s / limit. A reservation of R tokens moves the arrival time on by R intervals
+ * and must keep it within one minute of now; the reconcile gives the unused part back by moving
+ * it back.
+ */
+const tokensPerMinute: LimitKind = {
+  name: 'tokensPerMinute',
   unit: 'tokens',
   metric: 'TokenRateLimitExceeded',
   resetScope: 'tokens',
-  attributes: ['td', 'tu'],
-  windowSeconds: () => DAY_MS / 1000,
+  attributes: ['ttat'],
+  windowSeconds: () => 60,
   state({ policy, snap, nowMs }) {
-    const used = snap.td === dayNumber(nowMs) ? (snap.tu ?? 0) : 0;
-    return {
-      name: 'dailyTokens',
-      limit: policy.dailyTokens,
-      used,
-      remaining: Math.max(0, policy.dailyTokens - used),
-      resetAtEpochMs: (dayNumber(nowMs) + 1) * DAY_MS,
-    };
+    const limit = policy.tokensPerMinute;
+    if (limit === undefined) return undefined;
+    const intervalMs = 60_000 / limit;
+    const tat = Math.max(snap.ttat ?? nowMs, nowMs);
+    const used = Math.min(limit, Math.ceil((tat - nowMs) / intervalMs - 1e-9));
+    return { name: 'tokensPerMinute', limit, used, remaining: limit - used, resetAtEpochMs: tat };
   },
-  tokensLeft: (input) => dailyTokens.state(input)!.remaining,
-  blocking(state, { nowMs }, reservedTokens) {
-    if (reservedTokens !== undefined && reservedTokens <= state.remaining) return undefined;
-    return {
-      limit: 'dailyTokens',
-      retryAfterMs: state.resetAtEpochMs - nowMs,
-      resetAtEpochMs: state.resetAtEpochMs,
-    };
+  tokensLeft: (input) => tokensPerMinute.state(input)?.remaining ?? Number.POSITIVE_INFINITY,
+  blocking(state, { nowMs }, neededTokens) {
+    if (neededTokens <= state.remaining) return undefined;
+    // Room for what it needs comes back as the bucket refills.
+    const wanted = Math.min(state.limit, neededTokens);
+    const retryAfterMs = Math.ceil(Math.max(1, wanted - state.remaining) * (60_000 / state.limit));
+    return { limit: 'tokensPerMinute', retryAfterMs, resetAtEpochMs: nowMs + retryAfterMs };
   },
-  plan(w, { policy, snap, nowMs, reservedTokens, requestId }) {
-    const day = dayNumber(nowMs);
-    const td = w.name('td');
-    const tu = w.name('tu');
-    if (snap.td === day) {
-      w.condition(`${td} = ${w.value(day)} AND ${tu} <= ${w.value(policy.dailyTokens - reservedTokens)}`);
-      w.set(`${tu} = ${tu} + ${w.value(reservedTokens)}`);
+  plan(w, { policy, snap, nowMs, reservedTokens }) {
+    const limit = policy.tokensPerMinute;
+    if (limit === undefined) return;
+    const tat = w.name('ttat');
+    const now = w.value(nowMs);
+    const step = reservedTokens * (60_000 / limit);
+    if (snap.ttat === undefined || snap.ttat <= nowMs) {
+      w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${now})`);
+      w.set(`${tat} = ${w.value(nowMs + step)}`);
     } else {
-      w.condition(`(attribute_not_exists(${td}) OR ${td} < ${w.value(day)})`);
-      w.set(`${td} = ${w.value(day)}`, `${tu} = ${w.value(reservedTokens)}`);
-      // Reservations of earlier days no longer matter: drop the markers we know of.
-      for (const [id, pending] of Object.entries(snap.reservations)) {
-        if (pending.d < day && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
-      }
+      // Busy: the arrival time plus this reservation stays within one minute of now.
+      w.condition(`(${tat} > ${now} AND ${tat} <= ${w.value(nowMs + 60_000 - step)})`);
+      w.set(`${tat} = ${tat} + ${w.value(step)}`);
     }
   },
-  // Too little left for even one request: not before the next UTC day.
+  // Room for the minimum output: when the bucket has refilled that much.
   readyAtEpochMs: (_position, state, policy) =>
-    state.remaining < policy.minOutputTokens ? state.resetAtEpochMs : 0,
+    state.remaining < policy.minOutputTokens
+      ? state.resetAtEpochMs - (state.limit - policy.minOutputTokens) * (60_000 / state.limit)
+      : 0,
+  settle(w, { policy, snap, delta }) {
+    const limit = policy.tokensPerMinute;
+    // Only the unused part flows back.
+    if (limit === undefined || delta <= 0 || snap.ttat === undefined) return;
+    const tat = w.name('ttat');
+    w.condition(`attribute_exists(${tat})`);
+    w.set(`${tat} = ${tat} - ${w.value(delta * (60_000 / limit))}`);
+  },
 };
 
 /** Every per-user limit, in the order `status` lists them. */
@@ -237,7 +349,25 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
     windowMs: DAY_MS,
     windowOf: dayNumber,
   }),
-  dailyTokens,
+  tokenBudget({
+    name: 'dailyTokens',
+    windowAttr: 'td',
+    usedAttr: 'tu',
+    markerField: 'd',
+    windowOf: dayNumber,
+    windowEndMs: (day) => (day + 1) * DAY_MS,
+    windowSeconds: DAY_MS / 1000,
+  }),
+  tokensPerMinute,
+  tokenBudget({
+    name: 'monthlyTokens',
+    windowAttr: 'tm',
+    usedAttr: 'tmu',
+    markerField: 'm',
+    windowOf: monthNumber,
+    windowEndMs: (month) => monthStartMs(month + 1),
+    windowSeconds: (30 * DAY_MS) / 1000,
+  }),
 ];
 
 export function isLimitName(name: string): name is LimitName {

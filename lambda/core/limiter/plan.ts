@@ -2,8 +2,15 @@ import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { LIMIT_KINDS } from './kinds';
-import { type LimiterSnapshot, QUEUED_PREFIX, queuedItemValue, RESERVATION_PREFIX } from './snapshot';
+import {
+  type LimiterSnapshot,
+  type PendingReservation,
+  QUEUED_PREFIX,
+  queuedItemValue,
+  RESERVATION_PREFIX,
+} from './snapshot';
 import type { LimitPolicy } from './types';
+import { monthNumber } from './windows';
 
 export { ExpressionWriter, type UpdatePlan } from './expression';
 
@@ -91,6 +98,7 @@ export function planAdmission(args: {
   w.set(
     `${marker} = ${w.value({
       d: day,
+      m: monthNumber(nowMs),
       i: evaluation.reservation.inputTokens,
       o: evaluation.reservation.outputAllowance,
       e: belief.te,
@@ -184,44 +192,47 @@ export function planTakeover(active: ActiveRequest, leaseUntilEpochMs: number): 
 
 /**
  * Settles a reservation (reconcile): removes its marker, which exists until the first settle, so a
- * second one changes nothing; moves the day's used tokens by `delta` (> 0 refunds, < 0 charges)
- * only if the reservation's day and token epoch are still the item's (after a rollover or a reset
- * there is nothing to give back); and, for a queued request, ends it as the user's active request.
- * `chargeFrom` is the used count the caller computed a capped extra charge from: pinned, so the
- * charge never takes used past the budget.
+ * second one changes nothing; gives back what was reserved and not used (`delta` > 0) or charges
+ * more (< 0, already capped) in every token limit that counted it (each kind's `settle`), and, for
+ * a queued request, ends it as the user's active request, all in one write.
+ *
+ * The belief decides whether the refund applies: the token epoch (a reset since the reservation
+ * voids it) and each budget's window. Either way the write pins what it decided from — `te` equal
+ * to the reservation's epoch, or different from it — so a stale belief fails the write (and the
+ * caller reads and plans again) instead of dropping a refund that was due.
  */
 export function planSettle(args: {
+  readonly policy: LimitPolicy;
+  readonly belief: LimiterSnapshot;
   readonly requestId: string;
-  readonly dayNumber: number;
-  readonly tokenEpoch: number;
+  readonly pending: PendingReservation;
   readonly delta: number;
-  readonly applyDelta: boolean;
-  readonly chargeFrom?: number;
+  readonly nowMs: number;
   readonly endsActive: boolean;
 }): UpdatePlan {
+  const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
-  const marker = w.name(`${RESERVATION_PREFIX}${args.requestId}`);
+  const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_exists(${marker})`);
   w.remove(marker);
-  if (args.applyDelta && args.delta !== 0) {
-    const td = w.name('td');
-    const tu = w.name('tu');
-    const te = w.name('te');
-    w.condition(`${td} = ${w.value(args.dayNumber)}`);
-    w.condition(
-      args.tokenEpoch === 0 ? `attribute_not_exists(${te})` : `${te} = ${w.value(args.tokenEpoch)}`,
-    );
-    if (args.delta > 0) {
-      w.set(`${tu} = ${tu} - ${w.value(args.delta)}`);
-    } else {
-      w.condition(`${tu} = ${w.value(args.chargeFrom ?? 0)}`);
-      w.set(`${tu} = ${tu} + ${w.value(-args.delta)}`);
+  const epoch = pending.e ?? 0;
+  const te = w.name('te');
+  const sameEpoch = belief.te === epoch;
+  if (sameEpoch) {
+    w.condition(epoch === 0 ? `attribute_not_exists(${te})` : `${te} = ${w.value(epoch)}`);
+    if (delta !== 0) {
+      for (const kind of LIMIT_KINDS) kind.settle?.(w, { policy, snap: belief, nowMs, pending, delta });
     }
+  } else {
+    // Reset since: nothing of this reservation is in the counts any more.
+    w.condition(
+      epoch === 0 ? `attribute_exists(${te})` : `(attribute_not_exists(${te}) OR ${te} <> ${w.value(epoch)})`,
+    );
   }
   if (args.endsActive) {
     const act = w.name('act');
-    w.condition(`${act}.${w.name('id')} = ${w.value(args.requestId)}`);
-    w.remove(act, w.name(`${QUEUED_PREFIX}${args.requestId}`));
+    w.condition(`${act}.${w.name('id')} = ${w.value(requestId)}`);
+    w.remove(act, w.name(`${QUEUED_PREFIX}${requestId}`));
   }
   return w.build();
 }

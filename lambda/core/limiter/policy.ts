@@ -41,6 +41,8 @@ export const limitPolicySchema = z
     hourlyMessages: positiveInt.optional(),
     dailyMessages: positiveInt.optional(),
     dailyTokens: positiveInt,
+    tokensPerMinute: positiveInt.optional(),
+    monthlyTokens: positiveInt.optional(),
     defaultMaxOutputTokens: positiveInt,
     minOutputTokens: positiveInt,
   })
@@ -57,6 +59,8 @@ export const partialLimitPolicySchema = z
     hourlyMessages: positiveInt,
     dailyMessages: positiveInt,
     dailyTokens: positiveInt,
+    tokensPerMinute: positiveInt,
+    monthlyTokens: positiveInt,
     defaultMaxOutputTokens: positiveInt,
     minOutputTokens: positiveInt,
   })

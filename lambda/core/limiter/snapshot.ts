@@ -24,6 +24,11 @@ export interface LimiterSnapshot {
   /** Token day (epoch days) and tokens reserved or used in it. */
   readonly td?: number;
   readonly tu?: number;
+  /** Token month (months since 1970) and tokens reserved or used in it. */
+  readonly tm?: number;
+  readonly tmu?: number;
+  /** Theoretical arrival time of the tokens-per-minute bucket (epoch ms). */
+  readonly ttat?: number;
   /** Token epoch: bumped by a reset of tokens, so reservations made before it refund nothing. */
   readonly te: number;
   /** The user's waiting request ids, head first: the order they will run in. */
@@ -52,6 +57,8 @@ export interface LimiterView {
 /** A reservation waiting for reconcile: day, input tokens, output allowance, token epoch. */
 export interface PendingReservation {
   readonly d: number;
+  /** The month it was counted in (absent on reservations made before monthly budgets). */
+  readonly m?: number;
   readonly i: number;
   readonly o: number;
   /** Token epoch at reservation time (absent: 0). */
@@ -103,6 +110,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     dc: num(item.dc),
     td: num(item.td),
     tu: num(item.tu),
+    tm: num(item.tm),
+    tmu: num(item.tmu),
+    ttat: num(item.ttat),
     te: num(item.te) ?? 0,
     waiting: Array.isArray(item.waiting)
       ? item.waiting.filter((x): x is string => typeof x === 'string')

@@ -12,7 +12,13 @@ export function isTier(value: unknown): value is Tier {
 }
 
 /** Names of the limits, as reported in `status` and in `RATE_LIMIT_EXCEEDED.details.limit`. */
-export type LimitName = 'messageRate' | 'hourlyMessages' | 'dailyMessages' | 'dailyTokens';
+export type LimitName =
+  | 'messageRate'
+  | 'hourlyMessages'
+  | 'dailyMessages'
+  | 'dailyTokens'
+  | 'tokensPerMinute'
+  | 'monthlyTokens';
 
 /** The limits of one tier (or the effective limits of one user after an override). */
 export interface LimitPolicy {
@@ -26,6 +32,10 @@ export interface LimitPolicy {
   readonly dailyMessages?: number;
   /** Token budget per UTC day (input + output). @default 100_000 (free) */
   readonly dailyTokens: number;
+  /** Optional token bucket: at most this many tokens a minute (reserved tokens consume it). */
+  readonly tokensPerMinute?: number;
+  /** Optional token budget per UTC calendar month. */
+  readonly monthlyTokens?: number;
   /** Output allowance when the client asks for no `maxTokens`. @default 1024 */
   readonly defaultMaxOutputTokens: number;
   /** Below this output allowance a request is not admitted. @default 16 */
@@ -55,6 +65,8 @@ export interface TokenReservation {
   readonly requestId: string;
   /** The UTC day (epoch days) the tokens were reserved against. */
   readonly dayNumber: number;
+  /** The token's tier claim at admission: the settle applies the same tier's limits. */
+  readonly claimTier?: Tier;
   readonly inputTokens: number;
   /** Max output tokens the model may produce: the model call must be capped at this. */
   readonly outputAllowance: number;

@@ -7,6 +7,17 @@ export const DAY_MS = 86_400_000;
 export const hourNumber = (ms: number) => Math.floor(ms / HOUR_MS);
 export const dayNumber = (ms: number) => Math.floor(ms / DAY_MS);
 
+/** UTC calendar months since January 1970. */
+export function monthNumber(ms: number): number {
+  const d = new Date(ms);
+  return (d.getUTCFullYear() - 1970) * 12 + d.getUTCMonth();
+}
+
+/** When month number `month` starts (epoch ms). */
+export function monthStartMs(month: number): number {
+  return Date.UTC(1970 + Math.floor(month / 12), month % 12, 1);
+}
+
 /** The message bucket as GCRA sees it: one message per `intervalMs`, `capacity` back to back. */
 export interface Bucket {
   readonly intervalMs: number;

@@ -14,6 +14,8 @@ describe('limit kinds, each declared once', () => {
       ['hourlyMessages', 'messages', 'MessageRateLimitExceeded'],
       ['dailyMessages', 'messages', 'MessageRateLimitExceeded'],
       ['dailyTokens', 'tokens', 'TokenRateLimitExceeded'],
+      ['tokensPerMinute', 'tokens', 'TokenRateLimitExceeded'],
+      ['monthlyTokens', 'tokens', 'TokenRateLimitExceeded'],
     ]);
     // The free bucket: 25 messages, whole again after 25 × 3 s.
     expect(limitKind('messageRate').windowSeconds(FREE)).toBe(75);
@@ -23,8 +25,8 @@ describe('limit kinds, each declared once', () => {
 
   it('resets by scope exactly the attributes the kinds of that scope keep', () => {
     expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc']);
-    expect(resetAttributes('tokens')).toEqual(['td', 'tu']);
-    expect(resetAttributes('all')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc', 'td', 'tu']);
+    expect(resetAttributes('tokens')).toEqual(['td', 'tu', 'ttat', 'tm', 'tmu']);
+    expect(resetAttributes('all')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc', 'td', 'tu', 'ttat', 'tm', 'tmu']);
   });
 
   it('leaves an optional limit the policy does not set out of status, but still plans it', () => {

@@ -100,7 +100,7 @@ export function smokeChecks(
           );
         await s.until(() => ended().size === size, {
           timeoutMs: settings.burstTimeoutMs,
-          what: `end of all ${size} requests (${ended().size} ended)`,
+          what: () => `end of all ${size} requests (${ended().size} ended)`,
           failure: () => {
             const failed = s.frames.find((f) => f.type === 'request_failed' && mine.has(String(f.requestId)));
             return failed && `request ${failed.requestId} failed: ${failed.code}: ${failed.message}`;

@@ -69,8 +69,9 @@ export class SmokeSession {
    */
   until(
     condition: () => boolean,
-    options: { timeoutMs: number; what: string; failure?: () => string | undefined },
+    options: { timeoutMs: number; what: string | (() => string); failure?: () => string | undefined },
   ): Promise<void> {
+    const what = () => (typeof options.what === 'string' ? options.what : options.what());
     return new Promise((resolve, reject) => {
       const check = () => {
         const failed = options.failure?.();
@@ -79,12 +80,12 @@ export class SmokeSession {
         if (this.closed)
           finish(
             new SmokeFailure(
-              `the connection closed (${this.closed.code} ${this.closed.reason}) before ${options.what}`,
+              `the connection closed (${this.closed.code} ${this.closed.reason}) before ${what()}`,
             ),
           );
       };
       const timer = setTimeout(
-        () => finish(new SmokeFailure(`no ${options.what} within ${options.timeoutMs} ms`)),
+        () => finish(new SmokeFailure(`no ${what()} within ${options.timeoutMs} ms`)),
         options.timeoutMs,
       );
       const finish = (err?: Error) => {

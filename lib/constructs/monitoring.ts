@@ -40,7 +40,11 @@ export interface MonitoringProps {
   readonly deadLetterQueue: Queue;
   /** Alarm when the oldest queued message is older than this. */
   readonly maxQueueWaitSeconds: number;
-  /** @default 100 */
+  /**
+   * Alarm when more wake-ups than this are in the request queue, visible or deferred: one per user
+   * with requests waiting (docs/queue.md), so this counts users, not requests.
+   * @default 100
+   */
   readonly queueDepthThreshold?: number;
   readonly alarmEmail?: string;
 }
@@ -114,7 +118,7 @@ export class Monitoring extends Construct {
         period: Duration.minutes(1),
       }),
       depthThreshold,
-      `More than ${depthThreshold} requests are in the queue, waiting or deferred (docs/operations.md#queue-depth-high).`,
+      `More than ${depthThreshold} users have requests in the queue, waiting or deferred (docs/operations.md#queue-depth-high).`,
     );
     alarm(
       'LimiterFailOpen',

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { GetQueueAttributesCommand, type QueueAttributeName, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -269,11 +269,12 @@ describe('every alarm can fire (SPEC §6)', () => {
     const [logicalId] = (dimension as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'];
     const queues = resourcesOfType(template, 'AWS::SQS::Queue');
     const main = queues.find(([, p]) => p.RedrivePolicy)!;
-    const requestsKey = (Object.keys(QUEUES) as QueueKey[]).find((k) => QUEUES[k].deadLetterQueue)!;
+    const deadLetterOf = (k: QueueKey) => (QUEUES[k] as { deadLetterQueue?: QueueKey }).deadLetterQueue;
+    const requestsKey = (Object.keys(QUEUES) as QueueKey[]).find((k) => deadLetterOf(k))!;
     if (logicalId === main[0]) return requestsKey;
     const dlqArn = (main[1].RedrivePolicy as Json).deadLetterTargetArn as { 'Fn::GetAtt': [string] };
     expect(logicalId).toBe(dlqArn['Fn::GetAtt'][0]);
-    return QUEUES[requestsKey].deadLetterQueue as QueueKey;
+    return deadLetterOf(requestsKey)!;
   };
 
   /** The alarms watching a metric (by namespace and name), at least one. */
@@ -296,7 +297,7 @@ describe('every alarm can fire (SPEC §6)', () => {
   };
 
   /** CloudWatch's SQS metrics, as GetQueueAttributes gives them (the emulator has no CloudWatch). */
-  const SQS_ATTRIBUTE_OF_METRIC: Record<string, string> = {
+  const SQS_ATTRIBUTE_OF_METRIC: Record<string, QueueAttributeName> = {
     ApproximateNumberOfMessagesVisible: 'ApproximateNumberOfMessages',
     ApproximateNumberOfMessagesNotVisible: 'ApproximateNumberOfMessagesNotVisible',
   };
@@ -306,7 +307,7 @@ describe('every alarm can fire (SPEC §6)', () => {
     const { Attributes } = await localSqsClient(inject('sqsEndpoint')).send(
       new GetQueueAttributesCommand({
         QueueUrl: stack.resources.queues[queueKeyOf(metric.dimensions.QueueName)].url,
-        AttributeNames: [attribute as 'ApproximateNumberOfMessages'],
+        AttributeNames: [attribute],
       }),
     );
     return Number(Attributes?.[attribute] ?? 0);
@@ -378,7 +379,11 @@ describe('every alarm can fire (SPEC §6)', () => {
     const { userId, token } = await newUser('enqueue');
     await limiter().setOverride(userId, { limits: { messagesPerMinute: 1, burst: 0 } });
     const client = await TestClient.connect(stack.wsUrl, token);
-    await client.request({ action: 'sendMessage', requestId: 'first', message: 'hi' }, 'message_complete');
+    await client.request(
+      { action: 'sendMessage', requestId: 'first', message: 'hi' },
+      'message_complete',
+      20_000,
+    );
     const from = stdout.lines.length;
     sqs.cut();
     try {
@@ -449,7 +454,7 @@ describe('every alarm can fire (SPEC §6)', () => {
     // Once the processor has taken the wake-ups and deferred them, a visible-only count (the
     // alarm before review) no longer sees the line; the alarm's expression still does.
     const visible = alarm.metrics.find((m) => m.name === 'ApproximateNumberOfMessagesVisible')!;
-    const deadline = Date.now() + 20_000;
+    const deadline = Date.now() + 45_000;
     while (crosses(alarm, await sqsMetricValue(visible)) && Date.now() < deadline)
       await stack.processorIdle();
     expect(crosses(alarm, await sqsMetricValue(visible)), 'visible wake-ups alone').toBe(false);
@@ -457,7 +462,7 @@ describe('every alarm can fire (SPEC §6)', () => {
     expect(crosses(alarm, value), `queue depth ${value} crosses ${alarm.threshold}`).toBe(true);
     covered.add(alarm.logicalId);
     for (const client of clients) client.close();
-  }, 60_000);
+  }, 90_000);
 
   it('OldestRequestTooOld: watches the request queue at MAX_QUEUE_WAIT, which SQS alone measures', async () => {
     // ApproximateAgeOfOldestMessage is computed by SQS for CloudWatch; no GetQueueAttributes

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseTierLimits, type TierLimits } from './core/limiter/policy';
+import { parseLimitsConfig, type TierLimits } from './core/limiter/policy';
+import { ECHO_MODEL, type ModelSpec } from './core/models';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, TABLES, type TableKey } from './core/resources';
 
 /**
@@ -23,6 +24,8 @@ export interface ChatConfig {
   readonly dynamodbEndpoint?: string;
   readonly sqsEndpoint?: string;
   readonly tiers: TierLimits;
+  /** The models offered, with prices (LIMITS_CONFIG `models`, else the one MODEL configures). */
+  readonly models: readonly ModelSpec[];
   /** @default 'open' */
   readonly failPolicy: 'open' | 'closed';
   /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */
@@ -114,7 +117,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
     lambdaEndpoint: e[ENV.lambdaEndpoint],
     dynamodbEndpoint: e[ENV.dynamodbEndpoint],
     sqsEndpoint: e[ENV.sqsEndpoint],
-    tiers: parseTierLimits(e[ENV.limitsConfig] ?? ''),
+    ...limitsOf(e[ENV.limitsConfig] ?? '', model, e[ENV.modelMaxOutputTokens]),
     failPolicy: e[ENV.failPolicy],
     limiterTimeoutMs: e[ENV.limiterTimeoutMs],
     breakerSilenceMs: e[ENV.breakerSilenceMs],
@@ -127,6 +130,29 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
       e[ENV.modelMaxOutputTokens] ??
       (model.kind === 'bedrock' ? DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS : undefined),
   });
+}
+
+/**
+ * The tiers and models: LIMITS_CONFIG's, or, when it names no models, the one `MODEL` configures
+ * (echo at its default price; Bedrock at no price unless LIMITS_CONFIG gives one).
+ */
+function limitsOf(
+  config: string,
+  model: ModelConfig,
+  maxOutputTokens: number | undefined,
+): { tiers: TierLimits; models: readonly ModelSpec[] } {
+  const fallback: ModelSpec =
+    model.kind === 'bedrock'
+      ? {
+          id: 'bedrock',
+          kind: 'bedrock',
+          modelId: model.modelId,
+          inputUsdPerMillion: 0,
+          outputUsdPerMillion: 0,
+          maxOutputTokens: maxOutputTokens ?? DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS,
+        }
+      : { ...ECHO_MODEL, ...(maxOutputTokens ? { maxOutputTokens } : {}) };
+  return parseLimitsConfig(config, [fallback]);
 }
 
 function required(value: string | undefined, name: string): string {

@@ -12,8 +12,13 @@ import {
   planSettle,
   planTakeover,
 } from '../core/limiter/plan';
-import { effectivePolicy, type TierLimits } from '../core/limiter/policy';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../core/limiter/snapshot';
+import { effectivePolicy, modelFor, type TierLimits } from '../core/limiter/policy';
+import {
+  EMPTY_SNAPSHOT,
+  type LimiterSnapshot,
+  type LimiterView,
+  type PendingReservation,
+} from '../core/limiter/snapshot';
 import type {
   AllowedDecision,
   DecideInput,
@@ -29,6 +34,8 @@ import type {
   TokenUsage,
   UserStatus,
 } from '../core/limiter/types';
+import { DAY_MS, monthNumber } from '../core/limiter/windows';
+import { costMicroUsd, ECHO_MODEL, type ModelSpec, usdToMicroUsd } from '../core/models';
 import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
 import type { EnqueueAsk, EnqueueOutcome, LimiterPort } from '../services/ports';
 import {
@@ -51,6 +58,8 @@ export interface DynamoLimiterOptions {
   readonly timeoutMs?: number;
   /** Called when a decision fails open (WARN log with the cause, `LimiterFailOpen` metric). */
   readonly onFailOpen?: (cause: string) => void;
+  /** The models the stack offers, with prices. @default the echo model */
+  readonly models?: readonly ModelSpec[];
   /** Called when the breaker opens or closes (logs). */
   readonly onBreakerChange?: (state: BreakerState, detail: { readonly cause?: string }) => void;
   /** The breaker's silence before it opens. @default 3000 */
@@ -68,6 +77,20 @@ const BUSY_RETRY_AFTER_MS = 1000;
 
 const userKey = (userId: string) => `user#${userId}`;
 
+/** The marker a reservation left, as the reservation itself describes it. */
+function pendingOf(reservation: TokenReservation): PendingReservation {
+  return {
+    d: reservation.dayNumber,
+    m: monthNumber(reservation.dayNumber * DAY_MS),
+    i: reservation.inputTokens,
+    o: reservation.outputAllowance,
+    e: reservation.tokenEpoch ?? 0,
+    c: reservation.reservedCostMicroUsd ?? 0,
+  };
+}
+
+const isCostLimit = (limit: string | undefined) => limit === 'dailyCostUsd' || limit === 'monthlyCostUsd';
+
 /**
  * The limiter on DynamoDB: every limit of a user, and the user's waiting queue, in one item; every
  * decision one conditional UpdateItem (see docs/limiter.md). Plans are made from the last item this
@@ -83,6 +106,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly failPolicy: 'open' | 'closed';
   private readonly onFailOpen?: (cause: string) => void;
   private readonly items: UserItems;
+  private readonly models: readonly ModelSpec[];
   /** Items that stayed busy through every retry, until when they are left alone. */
   private readonly busyUntil = new Map<string, number>();
   readonly breaker: StoreBreaker;
@@ -91,6 +115,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     this.tiers = options.tiers;
     this.failPolicy = options.failPolicy ?? 'open';
     this.onFailOpen = options.onFailOpen;
+    this.models = options.models ?? [ECHO_MODEL];
     this.breaker = new StoreBreaker({
       silenceMs: options.breakerSilenceMs,
       clock: options.clock,
@@ -185,14 +210,42 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
       const belief = this.items.belief(key) ?? UNKNOWN;
       const policy = this.policyOf(belief.snap, input.claimTier, nowMs);
-      const planned = planAdmission({
-        policy,
-        belief: belief.snap,
-        ask: input,
-        requestId: input.requestId,
-        queue,
-        nowMs,
-      });
+      // The model: the one the request names, else the tier's default; one the tier may not use is
+      // refused (INVALID_REQUEST), and nothing is counted.
+      const chosen = modelFor(policy, this.models, input.model);
+      if (!chosen) return this.modelRefused(input, belief.snap, policy, nowMs);
+      const plan = (model: ModelSpec) =>
+        planAdmission({
+          policy,
+          belief: belief.snap,
+          ask: this.askOn(input, model),
+          requestId: input.requestId,
+          queue,
+          nowMs,
+        });
+      let model = chosen;
+      let planned = plan(model);
+      // Soft landing: a spent cost budget lets the tier's cheaper fallback model answer instead.
+      const fallback = policy.fallbackModel
+        ? this.models.find((m) => m.id === policy.fallbackModel)
+        : undefined;
+      if (
+        planned.kind === 'reject' &&
+        fallback &&
+        fallback.id !== chosen.id &&
+        isCostLimit(planned.evaluation.blocking?.limit)
+      ) {
+        const landed = plan(fallback);
+        if (landed.kind === 'write') {
+          model = fallback;
+          planned = landed;
+        }
+      }
+      const served = {
+        model: model.id,
+        fallbackFrom: model.id === chosen.id ? undefined : chosen.id,
+        price: model,
+      };
       if (planned.kind === 'write') {
         let result: Awaited<ReturnType<UserItems['write']>>;
         try {
@@ -202,11 +255,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           if (err instanceof StoreFaultError) state.ambiguousWrite = true;
           throw err;
         }
-        if (result.ok) return this.allowed(input, result.snap, policy, planned, nowMs);
+        if (result.ok) return this.allowed(input, result.snap, policy, planned, nowMs, served);
         continue;
       }
       if (planned.kind === 'already-admitted')
-        return this.allowed(input, belief.snap, policy, planned, nowMs);
+        return this.allowed(input, belief.snap, policy, planned, nowMs, served);
       const pending = belief.snap.reservations[input.requestId];
       if (planned.kind === 'duplicate' && state.ambiguousWrite && pending) {
         // Our own earlier write did land before its answer was lost: that is this admission.
@@ -223,6 +276,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             evaluation: planned.evaluation,
           },
           nowMs,
+          served,
         );
       }
       // A refusal is decided only from the item as it was after this frame arrived: then the
@@ -262,6 +316,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     policy: LimitPolicy,
     planned: Extract<AdmissionPlan, { kind: 'write' | 'already-admitted' }>,
     nowMs: number,
+    served: { readonly model: string; readonly fallbackFrom?: string; readonly price: ModelSpec },
   ): AllowedDecision {
     const reservation =
       planned.kind === 'write'
@@ -270,6 +325,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             inputTokens: planned.inputTokens,
             outputAllowance: planned.outputAllowance,
             reservedTokens: planned.inputTokens + planned.outputAllowance,
+            reservedCostMicroUsd: snap.reservations[input.requestId]?.c ?? 0,
             dayNumber: planned.day,
             tokenEpoch: planned.tokenEpoch,
           };
@@ -282,10 +338,47 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         userId: input.userId,
         requestId: input.requestId,
         claimTier: input.claimTier,
+        price: {
+          inputUsdPerMillion: served.price.inputUsdPerMillion,
+          outputUsdPerMillion: served.price.outputUsdPerMillion,
+        },
         ...reservation,
       },
       limits: this.limitsOf(policy, snap, nowMs),
       failedOpen: false,
+      model: served.model,
+      fallbackFrom: served.fallbackFrom,
+    };
+  }
+
+  /** The request, as the limits see it on this model: its price, and its maximum output. */
+  private askOn(input: DecideInput, model: ModelSpec): DecideInput {
+    return {
+      ...input,
+      model: model.id,
+      price: model,
+      modelMaxOutputTokens: Math.min(
+        input.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
+        model.maxOutputTokens,
+      ),
+    };
+  }
+
+  private modelRefused(
+    input: DecideInput,
+    snap: LimiterSnapshot,
+    policy: LimitPolicy,
+    nowMs: number,
+  ): DeniedDecision {
+    return {
+      allowed: false,
+      tier: this.tierOf(snap, input.claimTier),
+      policy,
+      limit: 'model',
+      retryAfterMs: 0,
+      resetAtEpochMs: nowMs,
+      limits: this.limitsOf(policy, snap, nowMs),
+      queued: snap.waiting.length,
     };
   }
 
@@ -322,12 +415,15 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         queued: 0,
       };
     }
+    const model = modelFor(policy, this.models, input.model);
+    if (!model) return this.modelRefused(input, snap, policy, nowMs);
     this.onFailOpen?.(describeError((err as { cause?: unknown }).cause ?? err));
-    const outputAllowance = input.maxTokens ?? policy.defaultMaxOutputTokens;
+    const outputAllowance = Math.min(input.maxTokens ?? policy.defaultMaxOutputTokens, model.maxOutputTokens);
     return {
       allowed: true,
       tier,
       policy,
+      model: model.id,
       waiting: [],
       reservation: {
         userId: input.userId,
@@ -354,21 +450,40 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     options: { readonly endsActive?: boolean } = {},
   ): Promise<{ applied: boolean }> {
     const key = userKey(reservation.userId);
-    const actual = Math.max(0, usage.inputTokens) + Math.max(0, usage.outputTokens);
-    const delta = reservation.reservedTokens - actual; // > 0 refund, < 0 charge
+    const inputTokens = Math.max(0, usage.inputTokens);
+    const outputTokens = Math.max(0, usage.outputTokens);
+    const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
+    const actualCost = costMicroUsd(price, inputTokens, outputTokens);
     return this.items.lane(key, () =>
       this.items.withRetries(async () => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
-        let snap = this.items.belief(key)?.snap ?? (await this.items.read(key));
+        const known = this.items.belief(key)?.snap;
+        let snap = known ?? (await this.items.read(key));
+        let fresh = known === undefined;
         for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
-          const pending = snap.reservations[reservation.requestId];
-          if (!pending) return { applied: false }; // settled already
+          // Not in what this instance saw (another instance made it): the reservation says what the
+          // marker holds, and the write's condition on the marker decides. Only an item read or
+          // returned by the store may say it was settled already.
+          const seen = snap.reservations[reservation.requestId];
+          if (!seen && fresh) return { applied: false };
+          const pending = seen ?? pendingOf(reservation);
           const policy = this.policyOf(snap, reservation.claimTier, nowMs);
-          // Charging more than reserved never takes a budget past its limit.
-          const left = Math.min(
-            ...LIMIT_KINDS.map((k) => k.tokensLeft?.({ policy, snap, nowMs }) ?? Number.POSITIVE_INFINITY),
-          );
-          const capped = delta < 0 ? -Math.max(0, Math.min(-delta, left)) : delta;
+          // > 0 refund, < 0 charge; charging more than reserved never takes a budget past its limit.
+          const tokens = reservation.reservedTokens - inputTokens - outputTokens;
+          const cost = (pending.c ?? 0) - actualCost;
+          const input = { policy, snap, nowMs, model: price };
+          const left = (unit: 'tokens' | 'usd') =>
+            Math.min(
+              ...LIMIT_KINDS.filter((k) => k.unit === unit).map((k) => {
+                const state = k.state(input);
+                if (!state) return Number.POSITIVE_INFINITY;
+                return unit === 'usd' ? usdToMicroUsd(state.remaining) : state.remaining;
+              }),
+            );
+          const capped = {
+            tokens: tokens < 0 ? -Math.max(0, Math.min(-tokens, left('tokens'))) : tokens,
+            costMicroUsd: cost < 0 ? -Math.max(0, Math.min(-cost, left('usd'))) : cost,
+          };
           const result = await this.items.write(
             key,
             planSettle({
@@ -383,6 +498,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           );
           if (result.ok) return { applied: true };
           snap = result.snap;
+          fresh = true;
         }
         throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
       }),

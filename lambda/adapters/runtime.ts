@@ -19,7 +19,7 @@ import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
 import { StoreHealthProbe } from './health-probe';
-import { createChatModel } from './models';
+import { createChatModel, createModelCatalog } from './models';
 import { Notifier } from './notifier';
 import { logPort, metricsPort } from './observability';
 import { LambdaReplyHandoff } from './reply-handoff';
@@ -92,6 +92,7 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
     client,
     tableName: config.tables.limits!,
     tiers: config.tiers,
+    models: config.models,
     failPolicy: config.failPolicy,
     timeoutMs: config.limiterTimeoutMs,
     breakerSilenceMs: config.breakerSilenceMs,
@@ -184,6 +185,10 @@ export const replyRuntime = once(() => {
     ...base,
     queue,
     model: createChatModel(config.model),
+    catalog: createModelCatalog(
+      config.models,
+      config.model.kind === 'echo' ? config.model : { echoDelayMs: 20, echoRepeat: 1 },
+    ),
     metrics: metricsPort,
     log: logPort,
     settings: DEFAULT_RUNNER_SETTINGS,

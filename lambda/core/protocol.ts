@@ -50,6 +50,11 @@ const schemas = {
       .positive('must be positive')
       .max(MAX_REQUESTED_TOKENS)
       .optional(),
+    /** The model to answer with; the tier's default when absent. One the tier may not use is refused. */
+    model: z
+      .string()
+      .regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be a model id')
+      .optional(),
   }),
   cancel: z.object({ action: z.literal('cancel'), requestId }),
   status: z.object({ action: z.literal('status') }),

@@ -15,6 +15,10 @@ export interface ReplyJob {
   readonly connectionId: string;
   readonly prompt: string;
   readonly reservation: TokenReservation;
+  /** The model that answers (a configured model id). @default the first configured model */
+  readonly model?: string;
+  /** The model the request asked for, when a spent cost budget let the fallback answer. */
+  readonly fallbackFrom?: string;
   /**
    * `direct`: admitted at once; the runner settles its reservation.
    * `queue`: a queued request, the user's active one; the runner's settle also ends it, and then

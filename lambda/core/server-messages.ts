@@ -14,6 +14,8 @@ export interface ReplyUsage {
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly totalTokens: number;
+  /** What the reply cost on its model, in USD. */
+  readonly costUsd?: number;
 }
 
 export interface StatusLimit {
@@ -49,6 +51,10 @@ export type MessageComplete = Base<'message_complete'> & {
   readonly text?: string;
   readonly textOmitted?: true;
   readonly usage: ReplyUsage;
+  /** The model that answered. */
+  readonly model?: string;
+  /** The model the request asked for, when a spent cost budget let a cheaper fallback answer. */
+  readonly fallbackFrom?: string;
 };
 export type RequestQueued = Base<'request_queued'> & QueuePlace & { readonly message: string };
 export type QueuePosition = Base<'queue_position'> & QueuePlace;
@@ -119,12 +125,15 @@ export const messageComplete = (
   text: string,
   usage: ReplyUsage,
   nowMs: number,
+  served: { readonly model?: string; readonly fallbackFrom?: string } = {},
 ): MessageComplete => ({
   type: 'message_complete',
   timestamp: nowMs,
   requestId,
   text,
   usage,
+  ...(served.model === undefined ? {} : { model: served.model }),
+  ...(served.fallbackFrom === undefined ? {} : { fallbackFrom: served.fallbackFrom }),
 });
 
 export const requestQueued = (place: QueuePlace, message: string, nowMs: number): RequestQueued => ({

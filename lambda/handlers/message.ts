@@ -44,6 +44,7 @@ export async function handler(event: MessageEvent, context?: Context): Promise<{
           requestId: request.requestId,
           conversationId: request.conversationId,
           maxTokens: request.maxTokens,
+          model: request.model,
         });
         if (outcome.kind === 'refused') await rt.sender.send(connectionId, errorMessage(outcome, rt.now()));
         logger.info('sendMessage', {

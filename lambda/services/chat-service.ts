@@ -55,6 +55,7 @@ export interface SendMessageInput {
   readonly requestId?: string;
   readonly conversationId?: string;
   readonly maxTokens?: number;
+  readonly model?: string;
 }
 
 /** A refusal, mapped to a protocol `error` by the handler. */
@@ -91,6 +92,7 @@ export class ChatService {
       message: input.message,
       conversationId: input.conversationId,
       maxTokens: input.maxTokens,
+      model: input.model,
       claimTier: identity.tier,
       estimatedInputTokens,
       enqueuedAtEpochMs: nowMs,
@@ -105,6 +107,7 @@ export class ChatService {
         claimTier: identity.tier,
         estimatedInputTokens,
         maxTokens: input.maxTokens,
+        model: input.model,
         modelMaxOutputTokens: settings.modelMaxOutputTokens,
         queue: { mode: 'direct' },
       },
@@ -113,6 +116,16 @@ export class ChatService {
         this.mayWait(denied, nowMs) ? { request: waiting, maxQueued: settings.maxQueuedPerUser } : undefined,
     );
     if (decision.allowed) return this.answer(identity, connectionId, requestId, input, decision);
+    if (decision.limit === 'model') {
+      return refused(
+        'INVALID_REQUEST',
+        input.model === undefined
+          ? 'No model is available for your tier.'
+          : `Model "${input.model}" is not available for your tier.`,
+        requestId,
+        { field: 'model' },
+      );
+    }
     return this.queueOrRefuse(identity, connectionId, requestId, decision, slot, nowMs);
   }
 
@@ -124,7 +137,7 @@ export class ChatService {
    */
   private mayWait(decision: DeniedDecision, nowMs: number): boolean {
     const { settings } = this.deps;
-    if (['duplicate', 'unavailable', 'busy'].includes(decision.limit)) return false;
+    if (['duplicate', 'unavailable', 'busy', 'model'].includes(decision.limit)) return false;
     if (settings.maxQueuedPerUser === 0 || decision.queued >= settings.maxQueuedPerUser) return false;
     return waitSeconds(decision, decision.queued + 1, nowMs) <= settings.maxQueueWaitSeconds;
   }
@@ -152,6 +165,8 @@ export class ChatService {
         connectionId,
         prompt: input.message,
         reservation: decision.reservation,
+        model: decision.model,
+        fallbackFrom: decision.fallbackFrom,
         source: 'direct',
         failedOpen: decision.failedOpen || undefined,
       });

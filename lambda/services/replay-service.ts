@@ -51,6 +51,12 @@ export interface ReplayDeps {
   readonly sleep: (ms: number) => Promise<void>;
 }
 
+/** The model that answers an admitted request, and the one it replaced if a fallback does. */
+interface Served {
+  readonly model?: string;
+  readonly fallbackFrom?: string;
+}
+
 /** One SQS record, as the processor sees it. */
 export interface QueueRecord {
   readonly messageId: string;
@@ -130,10 +136,14 @@ export class ReplayService {
         if (active.attempts + 1 > settings.maxAttempts) {
           return this.failForGood(userId, request, reservation, 'too many interrupted attempts');
         }
-        return this.handOff(record, userId, request, reservation, {
-          untilEpochMs: nowMs + settings.leaseMs,
-          attempts: active.attempts + 1,
-        });
+        return this.handOff(
+          record,
+          userId,
+          request,
+          reservation,
+          { untilEpochMs: nowMs + settings.leaseMs, attempts: active.attempts + 1 },
+          { model: view.snap.reservations[active.requestId]?.mo },
+        );
       }
       const head = snap.waiting[0];
       // Nothing waiting: a wake-up left over by a cancelled request.
@@ -150,6 +160,7 @@ export class ReplayService {
           claimTier: request.claimTier,
           estimatedInputTokens: request.estimatedInputTokens,
           maxTokens: request.maxTokens,
+          model: request.model,
           modelMaxOutputTokens: settings.modelMaxOutputTokens,
           queue: { mode: 'replay', leaseUntilEpochMs: nowMs + settings.leaseMs },
           // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
@@ -158,7 +169,10 @@ export class ReplayService {
         nowMs,
       );
       if (decision.allowed) {
-        return this.begin(record, userId, request, decision.reservation, nowMs + settings.leaseMs);
+        return this.begin(record, userId, request, decision.reservation, nowMs + settings.leaseMs, {
+          model: decision.model,
+          fallbackFrom: decision.fallbackFrom,
+        });
       }
       // The list moved under us (cancelled, another delivery): look again.
       if (decision.limit === 'queue') continue;
@@ -184,6 +198,7 @@ export class ReplayService {
     request: WaitingRequest,
     reservation: TokenReservation,
     leaseUntilEpochMs: number,
+    served: Served,
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     const nowMs = now();
@@ -198,10 +213,14 @@ export class ReplayService {
       userId,
       await limiter.view(userId, request.claimTier, nowMs, { fresh: false }),
     );
-    return this.handOff(record, userId, request, reservation, {
-      untilEpochMs: leaseUntilEpochMs,
-      attempts: 1,
-    });
+    return this.handOff(
+      record,
+      userId,
+      request,
+      reservation,
+      { untilEpochMs: leaseUntilEpochMs, attempts: 1 },
+      served,
+    );
   }
 
   /**
@@ -216,6 +235,7 @@ export class ReplayService {
     request: WaitingRequest,
     reservation: TokenReservation,
     lease: { readonly untilEpochMs: number; readonly attempts: number },
+    served: Served,
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     // Hold first: a short reply may be settled, and its wake-up released, before the invocation
@@ -230,6 +250,8 @@ export class ReplayService {
         connectionId: request.connectionId,
         prompt: request.message,
         reservation,
+        model: served.model,
+        fallbackFrom: served.fallbackFrom,
         source: 'queue',
         lease,
         wakeUpReceiptHandle: record.receiptHandle,

@@ -1,4 +1,5 @@
 import type { TokenUsage } from '../core/limiter/types';
+import type { ModelSpec } from '../core/models';
 import { errorMessage, requestFailed } from '../core/protocol';
 import type { ReplyJob } from '../core/reply-job';
 import { describe } from './chat-service';
@@ -40,7 +41,10 @@ export interface ReplyRunnerDeps {
   readonly queue: Pick<RequestQueuePort, 'defer' | 'moveToDeadLetterQueue'>;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
+  /** The model of a job that names none (or names one not in `catalog`). */
   readonly model: ModelPort;
+  /** The configured models by id, each with its adapter. */
+  readonly catalog?: ReadonlyMap<string, { readonly spec: ModelSpec; readonly port: ModelPort }>;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
   readonly settings: ReplyRunnerSettings;
@@ -63,7 +67,11 @@ export interface RetryableError {
 export class ReplyRunner {
   constructor(private readonly deps: ReplyRunnerDeps) {}
 
-  async run(job: ReplyJob, remainingTimeMs: () => number): Promise<void> {
+  async run(given: ReplyJob, remainingTimeMs: () => number): Promise<void> {
+    // A reservation rebuilt after a takeover has no price: the model's, from the catalog.
+    const price =
+      given.reservation.price ?? (given.model ? this.deps.catalog?.get(given.model)?.spec : undefined);
+    const job: ReplyJob = price ? { ...given, reservation: { ...given.reservation, price } } : given;
     const { settings, sleep } = this.deps;
     const channel = this.channel(job);
     const deadline = new AbortController();
@@ -77,7 +85,8 @@ export class ReplyRunner {
             requestId: job.requestId,
             prompt: job.prompt,
             reservation: job.reservation,
-            model: this.deps.model,
+            model: this.modelOf(job),
+            served: { model: job.model, fallbackFrom: job.fallbackFrom },
             channel,
             now: this.deps.now,
             signal: deadline.signal,
@@ -181,6 +190,10 @@ export class ReplyRunner {
         error: describe(err),
       });
     }
+  }
+
+  private modelOf(job: ReplyJob): ModelPort {
+    return (job.model ? this.deps.catalog?.get(job.model)?.port : undefined) ?? this.deps.model;
   }
 
   private channel(job: ReplyJob): ReplyChannel {

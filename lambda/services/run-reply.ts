@@ -1,4 +1,5 @@
 import type { TokenReservation } from '../core/limiter/types';
+import { costMicroUsd, microUsdToUsd } from '../core/models';
 import { chunk, messageComplete, splitChunkText } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
 import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
@@ -47,6 +48,8 @@ export async function streamReply(args: {
   readonly channel: ReplyChannel;
   readonly now: () => number;
   readonly signal?: AbortSignal;
+  /** The model that answers, and the one it replaced (soft landing), for `message_complete`. */
+  readonly served?: { readonly model?: string; readonly fallbackFrom?: string };
 }): Promise<StreamedReply> {
   const { requestId, reservation, channel, now } = args;
   let text = '';
@@ -82,11 +85,16 @@ export async function streamReply(args: {
       { cause: err },
     );
   }
-  const totals = { ...usage, totalTokens: usage.inputTokens + usage.outputTokens };
+  const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
+  const totals = {
+    ...usage,
+    totalTokens: usage.inputTokens + usage.outputTokens,
+    costUsd: microUsdToUsd(costMicroUsd(price, usage.inputTokens, usage.outputTokens)),
+  };
   return {
     text,
     usage: totals,
-    complete: messageComplete(requestId, text, totals, now()),
+    complete: messageComplete(requestId, text, totals, now(), args.served),
   };
 }
 

@@ -1,4 +1,9 @@
-import { type Blocking, type KindInput, LIMIT_KINDS } from './kinds';
+import { costMicroUsd } from '../models';
+import { type Amount, type Blocking, type KindInput, LIMIT_KINDS, type ModelPrice } from './kinds';
+
+/** No price: cost budgets count nothing. */
+const FREE: ModelPrice = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
+
 import type { LimiterSnapshot } from './snapshot';
 import type { LimitPolicy, LimitState } from './types';
 
@@ -11,6 +16,10 @@ export interface TokenAsk {
   readonly maxTokens?: number;
   /** The model's maximum output per reply: the allowance never counts on more. */
   readonly modelMaxOutputTokens?: number;
+  /** The model's price: the cost budgets reserve by it. @default free */
+  readonly price?: ModelPrice;
+  /** The model that would answer (kept with the reservation). */
+  readonly model?: string;
 }
 
 export interface Evaluation {
@@ -23,6 +32,7 @@ export interface Evaluation {
     readonly inputTokens: number;
     readonly outputAllowance: number;
     readonly reservedTokens: number;
+    readonly reservedCostMicroUsd: number;
   };
 }
 
@@ -42,15 +52,19 @@ export function evaluate(
   ask: TokenAsk,
   nowMs: number,
 ): Evaluation {
-  const input: KindInput = { policy, snap, nowMs };
+  const model = ask.price ?? FREE;
+  const input: KindInput = { policy, snap, nowMs, model };
   const requested = Math.min(
     ask.maxTokens ?? policy.defaultMaxOutputTokens,
     ask.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
   );
-  const tokensLeft = Math.min(
-    ...LIMIT_KINDS.map((kind) => kind.tokensLeft?.(input) ?? Number.POSITIVE_INFINITY),
+  // Every budget caps the output: tokens left after the input, or what the cost left pays for.
+  const outputAllowance = Math.min(
+    requested,
+    ...LIMIT_KINDS.map(
+      (kind) => kind.outputLeft?.(input, ask.estimatedInputTokens) ?? Number.POSITIVE_INFINITY,
+    ),
   );
-  const outputAllowance = Math.min(requested, tokensLeft - ask.estimatedInputTokens);
   // A client asking for fewer tokens than the minimum gets what it asked for, not a refusal.
   const minimum = Math.min(policy.minOutputTokens, requested);
   const reservation =
@@ -59,18 +73,25 @@ export function evaluate(
           inputTokens: ask.estimatedInputTokens,
           outputAllowance,
           reservedTokens: ask.estimatedInputTokens + outputAllowance,
+          reservedCostMicroUsd: costMicroUsd(model, ask.estimatedInputTokens, outputAllowance),
         }
       : undefined;
 
   // What the token limits must cover: the reservation, or at least the input and the minimum output.
-  const neededTokens = reservation?.reservedTokens ?? ask.estimatedInputTokens + Math.max(1, minimum);
+  const smallest = Math.max(1, minimum);
+  const need: Amount = reservation
+    ? { tokens: reservation.reservedTokens, costMicroUsd: reservation.reservedCostMicroUsd }
+    : {
+        tokens: ask.estimatedInputTokens + smallest,
+        costMicroUsd: costMicroUsd(model, ask.estimatedInputTokens, smallest),
+      };
   const limits: LimitState[] = [];
   const blocked: Blocking[] = [];
   for (const kind of LIMIT_KINDS) {
     const state = kind.state(input);
     if (!state) continue;
     limits.push(state);
-    const blocking = kind.blocking(state, input, neededTokens);
+    const blocking = kind.blocking(state, input, need);
     if (blocking) blocked.push(blocking);
   }
   const blocking = blocked.reduce<Blocking | undefined>(

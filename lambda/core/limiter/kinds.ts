@@ -1,4 +1,5 @@
 import type { MetricName } from '../metrics';
+import { type ModelSpec, microUsdToUsd, outputTokensFor, usdToMicroUsd } from '../models';
 import type { ExpressionWriter } from './expression';
 import { type LimiterSnapshot, type PendingReservation, RESERVATION_PREFIX } from './snapshot';
 import type { LimitName, LimitPolicy, LimitState } from './types';
@@ -17,6 +18,16 @@ export interface KindInput {
   readonly policy: LimitPolicy;
   readonly snap: LimiterSnapshot;
   readonly nowMs: number;
+  /** The model the request runs on: its price turns tokens into cost. */
+  readonly model: ModelPrice;
+}
+
+export type ModelPrice = Pick<ModelSpec, 'inputUsdPerMillion' | 'outputUsdPerMillion'>;
+
+/** What a request takes from the budgets: tokens, and their cost in µUSD. */
+export interface Amount {
+  readonly tokens: number;
+  readonly costMicroUsd: number;
 }
 
 /**
@@ -31,27 +42,27 @@ export interface LimitKind {
   /** The metric a refusal by this limit emits. */
   readonly metric: MetricName;
   /** What `reset --scope` clears it (and `all`). */
-  readonly resetScope: 'messages' | 'tokens';
+  readonly resetScope: 'messages' | 'tokens' | 'cost';
   /** The item attributes it keeps. */
   readonly attributes: readonly string[];
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */
   windowSeconds(policy: LimitPolicy): number;
   /** Its state now, when the policy sets it (an optional limit left unset: undefined). */
   state(input: KindInput): LimitState | undefined;
-  /** Token budgets only: tokens left for one request (input and output) under this budget. */
-  tokensLeft?(input: KindInput): number;
+  /** Budgets only: the most output tokens it still allows a request with this input. */
+  outputLeft?(input: KindInput, inputTokens: number): number;
   /**
-   * Does it hold back a request that needs `neededTokens` (its reservation, or, when the token
-   * limits cannot cover one, its input and the minimum output)?
+   * Does it hold back a request that needs `need` (its reservation, or, when the budgets cannot
+   * cover one, its input and the minimum output)?
    */
-  blocking(state: LimitState, input: KindInput, neededTokens: number): Blocking | undefined;
+  blocking(state: LimitState, input: KindInput, need: Amount): Blocking | undefined;
   /**
    * Its part of the admission write: a condition that makes the update correct whatever the item
    * holds (the belief only picks the shape), and the update.
    */
   plan(
     w: ExpressionWriter,
-    input: KindInput & { readonly reservedTokens: number; readonly requestId: string },
+    input: KindInput & { readonly reserved: Amount; readonly requestId: string },
   ): void;
   /** When the k-th waiting request fits this limit, each one ahead taking one message (epoch ms). */
   readyAtEpochMs(position: number, state: LimitState, policy: LimitPolicy): number;
@@ -66,7 +77,7 @@ export interface LimitKind {
 export interface SettleInput extends KindInput {
   readonly pending: PendingReservation;
   /** Refund (> 0) or extra charge (< 0), already capped so no budget is overdrawn. */
-  readonly delta: number;
+  readonly delta: Amount;
 }
 
 /**
@@ -182,65 +193,84 @@ function windowQuota(args: {
 }
 
 /**
- * A token budget over a fixed UTC window (day, calendar month): reserve-then-reconcile. Same
- * window: used + reserved ≤ budget, so concurrent reservations can never overdraw it. New window:
- * start from this reservation. Usage is counted even without a budget configured, so one set later
- * by an admin applies to what was already used.
+ * A budget over a fixed UTC window (day, calendar month), of tokens or of cost (µUSD):
+ * reserve-then-reconcile. Same window: used + reserved ≤ budget, so concurrent reservations can
+ * never overdraw it. New window: start from this reservation. Usage is counted even without a
+ * budget configured, so one set later by an admin applies to what was already used.
  */
-function tokenBudget(args: {
-  readonly name: 'dailyTokens' | 'monthlyTokens';
-  readonly windowAttr: 'td' | 'tm';
-  readonly usedAttr: 'tu' | 'tmu';
+function windowBudget(args: {
+  readonly name: 'dailyTokens' | 'monthlyTokens' | 'dailyCostUsd' | 'monthlyCostUsd';
+  readonly unit: 'tokens' | 'usd';
+  readonly windowAttr: 'td' | 'tm' | 'cd' | 'cm';
+  readonly usedAttr: 'tu' | 'tmu' | 'cu' | 'cmu';
   /** The reservation marker's field naming the window it was counted in. */
   readonly markerField: 'd' | 'm';
   readonly windowOf: (ms: number) => number;
   readonly windowEndMs: (window: number) => number;
   readonly windowSeconds: number;
 }): LimitKind {
-  const { name, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
+  const { name, unit, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
+  const isCost = unit === 'usd';
+  /** The budget in stored units: tokens, or µUSD for a cost budget (configured in USD). */
+  const budgetOf = (policy: LimitPolicy) => {
+    const value = policy[name];
+    return value === undefined ? undefined : isCost ? usdToMicroUsd(value) : value;
+  };
+  const amountOf = (a: Amount) => (isCost ? a.costMicroUsd : a.tokens);
+  const shown = (stored: number) => (isCost ? microUsdToUsd(stored) : stored);
   const usedIn = (snap: LimiterSnapshot, window: number) =>
     snap[windowAttr] === window ? (snap[usedAttr] ?? 0) : 0;
+  const leftIn = ({ policy, snap, nowMs }: KindInput) => {
+    const budget = budgetOf(policy);
+    return budget === undefined ? undefined : Math.max(0, budget - usedIn(snap, windowOf(nowMs)));
+  };
   const kind: LimitKind = {
     name,
-    unit: 'tokens',
+    unit,
     metric: 'TokenRateLimitExceeded',
-    resetScope: 'tokens',
+    resetScope: isCost ? 'cost' : 'tokens',
     attributes: [windowAttr, usedAttr],
     windowSeconds: () => args.windowSeconds,
-    state({ policy, snap, nowMs }) {
-      const budget = policy[name];
+    state(input) {
+      const budget = budgetOf(input.policy);
       if (budget === undefined) return undefined;
-      const window = windowOf(nowMs);
-      const used = usedIn(snap, window);
+      const window = windowOf(input.nowMs);
+      const used = usedIn(input.snap, window);
       return {
         name,
-        limit: budget,
-        used,
-        remaining: Math.max(0, budget - used),
+        limit: shown(budget),
+        used: shown(used),
+        remaining: shown(Math.max(0, budget - used)),
         resetAtEpochMs: windowEndMs(window),
       };
     },
-    tokensLeft: (input) => kind.state(input)?.remaining ?? Number.POSITIVE_INFINITY,
-    blocking(state, { nowMs }, neededTokens) {
-      if (neededTokens <= state.remaining) return undefined;
+    outputLeft(input, inputTokens) {
+      const left = leftIn(input);
+      if (left === undefined) return Number.POSITIVE_INFINITY;
+      return isCost ? outputTokensFor(input.model, left, inputTokens) : left - inputTokens;
+    },
+    blocking(state, input, need) {
+      const left = leftIn(input) ?? Number.POSITIVE_INFINITY;
+      if (amountOf(need) <= left) return undefined;
       return {
         limit: name,
-        retryAfterMs: state.resetAtEpochMs - nowMs,
+        retryAfterMs: state.resetAtEpochMs - input.nowMs,
         resetAtEpochMs: state.resetAtEpochMs,
       };
     },
-    plan(w, { policy, snap, nowMs, reservedTokens, requestId }) {
+    plan(w, { policy, snap, nowMs, reserved, requestId }) {
       const window = windowOf(nowMs);
       const win = w.name(windowAttr);
       const used = w.name(usedAttr);
-      const budget = policy[name];
+      const budget = budgetOf(policy);
+      const amount = amountOf(reserved);
       if (snap[windowAttr] === window) {
-        const fits = budget === undefined ? '' : ` AND ${used} <= ${w.value(budget - reservedTokens)}`;
+        const fits = budget === undefined ? '' : ` AND ${used} <= ${w.value(budget - amount)}`;
         w.condition(`${win} = ${w.value(window)}${fits}`);
-        w.set(`${used} = ${used} + ${w.value(reservedTokens)}`);
+        w.set(`${used} = ${used} + ${w.value(amount)}`);
       } else {
         w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
-        w.set(`${win} = ${w.value(window)}`, `${used} = ${w.value(reservedTokens)}`);
+        w.set(`${win} = ${w.value(window)}`, `${used} = ${w.value(amount)}`);
         if (name === 'dailyTokens') {
           // Reservations of earlier days no longer matter: drop the markers we know of.
           for (const [id, pending] of Object.entries(snap.reservations)) {
@@ -251,22 +281,27 @@ function tokenBudget(args: {
     },
     // Too little left for even one request: not before the next window.
     readyAtEpochMs: (_position, state, policy) =>
-      state.remaining < policy.minOutputTokens ? state.resetAtEpochMs : 0,
+      !isCost && state.remaining < policy.minOutputTokens
+        ? state.resetAtEpochMs
+        : isCost && state.remaining <= 0
+          ? state.resetAtEpochMs
+          : 0,
     settle(w, { snap, nowMs, pending, delta }) {
       const window = pending[markerField];
+      const amount = amountOf(delta);
       // Counted in an earlier window (rolled over since): nothing to give back or charge there.
-      if (delta === 0 || window === undefined || window !== windowOf(nowMs) || snap[windowAttr] !== window) {
+      if (amount === 0 || window === undefined || window !== windowOf(nowMs) || snap[windowAttr] !== window) {
         return;
       }
       const win = w.name(windowAttr);
       const used = w.name(usedAttr);
       w.condition(`${win} = ${w.value(window)}`);
-      if (delta > 0) {
-        w.set(`${used} = ${used} - ${w.value(delta)}`);
+      if (amount > 0) {
+        w.set(`${used} = ${used} - ${w.value(amount)}`);
       } else {
         // Charging more than reserved: the charge was capped from this count; pin it.
         w.condition(`${used} = ${w.value(usedIn(snap, window))}`);
-        w.set(`${used} = ${used} + ${w.value(-delta)}`);
+        w.set(`${used} = ${used} + ${w.value(-amount)}`);
       }
     },
   };
@@ -294,20 +329,21 @@ const tokensPerMinute: LimitKind = {
     const used = Math.min(limit, Math.ceil((tat - nowMs) / intervalMs - 1e-9));
     return { name: 'tokensPerMinute', limit, used, remaining: limit - used, resetAtEpochMs: tat };
   },
-  tokensLeft: (input) => tokensPerMinute.state(input)?.remaining ?? Number.POSITIVE_INFINITY,
-  blocking(state, { nowMs }, neededTokens) {
-    if (neededTokens <= state.remaining) return undefined;
+  outputLeft: (input, inputTokens) =>
+    (tokensPerMinute.state(input)?.remaining ?? Number.POSITIVE_INFINITY) - inputTokens,
+  blocking(state, { nowMs }, need) {
+    if (need.tokens <= state.remaining) return undefined;
     // Room for what it needs comes back as the bucket refills.
-    const wanted = Math.min(state.limit, neededTokens);
+    const wanted = Math.min(state.limit, need.tokens);
     const retryAfterMs = Math.ceil(Math.max(1, wanted - state.remaining) * (60_000 / state.limit));
     return { limit: 'tokensPerMinute', retryAfterMs, resetAtEpochMs: nowMs + retryAfterMs };
   },
-  plan(w, { policy, snap, nowMs, reservedTokens }) {
+  plan(w, { policy, snap, nowMs, reserved }) {
     const limit = policy.tokensPerMinute;
     if (limit === undefined) return;
     const tat = w.name('ttat');
     const now = w.value(nowMs);
-    const step = reservedTokens * (60_000 / limit);
+    const step = reserved.tokens * (60_000 / limit);
     if (snap.ttat === undefined || snap.ttat <= nowMs) {
       w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${now})`);
       w.set(`${tat} = ${w.value(nowMs + step)}`);
@@ -325,10 +361,10 @@ const tokensPerMinute: LimitKind = {
   settle(w, { policy, snap, delta }) {
     const limit = policy.tokensPerMinute;
     // Only the unused part flows back.
-    if (limit === undefined || delta <= 0 || snap.ttat === undefined) return;
+    if (limit === undefined || delta.tokens <= 0 || snap.ttat === undefined) return;
     const tat = w.name('ttat');
     w.condition(`attribute_exists(${tat})`);
-    w.set(`${tat} = ${tat} - ${w.value(delta * (60_000 / limit))}`);
+    w.set(`${tat} = ${tat} - ${w.value(delta.tokens * (60_000 / limit))}`);
   },
 };
 
@@ -349,8 +385,9 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
     windowMs: DAY_MS,
     windowOf: dayNumber,
   }),
-  tokenBudget({
+  windowBudget({
     name: 'dailyTokens',
+    unit: 'tokens',
     windowAttr: 'td',
     usedAttr: 'tu',
     markerField: 'd',
@@ -359,10 +396,31 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
     windowSeconds: DAY_MS / 1000,
   }),
   tokensPerMinute,
-  tokenBudget({
+  windowBudget({
     name: 'monthlyTokens',
+    unit: 'tokens',
     windowAttr: 'tm',
     usedAttr: 'tmu',
+    markerField: 'm',
+    windowOf: monthNumber,
+    windowEndMs: (month) => monthStartMs(month + 1),
+    windowSeconds: (30 * DAY_MS) / 1000,
+  }),
+  windowBudget({
+    name: 'dailyCostUsd',
+    unit: 'usd',
+    windowAttr: 'cd',
+    usedAttr: 'cu',
+    markerField: 'd',
+    windowOf: dayNumber,
+    windowEndMs: (day) => (day + 1) * DAY_MS,
+    windowSeconds: DAY_MS / 1000,
+  }),
+  windowBudget({
+    name: 'monthlyCostUsd',
+    unit: 'usd',
+    windowAttr: 'cm',
+    usedAttr: 'cmu',
     markerField: 'm',
     windowOf: monthNumber,
     windowEndMs: (month) => monthStartMs(month + 1),
@@ -381,6 +439,6 @@ export function limitKind(name: LimitName): LimitKind {
 }
 
 /** The item attributes a `reset` of this scope clears. */
-export function resetAttributes(scope: 'messages' | 'tokens' | 'all'): string[] {
+export function resetAttributes(scope: 'messages' | 'tokens' | 'cost' | 'all'): string[] {
   return LIMIT_KINDS.filter((k) => scope === 'all' || k.resetScope === scope).flatMap((k) => k.attributes);
 }

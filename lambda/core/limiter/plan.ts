@@ -1,7 +1,7 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
-import { LIMIT_KINDS } from './kinds';
+import { type Amount, LIMIT_KINDS } from './kinds';
 import {
   type LimiterSnapshot,
   type PendingReservation,
@@ -86,7 +86,14 @@ export function planAdmission(args: {
   // Every limit kind adds its condition and update (lambda/core/limiter/kinds.ts).
   const reserved = evaluation.reservation.reservedTokens;
   for (const kind of LIMIT_KINDS) {
-    kind.plan(w, { policy, snap: belief, nowMs, reservedTokens: reserved, requestId });
+    kind.plan(w, {
+      policy,
+      snap: belief,
+      nowMs,
+      model: ask.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 },
+      reserved: { tokens: reserved, costMicroUsd: evaluation.reservation.reservedCostMicroUsd },
+      requestId,
+    });
   }
   // The pending reservation, so reconcile can refund exactly once (it removes this marker). The
   // token epoch pins the budget it was taken from: a reset since then makes the refund void.
@@ -99,6 +106,8 @@ export function planAdmission(args: {
     `${marker} = ${w.value({
       d: day,
       m: monthNumber(nowMs),
+      c: evaluation.reservation.reservedCostMicroUsd,
+      mo: ask.model,
       i: evaluation.reservation.inputTokens,
       o: evaluation.reservation.outputAllowance,
       e: belief.te,
@@ -206,7 +215,7 @@ export function planSettle(args: {
   readonly belief: LimiterSnapshot;
   readonly requestId: string;
   readonly pending: PendingReservation;
-  readonly delta: number;
+  readonly delta: Amount;
   readonly nowMs: number;
   readonly endsActive: boolean;
 }): UpdatePlan {
@@ -220,8 +229,10 @@ export function planSettle(args: {
   const sameEpoch = belief.te === epoch;
   if (sameEpoch) {
     w.condition(epoch === 0 ? `attribute_not_exists(${te})` : `${te} = ${w.value(epoch)}`);
-    if (delta !== 0) {
-      for (const kind of LIMIT_KINDS) kind.settle?.(w, { policy, snap: belief, nowMs, pending, delta });
+    if (delta.tokens !== 0 || delta.costMicroUsd !== 0) {
+      const model = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 }; // settles move amounts, not prices
+      for (const kind of LIMIT_KINDS)
+        kind.settle?.(w, { policy, snap: belief, nowMs, model, pending, delta });
     }
   } else {
     // Reset since: nothing of this reservation is in the counts any more.

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';
 
 /**
@@ -32,6 +33,10 @@ export const DEFAULT_TIER_LIMITS: Readonly<Record<Tier, LimitPolicy>> = Object.f
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
+/** A budget in USD, counted to the micro-dollar. */
+const usd = z.number().positive().max(1_000_000);
+const modelId = z.string().min(1).max(64);
+const modelIds = z.array(modelId).min(1);
 
 /** Every field of a tier's limits; all required once merged with the defaults. */
 export const limitPolicySchema = z
@@ -43,8 +48,13 @@ export const limitPolicySchema = z
     dailyTokens: positiveInt,
     tokensPerMinute: positiveInt.optional(),
     monthlyTokens: positiveInt.optional(),
+    dailyCostUsd: usd.optional(),
+    monthlyCostUsd: usd.optional(),
     defaultMaxOutputTokens: positiveInt,
     minOutputTokens: positiveInt,
+    models: modelIds.optional(),
+    defaultModel: modelId.optional(),
+    fallbackModel: modelId.optional(),
   })
   .strict()
   .refine((p) => p.minOutputTokens <= p.defaultMaxOutputTokens, {
@@ -61,8 +71,13 @@ export const partialLimitPolicySchema = z
     dailyTokens: positiveInt,
     tokensPerMinute: positiveInt,
     monthlyTokens: positiveInt,
+    dailyCostUsd: usd,
+    monthlyCostUsd: usd,
     defaultMaxOutputTokens: positiveInt,
     minOutputTokens: positiveInt,
+    models: modelIds,
+    defaultModel: modelId,
+    fallbackModel: modelId,
   })
   .partial()
   .strict();
@@ -78,6 +93,8 @@ export const overrideSchema = z
 export const limitsConfigSchema = z
   .object({
     tiers: z.object(Object.fromEntries(TIERS.map((t) => [t, partialLimitPolicySchema.optional()]))).strict(),
+    /** The models the stack offers, with their prices (SPEC §2 v2). @default the echo model */
+    models: z.array(modelSpecSchema).min(1).optional(),
   })
   .strict();
 
@@ -88,20 +105,76 @@ export type TierLimits = Readonly<Record<Tier, LimitPolicy>>;
  * every resulting policy. Throws a readable error naming the bad field.
  */
 export function parseTierLimits(config: unknown): TierLimits {
-  const raw = typeof config === 'string' ? (config.trim() === '' ? {} : JSON.parse(config)) : (config ?? {});
-  const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...raw });
+  return parseLimitsConfig(config).tiers;
+}
+
+/** The whole `limits` configuration: tiers over their defaults, and the models with prices. */
+export interface LimitsConfig {
+  readonly tiers: TierLimits;
+  readonly models: readonly ModelSpec[];
+}
+
+/**
+ * Parses `LIMITS_CONFIG` (JSON text or object): tiers merged over {@link DEFAULT_TIER_LIMITS}, and
+ * the models (`defaultModels` when the configuration names none). Throws an error that names the
+ * path of each bad field (`tiers.free.models[1]: unknown model "gpt"`), so nothing starts half
+ * configured.
+ */
+export function parseLimitsConfig(
+  config: unknown,
+  defaultModels: readonly ModelSpec[] = [ECHO_MODEL],
+): LimitsConfig {
+  let raw: unknown;
+  try {
+    raw = typeof config === 'string' ? (config.trim() === '' ? {} : JSON.parse(config)) : (config ?? {});
+  } catch (err) {
+    throw new Error(`invalid limits configuration: not JSON (${(err as Error).message})`);
+  }
+  const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...(raw as object) });
   if (!parsed.success) throw new Error(`invalid limits configuration: ${z.prettifyError(parsed.error)}`);
+  const models = parsed.data.models ?? defaultModels;
+  const ids = new Set(models.map((m) => m.id));
+  if (ids.size !== models.length)
+    throw new Error('invalid limits configuration: models: two models share an id');
   const tiers = parsed.data.tiers as Partial<Record<Tier, Partial<LimitPolicy>>>;
   const merged = {} as Record<Tier, LimitPolicy>;
   for (const tier of TIERS) {
     const candidate = { ...DEFAULT_TIER_LIMITS[tier], ...tiers[tier] };
     const checked = limitPolicySchema.safeParse(candidate);
     if (!checked.success) {
-      throw new Error(`invalid limits for tier ${tier}: ${z.prettifyError(checked.error)}`);
+      throw new Error(`invalid limits configuration: tiers.${tier}: ${z.prettifyError(checked.error)}`);
     }
-    merged[tier] = Object.freeze(checked.data);
+    const policy = checked.data;
+    const allowed = policy.models ?? [...ids];
+    for (const [i, id] of allowed.entries()) {
+      if (!ids.has(id))
+        throw new Error(`invalid limits configuration: tiers.${tier}.models[${i}]: unknown model "${id}"`);
+    }
+    for (const key of ['defaultModel', 'fallbackModel'] as const) {
+      const id = policy[key];
+      if (id !== undefined && !allowed.includes(id)) {
+        throw new Error(
+          `invalid limits configuration: tiers.${tier}.${key}: "${id}" is not one of the tier's models`,
+        );
+      }
+    }
+    merged[tier] = Object.freeze(policy);
   }
-  return Object.freeze(merged);
+  return { tiers: Object.freeze(merged), models: Object.freeze([...models]) };
+}
+
+/**
+ * The model a request runs on: the one it names, else the tier's default, else the first model.
+ * `undefined` when the tier may not use it (the request is refused with INVALID_REQUEST).
+ */
+export function modelFor(
+  policy: LimitPolicy,
+  models: readonly ModelSpec[],
+  requested: string | undefined,
+): ModelSpec | undefined {
+  const allowed = policy.models ?? models.map((m) => m.id);
+  const id = requested ?? policy.defaultModel ?? allowed[0];
+  return id !== undefined && allowed.includes(id) ? models.find((m) => m.id === id) : undefined;
 }
 
 export { isTier } from './types';

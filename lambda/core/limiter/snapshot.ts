@@ -29,6 +29,11 @@ export interface LimiterSnapshot {
   readonly tmu?: number;
   /** Theoretical arrival time of the tokens-per-minute bucket (epoch ms). */
   readonly ttat?: number;
+  /** Cost day and cost reserved or used in it (µUSD); cost month and its cost (µUSD). */
+  readonly cd?: number;
+  readonly cu?: number;
+  readonly cm?: number;
+  readonly cmu?: number;
   /** Token epoch: bumped by a reset of tokens, so reservations made before it refund nothing. */
   readonly te: number;
   /** The user's waiting request ids, head first: the order they will run in. */
@@ -59,6 +64,10 @@ export interface PendingReservation {
   readonly d: number;
   /** The month it was counted in (absent on reservations made before monthly budgets). */
   readonly m?: number;
+  /** The cost reserved (µUSD). */
+  readonly c?: number;
+  /** The model that answers it. */
+  readonly mo?: string;
   readonly i: number;
   readonly o: number;
   /** Token epoch at reservation time (absent: 0). */
@@ -113,6 +122,10 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     tm: num(item.tm),
     tmu: num(item.tmu),
     ttat: num(item.ttat),
+    cd: num(item.cd),
+    cu: num(item.cu),
+    cm: num(item.cm),
+    cmu: num(item.cmu),
     te: num(item.te) ?? 0,
     waiting: Array.isArray(item.waiting)
       ? item.waiting.filter((x): x is string => typeof x === 'string')

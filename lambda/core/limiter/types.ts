@@ -18,7 +18,9 @@ export type LimitName =
   | 'dailyMessages'
   | 'dailyTokens'
   | 'tokensPerMinute'
-  | 'monthlyTokens';
+  | 'monthlyTokens'
+  | 'dailyCostUsd'
+  | 'monthlyCostUsd';
 
 /** The limits of one tier (or the effective limits of one user after an override). */
 export interface LimitPolicy {
@@ -36,6 +38,16 @@ export interface LimitPolicy {
   readonly tokensPerMinute?: number;
   /** Optional token budget per UTC calendar month. */
   readonly monthlyTokens?: number;
+  /** Optional cost budget in USD per UTC day, priced from the model's price table. */
+  readonly dailyCostUsd?: number;
+  /** Optional cost budget in USD per UTC calendar month. */
+  readonly monthlyCostUsd?: number;
+  /** Ids of the models this tier may use. @default every configured model */
+  readonly models?: readonly string[];
+  /** The model of a request that names none. @default the first of `models` */
+  readonly defaultModel?: string;
+  /** A cheaper model that answers instead of refusing when a cost budget is spent (soft landing). */
+  readonly fallbackModel?: string;
   /** Output allowance when the client asks for no `maxTokens`. @default 1024 */
   readonly defaultMaxOutputTokens: number;
   /** Below this output allowance a request is not admitted. @default 16 */
@@ -72,6 +84,10 @@ export interface TokenReservation {
   readonly outputAllowance: number;
   /** inputTokens + outputAllowance. */
   readonly reservedTokens: number;
+  /** What the reserved tokens cost on the request's model (µUSD, rounded up). @default 0 */
+  readonly reservedCostMicroUsd?: number;
+  /** The model's price, so the settle prices the actual usage the same way. @default free */
+  readonly price?: { readonly inputUsdPerMillion: number; readonly outputUsdPerMillion: number };
   /** The user's token epoch when reserved: a reset of tokens since then makes the refund void. */
   readonly tokenEpoch?: number;
 }
@@ -87,6 +103,10 @@ export interface DecideInput {
   readonly maxTokens?: number;
   /** The model's maximum output per reply (SPEC §2): caps the allowance. */
   readonly modelMaxOutputTokens?: number;
+  /** The model's price: cost budgets reserve and settle by it. @default free */
+  readonly price?: { readonly inputUsdPerMillion: number; readonly outputUsdPerMillion: number };
+  /** The model the request names (`sendMessage.model`); the tier's default when absent. */
+  readonly model?: string;
   /**
    * How the user's waiting queue takes part in the same atomic write:
    * - `direct` (default): admit only if the user has nobody waiting (no overtaking);
@@ -115,6 +135,10 @@ export interface AllowedDecision {
   readonly limits: readonly LimitState[];
   /** True when the store failed and the fail-open policy admitted the request without counting it. */
   readonly failedOpen: boolean;
+  /** The model that answers (the tier's fallback when a cost budget is spent and it has one). */
+  readonly model?: string;
+  /** The model the request would have used, when the fallback answers instead. */
+  readonly fallbackFrom?: string;
 }
 
 export interface DeniedDecision {
@@ -132,7 +156,7 @@ export interface DeniedDecision {
    * - `unavailable`: the store is down for everyone (the breaker is open) and the policy is
    *   fail-closed.
    */
-  readonly limit: LimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable';
+  readonly limit: LimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable' | 'model';
   /** Exactly when this request would fit every limit, from now. 0 for `queue`. */
   readonly retryAfterMs: number;
   /** When the blocking limit resets (epoch ms). */
@@ -149,7 +173,7 @@ export interface TokenUsage {
   readonly outputTokens: number;
 }
 
-export type ResetScope = 'messages' | 'tokens' | 'all';
+export type ResetScope = 'messages' | 'tokens' | 'cost' | 'all';
 
 export interface UserStatus {
   readonly userId: string;

@@ -22,6 +22,8 @@ export interface WaitingRequest {
   readonly message: string;
   readonly conversationId?: string;
   readonly maxTokens?: number;
+  /** The model the request names, if any. */
+  readonly model?: string;
   readonly claimTier?: Tier;
   readonly estimatedInputTokens: number;
   readonly enqueuedAtEpochMs: number;

@@ -130,7 +130,7 @@ describe('daily token budget', () => {
   const today = Math.floor(T0 / DAY_MS);
 
   it('reserves input plus the default output allowance', () => {
-    expect(evaluate(policy, EMPTY_SNAPSHOT, ASK, T0).reservation).toEqual({
+    expect(evaluate(policy, EMPTY_SNAPSHOT, ASK, T0).reservation).toMatchObject({
       inputTokens: 100,
       outputAllowance: 1024,
       reservedTokens: 1124,
@@ -142,7 +142,7 @@ describe('daily token budget', () => {
       50,
     );
     const snap = { ...EMPTY_SNAPSHOT, exists: true, td: today, tu: 9_500 };
-    expect(evaluate(policy, snap, ASK, T0).reservation).toEqual({
+    expect(evaluate(policy, snap, ASK, T0).reservation).toMatchObject({
       inputTokens: 100,
       outputAllowance: 400,
       reservedTokens: 500,
@@ -151,7 +151,7 @@ describe('daily token budget', () => {
 
   it("caps the allowance at the model's maximum output, whatever the client asks for", () => {
     const ask = { ...ASK, maxTokens: 100_000, modelMaxOutputTokens: 4096 };
-    expect(evaluate({ ...policy, dailyTokens: 1_000_000 }, EMPTY_SNAPSHOT, ask, T0).reservation).toEqual({
+    expect(evaluate({ ...policy, dailyTokens: 1_000_000 }, EMPTY_SNAPSHOT, ask, T0).reservation).toMatchObject({
       inputTokens: 100,
       outputAllowance: 4096,
       reservedTokens: 4196,

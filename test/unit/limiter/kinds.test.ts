@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { isLimitName, LIMIT_KINDS, limitKind, resetAttributes } from '../../../lambda/core/limiter/kinds';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
 import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/snapshot';
+import { ECHO_MODEL } from '../../../lambda/core/models';
 import { statusMessage } from '../../../lambda/services/chat-service';
 
 const T0 = Date.UTC(2026, 10, 24, 10, 20, 0);
@@ -16,6 +17,8 @@ describe('limit kinds, each declared once', () => {
       ['dailyTokens', 'tokens', 'TokenRateLimitExceeded'],
       ['tokensPerMinute', 'tokens', 'TokenRateLimitExceeded'],
       ['monthlyTokens', 'tokens', 'TokenRateLimitExceeded'],
+      ['dailyCostUsd', 'usd', 'TokenRateLimitExceeded'],
+      ['monthlyCostUsd', 'usd', 'TokenRateLimitExceeded'],
     ]);
     // The free bucket: 25 messages, whole again after 25 × 3 s.
     expect(limitKind('messageRate').windowSeconds(FREE)).toBe(75);
@@ -26,11 +29,27 @@ describe('limit kinds, each declared once', () => {
   it('resets by scope exactly the attributes the kinds of that scope keep', () => {
     expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc']);
     expect(resetAttributes('tokens')).toEqual(['td', 'tu', 'ttat', 'tm', 'tmu']);
-    expect(resetAttributes('all')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc', 'td', 'tu', 'ttat', 'tm', 'tmu']);
+    expect(resetAttributes('cost')).toEqual(['cd', 'cu', 'cm', 'cmu']);
+    expect(resetAttributes('all')).toEqual([
+      'tat',
+      'hw',
+      'hc',
+      'dw',
+      'dc',
+      'td',
+      'tu',
+      'ttat',
+      'tm',
+      'tmu',
+      'cd',
+      'cu',
+      'cm',
+      'cmu',
+    ]);
   });
 
   it('leaves an optional limit the policy does not set out of status, but still plans it', () => {
-    const input = { policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0 };
+    const input = { policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0, model: ECHO_MODEL };
     expect(limitKind('hourlyMessages').state(input)).toBeUndefined();
     expect(
       limitKind('hourlyMessages').state({ ...input, policy: { ...FREE, hourlyMessages: 5 } }),
@@ -46,7 +65,9 @@ describe('limit kinds, each declared once', () => {
         userId: 'ann',
         tier: 'free',
         policy: FREE,
-        limits: LIMIT_KINDS.flatMap((k) => k.state({ policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0 }) ?? []),
+        limits: LIMIT_KINDS.flatMap(
+          (k) => k.state({ policy: FREE, snap: EMPTY_SNAPSHOT, nowMs: T0, model: ECHO_MODEL }) ?? [],
+        ),
         queued: [],
       },
       T0,

@@ -14,7 +14,9 @@ const userId = z
  * invoke` or `npm run admin`), never reachable from the WebSocket API.
  */
 export const adminRequestSchema = z.discriminatedUnion('operation', [
-  z.object({ operation: z.literal('reset'), userId, scope: z.enum(['messages', 'tokens', 'all']) }).strict(),
+  z
+    .object({ operation: z.literal('reset'), userId, scope: z.enum(['messages', 'tokens', 'cost', 'all']) })
+    .strict(),
   z.object({ operation: z.literal('set-tier'), userId, tier: z.enum(TIERS) }).strict(),
   z
     .object({

@@ -16,10 +16,12 @@ export const ADMIN_USAGE = `usage: npm run admin -- <operation> [<userId>] [opti
 
 operations:
   usage <user>                          limits, usage and queue (consumes nothing)
-  reset <user> --scope messages|tokens|all
+  reset <user> --scope messages|tokens|cost|all
   set-tier <user> --tier free|pro|enterprise
   set-override <user> [--messages-per-minute N] [--burst N] [--hourly N] [--daily N]
-                      [--daily-tokens N] [--max-output N] [--limits JSON] [--expires 2h|ISO-8601]
+                      [--daily-tokens N] [--tokens-per-minute N] [--monthly-tokens N]
+                      [--daily-cost USD] [--monthly-cost USD] [--max-output N]
+                      [--limits JSON] [--expires 2h|ISO-8601]
   clear-override <user>
   purge-queue <user>                    cancel every queued request (clients are told)
   health                                whether the tables, the queue and the DLQ answer, the
@@ -118,6 +120,10 @@ const OPTIONS = {
   daily: { type: 'string' },
   'daily-tokens': { type: 'string' },
   'max-output': { type: 'string' },
+  'tokens-per-minute': { type: 'string' },
+  'monthly-tokens': { type: 'string' },
+  'daily-cost': { type: 'string' },
+  'monthly-cost': { type: 'string' },
   expires: { type: 'string' },
   endpoint: { type: 'string' },
   stack: { type: 'string' },
@@ -139,6 +145,10 @@ const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
   daily: 'dailyMessages',
   'daily-tokens': 'dailyTokens',
   'max-output': 'defaultMaxOutputTokens',
+  'tokens-per-minute': 'tokensPerMinute',
+  'monthly-tokens': 'monthlyTokens',
+  'daily-cost': 'dailyCostUsd',
+  'monthly-cost': 'monthlyCostUsd',
 };
 
 /** Options that only mean something to one operation; the rest (target, --json) go with any. */

@@ -97,6 +97,51 @@ describe('admin operations, end to end', () => {
     client.close();
   });
 
+  it('set-override takes every per-user limit, and reset --scope cost clears the cost spent', async () => {
+    const { userId, token } = await newUser('budgets');
+    const set = await admin(
+      'set-override',
+      userId,
+      '--tokens-per-minute',
+      '5000',
+      '--monthly-tokens',
+      '2000000',
+      '--daily-cost',
+      '0.5',
+      '--monthly-cost',
+      '5',
+    );
+    expect(set.code).toBe(0);
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await client.request(
+      { action: 'sendMessage', requestId: 'priced', message: 'hello' },
+      'message_complete',
+    );
+    const limits = async () =>
+      (await client.request({ action: 'status' }, 'status')).limits as {
+        name: string;
+        limit: number;
+        used: number;
+      }[];
+    const before = await limits();
+    expect(before.map((l) => [l.name, l.limit])).toEqual(
+      expect.arrayContaining([
+        ['tokensPerMinute', 5000],
+        ['monthlyTokens', 2_000_000],
+        ['dailyCostUsd', 0.5],
+        ['monthlyCostUsd', 5],
+      ]),
+    );
+    expect(before.find((l) => l.name === 'dailyCostUsd')?.used).toBeGreaterThan(0);
+    expect((await admin('reset', userId, '--scope', 'cost')).code).toBe(0);
+    const after = await limits();
+    expect(after.find((l) => l.name === 'dailyCostUsd')?.used).toBe(0);
+    expect(after.find((l) => l.name === 'monthlyCostUsd')?.used).toBe(0);
+    // Tokens were not the scope: still counted.
+    expect(after.find((l) => l.name === 'monthlyTokens')?.used).toBeGreaterThan(0);
+    client.close();
+  });
+
   it('purge-queue cancels every queued request and tells the waiting client', async () => {
     const { userId, token } = await newUser('purge');
     const client = await TestClient.connect(stack.wsUrl, token);

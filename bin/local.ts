@@ -5,6 +5,8 @@
  */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
+import { parseLimitsConfig } from '../lambda/core/limiter/policy';
+import { ECHO_MODEL } from '../lambda/core/models';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
 import { signDevToken } from '../local/dev-tokens';
 import { removeLocalState, writeLocalState } from '../local/discovery';
@@ -76,6 +78,23 @@ async function main(): Promise<number | undefined> {
   const args = parseCommandLine();
   if ('exitCode' in args) return args.exitCode;
   const environment = handlerEnvironment();
+  // Nothing starts half configured: a bad LIMITS_CONFIG stops here, with the path of the field.
+  try {
+    const model = environment[ENV.model] === 'bedrock' ? 'bedrock' : 'echo';
+    parseLimitsConfig(environment[ENV.limitsConfig] ?? '', [
+      model === 'bedrock'
+        ? {
+            ...ECHO_MODEL,
+            id: 'bedrock',
+            kind: 'bedrock',
+            modelId: environment[ENV.bedrockModelId] ?? 'unset',
+          }
+        : ECHO_MODEL,
+    ]);
+  } catch (err) {
+    console.error(`npm start: ${(err as Error).message}`);
+    return 2;
+  }
   // Before the stack fills in the development secret: did the person choose their own?
   const jwtSecret = process.env[ENV.jwtSecret] ? 'custom' : 'development';
   const stack = await startLocalStack({

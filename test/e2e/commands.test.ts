@@ -118,6 +118,20 @@ describe('every npm run command', () => {
   );
 });
 
+describe('npm start with a bad LIMITS_CONFIG', () => {
+  it.concurrent.each([
+    ['{"tiers":{"gold":{}}}', /Unrecognized key: "gold"/],
+    ['{"tiers":{"free":{"dailyCostUsd":-1}}}', /tiers\.free\.dailyCostUsd/],
+    ['{"tiers":{"free":{"models":["gpt"]}}}', /tiers\.free\.models\[0\]: unknown model "gpt"/],
+    ['{not json', /not JSON/],
+  ] as const)('stops before anything starts: %s', async (config, message) => {
+    const result = await run('bin/local.ts', [], { env: { LIMITS_CONFIG: config, PORT: '0' } });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stdout).not.toContain('ready:');
+  });
+});
+
 describe('bad arguments', () => {
   it.concurrent.each([
     ['token', [], /--user is required/],

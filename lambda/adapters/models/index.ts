@@ -20,12 +20,12 @@ export function createModelCatalog(
   models: readonly ModelSpec[],
   echo: { readonly echoDelayMs: number; readonly echoRepeat: number },
 ): Map<string, { spec: ModelSpec; port: ModelPort }> {
-  let bedrock: BedrockRuntimeClient | undefined;
+  const bedrock = models.some((m) => m.kind === 'bedrock') ? new BedrockRuntimeClient({}) : undefined;
   return new Map(
     models.map((spec) => {
       const port: ModelPort =
-        spec.kind === 'bedrock'
-          ? new BedrockModel((bedrock ??= new BedrockRuntimeClient({})), spec.modelId!)
+        spec.kind === 'bedrock' && bedrock
+          ? new BedrockModel(bedrock, spec.modelId!)
           : new EchoModel({ delayMs: echo.echoDelayMs, repeat: echo.echoRepeat });
       return [spec.id, { spec, port }];
     }),

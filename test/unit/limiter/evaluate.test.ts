@@ -151,7 +151,9 @@ describe('daily token budget', () => {
 
   it("caps the allowance at the model's maximum output, whatever the client asks for", () => {
     const ask = { ...ASK, maxTokens: 100_000, modelMaxOutputTokens: 4096 };
-    expect(evaluate({ ...policy, dailyTokens: 1_000_000 }, EMPTY_SNAPSHOT, ask, T0).reservation).toMatchObject({
+    expect(
+      evaluate({ ...policy, dailyTokens: 1_000_000 }, EMPTY_SNAPSHOT, ask, T0).reservation,
+    ).toMatchObject({
       inputTokens: 100,
       outputAllowance: 4096,
       reservedTokens: 4196,

@@ -14,7 +14,11 @@ const CONCURRENT = 4000;
 const WIDTH = 16;
 const USERS = 200;
 
-/** All three limit kinds active, high enough that the throughput runs are all admissions. */
+/**
+ * Every per-user limit kind active (message bucket, hourly and daily quotas, daily, per-minute and
+ * monthly tokens, daily and monthly cost on the echo model's price), high enough that the
+ * throughput runs are all admissions.
+ */
 const OPEN_TIERS = parseTierLimits({
   tiers: {
     free: {
@@ -23,6 +27,10 @@ const OPEN_TIERS = parseTierLimits({
       hourlyMessages: 1_000_000,
       dailyMessages: 1_000_000,
       dailyTokens: 1_000_000_000,
+      tokensPerMinute: 1_000_000_000,
+      monthlyTokens: 1_000_000_000,
+      dailyCostUsd: 1_000_000,
+      monthlyCostUsd: 1_000_000,
     },
   },
 });
@@ -59,9 +67,10 @@ async function ours(
 }
 
 /**
- * rate-limiter-flexible's RateLimiterDynamo, three limiters for the three limits (message rate,
- * daily messages, daily tokens), consumed one after the other. Not atomic across limits: a refusal
- * by the second leaves the first charged (the peer's documented model), which we do not fix.
+ * rate-limiter-flexible's RateLimiterDynamo, one limiter per limit (message rate, hourly and daily
+ * messages, daily, per-minute and monthly tokens, daily and monthly cost), consumed one after the
+ * other. Not atomic across limits: a refusal by a later one leaves the earlier ones charged (the
+ * peer's documented model), which we do not fix.
  */
 async function peer(endpoint: string, open = true): Promise<Contender> {
   const storeClient = new DynamoDB({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
@@ -86,17 +95,24 @@ async function peer(endpoint: string, open = true): Promise<Contender> {
       duration,
     });
   const rate = make('rate', open ? 100_000 : 25, 60);
-  const daily = make('daily', 1_000_000, 86_400);
-  const tokens = make('tokens', 1_000_000_000, 86_400);
+  // The per-message quotas and the token and cost budgets, each a limiter of its own.
+  const others = [
+    [make('hourly', 1_000_000, 3_600), 1],
+    [make('daily', 1_000_000, 86_400), 1],
+    [make('tokens', 1_000_000_000, 86_400), 220],
+    [make('tpm', 1_000_000_000, 60), 220],
+    [make('monthly', 1_000_000_000, 2_592_000), 220],
+    [make('cost', 1_000_000_000, 86_400), 124],
+    [make('monthcost', 1_000_000_000, 2_592_000), 124],
+  ] as const;
   counter.reset();
   return {
-    name: 'rate-limiter-flexible (3× RateLimiterDynamo)',
+    name: `rate-limiter-flexible (${others.length + 1}× RateLimiterDynamo)`,
     calls: counter.total,
     decide: async (userId) => {
       try {
         await rate.consume(userId, 1);
-        await daily.consume(userId, 1);
-        await tokens.consume(userId, 220);
+        for (const [limiter, points] of others) await limiter.consume(userId, points);
         return true;
       } catch (err) {
         if (err instanceof Error) throw err; // a store fault, not a refusal

@@ -191,7 +191,7 @@ export const limiterBench: BenchPart = {
           'calls',
           seqA.callsPerDecision,
           seqB.callsPerDecision,
-          'all three limits',
+          'every per-user kind but in-flight',
         ),
         {
           metric: 'DynamoDB calls per admitted request, decide + reconcile',

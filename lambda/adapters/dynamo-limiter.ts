@@ -348,6 +348,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       failedOpen: false,
       model: served.model,
       fallbackFrom: served.fallbackFrom,
+      shadowExceeded: planned.evaluation.shadowExceeded.map((b) => b.limit),
     };
   }
 

@@ -15,6 +15,8 @@ export const METRIC_NAMES = [
   'TokensConsumed',
   'LimiterFailOpen',
   'RequestsFailed',
+  'CostUsd',
+  'ShadowLimitExceeded',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];

@@ -155,6 +155,7 @@ export class ChatService {
   ): Promise<SendOutcome> {
     const { limiter, metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
+    reportShadow(this.deps, identity.userId, requestId, decision);
     await this.channel(identity.userId, connectionId).deliver(messageAccepted(requestId, now()));
     try {
       await this.deps.handoff.handOff({
@@ -329,6 +330,22 @@ function resumeMessages(message: OutgoingMessage, nowMs: number): OutgoingMessag
   return [...chunks, message];
 }
 
+/**
+ * Shadow limits (SPEC §2 v2) the admission exceeded: a log line and a `ShadowLimitExceeded` count
+ * per limit, so operators see what a limit would refuse before they enforce it.
+ */
+export function reportShadow(
+  deps: { readonly metrics: MetricsPort; readonly log: LogPort },
+  userId: string,
+  requestId: string,
+  decision: AllowedDecision,
+): void {
+  for (const limit of decision.shadowExceeded ?? []) {
+    deps.metrics.count('ShadowLimitExceeded');
+    deps.log.info('shadow limit exceeded (not enforced)', { userId, requestId, limit });
+  }
+}
+
 /** The protocol `status` message for a user's status. */
 export function statusMessage(status: UserStatus, nowMs: number): StatusMessage {
   return {
@@ -346,7 +363,7 @@ export function statusMessage(status: UserStatus, nowMs: number): StatusMessage 
         resetAt: l.resetAtEpochMs,
         unit: kind.unit,
         windowSeconds: kind.windowSeconds(status.policy),
-        shadow: false,
+        shadow: status.policy.shadow?.includes(l.name) ?? false,
       };
     }),
     queue: {

@@ -3,7 +3,7 @@ import type { TokenReservation } from '../core/limiter/types';
 import { queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
-import { describe } from './chat-service';
+import { describe, reportShadow } from './chat-service';
 import type {
   ConnectionDirectory,
   ConnectionSender,
@@ -169,6 +169,7 @@ export class ReplayService {
         nowMs,
       );
       if (decision.allowed) {
+        reportShadow(this.deps, userId, head, decision);
         return this.begin(record, userId, request, decision.reservation, nowMs + settings.leaseMs, {
           model: decision.model,
           fallbackFrom: decision.fallbackFrom,

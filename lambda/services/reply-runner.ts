@@ -95,6 +95,7 @@ export class ReplyRunner {
           // between loses that frame, never the charge, and never runs the model twice.
           await this.settle(job, reply.usage);
           this.deps.metrics.count('TokensConsumed', reply.usage.totalTokens);
+          if (reply.usage.costUsd) this.deps.metrics.count('CostUsd', reply.usage.costUsd);
           if (job.source === 'direct') this.deps.metrics.count('RequestsProcessed');
           await channel.deliverFinal(job.requestId, reply.complete);
           return;

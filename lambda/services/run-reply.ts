@@ -9,6 +9,8 @@ export interface ReplyUsage {
   readonly inputTokens: number;
   readonly outputTokens: number;
   readonly totalTokens: number;
+  /** What it cost on its model, in USD. */
+  readonly costUsd?: number;
 }
 
 export interface StreamedReply {

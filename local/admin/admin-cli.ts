@@ -21,6 +21,7 @@ operations:
   set-override <user> [--messages-per-minute N] [--burst N] [--hourly N] [--daily N]
                       [--daily-tokens N] [--tokens-per-minute N] [--monthly-tokens N]
                       [--daily-cost USD] [--monthly-cost USD] [--max-output N]
+                      [--shadow NAME[,NAME]]   (limits evaluated and reported, not enforced)
                       [--limits JSON] [--expires 2h|ISO-8601]
   clear-override <user>
   purge-queue <user>                    cancel every queued request (clients are told)
@@ -124,6 +125,7 @@ const OPTIONS = {
   'monthly-tokens': { type: 'string' },
   'daily-cost': { type: 'string' },
   'monthly-cost': { type: 'string' },
+  shadow: { type: 'string' },
   expires: { type: 'string' },
   endpoint: { type: 'string' },
   stack: { type: 'string' },
@@ -149,6 +151,7 @@ const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
   'monthly-tokens': 'monthlyTokens',
   'daily-cost': 'dailyCostUsd',
   'monthly-cost': 'monthlyCostUsd',
+  shadow: 'shadow',
 };
 
 /** Options that only mean something to one operation; the rest (target, --json) go with any. */
@@ -210,7 +213,10 @@ function overrideLimits(values: Options): Record<string, unknown> {
   for (const [flag, field] of Object.entries(OVERRIDE_FLAGS)) {
     const raw = values[flag as keyof typeof values];
     // Numbers are passed as given; the admin function validates them and names what is wrong.
-    if (typeof raw === 'string') limits[field] = Number.isNaN(Number(raw)) ? raw : Number(raw);
+    if (typeof raw !== 'string') continue;
+    // --shadow takes limit names, comma-separated; every other flag a number.
+    if (field === 'shadow') limits[field] = raw.split(',').filter(Boolean);
+    else limits[field] = Number.isNaN(Number(raw)) ? raw : Number(raw);
   }
   return limits;
 }

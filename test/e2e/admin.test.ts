@@ -139,6 +139,14 @@ describe('admin operations, end to end', () => {
     expect(after.find((l) => l.name === 'monthlyCostUsd')?.used).toBe(0);
     // Tokens were not the scope: still counted.
     expect(after.find((l) => l.name === 'monthlyTokens')?.used).toBeGreaterThan(0);
+    // A shadow limit (set-override replaces the override): reported in status, never enforced.
+    expect((await admin('set-override', userId, '--shadow', 'messageRate,dailyTokens')).code).toBe(0);
+    const shadowed = (
+      (await client.request({ action: 'status' }, 'status')).limits as { name: string; shadow: boolean }[]
+    )
+      .filter((l) => l.shadow)
+      .map((l) => l.name);
+    expect(shadowed).toEqual(['messageRate', 'dailyTokens']);
     client.close();
   });
 

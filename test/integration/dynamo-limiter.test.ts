@@ -359,6 +359,24 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       ).toBe(true);
     }, 30_000);
 
+    it('evaluates and reports a shadow limit but never refuses by it, and a full shadow bucket stops counting', async () => {
+      const shadowTiers = parseTierLimits({
+        tiers: { free: { shadow: ['messageRate'], dailyMessages: 1000 } },
+      });
+      const user = `u-${randomUUID()}`;
+      const instances = Array.from({ length: 3 }, () => limiter({ tiers: shadowTiers }));
+      const decisions = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => instances[i % 3]!.decide(ask(user), NOW)),
+      );
+      expect(decisions.every((d) => d.allowed)).toBe(true);
+      const exceeded = decisions.filter((d) => d.allowed && d.shadowExceeded?.includes('messageRate'));
+      expect(exceeded).toHaveLength(15);
+      const status = await instances[0]!.status(user, undefined, NOW);
+      // The bucket holds 25 and is full; the daily count (enforced) saw all 40.
+      expect(status.limits.find((l) => l.name === 'messageRate')).toMatchObject({ used: 25, remaining: 0 });
+      expect(status.limits.find((l) => l.name === 'dailyMessages')?.used).toBe(40);
+    }, 30_000);
+
     it('fails open by default and closed when configured, once the store stopped answering', async () => {
       const broken = (failPolicy: 'open' | 'closed') =>
         new DynamoLimiter({

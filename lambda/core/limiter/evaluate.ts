@@ -27,6 +27,8 @@ export interface Evaluation {
   readonly limits: LimitState[];
   /** The limit that holds this request back longest, if any. */
   readonly blocking?: Blocking;
+  /** Shadow limits this request exceeds: reported, not enforced. */
+  readonly shadowExceeded: readonly Blocking[];
   /** What the request would reserve; set when the token budgets can cover it. */
   readonly reservation?: {
     readonly inputTokens: number;
@@ -54,6 +56,7 @@ export function evaluate(
 ): Evaluation {
   const model = ask.price ?? FREE;
   const input: KindInput = { policy, snap, nowMs, model };
+  const shadow = new Set<string>(policy.shadow ?? []);
   const requested = Math.min(
     ask.maxTokens ?? policy.defaultMaxOutputTokens,
     ask.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
@@ -61,7 +64,7 @@ export function evaluate(
   // Every budget caps the output: tokens left after the input, or what the cost left pays for.
   const outputAllowance = Math.min(
     requested,
-    ...LIMIT_KINDS.map(
+    ...LIMIT_KINDS.filter((kind) => !shadow.has(kind.name)).map(
       (kind) => kind.outputLeft?.(input, ask.estimatedInputTokens) ?? Number.POSITIVE_INFINITY,
     ),
   );
@@ -87,16 +90,17 @@ export function evaluate(
       };
   const limits: LimitState[] = [];
   const blocked: Blocking[] = [];
+  const shadowExceeded: Blocking[] = [];
   for (const kind of LIMIT_KINDS) {
     const state = kind.state(input);
     if (!state) continue;
     limits.push(state);
     const blocking = kind.blocking(state, input, need);
-    if (blocking) blocked.push(blocking);
+    if (blocking) (shadow.has(kind.name) ? shadowExceeded : blocked).push(blocking);
   }
   const blocking = blocked.reduce<Blocking | undefined>(
     (a, b) => (!a || b.retryAfterMs > a.retryAfterMs ? b : a),
     undefined,
   );
-  return { limits, blocking, reservation };
+  return { limits, blocking, reservation, shadowExceeded };
 }

@@ -62,7 +62,12 @@ export interface LimitKind {
    */
   plan(
     w: ExpressionWriter,
-    input: KindInput & { readonly reserved: Amount; readonly requestId: string },
+    input: KindInput & {
+      readonly reserved: Amount;
+      readonly requestId: string;
+      /** False for a shadow limit: counted and reported, never a reason for the write to fail. */
+      readonly enforce: boolean;
+    },
   ): void;
   /** When the k-th waiting request fits this limit, each one ahead taking one message (epoch ms). */
   readyAtEpochMs(position: number, state: LimitState, policy: LimitPolicy): number;
@@ -118,15 +123,17 @@ const messageRate: LimitKind = {
       resetAtEpochMs: state.resetAtEpochMs,
     };
   },
-  plan(w, { policy, snap, nowMs }) {
+  plan(w, { policy, snap, nowMs, enforce }) {
     const bucket = bucketOf(policy);
     const tat = w.name('tat');
-    const now = w.value(nowMs);
     if (snap.tat === undefined || snap.tat <= nowMs) {
-      w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${now})`);
+      w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${w.value(nowMs)})`);
       w.set(`${tat} = ${w.value(nowMs + bucket.intervalMs)}`);
+    } else if (!enforce && snap.tat > nowMs + bucket.toleranceMs) {
+      // A full shadow bucket stops counting (it never runs ahead of a full bucket).
+      w.condition(`${tat} > ${w.value(nowMs + bucket.toleranceMs)}`);
     } else {
-      w.condition(`(${tat} > ${now} AND ${tat} <= ${w.value(nowMs + bucket.toleranceMs)})`);
+      w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(nowMs + bucket.toleranceMs)})`);
       w.set(`${tat} = ${tat} + ${w.value(bucket.intervalMs)}`);
     }
   },
@@ -174,11 +181,11 @@ function windowQuota(args: {
         resetAtEpochMs: state.resetAtEpochMs,
       };
     },
-    plan(w, { policy, snap, nowMs }) {
+    plan(w, { policy, snap, nowMs, enforce }) {
       const current = windowOf(nowMs);
       const win = w.name(windowAttr);
       const count = w.name(countAttr);
-      const limit = policy[name];
+      const limit = enforce ? policy[name] : undefined;
       if (snap[windowAttr] === current) {
         const underLimit = limit === undefined ? '' : ` AND ${count} < ${w.value(limit)}`;
         w.condition(`${win} = ${w.value(current)}${underLimit}`);
@@ -258,11 +265,11 @@ function windowBudget(args: {
         resetAtEpochMs: state.resetAtEpochMs,
       };
     },
-    plan(w, { policy, snap, nowMs, reserved, requestId }) {
+    plan(w, { policy, snap, nowMs, reserved, requestId, enforce }) {
       const window = windowOf(nowMs);
       const win = w.name(windowAttr);
       const used = w.name(usedAttr);
-      const budget = budgetOf(policy);
+      const budget = enforce ? budgetOf(policy) : undefined;
       const amount = amountOf(reserved);
       if (snap[windowAttr] === window) {
         const fits = budget === undefined ? '' : ` AND ${used} <= ${w.value(budget - amount)}`;
@@ -338,18 +345,20 @@ const tokensPerMinute: LimitKind = {
     const retryAfterMs = Math.ceil(Math.max(1, wanted - state.remaining) * (60_000 / state.limit));
     return { limit: 'tokensPerMinute', retryAfterMs, resetAtEpochMs: nowMs + retryAfterMs };
   },
-  plan(w, { policy, snap, nowMs, reserved }) {
+  plan(w, { policy, snap, nowMs, reserved, enforce }) {
     const limit = policy.tokensPerMinute;
     if (limit === undefined) return;
     const tat = w.name('ttat');
-    const now = w.value(nowMs);
     const step = reserved.tokens * (60_000 / limit);
     if (snap.ttat === undefined || snap.ttat <= nowMs) {
-      w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${now})`);
+      w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${w.value(nowMs)})`);
       w.set(`${tat} = ${w.value(nowMs + step)}`);
+    } else if (!enforce && snap.ttat > nowMs + 60_000 - step) {
+      // A shadow bucket this reservation would overfill stops counting.
+      w.condition(`${tat} > ${w.value(nowMs + 60_000 - step)}`);
     } else {
       // Busy: the arrival time plus this reservation stays within one minute of now.
-      w.condition(`(${tat} > ${now} AND ${tat} <= ${w.value(nowMs + 60_000 - step)})`);
+      w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(nowMs + 60_000 - step)})`);
       w.set(`${tat} = ${tat} + ${w.value(step)}`);
     }
   },

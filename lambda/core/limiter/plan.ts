@@ -93,6 +93,7 @@ export function planAdmission(args: {
       model: ask.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 },
       reserved: { tokens: reserved, costMicroUsd: evaluation.reservation.reservedCostMicroUsd },
       requestId,
+      enforce: !policy.shadow?.includes(kind.name),
     });
   }
   // The pending reservation, so reconcile can refund exactly once (it removes this marker). The

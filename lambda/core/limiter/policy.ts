@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
-import { type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';
+import { LIMIT_NAMES, type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';
 
 /**
  * Default limits per tier. `free` is the SPEC §2 table: 20 messages/minute with a burst of 5
@@ -37,6 +37,7 @@ const nonNegativeInt = z.number().int().nonnegative();
 const usd = z.number().positive().max(1_000_000);
 const modelId = z.string().min(1).max(64);
 const modelIds = z.array(modelId).min(1);
+const limitNames = z.array(z.enum(LIMIT_NAMES));
 
 /** Every field of a tier's limits; all required once merged with the defaults. */
 export const limitPolicySchema = z
@@ -55,6 +56,7 @@ export const limitPolicySchema = z
     models: modelIds.optional(),
     defaultModel: modelId.optional(),
     fallbackModel: modelId.optional(),
+    shadow: limitNames.optional(),
   })
   .strict()
   .refine((p) => p.minOutputTokens <= p.defaultMaxOutputTokens, {
@@ -78,6 +80,7 @@ export const partialLimitPolicySchema = z
     models: modelIds,
     defaultModel: modelId,
     fallbackModel: modelId,
+    shadow: limitNames,
   })
   .partial()
   .strict();

@@ -12,15 +12,17 @@ export function isTier(value: unknown): value is Tier {
 }
 
 /** Names of the limits, as reported in `status` and in `RATE_LIMIT_EXCEEDED.details.limit`. */
-export type LimitName =
-  | 'messageRate'
-  | 'hourlyMessages'
-  | 'dailyMessages'
-  | 'dailyTokens'
-  | 'tokensPerMinute'
-  | 'monthlyTokens'
-  | 'dailyCostUsd'
-  | 'monthlyCostUsd';
+export const LIMIT_NAMES = [
+  'messageRate',
+  'hourlyMessages',
+  'dailyMessages',
+  'dailyTokens',
+  'tokensPerMinute',
+  'monthlyTokens',
+  'dailyCostUsd',
+  'monthlyCostUsd',
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];
 
 /** The limits of one tier (or the effective limits of one user after an override). */
 export interface LimitPolicy {
@@ -48,6 +50,8 @@ export interface LimitPolicy {
   readonly defaultModel?: string;
   /** A cheaper model that answers instead of refusing when a cost budget is spent (soft landing). */
   readonly fallbackModel?: string;
+  /** Limits evaluated and reported (log, metric, `status`), never enforced. */
+  readonly shadow?: readonly LimitName[];
   /** Output allowance when the client asks for no `maxTokens`. @default 1024 */
   readonly defaultMaxOutputTokens: number;
   /** Below this output allowance a request is not admitted. @default 16 */
@@ -139,6 +143,8 @@ export interface AllowedDecision {
   readonly model?: string;
   /** The model the request would have used, when the fallback answers instead. */
   readonly fallbackFrom?: string;
+  /** Shadow limits this admission exceeded (reported, not enforced). */
+  readonly shadowExceeded?: readonly LimitName[];
 }
 
 export interface DeniedDecision {

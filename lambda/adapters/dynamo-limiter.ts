@@ -349,6 +349,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       model: served.model,
       fallbackFrom: served.fallbackFrom,
       shadowExceeded: planned.evaluation.shadowExceeded.map((b) => b.limit),
+      warnings: planned.kind === 'write' ? planned.warnings : [],
     };
   }
 

@@ -83,6 +83,14 @@ export type StatusMessage = Base<'status'> & {
   };
 };
 export type Pong = Base<'pong'>;
+/** A budget or quota has 20 % or less left (once per limit and window). */
+export type LimitWarningMessage = Base<'limit_warning'> & {
+  readonly limit: LimitName;
+  readonly remaining: number;
+  readonly limitValue: number;
+  readonly unit: string;
+  readonly resetAt: number;
+};
 export type ErrorMessage = Base<'error'> & {
   readonly code: ErrorCode;
   readonly message: string;
@@ -102,6 +110,7 @@ export type ServerMessage =
   | RequestFailed
   | StatusMessage
   | Pong
+  | LimitWarningMessage
   | ErrorMessage;
 
 export type ServerMessageType = ServerMessage['type'];
@@ -178,3 +187,22 @@ export const requestFailed = (requestId: string, message: string, nowMs: number)
 });
 
 export const pong = (nowMs: number): Pong => ({ type: 'pong', timestamp: nowMs });
+
+export const limitWarning = (
+  warning: {
+    readonly limit: LimitName;
+    readonly remaining: number;
+    readonly limitValue: number;
+    readonly unit: string;
+    readonly resetAtEpochMs: number;
+  },
+  nowMs: number,
+): LimitWarningMessage => ({
+  type: 'limit_warning',
+  timestamp: nowMs,
+  limit: warning.limit,
+  remaining: warning.remaining,
+  limitValue: warning.limitValue,
+  unit: warning.unit,
+  resetAt: warning.resetAtEpochMs,
+});

@@ -5,6 +5,7 @@ import type { AllowedDecision, DeniedDecision, UserStatus } from '../core/limite
 import {
   chunk,
   fitMessage,
+  limitWarning,
   messageAccepted,
   requestCancelled,
   requestQueued,
@@ -156,7 +157,9 @@ export class ChatService {
     const { limiter, metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
     reportShadow(this.deps, identity.userId, requestId, decision);
-    await this.channel(identity.userId, connectionId).deliver(messageAccepted(requestId, now()));
+    const channel = this.channel(identity.userId, connectionId);
+    await channel.deliver(messageAccepted(requestId, now()));
+    for (const warning of decision.warnings ?? []) await channel.deliver(limitWarning(warning, now()));
     try {
       await this.deps.handoff.handOff({
         v: 1,

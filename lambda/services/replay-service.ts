@@ -1,6 +1,6 @@
 import type { LimiterView } from '../core/limiter/snapshot';
-import type { TokenReservation } from '../core/limiter/types';
-import { queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
+import type { AllowedDecision, TokenReservation } from '../core/limiter/types';
+import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
 import { describe, reportShadow } from './chat-service';
@@ -170,10 +170,15 @@ export class ReplayService {
       );
       if (decision.allowed) {
         reportShadow(this.deps, userId, head, decision);
-        return this.begin(record, userId, request, decision.reservation, nowMs + settings.leaseMs, {
-          model: decision.model,
-          fallbackFrom: decision.fallbackFrom,
-        });
+        return this.begin(
+          record,
+          userId,
+          request,
+          decision.reservation,
+          nowMs + settings.leaseMs,
+          { model: decision.model, fallbackFrom: decision.fallbackFrom },
+          decision.warnings ?? [],
+        );
       }
       // The list moved under us (cancelled, another delivery): look again.
       if (decision.limit === 'queue') continue;
@@ -200,12 +205,13 @@ export class ReplayService {
     reservation: TokenReservation,
     leaseUntilEpochMs: number,
     served: Served,
+    warnings: NonNullable<AllowedDecision['warnings']>,
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     const nowMs = now();
-    await this.channel(userId, request.connectionId).deliver(
-      queueProcessingStarted(request.requestId, nowMs),
-    );
+    const channel = this.channel(userId, request.connectionId);
+    await channel.deliver(queueProcessingStarted(request.requestId, nowMs));
+    for (const warning of warnings) await channel.deliver(limitWarning(warning, nowMs));
     this.deps.metrics.count('RequestsProcessed');
     this.deps.metrics.milliseconds('QueueWaitTime', nowMs - request.enqueuedAtEpochMs);
     // Everyone behind moved up one place: tell them, from the item the admission just wrote.

@@ -125,6 +125,11 @@ describe('models, prices and cost budgets', () => {
     // What was refused says why, with the time the budget comes back.
     const refusal = firsts().find((f) => f.type === 'error');
     expect(refusal?.details).toMatchObject({ limit: 'dailyCostUsd' });
+    // One warning for the day's budget, however many admissions raced past 80 %.
+    const warnings = clients.flatMap((c) => c.ofType('limit_warning'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ limit: 'dailyCostUsd', limitValue: 0.01, unit: 'usd' });
+    expect(warnings[0]!.remaining as number).toBeLessThanOrEqual(0.002);
     for (const c of clients) c.close();
   }, 90_000);
 

@@ -377,6 +377,28 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(status.limits.find((l) => l.name === 'dailyMessages')?.used).toBe(40);
     }, 30_000);
 
+    it('warns once per limit and window, at the admission that leaves ≤ 20 %, however many race', async () => {
+      const warnTiers = parseTierLimits({
+        tiers: { free: { messagesPerMinute: 600, burst: 100, dailyMessages: 20 } },
+      });
+      const user = `u-${randomUUID()}`;
+      const instances = Array.from({ length: 4 }, () => limiter({ tiers: warnTiers }));
+      const decisions = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => instances[i % 4]!.decide(ask(user), NOW)),
+      );
+      const admitted = decisions.filter((d): d is AllowedDecision => d.allowed);
+      expect(admitted).toHaveLength(20);
+      const warned = admitted.flatMap((d) => d.warnings ?? []);
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ limit: 'dailyMessages', limitValue: 20, unit: 'messages' });
+      expect(warned[0]!.remaining).toBeLessThanOrEqual(4);
+      // The same window is not warned about again; the next day's is.
+      const later = await instances[0]!.decide(ask(user), NOW + 1000);
+      expect(later.allowed).toBe(false);
+      const tomorrow = await instances[1]!.decide(ask(user), NOW + 86_400_000);
+      expect(tomorrow.allowed && tomorrow.warnings).toEqual([]);
+    }, 30_000);
+
     it('fails open by default and closed when configured, once the store stopped answering', async () => {
       const broken = (failPolicy: 'open' | 'closed') =>
         new DynamoLimiter({

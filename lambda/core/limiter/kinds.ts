@@ -47,6 +47,14 @@ export interface LimitKind {
   readonly attributes: readonly string[];
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */
   windowSeconds(policy: LimitPolicy): number;
+  /**
+   * Budgets and quotas: the fixed window `nowMs` falls in, and what one admission takes from it (in
+   * the unit `status` shows) — what `limit_warning` needs to warn once per limit and window.
+   */
+  readonly warns?: {
+    windowOf(nowMs: number): number;
+    taken(reserved: Amount): number;
+  };
   /** Its state now, when the policy sets it (an optional limit left unset: undefined). */
   state(input: KindInput): LimitState | undefined;
   /** Budgets only: the most output tokens it still allows a request with this input. */
@@ -166,6 +174,7 @@ function windowQuota(args: {
     resetScope: 'messages',
     attributes: [windowAttr, countAttr],
     windowSeconds: () => windowMs / 1000,
+    warns: { windowOf, taken: () => 1 },
     state({ policy, snap, nowMs }) {
       const limit = policy[name];
       if (limit === undefined) return undefined;
@@ -238,6 +247,7 @@ function windowBudget(args: {
     resetScope: isCost ? 'cost' : 'tokens',
     attributes: [windowAttr, usedAttr],
     windowSeconds: () => args.windowSeconds,
+    warns: { windowOf, taken: (reserved) => shown(amountOf(reserved)) },
     state(input) {
       const budget = budgetOf(input.policy);
       if (budget === undefined) return undefined;

@@ -8,8 +8,9 @@ import {
   QUEUED_PREFIX,
   queuedItemValue,
   RESERVATION_PREFIX,
+  WARNED_PREFIX,
 } from './snapshot';
-import type { LimitPolicy } from './types';
+import type { LimitName, LimitPolicy } from './types';
 import { monthNumber } from './windows';
 
 export { ExpressionWriter, type UpdatePlan } from './expression';
@@ -39,6 +40,8 @@ export type AdmissionPlan =
       readonly evaluation: Evaluation;
       readonly plan: UpdatePlan;
       readonly day: number;
+      /** Budgets and quotas this admission leaves at ≤ 20 % (first in their window). */
+      readonly warnings: readonly LimitWarning[];
     };
 
 /** How long an idle user's item lives (TTL): every limit it holds is whole again after a day. */
@@ -132,10 +135,61 @@ export function planAdmission(args: {
     w.remove(`${waiting}[0]`);
     w.set(`${act} = ${w.value({ id: requestId, lease: queue.leaseUntilEpochMs, att: 1 })}`);
   }
+  // limit_warning, once per limit and window: the admission that leaves a budget or quota at
+  // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
+  const warnings = warningsOf(policy, belief, evaluation, nowMs);
+  for (const warning of warnings) {
+    const marked = w.name(`${WARNED_PREFIX}${warning.limit}`);
+    const window = w.value(warning.window);
+    w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
+    w.set(`${marked} = ${window}`);
+  }
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
   const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + ttlSeconds)}`);
-  return { kind: 'write', evaluation, plan: w.build(), day };
+  return { kind: 'write', evaluation, plan: w.build(), day, warnings };
+}
+
+/** A budget or quota this admission leaves at ≤ 20 %, in a window not warned about yet. */
+export interface LimitWarning {
+  readonly limit: LimitName;
+  readonly window: number;
+  readonly remaining: number;
+  readonly limitValue: number;
+  readonly unit: string;
+  readonly resetAtEpochMs: number;
+}
+
+export const WARNING_THRESHOLD = 0.2;
+
+export function warningsOf(
+  policy: LimitPolicy,
+  belief: LimiterSnapshot,
+  evaluation: Evaluation,
+  nowMs: number,
+): LimitWarning[] {
+  const reservation = evaluation.reservation;
+  if (!reservation) return [];
+  const reserved = { tokens: reservation.reservedTokens, costMicroUsd: reservation.reservedCostMicroUsd };
+  const warnings: LimitWarning[] = [];
+  for (const kind of LIMIT_KINDS) {
+    if (!kind.warns || policy.shadow?.includes(kind.name)) continue;
+    const state = evaluation.limits.find((l) => l.name === kind.name);
+    if (!state || state.limit <= 0) continue;
+    const window = kind.warns.windowOf(nowMs);
+    if (belief.warned[kind.name] === window) continue;
+    const remaining = Math.max(0, state.remaining - kind.warns.taken(reserved));
+    if (remaining > state.limit * WARNING_THRESHOLD) continue;
+    warnings.push({
+      limit: kind.name,
+      window,
+      remaining,
+      limitValue: state.limit,
+      unit: kind.unit,
+      resetAtEpochMs: state.resetAtEpochMs,
+    });
+  }
+  return warnings;
 }
 
 /**

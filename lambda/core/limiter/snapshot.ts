@@ -42,6 +42,8 @@ export interface LimiterSnapshot {
   readonly queued: Readonly<Record<string, WaitingRequest>>;
   /** The queued request being answered now, if any (`act`). */
   readonly active?: ActiveRequest;
+  /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
+  readonly warned: Readonly<Record<string, number>>;
   /** Pending reservations by request id, until reconciled (`r_<id>`). */
   readonly reservations: Readonly<Record<string, PendingReservation>>;
 }
@@ -76,6 +78,8 @@ export interface PendingReservation {
 
 /** Prefix of the top-level attributes holding pending reservations (`r_<requestId>`). */
 export const RESERVATION_PREFIX = 'r_';
+/** Prefix of the attributes holding the window each limit last warned in (`w_<limit>`). */
+export const WARNED_PREFIX = 'w_';
 /** Prefix of the top-level attributes holding waiting requests (`q_<requestId>`). */
 export const QUEUED_PREFIX = 'q_';
 
@@ -85,6 +89,7 @@ export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   te: 0,
   waiting: [],
   queued: {},
+  warned: {},
   reservations: {},
 });
 
@@ -99,9 +104,12 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   if (!item) return EMPTY_SNAPSHOT;
   const reservations: Record<string, PendingReservation> = {};
   const queued: Record<string, WaitingRequest> = {};
+  const warned: Record<string, number> = {};
   for (const [key, value] of Object.entries(item)) {
     if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
       reservations[key.slice(RESERVATION_PREFIX.length)] = value;
+    } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
+      warned[key.slice(WARNED_PREFIX.length)] = value;
     } else if (key.startsWith(QUEUED_PREFIX) && typeof value === 'object' && value !== null) {
       const requestId = key.slice(QUEUED_PREFIX.length);
       queued[requestId] = { ...(value as Omit<WaitingRequest, 'requestId'>), requestId };
@@ -131,6 +139,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
       ? item.waiting.filter((x): x is string => typeof x === 'string')
       : [],
     queued,
+    warned,
     active: activeOf(item.act),
     reservations,
   };

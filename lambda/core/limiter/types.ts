@@ -145,6 +145,14 @@ export interface AllowedDecision {
   readonly fallbackFrom?: string;
   /** Shadow limits this admission exceeded (reported, not enforced). */
   readonly shadowExceeded?: readonly LimitName[];
+  /** Budgets and quotas it leaves at ≤ 20 % remaining, each the first time in its window. */
+  readonly warnings?: readonly {
+    readonly limit: LimitName;
+    readonly remaining: number;
+    readonly limitValue: number;
+    readonly unit: string;
+    readonly resetAtEpochMs: number;
+  }[];
 }
 
 export interface DeniedDecision {

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { isConnectionRefused } from '../discovery';
-import { humanizeLimitNames, limitName } from '../web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName } from '../web/limit-names.js';
 import { LiveLine, type TerminalOutput } from './live-line';
 
 export interface TerminalClientOptions {
@@ -235,6 +235,14 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           break;
         case 'pong':
           line(dim('pong'));
+          break;
+        case 'limit_warning':
+          line(
+            paint(
+              '33',
+              `warning: ${describeLimitWarning(msg as unknown as Parameters<typeof describeLimitWarning>[0])}`,
+            ),
+          );
           break;
         case 'error':
           line(paint('31', `refused${id ? ` ${name(id)}` : ''}: ${describeRefusal(msg)}`));

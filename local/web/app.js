@@ -2,7 +2,7 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
-import { humanizeLimitNames, limitName } from './limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName } from './limit-names.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -189,6 +189,9 @@ function handle(msg) {
       break;
     case 'status':
       renderGauges(msg);
+      break;
+    case 'limit_warning':
+      notice(`Running low. ${describeLimitWarning(msg)}`);
       break;
     case 'error':
       refusal(msg);

@@ -2,3 +2,10 @@
 export declare const LIMIT_NAMES: Readonly<Record<string, string>>;
 export declare function limitName(name: string): string;
 export declare function humanizeLimitNames(text: string): string;
+export declare function describeLimitWarning(msg: {
+  limit: unknown;
+  remaining: number;
+  limitValue: number;
+  unit: string;
+  resetAt: number;
+}): string;

@@ -29,3 +29,17 @@ const NAME_PATTERN = new RegExp(`\\b(?:global\\.)?(?:${Object.keys(LIMIT_NAMES).
 export function humanizeLimitNames(text) {
   return text.replace(NAME_PATTERN, (name) => limitName(name));
 }
+
+/** A `limit_warning` frame as a sentence: `Daily cost: $0.00155 of $0.01 left until 00:00.` */
+export function describeLimitWarning(msg) {
+  const usd = msg.unit === 'usd';
+  const amount = (n) => (usd ? `$${Number(n.toPrecision(3))}` : n.toLocaleString('en-US'));
+  const name = limitName(String(msg.limit));
+  const until = new Date(msg.resetAt).toLocaleTimeString([], {
+    hour: '2-digit',
+    minute: '2-digit',
+    hourCycle: 'h23',
+  });
+  const of = `${amount(msg.remaining)} of ${amount(msg.limitValue)}${usd ? '' : ` ${msg.unit}`}`;
+  return `${name[0].toUpperCase()}${name.slice(1)}: ${of} left until ${until}.`;
+}

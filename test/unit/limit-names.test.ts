@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { describeLimitWarning, humanizeLimitNames } from '../../local/web/limit-names.js';
+
+describe('how people read limits', () => {
+  const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it
+
+  it('says a limit_warning as a sentence, in the limit’s unit', () => {
+    expect(
+      describeLimitWarning({
+        limit: 'dailyMessages',
+        remaining: 4,
+        limitValue: 20,
+        unit: 'messages',
+        resetAt: midnight,
+      }),
+    ).toBe('Daily messages: 4 of 20 messages left until 00:00.');
+    expect(
+      describeLimitWarning({
+        limit: 'dailyCostUsd',
+        remaining: 0.00155,
+        limitValue: 0.01,
+        unit: 'usd',
+        resetAt: midnight,
+      }),
+    ).toBe('Daily cost: $0.00155 of $0.01 left until 00:00.');
+    expect(
+      describeLimitWarning({
+        limit: 'monthlyTokens',
+        remaining: 180_000,
+        limitValue: 1_000_000,
+        unit: 'tokens',
+        resetAt: midnight,
+      }),
+    ).toBe('Monthly tokens: 180,000 of 1,000,000 tokens left until 00:00.');
+  });
+
+  it('names limits in server text', () => {
+    expect(humanizeLimitNames('Limit global.dailyTokens reached; messageRate too')).toBe(
+      'Limit global daily tokens reached; message rate too',
+    );
+  });
+});

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { isConnectionRefused } from '../discovery';
-import { describeLimitWarning, humanizeLimitNames, limitName } from '../web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../web/limit-names.js';
 import { LiveLine, type TerminalOutput } from './live-line';
 
 export interface TerminalClientOptions {
@@ -189,7 +189,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           } else {
             line(`${paint('36', 'assistant> ')}${String(msg.text ?? '')}`);
           }
-          line(dim(`  (${usage.inputTokens ?? '?'} in + ${usage.outputTokens ?? '?'} out tokens)`));
+          line(dim(`  (${replyMeta({ ...msg, usage } as Parameters<typeof replyMeta>[0])})`));
           // What is left, once the last reply in flight is in: one status line per burst, not per reply.
           if ([...pending.keys()].every((other) => other === id)) askStatus();
           break;

@@ -2,7 +2,7 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
-import { describeLimitWarning, humanizeLimitNames, limitName } from './limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './limit-names.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {
@@ -162,11 +162,12 @@ function handle(msg) {
       if (state.completed.has(id)) break;
       state.completed.add(id);
       const li = replyEntry(id);
-      li.textContent = msg.text;
+      // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
+      if (typeof msg.text === 'string') li.textContent = msg.text;
       li.classList.remove('streaming');
       const meta = document.createElement('span');
       meta.className = 'meta';
-      meta.textContent = `${msg.usage.inputTokens} in + ${msg.usage.outputTokens} out tokens`;
+      meta.textContent = replyMeta(msg);
       li.append(meta);
       state.replies.delete(id);
       send({ action: 'status' });

@@ -9,3 +9,8 @@ export declare function describeLimitWarning(msg: {
   unit: string;
   resetAt: number;
 }): string;
+export declare function replyMeta(msg: {
+  model?: unknown;
+  fallbackFrom?: unknown;
+  usage?: { inputTokens?: unknown; outputTokens?: unknown; costUsd?: unknown };
+}): string;

@@ -43,3 +43,12 @@ export function describeLimitWarning(msg) {
   const of = `${amount(msg.remaining)} of ${amount(msg.limitValue)}${usd ? '' : ` ${msg.unit}`}`;
   return `${name[0].toUpperCase()}${name.slice(1)}: ${of} left until ${until}.`;
 }
+
+/** What a `message_complete` cost: `250 in + 180 out tokens · echo · $0.000158`, and a soft landing. */
+export function replyMeta(msg) {
+  const usage = msg.usage ?? {};
+  const parts = [`${usage.inputTokens ?? '?'} in + ${usage.outputTokens ?? '?'} out tokens`];
+  if (msg.model) parts.push(msg.fallbackFrom ? `${msg.model} (instead of ${msg.fallbackFrom})` : msg.model);
+  if (typeof usage.costUsd === 'number') parts.push(`$${Number(usage.costUsd.toPrecision(3))}`);
+  return parts.join(' · ');
+}

@@ -152,7 +152,7 @@ describe('terminal chat client', () => {
     expect(output).toContain(`status: ${userId} (free) — left: message rate 25/25, daily tokens`);
     expect(output).not.toContain('messageRate');
     expect(output).toContain('assistant> Echo: hello terminal');
-    expect(output).toMatch(/\(\d+ in \+ \d+ out tokens\)/);
+    expect(output).toMatch(/\(\d+ in \+ \d+ out tokens · echo · \$[\d.e-]+\)/);
   });
 
   it('shows the queue line for messages over the burst and waits for them to finish', async () => {

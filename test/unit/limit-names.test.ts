@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeLimitWarning, humanizeLimitNames } from '../../local/web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/web/limit-names.js';
 
 describe('how people read limits', () => {
   const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it
@@ -32,6 +32,19 @@ describe('how people read limits', () => {
         resetAt: midnight,
       }),
     ).toBe('Monthly tokens: 180,000 of 1,000,000 tokens left until 00:00.');
+  });
+
+  it('says what a reply cost and on which model, and a soft landing', () => {
+    expect(
+      replyMeta({ model: 'echo', usage: { inputTokens: 250, outputTokens: 180, costUsd: 0.000158 } }),
+    ).toBe('250 in + 180 out tokens · echo · $0.000158');
+    expect(
+      replyMeta({
+        model: 'small',
+        fallbackFrom: 'large',
+        usage: { inputTokens: 1, outputTokens: 2, costUsd: 0 },
+      }),
+    ).toBe('1 in + 2 out tokens · small (instead of large) · $0');
   });
 
   it('names limits in server text', () => {

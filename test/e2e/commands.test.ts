@@ -1,26 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AdminResponse } from '../../lambda/core/admin';
 import { renderAdminResponse } from '../../local/admin/admin-cli';
 import { type LocalStackState, STATE_DIR_ENV } from '../../local/discovery';
+import { closedPort, killGroup, ROOT, type Run, runCommand, startCommand } from '../support/commands';
 
 /**
  * Every `npm run` command as a person runs it: spawned with tsx from a shell environment that has
  * no PORT, no JWT_SECRET and no SDK opt-out (the commands must not need the test's settings).
  */
-const ROOT = process.cwd();
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
 const stateDir = mkdtempSync(join(tmpdir(), 'chat-limiter-state-'));
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
 
 function personEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, [STATE_DIR_ENV]: stateDir, ...extra };
@@ -29,52 +21,17 @@ function personEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return env;
 }
 
-/** tsx runs the script in a child node process: each command gets its own process group. */
-function start(script: string, args: readonly string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(TSX, [script, ...args], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-}
-
-/** Kills a command and the node process tsx started for it (SIGKILL is not passed on by tsx). */
-function killGroup(child: ChildProcess): void {
-  try {
-    process.kill(-child.pid!, 'SIGKILL');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
-  }
-}
-
-/** Runs a command to its end (killed after `timeoutMs`, before the test times out), with `input` on its stdin. */
+/** Runs a command to its end in a person's environment (killed after `timeoutMs`), with `input` on its stdin. */
 function run(
   script: string,
   args: readonly string[],
   options: { env?: Record<string, string>; input?: string; timeoutMs?: number } = {},
 ): Promise<Run> {
-  const child = start(script, args, personEnv(options.env));
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d) => {
-    stdout += String(d);
+  return runCommand(script, args, {
+    env: personEnv(options.env),
+    input: options.input,
+    timeoutMs: options.timeoutMs ?? 25_000,
   });
-  child.stderr!.on('data', (d) => {
-    stderr += String(d);
-  });
-  child.stdin!.end(options.input ?? '');
-  const timer = setTimeout(() => killGroup(child), options.timeoutMs ?? 25_000);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A port nothing listens on: bound by the OS, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 const scripts = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).scripts as Record<
@@ -168,7 +125,7 @@ describe('local commands find the running npm start', () => {
 
   beforeAll(async () => {
     // Its own embedded emulators and a free port, as a person's `PORT=0 npm start` would.
-    stack = start('bin/local.ts', [], personEnv({ PORT: '0' }));
+    stack = startCommand('bin/local.ts', [], personEnv({ PORT: '0' }));
     let out = '';
     port = await new Promise<number>((resolve, reject) => {
       stack.stdout!.on('data', (d) => {

@@ -1,51 +1,15 @@
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
+import { closedPort, type Run, runCommand } from '../support/commands';
 import { newUser, startTestStack } from '../support/local-stack';
 
-/** `npm run smoke` as a person runs it, against a local stack and against nothing at all. */
-const ROOT = process.cwd();
-const TSX = join(ROOT, 'node_modules', '.bin', 'tsx');
+// `npm run smoke` as a person runs it, against a local stack and against nothing at all.
 
-function smoke(
-  args: readonly string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs `npm run smoke` with no PORT set; killed after `timeoutMs`, before the test's own timeout. */
+function smoke(args: readonly string[], timeoutMs: number): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.PORT;
-  const child = spawn(TSX, ['bin/smoke.ts', ...args], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => {
-    stdout += String(d);
-  });
-  child.stderr.on('data', (d) => {
-    stderr += String(d);
-  });
-  // Killed (with the node process tsx started) before the test's own timeout, so a hang fails clearly.
-  const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
-/** A port nothing listens on: bound by the OS, then released. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise((r) => server.close(r));
-  return port;
+  return runCommand('bin/smoke.ts', args, { env, timeoutMs });
 }
 
 describe('npm run smoke', () => {

@@ -27,7 +27,7 @@ export interface StatusLimit {
   readonly unit: 'messages' | 'tokens' | 'usd' | 'requests';
   /** The limit's window (a bucket: the time it takes to refill whole). */
   readonly windowSeconds: number;
-  /** Evaluated and reported, never enforced (SPEC §2 v2 shadow limits; none yet). */
+  /** Evaluated and reported, never enforced (SPEC §2 v2 shadow limits). */
   readonly shadow: boolean;
 }
 

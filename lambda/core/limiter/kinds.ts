@@ -208,23 +208,43 @@ function windowQuota(args: {
   };
 }
 
+/** A budget's fixed window: which one `ms` falls in, when it ends, and its length for `status`. */
+interface BudgetWindow {
+  /** The reservation marker's field naming the window it was counted in. */
+  readonly markerField: 'd' | 'm';
+  readonly windowOf: (ms: number) => number;
+  readonly windowEndMs: (window: number) => number;
+  readonly windowSeconds: number;
+}
+
+const DAILY: BudgetWindow = {
+  markerField: 'd',
+  windowOf: dayNumber,
+  windowEndMs: (day) => (day + 1) * DAY_MS,
+  windowSeconds: DAY_MS / 1000,
+};
+
+const MONTHLY: BudgetWindow = {
+  markerField: 'm',
+  windowOf: monthNumber,
+  windowEndMs: (month) => monthStartMs(month + 1),
+  windowSeconds: (30 * DAY_MS) / 1000,
+};
+
 /**
  * A budget over a fixed UTC window (day, calendar month), of tokens or of cost (µUSD):
  * reserve-then-reconcile. Same window: used + reserved ≤ budget, so concurrent reservations can
  * never overdraw it. New window: start from this reservation. Usage is counted even without a
  * budget configured, so one set later by an admin applies to what was already used.
  */
-function windowBudget(args: {
-  readonly name: 'dailyTokens' | 'monthlyTokens' | 'dailyCostUsd' | 'monthlyCostUsd';
-  readonly unit: 'tokens' | 'usd';
-  readonly windowAttr: 'td' | 'tm' | 'cd' | 'cm';
-  readonly usedAttr: 'tu' | 'tmu' | 'cu' | 'cmu';
-  /** The reservation marker's field naming the window it was counted in. */
-  readonly markerField: 'd' | 'm';
-  readonly windowOf: (ms: number) => number;
-  readonly windowEndMs: (window: number) => number;
-  readonly windowSeconds: number;
-}): LimitKind {
+function windowBudget(
+  args: {
+    readonly name: 'dailyTokens' | 'monthlyTokens' | 'dailyCostUsd' | 'monthlyCostUsd';
+    readonly unit: 'tokens' | 'usd';
+    readonly windowAttr: 'td' | 'tm' | 'cd' | 'cm';
+    readonly usedAttr: 'tu' | 'tmu' | 'cu' | 'cmu';
+  } & BudgetWindow,
+): LimitKind {
   const { name, unit, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
   const isCost = unit === 'usd';
   /** The budget in stored units: tokens, or µUSD for a cost budget (configured in USD). */
@@ -409,10 +429,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
     unit: 'tokens',
     windowAttr: 'td',
     usedAttr: 'tu',
-    markerField: 'd',
-    windowOf: dayNumber,
-    windowEndMs: (day) => (day + 1) * DAY_MS,
-    windowSeconds: DAY_MS / 1000,
+    ...DAILY,
   }),
   tokensPerMinute,
   windowBudget({
@@ -420,30 +437,21 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
     unit: 'tokens',
     windowAttr: 'tm',
     usedAttr: 'tmu',
-    markerField: 'm',
-    windowOf: monthNumber,
-    windowEndMs: (month) => monthStartMs(month + 1),
-    windowSeconds: (30 * DAY_MS) / 1000,
+    ...MONTHLY,
   }),
   windowBudget({
     name: 'dailyCostUsd',
     unit: 'usd',
     windowAttr: 'cd',
     usedAttr: 'cu',
-    markerField: 'd',
-    windowOf: dayNumber,
-    windowEndMs: (day) => (day + 1) * DAY_MS,
-    windowSeconds: DAY_MS / 1000,
+    ...DAILY,
   }),
   windowBudget({
     name: 'monthlyCostUsd',
     unit: 'usd',
     windowAttr: 'cm',
     usedAttr: 'cmu',
-    markerField: 'm',
-    windowOf: monthNumber,
-    windowEndMs: (month) => monthStartMs(month + 1),
-    windowSeconds: (30 * DAY_MS) / 1000,
+    ...MONTHLY,
   }),
 ];
 

@@ -1,4 +1,4 @@
-import type { LimitName, Tier } from './limiter/types';
+import type { LimitName, LimitWarning, Tier } from './limiter/types';
 import type { ErrorCode } from './protocol';
 
 /**
@@ -188,16 +188,7 @@ export const requestFailed = (requestId: string, message: string, nowMs: number)
 
 export const pong = (nowMs: number): Pong => ({ type: 'pong', timestamp: nowMs });
 
-export const limitWarning = (
-  warning: {
-    readonly limit: LimitName;
-    readonly remaining: number;
-    readonly limitValue: number;
-    readonly unit: string;
-    readonly resetAtEpochMs: number;
-  },
-  nowMs: number,
-): LimitWarningMessage => ({
+export const limitWarning = (warning: LimitWarning, nowMs: number): LimitWarningMessage => ({
   type: 'limit_warning',
   timestamp: nowMs,
   limit: warning.limit,

@@ -1,5 +1,5 @@
 import type { LimiterView } from '../core/limiter/snapshot';
-import type { AllowedDecision, TokenReservation } from '../core/limiter/types';
+import type { LimitWarning, TokenReservation } from '../core/limiter/types';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
@@ -205,7 +205,7 @@ export class ReplayService {
     reservation: TokenReservation,
     leaseUntilEpochMs: number,
     served: Served,
-    warnings: NonNullable<AllowedDecision['warnings']>,
+    warnings: readonly LimitWarning[],
   ): Promise<ReplayResult> {
     const { limiter, now } = this.deps;
     const nowMs = now();

@@ -10,7 +10,7 @@ import {
   RESERVATION_PREFIX,
   WARNED_PREFIX,
 } from './snapshot';
-import type { LimitName, LimitPolicy } from './types';
+import type { LimitPolicy, LimitWarning } from './types';
 import { monthNumber } from './windows';
 
 export { ExpressionWriter, type UpdatePlan } from './expression';
@@ -41,7 +41,7 @@ export type AdmissionPlan =
       readonly plan: UpdatePlan;
       readonly day: number;
       /** Budgets and quotas this admission leaves at ≤ 20 % (first in their window). */
-      readonly warnings: readonly LimitWarning[];
+      readonly warnings: readonly WindowWarning[];
     };
 
 /** How long an idle user's item lives (TTL): every limit it holds is whole again after a day. */
@@ -151,14 +151,7 @@ export function planAdmission(args: {
 }
 
 /** A budget or quota this admission leaves at ≤ 20 %, in a window not warned about yet. */
-export interface LimitWarning {
-  readonly limit: LimitName;
-  readonly window: number;
-  readonly remaining: number;
-  readonly limitValue: number;
-  readonly unit: string;
-  readonly resetAtEpochMs: number;
-}
+export type WindowWarning = LimitWarning & { readonly window: number };
 
 export const WARNING_THRESHOLD = 0.2;
 
@@ -167,11 +160,11 @@ export function warningsOf(
   belief: LimiterSnapshot,
   evaluation: Evaluation,
   nowMs: number,
-): LimitWarning[] {
+): WindowWarning[] {
   const reservation = evaluation.reservation;
   if (!reservation) return [];
   const reserved = { tokens: reservation.reservedTokens, costMicroUsd: reservation.reservedCostMicroUsd };
-  const warnings: LimitWarning[] = [];
+  const warnings: WindowWarning[] = [];
   for (const kind of LIMIT_KINDS) {
     if (!kind.warns || policy.shadow?.includes(kind.name)) continue;
     const state = evaluation.limits.find((l) => l.name === kind.name);

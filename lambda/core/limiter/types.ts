@@ -146,13 +146,16 @@ export interface AllowedDecision {
   /** Shadow limits this admission exceeded (reported, not enforced). */
   readonly shadowExceeded?: readonly LimitName[];
   /** Budgets and quotas it leaves at ≤ 20 % remaining, each the first time in its window. */
-  readonly warnings?: readonly {
-    readonly limit: LimitName;
-    readonly remaining: number;
-    readonly limitValue: number;
-    readonly unit: string;
-    readonly resetAtEpochMs: number;
-  }[];
+  readonly warnings?: readonly LimitWarning[];
+}
+
+/** A budget or quota an admission left at ≤ 20 % (what `limit_warning` tells the user). */
+export interface LimitWarning {
+  readonly limit: LimitName;
+  readonly remaining: number;
+  readonly limitValue: number;
+  readonly unit: string;
+  readonly resetAtEpochMs: number;
 }
 
 export interface DeniedDecision {

@@ -8,6 +8,7 @@ import {
   POLICY_TTL_SECONDS,
   planAdmission,
   planEnqueue,
+  planPark,
   planRemoveWaiting,
   planSettle,
   planTakeover,
@@ -37,7 +38,8 @@ import type {
 import { DAY_MS, monthNumber } from '../core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, type ModelSpec, usdToMicroUsd } from '../core/models';
 import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
-import type { EnqueueAsk, EnqueueOutcome, LimiterPort } from '../services/ports';
+import { FUNCTIONS } from '../core/resources';
+import type { EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
 import {
   LimiterBusyError,
   LimiterStoreError,
@@ -64,6 +66,12 @@ export interface DynamoLimiterOptions {
   readonly onBreakerChange?: (state: BreakerState, detail: { readonly cause?: string }) => void;
   /** The breaker's silence before it opens. @default 3000 */
   readonly breakerSilenceMs?: number;
+  /**
+   * How long a direct request holds its in-flight slot if its runner never settles: the reply
+   * runner's Timeout and a margin (a replayed request's lease is the processor's). The runner
+   * never answers past it. @default (reply runner Timeout + 60 s)
+   */
+  readonly inFlightLeaseMs?: number;
   /** Users whose last known item is kept for planning. @default 10_000 */
   readonly cacheSize?: number;
   readonly clock?: () => number;
@@ -107,6 +115,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly onFailOpen?: (cause: string) => void;
   private readonly items: UserItems;
   private readonly models: readonly ModelSpec[];
+  private readonly inFlightLeaseMs: number;
   /** Items that stayed busy through every retry, until when they are left alone. */
   private readonly busyUntil = new Map<string, number>();
   readonly breaker: StoreBreaker;
@@ -116,6 +125,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     this.failPolicy = options.failPolicy ?? 'open';
     this.onFailOpen = options.onFailOpen;
     this.models = options.models ?? [ECHO_MODEL];
+    this.inFlightLeaseMs = options.inFlightLeaseMs ?? (FUNCTIONS.reply.timeoutSeconds + 60) * 1000;
     this.breaker = new StoreBreaker({
       silenceMs: options.breakerSilenceMs,
       clock: options.clock,
@@ -207,6 +217,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     state: { ambiguousWrite: boolean },
   ): Promise<Decision> {
     const queue = input.queue ?? { mode: 'direct' as const };
+    const leaseUntilEpochMs =
+      queue.mode === 'replay' ? queue.leaseUntilEpochMs : nowMs + this.inFlightLeaseMs;
     for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
       const belief = this.items.belief(key) ?? UNKNOWN;
       const policy = this.policyOf(belief.snap, input.claimTier, nowMs);
@@ -221,6 +233,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           ask: this.askOn(input, model),
           requestId: input.requestId,
           queue,
+          leaseUntilEpochMs,
           nowMs,
         });
       let model = chosen;
@@ -346,6 +359,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       },
       limits: this.limitsOf(policy, snap, nowMs),
       failedOpen: false,
+      inFlightUntilEpochMs: snap.inFlight?.[input.requestId],
       model: served.model,
       fallbackFrom: served.fallbackFrom,
       shadowExceeded: planned.evaluation.shadowExceeded.map((b) => b.limit),
@@ -359,6 +373,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       ...input,
       model: model.id,
       price: model,
+      messageWeight: model.messageWeight,
       modelMaxOutputTokens: Math.min(
         input.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
         model.maxOutputTokens,
@@ -450,7 +465,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     usage: TokenUsage,
     nowMs: number,
     options: { readonly endsActive?: boolean } = {},
-  ): Promise<{ applied: boolean }> {
+  ): Promise<SettleOutcome> {
     const key = userKey(reservation.userId);
     const inputTokens = Math.max(0, usage.inputTokens);
     const outputTokens = Math.max(0, usage.outputTokens);
@@ -498,7 +513,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
               endsActive: options.endsActive ?? false,
             }),
           );
-          if (result.ok) return { applied: true };
+          // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
+          if (result.ok) return { applied: true, wakeUp: snap.parkedWakeUp };
           snap = result.snap;
           fresh = true;
         }
@@ -610,15 +626,44 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     );
   }
 
-  /** Takes over the active request of a crashed attempt whose lease lapsed. */
+  /**
+   * Takes over the active request of a crashed attempt whose lease lapsed (or, `endsLease`, ends
+   * the lease of a hand-off that failed), moving its in-flight slot with the lease.
+   */
   async takeOver(
     userId: string,
     active: ActiveRequest,
     leaseUntilEpochMs: number,
-  ): Promise<{ ok: boolean; snap: LimiterSnapshot }> {
+    options: { readonly endsLease?: boolean } = {},
+  ): Promise<{ ok: boolean; snap: LimiterSnapshot; full?: boolean }> {
     const key = userKey(userId);
     return this.items.lane(key, () =>
-      this.items.withRetries(() => this.items.write(key, planTakeover(active, leaseUntilEpochMs))),
+      this.items.withRetries(async () => {
+        const belief = this.items.belief(key)?.snap ?? (await this.items.read(key));
+        const nowMs = this.items.clock();
+        const planned = planTakeover({
+          active,
+          leaseUntilEpochMs,
+          belief,
+          policy: this.policyOf(belief, belief.queued[active.requestId]?.claimTier, nowMs),
+          nowMs,
+          endsLease: options.endsLease,
+        });
+        if ('full' in planned) return { ok: false, snap: belief, full: true };
+        return this.items.write(key, planned);
+      }),
+    );
+  }
+
+  /** Parks the user's wake-up until a reply in flight ends (see {@link planPark}). */
+  async park(userId: string, receiptHandle: string): Promise<{ ok: boolean }> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        const belief = this.items.belief(key)?.snap ?? (await this.items.read(key));
+        const { ok } = await this.items.write(key, planPark(belief, receiptHandle));
+        return { ok };
+      }),
     );
   }
 

@@ -9,6 +9,7 @@ export const METRICS_NAMESPACE = 'ChatLimiter';
 export const METRIC_NAMES = [
   'MessageRateLimitExceeded',
   'TokenRateLimitExceeded',
+  'InFlightLimitExceeded',
   'RequestsQueued',
   'RequestsProcessed',
   'QueueWaitTime',

@@ -15,6 +15,8 @@ export const modelSpecSchema = z
     inputUsdPerMillion: z.number().min(0).max(1000),
     outputUsdPerMillion: z.number().min(0).max(1000),
     maxOutputTokens: z.number().int().min(16).max(1_000_000),
+    /** How many messages one request on it counts for (seed 004's endpoint multipliers). @default 1 */
+    messageWeight: z.number().int().min(1).max(100).optional(),
   })
   .strict()
   .refine((m) => m.kind !== 'bedrock' || m.modelId !== undefined, {

@@ -29,6 +29,12 @@ export interface ReplyJob {
   readonly lease?: { readonly untilEpochMs: number; readonly attempts: number };
   /** Queue only: the receipt handle of the wake-up held in flight for this reply. */
   readonly wakeUpReceiptHandle?: string;
+  /**
+   * Until when the request holds its in-flight slot (epoch ms): after it, another request may take
+   * the slot, so the reply must have ended; the runner stops the model before it. Absent when it
+   * failed open (it holds no slot).
+   */
+  readonly inFlightUntilEpochMs?: number;
   /** Direct only: the request was admitted while the limiter store was down; nothing to settle. */
   readonly failedOpen?: boolean;
 }

@@ -154,7 +154,7 @@ export class ChatService {
     input: SendMessageInput,
     decision: AllowedDecision,
   ): Promise<SendOutcome> {
-    const { limiter, metrics, log, now } = this.deps;
+    const { metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
     reportShadow(this.deps, identity.userId, requestId, decision);
     const channel = this.channel(identity.userId, connectionId);
@@ -172,6 +172,7 @@ export class ChatService {
         model: decision.model,
         fallbackFrom: decision.fallbackFrom,
         source: 'direct',
+        inFlightUntilEpochMs: decision.inFlightUntilEpochMs,
         failedOpen: decision.failedOpen || undefined,
       });
       return { kind: 'handed-off', requestId };
@@ -179,7 +180,7 @@ export class ChatService {
       log.error('reply hand-off failed', { requestId, error: describe(err) });
       metrics.count('RequestsFailed');
       if (!decision.failedOpen) {
-        await settleUsage(limiter, log, decision.reservation, { inputTokens: 0, outputTokens: 0 }, now());
+        await settleUsage(this.deps, decision.reservation, { inputTokens: 0, outputTokens: 0 }, now());
       }
       return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
         retryAfter: 1,

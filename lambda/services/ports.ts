@@ -57,7 +57,7 @@ export interface LimiterPort {
     usage: TokenUsage,
     nowMs: number,
     options?: { readonly endsActive?: boolean },
-  ): Promise<{ applied: boolean }>;
+  ): Promise<SettleOutcome>;
   status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
   /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
   view(
@@ -72,11 +72,27 @@ export interface LimiterPort {
     nowMs: number,
   ): Promise<EnqueueOutcome>;
   removeWaiting(userId: string, requestId: string): Promise<{ removed: boolean; snap: LimiterSnapshot }>;
+  /**
+   * Moves the lease of the user's active request (a takeover after a crash, or `endsLease`: a
+   * failed hand-off ends its own lease now). `full`: its in-flight slot lapsed and none is free.
+   */
   takeOver(
     userId: string,
     active: ActiveRequest,
     leaseUntilEpochMs: number,
-  ): Promise<{ ok: boolean; snap: LimiterSnapshot }>;
+    options?: { readonly endsLease?: boolean },
+  ): Promise<{ ok: boolean; snap: LimiterSnapshot; full?: boolean }>;
+  /**
+   * Parks the user's wake-up until a reply in flight ends (its settle releases it); `ok: false`
+   * when one ended since the refusal (look again).
+   */
+  park(userId: string, receiptHandle: string): Promise<{ ok: boolean }>;
+}
+
+export interface SettleOutcome {
+  readonly applied: boolean;
+  /** A wake-up this settle unparked (it freed an in-flight slot): make it visible now. */
+  readonly wakeUp?: string;
 }
 
 /** Finished replies kept for `resume` while the user had no connection. */

@@ -16,6 +16,7 @@ import type {
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
+import { releaseWakeUp } from './run-reply';
 
 export interface ReplaySettings {
   /**
@@ -128,6 +129,11 @@ export class ReplayService {
           return 'done';
         }
         const taken = await limiter.takeOver(userId, active, nowMs + settings.leaseMs);
+        if (taken.full) {
+          // Its slot lapsed and another request took it: wait for a slot like any other.
+          if ((await this.parkOrDefer(record, userId, view)) === 'retry') return 'retry';
+          continue;
+        }
         if (!taken.ok) continue;
         this.deps.log.warn('taking over an interrupted request', {
           requestId: active.requestId,
@@ -182,6 +188,12 @@ export class ReplayService {
       }
       // The list moved under us (cancelled, another delivery): look again.
       if (decision.limit === 'queue') continue;
+      // Every in-flight slot is taken: wait for a reply to end, not for a timer.
+      if (decision.limit === 'requestsInFlight') {
+        const parked = await this.parkOrDefer(record, userId, view);
+        if (parked === 'retry') return parked;
+        continue;
+      }
       const delayMs = decision.retryAfterMs;
       const untilExpiry = request.expiresAtEpochMs - nowMs;
       if (delayMs >= untilExpiry) {
@@ -196,6 +208,25 @@ export class ReplayService {
       // The wait is short: sleep to the exact millisecond instead of SQS's whole seconds.
       await this.deps.sleep(delayMs);
     }
+  }
+
+  /**
+   * Holds the wake-up until the earliest in-flight lease lapses and parks it in the user's item:
+   * the settle that frees a slot releases it at once. `look-again` when a reply ended since the
+   * refusal was decided (the park's condition failed).
+   */
+  private async parkOrDefer(
+    record: QueueRecord,
+    userId: string,
+    view: LimiterView,
+  ): Promise<ReplayResult | 'look-again'> {
+    const { limiter, now } = this.deps;
+    const state = view.limits.find((l) => l.name === 'requestsInFlight');
+    const untilLapse = Math.max(1000, (state?.resetAtEpochMs ?? now() + 1000) - now());
+    // Hold first: a settle between the park and a later hold would be undone by the hold.
+    await this.deps.queue.defer(record.receiptHandle, untilLapse);
+    const { ok } = await limiter.park(userId, record.receiptHandle);
+    return ok ? 'retry' : 'look-again';
   }
 
   private async begin(
@@ -261,6 +292,7 @@ export class ReplayService {
         fallbackFrom: served.fallbackFrom,
         source: 'queue',
         lease,
+        inFlightUntilEpochMs: lease.untilEpochMs,
         wakeUpReceiptHandle: record.receiptHandle,
       });
     } catch (err) {
@@ -274,6 +306,7 @@ export class ReplayService {
           userId,
           { requestId: request.requestId, leaseUntilEpochMs: lease.untilEpochMs, attempts: lease.attempts },
           now(),
+          { endsLease: true },
         )
         .catch(() => undefined);
       return this.defer(record, 2000);
@@ -289,7 +322,10 @@ export class ReplayService {
   ): Promise<ReplayResult> {
     const { queue, limiter, now } = this.deps;
     // What the crashed attempts produced is unknown: nothing is charged, and the request ends.
-    await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, now(), { endsActive: true });
+    const { wakeUp } = await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, now(), {
+      endsActive: true,
+    });
+    if (wakeUp) await releaseWakeUp(this.deps, wakeUp, request.requestId);
     const body = JSON.stringify({ v: 1, userId, requestId: request.requestId });
     await queue.moveToDeadLetterQueue(body, userId, `failed-${request.requestId}`, reason);
     this.deps.metrics.count('RequestsFailed');

@@ -15,7 +15,7 @@ import type {
   RequestQueuePort,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
-import { ReplyInterruptedError, type ReplyUsage, streamReply } from './run-reply';
+import { ReplyInterruptedError, type ReplyUsage, releaseWakeUp, streamReply } from './run-reply';
 
 export interface ReplyRunnerSettings {
   /** Retries of a model fault worth retrying (throttling, a timeout) that produced nothing. @default 2 */
@@ -75,10 +75,24 @@ export class ReplyRunner {
     const { settings, sleep } = this.deps;
     const channel = this.channel(job);
     const deadline = new AbortController();
-    const stopIn = Math.max(0, remainingTimeMs() - settings.stopBeforeTimeoutMs);
-    const timer = setTimeout(() => deadline.abort(new Error('stopped before the function timeout')), stopIn);
+    // The model stops a margin before the function's Timeout and before the in-flight lease lapses
+    // (after which the slot may be another request's), so the reply still settles in time.
+    const leaseLeftMs = (job.inFlightUntilEpochMs ?? Number.POSITIVE_INFINITY) - this.deps.now();
+    const stopIn = Math.max(0, Math.min(remainingTimeMs(), leaseLeftMs) - settings.stopBeforeTimeoutMs);
+    const timer = setTimeout(() => deadline.abort(new Error('stopped before its time ran out')), stopIn);
     timer.unref?.();
     try {
+      if (stopIn === 0) {
+        // Started too late (an asynchronous retry long after the admission): the slot is no longer
+        // surely its own. Nothing runs, nothing is charged.
+        await this.fail(
+          job,
+          channel,
+          { inputTokens: 0, outputTokens: 0, totalTokens: 0 },
+          'its lease lapsed before it started',
+        );
+        return;
+      }
       for (let attempt = 1; ; attempt++) {
         try {
           const reply = await streamReply({
@@ -122,7 +136,7 @@ export class ReplyRunner {
       }
     } finally {
       clearTimeout(timer);
-      if (job.wakeUpReceiptHandle) await this.releaseWakeUp(job);
+      if (job.wakeUpReceiptHandle) await releaseWakeUp(this.deps, job.wakeUpReceiptHandle, job.requestId);
     }
   }
 
@@ -131,9 +145,11 @@ export class ReplyRunner {
     if (job.failedOpen) return; // admitted while the store was down: nothing was reserved
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.deps.limiter.reconcile(job.reservation, usage, this.deps.now(), {
+        const { wakeUp } = await this.deps.limiter.reconcile(job.reservation, usage, this.deps.now(), {
           endsActive: job.source === 'queue',
         });
+        // This reply freed an in-flight slot the user's queue was parked on: wake it now.
+        if (wakeUp) await releaseWakeUp(this.deps, wakeUp, job.requestId);
         return;
       } catch (err) {
         if (attempt >= this.deps.settings.settleAttempts) {
@@ -178,19 +194,6 @@ export class ReplyRunner {
       );
     }
     await channel.deliverFinal(job.requestId, message);
-  }
-
-  /** Lets the processor serve the user's next queued request now, instead of after the lease. */
-  private async releaseWakeUp(job: ReplyJob): Promise<void> {
-    try {
-      await this.deps.queue.defer(job.wakeUpReceiptHandle!, 0);
-    } catch (err) {
-      // The wake-up comes back by itself when its hold (the lease) ends.
-      this.deps.log.warn('could not release the wake-up; it returns after the lease', {
-        requestId: job.requestId,
-        error: describe(err),
-      });
-    }
   }
 
   private modelOf(job: ReplyJob): ModelPort {

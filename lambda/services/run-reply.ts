@@ -2,7 +2,7 @@ import type { TokenReservation } from '../core/limiter/types';
 import { costMicroUsd, microUsdToUsd } from '../core/models';
 import { chunk, messageComplete, splitChunkText } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
-import type { LimiterPort, LogPort, ModelPort, OutgoingMessage } from './ports';
+import type { LimiterPort, LogPort, ModelPort, OutgoingMessage, RequestQueuePort } from './ports';
 import type { ReplyChannel } from './reply-channel';
 
 export interface ReplyUsage {
@@ -105,17 +105,41 @@ export async function streamReply(args: {
  * already has: it is logged, and the reservation simply stays charged (never overdrawn).
  */
 export async function settleUsage(
-  limiter: Pick<LimiterPort, 'reconcile'>,
-  log: LogPort,
+  deps: {
+    readonly limiter: Pick<LimiterPort, 'reconcile'>;
+    readonly queue: Pick<RequestQueuePort, 'defer'>;
+    readonly log: LogPort;
+  },
   reservation: TokenReservation,
   usage: { inputTokens: number; outputTokens: number },
   nowMs: number,
 ): Promise<void> {
+  const { limiter, log } = deps;
   try {
-    await limiter.reconcile(reservation, usage, nowMs);
+    const { wakeUp } = await limiter.reconcile(reservation, usage, nowMs);
+    if (wakeUp) await releaseWakeUp(deps, wakeUp, reservation.requestId);
   } catch (err) {
     log.warn('reconcile failed; the reservation stays charged', {
       requestId: reservation.requestId,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+}
+
+/**
+ * Makes a held or parked SQS wake-up visible now, so the processor serves the user's next queued
+ * request at once. If that fails, it comes back by itself when its hold ends.
+ */
+export async function releaseWakeUp(
+  deps: { readonly queue: Pick<RequestQueuePort, 'defer'>; readonly log: LogPort },
+  receiptHandle: string,
+  requestId: string,
+): Promise<void> {
+  try {
+    await deps.queue.defer(receiptHandle, 0);
+  } catch (err) {
+    deps.log.warn('could not release a wake-up; it returns when its hold ends', {
+      requestId,
       error: err instanceof Error ? err.message : String(err),
     });
   }

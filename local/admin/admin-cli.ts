@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { ADMIN_OPERATIONS, type AdminResponse, type HealthReport } from '../../lambda/core/admin';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
 import {
@@ -20,7 +21,8 @@ operations:
   set-tier <user> --tier free|pro|enterprise
   set-override <user> [--messages-per-minute N] [--burst N] [--hourly N] [--daily N]
                       [--daily-tokens N] [--tokens-per-minute N] [--monthly-tokens N]
-                      [--daily-cost USD] [--monthly-cost USD] [--max-output N]
+                      [--daily-cost USD] [--monthly-cost USD] [--concurrent N]
+                      [--max-output N]
                       [--shadow NAME[,NAME]]   (limits evaluated and reported, not enforced)
                       [--limits JSON] [--expires 2h|ISO-8601]
   clear-override <user>
@@ -119,13 +121,9 @@ const OPTIONS = {
   burst: { type: 'string' },
   hourly: { type: 'string' },
   daily: { type: 'string' },
-  'daily-tokens': { type: 'string' },
   'max-output': { type: 'string' },
-  'tokens-per-minute': { type: 'string' },
-  'monthly-tokens': { type: 'string' },
-  'daily-cost': { type: 'string' },
-  'monthly-cost': { type: 'string' },
   shadow: { type: 'string' },
+  ...Object.fromEntries(LIMIT_KINDS.map((k) => [k.adminFlag.flag, { type: 'string' as const }])),
   expires: { type: 'string' },
   endpoint: { type: 'string' },
   stack: { type: 'string' },
@@ -139,18 +137,11 @@ function isParseArgsError(err: unknown): boolean {
   return err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
 }
 
-/** `set-override` flags and the limit each one sets. */
+/** `set-override` flags and the limit each one sets: each limit kind declares its own. */
 const OVERRIDE_FLAGS: Readonly<Record<string, string>> = {
-  'messages-per-minute': 'messagesPerMinute',
+  ...Object.fromEntries(LIMIT_KINDS.map((k) => [k.adminFlag.flag, k.adminFlag.field])),
   burst: 'burst',
-  hourly: 'hourlyMessages',
-  daily: 'dailyMessages',
-  'daily-tokens': 'dailyTokens',
   'max-output': 'defaultMaxOutputTokens',
-  'tokens-per-minute': 'tokensPerMinute',
-  'monthly-tokens': 'monthlyTokens',
-  'daily-cost': 'dailyCostUsd',
-  'monthly-cost': 'monthlyCostUsd',
   shadow: 'shadow',
 };
 

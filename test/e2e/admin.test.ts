@@ -110,6 +110,8 @@ describe('admin operations, end to end', () => {
       '0.5',
       '--monthly-cost',
       '5',
+      '--concurrent',
+      '3',
     );
     expect(set.code).toBe(0);
     const client = await TestClient.connect(stack.wsUrl, token);
@@ -130,6 +132,7 @@ describe('admin operations, end to end', () => {
         ['monthlyTokens', 2_000_000],
         ['dailyCostUsd', 0.5],
         ['monthlyCostUsd', 5],
+        ['requestsInFlight', 3],
       ]),
     );
     expect(before.find((l) => l.name === 'dailyCostUsd')?.used).toBeGreaterThan(0);

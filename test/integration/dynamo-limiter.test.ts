@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
+import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
@@ -375,6 +376,103 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       // The bucket holds 25 and is full; the daily count (enforced) saw all 40.
       expect(status.limits.find((l) => l.name === 'messageRate')).toMatchObject({ used: 25, remaining: 0 });
       expect(status.limits.find((l) => l.name === 'dailyMessages')?.used).toBe(40);
+    }, 30_000);
+
+    it('never has more than N requests in flight under 300 parallel decisions; settles and lapsed leases free slots', async () => {
+      const user = `u-${randomUUID()}`;
+      const inFlightTiers = parseTierLimits({
+        tiers: { free: { requestsInFlight: 3, messagesPerMinute: 10_000, burst: 1_000 } },
+      });
+      const instances = Array.from({ length: 6 }, () =>
+        limiter({ tiers: inFlightTiers, inFlightLeaseMs: 60_000 }),
+      );
+      const decisions = await Promise.all(
+        Array.from({ length: 300 }, (_, i) => instances[i % 6]!.decide(ask(user), NOW)),
+      );
+      const admitted = decisions.filter((d): d is AllowedDecision => d.allowed);
+      expect(admitted).toHaveLength(3);
+      expect(admitted.every((d) => d.inFlightUntilEpochMs === NOW + 60_000)).toBe(true);
+      expect(decisions.find((d) => !d.allowed)).toMatchObject({
+        limit: 'requestsInFlight',
+        retryAfterMs: 1000,
+      });
+      const status = await instances[0]!.status(user, undefined, NOW);
+      expect(status.limits.find((l) => l.name === 'requestsInFlight')).toMatchObject({
+        limit: 3,
+        used: 3,
+        remaining: 0,
+        resetAtEpochMs: NOW + 60_000,
+      });
+
+      // A settled reply frees its slot: exactly one of 50 racing requests takes it.
+      await instances[1]!.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 10);
+      const second = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => instances[i % 6]!.decide(ask(user), NOW + 20)),
+      );
+      expect(second.filter((d) => d.allowed)).toHaveLength(1);
+
+      // A runner that never settles holds its slot only until its lease lapses: then all three
+      // lapsed slots are taken again, by exactly three of 50.
+      const later = NOW + 60_001;
+      const third = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => instances[i % 6]!.decide(ask(user), later)),
+      );
+      // The one admitted at NOW + 20 still holds its slot (lease NOW + 60,020).
+      expect(third.filter((d) => d.allowed)).toHaveLength(2);
+      const after = await instances[0]!.status(user, undefined, later);
+      expect(after.limits.find((l) => l.name === 'requestsInFlight')?.used).toBe(3);
+    }, 60_000);
+
+    it('counts a request on a weighted model as that many messages in the bucket and the quotas', async () => {
+      const user = `u-${randomUUID()}`;
+      const heavy = { ...ECHO_MODEL, id: 'heavy', messageWeight: 5 };
+      const models = [ECHO_MODEL, heavy];
+      const weighted = parseTierLimits({ tiers: { free: { hourlyMessages: 40 } } });
+      const instances = Array.from({ length: 4 }, () => limiter({ tiers: weighted, models }));
+      const decisions = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => instances[i % 4]!.decide(ask(user, { model: 'heavy' }), NOW)),
+      );
+      // 25 messages of capacity: five requests of weight 5.
+      expect(decisions.filter((d) => d.allowed)).toHaveLength(5);
+      expect(decisions.find((d) => !d.allowed)).toMatchObject({ limit: 'messageRate', retryAfterMs: 15_000 });
+      const status = await instances[0]!.status(user, undefined, NOW);
+      expect(status.limits.find((l) => l.name === 'hourlyMessages')).toMatchObject({
+        used: 25,
+        remaining: 15,
+      });
+      // 75 s later the bucket is whole again, but the hour has room for three more: 15 of 40.
+      const later = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          instances[i % 4]!.decide(ask(user, { model: 'heavy' }), NOW + 75_000),
+        ),
+      );
+      expect(later.filter((d) => d.allowed)).toHaveLength(3);
+      expect(later.find((d) => !d.allowed)).toMatchObject({ limit: 'hourlyMessages' });
+    }, 30_000);
+
+    it("parks the queue's wake-up while every slot is taken, and the settle that frees one hands it back once", async () => {
+      const user = `u-${randomUUID()}`;
+      const one = parseTierLimits({ tiers: { free: { requestsInFlight: 1 } } });
+      const [a, b] = [limiter({ tiers: one }), limiter({ tiers: one })];
+      const first = await a.decide(ask(user), NOW);
+      expect(first.allowed).toBe(true);
+      if (!first.allowed) return;
+      expect((await a.decide(ask(user), NOW + 1)).allowed).toBe(false);
+      // The processor parks its wake-up; a park planned from a stale view fails instead.
+      expect(await b.park(user, 'receipt-1')).toEqual({ ok: true });
+      const settled = await b.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2);
+      expect(settled).toEqual({ applied: true, wakeUp: 'receipt-1' });
+      // The wake-up is handed back once: a second settle (a retry) has nothing to release.
+      expect(await a.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3)).toEqual({
+        applied: false,
+      });
+      const next = await b.decide(ask(user), NOW + 4);
+      expect(next.allowed).toBe(true);
+      // Parked against a set of in-flight requests that changed meanwhile: refused, look again.
+      const stale = limiter({ tiers: one });
+      await stale.view(user, undefined, NOW + 5);
+      if (next.allowed) await a.reconcile(next.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 6);
+      expect(await stale.park(user, 'receipt-2')).toEqual({ ok: false });
     }, 30_000);
 
     it('warns once per limit and window, at the admission that leaves ≤ 20 %, however many race', async () => {

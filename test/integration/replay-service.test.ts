@@ -62,7 +62,7 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     const runner = new ReplyRunner({
       ...deps,
       model,
-      settings: { ...DEFAULT_RUNNER_SETTINGS, modelRetryBaseMs: 10 },
+      settings: { ...DEFAULT_RUNNER_SETTINGS, modelRetryBaseMs: 10, stopBeforeTimeoutMs: 1000 },
     });
     return new ReplayService({
       ...deps,

@@ -120,4 +120,31 @@ describe('ReplyRunner (direct requests)', () => {
     expect(charged).toBeGreaterThan(0);
     expect(charged).toBeLessThan(job.reservation.reservedTokens);
   });
+
+  it('stops the model before its in-flight lease lapses, and does not start one that lapsed', async () => {
+    const user = `u-${randomUUID()}`;
+    const job = await admitted(user, 'one two three four five six');
+    const slow = new EchoModel({ delayMs: 30 });
+    // Plenty of function time, but the slot is only surely its own for 40 ms past the margin.
+    const leased = { ...job, inFlightUntilEpochMs: T0 + DEFAULT_RUNNER_SETTINGS.stopBeforeTimeoutMs + 40 };
+    await runner(slow).run(leased, () => 600_000);
+    expect(sent.filter((m) => m.type === 'chunk').length).toBeGreaterThan(0);
+    expect(sent.find((m) => m.type === 'message_complete')).toBeUndefined();
+    const slot = async () =>
+      (await limiter.status(user, undefined, T0)).limits.find((l) => l.name === 'requestsInFlight');
+    // Settled: charged what was produced, and its slot given back.
+    expect(await used(user)).toBeLessThan(job.reservation.reservedTokens);
+    expect((await limiter.view(user, undefined, T0)).snap.inFlight).toEqual({});
+    expect(await slot()).toBeUndefined(); // no limit configured: counted, not reported
+
+    sent = [];
+    const late = await admitted(user, 'too late');
+    await runner(slow).run({ ...late, inFlightUntilEpochMs: T0 + 1000 }, () => 600_000);
+    expect(sent.some((m) => m.type === 'chunk')).toBe(false);
+    expect(sent.find((m) => m.type === 'error')).toMatchObject({
+      requestId: late.requestId,
+      code: 'INTERNAL_ERROR',
+    });
+    expect((await limiter.view(user, undefined, T0)).snap.reservations[late.requestId]).toBeUndefined();
+  });
 });

@@ -20,6 +20,8 @@ export interface TokenAsk {
   readonly price?: ModelPrice;
   /** The model that would answer (kept with the reservation). */
   readonly model?: string;
+  /** How many messages the request counts for (the model's `messageWeight`). @default 1 */
+  readonly messageWeight?: number;
 }
 
 export interface Evaluation {
@@ -55,7 +57,7 @@ export function evaluate(
   nowMs: number,
 ): Evaluation {
   const model = ask.price ?? FREE;
-  const input: KindInput = { policy, snap, nowMs, model };
+  const input: KindInput = { policy, snap, nowMs, model, weight: ask.messageWeight ?? 1 };
   const shadow = new Set<string>(policy.shadow ?? []);
   const requested = Math.min(
     ask.maxTokens ?? policy.defaultMaxOutputTokens,

@@ -1,7 +1,7 @@
 import type { MetricName } from '../metrics';
 import { type ModelSpec, microUsdToUsd, outputTokensFor, usdToMicroUsd } from '../models';
 import type { ExpressionWriter } from './expression';
-import { type LimiterSnapshot, type PendingReservation, RESERVATION_PREFIX } from './snapshot';
+import { type LimiterSnapshot, liveInFlight, type PendingReservation, RESERVATION_PREFIX } from './snapshot';
 import type { LimitName, LimitPolicy, LimitState } from './types';
 import { bucketOf, DAY_MS, dayNumber, HOUR_MS, hourNumber, monthNumber, monthStartMs } from './windows';
 
@@ -20,6 +20,8 @@ export interface KindInput {
   readonly nowMs: number;
   /** The model the request runs on: its price turns tokens into cost. */
   readonly model: ModelPrice;
+  /** How many messages the request counts for (its model's `messageWeight`). @default 1 */
+  readonly weight?: number;
 }
 
 export type ModelPrice = Pick<ModelSpec, 'inputUsdPerMillion' | 'outputUsdPerMillion'>;
@@ -41,6 +43,11 @@ export interface LimitKind {
   readonly unit: LimitUnit;
   /** The metric a refusal by this limit emits. */
   readonly metric: MetricName;
+  /**
+   * The admin CLI's `set-override` flag for it (`--<flag> N`), and the policy field it sets: the
+   * limit's own name, except the message rate (its refill, with `--burst` beside it).
+   */
+  readonly adminFlag: { readonly flag: string; readonly field: keyof LimitPolicy };
   /** What `reset --scope` clears it (and `all`). */
   readonly resetScope: 'messages' | 'tokens' | 'cost';
   /** The item attributes it keeps. */
@@ -53,7 +60,7 @@ export interface LimitKind {
    */
   readonly warns?: {
     windowOf(nowMs: number): number;
-    taken(reserved: Amount): number;
+    taken(reserved: Amount, weight: number): number;
   };
   /** Its state now, when the policy sets it (an optional limit left unset: undefined). */
   state(input: KindInput): LimitState | undefined;
@@ -73,6 +80,8 @@ export interface LimitKind {
     input: KindInput & {
       readonly reserved: Amount;
       readonly requestId: string;
+      /** Until when the request holds its in-flight slot if its runner never settles (epoch ms). */
+      readonly leaseUntilEpochMs: number;
       /** False for a shadow limit: counted and reported, never a reason for the write to fail. */
       readonly enforce: boolean;
     },
@@ -85,6 +94,11 @@ export interface LimitKind {
    * reservation was counted in and, for a charge, the count it was computed from.
    */
   settle?(w: ExpressionWriter, input: SettleInput): void;
+  /**
+   * Its part of every settle, whatever the amounts: what the request held while it was answered
+   * (its in-flight slot) is given back.
+   */
+  release?(w: ExpressionWriter, input: { readonly snap: LimiterSnapshot; readonly requestId: string }): void;
 }
 
 export interface SettleInput extends KindInput {
@@ -100,6 +114,7 @@ export interface SettleInput extends KindInput {
  */
 const messageRate: LimitKind = {
   name: 'messageRate',
+  adminFlag: { flag: 'messages-per-minute', field: 'messagesPerMinute' },
   unit: 'messages',
   metric: 'MessageRateLimitExceeded',
   resetScope: 'messages',
@@ -122,27 +137,32 @@ const messageRate: LimitKind = {
       resetAtEpochMs: tat,
     };
   },
-  blocking(state, { policy, nowMs }) {
-    if (state.remaining > 0) return undefined;
-    const ahead = state.resetAtEpochMs - nowMs;
+  blocking(state, { policy, nowMs, weight = 1 }) {
+    if (state.remaining >= weight) return undefined;
+    // A request of weight w is w messages back to back: the last of them must fit.
+    const { intervalMs, toleranceMs } = bucketOf(policy);
+    const ahead = state.resetAtEpochMs + (weight - 1) * intervalMs - nowMs;
     return {
       limit: 'messageRate',
-      retryAfterMs: Math.ceil(ahead - bucketOf(policy).toleranceMs),
+      retryAfterMs: Math.ceil(ahead - toleranceMs),
       resetAtEpochMs: state.resetAtEpochMs,
     };
   },
-  plan(w, { policy, snap, nowMs, enforce }) {
+  plan(w, { policy, snap, nowMs, enforce, weight = 1 }) {
     const bucket = bucketOf(policy);
     const tat = w.name('tat');
+    const step = weight * bucket.intervalMs;
+    // The latest arrival time that still lets all `weight` messages through.
+    const latest = nowMs + bucket.toleranceMs - (weight - 1) * bucket.intervalMs;
     if (snap.tat === undefined || snap.tat <= nowMs) {
       w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${w.value(nowMs)})`);
-      w.set(`${tat} = ${w.value(nowMs + bucket.intervalMs)}`);
-    } else if (!enforce && snap.tat > nowMs + bucket.toleranceMs) {
+      w.set(`${tat} = ${w.value(nowMs + step)}`);
+    } else if (!enforce && snap.tat > latest) {
       // A full shadow bucket stops counting (it never runs ahead of a full bucket).
-      w.condition(`${tat} > ${w.value(nowMs + bucket.toleranceMs)}`);
+      w.condition(`${tat} > ${w.value(latest)}`);
     } else {
-      w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(nowMs + bucket.toleranceMs)})`);
-      w.set(`${tat} = ${tat} + ${w.value(bucket.intervalMs)}`);
+      w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(latest)})`);
+      w.set(`${tat} = ${tat} + ${w.value(step)}`);
     }
   },
   readyAtEpochMs(position, state, policy) {
@@ -159,6 +179,7 @@ const messageRate: LimitKind = {
  */
 function windowQuota(args: {
   readonly name: 'hourlyMessages' | 'dailyMessages';
+  readonly flag: string;
   readonly windowAttr: 'hw' | 'dw';
   readonly countAttr: 'hc' | 'dc';
   readonly windowMs: number;
@@ -169,12 +190,13 @@ function windowQuota(args: {
     snap[windowAttr] === windowOf(nowMs) ? (snap[countAttr] ?? 0) : 0;
   return {
     name,
+    adminFlag: { flag: args.flag, field: name },
     unit: 'messages',
     metric: 'MessageRateLimitExceeded',
     resetScope: 'messages',
     attributes: [windowAttr, countAttr],
     windowSeconds: () => windowMs / 1000,
-    warns: { windowOf, taken: () => 1 },
+    warns: { windowOf, taken: (_reserved, weight) => weight },
     state({ policy, snap, nowMs }) {
       const limit = policy[name];
       if (limit === undefined) return undefined;
@@ -182,26 +204,26 @@ function windowQuota(args: {
       const next = (windowOf(nowMs) + 1) * windowMs;
       return { name, limit, used, remaining: Math.max(0, limit - used), resetAtEpochMs: next };
     },
-    blocking(state, { nowMs }) {
-      if (state.used < state.limit) return undefined;
+    blocking(state, { nowMs, weight = 1 }) {
+      if (state.used + weight <= state.limit) return undefined;
       return {
         limit: name,
         retryAfterMs: state.resetAtEpochMs - nowMs,
         resetAtEpochMs: state.resetAtEpochMs,
       };
     },
-    plan(w, { policy, snap, nowMs, enforce }) {
+    plan(w, { policy, snap, nowMs, enforce, weight = 1 }) {
       const current = windowOf(nowMs);
       const win = w.name(windowAttr);
       const count = w.name(countAttr);
       const limit = enforce ? policy[name] : undefined;
       if (snap[windowAttr] === current) {
-        const underLimit = limit === undefined ? '' : ` AND ${count} < ${w.value(limit)}`;
+        const underLimit = limit === undefined ? '' : ` AND ${count} <= ${w.value(limit - weight)}`;
         w.condition(`${win} = ${w.value(current)}${underLimit}`);
-        w.set(`${count} = ${count} + ${w.value(1)}`);
+        w.set(`${count} = ${count} + ${w.value(weight)}`);
       } else {
         w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(current)})`);
-        w.set(`${win} = ${w.value(current)}`, `${count} = ${w.value(1)}`);
+        w.set(`${win} = ${w.value(current)}`, `${count} = ${w.value(weight)}`);
       }
     },
     readyAtEpochMs: (position, state) => (state.remaining >= position ? 0 : state.resetAtEpochMs),
@@ -240,6 +262,7 @@ const MONTHLY: BudgetWindow = {
 function windowBudget(
   args: {
     readonly name: 'dailyTokens' | 'monthlyTokens' | 'dailyCostUsd' | 'monthlyCostUsd';
+    readonly flag: string;
     readonly unit: 'tokens' | 'usd';
     readonly windowAttr: 'td' | 'tm' | 'cd' | 'cm';
     readonly usedAttr: 'tu' | 'tmu' | 'cu' | 'cmu';
@@ -262,6 +285,7 @@ function windowBudget(
   };
   const kind: LimitKind = {
     name,
+    adminFlag: { flag: args.flag, field: name },
     unit,
     metric: 'TokenRateLimitExceeded',
     resetScope: isCost ? 'cost' : 'tokens',
@@ -353,6 +377,7 @@ function windowBudget(
  */
 const tokensPerMinute: LimitKind = {
   name: 'tokensPerMinute',
+  adminFlag: { flag: 'tokens-per-minute', field: 'tokensPerMinute' },
   unit: 'tokens',
   metric: 'TokenRateLimitExceeded',
   resetScope: 'tokens',
@@ -407,11 +432,114 @@ const tokensPerMinute: LimitKind = {
   },
 };
 
+/**
+ * Requests in flight: the user's requests being answered now, kept in the item as a map `fl` of
+ * request id → lease (epoch ms). The admission adds its id with `size(fl) < N` in its condition; the
+ * settle removes it; a runner that crashed holds its slot only until its lease lapses, when the
+ * next admission drops the entry (its condition pins each dropped entry's lease, and the size
+ * bound counts them, so the bound stays exact). The runner never answers past its lease
+ * (docs/limiter.md). Counted even without a limit configured, so one set later applies at once.
+ *
+ * When a reply will end is not known in advance: a refusal says retry in a second, and the queue
+ * does not wait on a timer: the processor parks the user's wake-up in the item (`wk`) and the
+ * settle that frees a slot releases it.
+ */
+const IN_FLIGHT_RETRY_MS = 1000;
+
+/**
+ * Writes `fl.<id> = lease` under `size(fl) < limit + k`, dropping in the same write the k lapsed
+ * entries the belief knows of, each pinned to the lease it was seen with (no limit: no bound).
+ * Used by the admission and by the takeover of a request whose slot lapsed.
+ */
+export function takeInFlightSlot(
+  w: ExpressionWriter,
+  args: {
+    readonly snap: LimiterSnapshot;
+    readonly requestId: string;
+    readonly leaseUntilEpochMs: number;
+    readonly limit: number | undefined;
+    readonly nowMs: number;
+  },
+): void {
+  const { snap, requestId, leaseUntilEpochMs, limit, nowMs } = args;
+  const fl = w.name('fl');
+  if (snap.inFlight === undefined) {
+    w.condition(`attribute_not_exists(${fl})`);
+    w.set(`${fl} = ${w.value({ [requestId]: leaseUntilEpochMs })}`);
+    return;
+  }
+  const lapsed = Object.entries(snap.inFlight).filter(([id, lease]) => lease <= nowMs && id !== requestId);
+  for (const [id, lease] of lapsed) {
+    const entry = `${fl}.${w.name(id)}`;
+    w.condition(`${entry} = ${w.value(lease)}`);
+    w.remove(entry);
+  }
+  w.condition(
+    limit === undefined ? `attribute_exists(${fl})` : `size(${fl}) < ${w.value(limit + lapsed.length)}`,
+  );
+  w.set(`${fl}.${w.name(requestId)} = ${w.value(leaseUntilEpochMs)}`);
+}
+const requestsInFlight: LimitKind = {
+  name: 'requestsInFlight',
+  adminFlag: { flag: 'concurrent', field: 'requestsInFlight' },
+  unit: 'requests',
+  metric: 'InFlightLimitExceeded',
+  resetScope: 'messages',
+  // In-flight slots are replies being answered now: no reset gives them back.
+  attributes: [],
+  windowSeconds: () => 0,
+  state({ policy, snap, nowMs }) {
+    const limit = policy.requestsInFlight;
+    if (limit === undefined) return undefined;
+    const live = liveInFlight(snap, nowMs);
+    // At the latest, a slot frees when the earliest lease lapses.
+    const resetAtEpochMs = live.length ? Math.min(...live.map(([, lease]) => lease)) : nowMs;
+    return {
+      name: 'requestsInFlight',
+      limit,
+      used: live.length,
+      remaining: Math.max(0, limit - live.length),
+      resetAtEpochMs,
+    };
+  },
+  blocking(state, { nowMs }) {
+    if (state.remaining > 0) return undefined;
+    return {
+      limit: 'requestsInFlight',
+      retryAfterMs: Math.min(IN_FLIGHT_RETRY_MS, Math.max(0, state.resetAtEpochMs - nowMs)),
+      resetAtEpochMs: state.resetAtEpochMs,
+    };
+  },
+  plan(w, { policy, snap, nowMs, requestId, leaseUntilEpochMs, enforce }) {
+    takeInFlightSlot(w, {
+      snap,
+      requestId,
+      leaseUntilEpochMs,
+      limit: enforce ? policy.requestsInFlight : undefined,
+      nowMs,
+    });
+  },
+  // When a reply ends is not known: the estimate does not wait for it (docs/protocol.md).
+  readyAtEpochMs: () => 0,
+  release(w, { snap, requestId }) {
+    const fl = w.name('fl');
+    const entry = `${fl}.${w.name(requestId)}`;
+    if (snap.inFlight?.[requestId] !== undefined) {
+      w.condition(`attribute_exists(${fl})`);
+      w.remove(entry);
+    } else {
+      // Not there as far as we know (lapsed and dropped): the write pins it.
+      w.condition(`attribute_not_exists(${entry})`);
+    }
+  },
+};
+
 /** Every per-user limit, in the order `status` lists them. */
 export const LIMIT_KINDS: readonly LimitKind[] = [
   messageRate,
   windowQuota({
     name: 'hourlyMessages',
+    flag: 'hourly',
     windowAttr: 'hw',
     countAttr: 'hc',
     windowMs: HOUR_MS,
@@ -419,6 +547,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowQuota({
     name: 'dailyMessages',
+    flag: 'daily',
     windowAttr: 'dw',
     countAttr: 'dc',
     windowMs: DAY_MS,
@@ -426,14 +555,17 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'dailyTokens',
+    flag: 'daily-tokens',
     unit: 'tokens',
     windowAttr: 'td',
     usedAttr: 'tu',
     ...DAILY,
   }),
+  requestsInFlight,
   tokensPerMinute,
   windowBudget({
     name: 'monthlyTokens',
+    flag: 'monthly-tokens',
     unit: 'tokens',
     windowAttr: 'tm',
     usedAttr: 'tmu',
@@ -441,6 +573,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'dailyCostUsd',
+    flag: 'daily-cost',
     unit: 'usd',
     windowAttr: 'cd',
     usedAttr: 'cu',
@@ -448,6 +581,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'monthlyCostUsd',
+    flag: 'monthly-cost',
     unit: 'usd',
     windowAttr: 'cm',
     usedAttr: 'cmu',

@@ -1,9 +1,10 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
-import { type Amount, LIMIT_KINDS } from './kinds';
+import { type Amount, LIMIT_KINDS, takeInFlightSlot } from './kinds';
 import {
   type LimiterSnapshot,
+  liveInFlight,
   type PendingReservation,
   QUEUED_PREFIX,
   queuedItemValue,
@@ -64,9 +65,11 @@ export function planAdmission(args: {
   readonly queue:
     | { readonly mode: 'direct' }
     | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
+  /** Until when the request holds its in-flight slot if its runner never settles. */
+  readonly leaseUntilEpochMs: number;
   readonly nowMs: number;
 }): AdmissionPlan {
-  const { policy, belief, ask, requestId, queue, nowMs } = args;
+  const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
   const evaluation = evaluate(policy, belief, ask, nowMs);
   const day = dayNumber(nowMs);
   if (queue.mode === 'replay') {
@@ -94,8 +97,10 @@ export function planAdmission(args: {
       snap: belief,
       nowMs,
       model: ask.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 },
+      weight: ask.messageWeight ?? 1,
       reserved: { tokens: reserved, costMicroUsd: evaluation.reservation.reservedCostMicroUsd },
       requestId,
+      leaseUntilEpochMs,
       enforce: !policy.shadow?.includes(kind.name),
     });
   }
@@ -137,7 +142,7 @@ export function planAdmission(args: {
   }
   // limit_warning, once per limit and window: the admission that leaves a budget or quota at
   // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
-  const warnings = warningsOf(policy, belief, evaluation, nowMs);
+  const warnings = warningsOf(policy, belief, evaluation, nowMs, ask.messageWeight ?? 1);
   for (const warning of warnings) {
     const marked = w.name(`${WARNED_PREFIX}${warning.limit}`);
     const window = w.value(warning.window);
@@ -160,6 +165,7 @@ export function warningsOf(
   belief: LimiterSnapshot,
   evaluation: Evaluation,
   nowMs: number,
+  weight = 1,
 ): WindowWarning[] {
   const reservation = evaluation.reservation;
   if (!reservation) return [];
@@ -171,7 +177,7 @@ export function warningsOf(
     if (!state || state.limit <= 0) continue;
     const window = kind.warns.windowOf(nowMs);
     if (belief.warned[kind.name] === window) continue;
-    const remaining = Math.max(0, state.remaining - kind.warns.taken(reserved));
+    const remaining = Math.max(0, state.remaining - kind.warns.taken(reserved, weight));
     if (remaining > state.limit * WARNING_THRESHOLD) continue;
     warnings.push({
       limit: kind.name,
@@ -235,7 +241,16 @@ export function planRemoveWaiting(requestId: string, index: number): UpdatePlan 
  * Takes over the active request of a crashed attempt: only if its lease is still the one that
  * lapsed (two deliveries racing to take over: one wins).
  */
-export function planTakeover(active: ActiveRequest, leaseUntilEpochMs: number): UpdatePlan {
+export function planTakeover(args: {
+  readonly active: ActiveRequest;
+  readonly leaseUntilEpochMs: number;
+  readonly belief: LimiterSnapshot;
+  readonly policy: LimitPolicy;
+  readonly nowMs: number;
+  /** A hand-off that failed ends its own lease now (the slot is not taken again for it). */
+  readonly endsLease?: boolean;
+}): UpdatePlan | { readonly full: true } {
+  const { active, leaseUntilEpochMs, belief, policy, nowMs } = args;
   const w = new ExpressionWriter();
   const act = w.name('act');
   const id = w.name('id');
@@ -244,6 +259,34 @@ export function planTakeover(active: ActiveRequest, leaseUntilEpochMs: number): 
     `${act}.${id} = ${w.value(active.requestId)} AND ${act}.${lease} = ${w.value(active.leaseUntilEpochMs)}`,
   );
   w.set(`${act} = ${w.value({ id: active.requestId, lease: leaseUntilEpochMs, att: active.attempts + 1 })}`);
+  // The request's in-flight slot goes with the lease: kept if it is still there, taken again (if
+  // one is free) if a later admission dropped it when it lapsed.
+  const fl = w.name('fl');
+  const entry = `${fl}.${w.name(active.requestId)}`;
+  if (belief.inFlight?.[active.requestId] !== undefined) {
+    w.condition(`attribute_exists(${entry})`);
+    w.set(`${entry} = ${w.value(leaseUntilEpochMs)}`);
+  } else if (!args.endsLease) {
+    const limit = policy.shadow?.includes('requestsInFlight') ? undefined : policy.requestsInFlight;
+    if (limit !== undefined && liveInFlight(belief, nowMs).length >= limit) return { full: true };
+    takeInFlightSlot(w, { snap: belief, requestId: active.requestId, leaseUntilEpochMs, limit, nowMs });
+  }
+  return w.build();
+}
+
+/**
+ * Parks the user's SQS wake-up while every in-flight slot is taken: its receipt handle goes into
+ * the item, and the settle that frees a slot makes it visible again. Only if the in-flight
+ * requests are still the ones the refusal was decided from: a reply that ended meanwhile fails the
+ * write, and the caller looks again instead of waiting for a settle that already happened.
+ */
+export function planPark(belief: LimiterSnapshot, receiptHandle: string): UpdatePlan {
+  const w = new ExpressionWriter();
+  const fl = w.name('fl');
+  const entries = Object.entries(belief.inFlight ?? {});
+  w.condition(`size(${fl}) = ${w.value(entries.length)}`);
+  for (const [id, lease] of entries) w.condition(`${fl}.${w.name(id)} = ${w.value(lease)}`);
+  w.set(`${w.name('wk')} = ${w.value(receiptHandle)}`);
   return w.build();
 }
 
@@ -287,6 +330,16 @@ export function planSettle(args: {
     w.condition(
       epoch === 0 ? `attribute_exists(${te})` : `(attribute_not_exists(${te}) OR ${te} <> ${w.value(epoch)})`,
     );
+  }
+  // What the request held while it was answered (its in-flight slot) is given back.
+  for (const kind of LIMIT_KINDS) kind.release?.(w, { snap: belief, requestId });
+  // A wake-up parked until a slot frees is taken out here; the caller makes it visible.
+  const wk = w.name('wk');
+  if (belief.parkedWakeUp !== undefined) {
+    w.condition(`${wk} = ${w.value(belief.parkedWakeUp)}`);
+    w.remove(wk);
+  } else {
+    w.condition(`attribute_not_exists(${wk})`);
   }
   if (args.endsActive) {
     const act = w.name('act');

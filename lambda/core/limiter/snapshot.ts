@@ -42,6 +42,16 @@ export interface LimiterSnapshot {
   readonly queued: Readonly<Record<string, WaitingRequest>>;
   /** The queued request being answered now, if any (`act`). */
   readonly active?: ActiveRequest;
+  /**
+   * The user's requests being answered now (`fl`): request id → the lease after which a crashed
+   * runner's slot counts no more (epoch ms). Absent until the first admission.
+   */
+  readonly inFlight?: Readonly<Record<string, number>>;
+  /**
+   * The receipt handle of the user's SQS wake-up, parked while every in-flight slot is taken
+   * (`wk`): the settle that frees a slot takes it out and makes the wake-up visible at once.
+   */
+  readonly parkedWakeUp?: string;
   /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
   readonly warned: Readonly<Record<string, number>>;
   /** Pending reservations by request id, until reconciled (`r_<id>`). */
@@ -141,6 +151,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     queued,
     warned,
     active: activeOf(item.act),
+    inFlight: inFlightOf(item.fl),
+    parkedWakeUp: typeof item.wk === 'string' ? item.wk : undefined,
     reservations,
   };
 }
@@ -150,6 +162,18 @@ function activeOf(value: unknown): ActiveRequest | undefined {
   const { id, lease, att } = value as Record<string, unknown>;
   if (typeof id !== 'string' || typeof lease !== 'number') return undefined;
   return { requestId: id, leaseUntilEpochMs: lease, attempts: typeof att === 'number' ? att : 1 };
+}
+
+function inFlightOf(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const leases: Record<string, number> = {};
+  for (const [id, lease] of Object.entries(value)) if (typeof lease === 'number') leases[id] = lease;
+  return leases;
+}
+
+/** The in-flight requests whose lease has not lapsed at `nowMs`. */
+export function liveInFlight(snap: LimiterSnapshot, nowMs: number): [string, number][] {
+  return Object.entries(snap.inFlight ?? {}).filter(([, lease]) => lease > nowMs);
 }
 
 function num(value: unknown): number | undefined {

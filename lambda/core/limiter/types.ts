@@ -17,6 +17,7 @@ export const LIMIT_NAMES = [
   'hourlyMessages',
   'dailyMessages',
   'dailyTokens',
+  'requestsInFlight',
   'tokensPerMinute',
   'monthlyTokens',
   'dailyCostUsd',
@@ -36,6 +37,8 @@ export interface LimitPolicy {
   readonly dailyMessages?: number;
   /** Token budget per UTC day (input + output). @default 100_000 (free) */
   readonly dailyTokens: number;
+  /** Optional: at most this many of the user's requests answered at once. */
+  readonly requestsInFlight?: number;
   /** Optional token bucket: at most this many tokens a minute (reserved tokens consume it). */
   readonly tokensPerMinute?: number;
   /** Optional token budget per UTC calendar month. */
@@ -111,6 +114,8 @@ export interface DecideInput {
   readonly price?: { readonly inputUsdPerMillion: number; readonly outputUsdPerMillion: number };
   /** The model the request names (`sendMessage.model`); the tier's default when absent. */
   readonly model?: string;
+  /** How many messages it counts for: set by the limiter from the model. @default 1 */
+  readonly messageWeight?: number;
   /**
    * How the user's waiting queue takes part in the same atomic write:
    * - `direct` (default): admit only if the user has nobody waiting (no overtaking);
@@ -139,6 +144,11 @@ export interface AllowedDecision {
   readonly limits: readonly LimitState[];
   /** True when the store failed and the fail-open policy admitted the request without counting it. */
   readonly failedOpen: boolean;
+  /**
+   * Until when the request holds its in-flight slot if it is never settled (epoch ms): its reply
+   * must end by then. Absent when it failed open (it holds nothing).
+   */
+  readonly inFlightUntilEpochMs?: number;
   /** The model that answers (the tier's fallback when a cost budget is spent and it has one). */
   readonly model?: string;
   /** The model the request would have used, when the fallback answers instead. */

@@ -244,7 +244,7 @@ describe('effective policy and overrides', () => {
 const REPLAY = { mode: 'replay' as const, leaseUntilEpochMs: T0 + 110_000 };
 
 describe('planAdmission', () => {
-  const base = { policy: FREE, ask: ASK, requestId: 'req-1', nowMs: T0 };
+  const base = { policy: FREE, ask: ASK, requestId: 'req-1', nowMs: T0, leaseUntilEpochMs: T0 + 960_000 };
 
   it('plans a write for a fresh user whose condition pins the absence of the item state', () => {
     const plan = planAdmission({ ...base, belief: EMPTY_SNAPSHOT, queue: { mode: 'direct' } });

@@ -15,6 +15,7 @@ describe('limit kinds, each declared once', () => {
       ['hourlyMessages', 'messages', 'MessageRateLimitExceeded'],
       ['dailyMessages', 'messages', 'MessageRateLimitExceeded'],
       ['dailyTokens', 'tokens', 'TokenRateLimitExceeded'],
+      ['requestsInFlight', 'requests', 'InFlightLimitExceeded'],
       ['tokensPerMinute', 'tokens', 'TokenRateLimitExceeded'],
       ['monthlyTokens', 'tokens', 'TokenRateLimitExceeded'],
       ['dailyCostUsd', 'usd', 'TokenRateLimitExceeded'],

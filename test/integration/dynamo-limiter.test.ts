@@ -423,6 +423,50 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(after.limits.find((l) => l.name === 'requestsInFlight')?.used).toBe(3);
     }, 60_000);
 
+    it('rolls the day and the calendar month over at 00:00 UTC, and a settle after it refunds nothing into the new windows', async () => {
+      const user = `u-${randomUUID()}`;
+      const budgets = parseTierLimits({
+        tiers: { free: { monthlyTokens: 1_000, dailyCostUsd: 0.0005, monthlyCostUsd: 0.001 } },
+      });
+      const instances = Array.from({ length: 3 }, () => limiter({ tiers: budgets }));
+      const lastMs = Date.UTC(2026, 0, 31, 23, 59, 59, 900);
+      const spend = (at: number) =>
+        Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            instances[i % 3]!.decide(ask(user, { estimatedInputTokens: 50, maxTokens: 50 }), at),
+          ),
+        );
+      // 100 tokens each, 50 × $0.2 + 50 × $0.6 per million = 40 µUSD: 10 fit the month's tokens.
+      const january = (await spend(lastMs)).filter((d): d is AllowedDecision => d.allowed);
+      expect(january).toHaveLength(10);
+      const used = async (at: number) =>
+        Object.fromEntries(
+          (await instances[0]!.status(user, undefined, at)).limits.map((l) => [l.name, l.used]),
+        );
+      expect(await used(lastMs)).toMatchObject({
+        monthlyTokens: 1_000,
+        dailyCostUsd: 0.0004,
+        monthlyCostUsd: 0.0004,
+      });
+      // 100 ms later it is February: every window is new.
+      const febMs = lastMs + 100;
+      expect(await used(febMs)).toMatchObject({ monthlyTokens: 0, dailyCostUsd: 0, monthlyCostUsd: 0 });
+      // January's reservations settle in February: nothing flows into February's counts.
+      await Promise.all(
+        january.map((d, i) =>
+          instances[i % 3]!.reconcile(d.reservation, { inputTokens: 1, outputTokens: 1 }, febMs),
+        ),
+      );
+      const february = (await spend(febMs)).filter((d) => d.allowed);
+      // Refunds into February would have let more than 10 through.
+      expect(february).toHaveLength(10);
+      expect(await used(febMs)).toMatchObject({
+        monthlyTokens: 1_000,
+        dailyCostUsd: 0.0004,
+        monthlyCostUsd: 0.0004,
+      });
+    }, 30_000);
+
     it('counts a request on a weighted model as that many messages in the bucket and the quotas', async () => {
       const user = `u-${randomUUID()}`;
       const heavy = { ...ECHO_MODEL, id: 'heavy', messageWeight: 5 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parseLimitsConfig, type TierLimits } from './core/limiter/policy';
+import type { GlobalLimits } from './core/limiter/global';
+import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
 import { ECHO_MODEL, type ModelSpec } from './core/models';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, TABLES, type TableKey } from './core/resources';
 
@@ -26,6 +27,8 @@ export interface ChatConfig {
   readonly tiers: TierLimits;
   /** The models offered, with prices (LIMITS_CONFIG `models`, else the one MODEL configures). */
   readonly models: readonly ModelSpec[];
+  /** Stack-wide limits (LIMITS_CONFIG `global`), when any is set. */
+  readonly global?: GlobalLimits;
   /** @default 'open' */
   readonly failPolicy: 'open' | 'closed';
   /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */
@@ -136,11 +139,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
  * The tiers and models: LIMITS_CONFIG's, or, when it names no models, the one `MODEL` configures
  * (echo at its default price; Bedrock at no price unless LIMITS_CONFIG gives one).
  */
-function limitsOf(
-  config: string,
-  model: ModelConfig,
-  maxOutputTokens: number | undefined,
-): { tiers: TierLimits; models: readonly ModelSpec[] } {
+function limitsOf(config: string, model: ModelConfig, maxOutputTokens: number | undefined): LimitsConfig {
   const fallback: ModelSpec =
     model.kind === 'bedrock'
       ? {

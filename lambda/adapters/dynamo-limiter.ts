@@ -1,6 +1,15 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { type BreakerState, StoreBreaker } from '../core/limiter/breaker';
 import { dayNumber, evaluate } from '../core/limiter/evaluate';
+import {
+  type GlobalLimit,
+  type GlobalLimits,
+  type GlobalReservation,
+  type GlobalWaiter,
+  hasGlobalLimits,
+  mayGoNow,
+  priorityOrder,
+} from '../core/limiter/global';
 import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
@@ -46,7 +55,19 @@ import {
   LimiterUnavailableError,
   StoreFaultError,
 } from './limiter/errors';
+import { GlobalCounters } from './limiter/global-counters';
 import { describeError, UNKNOWN, UserItems } from './limiter/user-items';
+
+/** What one decision carries across its rounds and retries. */
+interface DecideState {
+  ambiguousWrite: boolean;
+  /** Taken from a global shard in this decision, not yet made permanent by the user's write. */
+  globalHeld?: GlobalReservation;
+  /** The user was among those waiting for global capacity (unregistered once admitted). */
+  waitedForGlobal?: boolean;
+  /** How full the shard's share of the global daily cost is after this admission (%). */
+  globalCostPercent?: number;
+}
 
 export { LimiterBusyError, LimiterStoreError, LimiterUnavailableError } from './limiter/errors';
 
@@ -62,6 +83,8 @@ export interface DynamoLimiterOptions {
   readonly onFailOpen?: (cause: string) => void;
   /** The models the stack offers, with prices. @default the echo model */
   readonly models?: readonly ModelSpec[];
+  /** Called when giving back to a global shard failed (logs). */
+  readonly onGlobalError?: (operation: string, cause: string) => void;
   /** Called when the breaker opens or closes (logs). */
   readonly onBreakerChange?: (state: BreakerState, detail: { readonly cause?: string }) => void;
   /** The breaker's silence before it opens. @default 3000 */
@@ -72,6 +95,15 @@ export interface DynamoLimiterOptions {
    * never answers past it. @default (reply runner Timeout + 60 s)
    */
   readonly inFlightLeaseMs?: number;
+  /** Stack-wide limits, sharded (SPEC §2 v2 "Global limits"). @default none */
+  readonly global?: GlobalLimits;
+  /**
+   * Priority when a global limit binds: a waiting request this close to its deadline goes before
+   * every tier. @default 60_000
+   */
+  readonly priorityUrgentMs?: number;
+  /** How long an instance trusts its view of who waits for global capacity. @default 1000 */
+  readonly globalWaitersTtlMs?: number;
   /** Users whose last known item is kept for planning. @default 10_000 */
   readonly cacheSize?: number;
   readonly clock?: () => number;
@@ -116,6 +148,10 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly items: UserItems;
   private readonly models: readonly ModelSpec[];
   private readonly inFlightLeaseMs: number;
+  /** The global counters, when the stack has global limits. */
+  readonly global?: GlobalCounters;
+  private readonly priorityUrgentMs: number;
+  private readonly onGlobalError?: (operation: string, cause: string) => void;
   /** Items that stayed busy through every retry, until when they are left alone. */
   private readonly busyUntil = new Map<string, number>();
   readonly breaker: StoreBreaker;
@@ -139,6 +175,17 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       cacheSize: options.cacheSize,
       clock: options.clock,
     });
+    this.priorityUrgentMs = options.priorityUrgentMs ?? 60_000;
+    this.onGlobalError = options.onGlobalError;
+    if (hasGlobalLimits(options.global)) {
+      this.global = new GlobalCounters(
+        this.items,
+        options.client,
+        options.tableName,
+        options.global,
+        options.globalWaitersTtlMs,
+      );
+    }
   }
 
   async decide(input: DecideInput, nowMs: number): Promise<Decision> {
@@ -181,13 +228,17 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     nowMs: number,
     arrivedAtMs: number,
   ): Promise<Decision> {
-    const state = { ambiguousWrite: false };
+    const state: DecideState = { ambiguousWrite: false };
     const isReplay = input.queue?.mode === 'replay';
     // An item found busy stays so for the retryAfter its refusal told: frames behind it in the
     // lane are refused the same way without piling more calls onto it.
     if (!isReplay && (this.busyUntil.get(key) ?? 0) > this.items.clock()) return this.busy(input, nowMs);
     try {
-      return await this.items.withRetries(() => this.decideOnStore(key, input, nowMs, arrivedAtMs, state));
+      const decision = await this.items.withRetries(() =>
+        this.decideOnStore(key, input, nowMs, arrivedAtMs, state),
+      );
+      if (decision.allowed) state.globalHeld = undefined;
+      return decision;
     } catch (err) {
       // A replay must leave the waiting list in the same write that admits it, so it never
       // fails open or closed: the processor tries again later.
@@ -198,7 +249,17 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         return this.busy(input, nowMs);
       }
       throw err;
+    } finally {
+      // Taken from a global shard and then not admitted by the user's own write: given back whole
+      // (its message too), so a request refused after all is charged nothing anywhere.
+      if (state.globalHeld) await this.undoGlobal(input.requestId, state.globalHeld);
     }
+  }
+
+  private async undoGlobal(requestId: string, held: GlobalReservation): Promise<void> {
+    await this.global
+      ?.release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
+      .catch((err) => this.onGlobalError?.('undo', describeError(err)));
   }
 
   private markBusy(key: string): void {
@@ -214,7 +275,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     input: DecideInput,
     nowMs: number,
     arrivedAtMs: number,
-    state: { ambiguousWrite: boolean },
+    state: DecideState,
   ): Promise<Decision> {
     const queue = input.queue ?? { mode: 'direct' as const };
     const leaseUntilEpochMs =
@@ -260,6 +321,19 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         price: model,
       };
       if (planned.kind === 'write') {
+        if (this.global) {
+          const refused = await this.takeGlobal(
+            input,
+            planned,
+            model,
+            belief.snap,
+            policy,
+            nowMs,
+            arrivedAtMs,
+            state,
+          );
+          if (refused) return refused;
+        }
         let result: Awaited<ReturnType<UserItems['write']>>;
         try {
           result = await this.items.write(key, planned.plan);
@@ -268,7 +342,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           if (err instanceof StoreFaultError) state.ambiguousWrite = true;
           throw err;
         }
-        if (result.ok) return this.allowed(input, result.snap, policy, planned, nowMs, served);
+        if (result.ok) {
+          const allowed = {
+            ...this.allowed(input, result.snap, policy, planned, nowMs, served, state.globalHeld),
+            ...(state.globalCostPercent !== undefined ? { globalCostPercent: state.globalCostPercent } : {}),
+          };
+          if (state.waitedForGlobal) await this.global?.unregister(input.userId).catch(() => undefined);
+          return allowed;
+        }
         continue;
       }
       if (planned.kind === 'already-admitted')
@@ -301,6 +382,95 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
   }
 
+  /**
+   * The global part of an admission the user's limits allow (SPEC §2 v2): first, priority — if
+   * someone is waiting for global capacity who goes before this request (a higher tier, an older
+   * request of the same tier, or one near its deadline), it waits too; then one shard write. A
+   * reservation taken in an earlier round of this decision is kept if it still covers this plan.
+   * Returns the refusal, or undefined when the request holds its global share.
+   */
+  private async takeGlobal(
+    input: DecideInput,
+    planned: Extract<AdmissionPlan, { kind: 'write' }>,
+    model: ModelSpec,
+    snap: LimiterSnapshot,
+    policy: LimitPolicy,
+    nowMs: number,
+    arrivedAtMs: number,
+    state: DecideState,
+  ): Promise<DeniedDecision | undefined> {
+    const global = this.global!;
+    const reservation = planned.evaluation.reservation!;
+    const weight = model.messageWeight ?? 1;
+    const held = state.globalHeld;
+    if (held) {
+      if (
+        held.tokens >= reservation.reservedTokens &&
+        held.costMicroUsd >= reservation.reservedCostMicroUsd
+      ) {
+        return undefined;
+      }
+      state.globalHeld = undefined;
+      await this.undoGlobal(input.requestId, held);
+    }
+    const tier = this.tierOf(snap, input.claimTier);
+    const queue = input.queue;
+    const replay = queue?.mode === 'replay' ? queue : undefined;
+    const me: GlobalWaiter = {
+      userId: input.userId,
+      tier,
+      enqueuedAtEpochMs: replay?.enqueuedAtEpochMs ?? nowMs,
+      deadlineEpochMs: replay?.deadlineEpochMs ?? Number.POSITIVE_INFINITY,
+      limit: 'requestsInFlight',
+    };
+    // A queued request reads who waits (its turn decides who goes first); a direct one trusts this
+    // instance's view of the last second (it only decides whether to queue behind them).
+    const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
+    state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
+    if (!mayGoNow(me, waiters, nowMs, this.priorityUrgentMs)) {
+      const first = priorityOrder(waiters, nowMs, this.priorityUrgentMs)[0]!;
+      return this.globalDenied(input, snap, policy, nowMs, first.limit, 1000, planned);
+    }
+    const admission = await global.admit(
+      {
+        requestId: input.requestId,
+        tokens: reservation.reservedTokens,
+        costMicroUsd: reservation.reservedCostMicroUsd,
+        weight,
+        leaseUntilEpochMs: replay?.leaseUntilEpochMs ?? nowMs + this.inFlightLeaseMs,
+      },
+      nowMs,
+      arrivedAtMs,
+    );
+    if (!admission.ok) {
+      return this.globalDenied(input, snap, policy, nowMs, admission.limit, admission.retryAfterMs, planned);
+    }
+    state.globalHeld = admission.taken;
+    state.globalCostPercent = admission.costPercent;
+    return undefined;
+  }
+
+  private globalDenied(
+    input: DecideInput,
+    snap: LimiterSnapshot,
+    policy: LimitPolicy,
+    nowMs: number,
+    limit: GlobalLimit,
+    retryAfterMs: number,
+    planned: Extract<AdmissionPlan, { kind: 'write' }>,
+  ): DeniedDecision {
+    return {
+      allowed: false,
+      tier: this.tierOf(snap, input.claimTier),
+      policy,
+      limit: `global.${limit}`,
+      retryAfterMs,
+      resetAtEpochMs: nowMs + retryAfterMs,
+      limits: planned.evaluation.limits,
+      queued: snap.waiting.length,
+    };
+  }
+
   private denied(
     input: DecideInput,
     planned: Exclude<AdmissionPlan, { kind: 'write' | 'already-admitted' }>,
@@ -330,6 +500,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     planned: Extract<AdmissionPlan, { kind: 'write' | 'already-admitted' }>,
     nowMs: number,
     served: { readonly model: string; readonly fallbackFrom?: string; readonly price: ModelSpec },
+    global?: GlobalReservation,
   ): AllowedDecision {
     const reservation =
       planned.kind === 'write'
@@ -356,6 +527,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           outputUsdPerMillion: served.price.outputUsdPerMillion,
         },
         ...reservation,
+        ...(global ? { global } : {}),
       },
       limits: this.limitsOf(policy, snap, nowMs),
       failedOpen: false,
@@ -471,8 +643,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const outputTokens = Math.max(0, usage.outputTokens);
     const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
     const actualCost = costMicroUsd(price, inputTokens, outputTokens);
-    return this.items.lane(key, () =>
-      this.items.withRetries(async () => {
+    const outcome = await this.items.lane(key, () =>
+      this.items.withRetries(async (): Promise<SettleOutcome> => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
         const known = this.items.belief(key)?.snap;
         let snap = known ?? (await this.items.read(key));
@@ -521,6 +693,24 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
       }),
     );
+    const global = reservation.global;
+    if (!outcome.applied || !global || !this.global) return outcome;
+    // The same request's share of the global counters: its slot, and the unused tokens and cost,
+    // back to the shard it was taken from (only after the user's settle, which happens once).
+    await this.global
+      .release(
+        reservation.requestId,
+        global,
+        {
+          tokens: Math.max(0, global.tokens - inputTokens - outputTokens),
+          costMicroUsd: Math.max(0, global.costMicroUsd - actualCost),
+        },
+        false,
+      )
+      .catch((err) => this.onGlobalError?.('release', describeError(err)));
+    // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
+    const next = await this.global.nextInLine(nowMs, this.priorityUrgentMs).catch(() => undefined);
+    return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;
   }
 
   /** The user's item, fresh from the store or (`fresh: false`) as last seen here if known. */
@@ -553,7 +743,18 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
         ? snap.override
         : undefined;
-    return { userId, tier, policy, limits, queued: snap.waiting, override, known: snap.exists };
+    // Global totals: one read per shard, only when the stack has global limits.
+    const global = this.global ? await this.global.totals(nowMs) : undefined;
+    return {
+      userId,
+      tier,
+      policy,
+      limits,
+      queued: snap.waiting,
+      override,
+      known: snap.exists,
+      ...(global ? { global } : {}),
+    };
   }
 
   /** Appends a request to the user's waiting list (cap and duplicates checked in the same write). */
@@ -653,6 +854,17 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         return this.items.write(key, planned);
       }),
     );
+  }
+
+  async joinGlobalLine(waiter: GlobalWaiter): Promise<void> {
+    await this.global?.register(waiter);
+  }
+
+  async leaveGlobalLine(userId: string): Promise<void> {
+    // Only a user this instance saw in line (or whose view is a second old) costs a write.
+    if (!this.global) return;
+    const waiters = await this.global.waiters({ fresh: false, nowMs: this.items.clock() });
+    if (waiters.some((w) => w.userId === userId)) await this.global.unregister(userId);
   }
 
   /** Parks the user's wake-up until a reply in flight ends (see {@link planPark}). */

@@ -93,6 +93,12 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
     tableName: config.tables.limits!,
     tiers: config.tiers,
     models: config.models,
+    global: config.global,
+    onGlobalError: (operation, cause) =>
+      logPort.error('global limits: giving back to a shard failed; it stays counted until its window ends', {
+        operation,
+        cause,
+      }),
     failPolicy: config.failPolicy,
     timeoutMs: config.limiterTimeoutMs,
     breakerSilenceMs: config.breakerSilenceMs,

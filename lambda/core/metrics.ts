@@ -18,6 +18,8 @@ export const METRIC_NAMES = [
   'RequestsFailed',
   'CostUsd',
   'ShadowLimitExceeded',
+  'GlobalLimitExceeded',
+  'GlobalCostPercent',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];

@@ -81,6 +81,16 @@ export type StatusMessage = Base<'status'> & {
     readonly queued: number;
     readonly requests: readonly { readonly requestId: string; readonly position: number }[];
   };
+  /** Stack-wide limits, totals over all users (only when the stack has global limits). */
+  readonly global?: readonly {
+    readonly name: string;
+    readonly limit: number;
+    readonly used: number;
+    readonly remaining: number;
+    readonly resetAt: number;
+    readonly unit: string;
+    readonly shadow: boolean;
+  }[];
 };
 export type Pong = Base<'pong'>;
 /** A budget or quota has 20 % or less left (once per limit and window). */

@@ -156,6 +156,8 @@ export class ChatService {
   ): Promise<SendOutcome> {
     const { metrics, log, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
+    if (decision.globalCostPercent !== undefined)
+      metrics.count('GlobalCostPercent', decision.globalCostPercent);
     reportShadow(this.deps, identity.userId, requestId, decision);
     const channel = this.channel(identity.userId, connectionId);
     await channel.deliver(messageAccepted(requestId, now()));
@@ -211,6 +213,7 @@ export class ChatService {
     }
     // Each limit kind names the metric its refusals count in.
     if (isLimitName(decision.limit)) metrics.count(limitKind(decision.limit).metric);
+    if (decision.limit.startsWith('global.')) metrics.count('GlobalLimitExceeded');
 
     const overLimit = (retryAfterMs = decision.retryAfterMs) =>
       refused(
@@ -374,6 +377,11 @@ export function statusMessage(status: UserStatus, nowMs: number): StatusMessage 
       queued: status.queued.length,
       requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),
     },
+    ...(status.global
+      ? {
+          global: status.global.map(({ resetAtEpochMs, ...g }) => ({ ...g, resetAt: resetAtEpochMs })),
+        }
+      : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * in AWS and locally, and a test can hand in a fault-injecting one.
  */
 
+import type { GlobalWaiter } from '../core/limiter/global';
 import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
 import type {
   DecideInput,
@@ -87,12 +88,18 @@ export interface LimiterPort {
    * when one ended since the refusal (look again).
    */
   park(userId: string, receiptHandle: string): Promise<{ ok: boolean }>;
+  /** Puts the user in line for global capacity (no-op without global limits). */
+  joinGlobalLine(waiter: GlobalWaiter): Promise<void>;
+  /** Takes the user out of that line. */
+  leaveGlobalLine(userId: string): Promise<void>;
 }
 
 export interface SettleOutcome {
   readonly applied: boolean;
   /** A wake-up this settle unparked (it freed an in-flight slot): make it visible now. */
   readonly wakeUp?: string;
+  /** The wake-up of whoever is first in line for global capacity, which this settle freed. */
+  readonly globalWakeUp?: string;
 }
 
 /** Finished replies kept for `resume` while the user had no connection. */

@@ -1,5 +1,6 @@
+import type { GlobalLimit } from '../core/limiter/global';
 import type { LimiterView } from '../core/limiter/snapshot';
-import type { LimitWarning, TokenReservation } from '../core/limiter/types';
+import type { DeniedDecision, LimitWarning, TokenReservation } from '../core/limiter/types';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
 import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
@@ -16,7 +17,7 @@ import type {
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { releaseWakeUp } from './run-reply';
+import { releaseWakeUps } from './run-reply';
 
 export interface ReplaySettings {
   /**
@@ -31,6 +32,9 @@ export interface ReplaySettings {
   /** The configured model's maximum output per reply: caps every allowance. @default none */
   readonly modelMaxOutputTokens?: number;
 }
+
+/** While waiting for global capacity that may free any moment, the wake-up looks again this often. */
+const GLOBAL_RECHECK_MS = 5000;
 
 export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
   leaseMs: (FUNCTIONS.reply.timeoutSeconds + 60) * 1000,
@@ -152,8 +156,11 @@ export class ReplayService {
         );
       }
       const head = snap.waiting[0];
-      // Nothing waiting: a wake-up left over by a cancelled request.
-      if (head === undefined) return 'done';
+      // Nothing waiting: a wake-up left over by a cancelled request (out of any line it was in).
+      if (head === undefined) {
+        await limiter.leaveGlobalLine(userId).catch(() => undefined);
+        return 'done';
+      }
       const request = snap.queued[head];
       if (!request || isExpired(request, nowMs)) {
         await this.expire(userId, head, request, 'not started within MAX_QUEUE_WAIT');
@@ -168,7 +175,12 @@ export class ReplayService {
           maxTokens: request.maxTokens,
           model: request.model,
           modelMaxOutputTokens: settings.modelMaxOutputTokens,
-          queue: { mode: 'replay', leaseUntilEpochMs: nowMs + settings.leaseMs },
+          queue: {
+            mode: 'replay',
+            leaseUntilEpochMs: nowMs + settings.leaseMs,
+            enqueuedAtEpochMs: request.enqueuedAtEpochMs,
+            deadlineEpochMs: request.expiresAtEpochMs,
+          },
           // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
           seenSinceMs: view.observedAtMs,
         },
@@ -176,6 +188,9 @@ export class ReplayService {
       );
       if (decision.allowed) {
         reportShadow(this.deps, userId, head, decision);
+        if (decision.globalCostPercent !== undefined) {
+          this.deps.metrics.count('GlobalCostPercent', decision.globalCostPercent);
+        }
         return this.begin(
           record,
           userId,
@@ -188,6 +203,10 @@ export class ReplayService {
       }
       // The list moved under us (cancelled, another delivery): look again.
       if (decision.limit === 'queue') continue;
+      // A global limit binds (or someone goes first): wait in line for global capacity.
+      if (decision.limit.startsWith('global.')) {
+        return this.waitForGlobal(record, userId, request, decision, nowMs);
+      }
       // Every in-flight slot is taken: wait for a reply to end, not for a timer.
       if (decision.limit === 'requestsInFlight') {
         const parked = await this.parkOrDefer(record, userId, view);
@@ -227,6 +246,38 @@ export class ReplayService {
     await this.deps.queue.defer(record.receiptHandle, untilLapse);
     const { ok } = await limiter.park(userId, record.receiptHandle);
     return ok ? 'retry' : 'look-again';
+  }
+
+  /**
+   * Held back by a global limit, or by someone before it in line: the user joins the line (with
+   * its wake-up, so a settle that frees global capacity can wake the first in line at once) and
+   * the wake-up is hidden until the limit's next window, or for a few seconds when capacity may
+   * free any moment (in flight, or another's turn), whichever comes first.
+   */
+  private async waitForGlobal(
+    record: QueueRecord,
+    userId: string,
+    request: WaitingRequest,
+    decision: DeniedDecision,
+    nowMs: number,
+  ): Promise<ReplayResult> {
+    const limit = decision.limit.slice('global.'.length) as GlobalLimit;
+    this.deps.metrics.count('GlobalLimitExceeded');
+    const untilExpiry = request.expiresAtEpochMs - nowMs;
+    const delayMs = Math.min(
+      untilExpiry,
+      decision.retryAfterMs <= 1000 ? GLOBAL_RECHECK_MS : decision.retryAfterMs,
+    );
+    await this.deps.queue.defer(record.receiptHandle, delayMs);
+    await this.deps.limiter.joinGlobalLine({
+      userId,
+      tier: decision.tier,
+      enqueuedAtEpochMs: request.enqueuedAtEpochMs,
+      deadlineEpochMs: request.expiresAtEpochMs,
+      wakeUp: record.receiptHandle,
+      limit,
+    });
+    return 'retry';
   }
 
   private async begin(
@@ -322,10 +373,10 @@ export class ReplayService {
   ): Promise<ReplayResult> {
     const { queue, limiter, now } = this.deps;
     // What the crashed attempts produced is unknown: nothing is charged, and the request ends.
-    const { wakeUp } = await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, now(), {
+    const outcome = await limiter.reconcile(reservation, { inputTokens: 0, outputTokens: 0 }, now(), {
       endsActive: true,
     });
-    if (wakeUp) await releaseWakeUp(this.deps, wakeUp, request.requestId);
+    await releaseWakeUps(this.deps, outcome, request.requestId);
     const body = JSON.stringify({ v: 1, userId, requestId: request.requestId });
     await queue.moveToDeadLetterQueue(body, userId, `failed-${request.requestId}`, reason);
     this.deps.metrics.count('RequestsFailed');

@@ -15,7 +15,13 @@ import type {
   RequestQueuePort,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
-import { ReplyInterruptedError, type ReplyUsage, releaseWakeUp, streamReply } from './run-reply';
+import {
+  ReplyInterruptedError,
+  type ReplyUsage,
+  releaseWakeUp,
+  releaseWakeUps,
+  streamReply,
+} from './run-reply';
 
 export interface ReplyRunnerSettings {
   /** Retries of a model fault worth retrying (throttling, a timeout) that produced nothing. @default 2 */
@@ -145,11 +151,12 @@ export class ReplyRunner {
     if (job.failedOpen) return; // admitted while the store was down: nothing was reserved
     for (let attempt = 1; ; attempt++) {
       try {
-        const { wakeUp } = await this.deps.limiter.reconcile(job.reservation, usage, this.deps.now(), {
+        const outcome = await this.deps.limiter.reconcile(job.reservation, usage, this.deps.now(), {
           endsActive: job.source === 'queue',
         });
-        // This reply freed an in-flight slot the user's queue was parked on: wake it now.
-        if (wakeUp) await releaseWakeUp(this.deps, wakeUp, job.requestId);
+        // This reply freed a slot a queue was parked on (the user's, or the next in line's for
+        // global capacity): wake it now.
+        await releaseWakeUps(this.deps, outcome, job.requestId);
         return;
       } catch (err) {
         if (attempt >= this.deps.settings.settleAttempts) {

@@ -2,7 +2,14 @@ import type { TokenReservation } from '../core/limiter/types';
 import { costMicroUsd, microUsdToUsd } from '../core/models';
 import { chunk, messageComplete, splitChunkText } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
-import type { LimiterPort, LogPort, ModelPort, OutgoingMessage, RequestQueuePort } from './ports';
+import type {
+  LimiterPort,
+  LogPort,
+  ModelPort,
+  OutgoingMessage,
+  RequestQueuePort,
+  SettleOutcome,
+} from './ports';
 import type { ReplyChannel } from './reply-channel';
 
 export interface ReplyUsage {
@@ -116,8 +123,7 @@ export async function settleUsage(
 ): Promise<void> {
   const { limiter, log } = deps;
   try {
-    const { wakeUp } = await limiter.reconcile(reservation, usage, nowMs);
-    if (wakeUp) await releaseWakeUp(deps, wakeUp, reservation.requestId);
+    await releaseWakeUps(deps, await limiter.reconcile(reservation, usage, nowMs), reservation.requestId);
   } catch (err) {
     log.warn('reconcile failed; the reservation stays charged', {
       requestId: reservation.requestId,
@@ -142,5 +148,16 @@ export async function releaseWakeUp(
       requestId,
       error: err instanceof Error ? err.message : String(err),
     });
+  }
+}
+
+/** The wake-ups a settle freed: the user's own parked one, and the next in line for global capacity. */
+export async function releaseWakeUps(
+  deps: { readonly queue: Pick<RequestQueuePort, 'defer'>; readonly log: LogPort },
+  outcome: SettleOutcome,
+  requestId: string,
+): Promise<void> {
+  for (const handle of [outcome.wakeUp, outcome.globalWakeUp]) {
+    if (handle) await releaseWakeUp(deps, handle, requestId);
   }
 }

@@ -106,6 +106,15 @@ export class UserItems {
   }
 
   /**
+   * Consistent reads of several items, in parallel (GetItem each: no function is granted a batch
+   * read, which could reach any item of the table); each becomes its belief.
+   */
+  async readMany(keys: readonly string[]): Promise<Map<string, LimiterSnapshot>> {
+    const snaps = await Promise.all(keys.map((key) => this.read(key)));
+    return new Map(keys.map((key, i) => [key, snaps[i]!] as const));
+  }
+
+  /**
    * One conditional UpdateItem. On success the new item becomes the belief; on a failed condition
    * the item as it is does (real DynamoDB returns it with the failure; emulators may not, and then
    * it is read). Faults and throttling throw {@link StoreFaultError} / {@link StoreThrottledError}.

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
+import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global';
 import { LIMIT_NAMES, type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';
 
 /**
@@ -100,6 +101,8 @@ export const limitsConfigSchema = z
     tiers: z.object(Object.fromEntries(TIERS.map((t) => [t, partialLimitPolicySchema.optional()]))).strict(),
     /** The models the stack offers, with their prices (SPEC §2 v2). @default the echo model */
     models: z.array(modelSpecSchema).min(1).optional(),
+    /** Stack-wide limits (SPEC §2 v2 "Global limits"). @default none */
+    global: globalLimitsSchema.optional(),
   })
   .strict();
 
@@ -117,6 +120,8 @@ export function parseTierLimits(config: unknown): TierLimits {
 export interface LimitsConfig {
   readonly tiers: TierLimits;
   readonly models: readonly ModelSpec[];
+  /** Stack-wide limits, when any is set. */
+  readonly global?: GlobalLimits;
 }
 
 /**
@@ -165,7 +170,12 @@ export function parseLimitsConfig(
     }
     merged[tier] = Object.freeze(policy);
   }
-  return { tiers: Object.freeze(merged), models: Object.freeze([...models]) };
+  const global = parsed.data.global;
+  return {
+    tiers: Object.freeze(merged),
+    models: Object.freeze([...models]),
+    ...(hasGlobalLimits(global) ? { global: Object.freeze(global) } : {}),
+  };
 }
 
 /**

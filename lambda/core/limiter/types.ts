@@ -3,6 +3,8 @@
  * `RatelimitResponse`: a refusal is a value, not an exception). No AWS types here.
  */
 
+import type { GlobalLimitName, GlobalLimitState, GlobalReservation } from './global';
+
 export const TIERS = ['free', 'pro', 'enterprise'] as const;
 export type Tier = (typeof TIERS)[number];
 
@@ -97,6 +99,8 @@ export interface TokenReservation {
   readonly price?: { readonly inputUsdPerMillion: number; readonly outputUsdPerMillion: number };
   /** The user's token epoch when reserved: a reset of tokens since then makes the refund void. */
   readonly tokenEpoch?: number;
+  /** What it took from a global shard (global limits on): the settle gives the unused part back there. */
+  readonly global?: GlobalReservation;
 }
 
 export interface DecideInput {
@@ -124,7 +128,13 @@ export interface DecideInput {
    */
   readonly queue?:
     | { readonly mode: 'direct' }
-    | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
+    | {
+        readonly mode: 'replay';
+        readonly leaseUntilEpochMs: number;
+        /** When the request was queued and its deadline: its place when global capacity is short. */
+        readonly enqueuedAtEpochMs?: number;
+        readonly deadlineEpochMs?: number;
+      };
   /**
    * The caller has seen the item as of this moment (a `view`'s `observedAtMs`): a refusal may be
    * decided from what was seen since, instead of only from what was seen after the call. The
@@ -157,6 +167,11 @@ export interface AllowedDecision {
   readonly shadowExceeded?: readonly LimitName[];
   /** Budgets and quotas it leaves at ≤ 20 % remaining, each the first time in its window. */
   readonly warnings?: readonly LimitWarning[];
+  /**
+   * Global daily cost: how full the shard it was counted in is now, relative to its share (%) —
+   * the `GlobalCostPercent` metric; shards fill evenly, so its maximum tracks the whole.
+   */
+  readonly globalCostPercent?: number;
 }
 
 /** A budget or quota an admission left at ≤ 20 % (what `limit_warning` tells the user). */
@@ -183,7 +198,7 @@ export interface DeniedDecision {
    * - `unavailable`: the store is down for everyone (the breaker is open) and the policy is
    *   fail-closed.
    */
-  readonly limit: LimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable' | 'model';
+  readonly limit: LimitName | GlobalLimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable' | 'model';
   /** Exactly when this request would fit every limit, from now. 0 for `queue`. */
   readonly retryAfterMs: number;
   /** When the blocking limit resets (epoch ms). */
@@ -212,6 +227,8 @@ export interface UserStatus {
   readonly override?: LimitOverride;
   /** False when the store has no item for this user yet (admin `usage` reports unknown users). */
   readonly known?: boolean;
+  /** The stack-wide limits' totals over all users, when the stack has global limits. */
+  readonly global?: readonly GlobalLimitState[];
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

@@ -1,0 +1,256 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import type { GlobalLimits } from '../../lambda/core/limiter/global';
+import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
+import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
+import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
+import { createLocalResources } from '../../local/resources';
+import { countCalls } from '../support/call-counter';
+import { type DynamoDbLocal, isJavaAvailable, startDynamoDbLocal } from '../support/dynamodb-local';
+
+const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
+/** Users' own limits out of the way (one message a millisecond): only the global ones bind. */
+const OPEN_TIERS = {
+  free: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+  pro: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+  enterprise: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+};
+
+function describeGlobalContract(backend: string, endpoint: () => string) {
+  describe(`global limits on ${backend}`, () => {
+    /** A fresh table (the shards are stack-wide) and `n` limiter instances on it. */
+    async function instances(global: Partial<GlobalLimits>, n = 6, globalWaitersTtlMs?: number) {
+      const { tables } = await createLocalResources(
+        localDynamoClient(endpoint()),
+        localSqsClient(inject('sqsEndpoint')),
+        `global-${randomUUID().slice(0, 8)}`,
+      );
+      const client = localDynamoClient(endpoint());
+      const counter = countCalls(client);
+      const make = (tiers: object = OPEN_TIERS) => {
+        const config = parseLimitsConfig({ tiers, global });
+        return new DynamoLimiter({
+          client,
+          tableName: tables.limits,
+          tiers: config.tiers,
+          global: config.global,
+          timeoutMs: 30_000,
+          inFlightLeaseMs: 60_000,
+          globalWaitersTtlMs,
+        });
+      };
+      return { limiters: Array.from({ length: n }, () => make()), counter, make };
+    }
+    const ask = (userId: string, over: Partial<DecideInput> = {}): DecideInput => ({
+      userId,
+      requestId: randomUUID(),
+      estimatedInputTokens: 10,
+      maxTokens: 90,
+      ...over,
+    });
+    /** 300 decisions at once over 50 users and every instance. */
+    const burst = (limiters: DynamoLimiter[], at = NOW, users = 50, n = 300) =>
+      Promise.all(
+        Array.from({ length: n }, (_, i) => limiters[i % limiters.length]!.decide(ask(`u${i % users}`), at)),
+      );
+    const admitted = (ds: Decision[]) => ds.filter((d): d is AllowedDecision => d.allowed);
+    const totals = async (limiter: DynamoLimiter) =>
+      Object.fromEntries(
+        ((await limiter.status('anyone', undefined, NOW)).global ?? []).map((g) => [g.name, g.used]),
+      );
+
+    it('never has more than 20 requests in flight across 50 users from 6 instances; settles free slots', async () => {
+      const { limiters } = await instances({ requestsInFlight: 20, shards: 4 });
+      const first = await burst(limiters);
+      expect(admitted(first)).toHaveLength(20);
+      expect(first.find((d) => !d.allowed)).toMatchObject({ limit: 'global.requestsInFlight' });
+      expect(await totals(limiters[0]!)).toMatchObject({ 'global.requestsInFlight': 20 });
+      // Five replies end: exactly five of the next 300 get in.
+      await Promise.all(
+        admitted(first)
+          .slice(0, 5)
+          .map((d, i) =>
+            limiters[i]!.reconcile(d.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 1),
+          ),
+      );
+      expect(admitted(await burst(limiters, NOW + 2))).toHaveLength(5);
+      // A runner that never settles holds its slot only until its lease lapses.
+      expect(admitted(await burst(limiters, NOW + 60_003))).toHaveLength(20);
+    }, 60_000);
+
+    it('admits exactly the hourly global limit, then the next hour again', async () => {
+      const { limiters, counter } = await instances({ hourlyMessages: 37, shards: 4 });
+      counter.reset();
+      const decisions = await burst(limiters);
+      expect(admitted(decisions)).toHaveLength(37);
+      const refused = decisions.find((d): d is DeniedDecision => !d.allowed);
+      expect(refused).toMatchObject({ limit: 'global.hourlyMessages', retryAfterMs: 3_600_000 });
+      // Charged nothing: a refused user's own counters did not move.
+      const user = refused ? decisions.indexOf(refused) % 50 : 0;
+      const mine = admitted(decisions).filter((d) => d.reservation.userId === `u${user}`).length;
+      const status = await limiters[0]!.status(`u${user}`, undefined, NOW);
+      expect(status.limits.find((l) => l.name === 'messageRate')?.used).toBe(mine);
+      expect(status.global?.find((g) => g.name === 'global.hourlyMessages')).toMatchObject({
+        used: 37,
+        limit: 37,
+        remaining: 0,
+      });
+      // Cheap even while refusing: one failed shard write (dynalite adds a read) before an
+      // instance knows the shards are full, then none.
+      expect(counter.total() / 300).toBeLessThan(3);
+      expect(admitted(await burst(limiters, NOW + 3_600_000))).toHaveLength(37);
+    }, 60_000);
+
+    it('never overdraws the global daily tokens or cost under 300 parallel reservations, and refunds flow back', async () => {
+      // 100 tokens a request (10 in, 90 allowance), 10×0.2 + 90×0.6 = 56 µUSD.
+      const { limiters } = await instances({ dailyTokens: 2_050, dailyCostUsd: 1, shards: 3 });
+      const tokens = await burst(limiters);
+      // Shares of 2,050 over 3 shards: 684 + 683 + 683: six requests fit each share (not seven).
+      expect(admitted(tokens)).toHaveLength(18);
+      expect((await totals(limiters[0]!))['global.dailyTokens']).toBe(1_800);
+      // Each reply used 20 of its 100: 80 back each.
+      await Promise.all(
+        admitted(tokens).map((d, i) =>
+          limiters[i % 6]!.reconcile(d.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1),
+        ),
+      );
+      expect((await totals(limiters[0]!))['global.dailyTokens']).toBe(360);
+
+      const { limiters: costly } = await instances({ dailyCostUsd: 0.001, shards: 4 });
+      const spent = await burst(costly);
+      // 1,000 µUSD in shares of 250: four requests of 56 each fit a share.
+      expect(admitted(spent)).toHaveLength(16);
+      expect(spent.find((d) => !d.allowed)).toMatchObject({ limit: 'global.dailyCostUsd' });
+      expect((await totals(costly[0]!))['global.dailyCostUsd']).toBeCloseTo(0.000896, 9);
+    }, 60_000);
+
+    it("gives the global share back when the user's own write then refuses (stale belief): charged nothing", async () => {
+      const { make } = await instances({ hourlyMessages: 100, shards: 2 }, 0);
+      // Instance `a` saw the user with a full bucket (one message); `b` then spends it.
+      const tight = { free: { messagesPerMinute: 1, burst: 0 } };
+      const [a, b] = [make(tight), make(tight)];
+      await a.view('solo', undefined, NOW);
+      expect((await b.decide(ask('solo'), NOW)).allowed).toBe(true);
+      // `a` plans from its belief (room), takes a global share, its user write fails, it reads,
+      // refuses — and gives the share back.
+      const refused = await a.decide(ask('solo'), NOW);
+      expect(refused).toMatchObject({ allowed: false, limit: 'messageRate' });
+      expect((await a.status('solo', undefined, NOW)).global?.[0]).toMatchObject({
+        name: 'global.hourlyMessages',
+        used: 1,
+      });
+    }, 30_000);
+
+    it('admits waiting requests by tier, oldest first within a tier, and an urgent one before every tier', async () => {
+      // Every look at who waits is fresh here (in service, a direct request trusts a second-old view).
+      const { limiters } = await instances({ requestsInFlight: 1, shards: 1 }, 2, 0);
+      const [l1, l2] = limiters as [DynamoLimiter, DynamoLimiter];
+      const holder = await l1.decide(ask('holder'), NOW);
+      expect(holder.allowed).toBe(true);
+      /** The user's head request, queued for real, as the processor replays it. */
+      const heads = new Map<string, string>();
+      const replay = async (userId: string, enqueuedAtEpochMs: number, deadlineEpochMs: number) => {
+        let requestId = heads.get(userId);
+        if (!requestId) {
+          requestId = `q-${userId}`;
+          heads.set(userId, requestId);
+          await l2.enqueue(
+            {
+              userId,
+              requestId,
+              connectionId: 'c',
+              message: 'hi',
+              claimTier: userId.startsWith('pro') ? 'pro' : 'free',
+              estimatedInputTokens: 10,
+              enqueuedAtEpochMs,
+              expiresAtEpochMs: deadlineEpochMs,
+            },
+            10,
+            NOW,
+          );
+        }
+        return ask(userId, {
+          requestId,
+          claimTier: userId.startsWith('pro') ? 'pro' : 'free',
+          queue: { mode: 'replay', leaseUntilEpochMs: NOW + 60_000, enqueuedAtEpochMs, deadlineEpochMs },
+        });
+      };
+      // Three users wait for the one slot: a free one queued first, a pro one, another free one.
+      const waiters = [
+        {
+          userId: 'free-old',
+          tier: 'free' as const,
+          enqueuedAtEpochMs: NOW - 3000,
+          deadlineEpochMs: NOW + 900_000,
+        },
+        {
+          userId: 'pro-new',
+          tier: 'pro' as const,
+          enqueuedAtEpochMs: NOW - 1000,
+          deadlineEpochMs: NOW + 900_000,
+        },
+        {
+          userId: 'free-new',
+          tier: 'free' as const,
+          enqueuedAtEpochMs: NOW - 2000,
+          deadlineEpochMs: NOW + 900_000,
+        },
+      ];
+      for (const w of waiters)
+        await l2.joinGlobalLine({ ...w, wakeUp: `h-${w.userId}`, limit: 'requestsInFlight' });
+      // The slot frees: the settle names whom to wake — the pro one, whatever the order they came in.
+      if (!holder.allowed) return;
+      const settled = await l1.reconcile(holder.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 1);
+      expect(settled.globalWakeUp).toBe('h-pro-new');
+      // A free user's replay is not its turn even with the slot free; the pro one's is.
+      const notYet = await l2.decide(await replay('free-old', NOW - 3000, NOW + 900_000), NOW + 2);
+      expect(notYet).toMatchObject({ allowed: false, limit: 'global.requestsInFlight' });
+      const pro = await l1.decide(await replay('pro-new', NOW - 1000, NOW + 900_000), NOW + 3);
+      expect(pro.allowed).toBe(true);
+      // Within the free tier the older one goes first.
+      if (!pro.allowed) return;
+      const next = await l2.reconcile(pro.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 4);
+      expect(next.globalWakeUp).toBe('h-free-old');
+      expect((await l1.decide(await replay('free-new', NOW - 2000, NOW + 900_000), NOW + 5)).allowed).toBe(
+        false,
+      );
+      // No starvation: a free request within a minute of its deadline goes before a pro one.
+      await l2.joinGlobalLine({
+        userId: 'pro-2',
+        tier: 'pro',
+        enqueuedAtEpochMs: NOW,
+        deadlineEpochMs: NOW + 900_000,
+        wakeUp: 'h-pro-2',
+        limit: 'requestsInFlight',
+      });
+      await l2.joinGlobalLine({
+        userId: 'free-new',
+        tier: 'free',
+        enqueuedAtEpochMs: NOW - 2000,
+        deadlineEpochMs: NOW + 50_000,
+        wakeUp: 'h-free-new',
+        limit: 'requestsInFlight',
+      });
+      expect((await l1.decide(await replay('free-old', NOW - 3000, NOW + 900_000), NOW + 6)).allowed).toBe(
+        false,
+      );
+      expect((await l1.decide(await replay('free-new', NOW - 2000, NOW + 50_000), NOW + 7)).allowed).toBe(
+        true,
+      );
+    }, 30_000);
+  });
+}
+
+describeGlobalContract('dynalite', () => inject('dynamodbEndpoint'));
+
+let dynamoDbLocal: DynamoDbLocal | undefined;
+describe.skipIf(!isJavaAvailable())('with DynamoDB Local (needs java on PATH)', () => {
+  beforeAll(async () => {
+    dynamoDbLocal = await startDynamoDbLocal();
+  }, 60_000);
+  afterAll(async () => {
+    await dynamoDbLocal?.stop();
+  });
+  describeGlobalContract('DynamoDB Local', () => dynamoDbLocal!.endpoint);
+});

@@ -21,6 +21,7 @@ import {
   waitersFromItem,
   waiterValue,
 } from '../../core/limiter/global';
+import type { LimiterSnapshot } from '../../core/limiter/snapshot';
 import { dayNumber, hourNumber } from '../../core/limiter/windows';
 import { usdToMicroUsd } from '../../core/models';
 import { LimiterStoreError } from './errors';
@@ -140,11 +141,21 @@ export class GlobalCounters {
     const key = shardKey(taken.shard);
     await this.items.withRetries(async () => {
       for (let round = 0; round < 8; round++) {
-        const belief = this.items.belief(key)?.snap ?? (await this.items.read(key));
-        const result = await this.items.write(
-          key,
-          planGlobalRelease({ belief, requestId, taken, refund, undo }),
-        );
+        // A belief that does not show this request's admission is older than it: read first.
+        const known = this.items.belief(key)?.snap;
+        const belief =
+          known && reflects(known, requestId, taken, this.limits) ? known : await this.items.read(key);
+        const plan = planGlobalRelease({
+          belief,
+          requestId,
+          taken,
+          refund,
+          undo,
+          inFlight: this.limits.requestsInFlight !== undefined,
+        });
+        // Nothing held there any more (a lapsed slot, a window rolled over): no call.
+        if (!plan) return;
+        const result = await this.items.write(key, plan);
         if (result.ok) return;
       }
       throw new LimiterStoreError(`global release of ${requestId} did not land`);
@@ -220,4 +231,19 @@ export class GlobalCounters {
       }),
     );
   }
+}
+
+/** Does a shard belief show what the admission of `requestId` wrote (so it is not older)? */
+function reflects(
+  snap: LimiterSnapshot,
+  requestId: string,
+  taken: GlobalReservation,
+  limits: GlobalLimits,
+): boolean {
+  if (limits.requestsInFlight !== undefined && snap.inFlight?.[requestId] === undefined) return false;
+  const seen = (window: number | undefined, counted: number) => window !== undefined && window >= counted;
+  if (limits.hourlyMessages !== undefined && !seen(snap.hw, taken.hour)) return false;
+  if (limits.dailyTokens !== undefined && !seen(snap.td, taken.day)) return false;
+  if (limits.dailyCostUsd !== undefined && !seen(snap.cd, taken.day)) return false;
+  return true;
 }

@@ -206,16 +206,16 @@ export function planGlobalRelease(args: {
   readonly taken: GlobalReservation;
   readonly refund: { readonly tokens: number; readonly costMicroUsd: number };
   readonly undo: boolean;
-}): UpdatePlan {
+  /** The stack counts requests in flight (else no shard holds a slot). */
+  readonly inFlight: boolean;
+}): UpdatePlan | undefined {
   const { belief, requestId, taken, refund, undo } = args;
   const w = new ExpressionWriter();
-  const fl = w.name('fl');
-  const entry = `${fl}.${w.name(requestId)}`;
-  if (belief.inFlight?.[requestId] !== undefined) {
-    w.condition(`attribute_exists(${fl})`);
-    w.remove(entry);
-  } else {
-    w.condition(`attribute_not_exists(${entry})`);
+  let moves = false;
+  if (args.inFlight && belief.inFlight?.[requestId] !== undefined) {
+    w.condition(`attribute_exists(${w.name('fl')})`);
+    w.remove(`${w.name('fl')}.${w.name(requestId)}`);
+    moves = true;
   }
   const parts: ['hw' | 'td' | 'cd', 'hc' | 'tu' | 'cu', number, number][] = [
     ['hw', 'hc', taken.hour, undo ? taken.weight : 0],
@@ -228,12 +228,15 @@ export function planGlobalRelease(args: {
     if (belief[windowAttr] === window) {
       w.condition(`${win} = ${w.value(window)}`);
       w.set(`${w.name(countAttr)} = ${w.name(countAttr)} - ${w.value(amount)}`);
+      moves = true;
     } else {
-      // Rolled over since (or never counted): nothing to give back there; pinned.
+      // Rolled over since: nothing to give back there; pinned.
       w.condition(`(attribute_not_exists(${win}) OR ${win} <> ${w.value(window)})`);
     }
   }
-  return w.build();
+  // The caller plans from a belief that shows the admission (or a fresh read): nothing held any
+  // more (a lapsed slot, a window rolled over) means no write at all.
+  return moves ? w.build() : undefined;
 }
 
 /** One global limit's totals over every shard, for `status` and `admin top`. */

@@ -1,9 +1,17 @@
 import { bundlesBench } from './bundles';
 import { gatewayBench } from './gateway';
+import { globalBench } from './global';
 import { limiterBench } from './limiter';
 import { loadBench } from './load';
 import { queueBench } from './queue';
 import type { BenchPart } from './report';
 
 /** Every part of `npm run bench`, in the order they run. */
-export const PARTS: readonly BenchPart[] = [limiterBench, gatewayBench, queueBench, loadBench, bundlesBench];
+export const PARTS: readonly BenchPart[] = [
+  limiterBench,
+  globalBench,
+  gatewayBench,
+  queueBench,
+  loadBench,
+  bundlesBench,
+];

@@ -12,6 +12,7 @@ import { printTable, writeReport } from '../bench/report';
  */
 const PARTS = {
   limiter: () => import('../bench/limiter').then((m) => m.limiterBench),
+  global: () => import('../bench/global').then((m) => m.globalBench),
   gateway: () => import('../bench/gateway').then((m) => m.gatewayBench),
   queue: () => import('../bench/queue').then((m) => m.queueBench),
   load: () => import('../bench/load').then((m) => m.loadBench),

@@ -128,6 +128,7 @@ export class ChatLimiterStack extends Stack {
       queue: queues.requests,
       deadLetterQueue: queues.dlq,
       maxQueueWaitSeconds: config.maxQueueWaitSeconds,
+      globalDailyCostLimit: config.global?.dailyCostUsd !== undefined,
       alarmEmail: config.alarmEmail,
     });
 

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { limitsConfigSchema, parseTierLimits, type TierLimits } from '../lambda/core/limiter/policy';
+import type { GlobalLimits } from '../lambda/core/limiter/global';
+import {
+  type LimitsConfig,
+  limitsConfigSchema,
+  parseLimitsConfig,
+  type TierLimits,
+} from '../lambda/core/limiter/policy';
 
 /**
  * Stack configuration: CDK context (`cdk deploy -c chatLimiter='{"model":"bedrock",…}'` or the
@@ -102,6 +108,8 @@ export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export interface StackConfig extends z.output<typeof stackConfigSchema> {
   /** The tier limits after merging the configuration over the defaults. */
   readonly tiers: TierLimits;
+  /** Stack-wide limits, when the configuration sets any. */
+  readonly global?: GlobalLimits;
 }
 
 export class StackConfigError extends Error {
@@ -117,11 +125,11 @@ export function parseStackConfig(input: unknown): StackConfig {
   const parsed = stackConfigSchema.safeParse(raw);
   if (!parsed.success)
     throw new StackConfigError(`invalid chat-limiter configuration:\n${z.prettifyError(parsed.error)}`);
-  let tiers: TierLimits;
+  let limits: LimitsConfig;
   try {
-    tiers = parseTierLimits(parsed.data.limits ?? {});
+    limits = parseLimitsConfig(parsed.data.limits ?? {});
   } catch (err) {
     throw new StackConfigError((err as Error).message);
   }
-  return { ...parsed.data, tiers };
+  return { ...parsed.data, tiers: limits.tiers, ...(limits.global ? { global: limits.global } : {}) };
 }

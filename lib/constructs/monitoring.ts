@@ -46,6 +46,12 @@ export interface MonitoringProps {
    * @default 100
    */
   readonly queueDepthThreshold?: number;
+  /**
+   * The stack has a global daily cost limit: alarm when today's spend reaches 80 % of it (the
+   * `GlobalCostPercent` metric, emitted with each admission, reads how full the shard it was
+   * counted in is; the router keeps shards evenly filled, so its maximum tracks the whole).
+   */
+  readonly globalDailyCostLimit?: boolean;
   readonly alarmEmail?: string;
 }
 
@@ -132,6 +138,14 @@ export class Monitoring extends Construct {
       0,
       'A request failed for good; its user was told request_failed or INTERNAL_ERROR (docs/operations.md#requests-failed).',
     );
+    if (props.globalDailyCostLimit) {
+      alarm(
+        'GlobalCostHigh',
+        this.metric('GlobalCostPercent', 'Maximum', Duration.minutes(5)),
+        80,
+        "Today's spend across all users passed 80 % of the global daily cost limit (docs/operations.md#global-cost-high).",
+      );
+    }
     for (const [key, fn] of Object.entries(props.functions)) {
       new MetricFilter(this, `${key}FaultsLoggedFilter`, {
         logGroup: fn.logGroup,

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoLimiter } from '../lambda/adapters/dynamo-limiter';
+import { parseLimitsConfig } from '../lambda/core/limiter/policy';
+import { localDynamoClient, localSqsClient } from '../local/aws-clients';
+import { startEmulators } from '../local/emulators';
+import { createLocalResources } from '../local/resources';
+import { countCalls } from '../test/support/call-counter';
+import type { BenchPart, BenchRow } from './report';
+
+const USERS = 200;
+const DECISIONS = 2000;
+const WIDTH = 16;
+/** The users' own limits, high: every decision is an admission, so each one writes a shard. */
+const OPEN = { messagesPerMinute: 100_000, burst: 0, dailyTokens: 1_000_000_000 };
+/** Every global limit on, high enough that none binds. */
+const GLOBAL = {
+  requestsInFlight: 1_000_000,
+  hourlyMessages: 1_000_000,
+  dailyTokens: 1_000_000_000,
+  dailyCostUsd: 1_000_000,
+};
+
+/** One limiter on its own table, with or without global limits over `shards` shards. */
+async function limiter(endpoint: string, sqsEndpoint: string, shards: number | undefined) {
+  const { tables } = await createLocalResources(
+    localDynamoClient(endpoint),
+    localSqsClient(sqsEndpoint),
+    `bench-g-${randomUUID().slice(0, 6)}`,
+  );
+  const client = localDynamoClient(endpoint);
+  const counter = countCalls(client);
+  const config = parseLimitsConfig({
+    tiers: { free: OPEN },
+    ...(shards ? { global: { ...GLOBAL, shards } } : {}),
+  });
+  return {
+    counter,
+    limiter: new DynamoLimiter({
+      client,
+      tableName: tables.limits,
+      tiers: config.tiers,
+      global: config.global,
+      timeoutMs: 10_000,
+    }),
+  };
+}
+
+async function measure(
+  made: Awaited<ReturnType<typeof limiter>>,
+  users: readonly string[],
+  total: number,
+  width: number,
+  settle: boolean,
+) {
+  const before = made.counter.total();
+  let next = 0;
+  let admitted = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < total) {
+        const i = next++;
+        const decision = await made.limiter.decide(
+          {
+            userId: users[i % users.length]!,
+            requestId: randomUUID(),
+            estimatedInputTokens: 20,
+            maxTokens: 200,
+          },
+          Date.now(),
+        );
+        if (!decision.allowed) continue;
+        admitted++;
+        if (settle) {
+          await made.limiter.reconcile(
+            decision.reservation,
+            { inputTokens: 20, outputTokens: 100 },
+            Date.now(),
+          );
+        }
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  return { perSecond: total / seconds, callsPerDecision: (made.counter.total() - before) / total, admitted };
+}
+
+export const globalBench: BenchPart = {
+  name: 'global',
+  description: 'DynamoDB calls per decision and decisions/s with global limits on, by number of shards',
+  async run() {
+    const emulators = await startEmulators();
+    try {
+      const users = Array.from({ length: USERS }, () => `g-${randomUUID().slice(0, 8)}`);
+      const rows: BenchRow[] = [];
+      const details: Record<string, unknown> = {};
+      const without = await limiter(emulators.dynamodbEndpoint, emulators.sqsEndpoint, undefined);
+      await measure(without, users, USERS, 8, false);
+      const base = await measure(without, users, DECISIONS, WIDTH, false);
+      details.without = base;
+      rows.push({
+        metric: `decisions/s, ${WIDTH}-way, no global limits`,
+        value: base.perSecond,
+        unit: '/s',
+        note: `${base.callsPerDecision.toFixed(2)} calls per decision`,
+      });
+      for (const shards of [1, 2, 4, 8]) {
+        const made = await limiter(emulators.dynamodbEndpoint, emulators.sqsEndpoint, shards);
+        // Warm: users' items and every shard known to this instance.
+        await measure(made, users, USERS, 8, false);
+        const run = await measure(made, users, DECISIONS, WIDTH, false);
+        details[`shards${shards}`] = run;
+        rows.push({
+          metric: `decisions/s, ${WIDTH}-way, global limits over ${shards} shard${shards > 1 ? 's' : ''}`,
+          value: run.perSecond,
+          unit: '/s',
+          peer: { name: 'no global limits', value: base.perSecond, ratio: run.perSecond / base.perSecond },
+        });
+        if (shards === 4) {
+          rows.push({
+            metric: 'DynamoDB calls per decision, global limits on (4 shards)',
+            value: run.callsPerDecision,
+            unit: 'calls',
+            peer: {
+              name: 'no global limits',
+              value: base.callsPerDecision,
+              ratio: run.callsPerDecision / base.callsPerDecision,
+            },
+            note: 'target ≤ 2.0: one more write than without',
+          });
+          const settled = await measure(made, users, 1000, 1, true);
+          details.settled = settled;
+          rows.push({
+            metric: 'DynamoDB calls per admitted request with settle, global limits on',
+            value: settled.callsPerDecision,
+            unit: 'calls',
+            note: 'user write + shard write, user settle + shard release (+ a look at who waits, at most once a second)',
+          });
+        }
+      }
+      return { rows, details: { users: USERS, decisions: DECISIONS, width: WIDTH, ...details } };
+    } finally {
+      await emulators.stop();
+    }
+  },
+};

@@ -275,6 +275,7 @@ export class ReplayService {
       enqueuedAtEpochMs: request.enqueuedAtEpochMs,
       deadlineEpochMs: request.expiresAtEpochMs,
       wakeUp: record.receiptHandle,
+      seenAtEpochMs: nowMs,
       limit,
     });
     return 'retry';

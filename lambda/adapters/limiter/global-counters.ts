@@ -18,6 +18,7 @@ import {
   shardKey,
   shareOf,
   WAITER_PREFIX,
+  WAITER_STALE_MS,
   waitersFromItem,
   waiterValue,
 } from '../../core/limiter/global';
@@ -172,7 +173,12 @@ export class GlobalCounters {
   /** Who waits for global capacity: read fresh, or (`fresh: false`) as seen within the last second. */
   async waiters(options: { readonly fresh: boolean; readonly nowMs: number }): Promise<GlobalWaiter[]> {
     const now = this.items.clock();
-    const live = (ws: GlobalWaiter[]) => ws.filter((w) => w.deadlineEpochMs > options.nowMs);
+    const live = (ws: GlobalWaiter[]) =>
+      ws.filter(
+        (w) =>
+          w.deadlineEpochMs > options.nowMs &&
+          (w.seenAtEpochMs === undefined || w.seenAtEpochMs > options.nowMs - WAITER_STALE_MS),
+      );
     if (!options.fresh && this.waitersSeen && now - this.waitersSeen.at < this.waitersTtlMs) {
       return live(this.waitersSeen.waiters);
     }

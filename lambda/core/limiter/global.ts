@@ -307,6 +307,8 @@ export function globalRetryAfterMs(name: GlobalLimit, nowMs: number): number {
 /** The item where requests held back by a global limit wait for their turn: one entry per user. */
 export const GLOBAL_WAITING_KEY = 'global#waiting';
 export const WAITER_PREFIX = 'u_';
+/** An entry not written again for this long is a user no longer waiting (see GlobalWaiter). */
+export const WAITER_STALE_MS = 15_000;
 
 const TIER_RANK: Readonly<Record<Tier, number>> = { enterprise: 0, pro: 1, free: 2 };
 
@@ -320,6 +322,12 @@ export interface GlobalWaiter {
   readonly deadlineEpochMs: number;
   /** The receipt handle of the user's parked wake-up, so a freed slot can wake the next in line. */
   readonly wakeUp?: string;
+  /**
+   * When the entry was last written (epoch ms): a waiter looks again at least every few seconds
+   * and writes it again, so an entry not refreshed for a while belongs to a user no longer waiting
+   * (served elsewhere, cancelled, crashed) and is ignored — a stale entry never blocks the line.
+   */
+  readonly seenAtEpochMs?: number;
   /** The global limit that held it back. */
   readonly limit: GlobalLimit;
 }
@@ -339,8 +347,13 @@ export function priorityOrder(
     const ua = urgent(a);
     const ub = urgent(b);
     if (ua !== ub) return ua ? -1 : 1;
-    if (ua && ub) return a.deadlineEpochMs - b.deadlineEpochMs;
-    return TIER_RANK[a.tier] - TIER_RANK[b.tier] || a.enqueuedAtEpochMs - b.enqueuedAtEpochMs;
+    if (ua && ub && a.deadlineEpochMs !== b.deadlineEpochMs) return a.deadlineEpochMs - b.deadlineEpochMs;
+    return (
+      TIER_RANK[a.tier] - TIER_RANK[b.tier] ||
+      a.enqueuedAtEpochMs - b.enqueuedAtEpochMs ||
+      // A total order: two users queued in the same millisecond must agree on who goes first.
+      (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
+    );
   });
 }
 
@@ -375,6 +388,7 @@ export function waitersFromItem(item: Record<string, unknown> | undefined): Glob
       enqueuedAtEpochMs: v.at,
       deadlineEpochMs: v.dl,
       wakeUp: typeof v.h === 'string' ? v.h : undefined,
+      seenAtEpochMs: typeof v.s === 'number' ? v.s : undefined,
       limit: (GLOBAL_LIMITS as readonly string[]).includes(String(v.l))
         ? (v.l as GlobalLimit)
         : 'requestsInFlight',
@@ -390,5 +404,6 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
     dl: w.deadlineEpochMs,
     l: w.limit,
     ...(w.wakeUp ? { h: w.wakeUp } : {}),
+    ...(w.seenAtEpochMs !== undefined ? { s: w.seenAtEpochMs } : {}),
   };
 }

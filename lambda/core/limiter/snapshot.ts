@@ -1,6 +1,5 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
-import { isTier } from './policy';
-import type { LimitOverride, LimitPolicy, LimitState, Tier } from './types';
+import { isTier, type LimitOverride, type LimitPolicy, type LimitState, type Tier } from './types';
 
 /**
  * One user's limiter item, as plain data. Attribute names are short because they are written on

@@ -523,13 +523,14 @@ const requestsInFlight: LimitKind = {
   readyAtEpochMs: () => 0,
   release(w, { snap, requestId }) {
     const fl = w.name('fl');
-    const entry = `${fl}.${w.name(requestId)}`;
-    if (snap.inFlight?.[requestId] !== undefined) {
+    if (snap.inFlight !== undefined) {
+      // Removing a key the map no longer has (lapsed and dropped) changes nothing, so a belief
+      // that predates this request's admission needs no re-read.
       w.condition(`attribute_exists(${fl})`);
-      w.remove(entry);
+      w.remove(`${fl}.${w.name(requestId)}`);
     } else {
-      // Not there as far as we know (lapsed and dropped): the write pins it.
-      w.condition(`attribute_not_exists(${entry})`);
+      // No map as far as we know: the write pins that (an admission since would have made one).
+      w.condition(`attribute_not_exists(${fl})`);
     }
   },
 };

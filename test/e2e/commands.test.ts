@@ -103,7 +103,11 @@ describe('bad arguments', () => {
     ['admin', ['set-tier', 'ann'], /set-tier needs --tier free\|pro\|enterprise/],
     ['admin', ['set-override', 'ann', '--limits', '{x'], /--limits is not JSON/],
     ['admin', ['set-override', 'ann', '--burst', '1', '--expires', 'soon'], /--expires: not a duration/],
-    ['bench', ['nope'], /unknown part\(s\): nope; the parts are limiter, global, gateway, queue, load, bundles/],
+    [
+      'bench',
+      ['nope'],
+      /unknown part\(s\): nope; the parts are limiter, global, gateway, queue, load, bundles/,
+    ],
   ] as const)('npm run %s %j says what is wrong and exits 2', async (name, args, message) => {
     const result = await run(`bin/${name}.ts`, args);
     expect(result.code).toBe(2);

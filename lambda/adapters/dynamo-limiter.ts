@@ -3,6 +3,7 @@ import { type BreakerState, StoreBreaker } from '../core/limiter/breaker';
 import { dayNumber, evaluate } from '../core/limiter/evaluate';
 import {
   type GlobalLimit,
+  type GlobalLimitState,
   type GlobalLimits,
   type GlobalReservation,
   type GlobalWaiter,
@@ -21,6 +22,7 @@ import {
   planRemoveWaiting,
   planSettle,
   planTakeover,
+  usageDayKey,
 } from '../core/limiter/plan';
 import { effectivePolicy, modelFor, type TierLimits } from '../core/limiter/policy';
 import {
@@ -56,6 +58,7 @@ import {
   StoreFaultError,
 } from './limiter/errors';
 import { GlobalCounters } from './limiter/global-counters';
+import { type TopBy, topUsersToday, type UserUsageToday } from './limiter/usage-index';
 import { describeError, UNKNOWN, UserItems } from './limiter/user-items';
 
 /** What one decision carries across its rounds and retries. */
@@ -148,6 +151,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly items: UserItems;
   private readonly models: readonly ModelSpec[];
   private readonly inFlightLeaseMs: number;
+  private readonly client: DynamoDBClient;
+  private readonly tableName: string;
   /** The global counters, when the stack has global limits. */
   readonly global?: GlobalCounters;
   private readonly priorityUrgentMs: number;
@@ -161,6 +166,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     this.failPolicy = options.failPolicy ?? 'open';
     this.onFailOpen = options.onFailOpen;
     this.models = options.models ?? [ECHO_MODEL];
+    this.client = options.client;
+    this.tableName = options.tableName;
     this.inFlightLeaseMs = options.inFlightLeaseMs ?? (FUNCTIONS.reply.timeoutSeconds + 60) * 1000;
     this.breaker = new StoreBreaker({
       silenceMs: options.breakerSilenceMs,
@@ -295,6 +302,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           requestId: input.requestId,
           queue,
           leaseUntilEpochMs,
+          usageKey: usageDayKey(input.userId, nowMs),
           nowMs,
         });
       let model = chosen;
@@ -854,6 +862,16 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         return this.items.write(key, planned);
       }),
     );
+  }
+
+  /** `admin top`: today's heaviest users (the usage index, no scan) and the global totals. */
+  async top(
+    by: TopBy,
+    limit: number,
+    nowMs: number,
+  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[] }> {
+    const users = await topUsersToday(this.client, this.tableName, by, limit, nowMs);
+    return this.global ? { users, global: await this.global.totals(nowMs) } : { users };
   }
 
   async joinGlobalLine(waiter: GlobalWaiter): Promise<void> {

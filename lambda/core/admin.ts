@@ -35,6 +35,14 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
   z.object({ operation: z.literal('purge-queue'), userId }).strict(),
   /** Whether the tables and queues answer, the DLQ depth and the limiter breaker's state. */
   z.object({ operation: z.literal('health') }).strict(),
+  /** Today's heaviest users and the global totals against their limits. */
+  z
+    .object({
+      operation: z.literal('top'),
+      by: z.enum(['tokens', 'cost', 'messages']).default('tokens'),
+      limit: z.number().int().min(1).max(100).default(10),
+    })
+    .strict(),
 ]);
 
 export type AdminRequest = z.infer<typeof adminRequestSchema>;
@@ -42,7 +50,7 @@ export type AdminOperation = AdminRequest['operation'];
 export const ADMIN_OPERATIONS = adminRequestSchema.options.map((o) => o.shape.operation.value);
 
 /** The operations about one user (all but `health`). */
-export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' }>;
+export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' | 'top' }>;
 
 export type AdminResponse =
   | {

@@ -64,6 +64,8 @@ export interface IndexDefinition {
   readonly indexName: string;
   readonly partitionKey: KeyDefinition;
   readonly sortKey?: KeyDefinition;
+  /** Project only the keys and these attributes (small index entries, cheap index writes). @default all */
+  readonly include?: readonly string[];
 }
 
 export interface TableDefinition {
@@ -90,6 +92,17 @@ export const TABLES = {
     env: ENV.limitsTable,
     partitionKey: { name: 'pk', type: 'S' },
     ttlAttribute: TTL_ATTRIBUTE,
+    globalIndexes: [
+      {
+        // `admin top`: today's users by tokens, without a scan. Sparse (only user items carry
+        // `ud`, the usage day and one of 16 buckets, set by every admission), keys and the day's
+        // counters only; docs/admin.md has what it costs.
+        indexName: 'byDayUsage',
+        partitionKey: { name: 'ud', type: 'S' },
+        sortKey: { name: 'tu', type: 'N' },
+        include: ['td', 'cd', 'cu', 'dw', 'dc'],
+      },
+    ],
   },
   /** Live WebSocket connections, found by user through `byUser`. */
   connections: {
@@ -285,7 +298,14 @@ export const FUNCTIONS = {
       { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
-    queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
+    // A hand-off that fails settles the request at once, and that settle may free a slot a parked
+    // wake-up waits for: it makes the wake-up visible (ChangeMessageVisibility).
+    queues: [
+      {
+        queue: 'requests',
+        actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
+      },
+    ],
     postsToConnections: true,
     // It decides and hands an admitted request to the reply runner: it never waits for a model,
     // so it stays well inside API Gateway's 29 s.
@@ -362,8 +382,13 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/admin.ts',
     handler: 'handler',
     tables: [
-      // Status reads, resets, tier and override writes, taking purged requests off the list.
-      { table: 'limits', actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'] },
+      // Status reads, resets, tier and override writes, taking purged requests off the list;
+      // `top` queries today's users by usage (the byDayUsage index).
+      {
+        table: 'limits',
+        actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        indexActions: ['dynamodb:Query'],
+      },
       // Purge tells each sender `request_cancelled`, following the user like any reply; `health`
       // reads an item nobody writes (GetItem) to see that the table answers.
       { ...REPLY_CONNECTIONS, actions: [...REPLY_CONNECTIONS.actions, 'dynamodb:GetItem'] },

@@ -13,6 +13,11 @@ import { ReplyChannel } from './reply-channel';
 
 /** What the admin operations need of the limiter besides the chat path. */
 export interface AdminLimiterPort extends LimiterPort {
+  top(
+    by: 'tokens' | 'cost' | 'messages',
+    limit: number,
+    nowMs: number,
+  ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
   reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
   setTier(userId: string, tier: Tier | null): Promise<unknown>;
   setOverride(userId: string, override: LimitOverride): Promise<unknown>;
@@ -55,6 +60,12 @@ export class AdminService {
 
   async run(request: AdminRequest): Promise<unknown> {
     if (request.operation === 'health') return this.health();
+    if (request.operation === 'top') {
+      const { limiter, now, log } = this.deps;
+      const top = await limiter.top(request.by, request.limit, now());
+      log.info('admin action', { audit: true, operation: 'top', by: request.by, limit: request.limit });
+      return { by: request.by, ...top };
+    }
     return this.runForUser(request);
   }
 

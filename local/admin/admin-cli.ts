@@ -29,6 +29,9 @@ operations:
   purge-queue <user>                    cancel every queued request (clients are told)
   health                                whether the tables, the queue and the DLQ answer, the
                                         DLQ depth and the limiter breaker (exit 1 if unhealthy)
+  top [--by tokens|cost|messages] [--limit N]
+                                        today's heaviest users (UTC day) and the global totals
+                                        against the global limits (default: by tokens, 10)
 
 target (local by default: the \`npm start\` of this checkout, whatever its PORT):
   --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment
@@ -107,6 +110,7 @@ export async function runAdminCli(
     return report.healthy ? 0 : 1;
   }
   if (options.json) io.out(JSON.stringify(result, null, 2));
+  else if (result.ok && result.operation === 'top') io.out(renderTop(result.result as TopResult, Date.now()));
   else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, Date.now()));
   return result.ok ? 0 : 2;
 }
@@ -130,6 +134,8 @@ const OPTIONS = {
   region: { type: 'string' },
   function: { type: 'string' },
   json: { type: 'boolean', default: false },
+  by: { type: 'string' },
+  limit: { type: 'string' },
 } as const;
 
 /** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
@@ -150,6 +156,7 @@ const OPERATION_FLAGS: Readonly<Record<string, readonly string[]>> = {
   reset: ['scope'],
   'set-tier': ['tier'],
   'set-override': [...Object.keys(OVERRIDE_FLAGS), 'limits', 'expires'],
+  top: ['by', 'limit'],
 };
 
 function parse(argv: readonly string[]): 'help' | { payload: Record<string, unknown>; options: Options } {
@@ -165,9 +172,9 @@ function parse(argv: readonly string[]): 'help' | { payload: Record<string, unkn
   if (!(ADMIN_OPERATIONS as readonly string[]).includes(operation)) {
     throw new UsageError(`unknown operation: ${operation} (operations: ${ADMIN_OPERATIONS.join(', ')})`);
   }
-  if (operation === 'health') {
+  if (operation === 'health' || operation === 'top') {
     const extra = [userId, ...rest].filter((a) => a !== undefined);
-    if (extra.length > 0) throw new UsageError(`health takes no userId: unexpected ${extra.join(' ')}`);
+    if (extra.length > 0) throw new UsageError(`${operation} takes no userId: unexpected ${extra.join(' ')}`);
   } else if (!userId) {
     throw new UsageError(`${operation} needs a userId: npm run admin -- ${operation} alice`);
   }
@@ -178,7 +185,21 @@ function parse(argv: readonly string[]): 'help' | { payload: Record<string, unkn
     .filter((flag) => !OPERATION_FLAGS[operation]?.includes(flag));
   if (misplaced.length > 0)
     throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} does not apply to ${operation}`);
-  const payload: Record<string, unknown> = operation === 'health' ? { operation } : { operation, userId };
+  const payload: Record<string, unknown> =
+    operation === 'health' || operation === 'top' ? { operation } : { operation, userId };
+  if (operation === 'top') {
+    if (values.by !== undefined) {
+      if (!['tokens', 'cost', 'messages'].includes(values.by))
+        throw new UsageError(`--by: tokens, cost or messages, not ${values.by}`);
+      payload.by = values.by;
+    }
+    if (values.limit !== undefined) {
+      const n = Number(values.limit);
+      if (!Number.isInteger(n) || n < 1 || n > 100)
+        throw new UsageError(`--limit: a whole number 1-100, not ${values.limit}`);
+      payload.limit = n;
+    }
+  }
   if (operation === 'reset') payload.scope = values.scope ?? 'all';
   if (operation === 'set-tier') {
     if (!values.tier) throw new UsageError('set-tier needs --tier free|pro|enterprise');
@@ -283,6 +304,37 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
       );
     }
   }
+  return lines.join('\n');
+}
+
+interface TopResult {
+  readonly by: 'tokens' | 'cost' | 'messages';
+  readonly users: readonly { userId: string; tokens: number; costUsd: number; messages: number }[];
+  readonly global?: readonly { name: string; limit: number; used: number; unit: string; resetAt: number }[];
+}
+
+/** Human output of `top`: a table of today's heaviest users, then the global totals. */
+export function renderTop(top: TopResult, nowMs: number): string {
+  const day = new Date(nowMs).toISOString().slice(0, 10);
+  const lines = [`top users by ${top.by}, ${day} (UTC)`];
+  if (top.users.length === 0) lines.push('  nobody has used anything today');
+  else {
+    lines.push(
+      `  ${'#'.padStart(3)}  ${'user'.padEnd(24)} ${'tokens'.padStart(12)} ${'cost USD'.padStart(12)} ${'messages'.padStart(9)}`,
+    );
+    top.users.forEach((u, i) => {
+      lines.push(
+        `  ${String(i + 1).padStart(3)}  ${u.userId.slice(0, 24).padEnd(24)} ${u.tokens.toLocaleString('en-US').padStart(12)} ${u.costUsd.toFixed(6).padStart(12)} ${String(u.messages).padStart(9)}`,
+      );
+    });
+  }
+  if (top.global?.length) {
+    lines.push('global limits (all users):');
+    for (const g of top.global) {
+      const pct = g.limit > 0 ? ` (${Math.round((100 * g.used) / g.limit)} %)` : '';
+      lines.push(`  ${g.name.padEnd(24)} ${String(g.used).padStart(12)} of ${g.limit} ${g.unit}${pct}`);
+    }
+  } else lines.push('global limits: none configured');
   return lines.join('\n');
 }
 

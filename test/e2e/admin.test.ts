@@ -153,6 +153,61 @@ describe('admin operations, end to end', () => {
     client.close();
   });
 
+  it("top lists today's heaviest users by tokens, cost or messages from the usage index, and prints a table", async () => {
+    // Three users: 1, 3 and 2 messages of growing length; every reply settles before the query.
+    const plan = [
+      ['light', 1, 'hi'],
+      ['heavy', 3, 'a much longer question with many more words in it than the others have'],
+      ['middle', 2, 'a question of middling length'],
+    ] as const;
+    const ids: Record<string, string> = {};
+    for (const [label, count, text] of plan) {
+      const { userId, token } = await newUser(`top-${label}`);
+      ids[label] = userId;
+      const client = await TestClient.connect(stack.wsUrl, token);
+      for (let i = 0; i < count; i++) {
+        await client.request(
+          { action: 'sendMessage', requestId: `t${i}`, message: text },
+          'message_complete',
+        );
+      }
+      client.close();
+    }
+    const byTokens = await admin('top', '--limit', '50');
+    expect(byTokens.code).toBe(0);
+    const users = (
+      byTokens.json as {
+        result: {
+          by: string;
+          users: { userId: string; tokens: number; messages: number; costUsd: number }[];
+        };
+      }
+    ).result;
+    expect(users.by).toBe('tokens');
+    const mine = users.users.filter((u) => Object.values(ids).includes(u.userId));
+    expect(mine.map((u) => u.userId)).toEqual([ids.heavy, ids.middle, ids.light]);
+    expect(mine.map((u) => u.messages)).toEqual([3, 2, 1]);
+    expect(mine.every((u) => u.costUsd > 0)).toBe(true);
+    // Sorted by the index: descending tokens across every user of the day.
+    const tokens = users.users.map((u) => u.tokens);
+    expect(tokens).toEqual([...tokens].sort((a, b) => b - a));
+    const byMessages = await admin('top', '--by', 'messages', '--limit', '1');
+    const first = (byMessages.json as { result: { users: { messages: number }[] } }).result.users;
+    expect(first).toHaveLength(1);
+    expect(first[0]!.messages).toBeGreaterThanOrEqual(3);
+    // Human output: a table, and the global limits (none in this stack).
+    let out = '';
+    expect(
+      await runAdminCli(['top', '--endpoint', endpoint], { out: (t) => (out += t), err: () => undefined }),
+    ).toBe(0);
+    expect(out).toMatch(/top users by tokens, \d{4}-\d\d-\d\d \(UTC\)/);
+    expect(out).toContain(ids.heavy!);
+    expect(out).toContain('global limits: none configured');
+    // Bad arguments say what is wrong.
+    expect((await admin('top', '--by', 'vibes')).code).toBe(2);
+    expect((await admin('top', 'alice')).code).toBe(2);
+  });
+
   it('purge-queue cancels every queued request and tells the waiting client', async () => {
     const { userId, token } = await newUser('purge');
     const client = await TestClient.connect(stack.wsUrl, token);

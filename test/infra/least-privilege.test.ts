@@ -40,7 +40,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
-    'queue requests': ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
+    'queue requests': ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
     'function reply': ['lambda:InvokeFunction'],
   },
@@ -73,6 +73,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   admin: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byDayUsage': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     'table requests': ['dynamodb:GetItem', 'dynamodb:PutItem'],

@@ -67,6 +67,8 @@ export function planAdmission(args: {
     | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
   /** Until when the request holds its in-flight slot if its runner never settles. */
   readonly leaseUntilEpochMs: number;
+  /** The user's key in today's usage index (`usageDayKey`). */
+  readonly usageKey?: string;
   readonly nowMs: number;
 }): AdmissionPlan {
   const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
@@ -149,6 +151,8 @@ export function planAdmission(args: {
     w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
     w.set(`${marked} = ${window}`);
   }
+  // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
+  if (args.usageKey) w.set(`${w.name('ud')} = ${w.value(args.usageKey)}`);
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
   const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + ttlSeconds)}`);
@@ -347,4 +351,17 @@ export function planSettle(args: {
     w.remove(act, w.name(`${QUEUED_PREFIX}${requestId}`));
   }
   return w.build();
+}
+
+/** Buckets today's usage index is spread over, so no index partition takes every user's writes. */
+export const USAGE_BUCKETS = 16;
+
+/**
+ * A user's key in the usage index for the day of `nowMs`: `<day>#<bucket>`, the bucket a hash of
+ * the user id (FNV-1a), so `admin top` reads 16 small partitions instead of one hot one.
+ */
+export function usageDayKey(userId: string, nowMs: number): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193) >>> 0;
+  return `${dayNumber(nowMs)}#${hash % USAGE_BUCKETS}`;
 }

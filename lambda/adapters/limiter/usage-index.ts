@@ -1,0 +1,71 @@
+import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { USAGE_BUCKETS } from '../../core/limiter/plan';
+import { dayNumber } from '../../core/limiter/windows';
+import { microUsdToUsd } from '../../core/models';
+
+export type TopBy = 'tokens' | 'cost' | 'messages';
+
+/** One user's usage today, as `admin top` lists it. */
+export interface UserUsageToday {
+  readonly userId: string;
+  readonly tokens: number;
+  readonly costUsd: number;
+  readonly messages: number;
+}
+
+export const USAGE_INDEX = 'byDayUsage';
+
+/**
+ * Today's heaviest users from the `byDayUsage` index (no scan): one Query per bucket of today, in
+ * parallel. By tokens the index is sorted, so each bucket reads only its top `limit`; by cost or
+ * messages every entry of today's buckets is read (users active today, keys and counters only)
+ * and sorted here.
+ */
+export async function topUsersToday(
+  client: DynamoDBClient,
+  tableName: string,
+  by: TopBy,
+  limit: number,
+  nowMs: number,
+): Promise<UserUsageToday[]> {
+  const day = dayNumber(nowMs);
+  const buckets = Array.from({ length: USAGE_BUCKETS }, (_, b) => `${day}#${b}`);
+  const read = async (key: string): Promise<Record<string, unknown>[]> => {
+    const items: Record<string, unknown>[] = [];
+    let start: Record<string, never> | undefined;
+    do {
+      const page = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          IndexName: USAGE_INDEX,
+          KeyConditionExpression: '#ud = :ud',
+          ExpressionAttributeNames: { '#ud': 'ud' },
+          ExpressionAttributeValues: { ':ud': { S: key } },
+          ScanIndexForward: false,
+          ...(by === 'tokens' ? { Limit: limit } : {}),
+          ExclusiveStartKey: start,
+        }),
+      );
+      items.push(...(page.Items ?? []).map((i) => unmarshall(i)));
+      start = by === 'tokens' ? undefined : (page.LastEvaluatedKey as Record<string, never> | undefined);
+    } while (start);
+    return items;
+  };
+  const items = (await Promise.all(buckets.map(read))).flat();
+  const today = (window: unknown, value: unknown) =>
+    window === day && typeof value === 'number' ? value : 0;
+  const users = items
+    .filter((i) => typeof i.pk === 'string' && i.pk.startsWith('user#'))
+    .map((i) => ({
+      userId: (i.pk as string).slice('user#'.length),
+      tokens: today(i.td, i.tu),
+      costUsd: microUsdToUsd(today(i.cd, i.cu)),
+      messages: today(i.dw, i.dc),
+    }));
+  const key = by === 'tokens' ? 'tokens' : by === 'cost' ? 'costUsd' : 'messages';
+  return users
+    .filter((u) => u[key] > 0)
+    .sort((a, b) => b[key] - a[key] || (a.userId < b.userId ? -1 : 1))
+    .slice(0, limit);
+}

@@ -11,6 +11,7 @@ import {
   mayGoNow,
   priorityOrder,
 } from '../core/limiter/global';
+import { HISTORY_DAYS, usageHistory } from '../core/limiter/history';
 import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
@@ -761,6 +762,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       queued: snap.waiting,
       override,
       known: snap.exists,
+      history: usageHistory(snap, nowMs, HISTORY_DAYS),
       ...(global ? { global } : {}),
     };
   }

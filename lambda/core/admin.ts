@@ -31,7 +31,15 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
     })
     .strict(),
   z.object({ operation: z.literal('clear-override'), userId }).strict(),
-  z.object({ operation: z.literal('usage'), userId }).strict(),
+  z
+    .object({
+      operation: z.literal('usage'),
+      userId,
+      /** Usage per UTC day for the last `days` days (at most 35), today last. */
+      history: z.boolean().optional(),
+      days: z.number().int().min(1).max(35).optional(),
+    })
+    .strict(),
   z.object({ operation: z.literal('purge-queue'), userId }).strict(),
   /** Whether the tables and queues answer, the DLQ depth and the limiter breaker's state. */
   z.object({ operation: z.literal('health') }).strict(),

@@ -133,6 +133,10 @@ export class AdminService {
         await limiter.clearOverride(request.userId);
         break;
       case 'usage':
+        if (request.history) {
+          const days = request.days ?? 30;
+          result = { history: before.history.slice(-days) };
+        }
         break;
       case 'purge-queue':
         result = { purged: await this.purge(request.userId) };
@@ -177,7 +181,12 @@ export class AdminService {
   private async snapshot(userId: string) {
     const nowMs = this.deps.now();
     const status = await this.deps.limiter.status(userId, undefined, nowMs);
-    return { message: statusMessage(status, nowMs), known: status.known ?? true, summary: summarize(status) };
+    return {
+      message: statusMessage(status, nowMs),
+      known: status.known ?? true,
+      summary: summarize(status),
+      history: status.history ?? [],
+    };
   }
 }
 

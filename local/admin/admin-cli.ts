@@ -16,7 +16,8 @@ import { readStackOutputs, stackOutput } from './stack-outputs';
 export const ADMIN_USAGE = `usage: npm run admin -- <operation> [<userId>] [options]
 
 operations:
-  usage <user>                          limits, usage and queue (consumes nothing)
+  usage <user> [--history [--days N]]   limits, usage and queue (consumes nothing); --history:
+                                        per UTC day for the last N days (default 30, at most 35)
   reset <user> --scope messages|tokens|cost|all
   set-tier <user> --tier free|pro|enterprise
   set-override <user> [--messages-per-minute N] [--burst N] [--hourly N] [--daily N]
@@ -136,6 +137,8 @@ const OPTIONS = {
   json: { type: 'boolean', default: false },
   by: { type: 'string' },
   limit: { type: 'string' },
+  history: { type: 'boolean' },
+  days: { type: 'string' },
 } as const;
 
 /** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
@@ -157,6 +160,7 @@ const OPERATION_FLAGS: Readonly<Record<string, readonly string[]>> = {
   'set-tier': ['tier'],
   'set-override': [...Object.keys(OVERRIDE_FLAGS), 'limits', 'expires'],
   top: ['by', 'limit'],
+  usage: ['history', 'days'],
 };
 
 function parse(argv: readonly string[]): 'help' | { payload: Record<string, unknown>; options: Options } {
@@ -187,6 +191,16 @@ function parse(argv: readonly string[]): 'help' | { payload: Record<string, unkn
     throw new UsageError(`${misplaced.map((f) => `--${f}`).join(', ')} does not apply to ${operation}`);
   const payload: Record<string, unknown> =
     operation === 'health' || operation === 'top' ? { operation } : { operation, userId };
+  if (operation === 'usage' && (values.history || values.days !== undefined)) {
+    if (!values.history) throw new UsageError('--days goes with --history');
+    payload.history = true;
+    if (values.days !== undefined) {
+      const n = Number(values.days);
+      if (!Number.isInteger(n) || n < 1 || n > 35)
+        throw new UsageError(`--days: a whole number 1-35, not ${values.days}`);
+      payload.days = n;
+    }
+  }
   if (operation === 'top') {
     if (values.by !== undefined) {
       if (!['tokens', 'cost', 'messages'].includes(values.by))
@@ -280,6 +294,7 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
   const result = response.result as {
     known?: boolean;
     purged?: string[];
+    history?: DayRow[];
     override?: OverrideView | null;
     status?: {
       tier: string;
@@ -294,6 +309,7 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     lines.push(
       `purged ${result.purged.length} queued request(s)${result.purged.length ? `: ${result.purged.join(', ')}` : ''}`,
     );
+  if (result.history) lines.push(...renderHistory(result.history));
   if (result.status) {
     lines.push(`tier: ${result.status.tier}   queued: ${result.status.queue.queued}`);
     // Older admin functions do not report the override at all (undefined): say nothing then.
@@ -305,6 +321,27 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     }
   }
   return lines.join('\n');
+}
+
+interface DayRow {
+  readonly date: string;
+  readonly messages: number;
+  readonly tokens: number;
+  readonly costUsd: number;
+  readonly queued: number;
+}
+
+/** `usage --history` in a terminal: one line per UTC day, a bar of its tokens against the busiest. */
+export function renderHistory(days: readonly DayRow[]): string[] {
+  const most = Math.max(1, ...days.map((d) => d.tokens));
+  const width = 30;
+  return [
+    `usage per UTC day (tokens; bar: against the busiest day, ${most.toLocaleString('en-US')} tokens)`,
+    ...days.map((d) => {
+      const bar = '█'.repeat(Math.round((d.tokens / most) * width)) || (d.tokens > 0 ? '▏' : '');
+      return `  ${d.date} ${bar.padEnd(width)} ${d.tokens.toLocaleString('en-US').padStart(10)} tok ${String(d.messages).padStart(5)} msg $${d.costUsd.toFixed(6)} ${String(d.queued).padStart(4)} queued`;
+    }),
+  ];
 }
 
 interface TopResult {

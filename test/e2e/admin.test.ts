@@ -208,6 +208,36 @@ describe('admin operations, end to end', () => {
     expect((await admin('top', 'alice')).code).toBe(2);
   });
 
+  it('usage --history gives the last N UTC days, today last, and draws them as bars', async () => {
+    const { userId, token } = await newUser('history');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    for (const i of [1, 2]) {
+      await client.request(
+        { action: 'sendMessage', requestId: `h${i}`, message: 'one two three' },
+        'message_complete',
+      );
+    }
+    client.close();
+    const result = await admin('usage', userId, '--history', '--days', '7');
+    expect(result.code).toBe(0);
+    const days = (
+      result.json as { result: { history: { date: string; messages: number; tokens: number }[] } }
+    ).result.history;
+    expect(days).toHaveLength(7);
+    expect(days.at(-1)).toMatchObject({ date: new Date().toISOString().slice(0, 10), messages: 2 });
+    expect(days.at(-1)!.tokens).toBeGreaterThan(0);
+    let out = '';
+    expect(
+      await runAdminCli(['usage', userId, '--history', '--days', '3', '--endpoint', endpoint], {
+        out: (t) => (out += t),
+        err: () => undefined,
+      }),
+    ).toBe(0);
+    expect(out).toMatch(/usage per UTC day/);
+    expect(out).toMatch(/█+ +\d+ tok +2 msg/);
+    expect((await admin('usage', userId, '--days', '3')).code).toBe(2);
+  });
+
   it('purge-queue cancels every queued request and tells the waiting client', async () => {
     const { userId, token } = await newUser('purge');
     const client = await TestClient.connect(stack.wsUrl, token);

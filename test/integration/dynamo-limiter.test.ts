@@ -467,6 +467,41 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       });
     }, 30_000);
 
+    it('carries a day that ended into the history with the first admission of the next day, exactly, across instances', async () => {
+      const user = `u-${randomUUID()}`;
+      const [a, b] = [limiter(), limiter()];
+      const dayOne = NOW;
+      // Day one: 3 admitted (a, a, b), 2 queued; instance a last saw the item before b's admission.
+      for (const l of [a, a, b])
+        expect((await l.decide(ask(user, { maxTokens: 40 }), dayOne)).allowed).toBe(true);
+      for (const id of ['w1', 'w2']) {
+        await b.enqueue(
+          {
+            userId: user,
+            requestId: id,
+            connectionId: 'c',
+            message: 'hi',
+            estimatedInputTokens: 10,
+            enqueuedAtEpochMs: dayOne,
+            expiresAtEpochMs: dayOne + 60_000,
+          },
+          10,
+          dayOne,
+        );
+        await b.removeWaiting(user, id);
+      }
+      // Day two: the first admission (planned by a, from its older view) rolls the day over.
+      const dayTwo = dayOne + 86_400_000;
+      expect((await a.decide(ask(user, { maxTokens: 40 }), dayTwo)).allowed).toBe(true);
+      const history = (await b.status(user, undefined, dayTwo)).history ?? [];
+      const [yesterday, today] = history.slice(-2);
+      expect(yesterday).toMatchObject({ date: '2026-11-24', messages: 3, tokens: 150, queued: 2 });
+      expect(yesterday!.costUsd).toBeCloseTo((3 * Math.ceil(10 * 0.2 + 40 * 0.6)) / 1e6, 9);
+      expect(today).toMatchObject({ date: '2026-11-25', messages: 1, tokens: 50, queued: 0 });
+      expect(history).toHaveLength(35);
+      expect(history.slice(0, -2).every((d) => d.tokens === 0 && d.messages === 0)).toBe(true);
+    }, 30_000);
+
     it('counts a request on a weighted model as that many messages in the bucket and the quotas', async () => {
       const user = `u-${randomUUID()}`;
       const heavy = { ...ECHO_MODEL, id: 'heavy', messageWeight: 5 };

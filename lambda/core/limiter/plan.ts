@@ -1,6 +1,7 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
+import { planHistory, QUEUED_DAY_PREFIX } from './history';
 import { type Amount, LIMIT_KINDS, takeInFlightSlot } from './kinds';
 import {
   type LimiterSnapshot,
@@ -151,6 +152,8 @@ export function planAdmission(args: {
     w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
     w.set(`${marked} = ${window}`);
   }
+  // The first admission of a new day carries the day that ended into the history (usage --history).
+  planHistory(w, belief, nowMs);
   // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
   if (args.usageKey) w.set(`${w.name('ud')} = ${w.value(args.usageKey)}`);
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
@@ -219,6 +222,9 @@ export function planEnqueue(args: {
     `${waiting} = list_append(if_not_exists(${waiting}, ${w.value([])}), ${w.value([request.requestId])})`,
   );
   w.set(`${data} = ${w.value(queuedItemValue(request))}`);
+  // Counted per day for `usage --history` (the admission that rolls the day over moves it there).
+  const queuedToday = w.name(`${QUEUED_DAY_PREFIX}${dayNumber(nowMs)}`);
+  w.set(`${queuedToday} = if_not_exists(${queuedToday}, ${w.value(0)}) + ${w.value(1)}`);
   // The item must outlive the request's deadline, whatever its TTL was.
   const ttlSeconds = Math.max(
     Math.floor(request.expiresAtEpochMs / 1000) + 3600,

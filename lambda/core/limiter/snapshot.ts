@@ -1,4 +1,5 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
+import type { StoredDay } from './history';
 import { isTier, type LimitOverride, type LimitPolicy, type LimitState, type Tier } from './types';
 
 /**
@@ -51,6 +52,10 @@ export interface LimiterSnapshot {
    * (`wk`): the settle that frees a slot takes it out and makes the wake-up visible at once.
    */
   readonly parkedWakeUp?: string;
+  /** Closed days' usage by day number (`hist`), kept for `usage --history`. */
+  readonly history?: Readonly<Record<number, StoredDay>>;
+  /** Requests queued per day number (`nq<day>`), until the day goes to history. */
+  readonly queuedByDay: Readonly<Record<number, number>>;
   /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
   readonly warned: Readonly<Record<string, number>>;
   /** Pending reservations by request id, until reconciled (`r_<id>`). */
@@ -100,6 +105,7 @@ export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   queued: {},
   warned: {},
   reservations: {},
+  queuedByDay: {},
 });
 
 /** The stored form of a waiting request (its id is in the attribute name). */
@@ -114,7 +120,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   const reservations: Record<string, PendingReservation> = {};
   const queued: Record<string, WaitingRequest> = {};
   const warned: Record<string, number> = {};
+  const queuedByDay: Record<number, number> = {};
   for (const [key, value] of Object.entries(item)) {
+    if (/^nq\d+$/.test(key) && typeof value === 'number') queuedByDay[Number(key.slice(2))] = value;
     if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
       reservations[key.slice(RESERVATION_PREFIX.length)] = value;
     } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
@@ -152,6 +160,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     active: activeOf(item.act),
     inFlight: inFlightOf(item.fl),
     parkedWakeUp: typeof item.wk === 'string' ? item.wk : undefined,
+    history: historyOf(item.hist),
+    queuedByDay,
     reservations,
   };
 }
@@ -161,6 +171,16 @@ function activeOf(value: unknown): ActiveRequest | undefined {
   const { id, lease, att } = value as Record<string, unknown>;
   if (typeof id !== 'string' || typeof lease !== 'number') return undefined;
   return { requestId: id, leaseUntilEpochMs: lease, attempts: typeof att === 'number' ? att : 1 };
+}
+
+function historyOf(value: unknown): Record<number, StoredDay> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const days: Record<number, StoredDay> = {};
+  for (const [day, v] of Object.entries(value as Record<string, Partial<StoredDay>>)) {
+    if (typeof v === 'object' && v !== null)
+      days[Number(day)] = { t: v.t ?? 0, c: v.c ?? 0, m: v.m ?? 0, q: v.q ?? 0 };
+  }
+  return days;
 }
 
 function inFlightOf(value: unknown): Record<string, number> | undefined {

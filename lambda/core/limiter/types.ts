@@ -4,6 +4,7 @@
  */
 
 import type { GlobalLimitName, GlobalLimitState, GlobalReservation } from './global';
+import type { DayUsage } from './history';
 
 export const TIERS = ['free', 'pro', 'enterprise'] as const;
 export type Tier = (typeof TIERS)[number];
@@ -229,6 +230,8 @@ export interface UserStatus {
   readonly known?: boolean;
   /** The stack-wide limits' totals over all users, when the stack has global limits. */
   readonly global?: readonly GlobalLimitState[];
+  /** Usage per UTC day, oldest first, today last (admin `usage --history`). */
+  readonly history?: readonly DayUsage[];
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

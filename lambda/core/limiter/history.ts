@@ -1,0 +1,96 @@
+import { microUsdToUsd } from '../models';
+import type { ExpressionWriter } from './expression';
+import type { LimiterSnapshot } from './snapshot';
+import { DAY_MS, dayNumber } from './windows';
+
+/**
+ * Per-day usage history in the user's item (SPEC §5 v2 `usage --history`), kept without a write of
+ * its own: the admission that rolls the user's day over (the first of a new UTC day) also copies
+ * the day that ended into `hist.<day>`, pinning the counters it copies, and drops days older than
+ * {@link HISTORY_DAYS}. Queued requests are counted per day by the enqueue write (`nq<day>`).
+ * Refusals are not: a refusal writes nothing, by design (the refusal metrics count them).
+ */
+export const HISTORY_DAYS = 35;
+export const QUEUED_DAY_PREFIX = 'nq';
+
+/** One closed day as stored: tokens, cost (µUSD), messages, queued. */
+export interface StoredDay {
+  readonly t: number;
+  readonly c: number;
+  readonly m: number;
+  readonly q: number;
+}
+
+export interface DayUsage {
+  /** `YYYY-MM-DD`, UTC. */
+  readonly date: string;
+  readonly messages: number;
+  readonly tokens: number;
+  readonly costUsd: number;
+  readonly queued: number;
+}
+
+/** The admission's part: on the first admission of a new day, the day that ended goes to history. */
+export function planHistory(w: ExpressionWriter, belief: LimiterSnapshot, nowMs: number): void {
+  const today = dayNumber(nowMs);
+  const closed = belief.td;
+  if (closed === undefined || closed >= today) return;
+  const td = w.name('td');
+  const pin = (attr: 'tu' | 'cu' | 'dc', value: number | undefined) =>
+    w.condition(
+      value === undefined ? `attribute_not_exists(${w.name(attr)})` : `${w.name(attr)} = ${w.value(value)}`,
+    );
+  // The counters copied are the ones in the item: a write planned from an older view fails.
+  w.condition(`${td} = ${w.value(closed)}`);
+  pin('tu', belief.tu);
+  pin('cu', belief.cu);
+  pin('dc', belief.dc);
+  const queuedAttr = w.name(`${QUEUED_DAY_PREFIX}${closed}`);
+  const queued = belief.queuedByDay[closed];
+  w.condition(
+    queued === undefined ? `attribute_not_exists(${queuedAttr})` : `${queuedAttr} = ${w.value(queued)}`,
+  );
+  const day: StoredDay = {
+    t: belief.tu ?? 0,
+    c: belief.cd === closed ? (belief.cu ?? 0) : 0,
+    m: belief.dw === closed ? (belief.dc ?? 0) : 0,
+    q: queued ?? 0,
+  };
+  const hist = w.name('hist');
+  if (belief.history === undefined) {
+    w.condition(`attribute_not_exists(${hist})`);
+    w.set(`${hist} = ${w.value({ [closed]: day })}`);
+  } else {
+    w.condition(`attribute_exists(${hist})`);
+    w.set(`${hist}.${w.name(String(closed))} = ${w.value(day)}`);
+    for (const old of Object.keys(belief.history).map(Number)) {
+      if (old <= today - HISTORY_DAYS) w.remove(`${hist}.${w.name(String(old))}`);
+    }
+  }
+  // Its queued count now lives in history; older leftovers go too.
+  for (const d of Object.keys(belief.queuedByDay).map(Number)) {
+    if (d <= closed) w.remove(w.name(`${QUEUED_DAY_PREFIX}${d}`));
+  }
+}
+
+/** The last `days` UTC days, oldest first: history, and today (and the last active day) live. */
+export function usageHistory(snap: LimiterSnapshot, nowMs: number, days: number): DayUsage[] {
+  const today = dayNumber(nowMs);
+  const out: DayUsage[] = [];
+  for (let d = today - days + 1; d <= today; d++) {
+    const stored = snap.history?.[d];
+    const live = snap.td === d && !stored;
+    const tokens = stored ? stored.t : live ? (snap.tu ?? 0) : 0;
+    const cost = stored ? stored.c : snap.cd === d ? (snap.cu ?? 0) : 0;
+    const messages = stored ? stored.m : snap.dw === d ? (snap.dc ?? 0) : 0;
+    const queued = stored ? stored.q : (snap.queuedByDay[d] ?? 0);
+    out.push({
+      date: new Date(d * DAY_MS).toISOString().slice(0, 10),
+      messages,
+      tokens,
+      costUsd: microUsdToUsd(cost),
+      queued,
+    });
+  }
+  return out;
+}

@@ -195,7 +195,13 @@ export class Monitoring extends Construct {
     this.dashboard.addWidgets(
       new GraphWidget({
         title: 'Refusals and fail-open',
-        left: [count('MessageRateLimitExceeded'), count('TokenRateLimitExceeded'), count('LimiterFailOpen')],
+        left: [
+          count('MessageRateLimitExceeded'),
+          count('TokenRateLimitExceeded'),
+          count('InFlightLimitExceeded'),
+          count('GlobalLimitExceeded'),
+          count('LimiterFailOpen'),
+        ],
         width: 12,
       }),
       new GraphWidget({
@@ -228,6 +234,14 @@ export class Monitoring extends Construct {
         ],
         right: [props.queue.metricApproximateAgeOfOldestMessage()],
         width: 8,
+      }),
+    );
+    this.dashboard.addWidgets(
+      new GraphWidget({
+        title: 'Cost and global limits',
+        left: [count('CostUsd'), count('ShadowLimitExceeded')],
+        right: [this.metric('GlobalCostPercent', 'Maximum', Duration.minutes(5))],
+        width: 24,
       }),
     );
     this.dashboard.addWidgets(

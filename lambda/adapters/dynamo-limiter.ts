@@ -7,6 +7,7 @@ import {
   type GlobalLimits,
   type GlobalReservation,
   type GlobalWaiter,
+  globalRetryAfterMs,
   hasGlobalLimits,
   mayGoNow,
   priorityOrder,
@@ -437,8 +438,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
     state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
     if (!mayGoNow(me, waiters, nowMs, this.priorityUrgentMs)) {
+      // Behind them for as long as their limit holds them: a request that would wait past
+      // MAX_QUEUE_WAIT for it is refused now, not queued to expire.
       const first = priorityOrder(waiters, nowMs, this.priorityUrgentMs)[0]!;
-      return this.globalDenied(input, snap, policy, nowMs, first.limit, 1000, planned);
+      const retryAfterMs = globalRetryAfterMs(first.limit, nowMs);
+      return this.globalDenied(input, snap, policy, nowMs, first.limit, retryAfterMs, planned);
     }
     const admission = await global.admit(
       {

@@ -333,12 +333,15 @@ interface DayRow {
 
 /** `usage --history` in a terminal: one line per UTC day, a bar of its tokens against the busiest. */
 export function renderHistory(days: readonly DayRow[]): string[] {
-  const most = Math.max(1, ...days.map((d) => d.tokens));
+  const most = Math.max(0, ...days.map((d) => d.tokens));
   const width = 30;
   return [
-    `usage per UTC day (tokens; bar: against the busiest day, ${most.toLocaleString('en-US')} tokens)`,
+    most > 0
+      ? `usage per UTC day (tokens; bar: against the busiest day, ${most.toLocaleString('en-US')} tokens)`
+      : 'usage per UTC day (no tokens used in these days)',
     ...days.map((d) => {
-      const bar = '█'.repeat(Math.round((d.tokens / most) * width)) || (d.tokens > 0 ? '▏' : '');
+      const bar =
+        most > 0 ? '█'.repeat(Math.round((d.tokens / most) * width)) || (d.tokens > 0 ? '▏' : '') : '';
       return `  ${d.date} ${bar.padEnd(width)} ${d.tokens.toLocaleString('en-US').padStart(10)} tok ${String(d.messages).padStart(5)} msg $${d.costUsd.toFixed(6)} ${String(d.queued).padStart(4)} queued`;
     }),
   ];

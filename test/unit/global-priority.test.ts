@@ -47,3 +47,14 @@ describe('global priority', () => {
     }
   });
 });
+
+describe('global limits configuration', () => {
+  it('defaults to 4 shards, or fewer when a count limit is smaller, and names a bad shard count', async () => {
+    const { parseLimitsConfig } = await import('../../lambda/core/limiter/policy');
+    expect(parseLimitsConfig({ global: { dailyTokens: 1000 } }).global?.shards).toBe(4);
+    expect(parseLimitsConfig({ global: { requestsInFlight: 3, hourlyMessages: 20 } }).global?.shards).toBe(3);
+    expect(parseLimitsConfig({ global: { hourlyMessages: 2, shards: 1 } }).global?.shards).toBe(1);
+    expect(() => parseLimitsConfig({ global: { requestsInFlight: 3, shards: 4 } })).toThrow(/global\.shards/);
+    expect(parseLimitsConfig({}).global).toBeUndefined();
+  });
+});

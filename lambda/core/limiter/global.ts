@@ -42,14 +42,30 @@ export const globalLimitsSchema = z
     hourlyMessages: z.number().int().positive().optional(),
     dailyTokens: z.number().int().positive().optional(),
     dailyCostUsd: z.number().positive().max(10_000_000).optional(),
-    shards: z.number().int().min(1).max(100).default(DEFAULT_GLOBAL_SHARDS),
+    /** @default 4, or the smallest count limit if that is less (each shard needs a share of one) */
+    shards: z.number().int().min(1).max(100).optional(),
     shadow: z.array(z.enum(GLOBAL_LIMITS)).optional(),
   })
   .strict()
-  .refine((g) => [g.requestsInFlight, g.hourlyMessages].every((n) => n === undefined || n >= g.shards), {
-    message: 'shards must not exceed requestsInFlight or hourlyMessages (every shard needs a share of one)',
-    path: ['shards'],
-  });
+  .refine(
+    (g) =>
+      [g.requestsInFlight, g.hourlyMessages].every(
+        (n) => n === undefined || g.shards === undefined || n >= g.shards,
+      ),
+    {
+      message:
+        'shards must not exceed requestsInFlight or hourlyMessages (every shard needs a share of at least one); leave it out to get the most that fits',
+      path: ['shards'],
+    },
+  )
+  .transform(
+    (g): GlobalLimits => ({
+      ...g,
+      shards:
+        g.shards ??
+        Math.min(DEFAULT_GLOBAL_SHARDS, g.requestsInFlight ?? Infinity, g.hourlyMessages ?? Infinity),
+    }),
+  );
 
 /** Any global limit set? Without one, decisions write no shard at all. */
 export function hasGlobalLimits(limits: GlobalLimits | undefined): limits is GlobalLimits {

@@ -5,6 +5,7 @@ import { localDynamoClient, localSqsClient } from '../local/aws-clients';
 import { startEmulators } from '../local/emulators';
 import { createLocalResources } from '../local/resources';
 import { countCalls } from '../test/support/call-counter';
+import { type Contender, measure } from './limiter';
 import type { BenchPart, BenchRow } from './report';
 
 const USERS = 200;
@@ -45,44 +46,27 @@ async function limiter(endpoint: string, sqsEndpoint: string, shards: number | u
   };
 }
 
-async function measure(
-  made: Awaited<ReturnType<typeof limiter>>,
-  users: readonly string[],
-  total: number,
-  width: number,
-  settle: boolean,
-) {
-  const before = made.counter.total();
-  let next = 0;
-  let admitted = 0;
-  const started = performance.now();
-  await Promise.all(
-    Array.from({ length: width }, async () => {
-      while (next < total) {
-        const i = next++;
-        const decision = await made.limiter.decide(
-          {
-            userId: users[i % users.length]!,
-            requestId: randomUUID(),
-            estimatedInputTokens: 20,
-            maxTokens: 200,
-          },
+/** One limiter as a contender: each decision, and (`settle`) the reconcile of an admitted one. */
+function contender(made: Awaited<ReturnType<typeof limiter>>, settle: boolean): Contender {
+  return {
+    name: 'chat-limiter',
+    calls: made.counter.total,
+    decide: async (userId) => {
+      const decision = await made.limiter.decide(
+        { userId, requestId: randomUUID(), estimatedInputTokens: 20, maxTokens: 200 },
+        Date.now(),
+      );
+      if (!decision.allowed) return false;
+      if (settle) {
+        await made.limiter.reconcile(
+          decision.reservation,
+          { inputTokens: 20, outputTokens: 100 },
           Date.now(),
         );
-        if (!decision.allowed) continue;
-        admitted++;
-        if (settle) {
-          await made.limiter.reconcile(
-            decision.reservation,
-            { inputTokens: 20, outputTokens: 100 },
-            Date.now(),
-          );
-        }
       }
-    }),
-  );
-  const seconds = (performance.now() - started) / 1000;
-  return { perSecond: total / seconds, callsPerDecision: (made.counter.total() - before) / total, admitted };
+      return true;
+    },
+  };
 }
 
 export const globalBench: BenchPart = {
@@ -96,8 +80,8 @@ export const globalBench: BenchPart = {
       const calls: BenchRow[] = [];
       const details: Record<string, unknown> = {};
       const without = await limiter(emulators.dynamodbEndpoint, emulators.sqsEndpoint, undefined);
-      await measure(without, users, USERS, 8, false);
-      const base = await measure(without, users, DECISIONS, WIDTH, false);
+      await measure(contender(without, false), users, USERS, 8);
+      const base = await measure(contender(without, false), users, DECISIONS, WIDTH);
       details.without = base;
       rows.push({
         metric: `decisions/s, ${WIDTH}-way, no global limits`,
@@ -108,8 +92,8 @@ export const globalBench: BenchPart = {
       for (const shards of [1, 2, 4, 8]) {
         const made = await limiter(emulators.dynamodbEndpoint, emulators.sqsEndpoint, shards);
         // Warm: users' items and every shard known to this instance.
-        await measure(made, users, USERS, 8, false);
-        const run = await measure(made, users, DECISIONS, WIDTH, false);
+        await measure(contender(made, false), users, USERS, 8);
+        const run = await measure(contender(made, false), users, DECISIONS, WIDTH);
         details[`shards${shards}`] = run;
         rows.push({
           metric: `decisions/s, ${WIDTH}-way, global limits over ${shards} shard${shards > 1 ? 's' : ''}`,
@@ -129,7 +113,7 @@ export const globalBench: BenchPart = {
             },
             note: 'one shard write more than without, plus a look at who waits (once a second per instance)',
           });
-          const settled = await measure(made, users, 1000, 1, true);
+          const settled = await measure(contender(made, true), users, 1000, 1);
           details.settled = settled;
           calls.push({
             metric: 'DynamoDB calls per admitted request with settle, global limits on',

@@ -37,7 +37,7 @@ const OPEN_TIERS = parseTierLimits({
 });
 
 /** What one decision costs each implementation: the same three limits. */
-interface Contender {
+export interface Contender {
   readonly name: string;
   decide(userId: string): Promise<boolean>;
   calls(): number;
@@ -123,7 +123,8 @@ async function peer(endpoint: string, open = true): Promise<Contender> {
   };
 }
 
-async function measure(c: Contender, users: readonly string[], total: number, width: number) {
+/** Runs `total` decisions `width` at a time over `users`: decisions/s and calls per decision. */
+export async function measure(c: Contender, users: readonly string[], total: number, width: number) {
   const before = c.calls();
   let next = 0;
   let admitted = 0;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
@@ -9,7 +9,7 @@ import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
-import { type DynamoDbLocal, isJavaAvailable, startDynamoDbLocal } from '../support/dynamodb-local';
+import { onEveryEmulator } from '../support/dynamodb-local';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
 const tiers = parseTierLimits({ tiers: { pro: { dailyTokens: 10_000, defaultMaxOutputTokens: 500 } } });
@@ -629,15 +629,4 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
   });
 }
 
-describeLimiterContract('dynalite', () => inject('dynamodbEndpoint'));
-
-let dynamoDbLocal: DynamoDbLocal | undefined;
-describe.skipIf(!isJavaAvailable())('with DynamoDB Local (needs java on PATH)', () => {
-  beforeAll(async () => {
-    dynamoDbLocal = await startDynamoDbLocal();
-  }, 60_000);
-  afterAll(async () => {
-    await dynamoDbLocal?.stop();
-  });
-  describeLimiterContract('DynamoDB Local', () => dynamoDbLocal!.endpoint);
-});
+onEveryEmulator(describeLimiterContract);

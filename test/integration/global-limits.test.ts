@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import type { GlobalLimits } from '../../lambda/core/limiter/global';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
@@ -7,7 +7,7 @@ import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
-import { type DynamoDbLocal, isJavaAvailable, startDynamoDbLocal } from '../support/dynamodb-local';
+import { onEveryEmulator } from '../support/dynamodb-local';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
 /** Users' own limits out of the way (one message a millisecond): only the global ones bind. */
@@ -242,15 +242,4 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
   });
 }
 
-describeGlobalContract('dynalite', () => inject('dynamodbEndpoint'));
-
-let dynamoDbLocal: DynamoDbLocal | undefined;
-describe.skipIf(!isJavaAvailable())('with DynamoDB Local (needs java on PATH)', () => {
-  beforeAll(async () => {
-    dynamoDbLocal = await startDynamoDbLocal();
-  }, 60_000);
-  afterAll(async () => {
-    await dynamoDbLocal?.stop();
-  });
-  describeGlobalContract('DynamoDB Local', () => dynamoDbLocal!.endpoint);
-});
+onEveryEmulator(describeGlobalContract);

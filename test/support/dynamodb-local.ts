@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { localDynamoClient } from '../../local/aws-clients';
 
 export interface DynamoDbLocal {
@@ -76,5 +77,23 @@ function freePort(): Promise<number> {
       const { port } = server.address() as { port: number };
       server.close(() => resolve(port));
     });
+  });
+}
+
+/**
+ * Runs a contract suite on both DynamoDB emulators: dynalite (in the run's shared emulators) and
+ * DynamoDB Local (started for the suite; skipped when there is no java on PATH).
+ */
+export function onEveryEmulator(suite: (backend: string, endpoint: () => string) => void): void {
+  suite('dynalite', () => inject('dynamodbEndpoint'));
+  let local: DynamoDbLocal | undefined;
+  describe.skipIf(!isJavaAvailable())('with DynamoDB Local (needs java on PATH)', () => {
+    beforeAll(async () => {
+      local = await startDynamoDbLocal();
+    }, 60_000);
+    afterAll(async () => {
+      await local?.stop();
+    });
+    suite('DynamoDB Local', () => local!.endpoint);
   });
 }

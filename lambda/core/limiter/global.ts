@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { microUsdToUsd, usdToMicroUsd } from '../models';
 import { ExpressionWriter, type UpdatePlan } from './expression';
-import { takeInFlightSlot } from './kinds';
+import { countInWindow, takeInFlightSlot } from './kinds';
 import { type LimiterSnapshot, liveInFlight } from './snapshot';
 import type { Tier } from './types';
 import { DAY_MS, dayNumber, HOUR_MS, hourNumber } from './windows';
@@ -183,18 +183,14 @@ export function planGlobalAdmission(args: {
   ];
   for (const [name, windowAttr, countAttr, window] of counters) {
     if (limits[name] === undefined) continue;
-    const amount = takes(ask, name);
-    const limit = bound(name);
-    const win = w.name(windowAttr);
-    const count = w.name(countAttr);
-    if (belief[windowAttr] === window) {
-      const fits = limit === undefined ? '' : ` AND ${count} <= ${w.value(limit - amount)}`;
-      w.condition(`${win} = ${w.value(window)}${fits}`);
-      w.set(`${count} = ${count} + ${w.value(amount)}`);
-    } else {
-      w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
-      w.set(`${win} = ${w.value(window)}`, `${count} = ${w.value(amount)}`);
-    }
+    countInWindow(w, {
+      snap: belief,
+      windowAttr,
+      countAttr,
+      window,
+      amount: takes(ask, name),
+      limit: bound(name),
+    });
   }
   return w.build();
 }

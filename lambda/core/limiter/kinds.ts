@@ -173,6 +173,39 @@ const messageRate: LimitKind = {
 };
 
 /**
+ * A counter in a fixed window, its part of a write: same window (as believed) — `count + amount`
+ * under `count <= limit − amount`; a newer window — start it at `amount`, only if the stored one is
+ * older (another writer may have opened it). The belief picks the shape; the condition makes it
+ * correct whatever the item holds. No limit (unset or shadow): counted without a bound. Used by
+ * the quotas and budgets here and by the global shards (global.ts). Returns whether it opened the
+ * window.
+ */
+export function countInWindow(
+  w: ExpressionWriter,
+  args: {
+    readonly snap: LimiterSnapshot;
+    readonly windowAttr: 'hw' | 'dw' | 'td' | 'tm' | 'cd' | 'cm';
+    readonly countAttr: 'hc' | 'dc' | 'tu' | 'tmu' | 'cu' | 'cmu';
+    readonly window: number;
+    readonly amount: number;
+    readonly limit: number | undefined;
+  },
+): boolean {
+  const { snap, windowAttr, countAttr, window, amount, limit } = args;
+  const win = w.name(windowAttr);
+  const count = w.name(countAttr);
+  if (snap[windowAttr] === window) {
+    const fits = limit === undefined ? '' : ` AND ${count} <= ${w.value(limit - amount)}`;
+    w.condition(`${win} = ${w.value(window)}${fits}`);
+    w.set(`${count} = ${count} + ${w.value(amount)}`);
+    return false;
+  }
+  w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
+  w.set(`${win} = ${w.value(window)}`, `${count} = ${w.value(amount)}`);
+  return true;
+}
+
+/**
  * A message quota in a fixed window aligned to UTC. Messages are counted even without a quota
  * configured, so a quota set later by an admin applies to what was already sent. Same window:
  * count < limit. New window: only if the stored window is older (another writer may have opened it).
@@ -213,18 +246,14 @@ function windowQuota(args: {
       };
     },
     plan(w, { policy, snap, nowMs, enforce, weight = 1 }) {
-      const current = windowOf(nowMs);
-      const win = w.name(windowAttr);
-      const count = w.name(countAttr);
-      const limit = enforce ? policy[name] : undefined;
-      if (snap[windowAttr] === current) {
-        const underLimit = limit === undefined ? '' : ` AND ${count} <= ${w.value(limit - weight)}`;
-        w.condition(`${win} = ${w.value(current)}${underLimit}`);
-        w.set(`${count} = ${count} + ${w.value(weight)}`);
-      } else {
-        w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(current)})`);
-        w.set(`${win} = ${w.value(current)}`, `${count} = ${w.value(weight)}`);
-      }
+      countInWindow(w, {
+        snap,
+        windowAttr,
+        countAttr,
+        window: windowOf(nowMs),
+        amount: weight,
+        limit: enforce ? policy[name] : undefined,
+      });
     },
     readyAtEpochMs: (position, state) => (state.remaining >= position ? 0 : state.resetAtEpochMs),
   };
@@ -321,22 +350,18 @@ function windowBudget(
     },
     plan(w, { policy, snap, nowMs, reserved, requestId, enforce }) {
       const window = windowOf(nowMs);
-      const win = w.name(windowAttr);
-      const used = w.name(usedAttr);
-      const budget = enforce ? budgetOf(policy) : undefined;
-      const amount = amountOf(reserved);
-      if (snap[windowAttr] === window) {
-        const fits = budget === undefined ? '' : ` AND ${used} <= ${w.value(budget - amount)}`;
-        w.condition(`${win} = ${w.value(window)}${fits}`);
-        w.set(`${used} = ${used} + ${w.value(amount)}`);
-      } else {
-        w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
-        w.set(`${win} = ${w.value(window)}`, `${used} = ${w.value(amount)}`);
-        if (name === 'dailyTokens') {
-          // Reservations of earlier days no longer matter: drop the markers we know of.
-          for (const [id, pending] of Object.entries(snap.reservations)) {
-            if (pending.d < window && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
-          }
+      const opened = countInWindow(w, {
+        snap,
+        windowAttr,
+        countAttr: usedAttr,
+        window,
+        amount: amountOf(reserved),
+        limit: enforce ? budgetOf(policy) : undefined,
+      });
+      if (opened && name === 'dailyTokens') {
+        // Reservations of earlier days no longer matter: drop the markers we know of.
+        for (const [id, pending] of Object.entries(snap.reservations)) {
+          if (pending.d < window && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
         }
       }
     },

@@ -197,6 +197,8 @@ export class GlobalCounters {
         Key: marshall({ pk: GLOBAL_WAITING_KEY }),
         ConsistentRead: true,
       }),
+      // The same per-call timeout as every limiter call: a hung read never holds a decision.
+      { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
     );
     const waiters = waitersFromItem(Item ? unmarshall(Item) : undefined);
     this.waitersSeen = { at: now, waiters };
@@ -235,6 +237,7 @@ export class GlobalCounters {
         ExpressionAttributeNames: plan.names,
         ExpressionAttributeValues: Object.keys(plan.values).length ? marshall(plan.values) : undefined,
       }),
+      { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
     );
   }
 }

@@ -54,7 +54,7 @@ export class UserItems {
   private readonly client: DynamoDBClient;
   private readonly tableName: string;
   private readonly breaker: StoreBreaker;
-  private readonly timeoutMs: number;
+  readonly timeoutMs: number;
   private readonly cacheSize: number;
   readonly clock: () => number;
   private readonly beliefs = new Map<string, Belief>();

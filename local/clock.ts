@@ -13,10 +13,10 @@ import type { LocalRoute } from './gateway';
  * The local stack's clock over HTTP (local only: API Gateway has no such route), for
  * `npm run admin -- clock [--advance D]`:
  *
- *   GET  /local/clock                      → { now, nowMs, offsetMs }
- *   POST /local/clock {"advanceMs": N}      → the same, after moving it forward N ms
+ *   GET  /local-stack/clock                      → { now, nowMs, offsetMs }
+ *   POST /local-stack/clock {"advanceMs": N}      → the same, after moving it forward N ms
  */
-export const CLOCK_PATH = '/local/clock';
+export const CLOCK_PATH = '/local-stack/clock';
 
 /** The environment variable that starts the local stack's clock at an instant. */
 export const LOCAL_CLOCK_ENV = 'LOCAL_CLOCK';

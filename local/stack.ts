@@ -44,7 +44,7 @@ export interface LocalStackOptions {
   readonly functionTimeoutsMs?: Partial<Record<FunctionKey, number>>;
   /**
    * Where the stack's clock starts (`LOCAL_CLOCK`), epoch ms; it runs at real speed from there and
-   * `POST /local/clock` moves it forward. The clock is the process's: one stack per process.
+   * `POST /local-stack/clock` moves it forward. The clock is the process's: one stack per process.
    * @default the machine's clock
    */
   readonly clockStartMs?: number;
@@ -102,7 +102,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   });
   const stops: (() => Promise<void>)[] = [() => emulators.stop()];
   if (options.clockStartMs !== undefined) startStackClockAt(options.clockStartMs);
-  // Whatever moved the clock (LOCAL_CLOCK, /local/clock) ends with the stack.
+  // Whatever moved the clock (LOCAL_CLOCK, /local-stack/clock) ends with the stack.
   stops.push(async () => resetStackClock());
   try {
     const dynamo = localDynamoClient(emulators.dynamodbEndpoint);

@@ -29,6 +29,22 @@ class ClockUsageError extends Error {
 const isParseArgsError = (err: unknown) =>
   err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
 
+/**
+ * `--advance -3d` as `--advance=-3d`: parseArgs would otherwise call `-3d` an ambiguous option, and
+ * the person should hear that the clock only moves forward.
+ */
+function joinNegativeAdvance(argv: readonly string[]): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i] === '--advance' && next?.startsWith('-')) {
+      args.push(`--advance=${next}`);
+      i++;
+    } else args.push(argv[i]!);
+  }
+  return args;
+}
+
 type Io = { out: (s: string) => void; err: (s: string) => void };
 
 /** Is this command line `clock …` (the operation is the first positional argument)? */
@@ -54,7 +70,7 @@ export async function runClockCommand(argv: readonly string[], io: Io): Promise<
   let advanceMs: number | undefined;
   try {
     const parsed = parseArgs({
-      args: [...argv],
+      args: joinNegativeAdvance(argv),
       options: CLOCK_OPTIONS,
       allowPositionals: true,
       strict: true,

@@ -74,7 +74,7 @@ export interface GatewayOptions {
    * durations and stay on timers. @default Date.now
    */
   readonly clock?: Clock;
-  /** Local-only HTTP routes (`/local/...`), e.g. the stack clock's. */
+  /** Local-only HTTP routes (`/local-stack/...`: `/local/` is the stage's), e.g. the stack clock's. */
   readonly localRoutes?: Readonly<Record<string, LocalRoute>>;
 }
 
@@ -316,7 +316,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (invocation && req.method === 'POST') return serveInvoke(req, res, decodeURIComponent(invocation[1]!));
     if (req.method === 'GET' && url.pathname === '/health') return serveHealth(res);
     const localRoute = options.localRoutes?.[url.pathname];
-    if (url.pathname.startsWith('/local/') && localRoute) return serveLocal(req, res, url, localRoute);
+    if (url.pathname.startsWith('/local-stack/') && localRoute) return serveLocal(req, res, url, localRoute);
     if (req.method === 'GET' && options.staticDir) return serveStatic(res, options.staticDir, url.pathname);
     sendJson(res, 404, { message: 'Not Found' });
   }

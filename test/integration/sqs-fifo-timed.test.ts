@@ -141,4 +141,30 @@ describe('the local stack’s SQS FIFO queues', () => {
     expect(counts).toEqual([1, 2, 3]);
     expect(await receiveAll(q.url)).toEqual([]);
   });
+
+  it('puts the queue’s timestamps on the stack’s clock in the records it passes to the function', async () => {
+    const q = await fifoQueue();
+    const dayAheadMs = 86_400_000;
+    const sentAtMs = Date.now();
+    await send(q.url, 'stamped', 'stamped');
+    const records: SQSEvent['Records'] = [];
+    const poller = startSqsPoller({
+      sqs,
+      queueUrl: q.url,
+      queueArn: q.arn,
+      waitTimeSeconds: 0,
+      clock: () => Date.now() + dayAheadMs,
+      handler: (async (event: SQSEvent) => {
+        records.push(...event.Records);
+        return { batchItemFailures: [] };
+      }) as never,
+    });
+    const deadline = Date.now() + 10_000;
+    while (records.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await poller.stop();
+    const { SentTimestamp, ApproximateFirstReceiveTimestamp } = records[0]!.attributes;
+    expect(Number(SentTimestamp)).toBeGreaterThanOrEqual(sentAtMs + dayAheadMs - 5);
+    expect(Number(SentTimestamp)).toBeLessThanOrEqual(Date.now() + dayAheadMs);
+    expect(Number(ApproximateFirstReceiveTimestamp)).toBeGreaterThanOrEqual(Number(SentTimestamp));
+  });
 });

@@ -48,7 +48,7 @@ export interface LocalStackOptions {
    * @default the machine's clock
    */
   readonly clockStartMs?: number;
-  /** Time between the TTL reaper's sweeps. @default 2_000 */
+  /** Time between the TTL reaper's sweeps; 0: only `ttlReaper.sweep()` sweeps. @default 2_000 */
   readonly ttlSweepIntervalMs?: number;
 }
 
@@ -128,6 +128,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       })),
       clock: stackClock,
       intervalMs: options.ttlSweepIntervalMs,
+      onError: warnAtMostEveryMinute('ttl reaper: a sweep failed (expired items stay until one succeeds)'),
     });
     stops.unshift(() => ttlReaper.stop());
 
@@ -206,4 +207,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const stop of stops) await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** A warning on stderr for a background task that may fail every few seconds: one a minute. */
+function warnAtMostEveryMinute(what: string): (err: unknown) => void {
+  let lastMs = Number.NEGATIVE_INFINITY;
+  return (err) => {
+    if (Date.now() - lastMs < 60_000) return;
+    lastMs = Date.now();
+    console.warn(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  };
 }

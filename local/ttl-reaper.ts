@@ -20,7 +20,10 @@ export interface TtlReaperOptions {
   readonly tables: readonly ReapedTable[];
   /** The stack's clock: an item expires when its TTL is at or before this clock's second. */
   readonly clock: Clock;
-  /** Time between sweeps (AWS: best effort, typically within two days). @default 2_000 */
+  /**
+   * Time between sweeps (AWS: best effort, typically within two days); 0: no timer, sweeps only
+   * when {@link TtlReaper.sweep} is called (tests). @default 2_000
+   */
   readonly intervalMs?: number;
   readonly onError?: (err: unknown) => void;
 }
@@ -46,24 +49,31 @@ export function startTtlReaper(options: TtlReaperOptions): TtlReaper {
   const tables = options.tables.filter((t) => t.definition.ttlAttribute !== undefined);
   let running: Promise<number> | undefined;
   let stopped = false;
+  // Stopping aborts a sweep in flight: a store that hangs must not hang the stack's stop.
+  const controller = new AbortController();
 
   const sweep = (): Promise<number> => {
     // One sweep at a time: the timer skips a beat rather than scanning twice at once.
-    running ??= sweepAll(options.dynamo, tables, options.clock).finally(() => {
+    running ??= sweepAll(options.dynamo, tables, options.clock, controller.signal).finally(() => {
       running = undefined;
     });
     return running;
   };
-  const timer = setInterval(() => {
-    if (!stopped && !running) sweep().catch((err) => options.onError?.(err));
-  }, options.intervalMs ?? 2_000);
-  timer.unref();
+  const intervalMs = options.intervalMs ?? 2_000;
+  const timer =
+    intervalMs > 0
+      ? setInterval(() => {
+          if (!stopped && !running) sweep().catch((err) => options.onError?.(err));
+        }, intervalMs)
+      : undefined;
+  timer?.unref();
 
   return {
     sweep,
     stop: async () => {
       stopped = true;
       clearInterval(timer);
+      controller.abort();
       await running?.catch(() => undefined);
     },
   };
@@ -72,13 +82,23 @@ export function startTtlReaper(options: TtlReaperOptions): TtlReaper {
 /** Five years, the age past which AWS's TTL process leaves an expiry alone. */
 const MAX_EXPIRED_AGE_SECONDS = 5 * 365 * 86_400;
 
-async function sweepAll(dynamo: DynamoDBClient, tables: readonly ReapedTable[], clock: Clock) {
+async function sweepAll(
+  dynamo: DynamoDBClient,
+  tables: readonly ReapedTable[],
+  clock: Clock,
+  signal: AbortSignal,
+) {
   let deleted = 0;
-  for (const table of tables) deleted += await sweepTable(dynamo, table, clock);
+  for (const table of tables) deleted += await sweepTable(dynamo, table, clock, signal);
   return deleted;
 }
 
-async function sweepTable(dynamo: DynamoDBClient, table: ReapedTable, clock: Clock): Promise<number> {
+async function sweepTable(
+  dynamo: DynamoDBClient,
+  table: ReapedTable,
+  clock: Clock,
+  abortSignal: AbortSignal,
+): Promise<number> {
   const ttl = table.definition.ttlAttribute!;
   const keys = [table.definition.partitionKey.name, table.definition.sortKey?.name].filter(
     (k): k is string => k !== undefined,
@@ -99,6 +119,7 @@ async function sweepTable(dynamo: DynamoDBClient, table: ReapedTable, clock: Clo
           ':oldest': { N: String(nowSeconds - MAX_EXPIRED_AGE_SECONDS) },
         },
       }),
+      { abortSignal },
     );
     startKey = page.LastEvaluatedKey;
     for (const item of page.Items ?? []) {
@@ -117,6 +138,7 @@ async function sweepTable(dynamo: DynamoDBClient, table: ReapedTable, clock: Clo
             ExpressionAttributeNames: { '#ttl': ttl },
             ExpressionAttributeValues: { ':seen': { N: expiry.N } },
           }),
+          { abortSignal },
         );
         deleted++;
       } catch (err) {

@@ -1,5 +1,8 @@
+import { GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TTL_ATTRIBUTE } from '../../lambda/core/resources';
 import { runAdminCli } from '../../local/admin/admin-cli';
+import { localDynamoClient } from '../../local/aws-clients';
 import type { ClockAnswer } from '../../local/clock';
 import type { LocalStack } from '../../local/stack';
 import { ROOT, runCommand } from '../support/commands';
@@ -74,6 +77,24 @@ describe('the local stack’s clock', () => {
     expect(tokensFeb1.used).toBe(0);
     expect(tokensFeb1.resetAt).toBe(START_MS + 10_000 + DAY_MS);
     client.close();
+  });
+
+  it('expires items on the stack’s clock: an item with a 2-day TTL is gone after clock --advance 3d', async () => {
+    const dynamo = localDynamoClient(stack.emulators.dynamodbEndpoint);
+    const table = stack.resources.tables.requests;
+    const key = { pk: { S: 'ttl-probe' }, sk: { S: 'x' } };
+    const { nowMs } = await clock();
+    const ttl = Math.floor(nowMs / 1000) + 2 * 86_400;
+    await dynamo.send(
+      new PutItemCommand({ TableName: table, Item: { ...key, [TTL_ATTRIBUTE]: { N: String(ttl) } } }),
+    );
+    const read = async () =>
+      (await dynamo.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
+    await stack.ttlReaper.sweep();
+    expect(await read()).toBeDefined();
+    await clock('--advance', '3d');
+    await stack.ttlReaper.sweep();
+    expect(await read()).toBeUndefined();
   });
 
   it('prints the clock for a person: ISO and the offset from the machine’s clock', async () => {

@@ -15,6 +15,8 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../
  * `advanceStackClock(ms)` (lambda/core/clock.ts) or `POST /local-stack/clock` moves it. The TTL
  * reaper has no timer here (its scans would count as calls through a counting proxy, and a test
  * never waits for a timer): a test of TTL calls `stack.ttlReaper.sweep()` after moving the clock.
+ * The run's shared fauxqs lives in vitest's main process, on the machine's clock: a test of FIFO
+ * deduplication intervals on the stack's clock starts its own emulators (sqs-fifo-timed.test.ts).
  */
 export async function startTestStack(
   environment: Record<string, string> = {},

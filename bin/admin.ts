@@ -1,4 +1,4 @@
-/** `npm run admin -- <operation> <userId> [options]`: admin operations, locally or on AWS. */
+/** `npm run admin -- <operation> <userId> [options]`: admin operations, locally or on AWS; `clock` (local only). */
 import '../local/quiet-sdk-notice';
 import { runAdminCli } from '../local/admin/admin-cli';
 

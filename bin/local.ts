@@ -5,9 +5,11 @@
  */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
+import { stackClock } from '../lambda/core/clock';
 import { parseLimitsConfig } from '../lambda/core/limiter/policy';
 import { ECHO_MODEL } from '../lambda/core/models';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
+import { LOCAL_CLOCK_ENV, parseLocalClock } from '../local/clock';
 import { signDevToken } from '../local/dev-tokens';
 import { removeLocalState, writeLocalState } from '../local/discovery';
 import { startLocalStack } from '../local/stack';
@@ -29,12 +31,15 @@ Settings are environment variables (docs/configuration.md):
   LIMITS_CONFIG               tier limits as JSON
   LIMITER_FAIL_POLICY         open | closed, when DynamoDB fails
   MAX_QUEUED_PER_USER, MAX_QUEUE_WAIT_SECONDS, MAX_MESSAGE_CHARS, CONNECT_LIMIT_PER_MINUTE
+  LOCAL_CLOCK                 the stack's clock starts at this ISO instant (e.g. 2026-01-31T23:59:50Z)
+                              and runs at real speed: windows, leases, TTL; \`npm run admin -- clock\`
+                              prints it, \`clock --advance 3d\` moves it forward
 
 While it runs, it leaves its port and pid in .chat-limiter/local.json (or $CHAT_LIMITER_STATE_DIR),
 so \`npm run chat\`, \`admin\` and \`token\` find it whatever its PORT.`;
 
-/** The gateway port, or the exit code when there is nothing to start (help, bad input). */
-function parseCommandLine(): { port: number } | { exitCode: number } {
+/** The gateway port and clock, or the exit code when there is nothing to start (help, bad input). */
+function parseCommandLine(): { port: number; clockStartMs?: number } | { exitCode: number } {
   try {
     const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
     if (values.help) {
@@ -45,10 +50,15 @@ function parseCommandLine(): { port: number } | { exitCode: number } {
     console.error(`npm start: ${(err as Error).message}\n(npm start -- --help for usage)`);
     return { exitCode: 2 };
   }
+  const clockStartMs = parseLocalClock(process.env[LOCAL_CLOCK_ENV]);
+  if (clockStartMs instanceof Error) {
+    console.error(`npm start: ${clockStartMs.message}`);
+    return { exitCode: 2 };
+  }
   const raw = process.env.PORT;
-  if (raw === undefined || raw === '') return { port: 3001 };
+  if (raw === undefined || raw === '') return { port: 3001, clockStartMs };
   const port = Number(raw);
-  if (Number.isInteger(port) && port >= 0 && port <= 65_535) return { port };
+  if (Number.isInteger(port) && port >= 0 && port <= 65_535) return { port, clockStartMs };
   console.error(`npm start: PORT must be a port number (0-65535, 0 picks a free one), got '${raw}'`);
   return { exitCode: 2 };
 }
@@ -102,6 +112,7 @@ async function main(): Promise<number | undefined> {
     dynamodbEndpoint: process.env[ENV.dynamodbEndpoint],
     sqsEndpoint: process.env[ENV.sqsEndpoint],
     environment,
+    clockStartMs: args.clockStartMs,
   });
   const token = await signDevToken({ userId: 'alice' });
   const port = Number(new URL(stack.httpUrl).port);
@@ -110,6 +121,10 @@ async function main(): Promise<number | undefined> {
   console.log(`dynamodb:  ${stack.emulators.dynamodbEndpoint} (${kind(stack.emulators.embedded.dynamodb)})`);
   console.log(`sqs:       ${stack.emulators.sqsEndpoint} (${kind(stack.emulators.embedded.sqs)})`);
   console.log(`model:     ${environment[ENV.model] ?? 'echo'}`);
+  if (args.clockStartMs !== undefined)
+    console.log(
+      `clock:     ${new Date(stackClock()).toISOString()} (${LOCAL_CLOCK_ENV}; npm run admin -- clock)`,
+    );
   console.log(`chat page: http://${host}/#token=${token}`);
   console.log(`websocket: ws://${host}/${LOCAL_STAGE}?token=<JWT>`);
   console.log(`@connections: http://${host}/${LOCAL_STAGE}/@connections/{connectionId}`);

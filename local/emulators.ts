@@ -2,6 +2,8 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import dynalite from 'dynalite';
 import { buildApp } from 'fauxqs';
+import { stackClock } from '../lambda/core/clock';
+import { keepDeduplicationOnClock } from './fauxqs-clock';
 
 /** Where the DynamoDB and SQS APIs are served, and how to stop what this process started. */
 export interface Emulators {
@@ -47,6 +49,8 @@ async function startEmbeddedDynamo(stops: (() => Promise<void>)[]): Promise<stri
 }
 
 async function startEmbeddedSqs(stops: (() => Promise<void>)[]): Promise<string> {
+  // FIFO deduplication intervals on the stack's clock, as AWS keeps them (local/fauxqs-clock.ts).
+  await keepDeduplicationOnClock(stackClock);
   const app = buildApp({ logger: false });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
   stops.push(() => app.close());

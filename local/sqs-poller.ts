@@ -5,6 +5,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Clock } from '../lambda/core/clock';
 import {
   DEFAULT_FUNCTION_TIMEOUT_MS,
   invokeFunction,
@@ -31,6 +32,12 @@ export interface SqsPollerOptions {
    */
   readonly functionTimeoutMs?: number;
   readonly onError?: (err: unknown) => void;
+  /**
+   * The stack's clock: the queue's timestamps (`SentTimestamp`, `ApproximateFirstReceiveTimestamp`,
+   * on the machine's clock) are shifted by its offset, as the handlers read every other instant on
+   * it. @default Date.now
+   */
+  readonly clock?: Clock;
 }
 
 export interface SqsPoller {
@@ -101,7 +108,10 @@ export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
   }
 
   async function invoke(messages: Message[]): Promise<void> {
-    const event: SQSEvent = { Records: messages.map((m) => toRecord(m, options.queueArn, region)) };
+    const offsetMs = options.clock ? options.clock() - Date.now() : 0;
+    const event: SQSEvent = {
+      Records: messages.map((m) => toRecord(m, options.queueArn, region, offsetMs)),
+    };
     let failed: Set<string>;
     try {
       const result = (await invokeFunction(fn, event)) as SQSBatchResponse | undefined;
@@ -141,17 +151,23 @@ export function startSqsPoller(options: SqsPollerOptions): SqsPoller {
   };
 }
 
-function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
+/**
+ * A record as Lambda's SQS event source builds it, the queue's system attributes included
+ * (`ApproximateReceiveCount` counts this receive). Timestamps move by `offsetMs` onto the stack's
+ * clock.
+ */
+export function toRecord(message: Message, queueArn: string, region: string, offsetMs = 0): SQSRecord {
   const a = message.Attributes ?? {};
+  const onStackClock = (realMs: string | undefined) => String(Number(realMs ?? Date.now()) + offsetMs);
   return {
     messageId: message.MessageId!,
     receiptHandle: message.ReceiptHandle!,
     body: message.Body ?? '',
     attributes: {
       ApproximateReceiveCount: a.ApproximateReceiveCount ?? '1',
-      SentTimestamp: a.SentTimestamp ?? String(Date.now()),
+      SentTimestamp: onStackClock(a.SentTimestamp),
       SenderId: a.SenderId ?? 'local',
-      ApproximateFirstReceiveTimestamp: a.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      ApproximateFirstReceiveTimestamp: onStackClock(a.ApproximateFirstReceiveTimestamp),
       SequenceNumber: a.SequenceNumber,
       MessageGroupId: a.MessageGroupId,
       MessageDeduplicationId: a.MessageDeduplicationId,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { resetStackClock, stackClock, startStackClockAt } from '../lambda/core/clock';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../lambda/core/metrics';
 import {
   ENV,
@@ -7,13 +8,17 @@ import {
   type FunctionKey,
   ROUTES,
   type RouteKey,
+  TABLES,
+  type TableKey,
 } from '../lambda/core/resources';
 import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
+import { CLOCK_PATH, clockRoute } from './clock';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
 import { INTEGRATION_TIMEOUT_MS, type LocalFunction, loadHandler, startGateway } from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
+import { startTtlReaper, type TtlReaper } from './ttl-reaper';
 
 export interface LocalStackOptions {
   /** Gateway port; 0 picks a free one. @default 3001 */
@@ -37,6 +42,14 @@ export interface LocalStackOptions {
   readonly timeoutScale?: number;
   /** Timeouts in ms of single functions, instead of their scaled `FUNCTIONS[key].timeoutSeconds`. */
   readonly functionTimeoutsMs?: Partial<Record<FunctionKey, number>>;
+  /**
+   * Where the stack's clock starts (`LOCAL_CLOCK`), epoch ms; it runs at real speed from there and
+   * `POST /local-stack/clock` moves it forward. The clock is the process's: one stack per process.
+   * @default the machine's clock
+   */
+  readonly clockStartMs?: number;
+  /** Time between the TTL reaper's sweeps; 0: only `ttlReaper.sweep()` sweeps. @default 2_000 */
+  readonly ttlSweepIntervalMs?: number;
 }
 
 /** The timeouts the local stack enforces: AWS's, unless a test scales or overrides them. */
@@ -65,6 +78,8 @@ export interface LocalStack {
   readonly managementEndpoint: string;
   readonly emulators: Emulators;
   readonly resources: LocalResources;
+  /** DynamoDB TTL on the stack's clock (local/ttl-reaper.ts). */
+  readonly ttlReaper: TtlReaper;
   /** Resolves when the processor has nothing in flight. */
   processorIdle(): Promise<void>;
   stop(): Promise<void>;
@@ -86,6 +101,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     sqsEndpoint: options.sqsEndpoint,
   });
   const stops: (() => Promise<void>)[] = [() => emulators.stop()];
+  if (options.clockStartMs !== undefined) startStackClockAt(options.clockStartMs);
+  // Whatever moved the clock (LOCAL_CLOCK, /local-stack/clock) ends with the stack.
+  stops.push(async () => resetStackClock());
   try {
     const dynamo = localDynamoClient(emulators.dynamodbEndpoint);
     const sqs = localSqsClient(emulators.sqsEndpoint);
@@ -97,8 +115,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       port: options.port ?? 3001,
       staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
       integrationTimeoutMs: timeouts.integrationMs,
+      clock: stackClock,
+      localRoutes: { [CLOCK_PATH]: clockRoute },
     });
     stops.unshift(() => gateway.stop());
+
+    const ttlReaper = startTtlReaper({
+      dynamo,
+      tables: (Object.keys(TABLES) as TableKey[]).map((key) => ({
+        name: resources.tables[key],
+        definition: TABLES[key],
+      })),
+      clock: stackClock,
+      intervalMs: options.ttlSweepIntervalMs,
+      onError: warnAtMostEveryMinute('ttl reaper: a sweep failed (expired items stay until one succeeds)'),
+    });
+    stops.unshift(() => ttlReaper.stop());
 
     Object.assign(process.env, {
       [ENV.jwtSecret]: process.env[ENV.jwtSecret] ?? DEV_JWT_SECRET,
@@ -147,6 +179,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         handler: handlers.processor.handler,
         functionName: handlers.processor.name,
         functionTimeoutMs: handlers.processor.timeoutMs,
+        clock: stackClock,
       });
       const running = poller;
       stops.unshift(() => running.stop());
@@ -158,6 +191,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       managementEndpoint: gateway.managementEndpoint,
       emulators,
       resources,
+      ttlReaper,
       // Quiet: no batch in the processor and no reply runner working or waiting to retry.
       processorIdle: async () => {
         do {
@@ -173,4 +207,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     for (const stop of stops) await stop().catch(() => undefined);
     throw err;
   }
+}
+
+/** A warning on stderr for a background task that may fail every few seconds: one a minute. */
+function warnAtMostEveryMinute(what: string): (err: unknown) => void {
+  let lastMs = Number.NEGATIVE_INFINITY;
+  return (err) => {
+    if (Date.now() - lastMs < 60_000) return;
+    lastMs = Date.now();
+    console.warn(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+  };
 }

@@ -954,7 +954,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         const before = await this.items.read(key);
         w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
         w.set(
-          `${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(Date.now() / 1000) + POLICY_TTL_SECONDS)}`,
+          `${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(this.items.clock() / 1000) + POLICY_TTL_SECONDS)}`,
         );
         const { snap: after } = await this.items.write(key, w.build());
         return { before, after };

@@ -10,6 +10,7 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { type ChatConfig, parseFunctionConfig } from '../config';
+import { stackClock } from '../core/clock';
 import type { FunctionKey } from '../core/resources';
 import { AdminService } from '../services/admin-service';
 import { ChatService } from '../services/chat-service';
@@ -26,7 +27,8 @@ import { LambdaReplyHandoff } from './reply-handoff';
 import { ReplyStore } from './reply-store';
 import { RequestQueue } from './request-queue';
 
-const now = () => Date.now();
+/** Every handler's "now": the machine's clock in AWS, the stack's clock locally (core/clock.ts). */
+const now = stackClock;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function once<T>(build: () => T): () => T {
@@ -102,6 +104,8 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
     failPolicy: config.failPolicy,
     timeoutMs: config.limiterTimeoutMs,
     breakerSilenceMs: config.breakerSilenceMs,
+    // Windows, leases and the send time of each read are instants on the stack's clock.
+    clock: now,
     onFailOpen: (cause) => {
       // The caller counts LimiterFailOpen; the cause is logged here, where it is known.
       logPort.warn('limiter failed open: the store is unavailable', { cause, failPolicy: 'open' });

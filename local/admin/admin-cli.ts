@@ -4,6 +4,7 @@ import { ADMIN_OPERATIONS, type AdminResponse, type HealthReport } from '../../l
 import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
+import { localStackNow } from '../clock';
 import {
   findLocalStack,
   isConnectionRefused,
@@ -11,6 +12,7 @@ import {
   type LocalTarget,
   unreachableMessage,
 } from '../discovery';
+import { isClockCommand, runClockCommand } from './clock-command';
 import { readStackOutputs, stackOutput } from './stack-outputs';
 
 export const ADMIN_USAGE = `usage: npm run admin -- <operation> [<userId>] [options]
@@ -33,6 +35,10 @@ operations:
   top [--by tokens|cost|messages] [--limit N]
                                         today's heaviest users (UTC day) and the global totals
                                         against the global limits (default: by tokens, 10)
+  clock [--advance DURATION]            local only: the stack's clock (ISO, and its offset from
+                                        this machine's); --advance 90s|15m|2h|3d moves it forward
+                                        (windows, leases, TTL follow; never backwards). Refused
+                                        with --stack: AWS's clock is not moved
 
 target (local by default: the \`npm start\` of this checkout, whatever its PORT):
   --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment
@@ -68,6 +74,9 @@ export async function runAdminCli(
     err: (s) => process.stderr.write(`${s}\n`),
   },
 ): Promise<number> {
+  // The stack's clock is the local gateway's, not an admin function's operation.
+  if (isClockCommand(argv) && !argv.some((a) => a === '--help' || a === '-h'))
+    return runClockCommand(argv, io);
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -89,6 +98,10 @@ export async function runAdminCli(
     io.err(`admin: ${err.message}`);
     return 1;
   }
+  // Locally "now" is the stack's clock (LOCAL_CLOCK, `clock --advance`): expiries and today are on it.
+  const nowMs = target.local ? await localStackNow(target.local.httpUrl) : Date.now();
+  if (options.expires && payload.expiresAtEpochMs !== undefined)
+    payload.expiresAtEpochMs = parseExpiry(options.expires, nowMs);
   let response: InvokeCommandOutput;
   try {
     response = await target.client.send(
@@ -111,8 +124,8 @@ export async function runAdminCli(
     return report.healthy ? 0 : 1;
   }
   if (options.json) io.out(JSON.stringify(result, null, 2));
-  else if (result.ok && result.operation === 'top') io.out(renderTop(result.result as TopResult, Date.now()));
-  else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, Date.now()));
+  else if (result.ok && result.operation === 'top') io.out(renderTop(result.result as TopResult, nowMs));
+  else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, nowMs));
   return result.ok ? 0 : 2;
 }
 

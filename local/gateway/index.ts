@@ -4,6 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { extname, join, normalize, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { Clock } from '../../lambda/core/clock';
 import {
   FUNCTIONS,
   type FunctionDefinition,
@@ -67,7 +68,22 @@ export interface GatewayOptions {
   readonly asyncRetryDelayMs?: number;
   readonly handlers?: GatewayHandlers;
   readonly log?: (message: string) => void;
+  /**
+   * The stack's clock: the instants the gateway puts in events (`requestTimeEpoch`,
+   * `connectedAt`) and in `@connections` answers. Idle and integration timeouts are real
+   * durations and stay on timers. @default Date.now
+   */
+  readonly clock?: Clock;
+  /** Local-only HTTP routes (`/local-stack/...`: `/local/` is the stage's), e.g. the stack clock's. */
+  readonly localRoutes?: Readonly<Record<string, LocalRoute>>;
 }
+
+/** A local-only HTTP route: its answer as a status and a JSON body. */
+export type LocalRoute = (request: {
+  readonly method: string;
+  readonly url: URL;
+  readonly body: string;
+}) => Promise<{ readonly status: number; readonly body: unknown }>;
 
 export interface Gateway {
   readonly port: number;
@@ -121,6 +137,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   const idleTimeoutMs = options.idleTimeoutMs ?? 600_000;
   const integrationTimeoutMs = options.integrationTimeoutMs ?? INTEGRATION_TIMEOUT_MS;
   const log = options.log ?? (() => undefined);
+  const clock = options.clock ?? Date.now;
   let handlers = options.handlers;
   const connections = new Map<string, LiveConnection>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
@@ -178,7 +195,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     if (!handlers) return refuse(socket, 503);
     const conn: ConnectionInfo = {
       connectionId: newConnectionId(),
-      connectedAt: Date.now(),
+      connectedAt: clock(),
       sourceIp: normalizeIp(req.socket.remoteAddress),
       userAgent: req.headers['user-agent'],
     };
@@ -194,7 +211,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       policy = (await invoke(
         'authorizer',
         handlers.authorizer,
-        authorizerEvent(gw, conn, req.headers, url, Date.now()),
+        authorizerEvent(gw, conn, req.headers, url, clock()),
       )) as typeof policy;
     } catch (err) {
       return refuse(socket, (err as Error).message === 'Unauthorized' ? 401 : 500);
@@ -211,7 +228,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         result = (await invoke(
           '$connect',
           connectHandler,
-          connectEvent(gw, conn, req.headers, url, Date.now()),
+          connectEvent(gw, conn, req.headers, url, clock()),
         )) as typeof result;
       } catch {
         return refuse(socket, 500);
@@ -223,7 +240,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   }
 
   function open(socket: WebSocket, info: ConnectionInfo): void {
-    const conn: LiveConnection = { ...info, socket, lastActiveAt: Date.now(), closed: false };
+    const conn: LiveConnection = { ...info, socket, lastActiveAt: clock(), closed: false };
     connections.set(conn.connectionId, conn);
     touch(conn);
     socket.on('message', (data: RawData, isBinary: boolean) => {
@@ -234,7 +251,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       const handler =
         handlers && Object.hasOwn(handlers.routes, routeKey) ? handlers.routes[routeKey] : undefined;
       if (!handler) return;
-      integrate(conn, routeKey, handler, messageEvent(gw, conn, routeKey, body, Date.now()));
+      integrate(conn, routeKey, handler, messageEvent(gw, conn, routeKey, body, clock()));
     });
     socket.on('close', (code: number, reason: Buffer) => {
       conn.closed = true;
@@ -242,7 +259,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
       connections.delete(conn.connectionId);
       const handler = handlers?.routes.$disconnect;
       if (handler) {
-        invoke('$disconnect', handler, disconnectEvent(gw, conn, code, reason.toString(), Date.now())).catch(
+        invoke('$disconnect', handler, disconnectEvent(gw, conn, code, reason.toString(), clock())).catch(
           (err) => log(`$disconnect failed: ${(err as Error).message}`),
         );
       }
@@ -282,7 +299,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
   }
 
   function touch(conn: LiveConnection): void {
-    conn.lastActiveAt = Date.now();
+    conn.lastActiveAt = clock();
     clearTimeout(conn.idleTimer);
     conn.idleTimer = setTimeout(() => conn.socket.close(1001, 'Going away'), idleTimeoutMs);
     conn.idleTimer.unref();
@@ -298,6 +315,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const invocation = /^\/2015-03-31\/functions\/([^/]+)\/invocations$/.exec(url.pathname);
     if (invocation && req.method === 'POST') return serveInvoke(req, res, decodeURIComponent(invocation[1]!));
     if (req.method === 'GET' && url.pathname === '/health') return serveHealth(res);
+    const localRoute = options.localRoutes?.[url.pathname];
+    if (url.pathname.startsWith('/local-stack/') && localRoute) return serveLocal(req, res, url, localRoute);
     if (req.method === 'GET' && options.staticDir) return serveStatic(res, options.staticDir, url.pathname);
     sendJson(res, 404, { message: 'Not Found' });
   }
@@ -388,6 +407,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     } catch (err) {
       sendJson(res, 503, { healthy: false, error: `${(err as Error).name}: ${(err as Error).message}` });
     }
+  }
+
+  /** A local-only route: the body read (small), the answer as JSON. */
+  async function serveLocal(req: IncomingMessage, res: ServerResponse, url: URL, route: LocalRoute) {
+    const body = await readBody(req, 64 * 1024);
+    if (body === null) return sendJson(res, 413, { message: 'Payload too large' });
+    const answer = await route({ method: req.method ?? 'GET', url, body: body.toString('utf8') });
+    sendJson(res, answer.status, answer.body);
   }
 
   const httpUrl = `http://127.0.0.1:${port}`;

@@ -10,6 +10,13 @@ import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../
  * configuration once per process, as in Lambda. AWS's timeouts are enforced with AWS's values (the
  * 29 s integration timeout, each function's Timeout); a test about them shrinks them with
  * `{ timeoutScale }` or `{ functionTimeoutsMs }` in `options` (docs/local.md).
+ *
+ * Time: `{ clockStartMs }` starts the stack's clock at an instant (`LOCAL_CLOCK`), and
+ * `advanceStackClock(ms)` (lambda/core/clock.ts) or `POST /local-stack/clock` moves it. The TTL
+ * reaper has no timer here (its scans would count as calls through a counting proxy, and a test
+ * never waits for a timer): a test of TTL calls `stack.ttlReaper.sweep()` after moving the clock.
+ * The run's shared fauxqs lives in vitest's main process, on the machine's clock: a test of FIFO
+ * deduplication intervals on the stack's clock starts its own emulators (sqs-fifo-timed.test.ts).
  */
 export async function startTestStack(
   environment: Record<string, string> = {},
@@ -21,6 +28,7 @@ export async function startTestStack(
     sqsEndpoint: inject('sqsEndpoint'),
     prefix: `e2e-${randomUUID().slice(0, 8)}`,
     serveWebPage: true,
+    ttlSweepIntervalMs: 0,
     ...options,
     environment: {
       [ENV.echoDelayMs]: '0',

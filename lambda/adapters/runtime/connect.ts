@@ -1,4 +1,5 @@
 /** The `$connect` function's composition root: the per-address bucket and the connection registry. */
+import { stackClock } from '../../core/clock';
 import { ConnectAttempts } from '../connect-attempts';
 import { ConnectionRegistry } from '../connections';
 import { dynamoClient } from './common';
@@ -16,6 +17,6 @@ export const connectRuntime = once(() => {
       timeoutMs: config.limiterTimeoutMs,
     }),
     connections: new ConnectionRegistry({ client, tableName: config.tables.connections! }),
-    now: () => Date.now(),
+    now: stackClock,
   };
 });

@@ -1,0 +1,114 @@
+import { parseArgs } from 'node:util';
+import { parseAdvance, renderClock, requestClock } from '../clock';
+import {
+  findLocalStack,
+  isConnectionRefused,
+  LocalStackNotFoundError,
+  unreachableMessage,
+} from '../discovery';
+
+/** `npm run admin -- clock [--advance D]`: the flags it takes. */
+const CLOCK_OPTIONS = {
+  advance: { type: 'string' },
+  endpoint: { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  function: { type: 'string' },
+  json: { type: 'boolean', default: false },
+} as const;
+
+/** A `clock` command line that cannot run: the message says what is wrong. */
+class ClockUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClockUsageError';
+  }
+}
+
+/** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
+const isParseArgsError = (err: unknown) =>
+  err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
+
+/**
+ * `--advance -3d` as `--advance=-3d`: parseArgs would otherwise call `-3d` an ambiguous option, and
+ * the person should hear that the clock only moves forward.
+ */
+function joinNegativeAdvance(argv: readonly string[]): string[] {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const next = argv[i + 1];
+    if (argv[i] === '--advance' && next?.startsWith('-')) {
+      args.push(`--advance=${next}`);
+      i++;
+    } else args.push(argv[i]!);
+  }
+  return args;
+}
+
+type Io = { out: (s: string) => void; err: (s: string) => void };
+
+/** Is this command line `clock …` (the operation is the first positional argument)? */
+export function isClockCommand(argv: readonly string[]): boolean {
+  const { positionals } = parseArgs({
+    args: [...argv],
+    options: CLOCK_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+  });
+  return positionals[0] === 'clock';
+}
+
+/**
+ * Prints the local stack's clock, or moves it forward with `--advance`. Local only: a deployed
+ * stack runs on AWS's clock, which no one moves, so `--stack` and `--function` are refused (exit 2).
+ * Resolves with the exit code: 0 ok, 1 the stack did not answer, 2 bad input.
+ */
+export async function runClockCommand(argv: readonly string[], io: Io): Promise<number> {
+  let values: ReturnType<
+    typeof parseArgs<{ options: typeof CLOCK_OPTIONS; allowPositionals: true }>
+  >['values'];
+  let advanceMs: number | undefined;
+  try {
+    const parsed = parseArgs({
+      args: joinNegativeAdvance(argv),
+      options: CLOCK_OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values;
+    const extra = parsed.positionals.slice(1);
+    if (extra.length > 0) throw new ClockUsageError(`clock takes no userId: unexpected ${extra.join(' ')}`);
+    if (values.stack !== undefined || values.function !== undefined || values.region !== undefined) {
+      throw new ClockUsageError(
+        'clock is local only: a deployed stack runs on AWS’s clock, which cannot be read as another ' +
+          'instant or moved (leave out --stack/--function/--region, and run it against `npm start`)',
+      );
+    }
+    if (values.advance !== undefined) {
+      const ms = parseAdvance(values.advance);
+      if (ms instanceof Error) throw new ClockUsageError(ms.message);
+      advanceMs = ms;
+    }
+  } catch (err) {
+    if (!(err instanceof ClockUsageError || isParseArgsError(err))) throw err;
+    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
+    return 2;
+  }
+  let target: ReturnType<typeof findLocalStack>;
+  try {
+    target = findLocalStack({ endpoint: values.endpoint, flag: '--endpoint http://localhost:PORT' });
+  } catch (err) {
+    if (!(err instanceof LocalStackNotFoundError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return 1;
+  }
+  try {
+    const answer = await requestClock(target.httpUrl, advanceMs);
+    io.out(values.json ? JSON.stringify(answer, null, 2) : renderClock(answer));
+    return 0;
+  } catch (err) {
+    if (!isConnectionRefused(err)) throw err;
+    io.err(`admin: ${unreachableMessage(target)}`);
+    return 1;
+  }
+}

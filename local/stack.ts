@@ -35,6 +35,8 @@ export interface LocalStackOptions {
    * stay the stack's. @default 1
    */
   readonly timeoutScale?: number;
+  /** Waits before Lambda's retries of a failed `Event` invocation. @default [60_000, 120_000], as Lambda */
+  readonly asyncRetryDelaysMs?: readonly number[];
   /** Timeouts in ms of single functions, instead of their scaled `FUNCTIONS[key].timeoutSeconds`. */
   readonly functionTimeoutsMs?: Partial<Record<FunctionKey, number>>;
 }
@@ -97,6 +99,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       port: options.port ?? 3001,
       staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
       integrationTimeoutMs: timeouts.integrationMs,
+      asyncRetryDelaysMs: options.asyncRetryDelaysMs,
     });
     stops.unshift(() => gateway.stop());
 
@@ -122,7 +125,17 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         name: def.id,
         handler: await loadHandler(def),
         timeoutMs: timeouts.functionsMs[key],
-        asyncRetryAttempts: def.asyncRetryAttempts,
+      };
+    }
+    // Asynchronous invocations as the CDK stack configures them (FUNCTIONS[key].asyncInvoke), the
+    // on-failure destination being the loaded function.
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      const asyncInvoke = (FUNCTIONS[key] as FunctionDefinition).asyncInvoke;
+      if (!asyncInvoke) continue;
+      const { onFailure, ...settings } = asyncInvoke;
+      handlers[key] = {
+        ...handlers[key],
+        asyncInvoke: { ...settings, onFailure: onFailure ? handlers[onFailure] : undefined },
       };
     }
     const routes = Object.fromEntries(
@@ -131,7 +144,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     gateway.attach({
       authorizer: handlers.authorizer,
       routes,
-      functions: { [FUNCTIONS.admin.id]: handlers.admin, [FUNCTIONS.reply.id]: handlers.reply },
+      functions: {
+        [FUNCTIONS.admin.id]: handlers.admin,
+        [FUNCTIONS.reply.id]: handlers.reply,
+        [FUNCTIONS.replyFailure.id]: handlers.replyFailure,
+      },
     });
 
     let poller: SqsPoller | undefined;

@@ -15,6 +15,7 @@ import { AdminService } from '../services/admin-service';
 import { ChatService } from '../services/chat-service';
 import type { ConnectionDirectory, ConnectionSender } from '../services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-service';
+import { ReplyFailureService } from '../services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
@@ -222,4 +223,12 @@ export const adminRuntime = once(() => {
     breakerState: () => limiter.breaker.state,
   });
   return { ...base, admin: new AdminService({ ...base, health, log: logPort, now }), now };
+});
+
+export const replyFailureRuntime = once(() => {
+  const base = userFacing('replyFailure');
+  const { config } = base;
+  const queue = new RequestQueue(sqsClient(config), config.requestQueueUrl!);
+  const failures = new ReplyFailureService({ ...base, queue, metrics: metricsPort, log: logPort, now });
+  return { ...base, failures, now };
 });

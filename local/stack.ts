@@ -11,7 +11,13 @@ import {
 import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
-import { INTEGRATION_TIMEOUT_MS, type LocalFunction, loadHandler, startGateway } from './gateway';
+import {
+  INTEGRATION_TIMEOUT_MS,
+  type LambdaHandler,
+  type LocalFunction,
+  loadHandler,
+  startGateway,
+} from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 
@@ -35,6 +41,11 @@ export interface LocalStackOptions {
    * stay the stack's. @default 1
    */
   readonly timeoutScale?: number;
+  /**
+   * Wraps single functions' handlers (a test counts a function's invocations, or makes one fail),
+   * given the handler loaded from its entry point. @default none
+   */
+  readonly wrapHandlers?: Partial<Record<FunctionKey, (handler: LambdaHandler) => LambdaHandler>>;
   /** Waits before Lambda's retries of a failed `Event` invocation. @default [60_000, 120_000], as Lambda */
   readonly asyncRetryDelaysMs?: readonly number[];
   /** Timeouts in ms of single functions, instead of their scaled `FUNCTIONS[key].timeoutSeconds`. */
@@ -121,9 +132,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const handlers = {} as Record<FunctionKey, LocalFunction>;
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
       const def: FunctionDefinition = FUNCTIONS[key];
+      const loaded = await loadHandler(def);
       handlers[key] = {
         name: def.id,
-        handler: await loadHandler(def),
+        handler: options.wrapHandlers?.[key]?.(loaded) ?? loaded,
         timeoutMs: timeouts.functionsMs[key],
       };
     }

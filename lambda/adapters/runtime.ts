@@ -133,7 +133,7 @@ function userFacing(fn: FunctionKey) {
   });
   const sender: ConnectionSender = notifier;
   const directory: ConnectionDirectory = connections;
-  return { config, dynamo, limiter, store, connections, sender, directory };
+  return { config, dynamo, limiter, store, connections, sender, directory, notifier };
 }
 
 /** Hands admitted requests to the reply runner (locally through the gateway's Invoke API). */

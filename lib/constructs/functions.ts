@@ -3,13 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Duration, Stack } from 'aws-cdk-lib';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import {
-  Architecture,
-  type CfnFunction,
-  type IDestination,
-  LoggingFormat,
-  Runtime,
-} from 'aws-cdk-lib/aws-lambda';
+import { Architecture, type IDestination, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
@@ -77,6 +71,7 @@ export class ChatFunctions extends Construct {
         architecture: Architecture.ARM_64,
         memorySize: def.memoryMb,
         timeout: Duration.seconds(def.timeoutSeconds),
+        reservedConcurrentExecutions: props.reservedConcurrency?.[key],
         logGroup,
         loggingFormat: LoggingFormat.JSON,
         environment: {
@@ -107,11 +102,6 @@ export class ChatFunctions extends Construct {
       const asyncInvoke: AsyncInvokeDefinition | undefined = (FUNCTIONS[key] as FunctionDefinition)
         .asyncInvoke;
       if (asyncInvoke) configureAsyncInvoke(functions[key], FUNCTIONS[key], asyncInvoke, functions);
-    }
-    if (props.reservedConcurrency) {
-      for (const [key, count] of Object.entries(props.reservedConcurrency) as [FunctionKey, number][]) {
-        (functions[key].node.defaultChild as CfnFunction).reservedConcurrentExecutions = count;
-      }
     }
     // A function that hands work to another gets its name and the right to invoke it, nothing more.
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {

@@ -1,5 +1,7 @@
+import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTIONS } from '../../lambda/core/resources';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/aws-clients';
 import {
   createAsyncInvoker,
   type LambdaHandler,
@@ -163,4 +165,30 @@ describe('a reply job the runner never completes (local stack)', () => {
     expect(daily?.used).toBe(0);
     client.close();
   }, 30_000);
+
+  it('refuses what is not a reply job’s invocation record, and changes nothing', async () => {
+    const lambda = new LambdaClient({
+      endpoint: stack.httpUrl,
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    const answer = async (payload: unknown) => {
+      const { Payload } = await lambda.send(
+        new InvokeCommand({
+          FunctionName: FUNCTIONS.replyFailure.id,
+          Payload: new TextEncoder().encode(JSON.stringify(payload)),
+        }),
+      );
+      return JSON.parse(new TextDecoder().decode(Payload));
+    };
+    const before = destinationCalls;
+    expect(await answer({ hello: 'world' })).toBe('refused');
+    expect(
+      await answer({
+        requestContext: { condition: 'RetriesExhausted' },
+        requestPayload: { v: 1, userId: 'x' },
+      }),
+    ).toBe('refused');
+    expect(destinationCalls - before).toBe(2);
+  });
 });

@@ -86,6 +86,8 @@ export class ChatLimiterStack extends Stack {
       environment,
       functionEnvironment: { authorizer: jwtEnvironment },
       logRetention,
+      // The runner's bound, so a burst of long replies never takes the route functions' share.
+      reservedConcurrency: config.replyConcurrency === null ? {} : { reply: config.replyConcurrency },
     });
     const { functions } = chatFunctions;
     // Only the value, read once per cold start (grantRead would add DescribeSecret).

@@ -89,6 +89,20 @@ export const stackConfigSchema = z
       .default({ rateLimit: 100, burstLimit: 200 }),
     /** Processor instances at most (the event source's maximum concurrency, ≥ 2). @default 10 */
     processorConcurrency: z.number().int().min(2).max(1000).default(10),
+    /**
+     * Reserved concurrency of the reply runner: at most this many replies stream at once, and the
+     * route functions always keep the rest of the account's concurrency (a runner may run 900 s).
+     * Past it, Lambda throttles the runner's events and retries them until their maximum age
+     * (300 s, FUNCTIONS.reply.asyncInvoke); one still not started then goes to the `replyFailure`
+     * destination, which refunds it and tells the user `request_failed`. `null` reserves nothing
+     * (an account too small to reserve any). @default 100
+     */
+    replyConcurrency: z.number().int().min(1).nullable().default(100),
+    /**
+     * The account's Lambda concurrency quota in this Region, to check at synth time that the
+     * reserved concurrency leaves Lambda's minimum of 100 unreserved. @default 1000 (Lambda's default)
+     */
+    accountConcurrency: z.number().int().min(10).default(1000),
     /** @default 30 */
     logRetentionDays: z.number().int().positive().default(30),
     /** An address subscribed to the alarm topic. @default none */
@@ -125,6 +139,7 @@ export function parseStackConfig(input: unknown): StackConfig {
   const parsed = stackConfigSchema.safeParse(raw);
   if (!parsed.success)
     throw new StackConfigError(`invalid chat-limiter configuration:\n${z.prettifyError(parsed.error)}`);
+  checkConcurrency(parsed.data);
   let limits: LimitsConfig;
   try {
     limits = parseLimitsConfig(parsed.data.limits ?? {});
@@ -132,4 +147,28 @@ export function parseStackConfig(input: unknown): StackConfig {
     throw new StackConfigError((err as Error).message);
   }
   return { ...parsed.data, tiers: limits.tiers, ...(limits.global ? { global: limits.global } : {}) };
+}
+
+/** Lambda refuses reserved concurrency that leaves less than this unreserved in the account. */
+export const MIN_UNRESERVED_CONCURRENCY = 100;
+
+/**
+ * The reply runner's reservation must leave Lambda's unreserved minimum (or the deploy fails), and
+ * the processor may not run more instances than there are runners: each admitted queued request
+ * is handed to a runner, so more processors would only queue throttled events.
+ */
+function checkConcurrency(config: z.output<typeof stackConfigSchema>): void {
+  const { replyConcurrency, accountConcurrency, processorConcurrency } = config;
+  if (replyConcurrency === null) return;
+  const unreserved = accountConcurrency - replyConcurrency;
+  if (unreserved < MIN_UNRESERVED_CONCURRENCY) {
+    throw new StackConfigError(
+      `replyConcurrency: ${replyConcurrency} reserved would leave ${unreserved} of the account's ${accountConcurrency} unreserved; Lambda requires ${MIN_UNRESERVED_CONCURRENCY} (lower it, raise accountConcurrency after a quota increase, or set null to reserve nothing)`,
+    );
+  }
+  if (processorConcurrency > replyConcurrency) {
+    throw new StackConfigError(
+      `processorConcurrency: ${processorConcurrency} processors could hand off more replies at once than the ${replyConcurrency} reply runners reserved (replyConcurrency)`,
+    );
+  }
 }

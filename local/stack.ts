@@ -15,7 +15,13 @@ import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { CLOCK_PATH, clockRoute } from './clock';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
-import { INTEGRATION_TIMEOUT_MS, type LocalFunction, loadHandler, startGateway } from './gateway';
+import {
+  INTEGRATION_TIMEOUT_MS,
+  type LambdaHandler,
+  type LocalFunction,
+  loadHandler,
+  startGateway,
+} from './gateway';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 import { startTtlReaper, type TtlReaper } from './ttl-reaper';
@@ -40,6 +46,13 @@ export interface LocalStackOptions {
    * stay the stack's. @default 1
    */
   readonly timeoutScale?: number;
+  /**
+   * Wraps single functions' handlers (a test counts a function's invocations, or makes one fail),
+   * given the handler loaded from its entry point. @default none
+   */
+  readonly wrapHandlers?: Partial<Record<FunctionKey, (handler: LambdaHandler) => LambdaHandler>>;
+  /** Waits before Lambda's retries of a failed `Event` invocation. @default [60_000, 120_000], as Lambda */
+  readonly asyncRetryDelaysMs?: readonly number[];
   /** Timeouts in ms of single functions, instead of their scaled `FUNCTIONS[key].timeoutSeconds`. */
   readonly functionTimeoutsMs?: Partial<Record<FunctionKey, number>>;
   /**
@@ -117,6 +130,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       integrationTimeoutMs: timeouts.integrationMs,
       clock: stackClock,
       localRoutes: { [CLOCK_PATH]: clockRoute },
+      asyncRetryDelaysMs: options.asyncRetryDelaysMs,
+      asyncClock: stackClock,
     });
     stops.unshift(() => gateway.stop());
 
@@ -150,11 +165,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const handlers = {} as Record<FunctionKey, LocalFunction>;
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
       const def: FunctionDefinition = FUNCTIONS[key];
+      const loaded = await loadHandler(def);
       handlers[key] = {
         name: def.id,
-        handler: await loadHandler(def),
+        handler: options.wrapHandlers?.[key]?.(loaded) ?? loaded,
         timeoutMs: timeouts.functionsMs[key],
-        asyncRetryAttempts: def.asyncRetryAttempts,
+      };
+    }
+    // Asynchronous invocations as the CDK stack configures them (FUNCTIONS[key].asyncInvoke), the
+    // on-failure destination being the loaded function.
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      const asyncInvoke = (FUNCTIONS[key] as FunctionDefinition).asyncInvoke;
+      if (!asyncInvoke) continue;
+      const { onFailure, ...settings } = asyncInvoke;
+      handlers[key] = {
+        ...handlers[key],
+        asyncInvoke: { ...settings, onFailure: onFailure ? handlers[onFailure] : undefined },
       };
     }
     const routes = Object.fromEntries(
@@ -163,7 +189,11 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     gateway.attach({
       authorizer: handlers.authorizer,
       routes,
-      functions: { [FUNCTIONS.admin.id]: handlers.admin, [FUNCTIONS.reply.id]: handlers.reply },
+      functions: {
+        [FUNCTIONS.admin.id]: handlers.admin,
+        [FUNCTIONS.reply.id]: handlers.reply,
+        [FUNCTIONS.replyFailure.id]: handlers.replyFailure,
+      },
     });
 
     let poller: SqsPoller | undefined;

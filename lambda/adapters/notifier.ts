@@ -1,5 +1,6 @@
 import {
   ApiGatewayManagementApiClient,
+  DeleteConnectionCommand,
   GoneException,
   PostToConnectionCommand,
 } from '@aws-sdk/client-apigatewaymanagementapi';
@@ -52,6 +53,19 @@ export class Notifier implements ConnectionSender {
         return 'gone';
       }
       throw new NotifierError(`posting to connection ${connectionId} failed`, { cause: err });
+    }
+  }
+
+  /**
+   * Closes a connection from the server side (`DELETE @connections/{id}`); API Gateway then runs
+   * `$disconnect`, which drops its record. A connection already gone is closed.
+   */
+  async close(connectionId: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteConnectionCommand({ ConnectionId: connectionId }));
+    } catch (err) {
+      if (err instanceof GoneException) return;
+      throw new NotifierError(`closing connection ${connectionId} failed`, { cause: err });
     }
   }
 }

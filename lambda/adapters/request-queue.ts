@@ -66,7 +66,11 @@ export class RequestQueue implements RequestQueuePort {
 
   /**
    * Parks a message that failed for good in the dead-letter queue, with the reason, so the receive
-   * budget of the main queue (sized for deferrals) is not spent on retrying it.
+   * budget of the main queue (sized for deferrals) is not spent on retrying it. Callers pass the
+   * user id as the group and an id of their own for deduplication: both go through the rules SQS
+   * has for them (at most 128 characters of `[\x21-\x7e]`), as the main queue's do, so a long or
+   * non-ASCII `sub` from an OIDC issuer cannot fail the send — before `request_failed` is sent, in
+   * `failForGood` (issue 20, finding 18).
    */
   async moveToDeadLetterQueue(
     rawBody: string,
@@ -79,8 +83,9 @@ export class RequestQueue implements RequestQueuePort {
       new SendMessageCommand({
         QueueUrl: this.deadLetterQueueUrl,
         MessageBody: rawBody,
-        MessageGroupId: groupId,
-        MessageDeduplicationId: dedupId,
+        MessageGroupId: messageGroupId(groupId),
+        // SQS holds deduplication ids to the same rules as group ids: kept if valid, else hashed.
+        MessageDeduplicationId: messageGroupId(dedupId),
         MessageAttributes: { reason: { DataType: 'String', StringValue: reason.slice(0, 256) } },
       }),
     );

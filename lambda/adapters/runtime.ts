@@ -16,6 +16,7 @@ import { AdminService } from '../services/admin-service';
 import { ChatService } from '../services/chat-service';
 import type { ConnectionDirectory, ConnectionSender } from '../services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-service';
+import { ReplyFailureService } from '../services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
@@ -136,7 +137,7 @@ function userFacing(fn: FunctionKey) {
   });
   const sender: ConnectionSender = notifier;
   const directory: ConnectionDirectory = connections;
-  return { config, dynamo, limiter, store, connections, sender, directory };
+  return { config, dynamo, limiter, store, connections, sender, directory, notifier };
 }
 
 /** Hands admitted requests to the reply runner (locally through the gateway's Invoke API). */
@@ -226,4 +227,12 @@ export const adminRuntime = once(() => {
     breakerState: () => limiter.breaker.state,
   });
   return { ...base, admin: new AdminService({ ...base, health, log: logPort, now }), now };
+});
+
+export const replyFailureRuntime = once(() => {
+  const base = userFacing('replyFailure');
+  const { config } = base;
+  const queue = new RequestQueue(sqsClient(config), config.requestQueueUrl!);
+  const failures = new ReplyFailureService({ ...base, queue, metrics: metricsPort, log: logPort, now });
+  return { ...base, failures, now };
 });

@@ -5,6 +5,11 @@ export interface AuthorizerContext {
   readonly principalId?: string;
   readonly userId?: string;
   readonly tier?: string;
+  /**
+   * The token's `exp` in epoch seconds. API Gateway may hand a context number on as a string, so
+   * both are read.
+   */
+  readonly tokenExpiresAtEpochSeconds?: number | string;
 }
 
 export interface WebSocketRequestContext {
@@ -24,10 +29,24 @@ export interface WebSocketRequestContext {
 export interface Identity {
   readonly userId: string;
   readonly tier?: Tier;
+  /** When the connection's token expires (epoch ms); absent for a context without one. */
+  readonly tokenExpiresAtEpochMs?: number;
 }
 
 export function identityFromAuthorizer(authorizer: AuthorizerContext | undefined): Identity {
   const userId = authorizer?.userId ?? authorizer?.principalId;
   if (!userId) throw new Error('no authorizer context on the event');
-  return { userId, tier: isTier(authorizer?.tier) ? authorizer.tier : undefined };
+  const exp = Number(authorizer?.tokenExpiresAtEpochSeconds);
+  return {
+    userId,
+    tier: isTier(authorizer?.tier) ? authorizer.tier : undefined,
+    ...(authorizer?.tokenExpiresAtEpochSeconds !== undefined && Number.isFinite(exp)
+      ? { tokenExpiresAtEpochMs: exp * 1000 }
+      : {}),
+  };
+}
+
+/** Has the token the connection was opened with expired? Frames after that are refused. */
+export function isTokenExpired(identity: Identity, nowMs: number): boolean {
+  return identity.tokenExpiresAtEpochMs !== undefined && nowMs >= identity.tokenExpiresAtEpochMs;
 }

@@ -14,6 +14,8 @@ export const ERROR_CODES = [
   'UNKNOWN_ACTION',
   'NOT_FOUND',
   'INTERNAL_ERROR',
+  /** The token the connection was opened with has expired: the frame is refused, the connection closed. */
+  'TOKEN_EXPIRED',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
 

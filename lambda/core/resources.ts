@@ -225,10 +225,26 @@ export interface FunctionDefinition {
   readonly postsToConnections?: boolean;
   /** Functions it invokes asynchronously (`lambda:InvokeFunction`, their name in its environment). */
   readonly invokes?: readonly 'reply'[];
-  /** Lambda's retries of a failed asynchronous invocation (0–2). @default 2 (Lambda's) */
-  readonly asyncRetryAttempts?: number;
+  /** How Lambda handles its asynchronous (`Event`) invocations. @default Lambda's: 2 retries, 6 h, no destination */
+  readonly asyncInvoke?: AsyncInvokeDefinition;
   readonly timeoutSeconds: number;
   readonly memoryMb: number;
+}
+
+/**
+ * A function's asynchronous invocation settings (an `AWS::Lambda::EventInvokeConfig` in AWS; the
+ * local gateway's Invoke API honours the same): Lambda retries a failed or timed-out invocation
+ * `retryAttempts` times (after 1 min, then 2 min), never starts an event older than
+ * `maxEventAgeSeconds`, and sends the record of an event it gives up on to `onFailure`
+ * (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+ */
+export interface AsyncInvokeDefinition {
+  /** 60–21600: an event not started within this age is dropped (to `onFailure`). */
+  readonly maxEventAgeSeconds: number;
+  /** 0–2: retries of an invocation that failed or timed out. */
+  readonly retryAttempts: number;
+  /** The function invoked with Lambda's invocation record of a failed or dropped event. */
+  readonly onFailure?: 'replyFailure';
 }
 
 /** API Gateway waits at most this long for a WebSocket route integration (a fixed quota). */
@@ -370,11 +386,44 @@ export const FUNCTIONS = {
       { queue: 'dlq', actions: ['sqs:SendMessage'] },
     ],
     postsToConnections: true,
-    // A runner that dies mid-reply is run once more by Lambda; the retry takes over the same
-    // reservation (charged once).
-    asyncRetryAttempts: 1,
+    asyncInvoke: {
+      // The request holds its in-flight slot for the runner's Timeout + 60 s (960 s) from its
+      // admission; after that the slot may be another request's, so an event must never start
+      // late. 300 s: an event that starts at that age still has 660 s of lease (the runner stops
+      // the model 15 s before the lease ends), and an event Lambda cannot start in 5 minutes
+      // (throttled at the runner's reserved concurrency, or lost) is reported to `replyFailure`,
+      // which settles the request and tells the user, 11 minutes before the lease would lapse.
+      maxEventAgeSeconds: 300,
+      // One retry (after about a minute): a runner that crashed early (an init error, a lost
+      // instance) runs once more on the same reservation, charged once; a runner that failed
+      // late is past the maximum age by its retry and goes to `replyFailure` instead.
+      retryAttempts: 1,
+      onFailure: 'replyFailure',
+    },
     timeoutSeconds: 900,
     memoryMb: 512,
+  },
+  /**
+   * Lambda's on-failure destination of the reply runner: receives the invocation record of a reply
+   * job Lambda dropped (too old, or every attempt failed), settles the request charging nothing and
+   * tells the user `request_failed` (lambda/services/reply-failure.ts).
+   */
+  replyFailure: {
+    id: 'ReplyFailure',
+    entry: 'lambda/handlers/reply-failure.ts',
+    handler: 'handler',
+    tables: [
+      // A direct request's settle (refund, in-flight slot), a queued request's lease ended now.
+      { table: 'limits', actions: LIMITER_ACTIONS },
+      REPLY_CONNECTIONS,
+      // The notice is kept for `resume` when the user has no connection.
+      { table: 'requests', actions: ['dynamodb:PutItem'] },
+    ],
+    // The wake-up a settle freed (or a queued request's held one) is made visible at once.
+    queues: [{ queue: 'requests', actions: ['sqs:ChangeMessageVisibility'] }],
+    postsToConnections: true,
+    timeoutSeconds: 30,
+    memoryMb: 256,
   },
 
   admin: {

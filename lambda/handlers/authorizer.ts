@@ -1,11 +1,14 @@
 /**
  * The `$connect` REQUEST authorizer. API Gateway answers 401 itself when the `token` query
  * parameter is missing (it is the identity source); a present but expired or forged token gets a
- * Deny policy, which API Gateway turns into 403. The user id and tier travel on as the context.
+ * Deny policy, which API Gateway turns into 403. The user id, the tier and the token's expiry travel
+ * on as the context (strings, numbers or booleans only): the Message function refuses frames once
+ * the token has expired (issue 20, finding 19), since API Gateway authorizes only at `$connect`.
  */
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from 'aws-lambda';
 import { logger } from '../adapters/observability';
 import { authorizerRuntime } from '../adapters/runtime/authorizer';
+import type { AuthorizerContext } from '../core/identity';
 
 export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<APIGatewayAuthorizerResult> {
   const { verifier } = authorizerRuntime();
@@ -20,10 +23,14 @@ export async function handler(event: APIGatewayRequestAuthorizerEvent): Promise<
     });
     return policy('anonymous', 'Deny', event.methodArn);
   }
-  const { userId, tier } = result.identity;
+  const { userId, tier, expiresAtEpochSeconds } = result.identity;
+  const context = {
+    userId,
+    tokenExpiresAtEpochSeconds: expiresAtEpochSeconds,
+  } satisfies AuthorizerContext;
   return {
     ...policy(userId, 'Allow', event.methodArn),
-    context: tier ? { userId, tier } : { userId },
+    context: tier ? { ...context, tier } : context,
   };
 }
 

@@ -5,7 +5,7 @@
 import type { APIGatewayProxyWebsocketEventV2WithRequestContext, Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
 import { chatRuntime } from '../adapters/runtime';
-import { identityFromAuthorizer, type WebSocketRequestContext } from '../core/identity';
+import { identityFromAuthorizer, isTokenExpired, type WebSocketRequestContext } from '../core/identity';
 import { errorMessage, parseClientFrame, pong } from '../core/protocol';
 
 export type MessageEvent = APIGatewayProxyWebsocketEventV2WithRequestContext<WebSocketRequestContext>;
@@ -16,6 +16,20 @@ export async function handler(event: MessageEvent, context?: Context): Promise<{
   logger.addContext(context ?? ({} as Context));
   try {
     const identity = identityFromAuthorizer(event.requestContext.authorizer);
+    // API Gateway authorizes only at `$connect`: a connection outlives its token unless frames
+    // after `exp` are refused here. The frame does nothing else; the connection is closed.
+    if (isTokenExpired(identity, rt.now())) {
+      logger.info('frame refused: token expired', { userId: identity.userId });
+      await rt.sender.send(
+        connectionId,
+        errorMessage(
+          { code: 'TOKEN_EXPIRED', message: 'Your token has expired; reconnect with a new one.' },
+          rt.now(),
+        ),
+      );
+      await rt.notifier.close(connectionId);
+      return { statusCode: 200 };
+    }
     const parsed = parseClientFrame(event.body, { maxMessageChars: rt.config.maxMessageChars });
     if (!parsed.ok) {
       logger.info('frame refused', { code: parsed.error.code, userId: identity.userId });

@@ -3,13 +3,14 @@ import { fileURLToPath } from 'node:url';
 import { Duration, Stack } from 'aws-cdk-lib';
 import type { TableV2 } from 'aws-cdk-lib/aws-dynamodb';
 import { Effect, PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Architecture, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { Architecture, type IDestination, LoggingFormat, Runtime } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/core/metrics';
 import {
+  type AsyncInvokeDefinition,
   ENV,
   FUNCTIONS,
   type FunctionDefinition,
@@ -31,6 +32,8 @@ export interface ChatFunctionsProps {
   readonly functionEnvironment?: Partial<Record<FunctionKey, Record<string, string>>>;
   /** @default 30 days */
   readonly logRetention?: RetentionDays;
+  /** Reserved concurrency of single functions (the reply runner's bound). @default none reserved */
+  readonly reservedConcurrency?: Partial<Record<FunctionKey, number>>;
   /** Repository root (entries and lockfile are relative to it). @default two levels up */
   readonly projectRoot?: string;
 }
@@ -68,6 +71,7 @@ export class ChatFunctions extends Construct {
         architecture: Architecture.ARM_64,
         memorySize: def.memoryMb,
         timeout: Duration.seconds(def.timeoutSeconds),
+        reservedConcurrentExecutions: props.reservedConcurrency?.[key],
         logGroup,
         loggingFormat: LoggingFormat.JSON,
         environment: {
@@ -90,11 +94,14 @@ export class ChatFunctions extends Construct {
         if (env) fn.addEnvironment(env, props.queues[queue].queueUrl);
         props.queues[queue].grant(fn, ...actions);
       }
-      // Lambda's own retries of a failed asynchronous invocation (the reply runner: once).
-      if (def.asyncRetryAttempts !== undefined) {
-        fn.configureAsyncInvoke({ retryAttempts: def.asyncRetryAttempts });
-      }
       functions[key] = fn;
+    }
+    // How Lambda handles each function's asynchronous invocations (the reply runner's: a maximum
+    // event age inside the request's lease, one retry, and an on-failure destination).
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+      const asyncInvoke: AsyncInvokeDefinition | undefined = (FUNCTIONS[key] as FunctionDefinition)
+        .asyncInvoke;
+      if (asyncInvoke) configureAsyncInvoke(functions[key], FUNCTIONS[key], asyncInvoke, functions);
     }
     // A function that hands work to another gets its name and the right to invoke it, nothing more.
     for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
@@ -138,6 +145,48 @@ export class ChatFunctions extends Construct {
       );
     }
   }
+}
+
+/**
+ * The function's `AWS::Lambda::EventInvokeConfig`. The on-failure destination is a function of
+ * this stack: Lambda invokes it with the execution role of the function whose event failed, so
+ * that role gets `lambda:InvokeFunction` on the unqualified destination only (CDK's
+ * LambdaDestination would grant every version, `:*`).
+ */
+function configureAsyncInvoke(
+  fn: NodejsFunction,
+  def: FunctionDefinition,
+  config: AsyncInvokeDefinition,
+  functions: Readonly<Record<FunctionKey, NodejsFunction>>,
+): void {
+  const { maxEventAgeSeconds, retryAttempts, onFailure } = config;
+  if (!Number.isInteger(maxEventAgeSeconds) || maxEventAgeSeconds < 60 || maxEventAgeSeconds > 21_600)
+    throw new Error(`${def.id}: maxEventAgeSeconds must be 60..21600, got ${maxEventAgeSeconds}`);
+  if (!Number.isInteger(retryAttempts) || retryAttempts < 0 || retryAttempts > 2)
+    throw new Error(`${def.id}: retryAttempts must be 0..2, got ${retryAttempts}`);
+  // An event the reply runner starts must still own its in-flight slot (leased for the Timeout
+  // and 60 s from its admission): one older than the lease would run on a slot that may be reused.
+  if (maxEventAgeSeconds >= def.timeoutSeconds + 60)
+    throw new Error(
+      `${def.id}: maxEventAgeSeconds must be shorter than its lease (${def.timeoutSeconds + 60} s)`,
+    );
+  let destination: IDestination | undefined;
+  if (onFailure) {
+    const target = functions[onFailure];
+    destination = { bind: () => ({ destination: target.functionArn }) };
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        effect: Effect.ALLOW,
+        actions: ['lambda:InvokeFunction'],
+        resources: [target.functionArn],
+      }),
+    );
+  }
+  fn.configureAsyncInvoke({
+    maxEventAge: Duration.seconds(maxEventAgeSeconds),
+    retryAttempts,
+    onFailure: destination,
+  });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
 import {
   type Alarm,
   ComparisonOperator,
@@ -10,7 +10,7 @@ import {
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { Key } from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { FilterPattern, MetricFilter } from 'aws-cdk-lib/aws-logs';
@@ -79,6 +79,35 @@ export class Monitoring extends Construct {
     });
     // CloudWatch publishes alarm notifications to the encrypted topic.
     key.grantEncryptDecrypt(new ServicePrincipal('cloudwatch.amazonaws.com'));
+    // `enforceSSL` gives the topic an AWS::SNS::TopicPolicy, which replaces SNS's default policy:
+    // with only its Deny of insecure transport, CloudWatch may not publish and no alarm notifies
+    // (issue 20, finding 16). CloudWatch publishes as its service principal, allowed here for this
+    // account's alarms only (aws:SourceAccount, aws:SourceArn against the confused deputy), as AWS
+    // documents it: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html
+    // and https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
+    // ("Allow CloudWatch alarms … to publish"), https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
+    // (the key grant above, for an encrypted topic).
+    const stack = Stack.of(this);
+    this.topic.addToResourcePolicy(
+      new PolicyStatement({
+        sid: 'AllowCloudWatchAlarmsToPublish',
+        effect: Effect.ALLOW,
+        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': stack.account },
+          ArnLike: {
+            'aws:SourceArn': stack.formatArn({
+              service: 'cloudwatch',
+              resource: 'alarm',
+              resourceName: '*',
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          },
+        },
+      }),
+    );
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
     const action = new SnsAction(this.topic);
     const alarm = (name: string, metric: Metric | MathExpression, threshold: number, description: string) => {
@@ -167,6 +196,23 @@ export class Monitoring extends Construct {
       }),
       0,
       'A function caught a fault and logged it at ERROR (docs/operations.md#faults-logged).',
+    );
+    // The reply runner's events that Lambda dropped (too old to start: throttled at its reserved
+    // concurrency) and records its on-failure destination did not take. A dropped event is settled
+    // and told by `replyFailure`; one whose record was not delivered ended nowhere (until the
+    // sweep repairs it): both mean replies are not running (docs/operations.md#reply-events-dropped).
+    const reply = props.functions.reply;
+    alarm(
+      'ReplyEventsDropped',
+      reply.metric('AsyncEventsDropped', { statistic: 'Sum', period: Duration.minutes(5) }),
+      0,
+      'Lambda dropped reply jobs it could not start in time; their users were told request_failed (docs/operations.md#reply-events-dropped).',
+    );
+    alarm(
+      'ReplyDestinationDeliveryFailures',
+      reply.metric('DestinationDeliveryFailures', { statistic: 'Sum', period: Duration.minutes(5) }),
+      0,
+      'A dropped reply job could not be delivered to the replyFailure function (docs/operations.md#reply-events-dropped).',
     );
     for (const [key, fn] of Object.entries(props.functions)) {
       alarm(

@@ -22,6 +22,7 @@ import {
   newConnectionId,
 } from './events';
 import {
+  createAsyncInvoker,
   type FunctionSource,
   FunctionTimeoutError,
   invokeFunction,
@@ -30,10 +31,12 @@ import {
 } from './lambda-runner';
 
 export {
+  ASYNC_RETRY_DELAYS_MS,
   DEFAULT_FUNCTION_TIMEOUT_MS,
   type FunctionSource,
   FunctionTimeoutError,
   type LambdaHandler,
+  type LocalAsyncInvoke,
   type LocalFunction,
 } from './lambda-runner';
 
@@ -64,8 +67,13 @@ export interface GatewayOptions {
    * (a fixed quota of WebSocket APIs). @default 29_000
    */
   readonly integrationTimeoutMs?: number;
-  /** Delay before the first retry of a failed `Event` invocation (Lambda: about a minute). @default 60_000 */
-  readonly asyncRetryDelayMs?: number;
+  /**
+   * Waits before the retries of a failed `Event` invocation (Lambda: about a minute, then two).
+   * @default [60_000, 120_000]
+   */
+  readonly asyncRetryDelaysMs?: readonly number[];
+  /** The clock `Event` ages are measured on (max event age). @default Date.now */
+  readonly asyncClock?: () => number;
   readonly handlers?: GatewayHandlers;
   readonly log?: (message: string) => void;
   /**
@@ -156,31 +164,14 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
 
   const invoke = (name: string, source: FunctionSource, event: unknown): Promise<unknown> =>
     invokeFunction(toLocalFunction(source, name), event);
-  const asyncRetryDelayMs = options.asyncRetryDelayMs ?? 60_000;
-  const asyncRuns = new Set<Promise<void>>();
-
-  /**
-   * An `Event` invocation, as Lambda runs it: queued, answered 202 at once, run in the background;
-   * an error or a timeout is retried after a delay, up to the function's retry attempts (Lambda
-   * waits about a minute before the first retry and two before the second).
-   */
-  function invokeAsync(name: string, source: FunctionSource, event: unknown): void {
-    const fn = toLocalFunction(source, name);
-    const retries = fn.asyncRetryAttempts ?? 2;
-    const run = (async () => {
-      for (let attempt = 0; attempt <= retries; attempt++) {
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, asyncRetryDelayMs * attempt));
-        try {
-          await invokeFunction(fn, event);
-          return;
-        } catch (err) {
-          log(`async invocation of ${name} failed (attempt ${attempt + 1}): ${(err as Error).message}`);
-        }
-      }
-    })();
-    asyncRuns.add(run);
-    void run.finally(() => asyncRuns.delete(run));
-  }
+  // `Event` invocations: Lambda's asynchronous queue, retries, maximum age and destinations.
+  const asyncInvoker = createAsyncInvoker({
+    retryDelaysMs: options.asyncRetryDelaysMs,
+    now: options.asyncClock,
+    log,
+  });
+  const invokeAsync = (name: string, source: FunctionSource, event: unknown): void =>
+    asyncInvoker.invoke(toLocalFunction(source, name), event);
 
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     upgrade(req, socket, head).catch((err) => {
@@ -426,10 +417,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     attach: (next) => {
       handlers = next;
     },
-    asyncIdle: async () => {
-      while (asyncRuns.size > 0) await Promise.allSettled([...asyncRuns]);
-    },
-    asyncBusy: () => asyncRuns.size > 0,
+    asyncIdle: () => asyncInvoker.idle(),
+    asyncBusy: () => asyncInvoker.busy(),
     stop: async () => {
       for (const conn of connections.values()) conn.socket.terminate();
       wss.close();

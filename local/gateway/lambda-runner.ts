@@ -15,9 +15,29 @@ export interface LocalFunction {
   readonly handler: LambdaHandler;
   /** The function's Timeout: past it the invocation is abandoned and its result ignored. */
   readonly timeoutMs: number;
-  /** Lambda's retries of a failed asynchronous invocation. @default 2 (Lambda's default) */
-  readonly asyncRetryAttempts?: number;
+  /** How its asynchronous (`Event`) invocations are handled. @default Lambda's (see {@link LAMBDA_ASYNC_DEFAULTS}) */
+  readonly asyncInvoke?: LocalAsyncInvoke;
 }
+
+/** A function's asynchronous invocation settings, as `FUNCTIONS[key].asyncInvoke` declares them. */
+export interface LocalAsyncInvoke {
+  readonly maxEventAgeSeconds: number;
+  readonly retryAttempts: number;
+  /** Invoked (asynchronously) with the invocation record of an event given up on. */
+  readonly onFailure?: LocalFunction;
+}
+
+/** Lambda's defaults without an EventInvokeConfig: two retries, events kept six hours. */
+export const LAMBDA_ASYNC_DEFAULTS: LocalAsyncInvoke = Object.freeze({
+  maxEventAgeSeconds: 6 * 3600,
+  retryAttempts: 2,
+});
+
+/**
+ * Lambda waits about a minute before the first retry of a failed asynchronous invocation and two
+ * before the second (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html).
+ */
+export const ASYNC_RETRY_DELAYS_MS: readonly number[] = [60_000, 120_000];
 
 /** A function or a bare handler, which runs with Lambda's default Timeout (3 s). */
 export type FunctionSource = LambdaHandler | LocalFunction;
@@ -108,4 +128,118 @@ function refuseRequestsOfAbandonedInvocations(): void {
     );
     (request as unknown as { onSocket(socket: null, err: Error): void }).onSocket(null, refused);
   };
+}
+
+export interface AsyncInvokerOptions {
+  /** Waits before each retry. @default {@link ASYNC_RETRY_DELAYS_MS} (a test may scale them) */
+  readonly retryDelaysMs?: readonly number[];
+  /** The clock event ages are measured on. @default Date.now */
+  readonly now?: () => number;
+  readonly log?: (message: string) => void;
+}
+
+/** Lambda's asynchronous event queue, locally: see {@link createAsyncInvoker}. */
+export interface AsyncInvoker {
+  /** Queues an event for the function and returns at once (the Invoke API's 202). */
+  invoke(fn: LocalFunction, event: unknown): void;
+  /** Resolves when no event is running or waiting for a retry. */
+  idle(): Promise<void>;
+  busy(): boolean;
+}
+
+/**
+ * Asynchronous invocations as Lambda runs them
+ * (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html): an event
+ * whose invocation fails or times out is retried after 1 and then 2 minutes, up to the function's
+ * `retryAttempts`; an event older than its `maxEventAgeSeconds` is not started; an event given up
+ * on is sent to the `onFailure` function (itself invoked asynchronously, with Lambda's defaults)
+ * as an invocation record shaped like Lambda's
+ * (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html).
+ * Not emulated: throttling (no concurrency limit here) and the duplicate deliveries Lambda may make.
+ */
+export function createAsyncInvoker(options: AsyncInvokerOptions = {}): AsyncInvoker {
+  const delays = options.retryDelaysMs ?? ASYNC_RETRY_DELAYS_MS;
+  const now = options.now ?? Date.now;
+  const log = options.log ?? (() => undefined);
+  const runs = new Set<Promise<void>>();
+
+  async function run(fn: LocalFunction, event: unknown): Promise<void> {
+    const settings = fn.asyncInvoke ?? LAMBDA_ASYNC_DEFAULTS;
+    const queuedAt = now();
+    let invokeCount = 0;
+    let lastError: Error | undefined;
+    let condition: 'EventAgeExceeded' | 'RetriesExhausted' = 'RetriesExhausted';
+    for (let attempt = 0; attempt <= settings.retryAttempts; attempt++) {
+      if (attempt > 0) await sleep(delays[Math.min(attempt, delays.length) - 1] ?? 0);
+      if (now() - queuedAt > settings.maxEventAgeSeconds * 1000) {
+        condition = 'EventAgeExceeded';
+        break;
+      }
+      invokeCount++;
+      try {
+        await invokeFunction(fn, event);
+        return;
+      } catch (err) {
+        lastError = err as Error;
+        log(`async invocation of ${fn.name} failed (attempt ${attempt + 1}): ${lastError.message}`);
+      }
+    }
+    log(`async event of ${fn.name} dropped: ${condition}`);
+    if (settings.onFailure)
+      invoke(settings.onFailure, invocationRecord(fn, event, condition, invokeCount, lastError));
+  }
+
+  function invoke(fn: LocalFunction, event: unknown): void {
+    const running = run(fn, event);
+    runs.add(running);
+    void running.finally(() => runs.delete(running));
+  }
+
+  return {
+    invoke,
+    idle: async () => {
+      while (runs.size > 0) await Promise.allSettled([...runs]);
+    },
+    busy: () => runs.size > 0,
+  };
+}
+
+/** The invocation record Lambda sends to an on-failure destination. */
+export function invocationRecord(
+  fn: LocalFunction,
+  event: unknown,
+  condition: 'EventAgeExceeded' | 'RetriesExhausted',
+  invokeCount: number,
+  error: Error | undefined,
+) {
+  const context = lambdaContext(fn.name, fn.timeoutMs);
+  return {
+    version: '1.0',
+    timestamp: new Date().toISOString(),
+    requestContext: {
+      requestId: context.awsRequestId,
+      functionArn: `${context.invokedFunctionArn}:$LATEST`,
+      condition,
+      approximateInvokeCount: invokeCount,
+    },
+    requestPayload: event,
+    // Only an event that ran has a response: the last attempt's error, as Lambda reports it.
+    ...(error
+      ? {
+          responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError: 'Unhandled' },
+          responsePayload:
+            error instanceof FunctionTimeoutError
+              ? { errorType: error.errorType, errorMessage: error.message }
+              : {
+                  errorType: error.name,
+                  errorMessage: error.message,
+                  trace: (error.stack ?? '').split('\n'),
+                },
+        }
+      : {}),
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

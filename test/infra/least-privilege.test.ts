@@ -69,6 +69,17 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'queue requests': ['sqs:ChangeMessageVisibility'],
     'queue dlq': ['sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    // Lambda invokes the on-failure destination with the runner's role.
+    'function replyFailure': ['lambda:InvokeFunction'],
+  },
+  replyFailure: {
+    'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table connections': ['dynamodb:DeleteItem'],
+    'table connections/index/byUser': ['dynamodb:Query'],
+    'table requests': ['dynamodb:PutItem'],
+    'queue requests': ['sqs:ChangeMessageVisibility'],
+    '@connections of the stage': ['execute-api:ManageConnections'],
   },
   admin: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],

@@ -176,7 +176,8 @@ describe('ChatLimiterStack', () => {
 
   it('alarms on the DLQ, the oldest request, queue depth, fail-open, failures, logged faults and every function', () => {
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
-    expect(Object.keys(alarms).length).toBe(6 + 2 * Object.keys(FUNCTIONS).length);
+    // Six of the service, two of the reply runner's dropped events, and two per function.
+    expect(Object.keys(alarms).length).toBe(8 + 2 * Object.keys(FUNCTIONS).length);
     template.resourceCountIs('AWS::Logs::MetricFilter', Object.keys(FUNCTIONS).length);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'LimiterFailOpen',

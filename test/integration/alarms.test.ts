@@ -5,6 +5,7 @@ import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, type QueueKey } from '../../lambda/core/resources';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
+import { createAsyncInvoker, type LambdaHandler } from '../../local/gateway/lambda-runner';
 import type { LocalStack } from '../../local/stack';
 import {
   type AlarmSpec,
@@ -295,6 +296,47 @@ describe('every alarm can fire (SPEC §6)', () => {
     }
     expect(Object.keys(FUNCTIONS) as FunctionKey[]).toHaveLength(functionIds.size);
   }, 30_000);
+
+  it('ReplyEventsDropped and ReplyDestinationDeliveryFailures: Lambda counts them; here a dropped reply event reaches replyFailure', async () => {
+    // Lambda publishes AsyncEventsDropped (an event it gave up on: too old, or every attempt
+    // failed; counted even when it goes to a destination) and DestinationDeliveryFailures (a
+    // record it could not hand to the destination) itself. What runs here: the local Lambda gives
+    // up on a reply event exactly as FUNCTIONS.reply.asyncInvoke tells AWS to, and sends it on.
+    const replyId = resourcesOfType(template, 'AWS::Lambda::Function').find(([id]) =>
+      id.startsWith(`Functions${FUNCTIONS.reply.id}`),
+    )![0];
+    const records: unknown[] = [];
+    const destination = {
+      name: FUNCTIONS.replyFailure.id,
+      timeoutMs: 1000,
+      handler: (async (record: unknown) => void records.push(record)) as LambdaHandler,
+    };
+    const { onFailure: _declared, ...settings } = FUNCTIONS.reply.asyncInvoke;
+    const invoker = createAsyncInvoker({ retryDelaysMs: [1, 1] });
+    invoker.invoke(
+      {
+        name: FUNCTIONS.reply.id,
+        timeoutMs: 1000,
+        handler: (async () => {
+          throw new Error('the runner crashed');
+        }) as LambdaHandler,
+        asyncInvoke: { ...settings, onFailure: destination },
+      },
+      { v: 1 },
+    );
+    await invoker.idle();
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ requestContext: { condition: 'RetriesExhausted' } });
+    for (const name of ['AsyncEventsDropped', 'DestinationDeliveryFailures']) {
+      for (const alarm of watching('AWS/Lambda', name)) {
+        const metric = alarm.metrics[0]!;
+        expect(metric.dimensions.FunctionName).toEqual({ Ref: replyId });
+        expect(metric.statistic).toBe('Sum');
+        expect(crosses(alarm, 1)).toBe(true);
+        covered.add(alarm.logicalId);
+      }
+    }
+  });
 
   it('leaves no alarm of the template untested', () => {
     expect(alarms.map((a) => a.logicalId).filter((id) => !covered.has(id))).toEqual([]);

@@ -24,7 +24,7 @@ describe('JwtVerifier and token lifetimes', () => {
   it('accepts a token with an expiry in the future', async () => {
     expect(await verifier.verify(await hs256({ exp: NOW_SECONDS + 60 }))).toEqual({
       ok: true,
-      identity: { userId: 'alice', tier: undefined },
+      identity: { userId: 'alice', tier: undefined, expiresAtEpochSeconds: NOW_SECONDS + 60 },
     });
   });
 

@@ -115,7 +115,7 @@ describe('JwtVerifier', () => {
     const verifier = new JwtVerifier({ mode: 'oidc', issuer, audience: 'chat' });
     expect(await verifier.verify(await sign({ sub: 'carol', tier: 'pro' }))).toEqual({
       ok: true,
-      identity: { userId: 'carol', tier: 'pro' },
+      identity: { userId: 'carol', tier: 'pro', expiresAtEpochSeconds: expect.any(Number) },
     });
   });
 

@@ -6,6 +6,8 @@ import { ENV } from '../../core/resources';
 export interface VerifiedIdentity {
   readonly userId: string;
   readonly tier?: Tier;
+  /** The token's `exp` (required of every token): frames after it are refused. */
+  readonly expiresAtEpochSeconds: number;
 }
 
 export type VerifyResult =
@@ -104,7 +106,8 @@ function identityFrom(payload: JWTPayload): VerifyResult {
   }
   // An unknown tier claim is ignored (the user gets their record's tier or `free`), not trusted.
   const tier = isTier(payload.tier) ? payload.tier : undefined;
-  return { ok: true, identity: { userId: payload.sub, tier } };
+  // `exp` is a required claim (jwtVerify refused a token without one).
+  return { ok: true, identity: { userId: payload.sub, tier, expiresAtEpochSeconds: payload.exp! } };
 }
 
 /** The verifier configuration from the authorizer's environment. */

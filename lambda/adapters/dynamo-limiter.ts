@@ -17,8 +17,10 @@ import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
   ExpressionWriter,
+  isStuckActive,
   POLICY_TTL_SECONDS,
   planAdmission,
+  planEndStuckActive,
   planEnqueue,
   planPark,
   planRemoveWaiting,
@@ -55,6 +57,7 @@ import { FUNCTIONS } from '../core/resources';
 import type { EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
 import {
   LimiterBusyError,
+  LimiterOutcomeUnknownError,
   LimiterStoreError,
   LimiterUnavailableError,
   StoreFaultError,
@@ -74,7 +77,12 @@ interface DecideState {
   globalCostPercent?: number;
 }
 
-export { LimiterBusyError, LimiterStoreError, LimiterUnavailableError } from './limiter/errors';
+export {
+  LimiterBusyError,
+  LimiterOutcomeUnknownError,
+  LimiterStoreError,
+  LimiterUnavailableError,
+} from './limiter/errors';
 
 export interface DynamoLimiterOptions {
   readonly client: DynamoDBClient;
@@ -130,6 +138,7 @@ function pendingOf(reservation: TokenReservation): PendingReservation {
     i: reservation.inputTokens,
     o: reservation.outputAllowance,
     e: reservation.tokenEpoch ?? 0,
+    ce: reservation.costEpoch ?? 0,
     c: reservation.reservedCostMicroUsd ?? 0,
   };
 }
@@ -254,6 +263,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       if (isReplay) throw err;
       if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
       if (err instanceof LimiterBusyError) {
+        // A write that got no answer may have landed: "busy, nothing counted" only if it did not.
+        if (state.ambiguousWrite) return await this.resolveAmbiguous(key, input, nowMs, state);
         this.markBusy(key);
         return this.busy(input, nowMs);
       }
@@ -263,6 +274,45 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       // (its message too), so a request refused after all is charged nothing anywhere.
       if (state.globalHeld) await this.undoGlobal(input.requestId, state.globalHeld);
     }
+  }
+
+  /**
+   * Every retry ran out after a write whose answer was lost: one more read of the item says whether
+   * that write landed (its marker is there: the admission it made, counted once, is the decision)
+   * or not (then "busy" is the truth). No answer to the read either: the outcome is unknown, and
+   * the decision throws rather than tell the client that nothing was counted.
+   */
+  private async resolveAmbiguous(
+    key: string,
+    input: DecideInput,
+    nowMs: number,
+    state: DecideState,
+  ): Promise<Decision> {
+    let snap: LimiterSnapshot;
+    try {
+      snap = await this.items.withRetries(() => this.items.read(key));
+    } catch (err) {
+      if (err instanceof LimiterBusyError || err instanceof LimiterUnavailableError) {
+        throw new LimiterOutcomeUnknownError({ cause: err });
+      }
+      throw err;
+    }
+    const policy = this.policyOf(snap, input.claimTier, nowMs);
+    const pending = snap.reservations[input.requestId];
+    const model =
+      this.models.find((m) => m.id === pending?.mo) ??
+      modelFor(policy, this.models, input.model) ??
+      ECHO_MODEL;
+    const evaluation = evaluate(policy, snap, this.askOn(input, model), nowMs);
+    const landed = this.landedAdmission(input, snap, evaluation);
+    if (!landed) {
+      this.markBusy(key);
+      return this.busy(input, nowMs);
+    }
+    const served = { model: model.id, price: model };
+    const decision = this.allowed(input, snap, policy, landed, nowMs, served, state.globalHeld);
+    state.globalHeld = undefined;
+    return decision;
   }
 
   private async undoGlobal(requestId: string, held: GlobalReservation): Promise<void> {
@@ -364,24 +414,9 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       }
       if (planned.kind === 'already-admitted')
         return this.allowed(input, belief.snap, policy, planned, nowMs, served);
-      const pending = belief.snap.reservations[input.requestId];
-      if (planned.kind === 'duplicate' && state.ambiguousWrite && pending) {
-        // Our own earlier write did land before its answer was lost: that is this admission.
-        return this.allowed(
-          input,
-          belief.snap,
-          policy,
-          {
-            kind: 'already-admitted',
-            inputTokens: pending.i,
-            outputAllowance: pending.o,
-            day: pending.d,
-            tokenEpoch: pending.e ?? 0,
-            evaluation: planned.evaluation,
-          },
-          nowMs,
-          served,
-        );
+      if (state.ambiguousWrite) {
+        const landed = this.landedAdmission(input, belief.snap, planned.evaluation);
+        if (landed) return this.allowed(input, belief.snap, policy, landed, nowMs, served, state.globalHeld);
       }
       // A refusal is decided only from the item as it was after this frame arrived: then the
       // decision is the one the store would have made for it at that moment. An older belief is
@@ -390,6 +425,31 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       await this.items.read(key);
     }
     throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+  }
+
+  /**
+   * After a write whose answer was lost (issue 20, finding 7): did it land? The item tells — this
+   * request's reservation marker is there (direct: the marker; replay: the marker and the request
+   * made the user's active one, which only this admission writes). Then that write is this
+   * decision, counted once, and the client is told so, never "busy, nothing counted".
+   */
+  private landedAdmission(
+    input: DecideInput,
+    snap: LimiterSnapshot,
+    evaluation: Extract<AdmissionPlan, { kind: 'already-admitted' }>['evaluation'],
+  ): Extract<AdmissionPlan, { kind: 'already-admitted' }> | undefined {
+    const pending = snap.reservations[input.requestId];
+    if (!pending) return undefined;
+    if (input.queue?.mode === 'replay' && snap.active?.requestId !== input.requestId) return undefined;
+    return {
+      kind: 'already-admitted',
+      inputTokens: pending.i,
+      outputAllowance: pending.o,
+      day: pending.d,
+      tokenEpoch: pending.e ?? 0,
+      costEpoch: pending.ce ?? 0,
+      evaluation,
+    };
   }
 
   /**
@@ -517,7 +577,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): AllowedDecision {
     const reservation =
       planned.kind === 'write'
-        ? { ...planned.evaluation.reservation!, dayNumber: planned.day, tokenEpoch: snap.te }
+        ? {
+            ...planned.evaluation.reservation!,
+            dayNumber: planned.day,
+            tokenEpoch: snap.te,
+            costEpoch: snap.ce,
+            // The bucket's write count this admission left: its settle refunds only if unchanged.
+            ...(planned.movesBucket && snap.tn !== undefined ? { bucketMark: snap.tn } : {}),
+          }
         : {
             inputTokens: planned.inputTokens,
             outputAllowance: planned.outputAllowance,
@@ -525,6 +592,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             reservedCostMicroUsd: snap.reservations[input.requestId]?.c ?? 0,
             dayNumber: planned.day,
             tokenEpoch: planned.tokenEpoch,
+            costEpoch: planned.costEpoch,
           };
     return {
       allowed: true,
@@ -656,10 +724,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const outputTokens = Math.max(0, usage.outputTokens);
     const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
     const actualCost = costMicroUsd(price, inputTokens, outputTokens);
+    // A settle write whose answer was lost (issue 20, finding 7): the wake-up it took out of the
+    // item, if it landed. The marker tells: gone after such a write, the write landed, and what
+    // follows a settle (the shard release, the parked wake-up) must still happen.
+    let lost: { readonly wakeUp?: string } | undefined;
     const outcome = await this.items.lane(key, () =>
       this.items.withRetries(async (): Promise<SettleOutcome> => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
-        const known = this.items.belief(key)?.snap;
+        const known = lost ? undefined : this.items.belief(key)?.snap;
         let snap = known ?? (await this.items.read(key));
         let fresh = known === undefined;
         for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
@@ -667,7 +739,13 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           // marker holds, and the write's condition on the marker decides. Only an item read or
           // returned by the store may say it was settled already.
           const seen = snap.reservations[reservation.requestId];
-          if (!seen && fresh) return { applied: false };
+          if (!seen && fresh) {
+            if (!lost) return { applied: false };
+            // Ours landed. Its parked wake-up is released unless the item holds it still.
+            const wakeUp =
+              lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
+            return { applied: true, wakeUp };
+          }
           const pending = seen ?? pendingOf(reservation);
           const policy = this.policyOf(snap, reservation.claimTier, nowMs);
           // > 0 refund, < 0 charge; charging more than reserved never takes a budget past its limit.
@@ -686,18 +764,26 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             tokens: tokens < 0 ? -Math.max(0, Math.min(-tokens, left('tokens'))) : tokens,
             costMicroUsd: cost < 0 ? -Math.max(0, Math.min(-cost, left('usd'))) : cost,
           };
-          const result = await this.items.write(
-            key,
-            planSettle({
-              policy,
-              belief: snap,
-              requestId: reservation.requestId,
-              pending,
-              delta: capped,
-              nowMs,
-              endsActive: options.endsActive ?? false,
-            }),
-          );
+          let result: Awaited<ReturnType<UserItems['write']>>;
+          try {
+            result = await this.items.write(
+              key,
+              planSettle({
+                policy,
+                belief: snap,
+                requestId: reservation.requestId,
+                pending,
+                delta: capped,
+                nowMs,
+                endsActive: options.endsActive ?? false,
+                bucketMark: reservation.bucketMark,
+              }),
+            );
+          } catch (err) {
+            // No answer: it may have landed. The next try reads the item to tell.
+            if (err instanceof StoreFaultError) lost = { wakeUp: snap.parkedWakeUp };
+            throw err;
+          }
           // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
           if (result.ok) return { applied: true, wakeUp: snap.parkedWakeUp };
           snap = result.snap;
@@ -870,6 +956,26 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     );
   }
 
+  /**
+   * Ends the user's active request if nothing else can (admin `purge-queue`, `reset`): see
+   * {@link planEndStuckActive}. Returns its id, or undefined when there was none to end.
+   */
+  async endStuckActive(userId: string): Promise<string | undefined> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        let snap = await this.items.read(key);
+        for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+          if (!snap.active || !isStuckActive(snap)) return undefined;
+          const result = await this.items.write(key, planEndStuckActive(snap, snap.active));
+          if (result.ok) return snap.active.requestId;
+          snap = result.snap;
+        }
+        throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+      }),
+    );
+  }
+
   /** `admin top`: today's heaviest users (the usage index, no scan) and the global totals. */
   async top(
     by: TopBy,
@@ -907,10 +1013,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const w = new ExpressionWriter();
     // Each limit kind declares the attributes it keeps, and which scope clears them.
     w.remove(...resetAttributes(scope).map((a) => w.name(a)));
-    if (scope !== 'messages') {
-      // A new token epoch: reservations made before the reset refund nothing into the new count.
-      const te = w.name('te');
-      w.set(`${te} = if_not_exists(${te}, ${w.value(0)}) + ${w.value(1)}`);
+    // A new epoch per scope reset: reservations made before it refund nothing into that scope's new
+    // counts, and keep refunding into the other scope's (issue 20, finding 9).
+    const epochs = { tokens: ['te'], cost: ['ce'], all: ['te', 'ce'], messages: [] }[scope];
+    for (const epoch of epochs) {
+      const name = w.name(epoch);
+      w.set(`${name} = if_not_exists(${name}, ${w.value(0)}) + ${w.value(1)}`);
     }
     w.condition(`attribute_exists(${w.name('pk')})`);
     const key = userKey(userId);

@@ -33,6 +33,18 @@ export class LimiterBusyError extends LimiterStoreError {
   }
 }
 
+/**
+ * A write got no answer, may have landed, and the item could not be read to tell (issue 20,
+ * finding 7): the decision is not known, so the client must not be told "nothing was counted".
+ * What the write may have left (a reservation, a slot) ends with its lease.
+ */
+export class LimiterOutcomeUnknownError extends LimiterStoreError {
+  constructor(options?: { cause?: unknown }) {
+    super('a write got no answer and the item could not be read to tell whether it landed', options);
+    this.name = 'LimiterOutcomeUnknownError';
+  }
+}
+
 /** The breaker is open: the store is failing for everyone. The fail policy applies. */
 export class LimiterUnavailableError extends LimiterStoreError {
   constructor(options?: { cause?: unknown }) {

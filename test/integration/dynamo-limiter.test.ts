@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter, LimiterOutcomeUnknownError } from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
 import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
+import { type DynamoFault, type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
@@ -635,6 +636,77 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(item?.q_stuck).toBeUndefined();
       expect(item?.fl?.stuck).toBeUndefined();
       expect(await l.endStuckActive(user)).toBeUndefined();
+    });
+
+    describe('when a write lands but its answer is lost', () => {
+      let proxy: DynamoProxy;
+      beforeAll(async () => {
+        proxy = await startDynamoProxy(endpoint());
+      });
+      afterEach(() => proxy.clear());
+      afterAll(async () => {
+        await proxy.stop();
+      });
+      /** A limiter whose calls go through the proxy, with a short timeout (a lost answer is a timeout). */
+      const behindProxy = (options: Partial<ConstructorParameters<typeof DynamoLimiter>[0]> = {}) =>
+        limiter({ client: localDynamoClient(proxy.endpoint), timeoutMs: 300, ...options });
+      /** The first write about `user` lands unanswered; `then` decides what happens to its later calls. */
+      const loseFirstWrite = (user: string, then: (operation: string) => DynamoFault | undefined) => {
+        let writes = 0;
+        proxy.inject(
+          (_operation, body) => body.includes(`user#${user}`),
+          (operation) => {
+            if (operation === 'UpdateItem' && writes++ === 0) return { kind: 'lose-answer' };
+            return then(operation);
+          },
+        );
+      };
+
+      it('admits once, and says so, when the admission landed and every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        const decision = await behindProxy().decide(ask(user, { requestId: 'r1' }), NOW);
+        expect(decision).toMatchObject({
+          allowed: true,
+          reservation: { requestId: 'r1', reservedTokens: 1034 },
+        });
+        const item = await rawItem(user);
+        expect(item).toMatchObject({ tat: NOW + 3000, r_r1: { i: 10, o: 1024 } });
+        expect(Object.keys(item?.fl ?? {})).toEqual(['r1']);
+      }, 30_000);
+
+      it('never tells "nothing was counted" when the item cannot be read to tell', async () => {
+        const user = `u-${randomUUID()}`;
+        loseFirstWrite(user, () => ({ kind: 'hang' }));
+        await expect(behindProxy().decide(ask(user, { requestId: 'r1' }), NOW)).rejects.toBeInstanceOf(
+          LimiterOutcomeUnknownError,
+        );
+      }, 30_000);
+
+      it('hands a replay whose admission landed unanswered to the same delivery, not to its lease', async () => {
+        const user = `u-${randomUUID()}`;
+        const l = behindProxy();
+        await l.enqueue(waitingRequest(user, 'q1'), 10, NOW);
+        loseFirstWrite(user, () => undefined);
+        const decision = await l.decide(ask(user, { requestId: 'q1', queue: replay() }), NOW);
+        expect(decision).toMatchObject({ allowed: true, waiting: [], reservation: { requestId: 'q1' } });
+        expect((await rawItem(user))?.act).toMatchObject({ id: 'q1', att: 1 });
+      }, 30_000);
+
+      it('still hands back the parked wake-up when a settle landed unanswered', async () => {
+        const user = `u-${randomUUID()}`;
+        const one = parseTierLimits({ tiers: { free: { requestsInFlight: 1 } } });
+        const l = behindProxy({ tiers: one });
+        const first = (await l.decide(ask(user), NOW)) as AllowedDecision;
+        expect(await l.park(user, 'receipt-1')).toEqual({ ok: true });
+        loseFirstWrite(user, () => undefined);
+        const settled = await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1);
+        expect(settled).toEqual({ applied: true, wakeUp: 'receipt-1' });
+        const item = await rawItem(user);
+        expect(item?.wk).toBeUndefined();
+        expect(item?.fl).toEqual({});
+        expect((await usedOf(l, user, NOW + 2)).dailyTokens).toBe(11);
+      }, 30_000);
     });
 
     it('carries a day that ended into the history with the first admission of the next day, exactly, across instances', async () => {

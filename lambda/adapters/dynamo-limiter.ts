@@ -582,8 +582,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             dayNumber: planned.day,
             tokenEpoch: snap.te,
             costEpoch: snap.ce,
-            // The bucket's write count this admission left: its settle refunds only if unchanged.
-            ...(planned.movesBucket && snap.tn !== undefined ? { bucketMark: snap.tn } : {}),
+            // Where this admission left the tokens-per-minute bucket: bounds its settle's refund.
+            ...(planned.movesBucket && snap.ttat !== undefined ? { bucketAfterEpochMs: snap.ttat } : {}),
           }
         : {
             inputTokens: planned.inputTokens,
@@ -776,7 +776,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
                 delta: capped,
                 nowMs,
                 endsActive: options.endsActive ?? false,
-                bucketMark: reservation.bucketMark,
+                bucketAfterEpochMs: reservation.bucketAfterEpochMs,
               }),
             );
           } catch (err) {

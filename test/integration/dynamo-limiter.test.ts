@@ -351,13 +351,8 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         used: 3_000,
         limit: 50_000,
       });
-      // The last reservation's reply used 20 of its 200: the 180 flow back into both (nothing was
-      // taken from the bucket after it; see the bucket tests for the others).
-      const last = admitted.reduce((a, b) =>
-        (b.reservation.bucketMark ?? 0) > (a.reservation.bucketMark ?? 0) ? b : a,
-      );
-      expect(last.reservation.bucketMark).toBe(15);
-      await instances[1]!.reconcile(last.reservation, { inputTokens: 10, outputTokens: 10 }, NOW);
+      // One reply used 20 of its 200: the 180 flow back into both (all of it still ahead of now).
+      await instances[1]!.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 10 }, NOW);
       const after = await instances[2]!.status(user, undefined, NOW);
       expect(after.limits.find((l) => l.name === 'monthlyTokens')?.used).toBe(2_820);
       expect(after.limits.find((l) => l.name === 'tokensPerMinute')?.remaining).toBe(180);
@@ -575,6 +570,25 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       // The latest reservation's own unused part does flow back.
       await l.reconcile(second.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001);
       expect((await usedOf(l, user, NOW + 70_001)).tokensPerMinute).toBe(10);
+    });
+
+    it('gives back to a tokens-per-minute bucket at most what of the reservation is still ahead of now', async () => {
+      const user = `u-${randomUUID()}`;
+      const bucket = parseTierLimits({
+        tiers: { free: { tokensPerMinute: 3_000, messagesPerMinute: 1_000 } },
+      });
+      const l = limiter({ tiers: bucket });
+      const big = { estimatedInputTokens: 10, maxTokens: 990 };
+      const start = NOW + 600_000;
+      // 1,000 tokens at 20 ms each: the first reservation runs the bucket 20 s ahead.
+      const first = (await l.decide(ask(user, big), start)) as AllowedDecision;
+      expect(first.reservation.bucketAfterEpochMs).toBe(start + 20_000);
+      // 15 s later, 750 of them have drained; the next one stacks on the 250 left.
+      expect((await l.decide(ask(user, big), start + 15_000)).allowed).toBe(true);
+      // The first reply used 10: had that been its reservation, the bucket would have been idle at
+      // +15 s and now hold exactly the second reservation. Only the 250 still ahead flow back.
+      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, start + 15_000);
+      expect((await usedOf(l, user, start + 15_000)).tokensPerMinute).toBe(1_000);
     });
 
     it('keeps refunding cost after a reset of tokens, and tokens after a reset of cost', async () => {

@@ -111,8 +111,8 @@ export interface SettleInput extends KindInput {
   readonly pending: PendingReservation;
   /** Refund (> 0) or extra charge (< 0), already capped so no budget is overdrawn. */
   readonly delta: Amount;
-  /** The tokens-per-minute bucket's write count right after the reservation (see `TokenReservation`). */
-  readonly bucketMark?: number;
+  /** The tokens-per-minute bucket's arrival time right after the reservation (see `TokenReservation`). */
+  readonly bucketAfterEpochMs?: number;
 }
 
 /**
@@ -458,10 +458,6 @@ const tokensPerMinute: LimitKind = {
       w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(nowMs + 60_000 - step)})`);
       w.set(`${tat} = ${tat} + ${w.value(step)}`);
     }
-    // Every reservation that moves the bucket counts one more write: its settle refunds only if
-    // this count is still the one it left (see `settle`).
-    const tn = w.name('tn');
-    w.set(`${tn} = if_not_exists(${tn}, ${w.value(0)}) + ${w.value(1)}`);
   },
   // Room for the minimum output: when the bucket has refilled that much.
   readyAtEpochMs: (_position, state, policy) =>
@@ -469,26 +465,28 @@ const tokensPerMinute: LimitKind = {
       ? state.resetAtEpochMs - (state.limit - policy.minOutputTokens) * (60_000 / state.limit)
       : 0,
   /**
-   * The unused part flows back only if no reservation moved the bucket since this one (`tn` is
-   * still the count this reservation left, issue 20 finding 6). Then moving the arrival time back
-   * by the unused tokens leaves the bucket exactly where it would be had the reservation been the
-   * usage; after a later reservation (in particular one that restarted an idle bucket) the same
-   * move would give the new reservation's room away too — up to twice the limit in a minute — so
-   * nothing flows back: the bucket never holds more than the usage allows, at worst less, for at
-   * most a minute. The belief picks the shape; `tn <> :mark` pins "nowhere", so a belief older
-   * than the reservation reads again instead of dropping a refund that was due.
+   * The unused part flows back, bounded by what of this reservation is still ahead of now (issue 20,
+   * finding 6): the reservation left the arrival time at `bucketAfterEpochMs` (T); by the settle at
+   * `nowMs` everything of it before now has drained, so at most `T − now` of the bucket's arrival
+   * time is still this reservation's — the rest is later reservations', stacked on it or on a
+   * restart. Moving the arrival time back by `min(unused × interval, T − now)` therefore never
+   * gives out room another reservation took: the bucket never holds more than it would had the
+   * reservation been the usage. After a restart (T ≤ now) nothing flows back, where moving it back
+   * by the whole unused part gave up to twice the limit in a minute. Pinned on the bucket still
+   * existing (`attribute_exists(ttat)`; "nowhere" pins its absence).
    */
-  settle(w, { policy, snap, delta, bucketMark }) {
+  settle(w, { policy, snap, delta, nowMs, bucketAfterEpochMs }) {
     const limit = policy.tokensPerMinute;
-    if (limit === undefined || delta.tokens <= 0 || bucketMark === undefined) return;
-    const tn = w.name('tn');
-    if (snap.tn !== bucketMark) {
-      w.condition(`(attribute_not_exists(${tn}) OR ${tn} <> ${w.value(bucketMark)})`);
+    if (limit === undefined || delta.tokens <= 0 || bucketAfterEpochMs === undefined) return;
+    const backMs = Math.min(delta.tokens * (60_000 / limit), bucketAfterEpochMs - nowMs);
+    if (backMs <= 0) return;
+    const tat = w.name('ttat');
+    if (snap.ttat === undefined) {
+      w.condition(`attribute_not_exists(${tat})`);
       return;
     }
-    const tat = w.name('ttat');
-    w.condition(`${tn} = ${w.value(bucketMark)}`);
-    w.set(`${tat} = ${tat} - ${w.value(delta.tokens * (60_000 / limit))}`);
+    w.condition(`attribute_exists(${tat})`);
+    w.set(`${tat} = ${tat} - ${w.value(backMs)}`);
   },
 };
 

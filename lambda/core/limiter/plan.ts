@@ -45,7 +45,7 @@ export type AdmissionPlan =
       readonly day: number;
       /** Budgets and quotas this admission leaves at ≤ 20 % (first in their window). */
       readonly warnings: readonly WindowWarning[];
-      /** The write moves the tokens-per-minute bucket (adds one to its write count `tn`). */
+      /** The write moves the tokens-per-minute bucket (a shadow bucket it would overfill does not). */
       readonly movesBucket: boolean;
     };
 
@@ -425,8 +425,8 @@ export function planSettle(args: {
   readonly delta: Amount;
   readonly nowMs: number;
   readonly endsActive: boolean;
-  /** The tokens-per-minute bucket's write count the reservation left (`TokenReservation.bucketMark`). */
-  readonly bucketMark?: number;
+  /** The bucket's arrival time the reservation left (`TokenReservation.bucketAfterEpochMs`). */
+  readonly bucketAfterEpochMs?: number;
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
@@ -457,7 +457,15 @@ export function planSettle(args: {
     const model = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 }; // settles move amounts, not prices
     for (const kind of LIMIT_KINDS) {
       if (!settling.has(kind.resetScope)) continue;
-      kind.settle?.(w, { policy, snap: belief, nowMs, model, pending, delta, bucketMark: args.bucketMark });
+      kind.settle?.(w, {
+        policy,
+        snap: belief,
+        nowMs,
+        model,
+        pending,
+        delta,
+        bucketAfterEpochMs: args.bucketAfterEpochMs,
+      });
     }
   }
   // What the request held while it was answered (its in-flight slot) is given back.

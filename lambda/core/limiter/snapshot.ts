@@ -38,11 +38,6 @@ export interface LimiterSnapshot {
   readonly te: number;
   /** Cost epoch: bumped by a reset of cost, so reservations made before it refund no cost. */
   readonly ce: number;
-  /**
-   * Writes of the tokens-per-minute bucket (`tn`): every admission that moves its arrival time adds
-   * one, so a settle can tell whether anything was taken from the bucket since its reservation.
-   */
-  readonly tn?: number;
   /** The user's waiting request ids, head first: the order they will run in. */
   readonly waiting: readonly string[];
   /** The waiting (and the active) requests' data, by request id (`q_<id>`). */
@@ -163,7 +158,6 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     cmu: num(item.cmu),
     te: num(item.te) ?? 0,
     ce: num(item.ce) ?? 0,
-    tn: num(item.tn),
     waiting: Array.isArray(item.waiting)
       ? item.waiting.filter((x): x is string => typeof x === 'string')
       : [],

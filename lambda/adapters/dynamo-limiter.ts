@@ -875,6 +875,38 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): Promise<EnqueueOutcome> {
     const { userId: _userId, ...waiting } = request;
     let ambiguousWrite = false;
+    try {
+      return await this.enqueueWithRetries(key, request, waiting, maxQueued, nowMs, () => {
+        ambiguousWrite = true;
+      });
+    } catch (err) {
+      if (!(err instanceof LimiterBusyError) || !ambiguousWrite) throw err;
+      // Every retry ran out after a write whose answer was lost: the item says whether the request
+      // was queued (then it was, at that position), or not ("busy, nothing was written" is then
+      // the truth). Unreadable too: unknown, never told "nothing was written" (issue 20, finding 7).
+      const snap = await this.items
+        .withRetries(() => this.items.read(key))
+        .catch((readErr) => {
+          if (readErr instanceof LimiterBusyError || readErr instanceof LimiterUnavailableError) {
+            throw new LimiterOutcomeUnknownError({ cause: readErr });
+          }
+          throw readErr;
+        });
+      const index = snap.waiting.indexOf(request.requestId);
+      if (index >= 0 && snap.queued[request.requestId]) return { kind: 'queued', position: index + 1, snap };
+      throw err;
+    }
+  }
+
+  private enqueueWithRetries(
+    key: string,
+    request: WaitingRequest,
+    waiting: WaitingRequest,
+    maxQueued: number,
+    nowMs: number,
+    onAmbiguousWrite: () => void,
+  ): Promise<EnqueueOutcome> {
+    let ambiguousWrite = false;
     return this.items.withRetries(async () => {
       for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
         const keepsPolicy = (this.items.belief(key)?.snap.pv ?? 0) > 0;
@@ -886,7 +918,10 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.
-          if (err instanceof StoreFaultError) ambiguousWrite = true;
+          if (err instanceof StoreFaultError) {
+            ambiguousWrite = true;
+            onAmbiguousWrite();
+          }
           throw err;
         }
         const { snap } = result;

@@ -689,6 +689,18 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         expect(Object.keys(item?.fl ?? {})).toEqual(['r1']);
       }, 30_000);
 
+      it('reports a queued request as queued, at its position, when the enqueue landed and every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        const l = behindProxy();
+        await l.enqueue(waitingRequest(user, 'w1'), 10, NOW);
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        expect(await l.enqueue(waitingRequest(user, 'w2'), 10, NOW)).toMatchObject({
+          kind: 'queued',
+          position: 2,
+        });
+        expect((await rawItem(user))?.waiting).toEqual(['w1', 'w2']);
+      }, 30_000);
+
       it('never tells "nothing was counted" when the item cannot be read to tell', async () => {
         const user = `u-${randomUUID()}`;
         loseFirstWrite(user, () => ({ kind: 'hang' }));

@@ -258,13 +258,16 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       if (decision.allowed) state.globalHeld = undefined;
       return decision;
     } catch (err) {
+      // A write that got no answer may have landed: "busy, nothing counted" only if it did not (a
+      // replay that landed is handed off by this delivery, not after its lease).
+      if (err instanceof LimiterBusyError && state.ambiguousWrite) {
+        return await this.resolveAmbiguous(key, input, nowMs, state, err);
+      }
       // A replay must leave the waiting list in the same write that admits it, so it never
       // fails open or closed: the processor tries again later.
       if (isReplay) throw err;
       if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
       if (err instanceof LimiterBusyError) {
-        // A write that got no answer may have landed: "busy, nothing counted" only if it did not.
-        if (state.ambiguousWrite) return await this.resolveAmbiguous(key, input, nowMs, state);
         this.markBusy(key);
         return this.busy(input, nowMs);
       }
@@ -287,6 +290,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     input: DecideInput,
     nowMs: number,
     state: DecideState,
+    busy: LimiterBusyError,
   ): Promise<Decision> {
     let snap: LimiterSnapshot;
     try {
@@ -306,6 +310,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const evaluation = evaluate(policy, snap, this.askOn(input, model), nowMs);
     const landed = this.landedAdmission(input, snap, evaluation);
     if (!landed) {
+      if (input.queue?.mode === 'replay') throw busy;
       this.markBusy(key);
       return this.busy(input, nowMs);
     }

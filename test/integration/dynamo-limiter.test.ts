@@ -717,6 +717,21 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         const decision = await l.decide(ask(user, { requestId: 'q1', queue: replay() }), NOW);
         expect(decision).toMatchObject({ allowed: true, waiting: [], reservation: { requestId: 'q1' } });
         expect((await rawItem(user))?.act).toMatchObject({ id: 'q1', att: 1 });
+        // The same when every retry timed out too: one more read tells.
+        await l.enqueue(waitingRequest(user, 'q2'), 10, NOW);
+        await l.reconcile(
+          (decision as AllowedDecision).reservation,
+          { inputTokens: 1, outputTokens: 1 },
+          NOW,
+          {
+            endsActive: true,
+          },
+        );
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        expect(await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW + 1)).toMatchObject({
+          allowed: true,
+          reservation: { requestId: 'q2' },
+        });
       }, 30_000);
 
       it('still hands back the parked wake-up when a settle landed unanswered', async () => {

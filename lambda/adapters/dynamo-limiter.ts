@@ -170,6 +170,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly onGlobalError?: (operation: string, cause: string) => void;
   /** Items that stayed busy through every retry, until when they are left alone. */
   private readonly busyUntil = new Map<string, number>();
+  /**
+   * Settles of this instance whose write got no answer, by user key and request id, with the
+   * wake-up each took out of the item: a later call for the same request (the runner tries the
+   * settle again) that finds the marker gone knows the write landed, and still releases it.
+   */
+  private readonly lostSettles = new Map<string, { readonly wakeUp?: string }>();
   readonly breaker: StoreBreaker;
 
   constructor(options: DynamoLimiterOptions) {
@@ -324,6 +330,13 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     await this.global
       ?.release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
       .catch((err) => this.onGlobalError?.('undo', describeError(err)));
+  }
+
+  private rememberLostSettle(lostKey: string, lost: { readonly wakeUp?: string }): void {
+    this.lostSettles.delete(lostKey);
+    this.lostSettles.set(lostKey, lost);
+    // Bounded: the oldest go first (their runners have long given up).
+    if (this.lostSettles.size > 1000) this.lostSettles.delete(this.lostSettles.keys().next().value!);
   }
 
   private markBusy(key: string): void {
@@ -732,7 +745,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     // A settle write whose answer was lost (issue 20, finding 7): the wake-up it took out of the
     // item, if it landed. The marker tells: gone after such a write, the write landed, and what
     // follows a settle (the shard release, the parked wake-up) must still happen.
-    let lost: { readonly wakeUp?: string } | undefined;
+    const lostKey = `${key}\n${reservation.requestId}`;
+    let lost = this.lostSettles.get(lostKey);
     const outcome = await this.items.lane(key, () =>
       this.items.withRetries(async (): Promise<SettleOutcome> => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
@@ -746,6 +760,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           const seen = snap.reservations[reservation.requestId];
           if (!seen && fresh) {
             if (!lost) return { applied: false };
+            this.lostSettles.delete(lostKey);
             // Ours landed. Its parked wake-up is released unless the item holds it still.
             const wakeUp =
               lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
@@ -786,11 +801,17 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             );
           } catch (err) {
             // No answer: it may have landed. The next try reads the item to tell.
-            if (err instanceof StoreFaultError) lost = { wakeUp: snap.parkedWakeUp };
+            if (err instanceof StoreFaultError) {
+              lost = { wakeUp: snap.parkedWakeUp };
+              this.rememberLostSettle(lostKey, lost);
+            }
             throw err;
           }
           // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
-          if (result.ok) return { applied: true, wakeUp: snap.parkedWakeUp };
+          if (result.ok) {
+            this.lostSettles.delete(lostKey);
+            return { applied: true, wakeUp: snap.parkedWakeUp };
+          }
           snap = result.snap;
           fresh = true;
         }

@@ -2,7 +2,11 @@ import { randomUUID } from 'node:crypto';
 import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DynamoLimiter, LimiterOutcomeUnknownError } from '../../lambda/adapters/dynamo-limiter';
+import {
+  DynamoLimiter,
+  LimiterBusyError,
+  LimiterOutcomeUnknownError,
+} from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
 import { ECHO_MODEL } from '../../lambda/core/models';
@@ -747,6 +751,28 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         expect(item?.wk).toBeUndefined();
         expect(item?.fl).toEqual({});
         expect((await usedOf(l, user, NOW + 2)).dailyTokens).toBe(11);
+      }, 30_000);
+
+      it('still hands back the parked wake-up when the settle is tried again after every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        const one = parseTierLimits({ tiers: { free: { requestsInFlight: 1 } } });
+        const l = behindProxy({ tiers: one });
+        const first = (await l.decide(ask(user), NOW)) as AllowedDecision;
+        expect(await l.park(user, 'receipt-1')).toEqual({ ok: true });
+        loseFirstWrite(user, () => ({ kind: 'hang' }));
+        await expect(
+          l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1),
+        ).rejects.toBeInstanceOf(LimiterBusyError);
+        proxy.clear();
+        // The runner tries the settle again: the marker is gone, so the first try landed.
+        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2)).toEqual({
+          applied: true,
+          wakeUp: 'receipt-1',
+        });
+        // And only once.
+        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3)).toEqual({
+          applied: false,
+        });
       }, 30_000);
     });
 

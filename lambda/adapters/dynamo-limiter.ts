@@ -417,7 +417,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           result = await this.items.write(key, planned.plan);
         } catch (err) {
           // No answer: the write may or may not have landed. Its marker will tell (below).
-          if (err instanceof StoreFaultError) state.ambiguousWrite = true;
+          if (err instanceof StoreFaultError && err.mayHaveLanded) state.ambiguousWrite = true;
           throw err;
         }
         if (result.ok) {
@@ -801,7 +801,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             );
           } catch (err) {
             // No answer: it may have landed. The next try reads the item to tell.
-            if (err instanceof StoreFaultError) {
+            if (err instanceof StoreFaultError && err.mayHaveLanded) {
               lost = { wakeUp: snap.parkedWakeUp };
               this.rememberLostSettle(lostKey, lost);
             }
@@ -944,7 +944,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.
-          if (err instanceof StoreFaultError) {
+          if (err instanceof StoreFaultError && err.mayHaveLanded) {
             ambiguousWrite = true;
             onAmbiguousWrite();
           }

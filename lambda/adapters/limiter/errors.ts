@@ -8,9 +8,17 @@ export class LimiterStoreError extends Error {
 
 /** A call got no answer: a timeout, a broken connection, a 5xx. Counts toward the breaker. */
 export class StoreFaultError extends LimiterStoreError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Whether a write may have been applied though no answer came: a timeout or a 5xx (the request
+   * may have reached DynamoDB), not a connection refused or reset (it is taken as never read).
+   * @default true
+   */
+  readonly mayHaveLanded: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; mayHaveLanded?: boolean }) {
     super(message, options);
     this.name = 'StoreFaultError';
+    this.mayHaveLanded = options?.mayHaveLanded ?? true;
   }
 }
 

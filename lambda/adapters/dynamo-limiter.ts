@@ -303,6 +303,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       snap = await this.items.withRetries(() => this.items.read(key));
     } catch (err) {
       if (err instanceof LimiterBusyError || err instanceof LimiterUnavailableError) {
+        // Frames behind it in the lane are refused as busy without a call (for them that is true).
+        this.markBusy(key);
         throw new LimiterOutcomeUnknownError({ cause: err });
       }
       throw err;

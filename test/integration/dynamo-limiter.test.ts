@@ -708,9 +708,17 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       it('never tells "nothing was counted" when the item cannot be read to tell', async () => {
         const user = `u-${randomUUID()}`;
         loseFirstWrite(user, () => ({ kind: 'hang' }));
-        await expect(behindProxy().decide(ask(user, { requestId: 'r1' }), NOW)).rejects.toBeInstanceOf(
+        const l = behindProxy();
+        await expect(l.decide(ask(user, { requestId: 'r1' }), NOW)).rejects.toBeInstanceOf(
           LimiterOutcomeUnknownError,
         );
+        // The next frame is refused as busy at once, without a call: for it, nothing was counted.
+        proxy.reset();
+        expect(await l.decide(ask(user, { requestId: 'r2' }), NOW)).toMatchObject({
+          allowed: false,
+          limit: 'busy',
+        });
+        expect(proxy.total()).toBe(0);
       }, 30_000);
 
       it('hands a replay whose admission landed unanswered to the same delivery, not to its lease', async () => {

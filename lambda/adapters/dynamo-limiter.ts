@@ -300,9 +300,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): Promise<Decision> {
     let snap: LimiterSnapshot;
     try {
-      snap = await this.items.withRetries(() => this.items.read(key));
+      // One look: the retries already spent the operation's budget of waiting.
+      snap = await this.items.read(key);
     } catch (err) {
-      if (err instanceof LimiterBusyError || err instanceof LimiterUnavailableError) {
+      // No answer, throttled, or the breaker open: the store could not say.
+      if (err instanceof LimiterStoreError) {
         // Frames behind it in the lane are refused as busy without a call (for them that is true).
         this.markBusy(key);
         throw new LimiterOutcomeUnknownError({ cause: err });

@@ -17,8 +17,10 @@ import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
   ExpressionWriter,
+  isStuckActive,
   POLICY_TTL_SECONDS,
   planAdmission,
+  planEndStuckActive,
   planEnqueue,
   planPark,
   planRemoveWaiting,
@@ -55,6 +57,7 @@ import { FUNCTIONS } from '../core/resources';
 import type { EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
 import {
   LimiterBusyError,
+  LimiterOutcomeUnknownError,
   LimiterStoreError,
   LimiterUnavailableError,
   StoreFaultError,
@@ -74,7 +77,12 @@ interface DecideState {
   globalCostPercent?: number;
 }
 
-export { LimiterBusyError, LimiterStoreError, LimiterUnavailableError } from './limiter/errors';
+export {
+  LimiterBusyError,
+  LimiterOutcomeUnknownError,
+  LimiterStoreError,
+  LimiterUnavailableError,
+} from './limiter/errors';
 
 export interface DynamoLimiterOptions {
   readonly client: DynamoDBClient;
@@ -130,6 +138,7 @@ function pendingOf(reservation: TokenReservation): PendingReservation {
     i: reservation.inputTokens,
     o: reservation.outputAllowance,
     e: reservation.tokenEpoch ?? 0,
+    ce: reservation.costEpoch ?? 0,
     c: reservation.reservedCostMicroUsd ?? 0,
   };
 }
@@ -161,6 +170,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   private readonly onGlobalError?: (operation: string, cause: string) => void;
   /** Items that stayed busy through every retry, until when they are left alone. */
   private readonly busyUntil = new Map<string, number>();
+  /**
+   * Settles of this instance whose write got no answer, by user key and request id, with the
+   * wake-up each took out of the item: a later call for the same request (the runner tries the
+   * settle again) that finds the marker gone knows the write landed, and still releases it.
+   */
+  private readonly lostSettles = new Map<string, { readonly wakeUp?: string }>();
   readonly breaker: StoreBreaker;
 
   constructor(options: DynamoLimiterOptions) {
@@ -249,6 +264,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       if (decision.allowed) state.globalHeld = undefined;
       return decision;
     } catch (err) {
+      // A write that got no answer may have landed: "busy, nothing counted" only if it did not (a
+      // replay that landed is handed off by this delivery, not after its lease).
+      if (err instanceof LimiterBusyError && state.ambiguousWrite) {
+        return await this.resolveAmbiguous(key, input, nowMs, state, err);
+      }
       // A replay must leave the waiting list in the same write that admits it, so it never
       // fails open or closed: the processor tries again later.
       if (isReplay) throw err;
@@ -265,10 +285,62 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     }
   }
 
+  /**
+   * Every retry ran out after a write whose answer was lost: one more read of the item says whether
+   * that write landed (its marker is there: the admission it made, counted once, is the decision)
+   * or not (then "busy" is the truth). No answer to the read either: the outcome is unknown, and
+   * the decision throws rather than tell the client that nothing was counted.
+   */
+  private async resolveAmbiguous(
+    key: string,
+    input: DecideInput,
+    nowMs: number,
+    state: DecideState,
+    busy: LimiterBusyError,
+  ): Promise<Decision> {
+    let snap: LimiterSnapshot;
+    try {
+      // One look: the retries already spent the operation's budget of waiting.
+      snap = await this.items.read(key);
+    } catch (err) {
+      // No answer, throttled, or the breaker open: the store could not say.
+      if (err instanceof LimiterStoreError) {
+        // Frames behind it in the lane are refused as busy without a call (for them that is true).
+        this.markBusy(key);
+        throw new LimiterOutcomeUnknownError({ cause: err });
+      }
+      throw err;
+    }
+    const policy = this.policyOf(snap, input.claimTier, nowMs);
+    const pending = snap.reservations[input.requestId];
+    const model =
+      this.models.find((m) => m.id === pending?.mo) ??
+      modelFor(policy, this.models, input.model) ??
+      ECHO_MODEL;
+    const evaluation = evaluate(policy, snap, this.askOn(input, model), nowMs);
+    const landed = this.landedAdmission(input, snap, evaluation);
+    if (!landed) {
+      if (input.queue?.mode === 'replay') throw busy;
+      this.markBusy(key);
+      return this.busy(input, nowMs);
+    }
+    const served = { model: model.id, price: model };
+    const decision = this.allowed(input, snap, policy, landed, nowMs, served, state.globalHeld);
+    state.globalHeld = undefined;
+    return decision;
+  }
+
   private async undoGlobal(requestId: string, held: GlobalReservation): Promise<void> {
     await this.global
       ?.release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
       .catch((err) => this.onGlobalError?.('undo', describeError(err)));
+  }
+
+  private rememberLostSettle(lostKey: string, lost: { readonly wakeUp?: string }): void {
+    this.lostSettles.delete(lostKey);
+    this.lostSettles.set(lostKey, lost);
+    // Bounded: the oldest go first (their runners have long given up).
+    if (this.lostSettles.size > 1000) this.lostSettles.delete(this.lostSettles.keys().next().value!);
   }
 
   private markBusy(key: string): void {
@@ -349,7 +421,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           result = await this.items.write(key, planned.plan);
         } catch (err) {
           // No answer: the write may or may not have landed. Its marker will tell (below).
-          if (err instanceof StoreFaultError) state.ambiguousWrite = true;
+          if (err instanceof StoreFaultError && err.mayHaveLanded) state.ambiguousWrite = true;
           throw err;
         }
         if (result.ok) {
@@ -364,24 +436,9 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       }
       if (planned.kind === 'already-admitted')
         return this.allowed(input, belief.snap, policy, planned, nowMs, served);
-      const pending = belief.snap.reservations[input.requestId];
-      if (planned.kind === 'duplicate' && state.ambiguousWrite && pending) {
-        // Our own earlier write did land before its answer was lost: that is this admission.
-        return this.allowed(
-          input,
-          belief.snap,
-          policy,
-          {
-            kind: 'already-admitted',
-            inputTokens: pending.i,
-            outputAllowance: pending.o,
-            day: pending.d,
-            tokenEpoch: pending.e ?? 0,
-            evaluation: planned.evaluation,
-          },
-          nowMs,
-          served,
-        );
+      if (state.ambiguousWrite) {
+        const landed = this.landedAdmission(input, belief.snap, planned.evaluation);
+        if (landed) return this.allowed(input, belief.snap, policy, landed, nowMs, served, state.globalHeld);
       }
       // A refusal is decided only from the item as it was after this frame arrived: then the
       // decision is the one the store would have made for it at that moment. An older belief is
@@ -390,6 +447,31 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       await this.items.read(key);
     }
     throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+  }
+
+  /**
+   * After a write whose answer was lost (issue 20, finding 7): did it land? The item tells — this
+   * request's reservation marker is there (direct: the marker; replay: the marker and the request
+   * made the user's active one, which only this admission writes). Then that write is this
+   * decision, counted once, and the client is told so, never "busy, nothing counted".
+   */
+  private landedAdmission(
+    input: DecideInput,
+    snap: LimiterSnapshot,
+    evaluation: Extract<AdmissionPlan, { kind: 'already-admitted' }>['evaluation'],
+  ): Extract<AdmissionPlan, { kind: 'already-admitted' }> | undefined {
+    const pending = snap.reservations[input.requestId];
+    if (!pending) return undefined;
+    if (input.queue?.mode === 'replay' && snap.active?.requestId !== input.requestId) return undefined;
+    return {
+      kind: 'already-admitted',
+      inputTokens: pending.i,
+      outputAllowance: pending.o,
+      day: pending.d,
+      tokenEpoch: pending.e ?? 0,
+      costEpoch: pending.ce ?? 0,
+      evaluation,
+    };
   }
 
   /**
@@ -517,7 +599,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): AllowedDecision {
     const reservation =
       planned.kind === 'write'
-        ? { ...planned.evaluation.reservation!, dayNumber: planned.day, tokenEpoch: snap.te }
+        ? {
+            ...planned.evaluation.reservation!,
+            dayNumber: planned.day,
+            tokenEpoch: snap.te,
+            costEpoch: snap.ce,
+            // Where this admission left the tokens-per-minute bucket: bounds its settle's refund.
+            ...(planned.movesBucket && snap.ttat !== undefined ? { bucketAfterEpochMs: snap.ttat } : {}),
+          }
         : {
             inputTokens: planned.inputTokens,
             outputAllowance: planned.outputAllowance,
@@ -525,6 +614,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             reservedCostMicroUsd: snap.reservations[input.requestId]?.c ?? 0,
             dayNumber: planned.day,
             tokenEpoch: planned.tokenEpoch,
+            costEpoch: planned.costEpoch,
           };
     return {
       allowed: true,
@@ -656,10 +746,15 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const outputTokens = Math.max(0, usage.outputTokens);
     const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
     const actualCost = costMicroUsd(price, inputTokens, outputTokens);
+    // A settle write whose answer was lost (issue 20, finding 7): the wake-up it took out of the
+    // item, if it landed. The marker tells: gone after such a write, the write landed, and what
+    // follows a settle (the shard release, the parked wake-up) must still happen.
+    const lostKey = `${key}\n${reservation.requestId}`;
+    let lost = this.lostSettles.get(lostKey);
     const outcome = await this.items.lane(key, () =>
       this.items.withRetries(async (): Promise<SettleOutcome> => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
-        const known = this.items.belief(key)?.snap;
+        const known = lost ? undefined : this.items.belief(key)?.snap;
         let snap = known ?? (await this.items.read(key));
         let fresh = known === undefined;
         for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
@@ -667,7 +762,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           // marker holds, and the write's condition on the marker decides. Only an item read or
           // returned by the store may say it was settled already.
           const seen = snap.reservations[reservation.requestId];
-          if (!seen && fresh) return { applied: false };
+          if (!seen && fresh) {
+            if (!lost) return { applied: false };
+            this.lostSettles.delete(lostKey);
+            // Ours landed. Its parked wake-up is released unless the item holds it still.
+            const wakeUp =
+              lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
+            return { applied: true, wakeUp };
+          }
           const pending = seen ?? pendingOf(reservation);
           const policy = this.policyOf(snap, reservation.claimTier, nowMs);
           // > 0 refund, < 0 charge; charging more than reserved never takes a budget past its limit.
@@ -686,20 +788,34 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             tokens: tokens < 0 ? -Math.max(0, Math.min(-tokens, left('tokens'))) : tokens,
             costMicroUsd: cost < 0 ? -Math.max(0, Math.min(-cost, left('usd'))) : cost,
           };
-          const result = await this.items.write(
-            key,
-            planSettle({
-              policy,
-              belief: snap,
-              requestId: reservation.requestId,
-              pending,
-              delta: capped,
-              nowMs,
-              endsActive: options.endsActive ?? false,
-            }),
-          );
+          let result: Awaited<ReturnType<UserItems['write']>>;
+          try {
+            result = await this.items.write(
+              key,
+              planSettle({
+                policy,
+                belief: snap,
+                requestId: reservation.requestId,
+                pending,
+                delta: capped,
+                nowMs,
+                endsActive: options.endsActive ?? false,
+                bucketAfterEpochMs: reservation.bucketAfterEpochMs,
+              }),
+            );
+          } catch (err) {
+            // No answer: it may have landed. The next try reads the item to tell.
+            if (err instanceof StoreFaultError && err.mayHaveLanded) {
+              lost = { wakeUp: snap.parkedWakeUp };
+              this.rememberLostSettle(lostKey, lost);
+            }
+            throw err;
+          }
           // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
-          if (result.ok) return { applied: true, wakeUp: snap.parkedWakeUp };
+          if (result.ok) {
+            this.lostSettles.delete(lostKey);
+            return { applied: true, wakeUp: snap.parkedWakeUp };
+          }
           snap = result.snap;
           fresh = true;
         }
@@ -789,6 +905,38 @@ export class DynamoLimiter implements Limiter, LimiterPort {
   ): Promise<EnqueueOutcome> {
     const { userId: _userId, ...waiting } = request;
     let ambiguousWrite = false;
+    try {
+      return await this.enqueueWithRetries(key, request, waiting, maxQueued, nowMs, () => {
+        ambiguousWrite = true;
+      });
+    } catch (err) {
+      if (!(err instanceof LimiterBusyError) || !ambiguousWrite) throw err;
+      // Every retry ran out after a write whose answer was lost: the item says whether the request
+      // was queued (then it was, at that position), or not ("busy, nothing was written" is then
+      // the truth). Unreadable too: unknown, never told "nothing was written" (issue 20, finding 7).
+      const snap = await this.items
+        .withRetries(() => this.items.read(key))
+        .catch((readErr) => {
+          if (readErr instanceof LimiterBusyError || readErr instanceof LimiterUnavailableError) {
+            throw new LimiterOutcomeUnknownError({ cause: readErr });
+          }
+          throw readErr;
+        });
+      const index = snap.waiting.indexOf(request.requestId);
+      if (index >= 0 && snap.queued[request.requestId]) return { kind: 'queued', position: index + 1, snap };
+      throw err;
+    }
+  }
+
+  private enqueueWithRetries(
+    key: string,
+    request: WaitingRequest,
+    waiting: WaitingRequest,
+    maxQueued: number,
+    nowMs: number,
+    onAmbiguousWrite: () => void,
+  ): Promise<EnqueueOutcome> {
+    let ambiguousWrite = false;
     return this.items.withRetries(async () => {
       for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
         const keepsPolicy = (this.items.belief(key)?.snap.pv ?? 0) > 0;
@@ -800,7 +948,10 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.
-          if (err instanceof StoreFaultError) ambiguousWrite = true;
+          if (err instanceof StoreFaultError && err.mayHaveLanded) {
+            ambiguousWrite = true;
+            onAmbiguousWrite();
+          }
           throw err;
         }
         const { snap } = result;
@@ -870,6 +1021,26 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     );
   }
 
+  /**
+   * Ends the user's active request if nothing else can (admin `purge-queue`, `reset`): see
+   * {@link planEndStuckActive}. Returns its id, or undefined when there was none to end.
+   */
+  async endStuckActive(userId: string): Promise<string | undefined> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        let snap = await this.items.read(key);
+        for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+          if (!snap.active || !isStuckActive(snap)) return undefined;
+          const result = await this.items.write(key, planEndStuckActive(snap, snap.active));
+          if (result.ok) return snap.active.requestId;
+          snap = result.snap;
+        }
+        throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+      }),
+    );
+  }
+
   /** `admin top`: today's heaviest users (the usage index, no scan) and the global totals. */
   async top(
     by: TopBy,
@@ -907,10 +1078,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const w = new ExpressionWriter();
     // Each limit kind declares the attributes it keeps, and which scope clears them.
     w.remove(...resetAttributes(scope).map((a) => w.name(a)));
-    if (scope !== 'messages') {
-      // A new token epoch: reservations made before the reset refund nothing into the new count.
-      const te = w.name('te');
-      w.set(`${te} = if_not_exists(${te}, ${w.value(0)}) + ${w.value(1)}`);
+    // A new epoch per scope reset: reservations made before it refund nothing into that scope's new
+    // counts, and keep refunding into the other scope's (issue 20, finding 9).
+    const epochs = { tokens: ['te'], cost: ['ce'], all: ['te', 'ce'], messages: [] }[scope];
+    for (const epoch of epochs) {
+      const name = w.name(epoch);
+      w.set(`${name} = if_not_exists(${name}, ${w.value(0)}) + ${w.value(1)}`);
     }
     w.condition(`attribute_exists(${w.name('pk')})`);
     const key = userKey(userId);

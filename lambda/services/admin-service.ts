@@ -19,6 +19,11 @@ export interface AdminLimiterPort extends LimiterPort {
     nowMs: number,
   ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
   reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
+  /**
+   * Ends the user's active request when it can no longer be settled (its data or reservation is
+   * gone) and so blocks the user's queue; returns its id, or undefined if there was none.
+   */
+  endStuckActive(userId: string): Promise<string | undefined>;
   setTier(userId: string, tier: Tier | null): Promise<unknown>;
   setOverride(userId: string, override: LimitOverride): Promise<unknown>;
   clearOverride(userId: string): Promise<unknown>;
@@ -117,9 +122,13 @@ export class AdminService {
     const before = await this.snapshot(request.userId);
     let result: unknown;
     switch (request.operation) {
-      case 'reset':
+      case 'reset': {
         await limiter.reset(request.userId, request.scope, now());
+        // An active request nothing can settle any more blocks the user's queue: reset ends it.
+        const ended = await limiter.endStuckActive(request.userId);
+        if (ended) result = { endedActive: ended };
         break;
+      }
       case 'set-tier':
         await limiter.setTier(request.userId, request.tier);
         break;
@@ -138,9 +147,12 @@ export class AdminService {
           result = { history: before.history.slice(-days) };
         }
         break;
-      case 'purge-queue':
-        result = { purged: await this.purge(request.userId) };
+      case 'purge-queue': {
+        const purged = await this.purge(request.userId);
+        const ended = await limiter.endStuckActive(request.userId);
+        result = ended ? { purged, endedActive: ended } : { purged };
         break;
+      }
     }
     const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
     this.deps.log.info('admin action', {

@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { beforeAll, describe, expect, inject, it } from 'vitest';
-import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  DynamoLimiter,
+  LimiterBusyError,
+  LimiterOutcomeUnknownError,
+} from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
 import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
+import { type DynamoFault, type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
@@ -350,7 +355,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         used: 3_000,
         limit: 50_000,
       });
-      // One reply used 20 of its 200: the 180 flow back into both.
+      // One reply used 20 of its 200: the 180 flow back into both (all of it still ahead of now).
       await instances[1]!.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 10 }, NOW);
       const after = await instances[2]!.status(user, undefined, NOW);
       expect(after.limits.find((l) => l.name === 'monthlyTokens')?.used).toBe(2_820);
@@ -466,6 +471,318 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         monthlyCostUsd: 0.0004,
       });
     }, 30_000);
+
+    /** The user's item as stored. */
+    const rawItem = async (user: string) => {
+      const { Item } = await localDynamoClient(endpoint()).send(
+        new GetItemCommand({
+          TableName: tableName,
+          Key: { pk: { S: `user#${user}` } },
+          ConsistentRead: true,
+        }),
+      );
+      return Item ? unmarshall(Item) : undefined;
+    };
+    const usedOf = async (l: DynamoLimiter, user: string, at: number) =>
+      Object.fromEntries((await l.status(user, undefined, at)).limits.map((x) => [x.name, x.used]));
+
+    it('settles a queued reply that ran across 00:00 UTC after the new day opened: it ends, frees its slot, refunds into the month only', async () => {
+      const user = `u-${randomUUID()}`;
+      const budgets = parseTierLimits({ tiers: { free: { monthlyTokens: 100_000, requestsInFlight: 3 } } });
+      const processor = limiter({ tiers: budgets, inFlightLeaseMs: 5_000 });
+      const other = limiter({ tiers: budgets });
+      const eve = Date.UTC(2026, 0, 15, 23, 59, 50);
+      const after = Date.UTC(2026, 0, 16, 0, 0, 10);
+      // A direct request whose runner crashed: its slot lapses at eve + 5 s, it never settles.
+      const crashed = (await processor.decide(ask(user, { requestId: 'crashed' }), eve)) as AllowedDecision;
+      expect(crashed.allowed).toBe(true);
+      await processor.enqueue({ ...waitingRequest(user, 'late'), expiresAtEpochMs: eve + 60_000 }, 10, eve);
+      const started = (await processor.decide(
+        ask(user, { requestId: 'late', maxTokens: 1000, queue: replay(eve + 960_000) }),
+        eve,
+      )) as AllowedDecision;
+      expect(started.allowed).toBe(true);
+      // The new day's first admission, by another instance, while 'late' still streams.
+      const next = (await other.decide(ask(user, { maxTokens: 100 }), after)) as AllowedDecision;
+      expect(next.allowed).toBe(true);
+      const between = await rawItem(user);
+      // The streaming request keeps its marker; the crashed one (slot lapsed, not active) is dropped.
+      expect(
+        Object.keys(between!)
+          .filter((k) => k.startsWith('r_'))
+          .sort(),
+      ).toEqual([`r_${next.reservation.requestId}`, 'r_late']);
+      const settled = await processor.reconcile(
+        started.reservation,
+        { inputTokens: 10, outputTokens: 40 },
+        after + 1_000,
+        { endsActive: true },
+      );
+      expect(settled.applied).toBe(true);
+      const item = await rawItem(user);
+      expect(item?.act).toBeUndefined();
+      expect(item?.q_late).toBeUndefined();
+      expect(item?.r_late).toBeUndefined();
+      expect(Object.keys(item?.fl ?? {})).toEqual([next.reservation.requestId]);
+      // Nothing of yesterday's reservation flows into today's count; the month still open gets it.
+      expect(await usedOf(other, user, after + 2_000)).toMatchObject({
+        dailyTokens: next.reservation.reservedTokens,
+        monthlyTokens: crashed.reservation.reservedTokens + 50 + next.reservation.reservedTokens,
+      });
+    }, 30_000);
+
+    it("refunds into the reservation's own day and month from a belief of the day before, and nowhere once they closed", async () => {
+      const user = `u-${randomUUID()}`;
+      const budgets = parseTierLimits({
+        tiers: { free: { monthlyTokens: 100_000, dailyCostUsd: 1, monthlyCostUsd: 1 } },
+      });
+      const stale = limiter({ tiers: budgets });
+      const fresh = limiter({ tiers: budgets });
+      const lastJanuary = Date.UTC(2026, 0, 31, 23, 59, 50);
+      const february = Date.UTC(2026, 1, 1, 0, 0, 10);
+      // The stale instance last saw the item in January.
+      const january = (await stale.decide(ask(user, { maxTokens: 100 }), lastJanuary)) as AllowedDecision;
+      const reserved = (await fresh.decide(ask(user, { maxTokens: 1000 }), february)) as AllowedDecision;
+      expect(reserved.allowed && january.allowed).toBe(true);
+      // The runner on the stale instance settles February's reservation: 10 in, 40 out.
+      await stale.reconcile(reserved.reservation, { inputTokens: 10, outputTokens: 40 }, february + 5_000);
+      const cost = Math.ceil(10 * 0.2 + 40 * 0.6) / 1e6;
+      const used = await usedOf(fresh, user, february + 6_000);
+      expect(used).toMatchObject({ dailyTokens: 50, monthlyTokens: 50 });
+      expect(used.dailyCostUsd).toBeCloseTo(cost, 9);
+      expect(used.monthlyCostUsd).toBeCloseTo(cost, 9);
+      // January's reservation settles in February: its windows closed, nothing flows into these.
+      await fresh.reconcile(january.reservation, { inputTokens: 1, outputTokens: 1 }, february + 7_000);
+      expect(await usedOf(stale, user, february + 8_000)).toEqual(used);
+    }, 30_000);
+
+    it('gives nothing back to a tokens-per-minute bucket that restarted since the reservation', async () => {
+      const user = `u-${randomUUID()}`;
+      const bucket = parseTierLimits({
+        tiers: { free: { tokensPerMinute: 3_000, messagesPerMinute: 1_000 } },
+      });
+      const l = limiter({ tiers: bucket });
+      const big = { estimatedInputTokens: 10, maxTokens: 990 };
+      const first = (await l.decide(ask(user, big), NOW)) as AllowedDecision;
+      // 70 s later the bucket is whole; the next reservation restarts it.
+      const second = (await l.decide(ask(user, big), NOW + 70_000)) as AllowedDecision;
+      expect(first.reservation.reservedTokens + second.reservation.reservedTokens).toBe(2_000);
+      // The first reply used 10 of its 1,000: giving 990 back now would hand the new reservation's
+      // room out a second time.
+      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001);
+      expect((await usedOf(l, user, NOW + 70_001)).tokensPerMinute).toBe(1_000);
+      // The latest reservation's own unused part does flow back.
+      await l.reconcile(second.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001);
+      expect((await usedOf(l, user, NOW + 70_001)).tokensPerMinute).toBe(10);
+    });
+
+    it('gives back to a tokens-per-minute bucket at most what of the reservation is still ahead of now', async () => {
+      const user = `u-${randomUUID()}`;
+      const bucket = parseTierLimits({
+        tiers: { free: { tokensPerMinute: 3_000, messagesPerMinute: 1_000 } },
+      });
+      const l = limiter({ tiers: bucket });
+      const big = { estimatedInputTokens: 10, maxTokens: 990 };
+      const start = NOW + 600_000;
+      // 1,000 tokens at 20 ms each: the first reservation runs the bucket 20 s ahead.
+      const first = (await l.decide(ask(user, big), start)) as AllowedDecision;
+      expect(first.reservation.bucketAfterEpochMs).toBe(start + 20_000);
+      // 15 s later, 750 of them have drained; the next one stacks on the 250 left.
+      expect((await l.decide(ask(user, big), start + 15_000)).allowed).toBe(true);
+      // The first reply used 10: had that been its reservation, the bucket would have been idle at
+      // +15 s and now hold exactly the second reservation. Only the 250 still ahead flow back.
+      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, start + 15_000);
+      expect((await usedOf(l, user, start + 15_000)).tokensPerMinute).toBe(1_000);
+    });
+
+    it('keeps refunding cost after a reset of tokens, and tokens after a reset of cost', async () => {
+      const user = `u-${randomUUID()}`;
+      const budgets = parseTierLimits({ tiers: { free: { dailyCostUsd: 1 } } });
+      const [l, admin] = [limiter({ tiers: budgets }), limiter({ tiers: budgets })];
+      const cost = Math.ceil(10 * 0.2 + 40 * 0.6) / 1e6;
+      const a = (await l.decide(ask(user, { maxTokens: 1000 }), NOW)) as AllowedDecision;
+      await admin.reset(user, 'tokens', NOW + 1);
+      await l.reconcile(a.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 2);
+      let used = await usedOf(admin, user, NOW + 3);
+      expect(used.dailyTokens).toBe(0);
+      expect(used.dailyCostUsd).toBeCloseTo(cost, 9);
+      const b = (await l.decide(ask(user, { maxTokens: 1000 }), NOW + 4)) as AllowedDecision;
+      await admin.reset(user, 'cost', NOW + 5);
+      await l.reconcile(b.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 6);
+      used = await usedOf(admin, user, NOW + 7);
+      expect(used.dailyTokens).toBe(50);
+      expect(used.dailyCostUsd).toBe(0);
+    });
+
+    it('keeps a user item at least until the end of the month its counters count in, whatever write came last', async () => {
+      const user = `u-${randomUUID()}`;
+      const l = limiter();
+      const early = Date.UTC(2026, 0, 3, 10, 0, 0);
+      const endOfJanuary = Date.UTC(2026, 1, 1) / 1000;
+      expect((await l.decide(ask(user), early)).allowed).toBe(true);
+      expect((await rawItem(user))?.ttlEpochSeconds).toBeGreaterThanOrEqual(endOfJanuary);
+      // A later enqueue (another kind of write) never lowers it below an open window's end.
+      await l.enqueue({ ...waitingRequest(user, 'w'), expiresAtEpochMs: early + 60_000 }, 10, early + 1);
+      expect((await rawItem(user))?.ttlEpochSeconds).toBeGreaterThanOrEqual(endOfJanuary);
+      // A request admitted in the month's last minute keeps its item past its lease.
+      const other = `u-${randomUUID()}`;
+      const late = (await l.decide(ask(other), Date.UTC(2026, 0, 31, 23, 59, 0))) as AllowedDecision;
+      expect(late.inFlightUntilEpochMs).toBeGreaterThan(endOfJanuary * 1000);
+      expect((await rawItem(other))?.ttlEpochSeconds).toBeGreaterThan(late.inFlightUntilEpochMs! / 1000);
+    });
+
+    it('ends an active request that can no longer settle (purge-queue, reset), and never one that can', async () => {
+      const user = `u-${randomUUID()}`;
+      const l = limiter();
+      await l.enqueue(waitingRequest(user, 'stuck'), 10, NOW);
+      const started = await l.decide(ask(user, { requestId: 'stuck', queue: replay() }), NOW);
+      expect(started.allowed).toBe(true);
+      // It can still settle: left alone.
+      expect(await l.endStuckActive(user)).toBeUndefined();
+      expect((await rawItem(user))?.act).toMatchObject({ id: 'stuck' });
+      // Its marker gone (as the first admission of a new day used to do): nothing can end it but this.
+      await localDynamoClient(endpoint()).send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: { pk: { S: `user#${user}` } },
+          UpdateExpression: 'REMOVE r_stuck',
+        }),
+      );
+      expect(await l.endStuckActive(user)).toBe('stuck');
+      const item = await rawItem(user);
+      expect(item?.act).toBeUndefined();
+      expect(item?.q_stuck).toBeUndefined();
+      expect(item?.fl?.stuck).toBeUndefined();
+      expect(await l.endStuckActive(user)).toBeUndefined();
+    });
+
+    describe('when a write lands but its answer is lost', () => {
+      let proxy: DynamoProxy;
+      beforeAll(async () => {
+        proxy = await startDynamoProxy(endpoint());
+      });
+      afterEach(() => proxy.clear());
+      afterAll(async () => {
+        await proxy.stop();
+      });
+      /** A limiter whose calls go through the proxy, with a short timeout (a lost answer is a timeout). */
+      const behindProxy = (options: Partial<ConstructorParameters<typeof DynamoLimiter>[0]> = {}) =>
+        limiter({ client: localDynamoClient(proxy.endpoint), timeoutMs: 300, ...options });
+      /** The first write about `user` lands unanswered; `then` decides what happens to its later calls. */
+      const loseFirstWrite = (user: string, then: (operation: string) => DynamoFault | undefined) => {
+        let writes = 0;
+        proxy.inject(
+          (_operation, body) => body.includes(`user#${user}`),
+          (operation) => {
+            if (operation === 'UpdateItem' && writes++ === 0) return { kind: 'lose-answer' };
+            return then(operation);
+          },
+        );
+      };
+
+      it('admits once, and says so, when the admission landed and every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        const decision = await behindProxy().decide(ask(user, { requestId: 'r1' }), NOW);
+        expect(decision).toMatchObject({
+          allowed: true,
+          reservation: { requestId: 'r1', reservedTokens: 1034 },
+        });
+        const item = await rawItem(user);
+        expect(item).toMatchObject({ tat: NOW + 3000, r_r1: { i: 10, o: 1024 } });
+        expect(Object.keys(item?.fl ?? {})).toEqual(['r1']);
+      }, 30_000);
+
+      it('reports a queued request as queued, at its position, when the enqueue landed and every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        const l = behindProxy();
+        await l.enqueue(waitingRequest(user, 'w1'), 10, NOW);
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        expect(await l.enqueue(waitingRequest(user, 'w2'), 10, NOW)).toMatchObject({
+          kind: 'queued',
+          position: 2,
+        });
+        expect((await rawItem(user))?.waiting).toEqual(['w1', 'w2']);
+      }, 30_000);
+
+      it('never tells "nothing was counted" when the item cannot be read to tell', async () => {
+        const user = `u-${randomUUID()}`;
+        loseFirstWrite(user, () => ({ kind: 'hang' }));
+        const l = behindProxy();
+        await expect(l.decide(ask(user, { requestId: 'r1' }), NOW)).rejects.toBeInstanceOf(
+          LimiterOutcomeUnknownError,
+        );
+        // The next frame is refused as busy at once, without a call: for it, nothing was counted.
+        proxy.reset();
+        expect(await l.decide(ask(user, { requestId: 'r2' }), NOW)).toMatchObject({
+          allowed: false,
+          limit: 'busy',
+        });
+        expect(proxy.total()).toBe(0);
+      }, 30_000);
+
+      it('hands a replay whose admission landed unanswered to the same delivery, not to its lease', async () => {
+        const user = `u-${randomUUID()}`;
+        const l = behindProxy();
+        await l.enqueue(waitingRequest(user, 'q1'), 10, NOW);
+        loseFirstWrite(user, () => undefined);
+        const decision = await l.decide(ask(user, { requestId: 'q1', queue: replay() }), NOW);
+        expect(decision).toMatchObject({ allowed: true, waiting: [], reservation: { requestId: 'q1' } });
+        expect((await rawItem(user))?.act).toMatchObject({ id: 'q1', att: 1 });
+        // The same when every retry timed out too: one more read tells.
+        await l.enqueue(waitingRequest(user, 'q2'), 10, NOW);
+        await l.reconcile(
+          (decision as AllowedDecision).reservation,
+          { inputTokens: 1, outputTokens: 1 },
+          NOW,
+          {
+            endsActive: true,
+          },
+        );
+        loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
+        expect(await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW + 1)).toMatchObject({
+          allowed: true,
+          reservation: { requestId: 'q2' },
+        });
+      }, 30_000);
+
+      it('still hands back the parked wake-up when a settle landed unanswered', async () => {
+        const user = `u-${randomUUID()}`;
+        const one = parseTierLimits({ tiers: { free: { requestsInFlight: 1 } } });
+        const l = behindProxy({ tiers: one });
+        const first = (await l.decide(ask(user), NOW)) as AllowedDecision;
+        expect(await l.park(user, 'receipt-1')).toEqual({ ok: true });
+        loseFirstWrite(user, () => undefined);
+        const settled = await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1);
+        expect(settled).toEqual({ applied: true, wakeUp: 'receipt-1' });
+        const item = await rawItem(user);
+        expect(item?.wk).toBeUndefined();
+        expect(item?.fl).toEqual({});
+        expect((await usedOf(l, user, NOW + 2)).dailyTokens).toBe(11);
+      }, 30_000);
+
+      it('still hands back the parked wake-up when the settle is tried again after every retry timed out', async () => {
+        const user = `u-${randomUUID()}`;
+        const one = parseTierLimits({ tiers: { free: { requestsInFlight: 1 } } });
+        const l = behindProxy({ tiers: one });
+        const first = (await l.decide(ask(user), NOW)) as AllowedDecision;
+        expect(await l.park(user, 'receipt-1')).toEqual({ ok: true });
+        loseFirstWrite(user, () => ({ kind: 'hang' }));
+        await expect(
+          l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1),
+        ).rejects.toBeInstanceOf(LimiterBusyError);
+        proxy.clear();
+        // The runner tries the settle again: the marker is gone, so the first try landed.
+        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2)).toEqual({
+          applied: true,
+          wakeUp: 'receipt-1',
+        });
+        // And only once.
+        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3)).toEqual({
+          applied: false,
+        });
+      }, 30_000);
+    });
 
     it('carries a day that ended into the history with the first admission of the next day, exactly, across instances', async () => {
       const user = `u-${randomUUID()}`;

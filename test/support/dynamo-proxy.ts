@@ -7,7 +7,15 @@ export type DynamoFault =
   /** Hold the request this long, then forward it (a slow store, from the caller's side). */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Never answer and never apply it: the caller's timeout is all it sees. */
-  | { readonly kind: 'hang' };
+  | { readonly kind: 'hang' }
+  /**
+   * Forward it, let the emulator apply it, and drop the answer: the write landed, and the caller's
+   * timeout is all it sees (a lost answer, SPEC §9.1).
+   */
+  | { readonly kind: 'lose-answer' };
+
+/** A fault for every picked request, or one chosen per request (e.g. the first one differently). */
+export type DynamoFaultChoice = DynamoFault | ((operation: string, body: string) => DynamoFault | undefined);
 
 /**
  * An HTTP proxy on 127.0.0.1 in front of a DynamoDB emulator that counts every operation by its
@@ -22,7 +30,7 @@ export interface DynamoProxy {
   total(): number;
   reset(): void;
   /** Applies `fault` to every request for which `picks` is true, until cleared. */
-  inject(picks: (operation: string, body: string) => boolean, fault: DynamoFault): void;
+  inject(picks: (operation: string, body: string) => boolean, fault: DynamoFaultChoice): void;
   clear(): void;
   stop(): Promise<void>;
 }
@@ -30,7 +38,7 @@ export interface DynamoProxy {
 export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
   const upstream = new URL(target);
   const counts: Record<string, number> = {};
-  let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFault } | undefined;
+  let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFaultChoice } | undefined;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -41,7 +49,9 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           .split('.')
           .pop() ?? 'unknown';
       counts[operation] = (counts[operation] ?? 0) + 1;
-      const fault = rule?.picks(operation, body.toString('utf8')) ? rule.fault : undefined;
+      const text = body.toString('utf8');
+      const chosen = rule?.picks(operation, text) ? rule.fault : undefined;
+      const fault = typeof chosen === 'function' ? chosen(operation, text) : chosen;
       if (fault?.kind === 'throttle') {
         const text = JSON.stringify({
           __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException',
@@ -65,12 +75,19 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           headers: req.headers,
         },
         (answer) => {
+          if (fault?.kind === 'lose-answer') {
+            answer.resume(); // applied upstream; the caller never hears of it
+            return;
+          }
           res.writeHead(answer.statusCode ?? 500, answer.headers);
           answer.pipe(res);
         },
       );
       forward.on('error', () => res.destroy());
-      res.on('close', () => forward.destroy());
+      // A caller that gave up does not take back a write already sent (a lost answer lands).
+      res.on('close', () => {
+        if (fault?.kind !== 'lose-answer') forward.destroy();
+      });
       forward.end(body);
     });
   });

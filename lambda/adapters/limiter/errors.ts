@@ -8,9 +8,17 @@ export class LimiterStoreError extends Error {
 
 /** A call got no answer: a timeout, a broken connection, a 5xx. Counts toward the breaker. */
 export class StoreFaultError extends LimiterStoreError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  /**
+   * Whether a write may have been applied though no answer came: a timeout or a 5xx (the request
+   * may have reached DynamoDB), not a connection refused or reset (it is taken as never read).
+   * @default true
+   */
+  readonly mayHaveLanded: boolean;
+
+  constructor(message: string, options?: { cause?: unknown; mayHaveLanded?: boolean }) {
     super(message, options);
     this.name = 'StoreFaultError';
+    this.mayHaveLanded = options?.mayHaveLanded ?? true;
   }
 }
 
@@ -30,6 +38,18 @@ export class LimiterBusyError extends LimiterStoreError {
   constructor(options?: { cause?: unknown }) {
     super('the user item stayed busy through every retry', options);
     this.name = 'LimiterBusyError';
+  }
+}
+
+/**
+ * A write got no answer, may have landed, and the item could not be read to tell (issue 20,
+ * finding 7): the decision is not known, so the client must not be told "nothing was counted".
+ * What the write may have left (a reservation, a slot) ends with its lease.
+ */
+export class LimiterOutcomeUnknownError extends LimiterStoreError {
+  constructor(options?: { cause?: unknown }) {
+    super('a write got no answer and the item could not be read to tell whether it landed', options);
+    this.name = 'LimiterOutcomeUnknownError';
   }
 }
 

@@ -183,7 +183,7 @@ export class UserItems {
       const kind = classifyStoreError(err);
       if (kind === 'fault') {
         if (this.breaker.recordFault()) await this.probeOtherItem(describeError(err));
-        throw new StoreFaultError(describeError(err), { cause: err });
+        throw new StoreFaultError(describeError(err), { cause: err, mayHaveLanded: mayHaveLanded(err) });
       }
       this.breaker.recordAnswer();
       if (kind === 'throttled') throw new StoreThrottledError(describeError(err), { cause: err });
@@ -277,6 +277,29 @@ export function classifyStoreError(err: unknown): 'throttled' | 'fault' | 'other
   if (status !== undefined && status >= 500) return 'fault';
   if (e.name === 'InternalServerError' || e.name === 'ServiceUnavailable') return 'fault';
   return 'other';
+}
+
+/**
+ * Connection errors after which a request is taken as never read by the store: refused, reset or
+ * broken before an answer, unresolvable. A timeout (`ETIMEDOUT`, or this limiter's own abort) and a
+ * 5xx are not among them: the write may have been applied, and the item must tell (issue 20,
+ * finding 7). A reset after the store applied a write is possible but rare next to a timeout; it
+ * is the one case taken as not landed, so that a store cut off for everyone still gets `busy`
+ * refusals until the breaker opens (SPEC §6).
+ */
+const NEVER_READ_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
+
+function mayHaveLanded(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return !(code && NEVER_READ_CODES.has(code));
 }
 
 export function describeError(err: unknown): string {

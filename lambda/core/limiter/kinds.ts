@@ -1,7 +1,7 @@
 import type { MetricName } from '../metrics';
 import { type ModelSpec, microUsdToUsd, outputTokensFor, usdToMicroUsd } from '../models';
 import type { ExpressionWriter } from './expression';
-import { type LimiterSnapshot, liveInFlight, type PendingReservation, RESERVATION_PREFIX } from './snapshot';
+import { type LimiterSnapshot, liveInFlight, type PendingReservation } from './snapshot';
 import type { LimitName, LimitPolicy, LimitState } from './types';
 import { bucketOf, DAY_MS, dayNumber, HOUR_MS, hourNumber, monthNumber, monthStartMs } from './windows';
 
@@ -55,6 +55,12 @@ export interface LimitKind {
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */
   windowSeconds(policy: LimitPolicy): number;
   /**
+   * Fixed windows: when the window an admission at `nowMs` counts in ends (epoch ms). The item's TTL
+   * never precedes it, so DynamoDB never deletes a counter whose window is still open (a monthly
+   * budget stays spent all month).
+   */
+  windowEndsAtMs?(nowMs: number): number;
+  /**
    * Budgets and quotas: the fixed window `nowMs` falls in, and what one admission takes from it (in
    * the unit `status` shows) — what `limit_warning` needs to warn once per limit and window.
    */
@@ -105,6 +111,8 @@ export interface SettleInput extends KindInput {
   readonly pending: PendingReservation;
   /** Refund (> 0) or extra charge (< 0), already capped so no budget is overdrawn. */
   readonly delta: Amount;
+  /** The tokens-per-minute bucket's arrival time right after the reservation (see `TokenReservation`). */
+  readonly bucketAfterEpochMs?: number;
 }
 
 /**
@@ -230,6 +238,7 @@ function windowQuota(args: {
     attributes: [windowAttr, countAttr],
     windowSeconds: () => windowMs / 1000,
     warns: { windowOf, taken: (_reserved, weight) => weight },
+    windowEndsAtMs: (nowMs) => (windowOf(nowMs) + 1) * windowMs,
     state({ policy, snap, nowMs }) {
       const limit = policy[name];
       if (limit === undefined) return undefined;
@@ -321,6 +330,7 @@ function windowBudget(
     attributes: [windowAttr, usedAttr],
     windowSeconds: () => args.windowSeconds,
     warns: { windowOf, taken: (reserved) => shown(amountOf(reserved)) },
+    windowEndsAtMs: (nowMs) => windowEndMs(windowOf(nowMs)),
     state(input) {
       const budget = budgetOf(input.policy);
       if (budget === undefined) return undefined;
@@ -348,22 +358,17 @@ function windowBudget(
         resetAtEpochMs: state.resetAtEpochMs,
       };
     },
-    plan(w, { policy, snap, nowMs, reserved, requestId, enforce }) {
-      const window = windowOf(nowMs);
-      const opened = countInWindow(w, {
+    // Opening a new window leaves the reservation markers of earlier ones alone: a marker lives
+    // until its request settles, whatever windows roll (issue 20, finding 4).
+    plan(w, { policy, snap, nowMs, reserved, enforce }) {
+      countInWindow(w, {
         snap,
         windowAttr,
         countAttr: usedAttr,
-        window,
+        window: windowOf(nowMs),
         amount: amountOf(reserved),
         limit: enforce ? budgetOf(policy) : undefined,
       });
-      if (opened && name === 'dailyTokens') {
-        // Reservations of earlier days no longer matter: drop the markers we know of.
-        for (const [id, pending] of Object.entries(snap.reservations)) {
-          if (pending.d < window && id !== requestId) w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
-        }
-      }
     },
     // Too little left for even one request: not before the next window.
     readyAtEpochMs: (_position, state, policy) =>
@@ -372,14 +377,24 @@ function windowBudget(
         : isCost && state.remaining <= 0
           ? state.resetAtEpochMs
           : 0,
+    /**
+     * A refund goes to the window it was taken from, or nowhere (issue 20, finding 5): into the
+     * count only while the item still holds the reservation's own window (`win = :w`), whatever
+     * the settling clock or the belief's age; once another window was opened (or a reset removed
+     * it), nowhere — and that is pinned too (`win <> :w`), so a belief that lags behind the
+     * reservation fails the write and the settle reads again instead of dropping a refund that
+     * was due. A charge beyond the reservation goes only into the window open now.
+     */
     settle(w, { snap, nowMs, pending, delta }) {
       const window = pending[markerField];
       const amount = amountOf(delta);
-      // Counted in an earlier window (rolled over since): nothing to give back or charge there.
-      if (amount === 0 || window === undefined || window !== windowOf(nowMs) || snap[windowAttr] !== window) {
+      if (amount === 0 || window === undefined) return;
+      if (amount < 0 && window !== windowOf(nowMs)) return;
+      const win = w.name(windowAttr);
+      if (snap[windowAttr] !== window) {
+        w.condition(`(attribute_not_exists(${win}) OR ${win} <> ${w.value(window)})`);
         return;
       }
-      const win = w.name(windowAttr);
       const used = w.name(usedAttr);
       w.condition(`${win} = ${w.value(window)}`);
       if (amount > 0) {
@@ -430,12 +445,14 @@ const tokensPerMinute: LimitKind = {
     if (limit === undefined) return;
     const tat = w.name('ttat');
     const step = reserved.tokens * (60_000 / limit);
+    if (!movesTokenBucket(policy, snap, nowMs, reserved.tokens, enforce)) {
+      // A shadow bucket this reservation would overfill stops counting.
+      w.condition(`${tat} > ${w.value(nowMs + 60_000 - step)}`);
+      return;
+    }
     if (snap.ttat === undefined || snap.ttat <= nowMs) {
       w.condition(`(attribute_not_exists(${tat}) OR ${tat} <= ${w.value(nowMs)})`);
       w.set(`${tat} = ${w.value(nowMs + step)}`);
-    } else if (!enforce && snap.ttat > nowMs + 60_000 - step) {
-      // A shadow bucket this reservation would overfill stops counting.
-      w.condition(`${tat} > ${w.value(nowMs + 60_000 - step)}`);
     } else {
       // Busy: the arrival time plus this reservation stays within one minute of now.
       w.condition(`(${tat} > ${w.value(nowMs)} AND ${tat} <= ${w.value(nowMs + 60_000 - step)})`);
@@ -447,15 +464,48 @@ const tokensPerMinute: LimitKind = {
     state.remaining < policy.minOutputTokens
       ? state.resetAtEpochMs - (state.limit - policy.minOutputTokens) * (60_000 / state.limit)
       : 0,
-  settle(w, { policy, snap, delta }) {
+  /**
+   * The unused part flows back, bounded by what of this reservation is still ahead of now (issue 20,
+   * finding 6): the reservation left the arrival time at `bucketAfterEpochMs` (T); by the settle at
+   * `nowMs` everything of it before now has drained, so at most `T − now` of the bucket's arrival
+   * time is still this reservation's — the rest is later reservations', stacked on it or on a
+   * restart. Moving the arrival time back by `min(unused × interval, T − now)` therefore never
+   * gives out room another reservation took: the bucket never holds more than it would had the
+   * reservation been the usage. After a restart (T ≤ now) nothing flows back, where moving it back
+   * by the whole unused part gave up to twice the limit in a minute. Pinned on the bucket still
+   * existing (`attribute_exists(ttat)`; "nowhere" pins its absence).
+   */
+  settle(w, { policy, snap, delta, nowMs, bucketAfterEpochMs }) {
     const limit = policy.tokensPerMinute;
-    // Only the unused part flows back.
-    if (limit === undefined || delta.tokens <= 0 || snap.ttat === undefined) return;
+    if (limit === undefined || delta.tokens <= 0 || bucketAfterEpochMs === undefined) return;
+    const backMs = Math.min(delta.tokens * (60_000 / limit), bucketAfterEpochMs - nowMs);
+    if (backMs <= 0) return;
     const tat = w.name('ttat');
+    if (snap.ttat === undefined) {
+      w.condition(`attribute_not_exists(${tat})`);
+      return;
+    }
     w.condition(`attribute_exists(${tat})`);
-    w.set(`${tat} = ${tat} - ${w.value(delta.tokens * (60_000 / limit))}`);
+    w.set(`${tat} = ${tat} - ${w.value(backMs)}`);
   },
 };
+
+/**
+ * Does a reservation of `tokens` move the tokens-per-minute bucket? Always when the limit is set
+ * and enforced; a shadow bucket it would overfill stops counting instead.
+ */
+export function movesTokenBucket(
+  policy: LimitPolicy,
+  snap: LimiterSnapshot,
+  nowMs: number,
+  tokens: number,
+  enforce: boolean,
+): boolean {
+  const limit = policy.tokensPerMinute;
+  if (limit === undefined) return false;
+  const step = tokens * (60_000 / limit);
+  return enforce || snap.ttat === undefined || snap.ttat <= Math.max(nowMs, nowMs + 60_000 - step);
+}
 
 /**
  * Requests in flight: the user's requests being answered now, kept in the item as a map `fl` of

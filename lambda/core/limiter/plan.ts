@@ -2,7 +2,7 @@ import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { planHistory, QUEUED_DAY_PREFIX } from './history';
-import { type Amount, LIMIT_KINDS, takeInFlightSlot } from './kinds';
+import { type Amount, LIMIT_KINDS, movesTokenBucket, takeInFlightSlot } from './kinds';
 import {
   type LimiterSnapshot,
   liveInFlight,
@@ -36,6 +36,7 @@ export type AdmissionPlan =
       readonly outputAllowance: number;
       readonly day: number;
       readonly tokenEpoch: number;
+      readonly costEpoch: number;
     }
   | {
       readonly kind: 'write';
@@ -44,12 +45,37 @@ export type AdmissionPlan =
       readonly day: number;
       /** Budgets and quotas this admission leaves at ≤ 20 % (first in their window). */
       readonly warnings: readonly WindowWarning[];
+      /** The write moves the tokens-per-minute bucket (a shadow bucket it would overfill does not). */
+      readonly movesBucket: boolean;
     };
 
-/** How long an idle user's item lives (TTL): every limit it holds is whole again after a day. */
+/** How long an idle user's item lives (TTL) at least: every bucket and daily limit is whole again. */
 export const ITEM_TTL_SECONDS = 2 * 24 * 3600;
 /** Items carrying an admin's tier or override live this long after their last use. */
 export const POLICY_TTL_SECONDS = 400 * 24 * 3600;
+/** A lapsed lease's reservation and slot are kept this long for the sweep to repair them. */
+export const REPAIR_MARGIN_MS = 3_600_000;
+
+/**
+ * The item's TTL (epoch seconds) after a write at `nowMs` that counts in the windows open now and
+ * holds state until `holdsUntilEpochMs` (a lease, a queued request's deadline). DynamoDB deletes
+ * an item some time after its TTL, so the TTL never precedes the end of any window whose counter
+ * the item holds (issue 20, finding 10: the monthly budgets live here, and a 2-day TTL made a
+ * spent monthly budget whole after two idle days), nor a lease's end plus the time the sweep
+ * needs to repair what it left. Each limit kind with a fixed window declares its end; every
+ * write that sets the TTL uses this, so no write lowers it below an open window's end.
+ */
+export function itemTtlEpochSeconds(args: {
+  readonly nowMs: number;
+  readonly keepsPolicy: boolean;
+  readonly holdsUntilEpochMs?: number;
+}): number {
+  const { nowMs, keepsPolicy } = args;
+  const idle = nowMs + (keepsPolicy ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS) * 1000;
+  const windows = LIMIT_KINDS.map((k) => k.windowEndsAtMs?.(nowMs) ?? nowMs);
+  const held = args.holdsUntilEpochMs === undefined ? nowMs : args.holdsUntilEpochMs + REPAIR_MARGIN_MS;
+  return Math.ceil(Math.max(idle, held, ...windows) / 1000);
+}
 
 /**
  * Plans the one conditional UpdateItem that admits a request, from the state the caller
@@ -107,13 +133,19 @@ export function planAdmission(args: {
       enforce: !policy.shadow?.includes(kind.name),
     });
   }
-  // The pending reservation, so reconcile can refund exactly once (it removes this marker). The
-  // token epoch pins the budget it was taken from: a reset since then makes the refund void.
+  // The pending reservation, so reconcile can refund exactly once (it removes this marker). It
+  // lives until its request settles, whatever windows roll (see dropAbandonedMarkers). The epochs
+  // pin the budgets it was taken from, one per reset scope: a reset of tokens since then voids its
+  // token refund, a reset of cost its cost refund, and neither touches the other (finding 9).
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_not_exists(${marker})`);
-  w.condition(
-    belief.te === 0 ? `attribute_not_exists(${w.name('te')})` : `${w.name('te')} = ${w.value(belief.te)}`,
-  );
+  for (const epoch of ['te', 'ce'] as const) {
+    w.condition(
+      belief[epoch] === 0
+        ? `attribute_not_exists(${w.name(epoch)})`
+        : `${w.name(epoch)} = ${w.value(belief[epoch])}`,
+    );
+  }
   w.set(
     `${marker} = ${w.value({
       d: day,
@@ -123,8 +155,10 @@ export function planAdmission(args: {
       i: evaluation.reservation.inputTokens,
       o: evaluation.reservation.outputAllowance,
       e: belief.te,
+      ce: belief.ce,
     })}`,
   );
+  dropAbandonedMarkers(w, belief, requestId, nowMs);
 
   const waiting = w.name('waiting');
   if (queue.mode === 'direct') {
@@ -156,10 +190,48 @@ export function planAdmission(args: {
   planHistory(w, belief, nowMs);
   // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
   if (args.usageKey) w.set(`${w.name('ud')} = ${w.value(args.usageKey)}`);
-  // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
-  const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;
-  w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + ttlSeconds)}`);
-  return { kind: 'write', evaluation, plan: w.build(), day, warnings };
+  // Idle users' items expire, never before an open window's end or this request's lease; one an
+  // admin gave a tier or override (pv > 0, pinned above) is kept longer.
+  const ttl = itemTtlEpochSeconds({
+    nowMs,
+    keepsPolicy: belief.pv > 0,
+    holdsUntilEpochMs: leaseUntilEpochMs,
+  });
+  w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttl)}`);
+  const movesBucket = movesTokenBucket(
+    policy,
+    belief,
+    nowMs,
+    reserved,
+    !policy.shadow?.includes('tokensPerMinute'),
+  );
+  return { kind: 'write', evaluation, plan: w.build(), day, warnings, movesBucket };
+}
+
+/**
+ * A reservation marker ends with its request's settle. One whose request can no longer settle — a
+ * direct request whose runner crashed: not the user's active request, its in-flight slot gone or
+ * lapsed (the runner never answers past its lease) — is dropped by the first admission of a later
+ * day. Pinned: its slot still absent (a lapsed one is pinned and dropped by the in-flight kind in
+ * this same write) and it is not the active request, so a marker whose request may still settle
+ * is never dropped (issue 20, finding 4).
+ */
+function dropAbandonedMarkers(
+  w: ExpressionWriter,
+  belief: LimiterSnapshot,
+  requestId: string,
+  nowMs: number,
+): void {
+  const today = dayNumber(nowMs);
+  for (const [id, pending] of Object.entries(belief.reservations)) {
+    if (id === requestId || pending.d >= today || belief.active?.requestId === id) continue;
+    const lease = belief.inFlight?.[id];
+    if (lease !== undefined && lease > nowMs) continue;
+    if (lease === undefined) w.condition(`attribute_not_exists(${w.name('fl')}.${w.name(id)})`);
+    const act = w.name('act');
+    w.condition(`(attribute_not_exists(${act}) OR ${act}.${w.name('id')} <> ${w.value(id)})`);
+    w.remove(w.name(`${RESERVATION_PREFIX}${id}`));
+  }
 }
 
 /** A budget or quota this admission leaves at ≤ 20 %, in a window not warned about yet. */
@@ -225,11 +297,12 @@ export function planEnqueue(args: {
   // Counted per day for `usage --history` (the admission that rolls the day over moves it there).
   const queuedToday = w.name(`${QUEUED_DAY_PREFIX}${dayNumber(nowMs)}`);
   w.set(`${queuedToday} = if_not_exists(${queuedToday}, ${w.value(0)}) + ${w.value(1)}`);
-  // The item must outlive the request's deadline, whatever its TTL was.
-  const ttlSeconds = Math.max(
-    Math.floor(request.expiresAtEpochMs / 1000) + 3600,
-    Math.floor(nowMs / 1000) + (args.keepsPolicy ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS),
-  );
+  // The item must outlive the request's deadline and every open window's counter.
+  const ttlSeconds = itemTtlEpochSeconds({
+    nowMs,
+    keepsPolicy: args.keepsPolicy,
+    holdsUntilEpochMs: request.expiresAtEpochMs,
+  });
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttlSeconds)}`);
   return w.build();
 }
@@ -285,6 +358,39 @@ export function planTakeover(args: {
 }
 
 /**
+ * Ends an active request that nothing else can end (admin `purge-queue` and `reset`): one whose data
+ * or reservation marker is gone, so no settle can remove `act` (its condition needs the marker) and
+ * every delivery of the user's wake-up finds it and stops (issue 20, finding 4: markers dropped by
+ * the first admission of a new day left such requests). Pinned to the `act` seen and to the
+ * marker or data still missing, so a request that can still settle is never ended here. Its
+ * in-flight slot and data go with it.
+ */
+export function planEndStuckActive(belief: LimiterSnapshot, active: ActiveRequest): UpdatePlan {
+  const w = new ExpressionWriter();
+  const act = w.name('act');
+  const id = active.requestId;
+  const marker = w.name(`${RESERVATION_PREFIX}${id}`);
+  const data = w.name(`${QUEUED_PREFIX}${id}`);
+  w.condition(
+    `${act}.${w.name('id')} = ${w.value(id)} AND ${act}.${w.name('lease')} = ${w.value(active.leaseUntilEpochMs)}`,
+  );
+  w.condition(`(attribute_not_exists(${marker}) OR attribute_not_exists(${data}))`);
+  w.remove(act, data);
+  if (belief.inFlight !== undefined) {
+    const fl = w.name('fl');
+    w.condition(`attribute_exists(${fl})`);
+    w.remove(`${fl}.${w.name(id)}`);
+  }
+  return w.build();
+}
+
+/** Whether the user's active request can no longer be settled (its data or marker is gone). */
+export function isStuckActive(snap: LimiterSnapshot): boolean {
+  const id = snap.active?.requestId;
+  return id !== undefined && (!snap.reservations[id] || !snap.queued[id]);
+}
+
+/**
  * Parks the user's SQS wake-up while every in-flight slot is taken: its receipt handle goes into
  * the item, and the settle that frees a slot makes it visible again. Only if the in-flight
  * requests are still the ones the refusal was decided from: a reply that ended meanwhile fails the
@@ -319,27 +425,48 @@ export function planSettle(args: {
   readonly delta: Amount;
   readonly nowMs: number;
   readonly endsActive: boolean;
+  /** The bucket's arrival time the reservation left (`TokenReservation.bucketAfterEpochMs`). */
+  readonly bucketAfterEpochMs?: number;
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_exists(${marker})`);
   w.remove(marker);
-  const epoch = pending.e ?? 0;
-  const te = w.name('te');
-  const sameEpoch = belief.te === epoch;
-  if (sameEpoch) {
-    w.condition(epoch === 0 ? `attribute_not_exists(${te})` : `${te} = ${w.value(epoch)}`);
-    if (delta.tokens !== 0 || delta.costMicroUsd !== 0) {
-      const model = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 }; // settles move amounts, not prices
-      for (const kind of LIMIT_KINDS)
-        kind.settle?.(w, { policy, snap: belief, nowMs, model, pending, delta });
+  // One epoch per reset scope: a reset of tokens voids the token refunds, one of cost the cost
+  // refunds, each pinned both ways like the windows (issue 20, finding 9).
+  const settling = new Set<string>();
+  for (const [scope, attr, epoch] of [
+    ['tokens', 'te', pending.e ?? 0],
+    ['cost', 'ce', pending.ce ?? 0],
+  ] as const) {
+    const name = w.name(attr);
+    if (belief[attr] === epoch) {
+      w.condition(epoch === 0 ? `attribute_not_exists(${name})` : `${name} = ${w.value(epoch)}`);
+      settling.add(scope);
+    } else {
+      // Reset since: nothing of this reservation is in this scope's counts any more.
+      w.condition(
+        epoch === 0
+          ? `attribute_exists(${name})`
+          : `(attribute_not_exists(${name}) OR ${name} <> ${w.value(epoch)})`,
+      );
     }
-  } else {
-    // Reset since: nothing of this reservation is in the counts any more.
-    w.condition(
-      epoch === 0 ? `attribute_exists(${te})` : `(attribute_not_exists(${te}) OR ${te} <> ${w.value(epoch)})`,
-    );
+  }
+  if (delta.tokens !== 0 || delta.costMicroUsd !== 0) {
+    const model = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 }; // settles move amounts, not prices
+    for (const kind of LIMIT_KINDS) {
+      if (!settling.has(kind.resetScope)) continue;
+      kind.settle?.(w, {
+        policy,
+        snap: belief,
+        nowMs,
+        model,
+        pending,
+        delta,
+        bucketAfterEpochMs: args.bucketAfterEpochMs,
+      });
+    }
   }
   // What the request held while it was answered (its in-flight slot) is given back.
   for (const kind of LIMIT_KINDS) kind.release?.(w, { snap: belief, requestId });

@@ -34,8 +34,10 @@ export interface LimiterSnapshot {
   readonly cu?: number;
   readonly cm?: number;
   readonly cmu?: number;
-  /** Token epoch: bumped by a reset of tokens, so reservations made before it refund nothing. */
+  /** Token epoch: bumped by a reset of tokens, so reservations made before it refund no tokens. */
   readonly te: number;
+  /** Cost epoch: bumped by a reset of cost, so reservations made before it refund no cost. */
+  readonly ce: number;
   /** The user's waiting request ids, head first: the order they will run in. */
   readonly waiting: readonly string[];
   /** The waiting (and the active) requests' data, by request id (`q_<id>`). */
@@ -88,6 +90,8 @@ export interface PendingReservation {
   readonly o: number;
   /** Token epoch at reservation time (absent: 0). */
   readonly e?: number;
+  /** Cost epoch at reservation time (absent: 0). */
+  readonly ce?: number;
 }
 
 /** Prefix of the top-level attributes holding pending reservations (`r_<requestId>`). */
@@ -101,6 +105,7 @@ export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   exists: false,
   pv: 0,
   te: 0,
+  ce: 0,
   waiting: [],
   queued: {},
   warned: {},
@@ -152,6 +157,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     cm: num(item.cm),
     cmu: num(item.cmu),
     te: num(item.te) ?? 0,
+    ce: num(item.ce) ?? 0,
     waiting: Array.isArray(item.waiting)
       ? item.waiting.filter((x): x is string => typeof x === 'string')
       : [],

@@ -100,6 +100,15 @@ export interface TokenReservation {
   readonly price?: { readonly inputUsdPerMillion: number; readonly outputUsdPerMillion: number };
   /** The user's token epoch when reserved: a reset of tokens since then makes the refund void. */
   readonly tokenEpoch?: number;
+  /** The user's cost epoch when reserved: a reset of cost since then makes the cost refund void. */
+  readonly costEpoch?: number;
+  /**
+   * The tokens-per-minute bucket's arrival time right after this reservation moved it (from the
+   * write's answer): the settle gives back at most what of the reservation is still ahead of now.
+   * Absent: the reservation did not move the bucket (or is not known to have), and nothing flows
+   * back to it.
+   */
+  readonly bucketAfterEpochMs?: number;
   /** What it took from a global shard (global limits on): the settle gives the unused part back there. */
   readonly global?: GlobalReservation;
 }

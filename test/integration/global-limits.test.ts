@@ -198,7 +198,12 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         },
       ];
       for (const w of waiters)
-        await l2.joinGlobalLine({ ...w, wakeUp: `h-${w.userId}`, limit: 'requestsInFlight' });
+        await l2.joinGlobalLine({
+          ...w,
+          wakeUp: `h-${w.userId}`,
+          seenAtEpochMs: NOW,
+          limit: 'requestsInFlight',
+        });
       // The slot frees: the settle names whom to wake — the pro one, whatever the order they came in.
       if (!holder.allowed) return;
       const settled = await l1.reconcile(holder.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 1);
@@ -222,6 +227,7 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         enqueuedAtEpochMs: NOW,
         deadlineEpochMs: NOW + 900_000,
         wakeUp: 'h-pro-2',
+        seenAtEpochMs: NOW + 5,
         limit: 'requestsInFlight',
       });
       await l2.joinGlobalLine({
@@ -230,6 +236,7 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         enqueuedAtEpochMs: NOW - 2000,
         deadlineEpochMs: NOW + 50_000,
         wakeUp: 'h-free-new',
+        seenAtEpochMs: NOW + 5,
         limit: 'requestsInFlight',
       });
       expect((await l1.decide(await replay('free-old', NOW - 3000, NOW + 900_000), NOW + 6)).allowed).toBe(

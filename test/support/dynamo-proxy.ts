@@ -7,7 +7,12 @@ export type DynamoFault =
   /** Hold the request this long, then forward it (a slow store, from the caller's side). */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Never answer and never apply it: the caller's timeout is all it sees. */
-  | { readonly kind: 'hang' };
+  | { readonly kind: 'hang' }
+  /**
+   * Forward it and let it apply, then drop the answer (the connection is reset): the write landed,
+   * and the caller cannot know it — a timeout after the fact, as a network can do.
+   */
+  | { readonly kind: 'lose-answer' };
 
 /**
  * An HTTP proxy on 127.0.0.1 in front of a DynamoDB emulator that counts every operation by its
@@ -65,6 +70,12 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           headers: req.headers,
         },
         (answer) => {
+          if (fault?.kind === 'lose-answer') {
+            // Read it all (it has been applied), then reset the caller's connection.
+            answer.resume();
+            answer.on('end', () => res.destroy());
+            return;
+          }
           res.writeHead(answer.statusCode ?? 500, answer.headers);
           answer.pipe(res);
         },

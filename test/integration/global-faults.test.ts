@@ -140,6 +140,62 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       expect(await totals(limiter, NOW + 4)).toMatchObject({ 'global.dailyTokens': 20 });
     }, 60_000);
 
+    it('confirms a share whose write and re-read both lost their answers instead of taking a second one', async () => {
+      const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
+      const { limiter } = make();
+      // The shard write lands and its answer is lost; the read that follows is lost too.
+      let lost = 0;
+      proxy.inject(
+        (operation, body) => {
+          if (lost >= 2 || !body.includes('"global#')) return false;
+          if ((lost === 0 && operation === 'UpdateItem') || (lost === 1 && operation === 'GetItem')) {
+            lost++;
+            return true;
+          }
+          return false;
+        },
+        { kind: 'lose-answer' },
+      );
+      const decision = await limiter.decide(ask('u4'), NOW);
+      proxy.clear();
+      expect(lost).toBe(2);
+      expect(decision.allowed).toBe(true);
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.hourlyMessages': 1,
+      });
+      if (!decision.allowed) return;
+      await limiter.reconcile(decision.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1);
+      expect(await totals(limiter, NOW + 2)).toMatchObject({ 'global.requestsInFlight': 0 });
+    }, 60_000);
+
+    it('takes the share again when a shard write that timed out did not land and the re-read timed out too', async () => {
+      const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
+      const { limiter } = make({ timeoutMs: 400 });
+      // The shard write never reaches the store; the read that follows gets no answer either.
+      let hung = 0;
+      proxy.inject(
+        (operation, body) => {
+          if (hung >= 2 || !body.includes('"global#')) return false;
+          if ((hung === 0 && operation === 'UpdateItem') || (hung === 1 && operation === 'GetItem')) {
+            hung++;
+            return true;
+          }
+          return false;
+        },
+        { kind: 'hang' },
+      );
+      const decision = await limiter.decide(ask('u5'), NOW);
+      proxy.clear();
+      expect(hung).toBe(2);
+      // Admitted, and counted: never admitted on a share that was only maybe taken.
+      expect(decision.allowed).toBe(true);
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.hourlyMessages': 1,
+      });
+    }, 60_000);
+
     it("keeps the global share with the reservation when the user's own write lands but its answer is lost", async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
       const { limiter } = make();
@@ -285,6 +341,23 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       expect(item.ttlEpochSeconds).toBeGreaterThan(Math.floor(NOW / 1000));
       // Past its deadline, the deferred one goes too.
       expect((await limiter.pruneGlobalLine(HOUR_END + 600_001)).removed).toEqual(['deferred']);
+    }, 60_000);
+
+    it('prunes stale entries with every write to the line', async () => {
+      const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
+      const { limiter } = make({ globalWaitersTtlMs: 0 });
+      const entry = (userId: string, at: number): GlobalWaiter => ({
+        userId,
+        tier: 'free',
+        enqueuedAtEpochMs: at,
+        deadlineEpochMs: at + 900_000,
+        seenAtEpochMs: at,
+        wakeAtEpochMs: at + 5000,
+        limit: 'requestsInFlight',
+      });
+      for (let i = 0; i < 3; i++) await limiter.joinGlobalLine(entry(`old-${i}`, NOW));
+      await limiter.joinGlobalLine(entry('new', NOW + 60_000));
+      expect(Object.keys((await line())!.item[LINE_ATTR])).toEqual(['new']);
     }, 60_000);
 
     it('decides a direct request without the line when the line item is throttled or hangs: counted, never an error, breaker closed', async () => {

@@ -447,11 +447,13 @@ export function isLiveWaiter(w: GlobalWaiter, nowMs: number): boolean {
 }
 
 /**
- * How long a request that is not first in line waits for the one that is: until that one looks
- * again (its wake-up), or a second when it is due now — never until the window *it* was refused
- * in ends, which may have opened since (an hour's start, say).
+ * How long a request that is not first in line waits for the one that is: a second when that one
+ * waits for an in-flight slot (a settle may wake it any moment) or is due now; else until it looks
+ * again (its wake-up at the window's start) — never until the end of the window *it* was refused
+ * in, which may have opened since (an hour's start, say).
  */
 export function waitBehindMs(first: GlobalWaiter, nowMs: number): number {
+  if (first.limit === 'requestsInFlight') return 1000;
   return Math.max(1000, (first.wakeAtEpochMs ?? nowMs) - nowMs);
 }
 

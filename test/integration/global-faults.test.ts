@@ -230,6 +230,49 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       });
     }, 60_000);
 
+    it('gives back the share of a request whose reservation was rebuilt without it (a taken-over queued request)', async () => {
+      const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 2 });
+      const { limiter } = make();
+      await limiter.enqueue(
+        {
+          userId: 'u6',
+          requestId: 'q6',
+          connectionId: 'c',
+          message: 'hi',
+          estimatedInputTokens: 10,
+          maxTokens: 90,
+          enqueuedAtEpochMs: NOW,
+          expiresAtEpochMs: NOW + 900_000,
+        },
+        10,
+        NOW,
+      );
+      const decision = await limiter.decide(
+        ask('u6', {
+          requestId: 'q6',
+          queue: {
+            mode: 'replay',
+            leaseUntilEpochMs: NOW + 60_000,
+            enqueuedAtEpochMs: NOW,
+            deadlineEpochMs: NOW + 900_000,
+          },
+        }),
+        NOW,
+      );
+      if (!decision.allowed) throw new Error('not admitted');
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.dailyTokens': 100,
+      });
+      // As the processor rebuilds it from the user's item after a crash: no shard in it.
+      const { global: _shard, ...rebuilt } = decision.reservation;
+      await limiter.reconcile(rebuilt, { inputTokens: 0, outputTokens: 0 }, NOW + 1, { endsActive: true });
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.dailyTokens': 0,
+      });
+    }, 60_000);
+
     it('counts exactly across an hour’s end with two instances whose clocks are 2 s apart: bounded calls, no error', async () => {
       // 8 messages an hour in 4 shards of 2. Instance `ahead` is on time; `behind` is 2 s late.
       const { make } = await table({ hourlyMessages: 8, shards: 4 });

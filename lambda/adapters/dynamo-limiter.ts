@@ -727,8 +727,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
       }),
     );
-    const global = reservation.global;
-    if (!global || !this.global) return outcome;
+    if (!this.global) return outcome;
     // The same request's share of the global counters: its slot, and the unused tokens and cost,
     // back to the shard it was taken from, once the user's settle is done — by this call, or by
     // one whose answer was lost (its retry finds the reservation gone: not "applied" here, but
@@ -737,6 +736,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     if (!outcome.applied && this.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined) {
       return outcome;
     }
+    // A reservation rebuilt from the user's item (a taken-over or failed queued request) does not
+    // say which shard holds its share: the shards' entries do (one read each, only then).
+    const global =
+      reservation.global ??
+      (await this.global
+        .find(reservation)
+        .catch((err) => void this.onGlobalError?.('find', describeError(err))));
+    if (!global) return outcome;
     await this.global
       .release(
         reservation.requestId,

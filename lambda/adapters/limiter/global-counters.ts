@@ -27,6 +27,8 @@ import {
   waitersFromLine,
 } from '../../core/limiter/global';
 import type { LimiterSnapshot } from '../../core/limiter/snapshot';
+import type { TokenReservation } from '../../core/limiter/types';
+import { DAY_MS, hourNumber } from '../../core/limiter/windows';
 import { usdToMicroUsd } from '../../core/models';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError, StoreThrottledError } from './errors';
 import { describeError, UNKNOWN, type UserItems } from './user-items';
@@ -172,6 +174,27 @@ export class GlobalCounters {
   async holds(requestId: string, shard: number): Promise<boolean> {
     const snap = await this.items.read(shardKey(shard));
     return snap.inFlight?.[requestId] !== undefined;
+  }
+
+  /**
+   * The share a request holds, found by the shards' entries (a read of each), for a reservation
+   * that does not carry it: its tokens and cost as the reservation says (a cost it does not state
+   * is not given back — never more than was taken), counted in the reservation's day.
+   */
+  async find(reservation: TokenReservation): Promise<GlobalReservation | undefined> {
+    const keys = Array.from({ length: this.limits.shards }, (_, k) => shardKey(k));
+    const snaps = await this.items.withRetries(() => this.items.readMany(keys));
+    const shard = keys.findIndex((key) => snaps.get(key)?.inFlight?.[reservation.requestId] !== undefined);
+    if (shard < 0) return undefined;
+    return {
+      shard,
+      tokens: reservation.reservedTokens,
+      costMicroUsd: reservation.reservedCostMicroUsd ?? 0,
+      // Only an undo gives the message back; a settle does not need it.
+      weight: 0,
+      hour: hourNumber(reservation.dayNumber * DAY_MS),
+      day: reservation.dayNumber,
+    };
   }
 
   /**

@@ -457,8 +457,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
     state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
     if (!mayGoNow(me, waiters, nowMs, this.priorityUrgentMs)) {
-      // Behind them until the first in line looks again (a window's start, say) or, when it is due
-      // now, a second: a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
+      // Behind them until the first in line may go (waitBehindMs: a second, or until its wake-up at
+      // a window's start): a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
       // queued to expire.
       const first = priorityOrder(waiters, nowMs, this.priorityUrgentMs)[0]!;
       const retryAfterMs = waitBehindMs(first, nowMs);

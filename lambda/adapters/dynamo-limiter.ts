@@ -7,10 +7,10 @@ import {
   type GlobalLimits,
   type GlobalReservation,
   type GlobalWaiter,
-  globalRetryAfterMs,
   hasGlobalLimits,
   mayGoNow,
   priorityOrder,
+  waitBehindMs,
 } from '../core/limiter/global';
 import { HISTORY_DAYS, usageHistory } from '../core/limiter/history';
 import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
@@ -62,14 +62,17 @@ import {
   LimiterUnavailableError,
   StoreFaultError,
 } from './limiter/errors';
-import { GlobalCounters } from './limiter/global-counters';
+import { GlobalCounters, type GlobalHold } from './limiter/global-counters';
 import { type TopBy, topUsersToday, type UserUsageToday } from './limiter/usage-index';
 import { describeError, UNKNOWN, UserItems } from './limiter/user-items';
 
 /** What one decision carries across its rounds and retries. */
-interface DecideState {
+interface DecideState extends GlobalHold {
   ambiguousWrite: boolean;
-  /** Taken from a global shard in this decision, not yet made permanent by the user's write. */
+  /**
+   * Taken from a global shard in this decision, not yet made permanent by the user's write
+   * (`globalUnsure`: maybe taken — its write got no answer and the shard was not read since).
+   */
   globalHeld?: GlobalReservation;
   /** The user was among those waiting for global capacity (unregistered once admitted). */
   waitedForGlobal?: boolean;
@@ -208,6 +211,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         options.tableName,
         options.global,
         options.globalWaitersTtlMs,
+        options.onGlobalError,
       );
     }
   }
@@ -429,7 +433,13 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             ...this.allowed(input, result.snap, policy, planned, nowMs, served, state.globalHeld),
             ...(state.globalCostPercent !== undefined ? { globalCostPercent: state.globalCostPercent } : {}),
           };
-          if (state.waitedForGlobal) await this.global?.unregister(input.userId).catch(() => undefined);
+          if (state.waitedForGlobal) {
+            // Out of the line: its turn came. A line that does not answer now prunes the entry
+            // later (it is overdue within WAITER_STALE_MS of the waiter's schedule).
+            await this.global
+              ?.unregister(input.userId, nowMs, this.priorityUrgentMs)
+              .catch((err) => this.onGlobalError?.('leave line', describeError(err)));
+          }
           return allowed;
         }
         continue;
@@ -494,6 +504,12 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const global = this.global!;
     const reservation = planned.evaluation.reservation!;
     const weight = model.messageWeight ?? 1;
+    if (state.globalHeld && state.globalUnsure) {
+      // An earlier try of this decision got no answer from that shard: its entry for the request
+      // says whether the share was taken.
+      if (!(await global.holds(input.requestId, state.globalHeld.shard))) state.globalHeld = undefined;
+      state.globalUnsure = false;
+    }
     const held = state.globalHeld;
     if (held) {
       if (
@@ -513,6 +529,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       tier,
       enqueuedAtEpochMs: replay?.enqueuedAtEpochMs ?? nowMs,
       deadlineEpochMs: replay?.deadlineEpochMs ?? Number.POSITIVE_INFINITY,
+      seenAtEpochMs: nowMs,
       limit: 'requestsInFlight',
     };
     // A queued request reads who waits (its turn decides who goes first); a direct one trusts this
@@ -520,10 +537,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
     state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
     if (!mayGoNow(me, waiters, nowMs, this.priorityUrgentMs)) {
-      // Behind them for as long as their limit holds them: a request that would wait past
-      // MAX_QUEUE_WAIT for it is refused now, not queued to expire.
+      // Behind them until the first in line may go (waitBehindMs: a second, or until its wake-up at
+      // a window's start): a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
+      // queued to expire.
       const first = priorityOrder(waiters, nowMs, this.priorityUrgentMs)[0]!;
-      const retryAfterMs = globalRetryAfterMs(first.limit, nowMs);
+      const retryAfterMs = waitBehindMs(first, nowMs);
       return this.globalDenied(input, snap, policy, nowMs, first.limit, retryAfterMs, planned);
     }
     const admission = await global.admit(
@@ -536,6 +554,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
       },
       nowMs,
       arrivedAtMs,
+      state,
     );
     if (!admission.ok) {
       return this.globalDenied(input, snap, policy, nowMs, admission.limit, admission.retryAfterMs, planned);
@@ -822,10 +841,23 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
       }),
     );
-    const global = reservation.global;
-    if (!outcome.applied || !global || !this.global) return outcome;
+    if (!this.global) return outcome;
     // The same request's share of the global counters: its slot, and the unused tokens and cost,
-    // back to the shard it was taken from (only after the user's settle, which happens once).
+    // back to the shard it was taken from, once the user's settle is done — by this call, or by
+    // one whose answer was lost (its retry finds the reservation gone: not "applied" here, but
+    // settled). The release is conditioned on the shard's entry for the request, so it gives back
+    // once however many settles come; a reservation still pending (not settled) keeps its share.
+    if (!outcome.applied && this.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined) {
+      return outcome;
+    }
+    // A reservation rebuilt from the user's item (a taken-over or failed queued request) does not
+    // say which shard holds its share: the shards' entries do (one read each, only then).
+    const global =
+      reservation.global ??
+      (await this.global
+        .find(reservation)
+        .catch((err) => void this.onGlobalError?.('find', describeError(err))));
+    if (!global) return outcome;
     await this.global
       .release(
         reservation.requestId,
@@ -1051,15 +1083,35 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     return this.global ? { users, global: await this.global.totals(nowMs) } : { users };
   }
 
+  /**
+   * Puts the user in line (or refreshes its entry). Never throws for a store that does not answer
+   * the line: the waiter is then not listed this time (it still goes when nobody listed is before
+   * it, and writes its entry again on its next look), which is logged.
+   */
   async joinGlobalLine(waiter: GlobalWaiter): Promise<void> {
-    await this.global?.register(waiter);
+    if (!this.global) return;
+    const nowMs = waiter.seenAtEpochMs ?? this.items.clock();
+    await this.global
+      .register({ ...waiter, seenAtEpochMs: nowMs }, nowMs, this.priorityUrgentMs)
+      .catch((err) => {
+        if (!(err instanceof LimiterBusyError || err instanceof LimiterUnavailableError)) throw err;
+        this.onGlobalError?.('join line', describeError(err));
+      });
   }
 
   async leaveGlobalLine(userId: string): Promise<void> {
-    // Only a user this instance saw in line (or whose view is a second old) costs a write.
-    if (!this.global) return;
-    const waiters = await this.global.waiters({ fresh: false, nowMs: this.items.clock() });
-    if (waiters.some((w) => w.userId === userId)) await this.global.unregister(userId);
+    // Only a user in the line as this instance saw it within the last second costs a write.
+    await this.global?.unregister(userId, this.items.clock(), this.priorityUrgentMs);
+  }
+
+  /**
+   * Takes every entry out of the global line that is no longer live: overdue on its waiter's own
+   * schedule (the user left: served elsewhere, cancelled, crashed) or past its deadline. The sweep
+   * calls it every minute; the line's own writes prune as they go. Returns whose entries went.
+   */
+  async pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }> {
+    if (!this.global) return { removed: [] };
+    return { removed: await this.global.prune(nowMs, this.priorityUrgentMs) };
   }
 
   /** Parks the user's wake-up until a reply in flight ends (see {@link planPark}). */

@@ -92,6 +92,12 @@ export interface LimiterPort {
   joinGlobalLine(waiter: GlobalWaiter): Promise<void>;
   /** Takes the user out of that line. */
   leaveGlobalLine(userId: string): Promise<void>;
+  /**
+   * Takes every entry out of the global line that is no longer live (overdue on its waiter's own
+   * schedule, or past its deadline); the sweep calls it every minute. Returns whose entries went
+   * (none without global limits).
+   */
+  pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }>;
 }
 
 export interface SettleOutcome {

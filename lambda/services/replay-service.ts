@@ -276,6 +276,8 @@ export class ReplayService {
       deadlineEpochMs: request.expiresAtEpochMs,
       wakeUp: record.receiptHandle,
       seenAtEpochMs: nowMs,
+      // Due again when its wake-up comes back: not stale before then (a window's start, say).
+      wakeAtEpochMs: nowMs + delayMs,
       limit,
     });
     return 'retry';

@@ -4,6 +4,7 @@ import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import type { GlobalLimits } from '../../lambda/core/limiter/global';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
+import { HOUR_MS } from '../../lambda/core/limiter/windows';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
@@ -198,7 +199,12 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         },
       ];
       for (const w of waiters)
-        await l2.joinGlobalLine({ ...w, wakeUp: `h-${w.userId}`, limit: 'requestsInFlight' });
+        await l2.joinGlobalLine({
+          ...w,
+          wakeUp: `h-${w.userId}`,
+          seenAtEpochMs: NOW,
+          limit: 'requestsInFlight',
+        });
       // The slot frees: the settle names whom to wake — the pro one, whatever the order they came in.
       if (!holder.allowed) return;
       const settled = await l1.reconcile(holder.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 1);
@@ -222,6 +228,7 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         enqueuedAtEpochMs: NOW,
         deadlineEpochMs: NOW + 900_000,
         wakeUp: 'h-pro-2',
+        seenAtEpochMs: NOW + 5,
         limit: 'requestsInFlight',
       });
       await l2.joinGlobalLine({
@@ -230,6 +237,7 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         enqueuedAtEpochMs: NOW - 2000,
         deadlineEpochMs: NOW + 50_000,
         wakeUp: 'h-free-new',
+        seenAtEpochMs: NOW + 5,
         limit: 'requestsInFlight',
       });
       expect((await l1.decide(await replay('free-old', NOW - 3000, NOW + 900_000), NOW + 6)).allowed).toBe(
@@ -238,6 +246,84 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
       expect((await l1.decide(await replay('free-new', NOW - 2000, NOW + 50_000), NOW + 7)).allowed).toBe(
         true,
       );
+    }, 30_000);
+
+    it('serves the line by tier when an hourly window opens: waiters deferred to it are not stale, and no direct request overtakes them', async () => {
+      const { limiters } = await instances({ hourlyMessages: 2, shards: 1 }, 3, 0);
+      const [l1, l2, l3] = limiters as [DynamoLimiter, DynamoLimiter, DynamoLimiter];
+      const HOUR_END = Date.UTC(2026, 10, 24, 11, 0, 0);
+      // 10:45: the hour's two messages are spent.
+      for (const u of ['h1', 'h2']) expect((await l1.decide(ask(u), HOUR_END - 900_000)).allowed).toBe(true);
+      /** A queued head, replayed as the processor does at `at`. */
+      const replay = async (userId: string, tier: 'pro' | 'enterprise', enqueuedAt: number, at: number) => {
+        const requestId = `q-${userId}`;
+        const deadline = enqueuedAt + 900_000;
+        await l2
+          .enqueue(
+            {
+              userId,
+              requestId,
+              connectionId: 'c',
+              message: 'hi',
+              claimTier: tier,
+              estimatedInputTokens: 10,
+              enqueuedAtEpochMs: enqueuedAt,
+              expiresAtEpochMs: deadline,
+            },
+            10,
+            enqueuedAt,
+          )
+          .catch(() => undefined);
+        return l2.decide(
+          ask(userId, {
+            requestId,
+            claimTier: tier,
+            queue: {
+              mode: 'replay',
+              leaseUntilEpochMs: at + 60_000,
+              enqueuedAtEpochMs: enqueuedAt,
+              deadlineEpochMs: deadline,
+            },
+          }),
+          at,
+        );
+      };
+      // 10:50 and 10:51: an enterprise and a pro request are held until 11:00 and wait in line,
+      // their wake-ups deferred to the window's start (as the processor does).
+      const waiting = [
+        { userId: 'ent', tier: 'enterprise' as const, at: HOUR_END - 600_000 },
+        { userId: 'pro', tier: 'pro' as const, at: HOUR_END - 540_000 },
+      ];
+      for (const w of waiting) {
+        const held = await replay(w.userId, w.tier, w.at, w.at);
+        expect(held).toMatchObject({ allowed: false, limit: 'global.hourlyMessages' });
+        if (held.allowed) return;
+        expect(w.at + held.retryAfterMs).toBe(HOUR_END);
+        await l2.joinGlobalLine({
+          userId: w.userId,
+          tier: w.tier,
+          enqueuedAtEpochMs: w.at,
+          deadlineEpochMs: w.at + 900_000,
+          wakeUp: `h-${w.userId}`,
+          seenAtEpochMs: w.at,
+          wakeAtEpochMs: w.at + held.retryAfterMs,
+          limit: 'hourlyMessages',
+        });
+      }
+      // 11:00:00.2: a free direct request does not overtake them; it is told to look again in a second.
+      const direct = await l3.decide(ask('free-direct'), HOUR_END + 200);
+      expect(direct).toMatchObject({ allowed: false, limit: 'global.hourlyMessages', retryAfterMs: 1000 });
+      // The pro one's wake-up comes first: not its turn yet, and it waits a second, not an hour.
+      const pro = await replay('pro', 'pro', HOUR_END - 540_000, HOUR_END + 400);
+      expect(pro).toMatchObject({ allowed: false, retryAfterMs: 1000 });
+      // The enterprise one goes, then the pro one; then the hour is full for the direct one.
+      expect((await replay('ent', 'enterprise', HOUR_END - 600_000, HOUR_END + 600)).allowed).toBe(true);
+      expect((await replay('pro', 'pro', HOUR_END - 540_000, HOUR_END + 5400)).allowed).toBe(true);
+      expect(await l3.decide(ask('free-direct'), HOUR_END + 6000)).toMatchObject({
+        allowed: false,
+        limit: 'global.hourlyMessages',
+        retryAfterMs: HOUR_MS - 6000,
+      });
     }, 30_000);
   });
 }

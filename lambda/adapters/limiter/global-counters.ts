@@ -1,6 +1,10 @@
-import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { ExpressionWriter } from '../../core/limiter/expression';
 import {
   GLOBAL_WAITING_KEY,
   type GlobalAsk,
@@ -9,24 +13,25 @@ import {
   type GlobalLimits,
   type GlobalReservation,
   type GlobalWaiter,
-  globalRetryAfterMs,
   globalTotals,
+  type LineView,
+  lineFromItem,
   planGlobalAdmission,
   planGlobalRelease,
+  planLineWrite,
   priorityOrder,
   roomIn,
   shardKey,
+  shardWindows,
   shareOf,
-  WAITER_PREFIX,
-  WAITER_STALE_MS,
-  waitersFromItem,
-  waiterValue,
+  waitersFromLine,
 } from '../../core/limiter/global';
 import type { LimiterSnapshot } from '../../core/limiter/snapshot';
-import { dayNumber, hourNumber } from '../../core/limiter/windows';
+import type { TokenReservation } from '../../core/limiter/types';
+import { DAY_MS, hourNumber } from '../../core/limiter/windows';
 import { usdToMicroUsd } from '../../core/models';
-import { LimiterStoreError } from './errors';
-import { UNKNOWN, type UserItems } from './user-items';
+import { LimiterBusyError, LimiterStoreError, StoreFaultError, StoreThrottledError } from './errors';
+import { describeError, UNKNOWN, type UserItems } from './user-items';
 
 export type GlobalAdmission =
   | {
@@ -37,8 +42,20 @@ export type GlobalAdmission =
     }
   | { readonly ok: false; readonly limit: GlobalLimit; readonly retryAfterMs: number };
 
+/**
+ * What one decision holds of a shard, across its rounds and retries: the share, and whether it is
+ * only *maybe* held (a write of it got no answer, and the shard has not been read since).
+ */
+export interface GlobalHold {
+  globalHeld?: GlobalReservation;
+  globalUnsure?: boolean;
+}
+
 /** How long this instance trusts its view of who waits for global capacity (priority only). */
 const WAITERS_TTL_MS = 1000;
+
+/** Rounds of plan-write-fail on the line item: each failed condition brings the item as it is. */
+const LINE_ROUNDS = 8;
 
 /**
  * The global counters on DynamoDB: `shards` items of the limits table, each holding its share of
@@ -46,8 +63,11 @@ const WAITERS_TTL_MS = 1000;
  * wait for their turn. A decision writes one shard; the settle gives back to the same one.
  */
 export class GlobalCounters {
-  private waitersSeen: { readonly at: number; readonly waiters: GlobalWaiter[] } | undefined;
-  private waitersLoading: Promise<GlobalWaiter[]> | undefined;
+  /** The line as last seen (a read, or a write's answer), and the send time of that call. */
+  private line: { readonly at: number; readonly view: LineView } | undefined;
+  private lineLoading: Promise<LineView> | undefined;
+  /** When a read of the line last got no answer: direct requests do without it for a while. */
+  private lineFailedAt: number | undefined;
   private refreshing: { readonly sentAtMs: number; readonly done: Promise<void> } | undefined;
 
   constructor(
@@ -56,6 +76,7 @@ export class GlobalCounters {
     private readonly tableName: string,
     readonly limits: GlobalLimits,
     private readonly waitersTtlMs = WAITERS_TTL_MS,
+    private readonly onError?: (operation: string, cause: string) => void,
   ) {}
 
   /**
@@ -64,22 +85,43 @@ export class GlobalCounters {
    * condition fails, and the item it returned says why) sends the request to the next; refused
    * only when every shard, as seen after the request arrived, lacks room — the shards seen before it
    * are read again first (in parallel).
+   *
+   * A shard write that gets no answer may have landed: the shard is read, and its entry for the
+   * request (`fl.<id>`) says whether it did — so a lost answer neither loses the share nor takes a
+   * second one. While that is not known (the read failed too), `hold` says the share is maybe held
+   * (the caller confirms it, or gives it back, which is harmless if it never landed).
    */
-  async admit(ask: GlobalAsk, nowMs: number, arrivedAtMs: number): Promise<GlobalAdmission> {
+  async admit(
+    ask: GlobalAsk,
+    nowMs: number,
+    arrivedAtMs: number,
+    hold: GlobalHold,
+  ): Promise<GlobalAdmission> {
     const { shards } = this.limits;
     const keys = Array.from({ length: shards }, (_, k) => shardKey(k));
+    /** Shards that hold an entry of this request id that is not this decision's (a reused id). */
+    const taken = new Set<number>();
     for (let round = 0; round < 2 * shards + 2; round++) {
       const rooms = keys.map((key, k) =>
         roomIn(this.limits, k, (this.items.belief(key) ?? UNKNOWN).snap, ask, nowMs),
       );
-      const open = rooms.filter((r) => !r.blocking);
+      const open = rooms.filter((r) => !r.blocking && !taken.has(r.shard));
       if (open.length === 0) {
         const stale = keys.filter(
-          (key) => (this.items.belief(key)?.observedAtMs ?? Number.NEGATIVE_INFINITY) < arrivedAtMs,
+          (key, k) =>
+            !taken.has(k) && (this.items.belief(key)?.observedAtMs ?? Number.NEGATIVE_INFINITY) < arrivedAtMs,
         );
         if (stale.length === 0) {
-          const limit = rooms[0]!.blocking!;
-          return { ok: false, limit, retryAfterMs: globalRetryAfterMs(limit, nowMs) };
+          // The shard that may have room soonest says when to try again (a shard already in the
+          // next window, seen from a clock behind it, is full until *that* window ends).
+          const soonest = rooms
+            .filter((r) => r.blocking)
+            .reduce<(typeof rooms)[number] | undefined>(
+              (a, r) => (a === undefined || r.retryAfterMs! < a.retryAfterMs! ? r : a),
+              undefined,
+            );
+          if (!soonest) break;
+          return { ok: false, limit: soonest.blocking!, retryAfterMs: soonest.retryAfterMs! };
         }
         await this.refreshShards(keys, arrivedAtMs);
         continue;
@@ -89,29 +131,70 @@ export class GlobalCounters {
       const { shard } = near[Math.floor(Math.random() * near.length)]!;
       const key = shardKey(shard);
       const belief = (this.items.belief(key) ?? UNKNOWN).snap;
-      const result = await this.items.write(
-        key,
-        planGlobalAdmission({ limits: this.limits, shard, belief, ask, nowMs }),
-      );
-      if (result.ok) {
-        const costLimit = this.limits.dailyCostUsd;
-        const share = costLimit === undefined ? 0 : shareOf(usdToMicroUsd(costLimit), shards, shard);
-        const usedNow = result.snap.cd === dayNumber(nowMs) ? (result.snap.cu ?? 0) : 0;
-        return {
-          ok: true,
-          ...(share > 0 ? { costPercent: (100 * usedNow) / share } : {}),
-          taken: {
-            shard,
-            tokens: ask.tokens,
-            costMicroUsd: ask.costMicroUsd,
-            weight: ask.weight,
-            hour: hourNumber(nowMs),
-            day: dayNumber(nowMs),
-          },
-        };
+      const planned = planGlobalAdmission({ limits: this.limits, shard, belief, ask, nowMs });
+      hold.globalHeld = planned.taken;
+      hold.globalUnsure = true;
+      let result: Awaited<ReturnType<UserItems['write']>>;
+      try {
+        result = await this.items.write(key, planned.plan);
+      } catch (err) {
+        // An answer (throttling, a refusal): nothing landed.
+        if (!(err instanceof StoreFaultError)) {
+          hold.globalHeld = undefined;
+          hold.globalUnsure = false;
+          throw err;
+        }
+        // No answer: did it land? The shard's entry for the request says (a failed read leaves
+        // the share "maybe held" for the caller).
+        const snap = await this.items.read(key);
+        hold.globalUnsure = false;
+        if (snap.inFlight?.[ask.requestId] !== undefined) return this.admitted(planned.taken, snap, nowMs);
+        hold.globalHeld = undefined;
+        continue;
       }
+      hold.globalUnsure = false;
+      if (result.ok) return this.admitted(planned.taken, result.snap, nowMs);
+      hold.globalHeld = undefined;
+      // An entry of this request id this decision did not write: an earlier request with the same
+      // id still holds it. Not ours to count as taken (nor to give back): another shard.
+      if (result.snap.inFlight?.[ask.requestId] !== undefined) taken.add(shard);
     }
-    throw new LimiterStoreError('global shards stayed contended');
+    throw new LimiterBusyError({ cause: new LimiterStoreError('global shards stayed contended') });
+  }
+
+  private admitted(taken: GlobalReservation, snap: LimiterSnapshot, nowMs: number): GlobalAdmission {
+    const costLimit = this.limits.dailyCostUsd;
+    const share =
+      costLimit === undefined ? 0 : shareOf(usdToMicroUsd(costLimit), this.limits.shards, taken.shard);
+    const usedNow = snap.cd === shardWindows(snap, nowMs).day ? (snap.cu ?? 0) : 0;
+    return { ok: true, ...(share > 0 ? { costPercent: (100 * usedNow) / share } : {}), taken };
+  }
+
+  /** Does the shard hold the request's share (a read: after a write of it got no answer)? */
+  async holds(requestId: string, shard: number): Promise<boolean> {
+    const snap = await this.items.read(shardKey(shard));
+    return snap.inFlight?.[requestId] !== undefined;
+  }
+
+  /**
+   * The share a request holds, found by the shards' entries (a read of each), for a reservation
+   * that does not carry it: its tokens and cost as the reservation says (a cost it does not state
+   * is not given back — never more than was taken), counted in the reservation's day.
+   */
+  async find(reservation: TokenReservation): Promise<GlobalReservation | undefined> {
+    const keys = Array.from({ length: this.limits.shards }, (_, k) => shardKey(k));
+    const snaps = await this.items.withRetries(() => this.items.readMany(keys));
+    const shard = keys.findIndex((key) => snaps.get(key)?.inFlight?.[reservation.requestId] !== undefined);
+    if (shard < 0) return undefined;
+    return {
+      shard,
+      tokens: reservation.reservedTokens,
+      costMicroUsd: reservation.reservedCostMicroUsd ?? 0,
+      // Only an undo gives the message back; a settle does not need it.
+      weight: 0,
+      hour: hourNumber(reservation.dayNumber * DAY_MS),
+      day: reservation.dayNumber,
+    };
   }
 
   /**
@@ -132,7 +215,11 @@ export class GlobalCounters {
     }
   }
 
-  /** Gives back what a request took from its shard (see planGlobalRelease). */
+  /**
+   * Gives back what a request took from its shard (see planGlobalRelease): once, whatever the
+   * retries — a release whose answer was lost fails its condition on the retry, and the item it
+   * returns shows nothing held any more.
+   */
   async release(
     requestId: string,
     taken: GlobalReservation,
@@ -142,19 +229,11 @@ export class GlobalCounters {
     const key = shardKey(taken.shard);
     await this.items.withRetries(async () => {
       for (let round = 0; round < 8; round++) {
-        // A belief that does not show this request's admission is older than it: read first.
+        // A belief without the request's entry is older than its admission (or the entry is gone):
+        // read first. Nothing held there (released already, lapsed, never landed): no write.
         const known = this.items.belief(key)?.snap;
-        const belief =
-          known && reflects(known, requestId, taken, this.limits) ? known : await this.items.read(key);
-        const plan = planGlobalRelease({
-          belief,
-          requestId,
-          taken,
-          refund,
-          undo,
-          inFlight: this.limits.requestsInFlight !== undefined,
-        });
-        // Nothing held there any more (a lapsed slot, a window rolled over): no call.
+        const belief = known?.inFlight?.[requestId] !== undefined ? known : await this.items.read(key);
+        const plan = planGlobalRelease({ belief, requestId, taken, refund, undo });
         if (!plan) return;
         const result = await this.items.write(key, plan);
         if (result.ok) return;
@@ -170,55 +249,85 @@ export class GlobalCounters {
     return globalTotals(this.limits, [...snaps.values()], nowMs);
   }
 
-  /** Who waits for global capacity: read fresh, or (`fresh: false`) as seen within the last second. */
+  /**
+   * Who waits for global capacity: read fresh (a queued request's turn), or (`fresh: false`, a
+   * direct request) as seen within the last second. A direct request does without the line when
+   * it does not answer (throttled, timed out): priority is then this instance's last view of it
+   * (for a second, before it asks again), while the counts stay exact (the shards decide them). A
+   * queued request's read is retried like any limiter call and else refused as busy.
+   */
   async waiters(options: { readonly fresh: boolean; readonly nowMs: number }): Promise<GlobalWaiter[]> {
     const now = this.items.clock();
-    const live = (ws: GlobalWaiter[]) =>
-      ws.filter(
-        (w) =>
-          w.deadlineEpochMs > options.nowMs &&
-          (w.seenAtEpochMs === undefined || w.seenAtEpochMs > options.nowMs - WAITER_STALE_MS),
-      );
-    if (!options.fresh && this.waitersSeen && now - this.waitersSeen.at < this.waitersTtlMs) {
-      return live(this.waitersSeen.waiters);
+    const recent = (at: number | undefined) => at !== undefined && now - at < this.waitersTtlMs;
+    if (!options.fresh && (recent(this.line?.at) || recent(this.lineFailedAt))) {
+      return this.line ? waitersFromLine(this.line.view, options.nowMs) : [];
     }
-    // One read at a time serves every decision of this instance that needs it.
-    this.waitersLoading ??= this.readWaiters(now).finally(() => {
-      this.waitersLoading = undefined;
+    try {
+      return waitersFromLine(await this.loadLine(), options.nowMs);
+    } catch (err) {
+      if (options.fresh || !(err instanceof StoreFaultError || err instanceof StoreThrottledError)) throw err;
+      this.lineFailedAt = now;
+      this.onError?.('line', describeError(err));
+      return this.line ? waitersFromLine(this.line.view, options.nowMs) : [];
+    }
+  }
+
+  /** One read at a time serves every decision of this instance that needs it. */
+  private loadLine(): Promise<LineView> {
+    this.lineLoading ??= this.readLine().finally(() => {
+      this.lineLoading = undefined;
     });
-    const waiters = await this.waitersLoading;
-    return live(waiters);
+    return this.lineLoading;
   }
 
-  private async readWaiters(now: number): Promise<GlobalWaiter[]> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({
-        TableName: this.tableName,
-        Key: marshall({ pk: GLOBAL_WAITING_KEY }),
-        ConsistentRead: true,
-      }),
-      // The same per-call timeout as every limiter call: a hung read never holds a decision.
-      { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
+  private async readLine(): Promise<LineView> {
+    const sentAt = this.items.clock();
+    const { Item } = await this.items.call(() =>
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: GLOBAL_WAITING_KEY }),
+          ConsistentRead: true,
+        }),
+        // The same per-call timeout as every limiter call: a hung read never holds a decision.
+        { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
+      ),
     );
-    const waiters = waitersFromItem(Item ? unmarshall(Item) : undefined);
-    this.waitersSeen = { at: now, waiters };
-    return waiters;
+    return this.rememberLine(lineFromItem(Item ? unmarshall(Item) : undefined), sentAt);
   }
 
-  /** Puts (or refreshes) the user's entry among the waiters. */
-  async register(waiter: GlobalWaiter): Promise<void> {
-    const w = new ExpressionWriter();
-    w.set(`${w.name(`${WAITER_PREFIX}${waiter.userId}`)} = ${w.value(waiterValue(waiter))}`);
-    await this.update(w);
-    this.waitersSeen = undefined;
+  private rememberLine(view: LineView, at: number): LineView {
+    if (!this.line || this.line.at <= at) this.line = { at, view };
+    return view;
+  }
+
+  /**
+   * Puts (or refreshes) the user's entry in the line. `false` when the line is full of waiters
+   * that go before it (see planLineWrite): it is not listed, and goes when nobody listed is before it.
+   */
+  async register(waiter: GlobalWaiter, nowMs: number, urgentMs: number): Promise<boolean> {
+    return (await this.writeLine({ join: waiter }, nowMs, urgentMs)).listed;
   }
 
   /** Takes the user's entry out (its head got its turn, or it has nothing waiting). */
-  async unregister(userId: string): Promise<void> {
-    const w = new ExpressionWriter();
-    w.remove(w.name(`${WAITER_PREFIX}${userId}`));
-    await this.update(w);
-    this.waitersSeen = undefined;
+  async unregister(userId: string, nowMs: number, urgentMs: number): Promise<void> {
+    await this.writeLine({ leave: userId }, nowMs, urgentMs);
+  }
+
+  /**
+   * Takes every entry out that is no longer live (overdue on its own schedule, or past its
+   * deadline), from a fresh read; the sweep calls it every minute. Returns whose entries it removed.
+   */
+  async prune(nowMs: number, urgentMs: number): Promise<string[]> {
+    const removed: string[] = [];
+    await this.items.withRetries(() => this.loadLine());
+    // Each write takes out at most MAX_PRUNED_PER_WRITE (a bounded line needs a handful).
+    for (let round = 0; round < 10; round++) {
+      const write = await this.writeLine({}, nowMs, urgentMs);
+      if (write.removed.length === 0) break;
+      removed.push(...write.removed);
+    }
+    return removed;
   }
 
   /** The first in line with a parked wake-up, to be woken when capacity frees. */
@@ -227,32 +336,51 @@ export class GlobalCounters {
     return priorityOrder(waiters, nowMs, urgentMs).find((w) => w.wakeUp !== undefined);
   }
 
-  private async update(w: ExpressionWriter): Promise<void> {
-    const plan = w.build();
-    await this.client.send(
-      new UpdateItemCommand({
-        TableName: this.tableName,
-        Key: marshall({ pk: GLOBAL_WAITING_KEY }),
-        UpdateExpression: plan.update,
-        ExpressionAttributeNames: plan.names,
-        ExpressionAttributeValues: Object.keys(plan.values).length ? marshall(plan.values) : undefined,
-      }),
-      { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
-    );
+  /**
+   * One write to the line (planLineWrite: the change, and the stale entries pruned with it), from
+   * the line as this instance saw it within the last second (else read); a failed condition brings
+   * the item as it is and the write is planned again. Throttling and faults are retried like any
+   * limiter call; a lost answer is harmless (every part is conditioned on what it changes).
+   */
+  private writeLine(
+    change: { readonly join?: GlobalWaiter; readonly leave?: string },
+    nowMs: number,
+    urgentMs: number,
+  ): Promise<{ readonly listed: boolean; readonly removed: readonly string[] }> {
+    return this.items.withRetries(async () => {
+      const now = this.items.clock();
+      let view = this.line && now - this.line.at < this.waitersTtlMs ? this.line.view : await this.loadLine();
+      for (let round = 0; round < LINE_ROUNDS; round++) {
+        const planned = planLineWrite({ line: view, nowMs, urgentMs, ...change });
+        if (!planned) return { listed: false, removed: [] };
+        const { plan } = planned;
+        const sentAt = this.items.clock();
+        try {
+          const { Attributes } = await this.items.call(() =>
+            this.client.send(
+              new UpdateItemCommand({
+                TableName: this.tableName,
+                Key: marshall({ pk: GLOBAL_WAITING_KEY }),
+                UpdateExpression: plan.update,
+                ConditionExpression: plan.condition || undefined,
+                ExpressionAttributeNames: plan.names,
+                ExpressionAttributeValues: marshall(plan.values, { removeUndefinedValues: true }),
+                ReturnValues: 'ALL_NEW',
+                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
+              }),
+              { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
+            ),
+          );
+          this.rememberLine(lineFromItem(unmarshall(Attributes ?? {})), sentAt);
+          return planned;
+        } catch (err) {
+          if (!(err instanceof ConditionalCheckFailedException)) throw err;
+          view = err.Item
+            ? this.rememberLine(lineFromItem(unmarshall(err.Item)), sentAt)
+            : await this.readLine();
+        }
+      }
+      throw new LimiterBusyError({ cause: new LimiterStoreError('the global line stayed contended') });
+    });
   }
-}
-
-/** Does a shard belief show what the admission of `requestId` wrote (so it is not older)? */
-function reflects(
-  snap: LimiterSnapshot,
-  requestId: string,
-  taken: GlobalReservation,
-  limits: GlobalLimits,
-): boolean {
-  if (limits.requestsInFlight !== undefined && snap.inFlight?.[requestId] === undefined) return false;
-  const seen = (window: number | undefined, counted: number) => window !== undefined && window >= counted;
-  if (limits.hourlyMessages !== undefined && !seen(snap.hw, taken.hour)) return false;
-  if (limits.dailyTokens !== undefined && !seen(snap.td, taken.day)) return false;
-  if (limits.dailyCostUsd !== undefined && !seen(snap.cd, taken.day)) return false;
-  return true;
 }

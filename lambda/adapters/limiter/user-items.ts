@@ -172,8 +172,11 @@ export class UserItems {
     throw new LimiterBusyError({ cause: lastError });
   }
 
-  /** Sends one call through the breaker and sorts what came back. */
-  private async call<T>(send: () => Promise<T>): Promise<T> {
+  /**
+   * Sends one call through the breaker and sorts what came back (also used for the global line
+   * item, whose calls are limiter calls like any other).
+   */
+  async call<T>(send: () => Promise<T>): Promise<T> {
     if (!this.breaker.allowsCall()) throw new LimiterUnavailableError();
     try {
       const result = await send();

@@ -1,0 +1,462 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter, LimiterBusyError } from '../../lambda/adapters/dynamo-limiter';
+import {
+  GLOBAL_WAITING_KEY,
+  type GlobalLimits,
+  type GlobalWaiter,
+  LINE_ATTR,
+  MAX_LINE_ENTRIES,
+} from '../../lambda/core/limiter/global';
+import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
+import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
+import { HOUR_MS } from '../../lambda/core/limiter/windows';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, localSqsClient } from '../../local/aws-clients';
+import { createLocalResources } from '../../local/resources';
+import { countCalls } from '../support/call-counter';
+import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
+import { onEveryEmulator } from '../support/dynamodb-local';
+
+/** 11:00 UTC; the tests start 20 minutes before it. */
+const HOUR_END = Date.UTC(2026, 10, 24, 11, 0, 0);
+const NOW = HOUR_END - 20 * 60_000;
+/** Users' own limits out of the way: only the global ones bind. */
+const OPEN_TIERS = {
+  free: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+  pro: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+  enterprise: { messagesPerMinute: 60_000, burst: 0, dailyTokens: 100_000_000 },
+};
+
+/** As the limiter's client is in service: one attempt per call (the limiter retries itself). */
+const limiterClient = (endpoint: string) =>
+  new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
+
+const admitted = (ds: Decision[]) => ds.filter((d): d is AllowedDecision => d.allowed);
+
+function describeGlobalFaults(backend: string, endpoint: () => string) {
+  describe(`global shards and line under faults and skew on ${backend}`, () => {
+    let proxy: DynamoProxy;
+    beforeAll(async () => {
+      proxy = await startDynamoProxy(endpoint());
+    });
+    afterAll(async () => {
+      await proxy.stop();
+    });
+
+    /** A fresh table; `make` builds limiter instances on it (through the proxy), each with its clock. */
+    async function table(global: Partial<GlobalLimits>) {
+      const { tables } = await createLocalResources(
+        limiterClient(endpoint()),
+        localSqsClient(inject('sqsEndpoint')),
+        `gf-${randomUUID().slice(0, 8)}`,
+      );
+      const config = parseLimitsConfig({ tiers: OPEN_TIERS, global });
+      const make = (
+        options: { clock?: () => number; timeoutMs?: number; globalWaitersTtlMs?: number } = {},
+      ) => {
+        const client = limiterClient(proxy.endpoint);
+        const calls = countCalls(client);
+        const limiter = new DynamoLimiter({
+          client,
+          tableName: tables.limits,
+          tiers: config.tiers,
+          global: config.global,
+          timeoutMs: options.timeoutMs ?? 30_000,
+          inFlightLeaseMs: 60_000,
+          globalWaitersTtlMs: options.globalWaitersTtlMs,
+          clock: options.clock,
+        });
+        return { limiter, calls };
+      };
+      const line = async () => {
+        const { Item } = await limiterClient(endpoint()).send(
+          new GetItemCommand({
+            TableName: tables.limits,
+            Key: marshall({ pk: GLOBAL_WAITING_KEY }),
+            ConsistentRead: true,
+          }),
+        );
+        return Item ? { item: unmarshall(Item), bytes: JSON.stringify(Item).length } : undefined;
+      };
+      return { make, line };
+    }
+    const ask = (userId: string, over: Partial<DecideInput> = {}): DecideInput => ({
+      userId,
+      requestId: randomUUID(),
+      estimatedInputTokens: 10,
+      maxTokens: 90,
+      ...over,
+    });
+    const totals = async (limiter: DynamoLimiter, nowMs: number) =>
+      Object.fromEntries(
+        ((await limiter.status('anyone', undefined, nowMs)).global ?? []).map((g) => [g.name, g.used]),
+      );
+    /** Drops the answer of the next UpdateItem whose body contains `marker` (once). */
+    const loseNextAnswer = (marker: string) => {
+      let armed = true;
+      proxy.inject(
+        (operation, body) => {
+          if (!armed || operation !== 'UpdateItem' || !body.includes(marker)) return false;
+          armed = false;
+          return true;
+        },
+        { kind: 'lose-answer' },
+      );
+    };
+
+    it('takes a shard share once when the answer of the shard write is lost, and gives it back once', async () => {
+      const { make } = await table({
+        requestsInFlight: 4,
+        hourlyMessages: 100,
+        dailyTokens: 10_000,
+        shards: 2,
+      });
+      const { limiter } = make();
+      loseNextAnswer('"global#');
+      const decision = await limiter.decide(ask('u1'), NOW);
+      proxy.clear();
+      expect(decision.allowed).toBe(true);
+      if (!decision.allowed) return;
+      expect(decision.reservation.global).toBeDefined();
+      // One share, on one shard — not one lost and a second taken.
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.hourlyMessages': 1,
+        'global.dailyTokens': 100,
+      });
+      // The release's answer is lost too: it is applied once (80 back, not 160).
+      loseNextAnswer('"global#');
+      await limiter.reconcile(decision.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1);
+      proxy.clear();
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.hourlyMessages': 1,
+        'global.dailyTokens': 20,
+      });
+      // A second settle of the same request (a duplicate event) gives back nothing more.
+      await limiter.reconcile(decision.reservation, { inputTokens: 0, outputTokens: 0 }, NOW + 3);
+      expect(await totals(limiter, NOW + 4)).toMatchObject({ 'global.dailyTokens': 20 });
+    }, 60_000);
+
+    it('confirms a share whose write and re-read both lost their answers instead of taking a second one', async () => {
+      const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
+      const { limiter } = make();
+      // The shard write lands and its answer is lost; the read that follows is lost too.
+      let lost = 0;
+      proxy.inject(
+        (operation, body) => {
+          if (lost >= 2 || !body.includes('"global#')) return false;
+          if ((lost === 0 && operation === 'UpdateItem') || (lost === 1 && operation === 'GetItem')) {
+            lost++;
+            return true;
+          }
+          return false;
+        },
+        { kind: 'lose-answer' },
+      );
+      const decision = await limiter.decide(ask('u4'), NOW);
+      proxy.clear();
+      expect(lost).toBe(2);
+      expect(decision.allowed).toBe(true);
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.hourlyMessages': 1,
+      });
+      if (!decision.allowed) return;
+      await limiter.reconcile(decision.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1);
+      expect(await totals(limiter, NOW + 2)).toMatchObject({ 'global.requestsInFlight': 0 });
+    }, 60_000);
+
+    it('takes the share again when a shard write that timed out did not land and the re-read timed out too', async () => {
+      const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
+      const { limiter } = make({ timeoutMs: 400 });
+      // The shard write never reaches the store; the read that follows gets no answer either.
+      let hung = 0;
+      proxy.inject(
+        (operation, body) => {
+          if (hung >= 2 || !body.includes('"global#')) return false;
+          if ((hung === 0 && operation === 'UpdateItem') || (hung === 1 && operation === 'GetItem')) {
+            hung++;
+            return true;
+          }
+          return false;
+        },
+        { kind: 'hang' },
+      );
+      const decision = await limiter.decide(ask('u5'), NOW);
+      proxy.clear();
+      expect(hung).toBe(2);
+      // Admitted, and counted: never admitted on a share that was only maybe taken.
+      expect(decision.allowed).toBe(true);
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.hourlyMessages': 1,
+      });
+    }, 60_000);
+
+    it("keeps the global share with the reservation when the user's own write lands but its answer is lost", async () => {
+      const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
+      const { limiter } = make();
+      loseNextAnswer('"user#u2"');
+      const decision = await limiter.decide(ask('u2'), NOW);
+      proxy.clear();
+      expect(decision.allowed).toBe(true);
+      if (!decision.allowed) return;
+      expect(decision.reservation.global).toBeDefined();
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.dailyTokens': 100,
+      });
+      await limiter.reconcile(decision.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1);
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.dailyTokens': 20,
+      });
+    }, 60_000);
+
+    it("releases the shard when the user's settle lands but its answer is lost", async () => {
+      const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
+      const { limiter } = make();
+      const decision = await limiter.decide(ask('u3'), NOW);
+      if (!decision.allowed) throw new Error('not admitted');
+      loseNextAnswer('"user#u3"');
+      await limiter.reconcile(decision.reservation, { inputTokens: 10, outputTokens: 10 }, NOW + 1);
+      proxy.clear();
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.dailyTokens': 20,
+      });
+    }, 60_000);
+
+    it('gives back the share of a request whose reservation was rebuilt without it (a taken-over queued request)', async () => {
+      const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 2 });
+      const { limiter } = make();
+      await limiter.enqueue(
+        {
+          userId: 'u6',
+          requestId: 'q6',
+          connectionId: 'c',
+          message: 'hi',
+          estimatedInputTokens: 10,
+          maxTokens: 90,
+          enqueuedAtEpochMs: NOW,
+          expiresAtEpochMs: NOW + 900_000,
+        },
+        10,
+        NOW,
+      );
+      const decision = await limiter.decide(
+        ask('u6', {
+          requestId: 'q6',
+          queue: {
+            mode: 'replay',
+            leaseUntilEpochMs: NOW + 60_000,
+            enqueuedAtEpochMs: NOW,
+            deadlineEpochMs: NOW + 900_000,
+          },
+        }),
+        NOW,
+      );
+      if (!decision.allowed) throw new Error('not admitted');
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.requestsInFlight': 1,
+        'global.dailyTokens': 100,
+      });
+      // As the processor rebuilds it from the user's item after a crash: no shard in it.
+      const { global: _shard, ...rebuilt } = decision.reservation;
+      await limiter.reconcile(rebuilt, { inputTokens: 0, outputTokens: 0 }, NOW + 1, { endsActive: true });
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.dailyTokens': 0,
+      });
+    }, 60_000);
+
+    it('counts exactly across an hour’s end with two instances whose clocks are 2 s apart: bounded calls, no error', async () => {
+      // 8 messages an hour in 4 shards of 2. Instance `ahead` is on time; `behind` is 2 s late.
+      const { make } = await table({ hourlyMessages: 8, shards: 4 });
+      let real = HOUR_END - 5000;
+      const ahead = make({ clock: () => real });
+      const behind = make({ clock: () => real - 2000 });
+      const run = async (n: number) => {
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: n }, (_, i) => {
+            const { limiter } = i % 2 ? behind : ahead;
+            const nowMs = i % 2 ? real - 2000 : real;
+            return limiter.decide(ask(`s${i % 10}`), nowMs).then((d) => ({ d, nowMs, behind: i % 2 === 1 }));
+          }),
+        );
+        const failed = outcomes.filter((o) => o.status === 'rejected');
+        expect(failed.map((o) => String((o as PromiseRejectedResult).reason))).toEqual([]);
+        return outcomes.map(
+          (o) => (o as PromiseFulfilledResult<{ d: Decision; nowMs: number; behind: boolean }>).value,
+        );
+      };
+      // The last seconds of the hour: exactly 8.
+      expect(admitted((await run(30)).map((o) => o.d))).toHaveLength(8);
+      // The hour ends: `ahead` is in the next hour, `behind` still 2 s before it. It counts in the
+      // shards' window (the next hour) once they are in it; exactly 8 in the new hour over both.
+      real = HOUR_END + 1000;
+      for (let i = 0; i < 3; i++) await ahead.limiter.decide(ask(`a${i}`), real);
+      ahead.calls.reset();
+      behind.calls.reset();
+      const next = await run(40);
+      expect(admitted(next.map((o) => o.d)).length + 3).toBe(8);
+      expect(await totals(ahead.limiter, real)).toMatchObject({ 'global.hourlyMessages': 8 });
+      // Refused by the window they were counted against: the new hour's end (or, for a shard
+      // still in the old hour as `behind` sees it, that hour's end).
+      for (const { d, nowMs, behind: late } of next) {
+        if (d.allowed) continue;
+        expect((d as DeniedDecision).limit).toBe('global.hourlyMessages');
+        const ends = late ? [HOUR_END - nowMs, HOUR_END + HOUR_MS - nowMs] : [HOUR_END + HOUR_MS - nowMs];
+        expect(ends).toContain(d.retryAfterMs);
+      }
+      // Bounded: a few calls a decision (a failed write, a read on emulators, the write), not 21.
+      expect(behind.calls.total() / 20).toBeLessThan(4);
+      expect(ahead.calls.total() / 20).toBeLessThan(4);
+    }, 60_000);
+
+    it('keeps the line item bounded: past the cap a waiter before the last takes its place, one after it is not listed', async () => {
+      const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
+      const { limiter } = make({ globalWaitersTtlMs: 0 });
+      const waiter = (userId: string, tier: GlobalWaiter['tier'], at: number): GlobalWaiter => ({
+        userId,
+        tier,
+        enqueuedAtEpochMs: at,
+        deadlineEpochMs: NOW + 900_000,
+        // As long as SQS receipt handles get.
+        wakeUp: 'h'.repeat(1024),
+        seenAtEpochMs: NOW,
+        wakeAtEpochMs: NOW + 5000,
+        limit: 'requestsInFlight',
+      });
+      for (let i = 0; i < MAX_LINE_ENTRIES + 20; i++) {
+        await limiter.joinGlobalLine(waiter(`free-${String(i).padStart(3, '0')}`, 'free', NOW - 10_000 + i));
+      }
+      const full = await line();
+      expect(Object.keys(full!.item[LINE_ATTR])).toHaveLength(MAX_LINE_ENTRIES);
+      expect(full!.bytes).toBeLessThan(400_000);
+      // The newest free ones were not listed; an enterprise one takes the last free one's place.
+      expect(full!.item[LINE_ATTR]['free-150']).toBeUndefined();
+      await limiter.joinGlobalLine(waiter('ent', 'enterprise', NOW));
+      const after = (await line())!.item[LINE_ATTR];
+      expect(Object.keys(after)).toHaveLength(MAX_LINE_ENTRIES);
+      expect(after.ent).toBeDefined();
+      expect(after['free-149']).toBeUndefined();
+      expect(after['free-148']).toBeDefined();
+    }, 120_000);
+
+    it('prunes entries overdue on their own schedule, keeps those deferred to a later wake-up, and sets a TTL', async () => {
+      const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
+      const { limiter } = make({ globalWaitersTtlMs: 0 });
+      for (let i = 0; i < 5; i++) {
+        await limiter.joinGlobalLine({
+          userId: `gone-${i}`,
+          tier: 'free',
+          enqueuedAtEpochMs: NOW,
+          deadlineEpochMs: NOW + 900_000,
+          seenAtEpochMs: NOW,
+          wakeAtEpochMs: NOW + 5000,
+          limit: 'requestsInFlight',
+        });
+      }
+      // Held until the hour's start, 20 minutes on: not stale before then.
+      await limiter.joinGlobalLine({
+        userId: 'deferred',
+        tier: 'enterprise',
+        enqueuedAtEpochMs: NOW,
+        deadlineEpochMs: HOUR_END + 600_000,
+        seenAtEpochMs: NOW,
+        wakeAtEpochMs: HOUR_END,
+        limit: 'hourlyMessages',
+      });
+      expect((await limiter.pruneGlobalLine(NOW + 19_000)).removed).toEqual([]);
+      expect([...(await limiter.pruneGlobalLine(NOW + 21_000)).removed].sort()).toEqual([
+        'gone-0',
+        'gone-1',
+        'gone-2',
+        'gone-3',
+        'gone-4',
+      ]);
+      const { item } = (await line())!;
+      expect(Object.keys(item[LINE_ATTR])).toEqual(['deferred']);
+      expect(item.ttlEpochSeconds).toBeGreaterThan(Math.floor(NOW / 1000));
+      // Past its deadline, the deferred one goes too.
+      expect((await limiter.pruneGlobalLine(HOUR_END + 600_001)).removed).toEqual(['deferred']);
+    }, 60_000);
+
+    it('prunes stale entries with every write to the line', async () => {
+      const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
+      const { limiter } = make({ globalWaitersTtlMs: 0 });
+      const entry = (userId: string, at: number): GlobalWaiter => ({
+        userId,
+        tier: 'free',
+        enqueuedAtEpochMs: at,
+        deadlineEpochMs: at + 900_000,
+        seenAtEpochMs: at,
+        wakeAtEpochMs: at + 5000,
+        limit: 'requestsInFlight',
+      });
+      for (let i = 0; i < 3; i++) await limiter.joinGlobalLine(entry(`old-${i}`, NOW));
+      await limiter.joinGlobalLine(entry('new', NOW + 60_000));
+      expect(Object.keys((await line())!.item[LINE_ATTR])).toEqual(['new']);
+    }, 60_000);
+
+    it('decides a direct request without the line when the line item is throttled or hangs: counted, never an error, breaker closed', async () => {
+      const { make } = await table({ requestsInFlight: 10, shards: 2 });
+      const { limiter } = make({ timeoutMs: 400, globalWaitersTtlMs: 0 });
+      for (const fault of [{ kind: 'throttle' }, { kind: 'hang' }] as const) {
+        // A queued request, as the processor replays it.
+        const queued = `q-${fault.kind}`;
+        await limiter.enqueue(
+          {
+            userId: `r-${fault.kind}`,
+            requestId: queued,
+            connectionId: 'c',
+            message: 'hi',
+            estimatedInputTokens: 10,
+            enqueuedAtEpochMs: NOW,
+            expiresAtEpochMs: NOW + 900_000,
+          },
+          10,
+          NOW,
+        );
+        proxy.inject((_operation, body) => body.includes(GLOBAL_WAITING_KEY), fault);
+        const direct = await Promise.all(
+          [1, 2, 3].map((i) => limiter.decide(ask(`d-${fault.kind}-${i}`), NOW)),
+        );
+        expect(direct.every((d) => d.allowed && !d.failedOpen)).toBe(true);
+        // A queued request's turn needs the line: refused as busy (the processor tries again).
+        await expect(
+          limiter.decide(
+            ask(`r-${fault.kind}`, {
+              requestId: queued,
+              queue: {
+                mode: 'replay',
+                leaseUntilEpochMs: NOW + 60_000,
+                enqueuedAtEpochMs: NOW,
+                deadlineEpochMs: NOW + 900_000,
+              },
+            }),
+            NOW,
+          ),
+        ).rejects.toBeInstanceOf(LimiterBusyError);
+        // Joining the line does not throw either: the waiter is just not listed this time.
+        await limiter.joinGlobalLine({
+          userId: `w-${fault.kind}`,
+          tier: 'free',
+          enqueuedAtEpochMs: NOW,
+          deadlineEpochMs: NOW + 900_000,
+          seenAtEpochMs: NOW,
+          limit: 'requestsInFlight',
+        });
+        proxy.clear();
+        expect(limiter.breaker.state).toBe('closed');
+      }
+      expect(await totals(limiter, NOW)).toMatchObject({ 'global.requestsInFlight': 6 });
+    }, 60_000);
+  });
+}
+
+onEveryEmulator(describeGlobalFaults);

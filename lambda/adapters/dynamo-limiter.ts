@@ -660,6 +660,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     const outputTokens = Math.max(0, usage.outputTokens);
     const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
     const actualCost = costMicroUsd(price, inputTokens, outputTokens);
+    let ambiguousWrite = false;
     const outcome = await this.items.lane(key, () =>
       this.items.withRetries(async (): Promise<SettleOutcome> => {
         // Plan from what this instance believes; the write pins it, so a stale belief reads again.
@@ -671,10 +672,15 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           // marker holds, and the write's condition on the marker decides. Only an item read or
           // returned by the store may say it was settled already.
           const seen = snap.reservations[reservation.requestId];
-          if (!seen && fresh) return { applied: false };
+          const { holder, endsActive = false } = options;
+          if (!seen && fresh) {
+            // Settled already. By this claim's own earlier write, whose answer was lost; else by
+            // another attempt (or the sweep), and then this one must not speak for the request.
+            const byOther = holder !== undefined && 'claim' in holder && !ambiguousWrite;
+            return byOther ? { applied: false, notHolder: true } : { applied: false };
+          }
           // Another attempt holds the request now (taken over, or claimed by another runner): its
           // settle, not this one, ends it.
-          const { holder, endsActive = false } = options;
           if (fresh && holder && !holdsRequest(snap, reservation.requestId, holder, endsActive)) {
             return { applied: false, notHolder: true };
           }
@@ -696,19 +702,26 @@ export class DynamoLimiter implements Limiter, LimiterPort {
             tokens: tokens < 0 ? -Math.max(0, Math.min(-tokens, left('tokens'))) : tokens,
             costMicroUsd: cost < 0 ? -Math.max(0, Math.min(-cost, left('usd'))) : cost,
           };
-          const result = await this.items.write(
-            key,
-            planSettle({
-              policy,
-              belief: snap,
-              requestId: reservation.requestId,
-              pending,
-              delta: capped,
-              nowMs,
-              endsActive,
-              holder,
-            }),
-          );
+          let result: Awaited<ReturnType<UserItems['write']>>;
+          try {
+            result = await this.items.write(
+              key,
+              planSettle({
+                policy,
+                belief: snap,
+                requestId: reservation.requestId,
+                pending,
+                delta: capped,
+                nowMs,
+                endsActive,
+                holder,
+              }),
+            );
+          } catch (err) {
+            // No answer: it may have landed; a later round that finds the marker gone says so.
+            if (err instanceof StoreFaultError) ambiguousWrite = true;
+            throw err;
+          }
           // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
           if (result.ok) return { applied: true, wakeUp: snap.parkedWakeUp };
           snap = result.snap;

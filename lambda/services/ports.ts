@@ -112,7 +112,10 @@ export type ClaimOutcome =
 
 export interface SettleOutcome {
   readonly applied: boolean;
-  /** Not applied: another attempt (or runner) holds the request now. */
+  /**
+   * Not applied, and not this holder's to end: another attempt or runner holds the request, or
+   * ended it (a settle of its own whose answer was lost is not this: then only `applied: false`).
+   */
   readonly notHolder?: boolean;
   /** A wake-up this settle unparked (it freed an in-flight slot): make it visible now. */
   readonly wakeUp?: string;

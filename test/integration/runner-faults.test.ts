@@ -309,10 +309,22 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
       clock += LEASE_MS + 1;
       await processor(handedOff).replay(record(user, attempt1.requestId), () => 60_000);
       const attempt2 = handedOff.at(-1)!;
-      await runner(new ScriptedModel(['fresh ', 'reply'])).run(attempt2, () => 600_000);
-      // Attempt 1 comes back to life and reaches its settle: the request is no longer its own.
+      let release2!: () => void;
+      const gate2 = new Promise<void>((resolve) => {
+        release2 = resolve;
+      });
+      // Attempt 2 (another instance) streams…
+      const second = runner(new ScriptedModel(['fresh ', 'reply'], { step: () => gate2 }), {
+        limiter: newLimiter(),
+      }).run(attempt2, () => 600_000);
+      await expect.poll(() => of(attempt1.requestId, 'chunk').length).toBe(2);
+      // …when attempt 1 comes back to life and reaches its settle: the request is no longer its own.
       release();
       await first;
+      expect(of(attempt1.requestId, 'message_complete')).toEqual([]);
+      expect((await limiter.view(user, undefined, clock)).snap.active).toMatchObject({ attempts: 2 });
+      release2();
+      await second;
       expect(of(attempt1.requestId, 'message_complete')).toHaveLength(1);
       expect(of(attempt1.requestId, 'message_complete')[0]).toMatchObject({ text: 'fresh reply' });
       expect(await tokensUsed(user)).toBe(3 + 2);

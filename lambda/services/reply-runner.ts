@@ -16,6 +16,7 @@ import type {
   OutgoingMessage,
   ReplyStorePort,
   RequestQueuePort,
+  SettleHolder,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
 import {
@@ -92,8 +93,11 @@ export class ReplyNotSettledError extends Error {
   }
 }
 
-/** Whose settle this runner makes: its own claim, or the claim of a runner whose reply it adopted. */
-type Holder = { readonly claim: string } | undefined;
+/**
+ * Whose settle this runner makes: its own claim, the claim of a runner whose reply it adopted, or
+ * (ending an event Lambda gave up on) no runner's; none for a request admitted failed open.
+ */
+type Holder = SettleHolder | undefined;
 
 /**
  * The reply runner (its own function, invoked asynchronously): streams one admitted request's
@@ -113,10 +117,7 @@ export class ReplyRunner {
   constructor(private readonly deps: ReplyRunnerDeps) {}
 
   async run(given: ReplyJob, remainingTimeMs: () => number): Promise<void> {
-    // A reservation rebuilt after a takeover has no price: the model's, from the catalog.
-    const price =
-      given.reservation.price ?? (given.model ? this.deps.catalog?.get(given.model)?.spec : undefined);
-    const job: ReplyJob = price ? { ...given, reservation: { ...given.reservation, price } } : given;
+    const job = this.priced(given);
     const { now } = this.deps;
     // The model stops a margin before the function's Timeout and before the in-flight lease lapses
     // (after which the slot may be another request's), so the reply still settles in time.
@@ -151,6 +152,54 @@ export class ReplyRunner {
         await releaseWakeUp(this.deps, job.wakeUpReceiptHandle, job.requestId);
       }
     }
+  }
+
+  /**
+   * Ends a request whose event Lambda gave up on (the runner's on-failure destination: its retries
+   * failed, or it waited past the maximum event age), without running the model:
+   * - a runner kept what it produced but could not settle: settled to that and sent (`kept`);
+   * - no runner claimed it: nothing charged, the reservation and slot given back, the user told
+   *   the request failed (`refunded`) — conditioned on no runner (of this attempt) having claimed
+   *   it, so a runner that is answering it after all keeps it;
+   * - else (`left`): a runner claimed it and answers it, or its lease lapses and the sweep ends
+   *   it; or it ended already.
+   */
+  async endFailedEvent(
+    given: ReplyJob,
+    remainingTimeMs: () => number,
+  ): Promise<'kept' | 'refunded' | 'left'> {
+    const job = this.priced(given);
+    const channel = this.channel(job);
+    const timeLeftMs = () => remainingTimeMs();
+    const kept = job.failedOpen
+      ? undefined
+      : await this.deps.store.producedReply(job.userId, job.requestId, this.deps.now());
+    let ended: boolean;
+    if (kept) {
+      ended = await this.finishKept(job, { claim: kept.claim }, kept, channel, timeLeftMs);
+    } else {
+      const holder: Holder = job.failedOpen
+        ? undefined
+        : {
+            unclaimed: true,
+            ...(job.source === 'queue' && job.lease
+              ? { active: { attempts: job.lease.attempts, leaseUntilEpochMs: job.lease.untilEpochMs } }
+              : {}),
+          };
+      ended = await this.fail(job, holder, channel, NOTHING, 'the reply runner never started it', timeLeftMs);
+    }
+    if (ended && job.wakeUpReceiptHandle) {
+      await releaseWakeUp(this.deps, job.wakeUpReceiptHandle, job.requestId);
+    }
+    if (!ended) return 'left';
+    return kept ? 'kept' : 'refunded';
+  }
+
+  /** A reservation rebuilt after a takeover has no price: the model's, from the catalog. */
+  private priced(given: ReplyJob): ReplyJob {
+    const price =
+      given.reservation.price ?? (given.model ? this.deps.catalog?.get(given.model)?.spec : undefined);
+    return price ? { ...given, reservation: { ...given.reservation, price } } : given;
   }
 
   /**
@@ -263,7 +312,7 @@ export class ReplyRunner {
       return false;
     }
     if (settled instanceof Error) {
-      if (!holder) throw settled;
+      if (!holder || !('claim' in holder)) throw settled;
       await this.deps.store.keepProduced(
         job.userId,
         job.requestId,
@@ -366,7 +415,7 @@ export class ReplyRunner {
     usage: ReplyUsage,
     reason: string,
     timeLeftMs: () => number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { now, metrics } = this.deps;
     const charged = usage.totalTokens
       ? `${usage.totalTokens} tokens the model produced were charged.`
@@ -383,7 +432,7 @@ export class ReplyRunner {
             },
             now(),
           );
-    if (!(await this.finish(job, holder, usage, message, channel, timeLeftMs))) return;
+    if (!(await this.finish(job, holder, usage, message, channel, timeLeftMs))) return false;
     metrics.count('RequestsFailed');
     if (usage.totalTokens > 0) metrics.count('TokensConsumed', usage.totalTokens);
     if (job.source === 'queue') {
@@ -394,6 +443,7 @@ export class ReplyRunner {
           this.deps.log.error('could not park a failed request in the DLQ', { error: describe(err) }),
         );
     }
+    return true;
   }
 
   private modelOf(job: ReplyJob): ModelPort {

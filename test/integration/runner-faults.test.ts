@@ -397,6 +397,53 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
     });
   });
 
+  describe("an event Lambda gave up on (the runner's on-failure destination)", () => {
+    it('refunds a dropped event no runner claimed and tells the user; a late copy then does nothing', async () => {
+      const user = `u-${randomUUID()}`;
+      const job = await admitted(user);
+      expect(await runner(new ScriptedModel([])).endFailedEvent(job, () => 60_000)).toBe('refunded');
+      expect(of(job.requestId, 'error')).toMatchObject([{ code: 'INTERNAL_ERROR' }]);
+      const { snap } = await limiter.view(user, undefined, clock);
+      expect(snap.reservations).toEqual({});
+      expect(snap.inFlight).toEqual({});
+      expect(await tokensUsed(user)).toBe(0);
+      const late = new ScriptedModel(['late']);
+      await runner(late).run(job, () => 600_000);
+      expect(late.runs).toBe(0);
+    });
+
+    it('leaves a request a runner claimed to that runner', async () => {
+      const user = `u-${randomUUID()}`;
+      const job = await admitted(user);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const running = runner(new ScriptedModel(['one ', 'two'], { step: () => gate })).run(
+        job,
+        () => 600_000,
+      );
+      await expect.poll(() => of(job.requestId, 'chunk').length).toBe(1);
+      expect(await runner(new ScriptedModel([])).endFailedEvent(job, () => 60_000)).toBe('left');
+      release();
+      await running;
+      expect(of(job.requestId, 'message_complete')).toHaveLength(1);
+      expect(of(job.requestId, 'error')).toEqual([]);
+      expect(await tokensUsed(user)).toBe(3 + 2);
+    });
+
+    it('leaves a queued attempt that was taken over since to the takeover', async () => {
+      const user = `u-${randomUUID()}`;
+      const handedOff: ReplyJob[] = [];
+      const attempt1 = await queuedJob(user, handedOff);
+      clock += LEASE_MS + 1;
+      await processor(handedOff).replay(record(user, attempt1.requestId), () => 60_000);
+      expect(await runner(new ScriptedModel([])).endFailedEvent(attempt1, () => 60_000)).toBe('left');
+      expect((await limiter.view(user, undefined, clock)).snap.active).toMatchObject({ attempts: 2 });
+      expect(of(attempt1.requestId, 'request_failed')).toEqual([]);
+    });
+  });
+
   describe('finding 8: the store out at the commit', () => {
     /** The limiter's DynamoDB behind a proxy that can be cut. */
     async function limiterBehindProxy(): Promise<{ proxied: DynamoLimiter; proxy: FaultProxy }> {

@@ -314,7 +314,13 @@ export function planPark(belief: LimiterSnapshot, receiptHandle: string): Update
  *   failed for good by the processor after its own takeover): lands only if none did.
  * Absent: no condition on the holder (a caller that owns the request by other means).
  */
-export type SettleHolder = { readonly claim: string } | { readonly unclaimed: true };
+export type SettleHolder =
+  | { readonly claim: string }
+  | {
+      readonly unclaimed: true;
+      /** A queued request: the attempt it speaks for (a takeover since moved `att` and the lease). */
+      readonly active?: { readonly attempts: number; readonly leaseUntilEpochMs: number };
+    };
 
 /** The attempt of a request a runner claims: a queued request's active attempt, or a direct one. */
 export type ClaimTarget =
@@ -367,8 +373,14 @@ export function holdsRequest(
 ): boolean {
   let claim: string | undefined;
   if (endsActive) {
-    if (snap.active?.requestId !== requestId) return false;
-    claim = snap.active.claim;
+    const { active } = snap;
+    if (active?.requestId !== requestId) return false;
+    const attempt = 'unclaimed' in holder ? holder.active : undefined;
+    const sameAttempt =
+      !attempt ||
+      (active.attempts === attempt.attempts && active.leaseUntilEpochMs === attempt.leaseUntilEpochMs);
+    if (!sameAttempt) return false;
+    claim = active.claim;
   } else {
     claim = snap.reservations[requestId]?.a;
   }
@@ -436,10 +448,18 @@ export function planSettle(args: {
   if (args.holder) {
     // The attempt that holds the request: its claim on `act` (queued; a takeover removes it) or
     // on the marker (direct). A late or duplicate event's settle fails here and changes nothing.
-    const claim = args.endsActive ? `${w.name('act')}.${w.name('c')}` : `${marker}.${w.name('a')}`;
+    // (Names are registered only when used: DynamoDB refuses unused ones.)
+    const act = () => w.name('act');
+    const claim = args.endsActive ? `${act()}.${w.name('c')}` : `${marker}.${w.name('a')}`;
     w.condition(
       'claim' in args.holder ? `${claim} = ${w.value(args.holder.claim)}` : `attribute_not_exists(${claim})`,
     );
+    // Unclaimed, of a queued request: still the attempt it speaks for (not a takeover's since).
+    const attempt = 'unclaimed' in args.holder ? args.holder.active : undefined;
+    if (args.endsActive && attempt) {
+      w.condition(`${act()}.${w.name('att')} = ${w.value(attempt.attempts)}`);
+      w.condition(`${act()}.${w.name('lease')} = ${w.value(attempt.leaseUntilEpochMs)}`);
+    }
   }
   return w.build();
 }

@@ -377,6 +377,64 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
         );
       });
 
+      it("never ends the lease of a queued request whose runner claimed it: the processor's Invoke answer lost", async () => {
+        const user = `u-${randomUUID()}`;
+        const requestId = `q-${randomUUID().slice(0, 8)}`;
+        await limiter.enqueue(
+          {
+            userId: user,
+            requestId,
+            connectionId: 'c1',
+            message: 'hello queue',
+            estimatedInputTokens: 3,
+            enqueuedAtEpochMs: clock,
+            expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
+          },
+          10,
+          clock,
+        );
+        let release!: () => void;
+        const gate = new Promise<void>((resolve) => {
+          release = resolve;
+        });
+        const model = new ScriptedModel(['one ', 'two'], { step: () => gate });
+        let running: Promise<void> | undefined;
+        const lost = new ReplayService({
+          limiter,
+          store,
+          queue: {
+            send: async () => undefined,
+            defer: async () => undefined,
+            moveToDeadLetterQueue: async () => undefined,
+            depth: async () => 0,
+          },
+          sender: recordingSender(),
+          directory: { listByUser: async () => [] },
+          handoff: {
+            handOff: async (job) => {
+              running = runner(model).run(job, () => 600_000);
+              await expect.poll(() => of(requestId, 'chunk').length).toBe(1);
+              throw timedOut();
+            },
+          },
+          metrics: noMetrics,
+          log: quiet,
+          settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: LEASE_MS },
+          now: () => clock,
+          sleep,
+        });
+        await lost.replay(record(user, requestId), () => 60_000);
+        // The next delivery finds the lease still held: it waits, and takes nothing over.
+        const handedOff: ReplyJob[] = [];
+        await processor(handedOff).replay(record(user, requestId), () => 60_000);
+        expect(handedOff).toEqual([]);
+        release();
+        await running;
+        expect(model.runs).toBe(1);
+        expect(of(requestId, 'message_complete')).toHaveLength(1);
+        expect(await tokensUsed(user)).toBe(3 + 2);
+      });
+
       it('refunds a hand-off no runner claimed, and a runner that starts later does nothing', async () => {
         const user = `u-${randomUUID()}`;
         let job: ReplyJob | undefined;

@@ -170,13 +170,12 @@ export class ReplyRunner {
   ): Promise<'kept' | 'refunded' | 'left'> {
     const job = this.priced(given);
     const channel = this.channel(job);
-    const timeLeftMs = () => remainingTimeMs();
     const kept = job.failedOpen
       ? undefined
       : await this.deps.store.producedReply(job.userId, job.requestId, this.deps.now());
     let ended: boolean;
     if (kept) {
-      ended = await this.finishKept(job, { claim: kept.claim }, kept, channel, timeLeftMs);
+      ended = await this.finishKept(job, { claim: kept.claim }, kept, channel, remainingTimeMs);
     } else {
       const holder: Holder = job.failedOpen
         ? undefined
@@ -186,7 +185,14 @@ export class ReplyRunner {
               ? { active: { attempts: job.lease.attempts, leaseUntilEpochMs: job.lease.untilEpochMs } }
               : {}),
           };
-      ended = await this.fail(job, holder, channel, NOTHING, 'the reply runner never started it', timeLeftMs);
+      ended = await this.fail(
+        job,
+        holder,
+        channel,
+        NOTHING,
+        'the reply runner never started it',
+        remainingTimeMs,
+      );
     }
     if (ended && job.wakeUpReceiptHandle) {
       await releaseWakeUp(this.deps, job.wakeUpReceiptHandle, job.requestId);

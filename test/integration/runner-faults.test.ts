@@ -16,8 +16,10 @@ import {
   DEFAULT_RUNNER_SETTINGS,
   ReplyNotSettledError,
   ReplyRunner,
+  type ReplyRunnerDeps,
 } from '../../lambda/services/reply-runner';
 import { localDynamoClient } from '../../local/aws-clients';
+import { startDynamoProxy } from '../support/dynamo-proxy';
 import { createTestResources, type TestResources } from '../support/emulators';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 
@@ -62,6 +64,7 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
   let sent: { connectionId: string; message: OutgoingMessage }[];
   let slept: number[];
   let dynamoProxy: FaultProxy | undefined;
+  let stopProxy: (() => Promise<void>) | undefined;
   /** Called by every injected sleep after the clock moved (restores a store, say). */
   let onSleep: () => void;
 
@@ -78,6 +81,8 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
   afterEach(async () => {
     await dynamoProxy?.stop();
     dynamoProxy = undefined;
+    await stopProxy?.();
+    stopProxy = undefined;
   });
 
   const newLimiter = (client = res.dynamo) =>
@@ -114,8 +119,13 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
   const runner = (
     model: ModelPort,
     options: { limiter?: DynamoLimiter; sender?: ReturnType<typeof recordingSender> } = {},
+  ) => new ReplyRunner(runnerDeps(model, options));
+
+  const runnerDeps = (
+    model: ModelPort,
+    options: { limiter?: DynamoLimiter; sender?: ReturnType<typeof recordingSender> } = {},
   ) =>
-    new ReplyRunner({
+    ({
       limiter: options.limiter ?? limiter,
       store,
       queue: { defer: async () => undefined, moveToDeadLetterQueue: async () => undefined },
@@ -128,7 +138,7 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
       now: () => clock,
       sleep,
       random: () => 0.5,
-    });
+    }) satisfies ReplyRunnerDeps;
 
   const of = (requestId: string, type?: string) =>
     sent
@@ -452,6 +462,60 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
         expect(of(job!.requestId).slice(told)).toEqual([]);
         expect(await tokensUsed(user)).toBe(0);
       });
+    });
+  });
+
+  describe('writes of the runner that landed but whose answer was lost', () => {
+    /**
+     * The limiter behind a proxy that holds the first two writes `picks` chooses past the limiter's
+     * timeout (300 ms) and then applies them: the first lands while the second try waits, so the
+     * third try finds the first one's work done.
+     */
+    async function lateAnswers(picks: (body: string) => boolean): Promise<DynamoLimiter> {
+      const proxy = await startDynamoProxy(res.dynamodbEndpoint);
+      stopProxy = () => proxy.stop();
+      let held = 0;
+      proxy.inject((operation, body) => operation === 'UpdateItem' && picks(body) && held++ < 2, {
+        kind: 'delay',
+        ms: 400,
+      });
+      return new DynamoLimiter({
+        client: localDynamoClient(proxy.endpoint),
+        tableName: res.tables.limits,
+        tiers: parseTierLimits(''),
+        inFlightLeaseMs: LEASE_MS,
+        timeoutMs: 300,
+        clock: () => clock,
+      });
+    }
+
+    it('takes a claim whose answer was lost as its own: the reply runs once', async () => {
+      const user = `u-${randomUUID()}`;
+      const job = await admitted(user);
+      const proxied = await lateAnswers((body) => body.includes('claim-lost-answer'));
+      const model = new ScriptedModel(['one ', 'two']);
+      await new ReplyRunner({
+        ...runnerDeps(model),
+        limiter: proxied,
+        newClaimId: () => 'claim-lost-answer',
+      }).run(job, () => 600_000);
+      expect(model.runs).toBe(1);
+      expect(of(job.requestId, 'message_complete')).toHaveLength(1);
+      expect(await tokensUsed(user)).toBe(3 + 2);
+    });
+
+    it('sends message_complete after a settle that landed though its answer was lost', async () => {
+      const user = `u-${randomUUID()}`;
+      const job = await admitted(user);
+      const proxied = await lateAnswers(
+        (body) => body.includes(`"r_${job.requestId}"`) && body.includes('REMOVE'),
+      );
+      await new ReplyRunner({ ...runnerDeps(new ScriptedModel(['one ', 'two'])), limiter: proxied }).run(
+        job,
+        () => 600_000,
+      );
+      expect(of(job.requestId, 'message_complete')).toHaveLength(1);
+      expect(await tokensUsed(user)).toBe(3 + 2);
     });
   });
 

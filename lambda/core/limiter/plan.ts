@@ -343,8 +343,6 @@ export type ClaimTarget =
  */
 export function planClaim(requestId: string, claim: string, target: ClaimTarget): UpdatePlan {
   const w = new ExpressionWriter();
-  const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
-  w.condition(`attribute_exists(${marker})`);
   if (target.source === 'queue') {
     const act = w.name('act');
     const c = `${act}.${w.name('c')}`;
@@ -354,7 +352,9 @@ export function planClaim(requestId: string, claim: string, target: ClaimTarget)
     w.condition(`attribute_not_exists(${c})`);
     w.set(`${c} = ${w.value(claim)}`);
   } else {
+    const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
     const a = `${marker}.${w.name('a')}`;
+    w.condition(`attribute_exists(${marker})`);
     w.condition(`attribute_not_exists(${a})`);
     if (target.inFlightUntilEpochMs !== undefined) {
       w.condition(`${w.name('fl')}.${w.name(requestId)} = ${w.value(target.inFlightUntilEpochMs)}`);

@@ -245,6 +245,28 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
       expect(await tokensUsed(user)).toBe(3 + 3);
     });
 
+    it("streams a queued request's reply once when its event is delivered twice", async () => {
+      const user = `u-${randomUUID()}`;
+      const handedOff: ReplyJob[] = [];
+      const job = await queuedJob(user, handedOff);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      const model = new ScriptedModel(['one ', 'two ', 'three'], { step: () => gate });
+      const first = runner(model).run(job, () => 600_000);
+      await expect.poll(() => of(job.requestId, 'chunk').length).toBe(1);
+      // The copy runs on another instance (its own view of the item).
+      await runner(model, { limiter: newLimiter() }).run(job, () => 600_000);
+      release();
+      await first;
+      expect(model.runs).toBe(1);
+      expect(streamedText(job.requestId)).toBe('one two three');
+      expect(of(job.requestId, 'message_complete')).toHaveLength(1);
+      expect(await tokensUsed(user)).toBe(3 + 3);
+      expect((await limiter.view(user, undefined, clock)).snap.active).toBeUndefined();
+    });
+
     it('ignores a late first-attempt event after a takeover: no frame, no refund, the active request stays', async () => {
       const user = `u-${randomUUID()}`;
       const handedOff: ReplyJob[] = [];
@@ -572,6 +594,23 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
       dynamoProxy = await startFaultProxy(res.dynamodbEndpoint);
       return { proxied: newLimiter(localDynamoClient(dynamoProxy.endpoint)), proxy: dynamoProxy };
     }
+
+    it('waits out a store outage at its claim, then answers once', async () => {
+      const user = `u-${randomUUID()}`;
+      const job = await admitted(user);
+      const { proxied, proxy } = await limiterBehindProxy();
+      proxy.cut();
+      const outageEndsAt = clock + 3000;
+      onSleep = () => {
+        if (clock >= outageEndsAt) proxy.restore();
+      };
+      const model = new ScriptedModel(['one ', 'two']);
+      await runner(model, { limiter: proxied }).run(job, () => 600_000);
+      expect(clock).toBeGreaterThanOrEqual(outageEndsAt);
+      expect(model.runs).toBe(1);
+      expect(of(job.requestId, 'message_complete')).toHaveLength(1);
+      expect(await tokensUsed(user)).toBe(3 + 2);
+    });
 
     it('waits out a 5 s outage at the commit: one message_complete, after the settle, charged once', async () => {
       const user = `u-${randomUUID()}`;

@@ -79,7 +79,8 @@ export class ReplyChannel {
   /**
    * Streams reply text as `chunk`s, coalesced: posted now if the last text post was at least
    * {@link COALESCE_MS} ago (or {@link COALESCE_BYTES} are waiting), else kept for the next post;
-   * {@link flushText} sends what is left. After a lost chunk nothing more is streamed.
+   * {@link flushText} sends what is left. Text held back waits at most for the model's next delta
+   * or its end (no timer runs beside the model). After a lost chunk nothing more is streamed.
    */
   async streamText(requestId: string, text: string): Promise<void> {
     this.buffered += text;

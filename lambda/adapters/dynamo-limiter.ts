@@ -16,16 +16,20 @@ import { HISTORY_DAYS, usageHistory } from '../core/limiter/history';
 import { LIMIT_KINDS, resetAttributes } from '../core/limiter/kinds';
 import {
   type AdmissionPlan,
+  type ClaimTarget,
   ExpressionWriter,
+  holdsRequest,
   isStuckActive,
   POLICY_TTL_SECONDS,
   planAdmission,
+  planClaim,
   planEndStuckActive,
   planEnqueue,
   planPark,
   planRemoveWaiting,
   planSettle,
   planTakeover,
+  type SettleHolder,
   usageDayKey,
 } from '../core/limiter/plan';
 import { effectivePolicy, modelFor, type TierLimits } from '../core/limiter/policy';
@@ -54,7 +58,7 @@ import { DAY_MS, monthNumber } from '../core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, type ModelSpec, usdToMicroUsd } from '../core/models';
 import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
-import type { EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
+import type { ClaimOutcome, EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
 import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,
@@ -758,7 +762,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     reservation: TokenReservation,
     usage: TokenUsage,
     nowMs: number,
-    options: { readonly endsActive?: boolean } = {},
+    options: { readonly endsActive?: boolean; readonly holder?: SettleHolder } = {},
   ): Promise<SettleOutcome> {
     const key = userKey(reservation.userId);
     const inputTokens = Math.max(0, usage.inputTokens);
@@ -781,13 +785,24 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           // marker holds, and the write's condition on the marker decides. Only an item read or
           // returned by the store may say it was settled already.
           const seen = snap.reservations[reservation.requestId];
+          const { holder, endsActive = false } = options;
           if (!seen && fresh) {
-            if (!lost) return { applied: false };
-            this.lostSettles.delete(lostKey);
-            // Ours landed. Its parked wake-up is released unless the item holds it still.
-            const wakeUp =
-              lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
-            return { applied: true, wakeUp };
+            if (lost) {
+              this.lostSettles.delete(lostKey);
+              // Ours landed. Its parked wake-up is released unless the item holds it still.
+              const wakeUp =
+                lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
+              return { applied: true, wakeUp };
+            }
+            // Settled already, by another attempt (or the sweep): a claim's settle must not speak
+            // for the request then.
+            const byOther = holder !== undefined && 'claim' in holder;
+            return byOther ? { applied: false, notHolder: true } : { applied: false };
+          }
+          // Another attempt holds the request now (taken over, or claimed by another runner): its
+          // settle, not this one, ends it.
+          if (fresh && holder && !holdsRequest(snap, reservation.requestId, holder, endsActive)) {
+            return { applied: false, notHolder: true };
           }
           const pending = seen ?? pendingOf(reservation);
           const policy = this.policyOf(snap, reservation.claimTier, nowMs);
@@ -818,7 +833,8 @@ export class DynamoLimiter implements Limiter, LimiterPort {
                 pending,
                 delta: capped,
                 nowMs,
-                endsActive: options.endsActive ?? false,
+                endsActive,
+                holder,
                 bucketAfterEpochMs: reservation.bucketAfterEpochMs,
               }),
             );
@@ -872,6 +888,34 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
     const next = await this.global.nextInLine(nowMs, this.priorityUrgentMs).catch(() => undefined);
     return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;
+  }
+
+  /**
+   * The reply runner's claim on a request before its model runs (see {@link planClaim}): one
+   * conditional write. `claimed`: this runner answers it. `taken`: another runner claimed this
+   * attempt (a duplicate event; `claim` is theirs). `gone`: the request is no longer this
+   * attempt's (settled, refunded, taken over, or its id reused).
+   */
+  async claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome> {
+    const key = userKey(userId);
+    return this.items.lane(key, () =>
+      this.items.withRetries(async () => {
+        const result = await this.items.write(key, planClaim(requestId, claim, target));
+        if (result.ok) return { kind: 'claimed' };
+        const { snap } = result;
+        const held =
+          target.source === 'queue'
+            ? snap.active?.requestId === requestId &&
+              snap.active.attempts === target.attempts &&
+              snap.active.leaseUntilEpochMs === target.leaseUntilEpochMs
+              ? snap.active.claim
+              : undefined
+            : snap.reservations[requestId]?.a;
+        // Our own claim, landed on an earlier try whose answer was lost.
+        if (held === claim) return { kind: 'claimed' };
+        return held === undefined ? { kind: 'gone' } : { kind: 'taken', claim: held };
+      }),
+    );
   }
 
   /** The user's item, fresh from the store or (`fresh: false`) as last seen here if known. */

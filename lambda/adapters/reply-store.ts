@@ -8,6 +8,7 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { ServerMessage } from '../core/protocol';
 import type { StoredReply } from '../core/queue/request';
+import type { ProducedReply } from '../core/reply-job';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { ReplyStorePort } from '../services/ports';
 
@@ -15,8 +16,11 @@ import type { ReplyStorePort } from '../services/ports';
 export const REPLY_RETENTION_SECONDS = 3600;
 
 const userKey = (userId: string) => `user#${userId}`;
-const replySortKey = (requestId: string) => `reply#${requestId}`;
-const partSortKey = (requestId: string, n: number) => `reply#${requestId}#${String(n).padStart(4, '0')}`;
+/** Kept replies (`reply#`, listed by `resume`) and produced-but-unsettled ones (`produced#`). */
+type Kind = 'reply' | 'produced';
+const headerKey = (kind: Kind, requestId: string) => `${kind}#${requestId}`;
+const partKey = (kind: Kind, requestId: string, n: number) =>
+  `${kind}#${requestId}#${String(n).padStart(4, '0')}`;
 
 /** A message bigger than this keeps its text in parts (an item holds at most 400 KB). */
 const ITEM_MESSAGE_BYTES = 300 * 1024;
@@ -39,6 +43,55 @@ export class ReplyStore implements ReplyStorePort {
    * at most {@link PART_CODE_POINTS} code points (≤ 240 KB each), beside the message without it.
    */
   async saveReply(userId: string, requestId: string, message: ServerMessage, nowMs: number) {
+    await this.saveMessage('reply', userId, requestId, message, nowMs, {});
+  }
+
+  /**
+   * Keeps what a runner produced but could not settle (the store was out at its commit), with its
+   * usage and claim, for the attempt that settles it instead of running the model again. Not
+   * listed by `resume`: the message goes out only once that settle landed. Kept an hour, longer
+   * than any lease.
+   */
+  async keepProduced(userId: string, requestId: string, produced: ProducedReply, nowMs: number) {
+    await this.saveMessage('produced', userId, requestId, produced.message, nowMs, {
+      claim: produced.claim,
+      usage: JSON.stringify(produced.usage),
+    });
+  }
+
+  /** What a runner kept of a request it could not settle, if anything (one Query). */
+  async producedReply(userId: string, requestId: string, nowMs: number): Promise<ProducedReply | undefined> {
+    const { Items } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND begins_with(sk, :sk)',
+        ExpressionAttributeValues: marshall({
+          ':pk': userKey(userId),
+          ':sk': headerKey('produced', requestId),
+        }),
+        ConsistentRead: true,
+      }),
+    );
+    const items = (Items ?? []).map((raw) => unmarshall(raw));
+    const header = items.find((item) => item.sk === headerKey('produced', requestId));
+    if (!header || Number(header[TTL_ATTRIBUTE]) * 1000 <= nowMs) return undefined;
+    const message = withParts(header, items);
+    if (!message) return undefined;
+    return { claim: String(header.claim), usage: JSON.parse(String(header.usage)), message };
+  }
+
+  async dropProduced(userId: string, requestId: string): Promise<void> {
+    await this.deleteMessage('produced', userId, requestId);
+  }
+
+  private async saveMessage(
+    kind: Kind,
+    userId: string,
+    requestId: string,
+    message: ServerMessage,
+    nowMs: number,
+    extra: Record<string, unknown>,
+  ): Promise<void> {
     const ttl = Math.floor(nowMs / 1000) + REPLY_RETENTION_SECONDS;
     const text = message.type === 'message_complete' ? message.text : undefined;
     const split = text !== undefined && Buffer.byteLength(JSON.stringify(message)) > ITEM_MESSAGE_BYTES;
@@ -48,15 +101,16 @@ export class ReplyStore implements ReplyStorePort {
     for (const [n, part] of parts.entries()) {
       await this.put({
         pk: userKey(userId),
-        sk: partSortKey(requestId, n),
+        sk: partKey(kind, requestId, n),
         part: n,
         text: part,
         [TTL_ATTRIBUTE]: ttl,
       });
     }
     await this.put({
+      ...extra,
       pk: userKey(userId),
-      sk: replySortKey(requestId),
+      sk: headerKey(kind, requestId),
       requestId,
       message: JSON.stringify(split ? withoutText : message),
       parts: parts.length,
@@ -110,13 +164,17 @@ export class ReplyStore implements ReplyStorePort {
   }
 
   async deleteReply(userId: string, requestId: string): Promise<void> {
+    await this.deleteMessage('reply', userId, requestId);
+  }
+
+  private async deleteMessage(kind: Kind, userId: string, requestId: string): Promise<void> {
     const { Items } = await this.client.send(
       new QueryCommand({
         TableName: this.tableName,
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :parts)',
         ExpressionAttributeValues: marshall({
           ':pk': userKey(userId),
-          ':parts': `${replySortKey(requestId)}#`,
+          ':parts': `${headerKey(kind, requestId)}#`,
         }),
         ProjectionExpression: 'sk',
         ConsistentRead: true,
@@ -126,7 +184,7 @@ export class ReplyStore implements ReplyStorePort {
     await this.client.send(
       new DeleteItemCommand({
         TableName: this.tableName,
-        Key: marshall({ pk: userKey(userId), sk: replySortKey(requestId) }),
+        Key: marshall({ pk: userKey(userId), sk: headerKey(kind, requestId) }),
       }),
     );
     for (const item of Items ?? []) {
@@ -147,6 +205,21 @@ export class ReplyStore implements ReplyStorePort {
       }),
     );
   }
+}
+
+/** A header's message with its text put back from its parts; undefined while parts are missing. */
+function withParts(
+  header: Record<string, unknown>,
+  items: readonly Record<string, unknown>[],
+): ServerMessage | undefined {
+  const message = JSON.parse(String(header.message)) as ServerMessage & { text?: string };
+  const count = Number(header.parts ?? 0);
+  if (count === 0) return message;
+  const texts: string[] = [];
+  for (const item of items) if (typeof item.part === 'number') texts[item.part] = String(item.text);
+  if (texts.filter((t) => t !== undefined).length !== count) return undefined;
+  message.text = texts.join('');
+  return message;
 }
 
 function splitCodePoints(text: string, size: number): string[] {

@@ -1,4 +1,5 @@
 import type { Tier, TokenReservation } from './limiter/types';
+import type { ServerMessage } from './server-messages';
 
 /**
  * What a route function (or the processor) hands to the reply runner for one admitted request:
@@ -51,4 +52,23 @@ export function parseReplyJob(payload: unknown): ReplyJob | undefined {
   if (!r || typeof r.reservedTokens !== 'number' || typeof r.outputAllowance !== 'number') return undefined;
   if (job.source === 'queue' && (!job.lease || typeof job.wakeUpReceiptHandle !== 'string')) return undefined;
   return job as ReplyJob;
+}
+
+/**
+ * What a runner produced but could not settle (the store was out at its commit, issue 20 finding
+ * 8): its final message, its usage and its claim, kept in the Requests table so the attempt that
+ * settles the request charges this usage and sends this message, instead of running the model
+ * again (a Lambda retry of the same event adopts the claim; a takeover settles it as its own).
+ */
+export interface ProducedReply {
+  /** The claim of the runner that produced it: a retry of the same event settles under it. */
+  readonly claim: string;
+  readonly usage: {
+    readonly inputTokens: number;
+    readonly outputTokens: number;
+    readonly totalTokens: number;
+    readonly costUsd?: number;
+  };
+  /** The final message (`message_complete`, or the failure it ended with). */
+  readonly message: ServerMessage;
 }

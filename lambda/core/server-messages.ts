@@ -50,6 +50,11 @@ export type MessageComplete = Base<'message_complete'> & {
   /** Left out (with `textOmitted`) when the message would exceed API Gateway's 128 KB. */
   readonly text?: string;
   readonly textOmitted?: true;
+  /**
+   * Some `chunk`s of this reply were lost (throttled posts) and its text is not in this message:
+   * the whole reply is kept; `resume` delivers it.
+   */
+  readonly resume?: true;
   readonly usage: ReplyUsage;
   /** The model that answered. */
   readonly model?: string;

@@ -26,10 +26,11 @@ import type {
   ReplyHandoffPort,
   ReplyStorePort,
   RequestQueuePort,
+  SettleOutcome,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { settleUsage } from './run-reply';
+import { releaseWakeUps } from './run-reply';
 
 export type { Identity } from '../core/identity';
 
@@ -154,7 +155,7 @@ export class ChatService {
     input: SendMessageInput,
     decision: AllowedDecision,
   ): Promise<SendOutcome> {
-    const { metrics, log, now } = this.deps;
+    const { metrics, now } = this.deps;
     if (decision.failedOpen) metrics.count('LimiterFailOpen');
     if (decision.globalCostPercent !== undefined)
       metrics.count('GlobalCostPercent', decision.globalCostPercent);
@@ -179,15 +180,57 @@ export class ChatService {
       });
       return { kind: 'handed-off', requestId };
     } catch (err) {
-      log.error('reply hand-off failed', { requestId, error: describe(err) });
+      return this.handOffFailed(requestId, decision, err);
+    }
+  }
+
+  /**
+   * The Invoke failed. A definite failure (Lambda answered with an error: throttled
+   * `TooManyRequestsException`, a refused payload, a missing function) started no runner. An
+   * ambiguous one (a timeout, a connection reset: the event may have been queued, and the SDK may
+   * even have sent it twice) may have started one that is running now. Either way the refund is
+   * conditioned on no runner having claimed the request (issue 20, finding 15): the refund and the
+   * runner's claim are each one conditional write on the reservation marker, so whichever lands
+   * first wins — a refund first means any runner that starts later claims nothing and does
+   * nothing (the client is told nothing was charged, truly); a claim first means the refund
+   * changes nothing and the runner answers. A refund that cannot be written (the store is out
+   * too) leaves the reservation to a runner's claim, or to its lease and the sweep.
+   */
+  private async handOffFailed(
+    requestId: string,
+    decision: AllowedDecision,
+    err: unknown,
+  ): Promise<SendOutcome> {
+    const { log, metrics, limiter, now } = this.deps;
+    log.error('reply hand-off failed', { requestId, error: describe(err) });
+    if (decision.failedOpen) {
       metrics.count('RequestsFailed');
-      if (!decision.failedOpen) {
-        await settleUsage(this.deps, decision.reservation, { inputTokens: 0, outputTokens: 0 }, now());
-      }
       return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
         retryAfter: 1,
       });
     }
+    let outcome: SettleOutcome;
+    try {
+      outcome = await limiter.reconcile(decision.reservation, { inputTokens: 0, outputTokens: 0 }, now(), {
+        holder: { unclaimed: true },
+      });
+    } catch (refundErr) {
+      log.error('could not refund a failed hand-off; its lease and the sweep end it', {
+        requestId,
+        error: describe(refundErr),
+      });
+      return { kind: 'handed-off', requestId };
+    }
+    if (!outcome.applied) {
+      // A runner claimed it (the Invoke did go through): it answers, and settles.
+      log.warn('the hand-off failed but a runner holds the request', { requestId });
+      return { kind: 'handed-off', requestId };
+    }
+    await releaseWakeUps(this.deps, outcome, requestId);
+    metrics.count('RequestsFailed');
+    return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
+      retryAfter: 1,
+    });
   }
 
   private async queueOrRefuse(

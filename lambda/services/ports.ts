@@ -4,6 +4,7 @@
  */
 
 import type { GlobalWaiter } from '../core/limiter/global';
+import type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
 import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
 import type {
   DecideInput,
@@ -17,7 +18,7 @@ import type {
 import type { MetricName } from '../core/metrics';
 import type { ServerMessage } from '../core/protocol';
 import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
-import type { ReplyJob } from '../core/reply-job';
+import type { ProducedReply, ReplyJob } from '../core/reply-job';
 
 /** A server message of protocol v1, as `core/protocol` declares and builds them. */
 export type OutgoingMessage = ServerMessage;
@@ -53,12 +54,18 @@ export interface LimiterPort {
     nowMs: number,
     queueIfDenied: (denied: DeniedDecision) => EnqueueAsk | undefined,
   ): Promise<{ readonly decision: Decision; readonly slot?: EnqueueOutcome }>;
+  /**
+   * Settles a reservation to its usage, once. `holder`: whose settle it is — it lands only while
+   * that claim (or, `unclaimed`, no runner) holds the request; otherwise `notHolder`.
+   */
   reconcile(
     reservation: TokenReservation,
     usage: TokenUsage,
     nowMs: number,
-    options?: { readonly endsActive?: boolean },
+    options?: { readonly endsActive?: boolean; readonly holder?: SettleHolder },
   ): Promise<SettleOutcome>;
+  /** The reply runner's claim on an admitted request, before its model runs (one write). */
+  claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome>;
   status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
   /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
   view(
@@ -100,8 +107,22 @@ export interface LimiterPort {
   pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }>;
 }
 
+export type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
+
+export type ClaimOutcome =
+  | { readonly kind: 'claimed' }
+  /** Another runner claimed this attempt first (a duplicate event): `claim` is its id. */
+  | { readonly kind: 'taken'; readonly claim: string }
+  /** No longer this attempt's: settled, refunded, taken over, or the id reused since. */
+  | { readonly kind: 'gone' };
+
 export interface SettleOutcome {
   readonly applied: boolean;
+  /**
+   * Not applied, and not this holder's to end: another attempt or runner holds the request, or
+   * ended it (a settle of its own whose answer was lost is not this: then only `applied: false`).
+   */
+  readonly notHolder?: boolean;
   /** A wake-up this settle unparked (it freed an in-flight slot): make it visible now. */
   readonly wakeUp?: string;
   /** The wake-up of whoever is first in line for global capacity, which this settle freed. */
@@ -113,6 +134,10 @@ export interface ReplyStorePort {
   saveReply(userId: string, requestId: string, message: ServerMessage, nowMs: number): Promise<void>;
   listReplies(userId: string, nowMs: number): Promise<StoredReply[]>;
   deleteReply(userId: string, requestId: string): Promise<void>;
+  /** Keeps what a runner produced but could not settle, for the attempt that settles it. */
+  keepProduced(userId: string, requestId: string, produced: ProducedReply, nowMs: number): Promise<void>;
+  producedReply(userId: string, requestId: string, nowMs: number): Promise<ProducedReply | undefined>;
+  dropProduced(userId: string, requestId: string): Promise<void>;
 }
 
 export interface RequestQueuePort {

@@ -1,15 +1,8 @@
 import type { TokenReservation } from '../core/limiter/types';
 import { costMicroUsd, microUsdToUsd } from '../core/models';
-import { chunk, messageComplete, splitChunkText } from '../core/protocol';
+import { messageComplete } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
-import type {
-  LimiterPort,
-  LogPort,
-  ModelPort,
-  OutgoingMessage,
-  RequestQueuePort,
-  SettleOutcome,
-} from './ports';
+import type { LogPort, ModelPort, OutgoingMessage, RequestQueuePort, SettleOutcome } from './ports';
 import type { ReplyChannel } from './reply-channel';
 
 export interface ReplyUsage {
@@ -62,7 +55,6 @@ export async function streamReply(args: {
 }): Promise<StreamedReply> {
   const { requestId, reservation, channel, now } = args;
   let text = '';
-  let index = 0;
   let usage: { inputTokens: number; outputTokens: number } | undefined;
   try {
     for await (const event of args.model.stream({
@@ -73,16 +65,17 @@ export async function streamReply(args: {
     })) {
       if (event.type === 'chunk') {
         text += event.text;
-        // A model may hand over more than one frame holds: such a chunk goes out in pieces.
-        for (const piece of splitChunkText(event.text)) {
-          await channel.deliver(chunk(requestId, index++, piece, now()));
-        }
+        // Coalesced into few posts, each within a frame (a long piece goes out in several).
+        await channel.streamText(requestId, event.text);
       } else {
         usage = event.usage;
       }
     }
+    await channel.flushText(requestId);
     if (!usage) throw new Error('model stream ended without usage');
   } catch (err) {
+    // What was produced reaches the client before the failure says so.
+    await channel.flushText(requestId).catch(() => undefined);
     // The model read the prompt once it produced anything; its output is what reached us, capped
     // at the allowance.
     const produced = text.length > 0;
@@ -105,31 +98,6 @@ export async function streamReply(args: {
     usage: totals,
     complete: messageComplete(requestId, text, totals, now(), args.served),
   };
-}
-
-/**
- * Settles the reservation to the actual usage. A failure here must not undo a reply the user
- * already has: it is logged, and the reservation simply stays charged (never overdrawn).
- */
-export async function settleUsage(
-  deps: {
-    readonly limiter: Pick<LimiterPort, 'reconcile'>;
-    readonly queue: Pick<RequestQueuePort, 'defer'>;
-    readonly log: LogPort;
-  },
-  reservation: TokenReservation,
-  usage: { inputTokens: number; outputTokens: number },
-  nowMs: number,
-): Promise<void> {
-  const { limiter, log } = deps;
-  try {
-    await releaseWakeUps(deps, await limiter.reconcile(reservation, usage, nowMs), reservation.requestId);
-  } catch (err) {
-    log.warn('reconcile failed; the reservation stays charged', {
-      requestId: reservation.requestId,
-      error: err instanceof Error ? err.message : String(err),
-    });
-  }
 }
 
 /**

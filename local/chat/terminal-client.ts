@@ -179,6 +179,18 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           break;
         }
         case 'message_complete': {
+          // Some chunks were lost on the way and the text is not here: the whole reply was kept,
+          // and `resume` delivers it (its chunks, then its message_complete).
+          if (msg.resume === true && !completed.has(id!)) {
+            if (streaming === id) {
+              streaming = undefined;
+              write('\n');
+            }
+            line(dim(`  (${name(id)}: part of the reply was lost on the way; fetching it whole)`));
+            started.delete(id!);
+            send({ action: 'resume' });
+            break;
+          }
           // A processor that crashed right after sending may send a reply twice: show it once.
           if (completed.has(id!)) break;
           const usage = (msg.usage ?? {}) as Json;

@@ -158,6 +158,13 @@ function handle(msg) {
       scrollDown();
       break;
     case 'message_complete': {
+      // Some chunks were lost on the way and the text is not here: the whole reply was kept, and
+      // `resume` delivers it (its chunks, then its message_complete).
+      if (msg.resume === true && !state.completed.has(id)) {
+        replyEntry(id).textContent = '';
+        send({ action: 'resume' });
+        break;
+      }
       // A processor that crashed right after sending may send a reply twice: show it once.
       if (state.completed.has(id)) break;
       state.completed.add(id);

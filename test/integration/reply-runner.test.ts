@@ -52,9 +52,19 @@ describe('ReplyRunner (direct requests)', () => {
       },
     });
 
-  async function admitted(userId: string, prompt: string): Promise<ReplyJob> {
+  /** A request admitted as the Message function admits it; `leaseMs`: its in-flight lease. */
+  async function admitted(userId: string, prompt: string, leaseMs?: number): Promise<ReplyJob> {
     const requestId = `r-${randomUUID().slice(0, 8)}`;
-    const decision = (await limiter.decide(
+    const admitting =
+      leaseMs === undefined
+        ? limiter
+        : new DynamoLimiter({
+            client: res.dynamo,
+            tableName: res.tables.limits,
+            tiers: parseTierLimits(''),
+            inFlightLeaseMs: leaseMs,
+          });
+    const decision = (await admitting.decide(
       { userId, requestId, estimatedInputTokens: 3, maxTokens: 200 },
       T0,
     )) as AllowedDecision;
@@ -66,6 +76,7 @@ describe('ReplyRunner (direct requests)', () => {
       prompt,
       reservation: decision.reservation,
       source: 'direct',
+      inFlightUntilEpochMs: decision.inFlightUntilEpochMs,
     };
   }
 
@@ -123,11 +134,14 @@ describe('ReplyRunner (direct requests)', () => {
 
   it('stops the model before its in-flight lease lapses, and does not start one that lapsed', async () => {
     const user = `u-${randomUUID()}`;
-    const job = await admitted(user, 'one two three four five six');
-    const slow = new EchoModel({ delayMs: 30 });
     // Plenty of function time, but the slot is only surely its own for 40 ms past the margin.
-    const leased = { ...job, inFlightUntilEpochMs: T0 + DEFAULT_RUNNER_SETTINGS.stopBeforeTimeoutMs + 40 };
-    await runner(slow).run(leased, () => 600_000);
+    const job = await admitted(
+      user,
+      'one two three four five six',
+      DEFAULT_RUNNER_SETTINGS.stopBeforeTimeoutMs + 40,
+    );
+    const slow = new EchoModel({ delayMs: 30 });
+    await runner(slow).run(job, () => 600_000);
     expect(sent.filter((m) => m.type === 'chunk').length).toBeGreaterThan(0);
     expect(sent.find((m) => m.type === 'message_complete')).toBeUndefined();
     const slot = async () =>
@@ -138,8 +152,8 @@ describe('ReplyRunner (direct requests)', () => {
     expect(await slot()).toBeUndefined(); // no limit configured: counted, not reported
 
     sent = [];
-    const late = await admitted(user, 'too late');
-    await runner(slow).run({ ...late, inFlightUntilEpochMs: T0 + 1000 }, () => 600_000);
+    const late = await admitted(user, 'too late', 1000);
+    await runner(slow).run(late, () => 600_000);
     expect(sent.some((m) => m.type === 'chunk')).toBe(false);
     expect(sent.find((m) => m.type === 'error')).toMatchObject({
       requestId: late.requestId,

@@ -341,6 +341,11 @@ export function planTakeover(args: {
   w.condition(
     `${act}.${id} = ${w.value(active.requestId)} AND ${act}.${lease} = ${w.value(active.leaseUntilEpochMs)}`,
   );
+  if (args.endsLease) {
+    // A hand-off whose Invoke failed ends its lease only if no runner claimed this attempt: an
+    // Invoke whose answer was lost may have started one, and that one keeps the request.
+    w.condition(`attribute_not_exists(${act}.${w.name('c')})`);
+  }
   w.set(`${act} = ${w.value({ id: active.requestId, lease: leaseUntilEpochMs, att: active.attempts + 1 })}`);
   // The request's in-flight slot goes with the lease: kept if it is still there, taken again (if
   // one is free) if a later admission dropped it when it lapsed.
@@ -407,6 +412,88 @@ export function planPark(belief: LimiterSnapshot, receiptHandle: string): Update
 }
 
 /**
+ * Whose settle it is (issue 20, finding 15): Lambda may deliver a runner's event twice, late, or
+ * after a takeover, so a settle names the attempt it speaks for and lands only while that attempt
+ * holds the request.
+ * - `claim`: the runner that claimed the request ({@link planClaim}) with this id;
+ * - `unclaimed`: before any runner claimed it (a failed hand-off, a dropped event, a request
+ *   failed for good by the processor after its own takeover): lands only if none did.
+ * Absent: no condition on the holder (a caller that owns the request by other means).
+ */
+export type SettleHolder =
+  | { readonly claim: string }
+  | {
+      readonly unclaimed: true;
+      /** A queued request: the attempt it speaks for (a takeover since moved `att` and the lease). */
+      readonly active?: { readonly attempts: number; readonly leaseUntilEpochMs: number };
+    };
+
+/** The attempt of a request a runner claims: a queued request's active attempt, or a direct one. */
+export type ClaimTarget =
+  | { readonly source: 'queue'; readonly attempts: number; readonly leaseUntilEpochMs: number }
+  /** `inFlightUntilEpochMs`: the admission's in-flight lease, which tells it from a reused id's. */
+  | { readonly source: 'direct'; readonly inFlightUntilEpochMs?: number };
+
+/**
+ * The reply runner's claim on an admitted request, one conditional write before the model runs:
+ * of two deliveries of the same event only one claims it (the other does nothing: no chunk, no
+ * settle, no message), and an event of an attempt that was taken over since claims nothing.
+ *
+ * - queued: `act.id = :id AND act.att = :att AND act.lease = :lease AND attribute_not_exists(act.c)`
+ *   — the active request is still this attempt (a takeover bumps `att` and the lease, and rewrites
+ *   `act` without `c`), and no runner claimed it yet; sets `act.c`.
+ * - direct: `attribute_exists(r_<id>) AND attribute_not_exists(r_<id>.a) AND fl.<id> = :until` —
+ *   the reservation is still there (not settled, not refunded by a failed hand-off), nobody claimed
+ *   it, and it is this admission's (a client that reused the id after the request ended has a new
+ *   in-flight lease); sets `r_<id>.a`, one small field on the existing marker.
+ */
+export function planClaim(requestId: string, claim: string, target: ClaimTarget): UpdatePlan {
+  const w = new ExpressionWriter();
+  if (target.source === 'queue') {
+    const act = w.name('act');
+    const c = `${act}.${w.name('c')}`;
+    w.condition(`${act}.${w.name('id')} = ${w.value(requestId)}`);
+    w.condition(`${act}.${w.name('att')} = ${w.value(target.attempts)}`);
+    w.condition(`${act}.${w.name('lease')} = ${w.value(target.leaseUntilEpochMs)}`);
+    w.condition(`attribute_not_exists(${c})`);
+    w.set(`${c} = ${w.value(claim)}`);
+  } else {
+    const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
+    const a = `${marker}.${w.name('a')}`;
+    w.condition(`attribute_exists(${marker})`);
+    w.condition(`attribute_not_exists(${a})`);
+    if (target.inFlightUntilEpochMs !== undefined) {
+      w.condition(`${w.name('fl')}.${w.name(requestId)} = ${w.value(target.inFlightUntilEpochMs)}`);
+    }
+    w.set(`${a} = ${w.value(claim)}`);
+  }
+  return w.build();
+}
+
+/** Does `snap` still let `holder` settle this request? (What the settle's condition checks.) */
+export function holdsRequest(
+  snap: LimiterSnapshot,
+  requestId: string,
+  holder: SettleHolder,
+  endsActive: boolean,
+): boolean {
+  let claim: string | undefined;
+  if (endsActive) {
+    const { active } = snap;
+    if (active?.requestId !== requestId) return false;
+    const attempt = 'unclaimed' in holder ? holder.active : undefined;
+    const sameAttempt =
+      !attempt ||
+      (active.attempts === attempt.attempts && active.leaseUntilEpochMs === attempt.leaseUntilEpochMs);
+    if (!sameAttempt) return false;
+    claim = active.claim;
+  } else {
+    claim = snap.reservations[requestId]?.a;
+  }
+  return 'claim' in holder ? claim === holder.claim : claim === undefined;
+}
+
+/**
  * Settles a reservation (reconcile): removes its marker, which exists until the first settle, so a
  * second one changes nothing; gives back what was reserved and not used (`delta` > 0) or charges
  * more (< 0, already capped) in every token limit that counted it (each kind's `settle`), and, for
@@ -427,6 +514,8 @@ export function planSettle(args: {
   readonly endsActive: boolean;
   /** The bucket's arrival time the reservation left (`TokenReservation.bucketAfterEpochMs`). */
   readonly bucketAfterEpochMs?: number;
+  /** Whose settle it is: it lands only while that attempt holds the request. @default anyone's */
+  readonly holder?: SettleHolder;
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
@@ -482,6 +571,22 @@ export function planSettle(args: {
     const act = w.name('act');
     w.condition(`${act}.${w.name('id')} = ${w.value(requestId)}`);
     w.remove(act, w.name(`${QUEUED_PREFIX}${requestId}`));
+  }
+  if (args.holder) {
+    // The attempt that holds the request: its claim on `act` (queued; a takeover removes it) or
+    // on the marker (direct). A late or duplicate event's settle fails here and changes nothing.
+    // (Names are registered only when used: DynamoDB refuses unused ones.)
+    const act = () => w.name('act');
+    const claim = args.endsActive ? `${act()}.${w.name('c')}` : `${marker}.${w.name('a')}`;
+    w.condition(
+      'claim' in args.holder ? `${claim} = ${w.value(args.holder.claim)}` : `attribute_not_exists(${claim})`,
+    );
+    // Unclaimed, of a queued request: still the attempt it speaks for (not a takeover's since).
+    const attempt = 'unclaimed' in args.holder ? args.holder.active : undefined;
+    if (args.endsActive && attempt) {
+      w.condition(`${act()}.${w.name('att')} = ${w.value(attempt.attempts)}`);
+      w.condition(`${act()}.${w.name('lease')} = ${w.value(attempt.leaseUntilEpochMs)}`);
+    }
   }
   return w.build();
 }

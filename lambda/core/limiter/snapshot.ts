@@ -92,6 +92,12 @@ export interface PendingReservation {
   readonly e?: number;
   /** Cost epoch at reservation time (absent: 0). */
   readonly ce?: number;
+  /**
+   * The claim of the reply runner answering a direct request (`a`, a random id per invocation),
+   * set by its claim before the model runs: only that runner may settle it (issue 20, finding 15).
+   * Absent until a runner claims it. A queued request's claim is on `act` instead.
+   */
+  readonly a?: string;
 }
 
 /** Prefix of the top-level attributes holding pending reservations (`r_<requestId>`). */
@@ -174,9 +180,14 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
 
 function activeOf(value: unknown): ActiveRequest | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { id, lease, att } = value as Record<string, unknown>;
+  const { id, lease, att, c } = value as Record<string, unknown>;
   if (typeof id !== 'string' || typeof lease !== 'number') return undefined;
-  return { requestId: id, leaseUntilEpochMs: lease, attempts: typeof att === 'number' ? att : 1 };
+  return {
+    requestId: id,
+    leaseUntilEpochMs: lease,
+    attempts: typeof att === 'number' ? att : 1,
+    ...(typeof c === 'string' ? { claim: c } : {}),
+  };
 }
 
 function historyOf(value: unknown): Record<number, StoredDay> | undefined {

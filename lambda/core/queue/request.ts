@@ -38,6 +38,11 @@ export interface ActiveRequest {
   readonly leaseUntilEpochMs: number;
   /** Attempts started (a takeover counts one more). */
   readonly attempts: number;
+  /**
+   * The claim of the reply runner answering this attempt (`act.c`), set before its model runs;
+   * a takeover rewrites `act` without it, so the claim belongs to one attempt only.
+   */
+  readonly claim?: string;
 }
 
 /**

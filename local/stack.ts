@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../lambda/core/metrics';
+import { SWEEP_INTERVAL_SECONDS } from '../lambda/core/queue/sweep';
 import {
   ENV,
   FUNCTIONS,
@@ -12,6 +13,7 @@ import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
 import { INTEGRATION_TIMEOUT_MS, type LocalFunction, loadHandler, startGateway } from './gateway';
+import { invokeFunction } from './gateway/lambda-runner';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 
@@ -29,6 +31,8 @@ export interface LocalStackOptions {
   readonly serveWebPage?: boolean;
   /** Run the SQS-to-Lambda poller for the processor. @default true */
   readonly runProcessor?: boolean;
+  /** Run the sweep every minute, as its EventBridge schedule does in AWS. @default true */
+  readonly runSweep?: boolean;
   /**
    * Multiplies every function's Timeout and the gateway's integration timeout, so a test can see
    * them fire without waiting for them (0.01 turns 29 s into 290 ms). Queue visibility timeouts
@@ -67,6 +71,11 @@ export interface LocalStack {
   readonly resources: LocalResources;
   /** Resolves when the processor has nothing in flight. */
   processorIdle(): Promise<void>;
+  /**
+   * Runs the self-healing sweep once, as its schedule would at `atEpochMs` (default: now); the
+   * stack also runs it every minute by itself. Resolves with its report.
+   */
+  runSweep(atEpochMs?: number): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -152,6 +161,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stops.unshift(() => running.stop());
     }
 
+    // The sweep's schedule (lib/constructs/sweep.ts in AWS): the same handler, every minute.
+    const sweep = (atEpochMs = Date.now()) =>
+      invokeFunction(handlers.sweep, {
+        source: 'aws.events',
+        'detail-type': 'Scheduled Event',
+        time: new Date(atEpochMs).toISOString(),
+      });
+    if (options.runSweep !== false) {
+      const every = SWEEP_INTERVAL_SECONDS * 1000;
+      const timer = setInterval(() => void sweep().catch(() => undefined), every);
+      timer.unref();
+      stops.unshift(async () => clearInterval(timer));
+    }
+
     return {
       wsUrl: gateway.wsUrl,
       httpUrl: gateway.httpUrl,
@@ -165,6 +188,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           await gateway.asyncIdle();
         } while (!(await isQuiet()));
       },
+      runSweep: (atEpochMs) => sweep(atEpochMs),
       stop: async () => {
         for (const stop of stops) await stop();
       },

@@ -52,7 +52,7 @@ import { DAY_MS, monthNumber } from '../core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, type ModelSpec, usdToMicroUsd } from '../core/models';
 import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
-import type { EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
+import type { EnqueueAsk, EnqueueOutcome, SettleOutcome, SweepLimiterPort } from '../services/ports';
 import {
   LimiterBusyError,
   LimiterStoreError,
@@ -121,6 +121,7 @@ const MAX_CONTENTION_ROUNDS = 8;
 const BUSY_RETRY_AFTER_MS = 1000;
 
 const userKey = (userId: string) => `user#${userId}`;
+const userIdOf = (key: string) => key.slice('user#'.length);
 
 /** The marker a reservation left, as the reservation itself describes it. */
 function pendingOf(reservation: TokenReservation): PendingReservation {
@@ -146,7 +147,7 @@ const isCostLimit = (limit: string | undefined) => limit === 'dailyCostUsd' || l
  * user's item are retried a bounded number of times and then refused as `busy`; only when the
  * breaker says the store is down for everyone does the fail policy apply.
  */
-export class DynamoLimiter implements Limiter, LimiterPort {
+export class DynamoLimiter implements Limiter, SweepLimiterPort {
   private readonly tiers: TierLimits;
   private readonly failPolicy: 'open' | 'closed';
   private readonly onFailOpen?: (cause: string) => void;
@@ -305,6 +306,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           queue,
           leaseUntilEpochMs,
           usageKey: usageDayKey(input.userId, nowMs),
+          sweepUserId: input.userId,
           nowMs,
         });
       let model = chosen;
@@ -796,7 +798,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
         try {
           result = await this.items.write(
             key,
-            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy }),
+            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy, sweepUserId: userIdOf(key) }),
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.
@@ -889,6 +891,11 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     if (!this.global) return;
     const waiters = await this.global.waiters({ fresh: false, nowMs: this.items.clock() });
     if (waiters.some((w) => w.userId === userId)) await this.global.unregister(userId);
+  }
+
+  /** The sweep's upkeep of the global waiting line (see GlobalCounters.prune). */
+  async pruneGlobalLine(nowMs: number): Promise<number> {
+    return this.global ? this.global.prune(nowMs) : 0;
   }
 
   /** Parks the user's wake-up until a reply in flight ends (see {@link planPark}). */

@@ -1,4 +1,9 @@
-import { type DynamoDBClient, GetItemCommand, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  GetItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { ExpressionWriter } from '../../core/limiter/expression';
 import {
@@ -219,6 +224,49 @@ export class GlobalCounters {
     w.remove(w.name(`${WAITER_PREFIX}${userId}`));
     await this.update(w);
     this.waitersSeen = undefined;
+  }
+
+  /**
+   * Drops the line's entries whose waiter stopped looking (not refreshed for WAITER_STALE_MS) or
+   * whose deadline passed — the sweep's upkeep of a shared list. Each removal is conditioned on
+   * the entry's `s` (last seen) being the one read: a waiter that looked again meanwhile stays.
+   */
+  async prune(nowMs: number): Promise<number> {
+    const stale = (await this.readWaiters(this.items.clock())).filter(
+      (w) =>
+        w.deadlineEpochMs <= nowMs ||
+        (w.seenAtEpochMs !== undefined && w.seenAtEpochMs <= nowMs - WAITER_STALE_MS),
+    );
+    if (stale.length === 0) return 0;
+    const w = new ExpressionWriter();
+    for (const waiter of stale) {
+      const entry = w.name(`${WAITER_PREFIX}${waiter.userId}`);
+      const seen = waiter.seenAtEpochMs;
+      w.condition(
+        seen === undefined ? `attribute_exists(${entry})` : `${entry}.${w.name('s')} = ${w.value(seen)}`,
+      );
+      w.remove(entry);
+    }
+    const plan = w.build();
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.tableName,
+          Key: marshall({ pk: GLOBAL_WAITING_KEY }),
+          UpdateExpression: plan.update,
+          ConditionExpression: plan.condition,
+          ExpressionAttributeNames: plan.names,
+          ExpressionAttributeValues: Object.keys(plan.values).length ? marshall(plan.values) : undefined,
+        }),
+        { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
+      );
+    } catch (err) {
+      // A waiter looked again since the read: the next sweep prunes the rest.
+      if (err instanceof ConditionalCheckFailedException) return 0;
+      throw err;
+    }
+    this.waitersSeen = undefined;
+    return stale.length;
   }
 
   /** The first in line with a parked wake-up, to be woken when capacity frees. */

@@ -1,4 +1,5 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
+import { markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { planHistory, QUEUED_DAY_PREFIX } from './history';
@@ -70,6 +71,8 @@ export function planAdmission(args: {
   readonly leaseUntilEpochMs: number;
   /** The user's key in today's usage index (`usageDayKey`). */
   readonly usageKey?: string;
+  /** The user, to put into the sweep index: its slot (and active request) need an end. */
+  readonly sweepUserId?: string;
   readonly nowMs: number;
 }): AdmissionPlan {
   const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
@@ -156,6 +159,8 @@ export function planAdmission(args: {
   planHistory(w, belief, nowMs);
   // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
   if (args.usageKey) w.set(`${w.name('ud')} = ${w.value(args.usageKey)}`);
+  // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
+  if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
   // Idle users' items expire; one an admin gave a tier or override (pv > 0, pinned above) is kept.
   const ttlSeconds = belief.pv > 0 ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS;
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + ttlSeconds)}`);
@@ -209,6 +214,8 @@ export function planEnqueue(args: {
   readonly maxQueued: number;
   readonly nowMs: number;
   readonly keepsPolicy: boolean;
+  /** The user, to put into the sweep index: a waiting list needs a wake-up until it is empty. */
+  readonly sweepUserId?: string;
 }): UpdatePlan {
   const { request, maxQueued, nowMs } = args;
   const w = new ExpressionWriter();
@@ -231,6 +238,8 @@ export function planEnqueue(args: {
     Math.floor(nowMs / 1000) + (args.keepsPolicy ? POLICY_TTL_SECONDS : ITEM_TTL_SECONDS),
   );
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttlSeconds)}`);
+  // Its wake-up is sent next; if that is lost, the sweep sends one (lambda/core/queue/sweep.ts).
+  if (args.sweepUserId) markForSweep(w, args.sweepUserId, nowMs + SWEEP_GRACE_MS);
   return w.build();
 }
 

@@ -246,5 +246,12 @@ export const adminRuntime = once(() => {
     // The admin function's own limiter: its breaker hears only this instance's calls.
     breakerState: () => limiter.breaker.state,
   });
-  return { ...base, admin: new AdminService({ ...base, health, log: logPort, now }), now };
+  const admin = new AdminService({
+    ...base,
+    health,
+    log: logPort,
+    now,
+    maxQueuedPerUser: config.maxQueuedPerUser,
+  });
+  return { ...base, admin, now };
 });

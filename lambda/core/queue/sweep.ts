@@ -1,6 +1,6 @@
 import type { ExpressionWriter } from '../limiter/expression';
 import type { LimiterView } from '../limiter/snapshot';
-import { admissionTimeEpochMs } from './eta';
+import { limitKind } from '../limiter/kinds';
 import { isExpired } from './request';
 
 /**
@@ -118,14 +118,16 @@ export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
 
 /**
  * The latest instant a live wake-up of a user with a waiting head and no active request looks at
- * the item: when the user's own limits admit the head (a deferral ends then), when the earliest
- * in-flight slot lapses if every slot is taken (a parked wake-up's hold ends then), and never
- * later than the head's deadline (it is expired then).
+ * the item: right after the head was queued, or when the user's own limits admit it (a deferral
+ * ends then), or when the earliest in-flight slot lapses if every slot is taken (a parked
+ * wake-up's hold ends then) — whichever is latest — and never later than the head's deadline (it
+ * is expired then). Unlike an ETA it is not clamped to now: a time in the past is the point.
  */
 export function wakeUpDueEpochMs(view: LimiterView, nowMs: number): number {
   const { snap, limits, policy } = view;
   const head = snap.queued[snap.waiting[0] ?? ''];
-  let at = admissionTimeEpochMs(1, limits, policy, nowMs);
+  let at = head?.enqueuedAtEpochMs ?? nowMs;
+  for (const state of limits) at = Math.max(at, limitKind(state.name).readyAtEpochMs(1, state, policy));
   const inFlight = limits.find((l) => l.name === 'requestsInFlight');
   if (inFlight && inFlight.remaining <= 0) at = Math.max(at, inFlight.resetAtEpochMs);
   return head ? Math.min(at, head.expiresAtEpochMs) : at;

@@ -793,12 +793,14 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     let ambiguousWrite = false;
     return this.items.withRetries(async () => {
       for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
-        const keepsPolicy = (this.items.belief(key)?.snap.pv ?? 0) > 0;
+        const believed = this.items.belief(key)?.snap;
+        const keepsPolicy = (believed?.pv ?? 0) > 0;
+        const sweep = { userId: userIdOf(key), believedAfterEpochMs: believed?.sweepAfterEpochMs };
         let result: Awaited<ReturnType<UserItems['write']>>;
         try {
           result = await this.items.write(
             key,
-            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy, sweepUserId: userIdOf(key) }),
+            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy, sweep }),
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.

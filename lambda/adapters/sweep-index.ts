@@ -58,13 +58,20 @@ export class SweepIndex implements SweepIndexPort {
     return users;
   }
 
-  async reschedule(user: DueUser, nextLookEpochMs: number): Promise<void> {
+  async reschedule(user: DueUser, nextLookEpochMs: number, waiting: number): Promise<boolean> {
     const w = new ExpressionWriter();
     const sa = w.name(SWEEP_AFTER_ATTRIBUTE);
-    // Only the look it was found with: an enqueue or another sweep may have set its own since.
+    const list = w.name('waiting');
+    // Only the look it was found with (an enqueue or another sweep may have set its own since),
+    // and only if the list is as long as it was read: the next look was computed from that list.
     w.condition(`${sa} = ${w.value(user.sweepAfterEpochMs)}`);
+    w.condition(
+      waiting === 0
+        ? `(attribute_not_exists(${list}) OR size(${list}) = ${w.value(0)})`
+        : `size(${list}) = ${w.value(waiting)}`,
+    );
     w.set(`${sa} = ${w.value(nextLookEpochMs)}`);
-    await this.write(user.userId, w.build());
+    return this.write(user.userId, w.build());
   }
 
   async clear(user: DueUser): Promise<boolean> {

@@ -182,8 +182,11 @@ export interface DueUser {
 export interface SweepIndexPort {
   /** Users due by `nowMs`, every bucket of the sparse index (queries, no scan), at most `limit`. */
   due(nowMs: number, limit: number): Promise<DueUser[]>;
-  /** Moves the user's next look, only if it is still the one it was found with. */
-  reschedule(user: DueUser, nextLookEpochMs: number): Promise<void>;
+  /**
+   * Moves the user's next look, only if it is still the one it was found with and the waiting
+   * list still has `waiting` entries (what the look was computed from); `false` otherwise.
+   */
+  reschedule(user: DueUser, nextLookEpochMs: number, waiting: number): Promise<boolean>;
   /**
    * Takes the user out of the index, only if the item holds nothing needing an end (no waiting,
    * no active request, no in-flight slot) and its look-after is the one it was found with.

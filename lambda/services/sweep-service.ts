@@ -105,11 +105,15 @@ export class SweepService {
     const plan = planRepairs(view, nowMs);
     const made: RepairKind[] = [];
     for (const repair of plan.repairs) made.push(...(await this.repair(user.userId, repair, nowMs)));
+    // The next look is computed from the item as read: if the list changed since (a repair here,
+    // or live traffic), the write's condition fails and the look stays due — the next run reads
+    // the item again.
+    const waiting = view.snap.waiting.length;
     if (plan.nextLookEpochMs !== undefined) {
-      await index.reschedule(user, Math.max(plan.nextLookEpochMs, nowMs + 1000));
+      await index.reschedule(user, Math.max(plan.nextLookEpochMs, nowMs + 1000), waiting);
     } else if (!(await index.clear(user))) {
       // Something needing an end arrived since the read: look again after a grace.
-      await index.reschedule(user, nowMs + SWEEP_GRACE_MS);
+      await index.reschedule(user, nowMs + SWEEP_GRACE_MS, waiting);
     }
     return made;
   }

@@ -11,7 +11,11 @@ import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { queueDeadlineEpochMs, wakeUpCause } from '../../lambda/core/queue/request';
 import { SWEEP_GRACE_MS } from '../../lambda/core/queue/sweep';
 import type { OutgoingMessage, ReplyHandoffPort } from '../../lambda/services/ports';
-import { DEFAULT_REPLAY_SETTINGS, type QueueRecord, ReplayService } from '../../lambda/services/replay-service';
+import {
+  DEFAULT_REPLAY_SETTINGS,
+  type QueueRecord,
+  ReplayService,
+} from '../../lambda/services/replay-service';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { DEFAULT_SWEEP_SETTINGS, SweepService } from '../../lambda/services/sweep-service';
 import { createTestResources, type TestResources } from '../support/emulators';
@@ -87,7 +91,11 @@ describe('the self-healing sweep', () => {
       // A crashed runner: the hand-off is taken, and nothing ever settles it.
       handOff: async (job) => (crashes ? undefined : runner.run(job, () => 60_000)),
     };
-    return new ReplayService({ ...base, handoff, settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: LEASE_MS } });
+    return new ReplayService({
+      ...base,
+      handoff,
+      settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: LEASE_MS },
+    });
   };
 
   /** The user's wake-ups in the queue now (received and left visible). */
@@ -195,14 +203,14 @@ describe('the self-healing sweep', () => {
     await enqueueWithoutWakeUp(served, 'ok1');
     await queue.send({ v: 1, userId: served, requestId: 'ok1', cause: wakeUpCause.enqueue(clock) });
     await serve(served);
-    // A user rate-limited for ten minutes: its wake-up is deferred until then, not lost.
+    // A user over its rate for a minute and more: its wake-up is deferred until then, not lost.
     limiter = limiterWith();
     const slow = `u-${randomUUID()}`;
     await limiter.setOverride(slow, { limits: { messagesPerMinute: 1, burst: 1 } });
-    await limiter.decide(
-      { userId: slow, requestId: 'first', estimatedInputTokens: 1, queue: { mode: 'direct' } },
-      clock,
-    );
+    for (let i = 0; ; i++) {
+      const direct = { userId: slow, requestId: `d${i}`, estimatedInputTokens: 1 };
+      if (!(await limiter.decide({ ...direct, queue: { mode: 'direct' } }, clock)).allowed) break;
+    }
     await enqueueWithoutWakeUp(slow, 'later');
     for (let minute = 1; minute <= 3; minute++) {
       clock = T0 + minute * 20_000;

@@ -1,5 +1,5 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
-import { markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
+import { enqueuePullsSweepEarlier, markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { planHistory, QUEUED_DAY_PREFIX } from './history';
@@ -214,8 +214,11 @@ export function planEnqueue(args: {
   readonly maxQueued: number;
   readonly nowMs: number;
   readonly keepsPolicy: boolean;
-  /** The user, to put into the sweep index: a waiting list needs a wake-up until it is empty. */
-  readonly sweepUserId?: string;
+  /**
+   * The user, to put into the sweep index (a waiting list needs a wake-up until it is empty), and
+   * its look-after as the caller believes it.
+   */
+  readonly sweep?: { readonly userId: string; readonly believedAfterEpochMs?: number };
 }): UpdatePlan {
   const { request, maxQueued, nowMs } = args;
   const w = new ExpressionWriter();
@@ -239,7 +242,11 @@ export function planEnqueue(args: {
   );
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttlSeconds)}`);
   // Its wake-up is sent next; if that is lost, the sweep sends one (lambda/core/queue/sweep.ts).
-  if (args.sweepUserId) markForSweep(w, args.sweepUserId, nowMs + SWEEP_GRACE_MS);
+  if (args.sweep) {
+    markForSweep(w, args.sweep.userId, nowMs + SWEEP_GRACE_MS, {
+      pullEarlier: enqueuePullsSweepEarlier(args.sweep.believedAfterEpochMs, nowMs),
+    });
+  }
   return w.build();
 }
 

@@ -1,6 +1,6 @@
 import type { ExpressionWriter } from '../limiter/expression';
-import type { LimiterView } from '../limiter/snapshot';
 import { limitKind } from '../limiter/kinds';
+import type { LimiterView } from '../limiter/snapshot';
 import { isExpired } from './request';
 
 /**
@@ -41,13 +41,32 @@ export function sweepBucket(userId: string): string {
 /**
  * Puts the user into the sweep index, in the write that creates state needing an end. If the
  * user is there already, the existing look-after stays (the sweep owns it from then on), so the
- * index is written once per episode, not once per write.
+ * index is written once per episode, not once per write — unless `pullEarlier`: the writer knows
+ * (from its belief of the item) that the look-after is missing or later than it needs, as for an
+ * enqueue behind an in-flight slot whose look is a lease away; then it sets its own.
  */
-export function markForSweep(w: ExpressionWriter, userId: string, lookAfterEpochMs: number): void {
+export function markForSweep(
+  w: ExpressionWriter,
+  userId: string,
+  lookAfterEpochMs: number,
+  options: { readonly pullEarlier?: boolean } = {},
+): void {
   const sw = w.name(SWEEP_BUCKET_ATTRIBUTE);
   const sa = w.name(SWEEP_AFTER_ATTRIBUTE);
   w.set(`${sw} = if_not_exists(${sw}, ${w.value(sweepBucket(userId))})`);
-  w.set(`${sa} = if_not_exists(${sa}, ${w.value(lookAfterEpochMs)})`);
+  if (options.pullEarlier) w.set(`${sa} = ${w.value(lookAfterEpochMs)}`);
+  else w.set(`${sa} = if_not_exists(${sa}, ${w.value(lookAfterEpochMs)})`);
+}
+
+/**
+ * Must an enqueue set its own look-after? When the item (as believed) has none, or one later than
+ * the enqueue needs: a wake-up lost with it must be found within {@link SWEEP_GRACE_MS} or so.
+ */
+export function enqueuePullsSweepEarlier(
+  believedSweepAfterEpochMs: number | undefined,
+  nowMs: number,
+): boolean {
+  return believedSweepAfterEpochMs === undefined || believedSweepAfterEpochMs > nowMs + SWEEP_GRACE_MS;
 }
 
 export const REPAIR_KINDS = [

@@ -273,6 +273,9 @@ export class ChatService {
       position: slot.position,
       totalInQueue: Math.max(totalInQueue, slot.snap.waiting.length),
       estimatedWaitTime: waitSeconds(decision, slot.position, nowMs),
+      // The enqueue write's own version of the list: a queue_position computed from a later write
+      // (the processor admitted the head meanwhile) may reach the client first, and wins.
+      queueVersion: slot.snap.queueVersion ?? 0,
     };
     await this.channel(identity.userId, connectionId).deliver(
       requestQueued(place, queuedReason(decision), now()),

@@ -1,3 +1,4 @@
+import { bumpQueueVersion } from '../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { enqueuePullsSweepEarlier, markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
@@ -145,6 +146,8 @@ export function planAdmission(args: {
     w.condition(`attribute_not_exists(${act})`);
     w.remove(`${waiting}[0]`);
     w.set(`${act} = ${w.value({ id: requestId, lease: queue.leaseUntilEpochMs, att: 1 })}`);
+    // Everyone behind moved up: a new version of the list (their notices carry it).
+    bumpQueueVersion(w);
   }
   // limit_warning, once per limit and window: the admission that leaves a budget or quota at
   // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
@@ -260,6 +263,7 @@ export function planRemoveWaiting(requestId: string, index: number): UpdatePlan 
   const waiting = w.name('waiting');
   w.condition(`${waiting}[${index}] = ${w.value(requestId)}`);
   w.remove(`${waiting}[${index}]`, w.name(`${QUEUED_PREFIX}${requestId}`));
+  bumpQueueVersion(w);
   return w.build();
 }
 

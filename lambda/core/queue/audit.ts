@@ -21,6 +21,10 @@ export interface AuditReport {
     readonly active?: string;
     readonly inFlight: number;
     readonly reservations: number;
+    /** The wake-up is parked in the item until an in-flight slot frees (`wk`). */
+    readonly parked: boolean;
+    /** The waiting list's version (position notices carry it). */
+    readonly queueVersion: number;
     /** When the sweep looks at this user next (absent: the user is not in the sweep index). */
     readonly sweepAfterEpochMs?: number;
   };
@@ -110,6 +114,8 @@ export function auditItem(
       active: active?.requestId,
       inFlight: Object.keys(snap.inFlight ?? {}).length,
       reservations: Object.keys(snap.reservations).length,
+      parked: snap.parkedWakeUp !== undefined,
+      queueVersion: snap.queueVersion ?? 0,
       sweepAfterEpochMs: settings.sweepAfterEpochMs,
     },
   };

@@ -132,16 +132,16 @@ export class ReplayService {
    * Replaces a wake-up that has been received many times by a fresh one (a new deduplication id,
    * so SQS does not drop it), and lets the old one be deleted. It does so first thing, before this
    * delivery's receipt handle is handed anywhere (parked in the item, the global line, or the
-   * reply runner): every handle stored earlier belongs to an earlier receive of the old message,
-   * which SQS no longer honours, so nothing holds a handle that the deletion invalidates. The
-   * fresh message sits behind this one in the user's FIFO group and is delivered once this one is
-   * deleted. If the delete is lost, the group holds two wake-ups: harmless, as the processor
+   * reply runner): a handle stored earlier belongs to an earlier receive of the old message, and
+   * all its holder would do with it is make that message visible — a release that now fails
+   * (logged) and is not needed, as the fresh message is visible once this one is deleted (it sits
+   * behind it in the user's FIFO group). If the delete is lost, the group holds two wake-ups: harmless, as the processor
    * serves the list, not the message (docs/queue.md, "Wake-ups").
    */
   private async refresh(body: QueueMessageBody, record: QueueRecord): Promise<boolean> {
     try {
-      // Named after the message it replaces: if this delivery comes back (its delete lost), the
-      // second replacement is dropped by SQS as a duplicate of the first.
+      // Named after the message it replaces: if this delivery comes back (its delete lost), a
+      // second replacement within SQS's 5-minute window is dropped as a duplicate of the first.
       await this.deps.queue.send({
         v: 1,
         userId: body.userId,

@@ -41,10 +41,13 @@ export interface ReplaySettings {
    * A wake-up received this many times is replaced by a fresh one before it serves again, so no
    * backlog, however long, spends the queue's `maxReceiveCount` and lands in the DLQ with the
    * user's list orphaned (issue 20, finding 2). Well below `maxReceiveCount`: a replacement whose
-   * send fails is tried again on each later receive. @default maxReceiveCount / 5
+   * send fails is tried again on each later receive. @default maxReceiveCount / 5 (100)
    */
-  readonly refreshAfterReceives: number;
+  readonly refreshAfterReceives?: number;
 }
+
+/** A wake-up is replaced after this many receives (ReplaySettings.refreshAfterReceives). */
+const REFRESH_AFTER_RECEIVES = Math.floor(QUEUES.requests.maxReceiveCount / 5);
 
 /** While waiting for global capacity that may free any moment, the wake-up looks again this often. */
 const GLOBAL_RECHECK_MS = 5000;
@@ -53,7 +56,7 @@ export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
   leaseMs: (FUNCTIONS.reply.timeoutSeconds + 60) * 1000,
   maxAttempts: 3,
   maxInProcessWaitMs: 10_000,
-  refreshAfterReceives: Math.floor(QUEUES.requests.maxReceiveCount / 5),
+  refreshAfterReceives: REFRESH_AFTER_RECEIVES,
 });
 
 export interface ReplayDeps {
@@ -122,7 +125,8 @@ export class ReplayService {
       this.deps.log.error('unreadable queue message moved to the DLQ', { messageId: record.messageId });
       return 'done';
     }
-    if ((record.receiveCount ?? 1) >= this.deps.settings.refreshAfterReceives) {
+    const refreshAfter = this.deps.settings.refreshAfterReceives ?? REFRESH_AFTER_RECEIVES;
+    if ((record.receiveCount ?? 1) >= refreshAfter) {
       if (await this.refresh(body, record)) return 'done';
     }
     return this.serveUser(body.userId, record, remainingTimeMs);

@@ -152,8 +152,14 @@ export function wakeUpDueEpochMs(view: LimiterView, nowMs: number): number {
   return head ? Math.min(at, head.expiresAtEpochMs) : at;
 }
 
+/**
+ * After a repair that sent a wake-up, the next look is this much later: long enough that a wake-up
+ * which was only hidden (a global wait the item does not show) gets at most one duplicate in five
+ * minutes, soon enough that a repair whose own message was lost is repaired again.
+ */
+export const SWEEP_RECHECK_MS = 5 * 60_000;
+
 function plan(repairs: Repair[], looks: number[], nowMs: number): SweepPlan {
-  // After a repair, look again a grace later: the repair itself is then checked.
-  if (repairs.some((r) => r.kind !== 'lapsed-slot')) looks.push(nowMs + SWEEP_GRACE_MS);
+  if (repairs.some((r) => r.kind !== 'lapsed-slot')) looks.push(nowMs + SWEEP_RECHECK_MS);
   return { repairs, nextLookEpochMs: looks.length ? Math.min(...looks) : undefined };
 }

@@ -171,7 +171,7 @@ describe('the self-healing sweep', () => {
     repaired = [];
   });
 
-  it('sends a fresh wake-up for a queue whose wake-up was lost, and the request is answered once', async () => {
+  it('sends a fresh wake-up for a queue whose wake-up was lost, and the request is answered once even if the old one turns up', async () => {
     const user = `u-${randomUUID()}`;
     await enqueueWithoutWakeUp(user, 'r1');
     // Within the grace nothing is repaired: the wake-up may be on its way.
@@ -189,8 +189,13 @@ describe('the self-healing sweep', () => {
       },
     ]);
     expect(await wakeUps(user)).toHaveLength(1);
+    // The original wake-up was only late, not lost: two wake-ups of one user. One reply still.
+    await queue.send({ v: 1, userId: user, requestId: 'r1', cause: wakeUpCause.enqueue(T0) });
+    expect(await wakeUps(user)).toHaveLength(1); // FIFO: one message of the group at a time
     await serve(user);
+    expect(await wakeUps(user)).toEqual([]);
     expect(sender.types('r1').filter((t) => t === 'message_complete')).toHaveLength(1);
+    expect(sender.types('r1').filter((t) => t === 'queue_processing_started')).toHaveLength(1);
     // Nothing is left that needs an end: the next look takes the user out of the index.
     clock += 5 * 60_000;
     await sweep().run(clock);

@@ -22,6 +22,7 @@ import {
 import { ChatFunctions } from './constructs/functions';
 import { Monitoring } from './constructs/monitoring';
 import { RequestQueues } from './constructs/queues';
+import { SweepSchedule } from './constructs/sweep';
 import { ChatTables } from './constructs/tables';
 import { ChatWebSocketApi } from './constructs/websocket-api';
 
@@ -125,13 +126,19 @@ export class ChatLimiterStack extends Stack {
       maxConcurrency: config.processorConcurrency,
     });
 
-    new Monitoring(this, 'Monitoring', {
+    const monitoring = new Monitoring(this, 'Monitoring', {
       functions,
       queue: queues.requests,
       deadLetterQueue: queues.dlq,
       maxQueueWaitSeconds: config.maxQueueWaitSeconds,
       globalDailyCostLimit: config.global?.dailyCostUsd !== undefined,
       alarmEmail: config.alarmEmail,
+    });
+
+    new SweepSchedule(this, 'Sweep', {
+      fn: functions.sweep,
+      alarmTopic: monitoring.topic,
+      dashboard: monitoring.dashboard,
     });
 
     this.acknowledgeFindings(jwtSecret, ws);

@@ -144,9 +144,12 @@ async function ensureTable(client: DynamoDBClient, name: string, def: TableDefin
             { AttributeName: index.partitionKey.name, KeyType: 'HASH' as const },
             ...(index.sortKey ? [{ AttributeName: index.sortKey.name, KeyType: 'RANGE' as const }] : []),
           ],
-          Projection: index.include
-            ? { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.include] }
-            : { ProjectionType: 'ALL' as const },
+          Projection:
+            index.include?.length === 0
+              ? { ProjectionType: 'KEYS_ONLY' as const }
+              : index.include
+                ? { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.include] }
+                : { ProjectionType: 'ALL' as const },
         })),
       }),
     );

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { resetStackClock, stackClock, startStackClockAt } from '../lambda/core/clock';
 import { METRICS_NAMESPACE, SERVICE_NAME } from '../lambda/core/metrics';
+import { SWEEP_INTERVAL_SECONDS } from '../lambda/core/queue/sweep';
 import {
   ENV,
   FUNCTIONS,
@@ -22,6 +23,7 @@ import {
   loadHandler,
   startGateway,
 } from './gateway';
+import { invokeFunction } from './gateway/lambda-runner';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 import { startTtlReaper, type TtlReaper } from './ttl-reaper';
@@ -40,6 +42,8 @@ export interface LocalStackOptions {
   readonly serveWebPage?: boolean;
   /** Run the SQS-to-Lambda poller for the processor. @default true */
   readonly runProcessor?: boolean;
+  /** Run the sweep every minute, as its EventBridge schedule does in AWS. @default true */
+  readonly runSweep?: boolean;
   /**
    * Multiplies every function's Timeout and the gateway's integration timeout, so a test can see
    * them fire without waiting for them (0.01 turns 29 s into 290 ms). Queue visibility timeouts
@@ -95,6 +99,11 @@ export interface LocalStack {
   readonly ttlReaper: TtlReaper;
   /** Resolves when the processor has nothing in flight. */
   processorIdle(): Promise<void>;
+  /**
+   * Runs the self-healing sweep once, as its schedule would at `atEpochMs` (default: now); the
+   * stack also runs it every minute by itself. Resolves with its report.
+   */
+  runSweep(atEpochMs?: number): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -215,6 +224,20 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       stops.unshift(() => running.stop());
     }
 
+    // The sweep's schedule (lib/constructs/sweep.ts in AWS): the same handler, every minute.
+    const sweep = (atEpochMs = Date.now()) =>
+      invokeFunction(handlers.sweep, {
+        source: 'aws.events',
+        'detail-type': 'Scheduled Event',
+        time: new Date(atEpochMs).toISOString(),
+      });
+    if (options.runSweep !== false) {
+      const every = SWEEP_INTERVAL_SECONDS * 1000;
+      const timer = setInterval(() => void sweep().catch(() => undefined), every);
+      timer.unref();
+      stops.unshift(async () => clearInterval(timer));
+    }
+
     return {
       wsUrl: gateway.wsUrl,
       httpUrl: gateway.httpUrl,
@@ -229,6 +252,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           await gateway.asyncIdle();
         } while (!(await isQuiet()));
       },
+      runSweep: (atEpochMs) => sweep(atEpochMs),
       stop: async () => {
         for (const stop of stops) await stop();
       },

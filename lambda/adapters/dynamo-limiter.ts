@@ -58,7 +58,13 @@ import { DAY_MS, monthNumber } from '../core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, type ModelSpec, usdToMicroUsd } from '../core/models';
 import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
 import { FUNCTIONS } from '../core/resources';
-import type { ClaimOutcome, EnqueueAsk, EnqueueOutcome, LimiterPort, SettleOutcome } from '../services/ports';
+import type {
+  ClaimOutcome,
+  EnqueueAsk,
+  EnqueueOutcome,
+  SettleOutcome,
+  SweepLimiterPort,
+} from '../services/ports';
 import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,
@@ -136,6 +142,7 @@ const MAX_CONTENTION_ROUNDS = 8;
 const BUSY_RETRY_AFTER_MS = 1000;
 
 const userKey = (userId: string) => `user#${userId}`;
+const userIdOf = (key: string) => key.slice('user#'.length);
 
 /** The marker a reservation left, as the reservation itself describes it. */
 function pendingOf(reservation: TokenReservation): PendingReservation {
@@ -162,7 +169,7 @@ const isCostLimit = (limit: string | undefined) => limit === 'dailyCostUsd' || l
  * user's item are retried a bounded number of times and then refused as `busy`; only when the
  * breaker says the store is down for everyone does the fail policy apply.
  */
-export class DynamoLimiter implements Limiter, LimiterPort {
+export class DynamoLimiter implements Limiter, SweepLimiterPort {
   private readonly tiers: TierLimits;
   private readonly failPolicy: 'open' | 'closed';
   private readonly onFailOpen?: (cause: string) => void;
@@ -385,6 +392,7 @@ export class DynamoLimiter implements Limiter, LimiterPort {
           queue,
           leaseUntilEpochMs,
           usageKey: usageDayKey(input.userId, nowMs),
+          sweepUserId: input.userId,
           nowMs,
         });
       let model = chosen;
@@ -1015,12 +1023,14 @@ export class DynamoLimiter implements Limiter, LimiterPort {
     let ambiguousWrite = false;
     return this.items.withRetries(async () => {
       for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
-        const keepsPolicy = (this.items.belief(key)?.snap.pv ?? 0) > 0;
+        const believed = this.items.belief(key)?.snap;
+        const keepsPolicy = (believed?.pv ?? 0) > 0;
+        const sweep = { userId: userIdOf(key), believedAfterEpochMs: believed?.sweepAfterEpochMs };
         let result: Awaited<ReturnType<UserItems['write']>>;
         try {
           result = await this.items.write(
             key,
-            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy }),
+            planEnqueue({ request: waiting, maxQueued, nowMs, keepsPolicy, sweep }),
           );
         } catch (err) {
           // No answer: the write may have landed; the item will tell on the next round.

@@ -24,9 +24,16 @@ export const metricTotals = new Map<MetricName, number>();
 let pendingMetrics = false;
 
 export const metricsPort: MetricsPort = {
-  count(name, value = 1) {
+  count(name, value = 1, dimensions) {
     pendingMetrics = true;
-    metrics.addMetric(name, MetricUnit.Count, value);
+    if (dimensions) {
+      // Its own EMF record, so the dimensions do not stick to the invocation's other metrics.
+      const single = metrics.singleMetric();
+      for (const [key, dimension] of Object.entries(dimensions)) single.addDimension(key, dimension);
+      single.addMetric(name, MetricUnit.Count, value);
+    } else {
+      metrics.addMetric(name, MetricUnit.Count, value);
+    }
     metricTotals.set(name, (metricTotals.get(name) ?? 0) + value);
   },
   milliseconds(name, value) {

@@ -13,8 +13,11 @@ const MAX_VISIBILITY_SECONDS = 12 * 3600;
 
 /**
  * The FIFO request queue: one message group per user, so the processor serves a user's queue one
- * message at a time, and the request id as deduplication id, so a retried send cannot wake the
- * group twice for one request within SQS's five-minute deduplication window.
+ * message at a time. The deduplication id is a hash of the user, the request and what made the
+ * wake-up (`cause`: the request's enqueue instant, or the repair or refresh that sent it): the SDK's
+ * retry of one send is dropped within SQS's five-minute deduplication window, but a request id
+ * reused once its request ended (SPEC §3) is a new wake-up, never silently dropped (issue 20,
+ * finding 1).
  */
 export class RequestQueue implements RequestQueuePort {
   constructor(
@@ -29,7 +32,7 @@ export class RequestQueue implements RequestQueuePort {
         QueueUrl: this.queueUrl,
         MessageBody: JSON.stringify(body),
         MessageGroupId: messageGroupId(body.userId),
-        MessageDeduplicationId: deduplicationId(body.userId, body.requestId),
+        MessageDeduplicationId: deduplicationId(body),
       }),
     );
   }
@@ -100,8 +103,9 @@ export function messageGroupId(userId: string): string {
   return /^[\x21-\x7e]{1,128}$/.test(userId) ? userId : `h-${sha256(userId)}`;
 }
 
-function deduplicationId(userId: string, requestId: string): string {
-  return sha256(`${userId}\n${requestId}`);
+/** One id per wake-up made: the same send retried keeps it, a new enqueue or repair does not. */
+export function deduplicationId(body: QueueMessageBody): string {
+  return sha256(`${body.userId}\n${body.requestId}\n${body.cause ?? ''}`);
 }
 
 function sha256(text: string): string {

@@ -6,6 +6,7 @@
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -18,8 +19,10 @@ import type { ConnectionDirectory, ConnectionSender } from '../services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../services/replay-service';
 import { ReplyFailureService } from '../services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../services/reply-runner';
+import { DEFAULT_SWEEP_SETTINGS, SweepService } from '../services/sweep-service';
 import { ConnectionRegistry } from './connections';
 import { DynamoLimiter } from './dynamo-limiter';
+import { EventBridgeEvents, LogEvents } from './events';
 import { StoreHealthProbe } from './health-probe';
 import { createChatModel, createModelCatalog } from './models';
 import { Notifier } from './notifier';
@@ -27,6 +30,7 @@ import { logPort, metricsPort } from './observability';
 import { LambdaReplyHandoff } from './reply-handoff';
 import { ReplyStore } from './reply-store';
 import { RequestQueue } from './request-queue';
+import { SweepIndex } from './sweep-index';
 
 /** Every handler's "now": the machine's clock in AWS, the stack's clock locally (core/clock.ts). */
 const now = stackClock;
@@ -209,6 +213,27 @@ export const replyRuntime = once(() => {
   return { ...base, runner, now };
 });
 
+export const sweepRuntime = once(() => {
+  const base = userFacing('sweep');
+  const { config, dynamo } = base;
+  // Locally (emulator endpoints) events go to the stack's log; in AWS to the default bus.
+  const events =
+    config.dynamodbEndpoint || config.sqsEndpoint
+      ? new LogEvents(logPort)
+      : new EventBridgeEvents(new EventBridgeClient({ maxAttempts: 3, requestHandler: requestHandler() }));
+  const sweep = new SweepService({
+    ...base,
+    index: new SweepIndex(dynamo, config.tables.limits!),
+    queue: new RequestQueue(sqsClient(config), config.requestQueueUrl!),
+    events,
+    metrics: metricsPort,
+    log: logPort,
+    settings: DEFAULT_SWEEP_SETTINGS,
+    now,
+  });
+  return { ...base, sweep, now };
+});
+
 export const adminRuntime = once(() => {
   const base = userFacing('admin');
   const { config, limiter } = base;
@@ -226,7 +251,14 @@ export const adminRuntime = once(() => {
     // The admin function's own limiter: its breaker hears only this instance's calls.
     breakerState: () => limiter.breaker.state,
   });
-  return { ...base, admin: new AdminService({ ...base, health, log: logPort, now }), now };
+  const admin = new AdminService({
+    ...base,
+    health,
+    log: logPort,
+    now,
+    maxQueuedPerUser: config.maxQueuedPerUser,
+  });
+  return { ...base, admin, now };
 });
 
 export const replyFailureRuntime = once(() => {

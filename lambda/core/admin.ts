@@ -41,6 +41,8 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
     })
     .strict(),
   z.object({ operation: z.literal('purge-queue'), userId }).strict(),
+  /** Checks the user's item against the queue's and the limiter's invariants; changes nothing. */
+  z.object({ operation: z.literal('audit'), userId }).strict(),
   /** Whether the tables and queues answer, the DLQ depth and the limiter breaker's state. */
   z.object({ operation: z.literal('health') }).strict(),
   /** Today's heaviest users and the global totals against their limits. */
@@ -57,8 +59,8 @@ export type AdminRequest = z.infer<typeof adminRequestSchema>;
 export type AdminOperation = AdminRequest['operation'];
 export const ADMIN_OPERATIONS = adminRequestSchema.options.map((o) => o.shape.operation.value);
 
-/** The operations about one user (all but `health`). */
-export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' | 'top' }>;
+/** The operations that act on one user (all but `health`, `top` and the read-only `audit`). */
+export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' | 'top' | 'audit' }>;
 
 export type AdminResponse =
   | {

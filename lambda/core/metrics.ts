@@ -20,6 +20,8 @@ export const METRIC_NAMES = [
   'ShadowLimitExceeded',
   'GlobalLimitExceeded',
   'GlobalCostPercent',
+  /** The sweep repaired a user's state (dimension `kind`: lambda/core/queue/sweep.ts REPAIR_KINDS). */
+  'StateRepaired',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];

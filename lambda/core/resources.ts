@@ -64,7 +64,10 @@ export interface IndexDefinition {
   readonly indexName: string;
   readonly partitionKey: KeyDefinition;
   readonly sortKey?: KeyDefinition;
-  /** Project only the keys and these attributes (small index entries, cheap index writes). @default all */
+  /**
+   * Project only the keys and these attributes (small index entries, cheap index writes); an
+   * empty list projects the keys only. @default all
+   */
   readonly include?: readonly string[];
 }
 
@@ -101,6 +104,15 @@ export const TABLES = {
         partitionKey: { name: 'ud', type: 'S' },
         sortKey: { name: 'tu', type: 'N' },
         include: ['td', 'cd', 'cu', 'dw', 'dc'],
+      },
+      {
+        // The self-healing sweep: users whose item holds state needing an end (a waiting list,
+        // an active request, in-flight slots), by bucket (`sw`, one of 8) and the instant to look
+        // after (`sa`); no scan. Sparse and keys only: lambda/core/queue/sweep.ts.
+        indexName: 'bySweep',
+        partitionKey: { name: 'sw', type: 'S' },
+        sortKey: { name: 'sa', type: 'N' },
+        include: [],
       },
     ],
   },
@@ -203,6 +215,8 @@ export interface TableAccess {
   readonly table: TableKey;
   readonly actions: readonly TableAction[];
   readonly indexActions?: readonly 'dynamodb:Query'[];
+  /** The indexes `indexActions` apply to. @default every index of the table */
+  readonly indexes?: readonly string[];
 }
 
 export interface QueueAccess {
@@ -426,6 +440,31 @@ export const FUNCTIONS = {
     memoryMb: 256,
   },
 
+  /**
+   * The self-healing sweep (SPEC §9.1), every minute: finds users whose state needs attention
+   * through the `bySweep` index (no scan) and repairs what a lost message or a crash left.
+   */
+  sweep: {
+    id: 'Sweep',
+    entry: 'lambda/handlers/sweep.ts',
+    handler: 'handler',
+    tables: [
+      // Reads each due user's item, expires a head nobody expired, drops lapsed slots, moves or
+      // clears the user's place in the index; queries the index bucket by bucket.
+      { table: 'limits', actions: LIMITER_ACTIONS, indexActions: ['dynamodb:Query'], indexes: ['bySweep'] },
+      // An expired head's sender is told, following the user like any reply.
+      REPLY_CONNECTIONS,
+      { table: 'requests', actions: ['dynamodb:PutItem'] },
+    ],
+    // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals.
+    queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
+    postsToConnections: true,
+    // Run every minute by an EventBridge rule (lib/constructs/sweep.ts), which also grants it
+    // `events:PutEvents` on the default bus for its `State Repaired` events.
+    timeoutSeconds: 50,
+    memoryMb: 256,
+  },
+
   admin: {
     id: 'Admin',
     entry: 'lambda/handlers/admin.ts',
@@ -437,6 +476,7 @@ export const FUNCTIONS = {
         table: 'limits',
         actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         indexActions: ['dynamodb:Query'],
+        indexes: ['byDayUsage'],
       },
       // Purge tells each sender `request_cancelled`, following the user like any reply; `health`
       // reads an item nobody writes (GetItem) to see that the table answers.

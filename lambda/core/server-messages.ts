@@ -37,6 +37,11 @@ export interface QueuePlace {
   readonly totalInQueue: number;
   /** Seconds. */
   readonly estimatedWaitTime: number;
+  /**
+   * The version of the user's waiting list this place was computed from (lambda/core/queue/
+   * places.ts): of two notices about one request, the higher version is the newer.
+   */
+  readonly queueVersion?: number;
 }
 
 export type MessageAccepted = Base<'message_accepted'> & { readonly requestId: string };

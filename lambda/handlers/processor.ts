@@ -73,5 +73,6 @@ function toQueueRecord(record: SQSRecord): QueueRecord {
     body: record.body,
     groupId: record.attributes.MessageGroupId ?? 'unknown',
     deduplicationId: record.attributes.MessageDeduplicationId ?? record.messageId,
+    receiveCount: Number(record.attributes.ApproximateReceiveCount) || 1,
   };
 }

@@ -7,6 +7,7 @@ import type {
 } from '../core/admin';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
+import { type AuditReport, auditItem } from '../core/queue/audit';
 import { statusMessage } from './chat-service';
 import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
 import { ReplyChannel } from './reply-channel';
@@ -53,6 +54,8 @@ export interface AdminDeps {
   readonly now: () => number;
   /** How long one health probe may take before it counts as not answering. @default 3000 */
   readonly healthProbeTimeoutMs?: number;
+  /** The queue's cap, for `audit`. @default not checked */
+  readonly maxQueuedPerUser?: number;
 }
 
 /**
@@ -71,7 +74,27 @@ export class AdminService {
       log.info('admin action', { audit: true, operation: 'top', by: request.by, limit: request.limit });
       return { by: request.by, ...top };
     }
+    if (request.operation === 'audit') return this.audit(request.userId);
     return this.runForUser(request);
+  }
+
+  /** `audit`: the user's item against the invariants (lambda/core/queue/audit.ts); read-only. */
+  async audit(userId: string): Promise<AuditReport> {
+    const { limiter, now, log } = this.deps;
+    const nowMs = now();
+    const view = await limiter.view(userId, undefined, nowMs, { fresh: true });
+    const report = auditItem(userId, view, nowMs, {
+      maxQueuedPerUser: this.deps.maxQueuedPerUser,
+      sweepAfterEpochMs: view.snap.sweepAfterEpochMs,
+    });
+    log.info('admin action', {
+      audit: true,
+      operation: 'audit',
+      target: userId,
+      ok: report.ok,
+      findings: report.findings.map((f) => f.code),
+    });
+    return report;
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   splitChunkText,
 } from '../core/protocol';
 import { estimatedWaitSeconds } from '../core/queue/eta';
-import { queueDeadlineEpochMs, type WaitingRequest } from '../core/queue/request';
+import { queueDeadlineEpochMs, type WaitingRequest, wakeUpCause } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
 import type {
   ConnectionDirectory,
@@ -286,12 +286,16 @@ export class ChatService {
       // with whatever wake-up it holds and keeps it until the list is empty. So only the request
       // that starts the list sends one (linearized on the item: an append after the processor saw
       // the list empty is at position 1).
-      if (slot.position === 1) await queue.send({ v: 1, userId: identity.userId, requestId });
+      // The wake-up's deduplication id includes the enqueue instant: a request id reused after its
+      // request ended is a new wake-up (issue 20, finding 1).
+      const cause = wakeUpCause.enqueue(slot.snap.queued[requestId]?.enqueuedAtEpochMs ?? nowMs);
+      if (slot.position === 1) await queue.send({ v: 1, userId: identity.userId, requestId, cause });
     } catch (err) {
       // Without its wake-up the request must not stay in the list: take it out again.
       this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
       const undone = await limiter.removeWaiting(identity.userId, requestId).catch((removeErr) => {
-        // Left in the list, it is served by the user's next wake-up or expires: never lost.
+        // Left in the list without a wake-up: the sweep sends one (its enqueue put the user in
+        // the sweep index), so it is served or expires — never lost.
         this.deps.log.error('could not take a request back out of the queue', {
           requestId,
           error: describe(removeErr),
@@ -299,6 +303,7 @@ export class ChatService {
         return undefined;
       });
       if (undone?.removed) {
+        await this.wakeNewHead(identity.userId, undone.snap.waiting[0]);
         return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
           retryAfter: 1,
         });
@@ -311,11 +316,31 @@ export class ChatService {
       position: slot.position,
       totalInQueue: Math.max(totalInQueue, slot.snap.waiting.length),
       estimatedWaitTime: waitSeconds(decision, slot.position, nowMs),
+      // The enqueue write's own version of the list: a queue_position computed from a later write
+      // (the processor admitted the head meanwhile) may reach the client first, and wins.
+      queueVersion: slot.snap.queueVersion ?? 0,
     };
     await this.channel(identity.userId, connectionId).deliver(
       requestQueued(place, queuedReason(decision), now()),
     );
     return { kind: 'queued', requestId, position: slot.position };
+  }
+
+  /**
+   * A request queued behind this one while its wake-up failed did not send one (it was not first):
+   * now it is the head of a list nobody wakes, so it gets a wake-up of its own (issue 20,
+   * finding 3). If that send fails too, the sweep sends one within two minutes.
+   */
+  private async wakeNewHead(userId: string, head: string | undefined): Promise<void> {
+    if (head === undefined) return;
+    try {
+      await this.deps.queue.send({ v: 1, userId, requestId: head, cause: wakeUpCause.head(this.deps.now()) });
+    } catch (err) {
+      this.deps.log.error('could not wake the queue after a failed enqueue; the sweep will', {
+        requestId: head,
+        error: describe(err),
+      });
+    }
   }
 
   /** Cancels one of the user's queued requests; someone else's request id is simply not found. */

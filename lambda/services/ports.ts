@@ -116,6 +116,9 @@ export type ClaimOutcome =
   /** No longer this attempt's: settled, refunded, taken over, or the id reused since. */
   | { readonly kind: 'gone' };
 
+/** What the sweep needs of the limiter: the chat path's port, whose `pruneGlobalLine` it calls. */
+export type SweepLimiterPort = LimiterPort;
+
 export interface SettleOutcome {
   readonly applied: boolean;
   /**
@@ -177,7 +180,8 @@ export interface ModelPort {
 export type { MetricName } from '../core/metrics';
 
 export interface MetricsPort {
-  count(name: MetricName, value?: number): void;
+  /** `dimensions`: a metric of its own with these dimensions (e.g. `StateRepaired` by `kind`). */
+  count(name: MetricName, value?: number, dimensions?: Readonly<Record<string, string>>): void;
   milliseconds(name: MetricName, value: number): void;
 }
 
@@ -185,4 +189,34 @@ export interface LogPort {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
   error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** Operational events (SPEC §9.5): the account's default EventBridge bus in AWS, the log locally. */
+export interface EventsPort {
+  /** Publishes one event of source `chat-limiter`. */
+  publish(detailType: string, detail: Readonly<Record<string, unknown>>): Promise<void>;
+}
+
+/** A user the sweep index says is due: its id and the look-after it was found with. */
+export interface DueUser {
+  readonly userId: string;
+  readonly sweepAfterEpochMs: number;
+}
+
+/** The sweep's own reads and writes of the Limits table (lambda/core/queue/sweep.ts). */
+export interface SweepIndexPort {
+  /** Users due by `nowMs`, every bucket of the sparse index (queries, no scan), at most `limit`. */
+  due(nowMs: number, limit: number): Promise<DueUser[]>;
+  /**
+   * Moves the user's next look, only if it is still the one it was found with and the waiting
+   * list still has `waiting` entries (what the look was computed from); `false` otherwise.
+   */
+  reschedule(user: DueUser, nextLookEpochMs: number, waiting: number): Promise<boolean>;
+  /**
+   * Takes the user out of the index, only if the item holds nothing needing an end (no waiting,
+   * no active request, no in-flight slot) and its look-after is the one it was found with.
+   */
+  clear(user: DueUser): Promise<boolean>;
+  /** Drops in-flight slots past their lease, each only if its lease is still the one seen. */
+  dropSlots(userId: string, slots: readonly (readonly [string, number])[]): Promise<boolean>;
 }

@@ -9,7 +9,8 @@ import { ReplyChannel } from './reply-channel';
  * moved (the head was admitted, or a request ahead left): position (1 = next), the queue's total
  * and the wait derived from the limiter's state. Positions, waits and each request's connection
  * come from the same item the move was written to (`view`): no scan, no other read. A position
- * only ever goes down: the list only grows at its end.
+ * only ever goes down: the list only grows at its end. Notices sent by different functions may
+ * cross on the way; each carries the list's version, so the client keeps the newer one.
  */
 export async function notifyPositions(
   deps: {
@@ -37,6 +38,7 @@ export async function notifyPositions(
         position,
         totalInQueue: Math.max(totalInQueue, snap.waiting.length),
         estimatedWaitTime: estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
+        queueVersion: snap.queueVersion ?? 0,
       };
       await new ReplyChannel(userId, request.connectionId, deps).deliver(queuePosition(place, deps.now()));
     }),

@@ -2,8 +2,14 @@ import type { GlobalLimit } from '../core/limiter/global';
 import type { LimiterView } from '../core/limiter/snapshot';
 import type { DeniedDecision, LimitWarning, TokenReservation } from '../core/limiter/types';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
-import { isExpired, parseQueueMessageBody, type WaitingRequest } from '../core/queue/request';
-import { FUNCTIONS } from '../core/resources';
+import {
+  isExpired,
+  parseQueueMessageBody,
+  type QueueMessageBody,
+  type WaitingRequest,
+  wakeUpCause,
+} from '../core/queue/request';
+import { FUNCTIONS, QUEUES } from '../core/resources';
 import { describe, reportShadow } from './chat-service';
 import type {
   ConnectionDirectory,
@@ -31,7 +37,17 @@ export interface ReplaySettings {
   readonly maxInProcessWaitMs: number;
   /** The configured model's maximum output per reply: caps every allowance. @default none */
   readonly modelMaxOutputTokens?: number;
+  /**
+   * A wake-up received this many times is replaced by a fresh one before it serves again, so no
+   * backlog, however long, spends the queue's `maxReceiveCount` and lands in the DLQ with the
+   * user's list orphaned (issue 20, finding 2). Well below `maxReceiveCount`: a replacement whose
+   * send fails is tried again on each later receive. @default maxReceiveCount / 5 (100)
+   */
+  readonly refreshAfterReceives?: number;
 }
+
+/** A wake-up is replaced after this many receives (ReplaySettings.refreshAfterReceives). */
+const REFRESH_AFTER_RECEIVES = Math.floor(QUEUES.requests.maxReceiveCount / 5);
 
 /** While waiting for global capacity that may free any moment, the wake-up looks again this often. */
 const GLOBAL_RECHECK_MS = 5000;
@@ -40,6 +56,7 @@ export const DEFAULT_REPLAY_SETTINGS: ReplaySettings = Object.freeze({
   leaseMs: (FUNCTIONS.reply.timeoutSeconds + 60) * 1000,
   maxAttempts: 3,
   maxInProcessWaitMs: 10_000,
+  refreshAfterReceives: REFRESH_AFTER_RECEIVES,
 });
 
 export interface ReplayDeps {
@@ -69,6 +86,8 @@ export interface QueueRecord {
   readonly body: string;
   readonly groupId: string;
   readonly deduplicationId: string;
+  /** SQS's `ApproximateReceiveCount` of this delivery (1 for the first). @default 1 */
+  readonly receiveCount?: number;
 }
 
 /** `done`: delete the message. `retry`: keep it (its visibility was set for the next try). */
@@ -106,7 +125,46 @@ export class ReplayService {
       this.deps.log.error('unreadable queue message moved to the DLQ', { messageId: record.messageId });
       return 'done';
     }
+    const refreshAfter = this.deps.settings.refreshAfterReceives ?? REFRESH_AFTER_RECEIVES;
+    if ((record.receiveCount ?? 1) >= refreshAfter) {
+      if (await this.refresh(body, record)) return 'done';
+    }
     return this.serveUser(body.userId, record, remainingTimeMs);
+  }
+
+  /**
+   * Replaces a wake-up that has been received many times by a fresh one (a new deduplication id,
+   * so SQS does not drop it), and lets the old one be deleted. It does so first thing, before this
+   * delivery's receipt handle is handed anywhere (parked in the item, the global line, or the
+   * reply runner): a handle stored earlier belongs to an earlier receive of the old message, and
+   * all its holder would do with it is make that message visible — a release that now fails
+   * (logged) and is not needed, as the fresh message is visible once this one is deleted (it sits
+   * behind it in the user's FIFO group). If the delete is lost, the group holds two wake-ups: harmless, as the processor
+   * serves the list, not the message (docs/queue.md, "Wake-ups").
+   */
+  private async refresh(body: QueueMessageBody, record: QueueRecord): Promise<boolean> {
+    try {
+      // Named after the message it replaces: if this delivery comes back (its delete lost), a
+      // second replacement within SQS's 5-minute window is dropped as a duplicate of the first.
+      await this.deps.queue.send({
+        v: 1,
+        userId: body.userId,
+        requestId: body.requestId,
+        cause: wakeUpCause.refresh(record.messageId),
+      });
+    } catch (err) {
+      this.deps.log.warn('could not replace a worn wake-up; it serves on and tries again next time', {
+        messageId: record.messageId,
+        receiveCount: record.receiveCount,
+        error: describe(err),
+      });
+      return false;
+    }
+    this.deps.log.info('replaced a worn wake-up', {
+      messageId: record.messageId,
+      receiveCount: record.receiveCount,
+    });
+    return true;
   }
 
   private async serveUser(

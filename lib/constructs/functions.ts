@@ -200,7 +200,9 @@ function grantTable(fn: NodejsFunction, access: TableAccess, table: TableV2): vo
     new PolicyStatement({ effect: Effect.ALLOW, actions: [...access.actions], resources: [table.tableArn] }),
   );
   if (!access.indexActions?.length) return;
-  const indexes = def.globalIndexes ?? [];
+  const indexes = (def.globalIndexes ?? []).filter(
+    (i) => !access.indexes || access.indexes.includes(i.indexName),
+  );
   if (!indexes.length) throw new Error(`the ${access.table} table has no index for ${access.indexActions}`);
   fn.addToRolePolicy(
     new PolicyStatement({

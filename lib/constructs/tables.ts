@@ -33,9 +33,11 @@ export class ChatTables extends Construct {
           indexName: index.indexName,
           partitionKey: attribute(index.partitionKey),
           sortKey: index.sortKey ? attribute(index.sortKey) : undefined,
-          ...(index.include
-            ? { projectionType: ProjectionType.INCLUDE, nonKeyAttributes: [...index.include] }
-            : {}),
+          ...(index.include?.length === 0
+            ? { projectionType: ProjectionType.KEYS_ONLY }
+            : index.include
+              ? { projectionType: ProjectionType.INCLUDE, nonKeyAttributes: [...index.include] }
+              : {}),
         })),
       });
     }

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { ADMIN_OPERATIONS, type AdminResponse, type HealthReport } from '../../lambda/core/admin';
 import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
+import type { AuditReport } from '../../lambda/core/queue/audit';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
 import { localStackNow } from '../clock';
@@ -30,6 +31,8 @@ operations:
                       [--limits JSON] [--expires 2h|ISO-8601]
   clear-override <user>
   purge-queue <user>                    cancel every queued request (clients are told)
+  audit <user>                          check the user's state against the invariants: "ok"
+                                        or what is wrong (exit 1 when something is)
   health                                whether the tables, the queue and the DLQ answer, the
                                         DLQ depth and the limiter breaker (exit 1 if unhealthy)
   top [--by tokens|cost|messages] [--limit N]
@@ -122,6 +125,11 @@ export async function runAdminCli(
     const report = result.result as HealthReport;
     io.out(options.json ? JSON.stringify(result, null, 2) : renderHealthReport(report));
     return report.healthy ? 0 : 1;
+  }
+  if (result.ok && result.operation === 'audit') {
+    const report = result.result as AuditReport;
+    io.out(options.json ? JSON.stringify(result, null, 2) : renderAudit(report));
+    return report.ok ? 0 : 1;
   }
   if (options.json) io.out(JSON.stringify(result, null, 2));
   else if (result.ok && result.operation === 'top') io.out(renderTop(result.result as TopResult, nowMs));
@@ -293,6 +301,15 @@ async function resolveTarget(options: Options): Promise<Target> {
 /** The admin function of a deployed stack, from its `AdminFunctionName` output. */
 export async function adminFunctionFromStack(stackName: string, region: string | undefined): Promise<string> {
   return stackOutput(await readStackOutputs(stackName, region), 'AdminFunctionName', stackName);
+}
+
+/** Human output of `audit`: "ok", or one line per broken invariant. */
+export function renderAudit(report: AuditReport): string {
+  if (report.ok) return `audit ${report.userId}: ok`;
+  return [
+    `audit ${report.userId}: ${report.findings.length} problem(s)`,
+    ...report.findings.map((f) => `  ${f.code}: ${f.message}`),
+  ].join('\n');
 }
 
 /** The user's current override as the admin function reports it (`null`: none). */

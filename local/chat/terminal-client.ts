@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
+import { isNewerPlace } from '../../lambda/core/queue/places';
 import { isConnectionRefused } from '../discovery';
 import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../web/limit-names.js';
 import { LiveLine, type TerminalOutput } from './live-line';
@@ -25,7 +26,7 @@ type Json = Record<string, unknown>;
 /** Requests still waiting for a terminal message, and what the queue said about each. */
 interface Pending {
   readonly text: string;
-  queue?: { position: number; total: number; etaAtMs: number };
+  queue?: { position: number; queueVersion?: number; total: number; etaAtMs: number };
 }
 
 /** How a request is named on screen: the start of its text, which is what the person typed. */
@@ -211,12 +212,20 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           const position = Number(msg.position);
           const eta = Number(msg.estimatedWaitTime);
           const entry = id ? pending.get(id) : undefined;
+          const queueVersion = typeof msg.queueVersion === 'number' ? msg.queueVersion : undefined;
+          // A notice computed from an older version of the list crossed a newer one: old news.
+          if (!isNewerPlace(entry?.queue, { position, queueVersion })) break;
           const verb = queueVerb(
             msg.type === 'request_queued' ? undefined : entry?.queue?.position,
             position,
           );
           if (entry)
-            entry.queue = { position, total: Number(msg.totalInQueue), etaAtMs: Date.now() + eta * 1000 };
+            entry.queue = {
+              position,
+              queueVersion,
+              total: Number(msg.totalInQueue),
+              etaAtMs: Date.now() + eta * 1000,
+            };
           // Same place, new estimate: the live line shows it; without one (piped output), say it.
           if (verb === 'still' && color) break;
           const cancel = msg.type === 'request_queued' ? `  (/cancel ${id})` : '';

@@ -136,7 +136,16 @@ function handle(msg) {
     case 'request_queued':
     case 'queue_position': {
       const previous = state.queued.get(id);
+      // A notice computed from an older version of the user's list crossed a newer one on the
+      // way (sent by another function): old news, the newer place stands (docs/protocol.md).
+      if (
+        typeof previous?.version === 'number' &&
+        typeof msg.queueVersion === 'number' &&
+        msg.queueVersion < previous.version
+      )
+        break;
       state.queued.set(id, {
+        version: msg.queueVersion,
         position: msg.position,
         total: msg.totalInQueue,
         etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,

@@ -176,8 +176,9 @@ describe('ChatLimiterStack', () => {
 
   it('alarms on the DLQ, the oldest request, queue depth, fail-open, failures, logged faults and every function', () => {
     const alarms = template.findResources('AWS::CloudWatch::Alarm');
-    // Six of the service, two of the reply runner's dropped events, and two per function.
-    expect(Object.keys(alarms).length).toBe(8 + 2 * Object.keys(FUNCTIONS).length);
+    // Six of Monitoring's, two of the reply runner's dropped events, the sweep's StateRepairsMany,
+    // and two per function.
+    expect(Object.keys(alarms).length).toBe(9 + 2 * Object.keys(FUNCTIONS).length);
     template.resourceCountIs('AWS::Logs::MetricFilter', Object.keys(FUNCTIONS).length);
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       MetricName: 'LimiterFailOpen',
@@ -189,6 +190,36 @@ describe('ChatLimiterStack', () => {
     });
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+  });
+
+  it('runs the self-healing sweep every minute, and alarms when it repairs many states', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 minute)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ RetryPolicy: { MaximumRetryAttempts: 0, MaximumEventAgeInSeconds: 60 } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Metrics: Match.arrayWith([
+        Match.objectLike({
+          MetricStat: Match.objectLike({
+            Metric: Match.objectLike({
+              MetricName: 'StateRepaired',
+              Dimensions: Match.arrayWith([{ Name: 'kind', Value: 'lost-wake-up' }]),
+            }),
+          }),
+        }),
+      ]),
+      Threshold: 10,
+    });
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({ IndexName: 'bySweep', Projection: { ProjectionType: 'KEYS_ONLY' } }),
+      ]),
+    });
   });
 
   it('outputs the wss:// URL, the admin function and the resource names', () => {

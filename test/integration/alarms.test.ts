@@ -3,6 +3,8 @@ import { GetQueueAttributesCommand, type QueueAttributeName, SendMessageCommand 
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { queueDeadlineEpochMs } from '../../lambda/core/queue/request';
+import { SWEEP_GRACE_MS } from '../../lambda/core/queue/sweep';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, type QueueKey } from '../../lambda/core/resources';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createAsyncInvoker, type LambdaHandler } from '../../local/gateway/lambda-runner';
@@ -337,6 +339,31 @@ describe('every alarm can fire (SPEC §6)', () => {
       }
     }
   });
+
+  it('StateRepairsMany: the sweep repairs the queues of eleven users whose wake-ups were lost', async () => {
+    const from = stdout.lines.length;
+    const nowMs = Date.now();
+    for (let i = 0; i < 11; i++) {
+      const { userId } = await newUser('lost');
+      // Queued as the Message function does, but the wake-up never reached SQS.
+      const slot = await limiter().enqueue(
+        {
+          userId,
+          requestId: 'r1',
+          connectionId: 'gone',
+          message: 'hi',
+          estimatedInputTokens: 1,
+          enqueuedAtEpochMs: nowMs,
+          expiresAtEpochMs: queueDeadlineEpochMs(nowMs, 900),
+        },
+        10,
+        nowMs,
+      );
+      expect(slot.kind).toBe('queued');
+    }
+    await stack.runSweep(nowMs + 2 * SWEEP_GRACE_MS);
+    expectEmittedOverThreshold('ChatLimiter', 'StateRepaired', from);
+  }, 30_000);
 
   it('leaves no alarm of the template untested', () => {
     expect(alarms.map((a) => a.logicalId).filter((id) => !covered.has(id))).toEqual([]);

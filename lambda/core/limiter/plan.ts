@@ -1,4 +1,6 @@
+import { bumpQueueVersion } from '../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
+import { enqueuePullsSweepEarlier, markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { planHistory, QUEUED_DAY_PREFIX } from './history';
@@ -96,6 +98,8 @@ export function planAdmission(args: {
   readonly leaseUntilEpochMs: number;
   /** The user's key in today's usage index (`usageDayKey`). */
   readonly usageKey?: string;
+  /** The user, to put into the sweep index: its slot (and active request) need an end. */
+  readonly sweepUserId?: string;
   readonly nowMs: number;
 }): AdmissionPlan {
   const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
@@ -176,6 +180,8 @@ export function planAdmission(args: {
     w.condition(`attribute_not_exists(${act})`);
     w.remove(`${waiting}[0]`);
     w.set(`${act} = ${w.value({ id: requestId, lease: queue.leaseUntilEpochMs, att: 1 })}`);
+    // Everyone behind moved up: a new version of the list (their notices carry it).
+    bumpQueueVersion(w);
   }
   // limit_warning, once per limit and window: the admission that leaves a budget or quota at
   // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
@@ -190,6 +196,8 @@ export function planAdmission(args: {
   planHistory(w, belief, nowMs);
   // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
   if (args.usageKey) w.set(`${w.name('ud')} = ${w.value(args.usageKey)}`);
+  // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
+  if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
   // Idle users' items expire, never before an open window's end or this request's lease; one an
   // admin gave a tier or override (pv > 0, pinned above) is kept longer.
   const ttl = itemTtlEpochSeconds({
@@ -281,6 +289,11 @@ export function planEnqueue(args: {
   readonly maxQueued: number;
   readonly nowMs: number;
   readonly keepsPolicy: boolean;
+  /**
+   * The user, to put into the sweep index (a waiting list needs a wake-up until it is empty), and
+   * its look-after as the caller believes it.
+   */
+  readonly sweep?: { readonly userId: string; readonly believedAfterEpochMs?: number };
 }): UpdatePlan {
   const { request, maxQueued, nowMs } = args;
   const w = new ExpressionWriter();
@@ -304,6 +317,12 @@ export function planEnqueue(args: {
     holdsUntilEpochMs: request.expiresAtEpochMs,
   });
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(ttlSeconds)}`);
+  // Its wake-up is sent next; if that is lost, the sweep sends one (lambda/core/queue/sweep.ts).
+  if (args.sweep) {
+    markForSweep(w, args.sweep.userId, nowMs + SWEEP_GRACE_MS, {
+      pullEarlier: enqueuePullsSweepEarlier(args.sweep.believedAfterEpochMs, nowMs),
+    });
+  }
   return w.build();
 }
 
@@ -317,6 +336,7 @@ export function planRemoveWaiting(requestId: string, index: number): UpdatePlan 
   const waiting = w.name('waiting');
   w.condition(`${waiting}[${index}] = ${w.value(requestId)}`);
   w.remove(`${waiting}[${index}]`, w.name(`${QUEUED_PREFIX}${requestId}`));
+  bumpQueueVersion(w);
   return w.build();
 }
 

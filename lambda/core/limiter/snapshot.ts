@@ -54,6 +54,10 @@ export interface LimiterSnapshot {
    * (`wk`): the settle that frees a slot takes it out and makes the wake-up visible at once.
    */
   readonly parkedWakeUp?: string;
+  /** The waiting list's version (`qv`; lambda/core/queue/places.ts): 0 until an entry leaves it. */
+  readonly queueVersion?: number;
+  /** When the self-healing sweep looks at this user next (`sa`; lambda/core/queue/sweep.ts). */
+  readonly sweepAfterEpochMs?: number;
   /** Closed days' usage by day number (`hist`), kept for `usage --history`. */
   readonly history?: Readonly<Record<number, StoredDay>>;
   /** Requests queued per day number (`nq<day>`), until the day goes to history. */
@@ -172,6 +176,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     active: activeOf(item.act),
     inFlight: inFlightOf(item.fl),
     parkedWakeUp: typeof item.wk === 'string' ? item.wk : undefined,
+    sweepAfterEpochMs: num(item.sa),
+    queueVersion: num(item.qv),
     history: historyOf(item.hist),
     queuedByDay,
     reservations,

@@ -54,7 +54,23 @@ export interface QueueMessageBody {
   readonly v: 1;
   readonly userId: string;
   readonly requestId: string;
+  /**
+   * What made this wake-up, one value per wake-up made: `enqueue:<enqueuedAtEpochMs>` (the request
+   * that started the list), `refresh:<messageId>` (the worn message it replaces), `sweep:<epoch ms>`
+   * or `head:<epoch ms>` (a repair). Part of the FIFO deduplication id, so a request id reused
+   * after its request ended wakes the queue again, while a retry of the same send is still
+   * dropped as a duplicate (issue 20, finding 1).
+   */
+  readonly cause?: string;
 }
+
+/** The `cause` of a wake-up (see {@link QueueMessageBody}). */
+export const wakeUpCause = {
+  enqueue: (enqueuedAtEpochMs: number) => `enqueue:${enqueuedAtEpochMs}`,
+  refresh: (messageId: string) => `refresh:${messageId}`,
+  sweep: (nowMs: number) => `sweep:${nowMs}`,
+  head: (nowMs: number) => `head:${nowMs}`,
+} as const;
 
 /** A finished reply kept for `resume` while the user had no connection. */
 export interface StoredReply {
@@ -80,10 +96,10 @@ export function parseQueueMessageBody(body: string): QueueMessageBody | undefine
   try {
     const value: unknown = JSON.parse(body);
     if (typeof value !== 'object' || value === null) return undefined;
-    const { v, userId, requestId } = value as Record<string, unknown>;
+    const { v, userId, requestId, cause } = value as Record<string, unknown>;
     if (v !== 1 || typeof userId !== 'string' || typeof requestId !== 'string') return undefined;
     if (userId.length === 0 || requestId.length === 0) return undefined;
-    return { v, userId, requestId };
+    return typeof cause === 'string' ? { v, userId, requestId, cause } : { v, userId, requestId };
   } catch {
     return undefined;
   }

@@ -1,0 +1,131 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createTestResources } from '../support/emulators';
+import { Advance, type HarnessStep, Process, RunEvent, Send, SendPair } from './harness/commands';
+import { type HarnessEnv, runScenario } from './harness/property';
+
+/**
+ * The harness's shrunk counterexamples, written out as fixed command sequences: each one replays a
+ * finding of issue 20 through the real services on dynalite and checks the same invariants as the
+ * randomized runs. On this branch the findings are not fixed, so each is `it.fails`, named with its
+ * finding; when the fix merges, flip it to `it` (it must then pass).
+ */
+let env: HarnessEnv;
+
+beforeAll(async () => {
+  const res = await createTestResources('findings');
+  env = { dynamo: res.dynamo, tables: { limits: res.tables.limits, requests: res.tables.requests } };
+});
+
+const MONTH_END = Date.UTC(2026, 1, 1); // 00:00 UTC, 1 February 2026
+const QUIET = Date.UTC(2026, 2, 10, 9, 20);
+
+async function holds(setup: { startMs: number }, steps: readonly HarnessStep[]): Promise<void> {
+  const { violations, log } = await runScenario(env, setup, steps);
+  if (process.env.HARNESS_TRACE) console.info(log.join('\n'));
+  if (violations.length) console.info(`${violations.join('\n')}\n${log.slice(-25).join('\n')}`);
+  expect(violations).toEqual([]);
+}
+
+describe('the harness catches the findings of issue 20 (replayed counterexamples)', () => {
+  it.fails('a settle after midnight keeps the new day exact (finding 5: stale belief drops the refund)', async () => {
+    // r1 streams across 00:00 UTC at a month's end; r2 is admitted and settled on the new day by the
+    // same runner instance, whose belief of the item is still the old day's.
+    await holds({ startMs: MONTH_END - 2000 }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new RunEvent(0, 5000, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined),
+      new RunEvent(0, 5000, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a queued reply that streams across 00:00 UTC settles and ends (finding 4: markers dropped at the new day)', async () => {
+    await holds({ startMs: MONTH_END - 60_000 }, [
+      new Send(0, 0, undefined, undefined, undefined), // r1 admitted
+      new Send(0, 1, undefined, undefined, undefined), // r2 admitted (2 in flight)
+      new Send(0, 0, undefined, undefined, undefined), // r3 queued (in-flight slots)
+      new RunEvent(0, 0, undefined, undefined), // r1 ends, a slot frees
+      new Process(undefined, undefined), // r3 admitted from the queue, handed to the runner
+      new RunEvent(0, 0, undefined, undefined), // r2 ends
+      new Advance(61_000), // 00:00 UTC passes while r3 is still to stream
+      new Send(0, 1, undefined, undefined, undefined), // r4: the first admission of the new day
+      new RunEvent(0, 0, undefined, undefined), // r3 streams and settles
+    ]);
+  });
+
+  it.fails('a decision whose write landed but whose answer was lost counts nothing it does not tell (finding 7)', async () => {
+    // The admission lands, its answer is lost and the retries are throttled: the client is told
+    // "busy" (nothing counted) while the reservation and the in-flight slot stay.
+    await holds({ startMs: QUIET }, [
+      new Send(
+        0,
+        0,
+        undefined,
+        { port: 'dynamo', nth: 0, kind: 'lost-answer-then-throttled', durationMs: 2000 },
+        undefined,
+      ),
+    ]);
+  });
+
+  it.fails('a store outage during a queued reply’s settle neither ends it twice nor leaves it uncharged (finding 8)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined), // r3 queued
+      new RunEvent(0, 0, undefined, undefined),
+      new Process(undefined, undefined), // r3 admitted from the queue
+      new RunEvent(1, 0, { port: 'dynamo', nth: 0, kind: 'outage', durationMs: 6000 }, undefined), // r3's settle meets a 6 s outage
+    ]);
+  });
+
+  it.fails('a dropped asynchronous event still ends its request (finding 15: dropped direct event)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'drop' }, undefined),
+    ]);
+  });
+
+  it.fails('an asynchronous event delivered twice streams and ends once (finding 15: duplicate event)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'duplicate' }, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a lost Invoke answer neither refunds a running reply nor ends it twice (finding 15: lost Invoke answer)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'lost-answer' }, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a request id reused after its request ended is served (finding 1: FIFO deduplication)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined), // r1
+      new Send(0, 0, undefined, undefined, undefined), // r2
+      new Send(0, 0, undefined, undefined, undefined), // r3 queued: its wake-up dedup id is hash(user, r3)
+      new RunEvent(0, 0, undefined, undefined),
+      new Process(undefined, undefined), // r3 admitted
+      new RunEvent(1, 0, undefined, undefined), // r3 ends
+      new Process(undefined, undefined), // its wake-up finds the list empty and is deleted
+      // Reuse r3 (ended) within 5 minutes, on the instance that never saw it: the message rate
+      // refuses it now, so it queues at position 1, and its wake-up has r3's deduplication id.
+      new Send(0, 1, 1, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a request id reused after its request ended is not refused as a duplicate (unlisted finding U1: duplicate decided from a stale belief)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined), // r1 admitted by message#0
+      new RunEvent(0, 0, undefined, undefined), // r1 ends (settled by the runner)
+      new Send(0, 0, 0, undefined, undefined), // r1 again, on message#0, whose belief still holds r_r1
+    ]);
+  });
+
+  it.fails('a wake-up send that fails never strands the request queued behind it (finding 3: lost send)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined), // two in flight: the next ones queue
+      new SendPair(0, 0), // A queued at 1, its SQS send held; B queued at 2; A's send fails
+    ]);
+  });
+});

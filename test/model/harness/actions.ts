@@ -147,13 +147,15 @@ export async function sweep(w: World): Promise<void> {
 }
 
 /**
- * After the commands: no more faults; time goes on in one-minute steps (past every lease and
- * deadline) while the processor serves every visible wake-up and Lambda runs every pending event,
- * with the sweep each minute when the branch has one, until nothing is left to do.
+ * After the commands: no more faults; time goes on (to the next hidden wake-up's return, or 20
+ * minutes when nothing is hidden: past every lease and deadline; a minute at a time when the
+ * branch has a sweep, which runs each minute) while the processor serves every visible wake-up
+ * and Lambda runs every pending event, until nothing is left to do.
  */
 export async function drain(w: World, maxSimMs = 3 * 3600_000): Promise<void> {
   const until = w.t + maxSimMs;
-  let idleMinutes = 0;
+  const maxStepMs = sweepHook() ? 60_000 : 20 * 60_000;
+  let idle = 0;
   while (w.t < until) {
     if (w.events.length > 0) {
       await runEvent(w, { pick: 0 });
@@ -161,10 +163,12 @@ export async function drain(w: World, maxSimMs = 3 * 3600_000): Promise<void> {
     }
     if (await processNext(w)) continue;
     await sweep(w);
-    const open = w.queue.messages.length > 0 || (await anyUserOpen(w));
-    idleMinutes = open ? 0 : idleMinutes + 1;
-    if (idleMinutes >= 2) return;
-    w.advance(60_000);
+    const hidden = w.queue.messages.map((m) => m.invisibleUntilMs).filter((t) => t > w.t);
+    const open = hidden.length > 0 || (await anyUserOpen(w));
+    idle = open ? 0 : idle + 1;
+    if (idle >= 2) return;
+    const next = hidden.length > 0 ? Math.min(...hidden) - w.t : maxStepMs;
+    w.advance(Math.min(maxStepMs, Math.max(1000, next)));
   }
 }
 

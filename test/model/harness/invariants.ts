@@ -10,11 +10,6 @@ import { type ClientRequest, FREE, MAX_QUEUED, type World } from './world';
  * settled in its window).
  */
 export async function checkAlways(w: World): Promise<void> {
-  for (const r of w.all) {
-    if (r.terminals.length > r.sends) {
-      w.violation(`${r.requestId} ended ${r.terminals.length} times for ${r.sends} send(s)`);
-    }
-  }
   for (const userId of w.users) {
     const s = await w.item(userId);
     const live = liveInFlight(s, w.t);

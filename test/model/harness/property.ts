@@ -18,6 +18,8 @@ export interface HarnessRun {
   readonly replayPath?: string;
   /** Stop shrinking after this long (the failure found so far is reported). */
   readonly timeLimitMs?: number;
+  /** Shrink a failure to a smaller counterexample. @default true */
+  readonly shrink?: boolean;
 }
 
 let runSeq = 0;
@@ -72,7 +74,7 @@ export async function runFamily(
     numRuns: options.numRuns,
     seed: options.seed,
     path: options.path,
-    endOnFailure: false,
+    endOnFailure: options.shrink === false,
     interruptAfterTimeLimit: options.timeLimitMs,
     markInterruptAsFailure: false,
   });

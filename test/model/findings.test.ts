@@ -1,6 +1,14 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTestResources } from '../support/emulators';
-import { Advance, type HarnessStep, Process, RunEvent, Send, SendPair } from './harness/commands';
+import {
+  Advance,
+  type HarnessStep,
+  Process,
+  RunEvent,
+  Send,
+  SendPair,
+  SendWhileProcessing,
+} from './harness/commands';
 import { type HarnessEnv, runScenario } from './harness/property';
 
 /**
@@ -118,6 +126,18 @@ describe('the harness catches the findings of issue 20 (replayed counterexamples
       new Send(0, 0, undefined, undefined, undefined), // r1 admitted by message#0
       new RunEvent(0, 0, undefined, undefined), // r1 ends (settled by the runner)
       new Send(0, 0, 0, undefined, undefined), // r1 again, on message#0, whose belief still holds r_r1
+    ]);
+  });
+
+  it.fails('positions told to a client never go up (finding 13: the processor’s queue_position races request_queued)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined), // two in flight
+      new Send(0, 0, undefined, undefined, undefined), // r3 queued at 1, its wake-up visible
+      new RunEvent(0, 0, undefined, undefined), // r1 ends: a slot frees
+      // r4 queues at 2; before its request_queued(2) goes out, the processor admits r3 and tells
+      // r4 queue_position 1.
+      new SendWhileProcessing(0),
     ]);
   });
 

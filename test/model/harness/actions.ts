@@ -64,6 +64,19 @@ export async function sendPair(w: World, args: { user: number; held: number }): 
   await second;
 }
 
+/**
+ * A send whose first post to the client (its `request_queued`, when it queues) is slow: the
+ * processor serves the user's next wake-up meanwhile, then the post goes out.
+ */
+export async function sendWhileProcessing(w: World, args: { user: number }): Promise<void> {
+  w.whileHeld = async () => {
+    w.whileHeld = undefined;
+    await processNext(w);
+  };
+  await sendMessage(w, { user: args.user, instance: 0, fault: { port: 'sender', nth: 0, kind: 'held' } });
+  w.whileHeld = undefined;
+}
+
 export async function cancel(w: World, args: { user: number; pick: number; fault?: FaultSpec }) {
   const userId = w.users[args.user % w.users.length]!;
   const open = [...w.requests.values()].filter(

@@ -1,5 +1,14 @@
 import fc from 'fast-check';
-import { advance, cancel, processNext, runEvent, sendMessage, sendPair, sweep } from './actions';
+import {
+  advance,
+  cancel,
+  processNext,
+  runEvent,
+  sendMessage,
+  sendPair,
+  sendWhileProcessing,
+  sweep,
+} from './actions';
 import { describeFault, type FaultSpec } from './faults';
 import { checkAlways } from './invariants';
 import type { World } from './world';
@@ -67,6 +76,18 @@ export class SendPair extends Step {
   }
   toString() {
     return `sendPair(u${this.user}: the first's SQS call #${this.held} held while the second runs, then timed out)`;
+  }
+}
+
+export class SendWhileProcessing extends Step {
+  constructor(readonly user: number) {
+    super();
+  }
+  act(w: World) {
+    return sendWhileProcessing(w, { user: this.user });
+  }
+  toString() {
+    return `sendWhileProcessing(u${this.user}: its first post waits while the processor serves a wake-up)`;
   }
 }
 
@@ -255,7 +276,10 @@ export function commandsOf(family: Family, replayPath?: string): fc.Arbitrary<It
     fc.constantFrom(1000, 5000, 30_000, 61_000, 330_000, 960_000).map((ms) => new Advance(ms)),
     fc.constant(new Sweep()),
   ];
-  if (s.pairs) commands.push(fc.tuple(user, fc.nat(1)).map(([u, h]) => new SendPair(u, h)));
+  if (s.pairs) {
+    commands.push(fc.tuple(user, fc.nat(1)).map(([u, h]) => new SendPair(u, h)));
+    commands.push(user.map((u) => new SendWhileProcessing(u)));
+  }
   return fc.commands(commands, { maxCommands: 30, size: 'medium', replayPath });
 }
 

@@ -35,7 +35,9 @@ export type FaultKind =
    * The call waits until another invocation has run (`SendPair`), then times out without landing:
    * a fixed interleaving of two concurrent Message functions.
    */
-  | 'held-then-timeout';
+  | 'held-then-timeout'
+  /** The call waits until another invocation has run, then goes through (a slow post, say). */
+  | 'held';
 
 export interface FaultSpec {
   readonly port: Port;

@@ -210,7 +210,7 @@ export class World {
   readonly violations: string[] = [];
   private eventSeq = 0;
   private requestSeq = 0;
-  /** What runs while a `held-then-timeout` call waits (the other half of a `SendPair`). */
+  /** What runs while a `held` or `held-then-timeout` call waits (the other half of a pair). */
   whileHeld?: () => Promise<void>;
   /** The next runner invocation advances the clock this much after the reply's first chunk. */
   midStreamMs = 0;
@@ -289,6 +289,7 @@ export class World {
       send: async (connectionId, message) => {
         const plan = instance.current.plan('sender');
         if (plan.kind === 'special' && plan.fault === 'gone') return 'gone';
+        if (plan.kind === 'special' && plan.fault === 'held') await this.whileHeld?.();
         return through(plan.kind === 'special' ? { kind: 'forward' } : plan, async () => {
           this.deliver(connectionId, message, instance);
           return 'sent' as const;

@@ -26,8 +26,12 @@ beforeAll(async () => {
 
 const MONTH_END = Date.UTC(2026, 1, 1); // 00:00 UTC, 1 February 2026
 const QUIET = Date.UTC(2026, 2, 10, 9, 20);
+const HOUR_END = Date.UTC(2026, 2, 15, 11);
 
-async function holds(setup: { startMs: number }, steps: readonly HarnessStep[]): Promise<void> {
+async function holds(
+  setup: { startMs: number; global?: boolean },
+  steps: readonly HarnessStep[],
+): Promise<void> {
   const { violations, log } = await runScenario(env, setup, steps);
   if (process.env.HARNESS_TRACE) console.info(log.join('\n'));
   if (violations.length) console.info(`${violations.join('\n')}\n${log.slice(-25).join('\n')}`);
@@ -106,6 +110,21 @@ describe('the harness catches the findings of issue 20 (replayed counterexamples
     ]);
   });
 
+  it.fails('a late attempt-1 event after a takeover neither ends the request nor refunds it (finding 15: delayed event)', async () => {
+    await holds({ startMs: QUIET }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined), // r3 queued
+      new RunEvent(0, 0, undefined, undefined), // r1 ends
+      new Process(undefined, undefined), // r3 admitted; its event waits in Lambda's queue
+      new Advance(960_000),
+      new Advance(5000), // the lease lapsed
+      new Process(undefined, undefined), // the processor takes r3 over: attempt 2, a second event
+      new RunEvent(1, 0, undefined, undefined), // attempt 1's event arrives late
+      new RunEvent(1, 0, undefined, undefined), // attempt 2 streams
+    ]);
+  });
+
   it.fails('a request id reused after its request ended is served (finding 1: FIFO deduplication)', async () => {
     await holds({ startMs: QUIET }, [
       new Send(0, 0, undefined, undefined, undefined), // r1
@@ -138,6 +157,32 @@ describe('the harness catches the findings of issue 20 (replayed counterexamples
       // r4 queues at 2; before its request_queued(2) goes out, the processor admits r3 and tells
       // r4 queue_position 1.
       new SendWhileProcessing(0),
+    ]);
+  });
+
+  it.fails('a global admission whose shard answer was lost takes one shard, not two (finding 7: a second shard taken)', async () => {
+    await holds({ startMs: HOUR_END - 2000, global: true }, [
+      // The decision's second call (its shard write) lands and its answer is lost.
+      new Send(0, 0, undefined, { port: 'dynamo', nth: 1, kind: 'lost-answer' }, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a global release whose answer was lost is applied once (finding 7: double refund)', async () => {
+    await holds({ startMs: HOUR_END - 2000, global: true }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      // The runner's fourth call (the shard release) lands and its answer is lost.
+      new RunEvent(0, 0, { port: 'dynamo', nth: 3, kind: 'lost-answer' }, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+    ]);
+  });
+
+  it.fails('a settle whose answer was lost still releases its global slot (finding 7: lost settle answer)', async () => {
+    await holds({ startMs: HOUR_END - 2000, global: true }, [
+      new Send(0, 0, undefined, undefined, undefined),
+      new RunEvent(0, 0, undefined, undefined),
+      new Send(0, 0, undefined, undefined, undefined),
+      new RunEvent(0, 0, { port: 'dynamo', nth: 0, kind: 'lost-answer' }, undefined),
     ]);
   });
 

@@ -164,11 +164,14 @@ export class Sweep extends Step {
   }
 }
 
-/** Users per run: one, so that a run's few commands pile up in one user's item and queue. */
-export const USERS = 1;
+/**
+ * Users per run: one, so that a run's few commands pile up in one user's item and queue; two in
+ * the `global` family, which is about what users share.
+ */
+export const usersOf = (family: Family) => (family === 'global' ? 2 : 1);
 
 /** The families of findings (issue 20), each with the faults and times that reach it. */
-export const FAMILIES = ['time', 'lost-answers', 'async-events', 'queue'] as const;
+export const FAMILIES = ['time', 'lost-answers', 'async-events', 'queue', 'global'] as const;
 export type Family = (typeof FAMILIES)[number];
 
 interface FamilyShape {
@@ -198,6 +201,9 @@ const dynamoFault: fc.Arbitrary<FaultSpec> = fc.record({
   ),
   durationMs: fc.constantFrom(2000, 6000),
 });
+
+/** Faults that pass within a settle's retries (the `global` family is about shared items, not outages). */
+const transientDynamoFault: fc.Arbitrary<FaultSpec> = dynamoFault.map((f) => ({ ...f, durationMs: 2000 }));
 
 const SHAPES: Record<Family, FamilyShape> = {
   time: {
@@ -256,11 +262,17 @@ const SHAPES: Record<Family, FamilyShape> = {
     midStream: fc.constantFrom(0, 5000),
     pairs: true,
   },
+  global: {
+    faults: maybe(transientDynamoFault, 2),
+    crashes: none,
+    reuse: false,
+    midStream: fc.constantFrom(0, 5000, 40_000),
+  },
 };
 
 export function commandsOf(family: Family, replayPath?: string): fc.Arbitrary<Iterable<Cmd>> {
   const s = SHAPES[family];
-  const user = fc.nat(USERS - 1);
+  const user = fc.nat(usersOf(family) - 1);
   const send = fc
     .tuple(user, fc.nat(1), s.reuse ? maybe(fc.nat(5), 2) : none, s.faults, s.crashes)
     .map(([u, i, r, f, c]) => new Send(u, i, r, f, c));
@@ -305,7 +317,13 @@ export const quietStartArb = fc
   .integer({ min: 0, max: 10 * 60_000 })
   .map((offset) => Date.UTC(2026, 2, 10, 9, 20) + offset);
 
-export const startArb = (family: Family) => (family === 'time' ? boundaryStartArb : quietStartArb);
+/** The `global` family starts before an hour's end (hourly shares roll over; clocks are skewed). */
+export const hourEndStartArb = fc
+  .integer({ min: 2_000, max: 120_000 })
+  .map((before) => Date.UTC(2026, 2, 15, 11) - before);
+
+export const startArb = (family: Family) =>
+  family === 'time' ? boundaryStartArb : family === 'global' ? hourEndStartArb : quietStartArb;
 
 /** Skews of the four instances' clocks (two Message instances, processor, runner). */
 export const skewsArb = fc.tuple(

@@ -1,4 +1,10 @@
-import { liveInFlight } from '../../../lambda/core/limiter/snapshot';
+import {
+  GLOBAL_WAITING_KEY,
+  type GlobalLimits,
+  shareOf,
+  WAITER_PREFIX,
+} from '../../../lambda/core/limiter/global';
+import { type LimiterSnapshot, liveInFlight } from '../../../lambda/core/limiter/snapshot';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, usdToMicroUsd } from '../../../lambda/core/models';
 import { type ClientRequest, FREE, MAX_QUEUED, type World } from './world';
@@ -28,6 +34,69 @@ export async function checkAlways(w: World): Promise<void> {
     over('dailyCost µUSD', s.cu, FREE.dailyCostUsd && usdToMicroUsd(FREE.dailyCostUsd));
     over('monthlyCost µUSD', s.cmu, FREE.monthlyCostUsd && usdToMicroUsd(FREE.monthlyCostUsd));
     over('hourlyMessages', s.hc, FREE.hourlyMessages);
+    slotsOfEndedRequests(w, `${userId}`, s);
+  }
+  if (w.global) await checkShardsAlways(w, w.global);
+}
+
+/** A request that ended for its client holds no live in-flight slot (in its item or a shard). */
+function slotsOfEndedRequests(w: World, where: string, s: LimiterSnapshot): void {
+  for (const [requestId, leaseUntil] of liveInFlight(s, w.t)) {
+    const r = w.requests.get(requestId);
+    if (r && r.terminals.length >= r.sends) {
+      w.violation(
+        `${where}: in-flight slot of ${requestId} held until ${new Date(leaseUntil).toISOString()} after it ended (${r.terminals.map((t) => t.type).join(', ')})`,
+      );
+    }
+  }
+}
+
+/** Each shard within its share, the shares within the global limit; no slot of an ended request. */
+async function checkShardsAlways(w: World, limits: GlobalLimits): Promise<void> {
+  const shards = await w.shards();
+  let live = 0;
+  for (const [k, s] of shards.entries()) {
+    const share = (limit: number | undefined) =>
+      limit === undefined ? undefined : shareOf(limit, limits.shards, k);
+    const inFlight = liveInFlight(s, w.t).length;
+    live += inFlight;
+    const over = (name: string, used: number | undefined, limit: number | undefined) => {
+      if (used !== undefined && limit !== undefined && used > limit) {
+        w.violation(`shard ${k}: ${name} ${used} over its share ${limit}`);
+      }
+    };
+    over('requestsInFlight', inFlight, share(limits.requestsInFlight));
+    over('hourlyMessages', s.hc, share(limits.hourlyMessages));
+    over('dailyTokens', s.tu, share(limits.dailyTokens));
+    slotsOfEndedRequests(w, `shard ${k}`, s);
+  }
+  if (limits.requestsInFlight !== undefined && live > limits.requestsInFlight) {
+    w.violation(`${live} requests in flight across the shards (global limit ${limits.requestsInFlight})`);
+  }
+}
+
+/** After the drain: nobody left in the line for global capacity, the shards' day counters exact. */
+async function checkShardsSettled(w: World): Promise<void> {
+  const waiting = await w.raw(GLOBAL_WAITING_KEY);
+  const entries = Object.keys(waiting ?? {}).filter((k) => k.startsWith(WAITER_PREFIX));
+  if (entries.length) w.violation(`global line: entries left after the drain: ${entries.join(', ')}`);
+  const shards = await w.shards();
+  const byDay = new Map<number, number>();
+  for (const s of shards) {
+    if (s.td !== undefined && s.tu !== undefined) byDay.set(s.td, (byDay.get(s.td) ?? 0) + s.tu);
+  }
+  for (const [day, used] of byDay) {
+    const { lo, hi, parts } = bounds(
+      w.all.filter((r) => r.reservation),
+      'tokens',
+      (d) => d,
+      day,
+    );
+    if (used < lo || used > hi) {
+      w.violation(
+        `shards: dailyTokens of day ${day} sum to ${used}, the settled charges say ${lo === hi ? lo : `${lo}..${hi}`} (${parts.join(' ') || 'no request'})`,
+      );
+    }
   }
 }
 
@@ -57,7 +126,9 @@ export async function checkSettled(w: World): Promise<void> {
     if (s.parkedWakeUp) orphan(`parked wake-up ${s.parkedWakeUp}`);
     checkCounters(w, userId, s);
   }
-  for (const m of w.dlq.messages) {
+  if (w.global) await checkShardsSettled(w);
+  // Redriven by SQS (receives ran out), not moved there by the processor or runner with a reason.
+  for (const m of w.queue.deadLetters) {
     w.violation(`wake-up ${m.messageId} redriven to the DLQ after ${m.receiveCount} receives: ${m.body}`);
   }
 }
@@ -79,24 +150,35 @@ function checkCounters(w: World, userId: string, s: Awaited<ReturnType<World['it
   ];
   for (const { name, window, used, of, unit } of windows) {
     if (window === undefined || used === undefined) continue;
-    let lo = 0;
-    let hi = 0;
-    const parts: string[] = [];
-    for (const r of mine) {
-      const res = r.reservation!;
-      if (of(res.dayNumber) !== window) continue;
-      const reserved = unit === 'tokens' ? res.tokens : res.costMicroUsd;
-      const { charge, late } = chargeOf(r, unit, of, window);
-      lo += charge;
-      hi += late ? reserved : charge;
-      parts.push(`${r.requestId}:${charge}${late ? `..${reserved}` : ''}`);
-    }
+    const { lo, hi, parts } = bounds(mine, unit, of, window);
     if (used < lo || used > hi) {
       w.violation(
         `${userId}: ${name} counter of window ${window} is ${used}, the settled charges say ${lo === hi ? lo : `${lo}..${hi}`} (${parts.join(' ') || 'no request'})`,
       );
     }
   }
+}
+
+/** The range a window's counter must lie in, from the charges of the requests reserved in it. */
+function bounds(
+  requests: readonly ClientRequest[],
+  unit: 'tokens' | 'cost',
+  of: (day: number) => number,
+  window: number,
+): { lo: number; hi: number; parts: string[] } {
+  let lo = 0;
+  let hi = 0;
+  const parts: string[] = [];
+  for (const r of requests) {
+    const res = r.reservation!;
+    if (of(res.dayNumber) !== window) continue;
+    const reserved = unit === 'tokens' ? res.tokens : res.costMicroUsd;
+    const { charge, late } = chargeOf(r, unit, of, window);
+    lo += charge;
+    hi += late ? reserved : charge;
+    parts.push(`${r.requestId}:${charge}${late ? `..${reserved}` : ''}`);
+  }
+  return { lo, hi, parts };
 }
 
 function chargeOf(

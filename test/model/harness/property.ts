@@ -1,9 +1,9 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { drain } from './actions';
-import { commandsOf, type Family, type HarnessStep, skewsArb, startArb, USERS } from './commands';
+import { commandsOf, type Family, type HarnessStep, skewsArb, startArb, usersOf } from './commands';
 import { checkSettled } from './invariants';
-import { World } from './world';
+import { HARNESS_GLOBAL, World } from './world';
 
 export interface HarnessEnv {
   readonly dynamo: DynamoDBClient;
@@ -41,8 +41,10 @@ export function familyProperty(family: Family, env: HarnessEnv, replayPath?: str
         tables: env.tables,
         startMs,
         skewsMs: skews,
-        users: Array.from({ length: USERS }, (_, i) => `h${process.pid}-${run}-${i}`),
+        users: Array.from({ length: usersOf(family) }, (_, i) => `h${process.pid}-${run}-${i}`),
+        global: family === 'global' ? HARNESS_GLOBAL : undefined,
       });
+      if (w.global) await w.clearGlobal();
       w.trace(`start ${new Date(startMs).toISOString()} skews ${skews.join(',')} ms`);
       try {
         await fc.asyncModelRun(() => ({ model: {}, real: w }), cmds);
@@ -54,7 +56,7 @@ export function familyProperty(family: Family, env: HarnessEnv, replayPath?: str
       if (process.env.HARNESS_TRACE) console.info(w.log.join('\n'));
       if (w.violations.length > 0) {
         throw new Error(
-          `${w.violations.join('\n')}\n--- trace (last lines) ---\n${w.log.slice(-40).join('\n')}`,
+          `${w.violations.join('\n')}\n--- trace (last lines) ---\n${w.log.slice(-Number(process.env.HARNESS_TRACE_LINES ?? 40)).join('\n')}`,
         );
       }
     },
@@ -97,7 +99,12 @@ export async function runFamily(
  */
 export async function runScenario(
   env: HarnessEnv,
-  setup: { readonly startMs: number; readonly skewsMs?: readonly [number, number, number, number] },
+  setup: {
+    readonly startMs: number;
+    readonly skewsMs?: readonly [number, number, number, number];
+    /** With the `global` family's stack-wide limits. */
+    readonly global?: boolean;
+  },
   steps: readonly HarnessStep[],
 ): Promise<{ violations: string[]; log: string[] }> {
   const run = ++runSeq;
@@ -107,7 +114,9 @@ export async function runScenario(
     startMs: setup.startMs,
     skewsMs: setup.skewsMs ?? [0, 0, 0, 0],
     users: [`s${process.pid}-${run}-0`],
+    global: setup.global ? HARNESS_GLOBAL : undefined,
   });
+  if (w.global) await w.clearGlobal();
   try {
     for (const step of steps) await step.run({}, w);
     await drain(w);

@@ -1,9 +1,10 @@
-import { type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { DeleteItemCommand, type DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { DynamoLimiter } from '../../../lambda/adapters/dynamo-limiter';
 import { EchoModel } from '../../../lambda/adapters/models';
 import { ReplyStore } from '../../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../../lambda/adapters/request-queue';
+import { GLOBAL_WAITING_KEY, type GlobalLimits, shardKey } from '../../../lambda/core/limiter/global';
 import { parseLimitsConfig } from '../../../lambda/core/limiter/policy';
 import { type LimiterSnapshot, snapshotFromItem } from '../../../lambda/core/limiter/snapshot';
 import { ECHO_MODEL } from '../../../lambda/core/models';
@@ -42,6 +43,14 @@ export const HARNESS_LIMITS = parseLimitsConfig({
   },
 });
 export const FREE = HARNESS_LIMITS.tiers.free;
+
+/**
+ * Stack-wide limits of the `global` family: two shards, two requests in flight across all users,
+ * a few messages an hour and tokens a day, so two users contend for them.
+ */
+export const HARNESS_GLOBAL = parseLimitsConfig({
+  global: { requestsInFlight: 2, hourlyMessages: 8, dailyTokens: 3000, shards: 2 },
+}).global!;
 export const MAX_QUEUED = 3;
 export const MAX_QUEUE_WAIT_SECONDS = 300;
 /** Lambda's retries of a failed asynchronous runner invocation, as the stack sets them. */
@@ -108,6 +117,7 @@ export class Instance {
       tableName: w.tables.limits,
       tiers: HARNESS_LIMITS.tiers,
       models: HARNESS_LIMITS.models,
+      global: w.global,
       clock: now,
     });
     const store = new ReplyStore(dynamo, w.tables.requests);
@@ -181,6 +191,8 @@ export interface WorldOptions {
   /** Skews of the instances' clocks: two Message instances, the processor, the runner. */
   readonly skewsMs: readonly [number, number, number, number];
   readonly users: readonly string[];
+  /** Stack-wide limits (the `global` family). @default none */
+  readonly global?: GlobalLimits;
 }
 
 /**
@@ -199,6 +211,7 @@ export class World {
   readonly processor: Instance;
   readonly runnerInstance: Instance;
   readonly users: readonly string[];
+  readonly global?: GlobalLimits;
   readonly events: PendingEvent[] = [];
   /** Each request id's latest send. */
   readonly requests = new Map<string, ClientRequest>();
@@ -220,6 +233,7 @@ export class World {
     this.dynamo = options.dynamo;
     this.tables = options.tables;
     this.users = options.users;
+    this.global = options.global;
     this.queue = new SimFifoQueue(() => this.t);
     this.dlq = new SimFifoQueue(() => this.t);
     const [m0, m1, p, r] = options.skewsMs;
@@ -397,14 +411,33 @@ export class World {
   // ---- reading the store, for the invariants ----------------------------------------------
 
   async item(userId: string): Promise<LimiterSnapshot> {
+    return snapshotFromItem(await this.raw(`user#${userId}`));
+  }
+
+  async raw(pk: string): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.dynamo.send(
-      new GetItemCommand({
-        TableName: this.tables.limits,
-        Key: marshall({ pk: `user#${userId}` }),
-        ConsistentRead: true,
-      }),
+      new GetItemCommand({ TableName: this.tables.limits, Key: marshall({ pk }), ConsistentRead: true }),
     );
-    return snapshotFromItem(Item ? unmarshall(Item) : undefined);
+    return Item ? unmarshall(Item) : undefined;
+  }
+
+  /** The global shards, as stored. */
+  async shards(): Promise<LimiterSnapshot[]> {
+    const n = this.global?.shards ?? 0;
+    return Promise.all(
+      Array.from({ length: n }, async (_, k) => snapshotFromItem(await this.raw(shardKey(k)))),
+    );
+  }
+
+  /** A run of the `global` family starts with no global state (the table is shared by runs). */
+  async clearGlobal(): Promise<void> {
+    const n = this.global?.shards ?? 0;
+    const keys = [...Array.from({ length: n }, (_, k) => shardKey(k)), GLOBAL_WAITING_KEY];
+    await Promise.all(
+      keys.map((pk) =>
+        this.dynamo.send(new DeleteItemCommand({ TableName: this.tables.limits, Key: marshall({ pk }) })),
+      ),
+    );
   }
 }
 

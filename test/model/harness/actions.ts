@@ -38,6 +38,14 @@ export async function sendMessage(
   );
   if (result.value.kind !== 'refused') return;
   w.terminal(r, `error:${result.value.code}`);
+  // Commands run one at a time: with no fault in this invocation nothing contends for the item and
+  // the store answers, so "busy" or "unavailable" is the limiter's own doing (SPEC §2: faults are
+  // never permission, and nothing else is a fault).
+  const calm = args.fault === undefined && args.crashAfter === undefined;
+  const busy = result.value.code === 'RATE_LIMIT_EXCEEDED' && result.value.details?.limit === 'busy';
+  if (calm && (busy || result.value.code === 'INTERNAL_ERROR')) {
+    w.violation(`${requestId} refused with no fault injected: ${result.value.code} ${result.value.message}`);
+  }
   // SPEC §3: an id may be reused once its request ended; "still in flight or waiting" is false then.
   if (reused && result.value.code === 'INVALID_REQUEST') {
     w.violation(`${requestId} reused after its request ended was refused: ${result.value.message}`);

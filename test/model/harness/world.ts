@@ -159,7 +159,11 @@ export class Instance {
     const inv = new Invocation(fault, crashAfter, () => this.clock());
     this.current = inv;
     try {
-      return { ok: true as const, value: await body() };
+      const value = await body();
+      // A service may catch the crash's errors and carry on to return: a dead process returns
+      // nothing (its sends failed too), so what it returned is dropped.
+      if (inv.dead) return { ok: false as const, error: new Crash(), crashed: true };
+      return { ok: true as const, value };
     } catch (error) {
       return { ok: false as const, error, crashed: inv.dead || error instanceof Crash };
     } finally {

@@ -162,7 +162,7 @@ export function advance(w: World, ms: number): void {
 }
 
 export async function sweep(w: World): Promise<void> {
-  const hook: SweepHook | undefined = sweepHook();
+  const hook: SweepHook | undefined = await sweepHook();
   if (!hook) return;
   await hook(w);
 }
@@ -175,7 +175,7 @@ export async function sweep(w: World): Promise<void> {
  */
 export async function drain(w: World, maxSimMs = 3 * 3600_000): Promise<void> {
   const until = w.t + maxSimMs;
-  const maxStepMs = sweepHook() ? 60_000 : 20 * 60_000;
+  const maxStepMs = (await sweepHook()) ? 60_000 : 20 * 60_000;
   let idle = 0;
   while (w.t < until) {
     if (w.events.length > 0) {

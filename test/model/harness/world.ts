@@ -11,7 +11,9 @@ import { ECHO_MODEL } from '../../../lambda/core/models';
 import type { ReplyJob } from '../../../lambda/core/reply-job';
 import { ChatService } from '../../../lambda/services/chat-service';
 import type {
+  ConnectionDirectory,
   ConnectionSender,
+  LogPort,
   ModelPort,
   OutgoingMessage,
   ReplyHandoffPort,
@@ -56,7 +58,7 @@ export const MAX_QUEUE_WAIT_SECONDS = 300;
 /** Lambda's retries of a failed asynchronous runner invocation, as the stack sets them. */
 export const RUNNER_ASYNC_RETRIES = 1;
 
-export type Role = 'message' | 'processor' | 'runner';
+export type Role = 'message' | 'processor' | 'runner' | 'sweep';
 
 /** What one user's client saw of one request id. */
 export interface ClientRequest {
@@ -90,6 +92,11 @@ export class Instance {
   replay?: ReplayService;
   runner?: ReplyRunner;
   queue!: RequestQueue;
+  dynamo!: DynamoDBClient;
+  store!: ReplyStore;
+  sender!: ConnectionSender;
+  directory!: ConnectionDirectory;
+  log!: LogPort;
   /** Cold starts after crashes. */
   restarts = 0;
 
@@ -112,6 +119,7 @@ export class Instance {
     const w = this.world;
     const now = () => this.clock();
     const dynamo = faultyDynamo(w.dynamo, () => this.current);
+    this.dynamo = dynamo;
     this.limiter = new DynamoLimiter({
       client: dynamo,
       tableName: w.tables.limits,
@@ -128,6 +136,10 @@ export class Instance {
       listByUser: async (userId: string) => [{ connectionId: connectionOf(userId) }],
     };
     const log = w.logFor(this);
+    this.store = store;
+    this.sender = sender;
+    this.directory = directory;
+    this.log = log;
     const metrics = { count: () => undefined, milliseconds: () => undefined };
     const sleep = async (ms: number) => {
       w.advance(ms);
@@ -142,7 +154,7 @@ export class Instance {
       });
     } else if (this.role === 'processor') {
       this.replay = new ReplayService({ ...common, handoff, settings: DEFAULT_REPLAY_SETTINGS, sleep });
-    } else {
+    } else if (this.role === 'runner') {
       const port = w.model();
       this.runner = new ReplyRunner({
         ...common,
@@ -214,6 +226,8 @@ export class World {
   readonly messageInstances: Instance[];
   readonly processor: Instance;
   readonly runnerInstance: Instance;
+  /** The sweep's function instance (used only when the branch has a sweep). */
+  readonly sweeper: Instance;
   readonly users: readonly string[];
   readonly global?: GlobalLimits;
   readonly events: PendingEvent[] = [];
@@ -247,6 +261,7 @@ export class World {
     ];
     this.processor = new Instance(this, 'processor', 'processor', p);
     this.runnerInstance = new Instance(this, 'runner', 'runner', r);
+    this.sweeper = new Instance(this, 'sweep', 'sweep', 0);
   }
 
   advance(ms: number): void {

@@ -46,6 +46,8 @@ async function holds(family: Family): Promise<void> {
     replayPath: replay ? process.env.HARNESS_REPLAY_PATH : undefined,
     // CI stops at the first failure (the seed and path replay it; `npm run soak` shrinks it).
     shrink: replay,
+    // Within the test's own timeout (60 s): the best counterexample so far is reported.
+    timeLimitMs: replay ? 45_000 : undefined,
   });
   if (report) console.info(`harness family ${family} failed:\n${report}`);
   expect(report).toBeUndefined();

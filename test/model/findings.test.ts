@@ -17,8 +17,8 @@ import { type HarnessEnv, runScenario } from './harness/property';
 /**
  * The harness's shrunk counterexamples, written out as fixed command sequences: each one replays a
  * finding of issue 20 through the real services on dynalite (and on DynamoDB Local where java is on PATH) and checks the same invariants as the
- * randomized runs. On this branch the findings are not fixed, so each is `it.fails`, named with its
- * finding; when the fix merges, flip it to `it` (it must then pass).
+ * randomized runs. Each is named with its finding; it failed before that finding's fix (issue 20) and
+ * must pass now.
  */
 const MONTH_END = Date.UTC(2026, 1, 1); // 00:00 UTC, 1 February 2026
 const QUIET = Date.UTC(2026, 2, 10, 9, 20);
@@ -48,7 +48,7 @@ onEveryEmulator((backend, endpoint) =>
       env = { dynamo, tables: { limits: tables.limits, requests: tables.requests } };
     });
 
-    it.fails('a settle after midnight keeps the new day exact (finding 5: stale belief drops the refund)', async () => {
+    it('a settle after midnight keeps the new day exact (finding 5: stale belief drops the refund)', async () => {
       // r1 streams across 00:00 UTC at a month's end; r2 is admitted and settled on the new day by the
       // same runner instance, whose belief of the item is still the old day's.
       await holds(env, { startMs: MONTH_END - 2000 }, [
@@ -59,7 +59,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a queued reply that streams across 00:00 UTC settles and ends (finding 4: markers dropped at the new day)', async () => {
+    it('a queued reply that streams across 00:00 UTC settles and ends (finding 4: markers dropped at the new day)', async () => {
       await holds(env, { startMs: MONTH_END - 60_000 }, [
         new Send(0, 0, undefined, undefined, undefined), // r1 admitted
         new Send(0, 1, undefined, undefined, undefined), // r2 admitted (2 in flight)
@@ -73,7 +73,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a decision whose write landed but whose answer was lost counts nothing it does not tell (finding 7)', async () => {
+    it('a decision whose write landed but whose answer was lost counts nothing it does not tell (finding 7)', async () => {
       // The admission lands, its answer is lost and the retries are throttled: the client is told
       // "busy" (nothing counted) while the reservation and the in-flight slot stay.
       await holds(env, { startMs: QUIET }, [
@@ -87,7 +87,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a store outage during a queued reply’s settle neither ends it twice nor leaves it uncharged (finding 8)', async () => {
+    it('a store outage during a queued reply’s settle neither ends it twice nor leaves it uncharged (finding 8)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined),
         new Send(0, 0, undefined, undefined, undefined),
@@ -98,13 +98,13 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a dropped asynchronous event still ends its request (finding 15: dropped direct event)', async () => {
+    it('a dropped asynchronous event still ends its request (finding 15: dropped direct event)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'drop' }, undefined),
       ]);
     });
 
-    it.fails('an asynchronous event delivered twice streams and ends once (finding 15: duplicate event)', async () => {
+    it('an asynchronous event delivered twice streams and ends once (finding 15: duplicate event)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'duplicate' }, undefined),
         new RunEvent(0, 0, undefined, undefined),
@@ -112,14 +112,14 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a lost Invoke answer neither refunds a running reply nor ends it twice (finding 15: lost Invoke answer)', async () => {
+    it('a lost Invoke answer neither refunds a running reply nor ends it twice (finding 15: lost Invoke answer)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, { port: 'handoff', nth: 0, kind: 'lost-answer' }, undefined),
         new RunEvent(0, 0, undefined, undefined),
       ]);
     });
 
-    it.fails('a late attempt-1 event after a takeover neither ends the request nor refunds it (finding 15: delayed event)', async () => {
+    it('a late attempt-1 event after a takeover neither ends the request nor refunds it (finding 15: delayed event)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined),
         new Send(0, 0, undefined, undefined, undefined),
@@ -134,7 +134,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a request id reused after its request ended is served (finding 1: FIFO deduplication)', async () => {
+    it('a request id reused after its request ended is served (finding 1: FIFO deduplication)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined), // r1
         new Send(0, 0, undefined, undefined, undefined), // r2
@@ -149,7 +149,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a request id reused after its request ended is not refused as a duplicate (unlisted finding U1: duplicate decided from a stale belief)', async () => {
+    it('a request id reused after its request ended is not refused as a duplicate (unlisted finding U1: duplicate decided from a stale belief)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined), // r1 admitted by message#0
         new RunEvent(0, 0, undefined, undefined), // r1 ends (settled by the runner)
@@ -157,7 +157,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('positions told to a client never go up (finding 13: the processor’s queue_position races request_queued)', async () => {
+    it('positions told to a client never go up (finding 13: the processor’s queue_position races request_queued)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined),
         new Send(0, 0, undefined, undefined, undefined), // two in flight
@@ -169,7 +169,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a global admission whose shard answer was lost takes one shard, not two (finding 7: a second shard taken)', async () => {
+    it('a global admission whose shard answer was lost takes one shard, not two (finding 7: a second shard taken)', async () => {
       await holds(env, { startMs: HOUR_END - 2000, global: true }, [
         // The decision's second call (its shard write) lands and its answer is lost.
         new Send(0, 0, undefined, { port: 'dynamo', nth: 1, kind: 'lost-answer' }, undefined),
@@ -177,7 +177,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a global release whose answer was lost is applied once (finding 7: double refund)', async () => {
+    it('a global release whose answer was lost is applied once (finding 7: double refund)', async () => {
       await holds(env, { startMs: HOUR_END - 2000, global: true }, [
         new Send(0, 0, undefined, undefined, undefined),
         // The runner's fourth call (the shard release) lands and its answer is lost.
@@ -186,7 +186,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a settle whose answer was lost still releases its global slot (finding 7: lost settle answer)', async () => {
+    it('a settle whose answer was lost still releases its global slot (finding 7: lost settle answer)', async () => {
       await holds(env, { startMs: HOUR_END - 2000, global: true }, [
         new Send(0, 0, undefined, undefined, undefined),
         new RunEvent(0, 0, undefined, undefined),
@@ -195,7 +195,7 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it.fails('a wake-up send that fails never strands the request queued behind it (finding 3: lost send)', async () => {
+    it('a wake-up send that fails never strands the request queued behind it (finding 3: lost send)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined),
         new Send(0, 0, undefined, undefined, undefined), // two in flight: the next ones queue

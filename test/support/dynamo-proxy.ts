@@ -20,6 +20,12 @@ export interface DynamoProxy {
   /** Operations seen since the last reset, by operation (`UpdateItem`, `GetItem`, ...). */
   calls(): Record<string, number>;
   total(): number;
+  /**
+   * Requests a rule picked since the last reset, by fault (`hang`: requests that reached the
+   * store's front door and were never answered). A fault test asserts this, so a fault that never
+   * reached the store cannot pass for one that was survived.
+   */
+  faulted(): Record<DynamoFault['kind'], number>;
   reset(): void;
   /** Applies `fault` to every request for which `picks` is true, until cleared. */
   inject(picks: (operation: string, body: string) => boolean, fault: DynamoFault): void;
@@ -30,6 +36,7 @@ export interface DynamoProxy {
 export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
   const upstream = new URL(target);
   const counts: Record<string, number> = {};
+  const faults: Record<DynamoFault['kind'], number> = { throttle: 0, delay: 0, hang: 0 };
   let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFault } | undefined;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -42,6 +49,7 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           .pop() ?? 'unknown';
       counts[operation] = (counts[operation] ?? 0) + 1;
       const fault = rule?.picks(operation, body.toString('utf8')) ? rule.fault : undefined;
+      if (fault) faults[fault.kind]++;
       if (fault?.kind === 'throttle') {
         const text = JSON.stringify({
           __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException',
@@ -81,8 +89,10 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     calls: () => ({ ...counts }),
     total: () => Object.values(counts).reduce((a, b) => a + b, 0),
+    faulted: () => ({ ...faults }),
     reset: () => {
       for (const k of Object.keys(counts)) delete counts[k];
+      for (const k of Object.keys(faults) as DynamoFault['kind'][]) faults[k] = 0;
     },
     inject: (picks, fault) => {
       rule = { picks, fault };

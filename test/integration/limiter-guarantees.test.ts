@@ -1,0 +1,145 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
+import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
+import { createLocalResources } from '../../local/resources';
+import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
+import { onEveryEmulator } from '../support/dynamodb-local';
+
+/**
+ * Guarantees a mutation check once showed no test would notice losing (issue 20, "Tests that
+ * cannot fail where they must"): each test here fails when the line that keeps its guarantee is
+ * broken — the breaker's silence rule, the probe before it opens, and never-overtake against a
+ * second instance that decides from an older view.
+ */
+const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
+
+function describeGuarantees(backend: string, endpoint: () => string) {
+  describe(`limiter guarantees on ${backend}`, () => {
+    let tableName: string;
+    let proxy: DynamoProxy;
+    beforeAll(async () => {
+      proxy = await startDynamoProxy(endpoint());
+      const resources = await createLocalResources(
+        localDynamoClient(endpoint()),
+        localSqsClient(inject('sqsEndpoint')),
+        `guarantees-${randomUUID().slice(0, 8)}`,
+      );
+      tableName = resources.tables.limits;
+    });
+    afterAll(async () => {
+      await proxy?.stop();
+    });
+    const ask = (userId: string, requestId: string = randomUUID()) => ({
+      userId,
+      requestId,
+      estimatedInputTokens: 10,
+    });
+
+    it('never admits a direct request ahead of one another instance queued after this one last read the item', async () => {
+      // One message a minute, no burst: the refusal below is the bucket's, and a minute later the
+      // bucket alone would admit again.
+      const oneAMinute = parseTierLimits({ tiers: { free: { messagesPerMinute: 1, burst: 0 } } });
+      const [a, b] = [0, 1].map(
+        () => new DynamoLimiter({ client: localDynamoClient(endpoint()), tableName, tiers: oneAMinute }),
+      ) as [DynamoLimiter, DynamoLimiter];
+      const user = `u-${randomUUID()}`;
+      // B admits the first request: its belief is the item right after that write.
+      expect((await b.decide(ask(user, 'r1'), NOW)).allowed).toBe(true);
+      // A refuses the second (the bucket is empty) and queues it: the item now holds a waiting
+      // list B has never seen; nothing else in it changed.
+      const { decision, slot } = await a.decideOrQueue(ask(user, 'r2'), NOW + 10, () => ({
+        request: {
+          userId: user,
+          requestId: 'r2',
+          connectionId: 'conn-a',
+          message: 'queued by A',
+          estimatedInputTokens: 10,
+          enqueuedAtEpochMs: NOW + 10,
+          expiresAtEpochMs: NOW + 960_000,
+        },
+        maxQueued: 10,
+      }));
+      expect(decision).toMatchObject({ allowed: false, limit: 'messageRate' });
+      expect(slot).toMatchObject({ kind: 'queued', position: 1 });
+      // A minute on, the bucket would admit; B decides a direct request from its older view.
+      const third = await b.decide(ask(user, 'r3'), NOW + 60_000);
+      expect(third).toMatchObject({ allowed: false, limit: 'queue', queued: 1 });
+      const view = await a.view(user, undefined, NOW + 60_000);
+      expect(view.snap.waiting).toEqual(['r2']);
+      expect(Object.keys(view.snap.reservations)).toEqual(['r1']);
+      // The queued request is the one that goes next.
+      expect(
+        (
+          await b.decide(
+            { ...ask(user, 'r2'), queue: { mode: 'replay', leaseUntilEpochMs: NOW + 120_000 } },
+            NOW + 60_001,
+          )
+        ).allowed,
+      ).toBe(true);
+    });
+
+    it('refuses as busy, and never fails open, while one user’s item hangs and the store answers others (the probe tells them apart)', async () => {
+      const l = new DynamoLimiter({
+        client: localDynamoClient(proxy.endpoint),
+        tableName,
+        tiers: parseTierLimits({}),
+        timeoutMs: 250,
+        breakerSilenceMs: 400,
+      });
+      const hot = `hot-${randomUUID()}`;
+      proxy.reset();
+      proxy.inject((_op, body) => body.includes(`user#${hot}`), { kind: 'hang' });
+      try {
+        // Four users' worth of hung calls: each decision retries until it gives up, and the
+        // silence passes the breaker's threshold on the way.
+        const decisions = await Promise.all(
+          Array.from({ length: 4 }, (_, i) => l.decide(ask(hot, `h${i}`), NOW)),
+        );
+        expect(
+          decisions.map((d) => (d.allowed ? `admitted${d.failedOpen ? ' uncounted' : ''}` : d.limit)),
+        ).toEqual(['busy', 'busy', 'busy', 'busy']);
+        // The hang reached the store: one decision's tries, every one unanswered (the others were
+        // refused without a call while the item was known busy).
+        expect(proxy.faulted().hang).toBe(4);
+        // ... and once the silence passed 400 ms the breaker asked the store about another item
+        // (its one GetItem), which answered: a slow item, not a store that is down.
+        expect(proxy.calls()).toEqual({ UpdateItem: 4, GetItem: 1 });
+        expect(l.breaker.state).toBe('closed');
+      } finally {
+        proxy.clear();
+      }
+      // Another user is served by the same instance at once.
+      expect((await l.decide(ask(`calm-${randomUUID()}`), NOW)).allowed).toBe(true);
+    });
+
+    it('refuses while the silence is shorter than the breaker’s, and fails open only once it has lasted that long', async () => {
+      let nowMs = NOW;
+      const broken = new DynamoLimiter({
+        client: localDynamoClient('http://127.0.0.1:9'), // nothing listens: every call is a fault
+        tableName,
+        tiers: parseTierLimits({}),
+        timeoutMs: 300,
+        breakerSilenceMs: 3000,
+        clock: () => nowMs,
+      });
+      // Every try of the first decision faults, but within 0 ms of silence: busy, never admitted.
+      expect(await broken.decide(ask('someone'), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+      expect(broken.breaker.state).toBe('closed');
+      // Later tries (each after the busy refusal's second), still short of 3 s of silence: busy.
+      for (const atMs of [NOW + 1500, NOW + 2999]) {
+        nowMs = atMs;
+        expect(await broken.decide(ask('someone'), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+        expect(broken.breaker.state).toBe('closed');
+      }
+      nowMs = NOW + 4000;
+      // 4 s with no answer at all, and the probe of another item unanswered too: the store is down.
+      const failed = await broken.decide(ask('someone'), nowMs);
+      expect(failed).toMatchObject({ allowed: true, failedOpen: true });
+      expect(broken.breaker.state).toBe('open');
+    });
+  });
+}
+
+onEveryEmulator(describeGuarantees);

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { UserItems } from '../../lambda/adapters/limiter/user-items';
+import { StoreBreaker } from '../../lambda/core/limiter/breaker';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
+import { countCalls } from '../support/call-counter';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
@@ -116,8 +119,10 @@ function describeGuarantees(backend: string, endpoint: () => string) {
 
     it('refuses while the silence is shorter than the breaker’s, and fails open only once it has lasted that long', async () => {
       let nowMs = NOW;
+      const deadClient = localDynamoClient('http://127.0.0.1:9'); // nothing listens: every call is a fault
+      const calls = countCalls(deadClient);
       const broken = new DynamoLimiter({
-        client: localDynamoClient('http://127.0.0.1:9'), // nothing listens: every call is a fault
+        client: deadClient,
         tableName,
         tiers: parseTierLimits({}),
         timeoutMs: 300,
@@ -138,6 +143,77 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       const failed = await broken.decide(ask('someone'), nowMs);
       expect(failed).toMatchObject({ allowed: true, failedOpen: true });
       expect(broken.breaker.state).toBe('open');
+      // While open, the store is left alone: no call at all, then one probe per 500 ms.
+      calls.reset();
+      expect(await broken.decide(ask('someone else'), nowMs + 499)).toMatchObject({ failedOpen: true });
+      expect(calls.total()).toBe(0);
+      nowMs += 500;
+      expect(await broken.decide(ask('someone else'), nowMs)).toMatchObject({ failedOpen: true });
+      expect(calls.total()).toBe(1);
+    });
+
+    it('gives an answer it did not expect (a validation error) straight back, with no retry, and counts nothing', async () => {
+      const client = localDynamoClient(endpoint());
+      const calls = countCalls(client);
+      const odd = `odd-${randomUUID()}`;
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          if (JSON.stringify((args.input as { Key?: unknown }).Key ?? '').includes(odd)) {
+            throw Object.assign(new Error('Item size has exceeded the maximum allowed size'), {
+              name: 'ValidationException',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 400 },
+            });
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'refuseOddUser' },
+      );
+      const l = new DynamoLimiter({ client, tableName, tiers: parseTierLimits({}) });
+      await expect(l.decide(ask(odd), NOW)).rejects.toMatchObject({ name: 'ValidationException' });
+      expect(calls.total()).toBe(1);
+      expect(l.breaker.state).toBe('closed');
+    });
+
+    it('warns at the admission that leaves exactly 20 % of a quota, not one before', async () => {
+      const l = new DynamoLimiter({
+        client: localDynamoClient(endpoint()),
+        tableName,
+        tiers: parseTierLimits({
+          tiers: { free: { messagesPerMinute: 600, burst: 100, dailyMessages: 20 } },
+        }),
+      });
+      const user = `u-${randomUUID()}`;
+      const warnedAt: number[] = [];
+      for (let i = 1; i <= 20; i++) {
+        const d = await l.decide(ask(user), NOW + i);
+        expect(d.allowed).toBe(true);
+        if (d.allowed && d.warnings?.length) warnedAt.push(i);
+      }
+      // The 16th leaves 4 of 20 (20 %): it warns, and only it.
+      expect(warnedAt).toEqual([16]);
+    });
+
+    it('keeps at most cacheSize users’ items in mind, forgetting the least recently seen', async () => {
+      const items = new UserItems({
+        client: localDynamoClient(endpoint()),
+        tableName,
+        breaker: new StoreBreaker(),
+        cacheSize: 2,
+      });
+      const [k1, k2, k3] = [1, 2, 3].map((i) => `user#cache-${i}-${randomUUID()}`) as [
+        string,
+        string,
+        string,
+      ];
+      await items.read(k1);
+      await items.read(k2);
+      expect([items.belief(k1), items.belief(k2)].every(Boolean)).toBe(true);
+      await items.read(k1); // seen again: now the most recent
+      await items.read(k3);
+      expect(items.belief(k2)).toBeUndefined();
+      expect(items.belief(k1)).toBeDefined();
+      expect(items.belief(k3)).toBeDefined();
     });
   });
 }

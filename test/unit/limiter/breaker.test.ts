@@ -73,6 +73,44 @@ describe('StoreBreaker', () => {
     expect(breaker.recordFault()).toBe(true);
   });
 
+  it('tells a change of state only when there is one, with its cause', () => {
+    const seen: [BreakerState, { readonly cause?: string }][] = [];
+    const breaker = new StoreBreaker({
+      clock: () => 0,
+      onChange: (state, detail) => seen.push([state, detail]),
+    });
+    breaker.recordAnswer(); // closed already: nothing to tell
+    breaker.open('TimeoutError: no answer');
+    breaker.recordAnswer();
+    breaker.recordAnswer();
+    expect(seen).toEqual([
+      ['open', { cause: 'TimeoutError: no answer' }],
+      ['closed', {}],
+    ]);
+    // Nobody listening is fine too.
+    const quiet = new StoreBreaker({ clock: () => 0 });
+    quiet.open('x');
+    expect(() => quiet.recordAnswer()).not.toThrow();
+    expect(quiet.state).toBe('closed');
+  });
+
+  it('never asks for another probe while open, however long the silence (one probe per interval goes through allowsCall)', () => {
+    const { breaker, advance } = breakerAt(0, { silenceMs: 3000, minFaults: 3 });
+    breaker.open('down');
+    advance(60_000);
+    for (let i = 0; i < 10; i++) expect(breaker.recordFault()).toBe(false);
+  });
+
+  it('lets one probe through every 500 ms by default while open', () => {
+    const { breaker, advance } = breakerAt(0);
+    breaker.open('down');
+    advance(499);
+    expect(breaker.allowsCall()).toBe(false);
+    advance(1);
+    expect(breaker.allowsCall()).toBe(true);
+    expect(breaker.allowsCall()).toBe(false);
+  });
+
   it('lets one probe through per interval while open, and closes at the first answer', () => {
     const { breaker, changes, advance } = breakerAt(0, { probeIntervalMs: 500 });
     breaker.open('timeout');

@@ -175,6 +175,107 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       expect(l.breaker.state).toBe('closed');
     });
 
+    it('ends a decision while the store hangs for everyone: its probe times out too, and the breaker opens', async () => {
+      const l = new DynamoLimiter({
+        client: localDynamoClient(proxy.endpoint),
+        tableName,
+        tiers: parseTierLimits({}),
+        timeoutMs: 250,
+        breakerSilenceMs: 400,
+      });
+      proxy.reset();
+      proxy.inject(() => true, { kind: 'hang' });
+      try {
+        // The probe carries the per-call timeout like every call: it cannot hang the decision.
+        const decision = await l.decide(ask(`u-${randomUUID()}`), NOW);
+        expect(decision).toMatchObject({ allowed: true, failedOpen: true });
+        expect(l.breaker.state).toBe('open');
+        expect(proxy.calls().GetItem).toBe(1);
+      } finally {
+        proxy.clear();
+      }
+    }, 10_000);
+
+    it('opens only when the probe gets no answer: a throttled probe is an answer, and a later outage is probed again', async () => {
+      let nowMs = NOW;
+      let down = false;
+      const client = localDynamoClient(endpoint());
+      const hot = `hot-${randomUUID()}`;
+      const probes: string[] = [];
+      // Calls about the hot user time out (300 ms each on the injected clock); the probe item is
+      // throttled; once `down`, every call times out.
+      client.middlewareStack.add(
+        (next) => async (args) => {
+          const key = JSON.stringify((args.input as { Key?: unknown }).Key ?? '');
+          const timeout = Object.assign(new Error('no answer'), { name: 'TimeoutError' });
+          if (key.includes('breaker#probe')) {
+            probes.push(down ? 'timeout' : 'throttled');
+            if (down) throw timeout;
+            throw Object.assign(new Error('slow down'), {
+              name: 'ThrottlingException',
+              $fault: 'client',
+              $metadata: { httpStatusCode: 400 },
+            });
+          }
+          if (down || key.includes(hot)) {
+            nowMs += 300;
+            throw timeout;
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'hotUserThenOutage' },
+      );
+      const l = new DynamoLimiter({
+        client,
+        tableName,
+        tiers: parseTierLimits({}),
+        breakerSilenceMs: 400,
+        clock: () => nowMs,
+      });
+      expect(await l.decide(ask(hot), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+      expect(probes).toEqual(['throttled']);
+      expect(l.breaker.state).toBe('closed');
+      // Now the store goes away for everyone: a new probe is sent, gets no answer, and only then
+      // does the breaker open.
+      down = true;
+      expect(await l.decide(ask(`calm-${randomUUID()}`), nowMs)).toMatchObject({
+        allowed: true,
+        failedOpen: true,
+      });
+      expect(probes).toEqual(['throttled', 'timeout']);
+      expect(l.breaker.state).toBe('open');
+    });
+
+    it('never lets a slow read sent before a write undo what the write taught', async () => {
+      let nowMs = NOW;
+      let slowReads = false;
+      const client = localDynamoClient(endpoint());
+      client.middlewareStack.add(
+        (next, context) => async (args) => {
+          const answer = await next(args);
+          // The read's answer (the item before the write) arrives after the write's.
+          if (slowReads && context.commandName === 'GetItemCommand')
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          return answer;
+        },
+        { step: 'initialize', name: 'slowReads' },
+      );
+      const l = new DynamoLimiter({ client, tableName, tiers: parseTierLimits({}), clock: () => nowMs });
+      const user = `u-${randomUUID()}`;
+      expect((await l.decide(ask(user, 'w1'), NOW)).allowed).toBe(true);
+      slowReads = true;
+      const read = l.view(user, undefined, NOW + 1); // sent at NOW, answered late
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      nowMs = NOW + 1;
+      expect((await l.decide(ask(user, 'w2'), NOW + 1)).allowed).toBe(true);
+      // The late read answers with the item before w2; what it returns is the latest seen here.
+      expect(Object.keys((await read).snap.reservations).sort()).toEqual(['w1', 'w2']);
+      slowReads = false;
+      // What this instance plans from is the item after w2, not the late read of before.
+      const seen = await l.view(user, undefined, NOW + 2, { fresh: false });
+      expect(Object.keys(seen.snap.reservations).sort()).toEqual(['w1', 'w2']);
+    });
+
     it('warns at the admission that leaves exactly 20 % of a quota, not one before', async () => {
       const l = new DynamoLimiter({
         client: localDynamoClient(endpoint()),

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { UserItems } from '../../lambda/adapters/limiter/user-items';
 import { StoreBreaker } from '../../lambda/core/limiter/breaker';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
-import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
+import { LOCAL_CREDENTIALS, LOCAL_REGION, localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
@@ -274,6 +275,41 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       // What this instance plans from is the item after w2, not the late read of before.
       const seen = await l.view(user, undefined, NOW + 2, { fresh: false });
       expect(Object.keys(seen.snap.reservations).sort()).toEqual(['w1', 'w2']);
+    });
+
+    it('counts a write that landed but whose answer was lost once, and admits it (its own marker tells)', async () => {
+      // One attempt per call, as the limiter's client is built in lambda/adapters/runtime.ts: the
+      // limiter sees the fault itself (the SDK's own retry would hide it).
+      const client = new DynamoDBClient({
+        endpoint: proxy.endpoint,
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+        maxAttempts: 1,
+      });
+      const l = new DynamoLimiter({ client, tableName, tiers: parseTierLimits({}), timeoutMs: 2000 });
+      const user = `u-${randomUUID()}`;
+      let lost = 0;
+      proxy.reset();
+      // The first write about this user lands in the store; its answer never comes back.
+      proxy.inject((op, body) => op === 'UpdateItem' && body.includes(`user#${user}`) && lost++ === 0, {
+        kind: 'drop-answer',
+      });
+      try {
+        const decision = await l.decide(ask(user, 'once'), NOW);
+        expect(proxy.faulted()['drop-answer']).toBe(1);
+        expect(decision).toMatchObject({ allowed: true });
+        expect(decision.allowed && decision.failedOpen).toBeFalsy();
+      } finally {
+        proxy.clear();
+      }
+      const view = await l.view(user, undefined, NOW);
+      expect(Object.keys(view.snap.reservations)).toEqual(['once']);
+      expect(view.limits.find((x) => x.name === 'messageRate')?.used).toBe(1);
+      // The client resending the same request is a duplicate, not a second admission.
+      expect(await l.decide(ask(user, 'once'), NOW + 1)).toMatchObject({
+        allowed: false,
+        limit: 'duplicate',
+      });
     });
 
     it('warns at the admission that leaves exactly 20 % of a quota, not one before', async () => {

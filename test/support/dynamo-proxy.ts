@@ -7,7 +7,9 @@ export type DynamoFault =
   /** Hold the request this long, then forward it (a slow store, from the caller's side). */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Never answer and never apply it: the caller's timeout is all it sees. */
-  | { readonly kind: 'hang' };
+  | { readonly kind: 'hang' }
+  /** Apply it, then break the connection instead of answering: a write that landed, answer lost. */
+  | { readonly kind: 'drop-answer' };
 
 /**
  * An HTTP proxy on 127.0.0.1 in front of a DynamoDB emulator that counts every operation by its
@@ -36,7 +38,7 @@ export interface DynamoProxy {
 export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
   const upstream = new URL(target);
   const counts: Record<string, number> = {};
-  const faults: Record<DynamoFault['kind'], number> = { throttle: 0, delay: 0, hang: 0 };
+  const faults: Record<DynamoFault['kind'], number> = { throttle: 0, delay: 0, hang: 0, 'drop-answer': 0 };
   let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFault } | undefined;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -73,6 +75,11 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           headers: req.headers,
         },
         (answer) => {
+          if (fault?.kind === 'drop-answer') {
+            answer.resume();
+            answer.on('end', () => res.destroy());
+            return;
+          }
           res.writeHead(answer.statusCode ?? 500, answer.headers);
           answer.pipe(res);
         },

@@ -295,6 +295,9 @@ describe('the self-healing sweep', () => {
   it("prunes the global waiting line of waiters who stopped looking, and keeps the others'", async () => {
     limiter = limiterWith({ requestsInFlight: 1, shards: 1 });
     const line = { tier: 'free' as const, limit: 'requestsInFlight' as const };
+    // Both join now; 'looking' is deferred for two minutes (its wake-up comes back then), 'gone'
+    // was due to look again at once and never did. A minute on, only 'gone' is stale (the line's
+    // own writes would prune it too; here nobody writes to the line but the sweep).
     await limiter.joinGlobalLine({
       ...line,
       userId: 'gone',
@@ -302,14 +305,15 @@ describe('the self-healing sweep', () => {
       deadlineEpochMs: clock + 900_000,
       seenAtEpochMs: clock,
     });
-    clock += 60_000;
     await limiter.joinGlobalLine({
       ...line,
       userId: 'looking',
       enqueuedAtEpochMs: clock,
       deadlineEpochMs: clock + 900_000,
       seenAtEpochMs: clock,
+      wakeAtEpochMs: clock + 120_000,
     });
+    clock += 60_000;
     const report = await sweep().run(clock);
     expect(report.repaired['stale-line-entry']).toBe(1);
     const waiters = await limiter.global!.waiters({ fresh: true, nowMs: clock - 120_000 });

@@ -454,10 +454,18 @@ export const FUNCTIONS = {
       { table: 'limits', actions: LIMITER_ACTIONS, indexActions: ['dynamodb:Query'], indexes: ['bySweep'] },
       // An expired head's sender is told, following the user like any reply.
       REPLY_CONNECTIONS,
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // A lapsed direct request: the reply its runner kept is read, sent (or kept for `resume`)
+      // and dropped.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
-    // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals.
-    queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
+    // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals; a
+    // wake-up parked on the slot a lapsed direct request freed is released.
+    queues: [
+      {
+        queue: 'requests',
+        actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
+      },
+    ],
     postsToConnections: true,
     // Run every minute by an EventBridge rule (lib/constructs/sweep.ts), which also grants it
     // `events:PutEvents` on the default bus for its `State Repaired` events.

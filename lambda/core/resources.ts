@@ -430,8 +430,9 @@ export const FUNCTIONS = {
       // A direct request's settle (refund, in-flight slot), a queued request's lease ended now.
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      // The notice is kept for `resume` when the user has no connection.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // The notice is kept for `resume` when the user has no connection; a reply a runner kept
+      // but could not settle is read, settled, sent and dropped.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
     // The wake-up a settle freed (or a queued request's held one) is made visible at once.
     queues: [{ queue: 'requests', actions: ['sqs:ChangeMessageVisibility'] }],

@@ -77,7 +77,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:PutItem'],
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:ChangeMessageVisibility'],
     '@connections of the stage': ['execute-api:ManageConnections'],
   },
@@ -98,8 +98,10 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table limits/index/bySweep': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:PutItem'],
-    'queue requests': ['sqs:GetQueueAttributes', 'sqs:SendMessage'],
+    // A lapsed direct request: the reply its runner kept is read, sent and dropped; a wake-up
+    // parked on the slot it freed is released.
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+    'queue requests': ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
     'default event bus': ['events:PutEvents'],
   },

@@ -390,8 +390,9 @@ export const FUNCTIONS = {
       // Settling the reservation (and, for a queued request, ending it as the user's active one).
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      // A finished reply nobody was connected for is kept for `resume`.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // A finished reply nobody was connected for is kept for `resume`; a reply whose settle could
+      // not land is kept (`produced#`) for the attempt that settles it, which reads and drops it.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
     queues: [
       // A queued request's wake-up is held in flight while its reply runs, and released after.

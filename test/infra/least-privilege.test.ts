@@ -65,7 +65,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:PutItem'],
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:ChangeMessageVisibility'],
     'queue dlq': ['sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],

@@ -88,6 +88,8 @@ interface DecideState extends GlobalHold {
   waitedForGlobal?: boolean;
   /** How full the shard's share of the global daily cost is after this admission (%). */
   globalCostPercent?: number;
+  /** The last try failed at a global item (a shard or the line), not at the user's own item. */
+  globalFailed?: boolean;
 }
 
 export {
@@ -311,7 +313,8 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       if (isReplay) throw err;
       if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
       if (err instanceof LimiterBusyError) {
-        this.markBusy(key);
+        // A throttled shard is not the user's item: the user's next frame tries again.
+        if (!state.globalFailed) this.markBusy(key);
         return this.busy(input, nowMs);
       }
       throw err;
@@ -446,6 +449,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       };
       if (planned.kind === 'write') {
         if (this.global) {
+          state.globalFailed = true;
           const refused = await this.takeGlobal(
             input,
             planned,
@@ -456,6 +460,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
             arrivedAtMs,
             state,
           );
+          state.globalFailed = false;
           if (refused) return refused;
         }
         let result: Awaited<ReturnType<UserItems['write']>>;

@@ -254,6 +254,24 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       expect(await totals(limiter, NOW)).toMatchObject({ 'global.requestsInFlight': 1 });
     }, 60_000);
 
+    it("does not hold a throttled shard against the user's next request: it is decided on the store", async () => {
+      const { make } = await table({
+        requestsInFlight: 4,
+        hourlyMessages: 100,
+        dailyTokens: 10_000,
+        shards: 1,
+      });
+      const { limiter } = make();
+      proxy.inject((operation, body) => operation === 'UpdateItem' && body.includes('"global#0"'), {
+        kind: 'throttle',
+      });
+      const first = await limiter.decide(ask('u6'), NOW);
+      proxy.clear();
+      expect(first).toMatchObject({ allowed: false, limit: 'busy' });
+      // The user's item was never throttled: the next request (the shard answers again) is admitted.
+      expect((await limiter.decide(ask('u6'), NOW)).allowed).toBe(true);
+    }, 60_000);
+
     it("releases the shard when the user's settle lands but its answer is lost", async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
       const { limiter } = make();

@@ -151,7 +151,8 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
 
     it('confirms a share whose write and re-read both lost their answers instead of taking a second one', async () => {
       const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
-      const { limiter } = make();
+      // A lost answer costs the caller its timeout: short here, as in service.
+      const { limiter } = make({ timeoutMs: 1000 });
       // The shard write lands and its answer is lost; the read that follows is lost too.
       let lost = 0;
       proxy.inject(

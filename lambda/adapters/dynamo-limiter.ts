@@ -88,6 +88,8 @@ interface DecideState extends GlobalHold {
   waitedForGlobal?: boolean;
   /** How full the shard's share of the global daily cost is after this admission (%). */
   globalCostPercent?: number;
+  /** The last try failed at a global item (a shard or the line), not at the user's own item. */
+  globalFailed?: boolean;
 }
 
 export {
@@ -268,6 +270,28 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     arrivedAtMs: number,
   ): Promise<Decision> {
     const state: DecideState = { ambiguousWrite: false };
+    const done = await this.decideHolding(key, input, nowMs, arrivedAtMs, state).then(
+      (decision) => ({ decision }),
+      (error: unknown) => ({ error }),
+    );
+    // Taken from a global shard and then not admitted by the user's own write: given back whole
+    // (its message too), so a request refused after all is charged nothing anywhere. A shard that
+    // does not answer the give-back may still hold the share: then the outcome is not known, and
+    // the client must not be told that nothing was counted (the share ends with its lease).
+    if (state.globalHeld && !(await this.undoGlobal(input.requestId, state.globalHeld))) {
+      throw new LimiterOutcomeUnknownError({ cause: 'error' in done ? done.error : undefined });
+    }
+    if ('error' in done) throw done.error;
+    return done.decision;
+  }
+
+  private async decideHolding(
+    key: string,
+    input: DecideInput,
+    nowMs: number,
+    arrivedAtMs: number,
+    state: DecideState,
+  ): Promise<Decision> {
     const isReplay = input.queue?.mode === 'replay';
     // An item found busy stays so for the retryAfter its refusal told: frames behind it in the
     // lane are refused the same way without piling more calls onto it.
@@ -289,14 +313,11 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       if (isReplay) throw err;
       if (err instanceof LimiterUnavailableError) return this.failed(input, err, nowMs);
       if (err instanceof LimiterBusyError) {
-        this.markBusy(key);
+        // A throttled shard is not the user's item: the user's next frame tries again.
+        if (!state.globalFailed) this.markBusy(key);
         return this.busy(input, nowMs);
       }
       throw err;
-    } finally {
-      // Taken from a global shard and then not admitted by the user's own write: given back whole
-      // (its message too), so a request refused after all is charged nothing anywhere.
-      if (state.globalHeld) await this.undoGlobal(input.requestId, state.globalHeld);
     }
   }
 
@@ -345,10 +366,18 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     return decision;
   }
 
-  private async undoGlobal(requestId: string, held: GlobalReservation): Promise<void> {
-    await this.global
-      ?.release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
-      .catch((err) => this.onGlobalError?.('undo', describeError(err)));
+  /** Gives a share back whole; false when its shard did not answer (it may still hold it). */
+  private async undoGlobal(requestId: string, held: GlobalReservation): Promise<boolean> {
+    if (!this.global) return true;
+    return this.global
+      .release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
+      .then(
+        () => true,
+        (err) => {
+          this.onGlobalError?.('undo', describeError(err));
+          return false;
+        },
+      );
   }
 
   private rememberLostSettle(lostKey: string, lost: { readonly wakeUp?: string }): void {
@@ -420,6 +449,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       };
       if (planned.kind === 'write') {
         if (this.global) {
+          state.globalFailed = true;
           const refused = await this.takeGlobal(
             input,
             planned,
@@ -430,6 +460,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
             arrivedAtMs,
             state,
           );
+          state.globalFailed = false;
           if (refused) return refused;
         }
         let result: Awaited<ReturnType<UserItems['write']>>;
@@ -530,8 +561,9 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       ) {
         return undefined;
       }
+      // Kept as held while its shard does not answer the give-back (see decideInLane).
+      if (!(await this.undoGlobal(input.requestId, held))) throw new LimiterOutcomeUnknownError();
       state.globalHeld = undefined;
-      await this.undoGlobal(input.requestId, held);
     }
     const tier = this.tierOf(snap, input.claimTier);
     const queue = input.queue;
@@ -876,13 +908,18 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     }
     // A reservation rebuilt from the user's item (a taken-over or failed queued request) does not
     // say which shard holds its share: the shards' entries do (one read each, only then).
-    const global =
-      reservation.global ??
-      (await this.global
-        .find(reservation)
-        .catch((err) => void this.onGlobalError?.('find', describeError(err))));
+    // A shard that does not answer (an outage, throttling past the retries) leaves the share held:
+    // the outcome says so (`globalUnreleased`), and this instance remembers the settle as landed,
+    // so the caller's next reconcile of the request is told the same outcome and gives it back.
+    const unreleased = (operation: string) => (err: unknown) => {
+      this.onGlobalError?.(operation, describeError(err));
+      if (outcome.applied) this.rememberLostSettle(lostKey, { wakeUp: outcome.wakeUp });
+      return 'unreleased' as const;
+    };
+    const global = reservation.global ?? (await this.global.find(reservation).catch(unreleased('find')));
+    if (global === 'unreleased') return { ...outcome, globalUnreleased: true };
     if (!global) return outcome;
-    await this.global
+    const released = await this.global
       .release(
         reservation.requestId,
         global,
@@ -892,7 +929,8 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
         },
         false,
       )
-      .catch((err) => this.onGlobalError?.('release', describeError(err)));
+      .catch(unreleased('release'));
+    if (released === 'unreleased') return { ...outcome, globalUnreleased: true };
     // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
     const next = await this.global.nextInLine(nowMs, this.priorityUrgentMs).catch(() => undefined);
     return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;

@@ -393,6 +393,18 @@ export class ReplyRunner {
           holder,
         });
         if (outcome.notHolder) return 'not-holder';
+        // Settled, but the global shard did not answer: the request is not over while it holds its
+        // share there. The next reconcile says the same outcome and gives the share back; when time
+        // runs out first, the share's lease ends it.
+        const pauseMs = this.backoffMs(attempt);
+        if (outcome.globalUnreleased && timeLeftMs() - pauseMs >= settings.keepMarginMs) {
+          log.warn('settled, but the global share is still held; retrying its release', {
+            requestId: job.requestId,
+            attempt,
+          });
+          await sleep(pauseMs);
+          continue;
+        }
         // This reply freed a slot a queue was parked on (the user's, or the next in line's for
         // global capacity): wake it now.
         await releaseWakeUps(this.deps, outcome, job.requestId);

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DynamoLimiter, LimiterBusyError } from '../../lambda/adapters/dynamo-limiter';
+import {
+  DynamoLimiter,
+  LimiterBusyError,
+  LimiterOutcomeUnknownError,
+} from '../../lambda/adapters/dynamo-limiter';
+import { ReplyStore } from '../../lambda/adapters/reply-store';
 import {
   GLOBAL_WAITING_KEY,
   type GlobalLimits,
@@ -13,6 +18,9 @@ import {
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
 import { HOUR_MS } from '../../lambda/core/limiter/windows';
+import type { ReplyJob } from '../../lambda/core/reply-job';
+import type { ModelEvent, ModelPort, OutgoingMessage } from '../../lambda/services/ports';
+import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
@@ -80,7 +88,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         );
         return Item ? { item: unmarshall(Item), bytes: JSON.stringify(Item).length } : undefined;
       };
-      return { make, line };
+      return { make, line, tables };
     }
     const ask = (userId: string, over: Partial<DecideInput> = {}): DecideInput => ({
       userId,
@@ -116,7 +124,8 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         dailyTokens: 10_000,
         shards: 2,
       });
-      const { limiter } = make({ timeoutMs: 400 });
+      // A lost answer costs the caller its timeout: short here, as in service.
+      const { limiter } = make({ timeoutMs: 1000 });
       loseNextAnswer('"global#');
       const decision = await limiter.decide(ask('u1'), NOW);
       proxy.clear();
@@ -145,7 +154,8 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
 
     it('confirms a share whose write and re-read both lost their answers instead of taking a second one', async () => {
       const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
-      const { limiter } = make({ timeoutMs: 400 });
+      // A lost answer costs the caller its timeout: short here, as in service.
+      const { limiter } = make({ timeoutMs: 1000 });
       // The shard write lands and its answer is lost; the read that follows is lost too.
       let lost = 0;
       proxy.inject(
@@ -219,6 +229,53 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       });
     }, 60_000);
 
+    it('does not tell "busy, nothing counted" when a share whose answer was lost cannot be given back (the shard throttled)', async () => {
+      const { make } = await table({
+        requestsInFlight: 4,
+        hourlyMessages: 100,
+        dailyTokens: 10_000,
+        shards: 1,
+      });
+      const { limiter } = make({ timeoutMs: 1000 });
+      // The shard write lands and its answer is lost; every later call about the shard is throttled
+      // past the retries: neither the confirming read nor the give-back gets through.
+      let lost = false;
+      proxy.inject(
+        (_operation, body) => body.includes('"global#0"'),
+        (operation) => {
+          if (!lost && operation === 'UpdateItem') {
+            lost = true;
+            return { kind: 'lose-answer' };
+          }
+          return lost ? { kind: 'throttle' } : undefined;
+        },
+      );
+      const decision = limiter.decide(ask('u5'), NOW);
+      await expect(decision).rejects.toBeInstanceOf(LimiterOutcomeUnknownError);
+      proxy.clear();
+      expect(lost).toBe(true);
+      // What the client was not told "nothing" about: the share the lost write took (its lease ends it).
+      expect(await totals(limiter, NOW)).toMatchObject({ 'global.requestsInFlight': 1 });
+    }, 60_000);
+
+    it("does not hold a throttled shard against the user's next request: it is decided on the store", async () => {
+      const { make } = await table({
+        requestsInFlight: 4,
+        hourlyMessages: 100,
+        dailyTokens: 10_000,
+        shards: 1,
+      });
+      const { limiter } = make();
+      proxy.inject((operation, body) => operation === 'UpdateItem' && body.includes('"global#0"'), {
+        kind: 'throttle',
+      });
+      const first = await limiter.decide(ask('u6'), NOW);
+      proxy.clear();
+      expect(first).toMatchObject({ allowed: false, limit: 'busy' });
+      // The user's item was never throttled: the next request (the shard answers again) is admitted.
+      expect((await limiter.decide(ask('u6'), NOW)).allowed).toBe(true);
+    }, 60_000);
+
     it("releases the shard when the user's settle lands but its answer is lost", async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
       const { limiter } = make({ timeoutMs: 400 });
@@ -232,6 +289,80 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         'global.dailyTokens': 20,
       });
     }, 60_000);
+
+    it('gives the global share back before message_complete when the shard does not answer the settle’s release', async () => {
+      const limits = { requestsInFlight: 4, hourlyMessages: 100, dailyTokens: 10_000, shards: 2 };
+      const { make, tables } = await table(limits);
+      let clock = NOW;
+      const { limiter } = make({ clock: () => clock });
+      // Another instance's view of the shards, straight to the emulator (not through the proxy).
+      const config = parseLimitsConfig({ tiers: OPEN_TIERS, global: limits });
+      const watcher = new DynamoLimiter({
+        client: limiterClient(endpoint()),
+        tableName: tables.limits,
+        tiers: config.tiers,
+        global: config.global,
+      });
+      const request = ask('u1');
+      const decision = await limiter.decide(request, NOW);
+      expect(decision.allowed).toBe(true);
+      if (!decision.allowed) return;
+      const job: ReplyJob = {
+        v: 1,
+        userId: 'u1',
+        requestId: request.requestId,
+        connectionId: 'c1',
+        prompt: 'hello',
+        reservation: decision.reservation,
+        source: 'direct',
+        inFlightUntilEpochMs: decision.inFlightUntilEpochMs,
+      };
+      const model: ModelPort = {
+        async *stream(): AsyncIterable<ModelEvent> {
+          yield { type: 'chunk', text: 'hi' };
+          // The store blip starts as the reply is done: the user's settle lands, every call about
+          // a global item (the shard's release, the line) is throttled until the runner waits 2 s.
+          proxy.inject((_operation, body) => body.includes('"global#'), { kind: 'throttle' });
+          yield { type: 'done', usage: { inputTokens: 10, outputTokens: 10 } };
+        },
+      };
+      const blipEndsAt = NOW + 2000;
+      /** Slots held across the shards when each message_complete went out. */
+      const heldAtComplete: number[] = [];
+      const runner = new ReplyRunner({
+        limiter,
+        store: new ReplyStore(limiterClient(endpoint()), tables.requests),
+        queue: { defer: async () => undefined, moveToDeadLetterQueue: async () => undefined },
+        sender: {
+          async send(_connectionId: string, message: OutgoingMessage) {
+            if (message.type === 'message_complete') {
+              heldAtComplete.push((await totals(watcher, clock))['global.requestsInFlight'] ?? -1);
+            }
+            return 'sent' as const;
+          },
+        },
+        directory: { listByUser: async () => [] },
+        model,
+        metrics: { count: () => undefined, milliseconds: () => undefined },
+        log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+        settings: DEFAULT_RUNNER_SETTINGS,
+        now: () => clock,
+        sleep: async (ms: number) => {
+          clock += ms;
+          if (clock >= blipEndsAt) proxy.clear();
+        },
+        random: () => 0.5,
+      });
+      await runner.run(job, () => 600_000);
+      proxy.clear();
+      // Sent once, and only after the shard gave the slot and the unused tokens back.
+      expect(heldAtComplete).toEqual([0]);
+      expect(await totals(limiter, clock)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.hourlyMessages': 1,
+        'global.dailyTokens': 20,
+      });
+    });
 
     it('gives back the share of a request whose reservation was rebuilt without it (a taken-over queued request)', async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 2 });

@@ -74,11 +74,17 @@ import {
 } from './limiter/errors';
 import { GlobalCounters, type GlobalHold } from './limiter/global-counters';
 import { type TopBy, topUsersToday, type UserUsageToday } from './limiter/usage-index';
-import { describeError, UNKNOWN, UserItems } from './limiter/user-items';
+import { describeError, MAX_TRANSIENT_RETRIES, UNKNOWN, UserItems } from './limiter/user-items';
 
 /** What one decision carries across its rounds and retries. */
 interface DecideState extends GlobalHold {
   ambiguousWrite: boolean;
+  /**
+   * This decision has itself read the item, or had it returned by a write: the belief is then the
+   * item as it was after the frame arrived, whatever the clock says (equal milliseconds tell
+   * nothing of order).
+   */
+  sawItem?: boolean;
   /**
    * Taken from a global shard in this decision, not yet made permanent by the user's write
    * (`globalUnsure`: maybe taken — its write got no answer and the shard was not read since).
@@ -184,8 +190,16 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   readonly global?: GlobalCounters;
   private readonly priorityUrgentMs: number;
   private readonly onGlobalError?: (operation: string, cause: string) => void;
-  /** Items that stayed busy through every retry, until when they are left alone. */
-  private readonly busyUntil = new Map<string, number>();
+  /**
+   * Items that stayed busy through every retry: until when, and the last frame (by arrival) that
+   * was already waiting behind that decision. Only those frames are refused without a call.
+   */
+  private readonly busyUntil = new Map<
+    string,
+    { readonly untilMs: number; readonly throughArrival: number }
+  >();
+  /** Frames of this instance numbered as they arrive (decide / decideOrQueue). */
+  private arrivals = 0;
   /**
    * Settles of this instance whose write got no answer, by user key and request id, with the
    * wake-up each took out of the item: a later call for the same request (the runner tries the
@@ -232,7 +246,8 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   async decide(input: DecideInput, nowMs: number): Promise<Decision> {
     const key = userKey(input.userId);
     const arrivedAtMs = Math.min(this.items.clock(), input.seenSinceMs ?? Number.POSITIVE_INFINITY);
-    return this.items.lane(key, () => this.decideInLane(key, input, nowMs, arrivedAtMs));
+    const arrival = ++this.arrivals;
+    return this.items.lane(key, () => this.decideInLane(key, input, nowMs, arrivedAtMs, arrival));
   }
 
   /**
@@ -247,8 +262,9 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   ): Promise<{ readonly decision: Decision; readonly slot?: EnqueueOutcome }> {
     const key = userKey(input.userId);
     const arrivedAtMs = this.items.clock();
+    const arrival = ++this.arrivals;
     return this.items.lane(key, async () => {
-      const decision = await this.decideInLane(key, input, nowMs, arrivedAtMs);
+      const decision = await this.decideInLane(key, input, nowMs, arrivedAtMs, arrival);
       if (decision.allowed) return { decision };
       const ask = queueIfDenied(decision);
       if (!ask) return { decision };
@@ -268,9 +284,10 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     input: DecideInput,
     nowMs: number,
     arrivedAtMs: number,
+    arrival: number,
   ): Promise<Decision> {
     const state: DecideState = { ambiguousWrite: false };
-    const done = await this.decideHolding(key, input, nowMs, arrivedAtMs, state).then(
+    const done = await this.decideHolding(key, input, nowMs, arrivedAtMs, arrival, state).then(
       (decision) => ({ decision }),
       (error: unknown) => ({ error }),
     );
@@ -290,15 +307,22 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     input: DecideInput,
     nowMs: number,
     arrivedAtMs: number,
+    arrival: number,
     state: DecideState,
   ): Promise<Decision> {
     const isReplay = input.queue?.mode === 'replay';
-    // An item found busy stays so for the retryAfter its refusal told: frames behind it in the
-    // lane are refused the same way without piling more calls onto it.
-    if (!isReplay && (this.busyUntil.get(key) ?? 0) > this.items.clock()) return this.busy(input, nowMs);
+    // An item found busy stays so for the retryAfter its refusal told, for the frames that were
+    // already behind it in the lane: they are refused the same way without piling more calls onto
+    // it. A frame that arrives after that verdict asks the store itself, once, without retries
+    // (SPEC §6: "busy" only for an item that is contended, throttled or slow now, never from a
+    // memory of an earlier fault; one call is all a frame spends on an item just found busy).
+    const marked = isReplay ? undefined : this.busyUntil.get(key);
+    const stillBusy = marked !== undefined && marked.untilMs > this.items.clock();
+    if (stillBusy && arrival <= marked.throughArrival) return this.busy(input, nowMs);
     try {
-      const decision = await this.items.withRetries(() =>
-        this.decideOnStore(key, input, nowMs, arrivedAtMs, state),
+      const decision = await this.items.withRetries(
+        () => this.decideOnStore(key, input, nowMs, arrivedAtMs, state),
+        stillBusy ? 0 : MAX_TRANSIENT_RETRIES,
       );
       if (decision.allowed) state.globalHeld = undefined;
       return decision;
@@ -388,10 +412,13 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   }
 
   private markBusy(key: string): void {
-    this.busyUntil.set(key, this.items.clock() + BUSY_RETRY_AFTER_MS);
+    this.busyUntil.set(key, {
+      untilMs: this.items.clock() + BUSY_RETRY_AFTER_MS,
+      throughArrival: this.arrivals,
+    });
     if (this.busyUntil.size > 1000) {
       const now = this.items.clock();
-      for (const [k, until] of this.busyUntil) if (until <= now) this.busyUntil.delete(k);
+      for (const [k, { untilMs }] of this.busyUntil) if (untilMs <= now) this.busyUntil.delete(k);
     }
   }
 
@@ -471,6 +498,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
           if (err instanceof StoreFaultError && err.mayHaveLanded) state.ambiguousWrite = true;
           throw err;
         }
+        state.sawItem = true;
         if (result.ok) {
           const allowed = {
             ...this.allowed(input, result.snap, policy, planned, nowMs, served, state.globalHeld),
@@ -493,11 +521,20 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
         const landed = this.landedAdmission(input, belief.snap, planned.evaluation);
         if (landed) return this.allowed(input, belief.snap, policy, landed, nowMs, served, state.globalHeld);
       }
-      // A refusal is decided only from the item as it was after this frame arrived: then the
-      // decision is the one the store would have made for it at that moment. An older belief is
-      // confirmed by a read first (one call).
-      if (belief.observedAtMs >= arrivedAtMs) return this.denied(input, planned, belief.snap, policy, nowMs);
+      // A refusal (a limit, or a duplicate id: SPEC §3 lets an id be reused once its request ended)
+      // is decided only from the item as it was after this frame arrived: then the decision is the
+      // one the store would have made for it at that moment. That is an item this decision read or
+      // had returned by a write, or one seen by a call sent after the arrival — strictly after: a
+      // call sent in the same millisecond may have been sent before (clocks tick coarsely), and an
+      // item the caller has seen (`seenSinceMs`) is as new as the caller's own view. An older
+      // belief is confirmed by a read first (one call).
+      const fresh =
+        state.sawItem ||
+        belief.observedAtMs > arrivedAtMs ||
+        (input.seenSinceMs !== undefined && belief.observedAtMs >= input.seenSinceMs);
+      if (fresh) return this.denied(input, planned, belief.snap, policy, nowMs);
       await this.items.read(key);
+      state.sawItem = true;
     }
     throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
   }

@@ -292,6 +292,25 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(used).toBe(second.reservation.reservedTokens);
     });
 
+    it('admits a request id reused after its request ended, though this instance last saw it in flight in the same millisecond (SPEC §3)', async () => {
+      const frozen = () => NOW; // every call of both instances is sent in one millisecond
+      const front = limiter({ clock: frozen });
+      const runner = limiter({ clock: frozen });
+      const user = `u-${randomUUID()}`;
+      const first = (await front.decide(ask(user, { requestId: 'again' }), NOW)) as AllowedDecision;
+      expect(first.allowed).toBe(true);
+      // The reply ends on another instance: `front` still believes `again` is in flight.
+      expect(await runner.reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW)).toEqual({
+        applied: true,
+      });
+      expect(await front.decide(ask(user, { requestId: 'again' }), NOW)).toMatchObject({ allowed: true });
+      // And one still in flight is refused as a duplicate, from the item as it is.
+      expect(await front.decide(ask(user, { requestId: 'again' }), NOW)).toMatchObject({
+        allowed: false,
+        limit: 'duplicate',
+      });
+    });
+
     it('settles into the new count after a reset made by another instance (a stale belief is pinned, not trusted)', async () => {
       const runner = limiter(); // decides and later settles: its belief predates the reset
       const admin = limiter();
@@ -709,16 +728,27 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         const user = `u-${randomUUID()}`;
         loseFirstWrite(user, () => ({ kind: 'hang' }));
         const l = behindProxy();
+        const first = l.decide(ask(user, { requestId: 'r1' }), NOW);
+        const behind = l.decide(ask(user, { requestId: 'r2' }), NOW); // waits in the lane behind r1
+        await expect(first).rejects.toBeInstanceOf(LimiterOutcomeUnknownError);
+        // The frame that waited behind it is refused as busy at once, without a call: for it,
+        // nothing was counted.
+        proxy.reset();
+        expect(await behind).toMatchObject({ allowed: false, limit: 'busy' });
+        expect(proxy.total()).toBe(0);
+      }, 30_000);
+
+      it('asks the store again for a frame that arrives after an item was found busy, once it answers (SPEC §6)', async () => {
+        const user = `u-${randomUUID()}`;
+        loseFirstWrite(user, () => ({ kind: 'hang' }));
+        const l = behindProxy();
         await expect(l.decide(ask(user, { requestId: 'r1' }), NOW)).rejects.toBeInstanceOf(
           LimiterOutcomeUnknownError,
         );
-        // The next frame is refused as busy at once, without a call: for it, nothing was counted.
-        proxy.reset();
-        expect(await l.decide(ask(user, { requestId: 'r2' }), NOW)).toMatchObject({
-          allowed: false,
-          limit: 'busy',
-        });
-        expect(proxy.total()).toBe(0);
+        // The store answers again: the next frame is decided by it, not by a memory of the fault
+        // (which is still within its retryAfter on this clock).
+        proxy.clear();
+        expect(await l.decide(ask(user, { requestId: 'r2' }), NOW)).toMatchObject({ allowed: true });
       }, 30_000);
 
       it('hands a replay whose admission landed unanswered to the same delivery, not to its lease', async () => {

@@ -153,10 +153,11 @@ export class UserItems {
    * Runs one operation on a user's item with bounded retries for what is transient on one item
    * (throttling, a fault while the breaker stays closed), with jittered backoff. When they run out
    * it throws {@link LimiterBusyError}; when the breaker is open, {@link LimiterUnavailableError}.
+   * `retries`: how many tries after the first (fewer for an item just found busy).
    */
-  async withRetries<T>(operation: () => Promise<T>): Promise<T> {
+  async withRetries<T>(operation: () => Promise<T>, retries = MAX_TRANSIENT_RETRIES): Promise<T> {
     let lastError: unknown;
-    for (let attempt = 0; attempt <= MAX_TRANSIENT_RETRIES; attempt++) {
+    for (let attempt = 0; attempt <= retries; attempt++) {
       if (attempt > 0) await sleep(backoffMs(attempt));
       try {
         return await operation();

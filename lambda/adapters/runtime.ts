@@ -230,6 +230,7 @@ export const sweepRuntime = once(() => {
     log: logPort,
     settings: DEFAULT_SWEEP_SETTINGS,
     now,
+    prices: (id) => config.models.find((m) => m.id === id),
   });
   return { ...base, sweep, now };
 });

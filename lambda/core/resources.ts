@@ -390,8 +390,9 @@ export const FUNCTIONS = {
       // Settling the reservation (and, for a queued request, ending it as the user's active one).
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      // A finished reply nobody was connected for is kept for `resume`.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // A finished reply nobody was connected for is kept for `resume`; a reply whose settle could
+      // not land is kept (`produced#`) for the attempt that settles it, which reads and drops it.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
     queues: [
       // A queued request's wake-up is held in flight while its reply runs, and released after.
@@ -430,8 +431,9 @@ export const FUNCTIONS = {
       // A direct request's settle (refund, in-flight slot), a queued request's lease ended now.
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      // The notice is kept for `resume` when the user has no connection.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // The notice is kept for `resume` when the user has no connection; a reply a runner kept
+      // but could not settle is read, settled, sent and dropped.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
     // The wake-up a settle freed (or a queued request's held one) is made visible at once.
     queues: [{ queue: 'requests', actions: ['sqs:ChangeMessageVisibility'] }],
@@ -454,10 +456,18 @@ export const FUNCTIONS = {
       { table: 'limits', actions: LIMITER_ACTIONS, indexActions: ['dynamodb:Query'], indexes: ['bySweep'] },
       // An expired head's sender is told, following the user like any reply.
       REPLY_CONNECTIONS,
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // A lapsed direct request: the reply its runner kept is read, sent (or kept for `resume`)
+      // and dropped.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
-    // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals.
-    queues: [{ queue: 'requests', actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes'] }],
+    // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals; a
+    // wake-up parked on the slot a lapsed direct request freed is released.
+    queues: [
+      {
+        queue: 'requests',
+        actions: ['sqs:SendMessage', 'sqs:GetQueueAttributes', 'sqs:ChangeMessageVisibility'],
+      },
+    ],
     postsToConnections: true,
     // Run every minute by an EventBridge rule (lib/constructs/sweep.ts), which also grants it
     // `events:PutEvents` on the default bus for its `State Repaired` events.

@@ -1,5 +1,5 @@
 import { requestFailed } from '../core/protocol';
-import type { ReplyJob } from '../core/reply-job';
+import type { ProducedReply, ReplyJob } from '../core/reply-job';
 import type {
   ConnectionDirectory,
   ConnectionSender,
@@ -30,7 +30,8 @@ export interface DroppedReplyJob {
 /**
  * What the destination did, as a value:
  * - `settled`: a direct request's reservation was settled charging nothing, its slot freed, the
- *   user told `request_failed`;
+ *   user told `request_failed` — or, when a runner kept the reply it could not settle, settled to
+ *   that reply's usage under that runner's claim and the reply sent;
  * - `lease-ended`: a queued request's lease was ended now and its wake-up released, so the
  *   processor takes it over at once as a new attempt (or fails it for good, telling the user);
  * - `already-ended`: someone else ended it first (an earlier record, a late runner's settle, a
@@ -79,6 +80,12 @@ export class ReplyFailureService {
    */
   private async settleDirect(job: ReplyJob): Promise<ReplyFailureOutcome> {
     const { limiter, now } = this.deps;
+    // A runner produced the reply and could not settle it (its retry could not either): it is
+    // settled to what it used under that runner's claim, and sent — not thrown away as a failure.
+    const kept = job.failedOpen
+      ? undefined
+      : await this.deps.store.producedReply(job.userId, job.requestId, now());
+    if (kept) return this.settleKept(job, kept);
     if (!job.failedOpen) {
       const settled = await limiter.reconcile(job.reservation, NOTHING_USED, now(), { endsActive: false });
       if (!settled.applied) return 'already-ended';
@@ -93,6 +100,19 @@ export class ReplyFailureService {
       job.requestId,
       requestFailed(job.requestId, 'The reply could not be started; nothing was charged for it.', now()),
     );
+    return 'settled';
+  }
+
+  private async settleKept(job: ReplyJob, kept: ProducedReply): Promise<ReplyFailureOutcome> {
+    const { limiter, now } = this.deps;
+    const settled = await limiter.reconcile(job.reservation, kept.usage, now(), {
+      endsActive: false,
+      holder: { claim: kept.claim },
+    });
+    if (!settled.applied) return 'already-ended';
+    await releaseWakeUps(this.deps, settled, job.requestId);
+    await new ReplyChannel(job.userId, job.connectionId, this.deps).deliverFinal(job.requestId, kept.message);
+    await this.deps.store.dropProduced(job.userId, job.requestId).catch(() => undefined);
     return 'settled';
   }
 

@@ -1,4 +1,5 @@
-import { requestExpired } from '../core/protocol';
+import type { TokenReservation } from '../core/limiter/types';
+import { requestExpired, requestFailed } from '../core/protocol';
 import { wakeUpCause } from '../core/queue/request';
 import { planRepairs, REPAIR_KINDS, type Repair, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
 import { describe } from './chat-service';
@@ -16,6 +17,7 @@ import type {
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
+import { releaseWakeUps } from './run-reply';
 
 export interface SweepSettings {
   /** Users looked at in one run at most (the rest, still due, are the next run's). @default 800 */
@@ -29,7 +31,7 @@ export const DEFAULT_SWEEP_SETTINGS: SweepSettings = Object.freeze({ maxUsersPer
 export interface SweepDeps {
   readonly limiter: SweepLimiterPort;
   readonly index: SweepIndexPort;
-  readonly queue: Pick<RequestQueuePort, 'send' | 'depth'>;
+  readonly queue: Pick<RequestQueuePort, 'send' | 'depth' | 'defer'>;
   readonly store: ReplyStorePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;
@@ -38,6 +40,11 @@ export interface SweepDeps {
   readonly log: LogPort;
   readonly settings: SweepSettings;
   readonly now: () => number;
+  /**
+   * A model's price by id, so a reply a runner kept is charged what it cost. @default none: a
+   * kept reply's cost is not charged (its tokens are)
+   */
+  readonly prices?: (modelId: string) => TokenReservation['price'];
 }
 
 /** What one run did. */
@@ -136,7 +143,77 @@ export class SweepService {
         return [repair.kind];
       case 'expired-head':
         return this.expireHead(userId, repair.requestId, nowMs);
+      case 'lapsed-direct-request':
+        return this.endLapsedDirect(userId, repair, nowMs);
     }
+  }
+
+  /**
+   * A direct request whose lease lapsed with its reservation still held: its runner crashed after
+   * its claim (Lambda's retry finds the claim taken and does nothing, so no on-failure record
+   * comes), or its event never ran. Ended once, in one conditional settle:
+   * - a runner kept the reply it produced but could not settle: settled to that usage under that
+   *   runner's claim, and the kept message sent;
+   * - else, charging nothing, under the claim seen — or, when no runner claimed it, under a claim
+   *   the sweep makes first, conditioned on the lease seen (so a client that reused the id since
+   *   is not touched, and a runner event arriving late finds it taken and does nothing) — and the
+   *   user told `request_failed` (kept for `resume` with no connection).
+   * Only the write that applied tells the user; a settle that finds it ended changes nothing.
+   */
+  private async endLapsedDirect(
+    userId: string,
+    repair: Extract<Repair, { kind: 'lapsed-direct-request' }>,
+    nowMs: number,
+  ): Promise<RepairKind[]> {
+    const { limiter, store, now } = this.deps;
+    const { requestId } = repair;
+    const view = await limiter.view(userId, undefined, nowMs, { fresh: false });
+    const pending = view.snap.reservations[requestId];
+    if (!pending) return [];
+    let claim = repair.claim;
+    if (claim === undefined) {
+      const own = `sweep-${nowMs.toString(16)}`;
+      const claimed = await limiter.claim(userId, requestId, own, {
+        source: 'direct',
+        inFlightUntilEpochMs: repair.leaseUntilEpochMs,
+      });
+      // Taken: a runner claimed it just now (an event run late); it ends it, or the next look does.
+      if (claimed.kind !== 'claimed') return [];
+      claim = own;
+    }
+    const kept = await store.producedReply(userId, requestId, now());
+    const usable = kept && kept.claim === claim ? kept : undefined;
+    const price = pending.mo ? this.deps.prices?.(pending.mo) : undefined;
+    const reservation: TokenReservation = {
+      userId,
+      requestId,
+      dayNumber: pending.d,
+      inputTokens: pending.i,
+      outputAllowance: pending.o,
+      reservedTokens: pending.i + pending.o,
+      reservedCostMicroUsd: pending.c,
+      tokenEpoch: pending.e ?? 0,
+      costEpoch: pending.ce ?? 0,
+      ...(price ? { price } : {}),
+    };
+    const usage = usable?.usage ?? { inputTokens: 0, outputTokens: 0 };
+    const settled = await limiter.reconcile(reservation, usage, now(), {
+      endsActive: false,
+      holder: { claim },
+    });
+    if (!settled.applied) return [];
+    await releaseWakeUps(this.deps, settled, requestId);
+    const message =
+      usable?.message ??
+      requestFailed(requestId, 'The reply was not completed; nothing was charged for it.', now());
+    await new ReplyChannel(userId, '', this.deps).deliverFinal(requestId, message);
+    if (usable) await store.dropProduced(userId, requestId).catch(() => undefined);
+    await this.report('lapsed-direct-request', {
+      userId,
+      requestId,
+      outcome: usable ? 'kept-reply-delivered' : 'failed-nothing-charged',
+    });
+    return ['lapsed-direct-request'];
   }
 
   /**

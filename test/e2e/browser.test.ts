@@ -4,16 +4,11 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LocalStack } from '../../local/stack';
 import { newUser, startTestStack } from '../support/local-stack';
+import { BROWSER, mayRunWith } from '../support/required-tools';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const hasBrowser = existsSync(CHROMIUM);
+const hasBrowser = mayRunWith(BROWSER, existsSync(CHROMIUM), { why: `no Chromium at ${CHROMIUM}` });
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
-
-if (!hasBrowser) {
-  const message = `browser tests NOT RUN: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
-  if (process.env.REQUIRE_BROWSER === '1') throw new Error(message);
-  console.warn(message);
-}
 
 /** The chat page in headless Chromium against the local stack. */
 describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () => {

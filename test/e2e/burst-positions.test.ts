@@ -70,10 +70,12 @@ describe('queue positions under a burst', () => {
       for (let i = 0; i < 30; i++)
         expect(all.filter((f) => f.requestId === `m${i}` && ends(f))).toHaveLength(1);
 
-      // DynamoDB calls: 2 per admitted request (decide, settle); the rest is the queue's cost.
+      // DynamoDB calls: 3 per admitted request (decide, the runner's claim, settle); the rest is
+      // the queue's cost: enqueue, wake-up read, admit, claim, settle and a read now and then.
+      // Measured 5.2 per queued request; bound 6.
       await stack.processorIdle();
-      const perQueued = (dynamo.total() - 25 * 2) / 5;
-      expect(perQueued).toBeLessThanOrEqual(5);
+      const perQueued = (dynamo.total() - 25 * 3) / 5;
+      expect(perQueued).toBeLessThanOrEqual(6);
       for (const c of clients) c.close();
     }, 60_000);
   }

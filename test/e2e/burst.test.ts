@@ -75,10 +75,13 @@ describe('a burst from one user over several connections', () => {
       expect(all.filter((f) => f.requestId === id && FIRST.includes(f.type))).toHaveLength(1);
     }
     await waitForCompletes(clients, 25);
-    const calls = dynamo.total();
-    // 25 decisions + 25 settles + 10 enqueues, and the refusals decided from the item the
-    // previous frame left: far under one call per frame.
-    expect(calls / 300).toBeLessThanOrEqual(1.3);
+    // 25 decisions + 25 runner claims (issue 20, finding 15: a duplicate event never streams
+    // twice) + 25 settles + 10 enqueues are the writes, exactly; the refusals are decided from the
+    // item the previous frame left, with a confirming read now and then. Measured: 85 writes and
+    // 2 reads (0.29 calls per frame); bound: 3 more reads (0.30).
+    expect(dynamo.calls().UpdateItem).toBe(85);
+    expect(dynamo.calls().GetItem ?? 0).toBeLessThanOrEqual(5);
+    expect(dynamo.total() / 300).toBeLessThanOrEqual(0.3);
     // The queue cap, as the item holds it.
     const status = await clients[0]!.request({ action: 'status' }, 'status');
     expect(status.queue).toMatchObject({ queued: 10 });
@@ -95,11 +98,20 @@ describe('a burst from one user over several connections', () => {
       message: `${prompt} ${i}`,
       maxTokens: 2002,
     }));
+    // 25 reservations of about 4,000 tokens fill the 100,000 (and the bucket): exactly 25 are
+    // admitted, and the rest refused (a queued one could not be answered within MAX_QUEUE_WAIT).
     const admitted = [...first.values()].filter((f) => f.type === 'message_accepted').length;
+    expect(admitted).toBe(25);
+    expect(
+      [...first.values()].filter((f) => f.type === 'error' && f.code === 'RATE_LIMIT_EXCEEDED'),
+    ).toHaveLength(275);
     await waitForCompletes(clients, admitted);
     const completes = clients.flatMap((c) => c.ofType('message_complete'));
     const used = completes.reduce((sum, f) => sum + (f.usage as { totalTokens: number }).totalTokens, 0);
+    // The budget is used, not refused away: measured 99,971 (each reply's size varies by a token
+    // or so with its frame's number); bound: within 100 of the whole budget.
     expect(used).toBeLessThanOrEqual(100_000);
+    expect(used).toBeGreaterThanOrEqual(99_900);
     // What the replies used is what the limiter charged, once every reply settled.
     const status = await clients[0]!.request({ action: 'status' }, 'status');
     const daily = (status.limits as { name: string; used: number }[]).find((l) => l.name === 'dailyTokens');
@@ -108,17 +120,20 @@ describe('a burst from one user over several connections', () => {
   }, 90_000);
 
   it('never admits uncounted when one user is throttled or slow, while others are served', async () => {
-    const hot = await newUser('hot');
     const calm = await newUser('calm');
-    const hotClients = await connections(hot.token, 3);
     const calmClient = await TestClient.connect(stack.wsUrl, calm.token);
     const failOpenBefore = metricTotals.get('LimiterFailOpen') ?? 0;
-    let retryAt = 0;
-    const aboutHot = (_op: string, body: string) => body.includes(`user#${hot.userId}`);
+    const hotUsers: { clients: TestClient[]; retryAt: number }[] = [];
+    // A fresh user per fault: a user refused as busy in one phase would be refused without a call
+    // in the next, and its fault would never reach the store.
     for (const fault of [{ kind: 'throttle' } as const, { kind: 'hang' } as const]) {
+      const hot = await newUser(`hot-${fault.kind}`);
+      const clients = await connections(hot.token, 3);
+      const aboutHot = (_op: string, body: string) => body.includes(`user#${hot.userId}`);
+      dynamo.reset();
       dynamo.inject(aboutHot, fault);
       const prefix = fault.kind;
-      const first = await fire(hotClients, 60, (i) => ({
+      const first = await fire(clients, 60, (i) => ({
         action: 'sendMessage',
         requestId: `${prefix}${i}`,
         message: 'hi',
@@ -128,30 +143,39 @@ describe('a burst from one user over several connections', () => {
         'message_complete',
       );
       expect(calmReply.requestId).toBe(`calm-${prefix}`);
+      const reached = dynamo.faulted()[fault.kind];
       dynamo.clear();
+      // The fault reached the store: one decision's every try (the first and its three retries)
+      // met it, and the frames behind it were refused without a call while the item was known
+      // busy (1 s). Measured: 4 for each fault. Margin: one more decision's tries (8), for a
+      // loaded machine on which the last frames arrive after that second.
+      expect(reached).toBeGreaterThanOrEqual(4);
+      expect(reached).toBeLessThanOrEqual(8);
       // Nothing about the hot user was admitted or queued: every frame was refused, with a wait.
-      expect([...first.values()].every((f) => f.type === 'error' && f.code === 'RATE_LIMIT_EXCEEDED')).toBe(
-        true,
+      expect([...first.values()].map((f) => `${f.type} ${f.code}`)).toEqual(
+        Array.from({ length: 60 }, () => 'error RATE_LIMIT_EXCEEDED'),
       );
       expect([...first.values()].every((f) => (f.details as { retryAfter: number }).retryAfter >= 1)).toBe(
         true,
       );
-      retryAt = Math.max(
-        retryAt,
-        ...[...first.values()].map((f) => (f.details as { resetAt: number }).resetAt),
-      );
+      hotUsers.push({
+        clients,
+        retryAt: Math.max(...[...first.values()].map((f) => (f.details as { resetAt: number }).resetAt)),
+      });
     }
     expect(metricTotals.get('LimiterFailOpen') ?? 0).toBe(failOpenBefore);
-    // The hot user's item was never charged: once the refusals' retryAfter has passed, a fresh
+    // Neither hot user's item was charged: once the refusals' retryAfter has passed, a fresh
     // burst gets the whole bucket.
-    await waitUntil(() => Date.now() >= retryAt, 5_000);
-    const after = await fire(hotClients, 30, (i) => ({
-      action: 'sendMessage',
-      requestId: `after${i}`,
-      message: 'hi',
-    }));
-    expect([...after.values()].filter((f) => f.type === 'message_accepted')).toHaveLength(25);
-    for (const c of [...hotClients, calmClient]) c.close();
+    for (const [i, hot] of hotUsers.entries()) {
+      await waitUntil(() => Date.now() >= hot.retryAt, 5_000);
+      const after = await fire(hot.clients, 30, (j) => ({
+        action: 'sendMessage',
+        requestId: `after${i}-${j}`,
+        message: 'hi',
+      }));
+      expect([...after.values()].filter((f) => f.type === 'message_accepted')).toHaveLength(25);
+    }
+    for (const c of [...hotUsers.flatMap((h) => h.clients), calmClient]) c.close();
   }, 90_000);
 });
 

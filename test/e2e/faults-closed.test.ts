@@ -24,11 +24,14 @@ describe('faults, limiter failing closed', () => {
   it('refuses with INTERNAL_ERROR and a retryAfter while DynamoDB is down, and serves again after', async () => {
     const { token } = await newUser('closed');
     const client = await TestClient.connect(stack.wsUrl, token);
+    // The limiter hears the store answer just before it goes: the silence starts at the cut.
+    await client.request({ action: 'status' }, 'status');
     dynamo.cut();
     try {
       // Busy refusals first (the store has not been silent long enough), then `unavailable`.
       let refusal: Awaited<ReturnType<TestClient['request']>> | undefined;
-      for (let i = 0; i < 20; i++) {
+      let busy = 0;
+      for (let i = 0; i < 20; i++, busy++) {
         refusal = await client.request(
           { action: 'sendMessage', requestId: `down${i}`, message: 'hi' },
           'error',
@@ -39,6 +42,8 @@ describe('faults, limiter failing closed', () => {
         await untilTime((refusal.details as { resetAt: number }).resetAt);
       }
       expect(refusal).toMatchObject({ code: 'INTERNAL_ERROR', details: { retryAfter: 1 } });
+      // At least the first try, within milliseconds of the last answer, was only busy.
+      expect(busy).toBeGreaterThanOrEqual(1);
       expect(client.ofType('message_accepted')).toHaveLength(0);
     } finally {
       dynamo.restore();

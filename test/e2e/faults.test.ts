@@ -34,6 +34,8 @@ describe('faults, limiter failing open', () => {
     const { token } = await newUser('open');
     const client = await TestClient.connect(stack.wsUrl, token);
     const before = metricTotals.get('LimiterFailOpen') ?? 0;
+    // The limiter hears the store answer just before it goes: the silence starts at the cut.
+    await client.request({ action: 'status' }, 'status');
     dynamo.cut();
     let sent = 0;
     try {
@@ -54,6 +56,14 @@ describe('faults, limiter failing open', () => {
           await client.until(() => client.ofType('message_complete', id).length === 1, 5_000);
         }
       }
+      // The first try met faults within milliseconds of the last answer: refused busy, not failed
+      // over (the breaker's silence rule); only a later one, after 1 s of silence, failed open.
+      expect(client.frames.find((f) => f.requestId === 'down0')).toMatchObject({
+        type: 'error',
+        code: 'RATE_LIMIT_EXCEEDED',
+        details: { limit: 'busy' },
+      });
+      expect(sent).toBeGreaterThanOrEqual(2);
       expect(client.ofType('message_complete')).toHaveLength(1);
       expect(client.ofType('message_accepted')).toHaveLength(1);
       expect(metricTotals.get('LimiterFailOpen')).toBe(before + 1);

@@ -156,17 +156,21 @@ describe('the request queue, end to end', () => {
   }, 30_000);
 
   it('caps a user at 10 queued requests (QUEUE_FULL) and lists them in status', async () => {
-    const { token } = await newUser('cap');
+    const { userId, token } = await newUser('cap');
+    // The bucket holds 25 and refills one a minute: nothing leaves the queue before status is
+    // read, so it holds all 10 (with the default refill of one per 3 s, a slow run saw 9).
+    await limiter.setOverride(userId, { limits: { messagesPerMinute: 1, burst: 24 } });
     const client = await TestClient.connect(stack.wsUrl, token);
     await burst(client, 36);
+    expect(client.ofType('message_accepted')).toHaveLength(25);
     expect(client.ofType('request_queued')).toHaveLength(10);
     const full = client.ofType('error');
     expect(full).toHaveLength(1);
     expect(full[0]).toMatchObject({ code: 'QUEUE_FULL' });
     const status = await client.request({ action: 'status' }, 'status');
     const queue = status.queue as { queued: number; requests: { requestId: string; position: number }[] };
-    expect(queue.queued).toBeGreaterThanOrEqual(9);
-    expect(queue.requests[0]?.position).toBe(1);
+    expect(queue.queued).toBe(10);
+    expect(queue.requests.map((r) => r.position)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     client.close();
   }, 30_000);
 

@@ -8,6 +8,7 @@ import { fitToWidth } from '../../local/chat/live-line';
 import { runTerminalClient } from '../../local/chat/terminal-client';
 import type { LocalStack } from '../../local/stack';
 import { newUser, startTestStack } from '../support/local-stack';
+import { mayRunWith, TMUX } from '../support/required-tools';
 
 type Frame = Record<string, unknown>;
 
@@ -416,12 +417,7 @@ describe('fitToWidth', () => {
   });
 });
 
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
-if (!hasTmux) {
-  const message = 'tmux test NOT RUN: no tmux on the PATH (apt-get install tmux)';
-  if (process.env.REQUIRE_TMUX === '1') throw new Error(message);
-  console.warn(message);
-}
+const hasTmux = mayRunWith(TMUX, spawnSync('tmux', ['-V']).status === 0, { why: 'no tmux on the PATH' });
 
 /** README's demo in a real terminal: `npm run chat` in tmux at 80 columns, 30 lines pasted. */
 describe.skipIf(!hasTmux)('npm run chat in a real terminal (needs tmux)', () => {

@@ -894,6 +894,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     }, 30_000);
 
     it('fails open by default and closed when configured, once the store stopped answering', async () => {
+      let nowMs = NOW;
       const broken = (failPolicy: 'open' | 'closed') =>
         new DynamoLimiter({
           client: localDynamoClient('http://127.0.0.1:9'),
@@ -901,17 +902,20 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
           tiers,
           failPolicy,
           timeoutMs: 300,
-          breakerSilenceMs: 1,
+          breakerSilenceMs: 1000,
+          clock: () => nowMs,
         });
       const open = broken('open');
-      // The first decision sees faults but no silence yet long enough: refused, never admitted.
-      const first = await open.decide(ask('someone'), NOW);
-      expect(first.allowed === false || first.failedOpen).toBe(true);
-      expect(await open.decide(ask('someone'), NOW)).toMatchObject({ allowed: true, failedOpen: true });
-      expect(open.breaker.state).toBe('open');
       const closed = broken('closed');
-      await closed.decide(ask('someone'), NOW);
-      expect(await closed.decide(ask('someone'), NOW)).toMatchObject({
+      // The first decisions see faults but no silence yet long enough: refused busy, never admitted.
+      expect(await open.decide(ask('someone'), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+      expect(await closed.decide(ask('someone'), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+      expect([open.breaker.state, closed.breaker.state]).toEqual(['closed', 'closed']);
+      // A second later (the busy refusal's wait over), the silence has lasted: the breaker opens.
+      nowMs += 1000;
+      expect(await open.decide(ask('someone'), nowMs)).toMatchObject({ allowed: true, failedOpen: true });
+      expect(open.breaker.state).toBe('open');
+      expect(await closed.decide(ask('someone'), nowMs)).toMatchObject({
         allowed: false,
         limit: 'unavailable',
       });

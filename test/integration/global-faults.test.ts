@@ -93,7 +93,10 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       Object.fromEntries(
         ((await limiter.status('anyone', undefined, nowMs)).global ?? []).map((g) => [g.name, g.used]),
       );
-    /** Drops the answer of the next UpdateItem whose body contains `marker` (once). */
+    /**
+     * Drops the answer of the next UpdateItem whose body contains `marker` (once): the write lands
+     * and the caller's timeout is all it sees, so these tests give the limiter a short one.
+     */
     const loseNextAnswer = (marker: string) => {
       let armed = true;
       proxy.inject(
@@ -113,7 +116,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         dailyTokens: 10_000,
         shards: 2,
       });
-      const { limiter } = make();
+      const { limiter } = make({ timeoutMs: 400 });
       loseNextAnswer('"global#');
       const decision = await limiter.decide(ask('u1'), NOW);
       proxy.clear();
@@ -142,7 +145,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
 
     it('confirms a share whose write and re-read both lost their answers instead of taking a second one', async () => {
       const { make } = await table({ requestsInFlight: 4, hourlyMessages: 100, shards: 2 });
-      const { limiter } = make();
+      const { limiter } = make({ timeoutMs: 400 });
       // The shard write lands and its answer is lost; the read that follows is lost too.
       let lost = 0;
       proxy.inject(
@@ -198,7 +201,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
 
     it("keeps the global share with the reservation when the user's own write lands but its answer is lost", async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
-      const { limiter } = make();
+      const { limiter } = make({ timeoutMs: 400 });
       loseNextAnswer('"user#u2"');
       const decision = await limiter.decide(ask('u2'), NOW);
       proxy.clear();
@@ -218,7 +221,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
 
     it("releases the shard when the user's settle lands but its answer is lost", async () => {
       const { make } = await table({ requestsInFlight: 4, dailyTokens: 10_000, shards: 1 });
-      const { limiter } = make();
+      const { limiter } = make({ timeoutMs: 400 });
       const decision = await limiter.decide(ask('u3'), NOW);
       if (!decision.allowed) throw new Error('not admitted');
       loseNextAnswer('"user#u3"');

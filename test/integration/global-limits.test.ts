@@ -98,8 +98,9 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         remaining: 0,
       });
       // Cheap even while refusing: one failed shard write (dynalite adds a read) before an
-      // instance knows the shards are full, then none.
-      expect(counter.total() / 300).toBeLessThan(3);
+      // instance knows the shards are full, then none. Measured per decision (2026-12-03, a
+      // loaded 2-core machine): dynalite 2.51–2.66, DynamoDB Local 1.38; bound: that and ~5–10 %.
+      expect(counter.total() / 300).toBeLessThan(backend === 'dynalite' ? 2.8 : 1.5);
       expect(admitted(await burst(limiters, NOW + 3_600_000))).toHaveLength(37);
     }, 60_000);
 

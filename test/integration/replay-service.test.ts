@@ -180,9 +180,15 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     const { snap, limits } = await limiter.view(user, undefined, clock);
     expect(snap.active).toBeUndefined();
     expect(snap.reservations).toEqual({});
-    // Admitted once: one message counted, whatever the attempts (the bucket refilled since).
-    expect(limits.find((l) => l.name === 'messageRate')?.used).toBeLessThanOrEqual(1);
-    expect(limits.find((l) => l.name === 'dailyTokens')?.used).toBeGreaterThan(0);
+    // Admitted once, whatever the attempts: today's count holds one message (the bucket has
+    // refilled since, so it cannot tell), and the tokens of the one complete reply, settled once.
+    const complete = sender.sent.find(
+      (s) => requestIdOf(s.message) === id && s.message.type === 'message_complete',
+    )?.message as { usage: { totalTokens: number } } | undefined;
+    expect(complete?.usage.totalTokens).toBeGreaterThan(0);
+    expect(limits.find((l) => l.name === 'dailyTokens')?.used).toBe(complete?.usage.totalTokens);
+    const today = (await limiter.status(user, undefined, clock)).history?.at(-1);
+    expect(today).toMatchObject({ messages: 1, tokens: complete?.usage.totalTokens });
   });
 
   it('recovers from a crash before the decision: nothing moved, the next delivery runs it once', async () => {

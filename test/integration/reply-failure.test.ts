@@ -9,6 +9,7 @@ import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision } from '../../lambda/core/limiter/types';
 import { queueDeadlineEpochMs } from '../../lambda/core/queue/request';
 import type { ReplyJob } from '../../lambda/core/reply-job';
+import { messageComplete } from '../../lambda/core/server-messages';
 import type { OutgoingMessage } from '../../lambda/services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../../lambda/services/replay-service';
 import { ReplyFailureService } from '../../lambda/services/reply-failure';
@@ -129,6 +130,34 @@ describe('ReplyFailureService (a reply job Lambda dropped)', () => {
       clock,
     );
     expect(next.allowed).toBe(true);
+  });
+
+  it('settles a dropped direct request to the reply its runner kept but could not settle, and sends that reply once', async () => {
+    const user = `u-${randomUUID()}`;
+    const job = await admittedDirect(user);
+    // The runner claimed it, produced the reply, could not settle it (the store was out) and kept
+    // it; its retry could not settle it either, and Lambda gave up.
+    expect(
+      await limiter.claim(user, job.requestId, 'runner-1', {
+        source: 'direct',
+        inFlightUntilEpochMs: job.inFlightUntilEpochMs,
+      }),
+    ).toEqual({ kind: 'claimed' });
+    const usage = { inputTokens: 3, outputTokens: 5, totalTokens: 8 };
+    await new ReplyStore(res.dynamo, res.tables.requests).keepProduced(
+      user,
+      job.requestId,
+      { claim: 'runner-1', usage, message: messageComplete(job.requestId, 'the reply', usage, clock) },
+      clock,
+    );
+
+    const record = { job, condition: 'RetriesExhausted', invokeCount: 2 } as const;
+    expect(await failures().settleDropped(record)).toBe('settled');
+    expect(await failures().settleDropped(record)).toBe('already-ended');
+
+    expect(told(job.requestId)).toEqual(['message_complete']);
+    expect(await usedTokens(user)).toBe(8);
+    expect((await limiter.view(user, undefined, clock)).snap.reservations[job.requestId]).toBeUndefined();
   });
 
   it('changes nothing for a job a late runner already settled: no refund of what it charged, no notice', async () => {

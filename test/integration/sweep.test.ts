@@ -50,7 +50,8 @@ describe('the self-healing sweep', () => {
     store,
     queue,
     sender,
-    directory: { listByUser: async () => [] },
+    // A user's live connection (a lapsed direct request's final message follows the user).
+    directory: { listByUser: async (userId: string) => [{ connectionId: `conn-${userId}` }] },
     log: quiet,
     now: () => clock,
   });
@@ -286,15 +287,86 @@ describe('the self-healing sweep', () => {
     expect(lease).toBeGreaterThan(clock);
     clock = lease! + SWEEP_GRACE_MS;
     const report = await sweep().run(clock);
-    expect(report.repaired['lapsed-slot']).toBe(1);
+    // Its reservation was held too: the request is ended with its slot (lapsed-direct-request).
+    expect(report.repaired['lapsed-direct-request']).toBe(1);
+    expect((await limiter.view(user, undefined, clock)).snap.inFlight).toEqual({});
+    clock += 5 * 60_000;
+    await sweep().run(clock);
     const { snap } = await limiter.view(user, undefined, clock);
-    expect(snap.inFlight).toEqual({});
     expect(snap.sweepAfterEpochMs).toBeUndefined();
+  });
+
+  /** Makes the sweep look at the user now, whenever its index says the next look is due. */
+  async function lookAt(userId: string): Promise<void> {
+    const { snap } = await limiter.view(userId, undefined, clock);
+    if (snap.sweepAfterEpochMs === undefined) return;
+    await sweep().sweepUser({ userId, sweepAfterEpochMs: snap.sweepAfterEpochMs }, clock);
+  }
+
+  it('ends once a direct request whose runner died after its claim: charged nothing, told once, and not before its lease and grace are past', async () => {
+    const user = `u-${randomUUID()}`;
+    const before = (await limiter.view(user, undefined, clock)).snap.tu ?? 0;
+    const decision = await limiter.decide(
+      { userId: user, requestId: 'crashed', estimatedInputTokens: 5, queue: { mode: 'direct' } },
+      clock,
+    );
+    expect(decision.allowed).toBe(true);
+    const lease = (await limiter.view(user, undefined, clock)).snap.inFlight?.crashed;
+    // The runner claims it, then its process dies; Lambda's retry finds the claim taken.
+    const claim = await limiter.claim(user, 'crashed', 'runner-1', {
+      source: 'direct',
+      inFlightUntilEpochMs: lease,
+    });
+    expect(claim.kind).toBe('claimed');
+    expect((await limiter.view(user, undefined, clock)).snap.tu).toBeGreaterThan(before);
+    // A runner inside its lease (and the grace) is never cut off.
+    clock = lease! + SWEEP_GRACE_MS - 1;
+    await sweep().run(clock);
+    await lookAt(user);
+    expect(sender.types('crashed')).toEqual([]);
+    expect((await limiter.view(user, undefined, clock)).snap.reservations.crashed?.a).toBe('runner-1');
+
+    // The look that run moved comes a second later.
+    clock = lease! + SWEEP_GRACE_MS + 1000;
+    const report = await sweep().run(clock);
+    expect(report.repaired['lapsed-direct-request']).toBe(1);
+    expect(sender.types('crashed')).toEqual(['request_failed']);
+    const { snap } = await limiter.view(user, undefined, clock);
+    expect(snap.reservations).toEqual({});
+    expect(snap.inFlight).toEqual({});
+    expect(snap.tu ?? 0).toBe(before);
+    expect(events.filter((e) => e.detail.kind === 'lapsed-direct-request')).toHaveLength(1);
+    // The runner's retry (or a second sweep) finds it ended: nobody is told twice.
+    clock += 5 * 60_000;
+    await sweep().run(clock);
+    await lookAt(user);
+    expect(sender.types('crashed')).toEqual(['request_failed']);
+  });
+
+  it('ends a direct request whose event never ran: claims it under the lease seen, so a late runner event does nothing', async () => {
+    const user = `u-${randomUUID()}`;
+    await limiter.decide(
+      { userId: user, requestId: 'never', estimatedInputTokens: 5, queue: { mode: 'direct' } },
+      clock,
+    );
+    const lease = (await limiter.view(user, undefined, clock)).snap.inFlight?.never;
+    clock = lease! + SWEEP_GRACE_MS;
+    expect((await sweep().run(clock)).repaired['lapsed-direct-request']).toBe(1);
+    expect(sender.types('never')).toEqual(['request_failed']);
+    // The event arrives late after all: its claim finds the request gone.
+    const late = await limiter.claim(user, 'never', 'runner-late', {
+      source: 'direct',
+      inFlightUntilEpochMs: lease,
+    });
+    expect(late.kind).toBe('gone');
   });
 
   it("prunes the global waiting line of waiters who stopped looking, and keeps the others'", async () => {
     limiter = limiterWith({ requestsInFlight: 1, shards: 1 });
     const line = { tier: 'free' as const, limit: 'requestsInFlight' as const };
+    // Both join now; 'looking' is deferred for two minutes (its wake-up comes back then), 'gone'
+    // was due to look again at once and never did. A minute on, only 'gone' is stale (the line's
+    // own writes would prune it too; here nobody writes to the line but the sweep).
     await limiter.joinGlobalLine({
       ...line,
       userId: 'gone',
@@ -302,14 +374,15 @@ describe('the self-healing sweep', () => {
       deadlineEpochMs: clock + 900_000,
       seenAtEpochMs: clock,
     });
-    clock += 60_000;
     await limiter.joinGlobalLine({
       ...line,
       userId: 'looking',
       enqueuedAtEpochMs: clock,
       deadlineEpochMs: clock + 900_000,
       seenAtEpochMs: clock,
+      wakeAtEpochMs: clock + 120_000,
     });
+    clock += 60_000;
     const report = await sweep().run(clock);
     expect(report.repaired['stale-line-entry']).toBe(1);
     const waiters = await limiter.global!.waiters({ fresh: true, nowMs: clock - 120_000 });

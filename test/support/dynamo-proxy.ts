@@ -12,7 +12,9 @@ export type DynamoFault =
    * Forward it, let the emulator apply it, and drop the answer: the write landed, and the caller's
    * timeout is all it sees (a lost answer, SPEC §9.1).
    */
-  | { readonly kind: 'lose-answer' };
+  | { readonly kind: 'lose-answer' }
+  /** Apply it, then break the connection instead of answering: a write that landed, answer lost. */
+  | { readonly kind: 'drop-answer' };
 
 /** A fault for every picked request, or one chosen per request (e.g. the first one differently). */
 export type DynamoFaultChoice = DynamoFault | ((operation: string, body: string) => DynamoFault | undefined);
@@ -28,6 +30,12 @@ export interface DynamoProxy {
   /** Operations seen since the last reset, by operation (`UpdateItem`, `GetItem`, ...). */
   calls(): Record<string, number>;
   total(): number;
+  /**
+   * Requests a rule picked since the last reset, by fault (`hang`: requests that reached the
+   * store's front door and were never answered). A fault test asserts this, so a fault that never
+   * reached the store cannot pass for one that was survived.
+   */
+  faulted(): Record<DynamoFault['kind'], number>;
   reset(): void;
   /** Applies `fault` to every request for which `picks` is true, until cleared. */
   inject(picks: (operation: string, body: string) => boolean, fault: DynamoFaultChoice): void;
@@ -38,6 +46,13 @@ export interface DynamoProxy {
 export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
   const upstream = new URL(target);
   const counts: Record<string, number> = {};
+  const faults: Record<DynamoFault['kind'], number> = {
+    throttle: 0,
+    delay: 0,
+    hang: 0,
+    'lose-answer': 0,
+    'drop-answer': 0,
+  };
   let rule: { picks: (operation: string, body: string) => boolean; fault: DynamoFaultChoice } | undefined;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -52,6 +67,7 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
       const text = body.toString('utf8');
       const chosen = rule?.picks(operation, text) ? rule.fault : undefined;
       const fault = typeof chosen === 'function' ? chosen(operation, text) : chosen;
+      if (fault) faults[fault.kind]++;
       if (fault?.kind === 'throttle') {
         const text = JSON.stringify({
           __type: 'com.amazonaws.dynamodb.v20120810#ThrottlingException',
@@ -79,6 +95,11 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
             answer.resume(); // applied upstream; the caller never hears of it
             return;
           }
+          if (fault?.kind === 'drop-answer') {
+            answer.resume();
+            answer.on('end', () => res.destroy());
+            return;
+          }
           res.writeHead(answer.statusCode ?? 500, answer.headers);
           answer.pipe(res);
         },
@@ -86,7 +107,7 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
       forward.on('error', () => res.destroy());
       // A caller that gave up does not take back a write already sent (a lost answer lands).
       res.on('close', () => {
-        if (fault?.kind !== 'lose-answer') forward.destroy();
+        if (fault?.kind !== 'lose-answer' && fault?.kind !== 'drop-answer') forward.destroy();
       });
       forward.end(body);
     });
@@ -98,8 +119,10 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     calls: () => ({ ...counts }),
     total: () => Object.values(counts).reduce((a, b) => a + b, 0),
+    faulted: () => ({ ...faults }),
     reset: () => {
       for (const k of Object.keys(counts)) delete counts[k];
+      for (const k of Object.keys(faults) as DynamoFault['kind'][]) faults[k] = 0;
     },
     inject: (picks, fault) => {
       rule = { picks, fault };

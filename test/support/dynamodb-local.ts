@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, inject } from 'vitest';
 import { localDynamoClient } from '../../local/aws-clients';
+import { JAVA, mayRunWith } from './required-tools';
 
 export interface DynamoDbLocal {
   readonly endpoint: string;
@@ -82,12 +83,18 @@ function freePort(): Promise<number> {
 
 /**
  * Runs a contract suite on both DynamoDB emulators: dynalite (in the run's shared emulators) and
- * DynamoDB Local (started for the suite; skipped when there is no java on PATH).
+ * DynamoDB Local (started for the suite). Without java on the PATH the DynamoDB Local part fails
+ * when `REQUIRE_JAVA=1` and is skipped with a warning otherwise; `SKIP_DYNAMODB_LOCAL=1` (the
+ * mutation run, `npm run mutate`) leaves it out on purpose, and says so.
  */
 export function onEveryEmulator(suite: (backend: string, endpoint: () => string) => void): void {
   suite('dynalite', () => inject('dynamodbEndpoint'));
   let local: DynamoDbLocal | undefined;
-  describe.skipIf(!isJavaAvailable())('with DynamoDB Local (needs java on PATH)', () => {
+  const leftOut = process.env.SKIP_DYNAMODB_LOCAL === '1';
+  const runs = leftOut
+    ? mayRunWith(JAVA, false, { why: 'SKIP_DYNAMODB_LOCAL=1' })
+    : mayRunWith(JAVA, isJavaAvailable());
+  describe.skipIf(!runs)('with DynamoDB Local (needs java on PATH)', () => {
     beforeAll(async () => {
       local = await startDynamoDbLocal();
     }, 60_000);

@@ -1,11 +1,16 @@
 /**
  * A deterministic corpus of malformed and adversarial frames: every one must be refused with a
- * protocol error (none of them is a valid request). Seeded, so a failure names a reproducible frame.
+ * protocol error (none of them is a valid request), and each names the one it must get. Seeded, so
+ * a failure names a reproducible frame.
  */
 export interface HostileFrame {
   readonly kind: string;
   readonly frame: string;
+  /** The error code this frame must be answered with (SPEC §4). */
+  readonly expected: HostileCode;
 }
+
+export type HostileCode = 'INVALID_REQUEST' | 'UNKNOWN_ACTION' | 'MESSAGE_TOO_LARGE' | 'NOT_FOUND';
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
@@ -63,7 +68,8 @@ export function hostileCorpus(seed = 20261124, otherUsersRequestIds: readonly st
   const random = rng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
   const frames: HostileFrame[] = [];
-  const add = (kind: string, frame: string) => frames.push({ kind, frame });
+  const add = (kind: string, frame: string, expected: HostileCode = 'INVALID_REQUEST') =>
+    frames.push({ kind, frame, expected });
   const valid = [
     JSON.stringify({ action: 'sendMessage', message: 'hello', requestId: 'abc' }),
     JSON.stringify({ action: 'cancel', requestId: 'abc' }),
@@ -115,7 +121,12 @@ export function hostileCorpus(seed = 20261124, otherUsersRequestIds: readonly st
     if (field === 'maxTokens' && typeof value === 'number' && Number.isInteger(value) && value > 0) continue;
     if ((field === 'requestId' || field === 'conversationId') && value === undefined) continue;
     frame[field] = value;
-    add(`wrong-type-${field}`, JSON.stringify(frame));
+    // An action that is not one of the action names (a non-string, or '') is an unknown action.
+    add(
+      `wrong-type-${field}`,
+      JSON.stringify(frame),
+      field === 'action' ? 'UNKNOWN_ACTION' : 'INVALID_REQUEST',
+    );
   }
   for (let i = 0; i < 60; i++) {
     add(
@@ -145,7 +156,7 @@ export function hostileCorpus(seed = 20261124, otherUsersRequestIds: readonly st
               'reset',
             ])
           : `x${Math.floor(random() * 1e9).toString(36)}`;
-    add('unknown-action', JSON.stringify({ action, message: 'hi' }));
+    add('unknown-action', JSON.stringify({ action, message: 'hi' }), 'UNKNOWN_ACTION');
   }
 
   // 5. Prototype pollution attempts.
@@ -162,12 +173,17 @@ export function hostileCorpus(seed = 20261124, otherUsersRequestIds: readonly st
     // Characters are counted as code points; each frame stays under 32 KB of UTF-8.
     const char = pick(['x', 'é', '😀']);
     const length = 8001 + Math.floor(random() * (char === '😀' ? 99 : 4000));
-    add('oversize-message', JSON.stringify({ action: 'sendMessage', message: char.repeat(length) }));
+    add(
+      'oversize-message',
+      JSON.stringify({ action: 'sendMessage', message: char.repeat(length) }),
+      'MESSAGE_TOO_LARGE',
+    );
   }
   for (let i = 0; i < 40; i++) {
     add(
       'oversize-message',
       JSON.stringify({ action: 'sendMessage', message: 'y'.repeat(8001 + i * 97), requestId: `big${i}` }),
+      'MESSAGE_TOO_LARGE',
     );
   }
 
@@ -186,7 +202,7 @@ export function hostileCorpus(seed = 20261124, otherUsersRequestIds: readonly st
   // 8. Cancelling requests that are not this user's (someone else's, or nobody's).
   for (let i = 0; i < 100; i++) {
     const requestId = otherUsersRequestIds.length && i % 2 === 0 ? pick(otherUsersRequestIds) : `ghost-${i}`;
-    add('cancel-foreign', JSON.stringify({ action: 'cancel', requestId }));
+    add('cancel-foreign', JSON.stringify({ action: 'cancel', requestId }), 'NOT_FOUND');
   }
   return frames;
 }

@@ -80,12 +80,26 @@ export const REPAIR_KINDS = [
   'lapsed-slot',
   /** Entries of the shared global waiting line whose waiter stopped looking: dropped. */
   'stale-line-entry',
+  /**
+   * A direct request whose runner is gone (crashed after its claim, or never ran) and whose
+   * in-flight lease lapsed: ended once — settled to the reply a runner kept, or charging nothing
+   * and the user told `request_failed`.
+   */
+  'lapsed-direct-request',
 ] as const;
 export type RepairKind = (typeof REPAIR_KINDS)[number];
 
 export type Repair =
   | { readonly kind: 'lost-wake-up' | 'orphaned-active' | 'expired-head'; readonly requestId: string }
-  | { readonly kind: 'lapsed-slot'; readonly slots: readonly (readonly [string, number])[] };
+  | { readonly kind: 'lapsed-slot'; readonly slots: readonly (readonly [string, number])[] }
+  | {
+      readonly kind: 'lapsed-direct-request';
+      readonly requestId: string;
+      /** The in-flight lease seen (absent: its slot was dropped as lapsed since). */
+      readonly leaseUntilEpochMs?: number;
+      /** The claim of the runner that took it, as seen (absent: no runner claimed it). */
+      readonly claim?: string;
+    };
 
 export interface SweepPlan {
   readonly repairs: readonly Repair[];
@@ -110,9 +124,25 @@ export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
 
   // Slots of runners that never settled. The active request's slot moves with its takeover.
   const slots = Object.entries(snap.inFlight ?? {}).filter(([id]) => id !== snap.active?.requestId);
-  const lapsed = slots.filter(([, lease]) => due(lease));
+  // A lapsed slot that still has its reservation is a direct request nobody ended (its runner
+  // crashed after its claim, or its event never ran): it is ended, not only its slot dropped. The
+  // runner never answers past its lease (reply-runner.ts stops before it), so a grace past the
+  // lease cuts off no live runner.
+  const lapsed = slots.filter(([id, lease]) => due(lease) && !snap.reservations[id]);
   if (lapsed.length) repairs.push({ kind: 'lapsed-slot', slots: lapsed });
-  for (const [, lease] of slots) if (!due(lease)) looks.push(lease + SWEEP_GRACE_MS);
+  for (const [id, lease] of slots) {
+    if (!due(lease)) looks.push(lease + SWEEP_GRACE_MS);
+    else if (snap.reservations[id]) {
+      repairs.push(lapsedDirect(snap.reservations[id], id, lease));
+    }
+  }
+  // A reservation whose slot is gone (dropped as lapsed by a later admission) and that is not the
+  // active request's: its lease lapsed before that admission, so it is ended the same way.
+  for (const [id, pending] of Object.entries(snap.reservations)) {
+    if (snap.inFlight?.[id] === undefined && id !== snap.active?.requestId && !snap.queued[id]) {
+      repairs.push(lapsedDirect(pending, id, undefined));
+    }
+  }
 
   if (snap.active) {
     // A live wake-up is held for the lease and comes back when it ends, to take over.
@@ -133,6 +163,19 @@ export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
   if (due(lookBy)) repairs.push({ kind: 'lost-wake-up', requestId: head });
   else looks.push(lookBy + SWEEP_GRACE_MS);
   return plan(repairs, looks, nowMs);
+}
+
+function lapsedDirect(
+  pending: { readonly a?: string },
+  requestId: string,
+  leaseUntilEpochMs: number | undefined,
+): Repair {
+  return {
+    kind: 'lapsed-direct-request',
+    requestId,
+    ...(leaseUntilEpochMs !== undefined ? { leaseUntilEpochMs } : {}),
+    ...(pending.a !== undefined ? { claim: pending.a } : {}),
+  };
 }
 
 /**

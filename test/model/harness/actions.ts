@@ -1,7 +1,13 @@
 import type { QueueRecord } from '../../../lambda/services/replay-service';
 import type { FaultSpec } from './faults';
 import { type SweepHook, sweepHook } from './sweep';
-import { connectionOf, type PendingEvent, RUNNER_ASYNC_RETRIES, type World } from './world';
+import {
+  connectionOf,
+  type PendingEvent,
+  RUNNER_ASYNC_RETRIES,
+  RUNNER_MAX_EVENT_AGE_MS,
+  type World,
+} from './world';
 
 /**
  * What the commands do to the world: each is one invocation of a function (with its fault and
@@ -139,6 +145,7 @@ export async function runEvent(
   w: World,
   args: { pick: number; midStreamMs?: number; fault?: FaultSpec; crashAfter?: number },
 ): Promise<boolean> {
+  ageOut(w);
   if (w.events.length === 0) return false;
   const [event] = w.events.splice(args.pick % w.events.length, 1) as [PendingEvent];
   const r = w.runnerInstance;
@@ -152,13 +159,68 @@ export async function runEvent(
   if (!result.ok && event.attempt <= RUNNER_ASYNC_RETRIES) {
     // Lambda retries a failed asynchronous invocation (after a minute or more).
     w.events.push({ ...event, attempt: event.attempt + 1 });
+  } else if (!result.ok) {
+    // Its last attempt failed: Lambda sends the record to the on-failure destination.
+    w.failureRecords.push({
+      job: event.job,
+      condition: 'RetriesExhausted',
+      invokeCount: event.attempt,
+      dueAtMs: w.t,
+    });
   }
   return true;
 }
 
-export function advance(w: World, ms: number): void {
+/**
+ * Lambda sends the first due record to the runner's on-failure destination (`replyFailure`), which
+ * runs `ReplyFailureService.settleDropped` (as `handlers/reply-failure.ts`). A failed invocation
+ * of the destination is retried by Lambda a minute later.
+ */
+export async function runFailureRecord(w: World, args: { fault?: FaultSpec } = {}): Promise<boolean> {
+  const at = w.failureRecords.findIndex((r) => r.dueAtMs <= w.t);
+  if (at < 0) return false;
+  const [record] = w.failureRecords.splice(at, 1);
+  const s = w.sweeper;
+  w.trace(`replyFailure gets ${record!.job.requestId} (${record!.condition})`);
+  const result = await s.invoke(args.fault, undefined, () =>
+    s.failures!.settleDropped({
+      job: record!.job,
+      condition: record!.condition,
+      invokeCount: record!.invokeCount,
+    }),
+  );
+  if (!result.ok) w.failureRecords.push({ ...record!, dueAtMs: w.t + 60_000 });
+  else w.trace(`replyFailure: ${record!.job.requestId} ${result.value}`);
+  return true;
+}
+
+/**
+ * Events Lambda could not start within the maximum event age never run: their records go to the
+ * on-failure destination at that age (first attempts and retries alike).
+ */
+function ageOut(w: World): void {
+  for (let i = w.events.length - 1; i >= 0; i--) {
+    const event = w.events[i]!;
+    const dueAtMs = event.sentAtMs + RUNNER_MAX_EVENT_AGE_MS;
+    if (dueAtMs > w.t) continue;
+    w.events.splice(i, 1);
+    w.trace(`event ${event.id} for ${event.job.requestId} too old to start (attempt ${event.attempt})`);
+    w.failureRecords.push({
+      job: event.job,
+      condition: 'EventAgeExceeded',
+      invokeCount: event.attempt - 1,
+      dueAtMs,
+    });
+  }
+}
+
+/** Time passes; what Lambda does meanwhile on its own (records of events it gave up on) happens. */
+export async function advance(w: World, ms: number): Promise<void> {
   w.advance(ms);
   w.trace(`clock +${ms} ms`);
+  ageOut(w);
+  const due = w.failureRecords.filter((r) => r.dueAtMs <= w.t).length;
+  for (let i = 0; i < due; i++) await runFailureRecord(w);
 }
 
 export async function sweep(w: World): Promise<void> {
@@ -178,13 +240,14 @@ export async function drain(w: World, maxSimMs = 3 * 3600_000): Promise<void> {
   const maxStepMs = (await sweepHook()) ? 60_000 : 20 * 60_000;
   let idle = 0;
   while (w.t < until) {
-    if (w.events.length > 0) {
-      await runEvent(w, { pick: 0 });
-      continue;
-    }
+    if (w.events.length > 0 && (await runEvent(w, { pick: 0 }))) continue;
     if (await processNext(w)) continue;
+    if (await runFailureRecord(w)) continue;
     await sweep(w);
-    const hidden = w.queue.messages.map((m) => m.invisibleUntilMs).filter((t) => t > w.t);
+    const hidden = [
+      ...w.queue.messages.map((m) => m.invisibleUntilMs),
+      ...w.failureRecords.map((r) => r.dueAtMs),
+    ].filter((t) => t > w.t);
     const open = hidden.length > 0 || (await anyUserOpen(w));
     idle = open ? 0 : idle + 1;
     if (idle >= 2) return;

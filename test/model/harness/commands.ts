@@ -147,8 +147,8 @@ export class Advance extends Step {
   constructor(readonly ms: number) {
     super();
   }
-  async act(w: World) {
-    advance(w, this.ms);
+  act(w: World) {
+    return advance(w, this.ms);
   }
   toString() {
     return `advance(${this.ms} ms)`;

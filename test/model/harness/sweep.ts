@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { World } from './world';
+import { HARNESS_LIMITS, type World } from './world';
 
 /**
  * The self-healing sweep (issue 20, item 3), built on another branch (`lambda/services/sweep-service.ts`
@@ -67,6 +67,7 @@ export async function sweepHook(): Promise<SweepHook | undefined> {
         log: s.log,
         settings: modules.DEFAULT_SWEEP_SETTINGS,
         now: () => s.clock(),
+        prices: (id: string) => HARNESS_LIMITS.models.find((m) => m.id === id),
       }).run(s.clock()),
     );
   };

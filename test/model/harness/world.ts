@@ -9,6 +9,7 @@ import { parseLimitsConfig } from '../../../lambda/core/limiter/policy';
 import { type LimiterSnapshot, snapshotFromItem } from '../../../lambda/core/limiter/snapshot';
 import { ECHO_MODEL } from '../../../lambda/core/models';
 import type { ReplyJob } from '../../../lambda/core/reply-job';
+import { FUNCTIONS } from '../../../lambda/core/resources';
 import { ChatService } from '../../../lambda/services/chat-service';
 import type {
   ConnectionDirectory,
@@ -19,6 +20,7 @@ import type {
   ReplyHandoffPort,
 } from '../../../lambda/services/ports';
 import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../../../lambda/services/replay-service';
+import { type DropCondition, ReplyFailureService } from '../../../lambda/services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../../lambda/services/reply-runner';
 import { Crash, type FaultSpec, faultyDynamo, Invocation, type Port, through, timeoutError } from './faults';
 import { checkPlaceNotice } from './invariants';
@@ -107,6 +109,8 @@ export class Instance {
   chat?: ChatService;
   replay?: ReplayService;
   runner?: ReplyRunner;
+  /** The runner's on-failure destination (`replyFailure`), run on the sweep's instance. */
+  failures?: ReplyFailureService;
   queue!: RequestQueue;
   dynamo!: DynamoDBClient;
   store!: ReplyStore;
@@ -179,6 +183,8 @@ export class Instance {
         settings: { ...DEFAULT_RUNNER_SETTINGS, modelRetryBaseMs: 100 },
         sleep,
       });
+    } else if (this.role === 'sweep') {
+      this.failures = new ReplyFailureService(common);
     }
   }
 
@@ -209,11 +215,29 @@ export const SIM_QUEUE_URL = 'sim://chat-limiter-requests.fifo';
 export const SIM_DLQ_URL = 'sim://chat-limiter-requests-dlq.fifo';
 export const connectionOf = (userId: string) => `c-${userId}`;
 
+/**
+ * Lambda's maximum event age of the runner's events (FUNCTIONS.reply): an event it cannot start
+ * within it goes to the on-failure destination (`replyFailure`) instead.
+ */
+export const RUNNER_MAX_EVENT_AGE_MS = FUNCTIONS.reply.asyncInvoke!.maxEventAgeSeconds * 1000;
+
+/** An invocation record Lambda sends to the runner's on-failure destination (`replyFailure`). */
+export interface FailureRecord {
+  readonly job: ReplyJob;
+  readonly condition: DropCondition;
+  /** Attempts Lambda made (0: never started). */
+  readonly invokeCount: number;
+  /** When Lambda sends it: at once after the last attempt failed, or at the maximum event age. */
+  readonly dueAtMs: number;
+}
+
 export interface PendingEvent {
   readonly id: number;
   readonly job: ReplyJob;
   /** Lambda's attempt number of this event (1, then its retries). */
   readonly attempt: number;
+  /** When Lambda accepted the event: past the maximum event age it never runs. */
+  readonly sentAtMs: number;
 }
 
 export interface WorldOptions {
@@ -247,6 +271,8 @@ export class World {
   readonly users: readonly string[];
   readonly global?: GlobalLimits;
   readonly events: PendingEvent[] = [];
+  /** Records on their way to the runner's on-failure destination (`replyFailure`). */
+  readonly failureRecords: FailureRecord[] = [];
   /** Each request id's latest send. */
   readonly requests = new Map<string, ClientRequest>();
   /** Every send, in order (a reused id appears once per send). */
@@ -361,12 +387,20 @@ export class World {
         const plan = instance.current.plan('handoff');
         this.noteReservation(job);
         const enqueue = async () => {
-          this.events.push({ id: ++this.eventSeq, job, attempt: 1 });
+          this.events.push({ id: ++this.eventSeq, job, attempt: 1, sentAtMs: this.t });
           this.trace(`${instance.name} handed ${job.requestId} (${job.source}) to the runner`);
         };
         if (plan.kind === 'special') {
           if (plan.fault === 'drop') {
+            // Accepted, never started (throttled, lost): at the maximum event age Lambda sends
+            // its record to the on-failure destination.
             this.trace(`${instance.name}: event for ${job.requestId} accepted and dropped`);
+            this.failureRecords.push({
+              job,
+              condition: 'EventAgeExceeded',
+              invokeCount: 0,
+              dueAtMs: this.t + RUNNER_MAX_EVENT_AGE_MS,
+            });
             return;
           }
           if (plan.fault === 'duplicate') await enqueue();

@@ -54,6 +54,8 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
   const completed = new Set<string>();
   /** Requests whose reply has started to arrive, streamed or not. */
   const started = new Set<string>();
+  /** Requests that left the line (processing started, or ended): a place told for them is late. */
+  const outOfLine = new Set<string>();
   const live = new LiveLine(out, (text) => paint('33', text));
 
   const write = (text: string) => out.write(text);
@@ -163,6 +165,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           break;
         case 'queue_processing_started':
           if (id && pending.get(id)) pending.get(id)!.queue = undefined;
+          if (id) outOfLine.add(id);
           line(dim(`${name(id)}: your turn — processing`));
           break;
         case 'chunk': {
@@ -213,6 +216,9 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
           const eta = Number(msg.estimatedWaitTime);
           const entry = id ? pending.get(id) : undefined;
           const queueVersion = typeof msg.queueVersion === 'number' ? msg.queueVersion : undefined;
+          // A place computed before the request left the line (its processing started, or it
+          // ended) that arrives after: old news, whatever its version (finding 13).
+          if (id && outOfLine.has(id)) break;
           // A notice computed from an older version of the list crossed a newer one: old news.
           if (!isNewerPlace(entry?.queue, { position, queueVersion })) break;
           const verb = queueVerb(
@@ -271,7 +277,10 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
         default:
           line(dim(JSON.stringify(msg)));
       }
-      if (id && TERMINAL.has(String(msg.type))) pending.delete(id);
+      if (id && TERMINAL.has(String(msg.type))) {
+        pending.delete(id);
+        outOfLine.add(id);
+      }
       if (msg.type === 'error' && id) pending.delete(id);
       drawQueue();
       maybeDone();

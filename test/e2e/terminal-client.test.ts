@@ -216,6 +216,77 @@ describe('terminal chat client', () => {
     }
   });
 
+  it('drops a place computed from an older version of the list when it arrives after a newer one (finding 13)', async () => {
+    const server = await scriptedServer((requestId, text, send) => {
+      // The processor's queue_position (version 1) overtook the Message function's request_queued
+      // (version 0), which arrives last and must not move the request back.
+      send({
+        type: 'queue_position',
+        requestId,
+        position: 1,
+        totalInQueue: 1,
+        estimatedWaitTime: 3,
+        queueVersion: 1,
+      });
+      send({
+        type: 'request_queued',
+        requestId,
+        position: 2,
+        totalInQueue: 2,
+        estimatedWaitTime: 6,
+        queueVersion: 0,
+      });
+      send({
+        type: 'queue_position',
+        requestId,
+        position: 1,
+        totalInQueue: 1,
+        estimatedWaitTime: 2,
+        queueVersion: 1,
+      });
+      send({ type: 'queue_processing_started', requestId });
+      reply(requestId, text, send);
+    });
+    try {
+      const { output } = await chat(['crossed notices'], 'any', server.url);
+      expect(output).toContain('#1 in line (1 in queue), ~3 s');
+      expect(output).not.toMatch(/#2 in line|moved back/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('does not put a request back in line when its late request_queued arrives after its processing started (finding 13)', async () => {
+    const server = await scriptedServer((requestId, text, send) => {
+      send({
+        type: 'queue_position',
+        requestId,
+        position: 1,
+        totalInQueue: 1,
+        estimatedWaitTime: 3,
+        queueVersion: 1,
+      });
+      send({ type: 'queue_processing_started', requestId });
+      // The Message function's notice, computed before the processor moved the list, arrives last.
+      send({
+        type: 'request_queued',
+        requestId,
+        position: 2,
+        totalInQueue: 2,
+        estimatedWaitTime: 6,
+        queueVersion: 0,
+      });
+      reply(requestId, text, send);
+    });
+    try {
+      const { output } = await chat(['late notice'], 'any', server.url);
+      expect(output).toContain('your turn');
+      expect(output).not.toMatch(/#2 in line/);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('streams a reply from its first chunk or not at all, never from the middle', async () => {
     const ids: string[] = [];
     const server = await scriptedServer((requestId, _text, send) => {

@@ -157,14 +157,15 @@ onEveryEmulator((backend, endpoint) =>
       ]);
     });
 
-    it('positions told to a client never go up (finding 13: the processor’s queue_position races request_queued)', async () => {
+    it('positions a client shows never go up, and their versions agree (finding 13: the processor’s queue_position races request_queued)', async () => {
       await holds(env, { startMs: QUIET }, [
         new Send(0, 0, undefined, undefined, undefined),
         new Send(0, 0, undefined, undefined, undefined), // two in flight
         new Send(0, 0, undefined, undefined, undefined), // r3 queued at 1, its wake-up visible
         new RunEvent(0, 0, undefined, undefined), // r1 ends: a slot frees
-        // r4 queues at 2; before its request_queued(2) goes out, the processor admits r3 and tells
-        // r4 queue_position 1.
+        // r4 queues at 2; before its request_queued(2, v0) goes out, the processor admits r3 and
+        // tells r4 queue_position(1, v1): on the wire the position goes up, the client drops the
+        // older notice by its version.
         new SendWhileProcessing(0),
       ]);
     });

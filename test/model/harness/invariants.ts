@@ -7,11 +7,12 @@ import {
 import { type LimiterSnapshot, liveInFlight } from '../../../lambda/core/limiter/snapshot';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, usdToMicroUsd } from '../../../lambda/core/models';
-import { type ClientRequest, FREE, MAX_QUEUED, type World } from './world';
+import { type ClientRequest, FREE, MAX_QUEUED, type PlaceNotice, type World } from './world';
 
 /**
  * The invariants of SPEC §9.1 the harness checks. `checkAlways` runs after every command (nothing
- * exceeded at any moment, nothing ended twice, no position went up); `checkSettled` runs after the
+ * exceeded at any moment, nothing ended twice); `checkPlaceNotice` runs as each position reaches
+ * a client (no position shown goes up, versions consistent); `checkSettled` runs after the
  * drain (every request ended exactly once, nothing orphaned, every counter equal to the charges
  * settled in its window).
  */
@@ -37,6 +38,44 @@ export async function checkAlways(w: World): Promise<void> {
     slotsOfEndedRequests(w, `${userId}`, s);
   }
   if (w.global) await checkShardsAlways(w, w.global);
+}
+
+/**
+ * A place notice reached the client of `r` (SPEC §4: a request's position never goes up). The
+ * Message function's `request_queued` and the processor's `queue_position` may cross on the way
+ * (finding 13), so the promise is kept by the protocol (docs/protocol.md): of two notices about one
+ * request, the client keeps the one with the higher `queueVersion`. Checked here:
+ *
+ * - every notice carries a version;
+ * - the versions are consistent with the positions, whatever order the notices arrive in: a notice
+ *   from a later version of the list never puts the request further back than one from an earlier
+ *   version, and two from the same version agree (between two versions entries are only appended);
+ * - the place a client following the rule shows never goes up.
+ */
+export function checkPlaceNotice(w: World, r: ClientRequest, notice: PlaceNotice): void {
+  const { requestId } = r;
+  const v = notice.queueVersion;
+  if (v === undefined)
+    w.violation(`${notice.type} #${notice.position} of ${requestId} carries no queueVersion`);
+  for (const earlier of r.places) {
+    const e = earlier.queueVersion;
+    if (v === undefined || e === undefined) continue;
+    const [older, newer] = e <= v ? [earlier, notice] : [notice, earlier];
+    const same = e === v;
+    if (same ? older.position !== newer.position : newer.position > older.position) {
+      w.violation(
+        `versions of ${requestId} disagree with its positions: #${older.position} at v${older.queueVersion}, #${newer.position} at v${newer.queueVersion}`,
+      );
+    }
+  }
+  r.places.push(notice);
+  const shown = r.shown;
+  // The client's rule: a notice from an older version than the one shown is old news.
+  if (shown?.queueVersion !== undefined && v !== undefined && v < shown.queueVersion) return;
+  r.shown = notice;
+  if (shown && notice.position > shown.position) {
+    w.violation(`position of ${requestId} went up: ${shown.position} → ${notice.position}`);
+  }
 }
 
 /** A request that ended for its client holds no live in-flight slot (in its item or a shard). */

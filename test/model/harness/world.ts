@@ -23,6 +23,7 @@ import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../../../lambda/services
 import { type DropCondition, ReplyFailureService } from '../../../lambda/services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../../lambda/services/reply-runner';
 import { Crash, type FaultSpec, faultyDynamo, Invocation, type Port, through, timeoutError } from './faults';
+import { checkPlaceNotice } from './invariants';
 import { SimFifoQueue, simSqsClient } from './sim-sqs';
 
 /**
@@ -62,6 +63,14 @@ export const RUNNER_ASYNC_RETRIES = 1;
 
 export type Role = 'message' | 'processor' | 'runner' | 'sweep';
 
+/** A `request_queued` or `queue_position` as it reached the client. */
+export interface PlaceNotice {
+  readonly type: string;
+  readonly position: number;
+  /** Absent (or not a number) only from a server that breaks the protocol. */
+  readonly queueVersion?: number;
+}
+
 /** What one user's client saw of one request id. */
 export interface ClientRequest {
   readonly requestId: string;
@@ -72,8 +81,15 @@ export interface ClientRequest {
   ambiguous: number;
   /** Final messages (or refusals) for this id, in order. */
   readonly terminals: { type: string; atMs: number; usage?: { inputTokens: number; outputTokens: number } }[];
-  /** Positions told, per send. */
+  /** Positions told, per send (every notice received, in arrival order). */
   readonly positions: number[][];
+  /** The place notices received for this send, in arrival order (for the version invariant). */
+  readonly places: PlaceNotice[];
+  /**
+   * The place a client following docs/protocol.md shows: the latest notice, unless one computed
+   * from an older version of the list than the one shown (the two crossed on the way).
+   */
+  shown?: PlaceNotice;
   /** Reservations seen in the jobs handed to the runner (by day/month and size). */
   reservation?: { dayNumber: number; tokens: number; costMicroUsd: number };
 }
@@ -308,7 +324,15 @@ export class World {
    * now on is the new request's, as the client would read it).
    */
   record(requestId: string, userId: string): ClientRequest {
-    const r: ClientRequest = { requestId, userId, sends: 1, ambiguous: 0, terminals: [], positions: [] };
+    const r: ClientRequest = {
+      requestId,
+      userId,
+      sends: 1,
+      ambiguous: 0,
+      terminals: [],
+      positions: [],
+      places: [],
+    };
     this.requests.set(requestId, r);
     this.all.push(r);
     return r;
@@ -431,11 +455,17 @@ export class World {
     if (message.type === 'request_queued' || message.type === 'queue_position') {
       const told = r.positions[r.sends - 1] ?? [];
       r.positions[r.sends - 1] = told;
-      const last = told.at(-1);
       told.push(message.position);
-      if (last !== undefined && message.position > last) {
-        this.violation(`position of ${requestId} went up: ${last} → ${message.position}`);
-      }
+      const version = (message as { queueVersion?: unknown }).queueVersion;
+      const notice = {
+        type: message.type,
+        position: message.position,
+        queueVersion: typeof version === 'number' ? version : undefined,
+      };
+      this.trace(
+        `${connectionId} ← ${message.type} ${requestId} #${notice.position} v${notice.queueVersion ?? '?'} (from ${from.name})`,
+      );
+      checkPlaceNotice(this, r, notice);
     }
     if (TERMINAL.has(message.type)) {
       this.terminal(r, message.type === 'error' ? `error:${message.code}` : message.type, message);

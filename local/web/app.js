@@ -30,6 +30,7 @@ const state = {
   replies: new Map(), // requestId -> <li> of the streaming reply
   completed: new Set(), // requestIds whose reply is shown
   queued: new Map(), // requestId -> { position, total, etaAtMs, text }
+  leftLine: new Set(), // requestIds that started, ended or were cancelled: later places are old news
   retryTimer: undefined,
 };
 
@@ -128,6 +129,12 @@ function sendMessage() {
   els.message.focus();
 }
 
+/** The request is out of the user's line for good: no later place notice may put it back. */
+function leaveLine(id) {
+  state.queued.delete(id);
+  state.leftLine.add(id);
+}
+
 function handle(msg) {
   const id = msg.requestId;
   switch (msg.type) {
@@ -135,6 +142,9 @@ function handle(msg) {
       break;
     case 'request_queued':
     case 'queue_position': {
+      // A place that arrives after its request left the line (started, ended) is old news: it was
+      // sent before, by another function (docs/protocol.md).
+      if (state.leftLine.has(id)) break;
       const previous = state.queued.get(id);
       // A notice computed from an older version of the user's list crossed a newer one on the
       // way (sent by another function): old news, the newer place stands (docs/protocol.md).
@@ -159,7 +169,7 @@ function handle(msg) {
       break;
     }
     case 'queue_processing_started':
-      state.queued.delete(id);
+      leaveLine(id);
       renderQueue();
       break;
     case 'chunk':
@@ -190,17 +200,17 @@ function handle(msg) {
       break;
     }
     case 'request_cancelled':
-      state.queued.delete(id);
+      leaveLine(id);
       renderQueue();
       notice(`${capitalized(nameOf(id))} cancelled.`);
       break;
     case 'request_expired':
-      state.queued.delete(id);
+      leaveLine(id);
       renderQueue();
       notice(`${capitalized(nameOf(id))} expired: it waited too long.`, 'refusal');
       break;
     case 'request_failed':
-      state.queued.delete(id);
+      leaveLine(id);
       renderQueue();
       notice(`${capitalized(nameOf(id))} failed: ${humanizeLimitNames(msg.message ?? '')}`, 'refusal');
       break;

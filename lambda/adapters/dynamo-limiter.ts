@@ -80,6 +80,13 @@ import { describeError, MAX_TRANSIENT_RETRIES, UNKNOWN, UserItems } from './limi
 interface DecideState extends GlobalHold {
   ambiguousWrite: boolean;
   /**
+   * A write of this decision was cut by a connection reset: taken as never landed for busy and the
+   * breaker (see `mayHaveLanded`), but the store may have applied it before the reset — so a later
+   * round that finds this request's marker takes it as this decision's admission, never as a
+   * duplicate (a client told "refused" while counted).
+   */
+  resetWrite?: boolean;
+  /**
    * This decision has itself read the item, or had it returned by a write: the belief is then the
    * item as it was after the frame arrived, whatever the clock says (equal milliseconds tell
    * nothing of order).
@@ -365,6 +372,12 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     } catch (err) {
       // No answer, throttled, or the breaker open: the store could not say.
       if (err instanceof LimiterStoreError) {
+        // The store is down for everyone (the breaker opened, on this read or before it): then the
+        // fail policy decides, as for every decision while it is open (SPEC §6) — fail open admits
+        // uncounted (logged and metered), fail closed refuses as unavailable. A replay neither.
+        if (this.breaker.state === 'open' && input.queue?.mode !== 'replay') {
+          return this.failed(input, err, nowMs);
+        }
         // Frames behind it in the lane are refused as busy without a call (for them that is true).
         this.markBusy(key);
         throw new LimiterOutcomeUnknownError({ cause: err });
@@ -495,7 +508,10 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
           result = await this.items.write(key, planned.plan);
         } catch (err) {
           // No answer: the write may or may not have landed. Its marker will tell (below).
-          if (err instanceof StoreFaultError && err.mayHaveLanded) state.ambiguousWrite = true;
+          if (err instanceof StoreFaultError) {
+            if (err.mayHaveLanded) state.ambiguousWrite = true;
+            else state.resetWrite = true;
+          }
           throw err;
         }
         state.sawItem = true;
@@ -517,7 +533,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
       }
       if (planned.kind === 'already-admitted')
         return this.allowed(input, belief.snap, policy, planned, nowMs, served);
-      if (state.ambiguousWrite) {
+      if (state.ambiguousWrite || state.resetWrite) {
         const landed = this.landedAdmission(input, belief.snap, planned.evaluation);
         if (landed) return this.allowed(input, belief.snap, policy, landed, nowMs, served, state.globalHeld);
       }

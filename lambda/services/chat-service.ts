@@ -15,18 +15,19 @@ import {
 import { estimatedWaitSeconds } from '../core/queue/eta';
 import { queueDeadlineEpochMs, type WaitingRequest, wakeUpCause } from '../core/queue/request';
 import { estimateTokens } from '../core/tokens';
-import type {
-  ConnectionDirectory,
-  ConnectionSender,
-  EnqueueOutcome,
-  LimiterPort,
-  LogPort,
-  MetricsPort,
-  OutgoingMessage,
-  ReplyHandoffPort,
-  ReplyStorePort,
-  RequestQueuePort,
-  SettleOutcome,
+import {
+  type ConnectionDirectory,
+  type ConnectionSender,
+  type EnqueueOutcome,
+  type LimiterPort,
+  type LogPort,
+  type MetricsPort,
+  OutcomeUnknownError,
+  type OutgoingMessage,
+  type ReplyHandoffPort,
+  type ReplyStorePort,
+  type RequestQueuePort,
+  type SettleOutcome,
 } from './ports';
 import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
@@ -102,21 +103,41 @@ export class ChatService {
     };
     // One step in the user's lane: the decision and, if it refuses, the place in the queue. The
     // position is fixed by that one write, before anything goes to SQS.
-    const { decision, slot } = await limiter.decideOrQueue(
-      {
-        userId: identity.userId,
+    let decided: Awaited<ReturnType<LimiterPort['decideOrQueue']>>;
+    try {
+      decided = await limiter.decideOrQueue(
+        {
+          userId: identity.userId,
+          requestId,
+          claimTier: identity.tier,
+          estimatedInputTokens,
+          maxTokens: input.maxTokens,
+          model: input.model,
+          modelMaxOutputTokens: settings.modelMaxOutputTokens,
+          queue: { mode: 'direct' },
+        },
+        nowMs,
+        (denied) =>
+          this.mayWait(denied, nowMs)
+            ? { request: waiting, maxQueued: settings.maxQueuedPerUser }
+            : undefined,
+      );
+    } catch (err) {
+      // Its write may have been counted: never "nothing was counted" (RATE_LIMIT_EXCEEDED), and
+      // never a bare error the client cannot tie to its frame. `status` tells what the item holds.
+      if (!(err instanceof OutcomeUnknownError)) throw err;
+      this.deps.log.warn('the limiter could not tell whether a decision landed', {
         requestId,
-        claimTier: identity.tier,
-        estimatedInputTokens,
-        maxTokens: input.maxTokens,
-        model: input.model,
-        modelMaxOutputTokens: settings.modelMaxOutputTokens,
-        queue: { mode: 'direct' },
-      },
-      nowMs,
-      (denied) =>
-        this.mayWait(denied, nowMs) ? { request: waiting, maxQueued: settings.maxQueuedPerUser } : undefined,
-    );
+        error: describe(err),
+      });
+      return refused(
+        'INTERNAL_ERROR',
+        'The outcome of this request is unknown: it may have been counted. Check status before resending.',
+        requestId,
+        { retryAfter: 1, outcomeUnknown: true },
+      );
+    }
+    const { decision, slot } = decided;
     if (decision.allowed) return this.answer(identity, connectionId, requestId, input, decision);
     if (decision.limit === 'model') {
       return refused(

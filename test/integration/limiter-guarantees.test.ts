@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { DynamoLimiter, LimiterOutcomeUnknownError } from '../../lambda/adapters/dynamo-limiter';
 import { UserItems } from '../../lambda/adapters/limiter/user-items';
 import { StoreBreaker } from '../../lambda/core/limiter/breaker';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
@@ -96,20 +96,30 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       proxy.reset();
       proxy.inject((_op, body) => body.includes(`user#${hot}`), { kind: 'hang' });
       try {
-        // Four users' worth of hung calls: each decision retries until it gives up, and the
-        // silence passes the breaker's threshold on the way.
-        const decisions = await Promise.all(
+        // Four frames at once: the first decision retries until it gives up, and the silence
+        // passes the breaker's threshold on the way.
+        const decisions = await Promise.allSettled(
           Array.from({ length: 4 }, (_, i) => l.decide(ask(hot, `h${i}`), NOW)),
         );
+        // The first one's writes got no answer and may have landed (a timeout), and its
+        // confirming read hung too: its outcome is unknown, never "busy, nothing counted" (SPEC
+        // §9.1). The frames waiting behind it are refused as busy, and none is admitted uncounted.
         expect(
-          decisions.map((d) => (d.allowed ? `admitted${d.failedOpen ? ' uncounted' : ''}` : d.limit)),
-        ).toEqual(['busy', 'busy', 'busy', 'busy']);
-        // The hang reached the store: one decision's tries, every one unanswered (the others were
-        // refused without a call while the item was known busy).
-        expect(proxy.faulted().hang).toBe(4);
+          decisions.map((d) =>
+            d.status === 'rejected'
+              ? (d.reason as Error).name
+              : d.value.allowed
+                ? `admitted${d.value.failedOpen ? ' uncounted' : ''}`
+                : d.value.limit,
+          ),
+        ).toEqual(['LimiterOutcomeUnknownError', 'busy', 'busy', 'busy']);
+        expect((decisions[0] as PromiseRejectedResult).reason).toBeInstanceOf(LimiterOutcomeUnknownError);
+        // The hang reached the store: one decision's tries and its confirming read, every one
+        // unanswered (the others were refused without a call while the item was known busy).
+        expect(proxy.faulted().hang).toBe(5);
         // ... and once the silence passed 400 ms the breaker asked the store about another item
         // (its one GetItem), which answered: a slow item, not a store that is down.
-        expect(proxy.calls()).toEqual({ UpdateItem: 4, GetItem: 1 });
+        expect(proxy.calls()).toEqual({ UpdateItem: 4, GetItem: 2 });
         expect(l.breaker.state).toBe('closed');
       } finally {
         proxy.clear();
@@ -233,7 +243,9 @@ function describeGuarantees(backend: string, endpoint: () => string) {
         breakerSilenceMs: 400,
         clock: () => nowMs,
       });
-      expect(await l.decide(ask(hot), nowMs)).toMatchObject({ allowed: false, limit: 'busy' });
+      // The hot user's writes time out (they may have landed) and so does the read that would tell:
+      // the outcome is unknown, not a fail-open — the probe was answered, the breaker stays closed.
+      await expect(l.decide(ask(hot), nowMs)).rejects.toBeInstanceOf(LimiterOutcomeUnknownError);
       expect(probes).toEqual(['throttled']);
       expect(l.breaker.state).toBe('closed');
       // Now the store goes away for everyone: a new probe is sent, gets no answer, and only then
@@ -246,6 +258,63 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       expect(probes).toEqual(['throttled', 'timeout']);
       expect(l.breaker.state).toBe('open');
     });
+
+    for (const failPolicy of ['open', 'closed'] as const) {
+      it(`lets the fail policy (${failPolicy}) decide, not "outcome unknown", when the store goes down for everyone while a decision reads whether its write landed`, async () => {
+        let nowMs = NOW;
+        let down = false;
+        const client = localDynamoClient(endpoint());
+        const hot = `hot-${randomUUID()}`;
+        const probes: string[] = [];
+        // The hot user's writes time out quickly (50 ms each on the injected clock: too short a
+        // silence to probe). The read that would tell whether they landed is when the store goes
+        // away for everyone: it takes 500 ms to time out, and the probe it sets off times out too.
+        client.middlewareStack.add(
+          (next, context) => async (args) => {
+            const key = JSON.stringify((args.input as { Key?: unknown }).Key ?? '');
+            const timeout = Object.assign(new Error('no answer'), { name: 'TimeoutError' });
+            if (key.includes('breaker#probe')) {
+              probes.push(down ? 'timeout' : 'throttled');
+              if (down) throw timeout;
+              throw Object.assign(new Error('slow down'), {
+                name: 'ThrottlingException',
+                $fault: 'client',
+                $metadata: { httpStatusCode: 400 },
+              });
+            }
+            if (key.includes(hot)) {
+              if (context.commandName === 'GetItemCommand') down = true;
+              nowMs += down ? 500 : 50;
+              throw timeout;
+            }
+            return next(args);
+          },
+          { step: 'initialize', name: 'hotUserThenOutage' },
+        );
+        const failedOpen: string[] = [];
+        const l = new DynamoLimiter({
+          client,
+          tableName,
+          tiers: parseTierLimits({}),
+          breakerSilenceMs: 400,
+          failPolicy,
+          onFailOpen: (cause) => failedOpen.push(cause),
+          clock: () => nowMs,
+        });
+        const decision = await l.decide(ask(hot), nowMs);
+        expect(probes).toEqual(['timeout']);
+        expect(l.breaker.state).toBe('open');
+        // The store is out for everyone (SPEC §6): the configured policy applies, as for every
+        // decision while the breaker is open — fail open admits uncounted, and says so.
+        if (failPolicy === 'open') {
+          expect(decision).toMatchObject({ allowed: true, failedOpen: true });
+          expect(failedOpen).toHaveLength(1);
+        } else {
+          expect(decision).toMatchObject({ allowed: false, limit: 'unavailable' });
+          expect(failedOpen).toHaveLength(0);
+        }
+      });
+    }
 
     it('never lets a slow read sent before a write undo what the write taught', async () => {
       let nowMs = NOW;
@@ -277,40 +346,46 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       expect(Object.keys(seen.snap.reservations).sort()).toEqual(['w1', 'w2']);
     });
 
-    it('counts a write that landed but whose answer was lost once, and admits it (its own marker tells)', async () => {
-      // One attempt per call, as the limiter's client is built in lambda/adapters/runtime.ts: the
-      // limiter sees the fault itself (the SDK's own retry would hide it).
-      const client = new DynamoDBClient({
-        endpoint: proxy.endpoint,
-        region: LOCAL_REGION,
-        credentials: LOCAL_CREDENTIALS,
-        maxAttempts: 1,
+    for (const { fault, how } of [
+      { fault: 'lose-answer', how: 'no answer at all: a timeout, which may have landed' },
+      { fault: 'drop-answer', how: 'a connection reset, retried as never landed' },
+    ] as const) {
+      it(`counts a write that landed but whose answer was lost once, and admits it (its own marker tells): ${how}`, async () => {
+        // One attempt per call, as the limiter's client is built in lambda/adapters/runtime.ts: the
+        // limiter sees the fault itself (the SDK's own retry would hide it).
+        const client = new DynamoDBClient({
+          endpoint: proxy.endpoint,
+          region: LOCAL_REGION,
+          credentials: LOCAL_CREDENTIALS,
+          maxAttempts: 1,
+        });
+        const l = new DynamoLimiter({ client, tableName, tiers: parseTierLimits({}), timeoutMs: 500 });
+        const user = `u-${randomUUID()}`;
+        let lost = 0;
+        proxy.reset();
+        // The first write about this user lands in the store; its answer never comes back.
+        proxy.inject((op, body) => op === 'UpdateItem' && body.includes(`user#${user}`) && lost++ === 0, {
+          kind: fault,
+        });
+        try {
+          const decision = await l.decide(ask(user, 'once'), NOW);
+          expect(proxy.faulted()[fault]).toBe(1);
+          // Admitted, never "refused as a duplicate" of itself while counted.
+          expect(decision).toMatchObject({ allowed: true });
+          expect(decision.allowed && decision.failedOpen).toBeFalsy();
+        } finally {
+          proxy.clear();
+        }
+        const view = await l.view(user, undefined, NOW);
+        expect(Object.keys(view.snap.reservations)).toEqual(['once']);
+        expect(view.limits.find((x) => x.name === 'messageRate')?.used).toBe(1);
+        // The client resending the same request is a duplicate, not a second admission.
+        expect(await l.decide(ask(user, 'once'), NOW + 1)).toMatchObject({
+          allowed: false,
+          limit: 'duplicate',
+        });
       });
-      const l = new DynamoLimiter({ client, tableName, tiers: parseTierLimits({}), timeoutMs: 2000 });
-      const user = `u-${randomUUID()}`;
-      let lost = 0;
-      proxy.reset();
-      // The first write about this user lands in the store; its answer never comes back.
-      proxy.inject((op, body) => op === 'UpdateItem' && body.includes(`user#${user}`) && lost++ === 0, {
-        kind: 'drop-answer',
-      });
-      try {
-        const decision = await l.decide(ask(user, 'once'), NOW);
-        expect(proxy.faulted()['drop-answer']).toBe(1);
-        expect(decision).toMatchObject({ allowed: true });
-        expect(decision.allowed && decision.failedOpen).toBeFalsy();
-      } finally {
-        proxy.clear();
-      }
-      const view = await l.view(user, undefined, NOW);
-      expect(Object.keys(view.snap.reservations)).toEqual(['once']);
-      expect(view.limits.find((x) => x.name === 'messageRate')?.used).toBe(1);
-      // The client resending the same request is a duplicate, not a second admission.
-      expect(await l.decide(ask(user, 'once'), NOW + 1)).toMatchObject({
-        allowed: false,
-        limit: 'duplicate',
-      });
-    });
+    }
 
     it('warns at the admission that leaves exactly 20 % of a quota, not one before', async () => {
       const l = new DynamoLimiter({

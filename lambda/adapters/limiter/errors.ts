@@ -1,3 +1,5 @@
+import { OutcomeUnknownError } from '../../services/ports';
+
 /** Errors of the limiter's store access (STYLE §7: one base class, specific subclasses). */
 export class LimiterStoreError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -46,7 +48,7 @@ export class LimiterBusyError extends LimiterStoreError {
  * finding 7): the decision is not known, so the client must not be told "nothing was counted".
  * What the write may have left (a reservation, a slot) ends with its lease.
  */
-export class LimiterOutcomeUnknownError extends LimiterStoreError {
+export class LimiterOutcomeUnknownError extends OutcomeUnknownError {
   constructor(options?: { cause?: unknown }) {
     super('a write got no answer and the item could not be read to tell whether it landed', options);
     this.name = 'LimiterOutcomeUnknownError';

@@ -44,6 +44,10 @@ async function start(): Promise<BenchStack> {
     sqsEndpoint: emulators.sqsEndpoint,
     prefix: `bench-${randomUUID().slice(0, 6)}`,
     serveWebPage: false,
+    // The local TTL reaper (Scans, standing in for DynamoDB's own TTL process, which AWS does not
+    // bill as calls) and the minute sweep are upkeep, not the decisions measured here.
+    ttlSweepIntervalMs: 0,
+    runSweep: false,
     environment: {
       ECHO_DELAY_MS: '0',
       // dynalite serves a few hundred operations a second from this one process; a burst of

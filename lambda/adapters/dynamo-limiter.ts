@@ -644,6 +644,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     const admission = await global.admit(
       {
         requestId: input.requestId,
+        userId: input.userId,
         tokens: reservation.reservedTokens,
         costMicroUsd: reservation.reservedCostMicroUsd,
         weight,
@@ -929,6 +930,10 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
                 endsActive,
                 holder,
                 bucketAfterEpochMs: reservation.bucketAfterEpochMs,
+                // What the sweep gives back of a share whose release never lands: the rest.
+                ...(this.global
+                  ? { charged: { tokens: inputTokens + outputTokens, costMicroUsd: actualCost } }
+                  : {}),
               }),
             );
           } catch (err) {
@@ -1257,6 +1262,18 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   async pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }> {
     if (!this.global) return { removed: [] };
     return { removed: await this.global.prune(nowMs, this.priorityUrgentMs) };
+  }
+
+  /**
+   * Gives back the global shares nothing holds any more (GlobalCounters.releaseOrphans): a share
+   * whose decision ended with its outcome unknown and its undo unanswered, or whose settle's
+   * release never landed. The sweep calls it every minute. Returns the requests given back.
+   */
+  async releaseOrphanedGlobalShares(
+    nowMs: number,
+  ): Promise<{ readonly released: readonly { readonly userId: string; readonly requestId: string }[] }> {
+    if (!this.global) return { released: [] };
+    return { released: await this.global.releaseOrphans(nowMs) };
   }
 
   /** Parks the user's wake-up until a reply in flight ends (see {@link planPark}). */

@@ -117,6 +117,15 @@ export interface LimiterPort {
    * (none without global limits).
    */
   pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }>;
+  /**
+   * Gives back the global shares nothing holds any more (a decision whose outcome was unknown and
+   * whose undo got no answer, a settle whose release never landed), once each, after their lease
+   * and a margin; the sweep calls it every minute. Returns the requests given back (none without
+   * global limits).
+   */
+  releaseOrphanedGlobalShares(
+    nowMs: number,
+  ): Promise<{ readonly released: readonly { readonly userId: string; readonly requestId: string }[] }>;
 }
 
 export type { ClaimTarget, SettleHolder } from '../core/limiter/plan';

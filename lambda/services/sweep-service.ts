@@ -88,6 +88,19 @@ export class SweepService {
       repaired['stale-line-entry'] += pruned;
       await this.report('stale-line-entry', { entries: pruned }, pruned);
     }
+    const orphans = await limiter.releaseOrphanedGlobalShares(nowMs).then(
+      ({ released }) => released,
+      (err) => {
+        log.error('sweep: giving back orphaned global shares failed; the next run tries again', {
+          error: describe(err),
+        });
+        return [];
+      },
+    );
+    for (const { userId, requestId } of orphans) {
+      repaired['orphaned-global-share']++;
+      await this.report('orphaned-global-share', { userId, requestId });
+    }
     const due = await index.due(nowMs, settings.maxUsersPerRun);
     let failed = 0;
     for (let i = 0; i < due.length; i += settings.concurrency) {

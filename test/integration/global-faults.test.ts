@@ -7,6 +7,7 @@ import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,
 } from '../../lambda/adapters/dynamo-limiter';
+import { ORPHAN_MARGIN_MS } from '../../lambda/adapters/limiter/global-counters';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
 import {
   GLOBAL_WAITING_KEY,
@@ -589,6 +590,83 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         expect(limiter.breaker.state).toBe('closed');
       }
       expect(await totals(limiter, NOW)).toMatchObject({ 'global.requestsInFlight': 6 });
+    }, 60_000);
+
+    /** Past the lease (60 s here) and the sweep's margin: nothing else will give a share back now. */
+    const AFTER_LEASE = NOW + 60_000 + ORPHAN_MARGIN_MS + 1;
+
+    it('gives back once a share its decision could neither make its own nor undo (the outcome unknown)', async () => {
+      const { make } = await table({ hourlyMessages: 100, dailyTokens: 10_000, shards: 1 });
+      const { limiter } = make({ timeoutMs: 1000 });
+      // The shard write lands and is answered; every call after it (the user's own write, then the
+      // give-back) is throttled past the retries.
+      let landed = false;
+      proxy.inject(
+        (operation, body) => {
+          if (landed) return true;
+          if (operation === 'UpdateItem' && body.includes('"global#0"')) landed = true;
+          return false;
+        },
+        { kind: 'throttle' },
+      );
+      await expect(limiter.decide(ask('u-orphan'), NOW)).rejects.toBeInstanceOf(LimiterOutcomeUnknownError);
+      proxy.clear();
+      expect(landed).toBe(true);
+      // The share is held by nothing: no reservation on the user's item, only the shard's counts.
+      expect(await totals(limiter, NOW)).toMatchObject({
+        'global.hourlyMessages': 1,
+        'global.dailyTokens': 100,
+      });
+      // Not before its lease and the margin are over.
+      expect((await limiter.releaseOrphanedGlobalShares(NOW + 60_000)).released).toEqual([]);
+      const first = await limiter.releaseOrphanedGlobalShares(AFTER_LEASE);
+      expect(first.released.map((r) => r.userId)).toEqual(['u-orphan']);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({
+        'global.hourlyMessages': 0,
+        'global.dailyTokens': 0,
+      });
+      // Once: a second run finds nothing to give back, and changes nothing.
+      expect((await limiter.releaseOrphanedGlobalShares(AFTER_LEASE + 60_000)).released).toEqual([]);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({
+        'global.hourlyMessages': 0,
+        'global.dailyTokens': 0,
+      });
+    }, 60_000);
+
+    it('gives back only the unused part of a settled share whose release never landed, and leaves a pending one to its user', async () => {
+      const { make } = await table({ hourlyMessages: 100, dailyTokens: 10_000, shards: 1 });
+      const { limiter } = make({ timeoutMs: 1000 });
+      const settled = await limiter.decide(ask('u-settled'), NOW);
+      const pending = await limiter.decide(ask('u-pending'), NOW);
+      if (!settled.allowed || !pending.allowed) throw new Error('both are admitted');
+      // The settle lands on the user's item; every call to the shard is throttled: its release does not.
+      proxy.inject((_operation, body) => body.includes('"global#0"'), { kind: 'throttle' });
+      const outcome = await limiter.reconcile(
+        settled.reservation,
+        { inputTokens: 10, outputTokens: 20 },
+        NOW + 1,
+      );
+      proxy.clear();
+      expect(outcome).toMatchObject({ applied: true, globalUnreleased: true });
+      expect(await totals(limiter, NOW + 2)).toMatchObject({
+        'global.hourlyMessages': 2,
+        'global.dailyTokens': 200,
+      });
+      const first = await limiter.releaseOrphanedGlobalShares(AFTER_LEASE);
+      // The settled one's 70 unused tokens go back (its 30 charged and its message stay); the
+      // pending one is its user's (its settle, or the sweep's repair of the user, releases it).
+      expect(first.released.map((r) => r.userId)).toEqual(['u-settled']);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({
+        'global.hourlyMessages': 2,
+        'global.dailyTokens': 130,
+      });
+      expect((await limiter.releaseOrphanedGlobalShares(AFTER_LEASE + 60_000)).released).toEqual([]);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({ 'global.dailyTokens': 130 });
+      // The pending one settles later, as usual: its own release gives back its unused part, once.
+      await limiter.reconcile(pending.reservation, { inputTokens: 10, outputTokens: 10 }, AFTER_LEASE);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({ 'global.dailyTokens': 50 });
+      expect((await limiter.releaseOrphanedGlobalShares(AFTER_LEASE + 120_000)).released).toEqual([]);
+      expect(await totals(limiter, AFTER_LEASE)).toMatchObject({ 'global.dailyTokens': 50 });
     }, 60_000);
   });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { DeleteMessageCommand, type Message, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
+import { ORPHAN_MARGIN_MS } from '../../lambda/adapters/limiter/global-counters';
 import { EchoModel } from '../../lambda/adapters/models';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../lambda/adapters/request-queue';
@@ -387,5 +388,43 @@ describe('the self-healing sweep', () => {
     expect(report.repaired['stale-line-entry']).toBe(1);
     const waiters = await limiter.global!.waiters({ fresh: true, nowMs: clock - 120_000 });
     expect(waiters.map((w) => w.userId)).toEqual(['looking']);
+  });
+
+  it("gives back once a global share held by nothing (taken on its shard, never made the user's), after its lease and margin", async () => {
+    limiter = limiterWith({ hourlyMessages: 100, dailyTokens: 10_000, shards: 1 });
+    const used = async () =>
+      Object.fromEntries(
+        ((await limiter.status('anyone', undefined, clock)).global ?? []).map((g) => [g.name, g.used]),
+      );
+    // What a decision leaves when its shard write lands and neither the user's own write nor the
+    // give-back gets an answer (LimiterOutcomeUnknownError): the share, and no reservation.
+    const requestId = 'r-orphan';
+    const leaseUntilEpochMs = clock + 60_000;
+    const admission = await limiter.global!.admit(
+      { requestId, userId: 'u-orphan', tokens: 100, costMicroUsd: 0, weight: 1, leaseUntilEpochMs },
+      clock,
+      clock,
+      {},
+    );
+    expect(admission.ok).toBe(true);
+    expect(await used()).toMatchObject({ 'global.hourlyMessages': 1, 'global.dailyTokens': 100 });
+    // Its lease just ended: not yet (a decision or settle may still be giving it back).
+    clock = leaseUntilEpochMs;
+    expect((await sweep().run(clock)).repaired['orphaned-global-share']).toBe(0);
+    clock = leaseUntilEpochMs + ORPHAN_MARGIN_MS + 1;
+    const report = await sweep().run(clock);
+    expect(report.repaired['orphaned-global-share']).toBe(1);
+    expect(repaired).toEqual(['orphaned-global-share']);
+    expect(events).toEqual([
+      {
+        detailType: 'State Repaired',
+        detail: expect.objectContaining({ kind: 'orphaned-global-share', userId: 'u-orphan', requestId }),
+      },
+    ]);
+    expect(await used()).toMatchObject({ 'global.hourlyMessages': 0, 'global.dailyTokens': 0 });
+    // Once: the next run finds nothing.
+    clock += 60_000;
+    expect((await sweep().run(clock)).repaired['orphaned-global-share']).toBe(0);
+    expect(await used()).toMatchObject({ 'global.hourlyMessages': 0, 'global.dailyTokens': 0 });
   });
 });

@@ -111,7 +111,14 @@ describe('global shards under clock skew', () => {
     const limits = { hourlyMessages: 4, shards: 2 } as const;
     const hourEnd = (hourNumber(NOW) + 1) * HOUR_MS;
     const behind = hourEnd - 2000;
-    const ask = { requestId: 'r', tokens: 0, costMicroUsd: 0, weight: 1, leaseUntilEpochMs: behind + 60_000 };
+    const ask = {
+      requestId: 'r',
+      userId: 'u',
+      tokens: 0,
+      costMicroUsd: 0,
+      weight: 1,
+      leaseUntilEpochMs: behind + 60_000,
+    };
     // Full in the next hour: from a clock 2 s behind, full too, until the next hour's end.
     const rolled = { ...EMPTY_SNAPSHOT, exists: true, hw: hourNumber(hourEnd), hc: 2 };
     expect(roomIn(limits, 0, rolled, ask, behind)).toMatchObject({

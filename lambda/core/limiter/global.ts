@@ -88,6 +88,8 @@ function storedLimit(limits: GlobalLimits, name: GlobalLimit): number | undefine
 /** What one request takes from the global counters. */
 export interface GlobalAsk {
   readonly requestId: string;
+  /** Whose request: the sweep reads that user's item to tell whether an orphaned share was charged. */
+  readonly userId: string;
   readonly tokens: number;
   readonly costMicroUsd: number;
   /** Messages it counts for (its model's weight). */
@@ -209,6 +211,21 @@ export function planGlobalAdmission(args: {
   }
   // The shard's windows where it is already ahead of this clock (see shardWindows).
   const { hour, day } = shardWindows(belief, nowMs);
+  // What the share took, and whose it is, until its release (or the sweep's) takes it out: the
+  // `fl` entry alone may be dropped as lapsed by a later admission, and it says nothing of the
+  // counts — this says what to give back when the user's own write never made the share its own.
+  // (Guarded by the `fl.<id>` conditions above: written once per request.)
+  w.set(
+    `${w.name(`${GLOBAL_SHARE_PREFIX}${ask.requestId}`)} = ${w.value({
+      u: ask.userId,
+      t: ask.tokens,
+      c: ask.costMicroUsd,
+      w: ask.weight,
+      h: hour,
+      d: day,
+      l: ask.leaseUntilEpochMs,
+    })}`,
+  );
   const counters: [GlobalLimit, 'hw' | 'td' | 'cd', 'hc' | 'tu' | 'cu', number][] = [
     ['hourlyMessages', 'hw', 'hc', hour],
     ['dailyTokens', 'td', 'tu', day],
@@ -236,6 +253,43 @@ export function planGlobalAdmission(args: {
       day,
     },
   };
+}
+
+/** Prefix of a shard's record of one request's share (`ga_<requestId>`, see planGlobalAdmission). */
+export const GLOBAL_SHARE_PREFIX = 'ga_';
+
+/** A share as its shard records it. */
+export interface RecordedShare {
+  readonly requestId: string;
+  readonly userId: string;
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  readonly weight: number;
+  readonly hour: number;
+  readonly day: number;
+  readonly leaseUntilEpochMs: number;
+}
+
+/** The shares a shard item records (`ga_<id>`). */
+export function recordedShares(item: Record<string, unknown> | undefined): RecordedShare[] {
+  const shares: RecordedShare[] = [];
+  for (const [key, value] of Object.entries(item ?? {})) {
+    if (!key.startsWith(GLOBAL_SHARE_PREFIX) || typeof value !== 'object' || value === null) continue;
+    const v = value as Record<string, unknown>;
+    const n = (x: unknown) => (typeof x === 'number' ? x : 0);
+    if (typeof v.u !== 'string' || typeof v.l !== 'number') continue;
+    shares.push({
+      requestId: key.slice(GLOBAL_SHARE_PREFIX.length),
+      userId: v.u,
+      tokens: n(v.t),
+      costMicroUsd: n(v.c),
+      weight: n(v.w),
+      hour: n(v.h),
+      day: n(v.d),
+      leaseUntilEpochMs: v.l,
+    });
+  }
+  return shares;
 }
 
 /** What a global admission took, kept with the reservation so the settle gives back to the same shard. */
@@ -269,13 +323,59 @@ export function planGlobalRelease(args: {
   if (belief.inFlight?.[requestId] === undefined) return undefined;
   const w = new ExpressionWriter();
   const entry = `${w.name('fl')}.${w.name(requestId)}`;
-  w.condition(`attribute_exists(${entry})`);
-  w.remove(entry);
-  const parts: ['hw' | 'td' | 'cd', 'hc' | 'tu' | 'cu', number, number][] = [
+  const share = w.name(`${GLOBAL_SHARE_PREFIX}${requestId}`);
+  // The share's record (`ga_<id>`) is what is given back once: the sweep's give-back of an orphaned
+  // share removes it with the entry, so whichever lands first gives back, and the other fails here.
+  // (A share taken before the record existed has only its entry: that, then.)
+  w.condition(`(attribute_exists(${share}) OR attribute_exists(${entry}))`);
+  w.remove(entry, share);
+  givesBack(w, belief, [
     ['hw', 'hc', taken.hour, undo ? taken.weight : 0],
     ['td', 'tu', taken.day, Math.min(taken.tokens, refund.tokens)],
     ['cd', 'cu', taken.day, Math.min(taken.costMicroUsd, refund.costMicroUsd)],
-  ];
+  ]);
+  return w.build();
+}
+
+/**
+ * Gives back an orphaned share (releaseOrphans: its lease long over, its user's item holds no
+ * reservation of it, so nobody else ever will): what it took and was not charged (`charged`, the
+ * user's settle left it; none: the request was never admitted, its message goes back too), each
+ * part only into the window it was counted in. Once: conditioned on the share's record, removed
+ * here with the request's entry (a REMOVE of an absent map key changes nothing).
+ */
+export function planOrphanRelease(args: {
+  readonly belief: LimiterSnapshot;
+  readonly share: RecordedShare;
+  readonly charged?: { readonly tokens: number; readonly costMicroUsd: number };
+}): UpdatePlan {
+  const { belief, share, charged } = args;
+  const w = new ExpressionWriter();
+  const record = w.name(`${GLOBAL_SHARE_PREFIX}${share.requestId}`);
+  w.condition(`attribute_exists(${record})`);
+  w.remove(record);
+  // Only a map that exists may have a key removed (the next admission may have dropped it lapsed).
+  if (belief.inFlight !== undefined) {
+    const fl = w.name('fl');
+    w.condition(`attribute_exists(${fl})`);
+    w.remove(`${fl}.${w.name(share.requestId)}`);
+  } else {
+    w.condition(`attribute_not_exists(${w.name('fl')})`);
+  }
+  givesBack(w, belief, [
+    ['hw', 'hc', share.hour, charged ? 0 : share.weight],
+    ['td', 'tu', share.day, Math.max(0, share.tokens - (charged?.tokens ?? 0))],
+    ['cd', 'cu', share.day, Math.max(0, share.costMicroUsd - (charged?.costMicroUsd ?? 0))],
+  ]);
+  return w.build();
+}
+
+/** Each amount back into its counter if the shard is still in its window; pinned either way. */
+function givesBack(
+  w: ExpressionWriter,
+  belief: LimiterSnapshot,
+  parts: readonly (readonly ['hw' | 'td' | 'cd', 'hc' | 'tu' | 'cu', number, number])[],
+): void {
   for (const [windowAttr, countAttr, window, amount] of parts) {
     if (amount <= 0) continue;
     const win = w.name(windowAttr);
@@ -287,7 +387,6 @@ export function planGlobalRelease(args: {
       w.condition(`(attribute_not_exists(${win}) OR ${win} <> ${w.value(window)})`);
     }
   }
-  return w.build();
 }
 
 /** One global limit's totals over every shard, for `status` and `admin top`. */

@@ -12,6 +12,8 @@ import {
   QUEUED_PREFIX,
   queuedItemValue,
   RESERVATION_PREFIX,
+  SETTLED_SHARE_LIFE_MS,
+  SETTLED_SHARE_PREFIX,
   WARNED_PREFIX,
 } from './snapshot';
 import type { LimitPolicy, LimitWarning } from './types';
@@ -536,12 +538,33 @@ export function planSettle(args: {
   readonly bucketAfterEpochMs?: number;
   /** Whose settle it is: it lands only while that attempt holds the request. @default anyone's */
   readonly holder?: SettleHolder;
+  /**
+   * With global limits: what the request was charged, left as `gs_<id>` (SETTLED_SHARE_PREFIX) in
+   * this same write, so a share whose release on its shard never lands is given back by the sweep
+   * only in the part not charged.
+   */
+  readonly charged?: { readonly tokens: number; readonly costMicroUsd: number };
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_exists(${marker})`);
   w.remove(marker);
+  if (args.charged) {
+    w.set(
+      `${w.name(`${SETTLED_SHARE_PREFIX}${requestId}`)} = ${w.value({
+        t: args.charged.tokens,
+        c: args.charged.costMicroUsd,
+        x: nowMs + SETTLED_SHARE_LIFE_MS,
+      })}`,
+    );
+  }
+  // Expired ones go (unconditioned: one the sweep removed meanwhile is simply absent), a bounded
+  // number per write; every entry ends with the user's next settle after its life, or the sweep.
+  const expired = Object.entries(belief.settledShares ?? {})
+    .filter(([id, until]) => until <= nowMs && id !== requestId)
+    .slice(0, 20);
+  for (const [id] of expired) w.remove(w.name(`${SETTLED_SHARE_PREFIX}${id}`));
   // One epoch per reset scope: a reset of tokens voids the token refunds, one of cost the cost
   // refunds, each pinned both ways like the windows (issue 20, finding 9).
   const settling = new Set<string>();

@@ -66,6 +66,11 @@ export interface LimiterSnapshot {
   readonly warned: Readonly<Record<string, number>>;
   /** Pending reservations by request id, until reconciled (`r_<id>`). */
   readonly reservations: Readonly<Record<string, PendingReservation>>;
+  /**
+   * Settled requests' charges left for their global share (`gs_<id>`), by request id: when each
+   * expires (epoch ms). See SETTLED_SHARE_PREFIX.
+   */
+  readonly settledShares?: Readonly<Record<string, number>>;
 }
 
 /** The user's item as the limiter sees it, with the policy and limits it implies. */
@@ -110,6 +115,15 @@ export const RESERVATION_PREFIX = 'r_';
 export const WARNED_PREFIX = 'w_';
 /** Prefix of the top-level attributes holding waiting requests (`q_<requestId>`). */
 export const QUEUED_PREFIX = 'q_';
+/**
+ * Prefix of the attributes a settle leaves when the stack has global limits (`gs_<requestId>` =
+ * `{ t, c, x }`: the tokens and µUSD charged, and when the entry expires): if the share's release
+ * on its shard never lands, the sweep gives back only what was not charged (releaseOrphans). Each
+ * lives SETTLED_SHARE_LIFE_MS; a later settle of the user removes expired ones, the sweep the one it uses.
+ */
+export const SETTLED_SHARE_PREFIX = 'gs_';
+/** Longer than any lease plus the sweep's margin: the sweep has looked at the share by then. */
+export const SETTLED_SHARE_LIFE_MS = 3600_000;
 
 export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   exists: false,
@@ -136,7 +150,12 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   const queued: Record<string, WaitingRequest> = {};
   const warned: Record<string, number> = {};
   const queuedByDay: Record<number, number> = {};
+  const settledShares: Record<string, number> = {};
   for (const [key, value] of Object.entries(item)) {
+    if (key.startsWith(SETTLED_SHARE_PREFIX) && typeof value === 'object' && value !== null) {
+      const x = (value as Record<string, unknown>).x;
+      settledShares[key.slice(SETTLED_SHARE_PREFIX.length)] = typeof x === 'number' ? x : 0;
+    }
     if (/^nq\d+$/.test(key) && typeof value === 'number') queuedByDay[Number(key.slice(2))] = value;
     if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
       reservations[key.slice(RESERVATION_PREFIX.length)] = value;
@@ -181,6 +200,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     history: historyOf(item.hist),
     queuedByDay,
     reservations,
+    ...(Object.keys(settledShares).length > 0 ? { settledShares } : {}),
   };
 }
 

@@ -86,6 +86,12 @@ export const REPAIR_KINDS = [
    * and the user told `request_failed`.
    */
   'lapsed-direct-request',
+  /**
+   * A global share nothing holds any more (its decision's outcome was unknown and its undo got no
+   * answer, or its settle's release never landed), past its lease: given back once — whole, or
+   * the part its settle did not charge.
+   */
+  'orphaned-global-share',
 ] as const;
 export type RepairKind = (typeof REPAIR_KINDS)[number];
 

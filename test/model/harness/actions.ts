@@ -1,3 +1,4 @@
+import { GLOBAL_SHARE_PREFIX, shardKey } from '../../../lambda/core/limiter/global';
 import type { QueueRecord } from '../../../lambda/services/replay-service';
 import type { FaultSpec } from './faults';
 import { type SweepHook, sweepHook } from './sweep';
@@ -260,6 +261,11 @@ async function anyUserOpen(w: World): Promise<boolean> {
   for (const userId of w.users) {
     const s = await w.item(userId);
     if (s.active || s.waiting.length > 0 || Object.keys(s.reservations).length > 0) return true;
+  }
+  // A share a shard still records (`ga_<id>`) ends with its release, or the sweep's after its lease.
+  for (let k = 0; k < (w.global?.shards ?? 0); k++) {
+    if (Object.keys((await w.raw(shardKey(k))) ?? {}).some((a) => a.startsWith(GLOBAL_SHARE_PREFIX)))
+      return true;
   }
   return false;
 }

@@ -44,6 +44,13 @@ export async function sendMessage(
     `${requestId} → ${result.value.kind === 'refused' ? `refused ${result.value.code}: ${result.value.message}` : result.value.kind}`,
   );
   if (result.value.kind !== 'refused') return;
+  // "Outcome unknown" is not an end (see World.deliver): the request may still hold what its write
+  // left, and the sweep ends it, or nothing landed.
+  if ((result.value.details as { outcomeUnknown?: unknown } | undefined)?.outcomeUnknown) {
+    r.ambiguous++;
+    w.trace(`${requestId} → outcome unknown: ${result.value.message}`);
+    return;
+  }
   w.terminal(r, `error:${result.value.code}`);
   // Commands run one at a time: with no fault in this invocation nothing contends for the item and
   // the store answers, so "busy" or "unavailable" is the limiter's own doing (SPEC §2: faults are

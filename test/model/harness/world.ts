@@ -467,6 +467,17 @@ export class World {
       );
       checkPlaceNotice(this, r, notice);
     }
+    // "Outcome unknown" (the decision's write may have landed, SPEC §9.1) is not an end: the
+    // request may still hold a reservation and a slot, and its end comes later (the sweep's
+    // request_failed) or never (nothing landed). It counts like an error that names no request.
+    if (
+      message.type === 'error' &&
+      (message.details as { outcomeUnknown?: unknown } | undefined)?.outcomeUnknown
+    ) {
+      r.ambiguous++;
+      this.trace(`${connectionId} ← error ${requestId} outcome unknown (from ${from.name})`);
+      return;
+    }
     if (TERMINAL.has(message.type)) {
       this.terminal(r, message.type === 'error' ? `error:${message.code}` : message.type, message);
       this.trace(`${connectionId} ← ${message.type} ${requestId} (from ${from.name})`);

@@ -937,8 +937,14 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
               }),
             );
           } catch (err) {
-            // No answer: it may have landed. The next try reads the item to tell.
-            if (err instanceof StoreFaultError && err.mayHaveLanded) {
+            // No answer: it may have landed. The next try reads the item to tell. For a claim's
+            // own settle even a reset counts: a store cut mid-answer (a reset after the write was
+            // applied) must not make the runner take its own landed settle for another attempt's
+            // and end without a word (found by test/e2e/faults.test.ts under load).
+            if (
+              err instanceof StoreFaultError &&
+              (err.mayHaveLanded || (options.holder !== undefined && 'claim' in options.holder))
+            ) {
               lost = { wakeUp: snap.parkedWakeUp };
               this.rememberLostSettle(lostKey, lost);
             }

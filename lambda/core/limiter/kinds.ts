@@ -40,7 +40,14 @@ export interface Amount {
  */
 export interface LimitKind {
   readonly name: LimitName;
+  /** How people read its name (SPEC §8): the page, the terminal client and the admin CLI show it. */
+  readonly label: string;
   readonly unit: LimitUnit;
+  /**
+   * What frees room under it: time (a window or a bucket refills at a known instant), or a slot
+   * (another request of the user settles; no clock can say when).
+   */
+  readonly waitsFor: 'time' | 'slot';
   /** The metric a refusal by this limit emits. */
   readonly metric: MetricName;
   /**
@@ -122,6 +129,8 @@ export interface SettleInput extends KindInput {
  */
 const messageRate: LimitKind = {
   name: 'messageRate',
+  label: 'message rate',
+  waitsFor: 'time',
   adminFlag: { flag: 'messages-per-minute', field: 'messagesPerMinute' },
   unit: 'messages',
   metric: 'MessageRateLimitExceeded',
@@ -220,6 +229,7 @@ export function countInWindow(
  */
 function windowQuota(args: {
   readonly name: 'hourlyMessages' | 'dailyMessages';
+  readonly label: string;
   readonly flag: string;
   readonly windowAttr: 'hw' | 'dw';
   readonly countAttr: 'hc' | 'dc';
@@ -231,6 +241,8 @@ function windowQuota(args: {
     snap[windowAttr] === windowOf(nowMs) ? (snap[countAttr] ?? 0) : 0;
   return {
     name,
+    label: args.label,
+    waitsFor: 'time',
     adminFlag: { flag: args.flag, field: name },
     unit: 'messages',
     metric: 'MessageRateLimitExceeded',
@@ -300,6 +312,7 @@ const MONTHLY: BudgetWindow = {
 function windowBudget(
   args: {
     readonly name: 'dailyTokens' | 'monthlyTokens' | 'dailyCostUsd' | 'monthlyCostUsd';
+    readonly label: string;
     readonly flag: string;
     readonly unit: 'tokens' | 'usd';
     readonly windowAttr: 'td' | 'tm' | 'cd' | 'cm';
@@ -323,6 +336,8 @@ function windowBudget(
   };
   const kind: LimitKind = {
     name,
+    label: args.label,
+    waitsFor: 'time',
     adminFlag: { flag: args.flag, field: name },
     unit,
     metric: 'TokenRateLimitExceeded',
@@ -417,6 +432,8 @@ function windowBudget(
  */
 const tokensPerMinute: LimitKind = {
   name: 'tokensPerMinute',
+  label: 'tokens per minute',
+  waitsFor: 'time',
   adminFlag: { flag: 'tokens-per-minute', field: 'tokensPerMinute' },
   unit: 'tokens',
   metric: 'TokenRateLimitExceeded',
@@ -556,6 +573,8 @@ export function takeInFlightSlot(
 }
 const requestsInFlight: LimitKind = {
   name: 'requestsInFlight',
+  label: 'requests in flight',
+  waitsFor: 'slot',
   adminFlag: { flag: 'concurrent', field: 'requestsInFlight' },
   unit: 'requests',
   metric: 'InFlightLimitExceeded',
@@ -615,6 +634,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   messageRate,
   windowQuota({
     name: 'hourlyMessages',
+    label: 'hourly messages',
     flag: 'hourly',
     windowAttr: 'hw',
     countAttr: 'hc',
@@ -623,6 +643,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowQuota({
     name: 'dailyMessages',
+    label: 'daily messages',
     flag: 'daily',
     windowAttr: 'dw',
     countAttr: 'dc',
@@ -631,6 +652,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'dailyTokens',
+    label: 'daily tokens',
     flag: 'daily-tokens',
     unit: 'tokens',
     windowAttr: 'td',
@@ -641,6 +663,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   tokensPerMinute,
   windowBudget({
     name: 'monthlyTokens',
+    label: 'monthly tokens',
     flag: 'monthly-tokens',
     unit: 'tokens',
     windowAttr: 'tm',
@@ -649,6 +672,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'dailyCostUsd',
+    label: 'daily cost',
     flag: 'daily-cost',
     unit: 'usd',
     windowAttr: 'cd',
@@ -657,6 +681,7 @@ export const LIMIT_KINDS: readonly LimitKind[] = [
   }),
   windowBudget({
     name: 'monthlyCostUsd',
+    label: 'monthly cost',
     flag: 'monthly-cost',
     unit: 'usd',
     windowAttr: 'cm',

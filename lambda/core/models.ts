@@ -35,6 +35,12 @@ export const ECHO_MODEL: ModelSpec = Object.freeze({
   maxOutputTokens: 100_000,
 });
 
+/** A model price: USD per million input and output tokens. */
+export type ModelPrice = Pick<ModelSpec, 'inputUsdPerMillion' | 'outputUsdPerMillion'>;
+
+/** No price: a request that costs nothing (settles move amounts already priced, an unknown model). */
+export const FREE_PRICE: ModelPrice = Object.freeze({ inputUsdPerMillion: 0, outputUsdPerMillion: 0 });
+
 /** What a request costs, in µUSD, for these token counts (rounded up). */
 export function costMicroUsd(
   model: Pick<ModelSpec, 'inputUsdPerMillion' | 'outputUsdPerMillion'>,

@@ -1,6 +1,7 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import type { StoredDay } from './history';
-import { isTier, type LimitOverride, type LimitPolicy, type LimitState, type Tier } from './types';
+import type { LimitOverride, LimitPolicy, LimitState } from './kinds/registry';
+import { isTier, type Tier } from './tiers';
 
 /**
  * One user's limiter item, as plain data. Attribute names are short because they are written on

@@ -1,5 +1,3 @@
-import type { LimitPolicy } from './types';
-
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 
@@ -26,7 +24,7 @@ export interface Bucket {
   readonly toleranceMs: number;
 }
 
-export function bucketOf(policy: Pick<LimitPolicy, 'messagesPerMinute' | 'burst'>): Bucket {
+export function bucketOf(policy: { readonly messagesPerMinute: number; readonly burst: number }): Bucket {
   const intervalMs = 60_000 / policy.messagesPerMinute;
   const capacity = policy.messagesPerMinute + policy.burst;
   return { intervalMs, capacity, toleranceMs: (capacity - 1) * intervalMs };

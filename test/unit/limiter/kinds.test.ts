@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { isLimitName, LIMIT_KINDS, limitKind, resetAttributes } from '../../../lambda/core/limiter/kinds';
-import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
+import { ConfigError } from '../../../lambda/core/errors';
+import {
+  ADMIN_FLAGS,
+  isLimitName,
+  LIMIT_KINDS,
+  LIMIT_NAMES,
+  limitKind,
+  markerWindows,
+  resetAttributes,
+} from '../../../lambda/core/limiter/kinds/registry';
+import {
+  DEFAULT_TIER_LIMITS,
+  limitPolicySchema,
+  parseLimitsConfig,
+  partialLimitPolicySchema,
+} from '../../../lambda/core/limiter/policy';
 import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/snapshot';
+import { dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { ECHO_MODEL } from '../../../lambda/core/models';
 import { statusMessage } from '../../../lambda/services/chat-service';
 
@@ -78,5 +93,34 @@ describe('limit kinds, each declared once', () => {
       ['dailyTokens', 'tokens', 86_400, false],
     ]);
     expect(isLimitName('busy')).toBe(false);
+  });
+
+  it('derives the names, the policy fields and the admin flags from the registry', () => {
+    expect(LIMIT_NAMES).toEqual(LIMIT_KINDS.map((k) => k.name));
+    // Every admin flag sets a field an override may set; required and optional fields as before.
+    for (const { field } of ADMIN_FLAGS) {
+      expect(partialLimitPolicySchema.safeParse({ [field]: 1 }).success, field).toBe(true);
+    }
+    const { messagesPerMinute: _m, ...withoutRate } = FREE;
+    const { dailyTokens: _d, ...withoutTokens } = FREE;
+    expect(limitPolicySchema.safeParse(FREE).success).toBe(true);
+    expect(limitPolicySchema.safeParse(withoutRate).success).toBe(false);
+    expect(limitPolicySchema.safeParse(withoutTokens).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, monthlyTokens: 0 }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, dailyCostUsd: 0.5 }).success).toBe(true);
+    expect(limitPolicySchema.safeParse({ ...FREE, hourlyMessages: 1.5 }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, shadow: ['dailyTokens', 'busy'] }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, nope: 1 }).success).toBe(false);
+  });
+
+  it('refuses a bad limits configuration with a ConfigError naming the field', () => {
+    const bad = () => parseLimitsConfig({ tiers: { free: { dailyTokens: -1 } } });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/^invalid limits configuration: [\s\S]*tiers\.free\.dailyTokens/);
+    expect(() => parseLimitsConfig('{')).toThrow(ConfigError);
+  });
+
+  it('records in the reservation marker the window of every budget, under its own field', () => {
+    expect(markerWindows(T0)).toEqual({ d: dayNumber(T0), m: monthNumber(T0) });
   });
 });

@@ -1,6 +1,6 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import type { StoredDay } from './history';
-import type { LimitOverride, LimitPolicy, LimitState } from './kinds/registry';
+import { kindAttributes, type LimitOverride, type LimitPolicy, type LimitState } from './kinds/registry';
 import { isTier, type Tier } from './tiers';
 
 /**
@@ -168,6 +168,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     }
   }
   return {
+    // Every attribute a kind declares (kinds/registry.ts), so a new kind reads its own counters
+    // without this parser naming them; the named fields below are the same values, typed.
+    ...kindAttributes(item),
     exists: true,
     pv: num(item.pv) ?? 0,
     tier: isTier(item.tier) ? item.tier : undefined,
@@ -234,10 +237,8 @@ function inFlightOf(value: unknown): Record<string, number> | undefined {
   return leases;
 }
 
-/** The in-flight requests whose lease has not lapsed at `nowMs`. */
-export function liveInFlight(snap: LimiterSnapshot, nowMs: number): [string, number][] {
-  return Object.entries(snap.inFlight ?? {}).filter(([, lease]) => lease > nowMs);
-}
+/** The in-flight requests whose lease has not lapsed at `nowMs` (the in-flight shape's). */
+export { liveInFlight } from './kinds/shapes/in-flight';
 
 function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;

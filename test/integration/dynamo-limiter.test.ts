@@ -7,9 +7,9 @@ import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,
 } from '../../lambda/adapters/dynamo-limiter';
-import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { AllowedDecision, Decision } from '../../lambda/core/limiter/decision';
 import { LIMIT_KINDS, type RegisteredKind } from '../../lambda/core/limiter/kinds/registry';
+import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
@@ -403,27 +403,27 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(status.limits.find((l) => l.name === 'dailyMessages')?.used).toBe(40);
     }, 30_000);
 
+    const filled = async (k: RegisteredKind) => {
+      const l = limiter({ tiers: parseTierLimits({ tiers: { free: k.example.policy } }) });
+      const user = `u-${randomUUID()}`;
+      const request = () =>
+        ask(user, { estimatedInputTokens: k.example.input, maxTokens: k.example.maxTokens });
+      const admitted: AllowedDecision[] = [];
+      for (let i = 0; i < k.example.fill; i++) {
+        const decision = await l.decide(request(), NOW + i);
+        expect(decision).toMatchObject({ allowed: true, failedOpen: false });
+        admitted.push(decision as AllowedDecision);
+      }
+      const at = NOW + k.example.fill;
+      expect(await l.decide(request(), at)).toMatchObject({ allowed: false, limit: k.name });
+      return { l, user, request, admitted, at };
+    };
+
     /**
      * Every registered kind, from its own `example`: a new kind runs here on both emulators with no
      * new test code. Each case fails if the kind does not limit (the refusal must name it).
      */
     describe.each(LIMIT_KINDS.map((kind) => [kind.name, kind] as const))('the %s kind', (_name, kind) => {
-      const filled = async (k: RegisteredKind) => {
-        const l = limiter({ tiers: parseTierLimits({ tiers: { free: k.example.policy } }) });
-        const user = `u-${randomUUID()}`;
-        const request = () =>
-          ask(user, { estimatedInputTokens: k.example.input, maxTokens: k.example.maxTokens });
-        const admitted: AllowedDecision[] = [];
-        for (let i = 0; i < k.example.fill; i++) {
-          const decision = await l.decide(request(), NOW + i);
-          expect(decision).toMatchObject({ allowed: true, failedOpen: false });
-          admitted.push(decision as AllowedDecision);
-        }
-        const at = NOW + k.example.fill;
-        expect(await l.decide(request(), at)).toMatchObject({ allowed: false, limit: k.name });
-        return { l, user, request, admitted, at };
-      };
-
       it('refuses once its example is full, and status lists it as used', async () => {
         const { l, user, at } = await filled(kind);
         const listed = (await l.status(user, undefined, at)).limits.find((x) => x.name === kind.name);
@@ -441,16 +441,19 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
           expect((await l.decide(request(), at)).allowed).toBe(true);
         }
       });
+    });
 
-      it.runIf(kind.settle !== undefined || kind.release !== undefined)(
-        'takes back, at the settle, what an admitted request did not use',
-        async () => {
+    const settled = LIMIT_KINDS.filter((kind) => kind.settle !== undefined || kind.release !== undefined);
+    describe.each(settled.map((kind) => [kind.name, kind] as const))(
+      'the %s kind, settled',
+      (_name, kind) => {
+        it('takes back, at the settle, what an admitted request did not use', async () => {
           const { l, request, admitted, at } = await filled(kind);
           await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at);
           expect((await l.decide(request(), at)).allowed).toBe(true);
-        },
-      );
-    });
+        });
+      },
+    );
 
     it('never has more than N requests in flight under 300 parallel decisions; settles and lapsed leases free slots', async () => {
       const user = `u-${randomUUID()}`;

@@ -558,6 +558,46 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     const usedOf = async (l: DynamoLimiter, user: string, at: number) =>
       Object.fromEntries((await l.status(user, undefined, at)).limits.map((x) => [x.name, x.used]));
 
+    it('rolls the weekly token budget over at Monday 00:00 UTC, and a settle after it refunds nothing into the new week', async () => {
+      const user = `u-${randomUUID()}`;
+      // LIMITS_CONFIG as the stack passes it: no tier has a weekly budget unless it is configured.
+      const weekly = parseTierLimits('{"tiers":{"free":{"weeklyTokens":1000}}}');
+      expect(tiers.free.weeklyTokens).toBeUndefined();
+      const instances = Array.from({ length: 3 }, () => limiter({ tiers: weekly }));
+      const sunday = Date.UTC(2026, 10, 29, 23, 59, 59, 900);
+      const monday = sunday + 100;
+      const nextMonday = Date.UTC(2026, 11, 7);
+      const spend = (at: number) =>
+        Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            instances[i % 3]!.decide(ask(user, { estimatedInputTokens: 50, maxTokens: 50 }), at),
+          ),
+        );
+      const weeklyOf = async (at: number) =>
+        (await instances[0]!.status(user, undefined, at)).limits.find((l) => l.name === 'weeklyTokens');
+      // 100 tokens each: 10 fit the week.
+      const lastWeek = (await spend(sunday)).filter((d): d is AllowedDecision => d.allowed);
+      expect(lastWeek).toHaveLength(10);
+      expect(await weeklyOf(sunday)).toMatchObject({ used: 1_000, resetAtEpochMs: monday });
+      // Each reservation's marker names the week it was counted in.
+      const marker = (await rawItem(user))?.[`r_${lastWeek[0]!.reservation.requestId}`];
+      expect(marker?.w).toBe(Math.floor((Math.floor(sunday / 86_400_000) + 3) / 7));
+      expect(await weeklyOf(monday)).toMatchObject({ used: 0, resetAtEpochMs: nextMonday });
+      // Last week's reservations settle this week: nothing flows into this week's count.
+      await Promise.all(
+        lastWeek.map((d, i) =>
+          instances[i % 3]!.reconcile(d.reservation, { inputTokens: 1, outputTokens: 1 }, monday),
+        ),
+      );
+      const thisWeek = await spend(monday);
+      expect(thisWeek.filter((d) => d.allowed)).toHaveLength(10);
+      expect(thisWeek.find((d) => !d.allowed)).toMatchObject({
+        limit: 'weeklyTokens',
+        resetAtEpochMs: nextMonday,
+      });
+      expect(await weeklyOf(monday)).toMatchObject({ used: 1_000 });
+    }, 30_000);
+
     it('settles a queued reply that ran across 00:00 UTC after the new day opened: it ends, frees its slot, refunds into the month only', async () => {
       const user = `u-${randomUUID()}`;
       const budgets = parseTierLimits({ tiers: { free: { monthlyTokens: 100_000, requestsInFlight: 3 } } });

@@ -5,6 +5,7 @@ import { messageRate } from './message-rate';
 import { requestsInFlight } from './requests-in-flight';
 import { dailyTokens, monthlyTokens } from './token-budgets';
 import { tokensPerMinute } from './tokens-per-minute';
+import { weeklyTokens } from './weekly-tokens';
 import { dailyMessages, hourlyMessages } from './window-quota';
 
 /**
@@ -19,6 +20,7 @@ const KINDS = [
   dailyTokens,
   requestsInFlight,
   tokensPerMinute,
+  weeklyTokens,
   monthlyTokens,
   dailyCostUsd,
   monthlyCostUsd,

@@ -118,8 +118,8 @@ export interface LimitsConfig {
 
 /**
  * Parses `LIMITS_CONFIG` (JSON text or object): tiers merged over {@link DEFAULT_TIER_LIMITS}, and
- * the models (`defaultModels` when the configuration names none). Throws an error that names the
- * path of each bad field (`tiers.free.models[1]: unknown model "gpt"`), so nothing starts half
+ * the models (`defaultModels` when the configuration names none). Throws a `ConfigError` that names
+ * the path of each bad field (`tiers.free.models[1]: unknown model "gpt"`), so nothing starts half
  * configured.
  */
 export function parseLimitsConfig(
@@ -130,7 +130,9 @@ export function parseLimitsConfig(
   try {
     raw = typeof config === 'string' ? (config.trim() === '' ? {} : JSON.parse(config)) : (config ?? {});
   } catch (err) {
-    throw new ConfigError(`invalid limits configuration: not JSON (${(err as Error).message})`);
+    throw new ConfigError(`invalid limits configuration: not JSON (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...(raw as object) });
   if (!parsed.success)

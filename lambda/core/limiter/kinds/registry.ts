@@ -106,6 +106,16 @@ export const ADMIN_FLAGS: readonly { readonly flag: string; readonly field: keyo
   (k) => k.adminFlag,
 );
 
+/** `--<flag> N` (`USD` for a cost budget) for every kind: the admin CLI's `set-override` usage. */
+export function adminFlagUsage(): string[] {
+  return LIMIT_KINDS.map((k) => `[--${k.adminFlag.flag} ${k.unit === 'usd' ? 'USD' : 'N'}]`);
+}
+
+/** How people read each limit's name (SPEC §8), for the page and the clients: name → label. */
+export const LIMIT_LABELS: Readonly<Record<LimitName, string>> = Object.freeze(
+  Object.fromEntries(LIMIT_KINDS.map((k) => [k.name, k.label])) as Record<LimitName, string>,
+);
+
 /**
  * The windows a reservation marker (`r_<id>`) records, each under its budget's `markerField`: what
  * the settle reads to give a refund back to the window it was taken from. The admission writes

@@ -1,4 +1,5 @@
-import type { LimitName, LimitWarning, Tier } from './limiter/types';
+import type { LimitName, LimitWarning } from './limiter/kinds/registry';
+import type { Tier } from './limiter/tiers';
 import type { ErrorCode } from './protocol';
 
 /**

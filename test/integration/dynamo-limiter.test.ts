@@ -7,8 +7,9 @@ import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,
 } from '../../lambda/adapters/dynamo-limiter';
+import type { AllowedDecision, Decision } from '../../lambda/core/limiter/decision';
+import { LIMIT_KINDS, type RegisteredKind } from '../../lambda/core/limiter/kinds/registry';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
-import type { AllowedDecision, Decision } from '../../lambda/core/limiter/types';
 import { ECHO_MODEL } from '../../lambda/core/models';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
@@ -402,6 +403,58 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(status.limits.find((l) => l.name === 'dailyMessages')?.used).toBe(40);
     }, 30_000);
 
+    const filled = async (k: RegisteredKind) => {
+      const l = limiter({ tiers: parseTierLimits({ tiers: { free: k.example.policy } }) });
+      const user = `u-${randomUUID()}`;
+      const request = () =>
+        ask(user, { estimatedInputTokens: k.example.input, maxTokens: k.example.maxTokens });
+      const admitted: AllowedDecision[] = [];
+      for (let i = 0; i < k.example.fill; i++) {
+        const decision = await l.decide(request(), NOW + i);
+        expect(decision).toMatchObject({ allowed: true, failedOpen: false });
+        admitted.push(decision as AllowedDecision);
+      }
+      const at = NOW + k.example.fill;
+      expect(await l.decide(request(), at)).toMatchObject({ allowed: false, limit: k.name });
+      return { l, user, request, admitted, at };
+    };
+
+    /**
+     * Every registered kind, from its own `example`: a new kind runs here on both emulators with no
+     * new test code. Each case fails if the kind does not limit (the refusal must name it).
+     */
+    describe.each(LIMIT_KINDS.map((kind) => [kind.name, kind] as const))('the %s kind', (_name, kind) => {
+      it('refuses once its example is full, and status lists it as used', async () => {
+        const { l, user, at } = await filled(kind);
+        const listed = (await l.status(user, undefined, at)).limits.find((x) => x.name === kind.name);
+        expect(listed?.used).toBeGreaterThan(0);
+      });
+
+      it('is cleared by a reset of its scope, unless it holds slots (only their settle frees them)', async () => {
+        const { l, user, request, admitted, at } = await filled(kind);
+        await l.reset(user, kind.attributes.length > 0 ? kind.resetScope : 'all', at);
+        if (kind.attributes.length > 0) {
+          expect((await l.decide(request(), at)).allowed).toBe(true);
+        } else {
+          expect(await l.decide(request(), at)).toMatchObject({ allowed: false, limit: kind.name });
+          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at);
+          expect((await l.decide(request(), at)).allowed).toBe(true);
+        }
+      });
+    });
+
+    const settled = LIMIT_KINDS.filter((kind) => kind.settle !== undefined || kind.release !== undefined);
+    describe.each(settled.map((kind) => [kind.name, kind] as const))(
+      'the %s kind, settled',
+      (_name, kind) => {
+        it('takes back, at the settle, what an admitted request did not use', async () => {
+          const { l, request, admitted, at } = await filled(kind);
+          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at);
+          expect((await l.decide(request(), at)).allowed).toBe(true);
+        });
+      },
+    );
+
     it('never has more than N requests in flight under 300 parallel decisions; settles and lapsed leases free slots', async () => {
       const user = `u-${randomUUID()}`;
       const inFlightTiers = parseTierLimits({
@@ -504,6 +557,46 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
     };
     const usedOf = async (l: DynamoLimiter, user: string, at: number) =>
       Object.fromEntries((await l.status(user, undefined, at)).limits.map((x) => [x.name, x.used]));
+
+    it('rolls the weekly token budget over at Monday 00:00 UTC, and a settle after it refunds nothing into the new week', async () => {
+      const user = `u-${randomUUID()}`;
+      // LIMITS_CONFIG as the stack passes it: no tier has a weekly budget unless it is configured.
+      const weekly = parseTierLimits('{"tiers":{"free":{"weeklyTokens":1000}}}');
+      expect(tiers.free.weeklyTokens).toBeUndefined();
+      const instances = Array.from({ length: 3 }, () => limiter({ tiers: weekly }));
+      const sunday = Date.UTC(2026, 10, 29, 23, 59, 59, 900);
+      const monday = sunday + 100;
+      const nextMonday = Date.UTC(2026, 11, 7);
+      const spend = (at: number) =>
+        Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            instances[i % 3]!.decide(ask(user, { estimatedInputTokens: 50, maxTokens: 50 }), at),
+          ),
+        );
+      const weeklyOf = async (at: number) =>
+        (await instances[0]!.status(user, undefined, at)).limits.find((l) => l.name === 'weeklyTokens');
+      // 100 tokens each: 10 fit the week.
+      const lastWeek = (await spend(sunday)).filter((d): d is AllowedDecision => d.allowed);
+      expect(lastWeek).toHaveLength(10);
+      expect(await weeklyOf(sunday)).toMatchObject({ used: 1_000, resetAtEpochMs: monday });
+      // Each reservation's marker names the week it was counted in.
+      const marker = (await rawItem(user))?.[`r_${lastWeek[0]!.reservation.requestId}`];
+      expect(marker?.w).toBe(Math.floor((Math.floor(sunday / 86_400_000) + 3) / 7));
+      expect(await weeklyOf(monday)).toMatchObject({ used: 0, resetAtEpochMs: nextMonday });
+      // Last week's reservations settle this week: nothing flows into this week's count.
+      await Promise.all(
+        lastWeek.map((d, i) =>
+          instances[i % 3]!.reconcile(d.reservation, { inputTokens: 1, outputTokens: 1 }, monday),
+        ),
+      );
+      const thisWeek = await spend(monday);
+      expect(thisWeek.filter((d) => d.allowed)).toHaveLength(10);
+      expect(thisWeek.find((d) => !d.allowed)).toMatchObject({
+        limit: 'weeklyTokens',
+        resetAtEpochMs: nextMonday,
+      });
+      expect(await weeklyOf(monday)).toMatchObject({ used: 1_000 });
+    }, 30_000);
 
     it('settles a queued reply that ran across 00:00 UTC after the new day opened: it ends, frees its slot, refunds into the month only', async () => {
       const user = `u-${randomUUID()}`;

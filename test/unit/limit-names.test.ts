@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { adminFlagUsage, LIMIT_KINDS, LIMIT_LABELS } from '../../lambda/core/limiter/kinds/registry';
 import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/web/limit-names.js';
 
 describe('how people read limits', () => {
@@ -51,5 +52,13 @@ describe('how people read limits', () => {
     expect(humanizeLimitNames('Limit global.dailyTokens reached; messageRate too')).toBe(
       'Limit global daily tokens reached; message rate too',
     );
+  });
+
+  it('derives every label and admin flag from the kinds, in status order', () => {
+    expect(Object.entries(LIMIT_LABELS)).toEqual(LIMIT_KINDS.map((k) => [k.name, k.label]));
+    expect(LIMIT_LABELS.dailyCostUsd).toBe('daily cost');
+    expect(adminFlagUsage()).toContain('[--daily-cost USD]');
+    expect(adminFlagUsage()).toContain('[--concurrent N]');
+    expect(adminFlagUsage()).toHaveLength(LIMIT_KINDS.length);
   });
 });

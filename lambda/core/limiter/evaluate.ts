@@ -1,13 +1,9 @@
-import { costMicroUsd } from '../models';
-import { type Amount, type Blocking, type KindInput, LIMIT_KINDS, type ModelPrice } from './kinds';
+import { costMicroUsd, FREE_PRICE, type ModelPrice } from '../models';
+import type { Amount, Blocking as KindBlocking, KindInput, KindSnapshot } from './kinds/kind';
+import { LIMIT_KINDS, type LimitName, type LimitPolicy, type LimitState } from './kinds/registry';
 
-/** No price: cost budgets count nothing. */
-const FREE: ModelPrice = { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
-
-import type { LimiterSnapshot } from './snapshot';
-import type { LimitPolicy, LimitState } from './types';
-
-export type { Blocking } from './kinds';
+/** When a limit holds a request back: until when, and from now how long. */
+export type Blocking = KindBlocking<LimitName>;
 export { type Bucket, bucketOf, DAY_MS, dayNumber, HOUR_MS, hourNumber } from './windows';
 
 export interface TokenAsk {
@@ -50,13 +46,8 @@ export interface Evaluation {
  * request fits every limit (the latest of the blocking limits' times, since waiting never makes
  * another limit tighter).
  */
-export function evaluate(
-  policy: LimitPolicy,
-  snap: LimiterSnapshot,
-  ask: TokenAsk,
-  nowMs: number,
-): Evaluation {
-  const model = ask.price ?? FREE;
+export function evaluate(policy: LimitPolicy, snap: KindSnapshot, ask: TokenAsk, nowMs: number): Evaluation {
+  const model = ask.price ?? FREE_PRICE;
   const input: KindInput = { policy, snap, nowMs, model, weight: ask.messageWeight ?? 1 };
   const shadow = new Set<string>(policy.shadow ?? []);
   const requested = Math.min(

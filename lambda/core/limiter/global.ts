@@ -3,7 +3,7 @@ import { microUsdToUsd, usdToMicroUsd } from '../models';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { countInWindow, takeInFlightSlot } from './kinds';
 import { type LimiterSnapshot, liveInFlight } from './snapshot';
-import type { Tier } from './types';
+import type { Tier } from './tiers';
 import { DAY_MS, dayNumber, HOUR_MS, hourNumber } from './windows';
 
 /**

@@ -1,10 +1,12 @@
 import { bumpQueueVersion } from '../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import { enqueuePullsSweepEarlier, markForSweep, SWEEP_GRACE_MS } from '../queue/sweep';
+import type { LimitWarning } from './decision';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from './evaluate';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { planHistory, QUEUED_DAY_PREFIX } from './history';
 import { type Amount, LIMIT_KINDS, movesTokenBucket, takeInFlightSlot } from './kinds';
+import { type LimitPolicy, markerWindows } from './kinds/registry';
 import {
   type LimiterSnapshot,
   liveInFlight,
@@ -16,8 +18,6 @@ import {
   SETTLED_SHARE_PREFIX,
   WARNED_PREFIX,
 } from './snapshot';
-import type { LimitPolicy, LimitWarning } from './types';
-import { monthNumber } from './windows';
 
 export { ExpressionWriter, type UpdatePlan } from './expression';
 
@@ -154,8 +154,9 @@ export function planAdmission(args: {
   }
   w.set(
     `${marker} = ${w.value({
+      // Every budget's window, under the field it declares (the daily ones' is the day, `d`).
+      ...markerWindows(nowMs),
       d: day,
-      m: monthNumber(nowMs),
       c: evaluation.reservation.reservedCostMicroUsd,
       mo: ask.model,
       i: evaluation.reservation.inputTokens,

@@ -1,7 +1,9 @@
 import { z } from 'zod';
+import { ConfigError } from '../errors';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global';
-import { LIMIT_NAMES, type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';
+import { KIND_POLICY_FIELDS, LIMIT_NAMES, type LimitOverride, type LimitPolicy } from './kinds/registry';
+import { TIERS, type Tier } from './tiers';
 
 /**
  * Default limits per tier. `free` is the SPEC §2 table: 20 messages/minute with a burst of 5
@@ -34,32 +36,32 @@ export const DEFAULT_TIER_LIMITS: Readonly<Record<Tier, LimitPolicy>> = Object.f
 
 const positiveInt = z.number().int().positive();
 const nonNegativeInt = z.number().int().nonnegative();
-/** A budget in USD, counted to the micro-dollar. */
-const usd = z.number().positive().max(1_000_000);
 const modelId = z.string().min(1).max(64);
 const modelIds = z.array(modelId).min(1);
 const limitNames = z.array(z.enum(LIMIT_NAMES));
 
+/** The fields no kind owns (each kind declares its own field and schema: kinds/registry.ts). */
+const sharedFields = {
+  burst: nonNegativeInt,
+  defaultMaxOutputTokens: positiveInt,
+  minOutputTokens: positiveInt,
+  models: modelIds.optional(),
+  defaultModel: modelId.optional(),
+  fallbackModel: modelId.optional(),
+  shadow: limitNames.optional(),
+};
+
+/** Each kind's field: required when every tier sets it, optional (unset: no limit) otherwise. */
+const kindFields = Object.fromEntries(
+  Object.entries(KIND_POLICY_FIELDS).map(([field, { schema, required }]) => [
+    field,
+    required ? schema : schema.optional(),
+  ]),
+);
+
 /** Every field of a tier's limits; all required once merged with the defaults. */
 export const limitPolicySchema = z
-  .object({
-    messagesPerMinute: positiveInt,
-    burst: nonNegativeInt,
-    hourlyMessages: positiveInt.optional(),
-    dailyMessages: positiveInt.optional(),
-    dailyTokens: positiveInt,
-    requestsInFlight: positiveInt.optional(),
-    tokensPerMinute: positiveInt.optional(),
-    monthlyTokens: positiveInt.optional(),
-    dailyCostUsd: usd.optional(),
-    monthlyCostUsd: usd.optional(),
-    defaultMaxOutputTokens: positiveInt,
-    minOutputTokens: positiveInt,
-    models: modelIds.optional(),
-    defaultModel: modelId.optional(),
-    fallbackModel: modelId.optional(),
-    shadow: limitNames.optional(),
-  })
+  .object({ ...kindFields, ...sharedFields })
   .strict()
   .refine((p) => p.minOutputTokens <= p.defaultMaxOutputTokens, {
     message: 'minOutputTokens must not exceed defaultMaxOutputTokens',
@@ -68,18 +70,8 @@ export const limitPolicySchema = z
 /** A partial policy: what an override or a stack's tier configuration may set. */
 export const partialLimitPolicySchema = z
   .object({
-    messagesPerMinute: positiveInt,
-    burst: nonNegativeInt,
-    hourlyMessages: positiveInt,
-    dailyMessages: positiveInt,
-    dailyTokens: positiveInt,
-    requestsInFlight: positiveInt,
-    tokensPerMinute: positiveInt,
-    monthlyTokens: positiveInt,
-    dailyCostUsd: usd,
-    monthlyCostUsd: usd,
-    defaultMaxOutputTokens: positiveInt,
-    minOutputTokens: positiveInt,
+    ...Object.fromEntries(Object.entries(KIND_POLICY_FIELDS).map(([field, { schema }]) => [field, schema])),
+    ...sharedFields,
     models: modelIds,
     defaultModel: modelId,
     fallbackModel: modelId,
@@ -126,8 +118,8 @@ export interface LimitsConfig {
 
 /**
  * Parses `LIMITS_CONFIG` (JSON text or object): tiers merged over {@link DEFAULT_TIER_LIMITS}, and
- * the models (`defaultModels` when the configuration names none). Throws an error that names the
- * path of each bad field (`tiers.free.models[1]: unknown model "gpt"`), so nothing starts half
+ * the models (`defaultModels` when the configuration names none). Throws a `ConfigError` that names
+ * the path of each bad field (`tiers.free.models[1]: unknown model "gpt"`), so nothing starts half
  * configured.
  */
 export function parseLimitsConfig(
@@ -138,32 +130,37 @@ export function parseLimitsConfig(
   try {
     raw = typeof config === 'string' ? (config.trim() === '' ? {} : JSON.parse(config)) : (config ?? {});
   } catch (err) {
-    throw new Error(`invalid limits configuration: not JSON (${(err as Error).message})`);
+    throw new ConfigError(`invalid limits configuration: not JSON (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...(raw as object) });
-  if (!parsed.success) throw new Error(`invalid limits configuration: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success)
+    throw new ConfigError(`invalid limits configuration: ${z.prettifyError(parsed.error)}`);
   const models = parsed.data.models ?? defaultModels;
   const ids = new Set(models.map((m) => m.id));
   if (ids.size !== models.length)
-    throw new Error('invalid limits configuration: models: two models share an id');
+    throw new ConfigError('invalid limits configuration: models: two models share an id');
   const tiers = parsed.data.tiers as Partial<Record<Tier, Partial<LimitPolicy>>>;
   const merged = {} as Record<Tier, LimitPolicy>;
   for (const tier of TIERS) {
     const candidate = { ...DEFAULT_TIER_LIMITS[tier], ...tiers[tier] };
     const checked = limitPolicySchema.safeParse(candidate);
     if (!checked.success) {
-      throw new Error(`invalid limits configuration: tiers.${tier}: ${z.prettifyError(checked.error)}`);
+      throw new ConfigError(`invalid limits configuration: tiers.${tier}: ${z.prettifyError(checked.error)}`);
     }
-    const policy = checked.data;
+    const policy = checked.data as LimitPolicy;
     const allowed = policy.models ?? [...ids];
     for (const [i, id] of allowed.entries()) {
       if (!ids.has(id))
-        throw new Error(`invalid limits configuration: tiers.${tier}.models[${i}]: unknown model "${id}"`);
+        throw new ConfigError(
+          `invalid limits configuration: tiers.${tier}.models[${i}]: unknown model "${id}"`,
+        );
     }
     for (const key of ['defaultModel', 'fallbackModel'] as const) {
       const id = policy[key];
       if (id !== undefined && !allowed.includes(id)) {
-        throw new Error(
+        throw new ConfigError(
           `invalid limits configuration: tiers.${tier}.${key}: "${id}" is not one of the tier's models`,
         );
       }
@@ -192,7 +189,7 @@ export function modelFor(
   return id !== undefined && allowed.includes(id) ? models.find((m) => m.id === id) : undefined;
 }
 
-export { isTier } from './types';
+export { isTier } from './tiers';
 
 export function isOverrideActive(
   override: LimitOverride | undefined,

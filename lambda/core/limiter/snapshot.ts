@@ -1,6 +1,7 @@
 import type { ActiveRequest, WaitingRequest } from '../queue/request';
 import type { StoredDay } from './history';
-import { isTier, type LimitOverride, type LimitPolicy, type LimitState, type Tier } from './types';
+import { kindAttributes, type LimitOverride, type LimitPolicy, type LimitState } from './kinds/registry';
+import { isTier, type Tier } from './tiers';
 
 /**
  * One user's limiter item, as plain data. Attribute names are short because they are written on
@@ -167,6 +168,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     }
   }
   return {
+    // Every attribute a kind declares (kinds/registry.ts), so a new kind reads its own counters
+    // without this parser naming them; the named fields below are the same values, typed.
+    ...kindAttributes(item),
     exists: true,
     pv: num(item.pv) ?? 0,
     tier: isTier(item.tier) ? item.tier : undefined,
@@ -233,10 +237,8 @@ function inFlightOf(value: unknown): Record<string, number> | undefined {
   return leases;
 }
 
-/** The in-flight requests whose lease has not lapsed at `nowMs`. */
-export function liveInFlight(snap: LimiterSnapshot, nowMs: number): [string, number][] {
-  return Object.entries(snap.inFlight ?? {}).filter(([, lease]) => lease > nowMs);
-}
+/** The in-flight requests whose lease has not lapsed at `nowMs` (the in-flight shape's). */
+export { liveInFlight } from './kinds/shapes/in-flight';
 
 function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;

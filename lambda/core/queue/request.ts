@@ -1,4 +1,4 @@
-import type { Tier } from '../limiter/types';
+import type { Tier } from '../limiter/tiers';
 import type { ServerMessage } from '../server-messages';
 
 /**

@@ -1,7 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { isLimitName, LIMIT_KINDS, limitKind, resetAttributes } from '../../../lambda/core/limiter/kinds';
-import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
+import { ConfigError } from '../../../lambda/core/errors';
+import { evaluate } from '../../../lambda/core/limiter/evaluate';
+import {
+  ADMIN_FLAGS,
+  isLimitName,
+  LIMIT_KINDS,
+  LIMIT_NAMES,
+  limitKind,
+  markerWindows,
+  resetAttributes,
+} from '../../../lambda/core/limiter/kinds/registry';
+import {
+  DEFAULT_TIER_LIMITS,
+  limitPolicySchema,
+  parseLimitsConfig,
+  partialLimitPolicySchema,
+} from '../../../lambda/core/limiter/policy';
 import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/snapshot';
+import { dayNumber, isoWeekNumber, monthNumber, weekStartMs } from '../../../lambda/core/limiter/windows';
 import { ECHO_MODEL } from '../../../lambda/core/models';
 import { statusMessage } from '../../../lambda/services/chat-service';
 
@@ -17,6 +33,7 @@ describe('limit kinds, each declared once', () => {
       ['dailyTokens', 'tokens', 'TokenRateLimitExceeded'],
       ['requestsInFlight', 'requests', 'InFlightLimitExceeded'],
       ['tokensPerMinute', 'tokens', 'TokenRateLimitExceeded'],
+      ['weeklyTokens', 'tokens', 'TokenRateLimitExceeded'],
       ['monthlyTokens', 'tokens', 'TokenRateLimitExceeded'],
       ['dailyCostUsd', 'usd', 'TokenRateLimitExceeded'],
       ['monthlyCostUsd', 'usd', 'TokenRateLimitExceeded'],
@@ -25,11 +42,12 @@ describe('limit kinds, each declared once', () => {
     expect(limitKind('messageRate').windowSeconds(FREE)).toBe(75);
     expect(limitKind('hourlyMessages').windowSeconds(FREE)).toBe(3600);
     expect(limitKind('dailyTokens').windowSeconds(FREE)).toBe(86_400);
+    expect(limitKind('weeklyTokens').windowSeconds(FREE)).toBe(7 * 86_400);
   });
 
   it('resets by scope exactly the attributes the kinds of that scope keep', () => {
     expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc']);
-    expect(resetAttributes('tokens')).toEqual(['td', 'tu', 'ttat', 'tm', 'tmu']);
+    expect(resetAttributes('tokens')).toEqual(['td', 'tu', 'ttat', 'tw', 'twu', 'tm', 'tmu']);
     expect(resetAttributes('cost')).toEqual(['cd', 'cu', 'cm', 'cmu']);
     expect(resetAttributes('all')).toEqual([
       'tat',
@@ -40,6 +58,8 @@ describe('limit kinds, each declared once', () => {
       'td',
       'tu',
       'ttat',
+      'tw',
+      'twu',
       'tm',
       'tmu',
       'cd',
@@ -78,5 +98,57 @@ describe('limit kinds, each declared once', () => {
       ['dailyTokens', 'tokens', 86_400, false],
     ]);
     expect(isLimitName('busy')).toBe(false);
+  });
+
+  it('derives the names, the policy fields and the admin flags from the registry', () => {
+    expect(LIMIT_NAMES).toEqual(LIMIT_KINDS.map((k) => k.name));
+    // Every admin flag sets a field an override may set; required and optional fields as before.
+    for (const { field } of ADMIN_FLAGS) {
+      expect(partialLimitPolicySchema.safeParse({ [field]: 1 }).success, field).toBe(true);
+    }
+    const { messagesPerMinute: _m, ...withoutRate } = FREE;
+    const { dailyTokens: _d, ...withoutTokens } = FREE;
+    expect(limitPolicySchema.safeParse(FREE).success).toBe(true);
+    expect(limitPolicySchema.safeParse(withoutRate).success).toBe(false);
+    expect(limitPolicySchema.safeParse(withoutTokens).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, monthlyTokens: 0 }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, dailyCostUsd: 0.5 }).success).toBe(true);
+    expect(limitPolicySchema.safeParse({ ...FREE, hourlyMessages: 1.5 }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, shadow: ['dailyTokens', 'busy'] }).success).toBe(false);
+    expect(limitPolicySchema.safeParse({ ...FREE, nope: 1 }).success).toBe(false);
+  });
+
+  it('refuses a bad limits configuration with a ConfigError naming the field', () => {
+    const bad = () => parseLimitsConfig({ tiers: { free: { dailyTokens: -1 } } });
+    expect(bad).toThrow(ConfigError);
+    expect(bad).toThrow(/^invalid limits configuration: [\s\S]*tiers\.free\.dailyTokens/);
+    expect(() => parseLimitsConfig('{')).toThrow(ConfigError);
+  });
+
+  it('records in the reservation marker the window of every budget, under its own field', () => {
+    expect(markerWindows(T0)).toEqual({ d: dayNumber(T0), w: isoWeekNumber(T0), m: monthNumber(T0) });
+  });
+
+  it('limits tokens per ISO week when LIMITS_CONFIG sets weeklyTokens, from Monday 00:00 UTC to the next', () => {
+    expect(FREE.weeklyTokens).toBeUndefined();
+    const policy = parseLimitsConfig('{"tiers":{"free":{"weeklyTokens":1000}}}').tiers.free;
+    const sunday = Date.UTC(2026, 10, 29, 23, 59, 59, 999);
+    const monday = sunday + 1;
+    const week = isoWeekNumber(sunday);
+    // 990 of the week's 1,000 tokens used: a request of 10 + the minimum 16 does not fit until Monday.
+    const snap = Object.assign({}, EMPTY_SNAPSHOT, { exists: true, tw: week, twu: 990 });
+    const ask = { estimatedInputTokens: 10, maxTokens: 100 };
+    expect(evaluate(policy, snap, ask, sunday).blocking).toEqual({
+      limit: 'weeklyTokens',
+      retryAfterMs: 1,
+      resetAtEpochMs: monday,
+    });
+    const next = evaluate(policy, snap, ask, monday);
+    expect(next.blocking).toBeUndefined();
+    expect(next.limits.find((l) => l.name === 'weeklyTokens')).toMatchObject({
+      used: 0,
+      resetAtEpochMs: weekStartMs(week + 2),
+    });
+    expect(limitKind('weeklyTokens').windowEndsAtMs?.(sunday)).toBe(monday);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ExpressionWriter } from '../../../lambda/core/limiter/expression';
-import { monthNumber, monthStartMs } from '../../../lambda/core/limiter/windows';
+import { isoWeekNumber, monthNumber, monthStartMs, weekStartMs } from '../../../lambda/core/limiter/windows';
 
 describe('monthNumber and monthStartMs', () => {
   it('count UTC calendar months since January 1970 and find where each starts', () => {
@@ -15,6 +15,25 @@ describe('monthNumber and monthStartMs', () => {
     for (let m = 56 * 12; m < 60 * 12; m++) {
       expect(monthNumber(monthStartMs(m))).toBe(m);
       expect(monthNumber(monthStartMs(m) - 1)).toBe(m - 1);
+    }
+  });
+});
+
+describe('isoWeekNumber and weekStartMs', () => {
+  it('count ISO weeks (Monday 00:00 UTC to the next Monday) and find the Monday each starts on', () => {
+    // The epoch, a Thursday, is in week 0, which began on Monday 1969-12-29.
+    expect(isoWeekNumber(0)).toBe(0);
+    expect(weekStartMs(0)).toBe(Date.UTC(1969, 11, 29));
+    expect(isoWeekNumber(Date.UTC(1970, 0, 4, 23, 59, 59, 999))).toBe(0); // Sunday
+    expect(isoWeekNumber(Date.UTC(1970, 0, 5))).toBe(1); // Monday
+    const sunday = Date.UTC(2026, 10, 29, 23, 59, 59, 999);
+    expect(isoWeekNumber(sunday + 1)).toBe(isoWeekNumber(sunday) + 1);
+    expect(weekStartMs(isoWeekNumber(sunday) + 1)).toBe(Date.UTC(2026, 10, 30));
+    // Four years of weeks, across leap days and year ends: each starts on a Monday, a ms before is the week before.
+    for (let w = isoWeekNumber(Date.UTC(2026, 0, 1)); w < isoWeekNumber(Date.UTC(2030, 0, 1)); w++) {
+      expect(new Date(weekStartMs(w)).getUTCDay()).toBe(1);
+      expect(isoWeekNumber(weekStartMs(w))).toBe(w);
+      expect(isoWeekNumber(weekStartMs(w) - 1)).toBe(w - 1);
     }
   });
 });

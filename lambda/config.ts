@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { GlobalLimits } from './core/limiter/global';
 import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
 import { ECHO_MODEL, type ModelSpec } from './core/models';

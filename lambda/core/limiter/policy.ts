@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global';
 import { LIMIT_NAMES, type LimitOverride, type LimitPolicy, TIERS, type Tier } from './types';

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, statSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { FUNCTIONS, type FunctionKey } from '../lambda/core/resources';
@@ -119,6 +120,12 @@ export const bundlesBench: BenchPart = {
     }
     const over = rows.filter((r) => r.note?.startsWith('OVER')).map((r) => r.metric);
     if (over.length) console.log(`\nbundles: ${over.length} row(s) OVER target: ${over.join('; ')}`);
-    return { rows, details };
+    // Load times read slower on a busy machine: say how busy it was, so a reader can tell.
+    const machine = { loadAverage1m: loadavg()[0] ?? 0, cpus: availableParallelism() };
+    if (machine.loadAverage1m > machine.cpus)
+      console.log(
+        `bundles: load average ${machine.loadAverage1m.toFixed(1)} on ${machine.cpus} CPUs: load times read high`,
+      );
+    return { rows, details: { ...details, machine } };
   },
 };

@@ -188,6 +188,19 @@ describe('imports follow the arrows of STYLE.md', () => {
     expect(offences.filter((i) => !excused(i)).map(shown)).toEqual([]);
   });
 
+  it('lambda/ imports no module for its side effects alone (package.json declares `sideEffects: false`)', () => {
+    // esbuild drops a module none of whose exports is used: a bare `import './x'` would vanish
+    // from the bundle and its side effect with it. A registry lists its members instead.
+    const bare = FILES.filter((file) => under(file, 'lambda')).flatMap((file) => {
+      const text = withoutComments(read(file));
+      return [...text.matchAll(/(?:^|[\n;])\s*import\s+['"]([^'"]+)['"]/g)].map(
+        (m) =>
+          `${file}:${lineAt(text, m.index + m[0].indexOf('import'))} imports ${m[1]} for its side effects`,
+      );
+    });
+    expect(bare).toEqual([]);
+  });
+
   it('reads imports the way they are written (the scanner sees static, re-export and dynamic imports)', () => {
     const seen = (from: string) => IMPORTS.filter((i) => i.from === from).map((i) => i.target);
     expect(seen('lambda/adapters/runtime/message.ts')).toContain('lambda/services/chat-service');

@@ -19,6 +19,39 @@ const tree = await parseDependencyTree(ROOTS, {
   skipDynamicImports: false,
 });
 const cycles = uniqueCirculars(parseCircular(tree));
+
+/** The groups of modules that reach each other (Tarjan): every module a cycle runs through. */
+function tangledGroups(graph) {
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const groups = [];
+  const visit = (node) => {
+    index.set(node, index.size);
+    low.set(node, index.get(node));
+    stack.push(node);
+    onStack.add(node);
+    for (const dep of graph[node] ?? []) {
+      if (!dep.id || !(dep.id in graph)) continue;
+      if (!index.has(dep.id)) {
+        visit(dep.id);
+        low.set(node, Math.min(low.get(node), low.get(dep.id)));
+      } else if (onStack.has(dep.id)) low.set(node, Math.min(low.get(node), index.get(dep.id)));
+    }
+    if (low.get(node) !== index.get(node)) return;
+    const group = [];
+    let member;
+    do {
+      member = stack.pop();
+      onStack.delete(member);
+      group.push(member);
+    } while (member !== node);
+    if (group.length > 1) groups.push(group.sort());
+  };
+  for (const node of Object.keys(graph)) if (!index.has(node)) visit(node);
+  return groups;
+}
 if (cycles.length === 0) {
   console.log(`check:cycles: no import cycle in ${Object.keys(tree).length} modules`);
 } else {
@@ -28,5 +61,7 @@ if (cycles.length === 0) {
   cycles.forEach((cycle, i) => {
     console.error(`  ${i + 1}) ${[...cycle, cycle[0]].join('\n       -> ')}`);
   });
+  console.error('modules tied together by them (each group must become a one-way chain):');
+  for (const group of tangledGroups(tree)) console.error(`  - ${group.join(', ')}`);
   process.exitCode = 1;
 }

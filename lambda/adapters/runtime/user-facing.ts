@@ -3,7 +3,7 @@
  * failure, sweep, admin): configuration, the limiter, the request records, the connection registry
  * and the `@connections` client. Each of those functions' roots adds what only it uses.
  */
-import { parseFunctionConfig } from '../../config';
+import { type ChatConfig, parseFunctionConfig } from '../../config';
 import { stackClock } from '../../core/clock';
 import type { FunctionKey } from '../../core/resources';
 import type { ConnectionDirectory, ConnectionSender } from '../../services/ports';
@@ -37,7 +37,7 @@ export function userFacing(fn: FunctionKey) {
  * The limiter's own client makes one attempt per call: the limiter retries what is transient on a
  * user's item itself (bounded, jittered), and its breaker must see every fault as it happens.
  */
-function limiterFor(config: ReturnType<typeof parseFunctionConfig>): DynamoLimiter {
+function limiterFor(config: ChatConfig): DynamoLimiter {
   return new DynamoLimiter({
     client: dynamoClient(config, 1),
     tableName: config.tables.limits!,

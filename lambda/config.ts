@@ -1,13 +1,14 @@
-import { z } from 'zod';
+import * as z from 'zod';
+import { ConfigError } from './core/errors';
 import type { GlobalLimits } from './core/limiter/global';
 import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
-import { ECHO_MODEL, type ModelSpec } from './core/models';
+import { ECHO_MODEL, FREE_PRICE, type ModelSpec } from './core/models';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, TABLES, type TableKey } from './core/resources';
 
 /**
  * Configuration of the chat functions, parsed once at cold start from the environment the stack
  * (or the local stack) sets. A missing or malformed value throws with the variable's name, so a
- * misconfigured function fails at its first invocation instead of misbehaving.
+ * misconfigured function fails at its first invocation instead of misbehaving (a `ConfigError`).
  */
 export interface ChatConfig {
   /** Names of the tables this function was given (FUNCTIONS[fn].tables); others are absent. */
@@ -95,7 +96,7 @@ const chatEnvSchema = z.object({
  */
 export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): ChatConfig {
   const parsed = chatEnvSchema.safeParse(withoutBlanks(env));
-  if (!parsed.success) throw new Error(`invalid configuration: ${z.prettifyError(parsed.error)}`);
+  if (!parsed.success) throw new ConfigError(`invalid configuration: ${z.prettifyError(parsed.error)}`);
   const e = parsed.data;
   const def = FUNCTIONS[fn];
   const tables: Partial<Record<TableKey, string>> = {};
@@ -146,8 +147,7 @@ function limitsOf(config: string, model: ModelConfig, maxOutputTokens: number | 
           id: 'bedrock',
           kind: 'bedrock',
           modelId: model.modelId,
-          inputUsdPerMillion: 0,
-          outputUsdPerMillion: 0,
+          ...FREE_PRICE,
           maxOutputTokens: maxOutputTokens ?? DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS,
         }
       : { ...ECHO_MODEL, ...(maxOutputTokens ? { maxOutputTokens } : {}) };
@@ -155,7 +155,7 @@ function limitsOf(config: string, model: ModelConfig, maxOutputTokens: number | 
 }
 
 function required(value: string | undefined, name: string): string {
-  if (!value) throw new Error(`invalid configuration: ${name} is required`);
+  if (!value) throw new ConfigError(`invalid configuration: ${name} is required`);
   return value;
 }
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { partialLimitPolicySchema } from './limiter/policy';
 import { TIERS } from './limiter/types';
 

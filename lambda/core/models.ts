@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /**
  * The chat models a stack offers (SPEC §2 v2 "Models and prices"), with what they cost and how

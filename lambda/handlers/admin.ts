@@ -4,7 +4,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { adminRuntime } from '../adapters/runtime';
+import { adminRuntime } from '../adapters/runtime/admin';
 import { type AdminResponse, parseAdminRequest } from '../core/admin';
 
 export async function handler(event: unknown, context?: Context): Promise<AdminResponse> {

@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyWebsocketEventV2WithRequestContext, Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { chatRuntime } from '../adapters/runtime';
+import { chatRuntime } from '../adapters/runtime/message';
 import { identityFromAuthorizer, isTokenExpired, type WebSocketRequestContext } from '../core/identity';
 import { errorMessage, parseClientFrame, pong } from '../core/protocol';
 

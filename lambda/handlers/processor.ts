@@ -7,7 +7,7 @@
  */
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { processorRuntime } from '../adapters/runtime';
+import { processorRuntime } from '../adapters/runtime/processor';
 import type { QueueRecord } from '../services/replay-service';
 
 /** After an unexpected fault (a store outage, say), a message comes back this much later. */

@@ -10,9 +10,9 @@
  * `requestPayload` is the ReplyJob the Message function or the processor sent.
  */
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { flushObservability, logger } from '../adapters/observability';
-import { replyFailureRuntime } from '../adapters/runtime';
+import { replyFailureRuntime } from '../adapters/runtime/reply-failure';
 import { parseReplyJob } from '../core/reply-job';
 import type { ReplyFailureOutcome } from '../services/reply-failure';
 

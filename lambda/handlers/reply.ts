@@ -4,7 +4,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { replyRuntime } from '../adapters/runtime';
+import { replyRuntime } from '../adapters/runtime/reply';
 import { parseReplyJob } from '../core/reply-job';
 
 export async function handler(event: unknown, context?: Context): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import type { Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
-import { sweepRuntime } from '../adapters/runtime';
+import { sweepRuntime } from '../adapters/runtime/sweep';
 import type { SweepReport } from '../services/sweep-service';
 
 /** What the schedule sends (an EventBridge Scheduled Event); only its `time` is read. */

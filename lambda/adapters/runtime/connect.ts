@@ -8,7 +8,7 @@ import { once } from './once';
 
 export const connectRuntime = once(() => {
   const config = parseEdgeConfig('connect');
-  const client = dynamoClient(config.dynamodbEndpoint);
+  const client = dynamoClient(config);
   return {
     config,
     attempts: new ConnectAttempts({

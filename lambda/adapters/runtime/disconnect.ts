@@ -9,7 +9,7 @@ export const disconnectRuntime = once(() => {
   return {
     config,
     connections: new ConnectionRegistry({
-      client: dynamoClient(config.dynamodbEndpoint),
+      client: dynamoClient(config),
       tableName: config.tables.connections!,
     }),
   };

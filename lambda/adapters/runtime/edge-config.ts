@@ -1,3 +1,4 @@
+import { ConfigError } from '../../core/errors';
 import { ENV, FUNCTIONS, TABLES, type TableKey } from '../../core/resources';
 
 /**
@@ -19,9 +20,11 @@ export interface EdgeConfig {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export class EdgeConfigError extends Error {
+/** Every bad variable of the edge functions' environment, named in one message. */
+export class EdgeConfigError extends ConfigError {
   constructor(problems: readonly string[]) {
     super(`invalid configuration: ${problems.join('; ')}`);
+    // Named here, not by the class: the Lambda bundle is minified and renames classes.
     this.name = 'EdgeConfigError';
   }
 }

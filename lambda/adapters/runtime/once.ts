@@ -1,8 +1,8 @@
 /**
- * The small composition roots (authorizer, connect, disconnect) exist so those functions bundle
- * only their own adapters: the whole composition root (../runtime.ts) pulls in the limiter, the
- * services, zod and every SDK client, none of which a `$connect` needs. This file imports nothing,
- * so a root that needs no DynamoDB (the authorizer) does not load its client.
+ * Each function has its own composition root in this folder (authorizer.ts, connect.ts, …,
+ * message.ts, reply.ts) so it bundles only its own adapters and SDK clients: a `$connect` needs
+ * neither the limiter nor the services, the Message function no Bedrock client. This file imports
+ * nothing, so a root that needs no DynamoDB (the authorizer) does not load its client.
  */
 
 /** Builds a value on first use and keeps it for the instance's life (one cold start). */

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { microUsdToUsd, usdToMicroUsd } from '../models';
 import { ExpressionWriter, type UpdatePlan } from './expression';
 import { countInWindow, takeInFlightSlot } from './kinds';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError } from '../errors';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global';

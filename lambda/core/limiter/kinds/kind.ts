@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { MetricName } from '../../metrics';
 import type { ModelPrice } from '../../models';
 import type { ExpressionWriter } from '../expression';

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { dailyCostUsd, monthlyCostUsd } from './cost-budgets';
 import type { KindResetScope, KindState, LimitKind, SharedPolicy } from './kind';
 import { messageRate } from './message-rate';

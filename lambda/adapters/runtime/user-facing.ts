@@ -1,0 +1,67 @@
+/**
+ * The parts shared by every function that talks to users (message, processor, reply runner, reply
+ * failure, sweep, admin): configuration, the limiter, the request records, the connection registry
+ * and the `@connections` client. Each of those functions' roots adds what only it uses.
+ */
+import { type ChatConfig, parseFunctionConfig } from '../../config';
+import { stackClock } from '../../core/clock';
+import type { FunctionKey } from '../../core/resources';
+import type { ConnectionDirectory, ConnectionSender } from '../../services/ports';
+import { ConnectionRegistry } from '../connections';
+import { DynamoLimiter } from '../dynamo-limiter';
+import { Notifier } from '../notifier';
+import { logPort } from '../observability';
+import { ReplyStore } from '../reply-store';
+import { dynamoClient, emulatorCredentials } from './common';
+
+/** Every handler's "now": the machine's clock in AWS, the stack's clock locally (core/clock.ts). */
+export const now = stackClock;
+
+export function userFacing(fn: FunctionKey) {
+  const config = parseFunctionConfig(fn);
+  const dynamo = dynamoClient(config);
+  const limiter = limiterFor(config);
+  const store = new ReplyStore(dynamo, config.tables.requests!);
+  const connections = new ConnectionRegistry({ client: dynamo, tableName: config.tables.connections! });
+  const notifier = new Notifier({
+    endpoint: config.wsManagementEndpoint!,
+    credentials: emulatorCredentials(config),
+    registry: connections,
+  });
+  const sender: ConnectionSender = notifier;
+  const directory: ConnectionDirectory = connections;
+  return { config, dynamo, limiter, store, connections, sender, directory, notifier, now };
+}
+
+/**
+ * The limiter's own client makes one attempt per call: the limiter retries what is transient on a
+ * user's item itself (bounded, jittered), and its breaker must see every fault as it happens.
+ */
+function limiterFor(config: ChatConfig): DynamoLimiter {
+  return new DynamoLimiter({
+    client: dynamoClient(config, 1),
+    tableName: config.tables.limits!,
+    tiers: config.tiers,
+    models: config.models,
+    global: config.global,
+    onGlobalError: (operation, cause) =>
+      logPort.error('global limits: giving back to a shard failed; it stays counted until its window ends', {
+        operation,
+        cause,
+      }),
+    failPolicy: config.failPolicy,
+    timeoutMs: config.limiterTimeoutMs,
+    breakerSilenceMs: config.breakerSilenceMs,
+    // Windows, leases and the send time of each read are instants on the stack's clock.
+    clock: now,
+    onFailOpen: (cause) => {
+      // The caller counts LimiterFailOpen; the cause is logged here, where it is known.
+      logPort.warn('limiter failed open: the store is unavailable', { cause, failPolicy: 'open' });
+    },
+    onBreakerChange: (state, detail) => {
+      if (state === 'open')
+        logPort.warn('limiter breaker opened: the store stopped answering', { ...detail });
+      else logPort.info('limiter breaker closed: the store answers again');
+    },
+  });
+}

@@ -5,6 +5,7 @@ import type {
   QueueHealthCheck,
   UserAdminRequest,
 } from '../core/admin';
+import { describeError } from '../core/errors';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
 import { type AuditReport, auditItem } from '../core/queue/audit';
@@ -110,7 +111,7 @@ export class AdminService {
         const value = await withTimeout(probe(), this.deps.healthProbeTimeoutMs ?? 3000);
         return { ok: true, latencyMs: now() - startMs, value };
       } catch (err) {
-        const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        const error = describeError(err);
         return { ok: false, latencyMs: now() - startMs, error };
       }
     };

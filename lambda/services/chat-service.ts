@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { describeError } from '../core/errors';
 import type { Identity } from '../core/identity';
 import { isLimitName, limitKind } from '../core/limiter/kinds';
 import type { AllowedDecision, DeniedDecision, UserStatus } from '../core/limiter/types';
@@ -128,7 +129,7 @@ export class ChatService {
       if (!(err instanceof OutcomeUnknownError)) throw err;
       this.deps.log.warn('the limiter could not tell whether a decision landed', {
         requestId,
-        error: describe(err),
+        error: describeError(err),
       });
       return refused(
         'INTERNAL_ERROR',
@@ -223,7 +224,7 @@ export class ChatService {
     err: unknown,
   ): Promise<SendOutcome> {
     const { log, metrics, limiter, now } = this.deps;
-    log.error('reply hand-off failed', { requestId, error: describe(err) });
+    log.error('reply hand-off failed', { requestId, error: describeError(err) });
     if (decision.failedOpen) {
       metrics.count('RequestsFailed');
       return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
@@ -238,7 +239,7 @@ export class ChatService {
     } catch (refundErr) {
       log.error('could not refund a failed hand-off; its lease and the sweep end it', {
         requestId,
-        error: describe(refundErr),
+        error: describeError(refundErr),
       });
       return { kind: 'handed-off', requestId };
     }
@@ -313,13 +314,13 @@ export class ChatService {
       if (slot.position === 1) await queue.send({ v: 1, userId: identity.userId, requestId, cause });
     } catch (err) {
       // Without its wake-up the request must not stay in the list: take it out again.
-      this.deps.log.error('enqueue failed', { requestId, error: describe(err) });
+      this.deps.log.error('enqueue failed', { requestId, error: describeError(err) });
       const undone = await limiter.removeWaiting(identity.userId, requestId).catch((removeErr) => {
         // Left in the list without a wake-up: the sweep sends one (its enqueue put the user in
         // the sweep index), so it is served or expires — never lost.
         this.deps.log.error('could not take a request back out of the queue', {
           requestId,
-          error: describe(removeErr),
+          error: describeError(removeErr),
         });
         return undefined;
       });
@@ -359,7 +360,7 @@ export class ChatService {
     } catch (err) {
       this.deps.log.error('could not wake the queue after a failed enqueue; the sweep will', {
         requestId: head,
-        error: describe(err),
+        error: describeError(err),
       });
     }
   }
@@ -509,8 +510,4 @@ function refused(
   details?: Record<string, unknown>,
 ): Refusal {
   return { kind: 'refused', code, message, requestId, details };
-}
-
-export function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

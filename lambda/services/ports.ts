@@ -46,17 +46,8 @@ export interface EnqueueAsk {
   readonly maxQueued: number;
 }
 
-/**
- * A decision whose write got no answer, may have landed, and could not be confirmed (SPEC §9.1,
- * issue 20 finding 7): nothing is known, so the client must not be told "nothing was counted".
- * `decide` and `decideOrQueue` throw it; what the write may have left ends with its lease.
- */
-export class OutcomeUnknownError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'OutcomeUnknownError';
-  }
-}
+/** Thrown by `decide` and `decideOrQueue` when a write's outcome is unknown (services/errors.ts). */
+export { OutcomeUnknownError } from './errors';
 
 export interface LimiterPort {
   decide(input: DecideInput, nowMs: number): Promise<Decision>;

@@ -1,3 +1,4 @@
+import { describeError } from '../core/errors';
 import type { GlobalLimit } from '../core/limiter/global';
 import type { LimiterView } from '../core/limiter/snapshot';
 import type { DeniedDecision, LimitWarning, TokenReservation } from '../core/limiter/types';
@@ -10,7 +11,7 @@ import {
   wakeUpCause,
 } from '../core/queue/request';
 import { FUNCTIONS, QUEUES } from '../core/resources';
-import { describe, reportShadow } from './chat-service';
+import { reportShadow } from './chat-service';
 import type {
   ConnectionDirectory,
   ConnectionSender,
@@ -156,7 +157,7 @@ export class ReplayService {
       this.deps.log.warn('could not replace a worn wake-up; it serves on and tries again next time', {
         messageId: record.messageId,
         receiveCount: record.receiveCount,
-        error: describe(err),
+        error: describeError(err),
       });
       return false;
     }
@@ -410,7 +411,7 @@ export class ReplayService {
     } catch (err) {
       this.deps.log.error('reply hand-off failed; the next delivery takes over', {
         requestId: request.requestId,
-        error: describe(err),
+        error: describeError(err),
       });
       // End the lease now, so the next delivery takes over at once instead of after it.
       await limiter

@@ -1,4 +1,5 @@
 import { setTimeout as pause } from 'node:timers/promises';
+import { describeError } from '../core/errors';
 import { chunk, fitMessage, splitChunkText } from '../core/protocol';
 import type {
   ConnectionDirectory,
@@ -138,7 +139,7 @@ export class ReplyChannel {
           connectionId,
           type: message.type,
           attempt,
-          error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+          error: describeError(err),
         });
         if (attempt === POST_ATTEMPTS) break;
         // Exponential backoff with equal jitter: throttled posts of many runners spread out.

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { describeError } from '../core/errors';
 import type { TokenUsage } from '../core/limiter/types';
 import type { ModelSpec } from '../core/models';
 import { errorMessage, requestFailed } from '../core/protocol';
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
-import { describe } from './chat-service';
+import { ReplyNotSettledError } from './errors';
 import type {
   ClaimOutcome,
   ClaimTarget,
@@ -26,6 +27,8 @@ import {
   releaseWakeUps,
   streamReply,
 } from './run-reply';
+
+export { ReplyNotSettledError } from './errors';
 
 export interface ReplyRunnerSettings {
   /** Retries of a model fault worth retrying (throttling, a timeout) that produced nothing. @default 2 */
@@ -79,18 +82,6 @@ export interface ReplyRunnerDeps {
 /** Thrown by a model for errors worth another attempt (throttling, timeouts). */
 export interface RetryableError {
   readonly retryable: true;
-}
-
-/**
- * The reply could not be settled before the runner's time ran out (the store stayed out): what
- * was produced is kept ({@link ProducedReply}) and the invocation fails, so Lambda's retry of the
- * event (or its on-failure destination, or the processor's takeover) settles it.
- */
-export class ReplyNotSettledError extends Error {
-  constructor(requestId: string, options?: { cause?: unknown }) {
-    super(`the reply to ${requestId} was produced but not settled; it is kept for the next attempt`, options);
-    this.name = 'ReplyNotSettledError';
-  }
 }
 
 /**
@@ -224,7 +215,7 @@ export class ReplyRunner {
         this.deps.log.warn('claim failed; retrying', {
           requestId: job.requestId,
           attempt,
-          error: describe(err),
+          error: describeError(err),
         });
         await this.deps.sleep(pauseMs);
       }
@@ -282,13 +273,13 @@ export class ReplyRunner {
             requestId: job.requestId,
             attempt,
             retrying: worthRetrying,
-            error: describe(err.cause),
+            error: describeError(err.cause),
           });
           if (worthRetrying) {
             await sleep(settings.modelRetryBaseMs * 2 ** (attempt - 1));
             continue;
           }
-          await this.fail(job, holder, channel, err.usage, describe(err.cause), timeLeftMs);
+          await this.fail(job, holder, channel, err.usage, describeError(err.cause), timeLeftMs);
           return;
         }
       }
@@ -416,11 +407,11 @@ export class ReplyRunner {
           log.error('settle failed until the time ran out; the reply is kept for the next attempt', {
             requestId: job.requestId,
             attempt,
-            error: describe(err),
+            error: describeError(err),
           });
           return cause;
         }
-        log.warn('settle failed; retrying', { requestId: job.requestId, attempt, error: describe(err) });
+        log.warn('settle failed; retrying', { requestId: job.requestId, attempt, error: describeError(err) });
         await sleep(pauseMs);
       }
     }
@@ -458,7 +449,7 @@ export class ReplyRunner {
       await this.deps.queue
         .moveToDeadLetterQueue(body, job.userId, `failed-${job.requestId}`, reason)
         .catch((err) =>
-          this.deps.log.error('could not park a failed request in the DLQ', { error: describe(err) }),
+          this.deps.log.error('could not park a failed request in the DLQ', { error: describeError(err) }),
         );
     }
     return true;

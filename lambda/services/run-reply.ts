@@ -1,39 +1,20 @@
+import { describeError } from '../core/errors';
 import type { TokenReservation } from '../core/limiter/types';
-import { costMicroUsd, microUsdToUsd } from '../core/models';
-import { messageComplete } from '../core/protocol';
+import { costMicroUsd, FREE_PRICE, microUsdToUsd } from '../core/models';
+import { messageComplete, type ReplyUsage } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
+import { ReplyInterruptedError } from './errors';
 import type { LogPort, ModelPort, OutgoingMessage, RequestQueuePort, SettleOutcome } from './ports';
 import type { ReplyChannel } from './reply-channel';
 
-export interface ReplyUsage {
-  readonly inputTokens: number;
-  readonly outputTokens: number;
-  readonly totalTokens: number;
-  /** What it cost on its model, in USD. */
-  readonly costUsd?: number;
-}
+export type { ReplyUsage } from '../core/server-messages';
+export { ReplyInterruptedError } from './errors';
 
 export interface StreamedReply {
   readonly text: string;
   readonly usage: ReplyUsage;
   /** The `message_complete` to deliver (or keep for `resume`). */
   readonly complete: OutgoingMessage;
-}
-
-/**
- * The model stopped before its reply was whole. `usage` is what it produced up to then (SPEC §2:
- * a reply cut short is charged what the model produced, never more than was reserved); nothing
- * produced means nothing to charge.
- */
-export class ReplyInterruptedError extends Error {
-  constructor(
-    readonly usage: ReplyUsage,
-    readonly produced: boolean,
-    options: { cause: unknown },
-  ) {
-    super('the model stopped before the reply was complete', options);
-    this.name = 'ReplyInterruptedError';
-  }
 }
 
 /**
@@ -87,7 +68,7 @@ export async function streamReply(args: {
       { cause: err },
     );
   }
-  const price = reservation.price ?? { inputUsdPerMillion: 0, outputUsdPerMillion: 0 };
+  const price = reservation.price ?? FREE_PRICE;
   const totals = {
     ...usage,
     totalTokens: usage.inputTokens + usage.outputTokens,
@@ -114,7 +95,7 @@ export async function releaseWakeUp(
   } catch (err) {
     deps.log.warn('could not release a wake-up; it returns when its hold ends', {
       requestId,
-      error: err instanceof Error ? err.message : String(err),
+      error: describeError(err),
     });
   }
 }

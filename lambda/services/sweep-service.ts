@@ -1,8 +1,8 @@
+import { describeError } from '../core/errors';
 import type { TokenReservation } from '../core/limiter/types';
 import { requestExpired, requestFailed } from '../core/protocol';
 import { wakeUpCause } from '../core/queue/request';
 import { planRepairs, REPAIR_KINDS, type Repair, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
-import { describe } from './chat-service';
 import type {
   ConnectionDirectory,
   ConnectionSender,
@@ -80,7 +80,7 @@ export class SweepService {
       .then(({ removed }) => removed.length)
       .catch((err) => {
         log.error('sweep: pruning the global waiting line failed; the next run tries again', {
-          error: describe(err),
+          error: describeError(err),
         });
         return 0;
       });
@@ -92,7 +92,7 @@ export class SweepService {
       ({ released }) => released,
       (err) => {
         log.error('sweep: giving back orphaned global shares failed; the next run tries again', {
-          error: describe(err),
+          error: describeError(err),
         });
         return [];
       },
@@ -112,7 +112,7 @@ export class SweepService {
             failed++;
             log.error('sweep: a user could not be looked at; the next run tries again', {
               userId: user.userId,
-              error: describe(err),
+              error: describeError(err),
             });
           }
         }),
@@ -267,6 +267,6 @@ export class SweepService {
     metrics.count('StateRepaired', count, { kind });
     await events
       .publish('State Repaired', { kind, ...detail, repairedAt: new Date(now()).toISOString() })
-      .catch((err) => log.error('could not publish State Repaired', { kind, error: describe(err) }));
+      .catch((err) => log.error('could not publish State Repaired', { kind, error: describeError(err) }));
   }
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from './frame-limits';
+import type { ErrorCode } from './server-messages';
 import { countChars } from './tokens';
 
 /**
@@ -6,27 +8,12 @@ import { countChars } from './tokens';
  * Parsing never throws: every bad frame becomes a value with the protocol error code to answer.
  */
 
-export const ERROR_CODES = [
-  'RATE_LIMIT_EXCEEDED',
-  'QUEUE_FULL',
-  'INVALID_REQUEST',
-  'MESSAGE_TOO_LARGE',
-  'UNKNOWN_ACTION',
-  'NOT_FOUND',
-  'INTERNAL_ERROR',
-  /** The token the connection was opened with has expired: the frame is refused, the connection closed. */
-  'TOKEN_EXPIRED',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
 export const ACTIONS = ['sendMessage', 'cancel', 'status', 'resume', 'ping'] as const;
 export type Action = (typeof ACTIONS)[number];
 
+export { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from './frame-limits';
 export * from './server-messages';
 
-/** API Gateway WebSocket quotas: a frame carries at most 32 KB, a message at most 128 KB. */
-export const MAX_FRAME_BYTES = 32 * 1024;
-export const MAX_MESSAGE_BYTES = 128 * 1024;
 /** Room a `chunk` message needs besides its text (type, timestamp, requestId, index). */
 const CHUNK_ENVELOPE_BYTES = 512;
 

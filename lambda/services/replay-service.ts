@@ -1,5 +1,6 @@
 import { describeError } from '../core/errors';
 import type { GlobalLimit } from '../core/limiter/global';
+import { isLimitName, limitKind } from '../core/limiter/kinds';
 import type { LimiterView } from '../core/limiter/snapshot';
 import type { DeniedDecision, LimitWarning, TokenReservation } from '../core/limiter/types';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../core/protocol';
@@ -266,8 +267,8 @@ export class ReplayService {
       if (decision.limit.startsWith('global.')) {
         return this.waitForGlobal(record, userId, request, decision, nowMs);
       }
-      // Every in-flight slot is taken: wait for a reply to end, not for a timer.
-      if (decision.limit === 'requestsInFlight') {
+      // Every slot of a limit that frees by slots is taken: wait for a reply to end, not a timer.
+      if (isLimitName(decision.limit) && limitKind(decision.limit).waitsFor === 'slot') {
         const parked = await this.parkOrDefer(record, userId, view);
         if (parked === 'retry') return parked;
         continue;
@@ -299,7 +300,7 @@ export class ReplayService {
     view: LimiterView,
   ): Promise<ReplayResult | 'look-again'> {
     const { limiter, now } = this.deps;
-    const state = view.limits.find((l) => l.name === 'requestsInFlight');
+    const state = view.limits.find((l) => limitKind(l.name).waitsFor === 'slot');
     const untilLapse = Math.max(1000, (state?.resetAtEpochMs ?? now() + 1000) - now());
     // Hold first: a settle between the park and a later hold would be undone by the hold.
     await this.deps.queue.defer(record.receiptHandle, untilLapse);

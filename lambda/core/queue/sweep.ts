@@ -196,8 +196,8 @@ export function wakeUpDueEpochMs(view: LimiterView, nowMs: number): number {
   const head = snap.queued[snap.waiting[0] ?? ''];
   let at = head?.enqueuedAtEpochMs ?? nowMs;
   for (const state of limits) at = Math.max(at, limitKind(state.name).readyAtEpochMs(1, state, policy));
-  const inFlight = limits.find((l) => l.name === 'requestsInFlight');
-  if (inFlight && inFlight.remaining <= 0) at = Math.max(at, inFlight.resetAtEpochMs);
+  const slots = limits.find((l) => limitKind(l.name).waitsFor === 'slot');
+  if (slots && slots.remaining <= 0) at = Math.max(at, slots.resetAtEpochMs);
   return head ? Math.min(at, head.expiresAtEpochMs) : at;
 }
 

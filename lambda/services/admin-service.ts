@@ -9,7 +9,7 @@ import { describeError } from '../core/errors';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
 import { type AuditReport, auditItem } from '../core/queue/audit';
-import { statusMessage } from './chat-service';
+import { statusMessage } from '../core/status-message';
 import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
 import { ReplyChannel } from './reply-channel';
 

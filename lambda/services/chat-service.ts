@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { describeError } from '../core/errors';
 import type { Identity } from '../core/identity';
 import { isLimitName, limitKind } from '../core/limiter/kinds';
-import type { AllowedDecision, DeniedDecision, UserStatus } from '../core/limiter/types';
+import type { AllowedDecision, DeniedDecision } from '../core/limiter/types';
 import {
   chunk,
   fitMessage,
@@ -10,7 +10,6 @@ import {
   messageAccepted,
   requestCancelled,
   requestQueued,
-  type StatusMessage,
   splitChunkText,
 } from '../core/protocol';
 import { estimatedWaitSeconds } from '../core/queue/eta';
@@ -30,11 +29,16 @@ import {
   type RequestQueuePort,
   type SettleOutcome,
 } from './ports';
-import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { releaseWakeUps } from './run-reply';
+import { reportShadow } from './shared/admission-report';
+import { notifyPositions } from './shared/queue-notices';
+import { releaseWakeUps } from './shared/wake-ups';
 
 export type { Identity } from '../core/identity';
+/** Re-exported for the tests that import it from here; it lives in core. */
+export { statusMessage } from '../core/status-message';
+
+import { statusMessage } from '../core/status-message';
 
 export interface ChatServiceDeps {
   readonly limiter: LimiterPort;
@@ -425,54 +429,6 @@ function resumeMessages(message: OutgoingMessage, nowMs: number): OutgoingMessag
     chunk(message.requestId, index, piece, nowMs),
   );
   return [...chunks, message];
-}
-
-/**
- * Shadow limits (SPEC §2 v2) the admission exceeded: a log line and a `ShadowLimitExceeded` count
- * per limit, so operators see what a limit would refuse before they enforce it.
- */
-export function reportShadow(
-  deps: { readonly metrics: MetricsPort; readonly log: LogPort },
-  userId: string,
-  requestId: string,
-  decision: AllowedDecision,
-): void {
-  for (const limit of decision.shadowExceeded ?? []) {
-    deps.metrics.count('ShadowLimitExceeded');
-    deps.log.info('shadow limit exceeded (not enforced)', { userId, requestId, limit });
-  }
-}
-
-/** The protocol `status` message for a user's status. */
-export function statusMessage(status: UserStatus, nowMs: number): StatusMessage {
-  return {
-    type: 'status',
-    timestamp: nowMs,
-    userId: status.userId,
-    tier: status.tier,
-    limits: status.limits.map((l) => {
-      const kind = limitKind(l.name);
-      return {
-        name: l.name,
-        limit: l.limit,
-        used: l.used,
-        remaining: l.remaining,
-        resetAt: l.resetAtEpochMs,
-        unit: kind.unit,
-        windowSeconds: kind.windowSeconds(status.policy),
-        shadow: status.policy.shadow?.includes(l.name) ?? false,
-      };
-    }),
-    queue: {
-      queued: status.queued.length,
-      requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),
-    },
-    ...(status.global
-      ? {
-          global: status.global.map(({ resetAtEpochMs, ...g }) => ({ ...g, resetAt: resetAtEpochMs })),
-        }
-      : {}),
-  };
 }
 
 /**

@@ -12,7 +12,6 @@ import {
   wakeUpCause,
 } from '../core/queue/request';
 import { FUNCTIONS, QUEUES } from '../core/resources';
-import { reportShadow } from './chat-service';
 import type {
   ConnectionDirectory,
   ConnectionSender,
@@ -23,9 +22,10 @@ import type {
   ReplyStorePort,
   RequestQueuePort,
 } from './ports';
-import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { releaseWakeUps } from './run-reply';
+import { reportShadow } from './shared/admission-report';
+import { notifyPositions } from './shared/queue-notices';
+import { releaseWakeUps } from './shared/wake-ups';
 
 export interface ReplaySettings {
   /**

@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { describeError } from '../core/errors';
 import type { TokenUsage } from '../core/limiter/types';
 import type { ModelSpec } from '../core/models';
+import type { ReplyUsage } from '../core/protocol';
 import { errorMessage, requestFailed } from '../core/protocol';
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
-import { ReplyNotSettledError } from './errors';
+import { ReplyInterruptedError, ReplyNotSettledError } from './errors';
 import type {
   ClaimOutcome,
   ClaimTarget,
@@ -20,13 +21,8 @@ import type {
   SettleHolder,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
-import {
-  ReplyInterruptedError,
-  type ReplyUsage,
-  releaseWakeUp,
-  releaseWakeUps,
-  streamReply,
-} from './run-reply';
+import { streamReply } from './run-reply';
+import { releaseWakeUp, releaseWakeUps } from './shared/wake-ups';
 
 export { ReplyNotSettledError } from './errors';
 

@@ -1,10 +1,9 @@
-import { describeError } from '../core/errors';
 import type { TokenReservation } from '../core/limiter/types';
 import { costMicroUsd, FREE_PRICE, microUsdToUsd } from '../core/models';
 import { messageComplete, type ReplyUsage } from '../core/protocol';
 import { estimateTokens } from '../core/tokens';
 import { ReplyInterruptedError } from './errors';
-import type { LogPort, ModelPort, OutgoingMessage, RequestQueuePort, SettleOutcome } from './ports';
+import type { ModelPort, OutgoingMessage } from './ports';
 import type { ReplyChannel } from './reply-channel';
 
 export type { ReplyUsage } from '../core/server-messages';
@@ -79,34 +78,4 @@ export async function streamReply(args: {
     usage: totals,
     complete: messageComplete(requestId, text, totals, now(), args.served),
   };
-}
-
-/**
- * Makes a held or parked SQS wake-up visible now, so the processor serves the user's next queued
- * request at once. If that fails, it comes back by itself when its hold ends.
- */
-export async function releaseWakeUp(
-  deps: { readonly queue: Pick<RequestQueuePort, 'defer'>; readonly log: LogPort },
-  receiptHandle: string,
-  requestId: string,
-): Promise<void> {
-  try {
-    await deps.queue.defer(receiptHandle, 0);
-  } catch (err) {
-    deps.log.warn('could not release a wake-up; it returns when its hold ends', {
-      requestId,
-      error: describeError(err),
-    });
-  }
-}
-
-/** The wake-ups a settle freed: the user's own parked one, and the next in line for global capacity. */
-export async function releaseWakeUps(
-  deps: { readonly queue: Pick<RequestQueuePort, 'defer'>; readonly log: LogPort },
-  outcome: SettleOutcome,
-  requestId: string,
-): Promise<void> {
-  for (const handle of [outcome.wakeUp, outcome.globalWakeUp]) {
-    if (handle) await releaseWakeUp(deps, handle, requestId);
-  }
 }

@@ -15,9 +15,9 @@ import type {
   SweepIndexPort,
   SweepLimiterPort,
 } from './ports';
-import { notifyPositions } from './queue-notices';
 import { ReplyChannel } from './reply-channel';
-import { releaseWakeUps } from './run-reply';
+import { notifyPositions } from './shared/queue-notices';
+import { releaseWakeUps } from './shared/wake-ups';
 
 export interface SweepSettings {
   /** Users looked at in one run at most (the rest, still due, are the next run's). @default 800 */

@@ -1,13 +1,10 @@
-import type { TokenReservation } from '../core/limiter/types';
-import { costMicroUsd, FREE_PRICE, microUsdToUsd } from '../core/models';
-import { messageComplete, type ReplyUsage } from '../core/protocol';
-import { estimateTokens } from '../core/tokens';
-import { ReplyInterruptedError } from './errors';
-import type { ModelPort, OutgoingMessage } from './ports';
-import type { ReplyChannel } from './reply-channel';
-
-export type { ReplyUsage } from '../core/server-messages';
-export { ReplyInterruptedError } from './errors';
+import type { TokenReservation } from '../../core/limiter/types';
+import { costMicroUsd, FREE_PRICE, microUsdToUsd } from '../../core/models';
+import { messageComplete, type ReplyUsage } from '../../core/protocol';
+import { estimateTokens } from '../../core/tokens';
+import { ReplyInterruptedError } from '../errors';
+import type { ModelPort, OutgoingMessage } from '../ports';
+import type { ReplyChannel } from '../reply-channel';
 
 export interface StreamedReply {
   readonly text: string;

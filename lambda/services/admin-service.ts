@@ -142,8 +142,32 @@ export class AdminService {
   }
 
   private async runForUser(request: UserAdminRequest): Promise<unknown> {
-    const { limiter, now } = this.deps;
     const before = await this.snapshot(request.userId);
+    const result = await this.apply(request, before.history);
+    const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
+    this.deps.log.info('admin action', {
+      audit: true,
+      operation: request.operation,
+      target: request.userId,
+      input: request,
+      before: before.summary,
+      after: after.summary,
+    });
+    return {
+      ...(result as object),
+      known: before.known,
+      status: after.message,
+      // An admin sees the user's active override and when it ends (`usage` prints it).
+      override: after.summary.override,
+    };
+  }
+
+  /** The operation's write (none for `usage`); returns what it adds to the answer. */
+  private async apply(
+    request: UserAdminRequest,
+    history: NonNullable<UserStatus['history']>,
+  ): Promise<unknown> {
+    const { limiter, now } = this.deps;
     let result: unknown;
     switch (request.operation) {
       case 'reset': {
@@ -168,7 +192,7 @@ export class AdminService {
       case 'usage':
         if (request.history) {
           const days = request.days ?? 30;
-          result = { history: before.history.slice(-days) };
+          result = { history: history.slice(-days) };
         }
         break;
       case 'purge-queue': {
@@ -178,22 +202,7 @@ export class AdminService {
         break;
       }
     }
-    const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
-    this.deps.log.info('admin action', {
-      audit: true,
-      operation: request.operation,
-      target: request.userId,
-      input: request,
-      before: before.summary,
-      after: after.summary,
-    });
-    return {
-      ...(result as object),
-      known: before.known,
-      status: after.message,
-      // An admin sees the user's active override and when it ends (`usage` prints it).
-      override: after.summary.override,
-    };
+    return result;
   }
 
   /** Cancels every waiting request of the user; each sender is told `request_cancelled`. */

@@ -183,17 +183,9 @@ export class SweepService {
     const view = await limiter.view(userId, undefined, nowMs, { fresh: false });
     const pending = view.snap.reservations[requestId];
     if (!pending) return [];
-    let claim = repair.claim;
-    if (claim === undefined) {
-      const own = `sweep-${nowMs.toString(16)}`;
-      const claimed = await limiter.claim(userId, requestId, own, {
-        source: 'direct',
-        inFlightUntilEpochMs: repair.leaseUntilEpochMs,
-      });
-      // Taken: a runner claimed it just now (an event run late); it ends it, or the next look does.
-      if (claimed.kind !== 'claimed') return [];
-      claim = own;
-    }
+    const claim = repair.claim ?? (await this.claimLapsed(userId, repair, nowMs));
+    // Taken: a runner claimed it just now (an event run late); it ends it, or the next look does.
+    if (claim === undefined) return [];
     const kept = await store.producedReply(userId, requestId, now());
     const usable = kept && kept.claim === claim ? kept : undefined;
     const price = pending.mo ? this.deps.prices?.(pending.mo) : undefined;
@@ -227,6 +219,23 @@ export class SweepService {
       outcome: usable ? 'kept-reply-delivered' : 'failed-nothing-charged',
     });
     return ['lapsed-direct-request'];
+  }
+
+  /**
+   * The sweep's own claim on a lapsed request no runner claimed, conditioned on the lease seen (a
+   * client that reused the id since is not touched); undefined when a runner took it first.
+   */
+  private async claimLapsed(
+    userId: string,
+    repair: Extract<Repair, { kind: 'lapsed-direct-request' }>,
+    nowMs: number,
+  ): Promise<string | undefined> {
+    const own = `sweep-${nowMs.toString(16)}`;
+    const claimed = await this.deps.limiter.claim(userId, repair.requestId, own, {
+      source: 'direct',
+      inFlightUntilEpochMs: repair.leaseUntilEpochMs,
+    });
+    return claimed.kind === 'claimed' ? own : undefined;
   }
 
   /**

@@ -1,7 +1,7 @@
 import { isLimitName, limitKind } from '../../core/limiter/kinds';
 import type { LimiterView } from '../../core/limiter/snapshot';
-import type { TokenReservation } from '../../core/limiter/types';
-import { isExpired } from '../../core/queue/request';
+import type { Decision, TokenReservation } from '../../core/limiter/types';
+import { isExpired, type WaitingRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
 import { begin, expire, failForGood, handOff } from './start';
@@ -100,26 +100,7 @@ async function serveHead(
     await expire(deps, userId, head, request, 'not started within MAX_QUEUE_WAIT');
     return 'look-again'; // the same wake-up serves the next head
   }
-  const decision = await limiter.decide(
-    {
-      userId,
-      requestId: head,
-      claimTier: request.claimTier,
-      estimatedInputTokens: request.estimatedInputTokens,
-      maxTokens: request.maxTokens,
-      model: request.model,
-      modelMaxOutputTokens: settings.modelMaxOutputTokens,
-      queue: {
-        mode: 'replay',
-        leaseUntilEpochMs: nowMs + settings.leaseMs,
-        enqueuedAtEpochMs: request.enqueuedAtEpochMs,
-        deadlineEpochMs: request.expiresAtEpochMs,
-      },
-      // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
-      seenSinceMs: view.observedAtMs,
-    },
-    nowMs,
-  );
+  const decision = await decideHead(deps, userId, head, request, view, nowMs);
   if (decision.allowed) {
     reportShadow(deps, userId, head, decision);
     if (decision.globalCostPercent !== undefined)
@@ -145,6 +126,41 @@ async function serveHead(
     return parkOrDefer(deps, record, userId, view);
   }
   return waitForTime(deps, record, userId, head, request, decision, nowMs, remainingTimeMs);
+}
+
+/**
+ * The head's admission: the same atomic limiter write as a direct message, in `replay` mode (it
+ * leaves the list and becomes the active request in that write).
+ */
+function decideHead(
+  deps: ReplayDeps,
+  userId: string,
+  head: string,
+  request: WaitingRequest,
+  view: LimiterView,
+  nowMs: number,
+): Promise<Decision> {
+  const { settings } = deps;
+  return deps.limiter.decide(
+    {
+      userId,
+      requestId: head,
+      claimTier: request.claimTier,
+      estimatedInputTokens: request.estimatedInputTokens,
+      maxTokens: request.maxTokens,
+      model: request.model,
+      modelMaxOutputTokens: settings.modelMaxOutputTokens,
+      queue: {
+        mode: 'replay',
+        leaseUntilEpochMs: nowMs + settings.leaseMs,
+        enqueuedAtEpochMs: request.enqueuedAtEpochMs,
+        deadlineEpochMs: request.expiresAtEpochMs,
+      },
+      // Not yet admissible by the item just seen: wait, rather than read it again to be sure.
+      seenSinceMs: view.observedAtMs,
+    },
+    nowMs,
+  );
 }
 
 /** The reservation of a request an interrupted attempt left active, rebuilt from the item. */

@@ -73,8 +73,32 @@ export class SweepService {
   constructor(private readonly deps: SweepDeps) {}
 
   async run(nowMs: number): Promise<SweepReport> {
-    const { limiter, index, settings, log } = this.deps;
+    const { index, settings, log } = this.deps;
     const repaired = Object.fromEntries(REPAIR_KINDS.map((k) => [k, 0])) as Record<RepairKind, number>;
+    await this.sweepGlobal(nowMs, repaired);
+    const due = await index.due(nowMs, settings.maxUsersPerRun);
+    let failed = 0;
+    for (let i = 0; i < due.length; i += settings.concurrency) {
+      await Promise.all(
+        due.slice(i, i + settings.concurrency).map(async (user) => {
+          try {
+            for (const kind of await this.sweepUser(user, nowMs)) repaired[kind]++;
+          } catch (err) {
+            failed++;
+            log.error('sweep: a user could not be looked at; the next run tries again', {
+              userId: user.userId,
+              error: describeError(err),
+            });
+          }
+        }),
+      );
+    }
+    return { looked: due.length, repaired, failed };
+  }
+
+  /** Prunes the global waiting line and gives back orphaned global shares; a failure waits a run. */
+  private async sweepGlobal(nowMs: number, repaired: Record<RepairKind, number>): Promise<void> {
+    const { limiter, log } = this.deps;
     const pruned = await limiter
       .pruneGlobalLine(nowMs)
       .then(({ removed }) => removed.length)
@@ -101,24 +125,6 @@ export class SweepService {
       repaired['orphaned-global-share']++;
       await this.report('orphaned-global-share', { userId, requestId });
     }
-    const due = await index.due(nowMs, settings.maxUsersPerRun);
-    let failed = 0;
-    for (let i = 0; i < due.length; i += settings.concurrency) {
-      await Promise.all(
-        due.slice(i, i + settings.concurrency).map(async (user) => {
-          try {
-            for (const kind of await this.sweepUser(user, nowMs)) repaired[kind]++;
-          } catch (err) {
-            failed++;
-            log.error('sweep: a user could not be looked at; the next run tries again', {
-              userId: user.userId,
-              error: describeError(err),
-            });
-          }
-        }),
-      );
-    }
-    return { looked: due.length, repaired, failed };
   }
 
   /** Looks at one due user: repairs what needs it, then moves or clears its next look. */

@@ -1,5 +1,5 @@
 import type { TokenReservation } from '../../core/limiter/types';
-import { costMicroUsd, FREE_PRICE, microUsdToUsd } from '../../core/models';
+import { costMicroUsd, FREE_PRICE, type ModelPrice, microUsdToUsd } from '../../core/models';
 import { messageComplete, type ReplyUsage } from '../../core/protocol';
 import { estimateTokens } from '../../core/tokens';
 import { ReplyInterruptedError } from '../errors';
@@ -53,26 +53,39 @@ export async function streamReply(args: {
   } catch (err) {
     // What was produced reaches the client before the failure says so.
     await channel.flushText(requestId).catch(() => undefined);
-    // The model read the prompt once it produced anything; its output is what reached us, capped
-    // at the allowance.
-    const produced = text.length > 0;
-    const outputTokens = produced ? Math.min(reservation.outputAllowance, estimateTokens(text)) : 0;
-    const inputTokens = produced ? reservation.inputTokens : 0;
-    throw new ReplyInterruptedError(
-      { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
-      produced,
-      { cause: err },
-    );
+    throw interrupted(text, reservation, err);
   }
-  const price = reservation.price ?? FREE_PRICE;
-  const totals = {
-    ...usage,
-    totalTokens: usage.inputTokens + usage.outputTokens,
-    costUsd: microUsdToUsd(costMicroUsd(price, usage.inputTokens, usage.outputTokens)),
-  };
+  const totals = pricedUsage(usage, reservation.price ?? FREE_PRICE);
   return {
     text,
     usage: totals,
     complete: messageComplete(requestId, text, totals, now(), args.served),
+  };
+}
+
+/**
+ * The model failed: it read the prompt once it produced anything, and its output is what reached
+ * us, capped at the allowance; nothing produced means nothing to charge.
+ */
+function interrupted(text: string, reservation: TokenReservation, cause: unknown): ReplyInterruptedError {
+  const produced = text.length > 0;
+  const outputTokens = produced ? Math.min(reservation.outputAllowance, estimateTokens(text)) : 0;
+  const inputTokens = produced ? reservation.inputTokens : 0;
+  return new ReplyInterruptedError(
+    { inputTokens, outputTokens, totalTokens: inputTokens + outputTokens },
+    produced,
+    { cause },
+  );
+}
+
+/** The model's usage with its total and what it cost at `price`. */
+function pricedUsage(
+  usage: { readonly inputTokens: number; readonly outputTokens: number },
+  price: ModelPrice,
+): ReplyUsage {
+  return {
+    ...usage,
+    totalTokens: usage.inputTokens + usage.outputTokens,
+    costUsd: microUsdToUsd(costMicroUsd(price, usage.inputTokens, usage.outputTokens)),
   };
 }

@@ -64,6 +64,8 @@ export type ParseResult =
   | { readonly ok: true; readonly request: ClientRequest }
   | { readonly ok: false; readonly error: ProtocolError };
 
+type ParseFailure = Extract<ParseResult, { readonly ok: false }>;
+
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Parses one WebSocket frame into a client request, or the error to answer it with. */
@@ -71,21 +73,9 @@ export function parseClientFrame(
   body: string | undefined | null,
   options: { maxMessageChars: number },
 ): ParseResult {
-  if (typeof body !== 'string' || body.length === 0)
-    return fail('INVALID_REQUEST', 'Empty frame: send a JSON object.');
-  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
-    return fail('INVALID_REQUEST', `JSON nested deeper than ${MAX_JSON_DEPTH} levels.`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    return fail('INVALID_REQUEST', 'Malformed JSON.');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return fail('INVALID_REQUEST', 'A frame must be a JSON object with an "action".');
-  }
-  const frame = value as Record<string, unknown>;
+  const object = parseFrameObject(body);
+  if (!object.ok) return object;
+  const { frame } = object;
   const echoedId =
     typeof frame.requestId === 'string' && REQUEST_ID_PATTERN.test(frame.requestId)
       ? frame.requestId
@@ -123,6 +113,27 @@ export function parseClientFrame(
   return { ok: true, request: parsed.data as ClientRequest };
 }
 
+/** The frame as a JSON object (not yet checked against any schema), or the error to answer. */
+function parseFrameObject(
+  body: string | undefined | null,
+): { readonly ok: true; readonly frame: Record<string, unknown> } | ParseFailure {
+  if (typeof body !== 'string' || body.length === 0)
+    return fail('INVALID_REQUEST', 'Empty frame: send a JSON object.');
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
+    return fail('INVALID_REQUEST', `JSON nested deeper than ${MAX_JSON_DEPTH} levels.`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return fail('INVALID_REQUEST', 'Malformed JSON.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('INVALID_REQUEST', 'A frame must be a JSON object with an "action".');
+  }
+  return { ok: true, frame: value as Record<string, unknown> };
+}
+
 /** The protocol `error` message for a refusal or a bad frame. */
 export function errorMessage(
   error: { code: ErrorCode; message: string; requestId?: string; details?: Record<string, unknown> },
@@ -150,7 +161,7 @@ function fail(
   message: string,
   requestId?: string,
   details?: Record<string, unknown>,
-): ParseResult {
+): ParseFailure {
   return { ok: false, error: { code, message, requestId, details } };
 }
 

@@ -6,44 +6,23 @@ import type {
   UserAdminRequest,
 } from '../core/admin';
 import { describeError } from '../core/errors';
-import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
+import type { UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
 import { type AuditReport, auditItem } from '../core/queue/audit';
 import { statusMessage } from '../core/status-message';
-import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
+import type {
+  AdminLimiterPort,
+  ConnectionDirectory,
+  ConnectionSender,
+  HealthProbePort,
+  HealthQueue,
+  HealthTable,
+  LogPort,
+  ReplyStorePort,
+} from './ports';
 import { ReplyChannel } from './reply-channel';
 
-/** What the admin operations need of the limiter besides the chat path. */
-export interface AdminLimiterPort extends LimiterPort {
-  top(
-    by: 'tokens' | 'cost' | 'messages',
-    limit: number,
-    nowMs: number,
-  ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
-  reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
-  /**
-   * Ends the user's active request when it can no longer be settled (its data or reservation is
-   * gone) and so blocks the user's queue; returns its id, or undefined if there was none.
-   */
-  endStuckActive(userId: string): Promise<string | undefined>;
-  setTier(userId: string, tier: Tier | null): Promise<unknown>;
-  setOverride(userId: string, override: LimitOverride): Promise<unknown>;
-  clearOverride(userId: string): Promise<unknown>;
-}
-
-/** The tables and queues `health` probes. */
-export type HealthTable = keyof HealthReport['tables'];
-export type HealthQueue = keyof HealthReport['queues'];
-
-/** Probes for `health`: each call throws when the resource does not answer. */
-export interface HealthProbePort {
-  /** Reads an item nobody writes: any answer (even "no item") means the table answers. */
-  probeTable(table: HealthTable): Promise<void>;
-  /** The queue's depth: visible plus in-flight messages. */
-  queueDepth(queue: HealthQueue): Promise<number>;
-  /** The state of this function instance's limiter breaker. */
-  breakerState(): 'closed' | 'open';
-}
+export type { AdminLimiterPort, HealthProbePort, HealthQueue, HealthTable } from './ports';
 
 export interface AdminDeps {
   readonly limiter: AdminLimiterPort;

@@ -57,7 +57,7 @@ export class ReplyChannel {
       readonly now: () => number;
       /** Where failed posts are reported (ids and the error, never the message). */
       readonly log?: Pick<LogPort, 'warn'>;
-      /** The pause between tries of a post. @default a timer */
+      /** The pause between tries of a post. @default `setTimeout` of node:timers/promises */
       readonly sleep?: (ms: number) => Promise<void>;
       /** Jitter of that pause. @default Math.random */
       readonly random?: () => number;

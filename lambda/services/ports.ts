@@ -198,6 +198,11 @@ export interface ModelPort {
   stream(input: ModelInput): AsyncIterable<ModelEvent>;
 }
 
+/** What a model throws for a fault worth another attempt (throttling, timeouts). */
+export interface RetryableError {
+  readonly retryable: true;
+}
+
 export type { MetricName } from '../core/metrics';
 
 export interface MetricsPort {

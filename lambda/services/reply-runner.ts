@@ -7,13 +7,7 @@ import { fail, finishKept } from './runner/endings';
 import { releaseWakeUp } from './shared/wake-ups';
 
 export { ReplyNotSettledError } from './errors';
-export {
-  DEFAULT_RUNNER_SETTINGS,
-  isRetryable,
-  type ReplyRunnerDeps,
-  type ReplyRunnerSettings,
-  type RetryableError,
-} from './runner/deps';
+export { DEFAULT_RUNNER_SETTINGS, type ReplyRunnerDeps, type ReplyRunnerSettings } from './runner/deps';
 
 /**
  * The reply runner (its own function, invoked asynchronously): streams one admitted request's

@@ -10,6 +10,7 @@ import type {
   ModelPort,
   ReplyStorePort,
   RequestQueuePort,
+  RetryableError,
   SettleHolder,
 } from '../ports';
 import { ReplyChannel } from '../reply-channel';
@@ -61,11 +62,6 @@ export interface ReplyRunnerDeps {
   readonly random?: () => number;
   /** A fresh claim id per invocation. @default 16 random hex digits */
   readonly newClaimId?: () => string;
-}
-
-/** Thrown by a model for errors worth another attempt (throttling, timeouts). */
-export interface RetryableError {
-  readonly retryable: true;
 }
 
 /**

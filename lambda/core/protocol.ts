@@ -1,4 +1,6 @@
 import * as z from 'zod';
+import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from './frame-limits';
+import type { ErrorCode } from './server-messages';
 import { countChars } from './tokens';
 
 /**
@@ -6,27 +8,12 @@ import { countChars } from './tokens';
  * Parsing never throws: every bad frame becomes a value with the protocol error code to answer.
  */
 
-export const ERROR_CODES = [
-  'RATE_LIMIT_EXCEEDED',
-  'QUEUE_FULL',
-  'INVALID_REQUEST',
-  'MESSAGE_TOO_LARGE',
-  'UNKNOWN_ACTION',
-  'NOT_FOUND',
-  'INTERNAL_ERROR',
-  /** The token the connection was opened with has expired: the frame is refused, the connection closed. */
-  'TOKEN_EXPIRED',
-] as const;
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
 export const ACTIONS = ['sendMessage', 'cancel', 'status', 'resume', 'ping'] as const;
 export type Action = (typeof ACTIONS)[number];
 
+export { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from './frame-limits';
 export * from './server-messages';
 
-/** API Gateway WebSocket quotas: a frame carries at most 32 KB, a message at most 128 KB. */
-export const MAX_FRAME_BYTES = 32 * 1024;
-export const MAX_MESSAGE_BYTES = 128 * 1024;
 /** Room a `chunk` message needs besides its text (type, timestamp, requestId, index). */
 const CHUNK_ENVELOPE_BYTES = 512;
 
@@ -77,6 +64,8 @@ export type ParseResult =
   | { readonly ok: true; readonly request: ClientRequest }
   | { readonly ok: false; readonly error: ProtocolError };
 
+type ParseFailure = Extract<ParseResult, { readonly ok: false }>;
+
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 /** Parses one WebSocket frame into a client request, or the error to answer it with. */
@@ -84,21 +73,9 @@ export function parseClientFrame(
   body: string | undefined | null,
   options: { maxMessageChars: number },
 ): ParseResult {
-  if (typeof body !== 'string' || body.length === 0)
-    return fail('INVALID_REQUEST', 'Empty frame: send a JSON object.');
-  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
-    return fail('INVALID_REQUEST', `JSON nested deeper than ${MAX_JSON_DEPTH} levels.`);
-  }
-  let value: unknown;
-  try {
-    value = JSON.parse(body);
-  } catch {
-    return fail('INVALID_REQUEST', 'Malformed JSON.');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return fail('INVALID_REQUEST', 'A frame must be a JSON object with an "action".');
-  }
-  const frame = value as Record<string, unknown>;
+  const object = parseFrameObject(body);
+  if (!object.ok) return object;
+  const { frame } = object;
   const echoedId =
     typeof frame.requestId === 'string' && REQUEST_ID_PATTERN.test(frame.requestId)
       ? frame.requestId
@@ -136,6 +113,27 @@ export function parseClientFrame(
   return { ok: true, request: parsed.data as ClientRequest };
 }
 
+/** The frame as a JSON object (not yet checked against any schema), or the error to answer. */
+function parseFrameObject(
+  body: string | undefined | null,
+): { readonly ok: true; readonly frame: Record<string, unknown> } | ParseFailure {
+  if (typeof body !== 'string' || body.length === 0)
+    return fail('INVALID_REQUEST', 'Empty frame: send a JSON object.');
+  if (jsonDepthExceeds(body, MAX_JSON_DEPTH)) {
+    return fail('INVALID_REQUEST', `JSON nested deeper than ${MAX_JSON_DEPTH} levels.`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(body);
+  } catch {
+    return fail('INVALID_REQUEST', 'Malformed JSON.');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('INVALID_REQUEST', 'A frame must be a JSON object with an "action".');
+  }
+  return { ok: true, frame: value as Record<string, unknown> };
+}
+
 /** The protocol `error` message for a refusal or a bad frame. */
 export function errorMessage(
   error: { code: ErrorCode; message: string; requestId?: string; details?: Record<string, unknown> },
@@ -163,7 +161,7 @@ function fail(
   message: string,
   requestId?: string,
   details?: Record<string, unknown>,
-): ParseResult {
+): ParseFailure {
   return { ok: false, error: { code, message, requestId, details } };
 }
 

@@ -1,6 +1,19 @@
 import type { LimitName, LimitWarning } from './limiter/kinds/registry';
 import type { Tier } from './limiter/tiers';
-import type { ErrorCode } from './protocol';
+
+/** The protocol's error codes (SPEC §3), in `error` and `request_failed` messages. */
+export const ERROR_CODES = [
+  'RATE_LIMIT_EXCEEDED',
+  'QUEUE_FULL',
+  'INVALID_REQUEST',
+  'MESSAGE_TOO_LARGE',
+  'UNKNOWN_ACTION',
+  'NOT_FOUND',
+  'INTERNAL_ERROR',
+  /** The token the connection was opened with has expired: the frame is refused, the connection closed. */
+  'TOKEN_EXPIRED',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /**
  * Every message the server sends (SPEC §3), each type declared once with its builder. Services

@@ -5,44 +5,24 @@ import type {
   QueueHealthCheck,
   UserAdminRequest,
 } from '../core/admin';
-import type { LimitOverride, ResetScope, Tier, UserStatus } from '../core/limiter/types';
+import { describeError } from '../core/errors';
+import type { UserStatus } from '../core/limiter/types';
 import { requestCancelled } from '../core/protocol';
 import { type AuditReport, auditItem } from '../core/queue/audit';
-import { statusMessage } from './chat-service';
-import type { ConnectionDirectory, ConnectionSender, LimiterPort, LogPort, ReplyStorePort } from './ports';
+import { statusMessage } from '../core/status-message';
+import type {
+  AdminLimiterPort,
+  ConnectionDirectory,
+  ConnectionSender,
+  HealthProbePort,
+  HealthQueue,
+  HealthTable,
+  LogPort,
+  ReplyStorePort,
+} from './ports';
 import { ReplyChannel } from './reply-channel';
 
-/** What the admin operations need of the limiter besides the chat path. */
-export interface AdminLimiterPort extends LimiterPort {
-  top(
-    by: 'tokens' | 'cost' | 'messages',
-    limit: number,
-    nowMs: number,
-  ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
-  reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
-  /**
-   * Ends the user's active request when it can no longer be settled (its data or reservation is
-   * gone) and so blocks the user's queue; returns its id, or undefined if there was none.
-   */
-  endStuckActive(userId: string): Promise<string | undefined>;
-  setTier(userId: string, tier: Tier | null): Promise<unknown>;
-  setOverride(userId: string, override: LimitOverride): Promise<unknown>;
-  clearOverride(userId: string): Promise<unknown>;
-}
-
-/** The tables and queues `health` probes. */
-export type HealthTable = keyof HealthReport['tables'];
-export type HealthQueue = keyof HealthReport['queues'];
-
-/** Probes for `health`: each call throws when the resource does not answer. */
-export interface HealthProbePort {
-  /** Reads an item nobody writes: any answer (even "no item") means the table answers. */
-  probeTable(table: HealthTable): Promise<void>;
-  /** The queue's depth: visible plus in-flight messages. */
-  queueDepth(queue: HealthQueue): Promise<number>;
-  /** The state of this function instance's limiter breaker. */
-  breakerState(): 'closed' | 'open';
-}
+export type { AdminLimiterPort, HealthProbePort, HealthQueue, HealthTable } from './ports';
 
 export interface AdminDeps {
   readonly limiter: AdminLimiterPort;
@@ -110,7 +90,7 @@ export class AdminService {
         const value = await withTimeout(probe(), this.deps.healthProbeTimeoutMs ?? 3000);
         return { ok: true, latencyMs: now() - startMs, value };
       } catch (err) {
-        const error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        const error = describeError(err);
         return { ok: false, latencyMs: now() - startMs, error };
       }
     };
@@ -141,8 +121,32 @@ export class AdminService {
   }
 
   private async runForUser(request: UserAdminRequest): Promise<unknown> {
-    const { limiter, now } = this.deps;
     const before = await this.snapshot(request.userId);
+    const result = await this.apply(request, before.history);
+    const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
+    this.deps.log.info('admin action', {
+      audit: true,
+      operation: request.operation,
+      target: request.userId,
+      input: request,
+      before: before.summary,
+      after: after.summary,
+    });
+    return {
+      ...(result as object),
+      known: before.known,
+      status: after.message,
+      // An admin sees the user's active override and when it ends (`usage` prints it).
+      override: after.summary.override,
+    };
+  }
+
+  /** The operation's write (none for `usage`); returns what it adds to the answer. */
+  private async apply(
+    request: UserAdminRequest,
+    history: NonNullable<UserStatus['history']>,
+  ): Promise<unknown> {
+    const { limiter, now } = this.deps;
     let result: unknown;
     switch (request.operation) {
       case 'reset': {
@@ -167,7 +171,7 @@ export class AdminService {
       case 'usage':
         if (request.history) {
           const days = request.days ?? 30;
-          result = { history: before.history.slice(-days) };
+          result = { history: history.slice(-days) };
         }
         break;
       case 'purge-queue': {
@@ -177,22 +181,7 @@ export class AdminService {
         break;
       }
     }
-    const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
-    this.deps.log.info('admin action', {
-      audit: true,
-      operation: request.operation,
-      target: request.userId,
-      input: request,
-      before: before.summary,
-      after: after.summary,
-    });
-    return {
-      ...(result as object),
-      known: before.known,
-      status: after.message,
-      // An admin sees the user's active override and when it ends (`usage` prints it).
-      override: after.summary.override,
-    };
+    return result;
   }
 
   /** Cancels every waiting request of the user; each sender is told `request_cancelled`. */

@@ -3,6 +3,7 @@
  * in AWS and locally, and a test can hand in a fault-injecting one.
  */
 
+import type { HealthReport } from '../core/admin';
 import type { GlobalWaiter } from '../core/limiter/global';
 import type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
 import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
@@ -10,6 +11,8 @@ import type {
   DecideInput,
   Decision,
   DeniedDecision,
+  LimitOverride,
+  ResetScope,
   Tier,
   TokenReservation,
   TokenUsage,
@@ -46,17 +49,8 @@ export interface EnqueueAsk {
   readonly maxQueued: number;
 }
 
-/**
- * A decision whose write got no answer, may have landed, and could not be confirmed (SPEC §9.1,
- * issue 20 finding 7): nothing is known, so the client must not be told "nothing was counted".
- * `decide` and `decideOrQueue` throw it; what the write may have left ends with its lease.
- */
-export class OutcomeUnknownError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'OutcomeUnknownError';
-  }
-}
+/** Thrown by `decide` and `decideOrQueue` when a write's outcome is unknown (services/errors.ts). */
+export { OutcomeUnknownError } from './errors';
 
 export interface LimiterPort {
   decide(input: DecideInput, nowMs: number): Promise<Decision>;
@@ -204,6 +198,11 @@ export interface ModelPort {
   stream(input: ModelInput): AsyncIterable<ModelEvent>;
 }
 
+/** What a model throws for a fault worth another attempt (throttling, timeouts). */
+export interface RetryableError {
+  readonly retryable: true;
+}
+
 export type { MetricName } from '../core/metrics';
 
 export interface MetricsPort {
@@ -246,4 +245,36 @@ export interface SweepIndexPort {
   clear(user: DueUser): Promise<boolean>;
   /** Drops in-flight slots past their lease, each only if its lease is still the one seen. */
   dropSlots(userId: string, slots: readonly (readonly [string, number])[]): Promise<boolean>;
+}
+
+/** What the admin operations need of the limiter besides the chat path. */
+export interface AdminLimiterPort extends LimiterPort {
+  top(
+    by: 'tokens' | 'cost' | 'messages',
+    limit: number,
+    nowMs: number,
+  ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
+  reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
+  /**
+   * Ends the user's active request when it can no longer be settled (its data or reservation is
+   * gone) and so blocks the user's queue; returns its id, or undefined if there was none.
+   */
+  endStuckActive(userId: string): Promise<string | undefined>;
+  setTier(userId: string, tier: Tier | null): Promise<unknown>;
+  setOverride(userId: string, override: LimitOverride): Promise<unknown>;
+  clearOverride(userId: string): Promise<unknown>;
+}
+
+/** The tables and queues `health` probes. */
+export type HealthTable = keyof HealthReport['tables'];
+export type HealthQueue = keyof HealthReport['queues'];
+
+/** Probes for `health`: each call throws when the resource does not answer. */
+export interface HealthProbePort {
+  /** Reads an item nobody writes: any answer (even "no item") means the table answers. */
+  probeTable(table: HealthTable): Promise<void>;
+  /** The queue's depth: visible plus in-flight messages. */
+  queueDepth(queue: HealthQueue): Promise<number>;
+  /** The state of this function instance's limiter breaker. */
+  breakerState(): 'closed' | 'open';
 }

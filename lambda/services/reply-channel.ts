@@ -1,4 +1,5 @@
 import { setTimeout as pause } from 'node:timers/promises';
+import { describeError } from '../core/errors';
 import { chunk, fitMessage, splitChunkText } from '../core/protocol';
 import type {
   ConnectionDirectory,
@@ -56,7 +57,7 @@ export class ReplyChannel {
       readonly now: () => number;
       /** Where failed posts are reported (ids and the error, never the message). */
       readonly log?: Pick<LogPort, 'warn'>;
-      /** The pause between tries of a post. @default a timer */
+      /** The pause between tries of a post. @default `setTimeout` of node:timers/promises */
       readonly sleep?: (ms: number) => Promise<void>;
       /** Jitter of that pause. @default Math.random */
       readonly random?: () => number;
@@ -138,7 +139,7 @@ export class ReplyChannel {
           connectionId,
           type: message.type,
           attempt,
-          error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+          error: describeError(err),
         });
         if (attempt === POST_ATTEMPTS) break;
         // Exponential backoff with equal jitter: throttled posts of many runners spread out.

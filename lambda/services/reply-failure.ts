@@ -10,7 +10,7 @@ import type {
   RequestQueuePort,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
-import { releaseWakeUp, releaseWakeUps } from './run-reply';
+import { releaseWakeUp, releaseWakeUps } from './shared/wake-ups';
 
 /**
  * Why Lambda gave up on a reply job (`requestContext.condition` of its invocation record):

@@ -1,61 +1,10 @@
-import type { TokenReservation } from '../core/limiter/types';
-import { requestExpired, requestFailed } from '../core/protocol';
-import { wakeUpCause } from '../core/queue/request';
-import { planRepairs, REPAIR_KINDS, type Repair, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
-import { describe } from './chat-service';
-import type {
-  ConnectionDirectory,
-  ConnectionSender,
-  DueUser,
-  EventsPort,
-  LogPort,
-  MetricsPort,
-  ReplyStorePort,
-  RequestQueuePort,
-  SweepIndexPort,
-  SweepLimiterPort,
-} from './ports';
-import { notifyPositions } from './queue-notices';
-import { ReplyChannel } from './reply-channel';
-import { releaseWakeUps } from './run-reply';
+import { describeError } from '../core/errors';
+import { planRepairs, REPAIR_KINDS, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
+import type { DueUser } from './ports';
+import type { SweepDeps, SweepReport } from './sweep/deps';
+import { repair, report } from './sweep/repairs';
 
-export interface SweepSettings {
-  /** Users looked at in one run at most (the rest, still due, are the next run's). @default 800 */
-  readonly maxUsersPerRun: number;
-  /** Users looked at side by side. @default 8 */
-  readonly concurrency: number;
-}
-
-export const DEFAULT_SWEEP_SETTINGS: SweepSettings = Object.freeze({ maxUsersPerRun: 800, concurrency: 8 });
-
-export interface SweepDeps {
-  readonly limiter: SweepLimiterPort;
-  readonly index: SweepIndexPort;
-  readonly queue: Pick<RequestQueuePort, 'send' | 'depth' | 'defer'>;
-  readonly store: ReplyStorePort;
-  readonly sender: ConnectionSender;
-  readonly directory: ConnectionDirectory;
-  readonly events: EventsPort;
-  readonly metrics: MetricsPort;
-  readonly log: LogPort;
-  readonly settings: SweepSettings;
-  readonly now: () => number;
-  /**
-   * A model's price by id, so a reply a runner kept is charged what it cost. @default none: a
-   * kept reply's cost is not charged (its tokens are)
-   */
-  readonly prices?: (modelId: string) => TokenReservation['price'];
-}
-
-/** What one run did. */
-export interface SweepReport {
-  /** Users the index said were due. */
-  readonly looked: number;
-  /** Repairs made, by kind. */
-  readonly repaired: Readonly<Record<RepairKind, number>>;
-  /** Users whose look failed (a fault): still due, the next run looks again. */
-  readonly failed: number;
-}
+export { DEFAULT_SWEEP_SETTINGS, type SweepDeps, type SweepReport, type SweepSettings } from './sweep/deps';
 
 /**
  * The self-healing sweep (SPEC §9.1; design in docs/queue.md, "The sweep"). Each run prunes the
@@ -73,34 +22,9 @@ export class SweepService {
   constructor(private readonly deps: SweepDeps) {}
 
   async run(nowMs: number): Promise<SweepReport> {
-    const { limiter, index, settings, log } = this.deps;
+    const { index, settings, log } = this.deps;
     const repaired = Object.fromEntries(REPAIR_KINDS.map((k) => [k, 0])) as Record<RepairKind, number>;
-    const pruned = await limiter
-      .pruneGlobalLine(nowMs)
-      .then(({ removed }) => removed.length)
-      .catch((err) => {
-        log.error('sweep: pruning the global waiting line failed; the next run tries again', {
-          error: describe(err),
-        });
-        return 0;
-      });
-    if (pruned > 0) {
-      repaired['stale-line-entry'] += pruned;
-      await this.report('stale-line-entry', { entries: pruned }, pruned);
-    }
-    const orphans = await limiter.releaseOrphanedGlobalShares(nowMs).then(
-      ({ released }) => released,
-      (err) => {
-        log.error('sweep: giving back orphaned global shares failed; the next run tries again', {
-          error: describe(err),
-        });
-        return [];
-      },
-    );
-    for (const { userId, requestId } of orphans) {
-      repaired['orphaned-global-share']++;
-      await this.report('orphaned-global-share', { userId, requestId });
-    }
+    await this.sweepGlobal(nowMs, repaired);
     const due = await index.due(nowMs, settings.maxUsersPerRun);
     let failed = 0;
     for (let i = 0; i < due.length; i += settings.concurrency) {
@@ -112,7 +36,7 @@ export class SweepService {
             failed++;
             log.error('sweep: a user could not be looked at; the next run tries again', {
               userId: user.userId,
-              error: describe(err),
+              error: describeError(err),
             });
           }
         }),
@@ -121,13 +45,44 @@ export class SweepService {
     return { looked: due.length, repaired, failed };
   }
 
+  /** Prunes the global waiting line and gives back orphaned global shares; a failure waits a run. */
+  private async sweepGlobal(nowMs: number, repaired: Record<RepairKind, number>): Promise<void> {
+    const { limiter, log } = this.deps;
+    const pruned = await limiter
+      .pruneGlobalLine(nowMs)
+      .then(({ removed }) => removed.length)
+      .catch((err) => {
+        log.error('sweep: pruning the global waiting line failed; the next run tries again', {
+          error: describeError(err),
+        });
+        return 0;
+      });
+    if (pruned > 0) {
+      repaired['stale-line-entry'] += pruned;
+      await report(this.deps, 'stale-line-entry', { entries: pruned }, pruned);
+    }
+    const orphans = await limiter.releaseOrphanedGlobalShares(nowMs).then(
+      ({ released }) => released,
+      (err) => {
+        log.error('sweep: giving back orphaned global shares failed; the next run tries again', {
+          error: describeError(err),
+        });
+        return [];
+      },
+    );
+    for (const { userId, requestId } of orphans) {
+      repaired['orphaned-global-share']++;
+      await report(this.deps, 'orphaned-global-share', { userId, requestId });
+    }
+  }
+
   /** Looks at one due user: repairs what needs it, then moves or clears its next look. */
   async sweepUser(user: DueUser, nowMs: number): Promise<RepairKind[]> {
     const { limiter, index } = this.deps;
     const view = await limiter.view(user.userId, undefined, nowMs, { fresh: true });
     const plan = planRepairs(view, nowMs);
     const made: RepairKind[] = [];
-    for (const repair of plan.repairs) made.push(...(await this.repair(user.userId, repair, nowMs)));
+    for (const needed of plan.repairs) made.push(...(await repair(this.deps, user.userId, needed, nowMs)));
     // The next look is computed from the item as read: if the list changed since (a repair here,
     // or live traffic), the write's condition fails and the look stays due — the next run reads
     // the item again.
@@ -139,134 +94,5 @@ export class SweepService {
       await index.reschedule(user, nowMs + SWEEP_GRACE_MS, waiting);
     }
     return made;
-  }
-
-  private async repair(userId: string, repair: Repair, nowMs: number): Promise<RepairKind[]> {
-    switch (repair.kind) {
-      case 'lapsed-slot': {
-        if (!(await this.deps.index.dropSlots(userId, repair.slots))) return [];
-        const requestIds = repair.slots.map(([id]) => id);
-        await this.report('lapsed-slot', { userId, requestIds });
-        return ['lapsed-slot'];
-      }
-      case 'lost-wake-up':
-      case 'orphaned-active':
-        await this.wake(userId, repair.requestId, nowMs);
-        await this.report(repair.kind, { userId, requestId: repair.requestId });
-        return [repair.kind];
-      case 'expired-head':
-        return this.expireHead(userId, repair.requestId, nowMs);
-      case 'lapsed-direct-request':
-        return this.endLapsedDirect(userId, repair, nowMs);
-    }
-  }
-
-  /**
-   * A direct request whose lease lapsed with its reservation still held: its runner crashed after
-   * its claim (Lambda's retry finds the claim taken and does nothing, so no on-failure record
-   * comes), or its event never ran. Ended once, in one conditional settle:
-   * - a runner kept the reply it produced but could not settle: settled to that usage under that
-   *   runner's claim, and the kept message sent;
-   * - else, charging nothing, under the claim seen — or, when no runner claimed it, under a claim
-   *   the sweep makes first, conditioned on the lease seen (so a client that reused the id since
-   *   is not touched, and a runner event arriving late finds it taken and does nothing) — and the
-   *   user told `request_failed` (kept for `resume` with no connection).
-   * Only the write that applied tells the user; a settle that finds it ended changes nothing.
-   */
-  private async endLapsedDirect(
-    userId: string,
-    repair: Extract<Repair, { kind: 'lapsed-direct-request' }>,
-    nowMs: number,
-  ): Promise<RepairKind[]> {
-    const { limiter, store, now } = this.deps;
-    const { requestId } = repair;
-    const view = await limiter.view(userId, undefined, nowMs, { fresh: false });
-    const pending = view.snap.reservations[requestId];
-    if (!pending) return [];
-    let claim = repair.claim;
-    if (claim === undefined) {
-      const own = `sweep-${nowMs.toString(16)}`;
-      const claimed = await limiter.claim(userId, requestId, own, {
-        source: 'direct',
-        inFlightUntilEpochMs: repair.leaseUntilEpochMs,
-      });
-      // Taken: a runner claimed it just now (an event run late); it ends it, or the next look does.
-      if (claimed.kind !== 'claimed') return [];
-      claim = own;
-    }
-    const kept = await store.producedReply(userId, requestId, now());
-    const usable = kept && kept.claim === claim ? kept : undefined;
-    const price = pending.mo ? this.deps.prices?.(pending.mo) : undefined;
-    const reservation: TokenReservation = {
-      userId,
-      requestId,
-      dayNumber: pending.d,
-      inputTokens: pending.i,
-      outputAllowance: pending.o,
-      reservedTokens: pending.i + pending.o,
-      reservedCostMicroUsd: pending.c,
-      tokenEpoch: pending.e ?? 0,
-      costEpoch: pending.ce ?? 0,
-      ...(price ? { price } : {}),
-    };
-    const usage = usable?.usage ?? { inputTokens: 0, outputTokens: 0 };
-    const settled = await limiter.reconcile(reservation, usage, now(), {
-      endsActive: false,
-      holder: { claim },
-    });
-    if (!settled.applied) return [];
-    await releaseWakeUps(this.deps, settled, requestId);
-    const message =
-      usable?.message ??
-      requestFailed(requestId, 'The reply was not completed; nothing was charged for it.', now());
-    await new ReplyChannel(userId, '', this.deps).deliverFinal(requestId, message);
-    if (usable) await store.dropProduced(userId, requestId).catch(() => undefined);
-    await this.report('lapsed-direct-request', {
-      userId,
-      requestId,
-      outcome: usable ? 'kept-reply-delivered' : 'failed-nothing-charged',
-    });
-    return ['lapsed-direct-request'];
-  }
-
-  /**
-   * A head past its deadline that no wake-up expired: it leaves the list (conditioned on its
-   * index, so a live wake-up doing the same at this moment tells the user, not both), its sender
-   * is told, the rest move up, and — no wake-up having served this list — one is sent for them.
-   */
-  private async expireHead(userId: string, requestId: string, nowMs: number): Promise<RepairKind[]> {
-    const { limiter, now } = this.deps;
-    const before = await limiter.view(userId, undefined, nowMs, { fresh: false });
-    const request = before.snap.queued[requestId];
-    const { removed } = await limiter.removeWaiting(userId, requestId);
-    if (!removed) return [];
-    if (request) {
-      await new ReplyChannel(userId, request.connectionId, this.deps).deliverFinal(
-        requestId,
-        requestExpired(requestId, 'not started within MAX_QUEUE_WAIT', now()),
-      );
-    }
-    await this.report('expired-head', { userId, requestId });
-    const after = await limiter.view(userId, undefined, nowMs, { fresh: false });
-    await notifyPositions(this.deps, userId, after);
-    const next = after.snap.waiting[0];
-    if (next === undefined || after.snap.active) return ['expired-head'];
-    await this.wake(userId, next, nowMs);
-    await this.report('lost-wake-up', { userId, requestId: next });
-    return ['expired-head', 'lost-wake-up'];
-  }
-
-  private async wake(userId: string, requestId: string, nowMs: number): Promise<void> {
-    await this.deps.queue.send({ v: 1, userId, requestId, cause: wakeUpCause.sweep(nowMs) });
-  }
-
-  /** One repair: a log line (ids only), the metric by kind, and the event. */
-  private async report(kind: RepairKind, detail: Record<string, unknown>, count = 1): Promise<void> {
-    const { log, metrics, events, now } = this.deps;
-    log.warn('state repaired', { kind, ...detail });
-    metrics.count('StateRepaired', count, { kind });
-    await events
-      .publish('State Repaired', { kind, ...detail, repairedAt: new Date(now()).toISOString() })
-      .catch((err) => log.error('could not publish State Repaired', { kind, error: describe(err) }));
   }
 }

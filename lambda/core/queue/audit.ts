@@ -44,9 +44,45 @@ export function auditItem(
 ): AuditReport {
   const { snap } = view;
   const findings: AuditFinding[] = [];
-  const find = (code: string, message: string) => findings.push({ code, message });
-  const at = (ms: number) => new Date(ms).toISOString();
+  const find: Find = (code, message) => findings.push({ code, message });
+  const waiting = checkWaitingList(view, settings, find);
+  checkActive(view, waiting, nowMs, find);
+  checkHead(view, nowMs, find);
+  checkSlotsAndCounters(view, nowMs, find);
+  const needsEnd = snap.waiting.length > 0 || snap.active !== undefined;
+  if (needsEnd && settings.sweepAfterEpochMs === undefined)
+    find(
+      'not-swept',
+      'queue state without a place in the sweep index: nothing repairs it if a wake-up is lost',
+    );
+  return {
+    userId,
+    ok: findings.length === 0,
+    checkedAtEpochMs: nowMs,
+    findings,
+    state: {
+      waiting: snap.waiting,
+      active: snap.active?.requestId,
+      inFlight: Object.keys(snap.inFlight ?? {}).length,
+      reservations: Object.keys(snap.reservations).length,
+      parked: snap.parkedWakeUp !== undefined,
+      queueVersion: snap.queueVersion ?? 0,
+      sweepAfterEpochMs: settings.sweepAfterEpochMs,
+    },
+  };
+}
 
+type Find = (code: string, message: string) => void;
+
+const at = (ms: number) => new Date(ms).toISOString();
+
+/** The waiting list and its stored requests match, within the cap. Returns the ids that wait. */
+function checkWaitingList(
+  view: LimiterView,
+  settings: { readonly maxQueuedPerUser?: number },
+  find: Find,
+): ReadonlySet<string> {
+  const { snap } = view;
   const seen = new Set<string>();
   snap.waiting.forEach((id, index) => {
     if (seen.has(id))
@@ -58,33 +94,49 @@ export function auditItem(
   if (settings.maxQueuedPerUser !== undefined && snap.waiting.length > settings.maxQueuedPerUser) {
     find('queue-over-cap', `${snap.waiting.length} waiting, over the cap of ${settings.maxQueuedPerUser}`);
   }
-  const active = snap.active;
   for (const id of Object.keys(snap.queued)) {
-    if (!seen.has(id) && id !== active?.requestId)
+    if (!seen.has(id) && id !== snap.active?.requestId)
       find('data-without-request', `stored data of ${id}, which neither waits nor is active`);
   }
-  if (active) {
-    const id = active.requestId;
-    if (seen.has(id)) find('active-and-waiting', `${id} is active and still in the waiting list`);
-    if (!snap.queued[id]) find('active-without-data', `active request ${id} has no stored data`);
-    if (!snap.reservations[id]) find('active-without-reservation', `active request ${id} has no reservation`);
-    if (active.leaseUntilEpochMs + SWEEP_GRACE_MS <= nowMs) {
-      find('lapsed-active', `active request ${id}: its lease lapsed at ${at(active.leaseUntilEpochMs)}`);
-    } else if (active.leaseUntilEpochMs > nowMs && snap.inFlight?.[id] === undefined) {
-      // Past its lease, a later admission may drop its slot; the takeover takes one again.
-      find('active-without-slot', `active request ${id} holds no in-flight slot`);
-    }
+  return seen;
+}
+
+/** The active request has its data, reservation and slot, and its lease has not lapsed. */
+function checkActive(view: LimiterView, waiting: ReadonlySet<string>, nowMs: number, find: Find): void {
+  const { snap } = view;
+  const active = snap.active;
+  if (!active) return;
+  const id = active.requestId;
+  if (waiting.has(id)) find('active-and-waiting', `${id} is active and still in the waiting list`);
+  if (!snap.queued[id]) find('active-without-data', `active request ${id} has no stored data`);
+  if (!snap.reservations[id]) find('active-without-reservation', `active request ${id} has no reservation`);
+  if (active.leaseUntilEpochMs + SWEEP_GRACE_MS <= nowMs) {
+    find('lapsed-active', `active request ${id}: its lease lapsed at ${at(active.leaseUntilEpochMs)}`);
+  } else if (active.leaseUntilEpochMs > nowMs && snap.inFlight?.[id] === undefined) {
+    // Past its lease, a later admission may drop its slot; the takeover takes one again.
+    find('active-without-slot', `active request ${id} holds no in-flight slot`);
   }
+}
+
+/** The head is neither past its deadline nor admissible and left unserved. */
+function checkHead(view: LimiterView, nowMs: number, find: Find): void {
+  const { snap } = view;
   const head = snap.waiting[0];
   const headData = head === undefined ? undefined : snap.queued[head];
   if (headData && headData.expiresAtEpochMs + SWEEP_GRACE_MS <= nowMs) {
     find('expired-head', `head ${head} passed its deadline at ${at(headData.expiresAtEpochMs)}`);
-  } else if (!active && headData && wakeUpDueEpochMs(view, nowMs) + SWEEP_GRACE_MS <= nowMs) {
+  } else if (!snap.active && headData && wakeUpDueEpochMs(view, nowMs) + SWEEP_GRACE_MS <= nowMs) {
     find(
       'head-not-served',
       `head ${head} is admissible by the user's own limits since ${at(wakeUpDueEpochMs(view, nowMs))} and nobody served it (a lost wake-up, or a global limit holds it)`,
     );
   }
+}
+
+/** No slot is lapsed, no counter past its limit, no reservation of a closed day left unsettled. */
+function checkSlotsAndCounters(view: LimiterView, nowMs: number, find: Find): void {
+  const { snap } = view;
+  const active = snap.active;
   for (const [id, lease] of Object.entries(snap.inFlight ?? {})) {
     if (id !== active?.requestId && lease + SWEEP_GRACE_MS <= nowMs)
       find('lapsed-slot', `in-flight slot of ${id} lapsed at ${at(lease)}`);
@@ -98,25 +150,4 @@ export function auditItem(
     if (!held && pending.d < today)
       find('unsettled-reservation', `reservation of ${id} (day ${pending.d}) was never settled`);
   }
-  const needsEnd = snap.waiting.length > 0 || active !== undefined;
-  if (needsEnd && settings.sweepAfterEpochMs === undefined)
-    find(
-      'not-swept',
-      'queue state without a place in the sweep index: nothing repairs it if a wake-up is lost',
-    );
-  return {
-    userId,
-    ok: findings.length === 0,
-    checkedAtEpochMs: nowMs,
-    findings,
-    state: {
-      waiting: snap.waiting,
-      active: active?.requestId,
-      inFlight: Object.keys(snap.inFlight ?? {}).length,
-      reservations: Object.keys(snap.reservations).length,
-      parked: snap.parkedWakeUp !== undefined,
-      queueVersion: snap.queueVersion ?? 0,
-      sweepAfterEpochMs: settings.sweepAfterEpochMs,
-    },
-  };
 }

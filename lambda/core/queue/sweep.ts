@@ -123,12 +123,23 @@ export interface SweepPlan {
  * whichever message woke it, and an extra wake-up that finds nothing to do is deleted.
  */
 export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
-  const { snap } = view;
   const repairs: Repair[] = [];
   const looks: number[] = [];
   const due = (atMs: number) => atMs + SWEEP_GRACE_MS <= nowMs;
+  planSlots(view, due, repairs, looks);
+  planQueue(view, nowMs, due, repairs, looks);
+  return plan(repairs, looks, nowMs);
+}
 
-  // Slots of runners that never settled. The active request's slot moves with its takeover.
+/** Slots of runners that never settled, and direct requests nobody ended. */
+function planSlots(
+  view: LimiterView,
+  due: (atMs: number) => boolean,
+  repairs: Repair[],
+  looks: number[],
+): void {
+  const { snap } = view;
+  // The active request's slot moves with its takeover.
   const slots = Object.entries(snap.inFlight ?? {}).filter(([id]) => id !== snap.active?.requestId);
   // A lapsed slot that still has its reservation is a direct request nobody ended (its runner
   // crashed after its claim, or its event never ran): it is ended, not only its slot dropped. The
@@ -149,26 +160,35 @@ export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
       repairs.push(lapsedDirect(pending, id, undefined));
     }
   }
+}
 
+/** The active request nobody took over, or the head nobody expired or served. */
+function planQueue(
+  view: LimiterView,
+  nowMs: number,
+  due: (atMs: number) => boolean,
+  repairs: Repair[],
+  looks: number[],
+): void {
+  const { snap } = view;
   if (snap.active) {
     // A live wake-up is held for the lease and comes back when it ends, to take over.
     const { requestId, leaseUntilEpochMs } = snap.active;
     if (due(leaseUntilEpochMs)) repairs.push({ kind: 'orphaned-active', requestId });
     else looks.push(leaseUntilEpochMs + SWEEP_GRACE_MS);
-    return plan(repairs, looks, nowMs);
+    return;
   }
   const head = snap.waiting[0];
-  if (head === undefined) return plan(repairs, looks, nowMs);
+  if (head === undefined) return;
   const request = snap.queued[head];
   if (!request || isExpired({ expiresAtEpochMs: request.expiresAtEpochMs + SWEEP_GRACE_MS }, nowMs)) {
     // A live wake-up expires its head at the deadline; this one nobody did.
     repairs.push({ kind: 'expired-head', requestId: head });
-    return plan(repairs, looks, nowMs);
+    return;
   }
   const lookBy = wakeUpDueEpochMs(view, nowMs);
   if (due(lookBy)) repairs.push({ kind: 'lost-wake-up', requestId: head });
   else looks.push(lookBy + SWEEP_GRACE_MS);
-  return plan(repairs, looks, nowMs);
 }
 
 function lapsedDirect(
@@ -196,8 +216,8 @@ export function wakeUpDueEpochMs(view: LimiterView, nowMs: number): number {
   const head = snap.queued[snap.waiting[0] ?? ''];
   let at = head?.enqueuedAtEpochMs ?? nowMs;
   for (const state of limits) at = Math.max(at, limitKind(state.name).readyAtEpochMs(1, state, policy));
-  const inFlight = limits.find((l) => l.name === 'requestsInFlight');
-  if (inFlight && inFlight.remaining <= 0) at = Math.max(at, inFlight.resetAtEpochMs);
+  const slots = limits.find((l) => limitKind(l.name).waitsFor === 'slot');
+  if (slots && slots.remaining <= 0) at = Math.max(at, slots.resetAtEpochMs);
   return head ? Math.min(at, head.expiresAtEpochMs) : at;
 }
 

@@ -1,8 +1,8 @@
-import type { LimiterView } from '../core/limiter/snapshot';
-import { queuePosition } from '../core/protocol';
-import { estimatedWaitSeconds } from '../core/queue/eta';
-import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from './ports';
-import { ReplyChannel } from './reply-channel';
+import type { LimiterView } from '../../core/limiter/snapshot';
+import { queuePosition } from '../../core/protocol';
+import { estimatedWaitSeconds } from '../../core/queue/eta';
+import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from '../ports';
+import { ReplyChannel } from '../reply-channel';
 
 /**
  * Tells each of the user's waiting requests from `fromIndex` on its new place after the list

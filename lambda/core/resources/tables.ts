@@ -1,0 +1,91 @@
+import { ENV, type EnvName } from './env';
+
+/** Attribute types as DynamoDB spells them. */
+export type KeyType = 'S' | 'N';
+
+export interface KeyDefinition {
+  readonly name: string;
+  readonly type: KeyType;
+}
+
+export interface IndexDefinition {
+  readonly indexName: string;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /**
+   * Project only the keys and these attributes (small index entries, cheap index writes); an
+   * empty list projects the keys only. @default all
+   */
+  readonly include?: readonly string[];
+}
+
+export interface TableDefinition {
+  /** Logical id in the stack and base name of the local table. */
+  readonly id: string;
+  readonly env: EnvName;
+  readonly partitionKey: KeyDefinition;
+  readonly sortKey?: KeyDefinition;
+  /** Attribute holding the expiry in epoch seconds. Emulators do not expire: readers filter. */
+  readonly ttlAttribute?: string;
+  readonly globalIndexes?: readonly IndexDefinition[];
+}
+
+/** Name of the TTL attribute in every table: DynamoDB TTL is epoch seconds. */
+export const TTL_ATTRIBUTE = 'ttlEpochSeconds';
+
+export const TABLES = {
+  /**
+   * One item per rate-limited subject (`user#<id>`, `ip#<addr>`): every limit counter, the user's
+   * tier and override, and the user's waiting queue, so one conditional write decides everything.
+   */
+  limits: {
+    id: 'Limits',
+    env: ENV.limitsTable,
+    partitionKey: { name: 'pk', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+    globalIndexes: [
+      {
+        // `admin top`: today's users by tokens, without a scan. Sparse (only user items carry
+        // `ud`, the usage day and one of 16 buckets, set by every admission), keys and the day's
+        // counters only; docs/admin.md has what it costs.
+        indexName: 'byDayUsage',
+        partitionKey: { name: 'ud', type: 'S' },
+        sortKey: { name: 'tu', type: 'N' },
+        include: ['td', 'cd', 'cu', 'dw', 'dc'],
+      },
+      {
+        // The self-healing sweep: users whose item holds state needing an end (a waiting list,
+        // an active request, in-flight slots), by bucket (`sw`, one of 8) and the instant to look
+        // after (`sa`); no scan. Sparse and keys only: lambda/core/queue/sweep.ts.
+        indexName: 'bySweep',
+        partitionKey: { name: 'sw', type: 'S' },
+        sortKey: { name: 'sa', type: 'N' },
+        include: [],
+      },
+    ],
+  },
+  /** Live WebSocket connections, found by user through `byUser`. */
+  connections: {
+    id: 'Connections',
+    env: ENV.connectionsTable,
+    partitionKey: { name: 'connectionId', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+    globalIndexes: [
+      {
+        indexName: 'byUser',
+        partitionKey: { name: 'userId', type: 'S' },
+        sortKey: { name: 'connectedAtEpochMs', type: 'N' },
+      },
+    ],
+  },
+  /** Queued request records, queue counters and undelivered replies (pk/sk single-table layout). */
+  requests: {
+    id: 'Requests',
+    env: ENV.requestsTable,
+    partitionKey: { name: 'pk', type: 'S' },
+    sortKey: { name: 'sk', type: 'S' },
+    ttlAttribute: TTL_ATTRIBUTE,
+  },
+} as const satisfies Record<string, TableDefinition>;
+
+export type TableKey = keyof typeof TABLES;

@@ -1,0 +1,59 @@
+import type {
+  ConnectionDirectory,
+  ConnectionSender,
+  LimiterPort,
+  LogPort,
+  MetricsPort,
+  ReplyHandoffPort,
+  ReplyStorePort,
+  RequestQueuePort,
+} from '../ports';
+import { ReplyChannel } from '../reply-channel';
+
+export interface ChatServiceDeps {
+  readonly limiter: LimiterPort;
+  readonly store: ReplyStorePort;
+  readonly queue: RequestQueuePort;
+  readonly sender: ConnectionSender;
+  readonly directory: ConnectionDirectory;
+  readonly handoff: ReplyHandoffPort;
+  readonly metrics: MetricsPort;
+  readonly log: LogPort;
+  readonly settings: {
+    readonly maxQueuedPerUser: number;
+    readonly maxQueueWaitSeconds: number;
+    /** The configured model's maximum output per reply: caps every allowance. */
+    readonly modelMaxOutputTokens?: number;
+  };
+  readonly now: () => number;
+  /** The id of a request the client sent without one. @default a random UUID */
+  readonly newRequestId?: () => string;
+}
+
+export interface SendMessageInput {
+  readonly message: string;
+  readonly requestId?: string;
+  readonly conversationId?: string;
+  readonly maxTokens?: number;
+  readonly model?: string;
+}
+
+/** A refusal, mapped to a protocol `error` by the handler. */
+export interface Refusal {
+  readonly kind: 'refused';
+  readonly code: 'RATE_LIMIT_EXCEEDED' | 'QUEUE_FULL' | 'INVALID_REQUEST' | 'NOT_FOUND' | 'INTERNAL_ERROR';
+  readonly message: string;
+  readonly requestId?: string;
+  readonly details?: Record<string, unknown>;
+}
+
+export type SendOutcome =
+  /** Admitted and handed to the reply runner, which streams the reply. */
+  | { readonly kind: 'handed-off'; readonly requestId: string }
+  | { readonly kind: 'queued'; readonly requestId: string; readonly position: number }
+  | Refusal;
+
+/** Where a request's messages go: its connection, else the user's others (SPEC §4). */
+export function channelOf(deps: ChatServiceDeps, userId: string, connectionId: string): ReplyChannel {
+  return new ReplyChannel(userId, connectionId, deps);
+}

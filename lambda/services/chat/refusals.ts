@@ -1,0 +1,107 @@
+import type { DeniedDecision } from '../../core/limiter/types';
+import type { Refusal } from './deps';
+
+/**
+ * Every refusal the chat flows answer with, as a value: the handler turns it into a protocol
+ * `error`. The wording and the details are the protocol's (docs/protocol.md).
+ */
+export function refused(
+  code: Refusal['code'],
+  message: string,
+  requestId?: string,
+  details?: Record<string, unknown>,
+): Refusal {
+  return { kind: 'refused', code, message, requestId, details };
+}
+
+/** The decision's write may have landed: never "nothing was counted". */
+export function outcomeUnknown(requestId: string): Refusal {
+  return refused(
+    'INTERNAL_ERROR',
+    'The outcome of this request is unknown: it may have been counted. Check status before resending.',
+    requestId,
+    { retryAfter: 1, outcomeUnknown: true },
+  );
+}
+
+/** The request asked for a model its tier may not use (or the tier has none). */
+export function modelUnavailable(requestId: string, model: string | undefined): Refusal {
+  return refused(
+    'INVALID_REQUEST',
+    model === undefined
+      ? 'No model is available for your tier.'
+      : `Model "${model}" is not available for your tier.`,
+    requestId,
+    { field: 'model' },
+  );
+}
+
+/** The reply runner could not be started, and the reservation was given back (or never made). */
+export function notStarted(requestId: string): Refusal {
+  return refused('INTERNAL_ERROR', 'The reply could not be started; nothing was charged.', requestId, {
+    retryAfter: 1,
+  });
+}
+
+export function duplicate(requestId: string): Refusal {
+  return refused(
+    'INVALID_REQUEST',
+    'A request with this requestId is still in flight or waiting.',
+    requestId,
+  );
+}
+
+export function limiterUnavailable(requestId: string, retryAfterMs: number): Refusal {
+  return refused('INTERNAL_ERROR', 'The limiter is unavailable; try again shortly.', requestId, {
+    retryAfter: Math.ceil(retryAfterMs / 1000),
+  });
+}
+
+/** The wake-up of a queued request could not be sent, and the request was taken back out. */
+export function queueUnavailable(requestId: string): Refusal {
+  return refused('INTERNAL_ERROR', 'The queue is unavailable; the request was not queued.', requestId, {
+    retryAfter: 1,
+  });
+}
+
+/** A limit refused the request and it may not wait (or waiting failed). */
+export function overLimit(
+  decision: DeniedDecision,
+  requestId: string,
+  retryAfterMs = decision.retryAfterMs,
+): Refusal {
+  return refused(
+    'RATE_LIMIT_EXCEEDED',
+    decision.limit === 'busy'
+      ? 'Too many requests at once; try again shortly.'
+      : `Limit ${decision.limit} reached.`,
+    requestId,
+    {
+      limit: decision.limit,
+      retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+      resetAt: decision.resetAtEpochMs,
+    },
+  );
+}
+
+export function queueFull(
+  requestId: string,
+  queued: number,
+  settings: { readonly maxQueuedPerUser: number },
+): Refusal {
+  return refused('QUEUE_FULL', `You already have ${queued} requests waiting.`, requestId, {
+    queued,
+    maxQueued: settings.maxQueuedPerUser,
+  });
+}
+
+export function notQueued(requestId: string): Refusal {
+  return refused('NOT_FOUND', 'No queued request with this id.', requestId);
+}
+
+/** Why a queued request waits, for its `request_queued`. */
+export function queuedReason(decision: DeniedDecision): string {
+  if (decision.limit === 'queue') return 'Queued behind your earlier requests.';
+  if (decision.limit === 'busy') return 'Queued: too many of your requests arrived at once.';
+  return `Limit ${decision.limit} reached; your request is queued and will run automatically.`;
+}

@@ -1,0 +1,96 @@
+import type { GlobalLimit } from '../../core/limiter/global';
+import { limitKind } from '../../core/limiter/kinds';
+import type { LimiterView } from '../../core/limiter/snapshot';
+import type { DeniedDecision } from '../../core/limiter/types';
+import type { WaitingRequest } from '../../core/queue/request';
+import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
+import { expire } from './start';
+
+/** While waiting for global capacity that may free any moment, the wake-up looks again this often. */
+const GLOBAL_RECHECK_MS = 5000;
+
+/**
+ * Holds the wake-up until the earliest slot lease lapses and parks it in the user's item: the
+ * settle that frees a slot releases it at once. `look-again` when a reply ended since the refusal
+ * was decided (the park's condition failed).
+ */
+export async function parkOrDefer(
+  deps: ReplayDeps,
+  record: QueueRecord,
+  userId: string,
+  view: LimiterView,
+): Promise<ReplayStep> {
+  const { limiter, now } = deps;
+  const state = view.limits.find((l) => limitKind(l.name).waitsFor === 'slot');
+  const untilLapse = Math.max(1000, (state?.resetAtEpochMs ?? now() + 1000) - now());
+  // Hold first: a settle between the park and a later hold would be undone by the hold.
+  await deps.queue.defer(record.receiptHandle, untilLapse);
+  const { ok } = await limiter.park(userId, record.receiptHandle);
+  return ok ? 'retry' : 'look-again';
+}
+
+/**
+ * Held back by a global limit, or by someone before it in line: the user joins the line (with
+ * its wake-up, so a settle that frees global capacity can wake the first in line at once) and
+ * the wake-up is hidden until the limit's next window, or for a few seconds when capacity may
+ * free any moment (in flight, or another's turn), whichever comes first.
+ */
+export async function waitForGlobal(
+  deps: ReplayDeps,
+  record: QueueRecord,
+  userId: string,
+  request: WaitingRequest,
+  decision: DeniedDecision,
+  nowMs: number,
+): Promise<ReplayResult> {
+  const limit = decision.limit.slice('global.'.length) as GlobalLimit;
+  deps.metrics.count('GlobalLimitExceeded');
+  const untilExpiry = request.expiresAtEpochMs - nowMs;
+  const delayMs = Math.min(
+    untilExpiry,
+    decision.retryAfterMs <= 1000 ? GLOBAL_RECHECK_MS : decision.retryAfterMs,
+  );
+  await deps.queue.defer(record.receiptHandle, delayMs);
+  await deps.limiter.joinGlobalLine({
+    userId,
+    tier: decision.tier,
+    enqueuedAtEpochMs: request.enqueuedAtEpochMs,
+    deadlineEpochMs: request.expiresAtEpochMs,
+    wakeUp: record.receiptHandle,
+    seenAtEpochMs: nowMs,
+    // Due again when its wake-up comes back: not stale before then (a window's start, say).
+    wakeAtEpochMs: nowMs + delayMs,
+    limit,
+  });
+  return 'retry';
+}
+
+/**
+ * Held back by a limit that frees with time: expired now if it cannot run before its deadline,
+ * else the wake-up is hidden until then, or, when the wait is short, slept in-process to the
+ * exact millisecond instead of SQS's whole seconds.
+ */
+export async function waitForTime(
+  deps: ReplayDeps,
+  record: QueueRecord,
+  userId: string,
+  head: string,
+  request: WaitingRequest,
+  decision: DeniedDecision,
+  nowMs: number,
+  remainingTimeMs: () => number,
+): Promise<ReplayStep> {
+  const delayMs = decision.retryAfterMs;
+  const untilExpiry = request.expiresAtEpochMs - nowMs;
+  if (delayMs >= untilExpiry) {
+    // It cannot run before its deadline (its tokens no longer fit the budget, say): waiting
+    // would only hold everyone behind it until then. It expires now, and says why.
+    await expire(deps, userId, head, request, `${decision.limit} will not allow it before its deadline`);
+    return 'look-again';
+  }
+  if (delayMs > deps.settings.maxInProcessWaitMs || delayMs + 5000 > remainingTimeMs()) {
+    return defer(deps, record, delayMs);
+  }
+  await deps.sleep(delayMs);
+  return 'look-again';
+}

@@ -4,7 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { isNewerPlace } from '../../lambda/core/queue/places';
 import { isConnectionRefused } from '../discovery';
-import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../limit-names';
 import { LiveLine, type TerminalOutput } from './live-line';
 
 export interface TerminalClientOptions {

@@ -2,7 +2,7 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
-import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './names.js';
 
 const $ = (id) => document.getElementById(id);
 const els = {

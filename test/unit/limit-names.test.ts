@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/limit-names';
 
 describe('how people read limits', () => {
   const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it

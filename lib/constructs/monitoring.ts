@@ -1,38 +1,26 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import {
   type Alarm,
   ComparisonOperator,
-  Dashboard,
-  GraphWidget,
+  type Dashboard,
   MathExpression,
-  Metric,
-  TextWidget,
+  type Metric,
   TreatMissingData,
 } from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
-import { Effect, PolicyStatement, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
-import { Key } from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { FilterPattern, MetricFilter } from 'aws-cdk-lib/aws-logs';
-import { Topic } from 'aws-cdk-lib/aws-sns';
+import type { Topic } from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { METRICS_NAMESPACE, SERVICE_NAME } from '../../lambda/core/metrics';
+import { METRICS_NAMESPACE, type MetricName } from '../../lambda/core/metrics';
 import type { FunctionKey } from '../../lambda/core/resources';
-import type { MetricName } from '../../lambda/services/ports';
+import { alarmTopic } from './alarm-topic';
+import { FAULTS_LOGGED_METRIC, serviceMetric } from './metrics';
+import { monitoringDashboard } from './monitoring-dashboard';
 
-export { METRICS_NAMESPACE };
-
-const SERVICE_DIMENSION = { service: SERVICE_NAME };
-
-/**
- * Not EMF: CloudWatch counts it from the functions' logs (a metric filter on every function's log
- * group), one per Powertools log line at ERROR. Handlers catch faults they can answer (the Message
- * function replies `INTERNAL_ERROR`, the processor retries the record), so Lambda's `Errors` never
- * sees them; every such catch logs at ERROR, and this metric is how an alarm sees it.
- */
-export const FAULTS_LOGGED_METRIC = 'FaultsLogged';
+export { FAULTS_LOGGED_METRIC, METRICS_NAMESPACE };
 
 export interface MonitoringProps {
   readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
@@ -68,46 +56,7 @@ export class Monitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
-    const key = new Key(this, 'TopicKey', {
-      enableKeyRotation: true,
-      description: 'chat-limiter alarm topic',
-    });
-    this.topic = new Topic(this, 'Alarms', {
-      masterKey: key,
-      enforceSSL: true,
-      displayName: 'chat-limiter alarms',
-    });
-    // CloudWatch publishes alarm notifications to the encrypted topic.
-    key.grantEncryptDecrypt(new ServicePrincipal('cloudwatch.amazonaws.com'));
-    // `enforceSSL` gives the topic an AWS::SNS::TopicPolicy, which replaces SNS's default policy:
-    // with only its Deny of insecure transport, CloudWatch may not publish and no alarm notifies
-    // (issue 20, finding 16). CloudWatch publishes as its service principal, allowed here for this
-    // account's alarms only (aws:SourceAccount, aws:SourceArn against the confused deputy), as AWS
-    // documents it: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/Notify_Users_Alarm_Changes.html
-    // and https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html
-    // ("Allow CloudWatch alarms … to publish"), https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
-    // (the key grant above, for an encrypted topic).
-    const stack = Stack.of(this);
-    this.topic.addToResourcePolicy(
-      new PolicyStatement({
-        sid: 'AllowCloudWatchAlarmsToPublish',
-        effect: Effect.ALLOW,
-        principals: [new ServicePrincipal('cloudwatch.amazonaws.com')],
-        actions: ['sns:Publish'],
-        resources: [this.topic.topicArn],
-        conditions: {
-          StringEquals: { 'aws:SourceAccount': stack.account },
-          ArnLike: {
-            'aws:SourceArn': stack.formatArn({
-              service: 'cloudwatch',
-              resource: 'alarm',
-              resourceName: '*',
-              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-            }),
-          },
-        },
-      }),
-    );
+    this.topic = alarmTopic(this);
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
     const action = new SnsAction(this.topic);
     const alarm = (name: string, metric: Metric | MathExpression, threshold: number, description: string) => {
@@ -187,13 +136,7 @@ export class Monitoring extends Construct {
     }
     alarm(
       FAULTS_LOGGED_METRIC,
-      new Metric({
-        namespace: METRICS_NAMESPACE,
-        metricName: FAULTS_LOGGED_METRIC,
-        dimensionsMap: SERVICE_DIMENSION,
-        statistic: 'Sum',
-        period: Duration.minutes(5),
-      }),
+      serviceMetric(FAULTS_LOGGED_METRIC, 'Sum', Duration.minutes(5)),
       0,
       'A function caught a fault and logged it at ERROR (docs/operations.md#faults-logged).',
     );
@@ -229,88 +172,10 @@ export class Monitoring extends Construct {
       );
     }
 
-    const count = (name: MetricName) => this.metric(name, 'Sum');
-    this.dashboard = new Dashboard(this, 'Dashboard', { dashboardName: 'chat-limiter' });
-    this.dashboard.addWidgets(
-      new TextWidget({
-        markdown: '# chat-limiter\nLimits, queue and functions. Alarms: see docs/operations.md.',
-        width: 24,
-        height: 2,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Refusals and fail-open',
-        left: [
-          count('MessageRateLimitExceeded'),
-          count('TokenRateLimitExceeded'),
-          count('InFlightLimitExceeded'),
-          count('GlobalLimitExceeded'),
-          count('LimiterFailOpen'),
-        ],
-        width: 12,
-      }),
-      new GraphWidget({
-        title: 'Requests',
-        left: [count('RequestsQueued'), count('RequestsProcessed'), count('RequestsFailed')],
-        right: [
-          new Metric({
-            namespace: METRICS_NAMESPACE,
-            metricName: FAULTS_LOGGED_METRIC,
-            dimensionsMap: SERVICE_DIMENSION,
-            statistic: 'Sum',
-          }),
-        ],
-        width: 12,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Queue wait (ms)',
-        left: [this.metric('QueueWaitTime', 'p50'), this.metric('QueueWaitTime', 'p99')],
-        width: 8,
-      }),
-      new GraphWidget({ title: 'Tokens consumed', left: [count('TokensConsumed')], width: 8 }),
-      new GraphWidget({
-        title: 'Queue depth and age',
-        left: [
-          props.queue.metricApproximateNumberOfMessagesVisible(),
-          props.queue.metricApproximateNumberOfMessagesNotVisible(),
-          props.deadLetterQueue.metricApproximateNumberOfMessagesVisible(),
-        ],
-        right: [props.queue.metricApproximateAgeOfOldestMessage()],
-        width: 8,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Cost and global limits',
-        left: [count('CostUsd'), count('ShadowLimitExceeded')],
-        right: [this.metric('GlobalCostPercent', 'Maximum', Duration.minutes(5))],
-        width: 24,
-      }),
-    );
-    this.dashboard.addWidgets(
-      new GraphWidget({
-        title: 'Function errors',
-        left: Object.values(props.functions).map((fn) => fn.metricErrors()),
-        width: 12,
-      }),
-      new GraphWidget({
-        title: 'Function duration p99',
-        left: Object.values(props.functions).map((fn) => fn.metricDuration({ statistic: 'p99' })),
-        width: 12,
-      }),
-    );
+    this.dashboard = monitoringDashboard(this, props);
   }
 
   private metric(name: MetricName, statistic: string, period = Duration.minutes(1)): Metric {
-    return new Metric({
-      namespace: METRICS_NAMESPACE,
-      metricName: name,
-      dimensionsMap: SERVICE_DIMENSION,
-      statistic,
-      period,
-    });
+    return serviceMetric(name, statistic, period);
   }
 }

@@ -16,6 +16,7 @@ import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { CLOCK_PATH, clockRoute } from './clock';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
+import { errorMessage } from './error-message';
 import {
   INTEGRATION_TIMEOUT_MS,
   type LambdaHandler,
@@ -269,6 +270,6 @@ function warnAtMostEveryMinute(what: string): (err: unknown) => void {
   return (err) => {
     if (Date.now() - lastMs < 60_000) return;
     lastMs = Date.now();
-    console.warn(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    console.warn(`${what}: ${errorMessage(err)}`);
   };
 }

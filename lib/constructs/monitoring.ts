@@ -54,25 +54,42 @@ export class Monitoring extends Construct {
   public readonly alarms: Alarm[] = [];
   public readonly dashboard: Dashboard;
 
+  private readonly action: SnsAction;
+
   constructor(scope: Construct, id: string, props: MonitoringProps) {
     super(scope, id);
     this.topic = alarmTopic(this);
     if (props.alarmEmail) this.topic.addSubscription(new EmailSubscription(props.alarmEmail));
-    const action = new SnsAction(this.topic);
-    const alarm = (name: string, metric: Metric | MathExpression, threshold: number, description: string) => {
-      const created = metric.createAlarm(this, name, {
-        alarmDescription: description,
-        threshold,
-        evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
-        treatMissingData: TreatMissingData.NOT_BREACHING,
-      });
-      created.addAlarmAction(action);
-      this.alarms.push(created);
-      return created;
-    };
+    this.action = new SnsAction(this.topic);
+    this.addQueueAlarms(props);
+    this.addServiceAlarms(props);
+    this.addFaultsLoggedAlarm(props);
+    this.addFunctionAlarms(props);
+    this.dashboard = monitoringDashboard(this, props);
+  }
 
-    alarm(
+  /** An alarm past `threshold` in one period, notifying the topic. */
+  private alarm(
+    name: string,
+    metric: Metric | MathExpression,
+    threshold: number,
+    description: string,
+  ): Alarm {
+    const created = metric.createAlarm(this, name, {
+      alarmDescription: description,
+      threshold,
+      evaluationPeriods: 1,
+      comparisonOperator: ComparisonOperator.GREATER_THAN_THRESHOLD,
+      treatMissingData: TreatMissingData.NOT_BREACHING,
+    });
+    created.addAlarmAction(this.action);
+    this.alarms.push(created);
+    return created;
+  }
+
+  /** The request queue: its DLQ, its oldest request, its depth. */
+  private addQueueAlarms(props: MonitoringProps): void {
+    this.alarm(
       'DeadLetterQueueNotEmpty',
       props.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
         period: Duration.minutes(1),
@@ -81,7 +98,7 @@ export class Monitoring extends Construct {
       0,
       'Requests failed for good and were parked in the DLQ (docs/operations.md#dlq-not-empty).',
     );
-    alarm(
+    this.alarm(
       'OldestRequestTooOld',
       props.queue.metricApproximateAgeOfOldestMessage({ period: Duration.minutes(1), statistic: 'Maximum' }),
       props.maxQueueWaitSeconds,
@@ -90,7 +107,7 @@ export class Monitoring extends Construct {
     // A waiting request is deferred by the processor (ChangeMessageVisibility), so most of the
     // queue is in flight, not visible: the depth is both together.
     const depthThreshold = props.queueDepthThreshold ?? 100;
-    alarm(
+    this.alarm(
       'QueueDepthHigh',
       new MathExpression({
         expression: 'visible + notVisible',
@@ -104,26 +121,34 @@ export class Monitoring extends Construct {
       depthThreshold,
       `More than ${depthThreshold} users have requests in the queue, waiting or deferred (docs/operations.md#queue-depth-high).`,
     );
-    alarm(
+  }
+
+  /** The service's own metrics: fail-open, failed requests, the global cost. */
+  private addServiceAlarms(props: MonitoringProps): void {
+    this.alarm(
       'LimiterFailOpen',
       this.metric('LimiterFailOpen', 'Sum'),
       0,
       'DynamoDB failed and the limiter admitted requests without counting them (docs/operations.md#limiter-fail-open).',
     );
-    alarm(
+    this.alarm(
       'RequestsFailed',
       this.metric('RequestsFailed', 'Sum', Duration.minutes(5)),
       0,
       'A request failed for good; its user was told request_failed or INTERNAL_ERROR (docs/operations.md#requests-failed).',
     );
     if (props.globalDailyCostLimit) {
-      alarm(
+      this.alarm(
         'GlobalCostHigh',
         this.metric('GlobalCostPercent', 'Maximum', Duration.minutes(5)),
         80,
         "Today's spend across all users passed 80 % of the global daily cost limit (docs/operations.md#global-cost-high).",
       );
     }
+  }
+
+  /** Faults the functions caught and logged at ERROR, counted from their logs. */
+  private addFaultsLoggedAlarm(props: MonitoringProps): void {
     for (const [key, fn] of Object.entries(props.functions)) {
       new MetricFilter(this, `${key}FaultsLoggedFilter`, {
         logGroup: fn.logGroup,
@@ -134,45 +159,47 @@ export class Monitoring extends Construct {
         dimensions: { service: '$.service' },
       });
     }
-    alarm(
+    this.alarm(
       FAULTS_LOGGED_METRIC,
       serviceMetric(FAULTS_LOGGED_METRIC, 'Sum', Duration.minutes(5)),
       0,
       'A function caught a fault and logged it at ERROR (docs/operations.md#faults-logged).',
     );
+  }
+
+  /** The reply runner's dropped events, and every function's errors and throttles. */
+  private addFunctionAlarms(props: MonitoringProps): void {
     // The reply runner's events that Lambda dropped (too old to start: throttled at its reserved
     // concurrency) and records its on-failure destination did not take. A dropped event is settled
     // and told by `replyFailure`; one whose record was not delivered ended nowhere (until the
     // sweep repairs it): both mean replies are not running (docs/operations.md#reply-events-dropped).
     const reply = props.functions.reply;
-    alarm(
+    this.alarm(
       'ReplyEventsDropped',
       reply.metric('AsyncEventsDropped', { statistic: 'Sum', period: Duration.minutes(5) }),
       0,
       'Lambda dropped reply jobs it could not start in time; their users were told request_failed (docs/operations.md#reply-events-dropped).',
     );
-    alarm(
+    this.alarm(
       'ReplyDestinationDeliveryFailures',
       reply.metric('DestinationDeliveryFailures', { statistic: 'Sum', period: Duration.minutes(5) }),
       0,
       'A dropped reply job could not be delivered to the replyFailure function (docs/operations.md#reply-events-dropped).',
     );
     for (const [key, fn] of Object.entries(props.functions)) {
-      alarm(
+      this.alarm(
         `${key}Errors`,
         fn.metricErrors({ period: Duration.minutes(5) }),
         0,
         `${key} function errors (docs/operations.md#function-errors).`,
       );
-      alarm(
+      this.alarm(
         `${key}Throttles`,
         fn.metricThrottles({ period: Duration.minutes(5) }),
         0,
         `${key} function throttled (docs/operations.md#function-throttles).`,
       );
     }
-
-    this.dashboard = monitoringDashboard(this, props);
   }
 
   private metric(name: MetricName, statistic: string, period = Duration.minutes(1)): Metric {

@@ -64,18 +64,8 @@ async function upgrade(
   // The identity source is the `token` query parameter: without it API Gateway answers 401
   // and does not call the authorizer.
   if (!url.searchParams.get('token')) return refuse(socket, 401);
-  let policy: AuthorizerPolicy;
-  try {
-    const event = authorizerEvent(ctx.gw, conn, req.headers, url, ctx.clock());
-    policy = (await ctx.invoke('authorizer', handlers.authorizer, event)) as AuthorizerPolicy;
-  } catch (err) {
-    return refuse(socket, (err as Error).message === 'Unauthorized' ? 401 : 500);
-  }
-  const allowed =
-    policy?.policyDocument?.Statement?.length &&
-    policy.policyDocument.Statement.every((s) => s.Effect === 'Allow');
-  if (!allowed) return refuse(socket, 403);
-  conn.authorizer = { ...(policy.context ?? {}), principalId: policy.principalId };
+  const authorized = await authorize(ctx, handlers.authorizer, req, url, conn);
+  if (authorized !== 'allowed') return refuse(socket, authorized);
   const connectHandler = handlers.routes.$connect;
   if (connectHandler) {
     let result: { statusCode?: number; headers?: Record<string, string> } | undefined;
@@ -89,6 +79,32 @@ async function upgrade(
     if (status < 200 || status > 299) return refuse(socket, status, result?.headers);
   }
   await accept(conn);
+}
+
+/**
+ * The authorizer's verdict: allowed (its context and principal put on the connection), or the
+ * status API Gateway refuses with (401 `Unauthorized` thrown, 403 a Deny, 500 any other fault).
+ */
+async function authorize(
+  ctx: GatewayContext,
+  authorizer: FunctionSource,
+  req: IncomingMessage,
+  url: URL,
+  conn: ConnectionInfo,
+): Promise<'allowed' | number> {
+  let policy: AuthorizerPolicy;
+  try {
+    const event = authorizerEvent(ctx.gw, conn, req.headers, url, ctx.clock());
+    policy = (await ctx.invoke('authorizer', authorizer, event)) as AuthorizerPolicy;
+  } catch (err) {
+    return (err as Error).message === 'Unauthorized' ? 401 : 500;
+  }
+  const allowed =
+    policy?.policyDocument?.Statement?.length &&
+    policy.policyDocument.Statement.every((s) => s.Effect === 'Allow');
+  if (!allowed) return 403;
+  conn.authorizer = { ...(policy.context ?? {}), principalId: policy.principalId };
+  return 'allowed';
 }
 
 /** An accepted connection: its frames routed to their integrations, its close to `$disconnect`. */

@@ -134,33 +134,9 @@ function handle(msg) {
     case 'message_accepted':
       break;
     case 'request_queued':
-    case 'queue_position': {
-      // A place that arrives after its request left the line (started, ended) is old news: it was
-      // sent before, by another function (docs/protocol.md).
-      if (state.leftLine.has(id)) break;
-      const previous = state.queued.get(id);
-      // A notice computed from an older version of the user's list crossed a newer one on the
-      // way (sent by another function): old news, the newer place stands (docs/protocol.md).
-      if (
-        typeof previous?.version === 'number' &&
-        typeof msg.queueVersion === 'number' &&
-        msg.queueVersion < previous.version
-      )
-        break;
-      state.queued.set(id, {
-        version: msg.queueVersion,
-        position: msg.position,
-        total: msg.totalInQueue,
-        etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,
-        text: previous?.text ?? textOf(id),
-      });
-      if (msg.type === 'request_queued')
-        notice(
-          `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
-        );
-      showQueue();
+    case 'queue_position':
+      showPlace(msg);
       break;
-    }
     case 'queue_processing_started':
       leaveLine(id);
       showQueue();
@@ -169,29 +145,9 @@ function handle(msg) {
       replyEntry(id).textContent += msg.text;
       scrollDown();
       break;
-    case 'message_complete': {
-      // Some chunks were lost on the way and the text is not here: the whole reply was kept, and
-      // `resume` delivers it (its chunks, then its message_complete).
-      if (msg.resume === true && !state.completed.has(id)) {
-        replyEntry(id).textContent = '';
-        send({ action: 'resume' });
-        break;
-      }
-      // A processor that crashed right after sending may send a reply twice: show it once.
-      if (state.completed.has(id)) break;
-      state.completed.add(id);
-      const li = replyEntry(id);
-      // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
-      if (typeof msg.text === 'string') li.textContent = msg.text;
-      li.classList.remove('streaming');
-      const meta = document.createElement('span');
-      meta.className = 'meta';
-      meta.textContent = replyMeta(msg);
-      li.append(meta);
-      state.replies.delete(id);
-      send({ action: 'status' });
+    case 'message_complete':
+      showComplete(msg);
       break;
-    }
     case 'request_cancelled':
       leaveLine(id);
       showQueue();
@@ -217,6 +173,60 @@ function handle(msg) {
       refusal(msg);
       break;
   }
+}
+
+/** A place in line: kept unless it is old news, and said when the request is first queued. */
+function showPlace(msg) {
+  const id = msg.requestId;
+  // A place that arrives after its request left the line (started, ended) is old news: it was
+  // sent before, by another function (docs/protocol.md).
+  if (state.leftLine.has(id)) return;
+  const previous = state.queued.get(id);
+  // A notice computed from an older version of the user's list crossed a newer one on the
+  // way (sent by another function): old news, the newer place stands (docs/protocol.md).
+  if (
+    typeof previous?.version === 'number' &&
+    typeof msg.queueVersion === 'number' &&
+    msg.queueVersion < previous.version
+  )
+    return;
+  state.queued.set(id, {
+    version: msg.queueVersion,
+    position: msg.position,
+    total: msg.totalInQueue,
+    etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,
+    text: previous?.text ?? textOf(id),
+  });
+  if (msg.type === 'request_queued')
+    notice(
+      `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
+    );
+  showQueue();
+}
+
+/** A reply complete: its whole text and what it cost, once. */
+function showComplete(msg) {
+  const id = msg.requestId;
+  // Some chunks were lost on the way and the text is not here: the whole reply was kept, and
+  // `resume` delivers it (its chunks, then its message_complete).
+  if (msg.resume === true && !state.completed.has(id)) {
+    replyEntry(id).textContent = '';
+    send({ action: 'resume' });
+    return;
+  }
+  // A processor that crashed right after sending may send a reply twice: show it once.
+  if (state.completed.has(id)) return;
+  state.completed.add(id);
+  const li = replyEntry(id);
+  // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
+  if (typeof msg.text === 'string') li.textContent = msg.text;
+  li.classList.remove('streaming');
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = replyMeta(msg);
+  li.append(meta);
+  state.replies.delete(id);
+  send({ action: 'status' });
 }
 
 function refusal(msg) {

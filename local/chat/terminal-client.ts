@@ -33,92 +33,128 @@ type Json = Record<string, unknown>;
  * Resolves with the process exit code. Frames are shown by frames.ts on a {@link ChatScreen}.
  */
 export function runTerminalClient(options: TerminalClientOptions): Promise<number> {
-  const out = options.output as TerminalOutput;
-  const s = new ChatScreen(out, options.color ?? Boolean((out as Writable & { isTTY?: boolean }).isTTY));
-  let inputEnded = false;
-  let startInput: (() => void) | undefined;
-
   return new Promise((resolve) => {
-    const ws = new WebSocket(
-      `${options.url}${options.url.includes('?') ? '&' : '?'}token=${encodeURIComponent(options.token)}`,
-    );
-    let exitCode = 0;
-    const finish = (code: number) => {
-      exitCode = code;
-      clearInterval(ticker);
-      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
-    };
-    const maybeDone = () => {
-      if (inputEnded && s.pending.size === 0 && s.statusAsked === 0 && options.exitWhenDone !== false)
-        finish(0);
-    };
-    const send = (payload: Json) => ws.send(JSON.stringify(payload));
-    const askStatus = () => {
-      s.statusAsked++;
-      send({ action: 'status' });
-    };
-    /** Each input line: a `/command`, or a message sent with a fresh request id. */
-    const onInput = (raw: string) => {
-      const text = raw.trim();
-      if (!text) return;
-      if (text === '/quit') return finish(0);
-      if (text === '/status') return askStatus();
-      if (text === '/resume') return send({ action: 'resume' });
-      if (text.startsWith('/cancel'))
-        return send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
-      const requestId = randomUUID().slice(0, 8);
-      s.pending.set(requestId, { text });
-      s.texts.set(requestId, text);
-      send({ action: 'sendMessage', requestId, message: text });
-    };
-
-    const ticker = setInterval(() => s.drawQueue(), 500);
-
-    ws.on('unexpected-response', (_req, res) => {
-      s.line(s.paint('31', `connection refused: HTTP ${res.statusCode}${refusalHint(res.statusCode)}`));
-      finish(1);
-    });
-    ws.on('error', (err) => {
-      const unreachable = options.unreachable && isConnectionRefused(err) ? options.unreachable : undefined;
-      s.line(s.paint('31', unreachable ?? `connection error: ${err.message}`));
-      finish(1);
-    });
-    ws.on('close', (code) => {
-      clearInterval(ticker);
-      s.clearLive();
-      if (code !== 1000 && exitCode === 0 && !(inputEnded && s.pending.size === 0)) {
-        s.line(s.paint('31', `connection closed (${code})`));
-        exitCode = 1;
-      }
-      resolve(exitCode);
-    });
-
-    ws.on('open', () => {
-      s.line(s.dim(`connected to ${options.url} — type a message, or /status /cancel ID /resume /quit`));
-      askStatus();
-      // Read input once the first status is shown (or after a second), so it comes first.
-      startInput = () => {
-        startInput = undefined;
-        const rl = createInterface({ input: options.input, terminal: false });
-        rl.on('line', onInput);
-        rl.on('close', () => {
-          inputEnded = true;
-          maybeDone();
-        });
-      };
-      setTimeout(() => startInput?.(), 1000).unref();
-    });
-
-    ws.on('message', (data) => {
-      let msg: Json;
-      try {
-        msg = JSON.parse(String(data));
-      } catch {
-        return s.line(s.paint('31', `unreadable frame: ${String(data).slice(0, 80)}`));
-      }
-      showFrame(s, msg, { send, askStatus, statusShown: () => startInput?.() });
-      s.drawQueue();
-      maybeDone();
-    });
+    new TerminalSession(options, resolve);
   });
+}
+
+/** One connection of the terminal client: its socket, its input, and when it is done. */
+class TerminalSession {
+  private readonly s: ChatScreen;
+  private readonly ws: WebSocket;
+  private readonly ticker: NodeJS.Timeout;
+  private inputEnded = false;
+  private startInput: (() => void) | undefined;
+  private exitCode = 0;
+
+  constructor(
+    private readonly options: TerminalClientOptions,
+    private readonly resolve: (code: number) => void,
+  ) {
+    const out = options.output as TerminalOutput;
+    this.s = new ChatScreen(out, options.color ?? Boolean((out as Writable & { isTTY?: boolean }).isTTY));
+    const { url, token } = options;
+    this.ws = new WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
+    this.ticker = setInterval(() => this.s.drawQueue(), 500);
+    this.ws.on('unexpected-response', (_req, res) => {
+      this.s.line(
+        this.s.paint('31', `connection refused: HTTP ${res.statusCode}${refusalHint(res.statusCode)}`),
+      );
+      this.finish(1);
+    });
+    this.ws.on('error', (err) => {
+      const unreachable = options.unreachable && isConnectionRefused(err) ? options.unreachable : undefined;
+      this.s.line(this.s.paint('31', unreachable ?? `connection error: ${err.message}`));
+      this.finish(1);
+    });
+    this.ws.on('close', (code) => this.onClose(code));
+    this.ws.on('open', () => this.onOpen());
+    this.ws.on('message', (data) => this.onMessage(String(data)));
+  }
+
+  private finish(code: number): void {
+    this.exitCode = code;
+    clearInterval(this.ticker);
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.close(1000);
+  }
+
+  private maybeDone(): void {
+    const { pending, statusAsked } = this.s;
+    if (this.inputEnded && pending.size === 0 && statusAsked === 0 && this.options.exitWhenDone !== false)
+      this.finish(0);
+  }
+
+  private send(payload: Json): void {
+    this.ws.send(JSON.stringify(payload));
+  }
+
+  private askStatus(): void {
+    this.s.statusAsked++;
+    this.send({ action: 'status' });
+  }
+
+  private onOpen(): void {
+    this.s.line(
+      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /quit`),
+    );
+    this.askStatus();
+    // Read input once the first status is shown (or after a second), so it comes first.
+    this.startInput = () => {
+      this.startInput = undefined;
+      const rl = createInterface({ input: this.options.input, terminal: false });
+      rl.on('line', (raw) => this.onInput(raw));
+      rl.on('close', () => {
+        this.inputEnded = true;
+        this.maybeDone();
+      });
+    };
+    setTimeout(() => this.startInput?.(), 1000).unref();
+  }
+
+  /** Each input line: a `/command`, or a message sent with a fresh request id. */
+  private onInput(raw: string): void {
+    const text = raw.trim();
+    if (!text) return;
+    if (text === '/quit') this.finish(0);
+    else if (text === '/status') this.askStatus();
+    else if (text === '/resume') this.send({ action: 'resume' });
+    else if (text.startsWith('/cancel'))
+      this.send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
+    else this.sendMessage(text);
+  }
+
+  private sendMessage(text: string): void {
+    const requestId = randomUUID().slice(0, 8);
+    this.s.pending.set(requestId, { text });
+    this.s.texts.set(requestId, text);
+    this.send({ action: 'sendMessage', requestId, message: text });
+  }
+
+  private onMessage(data: string): void {
+    let msg: Json;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      this.s.line(this.s.paint('31', `unreadable frame: ${data.slice(0, 80)}`));
+      return;
+    }
+    showFrame(this.s, msg, {
+      send: (payload) => this.send(payload),
+      askStatus: () => this.askStatus(),
+      statusShown: () => this.startInput?.(),
+    });
+    this.s.drawQueue();
+    this.maybeDone();
+  }
+
+  private onClose(code: number): void {
+    clearInterval(this.ticker);
+    this.s.clearLive();
+    if (code !== 1000 && this.exitCode === 0 && !(this.inputEnded && this.s.pending.size === 0)) {
+      this.s.line(this.s.paint('31', `connection closed (${code})`));
+      this.exitCode = 1;
+    }
+    this.resolve(this.exitCode);
+  }
 }

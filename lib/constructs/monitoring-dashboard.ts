@@ -1,10 +1,12 @@
 import { Duration } from 'aws-cdk-lib';
 import { Dashboard, GraphWidget, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
 import type { MetricName } from '../../lambda/core/metrics';
+import type { FunctionKey } from '../../lambda/core/resources';
 import { FAULTS_LOGGED_METRIC, serviceMetric } from './metrics';
-import type { MonitoringProps } from './monitoring';
 
 const count = (name: MetricName) => serviceMetric(name, 'Sum');
 
@@ -14,7 +16,11 @@ const count = (name: MetricName) => serviceMetric(name, 'Sum');
  */
 export function monitoringDashboard(
   scope: Construct,
-  props: Pick<MonitoringProps, 'functions' | 'queue' | 'deadLetterQueue'>,
+  props: {
+    readonly functions: Readonly<Record<FunctionKey, NodejsFunction>>;
+    readonly queue: Queue;
+    readonly deadLetterQueue: Queue;
+  },
 ): Dashboard {
   const dashboard = new Dashboard(scope, 'Dashboard', { dashboardName: 'chat-limiter' });
   dashboard.addWidgets(

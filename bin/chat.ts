@@ -15,6 +15,7 @@ import {
   tokenSecretMismatch,
   unreachableMessage,
 } from '../local/discovery';
+import { errorMessage } from '../local/error-message';
 
 const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--url WS_URL] [--token JWT]
 
@@ -101,7 +102,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(`chat: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`chat: ${errorMessage(err)}`);
     process.exit(1);
   },
 );

@@ -12,6 +12,7 @@ import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
 import { LOCAL_CLOCK_ENV, parseLocalClock } from '../local/clock';
 import { signDevToken } from '../local/dev-tokens';
 import { removeLocalState, writeLocalState } from '../local/discovery';
+import { errorMessage } from '../local/error-message';
 import { startLocalStack } from '../local/stack';
 
 const USAGE = `usage: npm start
@@ -157,7 +158,7 @@ main().then(
     if (code !== undefined) process.exit(code);
   },
   (err) => {
-    console.error(`npm start failed: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`npm start failed: ${errorMessage(err)}`);
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE')
       console.error('Port in use: set PORT=3002 (or another free port).');
     process.exit(1);

@@ -10,6 +10,7 @@ import {
   type LocalTarget,
   tokenSecretMismatch,
 } from '../local/discovery';
+import { errorMessage } from '../local/error-message';
 
 const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS]
                      [--secret SECRET | --stack NAME [--region R]]
@@ -138,7 +139,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(code),
   (err) => {
-    console.error(`token: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`token: ${errorMessage(err)}`);
     process.exit(1);
   },
 );

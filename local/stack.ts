@@ -16,7 +16,9 @@ import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { CLOCK_PATH, clockRoute } from './clock';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
+import { errorMessage } from './error-message';
 import {
+  type GatewayHandlers,
   INTEGRATION_TIMEOUT_MS,
   type LambdaHandler,
   type LocalFunction,
@@ -170,40 +172,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
     });
 
-    // Each function runs under its own Timeout, as in Lambda (local/gateway/lambda-runner.ts).
-    const handlers = {} as Record<FunctionKey, LocalFunction>;
-    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
-      const def: FunctionDefinition = FUNCTIONS[key];
-      const loaded = await loadHandler(def);
-      handlers[key] = {
-        name: def.id,
-        handler: options.wrapHandlers?.[key]?.(loaded) ?? loaded,
-        timeoutMs: timeouts.functionsMs[key],
-      };
-    }
-    // Asynchronous invocations as the CDK stack configures them (FUNCTIONS[key].asyncInvoke), the
-    // on-failure destination being the loaded function.
-    for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
-      const asyncInvoke = (FUNCTIONS[key] as FunctionDefinition).asyncInvoke;
-      if (!asyncInvoke) continue;
-      const { onFailure, ...settings } = asyncInvoke;
-      handlers[key] = {
-        ...handlers[key],
-        asyncInvoke: { ...settings, onFailure: onFailure ? handlers[onFailure] : undefined },
-      };
-    }
-    const routes = Object.fromEntries(
-      (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, handlers[ROUTES[route]]]),
-    ) as Record<RouteKey, LocalFunction>;
-    gateway.attach({
-      authorizer: handlers.authorizer,
-      routes,
-      functions: {
-        [FUNCTIONS.admin.id]: handlers.admin,
-        [FUNCTIONS.reply.id]: handlers.reply,
-        [FUNCTIONS.replyFailure.id]: handlers.replyFailure,
-      },
-    });
+    const handlers = await loadFunctions(options, timeouts);
+    gateway.attach(gatewayHandlers(handlers));
 
     let poller: SqsPoller | undefined;
     const isQuiet = async () => {
@@ -263,12 +233,59 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
+/**
+ * Every function loaded by its Lambda entry point, each under its own Timeout as in Lambda
+ * (local/gateway/lambda-runner.ts), with asynchronous invocations as the CDK stack configures
+ * them (FUNCTIONS[key].asyncInvoke), the on-failure destination being the loaded function.
+ */
+async function loadFunctions(
+  options: LocalStackOptions,
+  timeouts: LocalTimeouts,
+): Promise<Record<FunctionKey, LocalFunction>> {
+  const handlers = {} as Record<FunctionKey, LocalFunction>;
+  for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+    const def: FunctionDefinition = FUNCTIONS[key];
+    const loaded = await loadHandler(def);
+    handlers[key] = {
+      name: def.id,
+      handler: options.wrapHandlers?.[key]?.(loaded) ?? loaded,
+      timeoutMs: timeouts.functionsMs[key],
+    };
+  }
+  for (const key of Object.keys(FUNCTIONS) as FunctionKey[]) {
+    const asyncInvoke = (FUNCTIONS[key] as FunctionDefinition).asyncInvoke;
+    if (!asyncInvoke) continue;
+    const { onFailure, ...settings } = asyncInvoke;
+    handlers[key] = {
+      ...handlers[key],
+      asyncInvoke: { ...settings, onFailure: onFailure ? handlers[onFailure] : undefined },
+    };
+  }
+  return handlers;
+}
+
+/** The functions behind the gateway: the authorizer, each route's, and those the Invoke API answers. */
+function gatewayHandlers(handlers: Record<FunctionKey, LocalFunction>): GatewayHandlers {
+  const routes = Object.fromEntries(
+    (Object.keys(ROUTES) as RouteKey[]).map((route) => [route, handlers[ROUTES[route]]]),
+  ) as Record<RouteKey, LocalFunction>;
+  return {
+    authorizer: handlers.authorizer,
+    routes,
+    functions: {
+      [FUNCTIONS.admin.id]: handlers.admin,
+      [FUNCTIONS.reply.id]: handlers.reply,
+      [FUNCTIONS.replyFailure.id]: handlers.replyFailure,
+    },
+  };
+}
+
 /** A warning on stderr for a background task that may fail every few seconds: one a minute. */
 function warnAtMostEveryMinute(what: string): (err: unknown) => void {
   let lastMs = Number.NEGATIVE_INFINITY;
   return (err) => {
     if (Date.now() - lastMs < 60_000) return;
     lastMs = Date.now();
-    console.warn(`${what}: ${err instanceof Error ? err.message : String(err)}`);
+    console.warn(`${what}: ${errorMessage(err)}`);
   };
 }

@@ -1,5 +1,12 @@
 import type { AdminResponse, HealthReport } from '../../lambda/core/admin';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
 import { type Frame, SmokeFailure, SmokeSession } from './session';
+
+/**
+ * The limit `admin usage` reports on: the first the registry lists (the message bucket), which
+ * every tier sets and the smoke's own message has just counted in.
+ */
+const MESSAGE_LIMIT = LIMIT_KINDS[0]!;
 
 /** Where the checks run: a WebSocket URL, a token and its user, and the admin side of the stack. */
 export interface SmokeTarget {
@@ -143,8 +150,8 @@ export function smokeChecks(
         };
         if (result.known === false)
           throw new SmokeFailure(`the admin function does not know ${target.userId}`);
-        const rate = result.status?.limits?.find((l) => l.name === 'messageRate');
-        return `${target.userId}: ${rate ? `messageRate used ${rate.used}` : 'known'}`;
+        const rate = result.status?.limits?.find((l) => l.name === MESSAGE_LIMIT.name);
+        return `${target.userId}: ${rate ? `${MESSAGE_LIMIT.name} used ${rate.used}` : 'known'}`;
       },
     },
   ];

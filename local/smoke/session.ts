@@ -1,4 +1,5 @@
 import WebSocket from 'ws';
+import { errorMessage } from '../error-message';
 
 /** A server message as it arrives: `type`, `timestamp` and the fields of its type. */
 export type Frame = { readonly type: string } & Readonly<Record<string, unknown>>;
@@ -115,6 +116,6 @@ export function describeNetworkError(err: unknown, where: string): string {
   }
   if (codes.includes('ECONNREFUSED')) return `nothing answers at ${where} (connection refused)`;
   if (codes.includes('ENOTFOUND')) return `${where}: host not found`;
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   return `${where}: ${message}${codes.length ? ` (${codes[0]})` : ''}`;
 }

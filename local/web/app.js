@@ -2,26 +2,19 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
-import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './limit-names.js';
-
-const $ = (id) => document.getElementById(id);
-const els = {
-  connection: $('connection'),
-  identity: $('identity'),
-  settings: $('settings'),
-  form: $('connect-form'),
-  url: $('ws-url'),
-  token: $('token'),
-  log: $('log'),
-  composer: $('composer'),
-  message: $('message'),
-  gauges: $('gauges'),
-  queue: $('queue'),
-  queueEmpty: $('queue-empty'),
-};
-
-/** A request on screen is named by the start of what the person typed, not by its id. */
-const NAME_CHARS = 32;
+import {
+  addEntry,
+  capitalized,
+  els,
+  nameOf,
+  notice,
+  scrollDown,
+  setConnection,
+  showIdentity,
+  textOf,
+} from './dom.js';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './names.js';
+import { renderGauges, renderQueue } from './panels.js';
 
 const state = {
   ws: undefined,
@@ -54,7 +47,7 @@ function init() {
       sendMessage();
     }
   });
-  setInterval(renderQueue, 500);
+  setInterval(showQueue, 500);
   if (els.url.value && els.token.value) connect();
   else els.settings.open = true;
 }
@@ -141,77 +134,33 @@ function handle(msg) {
     case 'message_accepted':
       break;
     case 'request_queued':
-    case 'queue_position': {
-      // A place that arrives after its request left the line (started, ended) is old news: it was
-      // sent before, by another function (docs/protocol.md).
-      if (state.leftLine.has(id)) break;
-      const previous = state.queued.get(id);
-      // A notice computed from an older version of the user's list crossed a newer one on the
-      // way (sent by another function): old news, the newer place stands (docs/protocol.md).
-      if (
-        typeof previous?.version === 'number' &&
-        typeof msg.queueVersion === 'number' &&
-        msg.queueVersion < previous.version
-      )
-        break;
-      state.queued.set(id, {
-        version: msg.queueVersion,
-        position: msg.position,
-        total: msg.totalInQueue,
-        etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,
-        text: previous?.text ?? textOf(id),
-      });
-      if (msg.type === 'request_queued')
-        notice(
-          `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
-        );
-      renderQueue();
+    case 'queue_position':
+      showPlace(msg);
       break;
-    }
     case 'queue_processing_started':
       leaveLine(id);
-      renderQueue();
+      showQueue();
       break;
     case 'chunk':
       replyEntry(id).textContent += msg.text;
       scrollDown();
       break;
-    case 'message_complete': {
-      // Some chunks were lost on the way and the text is not here: the whole reply was kept, and
-      // `resume` delivers it (its chunks, then its message_complete).
-      if (msg.resume === true && !state.completed.has(id)) {
-        replyEntry(id).textContent = '';
-        send({ action: 'resume' });
-        break;
-      }
-      // A processor that crashed right after sending may send a reply twice: show it once.
-      if (state.completed.has(id)) break;
-      state.completed.add(id);
-      const li = replyEntry(id);
-      // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
-      if (typeof msg.text === 'string') li.textContent = msg.text;
-      li.classList.remove('streaming');
-      const meta = document.createElement('span');
-      meta.className = 'meta';
-      meta.textContent = replyMeta(msg);
-      li.append(meta);
-      state.replies.delete(id);
-      send({ action: 'status' });
+    case 'message_complete':
+      showComplete(msg);
       break;
-    }
     case 'request_cancelled':
       leaveLine(id);
-      renderQueue();
+      showQueue();
       notice(`${capitalized(nameOf(id))} cancelled.`);
       break;
     case 'request_expired':
       leaveLine(id);
-      renderQueue();
+      showQueue();
       notice(`${capitalized(nameOf(id))} expired: it waited too long.`, 'refusal');
       break;
     case 'request_failed':
       leaveLine(id);
-      renderQueue();
+      showQueue();
       notice(`${capitalized(nameOf(id))} failed: ${humanizeLimitNames(msg.message ?? '')}`, 'refusal');
       break;
     case 'status':
@@ -224,6 +173,60 @@ function handle(msg) {
       refusal(msg);
       break;
   }
+}
+
+/** A place in line: kept unless it is old news, and said when the request is first queued. */
+function showPlace(msg) {
+  const id = msg.requestId;
+  // A place that arrives after its request left the line (started, ended) is old news: it was
+  // sent before, by another function (docs/protocol.md).
+  if (state.leftLine.has(id)) return;
+  const previous = state.queued.get(id);
+  // A notice computed from an older version of the user's list crossed a newer one on the
+  // way (sent by another function): old news, the newer place stands (docs/protocol.md).
+  if (
+    typeof previous?.version === 'number' &&
+    typeof msg.queueVersion === 'number' &&
+    msg.queueVersion < previous.version
+  )
+    return;
+  state.queued.set(id, {
+    version: msg.queueVersion,
+    position: msg.position,
+    total: msg.totalInQueue,
+    etaAtMs: Date.now() + msg.estimatedWaitTime * 1000,
+    text: previous?.text ?? textOf(id),
+  });
+  if (msg.type === 'request_queued')
+    notice(
+      `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
+    );
+  showQueue();
+}
+
+/** A reply complete: its whole text and what it cost, once. */
+function showComplete(msg) {
+  const id = msg.requestId;
+  // Some chunks were lost on the way and the text is not here: the whole reply was kept, and
+  // `resume` delivers it (its chunks, then its message_complete).
+  if (msg.resume === true && !state.completed.has(id)) {
+    replyEntry(id).textContent = '';
+    send({ action: 'resume' });
+    return;
+  }
+  // A processor that crashed right after sending may send a reply twice: show it once.
+  if (state.completed.has(id)) return;
+  state.completed.add(id);
+  const li = replyEntry(id);
+  // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
+  if (typeof msg.text === 'string') li.textContent = msg.text;
+  li.classList.remove('streaming');
+  const meta = document.createElement('span');
+  meta.className = 'meta';
+  meta.textContent = replyMeta(msg);
+  li.append(meta);
+  state.replies.delete(id);
+  send({ action: 'status' });
 }
 
 function refusal(msg) {
@@ -248,73 +251,9 @@ function refusal(msg) {
   tick();
 }
 
-function renderGauges(status) {
-  els.gauges.replaceChildren(
-    ...status.limits.map((l) => {
-      const div = document.createElement('div');
-      div.className = 'gauge';
-      div.dataset.limit = l.name;
-      const label = document.createElement('div');
-      label.className = 'label';
-      const name = document.createElement('span');
-      name.textContent = capitalized(limitName(l.name));
-      const value = document.createElement('span');
-      value.className = 'value';
-      value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
-      label.append(name, value);
-      const meter = document.createElement('meter');
-      meter.min = 0;
-      meter.max = l.limit;
-      meter.value = l.remaining;
-      meter.low = l.limit * 0.2;
-      meter.optimum = l.limit;
-      meter.setAttribute('aria-label', `${name.textContent}: ${value.textContent}`);
-      const reset = document.createElement('div');
-      reset.className = 'reset';
-      reset.textContent = `full again ${new Date(l.resetAt).toLocaleTimeString()}`;
-      div.append(label, meter, reset);
-      return div;
-    }),
-  );
-  els.identity.textContent = `${status.userId} · ${status.tier}`;
-}
-
-function renderQueue() {
-  const items = [...state.queued.entries()].sort((a, b) => a[1].position - b[1].position);
-  els.queueEmpty.hidden = items.length > 0;
-  els.queue.replaceChildren(
-    ...items.map(([id, q]) => {
-      const li = document.createElement('li');
-      li.dataset.requestId = id;
-      const pos = document.createElement('span');
-      pos.className = 'pos';
-      pos.textContent = `#${q.position}`;
-      const text = document.createElement('span');
-      text.className = 'text';
-      text.textContent = (q.text || id).slice(0, 40);
-      const eta = document.createElement('span');
-      eta.className = 'eta';
-      eta.textContent = `~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
-      const cancel = document.createElement('button');
-      cancel.className = 'secondary';
-      cancel.type = 'button';
-      cancel.textContent = 'Cancel';
-      cancel.setAttribute('aria-label', `Cancel queued request #${q.position}`);
-      cancel.addEventListener('click', () => send({ action: 'cancel', requestId: id }));
-      li.append(pos, text, eta, cancel);
-      return li;
-    }),
-  );
-}
-
-function addEntry(kind, text, requestId) {
-  const li = document.createElement('li');
-  li.className = kind;
-  li.textContent = text;
-  if (requestId) li.dataset.requestId = requestId;
-  els.log.append(li);
-  scrollDown();
-  return li;
+/** The queue panel, now; its Cancel buttons cancel the request. */
+function showQueue() {
+  renderQueue(state.queued, (id) => send({ action: 'cancel', requestId: id }));
 }
 
 function replyEntry(id) {
@@ -324,44 +263,6 @@ function replyEntry(id) {
     state.replies.set(id, li);
   }
   return li;
-}
-
-function notice(text, kind = 'notice') {
-  return addEntry(kind, text);
-}
-
-function textOf(requestId) {
-  return els.log.querySelector(`li.user[data-request-id="${CSS.escape(requestId)}"]`)?.textContent;
-}
-
-/** `"What is the capital of…"`, or `request 1f2e…` for a request this page did not send. */
-function nameOf(requestId) {
-  const text = requestId ? textOf(requestId) : undefined;
-  if (text === undefined) return requestId ? `request ${requestId}` : 'a request';
-  const chars = [...text.replace(/\s+/g, ' ')];
-  return `“${chars.length > NAME_CHARS ? `${chars.slice(0, NAME_CHARS - 1).join('')}…` : chars.join('')}”`;
-}
-
-function capitalized(text) {
-  return text.charAt(0).toUpperCase() + text.slice(1);
-}
-
-function scrollDown() {
-  els.log.scrollTop = els.log.scrollHeight;
-}
-
-function setConnection(text) {
-  els.connection.textContent = text;
-  els.connection.className = `pill ${text}`;
-}
-
-function showIdentity() {
-  try {
-    const claims = JSON.parse(atob(els.token.value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-    els.identity.textContent = `${claims.sub}${claims.tier ? ` · ${claims.tier}` : ''}`;
-  } catch {
-    els.identity.textContent = '';
-  }
 }
 
 init();

@@ -1,14 +1,16 @@
-/** Types of limit-names.js, the one map of human limit names shared by the page and the terminal client. */
-export declare const LIMIT_NAMES: Readonly<Record<string, string>>;
-export declare function limitName(name: string): string;
-export declare function humanizeLimitNames(text: string): string;
-export declare function describeLimitWarning(msg: {
-  limit: unknown;
-  remaining: number;
-  limitValue: number;
-  unit: string;
-  resetAt: number;
-}): string;
+/** Types of limit-names.js: how the page and the terminal client say limit names and replies. */
+export interface LimitNames {
+  limitName(name: string): string;
+  humanizeLimitNames(text: string): string;
+  describeLimitWarning(msg: {
+    limit: unknown;
+    remaining: number;
+    limitValue: number;
+    unit: string;
+    resetAt: number;
+  }): string;
+}
+export declare function limitNames(labels: Readonly<Record<string, string>>): LimitNames;
 export declare function replyMeta(msg: {
   model?: unknown;
   fallbackFrom?: unknown;

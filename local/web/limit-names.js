@@ -1,47 +1,43 @@
 // How people read the limits' names (SPEC §8): the terminal client and the chat page both show
-// these instead of the names the protocol, metrics and admin flags use. Plain ES module, so the
-// page loads it as it is and the TypeScript clients import it with limit-names.d.ts.
-
-/** Every limit name of SPEC §8 and how to say it. */
-export const LIMIT_NAMES = Object.freeze({
-  messageRate: 'message rate',
-  hourlyMessages: 'hourly messages',
-  dailyMessages: 'daily messages',
-  dailyTokens: 'daily tokens',
-  requestsInFlight: 'requests in flight',
-  tokensPerMinute: 'tokens per minute',
-  monthlyTokens: 'monthly tokens',
-  dailyCostUsd: 'daily cost',
-  monthlyCostUsd: 'monthly cost',
-});
+// these instead of the names the protocol, metrics and admin flags use. Each limit kind declares
+// its label (lambda/core/limiter/kinds.ts): the page gets them from `/limit-labels.js`, which the
+// local gateway generates from the registry (web/names.js), the terminal client from the registry
+// itself (local/limit-names.ts). Plain ES module, so the page loads it as it is and the TypeScript
+// clients import it with limit-names.d.ts.
 
 const GLOBAL_PREFIX = 'global.';
 
-/** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
-export function limitName(name) {
-  if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
-  return Object.hasOwn(LIMIT_NAMES, name) ? LIMIT_NAMES[name] : name;
-}
+/** How to say limit names, given every limit's label (`{ messageRate: 'message rate', … }`). */
+export function limitNames(labels) {
+  /** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
+  function limitName(name) {
+    if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
+    return Object.hasOwn(labels, name) ? labels[name] : name;
+  }
 
-const NAME_PATTERN = new RegExp(`\\b(?:global\\.)?(?:${Object.keys(LIMIT_NAMES).join('|')})\\b`, 'g');
+  const names = Object.keys(labels);
+  const pattern = new RegExp(`\\b(?:global\\.)?(?:${names.join('|')})\\b`, 'g');
 
-/** Replaces every limit name in a server's message text (`Limit messageRate reached.`) by its human name. */
-export function humanizeLimitNames(text) {
-  return text.replace(NAME_PATTERN, (name) => limitName(name));
-}
+  /** Replaces every limit name in a server's message text (`Limit messageRate reached.`) by its human name. */
+  function humanizeLimitNames(text) {
+    return names.length === 0 ? text : text.replace(pattern, (name) => limitName(name));
+  }
 
-/** A `limit_warning` frame as a sentence: `Daily cost: $0.00155 of $0.01 left until 00:00.` */
-export function describeLimitWarning(msg) {
-  const usd = msg.unit === 'usd';
-  const amount = (n) => (usd ? `$${Number(n.toPrecision(3))}` : n.toLocaleString('en-US'));
-  const name = limitName(String(msg.limit));
-  const until = new Date(msg.resetAt).toLocaleTimeString([], {
-    hour: '2-digit',
-    minute: '2-digit',
-    hourCycle: 'h23',
-  });
-  const of = `${amount(msg.remaining)} of ${amount(msg.limitValue)}${usd ? '' : ` ${msg.unit}`}`;
-  return `${name[0].toUpperCase()}${name.slice(1)}: ${of} left until ${until}.`;
+  /** A `limit_warning` frame as a sentence: `Daily cost: $0.00155 of $0.01 left until 00:00.` */
+  function describeLimitWarning(msg) {
+    const usd = msg.unit === 'usd';
+    const amount = (n) => (usd ? `$${Number(n.toPrecision(3))}` : n.toLocaleString('en-US'));
+    const name = limitName(String(msg.limit));
+    const until = new Date(msg.resetAt).toLocaleTimeString([], {
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
+    const of = `${amount(msg.remaining)} of ${amount(msg.limitValue)}${usd ? '' : ` ${msg.unit}`}`;
+    return `${name[0].toUpperCase()}${name.slice(1)}: ${of} left until ${until}.`;
+  }
+
+  return { limitName, humanizeLimitNames, describeLimitWarning };
 }
 
 /** What a `message_complete` cost: `250 in + 180 out tokens · echo · $0.000158`, and a soft landing. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adminFlagUsage, LIMIT_KINDS, LIMIT_LABELS } from '../../lambda/core/limiter/kinds/registry';
-import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/web/limit-names.js';
+import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/limit-names';
 
 describe('how people read limits', () => {
   const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it

@@ -1,0 +1,43 @@
+import { humanizeLimitNames, limitName } from '../limit-names';
+
+type Json = Record<string, unknown>;
+
+/**
+ * What a `queue_position` says happened, from the position before and after. The server sends one
+ * whenever the place or the estimate changes, and a place can also grow (a request that was
+ * deferred goes back in ahead): only a smaller number is "moved up".
+ */
+export function queueVerb(before: number | undefined, after: number): string {
+  if (before === undefined) return 'queued';
+  if (after < before) return 'moved up';
+  if (after > before) return 'moved back';
+  return 'still';
+}
+
+/** A refusal in words: the limit by its human name, when it can be retried. */
+export function describeRefusal(msg: Json): string {
+  const details = (msg.details ?? {}) as Json;
+  const retry = details.retryAfter !== undefined ? ` — retry in ${details.retryAfter} s` : '';
+  if (msg.code === 'RATE_LIMIT_EXCEEDED' && typeof details.limit === 'string')
+    return `${limitName(details.limit)} limit reached${retry}`;
+  return `${humanizeLimitNames(String(msg.message ?? ''))} (${msg.code})${retry}`;
+}
+
+/** A `status` frame in one line: what is left of each limit, by its human name, and the queue. */
+export function renderLimits(msg: Json): string {
+  const limits = Array.isArray(msg.limits) ? (msg.limits as Json[]) : [];
+  const parts = limits.map(
+    (l) =>
+      `${limitName(String(l.name))} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`,
+  );
+  const queue = (msg.queue ?? {}) as Json;
+  return `status: ${msg.userId} (${msg.tier}) — left: ${parts.join(', ')}${queue.queued ? ` — ${queue.queued} queued` : ''}`;
+}
+
+/** Why the handshake was refused, from its HTTP status. */
+export function refusalHint(status: number | undefined): string {
+  if (status === 401) return ' (no token)';
+  if (status === 403) return ' (token rejected: expired or bad signature)';
+  if (status === 429) return ' (too many connection attempts from this address; wait a minute)';
+  return '';
+}

@@ -1,0 +1,64 @@
+// The side panels: what is left of each limit, and the requests waiting in line.
+
+import { capitalized, els } from './dom.js';
+import { limitName } from './names.js';
+
+export function renderGauges(status) {
+  els.gauges.replaceChildren(
+    ...status.limits.map((l) => {
+      const div = document.createElement('div');
+      div.className = 'gauge';
+      div.dataset.limit = l.name;
+      const label = document.createElement('div');
+      label.className = 'label';
+      const name = document.createElement('span');
+      name.textContent = capitalized(limitName(l.name));
+      const value = document.createElement('span');
+      value.className = 'value';
+      value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
+      label.append(name, value);
+      const meter = document.createElement('meter');
+      meter.min = 0;
+      meter.max = l.limit;
+      meter.value = l.remaining;
+      meter.low = l.limit * 0.2;
+      meter.optimum = l.limit;
+      meter.setAttribute('aria-label', `${name.textContent}: ${value.textContent}`);
+      const reset = document.createElement('div');
+      reset.className = 'reset';
+      reset.textContent = `full again ${new Date(l.resetAt).toLocaleTimeString()}`;
+      div.append(label, meter, reset);
+      return div;
+    }),
+  );
+  els.identity.textContent = `${status.userId} · ${status.tier}`;
+}
+
+/** The queue panel: `queued` (requestId -> place) soonest first, each with a Cancel button. */
+export function renderQueue(queued, onCancel) {
+  const items = [...queued.entries()].sort((a, b) => a[1].position - b[1].position);
+  els.queueEmpty.hidden = items.length > 0;
+  els.queue.replaceChildren(
+    ...items.map(([id, q]) => {
+      const li = document.createElement('li');
+      li.dataset.requestId = id;
+      const pos = document.createElement('span');
+      pos.className = 'pos';
+      pos.textContent = `#${q.position}`;
+      const text = document.createElement('span');
+      text.className = 'text';
+      text.textContent = (q.text || id).slice(0, 40);
+      const eta = document.createElement('span');
+      eta.className = 'eta';
+      eta.textContent = `~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
+      const cancel = document.createElement('button');
+      cancel.className = 'secondary';
+      cancel.type = 'button';
+      cancel.textContent = 'Cancel';
+      cancel.setAttribute('aria-label', `Cancel queued request #${q.position}`);
+      cancel.addEventListener('click', () => onCancel(id));
+      li.append(pos, text, eta, cancel);
+      return li;
+    }),
+  );
+}

@@ -72,6 +72,7 @@ export const bundlesBench: BenchPart = {
         outfile,
         bundle: true,
         minify: true,
+        keepNames: true, // as the stack bundles them (lib/constructs/functions.ts)
         platform: 'node',
         target: 'node22',
         format: 'cjs',

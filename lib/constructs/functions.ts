@@ -83,6 +83,9 @@ export class ChatFunctions extends Construct {
         },
         bundling: {
           minify: true,
+          // Error classes name themselves from `new.target.name` (lambda/*/errors.ts): minified
+          // without keepNames, a ConfigError would log as `yr`.
+          keepNames: true,
           sourceMap: true,
           target: 'node22',
           format: OutputFormat.CJS,

@@ -6,13 +6,9 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { fitMessage } from '../core/protocol';
 import type { ConnectionSender, OutgoingMessage } from '../services/ports';
+import { AdapterError } from './errors';
 
-export class NotifierError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'NotifierError';
-  }
-}
+export class NotifierError extends AdapterError {}
 
 /**
  * Posts server messages to WebSocket connections through the `@connections` management API. A

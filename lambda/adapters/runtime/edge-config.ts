@@ -1,4 +1,5 @@
 import { ENV, FUNCTIONS, TABLES, type TableKey } from '../../core/resources';
+import { AdapterError } from '../errors';
 
 /**
  * The configuration of `$connect` and `$disconnect`, read at cold start like lambda/config.ts reads
@@ -19,7 +20,7 @@ export interface EdgeConfig {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export class EdgeConfigError extends Error {
+export class EdgeConfigError extends AdapterError {
   constructor(problems: readonly string[]) {
     super(`invalid configuration: ${problems.join('; ')}`);
     this.name = 'EdgeConfigError';

@@ -24,11 +24,11 @@ export const MAX_CONTENTION_ROUNDS = 8;
 
 /**
  * One step of an {@link UserItems.update}: the answer without a write (`done`), or a write and what
- * its result means (`then`: the answer, or undefined to plan again from the item it returned).
+ * its result means (`after`: the answer, or undefined to plan again from the item it returned).
  */
 export type UpdateStep<T> =
   | { readonly done: T }
-  | { readonly plan: UpdatePlan; readonly then: (result: WriteResult) => T | undefined };
+  | { readonly plan: UpdatePlan; readonly after: (result: WriteResult) => T | undefined };
 
 /** A belief of nothing: plan as for a new item; it is never fresh enough to refuse from. */
 export const UNKNOWN: Belief = Object.freeze({

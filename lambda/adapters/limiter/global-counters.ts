@@ -5,6 +5,7 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { describeError } from '../../core/errors';
 import {
   GLOBAL_WAITING_KEY,
   type GlobalAsk,
@@ -38,8 +39,9 @@ import {
 import type { TokenReservation } from '../../core/limiter/types';
 import { DAY_MS, hourNumber } from '../../core/limiter/windows';
 import { usdToMicroUsd } from '../../core/models';
+import { UNKNOWN } from './beliefs';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError, StoreThrottledError } from './errors';
-import { describeError, UNKNOWN, type UserItems } from './user-items';
+import type { UserItems } from './user-items';
 
 export type GlobalAdmission =
   | {
@@ -57,6 +59,15 @@ export type GlobalAdmission =
 export interface GlobalHold {
   globalHeld?: GlobalReservation;
   globalUnsure?: boolean;
+}
+
+export interface GlobalCountersOptions {
+  /** How long this instance trusts its view of who waits for global capacity. @default 1000 */
+  readonly waitersTtlMs?: number;
+  /** Called when the line does not answer a direct request (logs). */
+  readonly onError?: (operation: string, cause: string) => void;
+  /** Picks among the nearly emptiest shards, in [0, 1). @default Math.random */
+  readonly random?: () => number;
 }
 
 /** How long this instance trusts its view of who waits for global capacity (priority only). */
@@ -84,14 +95,21 @@ export class GlobalCounters {
   private lineFailedAt: number | undefined;
   private refreshing: { readonly sentAtMs: number; readonly done: Promise<void> } | undefined;
 
+  private readonly waitersTtlMs: number;
+  private readonly onError?: (operation: string, cause: string) => void;
+  private readonly random: () => number;
+
   constructor(
     private readonly items: UserItems,
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     readonly limits: GlobalLimits,
-    private readonly waitersTtlMs = WAITERS_TTL_MS,
-    private readonly onError?: (operation: string, cause: string) => void,
-  ) {}
+    options: GlobalCountersOptions = {},
+  ) {
+    this.waitersTtlMs = options.waitersTtlMs ?? WAITERS_TTL_MS;
+    this.onError = options.onError;
+    this.random = options.random ?? Math.random;
+  }
 
   /**
    * Takes the ask from one shard with room: the one this instance believes emptiest (at random
@@ -142,7 +160,7 @@ export class GlobalCounters {
       }
       const best = Math.max(...open.map((r) => r.free));
       const near = open.filter((r) => r.free >= best / 2);
-      const { shard } = near[Math.floor(Math.random() * near.length)]!;
+      const { shard } = near[Math.floor(this.random() * near.length)]!;
       const key = shardKey(shard);
       const belief = (this.items.belief(key) ?? UNKNOWN).snap;
       const planned = planGlobalAdmission({ limits: this.limits, shard, belief, ask, nowMs });

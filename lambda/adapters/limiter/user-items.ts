@@ -5,10 +5,10 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { describeError } from '../../core/errors';
 import type { StoreBreaker } from '../../core/limiter/breaker';
 import type { UpdatePlan } from '../../core/limiter/plan';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, snapshotFromItem } from '../../core/limiter/snapshot';
-import { describeError } from '../../core/errors';
 import {
   type Belief,
   MAX_CONTENTION_ROUNDS,
@@ -25,7 +25,7 @@ import {
   StoreThrottledError,
 } from './errors';
 
-export { classifyStoreError } from './classify';
+export { describeError } from '../../core/errors';
 export {
   type Belief,
   MAX_CONTENTION_ROUNDS,
@@ -34,7 +34,7 @@ export {
   type UpdateStep,
   type WriteResult,
 } from './beliefs';
-export { describeError } from '../../core/errors';
+export { classifyStoreError } from './classify';
 
 export interface UserItemsOptions {
   readonly client: DynamoDBClient;
@@ -113,7 +113,7 @@ export class UserItems {
         const next = step(snap);
         if ('done' in next) return next.done;
         const result = await this.write(key, next.plan);
-        const answer = next.then(result);
+        const answer = next.after(result);
         if (answer !== undefined) return answer;
         snap = result.snap;
       }

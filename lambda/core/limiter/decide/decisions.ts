@@ -74,7 +74,11 @@ export function busyDecision(basis: DecisionBasis, random: () => number): Denied
   return refusedWithLimits(basis, 'busy', BUSY_RETRY_AFTER_MS + Math.floor(random() * BUSY_RETRY_AFTER_MS));
 }
 
-function refusedWithLimits(basis: DecisionBasis, limit: 'model' | 'busy', retryAfterMs: number): DeniedDecision {
+function refusedWithLimits(
+  basis: DecisionBasis,
+  limit: 'model' | 'busy',
+  retryAfterMs: number,
+): DeniedDecision {
   return {
     allowed: false,
     tier: basis.tier,

@@ -1,4 +1,4 @@
-import { type ModelSpec } from '../../models';
+import type { ModelSpec } from '../../models';
 import { limitKind } from '../kinds';
 import type { AdmissionPlan } from '../plan';
 import { modelFor } from '../policy';
@@ -18,7 +18,10 @@ export function askOn(input: DecideInput, model: ModelSpec): DecideInput {
     model: model.id,
     price: model,
     messageWeight: model.messageWeight,
-    modelMaxOutputTokens: Math.min(input.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY, model.maxOutputTokens),
+    modelMaxOutputTokens: Math.min(
+      input.modelMaxOutputTokens ?? Number.POSITIVE_INFINITY,
+      model.maxOutputTokens,
+    ),
   };
 }
 

@@ -20,6 +20,5 @@ export function policyOf(
 
 /** Every limit's state as `status` and a decision report it (a request of no input, minimum output). */
 export function limitsOf(policy: LimitPolicy, snap: LimiterSnapshot, nowMs: number): LimitState[] {
-  return evaluate(policy, snap, { estimatedInputTokens: 0, maxTokens: policy.minOutputTokens }, nowMs)
-    .limits;
+  return evaluate(policy, snap, { estimatedInputTokens: 0, maxTokens: policy.minOutputTokens }, nowMs).limits;
 }

@@ -18,7 +18,10 @@ export function pendingOf(reservation: TokenReservation): PendingReservation {
 }
 
 /** What the limits of one unit still allow (µUSD for `usd`): the least any of its kinds has left. */
-function leftIn(unit: LimitUnit, input: { policy: LimitPolicy; snap: LimiterSnapshot; nowMs: number; model: ModelPrice }) {
+function leftIn(
+  unit: LimitUnit,
+  input: { policy: LimitPolicy; snap: LimiterSnapshot; nowMs: number; model: ModelPrice },
+) {
   return Math.min(
     ...LIMIT_KINDS.filter((k) => k.unit === unit).map((k) => {
       const state = k.state(input);

@@ -1,27 +1,6 @@
 import type { StoreBreaker } from '../core/limiter/breaker';
-import type { GlobalLimitState, GlobalWaiter } from '../core/limiter/global';
-import type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
-import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
-import type {
-  DecideInput,
-  Decision,
-  DeniedDecision,
-  Limiter,
-  LimitOverride,
-  ResetScope,
-  Tier,
-  TokenReservation,
-  TokenUsage,
-  UserStatus,
-} from '../core/limiter/types';
-import type { ActiveRequest, WaitingRequest } from '../core/queue/request';
-import type {
-  ClaimOutcome,
-  EnqueueAsk,
-  EnqueueOutcome,
-  SettleOutcome,
-  SweepLimiterPort,
-} from '../services/ports';
+import type { Limiter } from '../core/limiter/types';
+import type { SweepLimiterPort } from '../services/ports';
 import { AdminOps } from './limiter/admin-ops';
 import { Admission } from './limiter/admission';
 import { LimiterContext } from './limiter/context';
@@ -29,7 +8,6 @@ import type { GlobalCounters } from './limiter/global-counters';
 import type { DynamoLimiterOptions } from './limiter/options';
 import { QueueOps } from './limiter/queue-ops';
 import { Settles } from './limiter/settle';
-import type { TopBy, UserUsageToday } from './limiter/usage-index';
 
 export {
   LimiterBusyError,
@@ -38,9 +16,6 @@ export {
   LimiterUnavailableError,
 } from './limiter/errors';
 export type { DynamoLimiterOptions } from './limiter/options';
-
-type Released = { readonly released: readonly { readonly userId: string; readonly requestId: string }[] };
-type PolicyChange = { before: LimiterSnapshot; after: LimiterSnapshot };
 
 /**
  * The limiter on DynamoDB: every limit of a user, and the user's waiting queue, in one item; every
@@ -52,9 +27,11 @@ type PolicyChange = { before: LimiterSnapshot; after: LimiterSnapshot };
  * user's item are retried a bounded number of times and then refused as `busy`; only when the
  * breaker says the store is down for everyone does the fail policy apply.
  *
- * A facade: decisions in {@link Admission}, settles and claims in {@link Settles}, the waiting list
- * and the global line in {@link QueueOps}, status and the admin's writes in {@link AdminOps}; the
- * decisions they build and the amounts they settle come from core/limiter/decide.
+ * A facade over four parts sharing one {@link LimiterContext} (the store, the breaker, the policy,
+ * the models, the global counters): decisions in {@link Admission}, settles and the runner's claim
+ * in {@link Settles}, the waiting list, active request and global line in {@link QueueOps}, status
+ * and the admin's writes in {@link AdminOps}. The decisions they build, the model they choose and
+ * the amounts a settle moves are core's (lambda/core/limiter/decide).
  */
 export class DynamoLimiter implements Limiter, SweepLimiterPort {
   readonly breaker: StoreBreaker;
@@ -75,110 +52,71 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     this.admin = new AdminOps(ctx);
   }
 
-  decide(input: DecideInput, nowMs: number): Promise<Decision> {
-    return this.admission.decide(input, nowMs);
+  // Decisions (Admission).
+  decide(...args: Parameters<Admission['decide']>) {
+    return this.admission.decide(...args);
+  }
+  decideOrQueue(...args: Parameters<Admission['decideOrQueue']>) {
+    return this.admission.decideOrQueue(...args);
   }
 
-  decideOrQueue(
-    input: DecideInput,
-    nowMs: number,
-    queueIfDenied: (denied: DeniedDecision) => EnqueueAsk | undefined,
-  ): Promise<{ readonly decision: Decision; readonly slot?: EnqueueOutcome }> {
-    return this.admission.decideOrQueue(input, nowMs, queueIfDenied);
+  // Settles and claims (Settles).
+  reconcile(...args: Parameters<Settles['reconcile']>) {
+    return this.settles.reconcile(...args);
+  }
+  claim(...args: Parameters<Settles['claim']>) {
+    return this.settles.claim(...args);
   }
 
-  reconcile(
-    reservation: TokenReservation,
-    usage: TokenUsage,
-    nowMs: number,
-    options: { readonly endsActive?: boolean; readonly holder?: SettleHolder } = {},
-  ): Promise<SettleOutcome> {
-    return this.settles.reconcile(reservation, usage, nowMs, options);
+  // The waiting list, the active request, the global line (QueueOps).
+  enqueue(...args: Parameters<QueueOps['enqueue']>) {
+    return this.queue.enqueue(...args);
+  }
+  removeWaiting(...args: Parameters<QueueOps['removeWaiting']>) {
+    return this.queue.removeWaiting(...args);
+  }
+  takeOver(...args: Parameters<QueueOps['takeOver']>) {
+    return this.queue.takeOver(...args);
+  }
+  endStuckActive(...args: Parameters<QueueOps['endStuckActive']>) {
+    return this.queue.endStuckActive(...args);
+  }
+  park(...args: Parameters<QueueOps['park']>) {
+    return this.queue.park(...args);
+  }
+  joinGlobalLine(...args: Parameters<QueueOps['joinGlobalLine']>) {
+    return this.queue.joinGlobalLine(...args);
+  }
+  leaveGlobalLine(...args: Parameters<QueueOps['leaveGlobalLine']>) {
+    return this.queue.leaveGlobalLine(...args);
+  }
+  pruneGlobalLine(...args: Parameters<QueueOps['pruneGlobalLine']>) {
+    return this.queue.pruneGlobalLine(...args);
+  }
+  releaseOrphanedGlobalShares(...args: Parameters<QueueOps['releaseOrphanedGlobalShares']>) {
+    return this.queue.releaseOrphanedGlobalShares(...args);
   }
 
-  claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome> {
-    return this.settles.claim(userId, requestId, claim, target);
+  // What status and the admin read and write (AdminOps).
+  view(...args: Parameters<AdminOps['view']>) {
+    return this.admin.view(...args);
   }
-
-  view(
-    userId: string,
-    claimTier: Tier | undefined,
-    nowMs: number,
-    options?: { readonly fresh?: boolean },
-  ): Promise<LimiterView> {
-    return this.admin.view(userId, claimTier, nowMs, options);
+  status(...args: Parameters<AdminOps['status']>) {
+    return this.admin.status(...args);
   }
-
-  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {
-    return this.admin.status(userId, claimTier, nowMs);
+  top(...args: Parameters<AdminOps['top']>) {
+    return this.admin.top(...args);
   }
-
-  enqueue(
-    request: WaitingRequest & { readonly userId: string },
-    maxQueued: number,
-    nowMs: number,
-  ): Promise<EnqueueOutcome> {
-    return this.queue.enqueue(request, maxQueued, nowMs);
+  reset(...args: Parameters<AdminOps['reset']>) {
+    return this.admin.reset(...args);
   }
-
-  removeWaiting(userId: string, requestId: string): Promise<{ removed: boolean; snap: LimiterSnapshot }> {
-    return this.queue.removeWaiting(userId, requestId);
+  setTier(...args: Parameters<AdminOps['setTier']>) {
+    return this.admin.setTier(...args);
   }
-
-  takeOver(
-    userId: string,
-    active: ActiveRequest,
-    leaseUntilEpochMs: number,
-    options: { readonly endsLease?: boolean } = {},
-  ): Promise<{ ok: boolean; snap: LimiterSnapshot; full?: boolean }> {
-    return this.queue.takeOver(userId, active, leaseUntilEpochMs, options);
+  setOverride(...args: Parameters<AdminOps['setOverride']>) {
+    return this.admin.setOverride(...args);
   }
-
-  endStuckActive(userId: string): Promise<string | undefined> {
-    return this.queue.endStuckActive(userId);
-  }
-
-  park(userId: string, receiptHandle: string): Promise<{ ok: boolean }> {
-    return this.queue.park(userId, receiptHandle);
-  }
-
-  joinGlobalLine(waiter: GlobalWaiter): Promise<void> {
-    return this.queue.joinGlobalLine(waiter);
-  }
-
-  leaveGlobalLine(userId: string): Promise<void> {
-    return this.queue.leaveGlobalLine(userId);
-  }
-
-  pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }> {
-    return this.queue.pruneGlobalLine(nowMs);
-  }
-
-  releaseOrphanedGlobalShares(nowMs: number): Promise<Released> {
-    return this.queue.releaseOrphanedGlobalShares(nowMs);
-  }
-
-  top(
-    by: TopBy,
-    limit: number,
-    nowMs: number,
-  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[] }> {
-    return this.admin.top(by, limit, nowMs);
-  }
-
-  reset(userId: string, scope: ResetScope, nowMs: number): Promise<void> {
-    return this.admin.reset(userId, scope, nowMs);
-  }
-
-  setTier(userId: string, tier: Tier | null): Promise<PolicyChange> {
-    return this.admin.setTier(userId, tier);
-  }
-
-  setOverride(userId: string, override: LimitOverride): Promise<PolicyChange> {
-    return this.admin.setOverride(userId, override);
-  }
-
-  clearOverride(userId: string): Promise<PolicyChange> {
-    return this.admin.clearOverride(userId);
+  clearOverride(...args: Parameters<AdminOps['clearOverride']>) {
+    return this.admin.clearOverride(...args);
   }
 }

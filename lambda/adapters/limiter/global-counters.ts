@@ -1,4 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { shardCostPercent } from '../../core/limiter/decide/global-share';
 import {
   type GlobalAsk,
   type GlobalLimit,
@@ -11,13 +12,10 @@ import {
   planGlobalRelease,
   roomIn,
   shardKey,
-  shardWindows,
-  shareOf,
 } from '../../core/limiter/global';
 import type { LimiterSnapshot } from '../../core/limiter/snapshot';
 import type { TokenReservation } from '../../core/limiter/types';
 import { DAY_MS, hourNumber } from '../../core/limiter/windows';
-import { usdToMicroUsd } from '../../core/models';
 import { UNKNOWN } from './beliefs';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError } from './errors';
 import { GlobalLine } from './global-line';
@@ -161,11 +159,8 @@ export class GlobalCounters {
   }
 
   private admitted(taken: GlobalReservation, snap: LimiterSnapshot, nowMs: number): GlobalAdmission {
-    const costLimit = this.limits.dailyCostUsd;
-    const share =
-      costLimit === undefined ? 0 : shareOf(usdToMicroUsd(costLimit), this.limits.shards, taken.shard);
-    const usedNow = snap.cd === shardWindows(snap, nowMs).day ? (snap.cu ?? 0) : 0;
-    return { ok: true, ...(share > 0 ? { costPercent: (100 * usedNow) / share } : {}), taken };
+    const costPercent = shardCostPercent(this.limits, taken.shard, snap, nowMs);
+    return { ok: true, ...(costPercent !== undefined ? { costPercent } : {}), taken };
   }
 
   /** Does the shard hold the request's share (a read: after a write of it got no answer)? */

@@ -1,14 +1,13 @@
+import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
 import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
 import type { GlobalLimitState } from '../../core/limiter/global';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
-import { resetAttributes } from '../../core/limiter/kinds';
-import { ExpressionWriter, POLICY_TTL_SECONDS, type UpdatePlan } from '../../core/limiter/plan';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/snapshot';
 import type { LimitOverride, ResetScope, Tier, UserStatus } from '../../core/limiter/types';
 import { type LimiterContext, userKey } from './context';
 import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
 
-type PolicyChange = { before: LimiterSnapshot; after: LimiterSnapshot };
+type PolicyWrite = { before: LimiterSnapshot; after: LimiterSnapshot };
 
 /** What `status`, `admin top` and the admin's writes (reset, tier, override) do on the store. */
 export class AdminOps {
@@ -71,55 +70,28 @@ export class AdminOps {
   }
 
   async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
-    const w = new ExpressionWriter();
-    // Each limit kind declares the attributes it keeps, and which scope clears them.
-    w.remove(...resetAttributes(scope).map((a) => w.name(a)));
-    // A new epoch per scope reset: reservations made before it refund nothing into that scope's new
-    // counts, and keep refunding into the other scope's (issue 20, finding 9).
-    const epochs = { tokens: ['te'], cost: ['ce'], all: ['te', 'ce'], messages: [] }[scope];
-    for (const epoch of epochs) {
-      const name = w.name(epoch);
-      w.set(`${name} = if_not_exists(${name}, ${w.value(0)}) + ${w.value(1)}`);
-    }
-    // Only an item that exists: a reset never makes an empty one.
-    w.condition(`attribute_exists(${w.name('pk')})`);
-    const plan = w.build();
+    const plan = planReset(scope);
     await this.ctx.items.update(userKey(userId), 'none', () => ({ plan, after: () => true }));
   }
 
   /** Sets (or with `null` removes) the user's own tier; it wins over the token's claim. */
-  setTier(userId: string, tier: Tier | null): Promise<PolicyChange> {
-    return this.changePolicy(userId, (w) => {
-      if (tier === null) w.remove(w.name('tier'));
-      else w.set(`${w.name('tier')} = ${w.value(tier)}`);
-    });
+  setTier(userId: string, tier: Tier | null): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { tier });
   }
 
-  setOverride(userId: string, override: LimitOverride): Promise<PolicyChange> {
-    return this.changePolicy(userId, (w) => {
-      w.set(`${w.name('ovr')} = ${w.value(JSON.parse(JSON.stringify(override)))}`);
-    });
+  setOverride(userId: string, override: LimitOverride): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { override });
   }
 
-  clearOverride(userId: string): Promise<PolicyChange> {
-    return this.changePolicy(userId, (w) => w.remove(w.name('ovr')));
+  clearOverride(userId: string): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { override: null });
   }
 
-  /** A policy write bumps `pv`, so every decision planned from the old policy fails its condition. */
-  private changePolicy(userId: string, change: (w: ExpressionWriter) => void): Promise<PolicyChange> {
+  /** One policy write (see planPolicyChange), with the item as it was before and after it. */
+  private changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
     return this.ctx.items.update(userKey(userId), 'read', (before) => ({
-      plan: this.policyPlan(change),
+      plan: planPolicyChange(change, this.ctx.items.clock()),
       after: ({ snap: after }) => ({ before, after }),
     }));
-  }
-
-  private policyPlan(change: (w: ExpressionWriter) => void): UpdatePlan {
-    const w = new ExpressionWriter();
-    change(w);
-    w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
-    w.set(
-      `${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(this.ctx.items.clock() / 1000) + POLICY_TTL_SECONDS)}`,
-    );
-    return w.build();
   }
 }

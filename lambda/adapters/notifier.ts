@@ -26,7 +26,8 @@ export class Notifier implements ConnectionSender {
     client?: ApiGatewayManagementApiClient;
     registry?: { remove(connectionId: string): Promise<void> };
   }) {
-    if (!options.client && !options.endpoint) throw new Error('Notifier needs an endpoint or a client');
+    if (!options.client && !options.endpoint)
+      throw new AdapterError('Notifier needs an endpoint or a client');
     this.client =
       options.client ??
       new ApiGatewayManagementApiClient({ endpoint: options.endpoint, credentials: options.credentials });

@@ -89,7 +89,7 @@ export class JwtVerifier {
       case 'secret-arn': {
         const client = config.client ?? new SecretsManagerClient({});
         const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: config.secretArn }));
-        if (!SecretString) throw new Error('the JWT secret is empty');
+        if (!SecretString) throw new AdapterError('the JWT secret is empty');
         return new TextEncoder().encode(SecretString);
       }
       case 'oidc':

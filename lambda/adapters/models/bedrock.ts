@@ -58,7 +58,7 @@ export class BedrockModel implements ModelPort {
     } catch (err) {
       throw classify(err);
     }
-    if (!usage) throw new Error('Bedrock stream ended without usage metadata');
+    if (!usage) throw new AdapterError('Bedrock stream ended without usage metadata');
     yield { type: 'done', usage };
   }
 }

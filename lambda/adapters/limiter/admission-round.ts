@@ -3,44 +3,14 @@ import { allowedDecision, deniedDecision, modelRefusedDecision } from '../../cor
 import { landedAdmission } from '../../core/limiter/decide/landed';
 import { askOn, chooseModel } from '../../core/limiter/decide/model';
 import { tierOf } from '../../core/limiter/decide/resolve';
-import type { GlobalReservation } from '../../core/limiter/global';
-import { planAdmission, usageDayKey } from '../../core/limiter/plan';
+import { planAdmission, type UpdatePlan, usageDayKey } from '../../core/limiter/plan';
 import type { DecideInput, Decision } from '../../core/limiter/types';
 import type { WriteResult } from './beliefs';
 import { MAX_CONTENTION_ROUNDS, UNKNOWN } from './beliefs';
 import type { LimiterContext } from './context';
+import type { DecideState } from './decide-state';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError } from './errors';
 import { takeGlobal } from './global-admission';
-import type { GlobalHold } from './global-counters';
-
-/** What one decision carries across its rounds and retries. */
-export interface DecideState extends GlobalHold {
-  ambiguousWrite: boolean;
-  /**
-   * A write of this decision was cut by a connection reset: taken as never landed for busy and the
-   * breaker (see `mayHaveLanded`), but the store may have applied it before the reset — so a later
-   * round that finds this request's marker takes it as this decision's admission, never as a
-   * duplicate (a client told "refused" while counted).
-   */
-  resetWrite?: boolean;
-  /**
-   * This decision has itself read the item, or had it returned by a write: the belief is then the
-   * item as it was after the frame arrived, whatever the clock says (equal milliseconds tell
-   * nothing of order).
-   */
-  sawItem?: boolean;
-  /**
-   * Taken from a global shard in this decision, not yet made permanent by the user's write
-   * (`globalUnsure`: maybe taken — its write got no answer and the shard was not read since).
-   */
-  globalHeld?: GlobalReservation;
-  /** The user was among those waiting for global capacity (unregistered once admitted). */
-  waitedForGlobal?: boolean;
-  /** How full the shard's share of the global daily cost is after this admission (%). */
-  globalCostPercent?: number;
-  /** The last try failed at a global item (a shard or the line), not at the user's own item. */
-  globalFailed?: boolean;
-}
 
 /**
  * One try of a decision on the store: plan from the belief, take the global share if any, write;
@@ -132,7 +102,7 @@ export async function decideOnStore(
 async function writeAdmission(
   ctx: LimiterContext,
   key: string,
-  plan: Parameters<LimiterContext['items']['write']>[1],
+  plan: UpdatePlan,
   state: DecideState,
 ): Promise<WriteResult> {
   try {

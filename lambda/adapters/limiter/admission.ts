@@ -14,10 +14,11 @@ import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/snapsho
 import type { DecideInput, Decision, DeniedDecision } from '../../core/limiter/types';
 import { ECHO_MODEL } from '../../core/models';
 import type { EnqueueAsk, EnqueueOutcome } from '../../services/ports';
-import { type DecideState, decideOnStore } from './admission-round';
+import { decideOnStore } from './admission-round';
 import { MAX_TRANSIENT_RETRIES } from './beliefs';
 import { BusyItems } from './busy-items';
 import { type LimiterContext, userKey } from './context';
+import type { DecideState } from './decide-state';
 import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,

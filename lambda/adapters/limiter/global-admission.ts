@@ -11,8 +11,8 @@ import {
 import type { AdmissionPlan } from '../../core/limiter/plan';
 import type { DecideInput, DeniedDecision } from '../../core/limiter/types';
 import type { ModelSpec } from '../../core/models';
-import type { DecideState } from './admission-round';
 import type { LimiterContext } from './context';
+import type { DecideState } from './decide-state';
 import { LimiterOutcomeUnknownError } from './errors';
 
 /**

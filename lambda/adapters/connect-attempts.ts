@@ -8,6 +8,7 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { bucketOf } from '../core/limiter/evaluate';
 import type { LimitPolicy } from '../core/limiter/types';
 import { TTL_ATTRIBUTE } from '../core/resources';
+import { AdapterError } from './errors';
 
 /** Rounds of condition failures before giving up: each one means another attempt won a race. */
 const MAX_ATTEMPTS = 8;
@@ -15,12 +16,7 @@ const MAX_ATTEMPTS = 8;
 /** How long an address's bucket outlives its last attempt. */
 const ITEM_TTL_SECONDS = 3600;
 
-export class ConnectAttemptsError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'ConnectAttemptsError';
-  }
-}
+export class ConnectAttemptsError extends AdapterError {}
 
 export interface ConnectAttemptsOptions {
   readonly client: DynamoDBClient;

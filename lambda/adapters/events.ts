@@ -1,6 +1,7 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SERVICE_NAME } from '../core/metrics';
 import type { EventsPort, LogPort } from '../services/ports';
+import { AdapterError } from './errors';
 
 /** The source of every event the stack publishes (SPEC §9.5). */
 export const EVENT_SOURCE = SERVICE_NAME;
@@ -18,7 +19,9 @@ export class EventBridgeEvents implements EventsPort {
     // PutEvents answers 200 with per-entry failures: one that was not taken is an error here.
     if (FailedEntryCount) {
       const entry = Entries?.[0];
-      throw new Error(`event not accepted: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`);
+      throw new AdapterError(
+        `event not accepted: ${entry?.ErrorCode ?? 'unknown'} ${entry?.ErrorMessage ?? ''}`,
+      );
     }
   }
 }

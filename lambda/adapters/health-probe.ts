@@ -2,6 +2,7 @@ import { type AttributeValue, type DynamoDBClient, GetItemCommand } from '@aws-s
 import { GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { TABLES } from '../core/resources';
 import type { HealthProbePort, HealthQueue, HealthTable } from '../services/admin-service';
+import { AdapterError } from './errors';
 
 /** The key `health` reads in every table: never written, so the read costs one small GetItem. */
 export const HEALTH_PROBE_KEY = 'health#probe';
@@ -23,7 +24,7 @@ export class StoreHealthProbe implements HealthProbePort {
 
   async probeTable(table: HealthTable): Promise<void> {
     const name = this.options.tableNames[table];
-    if (!name) throw new Error(`no ${table} table configured`);
+    if (!name) throw new AdapterError(`no ${table} table configured`);
     const { partitionKey, sortKey } = TABLES[table] as (typeof TABLES)[HealthTable] & {
       sortKey?: { name: string };
     };
@@ -34,7 +35,7 @@ export class StoreHealthProbe implements HealthProbePort {
 
   async queueDepth(queue: HealthQueue): Promise<number> {
     const url = this.options.queueUrls[queue];
-    if (!url) throw new Error(`no ${queue} queue configured`);
+    if (!url) throw new AdapterError(`no ${queue} queue configured`);
     const { Attributes } = await this.options.sqs.send(
       new GetQueueAttributesCommand({
         QueueUrl: url,

@@ -6,13 +6,9 @@ import {
 } from '@aws-sdk/client-apigatewaymanagementapi';
 import { fitMessage } from '../core/protocol';
 import type { ConnectionSender, OutgoingMessage } from '../services/ports';
+import { AdapterError } from './errors';
 
-export class NotifierError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'NotifierError';
-  }
-}
+export class NotifierError extends AdapterError {}
 
 /**
  * Posts server messages to WebSocket connections through the `@connections` management API. A
@@ -30,7 +26,8 @@ export class Notifier implements ConnectionSender {
     client?: ApiGatewayManagementApiClient;
     registry?: { remove(connectionId: string): Promise<void> };
   }) {
-    if (!options.client && !options.endpoint) throw new Error('Notifier needs an endpoint or a client');
+    if (!options.client && !options.endpoint)
+      throw new AdapterError('Notifier needs an endpoint or a client');
     this.client =
       options.client ??
       new ApiGatewayManagementApiClient({ endpoint: options.endpoint, credentials: options.credentials });

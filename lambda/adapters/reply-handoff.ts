@@ -1,6 +1,7 @@
 import { InvokeCommand, type LambdaClient } from '@aws-sdk/client-lambda';
 import type { ReplyJob } from '../core/reply-job';
 import type { ReplyHandoffPort } from '../services/ports';
+import { AdapterError } from './errors';
 
 /**
  * Hands admitted requests to the reply runner with an asynchronous invocation (`Event`): Lambda
@@ -21,6 +22,6 @@ export class LambdaReplyHandoff implements ReplyHandoffPort {
         Payload: Buffer.from(JSON.stringify(job)),
       }),
     );
-    if (StatusCode !== 202) throw new Error(`the reply runner was not invoked (status ${StatusCode})`);
+    if (StatusCode !== 202) throw new AdapterError(`the reply runner was not invoked (status ${StatusCode})`);
   }
 }

@@ -7,6 +7,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { QueueMessageBody } from '../core/queue/request';
 import type { RequestQueuePort } from '../services/ports';
+import { AdapterError } from './errors';
 
 /** SQS caps a visibility timeout at 12 hours. */
 const MAX_VISIBILITY_SECONDS = 12 * 3600;
@@ -81,7 +82,7 @@ export class RequestQueue implements RequestQueuePort {
     dedupId: string,
     reason: string,
   ): Promise<void> {
-    if (!this.deadLetterQueueUrl) throw new Error('no dead-letter queue configured');
+    if (!this.deadLetterQueueUrl) throw new AdapterError('no dead-letter queue configured');
     await this.client.send(
       new SendMessageCommand({
         QueueUrl: this.deadLetterQueueUrl,

@@ -2,6 +2,7 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { isTier, type Tier } from '../../core/limiter/types';
 import { ENV } from '../../core/resources';
+import { AdapterError } from '../errors';
 
 export interface VerifiedIdentity {
   readonly userId: string;
@@ -26,10 +27,9 @@ export type VerifierConfig =
     };
 
 /** A verifier configuration that cannot work: thrown at cold start, before any token is seen. */
-export class VerifierConfigError extends Error {
+export class VerifierConfigError extends AdapterError {
   constructor(message: string) {
     super(`invalid configuration: ${message}`);
-    this.name = 'VerifierConfigError';
   }
 }
 
@@ -89,7 +89,7 @@ export class JwtVerifier {
       case 'secret-arn': {
         const client = config.client ?? new SecretsManagerClient({});
         const { SecretString } = await client.send(new GetSecretValueCommand({ SecretId: config.secretArn }));
-        if (!SecretString) throw new Error('the JWT secret is empty');
+        if (!SecretString) throw new AdapterError('the JWT secret is empty');
         return new TextEncoder().encode(SecretString);
       }
       case 'oidc':

@@ -1,12 +1,12 @@
 import { OutcomeUnknownError } from '../../services/ports';
+import { AdapterError } from '../errors';
 
-/** Errors of the limiter's store access (STYLE §7: one base class, specific subclasses). */
-export class LimiterStoreError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'LimiterStoreError';
-  }
-}
+/**
+ * Errors of the limiter's store access (STYLE §7: the adapters' base class, specific subclasses).
+ * All but {@link LimiterOutcomeUnknownError} extend `AdapterError`; that one is the services'
+ * `OutcomeUnknownError` (the port names it), kept here so `adapters/errors.ts` imports nothing.
+ */
+export class LimiterStoreError extends AdapterError {}
 
 /** A call got no answer: a timeout, a broken connection, a 5xx. Counts toward the breaker. */
 export class StoreFaultError extends LimiterStoreError {
@@ -19,18 +19,12 @@ export class StoreFaultError extends LimiterStoreError {
 
   constructor(message: string, options?: { cause?: unknown; mayHaveLanded?: boolean }) {
     super(message, options);
-    this.name = 'StoreFaultError';
     this.mayHaveLanded = options?.mayHaveLanded ?? true;
   }
 }
 
 /** DynamoDB answered with throttling: the item (or table) is hot. An answer, not an outage. */
-export class StoreThrottledError extends LimiterStoreError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreThrottledError';
-  }
-}
+export class StoreThrottledError extends LimiterStoreError {}
 
 /**
  * One user's item stayed contended, throttled or slow through every retry: nothing was decided,
@@ -39,7 +33,6 @@ export class StoreThrottledError extends LimiterStoreError {
 export class LimiterBusyError extends LimiterStoreError {
   constructor(options?: { cause?: unknown }) {
     super('the user item stayed busy through every retry', options);
-    this.name = 'LimiterBusyError';
   }
 }
 
@@ -59,6 +52,5 @@ export class LimiterOutcomeUnknownError extends OutcomeUnknownError {
 export class LimiterUnavailableError extends LimiterStoreError {
   constructor(options?: { cause?: unknown }) {
     super('the limiter store is unavailable (breaker open)', options);
-    this.name = 'LimiterUnavailableError';
   }
 }

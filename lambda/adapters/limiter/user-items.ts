@@ -5,25 +5,36 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import { describeError } from '../../core/errors';
 import type { StoreBreaker } from '../../core/limiter/breaker';
 import type { UpdatePlan } from '../../core/limiter/plan';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, snapshotFromItem } from '../../core/limiter/snapshot';
-import { LimiterBusyError, LimiterUnavailableError, StoreFaultError, StoreThrottledError } from './errors';
+import {
+  type Belief,
+  MAX_CONTENTION_ROUNDS,
+  MAX_TRANSIENT_RETRIES,
+  type UpdateStep,
+  type WriteResult,
+} from './beliefs';
+import { classifyStoreError, mayHaveLanded } from './classify';
+import {
+  LimiterBusyError,
+  LimiterStoreError,
+  LimiterUnavailableError,
+  StoreFaultError,
+  StoreThrottledError,
+} from './errors';
 
-/** What this instance last saw of a user's item, and when the call that saw it was sent. */
-export interface Belief {
-  readonly snap: LimiterSnapshot;
-  /**
-   * Send time of the call that returned it (this instance's clock). The item was in this state at
-   * some moment after it, so a decision for a frame that arrived before it may be made from it.
-   */
-  readonly observedAtMs: number;
-}
-
-export type WriteResult =
-  | { readonly ok: true; readonly snap: LimiterSnapshot }
-  /** The condition failed: nothing moved. `snap` is the item as it is (read if need be). */
-  | { readonly ok: false; readonly snap: LimiterSnapshot };
+export { describeError } from '../../core/errors';
+export {
+  type Belief,
+  MAX_CONTENTION_ROUNDS,
+  MAX_TRANSIENT_RETRIES,
+  UNKNOWN,
+  type UpdateStep,
+  type WriteResult,
+} from './beliefs';
+export { classifyStoreError } from './classify';
 
 export interface UserItemsOptions {
   readonly client: DynamoDBClient;
@@ -34,10 +45,11 @@ export interface UserItemsOptions {
   /** Users whose last known item is kept. @default 10_000 */
   readonly cacheSize?: number;
   readonly clock?: () => number;
+  /** Jitter of the retry backoff, in [0, 1). @default Math.random */
+  readonly random?: () => number;
+  /** Waits between retries. @default a timer */
+  readonly sleep?: (ms: number) => Promise<void>;
 }
-
-/** Retries of one user-item operation hit by throttling or faults before it gives up. */
-export const MAX_TRANSIENT_RETRIES = 3;
 
 /**
  * The limiter table as the limiter sees it: one item per subject, read and written by key, with
@@ -57,6 +69,8 @@ export class UserItems {
   readonly timeoutMs: number;
   private readonly cacheSize: number;
   readonly clock: () => number;
+  readonly random: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
   private readonly beliefs = new Map<string, Belief>();
   private probing: Promise<void> | undefined;
   private readonly lanes = new Map<string, Promise<unknown>>();
@@ -68,6 +82,43 @@ export class UserItems {
     this.timeoutMs = options.timeoutMs ?? 2000;
     this.cacheSize = options.cacheSize ?? 10_000;
     this.clock = options.clock ?? Date.now;
+    this.random = options.random ?? Math.random;
+    this.sleep = options.sleep ?? sleep;
+  }
+
+  /** `lane(withRetries(operation))`: one operation on a user's item, in its lane, with retries. */
+  run<T>(key: string, operation: () => Promise<T>, retries = MAX_TRANSIENT_RETRIES): Promise<T> {
+    return this.lane(key, () => this.withRetries(operation, retries));
+  }
+
+  /**
+   * read → plan → write in the key's lane with retries: `step` plans from the item (`start`: read
+   * fresh, the belief if any, or nothing), and a failed condition plans again from the item it
+   * returned, for at most MAX_CONTENTION_ROUNDS rounds; then `busy` (`what` says which contention).
+   */
+  update<T>(
+    key: string,
+    start: 'read' | 'belief' | 'none',
+    step: (snap: LimiterSnapshot) => UpdateStep<T>,
+    what = 'contention outlasted every round',
+  ): Promise<T> {
+    return this.run(key, async () => {
+      let snap =
+        start === 'read'
+          ? await this.read(key)
+          : start === 'belief'
+            ? (this.belief(key)?.snap ?? (await this.read(key)))
+            : EMPTY_SNAPSHOT;
+      for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+        const next = step(snap);
+        if ('done' in next) return next.done;
+        const result = await this.write(key, next.plan);
+        const answer = next.after(result);
+        if (answer !== undefined) return answer;
+        snap = result.snap;
+      }
+      throw new LimiterBusyError({ cause: new LimiterStoreError(what) });
+    });
   }
 
   /** Runs `work` after every earlier operation of this key on this instance has finished. */
@@ -158,7 +209,7 @@ export class UserItems {
   async withRetries<T>(operation: () => Promise<T>, retries = MAX_TRANSIENT_RETRIES): Promise<T> {
     let lastError: unknown;
     for (let attempt = 0; attempt <= retries; attempt++) {
-      if (attempt > 0) await sleep(backoffMs(attempt));
+      if (attempt > 0) await this.sleep(backoffMs(attempt, this.random));
       try {
         return await operation();
       } catch (err) {
@@ -236,83 +287,9 @@ export class UserItems {
 /** The item the breaker reads to tell one slow item from a store that is down (never written). */
 export const PROBE_KEY = 'breaker#probe';
 
-/** A belief of nothing: plan as for a new item; it is never fresh enough to refuse from. */
-export const UNKNOWN: Belief = Object.freeze({
-  snap: EMPTY_SNAPSHOT,
-  observedAtMs: Number.NEGATIVE_INFINITY,
-});
-
-const THROTTLING = new Set([
-  'ThrottlingException',
-  'ProvisionedThroughputExceededException',
-  'RequestLimitExceeded',
-  'TooManyRequestsException',
-]);
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
-/**
- * An answer of the store (`throttled`, or `other`: a refusal such as a validation error) or a
- * `fault` (no answer: a timeout, a broken connection, a 5xx). Conditional-check failures are
- * handled before this by their class.
- */
-export function classifyStoreError(err: unknown): 'throttled' | 'fault' | 'other' {
-  const e = err as {
-    name?: string;
-    code?: string;
-    $metadata?: { httpStatusCode?: number };
-    $fault?: string;
-    cause?: unknown;
-  };
-  if (!e || typeof e !== 'object') return 'fault';
-  if (e.name && THROTTLING.has(e.name)) return 'throttled';
-  if (e.name === 'AbortError' || e.name === 'TimeoutError') return 'fault';
-  if (e.code && NETWORK_CODES.has(e.code)) return 'fault';
-  const status = e.$metadata?.httpStatusCode;
-  if (status === undefined && e.$fault === undefined) return 'fault'; // never reached the service
-  if (status !== undefined && status >= 500) return 'fault';
-  if (e.name === 'InternalServerError' || e.name === 'ServiceUnavailable') return 'fault';
-  return 'other';
-}
-
-/**
- * Connection errors after which a request is taken as never read by the store: refused, reset or
- * broken before an answer, unresolvable. A timeout (`ETIMEDOUT`, or this limiter's own abort) and a
- * 5xx are not among them: the write may have been applied, and the item must tell (issue 20,
- * finding 7). A reset after the store applied a write is possible but rare next to a timeout; it
- * is the one case taken as not landed, so that a store cut off for everyone still gets `busy`
- * refusals until the breaker opens (SPEC §6).
- */
-const NEVER_READ_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-]);
-
-function mayHaveLanded(err: unknown): boolean {
-  const code = (err as { code?: string } | undefined)?.code;
-  return !(code && NEVER_READ_CODES.has(code));
-}
-
-export function describeError(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
-function backoffMs(attempt: number): number {
+function backoffMs(attempt: number, random: () => number): number {
   // Full jitter on 25, 50, 100 ms: contenders spread out, and a burst's retries stay short.
-  return Math.random() * 25 * 2 ** (attempt - 1);
+  return random() * 25 * 2 ** (attempt - 1);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -7,14 +7,11 @@ import {
   ThrottlingException,
 } from '@aws-sdk/client-bedrock-runtime';
 import type { ModelEvent, ModelInput, ModelPort } from '../../services/ports';
+import { AdapterError } from '../errors';
 
 /** A Bedrock failure worth another attempt (the processor retries these with backoff). */
-export class RetryableModelError extends Error {
+export class RetryableModelError extends AdapterError {
   readonly retryable = true as const;
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RetryableModelError';
-  }
 }
 
 /**
@@ -61,7 +58,7 @@ export class BedrockModel implements ModelPort {
     } catch (err) {
       throw classify(err);
     }
-    if (!usage) throw new Error('Bedrock stream ended without usage metadata');
+    if (!usage) throw new AdapterError('Bedrock stream ended without usage metadata');
     yield { type: 'done', usage };
   }
 }

@@ -24,8 +24,6 @@ type Env = Readonly<Record<string, string | undefined>>;
 export class EdgeConfigError extends ConfigError {
   constructor(problems: readonly string[]) {
     super(`invalid configuration: ${problems.join('; ')}`);
-    // Named here, not by the class: the Lambda bundle is minified and renames classes.
-    this.name = 'EdgeConfigError';
   }
 }
 

@@ -1,0 +1,97 @@
+import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
+import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
+import type { GlobalLimitState } from '../../core/limiter/global';
+import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/snapshot';
+import type { LimitOverride, ResetScope, Tier, UserStatus } from '../../core/limiter/types';
+import { type LimiterContext, userKey } from './context';
+import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
+
+type PolicyWrite = { before: LimiterSnapshot; after: LimiterSnapshot };
+
+/** What `status`, `admin top` and the admin's writes (reset, tier, override) do on the store. */
+export class AdminOps {
+  constructor(private readonly ctx: LimiterContext) {}
+
+  /** The user's item, fresh from the store or (`fresh: false`) as last seen here if known. */
+  async view(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options: { readonly fresh?: boolean } = {},
+  ): Promise<LimiterView> {
+    const { items } = this.ctx;
+    const key = userKey(userId);
+    const known = options.fresh === false ? items.belief(key) : undefined;
+    const sentAtMs = items.clock();
+    const read = known ? undefined : await items.withRetries(() => items.read(key));
+    // The latest of what was read and what this instance saw meanwhile.
+    const latest = items.belief(key);
+    const { snap, observedAtMs } = latest ?? { snap: read ?? EMPTY_SNAPSHOT, observedAtMs: sentAtMs };
+    const policy = this.ctx.policyOf(snap, claimTier, nowMs);
+    return {
+      snap,
+      tier: tierOf(snap, claimTier),
+      policy,
+      limits: limitsOf(policy, snap, nowMs),
+      observedAtMs,
+    };
+  }
+
+  async status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {
+    const { snap, tier, policy, limits } = await this.view(userId, claimTier, nowMs);
+    const override =
+      snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
+        ? snap.override
+        : undefined;
+    // Global totals: one read per shard, only when the stack has global limits.
+    const global = this.ctx.global ? await this.ctx.global.totals(nowMs) : undefined;
+    return {
+      userId,
+      tier,
+      policy,
+      limits,
+      queued: snap.waiting,
+      override,
+      known: snap.exists,
+      history: usageHistory(snap, nowMs, HISTORY_DAYS),
+      ...(global ? { global } : {}),
+    };
+  }
+
+  /** `admin top`: today's heaviest users (the usage index, no scan) and the global totals. */
+  async top(
+    by: TopBy,
+    limit: number,
+    nowMs: number,
+  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[] }> {
+    const users = await topUsersToday(this.ctx.client, this.ctx.tableName, by, limit, nowMs);
+    return this.ctx.global ? { users, global: await this.ctx.global.totals(nowMs) } : { users };
+  }
+
+  async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
+    const plan = planReset(scope);
+    await this.ctx.items.update(userKey(userId), 'none', () => ({ plan, after: () => true }));
+  }
+
+  /** Sets (or with `null` removes) the user's own tier; it wins over the token's claim. */
+  setTier(userId: string, tier: Tier | null): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { tier });
+  }
+
+  setOverride(userId: string, override: LimitOverride): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { override });
+  }
+
+  clearOverride(userId: string): Promise<PolicyWrite> {
+    return this.changePolicy(userId, { override: null });
+  }
+
+  /** One policy write (see planPolicyChange), with the item as it was before and after it. */
+  private changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
+    return this.ctx.items.update(userKey(userId), 'read', (before) => ({
+      plan: planPolicyChange(change, this.ctx.items.clock()),
+      after: ({ snap: after }) => ({ before, after }),
+    }));
+  }
+}

@@ -1,0 +1,77 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { StoreBreaker } from '../../core/limiter/breaker';
+import type { DecisionBasis } from '../../core/limiter/decide/decisions';
+import { policyOf, tierOf } from '../../core/limiter/decide/resolve';
+import { hasGlobalLimits } from '../../core/limiter/global';
+import type { TierLimits } from '../../core/limiter/policy';
+import type { LimiterSnapshot } from '../../core/limiter/snapshot';
+import type { LimitPolicy, Tier } from '../../core/limiter/types';
+import { ECHO_MODEL, type ModelSpec } from '../../core/models';
+import { FUNCTIONS } from '../../core/resources';
+import { GlobalCounters } from './global-counters';
+import type { DynamoLimiterOptions } from './options';
+import { UserItems } from './user-items';
+
+export const userKey = (userId: string) => `user#${userId}`;
+export const userIdOf = (key: string) => key.slice('user#'.length);
+
+/** What the limiter's operations share: the store, the policy, the models, the global counters. */
+export class LimiterContext {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  readonly tiers: TierLimits;
+  readonly failPolicy: 'open' | 'closed';
+  readonly onFailOpen?: (cause: string) => void;
+  readonly onGlobalError?: (operation: string, cause: string) => void;
+  readonly models: readonly ModelSpec[];
+  readonly inFlightLeaseMs: number;
+  readonly priorityUrgentMs: number;
+  readonly random: () => number;
+  readonly breaker: StoreBreaker;
+  readonly items: UserItems;
+  /** The global counters, when the stack has global limits. */
+  readonly global?: GlobalCounters;
+
+  constructor(options: DynamoLimiterOptions) {
+    this.client = options.client;
+    this.tableName = options.tableName;
+    this.tiers = options.tiers;
+    this.failPolicy = options.failPolicy ?? 'open';
+    this.onFailOpen = options.onFailOpen;
+    this.onGlobalError = options.onGlobalError;
+    this.models = options.models ?? [ECHO_MODEL];
+    this.inFlightLeaseMs = options.inFlightLeaseMs ?? (FUNCTIONS.reply.timeoutSeconds + 60) * 1000;
+    this.priorityUrgentMs = options.priorityUrgentMs ?? 60_000;
+    this.random = options.random ?? Math.random;
+    this.breaker = new StoreBreaker({
+      silenceMs: options.breakerSilenceMs,
+      clock: options.clock,
+      onChange: options.onBreakerChange,
+    });
+    this.items = new UserItems({
+      client: options.client,
+      tableName: options.tableName,
+      breaker: this.breaker,
+      timeoutMs: options.timeoutMs,
+      cacheSize: options.cacheSize,
+      clock: options.clock,
+      random: this.random,
+    });
+    if (hasGlobalLimits(options.global)) {
+      this.global = new GlobalCounters(this.items, options.client, options.tableName, options.global, {
+        waitersTtlMs: options.globalWaitersTtlMs,
+        onError: options.onGlobalError,
+        random: this.random,
+      });
+    }
+  }
+
+  policyOf(snap: LimiterSnapshot, claimTier: Tier | undefined, nowMs: number): LimitPolicy {
+    return policyOf(this.tiers, snap, claimTier, nowMs);
+  }
+
+  /** The tier and policy that apply to the user as `snap` shows it, for a decision at `nowMs`. */
+  basis(snap: LimiterSnapshot, claimTier: Tier | undefined, nowMs: number): DecisionBasis {
+    return { tier: tierOf(snap, claimTier), policy: this.policyOf(snap, claimTier, nowMs), snap, nowMs };
+  }
+}

@@ -1,0 +1,107 @@
+import { describeError } from '../../core/errors';
+import { type DecisionBasis, globalDeniedDecision } from '../../core/limiter/decide/decisions';
+import { slotLimit } from '../../core/limiter/decide/landed';
+import {
+  type GlobalReservation,
+  type GlobalWaiter,
+  mayGoNow,
+  priorityOrder,
+  waitBehindMs,
+} from '../../core/limiter/global';
+import type { AdmissionPlan } from '../../core/limiter/plan';
+import type { DecideInput, DeniedDecision } from '../../core/limiter/types';
+import type { ModelSpec } from '../../core/models';
+import type { LimiterContext } from './context';
+import type { DecideState } from './decide-state';
+import { LimiterOutcomeUnknownError } from './errors';
+
+/**
+ * The global part of an admission the user's limits allow (SPEC §2 v2): first, priority — if
+ * someone is waiting for global capacity who goes before this request (a higher tier, an older
+ * request of the same tier, or one near its deadline), it waits too; then one shard write. A
+ * reservation taken in an earlier round of this decision is kept if it still covers this plan.
+ * Returns the refusal, or undefined when the request holds its global share.
+ */
+export async function takeGlobal(
+  ctx: LimiterContext,
+  input: DecideInput,
+  planned: Extract<AdmissionPlan, { kind: 'write' }>,
+  model: ModelSpec,
+  basis: DecisionBasis,
+  arrivedAtMs: number,
+  state: DecideState,
+): Promise<DeniedDecision | undefined> {
+  const global = ctx.global!;
+  const { nowMs } = basis;
+  const reservation = planned.evaluation.reservation!;
+  if (state.globalHeld && state.globalUnsure) {
+    // An earlier try of this decision got no answer from that shard: its entry for the request
+    // says whether the share was taken.
+    if (!(await global.holds(input.requestId, state.globalHeld.shard))) state.globalHeld = undefined;
+    state.globalUnsure = false;
+  }
+  const held = state.globalHeld;
+  if (held) {
+    if (held.tokens >= reservation.reservedTokens && held.costMicroUsd >= reservation.reservedCostMicroUsd) {
+      return undefined;
+    }
+    // Kept as held while its shard does not answer the give-back (see Admission.decideInLane).
+    if (!(await undoGlobal(ctx, input.requestId, held))) throw new LimiterOutcomeUnknownError();
+    state.globalHeld = undefined;
+  }
+  const replay = input.queue?.mode === 'replay' ? input.queue : undefined;
+  const me: GlobalWaiter = {
+    userId: input.userId,
+    tier: basis.tier,
+    enqueuedAtEpochMs: replay?.enqueuedAtEpochMs ?? nowMs,
+    deadlineEpochMs: replay?.deadlineEpochMs ?? Number.POSITIVE_INFINITY,
+    seenAtEpochMs: nowMs,
+    limit: slotLimit(),
+  };
+  // A queued request reads who waits (its turn decides who goes first); a direct one trusts this
+  // instance's view of the last second (it only decides whether to queue behind them).
+  const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
+  state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
+  if (!mayGoNow(me, waiters, nowMs, ctx.priorityUrgentMs)) {
+    // Behind them until the first in line may go (waitBehindMs: a second, or until its wake-up at
+    // a window's start): a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
+    // queued to expire.
+    const first = priorityOrder(waiters, nowMs, ctx.priorityUrgentMs)[0]!;
+    return globalDeniedDecision(basis, first.limit, waitBehindMs(first, nowMs), planned);
+  }
+  const admission = await global.admit(
+    {
+      requestId: input.requestId,
+      userId: input.userId,
+      tokens: reservation.reservedTokens,
+      costMicroUsd: reservation.reservedCostMicroUsd,
+      weight: model.messageWeight ?? 1,
+      leaseUntilEpochMs: replay?.leaseUntilEpochMs ?? nowMs + ctx.inFlightLeaseMs,
+    },
+    nowMs,
+    arrivedAtMs,
+    state,
+  );
+  if (!admission.ok) return globalDeniedDecision(basis, admission.limit, admission.retryAfterMs, planned);
+  state.globalHeld = admission.taken;
+  state.globalCostPercent = admission.costPercent;
+  return undefined;
+}
+
+/** Gives a share back whole; false when its shard did not answer (it may still hold it). */
+export async function undoGlobal(
+  ctx: LimiterContext,
+  requestId: string,
+  held: GlobalReservation,
+): Promise<boolean> {
+  if (!ctx.global) return true;
+  return ctx.global
+    .release(requestId, held, { tokens: held.tokens, costMicroUsd: held.costMicroUsd }, true)
+    .then(
+      () => true,
+      (err) => {
+        ctx.onGlobalError?.('undo', describeError(err));
+        return false;
+      },
+    );
+}

@@ -1,0 +1,233 @@
+import { describeError } from '../../core/errors';
+import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
+import {
+  type ClaimTarget,
+  holdsRequest,
+  planClaim,
+  planSettle,
+  type SettleHolder,
+} from '../../core/limiter/plan';
+import type { LimiterSnapshot } from '../../core/limiter/snapshot';
+import type { TokenReservation, TokenUsage } from '../../core/limiter/types';
+import { costMicroUsd, FREE_PRICE } from '../../core/models';
+import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
+import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';
+import { type LimiterContext, userKey } from './context';
+import { LimiterStoreError, StoreFaultError } from './errors';
+
+type SettleOptions = { readonly endsActive?: boolean; readonly holder?: SettleHolder };
+
+/**
+ * Settles and claims on the store. Settles of this instance whose write got no answer are kept, by
+ * user key and request id, with the wake-up each took out of the item: a later call for the same
+ * request (the runner tries the settle again) that finds the marker gone knows the write landed,
+ * and still releases it.
+ */
+export class Settles {
+  private readonly lost = new Map<string, { readonly wakeUp?: string }>();
+
+  constructor(private readonly ctx: LimiterContext) {}
+
+  /**
+   * Settles a reservation to the actual usage, once per request id: refunds what was reserved and
+   * not used, or charges more (never past the budget) when the input estimate was low. For a
+   * queued request it also ends it as the user's active request, in the same write.
+   */
+  async reconcile(
+    reservation: TokenReservation,
+    usage: TokenUsage,
+    nowMs: number,
+    options: SettleOptions = {},
+  ): Promise<SettleOutcome> {
+    const key = userKey(reservation.userId);
+    const inputTokens = Math.max(0, usage.inputTokens);
+    const outputTokens = Math.max(0, usage.outputTokens);
+    const used = {
+      tokens: inputTokens + outputTokens,
+      costMicroUsd: costMicroUsd(reservation.price ?? FREE_PRICE, inputTokens, outputTokens),
+    };
+    // A settle write whose answer was lost (issue 20, finding 7): the wake-up it took out of the
+    // item, if it landed. The marker tells: gone after such a write, the write landed, and what
+    // follows a settle (the shard release, the parked wake-up) must still happen.
+    const lostKey = `${key}\n${reservation.requestId}`;
+    const lost = { settle: this.lost.get(lostKey) };
+    const outcome = await this.ctx.items.run(key, () =>
+      this.settleOnItem(key, lostKey, lost, reservation, used, nowMs, options),
+    );
+    return this.ctx.global ? this.releaseGlobal(key, lostKey, reservation, used, nowMs, outcome) : outcome;
+  }
+
+  private async settleOnItem(
+    key: string,
+    lostKey: string,
+    /** This settle's own write whose answer was lost (from an earlier call, or an earlier try). */
+    ref: { settle?: { readonly wakeUp?: string } },
+    reservation: TokenReservation,
+    used: { readonly tokens: number; readonly costMicroUsd: number },
+    nowMs: number,
+    { holder, endsActive = false }: SettleOptions,
+  ): Promise<SettleOutcome> {
+    const { items } = this.ctx;
+    const lost = ref.settle;
+    // Plan from what this instance believes; the write pins it, so a stale belief reads again.
+    const known = lost ? undefined : items.belief(key)?.snap;
+    let snap: LimiterSnapshot = known ?? (await items.read(key));
+    let fresh = known === undefined;
+    for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
+      // Not in what this instance saw (another instance made it): the reservation says what the
+      // marker holds, and the write's condition on the marker decides. Only an item read or
+      // returned by the store may say it was settled already.
+      const seen = snap.reservations[reservation.requestId];
+      if (!seen && fresh) {
+        if (lost) {
+          this.lost.delete(lostKey);
+          // Ours landed. Its parked wake-up is released unless the item holds it still.
+          const wakeUp =
+            lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
+          return { applied: true, wakeUp };
+        }
+        // Settled already, by another attempt (or the sweep): a claim's settle must not speak
+        // for the request then.
+        return holder !== undefined && 'claim' in holder
+          ? { applied: false, notHolder: true }
+          : { applied: false };
+      }
+      // Another attempt holds the request now (taken over, or claimed by another runner): its
+      // settle, not this one, ends it.
+      if (fresh && holder && !holdsRequest(snap, reservation.requestId, holder, endsActive)) {
+        return { applied: false, notHolder: true };
+      }
+      const pending = seen ?? pendingOf(reservation);
+      const policy = this.ctx.policyOf(snap, reservation.claimTier, nowMs);
+      // > 0 refund, < 0 charge; charging more than reserved never takes a budget past its limit.
+      const delta = settleDelta({
+        policy,
+        snap,
+        nowMs,
+        price: reservation.price ?? FREE_PRICE,
+        pending,
+        reservedTokens: reservation.reservedTokens,
+        usedTokens: used.tokens,
+        actualCostMicroUsd: used.costMicroUsd,
+      });
+      let result: WriteResult;
+      try {
+        result = await items.write(
+          key,
+          planSettle({
+            policy,
+            belief: snap,
+            requestId: reservation.requestId,
+            pending,
+            delta,
+            nowMs,
+            endsActive,
+            holder,
+            bucketAfterEpochMs: reservation.bucketAfterEpochMs,
+            // What the sweep gives back of a share whose release never lands: the rest.
+            ...(this.ctx.global ? { charged: used } : {}),
+          }),
+        );
+      } catch (err) {
+        // No answer: it may have landed. The next try reads the item to tell. For a claim's
+        // own settle even a reset counts: a store cut mid-answer (a reset after the write was
+        // applied) must not make the runner take its own landed settle for another attempt's
+        // and end without a word (found by test/e2e/faults.test.ts under load).
+        if (
+          err instanceof StoreFaultError &&
+          (err.mayHaveLanded || (holder !== undefined && 'claim' in holder))
+        ) {
+          ref.settle = { wakeUp: snap.parkedWakeUp };
+          this.remember(lostKey, ref.settle);
+        }
+        throw err;
+      }
+      // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
+      if (result.ok) {
+        this.lost.delete(lostKey);
+        return { applied: true, wakeUp: snap.parkedWakeUp };
+      }
+      snap = result.snap;
+      fresh = true;
+    }
+    throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
+  }
+
+  /**
+   * The same request's share of the global counters: its slot, and the unused tokens and cost,
+   * back to the shard it was taken from, once the user's settle is done — by this call, or by
+   * one whose answer was lost (its retry finds the reservation gone: not "applied" here, but
+   * settled). The release is conditioned on the shard's entry for the request, so it gives back
+   * once however many settles come; a reservation still pending (not settled) keeps its share.
+   */
+  private async releaseGlobal(
+    key: string,
+    lostKey: string,
+    reservation: TokenReservation,
+    used: { readonly tokens: number; readonly costMicroUsd: number },
+    nowMs: number,
+    outcome: SettleOutcome,
+  ): Promise<SettleOutcome> {
+    const global = this.ctx.global!;
+    if (
+      !outcome.applied &&
+      this.ctx.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined
+    ) {
+      return outcome;
+    }
+    // A reservation rebuilt from the user's item (a taken-over or failed queued request) does not
+    // say which shard holds its share: the shards' entries do (one read each, only then).
+    // A shard that does not answer (an outage, throttling past the retries) leaves the share held:
+    // the outcome says so (`globalUnreleased`), and this instance remembers the settle as landed,
+    // so the caller's next reconcile of the request is told the same outcome and gives it back.
+    const unreleased = (operation: string) => (err: unknown) => {
+      this.ctx.onGlobalError?.(operation, describeError(err));
+      if (outcome.applied) this.remember(lostKey, { wakeUp: outcome.wakeUp });
+      return 'unreleased' as const;
+    };
+    const taken = reservation.global ?? (await global.find(reservation).catch(unreleased('find')));
+    if (taken === 'unreleased') return { ...outcome, globalUnreleased: true };
+    if (!taken) return outcome;
+    const released = await global
+      .release(reservation.requestId, taken, globalRefund(taken, used.tokens, used.costMicroUsd), false)
+      .catch(unreleased('release'));
+    if (released === 'unreleased') return { ...outcome, globalUnreleased: true };
+    // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
+    const next = await global.nextInLine(nowMs, this.ctx.priorityUrgentMs).catch(() => undefined);
+    return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;
+  }
+
+  /**
+   * The reply runner's claim on a request before its model runs (see {@link planClaim}): one
+   * conditional write. `claimed`: this runner answers it. `taken`: another runner claimed this
+   * attempt (a duplicate event; `claim` is theirs). `gone`: the request is no longer this
+   * attempt's (settled, refunded, taken over, or its id reused).
+   */
+  claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome> {
+    return this.ctx.items.update(userKey(userId), 'none', () => ({
+      plan: planClaim(requestId, claim, target),
+      after: (result): ClaimOutcome => {
+        if (result.ok) return { kind: 'claimed' };
+        const { snap } = result;
+        const held =
+          target.source === 'queue'
+            ? snap.active?.requestId === requestId &&
+              snap.active.attempts === target.attempts &&
+              snap.active.leaseUntilEpochMs === target.leaseUntilEpochMs
+              ? snap.active.claim
+              : undefined
+            : snap.reservations[requestId]?.a;
+        // Our own claim, landed on an earlier try whose answer was lost.
+        if (held === claim) return { kind: 'claimed' };
+        return held === undefined ? { kind: 'gone' } : { kind: 'taken', claim: held };
+      },
+    }));
+  }
+
+  private remember(lostKey: string, lost: { readonly wakeUp?: string }): void {
+    this.lost.delete(lostKey);
+    this.lost.set(lostKey, lost);
+    // Bounded: the oldest go first (their runners have long given up).
+    if (this.lost.size > 1000) this.lost.delete(this.lost.keys().next().value!);
+  }
+}

@@ -1,0 +1,44 @@
+import { resetAttributes } from '../kinds';
+import { ExpressionWriter, POLICY_TTL_SECONDS, type UpdatePlan } from '../plan';
+import type { LimitOverride, ResetScope, Tier } from '../types';
+
+/**
+ * The admin's `reset`: clears what the scope's limit kinds keep and starts a new epoch per scope
+ * reset, so reservations made before it refund nothing into that scope's new counts and keep
+ * refunding into the other scope's (issue 20, finding 9). Only an item that exists: a reset never
+ * makes an empty one.
+ */
+export function planReset(scope: ResetScope): UpdatePlan {
+  const w = new ExpressionWriter();
+  // Each limit kind declares the attributes it keeps, and which scope clears them.
+  w.remove(...resetAttributes(scope).map((a) => w.name(a)));
+  const epochs = { tokens: ['te'], cost: ['ce'], all: ['te', 'ce'], messages: [] }[scope];
+  for (const epoch of epochs) {
+    const name = w.name(epoch);
+    w.set(`${name} = if_not_exists(${name}, ${w.value(0)}) + ${w.value(1)}`);
+  }
+  w.condition(`attribute_exists(${w.name('pk')})`);
+  return w.build();
+}
+
+/** What an admin's policy write changes: the user's own tier, or its override (`null` removes). */
+export type PolicyChange = { readonly tier: Tier | null } | { readonly override: LimitOverride | null };
+
+/**
+ * A policy write bumps `pv`, so every decision planned from the old policy fails its condition; the
+ * item then lives POLICY_TTL_SECONDS after it (an admin's setting outlives an idle user's counters).
+ */
+export function planPolicyChange(change: PolicyChange, nowMs: number): UpdatePlan {
+  const w = new ExpressionWriter();
+  if ('tier' in change) {
+    if (change.tier === null) w.remove(w.name('tier'));
+    else w.set(`${w.name('tier')} = ${w.value(change.tier)}`);
+  } else if (change.override === null) {
+    w.remove(w.name('ovr'));
+  } else {
+    w.set(`${w.name('ovr')} = ${w.value(JSON.parse(JSON.stringify(change.override)))}`);
+  }
+  w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
+  w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + POLICY_TTL_SECONDS)}`);
+  return w.build();
+}

@@ -162,13 +162,13 @@ const userIdOf = (key: string) => key.slice('user#'.length);
 /** The marker a reservation left, as the reservation itself describes it. */
 function pendingOf(reservation: TokenReservation): PendingReservation {
   return {
-    d: reservation.dayNumber,
-    m: monthNumber(reservation.dayNumber * DAY_MS),
-    i: reservation.inputTokens,
-    o: reservation.outputAllowance,
-    e: reservation.tokenEpoch ?? 0,
-    ce: reservation.costEpoch ?? 0,
-    c: reservation.reservedCostMicroUsd ?? 0,
+    day: reservation.dayNumber,
+    month: monthNumber(reservation.dayNumber * DAY_MS),
+    inputTokens: reservation.inputTokens,
+    outputAllowance: reservation.outputAllowance,
+    tokenEpoch: reservation.tokenEpoch ?? 0,
+    costEpoch: reservation.costEpoch ?? 0,
+    costMicroUsd: reservation.reservedCostMicroUsd ?? 0,
   };
 }
 
@@ -387,7 +387,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     const policy = this.policyOf(snap, input.claimTier, nowMs);
     const pending = snap.reservations[input.requestId];
     const model =
-      this.models.find((m) => m.id === pending?.mo) ??
+      this.models.find((m) => m.id === pending?.model) ??
       modelFor(policy, this.models, input.model) ??
       ECHO_MODEL;
     const evaluation = evaluate(policy, snap, this.askOn(input, model), nowMs);
@@ -571,11 +571,11 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
     if (input.queue?.mode === 'replay' && snap.active?.requestId !== input.requestId) return undefined;
     return {
       kind: 'already-admitted',
-      inputTokens: pending.i,
-      outputAllowance: pending.o,
-      day: pending.d,
-      tokenEpoch: pending.e ?? 0,
-      costEpoch: pending.ce ?? 0,
+      inputTokens: pending.inputTokens,
+      outputAllowance: pending.outputAllowance,
+      day: pending.day,
+      tokenEpoch: pending.tokenEpoch ?? 0,
+      costEpoch: pending.costEpoch ?? 0,
       evaluation,
     };
   }
@@ -728,7 +728,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
             inputTokens: planned.inputTokens,
             outputAllowance: planned.outputAllowance,
             reservedTokens: planned.inputTokens + planned.outputAllowance,
-            reservedCostMicroUsd: snap.reservations[input.requestId]?.c ?? 0,
+            reservedCostMicroUsd: snap.reservations[input.requestId]?.costMicroUsd ?? 0,
             dayNumber: planned.day,
             tokenEpoch: planned.tokenEpoch,
             costEpoch: planned.costEpoch,
@@ -902,7 +902,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
           const policy = this.policyOf(snap, reservation.claimTier, nowMs);
           // > 0 refund, < 0 charge; charging more than reserved never takes a budget past its limit.
           const tokens = reservation.reservedTokens - inputTokens - outputTokens;
-          const cost = (pending.c ?? 0) - actualCost;
+          const cost = (pending.costMicroUsd ?? 0) - actualCost;
           const input = { policy, snap, nowMs, model: price };
           const left = (unit: 'tokens' | 'usd') =>
             Math.min(
@@ -1020,7 +1020,7 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
               snap.active.leaseUntilEpochMs === target.leaseUntilEpochMs
               ? snap.active.claim
               : undefined
-            : snap.reservations[requestId]?.a;
+            : snap.reservations[requestId]?.claim;
         // Our own claim, landed on an earlier try whose answer was lost.
         if (held === claim) return { kind: 'claimed' };
         return held === undefined ? { kind: 'gone' } : { kind: 'taken', claim: held };

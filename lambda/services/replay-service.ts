@@ -210,7 +210,7 @@ export class ReplayService {
           request,
           reservation,
           { untilEpochMs: nowMs + settings.leaseMs, attempts: active.attempts + 1 },
-          { model: view.snap.reservations[active.requestId]?.mo },
+          { model: view.snap.reservations[active.requestId]?.model },
         );
       }
       const head = snap.waiting[0];
@@ -475,11 +475,11 @@ export class ReplayService {
     return {
       userId,
       requestId,
-      dayNumber: pending.d,
-      inputTokens: pending.i,
-      outputAllowance: pending.o,
-      reservedTokens: pending.i + pending.o,
-      tokenEpoch: pending.e ?? 0,
+      dayNumber: pending.day,
+      inputTokens: pending.inputTokens,
+      outputAllowance: pending.outputAllowance,
+      reservedTokens: pending.inputTokens + pending.outputAllowance,
+      tokenEpoch: pending.tokenEpoch ?? 0,
       claimTier: view.snap.queued[requestId]?.claimTier,
     };
   }

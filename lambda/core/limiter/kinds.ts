@@ -283,21 +283,21 @@ function windowQuota(args: {
 /** A budget's fixed window: which one `ms` falls in, when it ends, and its length for `status`. */
 interface BudgetWindow {
   /** The reservation marker's field naming the window it was counted in. */
-  readonly markerField: 'd' | 'm';
+  readonly markerField: 'day' | 'month';
   readonly windowOf: (ms: number) => number;
   readonly windowEndMs: (window: number) => number;
   readonly windowSeconds: number;
 }
 
 const DAILY: BudgetWindow = {
-  markerField: 'd',
+  markerField: 'day',
   windowOf: dayNumber,
   windowEndMs: (day) => (day + 1) * DAY_MS,
   windowSeconds: DAY_MS / 1000,
 };
 
 const MONTHLY: BudgetWindow = {
-  markerField: 'm',
+  markerField: 'month',
   windowOf: monthNumber,
   windowEndMs: (month) => monthStartMs(month + 1),
   windowSeconds: (30 * DAY_MS) / 1000,

@@ -95,8 +95,8 @@ export function auditItem(
   const today = dayNumber(nowMs);
   for (const [id, pending] of Object.entries(snap.reservations)) {
     const held = id === active?.requestId || (snap.inFlight?.[id] ?? 0) > nowMs;
-    if (!held && pending.d < today)
-      find('unsettled-reservation', `reservation of ${id} (day ${pending.d}) was never settled`);
+    if (!held && pending.day < today)
+      find('unsettled-reservation', `reservation of ${id} (day ${pending.day}) was never settled`);
   }
   const needsEnd = snap.waiting.length > 0 || active !== undefined;
   if (needsEnd && settings.sweepAfterEpochMs === undefined)

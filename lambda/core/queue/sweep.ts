@@ -172,7 +172,7 @@ export function planRepairs(view: LimiterView, nowMs: number): SweepPlan {
 }
 
 function lapsedDirect(
-  pending: { readonly a?: string },
+  pending: { readonly claim?: string },
   requestId: string,
   leaseUntilEpochMs: number | undefined,
 ): Repair {
@@ -180,7 +180,7 @@ function lapsedDirect(
     kind: 'lapsed-direct-request',
     requestId,
     ...(leaseUntilEpochMs !== undefined ? { leaseUntilEpochMs } : {}),
-    ...(pending.a !== undefined ? { claim: pending.a } : {}),
+    ...(pending.claim !== undefined ? { claim: pending.claim } : {}),
   };
 }
 

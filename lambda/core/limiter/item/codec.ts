@@ -62,8 +62,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     }
     if (queuedDay.test(key) && typeof value === 'number')
       queuedByDay[Number(key.slice(QUEUED_DAY_PREFIX.length))] = value;
-    if (key.startsWith(RESERVATION_PREFIX) && isPending(value)) {
-      reservations[key.slice(RESERVATION_PREFIX.length)] = value;
+    const pending = key.startsWith(RESERVATION_PREFIX) ? reservationOf(value) : undefined;
+    if (pending) {
+      reservations[key.slice(RESERVATION_PREFIX.length)] = pending;
     } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
       warned[key.slice(WARNED_PREFIX.length)] = value;
     } else if (key.startsWith(QUEUED_PREFIX) && typeof value === 'object' && value !== null) {
@@ -159,15 +160,52 @@ function num(value: unknown): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
-function isPending(value: unknown): value is PendingReservation {
-  if (typeof value !== 'object' || value === null) return false;
+/** A stored reservation marker, read (undefined: not one). */
+function reservationOf(value: unknown): PendingReservation | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
   const f = RESERVATION_FIELDS;
-  return (
-    typeof v[f.day] === 'number' &&
-    typeof v[f.inputTokens] === 'number' &&
-    typeof v[f.outputAllowance] === 'number'
-  );
+  const [day, inputTokens, outputAllowance] = [v[f.day], v[f.inputTokens], v[f.outputAllowance]];
+  if (typeof day !== 'number' || typeof inputTokens !== 'number' || typeof outputAllowance !== 'number')
+    return undefined;
+  const optional: Record<string, unknown> = {};
+  for (const field of ['month', 'costMicroUsd', 'model', 'tokenEpoch', 'costEpoch', 'claim'] as const) {
+    if (v[f[field]] !== undefined) optional[field] = v[f[field]];
+  }
+  return { day, inputTokens, outputAllowance, ...optional };
+}
+
+/** The stored form of a reservation marker (the fields given, under their stored names). */
+export function reservationValue(reservation: PendingReservation): Record<string, unknown> {
+  const stored: Record<string, unknown> = {};
+  for (const [field, attr] of Object.entries(RESERVATION_FIELDS)) {
+    if (field in reservation) stored[attr] = reservation[field as keyof PendingReservation];
+  }
+  return stored;
+}
+
+/** The stored form of the active request `act`. */
+export function activeValue(active: Omit<ActiveRequest, 'claim'>): Record<string, unknown> {
+  const f = ACTIVE_FIELDS;
+  return {
+    [f.requestId]: active.requestId,
+    [f.lease]: active.leaseUntilEpochMs,
+    [f.attempts]: active.attempts,
+  };
+}
+
+/** The stored form of a settled request's charge (`gs_<id>`). */
+export function settledShareValue(charged: {
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  readonly expiresAtEpochMs: number;
+}): Record<string, number> {
+  const f = SETTLED_SHARE_FIELDS;
+  return {
+    [f.tokens]: charged.tokens,
+    [f.costMicroUsd]: charged.costMicroUsd,
+    [f.expiresAtEpochMs]: charged.expiresAtEpochMs,
+  };
 }
 
 function isOverride(value: unknown): value is LimitOverride {

@@ -86,27 +86,31 @@ export interface LimiterView {
   readonly observedAtMs: number;
 }
 
-/** A reservation waiting for reconcile: day, input tokens, output allowance, token epoch. */
+/**
+ * A reservation waiting for reconcile (`r_<id>`, stored under RESERVATION_FIELDS' names): what it
+ * reserved, the windows and epochs it was counted in, and who claimed it.
+ */
 export interface PendingReservation {
-  readonly d: number;
+  /** The day it was counted in (epoch days). */
+  readonly day: number;
   /** The month it was counted in (absent on reservations made before monthly budgets). */
-  readonly m?: number;
+  readonly month?: number;
   /** The cost reserved (µUSD). */
-  readonly c?: number;
+  readonly costMicroUsd?: number;
   /** The model that answers it. */
-  readonly mo?: string;
-  readonly i: number;
-  readonly o: number;
+  readonly model?: string;
+  readonly inputTokens: number;
+  readonly outputAllowance: number;
   /** Token epoch at reservation time (absent: 0). */
-  readonly e?: number;
+  readonly tokenEpoch?: number;
   /** Cost epoch at reservation time (absent: 0). */
-  readonly ce?: number;
+  readonly costEpoch?: number;
   /**
-   * The claim of the reply runner answering a direct request (`a`, a random id per invocation),
-   * set by its claim before the model runs: only that runner may settle it (issue 20, finding 15).
+   * The claim of the reply runner answering a direct request (a random id per invocation), set by
+   * its claim before the model runs: only that runner may settle it (issue 20, finding 15).
    * Absent until a runner claims it. A queued request's claim is on `act` instead.
    */
-  readonly a?: string;
+  readonly claim?: string;
 }
 
 /** One closed day of `hist` (stored under HISTORY_FIELDS' names). */

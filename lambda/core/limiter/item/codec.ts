@@ -1,3 +1,4 @@
+import { QUEUE_VERSION_ATTRIBUTE } from '../../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../../queue/request';
 import { isTier, type LimitOverride } from '../types';
 import {
@@ -87,9 +88,10 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     active: activeOf(item[ACTIVE_ATTR]),
     inFlight: inFlightOf(item[IN_FLIGHT_ATTR]),
     parkedWakeUp: typeof item[PARKED_WAKE_UP_ATTR] === 'string' ? item[PARKED_WAKE_UP_ATTR] : undefined,
-    // The queue's own attributes (lambda/core/queue/sweep.ts, places.ts).
+    // The sweep index's look-after (SWEEP_AFTER_ATTRIBUTE, lambda/core/queue/sweep.ts: not imported,
+    // as queue/sweep imports the limiter's kinds, which import this codec).
     sweepAfterEpochMs: num(item.sa),
-    queueVersion: num(item.qv),
+    queueVersion: num(item[QUEUE_VERSION_ATTRIBUTE]),
     history: historyOf(item[HISTORY_ATTR]),
     queuedByDay,
     reservations,

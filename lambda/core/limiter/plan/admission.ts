@@ -29,6 +29,11 @@ import { type WindowWarning, warningsOf } from './warnings';
 
 export type QueueMode = 'direct' | 'replay';
 
+/** How the request comes: directly, or replayed from the user's queue under a lease. */
+export type AdmissionQueue =
+  | { readonly mode: 'direct' }
+  | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
+
 export type AdmissionPlan =
   /** The believed state refuses the request (the caller confirms with a fresh read). */
   | { readonly kind: 'reject'; readonly evaluation: Evaluation }
@@ -71,9 +76,7 @@ export function planAdmission(args: {
   readonly belief: LimiterSnapshot;
   readonly ask: TokenAsk;
   readonly requestId: string;
-  readonly queue:
-    | { readonly mode: 'direct' }
-    | { readonly mode: 'replay'; readonly leaseUntilEpochMs: number };
+  readonly queue: AdmissionQueue;
   /** Until when the request holds its in-flight slot if its runner never settles. */
   readonly leaseUntilEpochMs: number;
   /** The user's key in today's usage index (`usageDayKey`). */
@@ -105,7 +108,54 @@ export function planAdmission(args: {
       : `${w.name(POLICY_VERSION_ATTR)} = ${w.value(belief.pv)}`,
   );
   // Every limit kind adds its condition and update (lambda/core/limiter/kinds.ts).
-  const reserved = evaluation.reservation.reservedTokens;
+  planKinds(w, {
+    policy,
+    belief,
+    ask,
+    requestId,
+    leaseUntilEpochMs,
+    nowMs,
+    reservation: evaluation.reservation,
+  });
+  planMarker(w, { belief, requestId, reservation: evaluation.reservation, model: ask.model, nowMs });
+  dropAbandonedMarkers(w, belief, requestId, nowMs);
+  planQueuePart(w, queue, requestId);
+  // limit_warning, once per limit and window: the admission that leaves a budget or quota at
+  // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
+  const warnings = warningsOf(policy, belief, evaluation, nowMs, ask.messageWeight ?? 1);
+  planWarningMarks(w, warnings);
+  // The first admission of a new day carries the day that ended into the history (usage --history).
+  planHistory(w, belief, nowMs);
+  // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
+  if (args.usageKey) w.set(`${w.name(USAGE_DAY_ATTR)} = ${w.value(args.usageKey)}`);
+  // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
+  if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
+  // Idle users' items expire, never before an open window's end or this request's lease; one an
+  // admin gave a tier or override (pv > 0, pinned above) is kept longer.
+  const ttl = itemTtlEpochSeconds({
+    nowMs,
+    keepsPolicy: belief.pv > 0,
+    holdsUntilEpochMs: leaseUntilEpochMs,
+  });
+  w.set(`${w.name(TTL_ATTR)} = ${w.value(ttl)}`);
+  const movesBucket = admissionMovesBucket(policy, belief, nowMs, evaluation.reservation.reservedTokens);
+  return { kind: 'write', evaluation, plan: w.build(), day, warnings, movesBucket };
+}
+
+/** Each limit kind's part of the admission write (a shadow limit counts, never refuses). */
+function planKinds(
+  w: ExpressionWriter,
+  args: {
+    readonly policy: LimitPolicy;
+    readonly belief: LimiterSnapshot;
+    readonly ask: TokenAsk;
+    readonly requestId: string;
+    readonly leaseUntilEpochMs: number;
+    readonly nowMs: number;
+    readonly reservation: NonNullable<Evaluation['reservation']>;
+  },
+): void {
+  const { policy, belief, ask, requestId, leaseUntilEpochMs, nowMs, reservation } = args;
   for (const kind of LIMIT_KINDS) {
     kind.plan(w, {
       policy,
@@ -113,16 +163,31 @@ export function planAdmission(args: {
       nowMs,
       model: ask.price ?? FREE_PRICE,
       weight: ask.messageWeight ?? 1,
-      reserved: { tokens: reserved, costMicroUsd: evaluation.reservation.reservedCostMicroUsd },
+      reserved: { tokens: reservation.reservedTokens, costMicroUsd: reservation.reservedCostMicroUsd },
       requestId,
       leaseUntilEpochMs,
       enforce: !policy.shadow?.includes(kind.name),
     });
   }
-  // The pending reservation, so reconcile can refund exactly once (it removes this marker). It
-  // lives until its request settles, whatever windows roll (see dropAbandonedMarkers). The epochs
-  // pin the budgets it was taken from, one per reset scope: a reset of tokens since then voids its
-  // token refund, a reset of cost its cost refund, and neither touches the other (finding 9).
+}
+
+/**
+ * The pending reservation, so reconcile can refund exactly once (it removes this marker). It
+ * lives until its request settles, whatever windows roll (see dropAbandonedMarkers). The epochs
+ * pin the budgets it was taken from, one per reset scope: a reset of tokens since then voids its
+ * token refund, a reset of cost its cost refund, and neither touches the other (finding 9).
+ */
+function planMarker(
+  w: ExpressionWriter,
+  args: {
+    readonly belief: LimiterSnapshot;
+    readonly requestId: string;
+    readonly reservation: NonNullable<Evaluation['reservation']>;
+    readonly model: string | undefined;
+    readonly nowMs: number;
+  },
+): void {
+  const { belief, requestId, reservation, model, nowMs } = args;
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_not_exists(${marker})`);
   for (const [attr, epoch] of [
@@ -136,19 +201,24 @@ export function planAdmission(args: {
   w.set(
     `${marker} = ${w.value(
       reservationValue({
-        day,
+        day: dayNumber(nowMs),
         month: monthNumber(nowMs),
-        costMicroUsd: evaluation.reservation.reservedCostMicroUsd,
-        model: ask.model,
-        inputTokens: evaluation.reservation.inputTokens,
-        outputAllowance: evaluation.reservation.outputAllowance,
+        costMicroUsd: reservation.reservedCostMicroUsd,
+        model,
+        inputTokens: reservation.inputTokens,
+        outputAllowance: reservation.outputAllowance,
         tokenEpoch: belief.te,
         costEpoch: belief.ce,
       }),
     )}`,
   );
-  dropAbandonedMarkers(w, belief, requestId, nowMs);
+}
 
+/**
+ * Direct: nobody may be waiting (no overtaking), and the id must not be a waiting request's. Replay:
+ * the head of the list becomes the active request.
+ */
+function planQueuePart(w: ExpressionWriter, queue: AdmissionQueue, requestId: string): void {
   const waiting = w.name(WAITING_ATTR);
   if (queue.mode === 'direct') {
     // Nobody may be waiting (no overtaking), and the id must not be a waiting request's: with the
@@ -170,31 +240,19 @@ export function planAdmission(args: {
     // Everyone behind moved up: a new version of the list (their notices carry it).
     bumpQueueVersion(w);
   }
-  // limit_warning, once per limit and window: the admission that leaves a budget or quota at
-  // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
-  const warnings = warningsOf(policy, belief, evaluation, nowMs, ask.messageWeight ?? 1);
+}
+
+/**
+ * limit_warning, once per limit and window: the admission that leaves a budget or quota at ≤ 20 %
+ * marks the window; the condition makes sure no other admission marked it first.
+ */
+function planWarningMarks(w: ExpressionWriter, warnings: readonly WindowWarning[]): void {
   for (const warning of warnings) {
     const marked = w.name(`${WARNED_PREFIX}${warning.limit}`);
     const window = w.value(warning.window);
     w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
     w.set(`${marked} = ${window}`);
   }
-  // The first admission of a new day carries the day that ended into the history (usage --history).
-  planHistory(w, belief, nowMs);
-  // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
-  if (args.usageKey) w.set(`${w.name(USAGE_DAY_ATTR)} = ${w.value(args.usageKey)}`);
-  // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
-  if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
-  // Idle users' items expire, never before an open window's end or this request's lease; one an
-  // admin gave a tier or override (pv > 0, pinned above) is kept longer.
-  const ttl = itemTtlEpochSeconds({
-    nowMs,
-    keepsPolicy: belief.pv > 0,
-    holdsUntilEpochMs: leaseUntilEpochMs,
-  });
-  w.set(`${w.name(TTL_ATTR)} = ${w.value(ttl)}`);
-  const movesBucket = admissionMovesBucket(policy, belief, nowMs, reserved);
-  return { kind: 'write', evaluation, plan: w.build(), day, warnings, movesBucket };
 }
 
 /**

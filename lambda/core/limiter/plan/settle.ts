@@ -134,39 +134,8 @@ export function planSettle(args: {
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_exists(${marker})`);
   w.remove(marker);
-  if (args.charged) {
-    w.set(
-      `${w.name(`${SETTLED_SHARE_PREFIX}${requestId}`)} = ${w.value(
-        settledShareValue({ ...args.charged, expiresAtEpochMs: nowMs + SETTLED_SHARE_LIFE_MS }),
-      )}`,
-    );
-  }
-  // Expired ones go (unconditioned: one the sweep removed meanwhile is simply absent), a bounded
-  // number per write; every entry ends with the user's next settle after its life, or the sweep.
-  const expired = Object.entries(belief.settledShares ?? {})
-    .filter(([id, until]) => until <= nowMs && id !== requestId)
-    .slice(0, 20);
-  for (const [id] of expired) w.remove(w.name(`${SETTLED_SHARE_PREFIX}${id}`));
-  // One epoch per reset scope: a reset of tokens voids the token refunds, one of cost the cost
-  // refunds, each pinned both ways like the windows (issue 20, finding 9).
-  const settling = new Set<string>();
-  for (const [scope, attr, believed, epoch] of [
-    ['tokens', TOKEN_EPOCH_ATTR, belief.te, pending.tokenEpoch ?? 0],
-    ['cost', COST_EPOCH_ATTR, belief.ce, pending.costEpoch ?? 0],
-  ] as const) {
-    const name = w.name(attr);
-    if (believed === epoch) {
-      w.condition(epoch === 0 ? `attribute_not_exists(${name})` : `${name} = ${w.value(epoch)}`);
-      settling.add(scope);
-    } else {
-      // Reset since: nothing of this reservation is in this scope's counts any more.
-      w.condition(
-        epoch === 0
-          ? `attribute_exists(${name})`
-          : `(attribute_not_exists(${name}) OR ${name} <> ${w.value(epoch)})`,
-      );
-    }
-  }
+  planSettledShares(w, { belief, requestId, charged: args.charged, nowMs });
+  const settling = pinEpochs(w, belief, pending);
   if (delta.tokens !== 0 || delta.costMicroUsd !== 0) {
     const model = FREE_PRICE; // settles move amounts, not prices
     for (const kind of LIMIT_KINDS) {
@@ -197,23 +166,84 @@ export function planSettle(args: {
     w.condition(`${act}.${w.name(ACTIVE_FIELDS.requestId)} = ${w.value(requestId)}`);
     w.remove(act, w.name(`${QUEUED_PREFIX}${requestId}`));
   }
-  if (args.holder) {
-    // The attempt that holds the request: its claim on `act` (queued; a takeover removes it) or
-    // on the marker (direct). A late or duplicate event's settle fails here and changes nothing.
-    // (Names are registered only when used: DynamoDB refuses unused ones.)
-    const act = () => w.name(ACTIVE_ATTR);
-    const claim = args.endsActive
-      ? `${act()}.${w.name(ACTIVE_FIELDS.claim)}`
-      : `${marker}.${w.name(RESERVATION_FIELDS.claim)}`;
-    w.condition(
-      'claim' in args.holder ? `${claim} = ${w.value(args.holder.claim)}` : `attribute_not_exists(${claim})`,
+  if (args.holder) pinHolder(w, { holder: args.holder, marker, endsActive: args.endsActive });
+  return w.build();
+}
+
+/**
+ * With global limits, what the request was charged (`gs_<id>`), and the expired ones out
+ * (unconditioned: one the sweep removed meanwhile is simply absent), a bounded number per write;
+ * every entry ends with the user's next settle after its life, or the sweep.
+ */
+function planSettledShares(
+  w: ExpressionWriter,
+  args: {
+    readonly belief: LimiterSnapshot;
+    readonly requestId: string;
+    readonly charged: { readonly tokens: number; readonly costMicroUsd: number } | undefined;
+    readonly nowMs: number;
+  },
+): void {
+  const { belief, requestId, charged, nowMs } = args;
+  if (charged) {
+    w.set(
+      `${w.name(`${SETTLED_SHARE_PREFIX}${requestId}`)} = ${w.value(
+        settledShareValue({ ...charged, expiresAtEpochMs: nowMs + SETTLED_SHARE_LIFE_MS }),
+      )}`,
     );
-    // Unclaimed, of a queued request: still the attempt it speaks for (not a takeover's since).
-    const attempt = 'unclaimed' in args.holder ? args.holder.active : undefined;
-    if (args.endsActive && attempt) {
-      w.condition(`${act()}.${w.name(ACTIVE_FIELDS.attempts)} = ${w.value(attempt.attempts)}`);
-      w.condition(`${act()}.${w.name(ACTIVE_FIELDS.lease)} = ${w.value(attempt.leaseUntilEpochMs)}`);
+  }
+  const expired = Object.entries(belief.settledShares ?? {})
+    .filter(([id, until]) => until <= nowMs && id !== requestId)
+    .slice(0, 20);
+  for (const [id] of expired) w.remove(w.name(`${SETTLED_SHARE_PREFIX}${id}`));
+}
+
+/**
+ * One epoch per reset scope: a reset of tokens voids the token refunds, one of cost the cost
+ * refunds, each pinned both ways like the windows (issue 20, finding 9). Returns the scopes whose
+ * counts still hold this reservation.
+ */
+function pinEpochs(w: ExpressionWriter, belief: LimiterSnapshot, pending: PendingReservation): Set<string> {
+  const settling = new Set<string>();
+  for (const [scope, attr, believed, epoch] of [
+    ['tokens', TOKEN_EPOCH_ATTR, belief.te, pending.tokenEpoch ?? 0],
+    ['cost', COST_EPOCH_ATTR, belief.ce, pending.costEpoch ?? 0],
+  ] as const) {
+    const name = w.name(attr);
+    if (believed === epoch) {
+      w.condition(epoch === 0 ? `attribute_not_exists(${name})` : `${name} = ${w.value(epoch)}`);
+      settling.add(scope);
+    } else {
+      // Reset since: nothing of this reservation is in this scope's counts any more.
+      w.condition(
+        epoch === 0
+          ? `attribute_exists(${name})`
+          : `(attribute_not_exists(${name}) OR ${name} <> ${w.value(epoch)})`,
+      );
     }
   }
-  return w.build();
+  return settling;
+}
+
+/**
+ * The attempt that holds the request: its claim on `act` (queued; a takeover removes it) or on the
+ * marker (direct). A late or duplicate event's settle fails here and changes nothing. (Names are
+ * registered only when used: DynamoDB refuses unused ones.)
+ */
+function pinHolder(
+  w: ExpressionWriter,
+  args: { readonly holder: SettleHolder; readonly marker: string; readonly endsActive: boolean },
+): void {
+  const { holder, marker, endsActive } = args;
+  const act = () => w.name(ACTIVE_ATTR);
+  const claim = endsActive
+    ? `${act()}.${w.name(ACTIVE_FIELDS.claim)}`
+    : `${marker}.${w.name(RESERVATION_FIELDS.claim)}`;
+  w.condition('claim' in holder ? `${claim} = ${w.value(holder.claim)}` : `attribute_not_exists(${claim})`);
+  // Unclaimed, of a queued request: still the attempt it speaks for (not a takeover's since).
+  const attempt = 'unclaimed' in holder ? holder.active : undefined;
+  if (endsActive && attempt) {
+    w.condition(`${act()}.${w.name(ACTIVE_FIELDS.attempts)} = ${w.value(attempt.attempts)}`);
+    w.condition(`${act()}.${w.name(ACTIVE_FIELDS.lease)} = ${w.value(attempt.leaseUntilEpochMs)}`);
+  }
 }

@@ -151,6 +151,40 @@ export function planLineWrite(args: {
   const { line, nowMs, urgentMs, join, leave } = args;
   const cap = args.cap ?? MAX_LINE_ENTRIES;
   const w = new ExpressionWriter();
+  const edit = lineEditor(w);
+  const mine = (e: LineEntry) => e.userId === join?.userId || e.userId === leave;
+  const stale = line.entries.filter((e) => !isLiveWaiter(e, nowMs) && !(mine(e) && !e.legacy));
+  for (const e of stale.slice(0, MAX_PRUNED_PER_WRITE)) edit.take(e);
+  // A legacy entry of the user joining or leaving goes too (its map entry replaces it).
+  for (const e of line.entries) if (e.legacy && mine(e) && !edit.removed.includes(e.userId)) edit.take(e);
+
+  if (leave !== undefined) {
+    const entry = line.entries.find((e) => e.userId === leave && !e.legacy);
+    if (entry) {
+      const path = edit.pathOf(entry);
+      // Present (else REMOVE of a path in a missing map fails): one already gone needs nothing.
+      w.condition(`attribute_exists(${path})`);
+      w.remove(path);
+      edit.removed.push(leave);
+    }
+  }
+  const listed = join !== undefined && planJoin(w, edit, { line, join, cap, nowMs, urgentMs });
+  if (edit.removed.length === 0 && !listed) return undefined;
+  // Nothing of an item nobody writes any more outlives its entries by long (LINE_TTL_SECONDS).
+  w.set(`${w.name(TTL_ATTR)} = ${w.value(Math.floor(nowMs / 1000) + LINE_TTL_SECONDS)}`);
+  return { plan: w.build(), listed, removed: edit.removed };
+}
+
+/** Removals from the line in one write: each pinned to the entry as seen, and counted. */
+interface LineEditor {
+  pathOf(e: LineEntry): string;
+  take(e: LineEntry): void;
+  readonly removed: string[];
+  /** Map entries taken out so far (the bound on a new entry allows for them). */
+  mapRemovals(): number;
+}
+
+function lineEditor(w: ExpressionWriter): LineEditor {
   const ln = w.name(LINE_ATTR);
   const removed: string[] = [];
   let mapRemovals = 0;
@@ -158,65 +192,56 @@ export function planLineWrite(args: {
     e.legacy ? w.name(`${WAITER_PREFIX}${e.userId}`) : `${ln}.${w.name(e.userId)}`;
   const take = (e: LineEntry) => {
     const path = pathOf(e);
+    const seen = `${path}.${w.name(WAITER_FIELDS.seenAtEpochMs)}`;
     // Pinned: only the entry as seen. One written again since (a later look) stays.
     w.condition(
       e.seenAtEpochMs === undefined
-        ? `(attribute_exists(${path}) AND attribute_not_exists(${path}.${w.name(WAITER_FIELDS.seenAtEpochMs)}))`
-        : `${path}.${w.name(WAITER_FIELDS.seenAtEpochMs)} = ${w.value(e.seenAtEpochMs)}`,
+        ? `(attribute_exists(${path}) AND attribute_not_exists(${seen}))`
+        : `${seen} = ${w.value(e.seenAtEpochMs)}`,
     );
     w.remove(path);
     removed.push(e.userId);
     if (!e.legacy) mapRemovals++;
   };
-  const mine = (e: LineEntry) => e.userId === join?.userId || e.userId === leave;
-  const stale = line.entries.filter((e) => !isLiveWaiter(e, nowMs) && !(mine(e) && !e.legacy));
-  for (const e of stale.slice(0, MAX_PRUNED_PER_WRITE)) take(e);
-  // A legacy entry of the user joining or leaving goes too (its map entry replaces it).
-  for (const e of line.entries) if (e.legacy && mine(e) && !removed.includes(e.userId)) take(e);
+  return { pathOf, take, removed, mapRemovals: () => mapRemovals };
+}
 
-  let listed = false;
-  if (leave !== undefined) {
-    const entry = line.entries.find((e) => e.userId === leave && !e.legacy);
-    if (entry) {
-      const path = pathOf(entry);
-      // Present (else REMOVE of a path in a missing map fails): one already gone needs nothing.
-      w.condition(`attribute_exists(${path})`);
-      w.remove(path);
-      removed.push(leave);
-    }
+/**
+ * Puts `join`'s entry (or refreshes it) under the bound; when the line is full of live waiters, the
+ * one that goes last makes room only for one that goes before it. Returns whether it is listed.
+ */
+function planJoin(
+  w: ExpressionWriter,
+  edit: LineEditor,
+  args: {
+    readonly line: LineView;
+    readonly join: GlobalWaiter;
+    readonly cap: number;
+    readonly nowMs: number;
+    readonly urgentMs: number;
+  },
+): boolean {
+  const { line, join, cap, nowMs, urgentMs } = args;
+  const ln = w.name(LINE_ATTR);
+  if (!line.hasMap) {
+    // The first entry creates the map; only one writer can.
+    w.condition(`attribute_not_exists(${ln})`);
+    w.set(`${ln} = ${w.value({ [join.userId]: waiterValue(join) })}`);
+    return true;
   }
-  if (join !== undefined) {
-    if (!line.hasMap) {
-      // The first entry creates the map; only one writer can.
-      w.condition(`attribute_not_exists(${ln})`);
-      w.set(`${ln} = ${w.value({ [join.userId]: waiterValue(join) })}`);
-      listed = true;
-    } else {
-      const present = line.entries.some((e) => e.userId === join.userId && !e.legacy);
-      const live = line.entries.filter(
-        (e) => !e.legacy && !removed.includes(e.userId) && e.userId !== join.userId,
-      );
-      if (!present && live.length + 1 > cap) {
-        // Full of live waiters: the one that goes last makes room only for one that goes before it.
-        const last = priorityOrder(live, nowMs, urgentMs).at(-1)!;
-        const lastOfAll = priorityOrder([...live, join], nowMs, urgentMs).at(-1)!;
-        if (lastOfAll.userId !== join.userId) {
-          take(last);
-          listed = true;
-        }
-      } else {
-        listed = true;
-      }
-      if (listed) {
-        const me = `${ln}.${w.name(join.userId)}`;
-        const value = w.value(waiterValue(join));
-        w.condition(`(attribute_exists(${me}) OR size(${ln}) < ${w.value(cap + mapRemovals)})`);
-        w.set(`${me} = ${value}`);
-      }
-    }
+  const present = line.entries.some((e) => e.userId === join.userId && !e.legacy);
+  const live = line.entries.filter(
+    (e) => !e.legacy && !edit.removed.includes(e.userId) && e.userId !== join.userId,
+  );
+  if (!present && live.length + 1 > cap) {
+    const last = priorityOrder(live, nowMs, urgentMs).at(-1)!;
+    const lastOfAll = priorityOrder([...live, join], nowMs, urgentMs).at(-1)!;
+    if (lastOfAll.userId === join.userId) return false;
+    edit.take(last);
   }
-  if (removed.length === 0 && !listed) return undefined;
-  // Nothing of an item nobody writes any more outlives its entries by long (LINE_TTL_SECONDS).
-  w.set(`${w.name(TTL_ATTR)} = ${w.value(Math.floor(nowMs / 1000) + LINE_TTL_SECONDS)}`);
-  return { plan: w.build(), listed, removed };
+  const me = `${ln}.${w.name(join.userId)}`;
+  const value = w.value(waiterValue(join));
+  w.condition(`(attribute_exists(${me}) OR size(${ln}) < ${w.value(cap + edit.mapRemovals())})`);
+  w.set(`${me} = ${value}`);
+  return true;
 }

@@ -325,7 +325,7 @@ describe('the self-healing sweep', () => {
     await sweep().run(clock);
     await lookAt(user);
     expect(sender.types('crashed')).toEqual([]);
-    expect((await limiter.view(user, undefined, clock)).snap.reservations.crashed?.a).toBe('runner-1');
+    expect((await limiter.view(user, undefined, clock)).snap.reservations.crashed?.claim).toBe('runner-1');
 
     // The look that run moved comes a second later.
     clock = lease! + SWEEP_GRACE_MS + 1000;

@@ -179,7 +179,7 @@ export class Admission {
     const basis = this.ctx.basis(snap, input.claimTier, nowMs);
     const pending = snap.reservations[input.requestId];
     const model =
-      this.ctx.models.find((m) => m.id === pending?.mo) ??
+      this.ctx.models.find((m) => m.id === pending?.model) ??
       modelFor(basis.policy, this.ctx.models, input.model) ??
       ECHO_MODEL;
     const evaluation = evaluate(basis.policy, snap, askOn(input, model), nowMs);

@@ -216,7 +216,7 @@ export class Settles {
               snap.active.leaseUntilEpochMs === target.leaseUntilEpochMs
               ? snap.active.claim
               : undefined
-            : snap.reservations[requestId]?.a;
+            : snap.reservations[requestId]?.claim;
         // Our own claim, landed on an earlier try whose answer was lost.
         if (held === claim) return { kind: 'claimed' };
         return held === undefined ? { kind: 'gone' } : { kind: 'taken', claim: held };

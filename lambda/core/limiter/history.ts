@@ -1,6 +1,8 @@
 import { microUsdToUsd } from '../models';
 import type { ExpressionWriter } from './expression';
-import type { LimiterSnapshot } from './snapshot';
+import { HISTORY_ATTR, QUEUED_DAY_PREFIX } from './item/attributes';
+import { storedDayValue } from './item/codec';
+import type { LimiterSnapshot, StoredDay } from './item/state';
 import { DAY_MS, dayNumber } from './windows';
 
 /**
@@ -11,15 +13,8 @@ import { DAY_MS, dayNumber } from './windows';
  * Refusals are not: a refusal writes nothing, by design (the refusal metrics count them).
  */
 export const HISTORY_DAYS = 35;
-export const QUEUED_DAY_PREFIX = 'nq';
-
-/** One closed day as stored: tokens, cost (µUSD), messages, queued. */
-export interface StoredDay {
-  readonly t: number;
-  readonly c: number;
-  readonly m: number;
-  readonly q: number;
-}
+export { QUEUED_DAY_PREFIX } from './item/attributes';
+export type { StoredDay } from './item/state';
 
 export interface DayUsage {
   /** `YYYY-MM-DD`, UTC. */
@@ -50,13 +45,13 @@ export function planHistory(w: ExpressionWriter, belief: LimiterSnapshot, nowMs:
   w.condition(
     queued === undefined ? `attribute_not_exists(${queuedAttr})` : `${queuedAttr} = ${w.value(queued)}`,
   );
-  const day: StoredDay = {
-    t: belief.tu ?? 0,
-    c: belief.cd === closed ? (belief.cu ?? 0) : 0,
-    m: belief.dw === closed ? (belief.dc ?? 0) : 0,
-    q: queued ?? 0,
-  };
-  const hist = w.name('hist');
+  const day = storedDayValue({
+    tokens: belief.tu ?? 0,
+    costMicroUsd: belief.cd === closed ? (belief.cu ?? 0) : 0,
+    messages: belief.dw === closed ? (belief.dc ?? 0) : 0,
+    queued: queued ?? 0,
+  } satisfies StoredDay);
+  const hist = w.name(HISTORY_ATTR);
   if (belief.history === undefined) {
     w.condition(`attribute_not_exists(${hist})`);
     w.set(`${hist} = ${w.value({ [closed]: day })}`);
@@ -80,10 +75,10 @@ export function usageHistory(snap: LimiterSnapshot, nowMs: number, days: number)
   for (let d = today - days + 1; d <= today; d++) {
     const stored = snap.history?.[d];
     const live = snap.td === d && !stored;
-    const tokens = stored ? stored.t : live ? (snap.tu ?? 0) : 0;
-    const cost = stored ? stored.c : snap.cd === d ? (snap.cu ?? 0) : 0;
-    const messages = stored ? stored.m : snap.dw === d ? (snap.dc ?? 0) : 0;
-    const queued = stored ? stored.q : (snap.queuedByDay[d] ?? 0);
+    const tokens = stored ? stored.tokens : live ? (snap.tu ?? 0) : 0;
+    const cost = stored ? stored.costMicroUsd : snap.cd === d ? (snap.cu ?? 0) : 0;
+    const messages = stored ? stored.messages : snap.dw === d ? (snap.dc ?? 0) : 0;
+    const queued = stored ? stored.queued : (snap.queuedByDay[d] ?? 0);
     out.push({
       date: new Date(d * DAY_MS).toISOString().slice(0, 10),
       messages,

@@ -147,7 +147,7 @@ function checkSlotsAndCounters(view: LimiterView, nowMs: number, find: Find): vo
   const today = dayNumber(nowMs);
   for (const [id, pending] of Object.entries(snap.reservations)) {
     const held = id === active?.requestId || (snap.inFlight?.[id] ?? 0) > nowMs;
-    if (!held && pending.d < today)
-      find('unsettled-reservation', `reservation of ${id} (day ${pending.d}) was never settled`);
+    if (!held && pending.day < today)
+      find('unsettled-reservation', `reservation of ${id} (day ${pending.day}) was never settled`);
   }
 }

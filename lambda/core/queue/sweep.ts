@@ -192,7 +192,7 @@ function planQueue(
 }
 
 function lapsedDirect(
-  pending: { readonly a?: string },
+  pending: { readonly claim?: string },
   requestId: string,
   leaseUntilEpochMs: number | undefined,
 ): Repair {
@@ -200,7 +200,7 @@ function lapsedDirect(
     kind: 'lapsed-direct-request',
     requestId,
     ...(leaseUntilEpochMs !== undefined ? { leaseUntilEpochMs } : {}),
-    ...(pending.a !== undefined ? { claim: pending.a } : {}),
+    ...(pending.claim !== undefined ? { claim: pending.claim } : {}),
   };
 }
 

@@ -71,7 +71,7 @@ async function serveActive(
     request,
     reservation,
     { untilEpochMs: nowMs + settings.leaseMs, attempts: active.attempts + 1 },
-    { model: view.snap.reservations[active.requestId]?.mo },
+    { model: view.snap.reservations[active.requestId]?.model },
   );
 }
 
@@ -170,11 +170,11 @@ function reservationOf(userId: string, view: LimiterView, requestId: string): To
   return {
     userId,
     requestId,
-    dayNumber: pending.d,
-    inputTokens: pending.i,
-    outputAllowance: pending.o,
-    reservedTokens: pending.i + pending.o,
-    tokenEpoch: pending.e ?? 0,
+    dayNumber: pending.day,
+    inputTokens: pending.inputTokens,
+    outputAllowance: pending.outputAllowance,
+    reservedTokens: pending.inputTokens + pending.outputAllowance,
+    tokenEpoch: pending.tokenEpoch ?? 0,
     claimTier: view.snap.queued[requestId]?.claimTier,
   };
 }

@@ -62,17 +62,17 @@ async function endLapsedDirect(
   if (claim === undefined) return [];
   const kept = await store.producedReply(userId, requestId, now());
   const usable = kept && kept.claim === claim ? kept : undefined;
-  const price = pending.mo ? deps.prices?.(pending.mo) : undefined;
+  const price = pending.model ? deps.prices?.(pending.model) : undefined;
   const reservation: TokenReservation = {
     userId,
     requestId,
-    dayNumber: pending.d,
-    inputTokens: pending.i,
-    outputAllowance: pending.o,
-    reservedTokens: pending.i + pending.o,
-    reservedCostMicroUsd: pending.c,
-    tokenEpoch: pending.e ?? 0,
-    costEpoch: pending.ce ?? 0,
+    dayNumber: pending.day,
+    inputTokens: pending.inputTokens,
+    outputAllowance: pending.outputAllowance,
+    reservedTokens: pending.inputTokens + pending.outputAllowance,
+    reservedCostMicroUsd: pending.costMicroUsd,
+    tokenEpoch: pending.tokenEpoch ?? 0,
+    costEpoch: pending.costEpoch ?? 0,
     ...(price ? { price } : {}),
   };
   const usage = usable?.usage ?? { inputTokens: 0, outputTokens: 0 };

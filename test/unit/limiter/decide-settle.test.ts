@@ -3,6 +3,7 @@ import { shardCostPercent } from '../../../lambda/core/limiter/decide/global-sha
 import { slotLimit } from '../../../lambda/core/limiter/decide/landed';
 import { globalRefund, pendingOf, settleDelta } from '../../../lambda/core/limiter/decide/settle';
 import { limitKind } from '../../../lambda/core/limiter/kinds';
+import { markerWindows } from '../../../lambda/core/limiter/kinds/registry';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
 import { EMPTY_SNAPSHOT, snapshotFromItem } from '../../../lambda/core/limiter/snapshot';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
@@ -25,12 +26,21 @@ describe('pendingOf', () => {
         reservedCostMicroUsd: 56,
         tokenEpoch: 2,
       }),
-    ).toEqual({ d: DAY, m: monthNumber(DAY * DAY_MS), i: 10, o: 90, e: 2, ce: 0, c: 56 });
+    ).toEqual({
+      windows: markerWindows(DAY * DAY_MS),
+      day: DAY,
+      month: monthNumber(DAY * DAY_MS),
+      inputTokens: 10,
+      outputAllowance: 90,
+      tokenEpoch: 2,
+      costEpoch: 0,
+      costMicroUsd: 56,
+    });
   });
 });
 
 describe('settleDelta', () => {
-  const pending = { d: DAY, i: 10, o: 90, c: 500_000 };
+  const pending = { day: DAY, inputTokens: 10, outputAllowance: 90, costMicroUsd: 500_000 };
   const base = { policy: POLICY, nowMs: NOW, price: FREE_PRICE, pending, reservedTokens: 100 };
 
   it('gives back what was reserved and not used', () => {

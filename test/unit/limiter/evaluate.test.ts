@@ -291,7 +291,11 @@ describe('planAdmission', () => {
   });
 
   it('names a direct request whose id is still reserved or waiting a duplicate', () => {
-    const reserved = { ...EMPTY_SNAPSHOT, exists: true, reservations: { 'req-1': { d: 1, i: 1, o: 1 } } };
+    const reserved = {
+      ...EMPTY_SNAPSHOT,
+      exists: true,
+      reservations: { 'req-1': { day: 1, inputTokens: 1, outputAllowance: 1 } },
+    };
     expect(planAdmission({ ...base, belief: reserved, queue: { mode: 'direct' } }).kind).toBe('duplicate');
   });
 });

@@ -41,7 +41,15 @@ describe('itemTtlEpochSeconds', () => {
 
 describe('planSettle', () => {
   const feb = Date.UTC(2026, 1, 1, 0, 0, 10);
-  const pending = { d: dayNumber(feb), m: monthNumber(feb), i: 10, o: 1000, e: 0, ce: 0, c: 602 };
+  const pending = {
+    day: dayNumber(feb),
+    month: monthNumber(feb),
+    inputTokens: 10,
+    outputAllowance: 1000,
+    tokenEpoch: 0,
+    costEpoch: 0,
+    costMicroUsd: 602,
+  };
   const settle = (belief: LimiterSnapshot) =>
     readable(
       planSettle({
@@ -59,11 +67,11 @@ describe('planSettle', () => {
     const { update, condition } = settle({
       ...EMPTY_SNAPSHOT,
       exists: true,
-      td: pending.d,
+      td: pending.day,
       tu: 1010,
-      tm: pending.m,
+      tm: pending.month,
       tmu: 1010,
-      cd: pending.d,
+      cd: pending.day,
       cu: 602,
     });
     expect(update).toContain('tu = tu - ');
@@ -77,9 +85,9 @@ describe('planSettle', () => {
     const { update, condition } = settle({
       ...EMPTY_SNAPSHOT,
       exists: true,
-      td: pending.d - 1,
+      td: pending.day - 1,
       tu: 5,
-      tm: pending.m - 1,
+      tm: pending.month - 1,
       tmu: 5,
     });
     expect(update).not.toContain('tu = tu - ');
@@ -92,7 +100,7 @@ describe('planSettle', () => {
       ...EMPTY_SNAPSHOT,
       exists: true,
       te: 1,
-      cd: pending.d,
+      cd: pending.day,
       cu: 602,
     });
     expect(update).not.toContain('tu = tu - ');
@@ -110,9 +118,9 @@ describe('planAdmission', () => {
       ...EMPTY_SNAPSHOT,
       exists: true,
       reservations: {
-        streaming: { d: yesterday, i: 10, o: 100 },
-        running: { d: yesterday, i: 10, o: 100 },
-        crashed: { d: yesterday, i: 10, o: 100 },
+        streaming: { day: yesterday, inputTokens: 10, outputAllowance: 100 },
+        running: { day: yesterday, inputTokens: 10, outputAllowance: 100 },
+        crashed: { day: yesterday, inputTokens: 10, outputAllowance: 100 },
       },
       active: { requestId: 'streaming', leaseUntilEpochMs: today + 900_000, attempts: 1 },
       inFlight: { streaming: today + 900_000, running: today + 100_000, crashed: today - 1 },

@@ -162,7 +162,7 @@ export function allowedDecision(
           inputTokens: planned.inputTokens,
           outputAllowance: planned.outputAllowance,
           reservedTokens: planned.inputTokens + planned.outputAllowance,
-          reservedCostMicroUsd: snap.reservations[input.requestId]?.c ?? 0,
+          reservedCostMicroUsd: snap.reservations[input.requestId]?.costMicroUsd ?? 0,
           dayNumber: planned.day,
           tokenEpoch: planned.tokenEpoch,
           costEpoch: planned.costEpoch,

@@ -24,11 +24,11 @@ export function landedAdmission(
   if (input.queue?.mode === 'replay' && snap.active?.requestId !== input.requestId) return undefined;
   return {
     kind: 'already-admitted',
-    inputTokens: pending.i,
-    outputAllowance: pending.o,
-    day: pending.d,
-    tokenEpoch: pending.e ?? 0,
-    costEpoch: pending.ce ?? 0,
+    inputTokens: pending.inputTokens,
+    outputAllowance: pending.outputAllowance,
+    day: pending.day,
+    tokenEpoch: pending.tokenEpoch ?? 0,
+    costEpoch: pending.costEpoch ?? 0,
     evaluation,
   };
 }

@@ -1,19 +1,23 @@
 import { type ModelPrice, usdToMicroUsd } from '../../models';
-import { type Amount, LIMIT_KINDS, type LimitUnit } from '../kinds';
+import type { Amount, LimitUnit } from '../kinds/kind';
+import { LIMIT_KINDS, markerWindows } from '../kinds/registry';
 import type { LimiterSnapshot, PendingReservation } from '../snapshot';
 import type { LimitPolicy, TokenReservation } from '../types';
 import { DAY_MS, monthNumber } from '../windows';
 
 /** The marker a reservation left, as the reservation itself describes it. */
 export function pendingOf(reservation: TokenReservation): PendingReservation {
+  const dayStartMs = reservation.dayNumber * DAY_MS;
   return {
-    d: reservation.dayNumber,
-    m: monthNumber(reservation.dayNumber * DAY_MS),
-    i: reservation.inputTokens,
-    o: reservation.outputAllowance,
-    e: reservation.tokenEpoch ?? 0,
-    ce: reservation.costEpoch ?? 0,
-    c: reservation.reservedCostMicroUsd ?? 0,
+    // Every budget window starts at a day boundary, so the reservation's day names them all.
+    windows: markerWindows(dayStartMs),
+    day: reservation.dayNumber,
+    month: monthNumber(dayStartMs),
+    inputTokens: reservation.inputTokens,
+    outputAllowance: reservation.outputAllowance,
+    tokenEpoch: reservation.tokenEpoch ?? 0,
+    costEpoch: reservation.costEpoch ?? 0,
+    costMicroUsd: reservation.reservedCostMicroUsd ?? 0,
   };
 }
 
@@ -47,7 +51,7 @@ export function settleDelta(input: {
   readonly actualCostMicroUsd: number;
 }): Amount {
   const tokens = input.reservedTokens - input.usedTokens;
-  const cost = (input.pending.c ?? 0) - input.actualCostMicroUsd;
+  const cost = (input.pending.costMicroUsd ?? 0) - input.actualCostMicroUsd;
   const kindInput = { policy: input.policy, snap: input.snap, nowMs: input.nowMs, model: input.price };
   const cap = (delta: number, unit: LimitUnit) =>
     delta < 0 ? -Math.max(0, Math.min(-delta, leftIn(unit, kindInput))) : delta;

@@ -106,11 +106,14 @@ export interface PlanInput extends KindInput {
  * The reservation marker (`r_<id>`) a settle reads: each budget finds the window it counted the
  * reservation in under its `markerField` (read it with {@link markedWindow}).
  */
-export type ReservationMarker = object;
+export interface ReservationMarker {
+  /** Each budget's window by the stored field it declares (item/state.ts `PendingReservation`). */
+  readonly windows?: Readonly<Record<string, number>>;
+}
 
 /** The window a budget recorded in the marker under `field`, if the marker has it. */
 export function markedWindow(marker: ReservationMarker, field: string): number | undefined {
-  const value = (marker as Readonly<Record<string, unknown>>)[field];
+  const value = marker.windows?.[field];
   return typeof value === 'number' ? value : undefined;
 }
 

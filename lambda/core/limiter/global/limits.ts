@@ -1,0 +1,145 @@
+import * as z from 'zod';
+import type { LimiterSnapshot } from '../item/state';
+import { limitKind } from '../kinds';
+import { dayNumber, hourNumber } from '../windows';
+import type { KindGlobalPart, ShardWindows } from './part';
+import { GLOBAL_PARTS } from './parts';
+
+/**
+ * Stack-wide limits (SPEC §2 v2 "Global limits"), exact and sharded (global/shards.ts): which
+ * limits there are and how they are configured, all taken from the kinds' global parts
+ * (global/parts.ts), so no code here names a limit.
+ */
+export type GlobalLimit = (typeof GLOBAL_PARTS)[number]['kind'];
+export const GLOBAL_LIMITS: readonly GlobalLimit[] = GLOBAL_PARTS.map((p) => p.kind);
+/** As `status`, refusals and the admin CLI name them. */
+export type GlobalLimitName = `global.${GlobalLimit}`;
+export const GLOBAL_LIMIT_NAMES = GLOBAL_LIMITS.map((l) => `global.${l}` as const);
+
+/**
+ * The stack's global limits, in configured units (cost in USD): one optional field per global
+ * part (its `description` says what it bounds), the shard count and the shadow list.
+ */
+export type GlobalLimits = { readonly [K in GlobalLimit]?: number } & {
+  /** Items the counters are spread over. @default 4 */
+  readonly shards: number;
+  /** Global limits evaluated and reported, never enforced. */
+  readonly shadow?: readonly GlobalLimit[];
+};
+
+export const DEFAULT_GLOBAL_SHARDS = 4;
+
+/** The global part of a limit. */
+export function globalPart(name: GlobalLimit): KindGlobalPart {
+  const part = GLOBAL_PARTS.find((p) => p.kind === name);
+  if (!part) throw new Error(`no global part for ${name}`);
+  return part;
+}
+
+/** The counts (requests, messages): every shard needs a share of at least one of each. */
+const WHOLE: readonly GlobalLimit[] = GLOBAL_PARTS.filter((p) => p.countsWhole).map((p) => p.kind);
+
+export const globalLimitsSchema = z
+  .object({
+    ...(Object.fromEntries(GLOBAL_PARTS.map((p) => [p.kind, p.schema.optional()])) as Record<
+      GlobalLimit,
+      z.ZodOptional<z.ZodType<number>>
+    >),
+    /** @default 4, or the smallest count limit if that is less (each shard needs a share of one) */
+    shards: z.number().int().min(1).max(100).optional(),
+    shadow: z.array(z.enum(GLOBAL_LIMITS as [GlobalLimit, ...GlobalLimit[]])).optional(),
+  })
+  .strict()
+  .refine(
+    (g) => WHOLE.every((name) => g[name] === undefined || g.shards === undefined || g[name] >= g.shards),
+    {
+      message: `shards must not exceed ${WHOLE.join(' or ')} (every shard needs a share of at least one); leave it out to get the most that fits`,
+      path: ['shards'],
+    },
+  )
+  .transform(
+    (g): GlobalLimits => ({
+      ...g,
+      shards: g.shards ?? Math.min(DEFAULT_GLOBAL_SHARDS, ...WHOLE.map((name) => g[name] ?? Infinity)),
+    }),
+  );
+
+/** Any global limit set? Without one, decisions write no shard at all. */
+export function hasGlobalLimits(limits: GlobalLimits | undefined): limits is GlobalLimits {
+  return limits !== undefined && GLOBAL_LIMITS.some((l) => limits[l] !== undefined);
+}
+
+/** A limit in stored units (cost in µUSD), when set. */
+export function storedLimit(limits: GlobalLimits, name: GlobalLimit): number | undefined {
+  const value = limits[name];
+  return value === undefined ? undefined : globalPart(name).stored(value);
+}
+
+/** One global limit's totals over every shard, for `status` and `admin top`. */
+export interface GlobalLimitState {
+  readonly name: GlobalLimitName;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly unit: 'requests' | 'messages' | 'tokens' | 'usd';
+  readonly resetAtEpochMs: number;
+  readonly shadow: boolean;
+}
+
+/**
+ * The window a shard counts in, as seen from a clock at `nowMs`: this clock's window, or the
+ * shard's own if it is already in a later one. Instances' clocks differ by a second or two; one
+ * that is behind must not try to open a window the shard has already left (its condition could
+ * never hold), so it counts in the shard's window, as the instances ahead of it do.
+ */
+export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows {
+  const later = (window: keyof ShardWindows, mine: number) =>
+    Math.max(
+      mine,
+      ...GLOBAL_PARTS.flatMap(({ counter }) =>
+        counter?.window === window ? [snap[counter.windowAttr]] : [],
+      ).filter((t): t is number => t !== undefined),
+    );
+  return { hour: later('hour', hourNumber(nowMs)), day: later('day', dayNumber(nowMs)) };
+}
+
+/** What a shard holds of `name` now (stored units). */
+export function usedIn(snap: LimiterSnapshot, name: GlobalLimit, nowMs: number): number {
+  return globalPart(name).used(snap, nowMs, shardWindows(snap, nowMs));
+}
+
+export function globalTotals(
+  limits: GlobalLimits,
+  shards: readonly LimiterSnapshot[],
+  nowMs: number,
+): GlobalLimitState[] {
+  const states: GlobalLimitState[] = [];
+  for (const part of GLOBAL_PARTS) {
+    const name = part.kind;
+    const limit = storedLimit(limits, name);
+    if (limit === undefined) continue;
+    const total = shards.reduce((sum, snap) => sum + usedIn(snap, name, nowMs), 0);
+    states.push({
+      name: `global.${name}`,
+      limit: part.shown(limit),
+      used: part.shown(total),
+      remaining: part.shown(Math.max(0, limit - total)),
+      unit: limitKind(name).unit,
+      resetAtEpochMs: part.resetAtEpochMs(shards, nowMs),
+      shadow: limits.shadow?.includes(name) ?? false,
+    });
+  }
+  return states;
+}
+
+/**
+ * When a refusal by this global limit may be tried again (ms from now): the end of the window it
+ * is counted in — this clock's, or (`windows`) the shard's when it is already in a later one.
+ */
+export function globalRetryAfterMs(
+  name: GlobalLimit,
+  nowMs: number,
+  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs) },
+): number {
+  return globalPart(name).retryAfterMs(nowMs, windows);
+}

@@ -1,0 +1,65 @@
+import type * as z from 'zod';
+import type { LimiterSnapshot } from '../item/state';
+import type { LimitName } from '../types';
+
+/** The windows a shard counts in, as numbers (epoch hours, epoch days). */
+export interface ShardWindows {
+  readonly hour: number;
+  readonly day: number;
+}
+
+/** What one request takes from, or gives back to, the global counters: its tokens, cost and messages. */
+export interface GlobalAmounts {
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  /** Messages it counts for (its model's weight). */
+  readonly weight: number;
+}
+
+/**
+ * A limit kind's global part (SPEC §2 v2 "Global limits"): how the stack-wide limit of that kind is
+ * configured, counted in each shard (lambda/core/limiter/global/shards.ts), shown and retried. The
+ * shards and the line (global/) know limits only through their parts: adding a global limit is
+ * one more part, on its kind. Its unit and label are its kind's (`limitKind(kind).unit`).
+ */
+export interface GlobalPart {
+  /** How the admin reads it in the stack config (the field's meaning). */
+  readonly description: string;
+  /** The stack config's schema for it (configured units: USD for cost). */
+  readonly schema: z.ZodType<number>;
+  /**
+   * A count (requests, messages): every shard needs a share of at least one, so the shard count may
+   * not exceed it, and it bounds the default shard count.
+   */
+  readonly countsWhole: boolean;
+  /** Configured value → stored units (cost: µUSD). */
+  stored(configured: number): number;
+  /** Stored units → shown (cost: USD). */
+  shown(stored: number): number;
+  /**
+   * The shard counter it keeps, when it counts in a fixed window: the window number's attribute,
+   * the count's, and which window. Absent: it is bounded by the shard's in-flight map (`fl`), one
+   * entry per request holding a share.
+   */
+  readonly counter?: {
+    readonly windowAttr: 'hw' | 'td' | 'cd';
+    readonly countAttr: 'hc' | 'tu' | 'cu';
+    readonly window: keyof ShardWindows;
+  };
+  /**
+   * Whether the settle gives back what was reserved and not used (tokens, cost); else only a request
+   * undone before it ran gives back what it took (a message).
+   */
+  readonly refundsUnused: boolean;
+  /** What a shard holds of it now, in the shard's windows (stored units). */
+  used(shard: LimiterSnapshot, nowMs: number, windows: ShardWindows): number;
+  /** What one request takes of it (stored units). */
+  takes(amounts: GlobalAmounts): number;
+  /** When a refusal by it may be tried again (ms from now), the shard's windows given. */
+  retryAfterMs(nowMs: number, windows: ShardWindows): number;
+  /** When it is whole again over these shards (epoch ms), for `status`. */
+  resetAtEpochMs(shards: readonly LimiterSnapshot[], nowMs: number): number;
+}
+
+/** A global part as its kind declares it: the kind's name, and the part. */
+export type KindGlobalPart<K extends LimitName = LimitName> = GlobalPart & { readonly kind: K };

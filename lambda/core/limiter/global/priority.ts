@@ -1,0 +1,102 @@
+import { limitKind } from '../kinds';
+import type { Tier } from '../types';
+import type { GlobalLimit } from './limits';
+
+/**
+ * Priority when a global limit binds: who waits (GlobalWaiter), in what order they go (tier, then
+ * age, a request near its deadline first), and how long one behind waits. The line that holds
+ * them is global/line.ts.
+ */
+
+/**
+ * An entry not written again for this long after the waiter's last look — or after the look it
+ * said it would take next (`wakeAtEpochMs`) — is a user no longer waiting (see GlobalWaiter).
+ */
+export const WAITER_STALE_MS = 15_000;
+export const TIER_RANK: Readonly<Record<Tier, number>> = { enterprise: 0, pro: 1, free: 2 };
+
+/** A user whose queue head a global limit holds back. */
+export interface GlobalWaiter {
+  readonly userId: string;
+  readonly tier: Tier;
+  /** When the head was queued (oldest first within a tier). */
+  readonly enqueuedAtEpochMs: number;
+  /** The head's deadline (enqueued + MAX_QUEUE_WAIT): near it, the waiter goes first. */
+  readonly deadlineEpochMs: number;
+  /** The receipt handle of the user's parked wake-up, so a freed slot can wake the next in line. */
+  readonly wakeUp?: string;
+  /**
+   * When the entry was last written (epoch ms): a waiter looks again at least every few seconds
+   * and writes it again, so an entry not refreshed for a while belongs to a user no longer waiting
+   * (served elsewhere, cancelled, crashed) and is ignored — a stale entry never blocks the line.
+   */
+  readonly seenAtEpochMs?: number;
+  /**
+   * When the waiter's wake-up comes back to look again (epoch ms): a waiter held until a window
+   * opens (the next hour, the next day) is due then, and its entry is not stale before it is
+   * overdue — so when the window opens, the line is still there and is served in its order.
+   */
+  readonly wakeAtEpochMs?: number;
+  /** The global limit that held it back. */
+  readonly limit: GlobalLimit;
+}
+
+/** The last moment the waiter said it would look (its last write, or the wake-up it scheduled). */
+const lastDueAt = (w: GlobalWaiter) =>
+  Math.max(w.seenAtEpochMs ?? Number.NEGATIVE_INFINITY, w.wakeAtEpochMs ?? Number.NEGATIVE_INFINITY);
+
+/**
+ * Still waiting at `nowMs`: before its deadline, and not overdue by more than WAITER_STALE_MS on
+ * its own schedule. An entry with neither time (never written so) is dead.
+ */
+export function isLiveWaiter(w: GlobalWaiter, nowMs: number): boolean {
+  return w.deadlineEpochMs > nowMs && nowMs <= lastDueAt(w) + WAITER_STALE_MS;
+}
+
+/**
+ * How long a request that is not first in line waits for the one that is: a second when that one
+ * waits for an in-flight slot (a settle may wake it any moment) or is due now; else until it looks
+ * again (its wake-up at the window's start) — never until the end of the window *it* was refused
+ * in, which may have opened since (an hour's start, say).
+ */
+export function waitBehindMs(first: GlobalWaiter, nowMs: number): number {
+  if (limitKind(first.limit).waitsFor === 'slot') return 1000;
+  return Math.max(1000, (first.wakeAtEpochMs ?? nowMs) - nowMs);
+}
+
+/**
+ * The order waiters are admitted in: by tier (enterprise, pro, free), oldest first within a tier —
+ * except that a request within `urgentMs` of its deadline goes before every tier, earliest deadline
+ * first, so priority never makes anyone wait past MAX_QUEUE_WAIT (docs/limiter.md).
+ */
+export function priorityOrder<W extends GlobalWaiter>(
+  waiters: readonly W[],
+  nowMs: number,
+  urgentMs: number,
+): W[] {
+  const urgent = (w: GlobalWaiter) => w.deadlineEpochMs - nowMs <= urgentMs;
+  return [...waiters].sort((a, b) => {
+    const ua = urgent(a);
+    const ub = urgent(b);
+    if (ua !== ub) return ua ? -1 : 1;
+    if (ua && ub && a.deadlineEpochMs !== b.deadlineEpochMs) return a.deadlineEpochMs - b.deadlineEpochMs;
+    return (
+      TIER_RANK[a.tier] - TIER_RANK[b.tier] ||
+      a.enqueuedAtEpochMs - b.enqueuedAtEpochMs ||
+      // A total order: two users queued in the same millisecond must agree on who goes first.
+      (a.userId < b.userId ? -1 : a.userId > b.userId ? 1 : 0)
+    );
+  });
+}
+
+/** May `me` take global capacity now, given who else waits? Only if nobody waits before it. */
+export function mayGoNow(
+  me: GlobalWaiter,
+  waiters: readonly GlobalWaiter[],
+  nowMs: number,
+  urgentMs: number,
+): boolean {
+  const others = waiters.filter((w) => w.userId !== me.userId);
+  const first = priorityOrder([...others, me], nowMs, urgentMs)[0];
+  return first?.userId === me.userId;
+}

@@ -1,0 +1,250 @@
+import { ExpressionWriter, type UpdatePlan } from '../expression';
+import { IN_FLIGHT_ATTR } from '../item/attributes';
+import type { LimiterSnapshot } from '../item/state';
+import { countInWindow, takeInFlightSlot } from '../kinds';
+import { type GlobalLimit, type GlobalLimits, shardWindows, storedLimit, usedIn } from './limits';
+import type { GlobalAmounts } from './part';
+import { GLOBAL_PARTS } from './parts';
+import {
+  type GlobalReservation,
+  type RecordedShare,
+  shareRecordName,
+  shareRecordValue,
+} from './share-record';
+
+export {
+  GLOBAL_SHARE_PREFIX,
+  type GlobalReservation,
+  type RecordedShare,
+  recordedShares,
+} from './share-record';
+
+/**
+ * Each global counter is split over `shards` items (`pk = global#<k>`), shard k holding its share
+ * of every limit, so the shares add up to the limit exactly and each shard's conditional write
+ * keeps its own share. No shard is a hot item: a decision writes one shard, chosen by what this
+ * instance last saw of each (the one with most room); a full shard sends the request to the next
+ * one with room (docs/limiter.md). The counters are the kinds' global parts (global/parts.ts).
+ */
+export const shardKey = (k: number) => `global#${k}`;
+
+/** Shard k's share of `limit`: the shares of 0..shards−1 add up to `limit` exactly. */
+export function shareOf(limit: number, shards: number, k: number): number {
+  return Math.floor(limit / shards) + (k < limit % shards ? 1 : 0);
+}
+
+/** What one request takes from the global counters. */
+export interface GlobalAsk extends GlobalAmounts {
+  readonly requestId: string;
+  /** Whose request: the sweep reads that user's item to tell whether an orphaned share was charged. */
+  readonly userId: string;
+  readonly leaseUntilEpochMs: number;
+}
+
+/** A shard's room for each limit, as a belief of it says (stored units). */
+export interface ShardRoom {
+  readonly shard: number;
+  /** The limit that has no room for the ask, if any. */
+  readonly blocking?: GlobalLimit;
+  /** Room left, relative to its share, of the tightest limit (0..1): the router fills the emptiest. */
+  readonly free: number;
+  /** When the blocking limit may have room again in this shard (ms from now). */
+  readonly retryAfterMs?: number;
+}
+
+/** Does shard k, as believed, have room for the ask under every enforced limit? */
+export function roomIn(
+  limits: GlobalLimits,
+  k: number,
+  snap: LimiterSnapshot,
+  ask: GlobalAsk,
+  nowMs: number,
+): ShardRoom {
+  let blocking: (typeof GLOBAL_PARTS)[number] | undefined;
+  let free = 1;
+  for (const part of GLOBAL_PARTS) {
+    const limit = storedLimit(limits, part.kind);
+    if (limit === undefined || limits.shadow?.includes(part.kind)) continue;
+    const share = shareOf(limit, limits.shards, k);
+    const left = share - usedIn(snap, part.kind, nowMs);
+    if (left < part.takes(ask) && !blocking) blocking = part;
+    free = Math.min(free, share > 0 ? Math.max(0, left) / share : 0);
+  }
+  return {
+    shard: k,
+    blocking: blocking?.kind,
+    free,
+    ...(blocking ? { retryAfterMs: blocking.retryAfterMs(nowMs, shardWindows(snap, nowMs)) } : {}),
+  };
+}
+
+/**
+ * The write that takes the ask from shard k: every counter's condition keeps the shard within its
+ * share whatever it holds (the belief only picks the shape: same or new window), as the per-user
+ * write does. Shadow limits count without a bound.
+ */
+export function planGlobalAdmission(args: {
+  readonly limits: GlobalLimits;
+  readonly shard: number;
+  readonly belief: LimiterSnapshot;
+  readonly ask: GlobalAsk;
+  readonly nowMs: number;
+}): { readonly plan: UpdatePlan; readonly taken: GlobalReservation } {
+  const { limits, shard, belief, ask, nowMs } = args;
+  const w = new ExpressionWriter();
+  const bound = (name: GlobalLimit) => {
+    const limit = storedLimit(limits, name);
+    return limit === undefined || limits.shadow?.includes(name)
+      ? undefined
+      : shareOf(limit, limits.shards, shard);
+  };
+  // Every request a shard holds a share for is an entry of `fl` (with its lease), whether or not
+  // the stack limits requests in flight: it is what makes the shard's writes idempotent per
+  // request. `attribute_not_exists(fl.<id>)`: a retried admission whose first try landed (its
+  // answer lost) cannot take a second share; the item it fails on shows the entry, and that is
+  // the admission. The release removes the entry under `attribute_exists`, so it happens once.
+  // The map stays as small as the requests being answered: each settle takes its entry out, and
+  // a lapsed one is dropped by the next admission. A part without a window counter is bounded by
+  // the map's size (the in-flight limit).
+  const slot = GLOBAL_PARTS.find((p) => p.counter === undefined);
+  takeInFlightSlot(w, {
+    snap: belief,
+    requestId: ask.requestId,
+    leaseUntilEpochMs: ask.leaseUntilEpochMs,
+    limit: slot === undefined ? undefined : bound(slot.kind),
+    nowMs,
+  });
+  if (belief.inFlight !== undefined) {
+    w.condition(`attribute_not_exists(${w.name(IN_FLIGHT_ATTR)}.${w.name(ask.requestId)})`);
+  }
+  // The shard's windows where it is already ahead of this clock (see shardWindows).
+  const windows = shardWindows(belief, nowMs);
+  // What the share took, and whose it is, until its release (or the sweep's) takes it out: the
+  // `fl` entry alone may be dropped as lapsed by a later admission, and it says nothing of the
+  // counts — this says what to give back when the user's own write never made the share its own.
+  // (Guarded by the `fl.<id>` conditions above: written once per request.)
+  const taken: GlobalReservation = {
+    shard,
+    tokens: ask.tokens,
+    costMicroUsd: ask.costMicroUsd,
+    weight: ask.weight,
+    ...windows,
+  };
+  w.set(
+    `${w.name(shareRecordName(ask.requestId))} = ${w.value(
+      shareRecordValue({
+        ...taken,
+        requestId: ask.requestId,
+        userId: ask.userId,
+        leaseUntilEpochMs: ask.leaseUntilEpochMs,
+      }),
+    )}`,
+  );
+  for (const part of GLOBAL_PARTS) {
+    const { counter } = part;
+    if (counter === undefined || limits[part.kind] === undefined) continue;
+    countInWindow(w, {
+      snap: belief,
+      windowAttr: counter.windowAttr,
+      countAttr: counter.countAttr,
+      window: windows[counter.window],
+      amount: part.takes(ask),
+      limit: bound(part.kind),
+    });
+  }
+  return { plan: w.build(), taken };
+}
+
+/**
+ * Gives back to the shard what a request took: its entry (in-flight slot) always, unused tokens
+ * and cost (`refund`), and, when the request is undone before it ran (`undo`: a per-user write
+ * refused it after the global one admitted it), its message too. Each part only into the window it
+ * was counted in; the belief picks the shape and the conditions pin it. Once per request: the
+ * write is conditioned on the request's entry (`attribute_exists(fl.<id>)`) and removes it, so a
+ * release applied twice (a retry after a lost answer, a second settle) changes nothing the second
+ * time; a belief without the entry (read fresh) means nothing is held, and there is no write.
+ */
+export function planGlobalRelease(args: {
+  readonly belief: LimiterSnapshot;
+  readonly requestId: string;
+  readonly taken: GlobalReservation;
+  readonly refund: { readonly tokens: number; readonly costMicroUsd: number };
+  readonly undo: boolean;
+}): UpdatePlan | undefined {
+  const { belief, requestId, taken, refund, undo } = args;
+  if (belief.inFlight?.[requestId] === undefined) return undefined;
+  const w = new ExpressionWriter();
+  const entry = `${w.name(IN_FLIGHT_ATTR)}.${w.name(requestId)}`;
+  const share = w.name(shareRecordName(requestId));
+  // The share's record (`ga_<id>`) is what is given back once: the sweep's give-back of an orphaned
+  // share removes it with the entry, so whichever lands first gives back, and the other fails here.
+  // (A share taken before the record existed has only its entry: that, then.)
+  w.condition(`(attribute_exists(${share}) OR attribute_exists(${entry}))`);
+  w.remove(entry, share);
+  const unused = { ...refund, weight: 0 };
+  // Unused tokens and cost go back (never more than taken); a message only when undone.
+  givesBack(w, belief, taken, (part) =>
+    part.refundsUnused ? Math.min(part.takes(taken), part.takes(unused)) : undo ? part.takes(taken) : 0,
+  );
+  return w.build();
+}
+
+/**
+ * Gives back an orphaned share (releaseOrphans: its lease long over, its user's item holds no
+ * reservation of it, so nobody else ever will): what it took and was not charged (`charged`, the
+ * user's settle left it; none: the request was never admitted, its message goes back too), each
+ * part only into the window it was counted in. Once: conditioned on the share's record, removed
+ * here with the request's entry (a REMOVE of an absent map key changes nothing).
+ */
+export function planOrphanRelease(args: {
+  readonly belief: LimiterSnapshot;
+  readonly share: RecordedShare;
+  readonly charged?: { readonly tokens: number; readonly costMicroUsd: number };
+}): UpdatePlan {
+  const { belief, share, charged } = args;
+  const w = new ExpressionWriter();
+  const record = w.name(shareRecordName(share.requestId));
+  w.condition(`attribute_exists(${record})`);
+  w.remove(record);
+  // Only a map that exists may have a key removed (the next admission may have dropped it lapsed).
+  if (belief.inFlight !== undefined) {
+    const fl = w.name(IN_FLIGHT_ATTR);
+    w.condition(`attribute_exists(${fl})`);
+    w.remove(`${fl}.${w.name(share.requestId)}`);
+  } else {
+    w.condition(`attribute_not_exists(${w.name(IN_FLIGHT_ATTR)})`);
+  }
+  const spent = { tokens: charged?.tokens ?? 0, costMicroUsd: charged?.costMicroUsd ?? 0, weight: 0 };
+  // What was not charged goes back; a message only when the request was never admitted.
+  givesBack(w, belief, share, (part) =>
+    part.refundsUnused ? Math.max(0, part.takes(share) - part.takes(spent)) : charged ? 0 : part.takes(share),
+  );
+  return w.build();
+}
+
+/**
+ * Each window-counted part's amount back into its counter if the shard is still in the window it
+ * was counted in (`counted`'s hour or day); pinned either way.
+ */
+function givesBack(
+  w: ExpressionWriter,
+  belief: LimiterSnapshot,
+  counted: GlobalAmounts & { readonly hour: number; readonly day: number },
+  amountOf: (part: (typeof GLOBAL_PARTS)[number]) => number,
+): void {
+  for (const part of GLOBAL_PARTS) {
+    if (part.counter === undefined) continue;
+    const { windowAttr, countAttr, window: which } = part.counter;
+    const amount = amountOf(part);
+    if (amount <= 0) continue;
+    const window = counted[which];
+    const win = w.name(windowAttr);
+    if (belief[windowAttr] === window) {
+      w.condition(`${win} = ${w.value(window)}`);
+      w.set(`${w.name(countAttr)} = ${w.name(countAttr)} - ${w.value(amount)}`);
+    } else {
+      // Rolled over since: nothing to give back there; pinned.
+      w.condition(`(attribute_not_exists(${win}) OR ${win} <> ${w.value(window)})`);
+    }
+  }
+}

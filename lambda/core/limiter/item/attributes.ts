@@ -1,0 +1,162 @@
+/**
+ * Every stored attribute of the limiter table's items, declared once with its meaning (STYLE 12:
+ * written on every decision, so short). Code above the store reads the readable state the codec
+ * makes of them (item/codec.ts, global/priority.ts).
+ *
+ * Not here: each limit kind's own counters (the message bucket `tat`, the windows and counts
+ * `hw`/`hc`, `dw`/`dc`, `td`/`tu`, `tm`/`tmu`, `cd`/`cu`, `cm`/`cmu`, the token bucket `ttat`),
+ * declared by their kind (lambda/core/limiter/kinds: `LimitKind.attributes`, and
+ * `GlobalPart.counter` for a shard's); and the queue's `qv` (QUEUE_VERSION_ATTRIBUTE,
+ * lambda/core/queue/places.ts) and sweep index `sw` (SWEEP_BUCKET_ATTRIBUTE) and `sa`
+ * (SWEEP_AFTER_ATTRIBUTE, lambda/core/queue/sweep.ts), declared by the queue that owns them (not
+ * re-exported: queue/sweep imports the limiter, so an import here would close a cycle).
+ */
+
+/* ---------- Every item ---------- */
+
+/** The partition key: the user id, `global#<k>` for a shard, `global#waiting` for the line. */
+export const KEY_ATTR = 'pk';
+/** When DynamoDB may delete the item (epoch seconds; TTL, owned by the table's CDK construct). */
+export const TTL_ATTR = 'ttlEpochSeconds';
+
+/* ---------- The user's item ---------- */
+
+/** Policy version: bumped by every admin change of tier or override; decisions pin it. */
+export const POLICY_VERSION_ATTR = 'pv';
+/** The user's tier set by an admin (absent: the token's claim, else free). */
+export const TIER_ATTR = 'tier';
+/** An admin's override of the user's limits (`{ limits, … }`). */
+export const OVERRIDE_ATTR = 'ovr';
+/** Token epoch: bumped by a reset of tokens, so reservations made before it refund no tokens. */
+export const TOKEN_EPOCH_ATTR = 'te';
+/** Cost epoch: bumped by a reset of cost, so reservations made before it refund no cost. */
+export const COST_EPOCH_ATTR = 'ce';
+/** The waiting request ids, head first: the order they will run in. */
+export const WAITING_ATTR = 'waiting';
+/** The queued request being answered now: `{ id, lease, att, c? }` (see ACTIVE_FIELDS). */
+export const ACTIVE_ATTR = 'act';
+/** The fields of `act`. */
+export const ACTIVE_FIELDS = {
+  /** The request id. */
+  requestId: 'id',
+  /** The lease: after it (epoch ms) a takeover may serve the request again. */
+  lease: 'lease',
+  /** Attempts so far (a takeover adds one). */
+  attempts: 'att',
+  /** The claim of the runner answering this attempt (issue 20, finding 15). */
+  claim: 'c',
+} as const;
+/**
+ * Requests being answered now: a map request id → lease (epoch ms). In the user's item (the
+ * requests-in-flight kind) and in every global shard (one entry per request holding a share).
+ */
+export const IN_FLIGHT_ATTR = 'fl';
+/** The receipt handle of the user's SQS wake-up, parked while every in-flight slot is taken. */
+export const PARKED_WAKE_UP_ATTR = 'wk';
+/** The user's key in today's usage index (`<day>#<bucket>`, `admin top`). */
+export const USAGE_DAY_ATTR = 'ud';
+/** Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS), `usage --history`. */
+export const HISTORY_ATTR = 'hist';
+/** The fields of one closed day in `hist`. */
+export const HISTORY_FIELDS = {
+  /** Tokens used. */
+  tokens: 't',
+  /** Cost (µUSD). */
+  costMicroUsd: 'c',
+  /** Messages. */
+  messages: 'm',
+  /** Requests queued. */
+  queued: 'q',
+} as const;
+/** Requests queued on a day (`nq<day>`), until the day goes to history. */
+export const QUEUED_DAY_PREFIX = 'nq';
+/** A waiting request's data (`q_<requestId>` = the request without its id). */
+export const QUEUED_PREFIX = 'q_';
+/** A pending reservation (`r_<requestId>`), until its request settles (see RESERVATION_FIELDS). */
+export const RESERVATION_PREFIX = 'r_';
+/** The fields of a pending reservation `r_<id>`. */
+export const RESERVATION_FIELDS = {
+  /** The day it was counted in (epoch days). */
+  day: 'd',
+  /** The month it was counted in (absent on reservations made before monthly budgets). */
+  month: 'm',
+  /** The cost reserved (µUSD). */
+  costMicroUsd: 'c',
+  /** The model that answers it. */
+  model: 'mo',
+  /** Input tokens. */
+  inputTokens: 'i',
+  /** Output tokens allowed. */
+  outputAllowance: 'o',
+  /** Token epoch at reservation time (absent: 0). */
+  tokenEpoch: 'e',
+  /** Cost epoch at reservation time (absent: 0). */
+  costEpoch: 'ce',
+  /** The claim of the reply runner answering a direct request (issue 20, finding 15). */
+  claim: 'a',
+} as const;
+/** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
+export const WARNED_PREFIX = 'w_';
+/**
+ * A settled request's charge, left for its global share (`gs_<requestId>` = `{ t, c, x }`, see
+ * SETTLED_SHARE_FIELDS): if the share's release never lands, the sweep gives back only what was
+ * not charged.
+ */
+export const SETTLED_SHARE_PREFIX = 'gs_';
+/** The fields of `gs_<id>`. */
+export const SETTLED_SHARE_FIELDS = {
+  /** Tokens charged. */
+  tokens: 't',
+  /** Cost charged (µUSD). */
+  costMicroUsd: 'c',
+  /** When the entry expires (epoch ms). */
+  expiresAtEpochMs: 'x',
+} as const;
+
+/* ---------- A global shard (`global#<k>`) ---------- */
+
+/**
+ * A shard's record of one request's share (`ga_<requestId>`, see GLOBAL_SHARE_FIELDS), until its
+ * release or the sweep's gives it back. The shard's counters are its global parts' (GlobalPart).
+ */
+export const GLOBAL_SHARE_PREFIX = 'ga_';
+/** The fields of `ga_<id>`. */
+export const GLOBAL_SHARE_FIELDS = {
+  /** The user whose request it is. */
+  userId: 'u',
+  /** Tokens taken. */
+  tokens: 't',
+  /** Cost taken (µUSD). */
+  costMicroUsd: 'c',
+  /** Messages taken (the model's weight). */
+  weight: 'w',
+  /** The hour and day it was counted in. */
+  hour: 'h',
+  day: 'd',
+  /** Its lease (epoch ms). */
+  leaseUntilEpochMs: 'l',
+} as const;
+
+/* ---------- The global line (`global#waiting`) ---------- */
+
+/** The line: a map user id → waiter (see WAITER_FIELDS). */
+export const LINE_ATTR = 'ln';
+/** Entries of the first design: top-level `u_<userId>` attributes. Read, and pruned; never written. */
+export const WAITER_PREFIX = 'u_';
+/** The fields of one waiter in the line. */
+export const WAITER_FIELDS = {
+  /** The user's tier. */
+  tier: 't',
+  /** When its head was queued (epoch ms). */
+  enqueuedAtEpochMs: 'at',
+  /** The head's deadline (epoch ms). */
+  deadlineEpochMs: 'dl',
+  /** The global limit that held it back. */
+  limit: 'l',
+  /** The receipt handle of the user's parked wake-up. */
+  wakeUp: 'h',
+  /** When the entry was last written (epoch ms). */
+  seenAtEpochMs: 's',
+  /** When the waiter's wake-up comes back to look again (epoch ms). */
+  wakeAtEpochMs: 'wa',
+} as const;

@@ -1,0 +1,208 @@
+import { QUEUE_VERSION_ATTRIBUTE } from '../../queue/places';
+import type { ActiveRequest, WaitingRequest } from '../../queue/request';
+import { kindAttributes } from '../kinds/registry';
+import { isTier, type LimitOverride } from '../types';
+import {
+  ACTIVE_ATTR,
+  ACTIVE_FIELDS,
+  COST_EPOCH_ATTR,
+  HISTORY_ATTR,
+  HISTORY_FIELDS,
+  IN_FLIGHT_ATTR,
+  OVERRIDE_ATTR,
+  PARKED_WAKE_UP_ATTR,
+  POLICY_VERSION_ATTR,
+  QUEUED_DAY_PREFIX,
+  QUEUED_PREFIX,
+  RESERVATION_FIELDS,
+  RESERVATION_PREFIX,
+  SETTLED_SHARE_FIELDS,
+  SETTLED_SHARE_PREFIX,
+  TIER_ATTR,
+  TOKEN_EPOCH_ATTR,
+  WAITING_ATTR,
+  WARNED_PREFIX,
+} from './attributes';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type PendingReservation, type StoredDay } from './state';
+
+/**
+ * The user's item, stored ↔ readable: {@link snapshotFromItem} reads the unmarshalled item into a
+ * LimiterSnapshot, and the encoders below give the stored form of what a plan writes as a whole
+ * value. Every stored name comes from item/attributes.ts.
+ */
+
+/** The stored form of a waiting request (its id is in the attribute name). */
+export function queuedItemValue(request: WaitingRequest): Record<string, unknown> {
+  const { requestId: _id, ...rest } = request;
+  return JSON.parse(JSON.stringify(rest));
+}
+
+/** The stored form of a closed day in `hist`. */
+export function storedDayValue(day: StoredDay): Record<string, number> {
+  const f = HISTORY_FIELDS;
+  return {
+    [f.tokens]: day.tokens,
+    [f.costMicroUsd]: day.costMicroUsd,
+    [f.messages]: day.messages,
+    [f.queued]: day.queued,
+  };
+}
+
+/** Reads a snapshot from an unmarshalled item (or `undefined` for no item). */
+export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
+  if (!item) return EMPTY_SNAPSHOT;
+  const reservations: Record<string, PendingReservation> = {};
+  const queued: Record<string, WaitingRequest> = {};
+  const warned: Record<string, number> = {};
+  const queuedByDay: Record<number, number> = {};
+  const settledShares: Record<string, number> = {};
+  const queuedDay = new RegExp(`^${QUEUED_DAY_PREFIX}\\d+$`);
+  for (const [key, value] of Object.entries(item)) {
+    if (key.startsWith(SETTLED_SHARE_PREFIX) && typeof value === 'object' && value !== null) {
+      const x = (value as Record<string, unknown>)[SETTLED_SHARE_FIELDS.expiresAtEpochMs];
+      settledShares[key.slice(SETTLED_SHARE_PREFIX.length)] = typeof x === 'number' ? x : 0;
+    }
+    if (queuedDay.test(key) && typeof value === 'number')
+      queuedByDay[Number(key.slice(QUEUED_DAY_PREFIX.length))] = value;
+    const pending = key.startsWith(RESERVATION_PREFIX) ? reservationOf(value) : undefined;
+    if (pending) {
+      reservations[key.slice(RESERVATION_PREFIX.length)] = pending;
+    } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
+      warned[key.slice(WARNED_PREFIX.length)] = value;
+    } else if (key.startsWith(QUEUED_PREFIX) && typeof value === 'object' && value !== null) {
+      const requestId = key.slice(QUEUED_PREFIX.length);
+      queued[requestId] = { ...(value as Omit<WaitingRequest, 'requestId'>), requestId };
+    }
+  }
+  const waiting = item[WAITING_ATTR];
+  return {
+    exists: true,
+    pv: num(item[POLICY_VERSION_ATTR]) ?? 0,
+    tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
+    override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
+    ...kindCounters(item),
+    te: num(item[TOKEN_EPOCH_ATTR]) ?? 0,
+    ce: num(item[COST_EPOCH_ATTR]) ?? 0,
+    waiting: Array.isArray(waiting) ? waiting.filter((x): x is string => typeof x === 'string') : [],
+    queued,
+    warned,
+    active: activeOf(item[ACTIVE_ATTR]),
+    inFlight: inFlightOf(item[IN_FLIGHT_ATTR]),
+    parkedWakeUp: typeof item[PARKED_WAKE_UP_ATTR] === 'string' ? item[PARKED_WAKE_UP_ATTR] : undefined,
+    // The sweep index's look-after (SWEEP_AFTER_ATTRIBUTE, lambda/core/queue/sweep.ts: not imported,
+    // as queue/sweep imports the limiter's kinds, which import this codec).
+    sweepAfterEpochMs: num(item.sa),
+    queueVersion: num(item[QUEUE_VERSION_ATTRIBUTE]),
+    history: historyOf(item[HISTORY_ATTR]),
+    queuedByDay,
+    reservations,
+    ...(Object.keys(settledShares).length > 0 ? { settledShares } : {}),
+  };
+}
+
+/**
+ * The limit kinds' counters, under the names each kind declares (`LimitKind.attributes`): the
+ * registry reads them, so a new kind's counters reach the snapshot without an edit here.
+ */
+function kindCounters(item: Record<string, unknown>): Partial<LimiterSnapshot> {
+  return kindAttributes(item);
+}
+
+function activeOf(value: unknown): ActiveRequest | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const id = v[ACTIVE_FIELDS.requestId];
+  const lease = v[ACTIVE_FIELDS.lease];
+  const att = v[ACTIVE_FIELDS.attempts];
+  const c = v[ACTIVE_FIELDS.claim];
+  if (typeof id !== 'string' || typeof lease !== 'number') return undefined;
+  return {
+    requestId: id,
+    leaseUntilEpochMs: lease,
+    attempts: typeof att === 'number' ? att : 1,
+    ...(typeof c === 'string' ? { claim: c } : {}),
+  };
+}
+
+function historyOf(value: unknown): Record<number, StoredDay> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const days: Record<number, StoredDay> = {};
+  const f = HISTORY_FIELDS;
+  for (const [day, v] of Object.entries(value as Record<string, Record<string, unknown>>)) {
+    if (typeof v === 'object' && v !== null)
+      days[Number(day)] = {
+        tokens: num(v[f.tokens]) ?? 0,
+        costMicroUsd: num(v[f.costMicroUsd]) ?? 0,
+        messages: num(v[f.messages]) ?? 0,
+        queued: num(v[f.queued]) ?? 0,
+      };
+  }
+  return days;
+}
+
+function inFlightOf(value: unknown): Record<string, number> | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const leases: Record<string, number> = {};
+  for (const [id, lease] of Object.entries(value)) if (typeof lease === 'number') leases[id] = lease;
+  return leases;
+}
+
+function num(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** A stored reservation marker, read (undefined: not one). */
+function reservationOf(value: unknown): PendingReservation | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const f = RESERVATION_FIELDS;
+  const [day, inputTokens, outputAllowance] = [v[f.day], v[f.inputTokens], v[f.outputAllowance]];
+  if (typeof day !== 'number' || typeof inputTokens !== 'number' || typeof outputAllowance !== 'number')
+    return undefined;
+  const optional: Record<string, unknown> = {};
+  for (const field of ['month', 'costMicroUsd', 'model', 'tokenEpoch', 'costEpoch', 'claim'] as const) {
+    if (v[f[field]] !== undefined) optional[field] = v[f[field]];
+  }
+  const windows = Object.fromEntries(Object.entries(v).filter(([, n]) => typeof n === 'number')) as Record<
+    string,
+    number
+  >;
+  return { day, inputTokens, outputAllowance, windows, ...optional };
+}
+
+/** The stored form of a reservation marker (the fields given, under their stored names). */
+export function reservationValue(reservation: PendingReservation): Record<string, unknown> {
+  const stored: Record<string, unknown> = { ...reservation.windows };
+  for (const [field, attr] of Object.entries(RESERVATION_FIELDS)) {
+    if (field in reservation) stored[attr] = reservation[field as keyof PendingReservation];
+  }
+  return stored;
+}
+
+/** The stored form of the active request `act`. */
+export function activeValue(active: Omit<ActiveRequest, 'claim'>): Record<string, unknown> {
+  const f = ACTIVE_FIELDS;
+  return {
+    [f.requestId]: active.requestId,
+    [f.lease]: active.leaseUntilEpochMs,
+    [f.attempts]: active.attempts,
+  };
+}
+
+/** The stored form of a settled request's charge (`gs_<id>`). */
+export function settledShareValue(charged: {
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  readonly expiresAtEpochMs: number;
+}): Record<string, number> {
+  const f = SETTLED_SHARE_FIELDS;
+  return {
+    [f.tokens]: charged.tokens,
+    [f.costMicroUsd]: charged.costMicroUsd,
+    [f.expiresAtEpochMs]: charged.expiresAtEpochMs,
+  };
+}
+
+function isOverride(value: unknown): value is LimitOverride {
+  return typeof value === 'object' && value !== null && typeof (value as LimitOverride).limits === 'object';
+}

@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import {
+  GLOBAL_LIMITS,
+  globalPart,
+  lineFromItem,
+  recordedShares,
+  waiterValue,
+} from '../../../lambda/core/limiter/global';
+import { GLOBAL_PARTS } from '../../../lambda/core/limiter/global/parts';
+import { RESERVATION_FIELDS, WAITER_FIELDS } from '../../../lambda/core/limiter/item/attributes';
+import { reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
+
+describe('the item codec', () => {
+  it('reads a reservation marker into readable fields and writes it back under the same stored names', () => {
+    const stored = { d: 20_000, m: 657, c: 602, mo: 'echo', i: 10, o: 1000, e: 1, ce: 2, a: 'runner-1' };
+    const pending = snapshotFromItem({ pk: 'user#u', r_req: stored }).reservations.req;
+    expect(pending).toEqual({
+      day: 20_000,
+      month: 657,
+      costMicroUsd: 602,
+      model: 'echo',
+      inputTokens: 10,
+      outputAllowance: 1000,
+      tokenEpoch: 1,
+      costEpoch: 2,
+      claim: 'runner-1',
+    } satisfies PendingReservation);
+    expect(reservationValue(pending as PendingReservation)).toEqual(stored);
+  });
+
+  it('keeps a marker without its optional fields without them, and ignores one that is not a marker', () => {
+    const snap = snapshotFromItem({ pk: 'user#u', r_old: { d: 1, i: 2, o: 3 }, r_bad: { d: 1 } });
+    expect(snap.reservations).toEqual({ old: { day: 1, inputTokens: 2, outputAllowance: 3 } });
+  });
+
+  it('stores the fields under the short names the table has always had (no storage migration)', () => {
+    expect(Object.values(RESERVATION_FIELDS)).toEqual(['d', 'm', 'c', 'mo', 'i', 'o', 'e', 'ce', 'a']);
+    expect(Object.values(WAITER_FIELDS)).toEqual(['t', 'at', 'dl', 'l', 'h', 's', 'wa']);
+  });
+
+  it('reads a closed day of history into readable fields', () => {
+    const snap = snapshotFromItem({ pk: 'user#u', hist: { 7: { t: 1, c: 2, m: 3, q: 4 } } });
+    expect(snap.history).toEqual({ 7: { tokens: 1, costMicroUsd: 2, messages: 3, queued: 4 } });
+  });
+});
+
+describe('the global line and shards codec', () => {
+  it('writes a waiter and reads it back', () => {
+    const waiter = {
+      userId: 'u1',
+      tier: 'pro' as const,
+      enqueuedAtEpochMs: 5,
+      deadlineEpochMs: 9,
+      limit: 'dailyTokens' as const,
+      wakeUp: 'handle',
+      seenAtEpochMs: 6,
+      wakeAtEpochMs: 8,
+    };
+    expect(lineFromItem({ ln: { u1: waiterValue(waiter) } }).entries).toEqual([waiter]);
+  });
+
+  it('reads a share record', () => {
+    const [share] = recordedShares({ ga_r1: { u: 'u1', t: 10, c: 20, w: 2, h: 3, d: 4, l: 99 } });
+    expect(share).toEqual({
+      requestId: 'r1',
+      userId: 'u1',
+      tokens: 10,
+      costMicroUsd: 20,
+      weight: 2,
+      hour: 3,
+      day: 4,
+      leaseUntilEpochMs: 99,
+    });
+  });
+
+  it('takes its limits from the kinds’ global parts', () => {
+    expect(GLOBAL_LIMITS).toEqual(GLOBAL_PARTS.map((p) => p.kind));
+    for (const name of GLOBAL_LIMITS) expect(globalPart(name).kind).toBe(name);
+  });
+});

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { ConfigError } from './core/errors';
-import type { GlobalLimits } from './core/limiter/global';
+import type { GlobalLimits } from './core/limiter/global/limits';
 import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
 import { ECHO_MODEL, FREE_PRICE, type ModelSpec } from './core/models';
 import { ENV, FUNCTIONS, type FunctionKey, QUEUES, TABLES, type TableKey } from './core/resources';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { GlobalLimits } from '../lambda/core/limiter/global';
+import type { GlobalLimits } from '../lambda/core/limiter/global/limits';
 import {
   type LimitsConfig,
   limitsConfigSchema,

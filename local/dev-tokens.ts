@@ -1,5 +1,5 @@
 import { SignJWT } from 'jose';
-import type { Tier } from '../lambda/core/limiter/types';
+import type { Tier } from '../lambda/core/limiter/tiers';
 import { ENV } from '../lambda/core/resources';
 import { stackJwtSecret } from './admin/stack-outputs';
 

@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { bucketOf } from '../core/limiter/evaluate';
-import type { LimitPolicy } from '../core/limiter/types';
+import type { LimitPolicy } from '../core/limiter/kinds/registry';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import { AdapterError } from './errors';
 

@@ -6,7 +6,7 @@ import {
   QueryCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import type { Tier } from '../core/limiter/types';
+import type { Tier } from '../core/limiter/tiers';
 import { TABLES, TTL_ATTRIBUTE } from '../core/resources';
 
 export interface ConnectionRecord {

@@ -1,5 +1,5 @@
 import type { StoreBreaker } from '../core/limiter/breaker';
-import type { Limiter } from '../core/limiter/types';
+import type { Limiter } from '../core/limiter/decision';
 import type { SweepLimiterPort } from '../services/ports';
 import { AdminOps } from './limiter/admin-ops';
 import { Admission } from './limiter/admission';

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { partialLimitPolicySchema } from './limiter/policy';
-import { TIERS } from './limiter/types';
+import { TIERS } from './limiter/tiers';
 
 /** User ids as the authorizer produces them (a token's `sub`): printable, bounded. */
 const userId = z

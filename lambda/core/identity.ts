@@ -1,4 +1,4 @@
-import { isTier, type Tier } from './limiter/types';
+import { isTier, type Tier } from './limiter/tiers';
 
 /** What the authorizer passes on for every event of a connection (API Gateway adds principalId). */
 export interface AuthorizerContext {

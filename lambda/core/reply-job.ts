@@ -1,4 +1,5 @@
-import type { Tier, TokenReservation } from './limiter/types';
+import type { TokenReservation } from './limiter/decision';
+import type { Tier } from './limiter/tiers';
 import type { ServerMessage } from './server-messages';
 
 /**

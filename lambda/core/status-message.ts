@@ -1,5 +1,5 @@
-import { limitKind } from './limiter/kinds';
-import type { UserStatus } from './limiter/types';
+import type { UserStatus } from './limiter/decision';
+import { limitKind } from './limiter/kinds/registry';
 import type { StatusMessage } from './server-messages';
 
 /** The protocol `status` message for a user's status. */

@@ -6,7 +6,7 @@ import type {
   UserAdminRequest,
 } from '../core/admin';
 import { describeError } from '../core/errors';
-import type { UserStatus } from '../core/limiter/types';
+import type { UserStatus } from '../core/limiter/decision';
 import { requestCancelled } from '../core/protocol';
 import { type AuditReport, auditItem } from '../core/queue/audit';
 import { statusMessage } from '../core/status-message';

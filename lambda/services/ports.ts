@@ -4,20 +4,20 @@
  */
 
 import type { HealthReport } from '../core/admin';
-import type { GlobalWaiter } from '../core/limiter/global';
-import type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
-import type { LimiterSnapshot, LimiterView } from '../core/limiter/snapshot';
 import type {
   DecideInput,
   Decision,
   DeniedDecision,
-  LimitOverride,
   ResetScope,
-  Tier,
   TokenReservation,
   TokenUsage,
   UserStatus,
-} from '../core/limiter/types';
+} from '../core/limiter/decision';
+import type { GlobalWaiter } from '../core/limiter/global/priority';
+import type { LimiterSnapshot, LimiterView } from '../core/limiter/item/state';
+import type { LimitOverride } from '../core/limiter/kinds/registry';
+import type { ClaimTarget, SettleHolder } from '../core/limiter/plan/settle';
+import type { Tier } from '../core/limiter/tiers';
 import type { MetricName } from '../core/metrics';
 import type { ServerMessage } from '../core/protocol';
 import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
@@ -122,7 +122,7 @@ export interface LimiterPort {
   ): Promise<{ readonly released: readonly { readonly userId: string; readonly requestId: string }[] }>;
 }
 
-export type { ClaimTarget, SettleHolder } from '../core/limiter/plan';
+export type { ClaimTarget, SettleHolder } from '../core/limiter/plan/settle';
 
 export type ClaimOutcome =
   | { readonly kind: 'claimed' }

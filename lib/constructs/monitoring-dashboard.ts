@@ -3,7 +3,7 @@ import { Dashboard, GraphWidget, TextWidget } from 'aws-cdk-lib/aws-cloudwatch';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { Queue } from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
-import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
 import type { MetricName } from '../../lambda/core/metrics';
 import type { FunctionKey } from '../../lambda/core/resources';
 import { FAULTS_LOGGED_METRIC, serviceMetric } from './metrics';

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ADMIN_OPERATIONS } from '../../lambda/core/admin';
-import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
 
 /** A command line the CLI cannot run: the message says what is wrong. */
 export class UsageError extends Error {

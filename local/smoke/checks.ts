@@ -1,5 +1,5 @@
 import type { AdminResponse, HealthReport } from '../../lambda/core/admin';
-import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
 import { type Frame, SmokeFailure, SmokeSession } from './session';
 
 /**

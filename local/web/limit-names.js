@@ -1,6 +1,6 @@
 // How people read the limits' names (SPEC §8): the terminal client and the chat page both show
 // these instead of the names the protocol, metrics and admin flags use. Each limit kind declares
-// its label (lambda/core/limiter/kinds.ts): the page gets them from `/limit-labels.js`, which the
+// its label (lambda/core/limiter/kinds/registry.ts): the page gets them from `/limit-labels.js`, which the
 // local gateway generates from the registry (web/names.js), the terminal client from the registry
 // itself (local/limit-names.ts). Plain ES module, so the page loads it as it is and the TypeScript
 // clients import it with limit-names.d.ts.

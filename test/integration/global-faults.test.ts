@@ -9,15 +9,17 @@ import {
 } from '../../lambda/adapters/dynamo-limiter';
 import { ORPHAN_MARGIN_MS } from '../../lambda/adapters/limiter/global-counters';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
-import {
-  GLOBAL_WAITING_KEY,
-  type GlobalLimits,
-  type GlobalWaiter,
-  LINE_ATTR,
-  MAX_LINE_ENTRIES,
-} from '../../lambda/core/limiter/global';
+import type {
+  AllowedDecision,
+  DecideInput,
+  Decision,
+  DeniedDecision,
+} from '../../lambda/core/limiter/decision';
+import type { GlobalLimits } from '../../lambda/core/limiter/global/limits';
+import { GLOBAL_WAITING_KEY, MAX_LINE_ENTRIES } from '../../lambda/core/limiter/global/line';
+import type { GlobalWaiter } from '../../lambda/core/limiter/global/priority';
+import { LINE_ATTR } from '../../lambda/core/limiter/item/attributes';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
-import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
 import { HOUR_MS } from '../../lambda/core/limiter/windows';
 import type { ReplyJob } from '../../lambda/core/reply-job';
 import type { ModelEvent, ModelPort, OutgoingMessage } from '../../lambda/services/ports';

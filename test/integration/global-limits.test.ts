@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
-import type { GlobalLimits } from '../../lambda/core/limiter/global';
+import type {
+  AllowedDecision,
+  DecideInput,
+  Decision,
+  DeniedDecision,
+} from '../../lambda/core/limiter/decision';
+import type { GlobalLimits } from '../../lambda/core/limiter/global/limits';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
-import type { AllowedDecision, DecideInput, Decision, DeniedDecision } from '../../lambda/core/limiter/types';
 import { HOUR_MS } from '../../lambda/core/limiter/windows';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';

@@ -351,7 +351,7 @@ function describeGuarantees(backend: string, endpoint: () => string) {
       { fault: 'drop-answer', how: 'a connection reset, retried as never landed' },
     ] as const) {
       it(`counts a write that landed but whose answer was lost once, and admits it (its own marker tells): ${how}`, async () => {
-        // One attempt per call, as the limiter's client is built in lambda/adapters/runtime.ts: the
+        // One attempt per call, as the limiter's client is built in lambda/adapters/runtime/user-facing.ts: the
         // limiter sees the fault itself (the SDK's own retry would hide it).
         const client = new DynamoDBClient({
           endpoint: proxy.endpoint,

@@ -7,7 +7,7 @@ import { EchoModel } from '../../lambda/adapters/models';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../lambda/adapters/request-queue';
 import { SweepIndex } from '../../lambda/adapters/sweep-index';
-import type { GlobalLimits } from '../../lambda/core/limiter/global';
+import type { GlobalLimits } from '../../lambda/core/limiter/global/limits';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { queueDeadlineEpochMs, wakeUpCause } from '../../lambda/core/queue/request';
 import { SWEEP_GRACE_MS } from '../../lambda/core/queue/sweep';

@@ -1,17 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { type LineView, planLineWrite } from '../../lambda/core/limiter/global/line';
 import {
   type GlobalWaiter,
   isLiveWaiter,
-  type LineView,
   mayGoNow,
-  planLineWrite,
   priorityOrder,
-  roomIn,
-  shareOf,
   WAITER_STALE_MS,
   waitBehindMs,
-} from '../../lambda/core/limiter/global';
-import { EMPTY_SNAPSHOT } from '../../lambda/core/limiter/snapshot';
+} from '../../lambda/core/limiter/global/priority';
+import { roomIn, shareOf } from '../../lambda/core/limiter/global/shards';
+import { EMPTY_SNAPSHOT } from '../../lambda/core/limiter/item/state';
 import { HOUR_MS, hourNumber } from '../../lambda/core/limiter/windows';
 
 const NOW = 1_800_000_000_000;

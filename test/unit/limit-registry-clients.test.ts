@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds';
+import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
 import { parseCommand } from '../../local/admin/args';
 import { adminUsage } from '../../local/admin/help';
 import { LIMIT_LABELS, limitLabelsModule, limitName } from '../../local/limit-names';

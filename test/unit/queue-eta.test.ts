@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import type { LimitState } from '../../lambda/core/limiter/kinds/registry';
 import { DEFAULT_TIER_LIMITS } from '../../lambda/core/limiter/policy';
-import type { LimitState } from '../../lambda/core/limiter/types';
 import { admissionTimeEpochMs, estimatedWaitSeconds } from '../../lambda/core/queue/eta';
 
 const free = DEFAULT_TIER_LIMITS.free;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../lambda/core/limiter/item/state';
+import type { LimitState } from '../../lambda/core/limiter/kinds/registry';
 import { DEFAULT_TIER_LIMITS } from '../../lambda/core/limiter/policy';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../lambda/core/limiter/snapshot';
-import type { LimitState } from '../../lambda/core/limiter/types';
 import { isNewerPlace } from '../../lambda/core/queue/places';
 import type { WaitingRequest } from '../../lambda/core/queue/request';
 import { planRepairs, SWEEP_GRACE_MS } from '../../lambda/core/queue/sweep';

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
-import { isTier, type Tier } from '../../core/limiter/types';
+import { isTier, type Tier } from '../../core/limiter/tiers';
 import { ENV } from '../../core/resources';
 import { AdapterError } from '../errors';
 

@@ -1,9 +1,11 @@
 import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
 import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
-import type { GlobalLimitState } from '../../core/limiter/global';
+import type { ResetScope, UserStatus } from '../../core/limiter/decision';
+import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/snapshot';
-import type { LimitOverride, ResetScope, Tier, UserStatus } from '../../core/limiter/types';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
+import type { LimitOverride } from '../../core/limiter/kinds/registry';
+import type { Tier } from '../../core/limiter/tiers';
 import { type LimiterContext, userKey } from './context';
 import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
 

@@ -3,8 +3,10 @@ import { allowedDecision, deniedDecision, modelRefusedDecision } from '../../cor
 import { landedAdmission } from '../../core/limiter/decide/landed';
 import { askOn, chooseModel } from '../../core/limiter/decide/model';
 import { tierOf } from '../../core/limiter/decide/resolve';
-import { planAdmission, type UpdatePlan, usageDayKey } from '../../core/limiter/plan';
-import type { DecideInput, Decision } from '../../core/limiter/types';
+import type { DecideInput, Decision } from '../../core/limiter/decision';
+import type { UpdatePlan } from '../../core/limiter/expression';
+import { planAdmission } from '../../core/limiter/plan/admission';
+import { usageDayKey } from '../../core/limiter/plan/usage-key';
 import { MAX_CONTENTION_ROUNDS, UNKNOWN, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';

@@ -8,10 +8,10 @@ import {
 } from '../../core/limiter/decide/decisions';
 import { landedAdmission } from '../../core/limiter/decide/landed';
 import { askOn } from '../../core/limiter/decide/model';
+import type { DecideInput, Decision, DeniedDecision } from '../../core/limiter/decision';
 import { evaluate } from '../../core/limiter/evaluate';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/item/state';
 import { modelFor } from '../../core/limiter/policy';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/snapshot';
-import type { DecideInput, Decision, DeniedDecision } from '../../core/limiter/types';
 import { ECHO_MODEL } from '../../core/models';
 import type { EnqueueAsk, EnqueueOutcome } from '../../services/ports';
 import { decideOnStore } from './admission-round';

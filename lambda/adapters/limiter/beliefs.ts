@@ -1,5 +1,5 @@
-import type { UpdatePlan } from '../../core/limiter/plan';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/snapshot';
+import type { UpdatePlan } from '../../core/limiter/expression';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/item/state';
 
 /** What this instance last saw of a user's item, and when the call that saw it was sent. */
 export interface Belief {

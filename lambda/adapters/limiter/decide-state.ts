@@ -1,4 +1,4 @@
-import type { GlobalReservation } from '../../core/limiter/global';
+import type { GlobalReservation } from '../../core/limiter/global/share-record';
 import type { GlobalHold } from './global-counters';
 
 /** What one decision carries across its rounds and retries. */

@@ -1,15 +1,10 @@
 import { describeError } from '../../core/errors';
 import { type DecisionBasis, globalDeniedDecision } from '../../core/limiter/decide/decisions';
 import { slotLimit } from '../../core/limiter/decide/landed';
-import {
-  type GlobalReservation,
-  type GlobalWaiter,
-  mayGoNow,
-  priorityOrder,
-  waitBehindMs,
-} from '../../core/limiter/global';
-import type { AdmissionPlan } from '../../core/limiter/plan';
-import type { DecideInput, DeniedDecision } from '../../core/limiter/types';
+import type { DecideInput, DeniedDecision } from '../../core/limiter/decision';
+import { type GlobalWaiter, mayGoNow, priorityOrder, waitBehindMs } from '../../core/limiter/global/priority';
+import type { GlobalReservation } from '../../core/limiter/global/share-record';
+import type { AdmissionPlan } from '../../core/limiter/plan/admission';
 import type { ModelSpec } from '../../core/models';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';

@@ -1,20 +1,22 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { shardCostPercent } from '../../core/limiter/decide/global-share';
+import type { TokenReservation } from '../../core/limiter/decision';
 import {
-  type GlobalAsk,
   type GlobalLimit,
   type GlobalLimitState,
   type GlobalLimits,
-  type GlobalReservation,
-  type GlobalWaiter,
   globalTotals,
+} from '../../core/limiter/global/limits';
+import type { GlobalWaiter } from '../../core/limiter/global/priority';
+import {
+  type GlobalAsk,
   planGlobalAdmission,
   planGlobalRelease,
   roomIn,
   shardKey,
-} from '../../core/limiter/global';
-import type { LimiterSnapshot } from '../../core/limiter/snapshot';
-import type { TokenReservation } from '../../core/limiter/types';
+} from '../../core/limiter/global/shards';
+import type { GlobalReservation } from '../../core/limiter/global/share-record';
+import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import { DAY_MS, hourNumber } from '../../core/limiter/windows';
 import { UNKNOWN } from './beliefs';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError } from './errors';
@@ -53,7 +55,7 @@ export interface GlobalCountersOptions {
 
 /**
  * The global counters on DynamoDB: `shards` items of the limits table, each holding its share of
- * every global limit (lambda/core/limiter/global.ts), and the item where users held back by them
+ * every global limit (lambda/core/limiter/global/), and the item where users held back by them
  * wait for their turn ({@link GlobalLine}). A decision writes one shard; the settle gives back to
  * the same one; the sweep gives back what nobody holds ({@link GlobalOrphans}).
  */

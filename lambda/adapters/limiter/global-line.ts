@@ -8,13 +8,12 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { describeError } from '../../core/errors';
 import {
   GLOBAL_WAITING_KEY,
-  type GlobalWaiter,
   type LineView,
   lineFromItem,
   planLineWrite,
-  priorityOrder,
   waitersFromLine,
-} from '../../core/limiter/global';
+} from '../../core/limiter/global/line';
+import { type GlobalWaiter, priorityOrder } from '../../core/limiter/global/priority';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError, StoreThrottledError } from './errors';
 import type { UserItems } from './user-items';
 

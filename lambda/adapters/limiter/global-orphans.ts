@@ -5,14 +5,11 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import {
-  type GlobalLimits,
-  planOrphanRelease,
-  type RecordedShare,
-  recordedShares,
-  shardKey,
-} from '../../core/limiter/global';
-import { RESERVATION_PREFIX, SETTLED_SHARE_PREFIX, snapshotFromItem } from '../../core/limiter/snapshot';
+import type { GlobalLimits } from '../../core/limiter/global/limits';
+import { planOrphanRelease, shardKey } from '../../core/limiter/global/shards';
+import { type RecordedShare, recordedShares } from '../../core/limiter/global/share-record';
+import { RESERVATION_PREFIX, SETTLED_SHARE_PREFIX } from '../../core/limiter/item/attributes';
+import { snapshotFromItem } from '../../core/limiter/item/codec';
 import { LimiterStoreError } from './errors';
 import type { UserItems } from './user-items';
 

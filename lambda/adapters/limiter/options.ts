@@ -1,6 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { BreakerState } from '../../core/limiter/breaker';
-import type { GlobalLimits } from '../../core/limiter/global';
+import type { GlobalLimits } from '../../core/limiter/global/limits';
 import type { TierLimits } from '../../core/limiter/policy';
 import type { ModelSpec } from '../../core/models';
 

@@ -1,5 +1,6 @@
 import { describeError } from '../../core/errors';
-import type { GlobalWaiter } from '../../core/limiter/global';
+import type { GlobalWaiter } from '../../core/limiter/global/priority';
+import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
   isStuckActive,
   planEndStuckActive,
@@ -7,8 +8,7 @@ import {
   planPark,
   planRemoveWaiting,
   planTakeover,
-} from '../../core/limiter/plan';
-import type { LimiterSnapshot } from '../../core/limiter/snapshot';
+} from '../../core/limiter/plan/queue';
 import type { ActiveRequest, WaitingRequest } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS } from './beliefs';

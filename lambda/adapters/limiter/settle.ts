@@ -1,14 +1,14 @@
 import { describeError } from '../../core/errors';
 import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
+import type { TokenReservation, TokenUsage } from '../../core/limiter/decision';
+import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
   type ClaimTarget,
   holdsRequest,
   planClaim,
   planSettle,
   type SettleHolder,
-} from '../../core/limiter/plan';
-import type { LimiterSnapshot } from '../../core/limiter/snapshot';
-import type { TokenReservation, TokenUsage } from '../../core/limiter/types';
+} from '../../core/limiter/plan/settle';
 import { costMicroUsd, FREE_PRICE } from '../../core/models';
 import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';

@@ -1,6 +1,6 @@
 import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { USAGE_BUCKETS } from '../../core/limiter/plan';
+import { USAGE_BUCKETS } from '../../core/limiter/plan/usage-key';
 import { dayNumber } from '../../core/limiter/windows';
 import { microUsdToUsd } from '../../core/models';
 

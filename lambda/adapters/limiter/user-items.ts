@@ -7,8 +7,9 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { describeError } from '../../core/errors';
 import type { StoreBreaker } from '../../core/limiter/breaker';
-import type { UpdatePlan } from '../../core/limiter/plan';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, snapshotFromItem } from '../../core/limiter/snapshot';
+import type { UpdatePlan } from '../../core/limiter/expression';
+import { snapshotFromItem } from '../../core/limiter/item/codec';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/item/state';
 import {
   type Belief,
   MAX_CONTENTION_ROUNDS,

@@ -4,7 +4,8 @@
  * here. The kinds never import this file: it sits above them (decision → kinds, never back).
  */
 
-import type { GlobalLimitName, GlobalLimitState, GlobalReservation } from './global';
+import type { GlobalLimitName, GlobalLimitState } from './global/limits';
+import type { GlobalReservation } from './global/share-record';
 import type { DayUsage } from './history';
 import type { LimitName, LimitOverride, LimitPolicy, LimitState, LimitWarning } from './kinds/registry';
 import type { Tier } from './tiers';

@@ -1,7 +1,7 @@
 import * as z from 'zod';
 import { ConfigError } from '../errors';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
-import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global';
+import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global/limits';
 import { KIND_POLICY_FIELDS, LIMIT_NAMES, type LimitOverride, type LimitPolicy } from './kinds/registry';
 import { TIERS, type Tier } from './tiers';
 

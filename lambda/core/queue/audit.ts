@@ -1,5 +1,5 @@
 import { dayNumber } from '../limiter/evaluate';
-import type { LimiterView } from '../limiter/snapshot';
+import type { LimiterView } from '../limiter/item/state';
 import { SWEEP_GRACE_MS, wakeUpDueEpochMs } from './sweep';
 
 /** One broken invariant of a user's item, with what it means. */

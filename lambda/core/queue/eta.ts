@@ -1,5 +1,5 @@
-import { limitKind } from '../limiter/kinds';
-import type { LimitPolicy, LimitState } from '../limiter/types';
+import type { LimitPolicy, LimitState } from '../limiter/kinds/registry';
+import { limitKind } from '../limiter/kinds/registry';
 
 /**
  * When would the k-th waiting request of a user be admitted, given the limiter's state now? The

@@ -1,6 +1,6 @@
 import type { ExpressionWriter } from '../limiter/expression';
-import { limitKind } from '../limiter/kinds';
-import type { LimiterView } from '../limiter/snapshot';
+import type { LimiterView } from '../limiter/item/state';
+import { limitKind } from '../limiter/kinds/registry';
 import { isExpired } from './request';
 
 /**

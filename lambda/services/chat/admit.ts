@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
-import type { AllowedDecision, DeniedDecision } from '../../core/limiter/types';
+import type { AllowedDecision, DeniedDecision } from '../../core/limiter/decision';
 import { limitWarning, messageAccepted } from '../../core/protocol';
 import { queueDeadlineEpochMs, type WaitingRequest } from '../../core/queue/request';
 import { estimateTokens } from '../../core/tokens';

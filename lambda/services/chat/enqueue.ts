@@ -1,7 +1,7 @@
 import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
-import { isLimitName, limitKind } from '../../core/limiter/kinds';
-import type { DeniedDecision } from '../../core/limiter/types';
+import type { DeniedDecision } from '../../core/limiter/decision';
+import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { requestQueued } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
 import { wakeUpCause } from '../../core/queue/request';

@@ -1,4 +1,4 @@
-import type { DeniedDecision } from '../../core/limiter/types';
+import type { DeniedDecision } from '../../core/limiter/decision';
 import type { Refusal } from './deps';
 
 /**

@@ -1,6 +1,6 @@
-import { isLimitName, limitKind } from '../../core/limiter/kinds';
-import type { LimiterView } from '../../core/limiter/snapshot';
-import type { Decision, TokenReservation } from '../../core/limiter/types';
+import type { Decision, TokenReservation } from '../../core/limiter/decision';
+import type { LimiterView } from '../../core/limiter/item/state';
+import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { isExpired, type WaitingRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';

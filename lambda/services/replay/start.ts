@@ -1,5 +1,6 @@
 import { describeError } from '../../core/errors';
-import type { LimitWarning, TokenReservation } from '../../core/limiter/types';
+import type { TokenReservation } from '../../core/limiter/decision';
+import type { LimitWarning } from '../../core/limiter/kinds/registry';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../../core/protocol';
 import type { WaitingRequest } from '../../core/queue/request';
 import { notifyPositions } from '../shared/queue-notices';

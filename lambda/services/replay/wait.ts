@@ -1,7 +1,7 @@
-import type { GlobalLimit } from '../../core/limiter/global';
-import { limitKind } from '../../core/limiter/kinds';
-import type { LimiterView } from '../../core/limiter/snapshot';
-import type { DeniedDecision } from '../../core/limiter/types';
+import type { DeniedDecision } from '../../core/limiter/decision';
+import type { GlobalLimit } from '../../core/limiter/global/limits';
+import type { LimiterView } from '../../core/limiter/item/state';
+import { limitKind } from '../../core/limiter/kinds/registry';
 import type { WaitingRequest } from '../../core/queue/request';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
 import { expire } from './start';

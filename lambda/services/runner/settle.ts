@@ -1,5 +1,5 @@
 import { describeError } from '../../core/errors';
-import type { TokenUsage } from '../../core/limiter/types';
+import type { TokenUsage } from '../../core/limiter/decision';
 import type { ReplyUsage } from '../../core/protocol';
 import type { ReplyJob } from '../../core/reply-job';
 import { ReplyNotSettledError } from '../errors';

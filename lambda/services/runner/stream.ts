@@ -1,4 +1,4 @@
-import type { TokenReservation } from '../../core/limiter/types';
+import type { TokenReservation } from '../../core/limiter/decision';
 import { costMicroUsd, FREE_PRICE, type ModelPrice, microUsdToUsd } from '../../core/models';
 import { messageComplete, type ReplyUsage } from '../../core/protocol';
 import { estimateTokens } from '../../core/tokens';

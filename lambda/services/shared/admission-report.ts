@@ -1,4 +1,4 @@
-import type { AllowedDecision } from '../../core/limiter/types';
+import type { AllowedDecision } from '../../core/limiter/decision';
 import type { LogPort, MetricsPort } from '../ports';
 
 /**

@@ -1,4 +1,4 @@
-import type { LimiterView } from '../../core/limiter/snapshot';
+import type { LimiterView } from '../../core/limiter/item/state';
 import { queuePosition } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
 import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from '../ports';

@@ -1,4 +1,4 @@
-import type { TokenReservation } from '../../core/limiter/types';
+import type { TokenReservation } from '../../core/limiter/decision';
 import type { RepairKind } from '../../core/queue/sweep';
 import type {
   ConnectionDirectory,

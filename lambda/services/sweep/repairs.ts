@@ -1,5 +1,5 @@
 import { describeError } from '../../core/errors';
-import type { TokenReservation } from '../../core/limiter/types';
+import type { TokenReservation } from '../../core/limiter/decision';
 import { requestExpired, requestFailed } from '../../core/protocol';
 import { wakeUpCause } from '../../core/queue/request';
 import type { Repair, RepairKind } from '../../core/queue/sweep';

@@ -1,4 +1,5 @@
-import { GLOBAL_SHARE_PREFIX, shardKey } from '../../../lambda/core/limiter/global';
+import { shardKey } from '../../../lambda/core/limiter/global/shards';
+import { GLOBAL_SHARE_PREFIX } from '../../../lambda/core/limiter/item/attributes';
 import type { QueueRecord } from '../../../lambda/services/replay-service';
 import type { FaultSpec } from './faults';
 import { type SweepHook, sweepHook } from './sweep';

@@ -1,10 +1,8 @@
-import {
-  GLOBAL_WAITING_KEY,
-  type GlobalLimits,
-  shareOf,
-  WAITER_PREFIX,
-} from '../../../lambda/core/limiter/global';
-import { type LimiterSnapshot, liveInFlight } from '../../../lambda/core/limiter/snapshot';
+import type { GlobalLimits } from '../../../lambda/core/limiter/global/limits';
+import { GLOBAL_WAITING_KEY } from '../../../lambda/core/limiter/global/line';
+import { shareOf } from '../../../lambda/core/limiter/global/shards';
+import { WAITER_PREFIX } from '../../../lambda/core/limiter/item/attributes';
+import { type LimiterSnapshot, liveInFlight } from '../../../lambda/core/limiter/item/state';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, usdToMicroUsd } from '../../../lambda/core/models';
 import { type ClientRequest, FREE, MAX_QUEUED, type PlaceNotice, type World } from './world';

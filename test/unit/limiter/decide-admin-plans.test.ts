@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { planPolicyChange, planReset } from '../../../lambda/core/limiter/decide/admin-plans';
-import { resetAttributes } from '../../../lambda/core/limiter/kinds';
-import { POLICY_TTL_SECONDS } from '../../../lambda/core/limiter/plan';
+import { resetAttributes } from '../../../lambda/core/limiter/kinds/registry';
+import { POLICY_TTL_SECONDS } from '../../../lambda/core/limiter/plan/ttl';
 
 const NOW = Date.UTC(2026, 0, 3, 10, 0, 0);
 

@@ -13,14 +13,11 @@ import {
 import { landedAdmission } from '../../../lambda/core/limiter/decide/landed';
 import { askOn } from '../../../lambda/core/limiter/decide/model';
 import { limitsOf, policyOf, tierOf } from '../../../lambda/core/limiter/decide/resolve';
-import { type AdmissionPlan, planAdmission } from '../../../lambda/core/limiter/plan';
+import type { DecideInput } from '../../../lambda/core/limiter/decision';
+import { snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/item/state';
+import { type AdmissionPlan, planAdmission } from '../../../lambda/core/limiter/plan/admission';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
-import {
-  EMPTY_SNAPSHOT,
-  type LimiterSnapshot,
-  snapshotFromItem,
-} from '../../../lambda/core/limiter/snapshot';
-import type { DecideInput } from '../../../lambda/core/limiter/types';
 import { dayNumber } from '../../../lambda/core/limiter/windows';
 import { ECHO_MODEL } from '../../../lambda/core/models';
 

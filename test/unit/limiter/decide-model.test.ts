@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { askOn, chooseModel } from '../../../lambda/core/limiter/decide/model';
-import { planAdmission } from '../../../lambda/core/limiter/plan';
+import type { DecideInput } from '../../../lambda/core/limiter/decision';
+import { snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/item/state';
+import type { LimitPolicy } from '../../../lambda/core/limiter/kinds/registry';
+import { planAdmission } from '../../../lambda/core/limiter/plan/admission';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
-import {
-  EMPTY_SNAPSHOT,
-  type LimiterSnapshot,
-  snapshotFromItem,
-} from '../../../lambda/core/limiter/snapshot';
-import type { DecideInput, LimitPolicy } from '../../../lambda/core/limiter/types';
 import { dayNumber } from '../../../lambda/core/limiter/windows';
 import type { ModelSpec } from '../../../lambda/core/models';
 

@@ -2,10 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { shardCostPercent } from '../../../lambda/core/limiter/decide/global-share';
 import { slotLimit } from '../../../lambda/core/limiter/decide/landed';
 import { globalRefund, pendingOf, settleDelta } from '../../../lambda/core/limiter/decide/settle';
-import { limitKind } from '../../../lambda/core/limiter/kinds';
-import { markerWindows } from '../../../lambda/core/limiter/kinds/registry';
+import { snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/item/state';
+import { limitKind, markerWindows } from '../../../lambda/core/limiter/kinds/registry';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
-import { EMPTY_SNAPSHOT, snapshotFromItem } from '../../../lambda/core/limiter/snapshot';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { FREE_PRICE } from '../../../lambda/core/models';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { DAY_MS, type Evaluation, evaluate, HOUR_MS } from '../../../lambda/core/limiter/evaluate';
-import { planAdmission } from '../../../lambda/core/limiter/plan';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/item/state';
+import type { LimitPolicy } from '../../../lambda/core/limiter/kinds/registry';
+import { planAdmission } from '../../../lambda/core/limiter/plan/admission';
 import { DEFAULT_TIER_LIMITS, effectivePolicy } from '../../../lambda/core/limiter/policy';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/snapshot';
-import type { LimitPolicy } from '../../../lambda/core/limiter/types';
 
 const FREE = DEFAULT_TIER_LIMITS.free;
 /** A fixed instant well inside a UTC hour: 2026-11-24T10:20:00Z. */

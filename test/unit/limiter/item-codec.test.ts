@@ -1,12 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  GLOBAL_LIMITS,
-  globalPart,
-  lineFromItem,
-  recordedShares,
-  waiterValue,
-} from '../../../lambda/core/limiter/global';
+import { GLOBAL_LIMITS, globalPart } from '../../../lambda/core/limiter/global/limits';
+import { lineFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
 import { GLOBAL_PARTS } from '../../../lambda/core/limiter/global/parts';
+import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
 import { RESERVATION_FIELDS, WAITER_FIELDS } from '../../../lambda/core/limiter/item/attributes';
 import { reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
 import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
@@ -16,6 +12,8 @@ describe('the item codec', () => {
     const stored = { d: 20_000, m: 657, c: 602, mo: 'echo', i: 10, o: 1000, e: 1, ce: 2, a: 'runner-1' };
     const pending = snapshotFromItem({ pk: 'user#u', r_req: stored }).reservations.req;
     expect(pending).toEqual({
+      // Each budget's window under the field its kind declares (daily: d, monthly: m).
+      windows: { d: 20_000, m: 657 },
       day: 20_000,
       month: 657,
       costMicroUsd: 602,
@@ -31,7 +29,9 @@ describe('the item codec', () => {
 
   it('keeps a marker without its optional fields without them, and ignores one that is not a marker', () => {
     const snap = snapshotFromItem({ pk: 'user#u', r_old: { d: 1, i: 2, o: 3 }, r_bad: { d: 1 } });
-    expect(snap.reservations).toEqual({ old: { day: 1, inputTokens: 2, outputAllowance: 3 } });
+    expect(snap.reservations).toEqual({
+      old: { windows: { d: 1 }, day: 1, inputTokens: 2, outputAllowance: 3 },
+    });
   });
 
   it('stores the fields under the short names the table has always had (no storage migration)', () => {

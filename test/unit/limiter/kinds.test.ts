@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../../lambda/core/errors';
 import { evaluate } from '../../../lambda/core/limiter/evaluate';
+import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/item/state';
 import {
   ADMIN_FLAGS,
   isLimitName,
@@ -16,7 +17,6 @@ import {
   parseLimitsConfig,
   partialLimitPolicySchema,
 } from '../../../lambda/core/limiter/policy';
-import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/snapshot';
 import { dayNumber, isoWeekNumber, monthNumber, weekStartMs } from '../../../lambda/core/limiter/windows';
 import { ECHO_MODEL } from '../../../lambda/core/models';
 import { statusMessage } from '../../../lambda/services/chat-service';

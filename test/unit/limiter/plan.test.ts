@@ -1,14 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/item/state';
+import { markerWindows } from '../../../lambda/core/limiter/kinds/registry';
+import { planAdmission } from '../../../lambda/core/limiter/plan/admission';
+import { planSettle } from '../../../lambda/core/limiter/plan/settle';
 import {
   ITEM_TTL_SECONDS,
   itemTtlEpochSeconds,
   POLICY_TTL_SECONDS,
-  planAdmission,
-  planSettle,
   REPAIR_MARGIN_MS,
-} from '../../../lambda/core/limiter/plan';
+} from '../../../lambda/core/limiter/plan/ttl';
 import { DEFAULT_TIER_LIMITS } from '../../../lambda/core/limiter/policy';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../../lambda/core/limiter/snapshot';
 import { dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 
 const FREE = { ...DEFAULT_TIER_LIMITS.free, monthlyTokens: 100_000, dailyCostUsd: 1 };
@@ -42,6 +43,7 @@ describe('itemTtlEpochSeconds', () => {
 describe('planSettle', () => {
   const feb = Date.UTC(2026, 1, 1, 0, 0, 10);
   const pending = {
+    windows: markerWindows(feb),
     day: dayNumber(feb),
     month: monthNumber(feb),
     inputTokens: 10,

@@ -1,6 +1,9 @@
-import { resetAttributes } from '../kinds';
-import { ExpressionWriter, POLICY_TTL_SECONDS, type UpdatePlan } from '../plan';
-import type { LimitOverride, ResetScope, Tier } from '../types';
+import type { ResetScope } from '../decision';
+import { ExpressionWriter, type UpdatePlan } from '../expression';
+import type { LimitOverride } from '../kinds/registry';
+import { resetAttributes } from '../kinds/registry';
+import { POLICY_TTL_SECONDS } from '../plan/ttl';
+import type { Tier } from '../tiers';
 
 /**
  * The admin's `reset`: clears what the scope's limit kinds keep and starts a new epoch per scope

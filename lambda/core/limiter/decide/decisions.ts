@@ -1,9 +1,12 @@
 import type { ModelSpec } from '../../models';
+import type { AllowedDecision, DecideInput, DeniedDecision } from '../decision';
 import { dayNumber } from '../evaluate';
-import type { GlobalLimit, GlobalReservation } from '../global';
-import type { AdmissionPlan } from '../plan';
-import type { LimiterSnapshot } from '../snapshot';
-import type { AllowedDecision, DecideInput, DeniedDecision, LimitPolicy, Tier } from '../types';
+import type { GlobalLimit } from '../global/limits';
+import type { GlobalReservation } from '../global/share-record';
+import type { LimiterSnapshot } from '../item/state';
+import type { LimitPolicy } from '../kinds/registry';
+import type { AdmissionPlan } from '../plan/admission';
+import type { Tier } from '../tiers';
 import type { ServedModel } from './model';
 import { limitsOf } from './resolve';
 

@@ -1,6 +1,7 @@
 import { usdToMicroUsd } from '../../models';
-import { type GlobalLimits, shardWindows, shareOf } from '../global';
-import type { LimiterSnapshot } from '../snapshot';
+import { type GlobalLimits, shardWindows } from '../global/limits';
+import { shareOf } from '../global/shards';
+import type { LimiterSnapshot } from '../item/state';
 
 /**
  * How full a shard's share of the global daily cost limit is (%), as the shard's item `snap` shows

@@ -1,10 +1,10 @@
 import { CoreError } from '../../errors';
-import type { GlobalLimit } from '../global';
-import { GLOBAL_LIMITS } from '../global';
-import { LIMIT_KINDS } from '../kinds';
-import type { AdmissionPlan } from '../plan';
-import type { LimiterSnapshot } from '../snapshot';
-import type { DecideInput } from '../types';
+import type { DecideInput } from '../decision';
+import type { GlobalLimit } from '../global/limits';
+import { GLOBAL_LIMITS } from '../global/limits';
+import type { LimiterSnapshot } from '../item/state';
+import { LIMIT_KINDS } from '../kinds/registry';
+import type { AdmissionPlan } from '../plan/admission';
 
 type AlreadyAdmitted = Extract<AdmissionPlan, { kind: 'already-admitted' }>;
 

@@ -1,8 +1,9 @@
 import type { ModelSpec } from '../../models';
-import { limitKind } from '../kinds';
-import type { AdmissionPlan } from '../plan';
+import type { DecideInput } from '../decision';
+import type { LimitPolicy } from '../kinds/registry';
+import { limitKind } from '../kinds/registry';
+import type { AdmissionPlan } from '../plan/admission';
 import { modelFor } from '../policy';
-import type { DecideInput, LimitPolicy } from '../types';
 
 /** The model that answers an admitted request, and the one it stood in for after a soft landing. */
 export interface ServedModel {

@@ -1,7 +1,8 @@
 import { evaluate } from '../evaluate';
+import type { LimiterSnapshot } from '../item/state';
+import type { LimitPolicy, LimitState } from '../kinds/registry';
 import { effectivePolicy, type TierLimits } from '../policy';
-import type { LimiterSnapshot } from '../snapshot';
-import type { LimitPolicy, LimitState, Tier } from '../types';
+import type { Tier } from '../tiers';
 
 /** The record's tier wins over the token's claim (SPEC §2); `free` when neither says. */
 export function tierOf(snap: LimiterSnapshot, claimTier: Tier | undefined): Tier {

@@ -1,8 +1,9 @@
 import { type ModelPrice, usdToMicroUsd } from '../../models';
+import type { TokenReservation } from '../decision';
+import type { LimiterSnapshot, PendingReservation } from '../item/state';
 import type { Amount, LimitUnit } from '../kinds/kind';
+import type { LimitPolicy } from '../kinds/registry';
 import { LIMIT_KINDS, markerWindows } from '../kinds/registry';
-import type { LimiterSnapshot, PendingReservation } from '../snapshot';
-import type { LimitPolicy, TokenReservation } from '../types';
 import { DAY_MS, monthNumber } from '../windows';
 
 /** The marker a reservation left, as the reservation itself describes it. */

@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import type { LimiterSnapshot } from '../item/state';
-import { limitKind } from '../kinds';
+import { limitKind } from '../kinds/registry';
 import { dayNumber, hourNumber } from '../windows';
 import type { KindGlobalPart, ShardWindows } from './part';
 import { GLOBAL_PARTS } from './parts';

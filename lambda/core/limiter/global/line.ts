@@ -1,7 +1,7 @@
 import { ExpressionWriter, type UpdatePlan } from '../expression';
 import { LINE_ATTR, TTL_ATTR, WAITER_FIELDS, WAITER_PREFIX } from '../item/attributes';
-import { limitKind } from '../kinds';
-import type { Tier } from '../types';
+import { limitKind } from '../kinds/registry';
+import type { Tier } from '../tiers';
 import { GLOBAL_LIMITS, type GlobalLimit } from './limits';
 import { type GlobalWaiter, isLiveWaiter, priorityOrder, TIER_RANK } from './priority';
 

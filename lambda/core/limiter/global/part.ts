@@ -1,6 +1,6 @@
 import type * as z from 'zod';
 import type { LimiterSnapshot } from '../item/state';
-import type { LimitName } from '../types';
+import type { LimitName } from '../kinds/registry';
 
 /** The windows a shard counts in, as numbers (epoch hours, epoch days). */
 export interface ShardWindows {

@@ -1,5 +1,5 @@
-import { limitKind } from '../kinds';
-import type { Tier } from '../types';
+import { limitKind } from '../kinds/registry';
+import type { Tier } from '../tiers';
 import type { GlobalLimit } from './limits';
 
 /**

@@ -1,7 +1,8 @@
 import { ExpressionWriter, type UpdatePlan } from '../expression';
 import { IN_FLIGHT_ATTR } from '../item/attributes';
 import type { LimiterSnapshot } from '../item/state';
-import { countInWindow, takeInFlightSlot } from '../kinds';
+import { takeInFlightSlot } from '../kinds/shapes/in-flight';
+import { countInWindow } from '../kinds/shapes/window-counter';
 import { type GlobalLimit, type GlobalLimits, shardWindows, storedLimit, usedIn } from './limits';
 import type { GlobalAmounts } from './part';
 import { GLOBAL_PARTS } from './parts';

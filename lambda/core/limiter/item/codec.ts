@@ -1,7 +1,7 @@
 import { QUEUE_VERSION_ATTRIBUTE } from '../../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../../queue/request';
-import { kindAttributes } from '../kinds/registry';
-import { isTier, type LimitOverride } from '../types';
+import { kindAttributes, type LimitOverride } from '../kinds/registry';
+import { isTier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
@@ -152,6 +152,13 @@ function num(value: unknown): number | undefined {
 }
 
 /** A stored reservation marker, read (undefined: not one). */
+/** The marker's amounts and epochs: every other number in it is a window some budget recorded. */
+const AMOUNT_FIELDS: ReadonlySet<string> = new Set(
+  (['costMicroUsd', 'inputTokens', 'outputAllowance', 'tokenEpoch', 'costEpoch'] as const).map(
+    (field) => RESERVATION_FIELDS[field],
+  ),
+);
+
 function reservationOf(value: unknown): PendingReservation | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
@@ -163,10 +170,9 @@ function reservationOf(value: unknown): PendingReservation | undefined {
   for (const field of ['month', 'costMicroUsd', 'model', 'tokenEpoch', 'costEpoch', 'claim'] as const) {
     if (v[f[field]] !== undefined) optional[field] = v[f[field]];
   }
-  const windows = Object.fromEntries(Object.entries(v).filter(([, n]) => typeof n === 'number')) as Record<
-    string,
-    number
-  >;
+  const windows = Object.fromEntries(
+    Object.entries(v).filter(([attr, n]) => typeof n === 'number' && !AMOUNT_FIELDS.has(attr)),
+  ) as Record<string, number>;
   return { day, inputTokens, outputAllowance, windows, ...optional };
 }
 

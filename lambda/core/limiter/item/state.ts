@@ -1,5 +1,6 @@
 import type { ActiveRequest, WaitingRequest } from '../../queue/request';
-import type { LimitOverride, LimitPolicy, LimitState, Tier } from '../types';
+import type { LimitOverride, LimitPolicy, LimitState } from '../kinds/registry';
+import type { Tier } from '../tiers';
 
 /**
  * One user's limiter item, as plain data (item/codec.ts reads it from the stored item; the names
@@ -96,7 +97,7 @@ export interface PendingReservation {
   /**
    * The window each budget counted it in, under the stored field the budget's kind declares as
    * its `markerField` (kinds/registry.ts `markerWindows`): the kind reads its own, so a new budget
-   * needs no field here. Every numeric field of the stored marker, by its stored name.
+   * needs no field here. Every number of the stored marker but its amounts and epochs, by stored name.
    */
   readonly windows?: Readonly<Record<string, number>>;
   /** The month it was counted in (absent on reservations made before monthly budgets). */

@@ -20,8 +20,8 @@ import {
 } from '../item/attributes';
 import { activeValue, reservationValue } from '../item/codec';
 import type { LimiterSnapshot } from '../item/state';
+import type { LimitPolicy } from '../kinds/registry';
 import { LIMIT_KINDS, markerWindows } from '../kinds/registry';
-import type { LimitPolicy } from '../types';
 import { monthNumber } from '../windows';
 import { admissionMovesBucket } from './bucket';
 import { itemTtlEpochSeconds } from './ttl';
@@ -107,7 +107,7 @@ export function planAdmission(args: {
       ? `attribute_not_exists(${w.name(POLICY_VERSION_ATTR)})`
       : `${w.name(POLICY_VERSION_ATTR)} = ${w.value(belief.pv)}`,
   );
-  // Every limit kind adds its condition and update (lambda/core/limiter/kinds.ts).
+  // Every limit kind adds its condition and update (lambda/core/limiter/kinds/).
   planKinds(w, {
     policy,
     belief,

@@ -1,6 +1,7 @@
 import type { LimiterSnapshot } from '../item/state';
-import { LIMIT_KINDS, movesTokenBucket } from '../kinds';
-import type { LimitName, LimitPolicy } from '../types';
+import type { LimitName, LimitPolicy } from '../kinds/registry';
+import { LIMIT_KINDS } from '../kinds/registry';
+import { movesTokenBucket } from '../kinds/tokens-per-minute';
 
 /**
  * An addition to the kind contract (issue 21), kept here until kinds/ owns it as

@@ -16,8 +16,9 @@ import {
 } from '../item/attributes';
 import { activeValue, queuedItemValue } from '../item/codec';
 import type { LimiterSnapshot } from '../item/state';
-import { LIMIT_KINDS, takeInFlightSlot } from '../kinds';
-import type { LimitPolicy } from '../types';
+import type { LimitPolicy } from '../kinds/registry';
+import { LIMIT_KINDS } from '../kinds/registry';
+import { takeInFlightSlot } from '../kinds/shapes/in-flight';
 import { dayNumber } from '../windows';
 import { itemTtlEpochSeconds } from './ttl';
 

@@ -14,8 +14,9 @@ import {
 } from '../item/attributes';
 import { settledShareValue } from '../item/codec';
 import { type LimiterSnapshot, type PendingReservation, SETTLED_SHARE_LIFE_MS } from '../item/state';
-import { type Amount, LIMIT_KINDS } from '../kinds';
-import type { LimitPolicy } from '../types';
+import type { Amount } from '../kinds/kind';
+import type { LimitPolicy } from '../kinds/registry';
+import { LIMIT_KINDS } from '../kinds/registry';
 
 /**
  * Whose settle it is (issue 20, finding 15): Lambda may deliver a runner's event twice, late, or

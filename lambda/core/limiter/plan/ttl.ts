@@ -1,4 +1,4 @@
-import { LIMIT_KINDS } from '../kinds';
+import { LIMIT_KINDS } from '../kinds/registry';
 
 /** How long an idle user's item lives (TTL) at least: every bucket and daily limit is whole again. */
 export const ITEM_TTL_SECONDS = 2 * 24 * 3600;

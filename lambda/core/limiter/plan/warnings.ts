@@ -1,7 +1,7 @@
 import type { Evaluation } from '../evaluate';
 import type { LimiterSnapshot } from '../item/state';
-import { LIMIT_KINDS } from '../kinds';
-import type { LimitPolicy, LimitWarning } from '../types';
+import type { LimitPolicy, LimitWarning } from '../kinds/registry';
+import { LIMIT_KINDS } from '../kinds/registry';
 
 /** A budget or quota this admission leaves at ≤ 20 %, in a window not warned about yet. */
 export type WindowWarning = LimitWarning & { readonly window: number };

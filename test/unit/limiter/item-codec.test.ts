@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GLOBAL_LIMITS, globalPart } from '../../../lambda/core/limiter/global/limits';
+import { GLOBAL_LIMITS, GLOBAL_PARTS, globalPart } from '../../../lambda/core/limiter/global/limits';
 import { lineFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
-import { GLOBAL_PARTS } from '../../../lambda/core/limiter/global/parts';
 import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
 import { RESERVATION_FIELDS, WAITER_FIELDS } from '../../../lambda/core/limiter/item/attributes';
 import { reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';

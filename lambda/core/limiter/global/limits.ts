@@ -1,16 +1,25 @@
 import * as z from 'zod';
 import type { LimiterSnapshot } from '../item/state';
-import { limitKind } from '../kinds/registry';
+import type { GlobalPart, ShardWindows } from '../kinds/global-part';
+import { storedNumber } from '../kinds/kind-snapshot';
+import { LIMIT_KINDS, type LimitName, limitKind } from '../kinds/registry';
 import { dayNumber, hourNumber } from '../windows';
-import type { KindGlobalPart, ShardWindows } from './part';
-import { GLOBAL_PARTS } from './parts';
 
 /**
  * Stack-wide limits (SPEC §2 v2 "Global limits"), exact and sharded (global/shards.ts): which
  * limits there are and how they are configured, all taken from the kinds' global parts
  * (global/parts.ts), so no code here names a limit.
  */
-export type GlobalLimit = (typeof GLOBAL_PARTS)[number]['kind'];
+/** A global part as its kind declares it: the kind's name, and the part. */
+export type KindGlobalPart = GlobalPart & { readonly kind: LimitName };
+
+/** Every kind's global part, in the order `status` lists them (kinds/registry.ts). */
+export const GLOBAL_PARTS: readonly KindGlobalPart[] = LIMIT_KINDS.flatMap((k) =>
+  k.global ? [{ kind: k.name, ...k.global }] : [],
+);
+
+/** A limit that may be bounded stack-wide: a kind with a global part (GLOBAL_LIMITS at run time). */
+export type GlobalLimit = LimitName;
 export const GLOBAL_LIMITS: readonly GlobalLimit[] = GLOBAL_PARTS.map((p) => p.kind);
 /** As `status`, refusals and the admin CLI name them. */
 export type GlobalLimitName = `global.${GlobalLimit}`;
@@ -97,7 +106,7 @@ export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows
     Math.max(
       mine,
       ...GLOBAL_PARTS.flatMap(({ counter }) =>
-        counter?.window === window ? [snap[counter.windowAttr]] : [],
+        counter?.window === window ? [storedNumber(snap, counter.windowAttr)] : [],
       ).filter((t): t is number => t !== undefined),
     );
   return { hour: later('hour', hourNumber(nowMs)), day: later('day', dayNumber(nowMs)) };

@@ -1,11 +1,18 @@
 import { ExpressionWriter, type UpdatePlan } from '../expression';
 import { IN_FLIGHT_ATTR } from '../item/attributes';
 import type { LimiterSnapshot } from '../item/state';
+import type { GlobalAmounts } from '../kinds/global-part';
+import { storedNumber } from '../kinds/kind-snapshot';
 import { takeInFlightSlot } from '../kinds/shapes/in-flight';
 import { countInWindow } from '../kinds/shapes/window-counter';
-import { type GlobalLimit, type GlobalLimits, shardWindows, storedLimit, usedIn } from './limits';
-import type { GlobalAmounts } from './part';
-import { GLOBAL_PARTS } from './parts';
+import {
+  GLOBAL_PARTS,
+  type GlobalLimit,
+  type GlobalLimits,
+  shardWindows,
+  storedLimit,
+  usedIn,
+} from './limits';
 import {
   type GlobalReservation,
   type RecordedShare,
@@ -240,7 +247,7 @@ function givesBack(
     if (amount <= 0) continue;
     const window = counted[which];
     const win = w.name(windowAttr);
-    if (belief[windowAttr] === window) {
+    if (storedNumber(belief, windowAttr) === window) {
       w.condition(`${win} = ${w.value(window)}`);
       w.set(`${w.name(countAttr)} = ${w.name(countAttr)} - ${w.value(amount)}`);
     } else {

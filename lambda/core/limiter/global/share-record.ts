@@ -1,5 +1,5 @@
 import { GLOBAL_SHARE_FIELDS, GLOBAL_SHARE_PREFIX } from '../item/attributes';
-import type { GlobalAmounts } from './part';
+import type { GlobalAmounts } from '../kinds/global-part';
 
 export { GLOBAL_SHARE_PREFIX } from '../item/attributes';
 

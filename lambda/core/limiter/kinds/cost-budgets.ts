@@ -1,3 +1,7 @@
+import * as z from 'zod';
+import { microUsdToUsd, usdToMicroUsd } from '../../models';
+import { DAY_MS, dayNumber } from '../windows';
+import { counted, untilWindowEnds } from './global-part';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
 
 /** Cost per UTC day, in USD, counted in µUSD (`cd` day, `cu` µUSD). */
@@ -9,6 +13,20 @@ export const dailyCostUsd = windowBudget({
   windowAttr: 'cd',
   usedAttr: 'cu',
   ...DAILY,
+  /** USD per UTC day across all users (reserve-then-reconcile; stored in µUSD). */
+  global: {
+    description: 'USD per UTC day across all users (reserve-then-reconcile, stored in µUSD).',
+    schema: z.number().positive().max(10_000_000),
+    countsWhole: false,
+    stored: usdToMicroUsd,
+    shown: microUsdToUsd,
+    counter: { windowAttr: 'cd', countAttr: 'cu', window: 'day' },
+    refundsUnused: true,
+    used: counted({ windowAttr: 'cd', countAttr: 'cu', window: 'day' }),
+    takes: (ask) => ask.costMicroUsd,
+    retryAfterMs: untilWindowEnds('day', DAY_MS),
+    resetAtEpochMs: (_shards, nowMs) => (dayNumber(nowMs) + 1) * DAY_MS,
+  },
 });
 
 /** Cost per UTC calendar month, in USD, counted in µUSD (`cm` month, `cmu` µUSD). */

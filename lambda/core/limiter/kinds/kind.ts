@@ -2,6 +2,8 @@ import * as z from 'zod';
 import type { MetricName } from '../../metrics';
 import type { ModelPrice } from '../../models';
 import type { ExpressionWriter } from '../expression';
+import type { GlobalPart } from './global-part';
+import type { KindSnapshot } from './kind-snapshot';
 
 /**
  * The contract of a limit kind. A kind file declares everything about its limit against these
@@ -45,20 +47,7 @@ export function limitIn(policy: KindPolicy, field: string): number | undefined {
   return typeof value === 'number' ? value : undefined;
 }
 
-/**
- * The user's item as a kind sees it: each kind reads the attributes it declares (with
- * {@link storedNumber}); the item codec keeps every declared attribute on the snapshot.
- */
-export interface KindSnapshot {
-  /** The user's requests being answered now (`fl`): request id → lease (epoch ms). */
-  readonly inFlight?: Readonly<Record<string, number>>;
-}
-
-/** A numeric attribute of the stored item, as the snapshot holds it. */
-export function storedNumber(snap: KindSnapshot, attribute: string): number | undefined {
-  const value = (snap as Readonly<Record<string, unknown>>)[attribute];
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
+export { type KindSnapshot, storedNumber } from './kind-snapshot';
 
 /** One limit's state for `status` and for decisions. */
 export interface KindState<N extends string = string> {
@@ -182,6 +171,23 @@ export interface LimitKind<
   readonly attributes: readonly string[];
   /** Budgets: the reservation marker's field naming the window it counted the reservation in. */
   readonly markerField?: string;
+  /**
+   * Its stack-wide counterpart, when the stack may bound it across all users (SPEC §2 v2 "Global
+   * limits"): how the shards count it, what a request takes, when it is whole again.
+   */
+  readonly global?: GlobalPart;
+  /**
+   * Buckets an admission may leave unmoved (tokens per minute): does an admission reserving
+   * `tokens` move it? Always when enforced; a shadow bucket it would overfill stops counting. The
+   * store keeps the arrival time the reservation left only when it moved (`bucketAfterEpochMs`).
+   */
+  movesBucket?(
+    policy: KindPolicy,
+    snap: KindSnapshot,
+    nowMs: number,
+    tokens: number,
+    enforce: boolean,
+  ): boolean;
   /** How the contract suite fills it. */
   readonly example: KindExample;
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */

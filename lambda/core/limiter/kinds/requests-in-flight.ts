@@ -25,6 +25,22 @@ export const requestsInFlight: LimitKind<'requestsInFlight', 'requestsInFlight',
   // In-flight slots are replies being answered now: no reset gives them back.
   attributes: [],
   example: { policy: { requestsInFlight: 2 }, input: 10, maxTokens: 20, fill: 2 },
+  /** Requests being answered at once across all users: bounded by each shard's in-flight map. */
+  global: {
+    description: 'Requests being answered at once across all users.',
+    schema: positiveInt,
+    countsWhole: true,
+    stored: (n) => n,
+    shown: (n) => n,
+    refundsUnused: false,
+    used: (shard, nowMs) => liveInFlight(shard, nowMs).length,
+    takes: () => 1,
+    retryAfterMs: () => IN_FLIGHT_RETRY_MS,
+    resetAtEpochMs(shards, nowMs) {
+      const leases = shards.flatMap((s) => liveInFlight(s, nowMs).map(([, lease]) => lease));
+      return leases.length ? Math.min(...leases) : nowMs;
+    },
+  },
   windowSeconds: () => 0,
   state({ policy, snap, nowMs }) {
     const limit = limitIn(policy, 'requestsInFlight');

@@ -1,3 +1,6 @@
+import { DAY_MS, dayNumber } from '../windows';
+import { counted, untilWindowEnds } from './global-part';
+import { positiveInt } from './kind';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
 
 /** Tokens per UTC day (`td` day, `tu` tokens): every tier has one. */
@@ -10,6 +13,20 @@ export const dailyTokens = windowBudget({
   usedAttr: 'tu',
   required: true,
   ...DAILY,
+  /** Tokens per UTC day across all users (reserve-then-reconcile). */
+  global: {
+    description: 'Tokens per UTC day across all users (reserve-then-reconcile).',
+    schema: positiveInt,
+    countsWhole: false,
+    stored: (n) => n,
+    shown: (n) => n,
+    counter: { windowAttr: 'td', countAttr: 'tu', window: 'day' },
+    refundsUnused: true,
+    used: counted({ windowAttr: 'td', countAttr: 'tu', window: 'day' }),
+    takes: (ask) => ask.tokens,
+    retryAfterMs: untilWindowEnds('day', DAY_MS),
+    resetAtEpochMs: (_shards, nowMs) => (dayNumber(nowMs) + 1) * DAY_MS,
+  },
 });
 
 /** Tokens per UTC calendar month (`tm` month, `tmu` tokens). */

@@ -49,6 +49,7 @@ export const tokensPerMinute: LimitKind<'tokensPerMinute', 'tokensPerMinute', fa
   waitsFor: 'time',
   policyField: { name: 'tokensPerMinute', schema: positiveInt, required: false },
   adminFlag: { flag: 'tokens-per-minute', field: 'tokensPerMinute' },
+  movesBucket: movesTokenBucket,
   unit: 'tokens',
   metric: 'TokenRateLimitExceeded',
   resetScope: 'tokens',

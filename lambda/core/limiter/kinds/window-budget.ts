@@ -1,5 +1,6 @@
 import { microUsdToUsd, outputTokensFor, usdToMicroUsd } from '../../models';
 import { DAY_MS, dayNumber, monthNumber, monthStartMs } from '../windows';
+import type { GlobalPart } from './global-part';
 import {
   type Amount,
   type KindInput,
@@ -55,6 +56,8 @@ export function windowBudget<N extends string, R extends boolean = false>(
     readonly usedAttr: string;
     /** Every tier sets it (`dailyTokens`). @default false */
     readonly required?: R;
+    /** Its stack-wide counterpart, if it has one. */
+    readonly global?: GlobalPart;
   } & BudgetWindow,
 ): LimitKind<N, N, R> {
   const { name, unit, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
@@ -82,6 +85,7 @@ export function windowBudget<N extends string, R extends boolean = false>(
     resetScope: isCost ? 'cost' : 'tokens',
     attributes: [windowAttr, usedAttr],
     markerField,
+    ...(args.global ? { global: args.global } : {}),
     // Each request reserves 50 tokens (26 or 27 µUSD on the echo model): two fit, the third does not.
     example: { policy: { [name]: isCost ? 0.00006 : 100 }, input: 10, maxTokens: 40, fill: 2 },
     windowSeconds: () => args.windowSeconds,

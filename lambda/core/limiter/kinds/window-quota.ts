@@ -1,4 +1,5 @@
 import { DAY_MS, dayNumber, HOUR_MS, hourNumber } from '../windows';
+import { counted, type GlobalPart, untilWindowEnds } from './global-part';
 import { type LimitKind, limitIn, positiveInt } from './kind';
 import { countIn, countInWindow } from './shapes/window-counter';
 
@@ -16,6 +17,8 @@ export function windowQuota<N extends string>(args: {
   readonly countAttr: string;
   readonly windowMs: number;
   readonly windowOf: (ms: number) => number;
+  /** Its stack-wide counterpart, if it has one. */
+  readonly global?: GlobalPart;
 }): LimitKind<N, N, false> {
   const { name, windowAttr, countAttr, windowMs, windowOf } = args;
   return {
@@ -28,6 +31,7 @@ export function windowQuota<N extends string>(args: {
     metric: 'MessageRateLimitExceeded',
     resetScope: 'messages',
     attributes: [windowAttr, countAttr],
+    ...(args.global ? { global: args.global } : {}),
     example: { policy: { [name]: 2 }, input: 10, maxTokens: 20, fill: 2 },
     windowSeconds: () => windowMs / 1000,
     warns: { windowOf, taken: (_reserved, weight) => weight },
@@ -71,6 +75,20 @@ export const hourlyMessages = windowQuota({
   countAttr: 'hc',
   windowMs: HOUR_MS,
   windowOf: hourNumber,
+  /** Messages per UTC hour across all users (a message counts its model's weight). */
+  global: {
+    description: 'Messages per UTC hour across all users.',
+    schema: positiveInt,
+    countsWhole: true,
+    stored: (n) => n,
+    shown: (n) => n,
+    counter: { windowAttr: 'hw', countAttr: 'hc', window: 'hour' },
+    refundsUnused: false,
+    used: counted({ windowAttr: 'hw', countAttr: 'hc', window: 'hour' }),
+    takes: (ask) => ask.weight,
+    retryAfterMs: untilWindowEnds('hour', HOUR_MS),
+    resetAtEpochMs: (_shards, nowMs) => (hourNumber(nowMs) + 1) * HOUR_MS,
+  },
 });
 
 /** Messages per UTC day (`dw` day number, `dc` count). */

@@ -1,6 +1,5 @@
 import type * as z from 'zod';
-import type { LimiterSnapshot } from '../item/state';
-import type { LimitName } from '../kinds/registry';
+import { type KindSnapshot, storedNumber } from './kind-snapshot';
 
 /** The windows a shard counts in, as numbers (epoch hours, epoch days). */
 export interface ShardWindows {
@@ -18,9 +17,9 @@ export interface GlobalAmounts {
 
 /**
  * A limit kind's global part (SPEC §2 v2 "Global limits"): how the stack-wide limit of that kind is
- * configured, counted in each shard (lambda/core/limiter/global/shards.ts), shown and retried. The
- * shards and the line (global/) know limits only through their parts: adding a global limit is
- * one more part, on its kind. Its unit and label are its kind's (`limitKind(kind).unit`).
+ * configured, counted in each shard (lambda/core/limiter/global/shards.ts), shown and retried. A kind
+ * that has one declares it as `global` in its own file; the shards and the line (global/) know
+ * limits only through these parts. Its unit and label are its kind's (`limitKind(kind).unit`).
  */
 export interface GlobalPart {
   /** How the admin reads it in the stack config (the field's meaning). */
@@ -42,8 +41,8 @@ export interface GlobalPart {
    * entry per request holding a share.
    */
   readonly counter?: {
-    readonly windowAttr: 'hw' | 'td' | 'cd';
-    readonly countAttr: 'hc' | 'tu' | 'cu';
+    readonly windowAttr: string;
+    readonly countAttr: string;
     readonly window: keyof ShardWindows;
   };
   /**
@@ -52,14 +51,26 @@ export interface GlobalPart {
    */
   readonly refundsUnused: boolean;
   /** What a shard holds of it now, in the shard's windows (stored units). */
-  used(shard: LimiterSnapshot, nowMs: number, windows: ShardWindows): number;
+  used(shard: KindSnapshot, nowMs: number, windows: ShardWindows): number;
   /** What one request takes of it (stored units). */
   takes(amounts: GlobalAmounts): number;
   /** When a refusal by it may be tried again (ms from now), the shard's windows given. */
   retryAfterMs(nowMs: number, windows: ShardWindows): number;
   /** When it is whole again over these shards (epoch ms), for `status`. */
-  resetAtEpochMs(shards: readonly LimiterSnapshot[], nowMs: number): number;
+  resetAtEpochMs(shards: readonly KindSnapshot[], nowMs: number): number;
 }
 
-/** A global part as its kind declares it: the kind's name, and the part. */
-export type KindGlobalPart<K extends LimitName = LimitName> = GlobalPart & { readonly kind: K };
+/** A count kept in a fixed window on the shard: what the shard holds of it in `window`. */
+export function counted(
+  counter: NonNullable<GlobalPart['counter']>,
+): (shard: KindSnapshot, nowMs: number, windows: ShardWindows) => number {
+  return (shard, _nowMs, windows) =>
+    storedNumber(shard, counter.windowAttr) === windows[counter.window]
+      ? (storedNumber(shard, counter.countAttr) ?? 0)
+      : 0;
+}
+
+/** Retry when the shard's window ends. */
+export const untilWindowEnds =
+  (window: keyof ShardWindows, windowMs: number) => (nowMs: number, windows: ShardWindows) =>
+    (windows[window] + 1) * windowMs - nowMs;

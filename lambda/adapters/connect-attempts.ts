@@ -5,8 +5,9 @@ import {
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
-import { bucketOf } from '../core/limiter/evaluate';
+import { IP_ARRIVAL_ATTR, IP_KEY_PREFIX, KEY_ATTR } from '../core/limiter/item/attributes';
 import type { LimitPolicy } from '../core/limiter/kinds/registry';
+import { bucketOf } from '../core/limiter/windows';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import { AdapterError } from './errors';
 
@@ -52,7 +53,7 @@ export class ConnectAttempts {
   ): Promise<{ allowed: boolean; retryAfterMs: number }> {
     // The message bucket's math with no burst: capacity perMinute, tolerance (capacity - 1) intervals.
     const { intervalMs, toleranceMs } = bucketOf({ messagesPerMinute: perMinute, burst: 0 } as LimitPolicy);
-    const key = { pk: `ip#${sourceIp}` };
+    const key = { [KEY_ATTR]: `${IP_KEY_PREFIX}${sourceIp}` };
     let tat: number | undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       if (tat !== undefined && tat - nowMs > toleranceMs) {
@@ -87,7 +88,7 @@ export class ConnectAttempts {
             Key: marshall(key),
             UpdateExpression: update,
             ConditionExpression: condition,
-            ExpressionAttributeNames: { '#tat': 'tat', '#ttl': TTL_ATTRIBUTE },
+            ExpressionAttributeNames: { '#tat': IP_ARRIVAL_ATTR, '#ttl': TTL_ATTRIBUTE },
             ExpressionAttributeValues: marshall(values),
             ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           }),
@@ -99,13 +100,14 @@ export class ConnectAttempts {
         // Another attempt moved the bucket. Real DynamoDB returns the item with the failure;
         // emulators may not, and then it is read.
         const item = err.Item ? unmarshall(err.Item) : await this.read(key);
-        tat = typeof item?.tat === 'number' ? item.tat : undefined;
+        const stored = item?.[IP_ARRIVAL_ATTR];
+        tat = typeof stored === 'number' ? stored : undefined;
       }
     }
     throw new ConnectAttemptsError(`connection limit for ${sourceIp} did not settle`);
   }
 
-  private async read(key: { pk: string }): Promise<Record<string, unknown> | undefined> {
+  private async read(key: Record<string, string>): Promise<Record<string, unknown> | undefined> {
     const { Item } = await this.client.send(
       new GetItemCommand({ TableName: this.tableName, Key: marshall(key), ConsistentRead: true }),
       { abortSignal: AbortSignal.timeout(this.timeoutMs) },

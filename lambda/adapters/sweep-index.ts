@@ -6,12 +6,20 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { ExpressionWriter, type UpdatePlan } from '../core/limiter/expression';
+import {
+  ACTIVE_ATTR,
+  IN_FLIGHT_ATTR,
+  KEY_ATTR,
+  USER_KEY_PREFIX,
+  userIdOf,
+  userKey,
+  WAITING_ATTR,
+} from '../core/limiter/item/attributes';
 import { SWEEP_AFTER_ATTRIBUTE, SWEEP_BUCKET_ATTRIBUTE, SWEEP_BUCKETS } from '../core/queue/sweep';
 import { TABLES } from '../core/resources';
 import type { DueUser, SweepIndexPort } from '../services/ports';
 
 const INDEX = TABLES.limits.globalIndexes.find((i) => i.indexName === 'bySweep')!.indexName;
-const USER_PREFIX = 'user#';
 
 /**
  * The sweep's side of the Limits table: the sparse `bySweep` index, queried bucket by bucket for
@@ -49,9 +57,10 @@ export class SweepIndex implements SweepIndexPort {
       );
       for (const raw of page.Items ?? []) {
         const item = unmarshall(raw);
-        const pk = String(item.pk);
-        if (!pk.startsWith(USER_PREFIX) || typeof item.sa !== 'number') continue;
-        users.push({ userId: pk.slice(USER_PREFIX.length), sweepAfterEpochMs: item.sa });
+        const pk = String(item[KEY_ATTR]);
+        const sweepAfterEpochMs = item[SWEEP_AFTER_ATTRIBUTE];
+        if (!pk.startsWith(USER_KEY_PREFIX) || typeof sweepAfterEpochMs !== 'number') continue;
+        users.push({ userId: userIdOf(pk), sweepAfterEpochMs });
       }
       startKey = page.LastEvaluatedKey ? unmarshall(page.LastEvaluatedKey) : undefined;
     } while (startKey && users.length < limit);
@@ -61,7 +70,7 @@ export class SweepIndex implements SweepIndexPort {
   async reschedule(user: DueUser, nextLookEpochMs: number, waiting: number): Promise<boolean> {
     const w = new ExpressionWriter();
     const sa = w.name(SWEEP_AFTER_ATTRIBUTE);
-    const list = w.name('waiting');
+    const list = w.name(WAITING_ATTR);
     // Only the look it was found with (an enqueue or another sweep may have set its own since),
     // and only if the list is as long as it was read: the next look was computed from that list.
     w.condition(`${sa} = ${w.value(user.sweepAfterEpochMs)}`);
@@ -77,13 +86,13 @@ export class SweepIndex implements SweepIndexPort {
   async clear(user: DueUser): Promise<boolean> {
     const w = new ExpressionWriter();
     const sa = w.name(SWEEP_AFTER_ATTRIBUTE);
-    const waiting = w.name('waiting');
-    const fl = w.name('fl');
+    const waiting = w.name(WAITING_ATTR);
+    const fl = w.name(IN_FLIGHT_ATTR);
     // Nothing left that needs an end: no waiting list, no active request, no slot held — decided
     // by the store, not by the read, so an enqueue or admission since keeps the user in the index.
     w.condition(`${sa} = ${w.value(user.sweepAfterEpochMs)}`);
     w.condition(`(attribute_not_exists(${waiting}) OR size(${waiting}) = ${w.value(0)})`);
-    w.condition(`attribute_not_exists(${w.name('act')})`);
+    w.condition(`attribute_not_exists(${w.name(ACTIVE_ATTR)})`);
     w.condition(`(attribute_not_exists(${fl}) OR size(${fl}) = ${w.value(0)})`);
     w.remove(w.name(SWEEP_BUCKET_ATTRIBUTE), sa);
     return this.write(user.userId, w.build());
@@ -92,7 +101,7 @@ export class SweepIndex implements SweepIndexPort {
   async dropSlots(userId: string, slots: readonly (readonly [string, number])[]): Promise<boolean> {
     if (slots.length === 0) return true;
     const w = new ExpressionWriter();
-    const fl = w.name('fl');
+    const fl = w.name(IN_FLIGHT_ATTR);
     for (const [id, lease] of slots) {
       // Only a slot still held under the lease that lapsed: a takeover since renewed it.
       const entry = `${fl}.${w.name(id)}`;
@@ -108,7 +117,7 @@ export class SweepIndex implements SweepIndexPort {
       await this.client.send(
         new UpdateItemCommand({
           TableName: this.tableName,
-          Key: marshall({ pk: `${USER_PREFIX}${userId}` }),
+          Key: marshall({ [KEY_ATTR]: userKey(userId) }),
           UpdateExpression: plan.update,
           ConditionExpression: plan.condition,
           ExpressionAttributeNames: plan.names,

@@ -13,8 +13,7 @@ import { GlobalCounters } from './global-counters';
 import type { DynamoLimiterOptions } from './options';
 import { UserItems } from './user-items';
 
-export const userKey = (userId: string) => `user#${userId}`;
-export const userIdOf = (key: string) => key.slice('user#'.length);
+export { userIdOf, userKey } from '../../core/limiter/item/attributes';
 
 /** What the limiter's operations share: the store, the policy, the models, the global counters. */
 export class LimiterContext {

@@ -8,7 +8,13 @@ import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { GlobalLimits } from '../../core/limiter/global/limits';
 import { planOrphanRelease, shardKey } from '../../core/limiter/global/shards';
 import { type RecordedShare, recordedShares } from '../../core/limiter/global/share-record';
-import { RESERVATION_PREFIX, SETTLED_SHARE_PREFIX } from '../../core/limiter/item/attributes';
+import {
+  KEY_ATTR,
+  RESERVATION_PREFIX,
+  SETTLED_SHARE_FIELDS,
+  SETTLED_SHARE_PREFIX,
+  userKey,
+} from '../../core/limiter/item/attributes';
 import { snapshotFromItem } from '../../core/limiter/item/codec';
 import { LimiterStoreError } from './errors';
 import type { UserItems } from './user-items';
@@ -46,7 +52,7 @@ export class GlobalOrphans {
       const item = await this.items.withRetries(() => this.rawItem(key));
       const lapsed = recordedShares(item).filter((s) => s.leaseUntilEpochMs + ORPHAN_MARGIN_MS <= nowMs);
       for (const share of lapsed) {
-        const user = await this.items.withRetries(() => this.rawItem(`user#${share.userId}`));
+        const user = await this.items.withRetries(() => this.rawItem(userKey(share.userId)));
         if (user?.[`${RESERVATION_PREFIX}${share.requestId}`] !== undefined) continue;
         const charged = chargeOf(user?.[`${SETTLED_SHARE_PREFIX}${share.requestId}`]);
         if (await this.items.withRetries(() => this.giveBackOrphan(key, share, charged))) {
@@ -81,7 +87,7 @@ export class GlobalOrphans {
         this.client.send(
           new UpdateItemCommand({
             TableName: this.tableName,
-            Key: marshall({ pk: `user#${share.userId}` }),
+            Key: marshall({ [KEY_ATTR]: userKey(share.userId) }),
             UpdateExpression: 'REMOVE #gs',
             ConditionExpression: 'attribute_exists(#gs)',
             ExpressionAttributeNames: { '#gs': `${SETTLED_SHARE_PREFIX}${share.requestId}` },
@@ -109,6 +115,10 @@ export class GlobalOrphans {
 /** A settled request's charge as its settle left it (`gs_<id>`), if it did. */
 function chargeOf(value: unknown): { readonly tokens: number; readonly costMicroUsd: number } | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
-  const { t, c } = value as Record<string, unknown>;
-  return { tokens: typeof t === 'number' ? t : 0, costMicroUsd: typeof c === 'number' ? c : 0 };
+  const record = value as Record<string, unknown>;
+  const [tokens, cost] = [record[SETTLED_SHARE_FIELDS.tokens], record[SETTLED_SHARE_FIELDS.costMicroUsd]];
+  return {
+    tokens: typeof tokens === 'number' ? tokens : 0,
+    costMicroUsd: typeof cost === 'number' ? cost : 0,
+  };
 }

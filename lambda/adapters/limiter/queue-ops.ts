@@ -76,7 +76,7 @@ export class QueueOps {
     const { items } = this.ctx;
     for (let round = 0; round < MAX_CONTENTION_ROUNDS; round++) {
       const believed = items.belief(key)?.snap;
-      const keepsPolicy = (believed?.pv ?? 0) > 0;
+      const keepsPolicy = (believed?.policyVersion ?? 0) > 0;
       const sweep = { userId: userIdOf(key), believedAfterEpochMs: believed?.sweepAfterEpochMs };
       let result: Awaited<ReturnType<typeof items.write>>;
       try {

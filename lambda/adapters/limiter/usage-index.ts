@@ -1,5 +1,8 @@
 import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
+import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
+import { snapshotFromItem } from '../../core/limiter/item/codec';
+import { usedInDay } from '../../core/limiter/kinds/daily-usage';
 import { USAGE_BUCKETS } from '../../core/limiter/plan/usage-key';
 import { dayNumber } from '../../core/limiter/windows';
 import { microUsdToUsd } from '../../core/models';
@@ -40,7 +43,7 @@ export async function topUsersToday(
           TableName: tableName,
           IndexName: USAGE_INDEX,
           KeyConditionExpression: '#ud = :ud',
-          ExpressionAttributeNames: { '#ud': 'ud' },
+          ExpressionAttributeNames: { '#ud': USAGE_DAY_ATTR },
           ExpressionAttributeValues: { ':ud': { S: key } },
           ScanIndexForward: false,
           ...(by === 'tokens' ? { Limit: limit } : {}),
@@ -53,16 +56,17 @@ export async function topUsersToday(
     return items;
   };
   const items = (await Promise.all(buckets.map(read))).flat();
-  const today = (window: unknown, value: unknown) =>
-    window === day && typeof value === 'number' ? value : 0;
   const users = items
-    .filter((i) => typeof i.pk === 'string' && i.pk.startsWith('user#'))
-    .map((i) => ({
-      userId: (i.pk as string).slice('user#'.length),
-      tokens: today(i.td, i.tu),
-      costUsd: microUsdToUsd(today(i.cd, i.cu)),
-      messages: today(i.dw, i.dc),
-    }));
+    .filter((i) => typeof i[KEY_ATTR] === 'string' && i[KEY_ATTR].startsWith(USER_KEY_PREFIX))
+    .map((i) => {
+      const snap = snapshotFromItem(i);
+      return {
+        userId: (i[KEY_ATTR] as string).slice(USER_KEY_PREFIX.length),
+        tokens: usedInDay(snap, 'tokens', day),
+        costUsd: microUsdToUsd(usedInDay(snap, 'costMicroUsd', day)),
+        messages: usedInDay(snap, 'messages', day),
+      };
+    });
   const key = by === 'tokens' ? 'tokens' : by === 'cost' ? 'costUsd' : 'messages';
   return users
     .filter((u) => u[key] > 0)

@@ -3,6 +3,8 @@ import type { ExpressionWriter } from './expression';
 import { HISTORY_ATTR, QUEUED_DAY_PREFIX } from './item/attributes';
 import { storedDayValue } from './item/codec';
 import type { LimiterSnapshot, StoredDay } from './item/state';
+import { DAY_COUNTERS, lastActiveDay, usedInDay } from './kinds/daily-usage';
+import { storedNumber } from './kinds/kind-snapshot';
 import { DAY_MS, dayNumber } from './windows';
 
 /**
@@ -28,27 +30,25 @@ export interface DayUsage {
 /** The admission's part: on the first admission of a new day, the day that ended goes to history. */
 export function planHistory(w: ExpressionWriter, belief: LimiterSnapshot, nowMs: number): void {
   const today = dayNumber(nowMs);
-  const closed = belief.td;
+  const closed = lastActiveDay(belief);
   if (closed === undefined || closed >= today) return;
-  const td = w.name('td');
-  const pin = (attr: 'tu' | 'cu' | 'dc', value: number | undefined) =>
-    w.condition(
-      value === undefined ? `attribute_not_exists(${w.name(attr)})` : `${w.name(attr)} = ${w.value(value)}`,
-    );
   // The counters copied are the ones in the item: a write planned from an older view fails.
-  w.condition(`${td} = ${w.value(closed)}`);
-  pin('tu', belief.tu);
-  pin('cu', belief.cu);
-  pin('dc', belief.dc);
+  w.condition(`${w.name(DAY_COUNTERS.tokens.window)} = ${w.value(closed)}`);
+  for (const { count } of Object.values(DAY_COUNTERS)) {
+    const value = storedNumber(belief, count);
+    w.condition(
+      value === undefined ? `attribute_not_exists(${w.name(count)})` : `${w.name(count)} = ${w.value(value)}`,
+    );
+  }
   const queuedAttr = w.name(`${QUEUED_DAY_PREFIX}${closed}`);
   const queued = belief.queuedByDay[closed];
   w.condition(
     queued === undefined ? `attribute_not_exists(${queuedAttr})` : `${queuedAttr} = ${w.value(queued)}`,
   );
   const day = storedDayValue({
-    tokens: belief.tu ?? 0,
-    costMicroUsd: belief.cd === closed ? (belief.cu ?? 0) : 0,
-    messages: belief.dw === closed ? (belief.dc ?? 0) : 0,
+    tokens: usedInDay(belief, 'tokens', closed),
+    costMicroUsd: usedInDay(belief, 'costMicroUsd', closed),
+    messages: usedInDay(belief, 'messages', closed),
     queued: queued ?? 0,
   } satisfies StoredDay);
   const hist = w.name(HISTORY_ATTR);
@@ -74,10 +74,9 @@ export function usageHistory(snap: LimiterSnapshot, nowMs: number, days: number)
   const out: DayUsage[] = [];
   for (let d = today - days + 1; d <= today; d++) {
     const stored = snap.history?.[d];
-    const live = snap.td === d && !stored;
-    const tokens = stored ? stored.tokens : live ? (snap.tu ?? 0) : 0;
-    const cost = stored ? stored.costMicroUsd : snap.cd === d ? (snap.cu ?? 0) : 0;
-    const messages = stored ? stored.messages : snap.dw === d ? (snap.dc ?? 0) : 0;
+    const tokens = stored ? stored.tokens : usedInDay(snap, 'tokens', d);
+    const cost = stored ? stored.costMicroUsd : usedInDay(snap, 'costMicroUsd', d);
+    const messages = stored ? stored.messages : usedInDay(snap, 'messages', d);
     const queued = stored ? stored.queued : (snap.queuedByDay[d] ?? 0);
     out.push({
       date: new Date(d * DAY_MS).toISOString().slice(0, 10),

@@ -101,7 +101,7 @@ describe('planSettle', () => {
     const { update, condition } = settle({
       ...EMPTY_SNAPSHOT,
       exists: true,
-      te: 1,
+      tokenEpoch: 1,
       cd: pending.day,
       cu: 602,
     });

@@ -1,5 +1,13 @@
 import type { ResetScope } from '../decision';
 import { ExpressionWriter, type UpdatePlan } from '../expression';
+import {
+  COST_EPOCH_ATTR,
+  KEY_ATTR,
+  OVERRIDE_ATTR,
+  POLICY_VERSION_ATTR,
+  TIER_ATTR,
+  TOKEN_EPOCH_ATTR,
+} from '../item/attributes';
 import type { LimitOverride } from '../kinds/registry';
 import { resetAttributes } from '../kinds/registry';
 import { POLICY_TTL_SECONDS } from '../plan/ttl';
@@ -15,12 +23,17 @@ export function planReset(scope: ResetScope): UpdatePlan {
   const w = new ExpressionWriter();
   // Each limit kind declares the attributes it keeps, and which scope clears them.
   w.remove(...resetAttributes(scope).map((a) => w.name(a)));
-  const epochs = { tokens: ['te'], cost: ['ce'], all: ['te', 'ce'], messages: [] }[scope];
+  const epochs = {
+    tokens: [TOKEN_EPOCH_ATTR],
+    cost: [COST_EPOCH_ATTR],
+    all: [TOKEN_EPOCH_ATTR, COST_EPOCH_ATTR],
+    messages: [],
+  }[scope];
   for (const epoch of epochs) {
     const name = w.name(epoch);
     w.set(`${name} = if_not_exists(${name}, ${w.value(0)}) + ${w.value(1)}`);
   }
-  w.condition(`attribute_exists(${w.name('pk')})`);
+  w.condition(`attribute_exists(${w.name(KEY_ATTR)})`);
   return w.build();
 }
 
@@ -34,14 +47,16 @@ export type PolicyChange = { readonly tier: Tier | null } | { readonly override:
 export function planPolicyChange(change: PolicyChange, nowMs: number): UpdatePlan {
   const w = new ExpressionWriter();
   if ('tier' in change) {
-    if (change.tier === null) w.remove(w.name('tier'));
-    else w.set(`${w.name('tier')} = ${w.value(change.tier)}`);
+    if (change.tier === null) w.remove(w.name(TIER_ATTR));
+    else w.set(`${w.name(TIER_ATTR)} = ${w.value(change.tier)}`);
   } else if (change.override === null) {
-    w.remove(w.name('ovr'));
+    w.remove(w.name(OVERRIDE_ATTR));
   } else {
-    w.set(`${w.name('ovr')} = ${w.value(JSON.parse(JSON.stringify(change.override)))}`);
+    w.set(`${w.name(OVERRIDE_ATTR)} = ${w.value(JSON.parse(JSON.stringify(change.override)))}`);
   }
-  w.set(`${w.name('pv')} = if_not_exists(${w.name('pv')}, ${w.value(0)}) + ${w.value(1)}`);
+  w.set(
+    `${w.name(POLICY_VERSION_ATTR)} = if_not_exists(${w.name(POLICY_VERSION_ATTR)}, ${w.value(0)}) + ${w.value(1)}`,
+  );
   w.set(`${w.name('ttlEpochSeconds')} = ${w.value(Math.floor(nowMs / 1000) + POLICY_TTL_SECONDS)}`);
   return w.build();
 }

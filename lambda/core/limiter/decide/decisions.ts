@@ -4,7 +4,7 @@ import { dayNumber } from '../evaluate';
 import type { GlobalLimit } from '../global/limits';
 import type { GlobalReservation } from '../global/share-record';
 import type { LimiterSnapshot } from '../item/state';
-import type { LimitPolicy } from '../kinds/registry';
+import { LIMIT_KINDS, type LimitPolicy } from '../kinds/registry';
 import type { AdmissionPlan } from '../plan/admission';
 import type { Tier } from '../tiers';
 import type { ServedModel } from './model';
@@ -156,10 +156,10 @@ export function allowedDecision(
       ? {
           ...planned.evaluation.reservation!,
           dayNumber: planned.day,
-          tokenEpoch: snap.te,
-          costEpoch: snap.ce,
+          tokenEpoch: snap.tokenEpoch,
+          costEpoch: snap.costEpoch,
           // Where this admission left the tokens-per-minute bucket: bounds its settle's refund.
-          ...(planned.movesBucket && snap.ttat !== undefined ? { bucketAfterEpochMs: snap.ttat } : {}),
+          ...bucketAfter(planned.movesBucket, snap),
         }
       : {
           inputTokens: planned.inputTokens,
@@ -194,4 +194,11 @@ export function allowedDecision(
     shadowExceeded: planned.evaluation.shadowExceeded.map((b) => b.limit),
     warnings: planned.kind === 'write' ? planned.warnings : [],
   };
+}
+
+/** Where this admission left the bucket it moved, if it moved one (`TokenReservation.bucketAfterEpochMs`). */
+function bucketAfter(moved: boolean, snap: LimiterSnapshot): { readonly bucketAfterEpochMs?: number } {
+  if (!moved) return {};
+  const at = LIMIT_KINDS.find((k) => k.bucketAt)?.bucketAt?.(snap);
+  return at === undefined ? {} : { bucketAfterEpochMs: at };
 }

@@ -1,11 +1,14 @@
-import { usdToMicroUsd } from '../../models';
-import { type GlobalLimits, shardWindows } from '../global/limits';
+import { GLOBAL_PARTS, type GlobalLimits, shardWindows } from '../global/limits';
 import { shareOf } from '../global/shards';
 import type { LimiterSnapshot } from '../item/state';
+import { limitKind } from '../kinds/registry';
+
+/** The global limits counted in dollars (the daily cost): what the cost alarm watches. */
+const COST_PARTS = GLOBAL_PARTS.filter((p) => limitKind(p.kind).unit === 'usd');
 
 /**
- * How full a shard's share of the global daily cost limit is (%), as the shard's item `snap` shows
- * it at `nowMs` (the cost alarm's early signal); undefined without a global daily cost limit.
+ * How full a shard's share of the global cost limit is (%), as the shard's item `snap` shows it at
+ * `nowMs` (the cost alarm's early signal); undefined without a global cost limit.
  */
 export function shardCostPercent(
   limits: GlobalLimits,
@@ -13,9 +16,11 @@ export function shardCostPercent(
   snap: LimiterSnapshot,
   nowMs: number,
 ): number | undefined {
-  const costLimit = limits.dailyCostUsd;
-  const share = costLimit === undefined ? 0 : shareOf(usdToMicroUsd(costLimit), limits.shards, shard);
-  if (share <= 0) return undefined;
-  const usedNow = snap.cd === shardWindows(snap, nowMs).day ? (snap.cu ?? 0) : 0;
-  return (100 * usedNow) / share;
+  const percents = COST_PARTS.flatMap((part) => {
+    const limit = limits[part.kind];
+    const share = limit === undefined ? 0 : shareOf(part.stored(limit), limits.shards, shard);
+    if (share <= 0) return [];
+    return [(100 * part.used(snap, nowMs, shardWindows(snap, nowMs))) / share];
+  });
+  return percents.length ? Math.max(...percents) : undefined;
 }

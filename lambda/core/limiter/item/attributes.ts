@@ -19,7 +19,19 @@ export const KEY_ATTR = 'pk';
 /** When DynamoDB may delete the item (epoch seconds; TTL, owned by the table's CDK construct). */
 export const TTL_ATTR = 'ttlEpochSeconds';
 
+/* ---------- The per-IP connect bucket's item (lambda/adapters/connect-attempts.ts) ---------- */
+
+/** Its key: `ip#<source address>`. */
+export const IP_KEY_PREFIX = 'ip#';
+/** The bucket's theoretical arrival time (GCRA, epoch ms). */
+export const IP_ARRIVAL_ATTR = 'tat';
+
 /* ---------- The user's item ---------- */
+
+/** A user's item's key: `user#<id>`. */
+export const USER_KEY_PREFIX = 'user#';
+export const userKey = (userId: string) => `${USER_KEY_PREFIX}${userId}`;
+export const userIdOf = (key: string) => key.slice(USER_KEY_PREFIX.length);
 
 /** Policy version: bumped by every admin change of tier or override; decisions pin it. */
 export const POLICY_VERSION_ATTR = 'pv';

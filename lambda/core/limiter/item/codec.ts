@@ -77,12 +77,12 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   const waiting = item[WAITING_ATTR];
   return {
     exists: true,
-    pv: num(item[POLICY_VERSION_ATTR]) ?? 0,
+    policyVersion: num(item[POLICY_VERSION_ATTR]) ?? 0,
     tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
     override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
     ...kindCounters(item),
-    te: num(item[TOKEN_EPOCH_ATTR]) ?? 0,
-    ce: num(item[COST_EPOCH_ATTR]) ?? 0,
+    tokenEpoch: num(item[TOKEN_EPOCH_ATTR]) ?? 0,
+    costEpoch: num(item[COST_EPOCH_ATTR]) ?? 0,
     waiting: Array.isArray(waiting) ? waiting.filter((x): x is string => typeof x === 'string') : [],
     queued,
     warned,

@@ -11,7 +11,7 @@ export interface LimiterSnapshot {
   /** False when there is no item (a user never seen, or a belief of "nothing known"). */
   readonly exists: boolean;
   /** Policy version: bumped by every admin change of tier or override; decisions pin it. */
-  readonly pv: number;
+  readonly policyVersion: number;
   readonly tier?: Tier;
   readonly override?: LimitOverride;
   /** GCRA theoretical arrival time of the message bucket (epoch ms). */
@@ -36,9 +36,9 @@ export interface LimiterSnapshot {
   readonly cm?: number;
   readonly cmu?: number;
   /** Token epoch: bumped by a reset of tokens, so reservations made before it refund no tokens. */
-  readonly te: number;
+  readonly tokenEpoch: number;
   /** Cost epoch: bumped by a reset of cost, so reservations made before it refund no cost. */
-  readonly ce: number;
+  readonly costEpoch: number;
   /** The user's waiting request ids, head first: the order they will run in. */
   readonly waiting: readonly string[];
   /** The waiting (and the active) requests' data, by request id (`q_<id>`). */
@@ -133,9 +133,9 @@ export const SETTLED_SHARE_LIFE_MS = 3600_000;
 
 export const EMPTY_SNAPSHOT: LimiterSnapshot = Object.freeze({
   exists: false,
-  pv: 0,
-  te: 0,
-  ce: 0,
+  policyVersion: 0,
+  tokenEpoch: 0,
+  costEpoch: 0,
   waiting: [],
   queued: {},
   warned: {},

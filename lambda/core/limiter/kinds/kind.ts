@@ -188,6 +188,8 @@ export interface LimitKind<
     tokens: number,
     enforce: boolean,
   ): boolean;
+  /** With `movesBucket`: the bucket's arrival time in this item (epoch ms), which the settle bounds its refund by. */
+  bucketAt?(snap: KindSnapshot): number | undefined;
   /** How the contract suite fills it. */
   readonly example: KindExample;
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */

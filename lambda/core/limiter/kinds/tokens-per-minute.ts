@@ -50,6 +50,7 @@ export const tokensPerMinute: LimitKind<'tokensPerMinute', 'tokensPerMinute', fa
   policyField: { name: 'tokensPerMinute', schema: positiveInt, required: false },
   adminFlag: { flag: 'tokens-per-minute', field: 'tokensPerMinute' },
   movesBucket: movesTokenBucket,
+  bucketAt: (snap) => storedNumber(snap, 'ttat'),
   unit: 'tokens',
   metric: 'TokenRateLimitExceeded',
   resetScope: 'tokens',

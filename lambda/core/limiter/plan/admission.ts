@@ -103,9 +103,9 @@ export function planAdmission(args: {
   // Policy version: the limits above are the ones in force. An admin change of tier or override
   // bumps `pv`, so a write planned from an older policy fails instead of applying stale limits.
   w.condition(
-    belief.pv === 0
+    belief.policyVersion === 0
       ? `attribute_not_exists(${w.name(POLICY_VERSION_ATTR)})`
-      : `${w.name(POLICY_VERSION_ATTR)} = ${w.value(belief.pv)}`,
+      : `${w.name(POLICY_VERSION_ATTR)} = ${w.value(belief.policyVersion)}`,
   );
   // Every limit kind adds its condition and update (lambda/core/limiter/kinds/).
   planKinds(w, {
@@ -134,7 +134,7 @@ export function planAdmission(args: {
   // admin gave a tier or override (pv > 0, pinned above) is kept longer.
   const ttl = itemTtlEpochSeconds({
     nowMs,
-    keepsPolicy: belief.pv > 0,
+    keepsPolicy: belief.policyVersion > 0,
     holdsUntilEpochMs: leaseUntilEpochMs,
   });
   w.set(`${w.name(TTL_ATTR)} = ${w.value(ttl)}`);
@@ -191,8 +191,8 @@ function planMarker(
   const marker = w.name(`${RESERVATION_PREFIX}${requestId}`);
   w.condition(`attribute_not_exists(${marker})`);
   for (const [attr, epoch] of [
-    [TOKEN_EPOCH_ATTR, belief.te],
-    [COST_EPOCH_ATTR, belief.ce],
+    [TOKEN_EPOCH_ATTR, belief.tokenEpoch],
+    [COST_EPOCH_ATTR, belief.costEpoch],
   ] as const) {
     w.condition(
       epoch === 0 ? `attribute_not_exists(${w.name(attr)})` : `${w.name(attr)} = ${w.value(epoch)}`,
@@ -209,8 +209,8 @@ function planMarker(
         model,
         inputTokens: reservation.inputTokens,
         outputAllowance: reservation.outputAllowance,
-        tokenEpoch: belief.te,
-        costEpoch: belief.ce,
+        tokenEpoch: belief.tokenEpoch,
+        costEpoch: belief.costEpoch,
       }),
     )}`,
   );

@@ -207,8 +207,8 @@ function planSettledShares(
 function pinEpochs(w: ExpressionWriter, belief: LimiterSnapshot, pending: PendingReservation): Set<string> {
   const settling = new Set<string>();
   for (const [scope, attr, believed, epoch] of [
-    ['tokens', TOKEN_EPOCH_ATTR, belief.te, pending.tokenEpoch ?? 0],
-    ['cost', COST_EPOCH_ATTR, belief.ce, pending.costEpoch ?? 0],
+    ['tokens', TOKEN_EPOCH_ATTR, belief.tokenEpoch, pending.tokenEpoch ?? 0],
+    ['cost', COST_EPOCH_ATTR, belief.costEpoch, pending.costEpoch ?? 0],
   ] as const) {
     const name = w.name(attr);
     if (believed === epoch) {

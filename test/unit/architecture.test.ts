@@ -98,6 +98,51 @@ describe('limit names', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Stored attribute names
+// ---------------------------------------------------------------------------------------------
+
+/** Where stored names may be spelled: the attribute table, and the kinds that own their counters. */
+const STORED_NAMES_HOME = (file: string) =>
+  file === 'lambda/core/limiter/item/attributes.ts' || file.startsWith('lambda/core/limiter/kinds/');
+
+/** Every short stored name: item/attributes.ts's constants and field tables, and each kind's counters. */
+async function storedNames(): Promise<string[]> {
+  const attributes = (await import(join(ROOT, 'lambda/core/limiter/item/attributes.ts'))) as Record<
+    string,
+    unknown
+  >;
+  const { LIMIT_KINDS } = await import(join(ROOT, 'lambda/core/limiter/kinds/registry.ts'));
+  const names = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === 'string') names.add(value);
+    else if (Array.isArray(value)) value.forEach(add);
+    else if (value && typeof value === 'object' && !(value instanceof Function))
+      Object.values(value).forEach(add);
+  };
+  Object.values(attributes).forEach(add);
+  for (const kind of LIMIT_KINDS) kind.attributes.forEach(add);
+  // Short names only: a long stored name (`waiting`) is also an ordinary word in code, and so are
+  // `id`, `tier` (a policy change's field) and `pk` (every table's key, the Requests table's too).
+  const words = new Set(['id', 'tier', 'pk']);
+  return [...names].filter((n) => n.length <= 4 && !words.has(n));
+}
+
+describe('stored attribute names', () => {
+  it('are quoted only in lambda/core/limiter/item/attributes.ts and the kinds (code above the store reads readable fields)', async () => {
+    const names = await storedNames();
+    expect(names).toEqual(expect.arrayContaining(['tu', 'cd', 'hw', 'fl', 'r_', 'ln']));
+    const quoted = new RegExp(`(['"\`])(?:${names.map(escapeRegExp).join('|')})\\1`, 'g');
+    const offences = FILES.filter((file) => file.startsWith('lambda/') && !STORED_NAMES_HOME(file)).flatMap(
+      (file) => {
+        const text = withoutComments(read(file));
+        return [...text.matchAll(quoted)].map((m) => `${file}:${lineAt(text, m.index)}  ${m[0]}`);
+      },
+    );
+    expect(offences).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // STYLE's arrows
 // ---------------------------------------------------------------------------------------------
 

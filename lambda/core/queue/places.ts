@@ -10,7 +10,9 @@ import type { ExpressionWriter } from '../limiter/expression';
  * the list, from that write) carry it as `queueVersion`, so a client can drop the older one of two
  * notices that crossed (issue 20, finding 13).
  */
-export const QUEUE_VERSION_ATTRIBUTE = 'qv';
+import { QUEUE_VERSION_ATTRIBUTE } from '../limiter/item/attributes';
+
+export { QUEUE_VERSION_ATTRIBUTE };
 
 /** Adds one to the list's version, in a write that removes an entry from the list. */
 export function bumpQueueVersion(w: ExpressionWriter): void {

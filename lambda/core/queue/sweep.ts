@@ -17,10 +17,9 @@ import { isExpired } from './request';
  * the index (one index write); later writes leave it alone (none).
  */
 
-/** Stored attribute: the user's bucket in the sweep index (`"0"`…`"7"`). */
-export const SWEEP_BUCKET_ATTRIBUTE = 'sw';
-/** Stored attribute: look at this user's item after this instant (epoch ms). */
-export const SWEEP_AFTER_ATTRIBUTE = 'sa';
+import { SWEEP_AFTER_ATTRIBUTE, SWEEP_BUCKET_ATTRIBUTE } from '../limiter/item/attributes';
+
+export { SWEEP_AFTER_ATTRIBUTE, SWEEP_BUCKET_ATTRIBUTE };
 /** Buckets the sweep index is spread over. */
 export const SWEEP_BUCKETS = 8;
 /**

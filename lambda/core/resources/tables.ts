@@ -1,3 +1,11 @@
+import {
+  KEY_ATTR,
+  SWEEP_AFTER_ATTRIBUTE,
+  SWEEP_BUCKET_ATTRIBUTE,
+  USAGE_DAY_ATTR,
+  USAGE_INDEX_PROJECTION,
+  USAGE_INDEX_SORT_ATTR,
+} from '../limiter/item/attributes';
 import { ENV, type EnvName } from './env';
 
 /** Attribute types as DynamoDB spells them. */
@@ -41,7 +49,7 @@ export const TABLES = {
   limits: {
     id: 'Limits',
     env: ENV.limitsTable,
-    partitionKey: { name: 'pk', type: 'S' },
+    partitionKey: { name: KEY_ATTR, type: 'S' },
     ttlAttribute: TTL_ATTRIBUTE,
     globalIndexes: [
       {
@@ -49,17 +57,17 @@ export const TABLES = {
         // `ud`, the usage day and one of 16 buckets, set by every admission), keys and the day's
         // counters only; docs/admin.md has what it costs.
         indexName: 'byDayUsage',
-        partitionKey: { name: 'ud', type: 'S' },
-        sortKey: { name: 'tu', type: 'N' },
-        include: ['td', 'cd', 'cu', 'dw', 'dc'],
+        partitionKey: { name: USAGE_DAY_ATTR, type: 'S' },
+        sortKey: { name: USAGE_INDEX_SORT_ATTR, type: 'N' },
+        include: USAGE_INDEX_PROJECTION,
       },
       {
         // The self-healing sweep: users whose item holds state needing an end (a waiting list,
         // an active request, in-flight slots), by bucket (`sw`, one of 8) and the instant to look
         // after (`sa`); no scan. Sparse and keys only: lambda/core/queue/sweep.ts.
         indexName: 'bySweep',
-        partitionKey: { name: 'sw', type: 'S' },
-        sortKey: { name: 'sa', type: 'N' },
+        partitionKey: { name: SWEEP_BUCKET_ATTRIBUTE, type: 'S' },
+        sortKey: { name: SWEEP_AFTER_ATTRIBUTE, type: 'N' },
         include: [],
       },
     ],

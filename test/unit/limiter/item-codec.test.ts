@@ -2,9 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { GLOBAL_LIMITS, GLOBAL_PARTS, globalPart } from '../../../lambda/core/limiter/global/limits';
 import { lineFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
 import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
-import { RESERVATION_FIELDS, WAITER_FIELDS } from '../../../lambda/core/limiter/item/attributes';
+import {
+  RESERVATION_FIELDS,
+  USAGE_INDEX_PROJECTION,
+  USAGE_INDEX_SORT_ATTR,
+  WAITER_FIELDS,
+} from '../../../lambda/core/limiter/item/attributes';
 import { reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
 import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
+import { DAY_COUNTERS } from '../../../lambda/core/limiter/kinds/daily-usage';
 
 describe('the item codec', () => {
   it('reads a reservation marker into readable fields and writes it back under the same stored names', () => {
@@ -76,5 +82,11 @@ describe('the global line and shards codec', () => {
   it('takes its limits from the kinds’ global parts', () => {
     expect(GLOBAL_LIMITS).toEqual(GLOBAL_PARTS.map((p) => p.kind));
     for (const name of GLOBAL_LIMITS) expect(globalPart(name).kind).toBe(name);
+  });
+
+  it('indexes the day’s usage by exactly the daily kinds’ counters (admin top reads them through the kinds)', () => {
+    const counters = Object.values(DAY_COUNTERS).flatMap((c) => [c.window, c.count]);
+    expect([USAGE_INDEX_SORT_ATTR, ...USAGE_INDEX_PROJECTION].sort()).toEqual([...counters].sort());
+    expect(USAGE_INDEX_SORT_ATTR).toBe(DAY_COUNTERS.tokens.count);
   });
 });

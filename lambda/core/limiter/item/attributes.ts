@@ -6,10 +6,7 @@
  * Not here: each limit kind's own counters (the message bucket `tat`, the windows and counts
  * `hw`/`hc`, `dw`/`dc`, `td`/`tu`, `tm`/`tmu`, `cd`/`cu`, `cm`/`cmu`, the token bucket `ttat`),
  * declared by their kind (lambda/core/limiter/kinds: `LimitKind.attributes`, and
- * `GlobalPart.counter` for a shard's); and the queue's `qv` (QUEUE_VERSION_ATTRIBUTE,
- * lambda/core/queue/places.ts) and sweep index `sw` (SWEEP_BUCKET_ATTRIBUTE) and `sa`
- * (SWEEP_AFTER_ATTRIBUTE, lambda/core/queue/sweep.ts), declared by the queue that owns them (not
- * re-exported: queue/sweep imports the limiter, so an import here would close a cycle).
+ * `GlobalPart.counter` for a shard's).
  */
 
 /* ---------- Every item ---------- */
@@ -27,6 +24,23 @@ export const IP_KEY_PREFIX = 'ip#';
 export const IP_ARRIVAL_ATTR = 'tat';
 
 /* ---------- The user's item ---------- */
+
+/**
+ * The waiting list's version (lambda/core/queue/places.ts): bumped by every write that removes an
+ * entry, so of two position notices the newer wins.
+ */
+export const QUEUE_VERSION_ATTRIBUTE = 'qv';
+/** The user's bucket in the sweep index `bySweep` (`"0"`…`"7"`; lambda/core/queue/sweep.ts). */
+export const SWEEP_BUCKET_ATTRIBUTE = 'sw';
+/** Look at this user's item after this instant (epoch ms): the sweep index's sort key. */
+export const SWEEP_AFTER_ATTRIBUTE = 'sa';
+/**
+ * The usage index `byDayUsage` (`admin top`): partitioned by USAGE_DAY_ATTR, sorted by today's
+ * tokens, projecting the rest of the day's counters. These are the daily kinds' own attributes
+ * (kinds/daily-usage.ts); test/unit/limiter/item-codec.test.ts holds the two equal.
+ */
+export const USAGE_INDEX_SORT_ATTR = 'tu';
+export const USAGE_INDEX_PROJECTION = ['td', 'cd', 'cu', 'dw', 'dc'] as const;
 
 /** A user's item's key: `user#<id>`. */
 export const USER_KEY_PREFIX = 'user#';

@@ -1,4 +1,3 @@
-import { QUEUE_VERSION_ATTRIBUTE } from '../../queue/places';
 import type { ActiveRequest, WaitingRequest } from '../../queue/request';
 import { kindAttributes, type LimitOverride } from '../kinds/registry';
 import { isTier } from '../tiers';
@@ -12,12 +11,14 @@ import {
   OVERRIDE_ATTR,
   PARKED_WAKE_UP_ATTR,
   POLICY_VERSION_ATTR,
+  QUEUE_VERSION_ATTRIBUTE,
   QUEUED_DAY_PREFIX,
   QUEUED_PREFIX,
   RESERVATION_FIELDS,
   RESERVATION_PREFIX,
   SETTLED_SHARE_FIELDS,
   SETTLED_SHARE_PREFIX,
+  SWEEP_AFTER_ATTRIBUTE,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
   WAITING_ATTR,
@@ -89,9 +90,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     active: activeOf(item[ACTIVE_ATTR]),
     inFlight: inFlightOf(item[IN_FLIGHT_ATTR]),
     parkedWakeUp: typeof item[PARKED_WAKE_UP_ATTR] === 'string' ? item[PARKED_WAKE_UP_ATTR] : undefined,
-    // The sweep index's look-after (SWEEP_AFTER_ATTRIBUTE, lambda/core/queue/sweep.ts: not imported,
-    // as queue/sweep imports the limiter's kinds, which import this codec).
-    sweepAfterEpochMs: num(item.sa),
+    sweepAfterEpochMs: num(item[SWEEP_AFTER_ATTRIBUTE]),
     queueVersion: num(item[QUEUE_VERSION_ATTRIBUTE]),
     history: historyOf(item[HISTORY_ATTR]),
     queuedByDay,

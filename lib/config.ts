@@ -6,6 +6,7 @@ import {
   parseLimitsConfig,
   type TierLimits,
 } from '../lambda/core/limiter/policy';
+import { StackConfigError } from './errors';
 
 /**
  * Stack configuration: CDK context (`cdk deploy -c chatLimiter='{"model":"bedrock",…}'` or the
@@ -126,12 +127,7 @@ export interface StackConfig extends z.output<typeof stackConfigSchema> {
   readonly global?: GlobalLimits;
 }
 
-export class StackConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StackConfigError';
-  }
-}
+export { StackConfigError };
 
 /** Validates a stack configuration (object or JSON text) and applies the defaults. */
 export function parseStackConfig(input: unknown): StackConfig {

@@ -7,6 +7,7 @@ import {
   readStackClock,
 } from '../lambda/core/clock';
 import { isConnectionRefused } from './discovery';
+import { LocalError } from './errors';
 import type { LocalRoute } from './gateway';
 
 /**
@@ -88,10 +89,9 @@ export function parseAdvance(raw: string): number | Error {
 }
 
 /** A stack started before the clock endpoint existed. */
-export class NoClockEndpointError extends Error {
+export class NoClockEndpointError extends LocalError {
   constructor(httpUrl: string) {
     super(`the stack at ${httpUrl} has no clock endpoint (${CLOCK_PATH}): is it an older npm start?`);
-    this.name = 'NoClockEndpointError';
   }
 }
 

@@ -3,6 +3,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { LOCAL_STAGE } from '../lambda/core/resources';
+import { LocalError } from './errors';
 
 /**
  * How the local commands (`npm run admin`, `chat`, `token`) find the `npm start` that is running,
@@ -40,12 +41,7 @@ export interface LocalTarget {
 }
 
 /** Nothing says where a local stack runs: the message says what to set. */
-export class LocalStackNotFoundError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'LocalStackNotFoundError';
-  }
-}
+export class LocalStackNotFoundError extends LocalError {}
 
 export function stateFilePath(env: NodeJS.ProcessEnv = process.env): string {
   const dir = env[STATE_DIR_ENV] || fileURLToPath(new URL('../.chat-limiter', import.meta.url));

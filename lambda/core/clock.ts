@@ -1,3 +1,4 @@
+import { CoreError } from './errors';
 /**
  * The stack's clock: the one source of "now" (epoch ms) of every handler, window, lease and TTL.
  *
@@ -22,12 +23,7 @@ export interface ClockReading {
 }
 
 /** Setting the clock where it may not be set (in AWS, or backwards). */
-export class ClockError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ClockError';
-  }
-}
+export class ClockError extends CoreError {}
 
 /** Set in every Lambda execution environment by the runtime (never by the local stack). */
 const isInAws = () => Boolean(globalThis.process?.env?.AWS_LAMBDA_FUNCTION_NAME);

@@ -1,14 +1,10 @@
 import { parseArgs } from 'node:util';
 import { ADMIN_OPERATIONS } from '../../lambda/core/admin';
 import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
+import { UsageError } from '../errors';
 
 /** A command line the CLI cannot run: the message says what is wrong. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
 const OPTIONS = {
   scope: { type: 'string' },

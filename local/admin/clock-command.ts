@@ -6,6 +6,7 @@ import {
   LocalStackNotFoundError,
   unreachableMessage,
 } from '../discovery';
+import { UsageError } from '../errors';
 
 /** `npm run admin -- clock [--advance D]`: the flags it takes. */
 const CLOCK_OPTIONS = {
@@ -18,13 +19,6 @@ const CLOCK_OPTIONS = {
 } as const;
 
 /** A `clock` command line that cannot run: the message says what is wrong. */
-class ClockUsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ClockUsageError';
-  }
-}
-
 /** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
 const isParseArgsError = (err: unknown) =>
   err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
@@ -77,20 +71,20 @@ export async function runClockCommand(argv: readonly string[], io: Io): Promise<
     });
     values = parsed.values;
     const extra = parsed.positionals.slice(1);
-    if (extra.length > 0) throw new ClockUsageError(`clock takes no userId: unexpected ${extra.join(' ')}`);
+    if (extra.length > 0) throw new UsageError(`clock takes no userId: unexpected ${extra.join(' ')}`);
     if (values.stack !== undefined || values.function !== undefined || values.region !== undefined) {
-      throw new ClockUsageError(
+      throw new UsageError(
         'clock is local only: a deployed stack runs on AWS’s clock, which cannot be read as another ' +
           'instant or moved (leave out --stack/--function/--region, and run it against `npm start`)',
       );
     }
     if (values.advance !== undefined) {
       const ms = parseAdvance(values.advance);
-      if (ms instanceof Error) throw new ClockUsageError(ms.message);
+      if (ms instanceof Error) throw new UsageError(ms.message);
       advanceMs = ms;
     }
   } catch (err) {
-    if (!(err instanceof ClockUsageError || isParseArgsError(err))) throw err;
+    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
     io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
     return 2;
   }

@@ -1,5 +1,6 @@
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { LocalError } from '../errors';
 
 /**
  * A deployed stack's outputs (lib/chat-limiter-stack.ts: WebSocketUrl, AdminFunctionName,
@@ -35,12 +36,7 @@ export function stackOutput(
 }
 
 /** The stack is missing, or lacks an output a command needs. */
-export class StackOutputError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StackOutputError';
-  }
-}
+export class StackOutputError extends LocalError {}
 
 /**
  * The HS256 secret of a stack in secret mode, read from Secrets Manager with the caller's own IAM

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { Agent, type ClientRequest } from 'node:http';
+import { LocalError } from '../errors';
 import { lambdaContext } from './events';
 
 /** A Lambda handler as the runtime calls it. */
@@ -52,7 +53,7 @@ export function toLocalFunction(source: FunctionSource, name: string): LocalFunc
  * What Lambda reports for an invocation that ran past its Timeout: error type `Sandbox.Timedout`
  * and the message `RequestId: <id> Error: Task timed out after 3.00 seconds` (docs/local.md).
  */
-export class FunctionTimeoutError extends Error {
+export class FunctionTimeoutError extends LocalError {
   readonly errorType = 'Sandbox.Timedout';
 
   constructor(

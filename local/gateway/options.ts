@@ -75,8 +75,7 @@ export const MAX_ASYNC_PAYLOAD_BYTES = 1024 * 1024;
 /** Largest payload of a synchronous invocation (the Invoke API reference: 6 MB). */
 export const MAX_SYNC_PAYLOAD_BYTES = 6 * 1024 * 1024;
 
-/** API Gateway's WebSocket quotas: frames up to 32 KB, messages up to 128 KB. */
-export const MAX_FRAME_BYTES = 32 * 1024;
-export const MAX_MESSAGE_BYTES = 128 * 1024;
+/** API Gateway's WebSocket quotas: frames up to 32 KB, messages up to 128 KB (declared in core). */
+export { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from '../../lambda/core/frame-limits';
 /** API Gateway's integration timeout for WebSocket routes: 29 s, not adjustable upwards. */
 export const INTEGRATION_TIMEOUT_MS = 29_000;

@@ -1,16 +1,12 @@
 import WebSocket from 'ws';
 import { errorMessage } from '../error-message';
+import { LocalError } from '../errors';
 
 /** A server message as it arrives: `type`, `timestamp` and the fields of its type. */
 export type Frame = { readonly type: string } & Readonly<Record<string, unknown>>;
 
 /** A check that did not pass; the message says what went wrong. */
-export class SmokeFailure extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'SmokeFailure';
-  }
-}
+export class SmokeFailure extends LocalError {}
 
 /**
  * One WebSocket connection of the smoke check: records every frame and waits for conditions on

@@ -8,6 +8,7 @@ import { readStackOutputs, StackOutputError, stackJwtSecret, stackOutput } from 
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../aws-clients';
 import { signDevToken } from '../dev-tokens';
 import { findLocalStack, LocalStackNotFoundError, tokenSecretMismatch } from '../discovery';
+import { UsageError } from '../errors';
 import { runSmokeChecks, type SmokeTarget, smokeChecks } from './checks';
 import { describeNetworkError, SmokeFailure } from './session';
 
@@ -33,13 +34,6 @@ target (the \`npm start\` of this checkout by default, whatever its PORT):
 exit status: 0 every check passed, 1 a check failed (or the stack was not found), 2 bad arguments`;
 
 /** A command line the smoke check cannot run: the message says what is wrong. */
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
 interface SmokeArgs {
   readonly url?: string;
   readonly stack?: string;

@@ -42,6 +42,9 @@ export function sum(a: Units | undefined, b: Units): Units {
   };
 }
 
+/** value / n with 2 decimals, for notes. */
+export const per = (value: number, n: number) => (value / Math.max(1, n)).toFixed(2);
+
 const ZERO: Units = { write: 0, read: 0, calls: 0, failedConditions: 0, derivedWrite: 0, withoutItem: 0 };
 
 /**

@@ -53,6 +53,7 @@ async function setUp(endpoint: string, sqsEndpoint: string) {
   };
   return { table: tables.limits, plain: made(false), global: made(true), fresh: () => made(false) };
 }
+
 /** Every scenario on one backend: rows of write and read units per decision, and item sizes. */
 async function onBackend(backend: string, endpoint: string, sqsEndpoint: string) {
   const { table, plain, global, fresh } = await setUp(endpoint, sqsEndpoint);

@@ -1,4 +1,5 @@
 import { bundlesBench } from './bundles';
+import { capacityBench } from './capacity';
 import { gatewayBench } from './gateway';
 import { globalBench } from './global';
 import { limiterBench } from './limiter';
@@ -14,4 +15,5 @@ export const PARTS: readonly BenchPart[] = [
   queueBench,
   loadBench,
   bundlesBench,
+  capacityBench,
 ];

@@ -18,6 +18,7 @@ const PARTS = {
   load: () => import('../bench/load').then((m) => m.loadBench),
   bundles: () => import('../bench/bundles').then((m) => m.bundlesBench),
   burst: () => import('../bench/burst').then((m) => m.burstBench),
+  capacity: () => import('../bench/capacity').then((m) => m.capacityBench),
 } as const;
 
 type PartName = keyof typeof PARTS;

@@ -1,0 +1,166 @@
+import { randomUUID } from 'node:crypto';
+import type { DynamoLimiter } from '../lambda/adapters/dynamo-limiter';
+import type { Decision } from '../lambda/core/limiter/decision';
+import { per, sum, type Units } from './capacity-units';
+
+/** 8,000 four-byte characters (32,000 UTF-8 bytes): the long prompt of issue 22. */
+const LONG_PROMPT = '😀'.repeat(8000);
+const WAITING = 10;
+export const REFUSALS = 300;
+export const LINE = 100;
+type Reservation = Extract<Decision, { allowed: true }>['reservation'];
+export interface Measured {
+  readonly units: Units;
+  readonly decisions: number;
+  readonly note: string;
+}
+
+/** A limiter and the meter on its client. */
+export interface Made {
+  readonly limiter: DynamoLimiter;
+  readonly meter: { take(): Units };
+}
+
+const short = (userId: string) => ({
+  userId,
+  requestId: randomUUID(),
+  estimatedInputTokens: 20,
+  maxTokens: 200,
+});
+const usage = { inputTokens: 20, outputTokens: 100 };
+
+/** `users` users, `each` short requests each, one after the other: decide, then settle. */
+export async function decideAndSettle(made: Made, users: number, each: number) {
+  made.meter.take();
+  let decideUnits: Units | undefined;
+  const settles: Units[] = [];
+  let decisions = 0;
+  for (let u = 0; u < users; u++) {
+    const userId = `typical-${randomUUID().slice(0, 8)}`;
+    for (let i = 0; i < each; i++) {
+      const d = await made.limiter.decide(short(userId), Date.now());
+      decideUnits = sum(decideUnits, made.meter.take());
+      decisions++;
+      if (!d.allowed) continue;
+      await made.limiter.reconcile(d.reservation, usage, Date.now());
+      settles.push(made.meter.take());
+    }
+  }
+  const settleUnits = settles.reduce<Units | undefined>(sum, undefined)!;
+  return { decideUnits: decideUnits!, settleUnits, decisions, settles: settles.length };
+}
+
+/** Admits the user up to its limit (25 back to back on the free tier); keeps the reservations. */
+async function toLimit(made: Made, userId: string): Promise<Reservation[]> {
+  const kept: Reservation[] = [];
+  for (;;) {
+    const d = await made.limiter.decide(short(userId), Date.now());
+    if (!d.allowed) return kept;
+    kept.push(d.reservation);
+  }
+}
+
+/**
+ * The user of issue 22: at its limit, 10 prompts of 8,000 four-byte characters waiting (queued by
+ * `decideOrQueue`, as the chat service does); then 20 more frames refused by the same instance,
+ * one refused by each of 5 other instances (a Lambda instance that has not seen the item), and 5
+ * replies settled.
+ */
+export async function longPromptsWaiting(made: Made, fresh: () => Made): Promise<Record<string, Measured>> {
+  const userId = `long-${randomUUID().slice(0, 8)}`;
+  const inFlight = await toLimit(made, userId);
+  made.meter.take();
+  let queued = 0;
+  for (let i = 0; i < WAITING; i++) {
+    const nowMs = Date.now();
+    const input = { ...short(userId), estimatedInputTokens: 8000 };
+    const request = {
+      requestId: input.requestId,
+      connectionId: `conn-${randomUUID().slice(0, 12)}=`,
+      message: LONG_PROMPT,
+      estimatedInputTokens: 8000,
+      enqueuedAtEpochMs: nowMs,
+      expiresAtEpochMs: nowMs + 360_000,
+    };
+    const { slot } = await made.limiter.decideOrQueue(input, nowMs, () => ({ request, maxQueued: WAITING }));
+    if (slot?.kind === 'queued') queued++;
+  }
+  const enqueue = made.meter.take();
+  let refused = 0;
+  for (let i = 0; i < 20; i++) if (!(await made.limiter.decide(short(userId), Date.now())).allowed) refused++;
+  const refusals = made.meter.take();
+  const others = Array.from({ length: 5 }, fresh);
+  let otherRefused = 0;
+  for (const other of others)
+    if (!(await other.limiter.decide(short(userId), Date.now())).allowed) otherRefused++;
+  const otherUnits = others.map((o) => o.meter.take()).reduce<Units | undefined>(sum, undefined)!;
+  for (const r of inFlight.slice(-5)) await made.limiter.reconcile(r, usage, Date.now());
+  const settles = made.meter.take();
+  return {
+    'each of its 10 enqueues': { units: enqueue, decisions: WAITING, note: `${queued} queued` },
+    'a refusal': {
+      units: refusals,
+      decisions: 20,
+      note: `${refused} of 20 refused by the instance that queued`,
+    },
+    'a refusal by another instance': {
+      units: otherUnits,
+      decisions: 5,
+      note: `${otherRefused} of 5 refused, each by a limiter that had not seen the item`,
+    },
+    'a settle': { units: settles, decisions: 5, note: 'replies admitted before the prompts queued' },
+  };
+}
+
+/** One user at its limit, then 300 frames at once, every one refused. */
+export async function refusalBurst(made: Made): Promise<Measured> {
+  const userId = `burst-${randomUUID().slice(0, 8)}`;
+  await toLimit(made, userId);
+  made.meter.take();
+  const ds = await Promise.all(
+    Array.from({ length: REFUSALS }, () => made.limiter.decide(short(userId), Date.now())),
+  );
+  const refused = ds.filter((d) => !d.allowed).length;
+  return { units: made.meter.take(), decisions: REFUSALS, note: `${refused} refused` };
+}
+
+/** 100 users in the global line (AWS-length receipt handles), to size the line's item. */
+export async function fillGlobalLine(made: Made): Promise<Units> {
+  made.meter.take();
+  const nowMs = Date.now();
+  for (let i = 0; i < LINE; i++) {
+    await made.limiter.joinGlobalLine({
+      userId: `line-${randomUUID().slice(0, 8)}`,
+      tier: 'free',
+      enqueuedAtEpochMs: nowMs,
+      deadlineEpochMs: nowMs + 300_000,
+      // An SQS receipt handle on AWS is a few hundred characters (here 400); fauxqs's are shorter.
+      wakeUp: 'A'.repeat(400),
+      seenAtEpochMs: nowMs,
+      limit: 'requestsInFlight',
+    });
+  }
+  return made.meter.take();
+}
+
+/**
+ * Requests in flight on the global shards: `count` users admitted once each and none settled, so
+ * each shard's map of the requests holding a share grows to about count / shards entries.
+ */
+export async function globalInFlight(made: Made, count: number, shards: number): Promise<Measured> {
+  made.meter.take();
+  let admitted = 0;
+  let early: Units | undefined;
+  for (let i = 0; i < count; i++) {
+    const d = await made.limiter.decide(short(`flight-${randomUUID().slice(0, 8)}`), Date.now());
+    if (d.allowed) admitted++;
+    if (i === count - 101) early = made.meter.take();
+  }
+  const last = made.meter.take();
+  const all = sum(early, last);
+  return {
+    units: all,
+    decisions: count,
+    note: `${admitted} admitted, none settled (shards' maps growing to ~${per(admitted, shards)} entries); the last 100: ${per(last.write, 100)} WU each`,
+  };
+}

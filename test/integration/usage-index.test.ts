@@ -49,7 +49,7 @@ function describeUsageIndex(backend: string, endpoint: () => string) {
     let tableName: string;
     const client = () => localDynamoClient(endpoint());
     const limiter = () => new DynamoLimiter({ client: client(), tableName, tiers, timeoutMs: 30_000 });
-    const ask = (userId: string, requestId = randomUUID()) => ({
+    const ask = (userId: string, requestId: string = randomUUID()) => ({
       userId,
       requestId,
       claimTier: 'pro' as const,

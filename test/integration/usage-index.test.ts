@@ -11,9 +11,11 @@ import {
   USAGE_INDEX_SORT_ATTR,
   userKey,
 } from '../../lambda/core/limiter/item/attributes';
+import { USAGE_BUCKETS } from '../../lambda/core/limiter/plan/usage-key';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
+import { countCalls } from '../support/call-counter';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
 const NOW = Date.UTC(2026, 11, 3, 10, 0, 0);
@@ -48,7 +50,7 @@ function describeUsageIndex(backend: string, endpoint: () => string) {
   describe(`the usage index on ${backend}`, () => {
     let tableName: string;
     const client = () => localDynamoClient(endpoint());
-    const limiter = () => new DynamoLimiter({ client: client(), tableName, tiers, timeoutMs: 30_000 });
+    const limiter = (on = client()) => new DynamoLimiter({ client: on, tableName, tiers, timeoutMs: 30_000 });
     const ask = (userId: string, requestId: string = randomUUID()) => ({
       userId,
       requestId,
@@ -129,7 +131,11 @@ function describeUsageIndex(backend: string, endpoint: () => string) {
         }
       }
       const tokens = (n: number) => n * (7 * n + 3);
-      const byTokens = await store.top('tokens', 5, day + 60_000);
+      const admin = client();
+      const calls = countCalls(admin);
+      const byTokens = await limiter(admin).top('tokens', 5, day + 60_000);
+      // One Query per bucket of today, no scan, nothing else.
+      expect(calls.byCommand()).toEqual({ QueryCommand: USAGE_BUCKETS });
       expect(byTokens.users.map((u) => [u.userId, u.tokens])).toEqual(
         [...users]
           .reverse()

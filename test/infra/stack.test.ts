@@ -3,6 +3,11 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  USAGE_DAY_ATTR,
+  USAGE_INDEX_PROJECTION,
+  USAGE_INDEX_SORT_ATTR,
+} from '../../lambda/core/limiter/item/attributes';
+import {
   ENV,
   FUNCTIONS,
   QUEUES,
@@ -218,6 +223,19 @@ describe('ChatLimiterStack', () => {
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({ IndexName: 'bySweep', Projection: { ProjectionType: 'KEYS_ONLY' } }),
+      ]),
+    });
+    // `admin top`: today's usage by bucket, sorted by today's tokens, only the day's counters.
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({
+          IndexName: 'byDayUsage',
+          KeySchema: [
+            { AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' },
+            { AttributeName: USAGE_INDEX_SORT_ATTR, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...USAGE_INDEX_PROJECTION] },
+        }),
       ]),
     });
   });

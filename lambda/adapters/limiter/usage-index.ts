@@ -3,7 +3,7 @@ import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
 import { snapshotFromItem } from '../../core/limiter/item/codec';
 import { usedInDay } from '../../core/limiter/kinds/daily-usage';
-import { USAGE_BUCKETS } from '../../core/limiter/plan/usage-key';
+import { usageDayKeys } from '../../core/limiter/plan/usage-key';
 import { dayNumber } from '../../core/limiter/windows';
 import { microUsdToUsd } from '../../core/models';
 
@@ -19,11 +19,14 @@ export interface UserUsageToday {
 
 export const USAGE_INDEX = 'byDayUsage';
 
+/** Queries `top` keeps in flight at once (under the SDK's 50 sockets; 256 buckets in 8 rounds). */
+const QUERIES_AT_ONCE = 32;
+
 /**
- * Today's heaviest users from the `byDayUsage` index (no scan): one Query per bucket of today, in
- * parallel. By tokens the index is sorted, so each bucket reads only its top `limit`; by cost or
- * messages every entry of today's buckets is read (users active today, keys and counters only)
- * and sorted here.
+ * Today's heaviest users from the `byDayUsage` index (no scan): one Query per bucket of today
+ * (USAGE_BUCKETS), QUERIES_AT_ONCE at a time. By tokens the index is sorted, so each bucket reads
+ * only its top `limit` and the merge is exact; by cost or messages every entry of today's buckets
+ * is read (users active today, keys and counters only) and sorted here. docs/admin.md has the cost.
  */
 export async function topUsersToday(
   client: DynamoDBClient,
@@ -33,7 +36,6 @@ export async function topUsersToday(
   nowMs: number,
 ): Promise<UserUsageToday[]> {
   const day = dayNumber(nowMs);
-  const buckets = Array.from({ length: USAGE_BUCKETS }, (_, b) => `${day}#${b}`);
   const read = async (key: string): Promise<Record<string, unknown>[]> => {
     const items: Record<string, unknown>[] = [];
     let start: Record<string, never> | undefined;
@@ -55,7 +57,7 @@ export async function topUsersToday(
     } while (start);
     return items;
   };
-  const items = (await Promise.all(buckets.map(read))).flat();
+  const items = (await inRounds(usageDayKeys(nowMs), QUERIES_AT_ONCE, read)).flat();
   const users = items
     .filter((i) => typeof i[KEY_ATTR] === 'string' && i[KEY_ATTR].startsWith(USER_KEY_PREFIX))
     .map((i) => {
@@ -72,4 +74,22 @@ export async function topUsersToday(
     .filter((u) => u[key] > 0)
     .sort((a, b) => b[key] - a[key] || (a.userId < b.userId ? -1 : 1))
     .slice(0, limit);
+}
+
+/** `run` over every key, at most `atOnce` in flight; results in the keys' order. */
+async function inRounds<T>(
+  keys: readonly string[],
+  atOnce: number,
+  run: (key: string) => Promise<T>,
+): Promise<T[]> {
+  const results: T[] = new Array(keys.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const i = next++;
+      results[i] = await run(keys[i] as string);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(atOnce, keys.length) }, worker));
+  return results;
 }

@@ -54,8 +54,8 @@ export const TABLES = {
     globalIndexes: [
       {
         // `admin top`: today's users by tokens, without a scan. Sparse (only user items carry
-        // `ud`, the usage day and one of 16 buckets, set by every admission), keys and the day's
-        // counters only; docs/admin.md has what it costs.
+        // `ud`, the usage day and one of USAGE_BUCKETS, 256, set by every admission), keys and the
+        // day's counters only; docs/admin.md has what it costs, docs/performance.md the load.
         indexName: 'byDayUsage',
         partitionKey: { name: USAGE_DAY_ATTR, type: 'S' },
         sortKey: { name: USAGE_INDEX_SORT_ATTR, type: 'N' },

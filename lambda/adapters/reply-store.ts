@@ -11,6 +11,7 @@ import type { StoredReply } from '../core/queue/request';
 import type { ProducedReply } from '../core/reply-job';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { ReplyStorePort } from '../services/ports';
+import { RequestContentStore } from './request-store';
 
 /** Undelivered replies are kept this long for `resume` (SPEC §4). */
 export const REPLY_RETENTION_SECONDS = 3600;
@@ -32,11 +33,14 @@ const PART_CODE_POINTS = 60_000;
  * the requests table (pk/sk). Written only when nobody was connected: the chat path never
  * touches this table otherwise.
  */
-export class ReplyStore implements ReplyStorePort {
+export class ReplyStore extends RequestContentStore implements ReplyStorePort {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
-  ) {}
+  ) {
+    // The same table holds waiting requests' content (request-store.ts).
+    super(client, tableName);
+  }
 
   /**
    * Keeps the reply. A reply too long for one item (DynamoDB's 400 KB) keeps its text in parts of

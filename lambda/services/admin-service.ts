@@ -21,6 +21,7 @@ import type {
   ReplyStorePort,
 } from './ports';
 import { ReplyChannel } from './reply-channel';
+import { dropContent } from './shared/request-content';
 
 export type { AdminLimiterPort, HealthProbePort, HealthQueue, HealthTable } from './ports';
 
@@ -195,6 +196,7 @@ export class AdminService {
       const { removed } = await limiter.removeWaiting(userId, requestId);
       if (!removed) continue;
       purged.push(requestId);
+      await dropContent(this.deps, userId, request);
       if (!request) continue;
       const channel = new ReplyChannel(userId, request.connectionId, this.deps);
       await channel.deliver(requestCancelled(requestId, now()));

@@ -20,7 +20,13 @@ import type { ClaimTarget, SettleHolder } from '../core/limiter/plan/settle';
 import type { Tier } from '../core/limiter/tiers';
 import type { MetricName } from '../core/metrics';
 import type { ServerMessage } from '../core/protocol';
-import type { ActiveRequest, QueueMessageBody, StoredReply, WaitingRequest } from '../core/queue/request';
+import type {
+  ActiveRequest,
+  QueuedRequest,
+  QueueMessageBody,
+  RequestContent,
+  StoredReply,
+} from '../core/queue/request';
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
 
 /** A server message of protocol v1, as `core/protocol` declares and builds them. */
@@ -41,12 +47,16 @@ export type EnqueueOutcome =
   | { readonly kind: 'full'; readonly queued: number }
   | { readonly kind: 'duplicate' }
   /** The user's item stayed busy (or the store is down): nothing was written. */
-  | { readonly kind: 'busy' };
+  | { readonly kind: 'busy' }
+  /** Its content could not be written ({@link EnqueueAsk.storeContent}): not queued. */
+  | { readonly kind: 'unstored' };
 
-/** A refused request that may wait: its data and the cap of the user's queue. */
+/** A refused request that may wait: its place, the cap of the user's queue, its content's write. */
 export interface EnqueueAsk {
-  readonly request: WaitingRequest;
+  readonly request: QueuedRequest;
   readonly maxQueued: number;
+  /** Writes its content, before the enqueue's write; `false`: not written, so not queued. */
+  readonly storeContent?: () => Promise<boolean>;
 }
 
 /** Thrown by `decide` and `decideOrQueue` when a write's outcome is unknown (services/errors.ts). */
@@ -81,7 +91,7 @@ export interface LimiterPort {
     options?: { readonly fresh?: boolean },
   ): Promise<LimiterView>;
   enqueue(
-    request: WaitingRequest & { readonly userId: string },
+    request: QueuedRequest & { readonly userId: string },
     maxQueued: number,
     nowMs: number,
   ): Promise<EnqueueOutcome>;
@@ -153,8 +163,16 @@ export interface SettleOutcome {
   readonly globalUnreleased?: boolean;
 }
 
-/** Finished replies kept for `resume` while the user had no connection. */
-export interface ReplyStorePort {
+/** Waiting requests' content (Requests table, an item per enqueue; TTL ends each, see adapter). */
+export interface RequestContentPort {
+  putContent(userId: string, request: QueuedRequest, content: RequestContent): Promise<void>;
+  /** One consistent read; undefined when the item is missing. */
+  getContent(userId: string, request: QueuedRequest): Promise<RequestContent | undefined>;
+  deleteContent(userId: string, request: QueuedRequest): Promise<void>;
+}
+
+/** The Requests table: replies kept for `resume`, and waiting requests' content. */
+export interface ReplyStorePort extends RequestContentPort {
   saveReply(userId: string, requestId: string, message: ServerMessage, nowMs: number): Promise<void>;
   listReplies(userId: string, nowMs: number): Promise<StoredReply[]>;
   deleteReply(userId: string, requestId: string): Promise<void>;

@@ -71,11 +71,13 @@ describe('queue positions under a burst', () => {
         expect(all.filter((f) => f.requestId === `m${i}` && ends(f))).toHaveLength(1);
 
       // DynamoDB calls: 3 per admitted request (decide, the runner's claim, settle); the rest is
-      // the queue's cost: enqueue, wake-up read, admit, claim, settle and a read now and then.
-      // Measured 5.2 per queued request; bound 6.
+      // the queue's cost: the content's write, enqueue, wake-up read, admit, the content's read,
+      // claim, settle and a read now and then (issue 22: the prompt is written once to the
+      // Requests table and read once when it starts, not carried in every write of the user's
+      // item). Measured 7.2 per queued request; bound 8.
       await stack.processorIdle();
       const perQueued = (dynamo.total() - 25 * 3) / 5;
-      expect(perQueued).toBeLessThanOrEqual(6);
+      expect(perQueued).toBeLessThanOrEqual(8);
       for (const c of clients) c.close();
     }, 60_000);
   }

@@ -49,7 +49,8 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:PutItem'],
+    // A started request's content is read, an expired one's deleted (issue 22).
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
     'queue requests': [
       'sqs:ChangeMessageVisibility',
       'sqs:DeleteMessage',
@@ -87,7 +88,8 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table limits/index/byDayUsage': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    'table requests': ['dynamodb:GetItem', 'dynamodb:PutItem'],
+    // A purged request's content is deleted (issue 22).
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
     'queue requests': ['sqs:GetQueueAttributes'],
     'queue dlq': ['sqs:GetQueueAttributes'],
     '@connections of the stage': ['execute-api:ManageConnections'],

@@ -36,7 +36,7 @@ describe('AdminService with a stuck active request', () => {
         userId,
         requestId: 'stuck',
         connectionId: 'c',
-        message: 'hi',
+        contentKey: 'k',
         estimatedInputTokens: 10,
         enqueuedAtEpochMs: NOW,
         expiresAtEpochMs: NOW + 60_000,

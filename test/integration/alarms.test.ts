@@ -351,7 +351,7 @@ describe('every alarm can fire (SPEC §6)', () => {
           userId,
           requestId: 'r1',
           connectionId: 'gone',
-          message: 'hi',
+          contentKey: 'k',
           estimatedInputTokens: 1,
           enqueuedAtEpochMs: nowMs,
           expiresAtEpochMs: queueDeadlineEpochMs(nowMs, 900),

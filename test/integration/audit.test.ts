@@ -48,7 +48,7 @@ describe('admin audit of one user', () => {
         userId,
         requestId,
         connectionId: 'c1',
-        message: 'hi',
+        contentKey: 'k',
         estimatedInputTokens: 1,
         enqueuedAtEpochMs: clock,
         expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),

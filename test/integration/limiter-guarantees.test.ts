@@ -58,7 +58,7 @@ function describeGuarantees(backend: string, endpoint: () => string) {
           userId: user,
           requestId: 'r2',
           connectionId: 'conn-a',
-          message: 'queued by A',
+          contentKey: 'k',
           estimatedInputTokens: 10,
           enqueuedAtEpochMs: NOW + 10,
           expiresAtEpochMs: NOW + 960_000,

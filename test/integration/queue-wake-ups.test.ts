@@ -24,6 +24,7 @@ import {
 } from '../../lambda/services/replay-service';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { createTestResources, type TestResources } from '../support/emulators';
+import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -195,7 +196,9 @@ describe('wake-ups of a user queue', () => {
     const user = `u-${randomUUID()}`;
     const ids = Array.from({ length: 7 }, (_, i) => `r${i}`);
     for (const requestId of ids) {
-      const slot = await unlimited.enqueue(
+      const slot = await enqueueWhole(
+        unlimited,
+        store,
         {
           userId: user,
           requestId,

@@ -15,6 +15,7 @@ import {
 } from '../../lambda/services/replay-service';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { createTestResources, type TestResources } from '../support/emulators';
+import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const requestIdOf = (m: OutgoingMessage) => ('requestId' in m ? m.requestId : undefined);
@@ -90,7 +91,9 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     userId: string,
     requestId = `r-${randomUUID().slice(0, 8)}`,
   ): Promise<QueueRecord | undefined> {
-    const slot = await limiter.enqueue(
+    const slot = await enqueueWhole(
+      limiter,
+      store,
       {
         userId,
         requestId,
@@ -344,7 +347,9 @@ describe('ReplayService (exactly once over at-least-once delivery)', () => {
     const user = `u-${randomUUID()}`;
     // 60 tokens left today: a request asking 1,000 output tokens cannot run before midnight.
     await limiter.setOverride(user, { limits: { dailyTokens: 60 } });
-    const big = await limiter.enqueue(
+    const big = await enqueueWhole(
+      limiter,
+      store,
       {
         userId: user,
         requestId: 'big',

@@ -15,6 +15,7 @@ import { DEFAULT_REPLAY_SETTINGS, ReplayService } from '../../lambda/services/re
 import { ReplyFailureService } from '../../lambda/services/reply-failure';
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { createTestResources, type TestResources } from '../support/emulators';
+import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -184,7 +185,9 @@ describe('ReplyFailureService (a reply job Lambda dropped)', () => {
   it('ends a dropped queued request’s lease once, so the processor takes it over at once', async () => {
     const user = `u-${randomUUID()}`;
     const requestId = `q-${randomUUID().slice(0, 8)}`;
-    const slot = await limiter.enqueue(
+    const slot = await enqueueWhole(
+      limiter,
+      deps().store,
       {
         userId: user,
         requestId,

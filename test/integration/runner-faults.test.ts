@@ -22,6 +22,7 @@ import { localDynamoClient } from '../../local/aws-clients';
 import { startDynamoProxy } from '../support/dynamo-proxy';
 import { createTestResources, type TestResources } from '../support/emulators';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
+import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const LEASE_MS = 60_000;
@@ -196,7 +197,9 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
   /** Queues one request and lets the processor admit it: the job of its first attempt. */
   async function queuedJob(userId: string, handedOff: ReplyJob[]): Promise<ReplyJob> {
     const requestId = `q-${randomUUID().slice(0, 8)}`;
-    const slot = await limiter.enqueue(
+    const slot = await enqueueWhole(
+      limiter,
+      store,
       {
         userId,
         requestId,
@@ -412,7 +415,9 @@ describe('the reply runner under retried, duplicated, delayed and lost events an
       it("never ends the lease of a queued request whose runner claimed it: the processor's Invoke answer lost", async () => {
         const user = `u-${randomUUID()}`;
         const requestId = `q-${randomUUID().slice(0, 8)}`;
-        await limiter.enqueue(
+        await enqueueWhole(
+          limiter,
+          store,
           {
             userId: user,
             requestId,

@@ -20,6 +20,7 @@ import {
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../lambda/services/reply-runner';
 import { DEFAULT_SWEEP_SETTINGS, SweepService } from '../../lambda/services/sweep-service';
 import { createTestResources, type TestResources } from '../support/emulators';
+import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const LEASE_MS = 5_000;
@@ -135,7 +136,9 @@ describe('the self-healing sweep', () => {
 
   /** Queues a request the way the Message function does, except that its wake-up is lost. */
   async function enqueueWithoutWakeUp(userId: string, requestId: string): Promise<void> {
-    const slot = await limiter.enqueue(
+    const slot = await enqueueWhole(
+      limiter,
+      store,
       {
         userId,
         requestId,

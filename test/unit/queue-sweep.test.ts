@@ -3,16 +3,16 @@ import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../la
 import type { LimitState } from '../../lambda/core/limiter/kinds/registry';
 import { DEFAULT_TIER_LIMITS } from '../../lambda/core/limiter/policy';
 import { isNewerPlace } from '../../lambda/core/queue/places';
-import type { WaitingRequest } from '../../lambda/core/queue/request';
+import type { QueuedRequest } from '../../lambda/core/queue/request';
 import { planRepairs, SWEEP_GRACE_MS } from '../../lambda/core/queue/sweep';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 const policy = { ...DEFAULT_TIER_LIMITS.free, requestsInFlight: 1 };
 
-const waiting = (requestId: string, enqueuedAtEpochMs = T0): WaitingRequest => ({
+const waiting = (requestId: string, enqueuedAtEpochMs = T0): QueuedRequest => ({
   requestId,
   connectionId: 'c',
-  message: 'hi',
+  contentKey: 'k',
   estimatedInputTokens: 1,
   enqueuedAtEpochMs,
   expiresAtEpochMs: enqueuedAtEpochMs + 960_000,

@@ -68,6 +68,8 @@ export class Admission {
       if (decision.allowed) return { decision };
       const ask = queueIfDenied(decision);
       if (!ask) return { decision };
+      // The content first: the item the enqueue writes points at it (issue 22).
+      if (ask.storeContent && !(await ask.storeContent())) return { decision, slot: { kind: 'unstored' } };
       try {
         return { decision, slot: await this.queue.enqueueInLane(key, ask.request, ask.maxQueued, nowMs) };
       } catch (err) {

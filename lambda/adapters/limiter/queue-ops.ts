@@ -9,7 +9,7 @@ import {
   planRemoveWaiting,
   planTakeover,
 } from '../../core/limiter/plan/queue';
-import type { ActiveRequest, WaitingRequest } from '../../core/queue/request';
+import type { ActiveRequest, QueuedRequest } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS } from './beliefs';
 import { type LimiterContext, userIdOf, userKey } from './context';
@@ -21,14 +21,14 @@ import {
   StoreFaultError,
 } from './errors';
 
-type Waiting = WaitingRequest & { readonly userId?: string };
+type Waiting = QueuedRequest & { readonly userId?: string };
 
 /** The user's waiting list and active request on the store: each operation one conditional write. */
 export class QueueOps {
   constructor(private readonly ctx: LimiterContext) {}
 
   /** Appends a request to the user's waiting list (cap and duplicates checked in the same write). */
-  enqueue(request: WaitingRequest & { readonly userId: string }, maxQueued: number, nowMs: number) {
+  enqueue(request: QueuedRequest & { readonly userId: string }, maxQueued: number, nowMs: number) {
     const key = userKey(request.userId);
     return this.ctx.items.lane(key, () => this.enqueueInLane(key, request, maxQueued, nowMs));
   }

@@ -1,10 +1,14 @@
 import type { Tier } from '../limiter/tiers';
+import { FUNCTIONS } from '../resources';
 import type { ServerMessage } from '../server-messages';
 
 /**
  * A queued chat request, as it waits in its user's limiter item (`q_<requestId>`), beside the
- * user's waiting list (`waiting`, head first). Keeping it in the same item is what makes every
- * step of its life one conditional write on that item:
+ * user's waiting list (`waiting`, head first): only what decisions, positions, deadlines, tier
+ * priority and the sweep need, a few dozen bytes. Its content (the prompt) is in the Requests
+ * table ({@link RequestContent}), written once before the enqueue and read once when it starts
+ * (issue 22: an item every decision writes holds counters, never content). Keeping the rest in
+ * the same item is what makes every step of its life one conditional write on that item:
  *
  *   enqueue ──appends to `waiting`, stores q_<id>──▶ waiting
  *   waiting ──replay admits the head: leaves `waiting`, becomes `act`──▶ active
@@ -15,12 +19,10 @@ import type { ServerMessage } from '../server-messages';
  * entry's index), and only one commit can remove the reservation marker, which is what makes a
  * replay exactly-once over SQS's at-least-once delivery.
  */
-export interface WaitingRequest {
+export interface QueuedRequest {
   readonly requestId: string;
   /** The connection that sent it: replies go there first. */
   readonly connectionId: string;
-  readonly message: string;
-  readonly conversationId?: string;
   readonly maxTokens?: number;
   /** The model the request names, if any. */
   readonly model?: string;
@@ -29,6 +31,34 @@ export interface WaitingRequest {
   readonly enqueuedAtEpochMs: number;
   /** Not started by then: expired (enqueued + MAX_QUEUE_WAIT + 60 s). */
   readonly expiresAtEpochMs: number;
+  /**
+   * Names this enqueue's content item (random, per enqueue): a request id reused, or a duplicate
+   * frame whose enqueue is refused, writes an item of its own and never overwrites the content of
+   * the request still waiting under that id.
+   */
+  readonly contentKey: string;
+}
+
+/** What a waiting request carries outside the limiter item: the Requests table, written once. */
+export interface RequestContent {
+  readonly message: string;
+  readonly conversationId?: string;
+}
+
+/** A waiting request whole: its place in the limiter item and its content. */
+export type WaitingRequest = QueuedRequest & RequestContent;
+
+/**
+ * How long a waiting request's content item outlives the request's queue deadline: an admission
+ * just before the deadline, every attempt's lease after it (a takeover reads the content again),
+ * and an hour for a takeover the sweep repairs late. Then DynamoDB's TTL ends it, whatever
+ * happened to the request (an enqueue refused after the content was written included).
+ */
+export const CONTENT_AFTER_DEADLINE_SECONDS = 4 * (FUNCTIONS.reply.timeoutSeconds + 60) + 3600;
+
+/** When a waiting request's content item expires (epoch seconds, DynamoDB TTL). */
+export function contentTtlEpochSeconds(request: Pick<QueuedRequest, 'expiresAtEpochMs'>): number {
+  return Math.ceil(request.expiresAtEpochMs / 1000) + CONTENT_AFTER_DEADLINE_SECONDS;
 }
 
 /** The queued request being answered now (at most one per user: the FIFO group runs one at a time). */
@@ -81,7 +111,7 @@ export interface StoredReply {
 }
 
 /** Has a request that never started waited past its deadline? */
-export function isExpired(request: Pick<WaitingRequest, 'expiresAtEpochMs'>, nowMs: number): boolean {
+export function isExpired(request: Pick<QueuedRequest, 'expiresAtEpochMs'>, nowMs: number): boolean {
   return nowMs >= request.expiresAtEpochMs;
 }
 

@@ -61,6 +61,8 @@ export const FUNCTIONS = {
     tables: [
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
+      // Also a waiting request's content (request-store.ts): written before its enqueue, deleted
+      // when it is cancelled or its enqueue is undone.
       { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
@@ -86,8 +88,9 @@ export const FUNCTIONS = {
     tables: [
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
-      // A finished reply nobody was connected for is kept for `resume`.
-      { table: 'requests', actions: ['dynamodb:PutItem'] },
+      // A finished reply nobody was connected for is kept for `resume`; a started request's
+      // content is read (one consistent GetItem), an expired one's deleted.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
     ],
     queues: [
       // Receive, delete and read attributes: what the SQS event source mapping needs (and the
@@ -193,7 +196,7 @@ export const FUNCTIONS = {
       // An expired head's sender is told, following the user like any reply.
       REPLY_CONNECTIONS,
       // A lapsed direct request: the reply its runner kept is read, sent (or kept for `resume`)
-      // and dropped.
+      // and dropped; an expired head's content is deleted.
       { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],
     // A fresh wake-up for a queue nobody wakes; the queue's counters for positions' totals; a
@@ -228,8 +231,8 @@ export const FUNCTIONS = {
       // reads an item nobody writes (GetItem) to see that the table answers.
       { ...REPLY_CONNECTIONS, actions: [...REPLY_CONNECTIONS.actions, 'dynamodb:GetItem'] },
       // Purge's notices go through the same reply channel, which may keep a final reply; `health`
-      // probes it like the others.
-      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem'] },
+      // probes it like the others; a purged request's content is deleted.
+      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
     ],
     // `health`: whether each queue answers and how deep it is (SQS's own counters).
     queues: [

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
 import type { AllowedDecision, DeniedDecision } from '../../core/limiter/decision';
 import { limitWarning, messageAccepted } from '../../core/protocol';
-import { queueDeadlineEpochMs, type WaitingRequest } from '../../core/queue/request';
+import { type QueuedRequest, queueDeadlineEpochMs } from '../../core/queue/request';
 import { estimateTokens } from '../../core/tokens';
 import { OutcomeUnknownError } from '../errors';
 import type { LimiterPort, SettleOutcome } from '../ports';
@@ -28,11 +28,10 @@ export async function sendMessage(
   const requestId = input.requestId ?? (deps.newRequestId ?? randomUUID)();
   const estimatedInputTokens = estimateTokens(input.message);
   const nowMs = now();
-  const waiting: WaitingRequest = {
+  const waiting: QueuedRequest = {
     requestId,
     connectionId,
-    message: input.message,
-    conversationId: input.conversationId,
+    contentKey: randomBytes(9).toString('base64url'),
     maxTokens: input.maxTokens,
     model: input.model,
     claimTier: identity.tier,
@@ -67,7 +66,7 @@ function decideOrQueue(
   deps: ChatServiceDeps,
   identity: Identity,
   input: SendMessageInput,
-  waiting: WaitingRequest,
+  waiting: QueuedRequest,
   nowMs: number,
 ): ReturnType<LimiterPort['decideOrQueue']> {
   const { settings } = deps;
@@ -84,8 +83,40 @@ function decideOrQueue(
     },
     nowMs,
     (denied) =>
-      mayWait(deps, denied, nowMs) ? { request: waiting, maxQueued: settings.maxQueuedPerUser } : undefined,
+      mayWait(deps, denied, nowMs)
+        ? {
+            request: waiting,
+            maxQueued: settings.maxQueuedPerUser,
+            storeContent: () => storeContent(deps, identity.userId, waiting, input),
+          }
+        : undefined,
   );
+}
+
+/**
+ * A request about to wait keeps its content in the Requests table, not in the user's limiter item
+ * (issue 22): written before the enqueue's write, so a request in the line always has it. Not
+ * written: not queued (the client is told the queue is unavailable), nothing else was written.
+ */
+async function storeContent(
+  deps: ChatServiceDeps,
+  userId: string,
+  waiting: QueuedRequest,
+  input: SendMessageInput,
+): Promise<boolean> {
+  try {
+    await deps.store.putContent(userId, waiting, {
+      message: input.message,
+      conversationId: input.conversationId,
+    });
+    return true;
+  } catch (err) {
+    deps.log.error('could not store a waiting request', {
+      requestId: waiting.requestId,
+      error: describeError(err),
+    });
+    return false;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { requestQueued } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
 import { wakeUpCause } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../ports';
+import { dropContent } from '../shared/request-content';
 import { type ChatServiceDeps, channelOf, type Refusal, type SendOutcome } from './deps';
 import {
   duplicate,
@@ -72,6 +73,8 @@ function refusalOf(
     return overLimit(decision, requestId);
   }
   if (slot.kind === 'full') return queueFull(requestId, slot.queued, settings);
+  // Its content could not be written: not queued, nothing in the user's item.
+  if (slot.kind === 'unstored') return queueUnavailable(requestId);
   // The user's item stayed busy: nothing was written for this request.
   if (slot.kind === 'busy') return overLimit(decision, requestId, 1000);
   return undefined;
@@ -109,6 +112,7 @@ async function sendWakeUp(
       return undefined;
     });
     if (!undone?.removed) return undefined;
+    await dropContent(deps, userId, slot.snap.queued[requestId]);
     await wakeNewHead(deps, userId, undone.snap.waiting[0]);
     return queueUnavailable(requestId);
   }

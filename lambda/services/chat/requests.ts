@@ -3,6 +3,7 @@ import { chunk, fitMessage, requestCancelled, splitChunkText } from '../../core/
 import { statusMessage } from '../../core/status-message';
 import type { OutgoingMessage } from '../ports';
 import { notifyPositions } from '../shared/queue-notices';
+import { dropContent } from '../shared/request-content';
 import { type ChatServiceDeps, channelOf, type Refusal } from './deps';
 import { notQueued } from './refusals';
 
@@ -21,6 +22,7 @@ export async function cancel(
   // The processor may admit it a moment before: then it is no longer waiting, and not cancelled.
   const { removed } = await limiter.removeWaiting(identity.userId, requestId);
   if (!removed) return notQueued(requestId);
+  await dropContent(deps, identity.userId, request);
   const message = requestCancelled(requestId, now());
   await channelOf(deps, identity.userId, connectionId).deliver(message);
   if (request.connectionId !== connectionId) {

@@ -1,10 +1,10 @@
 import type { Decision, TokenReservation } from '../../core/limiter/decision';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
-import { isExpired, type WaitingRequest } from '../../core/queue/request';
+import { isExpired, type QueuedRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
-import { begin, expire, failForGood, handOff } from './start';
+import { begin, expire, failForGood, handOff, withContent } from './start';
 import { parkOrDefer, waitForGlobal, waitForTime } from './wait';
 
 /**
@@ -64,15 +64,12 @@ async function serveActive(
   if (active.attempts + 1 > settings.maxAttempts) {
     return failForGood(deps, userId, request, reservation, 'too many interrupted attempts');
   }
-  return handOff(
-    deps,
-    record,
-    userId,
-    request,
-    reservation,
-    { untilEpochMs: nowMs + settings.leaseMs, attempts: active.attempts + 1 },
-    { model: view.snap.reservations[active.requestId]?.model },
-  );
+  const lease = { untilEpochMs: nowMs + settings.leaseMs, attempts: active.attempts + 1 };
+  const whole = await withContent(deps, record, userId, request, reservation, lease);
+  if (typeof whole === 'string') return whole;
+  return handOff(deps, record, userId, whole, reservation, lease, {
+    model: view.snap.reservations[active.requestId]?.model,
+  });
 }
 
 /**
@@ -105,13 +102,16 @@ async function serveHead(
     reportShadow(deps, userId, head, decision);
     if (decision.globalCostPercent !== undefined)
       deps.metrics.count('GlobalCostPercent', decision.globalCostPercent);
+    const lease = { untilEpochMs: nowMs + settings.leaseMs, attempts: 1 };
+    const whole = await withContent(deps, record, userId, request, decision.reservation, lease);
+    if (typeof whole === 'string') return whole;
     return begin(
       deps,
       record,
       userId,
-      request,
+      whole,
       decision.reservation,
-      nowMs + settings.leaseMs,
+      lease.untilEpochMs,
       { model: decision.model, fallbackFrom: decision.fallbackFrom },
       decision.warnings ?? [],
     );
@@ -136,7 +136,7 @@ function decideHead(
   deps: ReplayDeps,
   userId: string,
   head: string,
-  request: WaitingRequest,
+  request: QueuedRequest,
   view: LimiterView,
   nowMs: number,
 ): Promise<Decision> {

@@ -2,10 +2,19 @@ import { describeError } from '../../core/errors';
 import type { TokenReservation } from '../../core/limiter/decision';
 import type { LimitWarning } from '../../core/limiter/kinds/registry';
 import { limitWarning, queueProcessingStarted, requestExpired, requestFailed } from '../../core/protocol';
-import type { WaitingRequest } from '../../core/queue/request';
+import type { QueuedRequest, WaitingRequest } from '../../core/queue/request';
 import { notifyPositions } from '../shared/queue-notices';
+import { dropContent } from '../shared/request-content';
 import { releaseWakeUps } from '../shared/wake-ups';
-import { channelOf, defer, type QueueRecord, type ReplayDeps, type ReplayResult, type Served } from './deps';
+import {
+  channelOf,
+  defer,
+  type QueueRecord,
+  type ReplayDeps,
+  type ReplayResult,
+  type ReplayStep,
+  type Served,
+} from './deps';
 
 /**
  * An admitted head: its sender is told it started (and any limit warning), everyone behind it its
@@ -99,7 +108,7 @@ export async function handOff(
 export async function failForGood(
   deps: ReplayDeps,
   userId: string,
-  request: WaitingRequest,
+  request: QueuedRequest,
   reservation: TokenReservation,
   reason: string,
 ): Promise<ReplayResult> {
@@ -128,15 +137,50 @@ export async function expire(
   deps: ReplayDeps,
   userId: string,
   requestId: string,
-  request: WaitingRequest | undefined,
+  request: QueuedRequest | undefined,
   reason: string,
 ): Promise<void> {
   const { limiter, now } = deps;
   const { removed } = await limiter.removeWaiting(userId, requestId);
   if (!removed || !request) return;
+  await dropContent(deps, userId, request);
   await channelOf(deps, userId, request.connectionId).deliverFinal(
     requestId,
     requestExpired(requestId, reason, now()),
   );
   await notifyPositions(deps, userId, await limiter.view(userId, undefined, now(), { fresh: false }));
+}
+
+/**
+ * The admitted (or taken over) request whole: its content read from the Requests table, one
+ * strongly consistent GetItem (written before its enqueue, so it is there). Missing — it should
+ * never be — the request fails for good, charged nothing, and the same wake-up serves the next
+ * head (`look-again`). A read that fails ends this attempt's lease now, and the wake-up comes back
+ * in 2 s to take it over, like a failed hand-off.
+ */
+export async function withContent(
+  deps: ReplayDeps,
+  record: QueueRecord,
+  userId: string,
+  request: QueuedRequest,
+  reservation: TokenReservation,
+  lease: { readonly untilEpochMs: number; readonly attempts: number },
+): Promise<WaitingRequest | ReplayStep> {
+  const { requestId } = request;
+  let content: Awaited<ReturnType<ReplayDeps['store']['getContent']>>;
+  try {
+    content = await deps.store.getContent(userId, request);
+  } catch (err) {
+    deps.log.error('could not read a queued request; the next delivery takes over', {
+      requestId,
+      error: describeError(err),
+    });
+    const active = { requestId, leaseUntilEpochMs: lease.untilEpochMs, attempts: lease.attempts };
+    await deps.limiter.takeOver(userId, active, deps.now(), { endsLease: true }).catch(() => undefined);
+    return defer(deps, record, 2000);
+  }
+  if (content) return { ...request, ...content };
+  deps.log.error('queued request without its content: failed for good', { requestId });
+  await failForGood(deps, userId, request, reservation, 'request content missing');
+  return 'look-again';
 }

@@ -2,7 +2,7 @@ import type { DeniedDecision } from '../../core/limiter/decision';
 import type { GlobalLimit } from '../../core/limiter/global/limits';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { limitKind } from '../../core/limiter/kinds/registry';
-import type { WaitingRequest } from '../../core/queue/request';
+import type { QueuedRequest } from '../../core/queue/request';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
 import { expire } from './start';
 
@@ -39,7 +39,7 @@ export async function waitForGlobal(
   deps: ReplayDeps,
   record: QueueRecord,
   userId: string,
-  request: WaitingRequest,
+  request: QueuedRequest,
   decision: DeniedDecision,
   nowMs: number,
 ): Promise<ReplayResult> {
@@ -75,7 +75,7 @@ export async function waitForTime(
   record: QueueRecord,
   userId: string,
   head: string,
-  request: WaitingRequest,
+  request: QueuedRequest,
   decision: DeniedDecision,
   nowMs: number,
   remainingTimeMs: () => number,

@@ -5,6 +5,7 @@ import { wakeUpCause } from '../../core/queue/request';
 import type { Repair, RepairKind } from '../../core/queue/sweep';
 import { ReplyChannel } from '../reply-channel';
 import { notifyPositions } from '../shared/queue-notices';
+import { dropContent } from '../shared/request-content';
 import { releaseWakeUps } from '../shared/wake-ups';
 import type { SweepDeps } from './deps';
 
@@ -129,6 +130,7 @@ async function expireHead(
   const request = before.snap.queued[requestId];
   const { removed } = await limiter.removeWaiting(userId, requestId);
   if (!removed) return [];
+  await dropContent(deps, userId, request);
   if (request) {
     await new ReplyChannel(userId, request.connectionId, deps).deliverFinal(
       requestId,

@@ -3,16 +3,39 @@ import { GLOBAL_LIMITS, GLOBAL_PARTS, globalPart } from '../../../lambda/core/li
 import { lineFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
 import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
 import {
+  QUEUED_FIELDS,
   RESERVATION_FIELDS,
   USAGE_INDEX_PROJECTION,
   USAGE_INDEX_SORT_ATTR,
   WAITER_FIELDS,
 } from '../../../lambda/core/limiter/item/attributes';
-import { reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import { queuedItemValue, reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
 import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
 import { DAY_COUNTERS } from '../../../lambda/core/limiter/kinds/daily-usage';
 
 describe('the item codec', () => {
+  it("keeps a waiting request's place under short names, without its content, and reads it back", () => {
+    const request = {
+      requestId: 'req',
+      connectionId: 'L0SM9cOFvHcCIhw=',
+      contentKey: 'k1',
+      maxTokens: 500,
+      model: 'echo',
+      claimTier: 'pro' as const,
+      estimatedInputTokens: 2_000,
+      enqueuedAtEpochMs: 1_764_000_000_000,
+      expiresAtEpochMs: 1_764_000_960_000,
+    };
+    const stored = queuedItemValue(request);
+    // Every stored name is a declared one: no long name, no text.
+    expect(Object.keys(stored).sort()).toEqual(Object.values(QUEUED_FIELDS).sort());
+    expect(JSON.stringify(stored).length).toBeLessThan(120);
+    expect(snapshotFromItem({ pk: 'user#u', q_req: stored }).queued.req).toEqual(request);
+    // A record without its content key (or connection) is not a waiting request's place.
+    const { [QUEUED_FIELDS.contentKey]: _key, ...keyless } = stored;
+    expect(snapshotFromItem({ pk: 'user#u', q_old: keyless }).queued).toEqual({});
+  });
+
   it('reads a reservation marker into readable fields and writes it back under the same stored names', () => {
     const stored = { d: 20_000, m: 657, c: 602, mo: 'echo', i: 10, o: 1000, e: 1, ce: 2, a: 'runner-1' };
     const pending = snapshotFromItem({ pk: 'user#u', r_req: stored }).reservations.req;

@@ -96,8 +96,30 @@ export const HISTORY_FIELDS = {
 } as const;
 /** Requests queued on a day (`nq<day>`), until the day goes to history. */
 export const QUEUED_DAY_PREFIX = 'nq';
-/** A waiting request's data (`q_<requestId>` = the request without its id). */
+/**
+ * A waiting request's place (`q_<requestId>`, see QUEUED_FIELDS): what decisions, positions and
+ * deadlines need; its content (the prompt) is in the Requests table, never here (issue 22).
+ */
 export const QUEUED_PREFIX = 'q_';
+/** The fields of a waiting request `q_<id>`. */
+export const QUEUED_FIELDS = {
+  /** The connection that sent it. */
+  connectionId: 'c',
+  /** The output tokens it asks for at most. */
+  maxTokens: 'x',
+  /** The model it names. */
+  model: 'm',
+  /** The tier its token claimed. */
+  claimTier: 't',
+  /** Its input, estimated (tokens). */
+  estimatedInputTokens: 'i',
+  /** When it was queued (epoch ms). */
+  enqueuedAtEpochMs: 'a',
+  /** Its deadline (epoch ms). */
+  expiresAtEpochMs: 'd',
+  /** The key of its content item in the Requests table. */
+  contentKey: 'k',
+} as const;
 /** A pending reservation (`r_<requestId>`), until its request settles (see RESERVATION_FIELDS). */
 export const RESERVATION_PREFIX = 'r_';
 /** The fields of a pending reservation `r_<id>`. */

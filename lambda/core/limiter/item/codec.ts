@@ -1,4 +1,4 @@
-import type { ActiveRequest, WaitingRequest } from '../../queue/request';
+import type { ActiveRequest, QueuedRequest } from '../../queue/request';
 import { kindAttributes, type LimitOverride } from '../kinds/registry';
 import { isTier } from '../tiers';
 import {
@@ -13,6 +13,7 @@ import {
   POLICY_VERSION_ATTR,
   QUEUE_VERSION_ATTRIBUTE,
   QUEUED_DAY_PREFIX,
+  QUEUED_FIELDS,
   QUEUED_PREFIX,
   RESERVATION_FIELDS,
   RESERVATION_PREFIX,
@@ -32,10 +33,46 @@ import { EMPTY_SNAPSHOT, type LimiterSnapshot, type PendingReservation, type Sto
  * value. Every stored name comes from item/attributes.ts.
  */
 
-/** The stored form of a waiting request (its id is in the attribute name). */
-export function queuedItemValue(request: WaitingRequest): Record<string, unknown> {
-  const { requestId: _id, ...rest } = request;
-  return JSON.parse(JSON.stringify(rest));
+/** The stored form of a waiting request (its id is in the attribute name; no content). */
+export function queuedItemValue(request: QueuedRequest): Record<string, unknown> {
+  const stored: Record<string, unknown> = {};
+  for (const [field, attr] of Object.entries(QUEUED_FIELDS)) {
+    const value = request[field as keyof typeof QUEUED_FIELDS];
+    if (value !== undefined) stored[attr] = value;
+  }
+  return stored;
+}
+
+/** A stored waiting request, read (undefined: not one). */
+function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const v = value as Record<string, unknown>;
+  const f = QUEUED_FIELDS;
+  const [connectionId, key, at, deadline] = [
+    v[f.connectionId],
+    v[f.contentKey],
+    v[f.enqueuedAtEpochMs],
+    v[f.expiresAtEpochMs],
+  ];
+  if (typeof connectionId !== 'string' || typeof key !== 'string') return undefined;
+  if (typeof at !== 'number' || typeof deadline !== 'number') return undefined;
+  const [input, maxTokens, model, tier] = [
+    v[f.estimatedInputTokens],
+    v[f.maxTokens],
+    v[f.model],
+    v[f.claimTier],
+  ];
+  return {
+    requestId,
+    connectionId,
+    contentKey: key,
+    estimatedInputTokens: typeof input === 'number' ? input : 0,
+    enqueuedAtEpochMs: at,
+    expiresAtEpochMs: deadline,
+    ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
+    ...(typeof model === 'string' ? { model } : {}),
+    ...(isTier(tier) ? { claimTier: tier } : {}),
+  };
 }
 
 /** The stored form of a closed day in `hist`. */
@@ -53,7 +90,7 @@ export function storedDayValue(day: StoredDay): Record<string, number> {
 export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
   if (!item) return EMPTY_SNAPSHOT;
   const reservations: Record<string, PendingReservation> = {};
-  const queued: Record<string, WaitingRequest> = {};
+  const queued: Record<string, QueuedRequest> = {};
   const warned: Record<string, number> = {};
   const queuedByDay: Record<number, number> = {};
   const settledShares: Record<string, number> = {};
@@ -70,9 +107,9 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
       reservations[key.slice(RESERVATION_PREFIX.length)] = pending;
     } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
       warned[key.slice(WARNED_PREFIX.length)] = value;
-    } else if (key.startsWith(QUEUED_PREFIX) && typeof value === 'object' && value !== null) {
-      const requestId = key.slice(QUEUED_PREFIX.length);
-      queued[requestId] = { ...(value as Omit<WaitingRequest, 'requestId'>), requestId };
+    } else if (key.startsWith(QUEUED_PREFIX)) {
+      const request = queuedOf(key.slice(QUEUED_PREFIX.length), value);
+      if (request) queued[request.requestId] = request;
     }
   }
   const waiting = item[WAITING_ATTR];

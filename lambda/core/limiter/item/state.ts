@@ -1,4 +1,4 @@
-import type { ActiveRequest, WaitingRequest } from '../../queue/request';
+import type { ActiveRequest, QueuedRequest } from '../../queue/request';
 import type { LimitOverride, LimitPolicy, LimitState } from '../kinds/registry';
 import type { Tier } from '../tiers';
 
@@ -42,7 +42,7 @@ export interface LimiterSnapshot {
   /** The user's waiting request ids, head first: the order they will run in. */
   readonly waiting: readonly string[];
   /** The waiting (and the active) requests' data, by request id (`q_<id>`). */
-  readonly queued: Readonly<Record<string, WaitingRequest>>;
+  readonly queued: Readonly<Record<string, QueuedRequest>>;
   /** The queued request being answered now, if any (`act`). */
   readonly active?: ActiveRequest;
   /**

@@ -1,6 +1,6 @@
 import { FREE_PRICE } from '../../models';
 import { bumpQueueVersion } from '../../queue/places';
-import type { ActiveRequest, WaitingRequest } from '../../queue/request';
+import type { ActiveRequest, QueuedRequest } from '../../queue/request';
 import { enqueuePullsSweepEarlier, markForSweep, SWEEP_GRACE_MS } from '../../queue/sweep';
 import { ExpressionWriter, type UpdatePlan } from '../expression';
 import {
@@ -29,7 +29,7 @@ import { itemTtlEpochSeconds } from './ttl';
  * `maxQueued`; a full queue costs one failed write and changes nothing.
  */
 export function planEnqueue(args: {
-  readonly request: WaitingRequest;
+  readonly request: QueuedRequest;
   readonly maxQueued: number;
   readonly nowMs: number;
   readonly keepsPolicy: boolean;

@@ -3,8 +3,6 @@ import type { DynamoLimiter } from '../lambda/adapters/dynamo-limiter';
 import type { Decision } from '../lambda/core/limiter/decision';
 import { per, sum, type Units } from './capacity-units';
 
-/** 8,000 four-byte characters (32,000 UTF-8 bytes): the long prompt of issue 22. */
-const LONG_PROMPT = '😀'.repeat(8000);
 const WAITING = 10;
 export const REFUSALS = 300;
 export const LINE = 100;
@@ -77,7 +75,10 @@ export async function longPromptsWaiting(made: Made, fresh: () => Made): Promise
     const request = {
       requestId: input.requestId,
       connectionId: `conn-${randomUUID().slice(0, 12)}=`,
-      message: LONG_PROMPT,
+      // The prompt itself (8,000 four-byte characters, 32,000 bytes) is written once to the Requests table before
+      // the enqueue (lambda/adapters/request-store.ts): about 32 WU once per request, not metered
+      // here; the limiter item keeps only the key to it.
+      contentKey: randomUUID().slice(0, 12),
       estimatedInputTokens: 8000,
       enqueuedAtEpochMs: nowMs,
       expiresAtEpochMs: nowMs + 360_000,

@@ -1,3 +1,4 @@
+import { reservationFromMarker } from '../../core/limiter/decide/settle';
 import type { Decision, TokenReservation } from '../../core/limiter/decision';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
@@ -168,13 +169,7 @@ function reservationOf(userId: string, view: LimiterView, requestId: string): To
   const pending = view.snap.reservations[requestId];
   if (!pending) return undefined;
   return {
-    userId,
-    requestId,
-    dayNumber: pending.day,
-    inputTokens: pending.inputTokens,
-    outputAllowance: pending.outputAllowance,
-    reservedTokens: pending.inputTokens + pending.outputAllowance,
-    tokenEpoch: pending.tokenEpoch ?? 0,
+    ...reservationFromMarker(userId, requestId, pending),
     claimTier: view.snap.queued[requestId]?.claimTier,
   };
 }

@@ -1,4 +1,5 @@
 import { describeError } from '../../core/errors';
+import { reservationFromMarker } from '../../core/limiter/decide/settle';
 import type { TokenReservation } from '../../core/limiter/decision';
 import { requestExpired, requestFailed } from '../../core/protocol';
 import { wakeUpCause } from '../../core/queue/request';
@@ -65,15 +66,7 @@ async function endLapsedDirect(
   const usable = kept && kept.claim === claim ? kept : undefined;
   const price = pending.model ? deps.prices?.(pending.model) : undefined;
   const reservation: TokenReservation = {
-    userId,
-    requestId,
-    dayNumber: pending.day,
-    inputTokens: pending.inputTokens,
-    outputAllowance: pending.outputAllowance,
-    reservedTokens: pending.inputTokens + pending.outputAllowance,
-    reservedCostMicroUsd: pending.costMicroUsd,
-    tokenEpoch: pending.tokenEpoch ?? 0,
-    costEpoch: pending.costEpoch ?? 0,
+    ...reservationFromMarker(userId, requestId, pending),
     ...(price ? { price } : {}),
   };
   const usage = usable?.usage ?? { inputTokens: 0, outputTokens: 0 };

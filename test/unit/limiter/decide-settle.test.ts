@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { shardCostPercent } from '../../../lambda/core/limiter/decide/global-share';
 import { slotLimit } from '../../../lambda/core/limiter/decide/landed';
-import { globalRefund, pendingOf, settleDelta } from '../../../lambda/core/limiter/decide/settle';
+import {
+  globalRefund,
+  pendingOf,
+  reservationFromMarker,
+  settleDelta,
+} from '../../../lambda/core/limiter/decide/settle';
 import { snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
 import { EMPTY_SNAPSHOT } from '../../../lambda/core/limiter/item/state';
 import { limitKind, markerWindows } from '../../../lambda/core/limiter/kinds/registry';
@@ -84,5 +89,22 @@ describe('shardCostPercent', () => {
 describe('slotLimit', () => {
   it('is the global limit a freed slot makes room in', () => {
     expect(limitKind(slotLimit()).waitsFor).toBe('slot');
+  });
+});
+
+describe('reservationFromMarker', () => {
+  it('rebuilds the reservation a marker records, the inverse of pendingOf', () => {
+    const reservation = {
+      userId: 'u',
+      requestId: 'r',
+      dayNumber: 20_000,
+      inputTokens: 10,
+      outputAllowance: 90,
+      reservedTokens: 100,
+      reservedCostMicroUsd: 56,
+      tokenEpoch: 2,
+      costEpoch: 1,
+    };
+    expect(reservationFromMarker('u', 'r', pendingOf(reservation))).toEqual(reservation);
   });
 });

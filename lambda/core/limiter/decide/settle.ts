@@ -22,6 +22,28 @@ export function pendingOf(reservation: TokenReservation): PendingReservation {
   };
 }
 
+/**
+ * The reservation a marker records, rebuilt from the item (the inverse of {@link pendingOf}): what
+ * a takeover or the sweep settles when the attempt that held it is gone.
+ */
+export function reservationFromMarker(
+  userId: string,
+  requestId: string,
+  pending: PendingReservation,
+): TokenReservation {
+  return {
+    userId,
+    requestId,
+    dayNumber: pending.day,
+    inputTokens: pending.inputTokens,
+    outputAllowance: pending.outputAllowance,
+    reservedTokens: pending.inputTokens + pending.outputAllowance,
+    reservedCostMicroUsd: pending.costMicroUsd,
+    tokenEpoch: pending.tokenEpoch ?? 0,
+    costEpoch: pending.costEpoch ?? 0,
+  };
+}
+
 /** What the limits of one unit still allow (µUSD for `usd`): the least any of its kinds has left. */
 function leftIn(
   unit: LimitUnit,

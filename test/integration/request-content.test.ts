@@ -5,6 +5,7 @@ import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import { EchoModel } from '../../lambda/adapters/models';
 import { ReplyStore } from '../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../lambda/adapters/request-queue';
+import { reservationFromMarker } from '../../lambda/core/limiter/decide/settle';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import { ChatService } from '../../lambda/services/chat-service';
 import type { OutgoingMessage } from '../../lambda/services/ports';
@@ -144,15 +145,7 @@ describe('waiting requests keep their content in the Requests table (issue 22)',
     const { snap } = await l.view(userId, undefined, clock);
     const pending = snap.reservations[requestId]!;
     await l.reconcile(
-      {
-        userId,
-        requestId,
-        dayNumber: pending.day,
-        inputTokens: pending.inputTokens,
-        outputAllowance: pending.outputAllowance,
-        reservedTokens: pending.inputTokens + pending.outputAllowance,
-        tokenEpoch: pending.tokenEpoch ?? 0,
-      },
+      reservationFromMarker(userId, requestId, pending),
       { inputTokens: 1, outputTokens: 1 },
       clock,
     );

@@ -3,10 +3,11 @@ import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
 import type { ResetScope, UserStatus } from '../../core/limiter/decision';
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
+import { userKey } from '../../core/limiter/item/attributes';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
 import type { LimitOverride } from '../../core/limiter/kinds/registry';
 import type { Tier } from '../../core/limiter/tiers';
-import { type LimiterContext, userKey } from './context';
+import type { LimiterContext } from './context';
 import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
 
 type PolicyWrite = { before: LimiterSnapshot; after: LimiterSnapshot };

@@ -10,6 +10,7 @@ import { landedAdmission } from '../../core/limiter/decide/landed';
 import { askOn } from '../../core/limiter/decide/model';
 import type { DecideInput, Decision, DeniedDecision } from '../../core/limiter/decision';
 import { evaluate } from '../../core/limiter/evaluate';
+import { userKey } from '../../core/limiter/item/attributes';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot } from '../../core/limiter/item/state';
 import { modelFor } from '../../core/limiter/policy';
 import { ECHO_MODEL } from '../../core/models';
@@ -17,7 +18,7 @@ import type { EnqueueAsk, EnqueueOutcome } from '../../services/ports';
 import { decideOnStore } from './admission-round';
 import { MAX_TRANSIENT_RETRIES } from './beliefs';
 import { BusyItems } from './busy-items';
-import { type LimiterContext, userKey } from './context';
+import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';
 import {
   LimiterBusyError,

@@ -13,8 +13,6 @@ import { GlobalCounters } from './global-counters';
 import type { DynamoLimiterOptions } from './options';
 import { UserItems } from './user-items';
 
-export { userIdOf, userKey } from '../../core/limiter/item/attributes';
-
 /** What the limiter's operations share: the store, the policy, the models, the global counters. */
 export class LimiterContext {
   readonly client: DynamoDBClient;

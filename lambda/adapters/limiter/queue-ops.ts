@@ -1,5 +1,6 @@
 import { describeError } from '../../core/errors';
 import type { GlobalWaiter } from '../../core/limiter/global/priority';
+import { userIdOf, userKey } from '../../core/limiter/item/attributes';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
   isStuckActive,
@@ -12,7 +13,7 @@ import {
 import type { ActiveRequest, QueuedRequest } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS } from './beliefs';
-import { type LimiterContext, userIdOf, userKey } from './context';
+import type { LimiterContext } from './context';
 import {
   LimiterBusyError,
   LimiterOutcomeUnknownError,

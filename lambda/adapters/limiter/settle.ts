@@ -1,6 +1,7 @@
 import { describeError } from '../../core/errors';
 import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
 import type { TokenReservation, TokenUsage } from '../../core/limiter/decision';
+import { userKey } from '../../core/limiter/item/attributes';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
   type ClaimTarget,
@@ -12,7 +13,7 @@ import {
 import { costMicroUsd, FREE_PRICE } from '../../core/models';
 import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';
-import { type LimiterContext, userKey } from './context';
+import type { LimiterContext } from './context';
 import { LimiterStoreError, StoreFaultError } from './errors';
 
 type SettleOptions = { readonly endsActive?: boolean; readonly holder?: SettleHolder };

@@ -29,6 +29,8 @@ const SQS_FIFO_TPS = 70_000;
 const GATEWAY_RPS = 10_000;
 const NEW_CONNECTIONS_PER_SECOND = 500;
 
+/** A setting's value, rounded up and written as docs/scale.md shows numbers. */
+const atLeast = (v: number) => Math.ceil(v).toLocaleString('en-US');
 const kb = (bytes: number, unit: number) => Math.max(1, Math.ceil(bytes / unit));
 const check = (what: string, demand: number, limit: number, unit: string, setting: string): QuotaCheck => ({
   what,
@@ -162,13 +164,7 @@ function quotaChecks(
   const out: QuotaCheck[] = items
     .filter((i) => i.hottestPartitionWu > 0)
     .map((i) =>
-      check(
-        `DynamoDB partition: ${i.kind}`,
-        i.hottestPartitionWu,
-        PARTITION_WU,
-        'WU/s',
-        partitionSetting(i.kind),
-      ),
+      check(`DynamoDB partition: ${i.kind}`, i.hottestPartitionWu, PARTITION_WU, 'WU/s', partitionSetting(i)),
     );
   out.push(
     check(
@@ -183,14 +179,14 @@ function quotaChecks(
       limitsTableWu,
       TABLE_ON_DEMAND_UNITS,
       'WU/s',
-      'table quota increase',
+      `the table's quota ≥ ${atLeast(limitsTableWu)}`,
     ),
     check(
       'DynamoDB on-demand table: byDayUsage index',
       items[3]!.wuPerSecond,
       TABLE_ON_DEMAND_UNITS,
       'WU/s',
-      'quota increase',
+      `the index's quota ≥ ${atLeast(items[3]!.wuPerSecond)}`,
     ),
   );
   for (const [action, perQueued] of Object.entries(w.sqsPerQueued)) {
@@ -205,50 +201,57 @@ function quotaChecks(
     );
   }
   out.push(
-    check('API Gateway stage throttle (sendMessage)', r, s.stageRateLimit, 'req/s', 'throttle.rateLimit'),
+    check(
+      'API Gateway stage throttle (sendMessage)',
+      r,
+      s.stageRateLimit,
+      'req/s',
+      `throttle.rateLimit ≥ ${atLeast(r)}`,
+    ),
     check(
       'API Gateway account: routes + @connections posts',
       r + posts,
       GATEWAY_RPS,
       'req/s',
-      `quota increase; fewer chunks (${s.chunkIntervalMs} ms coalescing)`,
+      `a quota ≥ ${atLeast(r + posts)}, or fewer posts a reply (COALESCE_MS ${s.chunkIntervalMs})`,
     ),
     check(
       'API Gateway new connections',
       newConnections,
       NEW_CONNECTIONS_PER_SECOND,
       'conn/s',
-      'quota increase',
+      `a quota ≥ ${atLeast(newConnections)}`,
     ),
     check(
       'Lambda reply runner (reserved)',
       c.runner,
       s.replyConcurrency,
       'concurrent',
-      'replyConcurrency (+ accountConcurrency)',
+      `replyConcurrency ≥ ${atLeast(c.runner)} (and the account's quota)`,
     ),
     check(
       'Lambda processor (event source maximum)',
       queued * w.processorBatchesPerQueued,
       processorRate,
       'records/s',
-      'processorConcurrency',
+      `processorConcurrency ≥ ${atLeast(c.processor)}`,
     ),
     check(
       'Lambda account concurrency',
       c.routes + c.processor + c.runner + c.connects,
       s.accountConcurrency,
       'concurrent',
-      'account quota increase',
+      `accountConcurrency and the quota ≥ ${atLeast(c.routes + c.processor + c.runner + c.connects)}`,
     ),
   );
   return out;
 }
 
-function partitionSetting(kind: string): string {
-  if (kind === 'global shard') return 'global.shards';
-  if (kind === 'usage index entry') return 'USAGE_INDEX_MODEL (buckets)';
-  if (kind === 'global line') return 'the line design (issue 22 item 2)';
+/** What spreads an item kind's writes, and what it would take here. */
+function partitionSetting({ kind, wuPerSecond }: ItemLoad): string {
+  if (kind === 'global shard') return `global.shards ≥ ${atLeast(wuPerSecond / PARTITION_WU)} (at most 100)`;
+  if (kind === 'usage index entry') return 'USAGE_BUCKETS (USAGE_INDEX_MODEL)';
+  if (kind === 'global line') return 'the line design (issue 22 item 2): no item every waiter writes';
   return 'none needed (one key per user or request)';
 }
 

@@ -19,7 +19,7 @@ export function scaleScenarios(sources = readScaleSources()) {
     };
   });
   const ranAt = Object.fromEntries(Object.entries(sources).map(([part, r]) => [part, r.ranAt]));
-  return { measured, scenarios, block: renderScaleBlock(measured, ranAt, scenarios) };
+  return { measured, scenarios, block: renderScaleBlock(measured, ranAt, scenarios, PRICES) };
 }
 
 export const scaleBench: BenchPart = {

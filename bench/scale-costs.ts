@@ -37,9 +37,10 @@ export function costLines(
   const invocations = 1_000_000 * (1 + admitted + w.queuedShare * w.processorBatchesPerQueued) + 2 * conns;
   const messages =
     1_000_000 * (1 + admitted * w.postsPerAdmitted + w.queuedShare * w.extraPostsPerQueued + w.refusedShare);
-  const shared = (design: CostLine['design'] = 'both'): CostLine[] => [
+  // The same in either design: the gateway, the functions, the reply stream.
+  const both: CostLine[] = [
     line(
-      design,
+      'both',
       'Lambda',
       'requests (route, runner, processor, connect)',
       invocations,
@@ -48,7 +49,7 @@ export function costLines(
       'limiting',
     ),
     line(
-      design,
+      'both',
       'Lambda',
       "GB-seconds: routes, processor, connect, the runner's own work",
       routeGbs + processorGbs + runnerGbs + connectGbs,
@@ -57,7 +58,7 @@ export function costLines(
       'limiting',
     ),
     line(
-      design,
+      'both',
       'API Gateway',
       'messages: sendMessage in, server messages out (no chunks)',
       messages,
@@ -66,7 +67,7 @@ export function costLines(
       'limiting',
     ),
     line(
-      design,
+      'both',
       'API Gateway',
       'connection minutes',
       connMinutes,
@@ -75,7 +76,7 @@ export function costLines(
       'limiting',
     ),
     line(
-      design,
+      'both',
       'Lambda',
       `GB-seconds: the runner streaming a ${w.replySeconds} s reply`,
       streamGbs,
@@ -84,7 +85,7 @@ export function costLines(
       'stream',
     ),
     line(
-      design,
+      'both',
       'API Gateway',
       `chunk messages (${chunks} per reply)`,
       1_000_000 * admitted * chunks,
@@ -126,7 +127,7 @@ export function costLines(
       p.redisNodeHour,
       'limiting',
     ),
-    ...shared(),
+    ...both,
   ];
 }
 

@@ -160,6 +160,7 @@ function quotaChecks(
     admitted * (w.postsPerAdmitted + chunks) + queued * w.extraPostsPerQueued + r * w.refusedShare;
   const newConnections = (w.users * w.connectedShare) / w.sessionSeconds;
   const processorRate = (s.processorConcurrency * 1000) / m.routeMs;
+  const kind = (name: string) => items.find((i) => i.kind === name)!;
   const limitsTableWu = items.filter((i) => i.table === 'Limits').reduce((a, i) => a + i.wuPerSecond, 0);
   const out: QuotaCheck[] = items
     .filter((i) => i.hottestPartitionWu > 0)
@@ -169,7 +170,7 @@ function quotaChecks(
   out.push(
     check(
       'DynamoDB partition reads: global shard',
-      items[1]!.hottestPartitionRu,
+      kind('global shard').hottestPartitionRu,
       PARTITION_RU,
       'RU/s',
       'global.shards',
@@ -183,10 +184,10 @@ function quotaChecks(
     ),
     check(
       'DynamoDB on-demand table: byDayUsage index',
-      items[3]!.wuPerSecond,
+      kind('usage index entry').wuPerSecond,
       TABLE_ON_DEMAND_UNITS,
       'WU/s',
-      `the index's quota ≥ ${atLeast(items[3]!.wuPerSecond)}`,
+      `the index's quota ≥ ${atLeast(kind('usage index entry').wuPerSecond)}`,
     ),
   );
   for (const [action, perQueued] of Object.entries(w.sqsPerQueued)) {

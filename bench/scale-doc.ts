@@ -45,7 +45,11 @@ function inputsTable(m: MeasuredInputs, ranAt: Record<string, string>): string {
   const from = Object.entries(ranAt)
     .map(([part, at]) => `\`${part}.json\` ${at.slice(0, 16).replace('T', ' ')} UTC`)
     .join(', ');
-  return `Measured inputs (${m.backend}; ${from}):\n\n${table(['input', 'value'], rows)}`;
+  const caveat =
+    m.backend === 'dynalite'
+      ? ' **No DynamoDB Local run: dynalite leaves index writes out, so the usage index reads 0 here.**'
+      : '';
+  return `Measured inputs (${m.backend}; ${from}):${caveat}\n\n${table(['input', 'value'], rows)}`;
 }
 
 function workloadTable(scenarios: readonly Scenario[]): string {

@@ -6,6 +6,7 @@ import { limiterBench } from './limiter';
 import { loadBench } from './load';
 import { queueBench } from './queue';
 import type { BenchPart } from './report';
+import { scaleBench } from './scale';
 
 /** Every part of `npm run bench`, in the order they run. */
 export const PARTS: readonly BenchPart[] = [
@@ -16,4 +17,5 @@ export const PARTS: readonly BenchPart[] = [
   loadBench,
   bundlesBench,
   capacityBench,
+  scaleBench,
 ];

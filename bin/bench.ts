@@ -19,6 +19,7 @@ const PARTS = {
   bundles: () => import('../bench/bundles').then((m) => m.bundlesBench),
   burst: () => import('../bench/burst').then((m) => m.burstBench),
   capacity: () => import('../bench/capacity').then((m) => m.capacityBench),
+  scale: () => import('../bench/scale').then((m) => m.scaleBench),
 } as const;
 
 type PartName = keyof typeof PARTS;

@@ -1,0 +1,66 @@
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTerminalClient } from '../../local/chat/terminal-client';
+import { newUser } from '../support/local-stack';
+import { type RestartableStack, startRestartableStack } from '../support/restartable-stack';
+
+/** Waits for output that arrives by itself, bounded, without a fixed sleep. */
+async function until(condition: () => boolean, what: string, shown: () => string, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${shown()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** `npm run chat` across a crash and restart of `npm start` (issue 23 item 4, SPEC §9.5). */
+describe('terminal client across a restart of the stack', () => {
+  let stack: RestartableStack;
+
+  beforeAll(async () => {
+    // A free user's bucket holds one message (then one a minute): the next ones wait in line.
+    // Replies of two words take 4 s: the restart finds the first one half streamed.
+    stack = await startRestartableStack({
+      ECHO_DELAY_MS: '4000',
+      CONNECT_LIMIT_PER_MINUTE: '10000',
+      LIMITS_CONFIG: JSON.stringify({ tiers: { free: { messagesPerMinute: 1, burst: 0 } } }),
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('reconnects with backoff, says which requests the server lost, and chats on', async () => {
+    const { token } = await newUser('term-restart');
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (d) => {
+      text += String(d);
+    });
+    const shown = () => text;
+    const done = runTerminalClient({ url: stack.wsUrl, token, input, output, color: false });
+    await until(() => text.includes('status: '), 'the first status', shown);
+    input.write('t0 x\nt1 x\nt2 x\nt3 x\n');
+    await until(() => text.includes('"t3 x" queued: #3 in line'), 'three in line', shown);
+
+    stack.crash();
+    await until(() => text.includes('connection closed (1006) — reconnecting in 1 s'), 'the drop', shown);
+    // Typed while no connection is open: kept, and sent once there is one.
+    input.write('offline x\n');
+    await until(() => text.includes('(not connected: "offline x" goes out once reconnected)'), 'held', shown);
+    await stack.start();
+    await until(() => text.includes('lost: '), 'what was lost', shown);
+    expect(text).toContain(`reconnected to ${stack.wsUrl}`);
+    const lost = text.split('\n').filter((l) => l.startsWith('lost: '));
+    expect(lost).toEqual([
+      'lost: "t0 x", "t1 x", "t2 x", "t3 x" — the server no longer has these 4 (it restarted?); send again if you need them',
+    ]);
+    input.end();
+    // The held message is answered by the new server, then the client exits as it would have.
+    expect(await done).toBe(0);
+    expect(text).toContain('assistant> Echo: offline x');
+    expect(text.match(/assistant> /g)).toHaveLength(1);
+  }, 90_000);
+});

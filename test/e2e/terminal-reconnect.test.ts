@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { runTerminalClient } from '../../local/chat/terminal-client';
 import { newUser } from '../support/local-stack';
 import { type RestartableStack, startRestartableStack } from '../support/restartable-stack';
@@ -63,4 +65,36 @@ describe('terminal client across a restart of the stack', () => {
     expect(text).toContain('assistant> Echo: offline x');
     expect(text.match(/assistant> /g)).toHaveLength(1);
   }, 90_000);
+
+  it('stops, saying why, when the server refuses the token on a reconnect', async () => {
+    // A server that takes the first handshake, drops that connection once the client asked its
+    // status, and refuses every later handshake as a stack with another secret would (403).
+    let handshakes = 0;
+    const server = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      verifyClient: (_info, accept) => (handshakes++ === 0 ? accept(true) : accept(false, 403)),
+    });
+    await new Promise((r) => server.once('listening', r));
+    server.on('connection', (socket) => socket.on('message', () => socket.terminate()));
+    const input = new PassThrough();
+    const output = new PassThrough();
+    let text = '';
+    output.on('data', (d) => {
+      text += String(d);
+    });
+    try {
+      const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/local`;
+      const code = await runTerminalClient({ url, token: 'any', input, output, color: false });
+      expect(code).toBe(1);
+      expect(handshakes).toBe(2);
+      expect(text.split('\n').slice(1, 3)).toEqual([
+        'connection closed (1006) — reconnecting in 1 s',
+        'connection refused: HTTP 403 (token rejected: expired or bad signature)',
+      ]);
+    } finally {
+      input.end();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

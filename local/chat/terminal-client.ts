@@ -160,7 +160,7 @@ class TerminalSession {
       return;
     }
     this.s.line(
-      this.s.dim(`connected to ${this.options.url} — type a message, or ${COMMANDS.split(' (')[0]}`),
+      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /quit`),
     );
     this.askStatus();
     // Read input once the first status is shown (or after a second), so it comes first.

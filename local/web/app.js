@@ -128,6 +128,11 @@ function open() {
   };
 }
 
+/** A status to judge the unsure by; a connection that dropped meanwhile judges them on reconnect. */
+function askStatusIfOpen() {
+  if (state.ws?.readyState === WebSocket.OPEN) send({ action: 'status' });
+}
+
 /** The handshake was refused: say so, and wait for the person to fix the token and Connect. */
 function refused() {
   state.wantOpen = false;
@@ -210,7 +215,7 @@ function handle(msg) {
       renderGauges(msg);
       if (judgeRequestsOnStatus(state, msg)) {
         showQueue();
-        if (state.unsure.size > 0) setTimeout(() => send({ action: 'status' }), UNSURE_RECHECK_MS);
+        if (state.unsure.size > 0) setTimeout(askStatusIfOpen, UNSURE_RECHECK_MS);
       }
       break;
     case 'limit_warning':

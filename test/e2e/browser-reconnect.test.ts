@@ -18,7 +18,7 @@ describe.skipIf(!hasBrowser)('chat page across restarts, refusals and time (need
   let browser: Browser;
 
   beforeAll(async () => {
-    // Replies of two words take 4 s (one word, then the next 4 s later): a restart finds them
+    // Each word of a reply comes 4 s after the one before: a restart finds a reply of six words
     // half streamed. A free user's bucket holds one message (then one a minute): the next five
     // wait in line for minutes. A pro user's holds 20, one back every 3 s. Connections all come
     // from 127.0.0.1 through the proxy.
@@ -68,7 +68,7 @@ describe.skipIf(!hasBrowser)('chat page across restarts, refusals and time (need
     // One passes the bucket and starts streaming; five wait in line.
     await sendAll(
       page,
-      Array.from({ length: 6 }, (_, i) => `r${i} x`),
+      Array.from({ length: 6 }, (_, i) => `r${i} a b c d e`),
     );
     await page.locator('#queue li').nth(4).waitFor();
     await page.locator('li.assistant.streaming').waitFor();

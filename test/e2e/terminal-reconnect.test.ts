@@ -21,7 +21,8 @@ describe('terminal client across a restart of the stack', () => {
 
   beforeAll(async () => {
     // A free user's bucket holds one message (then one a minute): the next ones wait in line.
-    // Replies of two words take 4 s: the restart finds the first one half streamed.
+    // Each word of a reply comes 4 s after the one before: the restart finds the first one (five
+    // words) half streamed.
     stack = await startRestartableStack({
       ECHO_DELAY_MS: '4000',
       CONNECT_LIMIT_PER_MINUTE: '10000',
@@ -44,7 +45,7 @@ describe('terminal client across a restart of the stack', () => {
     const shown = () => text;
     const done = runTerminalClient({ url: stack.wsUrl, token, input, output, color: false });
     await until(() => text.includes('status: '), 'the first status', shown);
-    input.write('t0 x\nt1 x\nt2 x\nt3 x\n');
+    input.write('t0 a b c d\nt1 x\nt2 x\nt3 x\n');
     await until(() => text.includes('"t3 x" queued: #3 in line'), 'three in line', shown);
 
     stack.crash();
@@ -57,7 +58,7 @@ describe('terminal client across a restart of the stack', () => {
     expect(text).toContain(`reconnected to ${stack.wsUrl}`);
     const lost = text.split('\n').filter((l) => l.startsWith('lost: '));
     expect(lost).toEqual([
-      'lost: "t0 x", "t1 x", "t2 x", "t3 x" — the server no longer has these 4 (it restarted?); send again if you need them',
+      'lost: "t0 a b c d", "t1 x", "t2 x", "t3 x" — the server no longer has these 4 (it restarted?); send again if you need them',
     ]);
     input.end();
     // The held message is answered by the new server, then the client exits as it would have.

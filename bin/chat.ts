@@ -20,7 +20,9 @@ import { errorMessage } from '../local/error-message';
 const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--url WS_URL] [--token JWT]
 
 Each line you type is a message; replies stream in, queued messages show their place in line.
-Commands: /status, /cancel ID, /resume, /quit (or Ctrl-D).
+Commands: /status, /cancel ID, /resume, /quit (or Ctrl-D); a message that starts with / is
+typed as //…. A dropped connection is opened again (1, 2, 4 … 30 s apart); requests the server
+no longer has after it (a restart) are named as lost.
 
   --user   user id of the development token signed for you (default: alice)
   --tier   the token's tier claim

@@ -132,8 +132,9 @@ function showPlace(s: ChatScreen, id: string | undefined, msg: Json): void {
       total: Number(msg.totalInQueue),
       etaAtMs: Date.now() + eta * 1000,
     };
-  // Same place, new estimate: the live line shows it; without one (piped output), say it.
-  if (verb === 'still' && s.color) return;
+  // A move or a new estimate: the live line shows it, one line for all the waiting requests
+  // (issue 23: 5 queued printed 15 "moved up" lines). Without one (piped output), say it.
+  if (verb !== 'queued' && s.color) return;
   const cancel = msg.type === 'request_queued' ? `  (/cancel ${id})` : '';
   const said = verb === 'still' ? 'still' : `${verb}:`;
   s.line(

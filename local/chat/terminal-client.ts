@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { isConnectionRefused } from '../discovery';
+import { backoffMs, judgeRequests, type StatusLike } from '../web/reconnect.js';
 import { showFrame } from './frames';
 import type { TerminalOutput } from './live-line';
 import { ChatScreen } from './screen';
@@ -26,6 +27,9 @@ export interface TerminalClientOptions {
 
 type Json = Record<string, unknown>;
 
+/** How long until a request that may be a reply in flight is judged again. */
+const UNSURE_RECHECK_MS = 5000;
+
 /**
  * The terminal chat client behind `npm run chat`: each input line is a message (or a `/command`),
  * replies stream in as they come, refusals say why and when to retry, queued requests show their
@@ -38,14 +42,39 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
   });
 }
 
-/** One connection of the terminal client: its socket, its input, and when it is done. */
+/** Commands of the terminal client; anything else starting with `/` is refused, not sent. */
+const COMMANDS = '/status, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)';
+
+/**
+ * One session of the terminal client: its input, its requests and their screen, over as many
+ * connections as it takes. A connection that drops is opened again with backoff (1, 2, 4 … 30 s,
+ * like the page); each reconnect asks `resume` and `status` and judges the requests of earlier
+ * connections by it (reconnect.js): the ones the server no longer has are said to be lost.
+ */
 class TerminalSession {
   private readonly s: ChatScreen;
-  private readonly ws: WebSocket;
+  private ws: WebSocket | undefined;
   private readonly ticker: NodeJS.Timeout;
   private inputEnded = false;
   private startInput: (() => void) | undefined;
   private exitCode = 0;
+  private finished = false;
+  private resolved = false;
+  /** Connections opened so far, and failures in a row since the last one opened. */
+  private connections = 0;
+  private attempts = 0;
+  private retry: NodeJS.Timeout | undefined;
+  /** Messages typed while no connection was open: sent once one is. */
+  private readonly outbox: Json[] = [];
+  /** The connection (1, 2, …) each request was sent on. */
+  private readonly sentOn = new Map<string, number>();
+  /** Requests that had a frame on this connection. */
+  private heard = new Set<string>();
+  /** The first status after a reconnect judges the requests of earlier connections. */
+  private judging = false;
+  /** Requests that may be replies in flight: judged again by a later status. */
+  private unsure = new Set<string>();
+  private readonly lost = new Set<string>();
 
   constructor(
     private readonly options: TerminalClientOptions,
@@ -53,30 +82,52 @@ class TerminalSession {
   ) {
     const out = options.output as TerminalOutput;
     this.s = new ChatScreen(out, options.color ?? Boolean((out as Writable & { isTTY?: boolean }).isTTY));
-    const { url, token } = options;
-    this.ws = new WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
     this.ticker = setInterval(() => this.s.drawQueue(), 500);
-    this.ws.on('unexpected-response', (_req, res) => {
-      this.s.line(
-        this.s.paint('31', `connection refused: HTTP ${res.statusCode}${refusalHint(res.statusCode)}`),
-      );
-      this.finish(1);
+    this.connect();
+  }
+
+  private connect(): void {
+    const { url, token } = this.options;
+    const ws = new WebSocket(`${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`);
+    this.ws = ws;
+    let opened = false;
+    ws.on('unexpected-response', (_req, res) => {
+      const status = res.statusCode;
+      this.s.line(this.s.paint('31', `connection refused: HTTP ${status}${refusalHint(status)}`));
+      // This token will not do (401, 403), or nothing was ever connected: retrying cannot help.
+      if (this.connections === 0 || status === 401 || status === 403) this.finish(1);
+      else ws.terminate();
     });
-    this.ws.on('error', (err) => {
-      const unreachable = options.unreachable && isConnectionRefused(err) ? options.unreachable : undefined;
+    ws.on('error', (err) => {
+      if (this.finished || this.connections > 0) return; // the close that follows tries again
+      const unreachable =
+        this.options.unreachable && isConnectionRefused(err) ? this.options.unreachable : undefined;
       this.s.line(this.s.paint('31', unreachable ?? `connection error: ${err.message}`));
       this.finish(1);
     });
-    this.ws.on('close', (code) => this.onClose(code));
-    this.ws.on('open', () => this.onOpen());
-    this.ws.on('message', (data) => this.onMessage(String(data)));
+    ws.on('open', () => {
+      opened = true;
+      this.onOpen();
+    });
+    ws.on('close', (code) => this.onClose(ws, opened, code));
+    ws.on('message', (data) => this.onMessage(String(data)));
   }
 
   private finish(code: number): void {
     this.exitCode = code;
+    this.finished = true;
     clearInterval(this.ticker);
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
-      this.ws.close(1000);
+    clearTimeout(this.retry);
+    const ws = this.ws;
+    if (ws && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) ws.close(1000);
+    else this.done();
+  }
+
+  private done(): void {
+    if (this.resolved) return;
+    this.resolved = true;
+    this.s.clearLive();
+    this.resolve(this.exitCode);
   }
 
   private maybeDone(): void {
@@ -86,7 +137,7 @@ class TerminalSession {
   }
 
   private send(payload: Json): void {
-    this.ws.send(JSON.stringify(payload));
+    this.ws?.send(JSON.stringify(payload));
   }
 
   private askStatus(): void {
@@ -95,6 +146,19 @@ class TerminalSession {
   }
 
   private onOpen(): void {
+    this.connections++;
+    this.attempts = 0;
+    this.heard = new Set();
+    this.s.statusAsked = 0;
+    if (this.connections > 1) {
+      this.s.line(this.s.dim(`reconnected to ${this.options.url}`));
+      this.judging = [...this.s.pending.keys()].some((id) => this.sentOn.has(id));
+      // Replies kept while no connection was open, then what the server holds now.
+      this.send({ action: 'resume' });
+      this.askStatus();
+      for (const payload of this.outbox.splice(0)) this.sendNow(payload);
+      return;
+    }
     this.s.line(
       this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /quit`),
     );
@@ -119,8 +183,13 @@ class TerminalSession {
     if (text === '/quit') this.finish(0);
     else if (text === '/status') this.askStatus();
     else if (text === '/resume') this.send({ action: 'resume' });
-    else if (text.startsWith('/cancel'))
+    else if (text === '/cancel' || text.startsWith('/cancel '))
       this.send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
+    else if (text.startsWith('//')) this.sendMessage(text.slice(1));
+    else if (text.startsWith('/'))
+      this.s.line(
+        this.s.paint('31', `unknown command ${text.split(/\s+/)[0]} — not sent. Commands: ${COMMANDS}`),
+      );
     else this.sendMessage(text);
   }
 
@@ -128,7 +197,17 @@ class TerminalSession {
     const requestId = randomUUID().slice(0, 8);
     this.s.pending.set(requestId, { text });
     this.s.texts.set(requestId, text);
-    this.send({ action: 'sendMessage', requestId, message: text });
+    const payload = { action: 'sendMessage', requestId, message: text };
+    if (this.ws?.readyState === WebSocket.OPEN) this.sendNow(payload);
+    else {
+      this.outbox.push(payload);
+      this.s.line(this.s.dim(`  (not connected: ${this.s.name(requestId)} goes out once reconnected)`));
+    }
+  }
+
+  private sendNow(payload: Json): void {
+    this.sentOn.set(String(payload.requestId), this.connections);
+    this.send(payload);
   }
 
   private onMessage(data: string): void {
@@ -139,22 +218,68 @@ class TerminalSession {
       this.s.line(this.s.paint('31', `unreadable frame: ${data.slice(0, 80)}`));
       return;
     }
+    const id = typeof msg.requestId === 'string' ? msg.requestId : undefined;
+    if (id) this.heard.add(id);
+    // Said to be lost, yet the server speaks of it (a kept reply from `resume`): it goes on.
+    if (id && this.lost.delete(id)) {
+      this.s.pending.set(id, { text: this.s.texts.get(id) ?? id });
+      this.s.outOfLine.delete(id);
+    }
     showFrame(this.s, msg, {
       send: (payload) => this.send(payload),
       askStatus: () => this.askStatus(),
       statusShown: () => this.startInput?.(),
     });
+    if (msg.type === 'status') this.judge(msg);
     this.s.drawQueue();
     this.maybeDone();
   }
 
-  private onClose(code: number): void {
-    clearInterval(this.ticker);
-    this.s.clearLive();
-    if (code !== 1000 && this.exitCode === 0 && !(this.inputEnded && this.s.pending.size === 0)) {
-      this.s.line(this.s.paint('31', `connection closed (${code})`));
-      this.exitCode = 1;
+  /** After a reconnect: what the server still lists as waiting, and what it lost. */
+  private judge(status: Json): void {
+    const earlier = [...this.s.pending.keys()].filter((id) => (this.sentOn.get(id) ?? 0) < this.connections);
+    const ids = this.judging ? earlier : earlier.filter((id) => this.unsure.has(id));
+    if (!this.judging && ids.length === 0) return;
+    this.judging = false;
+    const { waiting, lost, unsure } = judgeRequests(ids, this.heard, status as StatusLike);
+    for (const [id, position] of waiting) {
+      const entry = this.s.pending.get(id);
+      if (entry?.queue) entry.queue = { ...entry.queue, position, queueVersion: undefined };
     }
-    this.resolve(this.exitCode);
+    if (lost.length > 0) {
+      for (const id of lost) {
+        this.s.pending.delete(id);
+        this.s.outOfLine.add(id);
+        this.lost.add(id);
+      }
+      const them = lost.length === 1 ? 'it' : `these ${lost.length}`;
+      this.s.line(
+        this.s.paint(
+          '31',
+          `lost: ${lost.map((id) => this.s.name(id)).join(', ')} — the server no longer has ${them} (it restarted?); send again if you need ${lost.length === 1 ? 'it' : 'them'}`,
+        ),
+      );
+    }
+    this.unsure = new Set(unsure);
+    if (this.unsure.size > 0) setTimeout(() => this.askStatus(), UNSURE_RECHECK_MS).unref();
+  }
+
+  private onClose(ws: WebSocket, opened: boolean, code: number): void {
+    if (this.finished) {
+      if (ws === this.ws) this.done();
+      return;
+    }
+    if (ws !== this.ws) return;
+    // Nothing more to send or to wait for: the session was over anyway.
+    if (this.inputEnded && this.s.pending.size === 0 && this.outbox.length === 0) {
+      this.finish(0);
+      return;
+    }
+    this.s.clearLive();
+    const delayMs = backoffMs(this.attempts++);
+    const when = `reconnecting in ${Math.round(delayMs / 1000)} s`;
+    if (opened) this.s.line(this.s.paint('31', `connection closed (${code}) — ${when}`));
+    else this.s.line(this.s.dim(`  still no connection — ${when}`));
+    this.retry = setTimeout(() => this.connect(), delayMs);
   }
 }

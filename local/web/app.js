@@ -13,8 +13,12 @@ import {
   showIdentity,
   textOf,
 } from './dom.js';
-import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from './names.js';
-import { renderGauges, renderQueue } from './panels.js';
+import { refusedText, serverAnswers } from './handshake.js';
+import { describeLimitWarning, humanizeLimitNames, replyMeta } from './names.js';
+import { refreshGauges, renderGauges, renderQueue } from './panels.js';
+import { backoffMs } from './reconnect.js';
+import { showRefusal } from './refusals.js';
+import { judgeRequestsOnStatus, unmarkLost } from './requests.js';
 
 const state = {
   ws: undefined,
@@ -25,7 +29,19 @@ const state = {
   queued: new Map(), // requestId -> { position, total, etaAtMs, text }
   leftLine: new Set(), // requestIds that started, ended or were cancelled: later places are old news
   retryTimer: undefined,
+  open: new Map(), // requestId -> the connection (1, 2, …) it was sent on, until it ends
+  connections: 0, // connections opened so far
+  heard: new Set(), // requestIds that had a frame on this connection
+  judging: false, // the first status after a reconnect judges the requests of earlier connections
+  unsure: new Set(), // requestIds that may be replies in flight: judged again by a later status
+  lost: new Set(), // requestIds the server no longer had at a reconnect
 };
+
+/** How long until a request that may be a reply in flight is judged again. */
+const UNSURE_RECHECK_MS = 5000;
+
+/** Frames after which a request has ended. */
+const ENDS = new Set(['request_cancelled', 'request_expired', 'request_failed']);
 
 function init() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -47,7 +63,10 @@ function init() {
       sendMessage();
     }
   });
-  setInterval(showQueue, 500);
+  setInterval(() => {
+    showQueue();
+    refreshGauges();
+  }, 500);
   if (els.url.value && els.token.value) connect();
   else els.settings.open = true;
 }
@@ -56,6 +75,8 @@ function connect() {
   localStorage.setItem('chat-limiter.url', els.url.value);
   sessionStorage.setItem('chat-limiter.token', els.token.value);
   state.wantOpen = true;
+  state.attempts = 0;
+  clearTimeout(state.retryTimer);
   state.ws?.close(1000);
   open();
 }
@@ -69,6 +90,11 @@ function open() {
   ws.onopen = () => {
     opened = true;
     state.attempts = 0;
+    state.connections++;
+    state.heard = new Set();
+    // Rebuilt from the server on every reconnect (SPEC §9.5): what it lists as waiting, replies
+    // kept for `resume`, and requests it no longer has marked lost.
+    state.judging = [...state.open.values()].some((on) => on < state.connections);
     setConnection('connected');
     els.settings.open = false;
     showIdentity();
@@ -84,23 +110,35 @@ function open() {
     }
     handle(msg);
   };
-  ws.onclose = (event) => {
+  ws.onclose = async (event) => {
     if (state.ws !== ws) return;
     setConnection('disconnected');
-    if (!opened && state.attempts === 0) {
-      notice(
-        'Could not connect: check the URL and the token (expired or wrong tokens are refused).',
-        'refusal',
-      );
-      els.settings.open = true;
+    if (!state.wantOpen || event.code === 1000) return;
+    // A browser does not say why a handshake failed: if the server answers HTTP, it refused this
+    // token (401, 403) or this address (429); retrying the same token would never end.
+    if (!opened && (await serverAnswers(els.url.value))) {
+      if (state.ws === ws) refused();
+      return;
     }
-    if (state.wantOpen && event.code !== 1000) {
-      // Back off 1, 2, 4 … 30 s; `resume` on reconnect delivers replies finished meanwhile.
-      const delay = Math.min(30_000, 1000 * 2 ** state.attempts++);
-      setConnection('reconnecting');
-      setTimeout(() => state.wantOpen && open(), delay);
-    }
+    if (state.ws !== ws || !state.wantOpen) return;
+    if (!opened && state.attempts === 0) notice('Could not reach the server: retrying.', 'refusal');
+    // Back off 1, 2, 4 … 30 s; `resume` on reconnect delivers replies finished meanwhile.
+    setConnection('reconnecting');
+    state.retryTimer = setTimeout(() => state.wantOpen && open(), backoffMs(state.attempts++));
   };
+}
+
+/** A status to judge the unsure by; a connection that dropped meanwhile judges them on reconnect. */
+function askStatusIfOpen() {
+  if (state.ws?.readyState === WebSocket.OPEN) send({ action: 'status' });
+}
+
+/** The handshake was refused: say so, and wait for the person to fix the token and Connect. */
+function refused() {
+  state.wantOpen = false;
+  setConnection('refused');
+  notice(refusedText(els.token.value), 'refusal');
+  els.settings.open = true;
 }
 
 function send(payload) {
@@ -117,6 +155,7 @@ function sendMessage() {
   if (!text) return;
   const requestId = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
   if (!send({ action: 'sendMessage', requestId, message: text })) return;
+  state.open.set(requestId, state.connections);
   addEntry('user', text, requestId);
   els.message.value = '';
   els.message.focus();
@@ -130,6 +169,15 @@ function leaveLine(id) {
 
 function handle(msg) {
   const id = msg.requestId;
+  if (id) {
+    state.heard.add(id);
+    // Judged lost, yet the server speaks of it (a kept reply from `resume`, a reply that went on).
+    if (state.lost.delete(id)) {
+      unmarkLost(id);
+      state.open.set(id, state.connections);
+    }
+    if (ENDS.has(msg.type) || msg.type === 'error') state.open.delete(id);
+  }
   switch (msg.type) {
     case 'message_accepted':
       break;
@@ -165,12 +213,16 @@ function handle(msg) {
       break;
     case 'status':
       renderGauges(msg);
+      if (judgeRequestsOnStatus(state, msg)) {
+        showQueue();
+        if (state.unsure.size > 0) setTimeout(askStatusIfOpen, UNSURE_RECHECK_MS);
+      }
       break;
     case 'limit_warning':
       notice(`Running low. ${describeLimitWarning(msg)}`);
       break;
     case 'error':
-      refusal(msg);
+      showRefusal(msg);
       break;
   }
 }
@@ -217,6 +269,7 @@ function showComplete(msg) {
   // A processor that crashed right after sending may send a reply twice: show it once.
   if (state.completed.has(id)) return;
   state.completed.add(id);
+  state.open.delete(id);
   const li = replyEntry(id);
   // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
   if (typeof msg.text === 'string') li.textContent = msg.text;
@@ -227,28 +280,6 @@ function showComplete(msg) {
   li.append(meta);
   state.replies.delete(id);
   send({ action: 'status' });
-}
-
-function refusal(msg) {
-  const d = msg.details || {};
-  const li = notice('', 'refusal');
-  const what = msg.requestId ? ` ${nameOf(msg.requestId)}` : '';
-  const why =
-    msg.code === 'RATE_LIMIT_EXCEEDED' && d.limit
-      ? `${capitalized(limitName(d.limit))} limit reached.`
-      : humanizeLimitNames(msg.message ?? '');
-  const base = `Refused${what}: ${why}`;
-  if (d.retryAfter === undefined) {
-    li.textContent = `${base} [${msg.code}]`;
-    return;
-  }
-  const until = Date.now() + d.retryAfter * 1000;
-  const tick = () => {
-    const left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
-    li.textContent = left > 0 ? `${base} Retry in ${left} s.` : `${base} You can send again now.`;
-    if (left > 0) setTimeout(tick, 1000);
-  };
-  tick();
 }
 
 /** The queue panel, now; its Cancel buttons cancel the request. */

@@ -24,6 +24,8 @@ export function addEntry(kind, text, requestId) {
   li.className = kind;
   li.textContent = text;
   if (requestId) li.dataset.requestId = requestId;
+  // What was typed, whatever is appended to the entry later (a "lost" label).
+  if (kind === 'user') li.dataset.text = text;
   els.log.append(li);
   scrollDown();
   return li;
@@ -34,7 +36,7 @@ export function notice(text, kind = 'notice') {
 }
 
 export function textOf(requestId) {
-  return els.log.querySelector(`li.user[data-request-id="${CSS.escape(requestId)}"]`)?.textContent;
+  return els.log.querySelector(`li.user[data-request-id="${CSS.escape(requestId)}"]`)?.dataset.text;
 }
 
 /** `"What is the capital of…"`, or `request 1f2e…` for a request this page did not send. */

@@ -5,10 +5,10 @@ import { limitNames } from './limit-names.js';
 
 export { replyMeta } from './limit-names.js';
 
-/** `{ messageRate: 'message rate', … }`; empty when the page is served without the local gateway. */
-async function loadLabels() {
+/** `{ LIMIT_LABELS: { messageRate: 'message rate', … }, LIMIT_REFILLS }`; empty without the local gateway. */
+async function loadKinds() {
   try {
-    return (await import('./limit-labels.js')).LIMIT_LABELS;
+    return await import('./limit-labels.js');
   } catch (err) {
     // A copy of the page served elsewhere (docs/deploy.md): the protocol's names, not human ones.
     console.warn('limit labels not available, showing limit names as the protocol has them', err);
@@ -16,4 +16,9 @@ async function loadLabels() {
   }
 }
 
-export const { limitName, humanizeLimitNames, describeLimitWarning } = limitNames(await loadLabels());
+const kinds = await loadKinds();
+
+export const { limitName, humanizeLimitNames, describeLimitWarning } = limitNames(kinds.LIMIT_LABELS ?? {});
+
+/** How each limit fills again (`window`, `bucket`, `slot`), by name; empty without the local gateway. */
+export const LIMIT_REFILLS = kinds.LIMIT_REFILLS ?? {};

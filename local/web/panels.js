@@ -1,9 +1,14 @@
 // The side panels: what is left of each limit, and the requests waiting in line.
 
 import { capitalized, els } from './dom.js';
-import { limitName } from './names.js';
+import { LIMIT_REFILLS, limitName } from './names.js';
+import { remainingAt } from './refill.js';
+
+/** The last `status` shown, and how far the server's clock is ahead of this one's. */
+let shown;
 
 export function renderGauges(status) {
+  shown = { status, aheadMs: (status.timestamp ?? Date.now()) - Date.now() };
   els.gauges.replaceChildren(
     ...status.limits.map((l) => {
       const div = document.createElement('div');
@@ -32,6 +37,23 @@ export function renderGauges(status) {
     }),
   );
   els.identity.textContent = `${status.userId} · ${status.tier}`;
+  refreshGauges();
+}
+
+/** The gauges now: what the last status said, plus what refilled since (remainingAt). */
+export function refreshGauges() {
+  if (!shown) return;
+  const nowMs = Date.now() + shown.aheadMs;
+  for (const l of shown.status.limits) {
+    const gauge = els.gauges.querySelector(`.gauge[data-limit="${CSS.escape(l.name)}"]`);
+    if (!gauge) continue;
+    const remaining = remainingAt(l, LIMIT_REFILLS[l.name], nowMs);
+    const value = gauge.querySelector('.value');
+    value.textContent = `${remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
+    const meter = gauge.querySelector('meter');
+    meter.value = remaining;
+    meter.setAttribute('aria-label', `${capitalized(limitName(l.name))}: ${value.textContent}`);
+  }
 }
 
 /** The queue panel: `queued` (requestId -> place) soonest first, each with a Cancel button. */
@@ -50,7 +72,9 @@ export function renderQueue(queued, onCancel) {
       text.textContent = (q.text || id).slice(0, 40);
       const eta = document.createElement('span');
       eta.className = 'eta';
-      eta.textContent = `~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
+      // A place rebuilt from `status` after a reconnect has no estimate until the next notice.
+      eta.textContent =
+        q.etaAtMs === undefined ? '…' : `~${Math.max(0, Math.ceil((q.etaAtMs - Date.now()) / 1000))} s`;
       const cancel = document.createElement('button');
       cancel.className = 'secondary';
       cancel.type = 'button';

@@ -358,6 +358,74 @@ describe('terminal chat client', () => {
     }
   });
 
+  it('refuses an unknown /command locally, with the list of commands, and sends //… as a message', async () => {
+    const sent: string[] = [];
+    const server = await scriptedServer((requestId, text, send) => {
+      sent.push(text);
+      reply(requestId, text, send);
+    });
+    try {
+      const { code, output } = await chat(['/stauts', '//etc is a folder', 'hello'], 'any', server.url);
+      expect(code).toBe(0);
+      expect(output).toContain(
+        'unknown command /stauts — not sent. Commands: /status, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)',
+      );
+      expect(sent).toEqual(['/etc is a folder', 'hello']);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('shows moves in line on the one live line, not one printed line per move (issue 23)', async () => {
+    const columns = 100;
+    const queued: string[] = [];
+    const server = await scriptedServer((requestId, text, send) => {
+      if (text !== 'go') {
+        queued.push(requestId);
+        const position = queued.length;
+        send({
+          type: 'request_queued',
+          requestId,
+          position,
+          totalInQueue: 5,
+          estimatedWaitTime: 3 * position,
+        });
+        return;
+      }
+      // Each of the five moves up one place at a time until it is first, then all are answered.
+      for (let head = 0; head < queued.length; head++) {
+        for (const [i, id] of queued.entries())
+          if (i > head)
+            send({
+              type: 'queue_position',
+              requestId: id,
+              position: i - head,
+              totalInQueue: 5,
+              estimatedWaitTime: 3 * (i - head),
+            });
+      }
+      for (const id of queued) reply(id, 'done', send);
+      reply(requestId, text, send);
+    });
+    const terminal = fakeTerminal(columns);
+    const input = new PassThrough();
+    const done = runTerminalClient({ url: server.url, token: 'any', input, output: terminal.stream });
+    try {
+      await until(() => terminal.text().includes('status: '), 'the first status');
+      input.write('q0\nq1\nq2\nq3\nq4\n');
+      await until(() => terminal.text().includes('"q4" queued: #5'), 'five queued');
+      input.end('go\n');
+      expect(await done).toBe(0);
+    } finally {
+      await server.close();
+    }
+    const rows = screenRows(terminal.text(), columns);
+    // The server told 10 moves: the screen keeps the five "queued" lines and no line per move.
+    expect(rows.filter((r) => / queued: #\d in line/.test(r))).toHaveLength(5);
+    expect(rows.filter((r) => /moved up|moved back|still #/.test(r))).toEqual([]);
+    expect(rows.filter((r) => r.startsWith('assistant> '))).toHaveLength(6);
+  });
+
   it('redraws the live queue line in place, cut to the width of the terminal', async () => {
     const columns = 40;
     const queued: string[] = [];

@@ -116,27 +116,26 @@ describe('the global line', () => {
 });
 
 describe('the global line, one item per waiter', () => {
-  it('places waiters by tier and bucket, oldest first, the user id breaking ties as priorityOrder does', () => {
-    expect(linePartitions()).toEqual([
-      '0#0',
-      '0#1',
-      '0#2',
-      '0#3',
-      '1#0',
-      '1#1',
-      '1#2',
-      '1#3',
-      '2#0',
-      '2#1',
-      '2#2',
-      '2#3',
-    ]);
-    expect(linePartitionOf(waiter('u1', 'pro', NOW))).toBe(`1#${lineBucket('u1')}`);
-    expect(lineOrderOf(waiter('u1', 'pro', 42))).toBe('000000000000042#u1');
-    const same = ['g3', 'g2', 'g7', 'g5'].map((u) => waiter(u, 'free', NOW));
-    const byPlace = [...same].sort((a, b) => (lineOrderOf(a) < lineOrderOf(b) ? -1 : 1));
-    expect(byPlace.map((w) => w.userId)).toEqual(priorityOrder(same, NOW, 60_000).map((w) => w.userId));
-    expect(lineOrderOf(waiter('z', 'free', 9)) < lineOrderOf(waiter('a', 'free', 10))).toBe(true);
+  it('places waiters in priority order: urgent first by deadline, then by tier, oldest first, the user id breaking ties', () => {
+    expect(linePartitions()).toEqual(['0', '1', '2', '3']);
+    expect(linePartitionOf(waiter('u1', 'pro', NOW))).toBe(String(lineBucket('u1')));
+    expect(lineOrderOf(waiter('u1', 'pro', 42), NOW, 60_000)).toBe('2#000000000000042#u1');
+    expect(lineOrderOf(waiter('u1', 'free', 42, NOW + 60_000), NOW, 60_000)).toBe(
+      `0#00${NOW + 60_000}#2#000000000000042#u1`,
+    );
+    const line = [
+      waiter('f1', 'free', NOW - 9),
+      waiter('p1', 'pro', NOW - 1),
+      waiter('e1', 'enterprise', NOW),
+      waiter('f2', 'free', NOW - 5),
+      waiter('u2', 'free', NOW - 1, NOW + 40_000),
+      waiter('u1', 'pro', NOW - 2, NOW + 30_000),
+      ...['g3', 'g2', 'g7', 'g5'].map((u) => waiter(u, 'free', NOW - 5)),
+    ];
+    const byPlace = [...line].sort((a, b) =>
+      lineOrderOf(a, NOW, 60_000) < lineOrderOf(b, NOW, 60_000) ? -1 : 1,
+    );
+    expect(byPlace.map((w) => w.userId)).toEqual(priorityOrder(line, NOW, 60_000).map((w) => w.userId));
   });
 
   it('spreads 10,000 users over the buckets within 10% of even', () => {
@@ -148,6 +147,7 @@ describe('the global line, one item per waiter', () => {
   it('knows a user may be in line when its entry is seen or lies past what was read of its partition', () => {
     const me = waiter('me', 'free', NOW);
     const partition = linePartitionOf(me);
+    const at = (w: GlobalWaiter) => lineOrderOf(w, NOW, 60_000);
     const read = (entries: GlobalWaiter[], readTo?: string): LineView => ({
       parts: [{ partition, entries, ...(readTo ? { readTo } : {}) }],
     });
@@ -157,20 +157,20 @@ describe('the global line, one item per waiter', () => {
     // Read to the partition's end without it: it is not.
     expect(mayBeInLine(read([before]), me)).toBe(false);
     // Read only up to an older one: it may be, further back.
-    expect(mayBeInLine(read([before], lineOrderOf(before)), me)).toBe(true);
-    expect(mayBeInLine(read([before, me], lineOrderOf(me)), me)).toBe(true);
+    expect(mayBeInLine(read([before], at(before)), me)).toBe(true);
+    expect(mayBeInLine(read([before, me], at(me)), me)).toBe(true);
     // Its own write puts it in place in a view that covers it, and its leave takes it out.
-    const withMe = lineWith(read([before]), { ...me, seenAtEpochMs: NOW });
+    const withMe = lineWith(read([before]), { ...me, seenAtEpochMs: NOW }, NOW, 60_000);
     expect(waitersFromLine(withMe, NOW).map((w) => w.userId)).toEqual(['me']);
     expect(withMe.parts[0]!.entries.map((w) => w.userId)).toEqual(['b', 'me']);
     expect(lineWithout(withMe, 'me').parts[0]!.entries.map((w) => w.userId)).toEqual(['b']);
     // Not in a view that stops before its place.
-    expect(lineWith(read([before], lineOrderOf(before)), me).parts[0]!.entries).toEqual([before]);
+    expect(lineWith(read([before], at(before)), me, NOW, 60_000).parts[0]!.entries).toEqual([before]);
   });
 
   it('writes a waiter as its own item with its index keys and a TTL past its deadline, and leaves by removing them', () => {
     const me = { ...waiter('me', 'pro', NOW, NOW + 900_000), seenAtEpochMs: NOW, wakeAtEpochMs: NOW + 5000 };
-    const plan = planLineEntry(me, NOW);
+    const plan = planLineEntry(me, NOW, 60_000);
     const written = Object.fromEntries(
       plan.update
         .replace(/^SET /, '')
@@ -181,7 +181,7 @@ describe('the global line, one item per waiter', () => {
     );
     expect(written).toEqual({
       lb: linePartitionOf(me),
-      lo: lineOrderOf(me),
+      lo: lineOrderOf(me, NOW, 60_000),
       t: 'pro',
       at: NOW,
       dl: NOW + 900_000,

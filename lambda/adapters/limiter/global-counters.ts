@@ -250,8 +250,8 @@ export class GlobalCounters {
   }
 
   /** Puts (or refreshes) the user's own entry in the line. */
-  register(waiter: GlobalWaiter, nowMs: number): Promise<boolean> {
-    return this.line.register(waiter, nowMs);
+  register(waiter: GlobalWaiter, nowMs: number, urgentMs: number): Promise<boolean> {
+    return this.line.register(waiter, nowMs, urgentMs);
   }
 
   unregister(userId: string): Promise<void> {
@@ -259,7 +259,7 @@ export class GlobalCounters {
   }
 
   /** Whether the user may have an entry in the line (see {@link GlobalLine.mayBeInLine}). */
-  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs'>): boolean {
+  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>): boolean {
     return this.line.mayBeInLine(w);
   }
 

@@ -33,14 +33,14 @@ import type { UserItems } from './user-items';
 /** How long this instance trusts its view of who waits for global capacity (priority only). */
 export const WAITERS_TTL_MS = 1000;
 
-/** Entries the sweep looks at from the head of each partition (dead ones past it end by TTL). */
+/** Entries the sweep looks at from the head of each bucket (dead ones past it end by TTL). */
 const PRUNE_DEPTH = 200;
 /** Deletes the sweep keeps in flight at once. */
 const PRUNE_AT_ONCE = 16;
 
 /**
  * The line of users held back by a global limit (SPEC §2 v2; lambda/core/limiter/global/line.ts),
- * as this instance sees it: the head of each index partition, read once for every decision that
+ * as this instance sees it: the head of each bucket, read once for every decision that
  * needs it and trusted for `waitersTtlMs`; each waiter writes only its own item.
  *
  * The index is eventually consistent (a GSI has no consistent read). A read may miss a waiter
@@ -49,7 +49,7 @@ const PRUNE_AT_ONCE = 16;
  * the second this instance already trusts its view for, and only for a waiter that was refused
  * capacity a moment before; the second makes a request wait behind someone already gone for one
  * more look (its next in a second or a few). Neither holds anyone past its deadline: an entry
- * near its deadline is read first in its partition, and is written at least a lag before then.
+ * near its deadline is placed first in its bucket by its own look, written well before its deadline.
  */
 export class GlobalLine {
   /** The line as last seen (a read, patched by this instance's own writes), and the read's send time. */
@@ -67,7 +67,7 @@ export class GlobalLine {
   ) {}
 
   /**
-   * Who waits for global capacity (the head of every partition): read fresh (a queued request's
+   * Who waits for global capacity (the head of every bucket): read fresh (a queued request's
    * turn), or (`fresh: false`, a direct request) as seen within the last second. A direct request
    * does without the line when it does not answer (throttled, timed out): priority is then this
    * instance's last view of it (for a second, before it asks again), while the counts stay exact
@@ -91,7 +91,7 @@ export class GlobalLine {
   }
 
   /** Whether the user may have an entry, as this instance last saw the line (see mayBeInLine). */
-  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs'>): boolean {
+  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>): boolean {
     return mayBeInLine(this.line?.view ?? EMPTY_LINE, w);
   }
 
@@ -103,7 +103,7 @@ export class GlobalLine {
     return this.lineLoading;
   }
 
-  /** The head of every partition, read in parallel (one Query each, more past dead entries). */
+  /** The head of every bucket, read in parallel (one Query each, more past dead entries). */
   private async readLine(nowMs: number): Promise<LineView> {
     const sentAt = this.items.clock();
     const parts = await Promise.all(linePartitions().map((p) => this.readPart(p, nowMs)));
@@ -113,9 +113,9 @@ export class GlobalLine {
   }
 
   /**
-   * A partition's head: LINE_READ_LIMIT entries, then larger pages while fewer than that are live
+   * A bucket's head: LINE_READ_LIMIT entries, then larger pages while fewer than that are live
    * (waiters that stopped looking, not pruned yet), at most LINE_MAX_PAGES. Past that the rest of
-   * the partition is not seen this time: those waiters lose their place for a look, and block no one.
+   * the bucket is not seen this time: those waiters lose their place for a look, and block no one.
    */
   private async readPart(partition: string, nowMs: number): Promise<LinePart> {
     const entries: GlobalWaiter[] = [];
@@ -155,9 +155,10 @@ export class GlobalLine {
    * Puts (or refreshes) the user's own entry (planLineEntry): one write of one small item, whoever
    * else waits. Always listed (there is no cap); returns true.
    */
-  async register(waiter: GlobalWaiter, nowMs: number): Promise<boolean> {
-    await this.items.withRetries(() => this.write(waiter.userId, planLineEntry(waiter, nowMs)));
-    if (this.line) this.line = { at: this.line.at, view: lineWith(this.line.view, waiter) };
+  async register(waiter: GlobalWaiter, nowMs: number, urgentMs: number): Promise<boolean> {
+    const plan = planLineEntry(waiter, nowMs, urgentMs);
+    await this.items.withRetries(() => this.write(waiter.userId, plan));
+    if (this.line) this.line = { at: this.line.at, view: lineWith(this.line.view, waiter, nowMs, urgentMs) };
     return true;
   }
 
@@ -169,7 +170,7 @@ export class GlobalLine {
 
   /**
    * Takes out the entries no longer live (overdue on their own schedule, or past their deadline)
-   * among the first PRUNE_DEPTH of every partition — where readers look; deeper ones reach the
+   * among the first PRUNE_DEPTH of every bucket — where readers look; deeper ones reach the
    * head only as it moves, and end by TTL regardless. The sweep calls it every minute. Each removal
    * is pinned to the entry as seen (planLineLeave): a waiter that looked again meanwhile keeps its
    * entry. Returns whose entries it removed.

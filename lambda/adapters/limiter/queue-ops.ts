@@ -181,10 +181,12 @@ export class QueueOps {
     const { global, items } = this.ctx;
     if (!global) return;
     const nowMs = waiter.seenAtEpochMs ?? items.clock();
-    await global.register({ ...waiter, seenAtEpochMs: nowMs }, nowMs).catch((err) => {
-      if (!(err instanceof LimiterBusyError || err instanceof LimiterUnavailableError)) throw err;
-      this.ctx.onGlobalError?.('join line', describeError(err));
-    });
+    await global
+      .register({ ...waiter, seenAtEpochMs: nowMs }, nowMs, this.ctx.priorityUrgentMs)
+      .catch((err) => {
+        if (!(err instanceof LimiterBusyError || err instanceof LimiterUnavailableError)) throw err;
+        this.ctx.onGlobalError?.('join line', describeError(err));
+      });
   }
 
   /** Takes the user's entry out of the global line (one delete of its own line item). */

@@ -75,9 +75,9 @@ export const TABLES = {
       },
       {
         // The global line (lambda/core/limiter/global/line.ts): users held back by a global limit,
-        // one item each (`gline#<id>`), by tier and bucket (`lb`, 3 × LINE_BUCKETS 4) and place
-        // (`lo`, oldest first). Sparse; projects the waiter's fields, so reading the line's head is
-        // one Query per partition. docs/limiter.md has what it costs per partition at 10,000 waiting.
+        // one item each (`gline#<id>`), by bucket (`lb`, one of LINE_BUCKETS 4) and place in
+        // priority order (`lo`). Sparse; projects the waiter's fields, so reading the line's head
+        // is one Query per bucket. docs/limiter.md has what it costs per partition at 10,000 waiting.
         indexName: 'byLine',
         partitionKey: { name: LINE_PARTITION_ATTR, type: 'S' },
         sortKey: { name: LINE_ORDER_ATTR, type: 'S' },

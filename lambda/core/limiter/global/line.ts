@@ -14,44 +14,44 @@ import { type GlobalWaiter, isLiveWaiter, TIER_RANK } from './priority';
 
 /**
  * The line of users held back by a global limit (SPEC §2 v2), for 10,000 waiting and more: one
- * item per waiter (`gline#<userId>`, written only by that user's own looks, removed when its turn
- * comes or by the sweep, with a TTL past its deadline), read through the sparse index `byLine`
- * (lambda/core/resources/tables.ts): partitioned by tier and bucket, sorted oldest first. No item is
- * written by every waiter and none grows with the crowd; reading the line is one Query per index
- * partition for its head (LINE_READ_LIMIT live entries), merged in priority order (priority.ts).
- * The first design's single item `global#waiting` is not read: it ends by its own TTL (24 h after
- * its last write), and its waiters write their own items at their next look.
+ * item per waiter (`gline#<userId>`, written only by that user's own looks, taken out when its
+ * turn comes or by the sweep, with a TTL past its deadline), read through the sparse index `byLine`
+ * (lambda/core/resources/tables.ts): partitioned by bucket (a hash of the user id), sorted in
+ * priority order. No item is written by every waiter and none grows with the crowd; reading the
+ * line is one Query per bucket for its head (LINE_READ_LIMIT live entries), merged in priority
+ * order (priority.ts). The first design's single item `global#waiting` is not read: it ends by its
+ * own TTL (24 h after its last write), and its waiters write their own items at their next look.
  */
 
 /** The sparse index of waiters (its partition and sort keys are LINE_PARTITION_ATTR, LINE_ORDER_ATTR). */
 export const LINE_INDEX = 'byLine';
 
 /**
- * Index partitions per tier. Every write to a waiter's item is one write to its index partition
- * (an entry is under 1 KB: 1 WU), two when its place changes (a new head: a delete and a put). With
- * N waiting, those further back than NEAR_HEAD looking again every FAR_LOOK_MS (60 s), the first
- * NEAR_HEAD every 5 s, and R admissions a second (a join and a leave each), all of one tier (the
- * worst case), a partition takes (N/60 + NEAR_HEAD/5 + 2·R) / LINE_BUCKETS WU/s: at N = 10,000 and
- * R = 100/s, (167 + 2 + 200) / 4 ≈ 92 WU/s, a tenth of a partition's 1,000. Reading costs one Query
- * per partition: 3 tiers × LINE_BUCKETS = 12 per look, each of ≤ 1 RU. docs/limiter.md.
+ * Index partitions (buckets). Every write to a waiter's item is one write to its index partition
+ * (an entry is under 1 KB: 1 WU), two when its place changes (a new head, or turning urgent: a
+ * delete and a put). With N waiting, those further back than NEAR_HEAD looking again every
+ * FAR_LOOK_MS (60 s), the first NEAR_HEAD every 5 s, and R admissions a second (a join and a leave
+ * each), a bucket takes (N/60 + NEAR_HEAD/5 + 2·R) / LINE_BUCKETS WU/s: at N = 10,000 and R = 100/s,
+ * (167 + 2 + 200) / 4 ≈ 92 WU/s, a tenth of a partition's 1,000 (R would have to reach ~1,900 a
+ * second to fill one). Reading the head costs one Query per bucket: 4 per look, each ≤ 1 RU.
+ * docs/limiter.md.
  */
 export const LINE_BUCKETS = 4;
-/** Live entries read from the head of each partition (and the most any page asks for at first). */
+/** Live entries read from the head of each bucket (and the most the first page asks for). */
 export const LINE_READ_LIMIT = 10;
-/** Pages a read goes through past entries no longer live at a partition's head before it stops. */
+/** Pages a read goes through past entries no longer live at a bucket's head before it stops. */
 export const LINE_MAX_PAGES = 4;
 /** A waiter's item outlives its deadline by this much before DynamoDB's TTL may delete it. */
 export const LINE_TTL_MARGIN_SECONDS = 300;
 /** An entry with no finite deadline expires this long after its write (never written so: a guard). */
 const LINE_MAX_TTL_SECONDS = 24 * 3600;
 
-/** The index partitions, one per tier and bucket: `<tier rank>#<bucket>`. */
+/** The index partitions: one per bucket. */
 export function linePartitions(): string[] {
-  const ranks = [...new Set(Object.values(TIER_RANK))].sort((a, b) => a - b);
-  return ranks.flatMap((rank) => Array.from({ length: LINE_BUCKETS }, (_, b) => `${rank}#${b}`));
+  return Array.from({ length: LINE_BUCKETS }, (_, b) => String(b));
 }
 
-/** The user's bucket (FNV-1a of its id): a user always lands in the same partition of its tier. */
+/** The user's bucket (FNV-1a of its id): a user always lands in the same one. */
 export function lineBucket(userId: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < userId.length; i++) {
@@ -61,17 +61,29 @@ export function lineBucket(userId: string): number {
   return (hash >>> 0) % LINE_BUCKETS;
 }
 
-export const linePartitionOf = (w: Pick<GlobalWaiter, 'tier' | 'userId'>) =>
-  `${TIER_RANK[w.tier]}#${lineBucket(w.userId)}`;
+export const linePartitionOf = (w: Pick<GlobalWaiter, 'userId'>) => String(lineBucket(w.userId));
+
+type Placed = Pick<GlobalWaiter, 'userId' | 'tier' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>;
+const ms15 = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(15, '0');
 
 /**
- * The waiter's place in its partition: its head's enqueue time, then its user id — the order of
- * priorityOrder within a tier (deadlines are enqueued + MAX_QUEUE_WAIT, one wait for every tier,
- * so the oldest is also the nearest its deadline), and a total order, so a page's end never splits
- * two waiters queued in the same millisecond.
+ * The waiter's place in its bucket, as written at `nowMs`: priorityOrder's order spelled as a
+ * string. Within `urgentMs` of its deadline, `0#<deadline>#<tier rank>#<enqueued>#<id>` (before
+ * every tier, earliest deadline first); else `<1 + tier rank>#<enqueued>#<id>` (by tier, oldest
+ * first). The user id makes it a total order, so a page's end never splits two waiters queued in
+ * the same millisecond. A place is as of the waiter's last look: one that turns urgent moves up
+ * when it looks again — and it looks again by then (waitInLineMs), and every 5 s near the head.
  */
-export const lineOrderOf = (w: Pick<GlobalWaiter, 'enqueuedAtEpochMs' | 'userId'>) =>
-  `${String(Math.max(0, Math.floor(w.enqueuedAtEpochMs))).padStart(15, '0')}#${w.userId}`;
+export function lineOrderOf(w: Placed, nowMs: number, urgentMs: number): string {
+  const rank = TIER_RANK[w.tier];
+  const urgent = Number.isFinite(w.deadlineEpochMs) && w.deadlineEpochMs - nowMs <= urgentMs;
+  return urgent
+    ? `0#${ms15(w.deadlineEpochMs)}#${rank}#${ms15(w.enqueuedAtEpochMs)}#${w.userId}`
+    : `${rank + 1}#${ms15(w.enqueuedAtEpochMs)}#${w.userId}`;
+}
+
+/** The last place the waiter may hold (not urgent): a view read past it shows any entry it has. */
+const lastPlaceOf = (w: Placed) => lineOrderOf(w, Number.NEGATIVE_INFINITY, 0);
 
 export const lineKey = (userId: string) => `${LINE_KEY_PREFIX}${userId}`;
 
@@ -123,6 +135,17 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
   };
 }
 
+/** A waiter's item as its look at `nowMs` leaves it, but for its key (planLineEntry writes it). */
+export function lineEntryFields(w: GlobalWaiter, nowMs: number, urgentMs: number): Record<string, unknown> {
+  const endMs = Math.min(w.deadlineEpochMs, nowMs + LINE_MAX_TTL_SECONDS * 1000);
+  return {
+    [LINE_PARTITION_ATTR]: linePartitionOf(w),
+    [LINE_ORDER_ATTR]: lineOrderOf(w, nowMs, urgentMs),
+    ...waiterValue(w),
+    [TTL_ATTR]: Math.ceil(endMs / 1000) + LINE_TTL_MARGIN_SECONDS,
+  };
+}
+
 /**
  * The write of a waiter's own item at its look: every field as of this look (those it no longer
  * has removed), its place in the index, and its TTL. Unconditional: the entry as of this look
@@ -133,14 +156,8 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
  * (isLiveWaiter) and taken out by the sweep; deleted by TTL LINE_TTL_MARGIN_SECONDS past its
  * deadline whatever happens.
  */
-export function planLineEntry(w: GlobalWaiter, nowMs: number): UpdatePlan {
-  const endMs = Math.min(w.deadlineEpochMs, nowMs + LINE_MAX_TTL_SECONDS * 1000);
-  const fields: Record<string, unknown> = {
-    [LINE_PARTITION_ATTR]: linePartitionOf(w),
-    [LINE_ORDER_ATTR]: lineOrderOf(w),
-    ...waiterValue(w),
-    [TTL_ATTR]: Math.ceil(endMs / 1000) + LINE_TTL_MARGIN_SECONDS,
-  };
+export function planLineEntry(w: GlobalWaiter, nowMs: number, urgentMs: number): UpdatePlan {
+  const fields = lineEntryFields(w, nowMs, urgentMs);
   const writer = new ExpressionWriter();
   for (const [name, value] of Object.entries(fields))
     writer.set(`${writer.name(name)} = ${writer.value(value)}`);
@@ -193,19 +210,22 @@ export function waitersFromLine(line: LineView, nowMs: number): GlobalWaiter[] {
   return line.parts.flatMap((p) => p.entries.filter((e) => isLiveWaiter(e, nowMs)));
 }
 
-/** Whether the view shows every entry placed up to `w`'s place in its partition. */
-export function lineCovers(line: LineView, w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs'>) {
+/** Whether the view shows every entry placed up to `place` in `w`'s bucket. */
+function lineCovers(line: LineView, w: Pick<GlobalWaiter, 'userId'>, place: string): boolean {
   const part = line.parts.find((p) => p.partition === linePartitionOf(w));
-  return part !== undefined && (part.readTo === undefined || lineOrderOf(w) <= part.readTo);
+  return part !== undefined && (part.readTo === undefined || place <= part.readTo);
 }
 
 /**
  * Whether `w`'s user may have an entry in the line: seen in the view, or placed past what the view
- * read of its partition (a waiter far back). Its entry is older than or as old as its head, so a
- * view that covers its head's place shows it.
+ * read of its bucket (a waiter far back). Its entry is of its head (or an older one), never placed
+ * after the head's last place, so a view read past that shows it.
  */
-export function mayBeInLine(line: LineView, w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs'>) {
-  return line.parts.some((p) => p.entries.some((e) => e.userId === w.userId)) || !lineCovers(line, w);
+export function mayBeInLine(line: LineView, w: Placed): boolean {
+  return (
+    line.parts.some((p) => p.entries.some((e) => e.userId === w.userId)) ||
+    !lineCovers(line, w, lastPlaceOf(w))
+  );
 }
 
 /** The view with `userId`'s entry out (its own write just removed it). */
@@ -219,19 +239,12 @@ export function lineWithout(line: LineView, userId: string): LineView {
   };
 }
 
-/** The view with `w`'s entry as its own write just put it (in its place, when the view covers it). */
-export function lineWith(line: LineView, w: GlobalWaiter): LineView {
+/** The view with `w`'s entry as its own write at `nowMs` just put it (when the view covers its place). */
+export function lineWith(line: LineView, w: GlobalWaiter, nowMs: number, urgentMs: number): LineView {
   const without = lineWithout(line, w.userId);
-  if (!lineCovers(without, w)) return without;
+  if (!lineCovers(without, w, lineOrderOf(w, nowMs, urgentMs))) return without;
   const partition = linePartitionOf(w);
   return {
-    parts: without.parts.map((p) =>
-      p.partition === partition
-        ? {
-            ...p,
-            entries: [...p.entries, w].sort((a, b) => (lineOrderOf(a) < lineOrderOf(b) ? -1 : 1)),
-          }
-        : p,
-    ),
+    parts: without.parts.map((p) => (p.partition === partition ? { ...p, entries: [...p.entries, w] } : p)),
   };
 }

@@ -189,9 +189,9 @@ export const GLOBAL_SHARE_FIELDS = {
 
 /** A waiter's item: `gline#<userId>`, written only by that user's own looks (and removed). */
 export const LINE_KEY_PREFIX = 'gline#';
-/** The waiter's partition in the line index `byLine`: `<tier rank>#<bucket>` (global/line.ts). */
+/** The waiter's partition in the line index `byLine`: its bucket, `"0"`…`"3"` (global/line.ts). */
 export const LINE_PARTITION_ATTR = 'lb';
-/** Its place within the partition: `<enqueued at, 15 digits>#<userId>` (oldest first, a total order). */
+/** Its place in the bucket, priority order spelled as a string (global/line.ts lineOrderOf). */
 export const LINE_ORDER_ATTR = 'lo';
 /** The fields of one waiter in the line. */
 export const WAITER_FIELDS = {

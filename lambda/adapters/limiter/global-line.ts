@@ -35,8 +35,10 @@ export const WAITERS_TTL_MS = 1000;
 
 /** Entries the sweep looks at from the head of each bucket (dead ones past it end by TTL). */
 const PRUNE_DEPTH = 200;
-/** Deletes the sweep keeps in flight at once. */
+/** Removals the sweep keeps in flight at once. */
 const PRUNE_AT_ONCE = 16;
+/** A waiter woken by this instance is not woken again by it for this long (it looks within it). */
+const WOKEN_MS = 5000;
 
 /**
  * The line of users held back by a global limit (SPEC §2 v2; lambda/core/limiter/global/line.ts),
@@ -57,6 +59,8 @@ export class GlobalLine {
   private lineLoading: Promise<LineView> | undefined;
   /** When a read of the line last got no answer: direct requests do without it for a while. */
   private lineFailedAt: number | undefined;
+  /** Waiters this instance woke, and when (nextInLine). */
+  private readonly woken = new Map<string, number>();
 
   constructor(
     private readonly items: UserItems,
@@ -238,9 +242,20 @@ export class GlobalLine {
     }
   }
 
-  /** The first in line with a parked wake-up, to be woken when capacity frees. */
+  /**
+   * The first in line with a parked wake-up, to be woken when capacity frees — passing over those
+   * this instance woke within the last WOKEN_MS (they are looking now), so several slots freed
+   * within one view of the line wake several waiters, not one waiter several times; a waiter far
+   * back (looking again in a minute) is woken as soon as it is first among the rest.
+   */
   async nextInLine(nowMs: number, urgentMs: number): Promise<GlobalWaiter | undefined> {
     const waiters = await this.waiters({ fresh: false, nowMs });
-    return priorityOrder(waiters, nowMs, urgentMs).find((w) => w.wakeUp !== undefined);
+    const now = this.items.clock();
+    for (const [userId, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(userId);
+    const next = priorityOrder(waiters, nowMs, urgentMs).find(
+      (w) => w.wakeUp !== undefined && !this.woken.has(w.userId),
+    );
+    if (next) this.woken.set(next.userId, now);
+    return next;
   }
 }

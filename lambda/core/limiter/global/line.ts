@@ -28,13 +28,14 @@ export const LINE_INDEX = 'byLine';
 
 /**
  * Index partitions (buckets). Every write to a waiter's item is one write to its index partition
- * (an entry is under 1 KB: 1 WU), two when its place changes (a new head, or turning urgent: a
- * delete and a put). With N waiting, those further back than NEAR_HEAD looking again every
- * FAR_LOOK_MS (60 s), the first NEAR_HEAD every 5 s, and R admissions a second (a join and a leave
- * each), a bucket takes (N/60 + NEAR_HEAD/5 + 2·R) / LINE_BUCKETS WU/s: at N = 10,000 and R = 100/s,
+ * (an entry with an AWS receipt handle, a few hundred characters, is under 1 KB: 1 WU), two when
+ * its place changes (a new head, or turning urgent: a delete and a put). With N waiting, those
+ * further back than NEAR_HEAD looking again every FAR_LOOK_MS (60 s), the first NEAR_HEAD every
+ * 5 s, and R admissions a second (a join and a leave each), a bucket takes
+ * (N/60 + NEAR_HEAD/5 + 2·R) / LINE_BUCKETS WU/s: at N = 10,000 and R = 100/s,
  * (167 + 2 + 200) / 4 ≈ 92 WU/s, a tenth of a partition's 1,000 (R would have to reach ~1,900 a
- * second to fill one). Reading the head costs one Query per bucket: 4 per look, each ≤ 1 RU.
- * docs/limiter.md.
+ * second to fill one). Reading the head costs one Query per bucket: 4 per look, about 1 RU each
+ * (10 entries of ~550 B, eventually consistent). docs/limiter.md.
  */
 export const LINE_BUCKETS = 4;
 /** Live entries read from the head of each bucket (and the most the first page asks for). */

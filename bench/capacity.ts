@@ -89,7 +89,7 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
       },
     ],
     [
-      `global limits on, ${LINE} waiters joining the line, one line entry each`,
+      `global limits on, joining the line (${LINE} waiters), one line entry`,
       {
         units: line,
         decisions: LINE,

@@ -535,6 +535,34 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       expect((await limiter.pruneGlobalLine(HOUR_END + 600_002)).removed).toEqual([]);
     }, 60_000);
 
+    it('wakes the next in line for each slot one instance frees, not the same waiter twice within 5 s', async () => {
+      const { make } = await table({ requestsInFlight: 1, shards: 1 });
+      let clock = NOW;
+      const { limiter } = make({ clock: () => clock });
+      for (const [i, userId] of ['first', 'second', 'third'].entries()) {
+        await limiter.joinGlobalLine({
+          userId,
+          tier: 'pro',
+          enqueuedAtEpochMs: NOW - 3000 + i,
+          deadlineEpochMs: NOW + 900_000,
+          wakeUp: `h-${userId}`,
+          seenAtEpochMs: NOW,
+          wakeAtEpochMs: NOW + 5000,
+          limit: 'requestsInFlight',
+        });
+      }
+      const next = async () => (await limiter.global!.nextInLine(clock, 60_000))?.wakeUp;
+      expect([await next(), await next(), await next(), await next()]).toEqual([
+        'h-first',
+        'h-second',
+        'h-third',
+        undefined,
+      ]);
+      // 5 s on, a woken waiter that is still in line (it looked and was refused) is woken again.
+      clock += 5000;
+      expect(await next()).toBe('h-first');
+    }, 60_000);
+
     it('reads past entries no longer live at the head of a partition to the live waiter behind them', async () => {
       const { make } = await table({ requestsInFlight: 1, shards: 1 });
       const { limiter } = make({ globalWaitersTtlMs: 0 });

@@ -125,7 +125,7 @@ export async function refusalBurst(made: Made): Promise<Measured> {
   return { units: made.meter.take(), decisions: REFUSALS, note: `${refused} refused` };
 }
 
-/** 100 users in the global line (AWS-length receipt handles), to size the line's item. */
+/** 100 users join the global line (AWS-length receipt handles), each writing its own line entry. */
 export async function fillGlobalLine(made: Made): Promise<Units> {
   made.meter.take();
   const nowMs = Date.now();

@@ -5,8 +5,7 @@ import {
   type DynamoDBClient,
   ScanCommand,
 } from '@aws-sdk/client-dynamodb';
-import { GLOBAL_WAITING_KEY } from '../lambda/core/limiter/global/line';
-import { KEY_ATTR, USER_KEY_PREFIX } from '../lambda/core/limiter/item/attributes';
+import { KEY_ATTR, LINE_KEY_PREFIX, USER_KEY_PREFIX } from '../lambda/core/limiter/item/attributes';
 
 /** The commands that write: their units are write units; every other command's are read units. */
 const WRITES = new Set([
@@ -142,7 +141,7 @@ function numberSize(n: string): number {
   return Math.ceil(Math.max(1, digits.length) / 2) + 1;
 }
 
-export type ItemKind = 'user item' | 'global shard' | 'global waiting line' | 'usage-index entry';
+export type ItemKind = 'user item' | 'global shard' | 'global line entry' | 'usage-index entry';
 
 /**
  * The largest item of each kind in a table, read directly (a Scan with an unmetered client), and
@@ -169,7 +168,7 @@ export async function largestItems(
         const key = item[KEY_ATTR]?.S ?? '';
         if (indexName) keep('usage-index entry', item);
         else if (key.startsWith(USER_KEY_PREFIX)) keep('user item', item);
-        else if (key === GLOBAL_WAITING_KEY) keep('global waiting line', item);
+        else if (key.startsWith(LINE_KEY_PREFIX)) keep('global line entry', item);
         else if (key.startsWith('global#')) keep('global shard', item);
       }
       start = page.LastEvaluatedKey;

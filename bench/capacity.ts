@@ -89,8 +89,12 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
       },
     ],
     [
-      `global limits on, joining a line of up to ${LINE}`,
-      { units: line, decisions: LINE, note: 'one joinGlobalLine per waiter, the line growing 1…100' },
+      `global limits on, joining the line (${LINE} waiters), one line entry`,
+      {
+        units: line,
+        decisions: LINE,
+        note: "one joinGlobalLine per waiter: a write of the waiter's own line entry",
+      },
     ],
     [`global limits on, ${IN_FLIGHT} requests left in flight (decide only)`, flight],
     ['settle', { units: typical.settleUnits, decisions: typical.settles, note: 'a typical user, one reply' }],
@@ -116,12 +120,7 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
       },
     );
   }
-  for (const kind of [
-    'user item',
-    'global shard',
-    'global waiting line',
-    'usage-index entry',
-  ] as ItemKind[]) {
+  for (const kind of ['user item', 'global shard', 'global line entry', 'usage-index entry'] as ItemKind[]) {
     const item = largest[kind];
     rows.push({
       metric: `largest ${kind} [${backend}]`,

@@ -37,6 +37,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   message: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byLine': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
@@ -47,6 +48,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   processor: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byLine': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     // A started request's content is read, an expired one's deleted (issue 22).
@@ -64,6 +66,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   reply: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byLine': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
@@ -76,6 +79,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   replyFailure: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byLine': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
@@ -97,6 +101,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   sweep: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+    'table limits/index/byLine': ['dynamodb:Query'],
     'table limits/index/bySweep': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem'],
     'table connections/index/byUser': ['dynamodb:Query'],

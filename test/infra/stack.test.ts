@@ -3,9 +3,12 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  LINE_ORDER_ATTR,
+  LINE_PARTITION_ATTR,
   USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
   USAGE_INDEX_SORT_ATTR,
+  WAITER_FIELDS,
 } from '../../lambda/core/limiter/item/attributes';
 import {
   ENV,
@@ -235,6 +238,19 @@ describe('ChatLimiterStack', () => {
             { AttributeName: USAGE_INDEX_SORT_ATTR, KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...USAGE_INDEX_PROJECTION] },
+        }),
+      ]),
+    });
+    // The global line: one item per waiter, by bucket, in priority order, with the waiter's fields.
+    template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        Match.objectLike({
+          IndexName: 'byLine',
+          KeySchema: [
+            { AttributeName: LINE_PARTITION_ATTR, KeyType: 'HASH' },
+            { AttributeName: LINE_ORDER_ATTR, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: Object.values(WAITER_FIELDS) },
         }),
       ]),
     });

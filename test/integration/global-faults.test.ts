@@ -16,9 +16,9 @@ import type {
   DeniedDecision,
 } from '../../lambda/core/limiter/decision';
 import type { GlobalLimits } from '../../lambda/core/limiter/global/limits';
-import { GLOBAL_WAITING_KEY, MAX_LINE_ENTRIES } from '../../lambda/core/limiter/global/line';
-import type { GlobalWaiter } from '../../lambda/core/limiter/global/priority';
-import { LINE_ATTR } from '../../lambda/core/limiter/item/attributes';
+import { LINE_INDEX, lineBucket, lineKey } from '../../lambda/core/limiter/global/line';
+import { type GlobalWaiter, priorityOrder } from '../../lambda/core/limiter/global/priority';
+import { LINE_KEY_PREFIX, LINE_PARTITION_ATTR } from '../../lambda/core/limiter/item/attributes';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { HOUR_MS } from '../../lambda/core/limiter/windows';
 import type { ReplyJob } from '../../lambda/core/reply-job';
@@ -29,6 +29,7 @@ import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
+import { itemSizeBytes } from '../support/item-size';
 
 /** 11:00 UTC; the tests start 20 minutes before it. */
 const HOUR_END = Date.UTC(2026, 10, 24, 11, 0, 0);
@@ -45,6 +46,8 @@ const limiterClient = (endpoint: string) =>
   new DynamoDBClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
 
 const admitted = (ds: Decision[]) => ds.filter((d): d is AllowedDecision => d.allowed);
+const priorityOrderOf = (waiters: readonly GlobalWaiter[]) =>
+  priorityOrder(waiters, NOW, 60_000).map((w) => w.userId);
 
 function describeGlobalFaults(backend: string, endpoint: () => string) {
   describe(`global shards and line under faults and skew on ${backend}`, () => {
@@ -81,15 +84,16 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         });
         return { limiter, calls };
       };
-      const line = async () => {
+      /** A waiter's own line item, as stored. */
+      const line = async (userId: string) => {
         const { Item } = await limiterClient(endpoint()).send(
           new GetItemCommand({
             TableName: tables.limits,
-            Key: marshall({ pk: GLOBAL_WAITING_KEY }),
+            Key: marshall({ pk: lineKey(userId) }),
             ConsistentRead: true,
           }),
         );
-        return Item ? { item: unmarshall(Item), bytes: JSON.stringify(Item).length } : undefined;
+        return Item ? { item: unmarshall(Item), bytes: itemSizeBytes(Item) } : undefined;
       };
       return { make, line, tables };
     }
@@ -454,7 +458,7 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
       expect(ahead.calls.total() / 20).toBeLessThan(4);
     }, 60_000);
 
-    it('keeps the line item bounded: past the cap a waiter before the last takes its place, one after it is not listed', async () => {
+    it("lists every waiter past the first design's cap of 150, each in its own item (1,145 bytes with a 1,024-byte receipt handle), and serves the line by tier", async () => {
       const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
       const { limiter } = make({ globalWaitersTtlMs: 0 });
       const waiter = (userId: string, tier: GlobalWaiter['tier'], at: number): GlobalWaiter => ({
@@ -468,20 +472,22 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         wakeAtEpochMs: NOW + 5000,
         limit: 'requestsInFlight',
       });
-      for (let i = 0; i < MAX_LINE_ENTRIES + 20; i++) {
+      for (let i = 0; i < 170; i++) {
         await limiter.joinGlobalLine(waiter(`free-${String(i).padStart(3, '0')}`, 'free', NOW - 10_000 + i));
       }
-      const full = await line();
-      expect(Object.keys(full!.item[LINE_ATTR])).toHaveLength(MAX_LINE_ENTRIES);
-      expect(full!.bytes).toBeLessThan(400_000);
-      // The newest free ones were not listed; an enterprise one takes the last free one's place.
-      expect(full!.item[LINE_ATTR]['free-150']).toBeUndefined();
       await limiter.joinGlobalLine(waiter('ent', 'enterprise', NOW));
-      const after = (await line())!.item[LINE_ATTR];
-      expect(Object.keys(after)).toHaveLength(MAX_LINE_ENTRIES);
-      expect(after.ent).toBeDefined();
-      expect(after['free-149']).toBeUndefined();
-      expect(after['free-148']).toBeDefined();
+      // The newest free one is listed too (there is no cap), in an item of its own: pk
+      // 'gline#free-169' (2 + 14) + lb '<bucket>' (2 + 1) + lo '3#<15 digits>#free-169' (2 + 26) +
+      // t 'free' (1 + 4) + at (2 + 8)
+      // + dl (2 + 5) + l 'requestsInFlight' (1 + 16) + h (1 + 1,024) + s (1 + 5) + wa (2 + 6) +
+      // ttlEpochSeconds (15 + 5) = 1,145 bytes (numbers: 1 byte per 2 significant digits, + 1).
+      const newest = await line('free-169');
+      expect(newest?.item[LINE_PARTITION_ATTR]).toBe(String(lineBucket('free-169')));
+      expect(newest?.bytes).toBe(1145);
+      // Read through the index, the enterprise one goes first, then the oldest free ones.
+      const waiters = await limiter.global!.waiters({ fresh: true, nowMs: NOW });
+      const order = priorityOrderOf(waiters);
+      expect(order.slice(0, 3)).toEqual(['ent', 'free-000', 'free-001']);
     }, 120_000);
 
     it('prunes entries overdue on their own schedule, keeps those deferred to a later wake-up, and sets a TTL', async () => {
@@ -516,28 +522,67 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
         'gone-3',
         'gone-4',
       ]);
-      const { item } = (await line())!;
-      expect(Object.keys(item[LINE_ATTR])).toEqual(['deferred']);
-      expect(item.ttlEpochSeconds).toBeGreaterThan(Math.floor(NOW / 1000));
-      // Past its deadline, the deferred one goes too.
+      // A pruned entry is out of the index (its keys removed) and expires now; the deferred one
+      // stays, with a TTL past its deadline.
+      const gone = (await line('gone-0'))!.item;
+      expect(gone[LINE_PARTITION_ATTR]).toBeUndefined();
+      expect(gone.ttlEpochSeconds).toBe(Math.floor((NOW + 21_000) / 1000));
+      const { item } = (await line('deferred'))!;
+      expect(item[LINE_PARTITION_ATTR]).toBe(String(lineBucket('deferred')));
+      expect(item.ttlEpochSeconds).toBe((HOUR_END + 600_000) / 1000 + 300);
+      // Past its deadline, the deferred one goes too; nothing is pruned twice.
       expect((await limiter.pruneGlobalLine(HOUR_END + 600_001)).removed).toEqual(['deferred']);
+      expect((await limiter.pruneGlobalLine(HOUR_END + 600_002)).removed).toEqual([]);
     }, 60_000);
 
-    it('prunes stale entries with every write to the line', async () => {
-      const { make, line } = await table({ requestsInFlight: 1, shards: 1 });
+    it('wakes the next in line for each slot one instance frees, not the same waiter twice within 5 s', async () => {
+      const { make } = await table({ requestsInFlight: 1, shards: 1 });
+      let clock = NOW;
+      const { limiter } = make({ clock: () => clock });
+      for (const [i, userId] of ['first', 'second', 'third'].entries()) {
+        await limiter.joinGlobalLine({
+          userId,
+          tier: 'pro',
+          enqueuedAtEpochMs: NOW - 3000 + i,
+          deadlineEpochMs: NOW + 900_000,
+          wakeUp: `h-${userId}`,
+          seenAtEpochMs: NOW,
+          wakeAtEpochMs: NOW + 5000,
+          limit: 'requestsInFlight',
+        });
+      }
+      const next = async () => (await limiter.global!.nextInLine(clock, 60_000))?.wakeUp;
+      expect([await next(), await next(), await next(), await next()]).toEqual([
+        'h-first',
+        'h-second',
+        'h-third',
+        undefined,
+      ]);
+      // 5 s on, a woken waiter that is still in line (it looked and was refused) is woken again.
+      clock += 5000;
+      expect(await next()).toBe('h-first');
+    }, 60_000);
+
+    it('reads past entries no longer live at the head of a partition to the live waiter behind them', async () => {
+      const { make } = await table({ requestsInFlight: 1, shards: 1 });
       const { limiter } = make({ globalWaitersTtlMs: 0 });
-      const entry = (userId: string, at: number): GlobalWaiter => ({
-        userId,
-        tier: 'free',
-        enqueuedAtEpochMs: at,
-        deadlineEpochMs: at + 900_000,
-        seenAtEpochMs: at,
-        wakeAtEpochMs: at + 5000,
-        limit: 'requestsInFlight',
-      });
-      for (let i = 0; i < 3; i++) await limiter.joinGlobalLine(entry(`old-${i}`, NOW));
-      await limiter.joinGlobalLine(entry('new', NOW + 60_000));
-      expect(Object.keys((await line())!.item[LINE_ATTR])).toEqual(['new']);
+      // Twelve users of one bucket (one index partition): the oldest eleven stopped looking.
+      const ids: string[] = [];
+      for (let i = 0; ids.length < 12; i++) if (lineBucket(`b-${i}`) === 0) ids.push(`b-${i}`);
+      for (const [i, userId] of ids.entries()) {
+        const at = i < 11 ? NOW : NOW + 60_000;
+        await limiter.joinGlobalLine({
+          userId,
+          tier: 'free',
+          enqueuedAtEpochMs: at + i,
+          deadlineEpochMs: at + 900_000,
+          seenAtEpochMs: at,
+          wakeAtEpochMs: at + 5000,
+          limit: 'requestsInFlight',
+        });
+      }
+      const waiters = await limiter.global!.waiters({ fresh: true, nowMs: NOW + 60_000 });
+      expect(waiters.map((w) => w.userId)).toEqual([ids[11]]);
     }, 60_000);
 
     it('decides a direct request without the line when the line item is throttled or hangs: counted, never an error, breaker closed', async () => {
@@ -559,7 +604,10 @@ function describeGlobalFaults(backend: string, endpoint: () => string) {
           10,
           NOW,
         );
-        proxy.inject((_operation, body) => body.includes(GLOBAL_WAITING_KEY), fault);
+        proxy.inject(
+          (_operation, body) => body.includes(LINE_INDEX) || body.includes(LINE_KEY_PREFIX),
+          fault,
+        );
         const direct = await Promise.all(
           [1, 2, 3].map((i) => limiter.decide(ask(`d-${fault.kind}-${i}`), NOW)),
         );

@@ -369,8 +369,8 @@ describe('the self-healing sweep', () => {
     limiter = limiterWith({ requestsInFlight: 1, shards: 1 });
     const line = { tier: 'free' as const, limit: 'requestsInFlight' as const };
     // Both join now; 'looking' is deferred for two minutes (its wake-up comes back then), 'gone'
-    // was due to look again at once and never did. A minute on, only 'gone' is stale (the line's
-    // own writes would prune it too; here nobody writes to the line but the sweep).
+    // was due to look again at once and never did. A minute on, only 'gone' is stale (readers
+    // skip it; only the sweep takes it out).
     await limiter.joinGlobalLine({
       ...line,
       userId: 'gone',

@@ -1,12 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { type LineView, planLineWrite } from '../../lambda/core/limiter/global/line';
 import {
+  EMPTY_LINE,
+  LINE_BUCKETS,
+  LINE_TTL_MARGIN_SECONDS,
+  type LineView,
+  lineBucket,
+  lineOrderOf,
+  linePartitionOf,
+  linePartitions,
+  lineWith,
+  lineWithout,
+  mayBeInLine,
+  planLineEntry,
+  planLineLeave,
+  waitersFromLine,
+} from '../../lambda/core/limiter/global/line';
+import {
+  FAR_LOOK_MS,
   type GlobalWaiter,
   isLiveWaiter,
   mayGoNow,
+  NEAR_HEAD,
   priorityOrder,
   WAITER_STALE_MS,
   waitBehindMs,
+  waitInLineMs,
 } from '../../lambda/core/limiter/global/priority';
 import { roomIn, shareOf } from '../../lambda/core/limiter/global/shards';
 import { EMPTY_SNAPSHOT } from '../../lambda/core/limiter/item/state';
@@ -80,27 +98,106 @@ describe('the global line', () => {
     expect(waitBehindMs(first, NOW)).toBe(1000);
   });
 
-  it('past the cap lists a newcomer only in place of the last in order, and a near-deadline one always', () => {
-    const entries = ['a', 'b', 'c'].map((u, i) => ({
-      ...waiter(u, 'pro', NOW - 10 + i),
+  it('looks again rarely when far back in line, every few seconds among the first NEAR_HEAD, and is back before it turns urgent', () => {
+    const ahead = Array.from({ length: NEAR_HEAD }, (_, i) => ({
+      ...waiter(`p${i}`, 'pro', NOW - 100 + i),
       seenAtEpochMs: NOW,
     }));
-    const line: LineView = { exists: true, hasMap: true, entries };
-    const join = (w: GlobalWaiter) => planLineWrite({ line, nowMs: NOW, urgentMs: 60_000, join: w, cap: 3 });
-    // A free one goes after all three: not listed, nothing written.
-    expect(join({ ...waiter('f', 'free', NOW - 100), seenAtEpochMs: NOW })).toBeUndefined();
-    // An enterprise one takes the place of the last (the newest pro one).
-    expect(join({ ...waiter('e', 'enterprise', NOW), seenAtEpochMs: NOW })).toMatchObject({
-      listed: true,
-      removed: ['c'],
+    const me = waiter('f', 'free', NOW - 50);
+    // Eleventh in line: a minute (FAR_LOOK_MS), not a second.
+    expect(waitInLineMs(me, ahead, NOW, 60_000)).toBe(FAR_LOOK_MS);
+    // Tenth: a second, as for the first (a slot may free any moment).
+    expect(waitInLineMs(me, ahead.slice(1), NOW, 60_000)).toBe(1000);
+    // 90 s before its deadline, far back: back in 30 s, when it goes before every tier.
+    expect(waitInLineMs(waiter('f', 'free', NOW - 50, NOW + 90_000), ahead, NOW, 60_000)).toBe(30_000);
+    // A direct request (no deadline) waits as for the first.
+    expect(waitInLineMs(waiter('d', 'free', NOW, Number.POSITIVE_INFINITY), ahead, NOW, 60_000)).toBe(1000);
+  });
+});
+
+describe('the global line, one item per waiter', () => {
+  it('places waiters in priority order: urgent first by deadline, then by tier, oldest first, the user id breaking ties', () => {
+    expect(linePartitions()).toEqual(['0', '1', '2', '3']);
+    expect(linePartitionOf(waiter('u1', 'pro', NOW))).toBe(String(lineBucket('u1')));
+    expect(lineOrderOf(waiter('u1', 'pro', 42), NOW, 60_000)).toBe('2#000000000000042#u1');
+    expect(lineOrderOf(waiter('u1', 'free', 42, NOW + 60_000), NOW, 60_000)).toBe(
+      `0#00${NOW + 60_000}#2#000000000000042#u1`,
+    );
+    const line = [
+      waiter('f1', 'free', NOW - 9),
+      waiter('p1', 'pro', NOW - 1),
+      waiter('e1', 'enterprise', NOW),
+      waiter('f2', 'free', NOW - 5),
+      waiter('u2', 'free', NOW - 1, NOW + 40_000),
+      waiter('u1', 'pro', NOW - 2, NOW + 30_000),
+      ...['g3', 'g2', 'g7', 'g5'].map((u) => waiter(u, 'free', NOW - 5)),
+    ];
+    const byPlace = [...line].sort((a, b) =>
+      lineOrderOf(a, NOW, 60_000) < lineOrderOf(b, NOW, 60_000) ? -1 : 1,
+    );
+    expect(byPlace.map((w) => w.userId)).toEqual(priorityOrder(line, NOW, 60_000).map((w) => w.userId));
+  });
+
+  it('spreads 10,000 users over the buckets within 10% of even', () => {
+    const counts = new Array(LINE_BUCKETS).fill(0);
+    for (let i = 0; i < 10_000; i++) counts[lineBucket(`user-${i}`)]++;
+    for (const c of counts) expect(Math.abs(c - 10_000 / LINE_BUCKETS)).toBeLessThan(250);
+  });
+
+  it('knows a user may be in line when its entry is seen or lies past what was read of its partition', () => {
+    const me = waiter('me', 'free', NOW);
+    const partition = linePartitionOf(me);
+    const at = (w: GlobalWaiter) => lineOrderOf(w, NOW, 60_000);
+    const read = (entries: GlobalWaiter[], readTo?: string): LineView => ({
+      parts: [{ partition, entries, ...(readTo ? { readTo } : {}) }],
     });
-    // A free one within a minute of its deadline goes first, so it is listed.
-    expect(join({ ...waiter('u', 'free', NOW, NOW + 30_000), seenAtEpochMs: NOW })).toMatchObject({
-      listed: true,
-      removed: ['c'],
+    const before = waiter('b', 'free', NOW - 10);
+    // Nothing read of its partition: it may be.
+    expect(mayBeInLine(EMPTY_LINE, me)).toBe(true);
+    // Read to the partition's end without it: it is not.
+    expect(mayBeInLine(read([before]), me)).toBe(false);
+    // Read only up to an older one: it may be, further back.
+    expect(mayBeInLine(read([before], at(before)), me)).toBe(true);
+    expect(mayBeInLine(read([before, me], at(me)), me)).toBe(true);
+    // Its own write puts it in place in a view that covers it, and its leave takes it out.
+    const withMe = lineWith(read([before]), { ...me, seenAtEpochMs: NOW }, NOW, 60_000);
+    expect(waitersFromLine(withMe, NOW).map((w) => w.userId)).toEqual(['me']);
+    expect(withMe.parts[0]!.entries.map((w) => w.userId)).toEqual(['b', 'me']);
+    expect(lineWithout(withMe, 'me').parts[0]!.entries.map((w) => w.userId)).toEqual(['b']);
+    // Not in a view that stops before its place.
+    expect(lineWith(read([before], at(before)), me, NOW, 60_000).parts[0]!.entries).toEqual([before]);
+  });
+
+  it('writes a waiter as its own item with its index keys and a TTL past its deadline, and leaves by removing them', () => {
+    const me = { ...waiter('me', 'pro', NOW, NOW + 900_000), seenAtEpochMs: NOW, wakeAtEpochMs: NOW + 5000 };
+    const plan = planLineEntry(me, NOW, 60_000);
+    const written = Object.fromEntries(
+      plan.update
+        .replace(/^SET /, '')
+        .split(' REMOVE ')[0]!
+        .split(', ')
+        .map((c) => c.split(' = ') as [string, string])
+        .map(([n, v]) => [plan.names[n], plan.values[v]]),
+    );
+    expect(written).toEqual({
+      lb: linePartitionOf(me),
+      lo: lineOrderOf(me, NOW, 60_000),
+      t: 'pro',
+      at: NOW,
+      dl: NOW + 900_000,
+      l: 'requestsInFlight',
+      s: NOW,
+      wa: NOW + 5000,
+      ttlEpochSeconds: (NOW + 900_000) / 1000 + LINE_TTL_MARGIN_SECONDS,
     });
-    // One already in line is refreshed whatever the count.
-    expect(join({ ...entries[2]!, seenAtEpochMs: NOW + 1 })).toMatchObject({ listed: true, removed: [] });
+    // The wake-up handle it no longer has is removed; nothing is conditioned.
+    expect(plan.update).toContain(' REMOVE ');
+    expect(plan.names[plan.update.split(' REMOVE ')[1]!]).toBe('h');
+    expect(plan.condition).toBe('');
+    // The sweep's removal is pinned to the entry as seen, and only of an item that exists.
+    const leave = planLineLeave(NOW, me);
+    expect(leave.condition).toMatch(/^attribute_exists\(#n\d+\) AND #n\d+ = :v\d+$/);
+    expect(Object.values(leave.values)).toContain(NOW);
   });
 });
 

@@ -69,7 +69,7 @@ export async function decideOnStore(
           // Out of the line: its turn came. A line that does not answer now prunes the entry
           // later (it is overdue within WAITER_STALE_MS of the waiter's schedule).
           await ctx.global
-            ?.unregister(input.userId, nowMs, ctx.priorityUrgentMs)
+            ?.unregister(input.userId)
             .catch((err) => ctx.onGlobalError?.('leave line', describeError(err)));
         }
         return allowed;

@@ -2,7 +2,13 @@ import { describeError } from '../../core/errors';
 import { type DecisionBasis, globalDeniedDecision } from '../../core/limiter/decide/decisions';
 import { slotLimit } from '../../core/limiter/decide/landed';
 import type { DecideInput, DeniedDecision } from '../../core/limiter/decision';
-import { type GlobalWaiter, mayGoNow, priorityOrder, waitBehindMs } from '../../core/limiter/global/priority';
+import {
+  type GlobalWaiter,
+  mayGoNow,
+  priorityOrder,
+  waitBehindMs,
+  waitInLineMs,
+} from '../../core/limiter/global/priority';
 import type { GlobalReservation } from '../../core/limiter/global/share-record';
 import type { AdmissionPlan } from '../../core/limiter/plan/admission';
 import type { ModelSpec } from '../../core/models';
@@ -56,13 +62,19 @@ export async function takeGlobal(
   // A queued request reads who waits (its turn decides who goes first); a direct one trusts this
   // instance's view of the last second (it only decides whether to queue behind them).
   const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
-  state.waitedForGlobal = waiters.some((w) => w.userId === input.userId);
+  // Its entry is taken out once it is admitted: one seen, or (a queued one) one placed past what
+  // the read showed of its partition — a waiter far back.
+  state.waitedForGlobal =
+    waiters.some((w) => w.userId === input.userId) || (replay !== undefined && global.mayBeInLine(me));
   if (!mayGoNow(me, waiters, nowMs, ctx.priorityUrgentMs)) {
     // Behind them until the first in line may go (waitBehindMs: a second, or until its wake-up at
     // a window's start): a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
-    // queued to expire.
+    // queued to expire. A queued one far back looks again later (waitInLineMs).
     const first = priorityOrder(waiters, nowMs, ctx.priorityUrgentMs)[0]!;
-    return globalDeniedDecision(basis, first.limit, waitBehindMs(first, nowMs), planned);
+    const waitMs = replay
+      ? waitInLineMs(me, waiters, nowMs, ctx.priorityUrgentMs)
+      : waitBehindMs(first, nowMs);
+    return globalDeniedDecision(basis, first.limit, waitMs, planned);
   }
   const admission = await global.admit(
     {

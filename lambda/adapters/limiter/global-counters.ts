@@ -55,8 +55,8 @@ export interface GlobalCountersOptions {
 
 /**
  * The global counters on DynamoDB: `shards` items of the limits table, each holding its share of
- * every global limit (lambda/core/limiter/global/), and the item where users held back by them
- * wait for their turn ({@link GlobalLine}). A decision writes one shard; the settle gives back to
+ * every global limit (lambda/core/limiter/global/), and the line where users held back by them
+ * wait for their turn, one item each ({@link GlobalLine}). A decision writes one shard; the settle gives back to
  * the same one; the sweep gives back what nobody holds ({@link GlobalOrphans}).
  */
 export class GlobalCounters {
@@ -249,17 +249,22 @@ export class GlobalCounters {
     return this.line.waiters(options);
   }
 
-  /** Puts (or refreshes) the user's entry in the line; `false` when it is not listed. */
+  /** Puts (or refreshes) the user's own entry in the line. */
   register(waiter: GlobalWaiter, nowMs: number, urgentMs: number): Promise<boolean> {
     return this.line.register(waiter, nowMs, urgentMs);
   }
 
-  unregister(userId: string, nowMs: number, urgentMs: number): Promise<void> {
-    return this.line.unregister(userId, nowMs, urgentMs);
+  unregister(userId: string): Promise<void> {
+    return this.line.unregister(userId);
   }
 
-  prune(nowMs: number, urgentMs: number): Promise<string[]> {
-    return this.line.prune(nowMs, urgentMs);
+  /** Whether the user may have an entry in the line (see {@link GlobalLine.mayBeInLine}). */
+  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>): boolean {
+    return this.line.mayBeInLine(w);
+  }
+
+  prune(nowMs: number): Promise<string[]> {
+    return this.line.prune(nowMs);
   }
 
   nextInLine(nowMs: number, urgentMs: number): Promise<GlobalWaiter | undefined> {

@@ -1,39 +1,66 @@
 import {
+  type AttributeValue,
   ConditionalCheckFailedException,
   type DynamoDBClient,
-  GetItemCommand,
+  QueryCommand,
   UpdateItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { describeError } from '../../core/errors';
+import type { UpdatePlan } from '../../core/limiter/expression';
 import {
-  GLOBAL_WAITING_KEY,
+  EMPTY_LINE,
+  LINE_INDEX,
+  LINE_MAX_PAGES,
+  LINE_READ_LIMIT,
+  type LinePart,
   type LineView,
-  lineFromItem,
-  planLineWrite,
+  lineKey,
+  linePartitions,
+  lineWith,
+  lineWithout,
+  mayBeInLine,
+  planLineEntry,
+  planLineLeave,
+  waiterFromItem,
   waitersFromLine,
 } from '../../core/limiter/global/line';
-import { type GlobalWaiter, priorityOrder } from '../../core/limiter/global/priority';
-import { LimiterBusyError, LimiterStoreError, StoreFaultError, StoreThrottledError } from './errors';
+import { type GlobalWaiter, isLiveWaiter, priorityOrder } from '../../core/limiter/global/priority';
+import { KEY_ATTR, LINE_ORDER_ATTR, LINE_PARTITION_ATTR } from '../../core/limiter/item/attributes';
+import { StoreFaultError, StoreThrottledError } from './errors';
 import type { UserItems } from './user-items';
 
 /** How long this instance trusts its view of who waits for global capacity (priority only). */
 export const WAITERS_TTL_MS = 1000;
 
-/** Rounds of plan-write-fail on the line item: each failed condition brings the item as it is. */
-const LINE_ROUNDS = 8;
+/** Entries the sweep looks at from the head of each bucket (dead ones past it end by TTL). */
+const PRUNE_DEPTH = 200;
+/** Removals the sweep keeps in flight at once. */
+const PRUNE_AT_ONCE = 16;
+/** A waiter woken by this instance is not woken again by it for this long (it looks within it). */
+const WOKEN_MS = 5000;
 
 /**
- * The item where users held back by a global limit wait for their turn (SPEC §2 v2), as this
- * instance sees it: read once for every decision that needs it, trusted for `waitersTtlMs`, and
- * written with conditions on what each write changes.
+ * The line of users held back by a global limit (SPEC §2 v2; lambda/core/limiter/global/line.ts),
+ * as this instance sees it: the head of each bucket, read once for every decision that
+ * needs it and trusted for `waitersTtlMs`; each waiter writes only its own item.
+ *
+ * The index is eventually consistent (a GSI has no consistent read). A read may miss a waiter
+ * that joined within the index's lag (typically well under a second), or still show one that just
+ * left. The first lets a request go before a waiter that ranks before it — by the same margin as
+ * the second this instance already trusts its view for, and only for a waiter that was refused
+ * capacity a moment before; the second makes a request wait behind someone already gone for one
+ * more look (its next in a second or a few). Neither holds anyone past its deadline: an entry
+ * near its deadline is placed first in its bucket by its own look, written well before its deadline.
  */
 export class GlobalLine {
-  /** The line as last seen (a read, or a write's answer), and the send time of that call. */
+  /** The line as last seen (a read, patched by this instance's own writes), and the read's send time. */
   private line: { readonly at: number; readonly view: LineView } | undefined;
   private lineLoading: Promise<LineView> | undefined;
   /** When a read of the line last got no answer: direct requests do without it for a while. */
   private lineFailedAt: number | undefined;
+  /** Waiters this instance woke, and when (nextInLine). */
+  private readonly woken = new Map<string, number>();
 
   constructor(
     private readonly items: UserItems,
@@ -44,11 +71,12 @@ export class GlobalLine {
   ) {}
 
   /**
-   * Who waits for global capacity: read fresh (a queued request's turn), or (`fresh: false`, a
-   * direct request) as seen within the last second. A direct request does without the line when
-   * it does not answer (throttled, timed out): priority is then this instance's last view of it
-   * (for a second, before it asks again), while the counts stay exact (the shards decide them). A
-   * queued request's read is retried like any limiter call and else refused as busy.
+   * Who waits for global capacity (the head of every bucket): read fresh (a queued request's
+   * turn), or (`fresh: false`, a direct request) as seen within the last second. A direct request
+   * does without the line when it does not answer (throttled, timed out): priority is then this
+   * instance's last view of it (for a second, before it asks again), while the counts stay exact
+   * (the shards decide them). A queued request's read is retried like any limiter call and else
+   * refused as busy.
    */
   async waiters(options: { readonly fresh: boolean; readonly nowMs: number }): Promise<GlobalWaiter[]> {
     const now = this.items.clock();
@@ -57,7 +85,7 @@ export class GlobalLine {
       return this.line ? waitersFromLine(this.line.view, options.nowMs) : [];
     }
     try {
-      return waitersFromLine(await this.loadLine(), options.nowMs);
+      return waitersFromLine(await this.loadLine(options.nowMs), options.nowMs);
     } catch (err) {
       if (options.fresh || !(err instanceof StoreFaultError || err instanceof StoreThrottledError)) throw err;
       this.lineFailedAt = now;
@@ -66,115 +94,168 @@ export class GlobalLine {
     }
   }
 
+  /** Whether the user may have an entry, as this instance last saw the line (see mayBeInLine). */
+  mayBeInLine(w: Pick<GlobalWaiter, 'tier' | 'userId' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>): boolean {
+    return mayBeInLine(this.line?.view ?? EMPTY_LINE, w);
+  }
+
   /** One read at a time serves every decision of this instance that needs it. */
-  private loadLine(): Promise<LineView> {
-    this.lineLoading ??= this.readLine().finally(() => {
+  private loadLine(nowMs: number): Promise<LineView> {
+    this.lineLoading ??= this.readLine(nowMs).finally(() => {
       this.lineLoading = undefined;
     });
     return this.lineLoading;
   }
 
-  private async readLine(): Promise<LineView> {
+  /** The head of every bucket, read in parallel (one Query each, more past dead entries). */
+  private async readLine(nowMs: number): Promise<LineView> {
     const sentAt = this.items.clock();
-    const { Item } = await this.items.call(() =>
+    const parts = await Promise.all(linePartitions().map((p) => this.readPart(p, nowMs)));
+    const view = { parts };
+    if (!this.line || this.line.at <= sentAt) this.line = { at: sentAt, view };
+    return view;
+  }
+
+  /**
+   * A bucket's head: LINE_READ_LIMIT entries, then larger pages while fewer than that are live
+   * (waiters that stopped looking, not pruned yet), at most LINE_MAX_PAGES. Past that the rest of
+   * the bucket is not seen this time: those waiters lose their place for a look, and block no one.
+   */
+  private async readPart(partition: string, nowMs: number): Promise<LinePart> {
+    const entries: GlobalWaiter[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    for (let page = 0; page < LINE_MAX_PAGES; page++) {
+      const out = await this.query(partition, page === 0 ? LINE_READ_LIMIT : LINE_READ_LIMIT * 10, start);
+      for (const item of out.Items ?? []) {
+        const waiter = waiterFromItem(unmarshall(item));
+        if (waiter) entries.push(waiter);
+      }
+      start = out.LastEvaluatedKey;
+      if (!start || entries.filter((e) => isLiveWaiter(e, nowMs)).length >= LINE_READ_LIMIT) break;
+    }
+    const readTo = start?.[LINE_ORDER_ATTR]?.S;
+    return { partition, entries, ...(readTo !== undefined ? { readTo } : {}) };
+  }
+
+  private query(partition: string, limit: number, start: Record<string, AttributeValue> | undefined) {
+    return this.items.call(() =>
       this.client.send(
-        new GetItemCommand({
+        new QueryCommand({
           TableName: this.tableName,
-          Key: marshall({ pk: GLOBAL_WAITING_KEY }),
-          ConsistentRead: true,
+          IndexName: LINE_INDEX,
+          KeyConditionExpression: '#p = :p',
+          ExpressionAttributeNames: { '#p': LINE_PARTITION_ATTR },
+          ExpressionAttributeValues: { ':p': { S: partition } },
+          Limit: limit,
+          ExclusiveStartKey: start,
         }),
         // The same per-call timeout as every limiter call: a hung read never holds a decision.
         { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
       ),
     );
-    return this.rememberLine(lineFromItem(Item ? unmarshall(Item) : undefined), sentAt);
-  }
-
-  private rememberLine(view: LineView, at: number): LineView {
-    if (!this.line || this.line.at <= at) this.line = { at, view };
-    return view;
   }
 
   /**
-   * Puts (or refreshes) the user's entry in the line. `false` when the line is full of waiters
-   * that go before it (see planLineWrite): it is not listed, and goes when nobody listed is before it.
+   * Puts (or refreshes) the user's own entry (planLineEntry): one write of one small item, whoever
+   * else waits. Always listed (there is no cap); returns true.
    */
   async register(waiter: GlobalWaiter, nowMs: number, urgentMs: number): Promise<boolean> {
-    return (await this.writeLine({ join: waiter }, nowMs, urgentMs)).listed;
+    const plan = planLineEntry(waiter, nowMs, urgentMs);
+    await this.items.withRetries(() => this.write(waiter.userId, plan));
+    if (this.line) this.line = { at: this.line.at, view: lineWith(this.line.view, waiter, nowMs, urgentMs) };
+    return true;
   }
 
   /** Takes the user's entry out (its head got its turn, or it has nothing waiting). */
-  async unregister(userId: string, nowMs: number, urgentMs: number): Promise<void> {
-    await this.writeLine({ leave: userId }, nowMs, urgentMs);
+  async unregister(userId: string): Promise<void> {
+    await this.items.withRetries(() => this.write(userId, planLineLeave(this.items.clock())));
+    if (this.line) this.line = { at: this.line.at, view: lineWithout(this.line.view, userId) };
   }
 
   /**
-   * Takes every entry out that is no longer live (overdue on its own schedule, or past its
-   * deadline), from a fresh read; the sweep calls it every minute. Returns whose entries it removed.
+   * Takes out the entries no longer live (overdue on their own schedule, or past their deadline)
+   * among the first PRUNE_DEPTH of every bucket — where readers look; deeper ones reach the
+   * head only as it moves, and end by TTL regardless. The sweep calls it every minute. Each removal
+   * is pinned to the entry as seen (planLineLeave): a waiter that looked again meanwhile keeps its
+   * entry. Returns whose entries it removed.
    */
-  async prune(nowMs: number, urgentMs: number): Promise<string[]> {
+  async prune(nowMs: number): Promise<string[]> {
+    const stale: GlobalWaiter[] = [];
+    for (const partition of linePartitions()) {
+      let start: Record<string, AttributeValue> | undefined;
+      let seen = 0;
+      do {
+        const out = await this.items.withRetries(() => this.query(partition, 100, start));
+        for (const item of out.Items ?? []) {
+          const waiter = waiterFromItem(unmarshall(item));
+          if (waiter && !isLiveWaiter(waiter, nowMs)) stale.push(waiter);
+        }
+        seen += out.Items?.length ?? 0;
+        start = out.LastEvaluatedKey;
+      } while (start && seen < PRUNE_DEPTH);
+    }
     const removed: string[] = [];
-    await this.items.withRetries(() => this.loadLine());
-    // Each write takes out at most MAX_PRUNED_PER_WRITE (a bounded line needs a handful).
-    for (let round = 0; round < 10; round++) {
-      const write = await this.writeLine({}, nowMs, urgentMs);
-      if (write.removed.length === 0) break;
-      removed.push(...write.removed);
+    for (let i = 0; i < stale.length; i += PRUNE_AT_ONCE) {
+      const done = await Promise.all(
+        stale.slice(i, i + PRUNE_AT_ONCE).map((w) => this.removeStale(w, nowMs)),
+      );
+      removed.push(
+        ...stale
+          .slice(i, i + PRUNE_AT_ONCE)
+          .filter((_, k) => done[k])
+          .map((w) => w.userId),
+      );
+    }
+    if (this.line) {
+      const view = removed.reduce(lineWithout, this.line.view);
+      this.line = { at: this.line.at, view };
     }
     return removed;
   }
 
-  /** The first in line with a parked wake-up, to be woken when capacity frees. */
-  async nextInLine(nowMs: number, urgentMs: number): Promise<GlobalWaiter | undefined> {
-    const waiters = await this.waiters({ fresh: false, nowMs });
-    return priorityOrder(waiters, nowMs, urgentMs).find((w) => w.wakeUp !== undefined);
+  /** Takes an entry out as seen (false: it was written again since, or is out already). */
+  private async removeStale(w: GlobalWaiter, nowMs: number): Promise<boolean> {
+    const done = await this.items.withRetries(() => this.write(w.userId, planLineLeave(nowMs, w)));
+    return done;
+  }
+
+  /** One update of a waiter's item; false when its condition failed (planLineLeave's). */
+  private async write(userId: string, plan: UpdatePlan): Promise<boolean> {
+    try {
+      await this.items.call(() =>
+        this.client.send(
+          new UpdateItemCommand({
+            TableName: this.tableName,
+            Key: marshall({ [KEY_ATTR]: lineKey(userId) }),
+            UpdateExpression: plan.update,
+            ConditionExpression: plan.condition || undefined,
+            ExpressionAttributeNames: plan.names,
+            ExpressionAttributeValues: marshall(plan.values, { removeUndefinedValues: true }),
+          }),
+          { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
+        ),
+      );
+      return true;
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) return false;
+      throw err;
+    }
   }
 
   /**
-   * One write to the line (planLineWrite: the change, and the stale entries pruned with it), from
-   * the line as this instance saw it within the last second (else read); a failed condition brings
-   * the item as it is and the write is planned again. Throttling and faults are retried like any
-   * limiter call; a lost answer is harmless (every part is conditioned on what it changes).
+   * The first in line with a parked wake-up, to be woken when capacity frees — passing over those
+   * this instance woke within the last WOKEN_MS (they are looking now), so several slots freed
+   * within one view of the line wake several waiters, not one waiter several times; a waiter far
+   * back (looking again in a minute) is woken as soon as it is first among the rest.
    */
-  private writeLine(
-    change: { readonly join?: GlobalWaiter; readonly leave?: string },
-    nowMs: number,
-    urgentMs: number,
-  ): Promise<{ readonly listed: boolean; readonly removed: readonly string[] }> {
-    return this.items.withRetries(async () => {
-      const now = this.items.clock();
-      let view = this.line && now - this.line.at < this.waitersTtlMs ? this.line.view : await this.loadLine();
-      for (let round = 0; round < LINE_ROUNDS; round++) {
-        const planned = planLineWrite({ line: view, nowMs, urgentMs, ...change });
-        if (!planned) return { listed: false, removed: [] };
-        const { plan } = planned;
-        const sentAt = this.items.clock();
-        try {
-          const { Attributes } = await this.items.call(() =>
-            this.client.send(
-              new UpdateItemCommand({
-                TableName: this.tableName,
-                Key: marshall({ pk: GLOBAL_WAITING_KEY }),
-                UpdateExpression: plan.update,
-                ConditionExpression: plan.condition || undefined,
-                ExpressionAttributeNames: plan.names,
-                ExpressionAttributeValues: marshall(plan.values, { removeUndefinedValues: true }),
-                ReturnValues: 'ALL_NEW',
-                ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
-              }),
-              { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
-            ),
-          );
-          this.rememberLine(lineFromItem(unmarshall(Attributes ?? {})), sentAt);
-          return planned;
-        } catch (err) {
-          if (!(err instanceof ConditionalCheckFailedException)) throw err;
-          view = err.Item
-            ? this.rememberLine(lineFromItem(unmarshall(err.Item)), sentAt)
-            : await this.readLine();
-        }
-      }
-      throw new LimiterBusyError({ cause: new LimiterStoreError('the global line stayed contended') });
-    });
+  async nextInLine(nowMs: number, urgentMs: number): Promise<GlobalWaiter | undefined> {
+    const waiters = await this.waiters({ fresh: false, nowMs });
+    const now = this.items.clock();
+    for (const [userId, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(userId);
+    const next = priorityOrder(waiters, nowMs, urgentMs).find(
+      (w) => w.wakeUp !== undefined && !this.woken.has(w.userId),
+    );
+    if (next) this.woken.set(next.userId, now);
+    return next;
   }
 }

@@ -172,9 +172,10 @@ export class QueueOps {
   }
 
   /**
-   * Puts the user in line (or refreshes its entry). Never throws for a store that does not answer
-   * the line: the waiter is then not listed this time (it still goes when nobody listed is before
-   * it, and writes its entry again on its next look), which is logged.
+   * Puts the user in line (or refreshes its entry): one write of the user's own line item. Never
+   * throws for a store that does not answer the line: the waiter is then not listed this time (it
+   * still goes when nobody listed is before it, and writes its entry again on its next look),
+   * which is logged.
    */
   async joinGlobalLine(waiter: GlobalWaiter): Promise<void> {
     const { global, items } = this.ctx;
@@ -188,19 +189,20 @@ export class QueueOps {
       });
   }
 
+  /** Takes the user's entry out of the global line (one delete of its own line item). */
   async leaveGlobalLine(userId: string): Promise<void> {
-    // Only a user in the line as this instance saw it within the last second costs a write.
-    await this.ctx.global?.unregister(userId, this.ctx.items.clock(), this.ctx.priorityUrgentMs);
+    await this.ctx.global?.unregister(userId);
   }
 
   /**
    * Takes every entry out of the global line that is no longer live: overdue on its waiter's own
    * schedule (the user left: served elsewhere, cancelled, crashed) or past its deadline. The sweep
-   * calls it every minute; the line's own writes prune as they go. Returns whose entries went.
+   * calls it every minute (the head of each line partition; TTL ends the rest). Returns whose
+   * entries went.
    */
   async pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }> {
     const { global } = this.ctx;
-    return { removed: global ? await global.prune(nowMs, this.ctx.priorityUrgentMs) : [] };
+    return { removed: global ? await global.prune(nowMs) : [] };
   }
 
   /**

@@ -6,6 +6,18 @@ import type { FunctionDefinition, TableAccess, TableAction } from './access';
  */
 const LIMITER_ACTIONS = ['dynamodb:GetItem', 'dynamodb:UpdateItem'] as const satisfies readonly TableAction[];
 
+/**
+ * The limiter with global limits on: the head of the global line is read through the `byLine`
+ * index (lambda/adapters/limiter/global-line.ts); a waiter's own line item is written with
+ * UpdateItem like every limiter item.
+ */
+const LIMITER_ACCESS = {
+  table: 'limits',
+  actions: LIMITER_ACTIONS,
+  indexActions: ['dynamodb:Query'],
+  indexes: ['byLine'],
+} as const satisfies TableAccess;
+
 /** Replies kept for `resume` (reply-store.ts): kept, listed by user and dropped once delivered. */
 const REPLY_STORE_ACTIONS = [
   'dynamodb:PutItem',
@@ -59,7 +71,7 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/message.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', actions: LIMITER_ACTIONS },
+      LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // Also a waiting request's content (request-store.ts): written before its enqueue, deleted
       // when it is cancelled or its enqueue is undone.
@@ -86,7 +98,7 @@ export const FUNCTIONS = {
     entry: 'lambda/handlers/processor.ts',
     handler: 'handler',
     tables: [
-      { table: 'limits', actions: LIMITER_ACTIONS },
+      LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // A finished reply nobody was connected for is kept for `resume`; a started request's
       // content is read (one consistent GetItem), an expired one's deleted.
@@ -127,7 +139,7 @@ export const FUNCTIONS = {
     handler: 'handler',
     tables: [
       // Settling the reservation (and, for a queued request, ending it as the user's active one).
-      { table: 'limits', actions: LIMITER_ACTIONS },
+      LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // A finished reply nobody was connected for is kept for `resume`; a reply whose settle could
       // not land is kept (`produced#`) for the attempt that settles it, which reads and drops it.
@@ -168,7 +180,7 @@ export const FUNCTIONS = {
     handler: 'handler',
     tables: [
       // A direct request's settle (refund, in-flight slot), a queued request's lease ended now.
-      { table: 'limits', actions: LIMITER_ACTIONS },
+      LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // The notice is kept for `resume` when the user has no connection; a reply a runner kept
       // but could not settle is read, settled, sent and dropped.
@@ -191,8 +203,9 @@ export const FUNCTIONS = {
     handler: 'handler',
     tables: [
       // Reads each due user's item, expires a head nobody expired, drops lapsed slots, moves or
-      // clears the user's place in the index; queries the index bucket by bucket.
-      { table: 'limits', actions: LIMITER_ACTIONS, indexActions: ['dynamodb:Query'], indexes: ['bySweep'] },
+      // clears the user's place in the index; queries the index bucket by bucket; prunes the head
+      // of the global line of waiters who stopped looking (`byLine`).
+      { ...LIMITER_ACCESS, indexes: ['bySweep', 'byLine'] },
       // An expired head's sender is told, following the user like any reply.
       REPLY_CONNECTIONS,
       // A lapsed direct request: the reply its runner kept is read, sent (or kept for `resume`)

@@ -1,10 +1,13 @@
 import {
   KEY_ATTR,
+  LINE_ORDER_ATTR,
+  LINE_PARTITION_ATTR,
   SWEEP_AFTER_ATTRIBUTE,
   SWEEP_BUCKET_ATTRIBUTE,
   USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
   USAGE_INDEX_SORT_ATTR,
+  WAITER_FIELDS,
 } from '../limiter/item/attributes';
 import { ENV, type EnvName } from './env';
 
@@ -69,6 +72,16 @@ export const TABLES = {
         partitionKey: { name: SWEEP_BUCKET_ATTRIBUTE, type: 'S' },
         sortKey: { name: SWEEP_AFTER_ATTRIBUTE, type: 'N' },
         include: [],
+      },
+      {
+        // The global line (lambda/core/limiter/global/line.ts): users held back by a global limit,
+        // one item each (`gline#<id>`), by bucket (`lb`, one of LINE_BUCKETS 4) and place in
+        // priority order (`lo`). Sparse; projects the waiter's fields, so reading the line's head
+        // is one Query per bucket. docs/limiter.md has what it costs per partition at 10,000 waiting.
+        indexName: 'byLine',
+        partitionKey: { name: LINE_PARTITION_ATTR, type: 'S' },
+        sortKey: { name: LINE_ORDER_ATTR, type: 'S' },
+        include: Object.values(WAITER_FIELDS),
       },
     ],
   },

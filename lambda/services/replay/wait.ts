@@ -30,10 +30,11 @@ export async function parkOrDefer(
 }
 
 /**
- * Held back by a global limit, or by someone before it in line: the user joins the line (with
- * its wake-up, so a settle that frees global capacity can wake the first in line at once) and
- * the wake-up is hidden until the limit's next window, or for a few seconds when capacity may
- * free any moment (in flight, or another's turn), whichever comes first.
+ * Held back by a global limit, or by someone before it in line: the user joins the line (its own
+ * line item, with its wake-up, so a settle that frees global capacity can wake the first in line
+ * at once) and the wake-up is hidden until the limit's next window, for a few seconds when
+ * capacity may free any moment (in flight, or another's turn), or for up to a minute when it is
+ * far back in line (the decision's retryAfter: waitInLineMs) — never past its deadline.
  */
 export async function waitForGlobal(
   deps: ReplayDeps,

@@ -1,7 +1,7 @@
 import type { GlobalLimits } from '../../../lambda/core/limiter/global/limits';
-import { GLOBAL_WAITING_KEY } from '../../../lambda/core/limiter/global/line';
+import { lineKey, waiterFromItem } from '../../../lambda/core/limiter/global/line';
+import { isLiveWaiter } from '../../../lambda/core/limiter/global/priority';
 import { shareOf } from '../../../lambda/core/limiter/global/shards';
-import { WAITER_PREFIX } from '../../../lambda/core/limiter/item/attributes';
 import { type LimiterSnapshot, liveInFlight } from '../../../lambda/core/limiter/item/state';
 import { DAY_MS, dayNumber, monthNumber } from '../../../lambda/core/limiter/windows';
 import { costMicroUsd, ECHO_MODEL, usdToMicroUsd } from '../../../lambda/core/models';
@@ -114,8 +114,13 @@ async function checkShardsAlways(w: World, limits: GlobalLimits): Promise<void> 
 
 /** After the drain: nobody left in the line for global capacity, the shards' day counters exact. */
 async function checkShardsSettled(w: World): Promise<void> {
-  const waiting = await w.raw(GLOBAL_WAITING_KEY);
-  const entries = Object.keys(waiting ?? {}).filter((k) => k.startsWith(WAITER_PREFIX));
+  // Each user's own line item: none still waiting once every request has ended.
+  const entries: string[] = [];
+  for (const userId of w.users) {
+    const item = await w.raw(lineKey(userId));
+    const waiter = item ? waiterFromItem(item) : undefined;
+    if (waiter && isLiveWaiter(waiter, w.t)) entries.push(userId);
+  }
   if (entries.length) w.violation(`global line: entries left after the drain: ${entries.join(', ')}`);
   const shards = await w.shards();
   const byDay = new Map<number, number>();

@@ -5,7 +5,7 @@ import { EchoModel } from '../../../lambda/adapters/models';
 import { ReplyStore } from '../../../lambda/adapters/reply-store';
 import { RequestQueue } from '../../../lambda/adapters/request-queue';
 import type { GlobalLimits } from '../../../lambda/core/limiter/global/limits';
-import { GLOBAL_WAITING_KEY } from '../../../lambda/core/limiter/global/line';
+import { lineKey } from '../../../lambda/core/limiter/global/line';
 import { shardKey } from '../../../lambda/core/limiter/global/shards';
 import { snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
 import type { LimiterSnapshot } from '../../../lambda/core/limiter/item/state';
@@ -529,7 +529,7 @@ export class World {
   /** A run of the `global` family starts with no global state (the table is shared by runs). */
   async clearGlobal(): Promise<void> {
     const n = this.global?.shards ?? 0;
-    const keys = [...Array.from({ length: n }, (_, k) => shardKey(k)), GLOBAL_WAITING_KEY];
+    const keys = [...Array.from({ length: n }, (_, k) => shardKey(k)), ...this.users.map(lineKey)];
     await Promise.all(
       keys.map((pk) =>
         this.dynamo.send(new DeleteItemCommand({ TableName: this.tables.limits, Key: marshall({ pk }) })),

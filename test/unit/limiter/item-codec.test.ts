@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GLOBAL_LIMITS, GLOBAL_PARTS, globalPart } from '../../../lambda/core/limiter/global/limits';
-import { lineFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
+import { waiterFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
 import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
 import {
   QUEUED_FIELDS,
@@ -85,7 +85,8 @@ describe('the global line and shards codec', () => {
       seenAtEpochMs: 6,
       wakeAtEpochMs: 8,
     };
-    expect(lineFromItem({ ln: { u1: waiterValue(waiter) } }).entries).toEqual([waiter]);
+    expect(waiterFromItem({ pk: 'gline#u1', ...waiterValue(waiter) })).toEqual(waiter);
+    expect(waiterFromItem({ pk: 'user#u1', ...waiterValue(waiter) })).toBeUndefined();
   });
 
   it('reads a share record', () => {

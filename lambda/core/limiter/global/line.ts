@@ -1,51 +1,99 @@
 import { ExpressionWriter, type UpdatePlan } from '../expression';
-import { LINE_ATTR, TTL_ATTR, WAITER_FIELDS, WAITER_PREFIX } from '../item/attributes';
+import {
+  KEY_ATTR,
+  LINE_KEY_PREFIX,
+  LINE_ORDER_ATTR,
+  LINE_PARTITION_ATTR,
+  TTL_ATTR,
+  WAITER_FIELDS,
+} from '../item/attributes';
 import { limitKind } from '../kinds/registry';
 import type { Tier } from '../tiers';
 import { GLOBAL_LIMITS, type GlobalLimit } from './limits';
-import { type GlobalWaiter, isLiveWaiter, priorityOrder, TIER_RANK } from './priority';
-
-export { LINE_ATTR, WAITER_PREFIX } from '../item/attributes';
+import { type GlobalWaiter, isLiveWaiter, TIER_RANK } from './priority';
 
 /**
- * The item where requests held back by a global limit wait for their turn: one entry per user in
- * its map `ln` (`ln.<userId>`), so a write can bound the count (`size(ln)`).
+ * The line of users held back by a global limit (SPEC §2 v2), for 10,000 waiting and more: one
+ * item per waiter (`gline#<userId>`, written only by that user's own looks, taken out when its
+ * turn comes or by the sweep, with a TTL past its deadline), read through the sparse index `byLine`
+ * (lambda/core/resources/tables.ts): partitioned by bucket (a hash of the user id), sorted in
+ * priority order. No item is written by every waiter and none grows with the crowd; reading the
+ * line is one Query per bucket for its head (LINE_READ_LIMIT live entries), merged in priority
+ * order (priority.ts). The first design's single item `global#waiting` is not read: it ends by its
+ * own TTL (24 h after its last write), and its waiters write their own items at their next look.
  */
-export const GLOBAL_WAITING_KEY = 'global#waiting';
-/**
- * At most this many users in line. An entry is at most ~2.2 KB (a user id of 256 characters of
- * up to 4 bytes, a receipt handle of 1,024, the numbers), so the item stays far below DynamoDB's
- * 400 KB whatever the ids and handles. Past it, see planLineWrite.
- */
-export const MAX_LINE_ENTRIES = 150;
-/**
- * The line item expires this long after its last write: every entry is dead by then (a deadline
- * is at most MAX_QUEUE_WAIT ahead, 15 minutes), so only an abandoned item ever reaches it.
- */
-export const LINE_TTL_SECONDS = 24 * 3600;
-/** Stale entries taken out by one write (keeps the expression well under DynamoDB's 4 KB). */
-export const MAX_PRUNED_PER_WRITE = 40;
 
-/** A stored entry: a waiter, and whether it is of the first design (a top-level attribute). */
-export interface LineEntry extends GlobalWaiter {
-  readonly legacy?: boolean;
+/** The sparse index of waiters (its partition and sort keys are LINE_PARTITION_ATTR, LINE_ORDER_ATTR). */
+export const LINE_INDEX = 'byLine';
+
+/**
+ * Index partitions (buckets). Every write to a waiter's item is one write to its index partition
+ * (an entry with an AWS receipt handle, a few hundred characters, is under 1 KB: 1 WU), two when
+ * its place changes (a new head, or turning urgent: a delete and a put). With N waiting, those
+ * further back than NEAR_HEAD looking again every FAR_LOOK_MS (60 s), the first NEAR_HEAD every
+ * 5 s, and R admissions a second (a join and a leave each), a bucket takes
+ * (N/60 + NEAR_HEAD/5 + 2·R) / LINE_BUCKETS WU/s: at N = 10,000 and R = 100/s,
+ * (167 + 2 + 200) / 4 ≈ 92 WU/s, a tenth of a partition's 1,000 (R would have to reach ~1,900 a
+ * second to fill one). Reading the head costs one Query per bucket: 4 per look, about 1 RU each
+ * (10 entries of ~550 B, eventually consistent). docs/limiter.md.
+ */
+export const LINE_BUCKETS = 4;
+/** Live entries read from the head of each bucket (and the most the first page asks for). */
+export const LINE_READ_LIMIT = 10;
+/** Pages a read goes through past entries no longer live at a bucket's head before it stops. */
+export const LINE_MAX_PAGES = 4;
+/** A waiter's item outlives its deadline by this much before DynamoDB's TTL may delete it. */
+export const LINE_TTL_MARGIN_SECONDS = 300;
+/** An entry with no finite deadline expires this long after its write (never written so: a guard). */
+const LINE_MAX_TTL_SECONDS = 24 * 3600;
+
+/** The index partitions: one per bucket. */
+export function linePartitions(): string[] {
+  return Array.from({ length: LINE_BUCKETS }, (_, b) => String(b));
 }
 
-/** The line item as read: whether it exists, whether it has the map, and every entry. */
-export interface LineView {
-  readonly exists: boolean;
-  readonly hasMap: boolean;
-  readonly entries: readonly LineEntry[];
+/** The user's bucket (FNV-1a of its id): a user always lands in the same one. */
+export function lineBucket(userId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) {
+    hash ^= userId.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) % LINE_BUCKETS;
 }
 
-export const EMPTY_LINE: LineView = Object.freeze({ exists: false, hasMap: false, entries: [] });
+export const linePartitionOf = (w: Pick<GlobalWaiter, 'userId'>) => String(lineBucket(w.userId));
+
+type Placed = Pick<GlobalWaiter, 'userId' | 'tier' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>;
+const ms15 = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(15, '0');
+
+/**
+ * The waiter's place in its bucket, as written at `nowMs`: priorityOrder's order spelled as a
+ * string. Within `urgentMs` of its deadline, `0#<deadline>#<tier rank>#<enqueued>#<id>` (before
+ * every tier, earliest deadline first); else `<1 + tier rank>#<enqueued>#<id>` (by tier, oldest
+ * first). The user id makes it a total order, so a page's end never splits two waiters queued in
+ * the same millisecond. A place is as of the waiter's last look: one that turns urgent moves up
+ * when it looks again — and it looks again by then (waitInLineMs), and every 5 s near the head.
+ */
+export function lineOrderOf(w: Placed, nowMs: number, urgentMs: number): string {
+  const rank = TIER_RANK[w.tier];
+  const urgent = Number.isFinite(w.deadlineEpochMs) && w.deadlineEpochMs - nowMs <= urgentMs;
+  return urgent
+    ? `0#${ms15(w.deadlineEpochMs)}#${rank}#${ms15(w.enqueuedAtEpochMs)}#${w.userId}`
+    : `${rank + 1}#${ms15(w.enqueuedAtEpochMs)}#${w.userId}`;
+}
+
+/** The last place the waiter may hold (not urgent): a view read past it shows any entry it has. */
+const lastPlaceOf = (w: Placed) => lineOrderOf(w, Number.NEGATIVE_INFINITY, 0);
+
+export const lineKey = (userId: string) => `${LINE_KEY_PREFIX}${userId}`;
 
 /** An entry whose limit is unknown is read as one waiting for a slot: it looks again in a second. */
 const UNKNOWN_LIMIT: GlobalLimit =
   GLOBAL_LIMITS.find((l) => limitKind(l).waitsFor === 'slot') ?? GLOBAL_LIMITS[0]!;
 
-/** A stored line entry, read (undefined: not a waiter). */
-export function waiterOf(userId: string, value: unknown, legacy: boolean): LineEntry | undefined {
+/** A stored waiter, read (undefined: not a waiter). */
+export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
   const f = WAITER_FIELDS;
@@ -64,42 +112,17 @@ export function waiterOf(userId: string, value: unknown, legacy: boolean): LineE
     seenAtEpochMs: typeof s === 'number' ? s : undefined,
     wakeAtEpochMs: typeof wa === 'number' ? wa : undefined,
     limit: (GLOBAL_LIMITS as readonly string[]).includes(String(l)) ? (l as GlobalLimit) : UNKNOWN_LIMIT,
-    ...(legacy ? { legacy } : {}),
   };
 }
 
-/** The line as stored: the map's entries and any of the first design's top-level ones. */
-export function lineFromItem(item: Record<string, unknown> | undefined): LineView {
-  if (!item) return EMPTY_LINE;
-  const entries: LineEntry[] = [];
-  const map = item[LINE_ATTR];
-  const hasMap = typeof map === 'object' && map !== null && !Array.isArray(map);
-  if (hasMap) {
-    for (const [userId, value] of Object.entries(map as Record<string, unknown>)) {
-      const entry = waiterOf(userId, value, false);
-      if (entry) entries.push(entry);
-    }
-  }
-  for (const [key, value] of Object.entries(item)) {
-    if (!key.startsWith(WAITER_PREFIX)) continue;
-    const entry = waiterOf(key.slice(WAITER_PREFIX.length), value, true);
-    if (entry) entries.push(entry);
-  }
-  return { exists: true, hasMap, entries };
+/** A waiter's item as read from the table or the index (undefined: not a waiter's item). */
+export function waiterFromItem(item: Record<string, unknown>): GlobalWaiter | undefined {
+  const key = item[KEY_ATTR];
+  if (typeof key !== 'string' || !key.startsWith(LINE_KEY_PREFIX)) return undefined;
+  return waiterOf(key.slice(LINE_KEY_PREFIX.length), item);
 }
 
-/** Who waits at `nowMs`: the live entries, one per user (a map entry wins over a legacy one). */
-export function waitersFromLine(line: LineView, nowMs: number): GlobalWaiter[] {
-  const byUser = new Map<string, GlobalWaiter>();
-  for (const e of line.entries) {
-    if (!isLiveWaiter(e, nowMs) || (byUser.has(e.userId) && e.legacy)) continue;
-    const { legacy: _legacy, ...waiter } = e;
-    byUser.set(e.userId, waiter);
-  }
-  return [...byUser.values()];
-}
-
-/** The stored form of a waiter (its user id is the map key). */
+/** The stored fields of a waiter. */
 export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
   const f = WAITER_FIELDS;
   return {
@@ -113,135 +136,116 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
   };
 }
 
-export interface LineWrite {
-  readonly plan: UpdatePlan;
-  /** Whether `join` has its entry once the write lands (false: the line is full of waiters before it). */
-  readonly listed: boolean;
-  /** Users whose entries this write takes out: stale ones, and one that a waiter before it evicts. */
-  readonly removed: readonly string[];
-}
-
-/**
- * One write to the line: puts `join`'s entry (or refreshes it), or takes `leave`'s out, and in the
- * same write takes out up to MAX_PRUNED_PER_WRITE entries that are no longer live — so every entry
- * ends: when its request is admitted or its user has nothing waiting (`leave`), or once it is
- * overdue or past its deadline (pruned here and by the sweep's `pruneGlobalLine`). Each removal is
- * pinned to the entry as seen (`ln.<u>.s = :seenAt`): a waiter that wrote it again meanwhile fails
- * the condition, and the writer reads the line and plans again.
- *
- * The bound: a new entry is written under `attribute_exists(ln.<me>) OR size(ln) < :cap + k`, k the
- * entries removed in the same write (each pinned present), so the line never holds more than
- * MAX_LINE_ENTRIES whatever other writers do. Past it, the line keeps the waiters that go first: a
- * newcomer that ranks before the last one in priority order takes that one's place (evicted,
- * pinned); else it is not listed. An unlisted waiter still goes when it looks and nobody listed
- * ranks before it — it only loses being woken by a settle and holding back direct requests. Counts
- * stay exact (the shards decide them), and a request near its deadline ranks first, so it is
- * always listed: the deadline bound holds.
- *
- * Returns undefined when there is nothing to write.
- */
-export function planLineWrite(args: {
-  readonly line: LineView;
-  readonly nowMs: number;
-  readonly urgentMs: number;
-  readonly join?: GlobalWaiter;
-  readonly leave?: string;
-  readonly cap?: number;
-}): LineWrite | undefined {
-  const { line, nowMs, urgentMs, join, leave } = args;
-  const cap = args.cap ?? MAX_LINE_ENTRIES;
-  const w = new ExpressionWriter();
-  const edit = lineEditor(w);
-  const mine = (e: LineEntry) => e.userId === join?.userId || e.userId === leave;
-  const stale = line.entries.filter((e) => !isLiveWaiter(e, nowMs) && !(mine(e) && !e.legacy));
-  for (const e of stale.slice(0, MAX_PRUNED_PER_WRITE)) edit.take(e);
-  // A legacy entry of the user joining or leaving goes too (its map entry replaces it).
-  for (const e of line.entries) if (e.legacy && mine(e) && !edit.removed.includes(e.userId)) edit.take(e);
-
-  if (leave !== undefined) {
-    const entry = line.entries.find((e) => e.userId === leave && !e.legacy);
-    if (entry) {
-      const path = edit.pathOf(entry);
-      // Present (else REMOVE of a path in a missing map fails): one already gone needs nothing.
-      w.condition(`attribute_exists(${path})`);
-      w.remove(path);
-      edit.removed.push(leave);
-    }
-  }
-  const listed = join !== undefined && planJoin(w, edit, { line, join, cap, nowMs, urgentMs });
-  if (edit.removed.length === 0 && !listed) return undefined;
-  // Nothing of an item nobody writes any more outlives its entries by long (LINE_TTL_SECONDS).
-  w.set(`${w.name(TTL_ATTR)} = ${w.value(Math.floor(nowMs / 1000) + LINE_TTL_SECONDS)}`);
-  return { plan: w.build(), listed, removed: edit.removed };
-}
-
-/** Removals from the line in one write: each pinned to the entry as seen, and counted. */
-interface LineEditor {
-  pathOf(e: LineEntry): string;
-  take(e: LineEntry): void;
-  readonly removed: string[];
-  /** Map entries taken out so far (the bound on a new entry allows for them). */
-  mapRemovals(): number;
-}
-
-function lineEditor(w: ExpressionWriter): LineEditor {
-  const ln = w.name(LINE_ATTR);
-  const removed: string[] = [];
-  let mapRemovals = 0;
-  const pathOf = (e: LineEntry) =>
-    e.legacy ? w.name(`${WAITER_PREFIX}${e.userId}`) : `${ln}.${w.name(e.userId)}`;
-  const take = (e: LineEntry) => {
-    const path = pathOf(e);
-    const seen = `${path}.${w.name(WAITER_FIELDS.seenAtEpochMs)}`;
-    // Pinned: only the entry as seen. One written again since (a later look) stays.
-    w.condition(
-      e.seenAtEpochMs === undefined
-        ? `(attribute_exists(${path}) AND attribute_not_exists(${seen}))`
-        : `${seen} = ${w.value(e.seenAtEpochMs)}`,
-    );
-    w.remove(path);
-    removed.push(e.userId);
-    if (!e.legacy) mapRemovals++;
+/** A waiter's item as its look at `nowMs` leaves it, but for its key (planLineEntry writes it). */
+export function lineEntryFields(w: GlobalWaiter, nowMs: number, urgentMs: number): Record<string, unknown> {
+  const endMs = Math.min(w.deadlineEpochMs, nowMs + LINE_MAX_TTL_SECONDS * 1000);
+  return {
+    [LINE_PARTITION_ATTR]: linePartitionOf(w),
+    [LINE_ORDER_ATTR]: lineOrderOf(w, nowMs, urgentMs),
+    ...waiterValue(w),
+    [TTL_ATTR]: Math.ceil(endMs / 1000) + LINE_TTL_MARGIN_SECONDS,
   };
-  return { pathOf, take, removed, mapRemovals: () => mapRemovals };
 }
 
 /**
- * Puts `join`'s entry (or refreshes it) under the bound; when the line is full of live waiters, the
- * one that goes last makes room only for one that goes before it. Returns whether it is listed.
+ * The write of a waiter's own item at its look: every field as of this look (those it no longer
+ * has removed), its place in the index, and its TTL. Unconditional: the entry as of this look
+ * replaces the one of its last (a lost answer retried writes the same; an entry a late write brings
+ * back after its user left is dead WAITER_STALE_MS after the look it names, and pruned then). Its
+ * end: taken out of the line when its request is admitted or its user has nothing waiting
+ * (planLineLeave); skipped by readers once overdue on its own schedule or past its deadline
+ * (isLiveWaiter) and taken out by the sweep; deleted by TTL LINE_TTL_MARGIN_SECONDS past its
+ * deadline whatever happens.
  */
-function planJoin(
-  w: ExpressionWriter,
-  edit: LineEditor,
-  args: {
-    readonly line: LineView;
-    readonly join: GlobalWaiter;
-    readonly cap: number;
-    readonly nowMs: number;
-    readonly urgentMs: number;
-  },
-): boolean {
-  const { line, join, cap, nowMs, urgentMs } = args;
-  const ln = w.name(LINE_ATTR);
-  if (!line.hasMap) {
-    // The first entry creates the map; only one writer can.
-    w.condition(`attribute_not_exists(${ln})`);
-    w.set(`${ln} = ${w.value({ [join.userId]: waiterValue(join) })}`);
-    return true;
+export function planLineEntry(w: GlobalWaiter, nowMs: number, urgentMs: number): UpdatePlan {
+  const fields = lineEntryFields(w, nowMs, urgentMs);
+  const writer = new ExpressionWriter();
+  for (const [name, value] of Object.entries(fields))
+    writer.set(`${writer.name(name)} = ${writer.value(value)}`);
+  for (const name of Object.values(WAITER_FIELDS)) if (!(name in fields)) writer.remove(writer.name(name));
+  return writer.build();
+}
+
+/**
+ * Takes a waiter's item out of the line: its index keys and fields removed (it leaves the sparse
+ * index at once; what remains is its key), its TTL now, so DynamoDB deletes it. Conditioned on the
+ * item existing (a write never creates one for a user not in line) and, for the sweep's prune, on
+ * the entry as it was seen (`s = :seenAt`): a waiter that looked again meanwhile keeps its entry.
+ * An update rather than a delete: the functions keep the limits table's GetItem and UpdateItem
+ * only (lambda/core/resources/functions.ts).
+ */
+export function planLineLeave(nowMs: number, seen?: Pick<GlobalWaiter, 'seenAtEpochMs'>): UpdatePlan {
+  const writer = new ExpressionWriter();
+  writer.condition(`attribute_exists(${writer.name(KEY_ATTR)})`);
+  if (seen) {
+    const s = writer.name(WAITER_FIELDS.seenAtEpochMs);
+    writer.condition(
+      seen.seenAtEpochMs === undefined
+        ? `attribute_not_exists(${s})`
+        : `${s} = ${writer.value(seen.seenAtEpochMs)}`,
+    );
   }
-  const present = line.entries.some((e) => e.userId === join.userId && !e.legacy);
-  const live = line.entries.filter(
-    (e) => !e.legacy && !edit.removed.includes(e.userId) && e.userId !== join.userId,
+  for (const name of [LINE_PARTITION_ATTR, LINE_ORDER_ATTR, ...Object.values(WAITER_FIELDS)])
+    writer.remove(writer.name(name));
+  writer.set(`${writer.name(TTL_ATTR)} = ${writer.value(Math.floor(nowMs / 1000))}`);
+  return writer.build();
+}
+
+/** The head of one index partition as read: its entries in order, live or not. */
+export interface LinePart {
+  readonly partition: string;
+  readonly entries: readonly GlobalWaiter[];
+  /** The place of the last entry read when the partition holds more after it; absent: read to its end. */
+  readonly readTo?: string;
+}
+
+/** The line as read: the head of each partition. A partition absent from it is not known. */
+export interface LineView {
+  readonly parts: readonly LinePart[];
+}
+
+export const EMPTY_LINE: LineView = Object.freeze({ parts: [] });
+
+/** Who waits at `nowMs`, as far as the view shows: the live entries of every partition's head. */
+export function waitersFromLine(line: LineView, nowMs: number): GlobalWaiter[] {
+  return line.parts.flatMap((p) => p.entries.filter((e) => isLiveWaiter(e, nowMs)));
+}
+
+/** Whether the view shows every entry placed up to `place` in `w`'s bucket. */
+function lineCovers(line: LineView, w: Pick<GlobalWaiter, 'userId'>, place: string): boolean {
+  const part = line.parts.find((p) => p.partition === linePartitionOf(w));
+  return part !== undefined && (part.readTo === undefined || place <= part.readTo);
+}
+
+/**
+ * Whether `w`'s user may have an entry in the line: seen in the view, or placed past what the view
+ * read of its bucket (a waiter far back). Its entry is of its head (or an older one), never placed
+ * after the head's last place, so a view read past that shows it.
+ */
+export function mayBeInLine(line: LineView, w: Placed): boolean {
+  return (
+    line.parts.some((p) => p.entries.some((e) => e.userId === w.userId)) ||
+    !lineCovers(line, w, lastPlaceOf(w))
   );
-  if (!present && live.length + 1 > cap) {
-    const last = priorityOrder(live, nowMs, urgentMs).at(-1)!;
-    const lastOfAll = priorityOrder([...live, join], nowMs, urgentMs).at(-1)!;
-    if (lastOfAll.userId === join.userId) return false;
-    edit.take(last);
-  }
-  const me = `${ln}.${w.name(join.userId)}`;
-  const value = w.value(waiterValue(join));
-  w.condition(`(attribute_exists(${me}) OR size(${ln}) < ${w.value(cap + edit.mapRemovals())})`);
-  w.set(`${me} = ${value}`);
-  return true;
+}
+
+/** The view with `userId`'s entry out (its own write just removed it). */
+export function lineWithout(line: LineView, userId: string): LineView {
+  return {
+    parts: line.parts.map((p) =>
+      p.entries.some((e) => e.userId === userId)
+        ? { ...p, entries: p.entries.filter((e) => e.userId !== userId) }
+        : p,
+    ),
+  };
+}
+
+/** The view with `w`'s entry as its own write at `nowMs` just put it (when the view covers its place). */
+export function lineWith(line: LineView, w: GlobalWaiter, nowMs: number, urgentMs: number): LineView {
+  const without = lineWithout(line, w.userId);
+  if (!lineCovers(without, w, lineOrderOf(w, nowMs, urgentMs))) return without;
+  const partition = linePartitionOf(w);
+  return {
+    parts: without.parts.map((p) => (p.partition === partition ? { ...p, entries: [...p.entries, w] } : p)),
+  };
 }

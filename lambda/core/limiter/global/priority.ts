@@ -26,9 +26,10 @@ export interface GlobalWaiter {
   /** The receipt handle of the user's parked wake-up, so a freed slot can wake the next in line. */
   readonly wakeUp?: string;
   /**
-   * When the entry was last written (epoch ms): a waiter looks again at least every few seconds
-   * and writes it again, so an entry not refreshed for a while belongs to a user no longer waiting
-   * (served elsewhere, cancelled, crashed) and is ignored — a stale entry never blocks the line.
+   * When the entry was last written (epoch ms): a waiter writes it again at every look, so an
+   * entry not refreshed for a while after the look it said it would take (`wakeAtEpochMs`) belongs
+   * to a user no longer waiting (served elsewhere, cancelled, crashed) and is ignored — a stale
+   * entry never blocks the line.
    */
   readonly seenAtEpochMs?: number;
   /**
@@ -99,4 +100,35 @@ export function mayGoNow(
   const others = waiters.filter((w) => w.userId !== me.userId);
   const first = priorityOrder([...others, me], nowMs, urgentMs)[0];
   return first?.userId === me.userId;
+}
+
+/**
+ * The first this many in line look again every few seconds (a freed slot may be theirs any
+ * moment); those further back look rarely (FAR_LOOK_MS), so 10,000 waiting cost a few hundred
+ * writes a second, not thousands (global/line.ts has the arithmetic).
+ */
+export const NEAR_HEAD = 10;
+/**
+ * How long a waiter further back than NEAR_HEAD waits before it looks again — at most: it is woken
+ * sooner when it reaches the head and capacity frees (the settle wakes the first in line), and it is
+ * back before it comes within `urgentMs` of its deadline, when it goes before every tier.
+ */
+export const FAR_LOOK_MS = 60_000;
+
+/**
+ * How long a queued request that is not first in line waits before it looks again: as long as it
+ * waits for the first (waitBehindMs) when it is among the first NEAR_HEAD, else up to FAR_LOOK_MS
+ * (never past the moment it becomes urgent). A direct request (no deadline) waits as for the first.
+ */
+export function waitInLineMs(
+  me: GlobalWaiter,
+  waiters: readonly GlobalWaiter[],
+  nowMs: number,
+  urgentMs: number,
+): number {
+  const order = priorityOrder([...waiters.filter((w) => w.userId !== me.userId), me], nowMs, urgentMs);
+  const behind = waitBehindMs(order[0]!, nowMs);
+  const place = order.findIndex((w) => w.userId === me.userId);
+  if (place < NEAR_HEAD || !Number.isFinite(me.deadlineEpochMs)) return behind;
+  return Math.max(behind, Math.min(FAR_LOOK_MS, me.deadlineEpochMs - urgentMs - nowMs));
 }

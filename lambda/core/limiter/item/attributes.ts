@@ -11,7 +11,7 @@
 
 /* ---------- Every item ---------- */
 
-/** The partition key: the user id, `global#<k>` for a shard, `global#waiting` for the line. */
+/** The partition key: `user#<id>`, `global#<k>` for a shard, `gline#<id>` for a waiter in the global line. */
 export const KEY_ATTR = 'pk';
 /** When DynamoDB may delete the item (epoch seconds; TTL, owned by the table's CDK construct). */
 export const TTL_ATTR = 'ttlEpochSeconds';
@@ -185,12 +185,14 @@ export const GLOBAL_SHARE_FIELDS = {
   leaseUntilEpochMs: 'l',
 } as const;
 
-/* ---------- The global line (`global#waiting`) ---------- */
+/* ---------- The global line: one item per waiter (`gline#<userId>`, global/line.ts) ---------- */
 
-/** The line: a map user id → waiter (see WAITER_FIELDS). */
-export const LINE_ATTR = 'ln';
-/** Entries of the first design: top-level `u_<userId>` attributes. Read, and pruned; never written. */
-export const WAITER_PREFIX = 'u_';
+/** A waiter's item: `gline#<userId>`, written only by that user's own looks (and removed). */
+export const LINE_KEY_PREFIX = 'gline#';
+/** The waiter's partition in the line index `byLine`: its bucket, `"0"`…`"3"` (global/line.ts). */
+export const LINE_PARTITION_ATTR = 'lb';
+/** Its place in the bucket, priority order spelled as a string (global/line.ts lineOrderOf). */
+export const LINE_ORDER_ATTR = 'lo';
 /** The fields of one waiter in the line. */
 export const WAITER_FIELDS = {
   /** The user's tier. */

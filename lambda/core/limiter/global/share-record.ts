@@ -14,12 +14,13 @@ export { GLOBAL_SHARE_PREFIX, GLOBAL_SHARES_ATTR } from '../item/attributes';
 /**
  * The most share records one shard holds at once (`size(gr)`, enforced in its admission's
  * condition): a shard at it is full for the router, as at its share of a global in-flight limit.
- * Chosen so a full shard stays under 2 KB (2 write units per write) with realistic ids — 36-character
- * user and request ids, every global limit on: 16 records are ~1.9 KB (test/integration/
- * global-shard-cap.test.ts measures it). Worst case, 256-character user ids and 64-character
- * request ids: ~6.3 KB (7 WU), still bounded whatever the configuration (docs/limiter.md).
+ * Chosen so a full shard stays within 2 KB (2 write units a write) with realistic ids: with
+ * 36-character user and request ids a request costs the shard ~143 bytes (its `fl` lease ~45, its
+ * record ~98), and 13 of them with every global limit on are 1,910 bytes
+ * (test/integration/global-shard-cap.test.ts). Worst case, 256-character user ids and 64-character
+ * request ids: 5,498 bytes (6 WU) — still bounded whatever the configuration (docs/limiter.md).
  */
-export const SHARE_RECORDS_PER_SHARD = 16;
+export const SHARE_RECORDS_PER_SHARD = 13;
 
 /** What a global admission took, kept with the reservation so the settle gives back to the same shard. */
 export interface GlobalReservation extends GlobalAmounts {

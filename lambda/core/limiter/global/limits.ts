@@ -33,7 +33,7 @@ export const GLOBAL_LIMIT_NAMES = GLOBAL_LIMITS.map((l) => `global.${l}` as cons
 export type GlobalLimits = { readonly [K in GlobalLimit]?: number } & {
   /**
    * Items the counters are spread over: the configured count (@default 4), raised to fit the
-   * requests in flight at SHARE_RECORDS_PER_SHARD each (sharesNeeded).
+   * requests in flight at SHARE_RECORDS_PER_SHARD each (shardsNeeded).
    */
   readonly shards: number;
   /** Global limits evaluated and reported, never enforced. */

@@ -146,7 +146,8 @@ export async function fillGlobalLine(made: Made): Promise<Units> {
 
 /**
  * Requests in flight on the global shards: `count` users admitted once each and none settled, so
- * each shard's map of the requests holding a share grows to about count / shards entries.
+ * each shard's map of the requests holding a share grows to about count / shards entries (at most
+ * SHARE_RECORDS_PER_SHARD: the stack has the shards its requests in flight need).
  */
 export async function globalInFlight(made: Made, count: number, shards: number): Promise<Measured> {
   made.meter.take();

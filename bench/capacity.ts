@@ -22,14 +22,21 @@ import type { BenchPart, BenchRow } from './report';
 
 /** Requests admitted and left in flight across the shards before the items are read. */
 const IN_FLIGHT = 1000;
-/** Every global limit on, high enough that none binds (as bench/global.ts), over 4 shards. */
+/**
+ * Every global limit on; all but requests in flight high enough that none binds (as
+ * bench/global.ts). `requestsInFlight` is the scenario's 1,000, so the stack has the shards they
+ * need (ceil(1,000 / 13) = 77, more than the 4 configured): every shard ends full, at its cap.
+ */
 const GLOBAL = {
-  requestsInFlight: 1_000_000,
+  requestsInFlight: IN_FLIGHT,
   hourlyMessages: 1_000_000,
   dailyTokens: 1_000_000_000,
   dailyCostUsd: 1_000_000,
   shards: 4,
 };
+
+/** The shards the stack has for GLOBAL (configured 4, raised to fit its requests in flight). */
+const SHARDS = parseLimitsConfig({ global: GLOBAL }).global!.shards;
 
 /** One backend's table, a limiter on the free tier's defaults and one with global limits on. */
 async function setUp(endpoint: string, sqsEndpoint: string) {
@@ -61,7 +68,7 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
   const long = await longPromptsWaiting(plain, fresh);
   const burst = await refusalBurst(plain);
   const withGlobal = await decideAndSettle(global, 10, 3);
-  const flight = await globalInFlight(global, IN_FLIGHT, GLOBAL.shards);
+  const flight = await globalInFlight(global, IN_FLIGHT, SHARDS);
   const line = await fillGlobalLine(global);
   const largest = await largestItems(localDynamoClient(endpoint), table, USAGE_INDEX);
   const both = sum(typical.decideUnits, typical.settleUnits);
@@ -81,7 +88,7 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
     ]),
     [`a burst of ${REFUSALS} refusals (one user at its limit)`, burst],
     [
-      'global limits on, 4 shards (decide + settle)',
+      `global limits on, ${SHARDS} shards (decide + settle)`,
       {
         units: gBoth,
         decisions: withGlobal.decisions,

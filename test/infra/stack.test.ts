@@ -328,7 +328,17 @@ describe('parseStackConfig', () => {
     [{ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com' } }, /jwt\.audience/],
     [{ maxQueuedPerUser: 1.5 }, /maxQueuedPerUser/],
     [{ surprise: true }, /surprise/],
+    [
+      { limits: { tiers: {}, global: { requestsInFlight: 20_000 } } },
+      /requestsInFlight 20000 needs 1539 shards[\s\S]*global\.shards/,
+    ],
   ])('refuses %j with a clear error', (input, message) => {
     expect(() => parseStackConfig(input)).toThrow(message);
+  });
+
+  it('gives global limits the shards their requests in flight need (13 a shard)', () => {
+    expect(
+      parseStackConfig({ limits: { tiers: {}, global: { requestsInFlight: 1000 } } }).global?.shards,
+    ).toBe(77);
   });
 });

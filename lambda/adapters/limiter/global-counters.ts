@@ -10,6 +10,7 @@ import {
 import type { GlobalWaiter } from '../../core/limiter/global/priority';
 import {
   type GlobalAsk,
+  holdsShare,
   planGlobalAdmission,
   planGlobalRelease,
   roomIn,
@@ -84,8 +85,8 @@ export class GlobalCounters {
    * only when every shard, as seen after the request arrived, lacks room — the shards seen before it
    * are read again first (in parallel).
    *
-   * A shard write that gets no answer may have landed: the shard is read, and its entry for the
-   * request (`fl.<id>`) says whether it did — so a lost answer neither loses the share nor takes a
+   * A shard write that gets no answer may have landed: the shard is read, and its record of the
+   * request (`gr.<id>`, with its `fl.<id>` entry) says whether it did — so a lost answer neither loses the share nor takes a
    * second one. While that is not known (the read failed too), `hold` says the share is maybe held
    * (the caller confirms it, or gives it back, which is harmless if it never landed).
    */
@@ -142,11 +143,11 @@ export class GlobalCounters {
           hold.globalUnsure = false;
           throw err;
         }
-        // No answer: did it land? The shard's entry for the request says (a failed read leaves
+        // No answer: did it land? The shard's record of the request says (a failed read leaves
         // the share "maybe held" for the caller).
         const snap = await this.items.read(key);
         hold.globalUnsure = false;
-        if (snap.inFlight?.[ask.requestId] !== undefined) return this.admitted(planned.taken, snap, nowMs);
+        if (holdsShare(snap, ask.requestId)) return this.admitted(planned.taken, snap, nowMs);
         hold.globalHeld = undefined;
         continue;
       }
@@ -155,7 +156,7 @@ export class GlobalCounters {
       hold.globalHeld = undefined;
       // An entry of this request id this decision did not write: an earlier request with the same
       // id still holds it. Not ours to count as taken (nor to give back): another shard.
-      if (result.snap.inFlight?.[ask.requestId] !== undefined) taken.add(shard);
+      if (holdsShare(result.snap, ask.requestId)) taken.add(shard);
     }
     throw new LimiterBusyError({ cause: new LimiterStoreError('global shards stayed contended') });
   }
@@ -168,7 +169,7 @@ export class GlobalCounters {
   /** Does the shard hold the request's share (a read: after a write of it got no answer)? */
   async holds(requestId: string, shard: number): Promise<boolean> {
     const snap = await this.items.read(shardKey(shard));
-    return snap.inFlight?.[requestId] !== undefined;
+    return holdsShare(snap, requestId);
   }
 
   /**
@@ -179,7 +180,10 @@ export class GlobalCounters {
   async find(reservation: TokenReservation): Promise<GlobalReservation | undefined> {
     const keys = Array.from({ length: this.limits.shards }, (_, k) => shardKey(k));
     const snaps = await this.items.withRetries(() => this.items.readMany(keys));
-    const shard = keys.findIndex((key) => snaps.get(key)?.inFlight?.[reservation.requestId] !== undefined);
+    const shard = keys.findIndex((key) => {
+      const snap = snaps.get(key);
+      return snap !== undefined && holdsShare(snap, reservation.requestId);
+    });
     if (shard < 0) return undefined;
     return {
       shard,
@@ -227,7 +231,7 @@ export class GlobalCounters {
         // A belief without the request's entry is older than its admission (or the entry is gone):
         // read first. Nothing held there (released already, lapsed, never landed): no write.
         const known = this.items.belief(key)?.snap;
-        const belief = known?.inFlight?.[requestId] !== undefined ? known : await this.items.read(key);
+        const belief = known && holdsShare(known, requestId) ? known : await this.items.read(key);
         const plan = planGlobalRelease({ belief, requestId, taken, refund, undo });
         if (!plan) return;
         const result = await this.items.write(key, plan);

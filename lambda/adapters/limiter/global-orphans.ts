@@ -36,8 +36,8 @@ export class GlobalOrphans {
 
   /**
    * Gives back the shares nothing holds any more (SPEC §2 global limits: a share taken once is given
-   * back once). Each shard records every share it holds (`ga_<id>`, planGlobalAdmission) until its
-   * release; one whose lease ended more than ORPHAN_MARGIN_MS ago is looked up on its user's item:
+   * back once). Each shard records every share it holds (`gr.<id>`, planGlobalAdmission; `ga_<id>`
+   * written before issue 22 is read too) until its release; one whose lease ended more than ORPHAN_MARGIN_MS ago is looked up on its user's item:
    * a reservation of it there (`r_<id>`) is the user's, and its settle (or the sweep's repair of
    * the user) releases it — left alone; a settled request's charge (`gs_<id>`) means only the part
    * not charged goes back; neither means the request was never admitted (its decision's outcome was

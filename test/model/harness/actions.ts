@@ -1,5 +1,5 @@
 import { shardKey } from '../../../lambda/core/limiter/global/shards';
-import { GLOBAL_SHARE_PREFIX } from '../../../lambda/core/limiter/item/attributes';
+import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
 import type { QueueRecord } from '../../../lambda/services/replay-service';
 import type { FaultSpec } from './faults';
 import { type SweepHook, sweepHook } from './sweep';
@@ -270,10 +270,10 @@ async function anyUserOpen(w: World): Promise<boolean> {
     const s = await w.item(userId);
     if (s.active || s.waiting.length > 0 || Object.keys(s.reservations).length > 0) return true;
   }
-  // A share a shard still records (`ga_<id>`) ends with its release, or the sweep's after its lease.
+  // A share a shard still records (`gr.<id>`, or `ga_<id>` of the first format) ends with its
+  // release, or the sweep's after its lease.
   for (let k = 0; k < (w.global?.shards ?? 0); k++) {
-    if (Object.keys((await w.raw(shardKey(k))) ?? {}).some((a) => a.startsWith(GLOBAL_SHARE_PREFIX)))
-      return true;
+    if (recordedShares(await w.raw(shardKey(k))).length > 0) return true;
   }
   return false;
 }

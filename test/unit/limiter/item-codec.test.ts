@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { GLOBAL_LIMITS, GLOBAL_PARTS, globalPart } from '../../../lambda/core/limiter/global/limits';
 import { waiterFromItem, waiterValue } from '../../../lambda/core/limiter/global/line';
-import { recordedShares } from '../../../lambda/core/limiter/global/share-record';
+import { recordedShares, shareRecordValue } from '../../../lambda/core/limiter/global/share-record';
 import {
   QUEUED_FIELDS,
   RESERVATION_FIELDS,
@@ -100,7 +100,34 @@ describe('the global line and shards codec', () => {
       hour: 3,
       day: 4,
       leaseUntilEpochMs: 99,
+      legacy: true,
     });
+  });
+
+  it('writes and reads a compact share record (gr), the day only when it is not the hour’s', () => {
+    const share = { userId: 'u1', tokens: 10, costMicroUsd: 20, weight: 2, hour: 49, day: 2 };
+    const value = shareRecordValue({ ...share, leaseUntilEpochMs: 98_001 });
+    expect(value).toEqual(['u1', 99, 10, 20, 2, 49]);
+    const other = shareRecordValue({ ...share, day: 3, leaseUntilEpochMs: 5000 });
+    expect(other).toEqual(['u1', 5, 10, 20, 2, 49, 3]);
+    const item = { gr: { r1: value, r2: other }, ga_r0: { u: 'u0', t: 1, c: 2, w: 1, h: 3, d: 0, l: 7 } };
+    expect(recordedShares(item)).toEqual([
+      { requestId: 'r1', ...share, leaseUntilEpochMs: 99_000 },
+      { requestId: 'r2', ...share, day: 3, leaseUntilEpochMs: 5000 },
+      {
+        requestId: 'r0',
+        userId: 'u0',
+        tokens: 1,
+        costMicroUsd: 2,
+        weight: 1,
+        hour: 3,
+        day: 0,
+        leaseUntilEpochMs: 7,
+        legacy: true,
+      },
+    ]);
+    expect(snapshotFromItem({ pk: 'global#0', ...item }).shareRecords).toEqual(['r1', 'r2']);
+    expect(snapshotFromItem({ pk: 'global#0' }).shareRecords).toBeUndefined();
   });
 
   it('takes its limits from the kinds’ global parts', () => {

@@ -4,6 +4,7 @@ import type { GlobalPart, ShardWindows } from '../kinds/global-part';
 import { storedNumber } from '../kinds/kind-snapshot';
 import { LIMIT_KINDS, type LimitName, limitKind } from '../kinds/registry';
 import { dayNumber, hourNumber } from '../windows';
+import { SHARE_RECORDS_PER_SHARD } from './share-record';
 
 /**
  * Stack-wide limits (SPEC §2 v2 "Global limits"), exact and sharded (global/shards.ts): which
@@ -30,13 +31,29 @@ export const GLOBAL_LIMIT_NAMES = GLOBAL_LIMITS.map((l) => `global.${l}` as cons
  * part (its `description` says what it bounds), the shard count and the shadow list.
  */
 export type GlobalLimits = { readonly [K in GlobalLimit]?: number } & {
-  /** Items the counters are spread over. @default 4 */
+  /**
+   * Items the counters are spread over: the configured count (@default 4), raised to fit the
+   * requests in flight at SHARE_RECORDS_PER_SHARD each (shardsNeeded).
+   */
   readonly shards: number;
   /** Global limits evaluated and reported, never enforced. */
   readonly shadow?: readonly GlobalLimit[];
 };
 
 export const DEFAULT_GLOBAL_SHARDS = 4;
+/** The most shards a stack may have (configured or derived): every refusal round may read them all. */
+export const MAX_GLOBAL_SHARDS = 1000;
+
+/** The part bounded by the shards' in-flight maps (no window counter): requests in flight. */
+const SLOT = GLOBAL_PARTS.find((p) => p.counter === undefined);
+
+/**
+ * The shards the configured requests in flight need: a shard holds at most SHARE_RECORDS_PER_SHARD
+ * shares at once, so `n` in flight need ceil(n / cap) of them (0 without that limit).
+ */
+export function shardsNeeded(requestsInFlight: number | undefined): number {
+  return requestsInFlight === undefined ? 0 : Math.ceil(requestsInFlight / SHARE_RECORDS_PER_SHARD);
+}
 
 /** The global part of a limit. */
 export function globalPart(name: GlobalLimit): KindGlobalPart {
@@ -54,8 +71,11 @@ export const globalLimitsSchema = z
       GlobalLimit,
       z.ZodOptional<z.ZodType<number>>
     >),
-    /** @default 4, or the smallest count limit if that is less (each shard needs a share of one) */
-    shards: z.number().int().min(1).max(100).optional(),
+    /**
+     * @default 4, or the smallest count limit if that is less (each shard needs a share of one);
+     * raised to shardsNeeded(requestsInFlight) when that is more
+     */
+    shards: z.number().int().min(1).max(MAX_GLOBAL_SHARDS).optional(),
     shadow: z.array(z.enum(GLOBAL_LIMITS as [GlobalLimit, ...GlobalLimit[]])).optional(),
   })
   .strict()
@@ -69,9 +89,29 @@ export const globalLimitsSchema = z
   .transform(
     (g): GlobalLimits => ({
       ...g,
-      shards: g.shards ?? Math.min(DEFAULT_GLOBAL_SHARDS, ...WHOLE.map((name) => g[name] ?? Infinity)),
+      shards: Math.max(
+        g.shards ?? Math.min(DEFAULT_GLOBAL_SHARDS, ...WHOLE.map((name) => g[name] ?? Infinity)),
+        shardsNeeded(SLOT && g[SLOT.kind]),
+      ),
     }),
-  );
+  )
+  // The shards derived for the requests in flight must fit too: at most MAX_GLOBAL_SHARDS, and no
+  // more than any count limit (each shard needs a share of at least one of each).
+  .superRefine((g, ctx) => {
+    const needed = shardsNeeded(SLOT && g[SLOT.kind]);
+    const short = WHOLE.filter((name) => g[name] !== undefined && g[name] < g.shards);
+    if (needed > MAX_GLOBAL_SHARDS || short.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['shards'],
+        message: `${SLOT?.kind} ${SLOT && g[SLOT.kind]} needs ${needed} shards (${SHARE_RECORDS_PER_SHARD} requests in flight each)${
+          short.length
+            ? `, more than ${short.join(' and ')} allows (every shard needs a share of at least one)`
+            : ''
+        }${needed > MAX_GLOBAL_SHARDS ? `, more than the ${MAX_GLOBAL_SHARDS} allowed` : ''}`,
+      });
+    }
+  });
 
 /** Any global limit set? Without one, decisions write no shard at all. */
 export function hasGlobalLimits(limits: GlobalLimits | undefined): limits is GlobalLimits {

@@ -15,9 +15,12 @@ import {
 } from './limits';
 import {
   type GlobalReservation,
+  legacyShareRecordName,
   type RecordedShare,
-  shareRecordName,
-  shareRecordValue,
+  recordShare,
+  removeEntry,
+  removeRecord,
+  SHARE_RECORDS_PER_SHARD,
 } from './share-record';
 
 export {
@@ -26,6 +29,14 @@ export {
   type RecordedShare,
   recordedShares,
 } from './share-record';
+
+/** The part bounded by the shard's in-flight map: a shard at its record cap is full for it too. */
+const SLOT_PART = GLOBAL_PARTS.find((p) => p.counter === undefined)!;
+
+/** Does the shard, as `snap` shows it, hold a share of the request (its record, or its `fl` entry)? */
+export function holdsShare(snap: LimiterSnapshot, requestId: string): boolean {
+  return snap.inFlight?.[requestId] !== undefined || (snap.shareRecords?.includes(requestId) ?? false);
+}
 
 /**
  * Each global counter is split over `shards` items (`pk = global#<k>`), shard k holding its share
@@ -78,6 +89,10 @@ export function roomIn(
     if (left < part.takes(ask) && !blocking) blocking = part;
     free = Math.min(free, share > 0 ? Math.max(0, left) / share : 0);
   }
+  // The record cap (SHARE_RECORDS_PER_SHARD), whatever is configured: full, as for requests in flight.
+  const records = snap.shareRecords?.length ?? 0;
+  if (records >= SHARE_RECORDS_PER_SHARD && !blocking) blocking = SLOT_PART;
+  free = Math.min(free, Math.max(0, SHARE_RECORDS_PER_SHARD - records) / SHARE_RECORDS_PER_SHARD);
   return {
     shard: k,
     blocking: blocking?.kind,
@@ -127,10 +142,6 @@ export function planGlobalAdmission(args: {
   }
   // The shard's windows where it is already ahead of this clock (see shardWindows).
   const windows = shardWindows(belief, nowMs);
-  // What the share took, and whose it is, until its release (or the sweep's) takes it out: the
-  // `fl` entry alone may be dropped as lapsed by a later admission, and it says nothing of the
-  // counts — this says what to give back when the user's own write never made the share its own.
-  // (Guarded by the `fl.<id>` conditions above: written once per request.)
   const taken: GlobalReservation = {
     shard,
     tokens: ask.tokens,
@@ -138,16 +149,11 @@ export function planGlobalAdmission(args: {
     weight: ask.weight,
     ...windows,
   };
-  w.set(
-    `${w.name(shareRecordName(ask.requestId))} = ${w.value(
-      shareRecordValue({
-        ...taken,
-        requestId: ask.requestId,
-        userId: ask.userId,
-        leaseUntilEpochMs: ask.leaseUntilEpochMs,
-      }),
-    )}`,
-  );
+  recordShare(w, belief, ask.requestId, {
+    ...taken,
+    userId: ask.userId,
+    leaseUntilEpochMs: ask.leaseUntilEpochMs,
+  });
   for (const part of GLOBAL_PARTS) {
     const { counter } = part;
     if (counter === undefined || limits[part.kind] === undefined) continue;
@@ -180,15 +186,19 @@ export function planGlobalRelease(args: {
   readonly undo: boolean;
 }): UpdatePlan | undefined {
   const { belief, requestId, taken, refund, undo } = args;
-  if (belief.inFlight?.[requestId] === undefined) return undefined;
+  if (!holdsShare(belief, requestId)) return undefined;
   const w = new ExpressionWriter();
-  const entry = `${w.name(IN_FLIGHT_ATTR)}.${w.name(requestId)}`;
-  const share = w.name(shareRecordName(requestId));
-  // The share's record (`ga_<id>`) is what is given back once: the sweep's give-back of an orphaned
-  // share removes it with the entry, so whichever lands first gives back, and the other fails here.
-  // (A share taken before the record existed has only its entry: that, then.)
-  w.condition(`(attribute_exists(${share}) OR attribute_exists(${entry}))`);
-  w.remove(entry, share);
+  // The share's record is what is given back once: the sweep's give-back of an orphaned share
+  // removes it with the entry, so whichever lands first gives back, and the other fails here.
+  if (belief.shareRecords?.includes(requestId)) {
+    removeRecord(w, belief, requestId);
+  } else {
+    // Recorded before issue 22 (`ga_<id>`), or before records existed (only its `fl` entry).
+    const entry = `${w.name(IN_FLIGHT_ATTR)}.${w.name(requestId)}`;
+    const share = w.name(legacyShareRecordName(requestId));
+    w.condition(`(attribute_exists(${share}) OR attribute_exists(${entry}))`);
+    w.remove(entry, share);
+  }
   const unused = { ...refund, weight: 0 };
   // Unused tokens and cost go back (never more than taken); a message only when undone.
   givesBack(w, belief, taken, (part) =>
@@ -211,16 +221,13 @@ export function planOrphanRelease(args: {
 }): UpdatePlan {
   const { belief, share, charged } = args;
   const w = new ExpressionWriter();
-  const record = w.name(shareRecordName(share.requestId));
-  w.condition(`attribute_exists(${record})`);
-  w.remove(record);
-  // Only a map that exists may have a key removed (the next admission may have dropped it lapsed).
-  if (belief.inFlight !== undefined) {
-    const fl = w.name(IN_FLIGHT_ATTR);
-    w.condition(`attribute_exists(${fl})`);
-    w.remove(`${fl}.${w.name(share.requestId)}`);
+  if (!share.legacy) {
+    removeRecord(w, belief, share.requestId);
   } else {
-    w.condition(`attribute_not_exists(${w.name(IN_FLIGHT_ATTR)})`);
+    const record = w.name(legacyShareRecordName(share.requestId));
+    w.condition(`attribute_exists(${record})`);
+    w.remove(record);
+    removeEntry(w, belief, share.requestId);
   }
   const spent = { tokens: charged?.tokens ?? 0, costMicroUsd: charged?.costMicroUsd ?? 0, weight: 0 };
   // What was not charged goes back; a message only when the request was never admitted.

@@ -184,6 +184,23 @@ export const GLOBAL_SHARE_FIELDS = {
   /** Its lease (epoch ms). */
   leaseUntilEpochMs: 'l',
 } as const;
+/**
+ * A shard's share records in their compact form (issue 22): a map request id → list (see
+ * GLOBAL_SHARE_ENTRY), so the shard's write can bound their number (`size(gr)`). Written since
+ * issue 22; `ga_<id>` records written before are still read, released and swept, never written.
+ */
+export const GLOBAL_SHARES_ATTR = 'gr';
+/** The positions in one `gr` entry: [user, lease (epoch s), tokens, cost (µUSD), messages, hour, day?]. */
+export const GLOBAL_SHARE_ENTRY = {
+  userId: 0,
+  leaseUntilEpochSeconds: 1,
+  tokens: 2,
+  costMicroUsd: 3,
+  weight: 4,
+  hour: 5,
+  /** The day, only when it is not the hour's (floor(hour / 24)). */
+  day: 6,
+} as const;
 
 /* ---------- The global line: one item per waiter (`gline#<userId>`, global/line.ts) ---------- */
 

@@ -5,6 +5,7 @@ import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
   COST_EPOCH_ATTR,
+  GLOBAL_SHARES_ATTR,
   HISTORY_ATTR,
   HISTORY_FIELDS,
   IN_FLIGHT_ATTR,
@@ -133,6 +134,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     queuedByDay,
     reservations,
     ...(Object.keys(settledShares).length > 0 ? { settledShares } : {}),
+    ...shareRecordsOf(item[GLOBAL_SHARES_ATTR]),
   };
 }
 
@@ -181,6 +183,12 @@ function inFlightOf(value: unknown): Record<string, number> | undefined {
   const leases: Record<string, number> = {};
   for (const [id, lease] of Object.entries(value)) if (typeof lease === 'number') leases[id] = lease;
   return leases;
+}
+
+/** A shard's `gr` map, as the ids it holds (none on a user's item). */
+function shareRecordsOf(value: unknown): { shareRecords?: string[] } {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  return { shareRecords: Object.keys(value) };
 }
 
 function num(value: unknown): number | undefined {

@@ -72,6 +72,11 @@ export interface LimiterSnapshot {
    * expires (epoch ms). See SETTLED_SHARE_PREFIX.
    */
   readonly settledShares?: Readonly<Record<string, number>>;
+  /**
+   * A global shard's compact share records (`gr`, global/share-record.ts): the ids of the requests
+   * it holds a share of. Absent until the shard's first admission (and on users' items).
+   */
+  readonly shareRecords?: readonly string[];
 }
 
 /** The user's item as the limiter sees it, with the policy and limits it implies. */

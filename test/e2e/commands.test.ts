@@ -101,6 +101,7 @@ describe('bad arguments', () => {
     ['admin', ['usage'], /usage needs a userId/],
     ['admin', ['usage', 'ann', '--tier', 'pro'], /--tier does not apply to usage/],
     ['admin', ['set-tier', 'ann'], /set-tier needs --tier free\|pro\|enterprise/],
+    ['admin', ['reset', 'ann'], /reset needs --scope messages\|tokens\|cost\|all/],
     ['admin', ['set-override', 'ann', '--limits', '{x'], /--limits is not JSON/],
     ['admin', ['set-override', 'ann', '--burst', '1', '--expires', 'soon'], /--expires: not a duration/],
     [

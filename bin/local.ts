@@ -5,9 +5,9 @@
  */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
+import { checkSettings } from '../lambda/config';
 import { stackClock } from '../lambda/core/clock';
-import { parseLimitsConfig } from '../lambda/core/limiter/policy';
-import { ECHO_MODEL } from '../lambda/core/models';
+import { ConfigError } from '../lambda/core/errors';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
 import { LOCAL_CLOCK_ENV, parseLocalClock } from '../local/clock';
 import { signDevToken } from '../local/dev-tokens';
@@ -89,21 +89,12 @@ async function main(): Promise<number | undefined> {
   const args = parseCommandLine();
   if ('exitCode' in args) return args.exitCode;
   const environment = handlerEnvironment();
-  // Nothing starts half configured: a bad LIMITS_CONFIG stops here, with the path of the field.
+  // Nothing starts half configured: a bad value stops here, naming the variable (SPEC §9.5).
   try {
-    const model = environment[ENV.model] === 'bedrock' ? 'bedrock' : 'echo';
-    parseLimitsConfig(environment[ENV.limitsConfig] ?? '', [
-      model === 'bedrock'
-        ? {
-            ...ECHO_MODEL,
-            id: 'bedrock',
-            kind: 'bedrock',
-            modelId: environment[ENV.bedrockModelId] ?? 'unset',
-          }
-        : ECHO_MODEL,
-    ]);
+    checkSettings(process.env);
   } catch (err) {
-    console.error(`npm start: ${(err as Error).message}`);
+    if (!(err instanceof ConfigError)) throw err;
+    console.error(`npm start: ${err.message}`);
     return 2;
   }
   // Before the stack fills in the development secret: did the person choose their own?
@@ -114,6 +105,8 @@ async function main(): Promise<number | undefined> {
     sqsEndpoint: process.env[ENV.sqsEndpoint],
     environment,
     clockStartMs: args.clockStartMs,
+    // A function's failure shows here (route, error), never the event: no message content.
+    log: (line) => console.error(`error: ${line}`),
   });
   const token = await signDevToken({ userId: 'alice' });
   const port = Number(new URL(stack.httpUrl).port);

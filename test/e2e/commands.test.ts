@@ -287,6 +287,19 @@ describe('npm run admin output', () => {
     );
   });
 
+  it('says where the tier comes from', () => {
+    const from = (tierSource: string) => {
+      const response = usage(null) as Extract<AdminResponse, { ok: true }>;
+      return renderAdminResponse(
+        { ...response, result: { ...(response.result as object), tierSource } },
+        nowMs,
+      );
+    };
+    expect(from('last token')).toContain("tier: free (the last token's claim)   queued: 0");
+    expect(from('record')).toContain('tier: free (set by an admin)   queued: 0');
+    expect(from('default')).toContain('tier: free (default: no record, no token seen)   queued: 0');
+  });
+
   it('says when there is no override, and when one has expired', () => {
     expect(renderAdminResponse(usage(null), nowMs)).toContain('override: none');
     expect(

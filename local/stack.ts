@@ -36,6 +36,8 @@ export interface LocalStackOptions {
   /** External emulators instead of the embedded ones. */
   readonly dynamodbEndpoint?: string;
   readonly sqsEndpoint?: string;
+  /** The embedded DynamoDB's tables on disk here (`DATA_DIR`); queues stay in memory. @default in memory */
+  readonly dataDir?: string;
   /** Prefix of table and queue names (tests use one per file). @default '' */
   readonly prefix?: string;
   /** Extra environment for the handlers (limits, model, queue settings...). */
@@ -125,6 +127,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const emulators = await startEmulators({
     dynamodbEndpoint: options.dynamodbEndpoint,
     sqsEndpoint: options.sqsEndpoint,
+    dataDir: options.dataDir,
   });
   const stops: (() => Promise<void>)[] = [() => emulators.stop()];
   if (options.clockStartMs !== undefined) startStackClockAt(options.clockStartMs);

@@ -19,7 +19,7 @@ interface OverrideView {
 /** How `usage` says where the tier in effect comes from (SPEC §9.5). */
 const TIER_SOURCES: Readonly<Record<string, string>> = {
   record: 'set by an admin',
-  'last token': "the last token's claim",
+  'last token': 'from the last token seen',
   token: "the token's claim",
   default: 'default: no record, no token seen',
 };

@@ -295,7 +295,7 @@ describe('npm run admin output', () => {
         nowMs,
       );
     };
-    expect(from('last token')).toContain("tier: free (the last token's claim)   queued: 0");
+    expect(from('last token')).toContain('tier: free (from the last token seen)   queued: 0');
     expect(from('record')).toContain('tier: free (set by an admin)   queued: 0');
     expect(from('default')).toContain('tier: free (default: no record, no token seen)   queued: 0');
   });

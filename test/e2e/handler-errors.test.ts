@@ -19,6 +19,11 @@ describe('a failing handler in the local stack', () => {
           message: () => async () => {
             throw new Error('table Limits does not answer');
           },
+          connect: (handler) => async (event: never, context: never) => {
+            const e = event as { queryStringParameters?: Record<string, string> };
+            if (e.queryStringParameters?.fail === '1') throw new Error('connections table is gone');
+            return handler(event, context);
+          },
         },
       },
     );
@@ -34,5 +39,13 @@ describe('a failing handler in the local stack', () => {
     await client.next((f) => (f as { message?: string }).message === 'Internal server error');
     expect(lines).toEqual(['route sendMessage failed: table Limits does not answer']);
     client.close();
+  });
+
+  it('prints a failed $connect, and not a token the authorizer denies', async () => {
+    lines.length = 0;
+    const { token } = await newUser('connect');
+    expect(await TestClient.refusal(`${stack.wsUrl}?fail=1&token=${token}`)).toBe(500);
+    expect(await TestClient.refusal(stack.wsUrl, 'not-a-jwt')).toBe(403);
+    expect(lines).toEqual(['route $connect failed: connections table is gone']);
   });
 });

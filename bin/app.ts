@@ -1,19 +1,21 @@
 /**
  * The CDK app: `npx cdk synth` / `npx cdk deploy`. Configuration comes from the `chatLimiter`
  * context value (cdk.json or `-c chatLimiter='{…}'`), validated at synth; the stack name from
- * `-c stackName=…` (default ChatLimiter). cdk-nag's AwsSolutions checks run on every synth.
+ * `-c stackName=…` (default ChatLimiter). cdk-nag's AwsSolutions checks run on every synth and
+ * say so in one line. A configuration the stack refuses stops the synth with one line naming the
+ * field (or the JSON error) and exit status 2.
  */
-import { App, Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
-import { ChatLimiterStack } from '../lib/chat-limiter-stack';
+import { App } from 'aws-cdk-lib';
+import { StackConfigError } from '../lib/errors';
+import { composeApp, nagSummary } from '../lib/synth-app';
 
 const app = new App();
-const raw = app.node.tryGetContext('chatLimiter');
-const stackName = app.node.tryGetContext('stackName') ?? 'ChatLimiter';
-new ChatLimiterStack(app, stackName, {
-  config: typeof raw === 'string' ? JSON.parse(raw) : raw,
-  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-  description: 'chat-limiter: per-user rate limits and a fair request queue for AI chat over WebSocket',
-});
-Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
-app.synth();
+try {
+  composeApp(app);
+  const summary = nagSummary(app.synth());
+  if (summary) console.error(summary);
+} catch (err) {
+  if (!(err instanceof StackConfigError)) throw err;
+  console.error(`chat-limiter: ${err.message.replace(/\s*\n\s*/g, ' ')}`);
+  process.exit(2);
+}

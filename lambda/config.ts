@@ -61,33 +61,83 @@ export const DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS = 4096;
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-const intFrom = (min: number, fallback: number) => z.coerce.number().int().min(min).default(fallback);
+/** What a whole-number variable allows, as its refusal says it. */
+const intFrom = (min: number, fallback: number) => {
+  const error = `an integer ≥ ${min} (default ${fallback})`;
+  return z.coerce.number({ error }).int({ error }).min(min, { error }).default(fallback);
+};
+const url = z.url({ protocol: /^https?$/, error: 'an http(s) URL' });
+const name = z.string().min(1, { error: 'a name' });
 
 const chatEnvSchema = z.object({
-  [ENV.limitsTable]: z.string().min(1).optional(),
-  [ENV.connectionsTable]: z.string().min(1).optional(),
-  [ENV.requestsTable]: z.string().min(1).optional(),
-  [ENV.requestQueueUrl]: z.string().url().optional(),
-  [ENV.deadLetterQueueUrl]: z.string().url().optional(),
-  [ENV.wsManagementEndpoint]: z.string().url().optional(),
-  [ENV.replyFunctionName]: z.string().min(1).optional(),
-  [ENV.lambdaEndpoint]: z.string().url().optional(),
-  [ENV.dynamodbEndpoint]: z.string().url().optional(),
-  [ENV.sqsEndpoint]: z.string().url().optional(),
+  [ENV.limitsTable]: name.optional(),
+  [ENV.connectionsTable]: name.optional(),
+  [ENV.requestsTable]: name.optional(),
+  [ENV.requestQueueUrl]: url.optional(),
+  [ENV.deadLetterQueueUrl]: url.optional(),
+  [ENV.wsManagementEndpoint]: url.optional(),
+  [ENV.replyFunctionName]: name.optional(),
+  [ENV.lambdaEndpoint]: url.optional(),
+  [ENV.dynamodbEndpoint]: url.optional(),
+  [ENV.sqsEndpoint]: url.optional(),
   [ENV.limitsConfig]: z.string().optional(),
-  [ENV.failPolicy]: z.enum(['open', 'closed']).default('open'),
+  [ENV.failPolicy]: z.enum(['open', 'closed'], { error: 'open or closed (default open)' }).default('open'),
   [ENV.limiterTimeoutMs]: intFrom(1, 2000),
   [ENV.breakerSilenceMs]: intFrom(1, 3000),
   [ENV.connectLimitPerMinute]: intFrom(1, 20),
   [ENV.maxMessageChars]: intFrom(1, 8000),
   [ENV.maxQueuedPerUser]: intFrom(0, 10),
   [ENV.maxQueueWaitSeconds]: intFrom(0, 900),
-  [ENV.model]: z.enum(['echo', 'bedrock']).default('echo'),
-  [ENV.bedrockModelId]: z.string().min(1).optional(),
-  [ENV.modelMaxOutputTokens]: z.coerce.number().int().min(1).optional(),
+  [ENV.model]: z.enum(['echo', 'bedrock'], { error: 'echo or bedrock (default echo)' }).default('echo'),
+  [ENV.bedrockModelId]: name.optional(),
+  [ENV.modelMaxOutputTokens]: z.coerce
+    .number({ error: 'an integer ≥ 1' })
+    .int({ error: 'an integer ≥ 1' })
+    .min(1, { error: 'an integer ≥ 1' })
+    .optional(),
   [ENV.echoDelayMs]: intFrom(0, 20),
   [ENV.echoRepeat]: intFrom(1, 1),
 });
+
+type ChatEnv = z.infer<typeof chatEnvSchema>;
+
+/**
+ * The variables every function reads, parsed; throws one line naming each bad variable, what it
+ * allows and what it got (`MAX_QUEUED_PER_USER: an integer ≥ 0 (default 10), got "ten"`).
+ */
+function parseEnv(env: Env): ChatEnv {
+  const given = withoutBlanks(env);
+  const parsed = chatEnvSchema.safeParse(given);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((issue) => {
+    const variable = String(issue.path[0]);
+    return `${variable}: ${issue.message}, got ${JSON.stringify(given[variable])}`;
+  });
+  throw new ConfigError(`invalid configuration: ${problems.join('; ')}`);
+}
+
+function modelOf(e: ChatEnv): ModelConfig {
+  return e[ENV.model] === 'bedrock'
+    ? { kind: 'bedrock', modelId: required(e[ENV.bedrockModelId], ENV.bedrockModelId) }
+    : { kind: 'echo', echoDelayMs: e[ENV.echoDelayMs], echoRepeat: e[ENV.echoRepeat] };
+}
+
+/**
+ * Checks the settings a person chooses (everything but the resources the stack fills in), the
+ * way every function will read them: `npm start` calls it before starting anything, so a bad
+ * value stops it there instead of failing each invocation (SPEC §9.5). Throws a `ConfigError`
+ * of one line naming the variable; LIMITS_CONFIG's names the field.
+ */
+export function checkSettings(env: Env): void {
+  const e = parseEnv(env);
+  const model = modelOf(e);
+  try {
+    limitsOf(e[ENV.limitsConfig] ?? '', model, e[ENV.modelMaxOutputTokens]);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(`${ENV.limitsConfig}: ${err.message.replace(/\s*\n\s*/g, ' ')}`, { cause: err });
+  }
+}
 
 /**
  * Parses the environment of one function. The tables, queue and @connections endpoint listed for it
@@ -95,9 +145,7 @@ const chatEnvSchema = z.object({
  * every bad or missing variable.
  */
 export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): ChatConfig {
-  const parsed = chatEnvSchema.safeParse(withoutBlanks(env));
-  if (!parsed.success) throw new ConfigError(`invalid configuration: ${z.prettifyError(parsed.error)}`);
-  const e = parsed.data;
+  const e = parseEnv(env);
   const def = FUNCTIONS[fn];
   const tables: Partial<Record<TableKey, string>> = {};
   for (const { table } of def.tables) tables[table] = required(e[TABLES[table].env], TABLES[table].env);
@@ -106,10 +154,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
   const usesDlq = queues.some(({ queue }) => queue === 'dlq');
   const postsToConnections = 'postsToConnections' in def && def.postsToConnections;
   const invokesReply = 'invokes' in def && (def.invokes as readonly string[]).includes('reply');
-  const model: ModelConfig =
-    e[ENV.model] === 'bedrock'
-      ? { kind: 'bedrock', modelId: required(e[ENV.bedrockModelId], ENV.bedrockModelId) }
-      : { kind: 'echo', echoDelayMs: e[ENV.echoDelayMs], echoRepeat: e[ENV.echoRepeat] };
+  const model = modelOf(e);
   return Object.freeze({
     tables: Object.freeze(tables),
     requestQueueUrl: usesQueue ? required(e[ENV.requestQueueUrl], QUEUES.requests.env) : undefined,

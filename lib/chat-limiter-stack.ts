@@ -1,4 +1,5 @@
 import {
+  Annotations,
   type CfnElement,
   CfnOutput,
   Duration,
@@ -12,7 +13,13 @@ import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
 import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
-import { parseStackConfig, type StackConfig, StackConfigError, type StackConfigInput } from './config';
+import {
+  parseStackConfig,
+  type StackConfig,
+  StackConfigError,
+  type StackConfigInput,
+  unpricedBedrockModels,
+} from './config';
 import {
   type BedrockModelAccess,
   bedrockStatements,
@@ -39,6 +46,12 @@ export class ChatLimiterStack extends Stack {
     super(scope, id, props);
     const config = parseStackConfig(props.config ?? {});
     this.config = config;
+    // A model priced 0 makes every cost budget a no-op: say so at synth (issue 23 item 9).
+    for (const modelId of unpricedBedrockModels(config))
+      Annotations.of(this).addWarningV2(
+        'chat-limiter:unpriced-model',
+        `Bedrock model ${modelId} has no price (list it in limits.models with inputUsdPerMillion and outputUsdPerMillion): its requests cost $0, so dailyCostUsd, monthlyCostUsd and global cost budgets never bind on it`,
+      );
     const logRetention = retention(config.logRetentionDays);
 
     const { tables } = new ChatTables(this, 'Tables', { retainData: config.retainData });

@@ -145,6 +145,19 @@ export function parseStackConfig(input: unknown): StackConfig {
   return { ...parsed.data, tiers: limits.tiers, ...(limits.global ? { global: limits.global } : {}) };
 }
 
+/**
+ * The Bedrock models the stack would price at $0: the configured model when `limits.models` does
+ * not list it (the functions fall back to it at no price), and any listed with both prices 0. Their
+ * requests cost nothing, so no cost budget (a user's, a team's or global) ever binds on them.
+ */
+export function unpricedBedrockModels(config: StackConfig): string[] {
+  const models = config.limits?.models;
+  if (!models) return config.model.kind === 'bedrock' ? [config.model.modelId] : [];
+  return models
+    .filter((m) => m.kind === 'bedrock' && m.inputUsdPerMillion === 0 && m.outputUsdPerMillion === 0)
+    .map((m) => m.modelId ?? m.id);
+}
+
 /** Lambda refuses reserved concurrency that leaves less than this unreserved in the account. */
 export const MIN_UNRESERVED_CONCURRENCY = 100;
 

@@ -1,5 +1,7 @@
+import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import dynalite from 'dynalite';
 import { buildApp } from 'fauxqs';
 import { stackClock } from '../lambda/core/clock';
@@ -19,6 +21,11 @@ export interface EmulatorOptions {
   readonly dynamodbEndpoint?: string;
   /** Use this SQS-compatible endpoint instead of starting fauxqs. */
   readonly sqsEndpoint?: string;
+  /**
+   * Keep the embedded DynamoDB's tables on disk in this directory (`DATA_DIR`), so they survive a
+   * restart; fauxqs keeps its queues in memory whatever is set. @default in memory
+   */
+  readonly dataDir?: string;
 }
 
 /**
@@ -28,7 +35,7 @@ export interface EmulatorOptions {
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
   const stops: (() => Promise<void>)[] = [];
   try {
-    const dynamodbEndpoint = options.dynamodbEndpoint ?? (await startEmbeddedDynamo(stops));
+    const dynamodbEndpoint = options.dynamodbEndpoint ?? (await startEmbeddedDynamo(stops, options.dataDir));
     const sqsEndpoint = options.sqsEndpoint ?? (await startEmbeddedSqs(stops));
     return {
       dynamodbEndpoint,
@@ -42,8 +49,8 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
   }
 }
 
-async function startEmbeddedDynamo(stops: (() => Promise<void>)[]): Promise<string> {
-  const server = await startDynalite();
+async function startEmbeddedDynamo(stops: (() => Promise<void>)[], dataDir?: string): Promise<string> {
+  const server = await startDynalite(dataDir);
   stops.push(() => closeServer(server));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }
@@ -57,9 +64,19 @@ async function startEmbeddedSqs(stops: (() => Promise<void>)[]): Promise<string>
   return url;
 }
 
-/** Starts an in-process dynalite with instant table creation. */
-export async function startDynalite(): Promise<Server> {
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+/**
+ * Starts an in-process dynalite with instant table creation, in memory or, given `dataDir`, in a
+ * LevelDB store under it (closed with the server).
+ */
+export async function startDynalite(dataDir?: string): Promise<Server> {
+  const path = dataDir === undefined ? undefined : join(dataDir, 'dynamodb');
+  if (path) mkdirSync(path, { recursive: true });
+  const server = dynalite({
+    createTableMs: 0,
+    deleteTableMs: 0,
+    updateTableMs: 0,
+    ...(path ? { path } : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());

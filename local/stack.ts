@@ -36,6 +36,8 @@ export interface LocalStackOptions {
   /** External emulators instead of the embedded ones. */
   readonly dynamodbEndpoint?: string;
   readonly sqsEndpoint?: string;
+  /** The embedded DynamoDB's tables on disk here (`DATA_DIR`); queues stay in memory. @default in memory */
+  readonly dataDir?: string;
   /** Prefix of table and queue names (tests use one per file). @default '' */
   readonly prefix?: string;
   /** Extra environment for the handlers (limits, model, queue settings...). */
@@ -69,6 +71,8 @@ export interface LocalStackOptions {
   readonly clockStartMs?: number;
   /** Time between the TTL reaper's sweeps; 0: only `ttlReaper.sweep()` sweeps. @default 2_000 */
   readonly ttlSweepIntervalMs?: number;
+  /** Where function errors go (`npm start`: its terminal), one line each, never an event. @default none */
+  readonly log?: (line: string) => void;
 }
 
 /** The timeouts the local stack enforces: AWS's, unless a test scales or overrides them. */
@@ -123,6 +127,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const emulators = await startEmulators({
     dynamodbEndpoint: options.dynamodbEndpoint,
     sqsEndpoint: options.sqsEndpoint,
+    dataDir: options.dataDir,
   });
   const stops: (() => Promise<void>)[] = [() => emulators.stop()];
   if (options.clockStartMs !== undefined) startStackClockAt(options.clockStartMs);
@@ -143,6 +148,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       localRoutes: { [CLOCK_PATH]: clockRoute },
       asyncRetryDelaysMs: options.asyncRetryDelaysMs,
       asyncClock: stackClock,
+      log: options.log,
     });
     stops.unshift(() => gateway.stop());
 
@@ -189,6 +195,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         functionName: handlers.processor.name,
         functionTimeoutMs: handlers.processor.timeoutMs,
         clock: stackClock,
+        onError: (err) => options.log?.(`processor: ${errorMessage(err)}`),
       });
       const running = poller;
       stops.unshift(() => running.stop());
@@ -203,7 +210,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       });
     if (options.runSweep !== false) {
       const every = SWEEP_INTERVAL_SECONDS * 1000;
-      const timer = setInterval(() => void sweep().catch(() => undefined), every);
+      const failed = (err: unknown) => options.log?.(`sweep failed: ${errorMessage(err)}`);
+      const timer = setInterval(() => void sweep().catch(failed), every);
       timer.unref();
       stops.unshift(async () => clearInterval(timer));
     }

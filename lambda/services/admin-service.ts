@@ -137,6 +137,8 @@ export class AdminService {
       ...(result as object),
       known: before.known,
       status: after.message,
+      // Where the tier comes from: the record (set-tier), the last token admitted, or the default.
+      tierSource: after.tierSource,
       // An admin sees the user's active override and when it ends (`usage` prints it).
       override: after.summary.override,
     };
@@ -206,8 +208,10 @@ export class AdminService {
 
   private async snapshot(userId: string) {
     const nowMs = this.deps.now();
-    const status = await this.deps.limiter.status(userId, undefined, nowMs);
+    // An admin has no token: the tier in effect is the record's, else the last token's.
+    const status = await this.deps.limiter.status(userId, undefined, nowMs, { claimFromLastToken: true });
     return {
+      tierSource: status.tierSource,
       message: statusMessage(status, nowMs),
       known: status.known ?? true,
       summary: summarize(status),

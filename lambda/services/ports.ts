@@ -8,6 +8,7 @@ import type {
   DecideInput,
   Decision,
   DeniedDecision,
+  Limiter,
   ResetScope,
   TokenReservation,
   TokenUsage,
@@ -82,7 +83,7 @@ export interface LimiterPort {
   ): Promise<SettleOutcome>;
   /** The reply runner's claim on an admitted request, before its model runs (one write). */
   claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome>;
-  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
+  status(...args: Parameters<Limiter['status']>): Promise<UserStatus>;
   /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
   view(
     userId: string,

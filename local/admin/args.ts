@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { ADMIN_OPERATIONS } from '../../lambda/core/admin';
 import { LIMIT_KINDS } from '../../lambda/core/limiter/kinds/registry';
 import { UsageError } from '../errors';
+import { resetScopes } from './help';
 
 /** A command line the CLI cannot run: the message says what is wrong. */
 export { UsageError };
@@ -75,7 +76,11 @@ export function parseCommand(argv: readonly string[]): 'help' | ParsedCommand {
     operation === 'health' || operation === 'top' ? { operation } : { operation, userId };
   if (operation === 'usage') Object.assign(payload, historyOptions(values));
   if (operation === 'top') Object.assign(payload, topOptions(values));
-  if (operation === 'reset') payload.scope = values.scope ?? 'all';
+  if (operation === 'reset') {
+    // The help shows --scope as required: a reset of everything is asked for, never assumed.
+    if (!values.scope) throw new UsageError(`reset needs --scope ${resetScopes().join('|')}`);
+    payload.scope = values.scope;
+  }
   if (operation === 'set-tier') {
     if (!values.tier) throw new UsageError('set-tier needs --tier free|pro|enterprise');
     payload.tier = values.tier;

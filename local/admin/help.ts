@@ -35,9 +35,12 @@ export function adminUsage(): string {
   return `usage: npm run admin -- <operation> [<userId>] [options]
 
 operations:
-  usage <user> [--history [--days N]]   limits, usage and queue (consumes nothing); --history:
-                                        per UTC day for the last N days (default 30, at most 35)
+  usage <user> [--history [--days N]]   tier in effect and its source, limits, usage and queue
+                                        (consumes nothing); --history: per UTC day for the last N
+                                        days (default 30, at most 35)
   reset <user> --scope ${resetScopes().join('|')}
+                                        frees the scope's limits; today's usage, top and the
+                                        history keep what was used
   set-tier <user> --tier free|pro|enterprise
 ${SET_OVERRIDE}${wrap(limitFlags(), SET_OVERRIDE.length, 96)}
 ${overrideIndent}[--shadow NAME[,NAME]]   (limits evaluated and reported, not enforced)

@@ -16,6 +16,14 @@ interface OverrideView {
   readonly expiresAtEpochMs?: number;
 }
 
+/** How `usage` says where the tier in effect comes from (SPEC §9.5). */
+const TIER_SOURCES: Readonly<Record<string, string>> = {
+  record: 'set by an admin',
+  'last token': 'from the last token seen',
+  token: "the token's claim",
+  default: 'default: no record, no token seen',
+};
+
 /** Human output of one admin answer: what changed, the override in force, and each limit. */
 export function renderAdminResponse(response: AdminResponse, nowMs: number): string {
   if (!response.ok) return `error: ${response.error.code}: ${response.error.message}`;
@@ -24,6 +32,7 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     purged?: string[];
     history?: DayRow[];
     override?: OverrideView | null;
+    tierSource?: string;
     status?: {
       tier: string;
       limits: { name: string; limit: number; used: number; remaining: number; resetAt: number }[];
@@ -39,7 +48,8 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     );
   if (result.history) lines.push(...renderHistory(result.history));
   if (result.status) {
-    lines.push(`tier: ${result.status.tier}   queued: ${result.status.queue.queued}`);
+    const source = result.tierSource ? ` (${TIER_SOURCES[result.tierSource] ?? result.tierSource})` : '';
+    lines.push(`tier: ${result.status.tier}${source}   queued: ${result.status.queue.queued}`);
     // Older admin functions do not report the override at all (undefined): say nothing then.
     if (result.override !== undefined) lines.push(`override: ${renderOverride(result.override, nowMs)}`);
     for (const l of result.status.limits) {

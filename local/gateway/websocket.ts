@@ -72,7 +72,8 @@ async function upgrade(
     try {
       const event = connectEvent(ctx.gw, conn, req.headers, url, ctx.clock());
       result = (await ctx.invoke('$connect', connectHandler, event)) as typeof result;
-    } catch {
+    } catch (err) {
+      ctx.log(`route $connect failed: ${(err as Error).message}`);
       return refuse(socket, 500);
     }
     const status = result?.statusCode ?? 200;
@@ -97,7 +98,10 @@ async function authorize(
     const event = authorizerEvent(ctx.gw, conn, req.headers, url, ctx.clock());
     policy = (await ctx.invoke('authorizer', authorizer, event)) as AuthorizerPolicy;
   } catch (err) {
-    return (err as Error).message === 'Unauthorized' ? 401 : 500;
+    // `Unauthorized` is the authorizer's answer to a bad token; anything else is its failure.
+    if ((err as Error).message === 'Unauthorized') return 401;
+    ctx.log(`authorizer failed: ${(err as Error).message}`);
+    return 500;
   }
   const allowed =
     policy?.policyDocument?.Statement?.length &&

@@ -61,6 +61,27 @@ describe('admin operations, end to end', () => {
     client.close();
   });
 
+  it("usage shows the tier in effect and where it comes from: the last token's claim, then the record", async () => {
+    const { userId, token } = await newUser('claim', 'pro');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await client.request({ action: 'sendMessage', requestId: 'p1', message: 'hi' }, 'message_accepted');
+    const usage = async () =>
+      (
+        (await admin('usage', userId)).json as {
+          result: { tierSource: string; status: { tier: string; limits: { name: string; limit: number }[] } };
+        }
+      ).result;
+    const seen = await usage();
+    expect([seen.tierSource, seen.status.tier]).toEqual(['last token', 'pro']);
+    expect(seen.status.limits.find((l) => l.name === 'messageRate')?.limit).toBe(80);
+    expect((await admin('set-tier', userId, '--tier', 'enterprise')).code).toBe(0);
+    const set = await usage();
+    expect([set.tierSource, set.status.tier]).toEqual(['record', 'enterprise']);
+    const nobody = (await admin('usage', 'never-seen-claim')).json as { result: { tierSource: string } };
+    expect(nobody.result.tierSource).toBe('default');
+    client.close();
+  });
+
   it('set-tier moves the user to another tier for the next message', async () => {
     const { userId, token } = await newUser('tier');
     expect((await admin('set-tier', userId, '--tier', 'pro')).code).toBe(0);

@@ -101,6 +101,7 @@ describe('bad arguments', () => {
     ['admin', ['usage'], /usage needs a userId/],
     ['admin', ['usage', 'ann', '--tier', 'pro'], /--tier does not apply to usage/],
     ['admin', ['set-tier', 'ann'], /set-tier needs --tier free\|pro\|enterprise/],
+    ['admin', ['reset', 'ann'], /reset needs --scope messages\|tokens\|cost\|all/],
     ['admin', ['set-override', 'ann', '--limits', '{x'], /--limits is not JSON/],
     ['admin', ['set-override', 'ann', '--burst', '1', '--expires', 'soon'], /--expires: not a duration/],
     [
@@ -284,6 +285,19 @@ describe('npm run admin output', () => {
     expect(text).toContain(
       'override: messagesPerMinute 5, burst 0 (expires 2026-01-15T11:59:00.000Z, in 1 h 59 min)',
     );
+  });
+
+  it('says where the tier comes from', () => {
+    const from = (tierSource: string) => {
+      const response = usage(null) as Extract<AdminResponse, { ok: true }>;
+      return renderAdminResponse(
+        { ...response, result: { ...(response.result as object), tierSource } },
+        nowMs,
+      );
+    };
+    expect(from('last token')).toContain('tier: free (from the last token seen)   queued: 0');
+    expect(from('record')).toContain('tier: free (set by an admin)   queued: 0');
+    expect(from('default')).toContain('tier: free (default: no record, no token seen)   queued: 0');
   });
 
   it('says when there is no override, and when one has expired', () => {

@@ -1,6 +1,6 @@
 import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
-import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
-import type { ResetScope, UserStatus } from '../../core/limiter/decision';
+import { limitsOf, tierOf, tierSourceOf } from '../../core/limiter/decide/resolve';
+import type { ResetScope, StatusOptions, UserStatus } from '../../core/limiter/decision';
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
@@ -41,8 +41,19 @@ export class AdminOps {
     };
   }
 
-  async status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {
-    const { snap, tier, policy, limits } = await this.view(userId, claimTier, nowMs);
+  async status(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options: StatusOptions = {},
+  ): Promise<UserStatus> {
+    const { snap } = await this.view(userId, claimTier, nowMs);
+    // Without a token (admin `usage`), the tier the last admitted token claimed is the one in effect.
+    const lastToken = options.claimFromLastToken === true && claimTier === undefined;
+    const claim = lastToken ? snap.lastClaimTier : claimTier;
+    const tier = tierOf(snap, claim);
+    const policy = this.ctx.policyOf(snap, claim, nowMs);
+    const limits = limitsOf(policy, snap, nowMs);
     const override =
       snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
         ? snap.override
@@ -52,6 +63,7 @@ export class AdminOps {
     return {
       userId,
       tier,
+      tierSource: tierSourceOf(snap, claim, lastToken),
       policy,
       limits,
       queued: snap.waiting,

@@ -44,6 +44,7 @@ export async function decideOnStore(
         leaseUntilEpochMs,
         usageKey: usageDayKey(input.userId, nowMs),
         sweepUserId: input.userId,
+        claimTier: input.claimTier,
         nowMs,
       }),
     );

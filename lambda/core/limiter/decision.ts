@@ -149,9 +149,21 @@ export interface TokenUsage {
 
 export type ResetScope = 'messages' | 'tokens' | 'cost' | 'all';
 
+/**
+ * Where the tier in effect comes from: the user's record (an admin's `set-tier`), the token of this
+ * request, the last token admitted (admin `usage`, which has none), or nothing (`free`).
+ */
+/** `status` without a token (admin `usage`): the tier the last admitted token claimed stands in for it. */
+export interface StatusOptions {
+  readonly claimFromLastToken?: boolean;
+}
+
+export type TierSource = 'record' | 'token' | 'last token' | 'default';
+
 export interface UserStatus {
   readonly userId: string;
   readonly tier: Tier;
+  readonly tierSource?: TierSource;
   readonly policy: LimitPolicy;
   readonly limits: readonly LimitState[];
   /** The user's waiting request ids, head first. */
@@ -170,6 +182,11 @@ export interface Limiter {
   decide(input: DecideInput, nowMs: number): Promise<Decision>;
   /** Refund (or charge) the difference between reservation and usage, once per request id. */
   reconcile(reservation: TokenReservation, usage: TokenUsage, nowMs: number): Promise<{ applied: boolean }>;
-  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
+  status(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options?: StatusOptions,
+  ): Promise<UserStatus>;
   reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
 }

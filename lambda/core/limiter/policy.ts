@@ -134,7 +134,12 @@ export function parseLimitsConfig(
       cause: err,
     });
   }
-  const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...(raw as object) });
+  // `[]` or `3` would spread into no settings at all and pass as the defaults (issue 23).
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new ConfigError(
+      `invalid limits configuration: a JSON object ({"tiers": …, "models": …}), got ${JSON.stringify(raw)}`,
+    );
+  const parsed = limitsConfigSchema.safeParse({ tiers: {}, ...raw });
   if (!parsed.success)
     throw new ConfigError(`invalid limits configuration: ${z.prettifyError(parsed.error)}`);
   const models = parsed.data.models ?? defaultModels;

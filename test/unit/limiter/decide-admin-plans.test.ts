@@ -25,6 +25,9 @@ describe('planReset', () => {
     for (const attribute of resetAttributes('tokens')) expect(tokens.update).toContain(attribute);
     expect(tokens.update).toContain('te = if_not_exists(te, 0) + 1');
     expect(tokens.update).not.toContain('ce =');
+    // The day's tokens stay (top, history read them); the reset records them as freed.
+    expect(tokens.update).toContain('tuf = if_not_exists(tu, 0)');
+    expect(tokens.update).not.toMatch(/REMOVE.*\btu\b/);
     expect(tokens.condition).toBe('attribute_exists(pk)');
     const all = readable(planReset('all'));
     expect(all.update).toContain('te = if_not_exists(te, 0) + 1');

@@ -10,6 +10,7 @@ import {
   limitKind,
   markerWindows,
   resetAttributes,
+  resetFrees,
 } from '../../../lambda/core/limiter/kinds/registry';
 import {
   DEFAULT_TIER_LIMITS,
@@ -45,28 +46,27 @@ describe('limit kinds, each declared once', () => {
     expect(limitKind('weeklyTokens').windowSeconds(FREE)).toBe(7 * 86_400);
   });
 
-  it('resets by scope exactly the attributes the kinds of that scope keep', () => {
-    expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc', 'dw', 'dc']);
-    expect(resetAttributes('tokens')).toEqual(['td', 'tu', 'ttat', 'tw', 'twu', 'tm', 'tmu']);
-    expect(resetAttributes('cost')).toEqual(['cd', 'cu', 'cm', 'cmu']);
+  it('resets by scope exactly the attributes the kinds of that scope keep, but the daily accounting', () => {
+    expect(resetAttributes('messages')).toEqual(['tat', 'hw', 'hc']);
+    expect(resetAttributes('tokens')).toEqual(['ttat', 'tw', 'twu', 'tm', 'tmu']);
+    expect(resetAttributes('cost')).toEqual(['cm', 'cmu']);
     expect(resetAttributes('all')).toEqual([
       'tat',
       'hw',
       'hc',
-      'dw',
-      'dc',
-      'td',
-      'tu',
       'ttat',
       'tw',
       'twu',
       'tm',
       'tmu',
-      'cd',
-      'cu',
       'cm',
       'cmu',
     ]);
+    // What `top` and `usage --history` read stays; the reset records it as freed (issue 23 item 6).
+    expect(resetFrees('messages')).toEqual([{ count: 'dc', freed: 'dcf' }]);
+    expect(resetFrees('tokens')).toEqual([{ count: 'tu', freed: 'tuf' }]);
+    expect(resetFrees('cost')).toEqual([{ count: 'cu', freed: 'cuf' }]);
+    expect(resetFrees('all').map((k) => k.count)).toEqual(['dc', 'tu', 'cu']);
   });
 
   it('leaves an optional limit the policy does not set out of status, but still plans it', () => {

@@ -9,7 +9,8 @@ import {
   TOKEN_EPOCH_ATTR,
 } from '../item/attributes';
 import type { LimitOverride } from '../kinds/registry';
-import { resetAttributes } from '../kinds/registry';
+import { resetAttributes, resetFrees } from '../kinds/registry';
+import { freeWindow } from '../kinds/shapes/window-counter';
 import { POLICY_TTL_SECONDS } from '../plan/ttl';
 import type { Tier } from '../tiers';
 
@@ -17,12 +18,14 @@ import type { Tier } from '../tiers';
  * The admin's `reset`: clears what the scope's limit kinds keep and starts a new epoch per scope
  * reset, so reservations made before it refund nothing into that scope's new counts and keep
  * refunding into the other scope's (issue 20, finding 9). Only an item that exists: a reset never
- * makes an empty one.
+ * makes an empty one. A reset changes limits, never the accounting (SPEC §9.5): the daily counters
+ * `top` and the history read stay, their limits freed of what they hold (issue 23, item 6).
  */
 export function planReset(scope: ResetScope): UpdatePlan {
   const w = new ExpressionWriter();
   // Each limit kind declares the attributes it keeps, and which scope clears them.
   w.remove(...resetAttributes(scope).map((a) => w.name(a)));
+  for (const { count, freed } of resetFrees(scope)) freeWindow(w, { countAttr: count, freedAttr: freed });
   const epochs = {
     tokens: [TOKEN_EPOCH_ATTR],
     cost: [COST_EPOCH_ATTR],

@@ -1,3 +1,4 @@
+import type { TierSource } from '../decision';
 import { evaluate } from '../evaluate';
 import type { LimiterSnapshot } from '../item/state';
 import type { LimitPolicy, LimitState } from '../kinds/registry';
@@ -7,6 +8,17 @@ import type { Tier } from '../tiers';
 /** The record's tier wins over the token's claim (SPEC §2); `free` when neither says. */
 export function tierOf(snap: LimiterSnapshot, claimTier: Tier | undefined): Tier {
   return snap.tier ?? claimTier ?? 'free';
+}
+
+/** Where {@link tierOf}'s answer comes from, `claimTier` being the last token's when `lastToken`. */
+export function tierSourceOf(
+  snap: LimiterSnapshot,
+  claimTier: Tier | undefined,
+  lastToken: boolean,
+): TierSource {
+  if (snap.tier) return 'record';
+  if (claimTier) return lastToken ? 'last token' : 'token';
+  return 'default';
 }
 
 /** The limits that apply to the user now: its tier's, with an unexpired override on top. */

@@ -51,6 +51,11 @@ export const userIdOf = (key: string) => key.slice(USER_KEY_PREFIX.length);
 export const POLICY_VERSION_ATTR = 'pv';
 /** The user's tier set by an admin (absent: the token's claim, else free). */
 export const TIER_ATTR = 'tier';
+/**
+ * The tier the user's last admitted token claimed (`free` when it claimed none), written by the
+ * admission write itself: `admin usage` shows the tier in effect without a token (issue 23 item 5).
+ */
+export const CLAIM_TIER_ATTR = 'ct';
 /** An admin's override of the user's limits (`{ limits, … }`). */
 export const OVERRIDE_ATTR = 'ovr';
 /** Token epoch: bumped by a reset of tokens, so reservations made before it refund no tokens. */

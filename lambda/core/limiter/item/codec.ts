@@ -4,6 +4,7 @@ import { isTier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   GLOBAL_SHARES_ATTR,
   HISTORY_ATTR,
@@ -118,6 +119,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     exists: true,
     policyVersion: num(item[POLICY_VERSION_ATTR]) ?? 0,
     tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
+    ...(isTier(item[CLAIM_TIER_ATTR]) ? { lastClaimTier: item[CLAIM_TIER_ATTR] } : {}),
     override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
     ...kindCounters(item),
     tokenEpoch: num(item[TOKEN_EPOCH_ATTR]) ?? 0,

@@ -13,6 +13,8 @@ export interface LimiterSnapshot {
   /** Policy version: bumped by every admin change of tier or override; decisions pin it. */
   readonly policyVersion: number;
   readonly tier?: Tier;
+  /** The tier the last admitted token claimed (`ct`); the record's `tier` wins over it. */
+  readonly lastClaimTier?: Tier;
   readonly override?: LimitOverride;
   /** GCRA theoretical arrival time of the message bucket (epoch ms). */
   readonly tat?: number;

@@ -4,7 +4,7 @@ import { DAY_MS, dayNumber } from '../windows';
 import { counted, untilWindowEnds } from './global-part';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
 
-/** Cost per UTC day, in USD, counted in µUSD (`cd` day, `cu` µUSD). */
+/** Cost per UTC day, in USD, counted in µUSD (`cd` day, `cu` µUSD; `cuf` what a reset freed of it). */
 export const dailyCostUsd = windowBudget({
   name: 'dailyCostUsd',
   label: 'daily cost',
@@ -12,6 +12,7 @@ export const dailyCostUsd = windowBudget({
   unit: 'usd',
   windowAttr: 'cd',
   usedAttr: 'cu',
+  freedAttr: 'cuf',
   ...DAILY,
   /** USD per UTC day across all users (reserve-then-reconcile; stored in µUSD). */
   global: {

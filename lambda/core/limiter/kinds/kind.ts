@@ -167,8 +167,14 @@ export interface LimitKind<
   readonly adminFlag: { readonly flag: string; readonly field: F };
   /** What `reset --scope` clears it (and `all`). */
   readonly resetScope: KindResetScope;
-  /** The item attributes it keeps (numbers; `reset` removes them). */
+  /** The item attributes it keeps (numbers; `reset` removes them, unless `resetKeeps`). */
   readonly attributes: readonly string[];
+  /**
+   * An accounting counter (`top` and `usage --history` read it): `reset` keeps `count` and frees
+   * the limit by recording it in `freed` (shapes/window-counter.ts `freeWindow`), so a reset
+   * changes the limit, never what was used (SPEC §9.5). Absent: `reset` removes `attributes`.
+   */
+  readonly resetKeeps?: { readonly count: string; readonly freed: string };
   /** Budgets: the reservation marker's field naming the window it counted the reservation in. */
   readonly markerField?: string;
   /**

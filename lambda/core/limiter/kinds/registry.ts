@@ -87,9 +87,21 @@ export function limitKind(name: LimitName): RegisteredKind {
   return kind;
 }
 
-/** The item attributes a `reset` of this scope clears. */
+const inScope = (scope: KindResetScope | 'all') =>
+  LIMIT_KINDS.filter((k) => scope === 'all' || k.resetScope === scope);
+
+/** The item attributes a `reset` of this scope clears: all its kinds keep but the accounting counters. */
 export function resetAttributes(scope: KindResetScope | 'all'): string[] {
-  return LIMIT_KINDS.filter((k) => scope === 'all' || k.resetScope === scope).flatMap((k) => k.attributes);
+  return inScope(scope)
+    .filter((k) => k.resetKeeps === undefined)
+    .flatMap((k) => k.attributes);
+}
+
+/** The accounting counters a `reset` of this scope keeps, freeing their limits (`LimitKind.resetKeeps`). */
+export function resetFrees(
+  scope: KindResetScope | 'all',
+): readonly { readonly count: string; readonly freed: string }[] {
+  return inScope(scope).flatMap((k) => (k.resetKeeps ? [k.resetKeeps] : []));
 }
 
 /** Every kind's policy field with its schema, for policy.ts's zod objects (required ones first-class). */

@@ -3,7 +3,7 @@ import { counted, untilWindowEnds } from './global-part';
 import { positiveInt } from './kind';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
 
-/** Tokens per UTC day (`td` day, `tu` tokens): every tier has one. */
+/** Tokens per UTC day (`td` day, `tu` tokens; `tuf` what a reset freed of it): every tier has one. */
 export const dailyTokens = windowBudget({
   name: 'dailyTokens',
   label: 'daily tokens',
@@ -11,6 +11,7 @@ export const dailyTokens = windowBudget({
   unit: 'tokens',
   windowAttr: 'td',
   usedAttr: 'tu',
+  freedAttr: 'tuf',
   required: true,
   ...DAILY,
   /** Tokens per UTC day across all users (reserve-then-reconcile). */

@@ -54,13 +54,15 @@ export function windowBudget<N extends string, R extends boolean = false>(
     readonly unit: 'tokens' | 'usd';
     readonly windowAttr: string;
     readonly usedAttr: string;
+    /** An accounting counter: where a reset records what it freed (`LimitKind.resetKeeps`). */
+    readonly freedAttr?: string;
     /** Every tier sets it (`dailyTokens`). @default false */
     readonly required?: R;
     /** Its stack-wide counterpart, if it has one. */
     readonly global?: GlobalPart;
   } & BudgetWindow,
 ): LimitKind<N, N, R> {
-  const { name, unit, windowAttr, usedAttr, markerField, windowOf, windowEndMs } = args;
+  const { name, unit, windowAttr, usedAttr, freedAttr, markerField, windowOf, windowEndMs } = args;
   const isCost = unit === 'usd';
   /** The budget in stored units: tokens, or µUSD for a cost budget (configured in USD). */
   const budgetOf = (policy: KindPolicy) => {
@@ -72,7 +74,7 @@ export function windowBudget<N extends string, R extends boolean = false>(
   const leftIn = ({ policy, snap, nowMs }: KindInput) => {
     const budget = budgetOf(policy);
     if (budget === undefined) return undefined;
-    return Math.max(0, budget - countIn(snap, windowAttr, usedAttr, windowOf(nowMs)));
+    return Math.max(0, budget - countIn(snap, windowAttr, usedAttr, windowOf(nowMs), freedAttr));
   };
   return {
     name,
@@ -83,7 +85,8 @@ export function windowBudget<N extends string, R extends boolean = false>(
     unit,
     metric: 'TokenRateLimitExceeded',
     resetScope: isCost ? 'cost' : 'tokens',
-    attributes: [windowAttr, usedAttr],
+    attributes: freedAttr ? [windowAttr, usedAttr, freedAttr] : [windowAttr, usedAttr],
+    ...(freedAttr ? { resetKeeps: { count: usedAttr, freed: freedAttr } } : {}),
     markerField,
     ...(args.global ? { global: args.global } : {}),
     // Each request reserves 50 tokens (26 or 27 µUSD on the echo model): two fit, the third does not.
@@ -95,7 +98,7 @@ export function windowBudget<N extends string, R extends boolean = false>(
       const budget = budgetOf(input.policy);
       if (budget === undefined) return undefined;
       const window = windowOf(input.nowMs);
-      const used = countIn(input.snap, windowAttr, usedAttr, window);
+      const used = countIn(input.snap, windowAttr, usedAttr, window, freedAttr);
       return {
         name,
         limit: shown(budget),
@@ -128,6 +131,7 @@ export function windowBudget<N extends string, R extends boolean = false>(
         window: windowOf(nowMs),
         amount: amountOf(reserved),
         limit: enforce ? budgetOf(policy) : undefined,
+        freedAttr,
       });
     },
     // Too little left for even one request: not before the next window.

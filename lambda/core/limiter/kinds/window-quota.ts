@@ -15,12 +15,14 @@ export function windowQuota<N extends string>(args: {
   readonly adminFlag: string;
   readonly windowAttr: string;
   readonly countAttr: string;
+  /** An accounting counter: where a reset records what it freed (`LimitKind.resetKeeps`). */
+  readonly freedAttr?: string;
   readonly windowMs: number;
   readonly windowOf: (ms: number) => number;
   /** Its stack-wide counterpart, if it has one. */
   readonly global?: GlobalPart;
 }): LimitKind<N, N, false> {
-  const { name, windowAttr, countAttr, windowMs, windowOf } = args;
+  const { name, windowAttr, countAttr, freedAttr, windowMs, windowOf } = args;
   return {
     name,
     label: args.label,
@@ -30,7 +32,8 @@ export function windowQuota<N extends string>(args: {
     unit: 'messages',
     metric: 'MessageRateLimitExceeded',
     resetScope: 'messages',
-    attributes: [windowAttr, countAttr],
+    attributes: freedAttr ? [windowAttr, countAttr, freedAttr] : [windowAttr, countAttr],
+    ...(freedAttr ? { resetKeeps: { count: countAttr, freed: freedAttr } } : {}),
     ...(args.global ? { global: args.global } : {}),
     example: { policy: { [name]: 2 }, input: 10, maxTokens: 20, fill: 2 },
     windowSeconds: () => windowMs / 1000,
@@ -40,7 +43,7 @@ export function windowQuota<N extends string>(args: {
       const limit = limitIn(policy, name);
       if (limit === undefined) return undefined;
       const window = windowOf(nowMs);
-      const used = countIn(snap, windowAttr, countAttr, window);
+      const used = countIn(snap, windowAttr, countAttr, window, freedAttr);
       const next = (window + 1) * windowMs;
       return { name, limit, used, remaining: Math.max(0, limit - used), resetAtEpochMs: next };
     },
@@ -60,6 +63,7 @@ export function windowQuota<N extends string>(args: {
         window: windowOf(nowMs),
         amount: weight,
         limit: enforce ? limitIn(policy, name) : undefined,
+        freedAttr,
       });
     },
     readyAtEpochMs: (position, state) => (state.remaining >= position ? 0 : state.resetAtEpochMs),
@@ -91,13 +95,14 @@ export const hourlyMessages = windowQuota({
   },
 });
 
-/** Messages per UTC day (`dw` day number, `dc` count). */
+/** Messages per UTC day (`dw` day number, `dc` count; `dcf` what a reset freed of it). */
 export const dailyMessages = windowQuota({
   name: 'dailyMessages',
   label: 'daily messages',
   adminFlag: 'daily',
   windowAttr: 'dw',
   countAttr: 'dc',
+  freedAttr: 'dcf',
   windowMs: DAY_MS,
   windowOf: dayNumber,
 });

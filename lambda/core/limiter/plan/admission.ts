@@ -7,6 +7,7 @@ import { planHistory } from '../history';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   IN_FLIGHT_ATTR,
   POLICY_VERSION_ATTR,
@@ -22,6 +23,7 @@ import { activeValue, reservationValue } from '../item/codec';
 import type { LimiterSnapshot } from '../item/state';
 import type { LimitPolicy } from '../kinds/registry';
 import { LIMIT_KINDS, markerWindows } from '../kinds/registry';
+import type { Tier } from '../tiers';
 import { monthNumber } from '../windows';
 import { admissionMovesBucket } from './bucket';
 import { itemTtlEpochSeconds } from './ttl';
@@ -83,6 +85,8 @@ export function planAdmission(args: {
   readonly usageKey?: string;
   /** The user, to put into the sweep index: its slot (and active request) need an end. */
   readonly sweepUserId?: string;
+  /** The tier the request's token claimed (none: `free`), recorded for `admin usage`. */
+  readonly claimTier?: Tier;
   readonly nowMs: number;
 }): AdmissionPlan {
   const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
@@ -128,6 +132,8 @@ export function planAdmission(args: {
   planHistory(w, belief, nowMs);
   // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
   if (args.usageKey) w.set(`${w.name(USAGE_DAY_ATTR)} = ${w.value(args.usageKey)}`);
+  // The tier the token claimed, for `admin usage` (which has no token): a few bytes in this write.
+  w.set(`${w.name(CLAIM_TIER_ATTR)} = ${w.value(args.claimTier ?? 'free')}`);
   // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
   if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
   // Idle users' items expire, never before an open window's end or this request's lease; one an

@@ -1,9 +1,32 @@
 import type { ExpressionWriter } from '../../expression';
 import { type KindSnapshot, storedNumber } from '../kind';
 
-/** What a fixed window holds now: its count when the stored window is `window`, else 0. */
-export function countIn(snap: KindSnapshot, windowAttr: string, countAttr: string, window: number): number {
-  return storedNumber(snap, windowAttr) === window ? (storedNumber(snap, countAttr) ?? 0) : 0;
+/**
+ * What a fixed window holds now against its limit: its count when the stored window is `window`,
+ * else 0 — less what a reset freed in it (`freedAttr`, see {@link freeWindow}).
+ */
+export function countIn(
+  snap: KindSnapshot,
+  windowAttr: string,
+  countAttr: string,
+  window: number,
+  freedAttr?: string,
+): number {
+  if (storedNumber(snap, windowAttr) !== window) return 0;
+  return (storedNumber(snap, countAttr) ?? 0) - freedOf(snap, freedAttr);
+}
+
+const freedOf = (snap: KindSnapshot, freedAttr: string | undefined) =>
+  freedAttr === undefined ? 0 : (storedNumber(snap, freedAttr) ?? 0);
+
+/**
+ * A reset of an accounting counter (the daily ones `top` and `usage --history` read): the count
+ * stays what was used, and the limit is freed by recording it in `freedAttr` — the limit counts
+ * only what comes after (issue 23, item 6). `freed` belongs to the stored window: opening the next
+ * window removes it ({@link countInWindow}). A count absent frees 0.
+ */
+export function freeWindow(w: ExpressionWriter, args: { countAttr: string; freedAttr: string }): void {
+  w.set(`${w.name(args.freedAttr)} = if_not_exists(${w.name(args.countAttr)}, ${w.value(0)})`);
 }
 
 /**
@@ -23,19 +46,26 @@ export function countInWindow(
     readonly window: number;
     readonly amount: number;
     readonly limit: number | undefined;
+    /** Where a reset records what it freed of this window ({@link freeWindow}), if it can. */
+    readonly freedAttr?: string;
   },
 ): boolean {
-  const { snap, windowAttr, countAttr, window, amount, limit } = args;
+  const { snap, windowAttr, countAttr, window, amount, limit, freedAttr } = args;
   const win = w.name(windowAttr);
   const count = w.name(countAttr);
   if (storedNumber(snap, windowAttr) === window) {
-    const fits = limit === undefined ? '' : ` AND ${count} <= ${w.value(limit - amount)}`;
+    // count − freed + amount ≤ limit. A reset since this belief only raised `freed` (it records the
+    // count, which never falls below it): the believed `freed` makes the bound stricter, never looser.
+    const bound = limit === undefined ? undefined : limit + freedOf(snap, freedAttr) - amount;
+    const fits = bound === undefined ? '' : ` AND ${count} <= ${w.value(bound)}`;
     w.condition(`${win} = ${w.value(window)}${fits}`);
     w.set(`${count} = ${count} + ${w.value(amount)}`);
     return false;
   }
   w.condition(`(attribute_not_exists(${win}) OR ${win} < ${w.value(window)})`);
   w.set(`${win} = ${w.value(window)}`, `${count} = ${w.value(amount)}`);
+  // What a reset freed belonged to the window that ends here.
+  if (freedAttr !== undefined) w.remove(w.name(freedAttr));
   return true;
 }
 

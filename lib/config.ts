@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { GlobalLimits } from '../lambda/core/limiter/global/limits';
+import { type GlobalLimits, shardsForConcurrency } from '../lambda/core/limiter/global/limits';
 import {
   type LimitsConfig,
   limitsConfigSchema,
@@ -136,13 +136,14 @@ export function parseStackConfig(input: unknown): StackConfig {
   if (!parsed.success)
     throw new StackConfigError(`invalid chat-limiter configuration:\n${z.prettifyError(parsed.error)}`);
   checkConcurrency(parsed.data);
+  const data = withShardsForReplies(parsed.data, raw);
   let limits: LimitsConfig;
   try {
-    limits = parseLimitsConfig(parsed.data.limits ?? {});
+    limits = parseLimitsConfig(data.limits ?? {});
   } catch (err) {
     throw new StackConfigError((err as Error).message);
   }
-  return { ...parsed.data, tiers: limits.tiers, ...(limits.global ? { global: limits.global } : {}) };
+  return { ...data, tiers: limits.tiers, ...(limits.global ? { global: limits.global } : {}) };
 }
 
 /**
@@ -156,6 +157,22 @@ export function unpricedBedrockModels(config: StackConfig): string[] {
   return models
     .filter((m) => m.kind === 'bedrock' && m.inputUsdPerMillion === 0 && m.outputUsdPerMillion === 0)
     .map((m) => m.modelId ?? m.id);
+}
+
+/**
+ * Global limits without `requestsInFlight` still hold every admitted request's share in a shard,
+ * at most 13 a shard: a stack left at 4 shards would run at most 52 replies at once. Unless the
+ * configuration names `global.shards` or `global.requestsInFlight`, the stack gets the shards its
+ * reply runners need (replyConcurrency, 100 by default: 8 shards), written into the limits the
+ * functions read so all of them agree (docs/configuration.md).
+ */
+function withShardsForReplies<T extends z.output<typeof stackConfigSchema>>(config: T, raw: unknown): T {
+  // The configuration as written: the parsed one already carries the default shard count.
+  const written = (raw as { limits?: { global?: Record<string, unknown> } }).limits?.global;
+  const shards =
+    config.replyConcurrency === null ? undefined : shardsForConcurrency(written, config.replyConcurrency);
+  if (shards === undefined) return config;
+  return { ...config, limits: { ...config.limits, global: { ...config.limits?.global, shards } } };
 }
 
 /** Lambda refuses reserved concurrency that leaves less than this unreserved in the account. */

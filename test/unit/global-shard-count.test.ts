@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { MAX_GLOBAL_SHARDS, shardsNeeded } from '../../lambda/core/limiter/global/limits';
 import { SHARE_RECORDS_PER_SHARD } from '../../lambda/core/limiter/global/share-record';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
+import { parseStackConfig } from '../../lib/config';
 
 const shardsOf = (global: object) => parseLimitsConfig({ global }).global?.shards;
 
@@ -45,5 +46,27 @@ describe('the global shard count', () => {
     );
     expect(shardsOf({ requestsInFlight: 100, hourlyMessages: 8 })).toBe(8);
     expect(() => shardsOf({ dailyTokens: 1000, shards: 1001 })).toThrow(/global\.shards/);
+  });
+
+  it('gives a stack without requestsInFlight the shards its reply runners need, in the limits the functions read', () => {
+    const stack = (config: object) => parseStackConfig(config);
+    const onlyTokens = stack({ limits: { tiers: {}, global: { dailyTokens: 1000 } } });
+    // 100 reply runners by default: ceil(100 / 13) = 8 shards, so 104 requests may hold a share at once.
+    expect(onlyTokens.global?.shards).toBe(8);
+    expect(onlyTokens.limits?.global).toEqual({ dailyTokens: 1000, shards: 8 });
+    expect(
+      stack({ replyConcurrency: 300, limits: { tiers: {}, global: { dailyTokens: 1000 } } }).global?.shards,
+    ).toBe(24);
+    expect(
+      stack({ replyConcurrency: 13, limits: { tiers: {}, global: { dailyTokens: 1000 } } }).global?.shards,
+    ).toBe(4);
+    // A count limit caps it (every shard needs a share of one); a named count or limit decides.
+    expect(stack({ limits: { tiers: {}, global: { hourlyMessages: 5 } } }).global?.shards).toBe(5);
+    expect(stack({ limits: { tiers: {}, global: { dailyTokens: 1000, shards: 2 } } }).global?.shards).toBe(2);
+    expect(stack({ limits: { tiers: {}, global: { requestsInFlight: 20 } } }).global?.shards).toBe(4);
+    expect(
+      stack({ replyConcurrency: null, limits: { tiers: {}, global: { dailyTokens: 1000 } } }).global?.shards,
+    ).toBe(4);
+    expect(stack({}).global).toBeUndefined();
   });
 });

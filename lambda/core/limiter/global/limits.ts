@@ -55,6 +55,23 @@ export function shardsNeeded(requestsInFlight: number | undefined): number {
   return requestsInFlight === undefined ? 0 : Math.ceil(requestsInFlight / SHARE_RECORDS_PER_SHARD);
 }
 
+/**
+ * The shards a stack needs for `concurrency` requests at once when no `requestsInFlight` limit
+ * sets it: a shard still holds at most SHARE_RECORDS_PER_SHARD shares (one per request holding a
+ * share of any global limit), so without this a stack would run at most shards × that many at
+ * once. Undefined when the configuration already decides (requestsInFlight or shards set, or no
+ * global limit); else at least DEFAULT_GLOBAL_SHARDS, at most any count limit allows.
+ */
+export function shardsForConcurrency(
+  global: Readonly<Record<string, unknown>> | undefined,
+  concurrency: number,
+): number | undefined {
+  if (!global || global.shards !== undefined || (SLOT && global[SLOT.kind] !== undefined)) return undefined;
+  if (!GLOBAL_LIMITS.some((name) => global[name] !== undefined)) return undefined;
+  const counts = WHOLE.map((name) => (typeof global[name] === 'number' ? global[name] : Infinity));
+  return Math.max(1, Math.min(Math.max(DEFAULT_GLOBAL_SHARDS, shardsNeeded(concurrency)), ...counts));
+}
+
 /** The global part of a limit. */
 export function globalPart(name: GlobalLimit): KindGlobalPart {
   const part = GLOBAL_PARTS.find((p) => p.kind === name);

@@ -122,7 +122,7 @@ export class AdminService {
   }
 
   private async runForUser(request: UserAdminRequest): Promise<unknown> {
-    const before = await this.snapshot(request.userId);
+    const before = await this.snapshot(request.userId, request.operation === 'usage' && !!request.history);
     const result = await this.apply(request, before.history);
     const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
     this.deps.log.info('admin action', {
@@ -204,9 +204,9 @@ export class AdminService {
     return purged;
   }
 
-  private async snapshot(userId: string) {
+  private async snapshot(userId: string, history = false) {
     const nowMs = this.deps.now();
-    const status = await this.deps.limiter.status(userId, undefined, nowMs);
+    const status = await this.deps.limiter.status(userId, undefined, nowMs, { history });
     return {
       message: statusMessage(status, nowMs),
       known: status.known ?? true,

@@ -1,6 +1,6 @@
 import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
 import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
-import type { ResetScope, UserStatus } from '../../core/limiter/decision';
+import type { ResetScope, StatusOptions, UserStatus } from '../../core/limiter/decision';
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
@@ -41,8 +41,21 @@ export class AdminOps {
     };
   }
 
-  async status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus> {
-    const { snap, tier, policy, limits } = await this.view(userId, claimTier, nowMs);
+  /**
+   * The user's limits and usage. `history: true` (admin `usage --history`) also reads the closed
+   * days' history items (one Query); without it the history is what the item holds (today, the
+   * last closed day).
+   */
+  async status(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options: StatusOptions = {},
+  ): Promise<UserStatus> {
+    const [{ snap, tier, policy, limits }, stored] = await Promise.all([
+      this.view(userId, claimTier, nowMs),
+      options.history && this.ctx.history ? this.ctx.history.read(userId, nowMs) : undefined,
+    ]);
     const override =
       snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
         ? snap.override
@@ -57,7 +70,7 @@ export class AdminOps {
       queued: snap.waiting,
       override,
       known: snap.exists,
-      history: usageHistory(snap, nowMs, HISTORY_DAYS),
+      history: usageHistory(snap, nowMs, HISTORY_DAYS, stored),
       ...(global ? { global } : {}),
     };
   }

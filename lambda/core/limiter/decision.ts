@@ -165,11 +165,22 @@ export interface UserStatus {
   readonly history?: readonly DayUsage[];
 }
 
+/** What `status` reads besides the user's item. */
+export interface StatusOptions {
+  /** The closed days' history items too (admin `usage --history`). @default false */
+  readonly history?: boolean;
+}
+
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */
 export interface Limiter {
   decide(input: DecideInput, nowMs: number): Promise<Decision>;
   /** Refund (or charge) the difference between reservation and usage, once per request id. */
   reconcile(reservation: TokenReservation, usage: TokenUsage, nowMs: number): Promise<{ applied: boolean }>;
-  status(userId: string, claimTier: Tier | undefined, nowMs: number): Promise<UserStatus>;
+  status(
+    userId: string,
+    claimTier: Tier | undefined,
+    nowMs: number,
+    options?: StatusOptions,
+  ): Promise<UserStatus>;
   reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
 }

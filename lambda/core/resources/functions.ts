@@ -62,7 +62,8 @@ export const FUNCTIONS = {
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
       // Also a waiting request's content (request-store.ts): written before its enqueue, deleted
-      // when it is cancelled or its enqueue is undone.
+      // when it is cancelled or its enqueue is undone; a closed day's history item (PutItem, once
+      // per user and day, lambda/core/limiter/history.ts).
       { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
@@ -89,7 +90,8 @@ export const FUNCTIONS = {
       { table: 'limits', actions: LIMITER_ACTIONS },
       REPLY_CONNECTIONS,
       // A finished reply nobody was connected for is kept for `resume`; a started request's
-      // content is read (one consistent GetItem), an expired one's deleted.
+      // content is read (one consistent GetItem), an expired one's deleted; a closed day's history
+      // item is written by the admission that closed it (PutItem).
       { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
     ],
     queues: [
@@ -231,8 +233,12 @@ export const FUNCTIONS = {
       // reads an item nobody writes (GetItem) to see that the table answers.
       { ...REPLY_CONNECTIONS, actions: [...REPLY_CONNECTIONS.actions, 'dynamodb:GetItem'] },
       // Purge's notices go through the same reply channel, which may keep a final reply; `health`
-      // probes it like the others; a purged request's content is deleted.
-      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
+      // probes it like the others; a purged request's content is deleted; `usage --history` reads
+      // the user's closed days (one Query; lambda/core/limiter/history.ts).
+      {
+        table: 'requests',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+      },
     ],
     // `health`: whether each queue answers and how deep it is (SQS's own counters).
     queues: [

@@ -81,9 +81,25 @@ export const IN_FLIGHT_ATTR = 'fl';
 export const PARKED_WAKE_UP_ATTR = 'wk';
 /** The user's key in today's usage index (`<day>#<bucket>`, `admin top`). */
 export const USAGE_DAY_ATTR = 'ud';
-/** Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS), `usage --history`. */
+/**
+ * Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS): the first design,
+ * ~1.4 KB at 35 days paid on every write. Read (and its days past HISTORY_DAYS dropped), never
+ * written: closed days go to history items now (HELD_DAY_ATTR, issue 22).
+ */
 export const HISTORY_ATTR = 'hist';
-/** The fields of one closed day in `hist`. */
+/**
+ * The last day that closed (`{ d, t, c, m, q }`: HELD_DAY_FIELD and HISTORY_FIELDS), written by the
+ * admission that rolls the day over and held until the next one replaces it; its history item
+ * (Requests table, `usage#<userId>` / `<YYYY-MM-DD>`) is written once after that admission, and
+ * again — as the next history item's PREVIOUS_DAY_ATTR — by the next roll, so one lost write is
+ * repaired.
+ */
+export const HELD_DAY_ATTR = 'hd';
+/** The day number of a held or stored day. */
+export const HELD_DAY_FIELD = 'd';
+/** In a history item: the day the user's item held before this one closed (a lost write's repair). */
+export const PREVIOUS_DAY_ATTR = 'p';
+/** The fields of one closed day in `hist`, `hd` and a history item. */
 export const HISTORY_FIELDS = {
   /** Tokens used. */
   tokens: 't',

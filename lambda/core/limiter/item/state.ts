@@ -61,6 +61,8 @@ export interface LimiterSnapshot {
   readonly sweepAfterEpochMs?: number;
   /** Closed days' usage by day number (`hist`), kept for `usage --history`. */
   readonly history?: Readonly<Record<number, StoredDay>>;
+  /** The last closed day (`hd`), until the next day closes (its history item may not be written). */
+  readonly heldDay?: ClosedDay;
   /** Requests queued per day number (`nq<day>`), until the day goes to history. */
   readonly queuedByDay: Readonly<Record<number, number>>;
   /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
@@ -120,12 +122,17 @@ export interface PendingReservation {
   readonly claim?: string;
 }
 
-/** One closed day of `hist` (stored under HISTORY_FIELDS' names). */
+/** One closed day (stored under HISTORY_FIELDS' names). */
 export interface StoredDay {
   readonly tokens: number;
   readonly costMicroUsd: number;
   readonly messages: number;
   readonly queued: number;
+}
+
+/** A closed UTC day's usage and its day number. */
+export interface ClosedDay extends StoredDay {
+  readonly day: number;
 }
 
 /** Longer than any lease plus the sweep's margin: the sweep has looked at the share by then. */

@@ -6,6 +6,7 @@
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
 import { stackClock } from '../lambda/core/clock';
+import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import { parseLimitsConfig } from '../lambda/core/limiter/policy';
 import { ECHO_MODEL } from '../lambda/core/models';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
@@ -92,7 +93,7 @@ async function main(): Promise<number | undefined> {
   // Nothing starts half configured: a bad LIMITS_CONFIG stops here, with the path of the field.
   try {
     const model = environment[ENV.model] === 'bedrock' ? 'bedrock' : 'echo';
-    parseLimitsConfig(environment[ENV.limitsConfig] ?? '', [
+    const limits = parseLimitsConfig(environment[ENV.limitsConfig] ?? '', [
       model === 'bedrock'
         ? {
             ...ECHO_MODEL,
@@ -102,6 +103,11 @@ async function main(): Promise<number | undefined> {
           }
         : ECHO_MODEL,
     ]);
+    // No configuration may let a user's limiter item grow near DynamoDB's 400 KB (issue 22).
+    checkItemSizes(limits.tiers, {
+      maxQueuedPerUser: Number(environment[ENV.maxQueuedPerUser] ?? 10),
+      modelIds: limits.models.map((m) => m.id),
+    });
   } catch (err) {
     console.error(`npm start: ${(err as Error).message}`);
     return 2;

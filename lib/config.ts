@@ -6,6 +6,7 @@ import {
   parseLimitsConfig,
   type TierLimits,
 } from '../lambda/core/limiter/policy';
+import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import { StackConfigError } from './errors';
 
 /**
@@ -139,6 +140,11 @@ export function parseStackConfig(input: unknown): StackConfig {
   let limits: LimitsConfig;
   try {
     limits = parseLimitsConfig(parsed.data.limits ?? {});
+    // No configuration may let a user's limiter item grow near DynamoDB's 400 KB (issue 22).
+    checkItemSizes(limits.tiers, {
+      maxQueuedPerUser: parsed.data.maxQueuedPerUser,
+      modelIds: limits.models.map((m) => m.id),
+    });
   } catch (err) {
     throw new StackConfigError((err as Error).message);
   }

@@ -225,11 +225,11 @@ describe('ChatLimiterStack', () => {
         Match.objectLike({ IndexName: 'bySweep', Projection: { ProjectionType: 'KEYS_ONLY' } }),
       ]),
     });
-    // `admin top`: today's usage by bucket, sorted by today's tokens, only the day's counters.
+    // `admin top`: today's settled usage by bucket, sorted by settled tokens, only settled counters.
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({
-          IndexName: 'byDayUsage',
+          IndexName: 'byDaySettled',
           KeySchema: [
             { AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' },
             { AttributeName: USAGE_INDEX_SORT_ATTR, KeyType: 'RANGE' },

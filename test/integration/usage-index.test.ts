@@ -87,35 +87,42 @@ function describeUsageIndex(backend: string, endpoint: () => string) {
       tableName = resources.tables.limits;
     });
 
-    it('costs the index 1 write at the day first admission, then 2 per admission and 2 per settle that moves the day tokens', async () => {
+    it('costs the index no write for a decision, 1 for the day first settle and 2 for each settle after it', async () => {
       const store = limiter();
       const user = `u-${randomUUID()}`;
       const first = await counted(user, () => store.decide(ask(user), NOW));
       expect(first.result.allowed).toBe(true);
-      expect(first.writes).toBe(1); // enters the index
+      expect(first.writes).toBe(0); // an admission moves `tu`, which is not in the index
       const second = await counted(user, () => store.decide(ask(user), NOW + 1));
       expect(second.result.allowed).toBe(true);
-      expect(second.writes).toBe(2); // `tu` moves: a delete and a put
+      expect(second.writes).toBe(0);
       const a = (first.result as AllowedDecision).reservation;
       const b = (second.result as AllowedDecision).reservation;
-      // A settle that uses less than it reserved gives tokens back: `tu` moves again.
+      // The day's first settle puts the entry (`ud`, `st`): it enters the index.
       const settle = await counted(user, () =>
         store.reconcile(a, { inputTokens: 10, outputTokens: 5 }, NOW + 2),
       );
       expect(settle.result).toEqual({ applied: true });
-      expect(settle.writes).toBe(2);
-      // One that used exactly what it reserved leaves `tu` and the cost where they are.
+      expect(settle.writes).toBe(1);
+      // Every later settle that used tokens moves the sort key `st`: a delete and a put.
       const exact = await counted(user, () =>
         store.reconcile(b, { inputTokens: b.inputTokens, outputTokens: b.outputAllowance }, NOW + 3),
       );
       expect(exact.result).toEqual({ applied: true });
-      expect(exact.writes).toBe(0);
-      // A refusal (a duplicate of a request in flight) changes nothing the index holds.
+      expect(exact.writes).toBe(2);
+      expect(await read(user)).toMatchObject({ [USAGE_INDEX_SORT_ATTR]: 15 + 110, sc: 67, sm: 2 });
+      // An admission after it, and a refusal (a duplicate of a request in flight): none.
       const third = await counted(user, () => store.decide(ask(user, 'same'), NOW + 4));
-      expect(third.writes).toBe(2);
+      expect(third.writes).toBe(0);
       const refused = await counted(user, () => store.decide(ask(user, 'same'), NOW + 5));
       expect(refused.result).toMatchObject({ allowed: false, limit: 'duplicate' });
       expect(refused.writes).toBe(0);
+      // A reply that used nothing (a failed one) is no reply: the entry stays.
+      const unused = (third.result as AllowedDecision).reservation;
+      const failed = await counted(user, () =>
+        store.reconcile(unused, { inputTokens: 0, outputTokens: 0 }, NOW + 6),
+      );
+      expect(failed.writes).toBe(0);
     });
 
     it('top orders users exactly by tokens and by messages, across buckets', async () => {

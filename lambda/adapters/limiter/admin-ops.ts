@@ -5,6 +5,7 @@ import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
+import { checkPolicyChange } from '../../core/limiter/item/size';
 import type { LimitOverride } from '../../core/limiter/kinds/registry';
 import type { Tier } from '../../core/limiter/tiers';
 import type { LimiterContext } from './context';
@@ -103,8 +104,21 @@ export class AdminOps {
     return this.changePolicy(userId, { override: null });
   }
 
-  /** One policy write (see planPolicyChange), with the item as it was before and after it. */
-  private changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
+  /**
+   * One policy write (see planPolicyChange), with the item as it was before and after it. A change
+   * under which the user's item could pass the size bound is refused first (ConfigError naming the
+   * field; item/size.ts), from a fresh read of the user's tier and override.
+   */
+  private async changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
+    const { snap } = await this.view(userId, undefined, this.ctx.items.clock());
+    checkPolicyChange(
+      this.ctx.tiers,
+      {
+        tier: 'tier' in change ? (change.tier ?? undefined) : snap.tier,
+        override: 'override' in change ? (change.override ?? undefined) : snap.override,
+      },
+      { maxQueuedPerUser: this.ctx.maxQueuedPerUser, modelIds: this.ctx.models.map((m) => m.id) },
+    );
     return this.ctx.items.update(userKey(userId), 'read', (before) => ({
       plan: planPolicyChange(change, this.ctx.items.clock()),
       after: ({ snap: after }) => ({ before, after }),

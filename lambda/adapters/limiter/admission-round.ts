@@ -7,7 +7,6 @@ import type { DecideInput, Decision } from '../../core/limiter/decision';
 import type { UpdatePlan } from '../../core/limiter/expression';
 import type { HistoryWrite } from '../../core/limiter/history';
 import { planAdmission } from '../../core/limiter/plan/admission';
-import { usageDayKey } from '../../core/limiter/plan/usage-key';
 import { MAX_CONTENTION_ROUNDS, UNKNOWN, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';
@@ -43,7 +42,6 @@ export async function decideOnStore(
         requestId: input.requestId,
         queue,
         leaseUntilEpochMs,
-        usageKey: usageDayKey(input.userId, nowMs),
         sweepUserId: input.userId,
         nowMs,
       }),

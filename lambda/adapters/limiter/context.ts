@@ -33,6 +33,7 @@ export class LimiterContext {
   /** Closed days' history items, when the stack names their table. */
   readonly history?: UsageHistoryStore;
   readonly onHistoryError?: (cause: string) => void;
+  readonly maxQueuedPerUser: number;
 
   constructor(options: DynamoLimiterOptions) {
     this.client = options.client;
@@ -63,6 +64,7 @@ export class LimiterContext {
       this.history = new UsageHistoryStore(options.client, options.historyTableName, this.items.timeoutMs);
     }
     this.onHistoryError = options.onHistoryError;
+    this.maxQueuedPerUser = options.maxQueuedPerUser ?? 10;
     if (hasGlobalLimits(options.global)) {
       this.global = new GlobalCounters(this.items, options.client, options.tableName, options.global, {
         waitersTtlMs: options.globalWaitersTtlMs,

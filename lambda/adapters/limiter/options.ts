@@ -13,6 +13,8 @@ export interface DynamoLimiterOptions {
    * Without it a closed day stays only in the user's item until the next day closes. @default none
    */
   readonly historyTableName?: string;
+  /** The stack's `maxQueuedPerUser`, for the item size check of an admin's change. @default 10 */
+  readonly maxQueuedPerUser?: number;
   /** Called when a day's history write failed (logs); the next roll writes the day again. */
   readonly onHistoryError?: (cause: string) => void;
   /** What a decision does while the store is down for everyone (breaker open). @default 'open' */

@@ -43,6 +43,7 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
     tableName: config.tables.limits!,
     tiers: config.tiers,
     historyTableName: config.tables.requests,
+    maxQueuedPerUser: config.maxQueuedPerUser,
     onHistoryError: (cause) =>
       logPort.warn('usage history: a closed day was not written; the next day that closes writes it', {
         cause,

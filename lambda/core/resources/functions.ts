@@ -222,12 +222,12 @@ export const FUNCTIONS = {
     handler: 'handler',
     tables: [
       // Status reads, resets, tier and override writes, taking purged requests off the list;
-      // `top` queries today's users by usage (the byDayUsage index).
+      // `top` queries today's users by settled usage (the byDaySettled index).
       {
         table: 'limits',
         actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         indexActions: ['dynamodb:Query'],
-        indexes: ['byDayUsage'],
+        indexes: ['byDaySettled'],
       },
       // Purge tells each sender `request_cancelled`, following the user like any reply; `health`
       // reads an item nobody writes (GetItem) to see that the table answers.

@@ -53,10 +53,12 @@ export const TABLES = {
     ttlAttribute: TTL_ATTRIBUTE,
     globalIndexes: [
       {
-        // `admin top`: today's users by tokens, without a scan. Sparse (only user items carry
-        // `ud`, the usage day and one of USAGE_BUCKETS, 256, set by every admission), keys and the
-        // day's counters only; docs/admin.md has what it costs, docs/performance.md the load.
-        indexName: 'byDayUsage',
+        // `admin top`: today's users by settled tokens, without a scan. Sparse (only user items
+        // carry `ud`, the usage day and one of USAGE_BUCKETS, 256, and `st`, both set by settles
+        // only: a decision writes no index entry, issue 22), keys and the settled cost and
+        // replies only; docs/admin.md has what it costs. (Renamed from `byDayUsage`, sorted by
+        // `tu`: a GSI's key schema cannot change in place.)
+        indexName: 'byDaySettled',
         partitionKey: { name: USAGE_DAY_ATTR, type: 'S' },
         sortKey: { name: USAGE_INDEX_SORT_ATTR, type: 'N' },
         include: USAGE_INDEX_PROJECTION,

@@ -35,12 +35,20 @@ export const SWEEP_BUCKET_ATTRIBUTE = 'sw';
 /** Look at this user's item after this instant (epoch ms): the sweep index's sort key. */
 export const SWEEP_AFTER_ATTRIBUTE = 'sa';
 /**
- * The usage index `byDayUsage` (`admin top`): partitioned by USAGE_DAY_ATTR, sorted by today's
- * tokens, projecting the rest of the day's counters. These are the daily kinds' own attributes
- * (kinds/daily-usage.ts); test/unit/limiter/item-codec.test.ts holds the two equal.
+ * The usage index `byDaySettled` (`admin top`): partitioned by USAGE_DAY_ATTR, sorted by the
+ * tokens settled today, projecting the cost and replies settled today. Written only by the settle
+ * (plan/usage-key.ts), never by an admission, a refusal or a queue decision: the counters those
+ * move (the daily kinds' `td`/`tu`, …) are not in the index, so a decision costs it no write
+ * (issue 22; the first design sorted by `tu`: +2 index writes on every admission).
  */
-export const USAGE_INDEX_SORT_ATTR = 'tu';
-export const USAGE_INDEX_PROJECTION = ['td', 'cd', 'cu', 'dw', 'dc'] as const;
+export const USAGE_INDEX_SORT_ATTR = 'st';
+export const USAGE_INDEX_PROJECTION = ['sc', 'sm'] as const;
+/** The fields of the settled usage: tokens (the sort key), cost (µUSD), replies. */
+export const SETTLED_USAGE_FIELDS = {
+  tokens: USAGE_INDEX_SORT_ATTR,
+  costMicroUsd: USAGE_INDEX_PROJECTION[0],
+  messages: USAGE_INDEX_PROJECTION[1],
+} as const;
 
 /** A user's item's key: `user#<id>`. */
 export const USER_KEY_PREFIX = 'user#';
@@ -79,7 +87,7 @@ export const ACTIVE_FIELDS = {
 export const IN_FLIGHT_ATTR = 'fl';
 /** The receipt handle of the user's SQS wake-up, parked while every in-flight slot is taken. */
 export const PARKED_WAKE_UP_ATTR = 'wk';
-/** The user's key in today's usage index (`<day>#<bucket>`, `admin top`). */
+/** The user's key in the usage index (`<day>#<bucket>`, `admin top`): the day of its last settle. */
 export const USAGE_DAY_ATTR = 'ud';
 /**
  * Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS): the first design,

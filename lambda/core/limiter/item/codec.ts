@@ -21,9 +21,11 @@ import {
   RESERVATION_PREFIX,
   SETTLED_SHARE_FIELDS,
   SETTLED_SHARE_PREFIX,
+  SETTLED_USAGE_FIELDS,
   SWEEP_AFTER_ATTRIBUTE,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
+  USAGE_DAY_ATTR,
   WAITING_ATTR,
   WARNED_PREFIX,
 } from './attributes';
@@ -32,6 +34,7 @@ import {
   EMPTY_SNAPSHOT,
   type LimiterSnapshot,
   type PendingReservation,
+  type SettledUsage,
   type StoredDay,
 } from './state';
 
@@ -107,6 +110,19 @@ export function closedDayOf(value: unknown): ClosedDay | undefined {
   return day === undefined || !stored ? undefined : { day, ...stored };
 }
 
+/** The usage index's entry of an item (or of an index item), if it has one. */
+export function settledUsageOf(item: Record<string, unknown>): SettledUsage | undefined {
+  const key = item[USAGE_DAY_ATTR];
+  const tokens = num(item[SETTLED_USAGE_FIELDS.tokens]);
+  if (typeof key !== 'string' || tokens === undefined) return undefined;
+  return {
+    key,
+    tokens,
+    costMicroUsd: num(item[SETTLED_USAGE_FIELDS.costMicroUsd]) ?? 0,
+    messages: num(item[SETTLED_USAGE_FIELDS.messages]) ?? 0,
+  };
+}
+
 function storedDayOf(v: Record<string, unknown>): StoredDay {
   const f = HISTORY_FIELDS;
   return {
@@ -162,6 +178,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     queueVersion: num(item[QUEUE_VERSION_ATTRIBUTE]),
     history: historyOf(item[HISTORY_ATTR]),
     heldDay: closedDayOf(item[HELD_DAY_ATTR]),
+    settledUsage: settledUsageOf(item),
     queuedByDay,
     reservations,
     ...(Object.keys(settledShares).length > 0 ? { settledShares } : {}),

@@ -61,6 +61,8 @@ export interface LimiterSnapshot {
   readonly sweepAfterEpochMs?: number;
   /** Closed days' usage by day number (`hist`), kept for `usage --history`. */
   readonly history?: Readonly<Record<number, StoredDay>>;
+  /** What the settles of one day charged (`ud`, `st`, `sc`, `sm`): the usage index's entry. */
+  readonly settledUsage?: SettledUsage;
   /** The last closed day (`hd`), until the next day closes (its history item may not be written). */
   readonly heldDay?: ClosedDay;
   /** Requests queued per day number (`nq<day>`), until the day goes to history. */
@@ -128,6 +130,14 @@ export interface StoredDay {
   readonly costMicroUsd: number;
   readonly messages: number;
   readonly queued: number;
+}
+
+/** The usage index's entry: the settles of the day in `key` (`<day>#<bucket>`). */
+export interface SettledUsage {
+  readonly key: string;
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  readonly messages: number;
 }
 
 /** A closed UTC day's usage and its day number. */

@@ -14,7 +14,6 @@ import {
   RESERVATION_PREFIX,
   TOKEN_EPOCH_ATTR,
   TTL_ATTR,
-  USAGE_DAY_ATTR,
   WAITING_ATTR,
   WARNED_PREFIX,
 } from '../item/attributes';
@@ -81,8 +80,6 @@ export function planAdmission(args: {
   readonly queue: AdmissionQueue;
   /** Until when the request holds its in-flight slot if its runner never settles. */
   readonly leaseUntilEpochMs: number;
-  /** The user's key in today's usage index (`usageDayKey`). */
-  readonly usageKey?: string;
   /** The user, to put into the sweep index: its slot (and active request) need an end. */
   readonly sweepUserId?: string;
   readonly nowMs: number;
@@ -128,8 +125,6 @@ export function planAdmission(args: {
   planWarningMarks(w, warnings);
   // The first admission of a new day holds the day that ended, for its history item (usage --history).
   const history = planHistory(w, belief, nowMs);
-  // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
-  if (args.usageKey) w.set(`${w.name(USAGE_DAY_ATTR)} = ${w.value(args.usageKey)}`);
   // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
   if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
   // Idle users' items expire, never before an open window's end or this request's lease; one an

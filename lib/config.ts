@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import type { GlobalLimits } from '../lambda/core/limiter/global/limits';
+import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import {
   type LimitsConfig,
   limitsConfigSchema,
   parseLimitsConfig,
   type TierLimits,
 } from '../lambda/core/limiter/policy';
-import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import { StackConfigError } from './errors';
 
 /**

@@ -312,6 +312,12 @@ describe('parseStackConfig', () => {
     [{ jwt: { mode: 'oidc', issuer: 'https://issuer.example.com' } }, /jwt\.audience/],
     [{ maxQueuedPerUser: 1.5 }, /maxQueuedPerUser/],
     [{ surprise: true }, /surprise/],
+    // A user's item could grow past the size bound (issue 22): the tier and the field to set.
+    [
+      { limits: { tiers: { free: { messagesPerMinute: 1_000 } } } },
+      /tiers\.free: a user's limiter item could reach .* set requestsInFlight/,
+    ],
+    [{ maxQueuedPerUser: 100 }, /tiers\.free: .*128 KB bound/],
   ])('refuses %j with a clear error', (input, message) => {
     expect(() => parseStackConfig(input)).toThrow(message);
   });

@@ -4,8 +4,8 @@ import type { ResetScope, StatusOptions, UserStatus } from '../../core/limiter/d
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
 import { checkPolicyChange } from '../../core/limiter/item/size';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
 import type { LimitOverride } from '../../core/limiter/kinds/registry';
 import type { Tier } from '../../core/limiter/tiers';
 import type { LimiterContext } from './context';

@@ -99,12 +99,12 @@ export function worstCaseUserItem(
   settings: ItemSizeSettings,
   override?: LimitOverride,
 ): WorstCaseItem {
-  const model = 'm'.repeat(Math.max(1, ...settings.modelIds.map((id) => id.length)));
-  const id = (i: number) => String(i).padStart(LONGEST.requestId, 'r');
+  const model = fill(Math.max(1, ...settings.modelIds.map((id) => id.length)));
+  const id = (i: number) => String(i).padStart(LONGEST.requestId, FILLER);
   const reservations = maxReservations(policy, settings.reservationHoldMs);
   const day = { day: BIG, tokens: BIG, costMicroUsd: BIG, messages: BIG, queued: BIG };
   const base: Record<string, unknown> = {
-    [KEY_ATTR]: userKey('u'.repeat(LONGEST.userId)),
+    [KEY_ATTR]: userKey(fill(LONGEST.userId)),
     [POLICY_VERSION_ATTR]: BIG,
     [TIER_ATTR]: longest(TIERS),
     [TOKEN_EPOCH_ATTR]: BIG,
@@ -119,8 +119,10 @@ export function worstCaseUserItem(
     [HISTORY_ATTR]: Object.fromEntries(
       Array.from({ length: HISTORY_DAYS }, (_, i) => [String(BIG - i), closedDayValue(day)]),
     ),
-    ...Object.fromEntries(Array.from({ length: HISTORY_DAYS }, (_, i) => [`${QUEUED_DAY_PREFIX}${BIG - i}`, BIG])),
-    [PARKED_WAKE_UP_ATTR]: 'h'.repeat(LONGEST.receiptHandle),
+    ...Object.fromEntries(
+      Array.from({ length: HISTORY_DAYS }, (_, i) => [`${QUEUED_DAY_PREFIX}${BIG - i}`, BIG]),
+    ),
+    [PARKED_WAKE_UP_ATTR]: fill(LONGEST.receiptHandle),
     [ACTIVE_ATTR]: {
       ...activeValue({ requestId: id(0), leaseUntilEpochMs: BIG, attempts: BIG }),
       [ACTIVE_FIELDS.claim]: claim(),
@@ -134,14 +136,14 @@ export function worstCaseUserItem(
   for (let i = 0; i < settings.maxQueuedPerUser; i++) {
     queue[`${QUEUED_PREFIX}${id(i)}`] = queuedItemValue({
       requestId: id(i),
-      connectionId: 'c'.repeat(LONGEST.connectionId),
+      connectionId: fill(LONGEST.connectionId),
       maxTokens: BIG,
       model,
       claimTier: longest(TIERS),
       estimatedInputTokens: BIG,
       enqueuedAtEpochMs: BIG,
       expiresAtEpochMs: BIG,
-      contentKey: 'k'.repeat(12),
+      contentKey: fill(12),
     });
   }
   const marker = reservationValue({
@@ -190,7 +192,7 @@ export function checkItemSize(
   const field = policy.requestsInFlight === undefined ? 'set' : 'lower';
   throw new ConfigError(
     `${override ? 'override' : 'tiers'}.${tier}: a user's limiter item could reach ${worst.bytes.toLocaleString('en-US')} bytes ` +
-      `(${worst.reservations} reservations held at once), over the ${ITEM_SIZE_BOUND_BYTES / 1024} KB bound: ` +
+      `(${worst.reservations.toLocaleString('en-US')} reservations held at once), over the ${ITEM_SIZE_BOUND_BYTES / 1024} KB bound: ` +
       `${field} requestsInFlight (at most ${Math.max(0, room)}), or lower messagesPerMinute/burst or maxQueuedPerUser`,
   );
 }
@@ -246,6 +248,9 @@ export function numberSize(n: string): number {
   return Math.ceil(Math.max(digits.length, 1) / 2) + 1;
 }
 
+/** Stands for any character of an id (one byte in UTF-8). */
+const FILLER = 'z';
+const fill = (n: number) => FILLER.repeat(n);
 const utf8 = (text: string) => new TextEncoder().encode(text).length;
 const longest = <T extends string>(xs: readonly T[]): T => xs.reduce((a, b) => (b.length > a.length ? b : a));
-const claim = () => 'a'.repeat(LONGEST.claim);
+const claim = () => fill(LONGEST.claim);

@@ -2,11 +2,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  USAGE_DAY_ATTR,
-  USAGE_INDEX_PROJECTION,
-  USAGE_INDEX_SORT_ATTR,
-} from '../../lambda/core/limiter/item/attributes';
+import { USAGE_DAY_ATTR, USAGE_INDEX_PROJECTION } from '../../lambda/core/limiter/item/attributes';
 import {
   ENV,
   FUNCTIONS,
@@ -225,15 +221,12 @@ describe('ChatLimiterStack', () => {
         Match.objectLike({ IndexName: 'bySweep', Projection: { ProjectionType: 'KEYS_ONLY' } }),
       ]),
     });
-    // `admin top`: today's settled usage by bucket, sorted by settled tokens, only settled counters.
+    // `admin top`: today's settled usage by bucket, no sort key (a settle updates in place), only settled counters.
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({
           IndexName: 'byDaySettled',
-          KeySchema: [
-            { AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' },
-            { AttributeName: USAGE_INDEX_SORT_ATTR, KeyType: 'RANGE' },
-          ],
+          KeySchema: [{ AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' }],
           Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...USAGE_INDEX_PROJECTION] },
         }),
       ]),

@@ -22,9 +22,9 @@ const QUERIES_AT_ONCE = 32;
 
 /**
  * Today's heaviest users from the `byDaySettled` index (no scan): one Query per bucket of today
- * (USAGE_BUCKETS), QUERIES_AT_ONCE at a time. By tokens the index is sorted, so each bucket reads
- * only its top `limit` and the merge is exact; by cost or messages every entry of today's buckets
- * is read (users active today, keys and counters only) and sorted here. docs/admin.md has the cost.
+ * (USAGE_BUCKETS), QUERIES_AT_ONCE at a time, every entry of today's buckets (users with a reply
+ * settled today, keys and three numbers each), sorted here: the index has no sort key, so a settle
+ * costs it 1 write, not 2 (issue 22). docs/admin.md has the cost.
  */
 export async function topUsersToday(
   client: DynamoDBClient,
@@ -44,13 +44,11 @@ export async function topUsersToday(
           KeyConditionExpression: '#ud = :ud',
           ExpressionAttributeNames: { '#ud': USAGE_DAY_ATTR },
           ExpressionAttributeValues: { ':ud': { S: key } },
-          ScanIndexForward: false,
-          ...(by === 'tokens' ? { Limit: limit } : {}),
           ExclusiveStartKey: start,
         }),
       );
       items.push(...(page.Items ?? []).map((i) => unmarshall(i)));
-      start = by === 'tokens' ? undefined : (page.LastEvaluatedKey as Record<string, never> | undefined);
+      start = page.LastEvaluatedKey as Record<string, never> | undefined;
     } while (start);
     return items;
   };

@@ -7,7 +7,6 @@ import {
   RESERVATION_FIELDS,
   USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
-  USAGE_INDEX_SORT_ATTR,
   WAITER_FIELDS,
 } from '../../../lambda/core/limiter/item/attributes';
 import {
@@ -117,9 +116,12 @@ describe('the global line and shards codec', () => {
   it('indexes the settled usage by none of the counters a decision moves (a decision writes no index entry)', () => {
     const counters = Object.values(DAY_COUNTERS).flatMap((c) => [c.window, c.count]);
     const decided = new Set([...counters, ...LIMIT_KINDS.flatMap((k) => k.attributes)]);
-    expect([USAGE_INDEX_SORT_ATTR, ...USAGE_INDEX_PROJECTION].filter((a) => decided.has(a))).toEqual([]);
-    expect(
-      settledUsageOf({ pk: 'user#u', [USAGE_DAY_ATTR]: '7#1', [USAGE_INDEX_SORT_ATTR]: 5, sc: 2, sm: 1 }),
-    ).toEqual({ key: '7#1', tokens: 5, costMicroUsd: 2, messages: 1 });
+    expect([USAGE_DAY_ATTR, ...USAGE_INDEX_PROJECTION].filter((a) => decided.has(a))).toEqual([]);
+    expect(settledUsageOf({ pk: 'user#u', [USAGE_DAY_ATTR]: '7#1', st: 5, sc: 2, sm: 1 })).toEqual({
+      key: '7#1',
+      tokens: 5,
+      costMicroUsd: 2,
+      messages: 1,
+    });
   });
 });

@@ -35,19 +35,20 @@ export const SWEEP_BUCKET_ATTRIBUTE = 'sw';
 /** Look at this user's item after this instant (epoch ms): the sweep index's sort key. */
 export const SWEEP_AFTER_ATTRIBUTE = 'sa';
 /**
- * The usage index `byDaySettled` (`admin top`): partitioned by USAGE_DAY_ATTR, sorted by the
- * tokens settled today, projecting the cost and replies settled today. Written only by the settle
+ * The usage index `byDaySettled` (`admin top`): partitioned by USAGE_DAY_ATTR, no sort key,
+ * projecting the tokens, cost and replies settled today. Written only by the settle
  * (plan/usage-key.ts), never by an admission, a refusal or a queue decision: the counters those
- * move (the daily kinds' `td`/`tu`, …) are not in the index, so a decision costs it no write
- * (issue 22; the first design sorted by `tu`: +2 index writes on every admission).
+ * move (the daily kinds' `td`/`tu`, …) are not in the index, so a decision costs it no write; and
+ * with no sort key a settle changes only projected numbers — 1 index write in place, not a delete
+ * and a put (issue 22; the first design sorted by `tu`: +2 index writes on every admission and
+ * settle).
  */
-export const USAGE_INDEX_SORT_ATTR = 'st';
-export const USAGE_INDEX_PROJECTION = ['sc', 'sm'] as const;
-/** The fields of the settled usage: tokens (the sort key), cost (µUSD), replies. */
+export const USAGE_INDEX_PROJECTION = ['st', 'sc', 'sm'] as const;
+/** The fields of the settled usage: tokens, cost (µUSD), replies. */
 export const SETTLED_USAGE_FIELDS = {
-  tokens: USAGE_INDEX_SORT_ATTR,
-  costMicroUsd: USAGE_INDEX_PROJECTION[0],
-  messages: USAGE_INDEX_PROJECTION[1],
+  tokens: USAGE_INDEX_PROJECTION[0],
+  costMicroUsd: USAGE_INDEX_PROJECTION[1],
+  messages: USAGE_INDEX_PROJECTION[2],
 } as const;
 
 /** A user's item's key: `user#<id>`. */

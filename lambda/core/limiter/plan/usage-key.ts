@@ -5,16 +5,17 @@ import { dayNumber } from '../windows';
 
 /**
  * What the usage index `byDaySettled` is sized for (SPEC §9.2, docs/performance.md "The usage
- * index"). Only the settle writes it (issue 22): its sort key is the tokens settled today (`st`),
- * which each settle that used tokens moves — DynamoDB deletes and puts the entry, 2 index writes
- * (1 for the day's first settle, which enters it); admissions, refusals and queue decisions write
- * none (test/integration/usage-index.test.ts counts them). Every write lands on the partition of
- * the user's bucket, and a throttled index partition throttles the table's writes.
+ * index"). Only the settle writes it (issue 22), and it has no sort key: a settle that used tokens
+ * changes projected numbers only, 1 index write; the day's first settle 1 (it enters), or 2 when
+ * the item still carries an older day's key (a delete and a put); admissions, refusals and queue
+ * decisions write none (test/integration/usage-index.test.ts counts them). Every write lands on
+ * the partition of the user's bucket, and a throttled index partition throttles the table's
+ * writes.
  */
 export const USAGE_INDEX_MODEL = {
   /** The scale model: chat requests a second across the stack (100,000 users). */
   requestsPerSecond: 5_000,
-  /** Index writes a request causes at most: its settle's 2 (entries < 1 KB: 1 unit each). */
+  /** Index writes a request causes at most: its settle's 2 when it moves the day (< 1 KB: 1 unit each). */
   indexWritesPerRequest: 2,
   /** DynamoDB's write limit of one partition (one partition-key value of the index at least). */
   partitionWritesPerSecond: 1_000,
@@ -65,9 +66,9 @@ export function usageDayKey(userId: string, nowMs: number): string {
  * The settle's part of the usage index: what this reply used goes to the day of the settle's
  * entry (`ud` = `<day>#<bucket>`, `st` tokens, `sc` cost µUSD, `sm` replies). The entry of the
  * same day is added to — `ud = :key AND attribute_exists(st)`: the counters are this day's, so an
- * addition is right; any other (an older day, none, or an item from before the settle wrote it)
- * is replaced — the negation, so a belief that guessed wrong fails the write and plans again. A
- * settle that used nothing (a failed reply) writes no entry: it was no reply.
+ * addition is right; any other (an older day, none, or an item whose `ud` an admission of the
+ * first design wrote) is replaced — the negation, so a belief that guessed wrong fails the write
+ * and plans again. A settle that used nothing (a failed reply) writes no entry: it was no reply.
  */
 export function planSettledUsage(
   w: ExpressionWriter,

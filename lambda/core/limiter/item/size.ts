@@ -90,9 +90,9 @@ export function maxReservations(policy: LimitPolicy, holdMs = RESERVATION_HOLD_M
  * The largest a user's limiter item can be under `policy` and `settings` (and an override), in
  * DynamoDB's billed bytes: every attribute at its longest (ids at their bounds, numbers at 16
  * digits), the waiting list full, every reservation the policy lets it hold at once, every warning
- * marker, a first-design `hist` of 35 days, and 35 days of queued counts. Not counted: the global
- * limits' settled-share records (`gs_<id>`, one per settle for an hour), which the global design
- * bounds (docs/performance.md "Capacity units").
+ * marker, a first-design `hist` of 35 days, and 35 days of queued counts. Not counted, and not
+ * bounded yet: with global limits on, the settled-share records (`gs_<id>`, ~60 bytes per settle,
+ * kept an hour; docs/performance.md "Capacity units").
  */
 export function worstCaseUserItem(
   policy: LimitPolicy,

@@ -106,6 +106,13 @@ describe('usage history in history items', () => {
     expect(history).toHaveLength(35);
     expect(history.every((d) => d.messages === 1 && d.tokens === 50)).toBe(true);
     expect(history.at(-1)!.date).toBe('2027-01-02');
+    // What it costs in calls: one PutItem once per user and day, with the day's first admission.
+    proxy.reset();
+    expect((await l.decide(ask(user), DAY_ONE + 39 * DAY + 1)).allowed).toBe(true);
+    expect(proxy.calls()).toEqual({ UpdateItem: 1 });
+    proxy.reset();
+    expect((await l.decide(ask(user), DAY_ONE + 40 * DAY)).allowed).toBe(true);
+    expect(proxy.calls()).toEqual({ UpdateItem: 1, PutItem: 1 });
     expect(errors).toEqual([]);
   }, 60_000);
 

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
 import type { DynamoLimiter } from '../lambda/adapters/dynamo-limiter';
 import type { Decision } from '../lambda/core/limiter/decision';
-import { per, sum, type Units } from './capacity-units';
+import { KEY_ATTR, userKey } from '../lambda/core/limiter/item/attributes';
+import { parseTierLimits } from '../lambda/core/limiter/policy';
+import { itemSize, per, sum, type Units } from './capacity-units';
 
 const WAITING = 10;
 export const REFUSALS = 300;
@@ -67,6 +70,22 @@ async function toLimit(made: Made, userId: string): Promise<Reservation[]> {
 export async function longPromptsWaiting(made: Made, fresh: () => Made): Promise<Record<string, Measured>> {
   const userId = `long-${randomUUID().slice(0, 8)}`;
   const inFlight = await toLimit(made, userId);
+  const measured = await longPromptsWaitingOn(made, fresh, userId);
+  made.meter.take();
+  for (const r of inFlight.slice(-5)) await made.limiter.reconcile(r, usage, Date.now());
+  const settles = made.meter.take();
+  return {
+    ...measured,
+    'a settle': { units: settles, decisions: 5, note: 'replies admitted before the prompts queued' },
+  };
+}
+
+/** 10 prompts queued for a user the limits refuse now; then refusals by this and 5 other instances. */
+async function longPromptsWaitingOn(
+  made: Made,
+  fresh: () => Made,
+  userId: string,
+): Promise<Record<string, Measured>> {
   made.meter.take();
   let queued = 0;
   for (let i = 0; i < WAITING; i++) {
@@ -95,8 +114,6 @@ export async function longPromptsWaiting(made: Made, fresh: () => Made): Promise
   for (const other of others)
     if (!(await other.limiter.decide(short(userId), Date.now())).allowed) otherRefused++;
   const otherUnits = others.map((o) => o.meter.take()).reduce<Units | undefined>(sum, undefined)!;
-  for (const r of inFlight.slice(-5)) await made.limiter.reconcile(r, usage, Date.now());
-  const settles = made.meter.take();
   return {
     'each of its 10 enqueues': { units: enqueue, decisions: WAITING, note: `${queued} queued` },
     'a refusal': {
@@ -109,9 +126,69 @@ export async function longPromptsWaiting(made: Made, fresh: () => Made): Promise
       decisions: 5,
       note: `${otherRefused} of 5 refused, each by a limiter that had not seen the item`,
     },
-    'a settle': { units: settles, decisions: 5, note: 'replies admitted before the prompts queued' },
   };
 }
+
+/**
+ * Every per-user limit kind on (as test/integration/request-content.test.ts), one request in
+ * flight: the issue 22 scenario (SPEC §9.2 "every per-user limit kind on and 10 requests of 8,000
+ * characters waiting").
+ */
+export const ALL_KINDS = parseTierLimits({
+  tiers: {
+    free: {
+      messagesPerMinute: 600,
+      burst: 100,
+      requestsInFlight: 1,
+      tokensPerMinute: 10_000_000,
+      hourlyMessages: 1_000,
+      dailyMessages: 10_000,
+      dailyTokens: 100_000_000,
+      weeklyTokens: 100_000_000,
+      monthlyTokens: 100_000_000,
+      dailyCostUsd: 1_000,
+      monthlyCostUsd: 1_000,
+    },
+  },
+});
+
+/**
+ * The issue 22 user on {@link ALL_KINDS}: one request admitted and in flight, then 10 prompts of
+ * 8,000 four-byte characters queued behind it (refused by requestsInFlight, queued by
+ * `decideOrQueue`); 20 frames refused by the same instance, one by each of 5 other instances, the
+ * reply in flight settled; and the user's item read (unmetered) at its largest, before the settle.
+ */
+export async function allKindsPromptsWaiting(
+  made: Made,
+  fresh: () => Made,
+  readItem: (key: Record<string, { S: string }>) => Promise<Record<string, unknown> | undefined>,
+): Promise<{ measured: Record<string, Measured>; itemBytes: number }> {
+  const userId = `kinds-${randomUUID().slice(0, 8)}`;
+  const first = await made.limiter.decide(short(userId), Date.now());
+  if (!first.allowed) throw new Error('the first request of a fresh user was refused');
+  const rest = await longPromptsWaitingOn(made, fresh, userId);
+  const item = await readItem({ [KEY_ATTR]: { S: userKey(userId) } });
+  made.meter.take();
+  await made.limiter.reconcile(first.reservation, usage, Date.now());
+  const settle = made.meter.take();
+  return {
+    measured: {
+      ...rest,
+      'a settle': {
+        units: settle,
+        decisions: 1,
+        note: 'the reply in flight (the day first: enters the index)',
+      },
+    },
+    itemBytes: item ? itemSize(item as never) : 0,
+  };
+}
+
+/** Reads an item as stored (no meter), for its size. */
+export const rawReader =
+  (client: { send: (c: GetItemCommand) => Promise<{ Item?: Record<string, unknown> }> }, table: string) =>
+  async (key: Record<string, { S: string }>) =>
+    (await client.send(new GetItemCommand({ TableName: table, Key: key, ConsistentRead: true }))).Item;
 
 /** One user at its limit, then 300 frames at once, every one refused. */
 export async function refusalBurst(made: Made): Promise<Measured> {

@@ -7,6 +7,8 @@ import { startEmulators } from '../local/emulators';
 import { createLocalResources } from '../local/resources';
 import { isJavaAvailable, startDynamoDbLocal } from '../test/support/dynamodb-local';
 import {
+  ALL_KINDS,
+  allKindsPromptsWaiting,
   decideAndSettle,
   fillGlobalLine,
   globalInFlight,
@@ -15,6 +17,7 @@ import {
   type Made,
   type Measured,
   REFUSALS,
+  rawReader,
   refusalBurst,
 } from './capacity-scenarios';
 import { type ItemKind, largestItems, meterCapacity, per, sum } from './capacity-units';
@@ -45,26 +48,39 @@ async function setUp(endpoint: string, sqsEndpoint: string) {
     localSqsClient(sqsEndpoint),
     `bench-c-${randomUUID().slice(0, 6)}`,
   );
-  const made = (global: boolean): Made => {
+  const made = (global: boolean, tiers?: typeof ALL_KINDS): Made => {
     const client = localDynamoClient(endpoint);
     const meter = meterCapacity(client);
     const config = parseLimitsConfig(global ? { global: GLOBAL } : {});
     const limiter = new DynamoLimiter({
       client,
       tableName: tables.limits,
-      tiers: config.tiers,
+      historyTableName: tables.requests,
+      tiers: tiers ?? config.tiers,
       global: config.global,
       timeoutMs: 10_000,
     });
     return { limiter, meter };
   };
-  return { table: tables.limits, plain: made(false), global: made(true), fresh: () => made(false) };
+  return {
+    table: tables.limits,
+    plain: made(false),
+    global: made(true),
+    fresh: () => made(false),
+    kinds: made(false, ALL_KINDS),
+    freshKinds: () => made(false, ALL_KINDS),
+  };
 }
 
 /** Every scenario on one backend: rows of write and read units per decision, and item sizes. */
 async function onBackend(backend: string, endpoint: string, sqsEndpoint: string) {
-  const { table, plain, global, fresh } = await setUp(endpoint, sqsEndpoint);
+  const { table, plain, global, fresh, kinds, freshKinds } = await setUp(endpoint, sqsEndpoint);
   const typical = await decideAndSettle(plain, 10, 3);
+  const everyKind = await allKindsPromptsWaiting(
+    kinds,
+    freshKinds,
+    rawReader(localDynamoClient(endpoint), table),
+  );
   const long = await longPromptsWaiting(plain, fresh);
   const burst = await refusalBurst(plain);
   const withGlobal = await decideAndSettle(global, 10, 3);
@@ -84,6 +100,10 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
     ],
     ...Object.entries(long).map(([what, m]): [string, Measured] => [
       `the user with 10 long prompts waiting, ${what}`,
+      m,
+    ]),
+    ...Object.entries(everyKind.measured).map(([what, m]): [string, Measured] => [
+      `every per-user kind on, 1 in flight and 10 long prompts waiting, ${what}`,
       m,
     ]),
     [`a burst of ${REFUSALS} refusals (one user at its limit)`, burst],
@@ -127,6 +147,12 @@ async function onBackend(backend: string, endpoint: string, sqsEndpoint: string)
       },
     );
   }
+  rows.push({
+    metric: `largest user item, every per-user kind on, 1 in flight and 10 long prompts waiting [${backend}]`,
+    value: everyKind.itemBytes,
+    unit: 'bytes',
+    note: `${Math.ceil(everyKind.itemBytes / 1024)} WU to write`,
+  });
   for (const kind of ['user item', 'global shard', 'global line entry', 'usage-index entry'] as ItemKind[]) {
     const item = largest[kind];
     rows.push({

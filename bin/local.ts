@@ -8,6 +8,9 @@ import { parseArgs } from 'node:util';
 import { checkSettings } from '../lambda/config';
 import { stackClock } from '../lambda/core/clock';
 import { ConfigError } from '../lambda/core/errors';
+import { checkItemSizes } from '../lambda/core/limiter/item/size';
+import { parseLimitsConfig } from '../lambda/core/limiter/policy';
+import { ECHO_MODEL } from '../lambda/core/models';
 import { ENV, LOCAL_STAGE } from '../lambda/core/resources';
 import { LOCAL_CLOCK_ENV, parseLocalClock } from '../local/clock';
 import { DATA_DIR_ENV, parseDataDir, storageLine } from '../local/data-dir';
@@ -102,6 +105,22 @@ async function main(): Promise<number | undefined> {
   // Nothing starts half configured: a bad value stops here, naming the variable (SPEC §9.5).
   try {
     checkSettings(process.env);
+    const model = environment[ENV.model] === 'bedrock' ? 'bedrock' : 'echo';
+    const limits = parseLimitsConfig(environment[ENV.limitsConfig] ?? '', [
+      model === 'bedrock'
+        ? {
+            ...ECHO_MODEL,
+            id: 'bedrock',
+            kind: 'bedrock',
+            modelId: environment[ENV.bedrockModelId] ?? 'unset',
+          }
+        : ECHO_MODEL,
+    ]);
+    // No configuration may let a user's limiter item grow near DynamoDB's 400 KB (issue 22).
+    checkItemSizes(limits.tiers, {
+      maxQueuedPerUser: Number(environment[ENV.maxQueuedPerUser] ?? 10),
+      modelIds: limits.models.map((m) => m.id),
+    });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     console.error(`npm start: ${err.message}`);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type GlobalLimits, shardsForConcurrency } from '../lambda/core/limiter/global/limits';
+import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import {
   type LimitsConfig,
   limitsConfigSchema,
@@ -140,6 +141,11 @@ export function parseStackConfig(input: unknown): StackConfig {
   let limits: LimitsConfig;
   try {
     limits = parseLimitsConfig(data.limits ?? {});
+    // No configuration may let a user's limiter item grow near DynamoDB's 400 KB (issue 22).
+    checkItemSizes(limits.tiers, {
+      maxQueuedPerUser: parsed.data.maxQueuedPerUser,
+      modelIds: limits.models.map((m) => m.id),
+    });
   } catch (err) {
     throw new StackConfigError((err as Error).message);
   }

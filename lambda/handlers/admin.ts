@@ -6,6 +6,7 @@ import type { Context } from 'aws-lambda';
 import { flushObservability, logger } from '../adapters/observability';
 import { adminRuntime } from '../adapters/runtime/admin';
 import { type AdminResponse, parseAdminRequest } from '../core/admin';
+import { ConfigError } from '../core/errors';
 
 export async function handler(event: unknown, context?: Context): Promise<AdminResponse> {
   logger.addContext(context ?? ({} as Context));
@@ -16,9 +17,16 @@ export async function handler(event: unknown, context?: Context): Promise<AdminR
       return { ok: false, error: { code: 'INVALID_REQUEST', message: parsed.message } };
     }
     const { request } = parsed;
-    const result = await adminRuntime().admin.run(request);
     const userId = 'userId' in request ? request.userId : undefined;
-    return { ok: true, operation: request.operation, ...(userId === undefined ? {} : { userId }), result };
+    try {
+      const result = await adminRuntime().admin.run(request);
+      return { ok: true, operation: request.operation, ...(userId === undefined ? {} : { userId }), result };
+    } catch (err) {
+      // A tier or override under which the user's item could pass its size bound (issue 22).
+      if (!(err instanceof ConfigError)) throw err;
+      logger.warn('admin request refused', { audit: true, reason: err.message });
+      return { ok: false, error: { code: 'INVALID_REQUEST', message: err.message } };
+    }
   } finally {
     flushObservability();
   }

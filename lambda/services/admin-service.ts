@@ -122,7 +122,7 @@ export class AdminService {
   }
 
   private async runForUser(request: UserAdminRequest): Promise<unknown> {
-    const before = await this.snapshot(request.userId);
+    const before = await this.snapshot(request.userId, request.operation === 'usage' && !!request.history);
     const result = await this.apply(request, before.history);
     const after = request.operation === 'usage' ? before : await this.snapshot(request.userId);
     this.deps.log.info('admin action', {
@@ -206,10 +206,13 @@ export class AdminService {
     return purged;
   }
 
-  private async snapshot(userId: string) {
+  private async snapshot(userId: string, history = false) {
     const nowMs = this.deps.now();
     // An admin has no token: the tier in effect is the record's, else the last token's.
-    const status = await this.deps.limiter.status(userId, undefined, nowMs, { claimFromLastToken: true });
+    const status = await this.deps.limiter.status(userId, undefined, nowMs, {
+      claimFromLastToken: true,
+      history,
+    });
     return {
       tierSource: status.tierSource,
       message: statusMessage(status, nowMs),

@@ -10,6 +10,7 @@ import type {
   DeniedDecision,
   Limiter,
   ResetScope,
+  StatusOptions,
   TokenReservation,
   TokenUsage,
   UserStatus,
@@ -83,7 +84,8 @@ export interface LimiterPort {
   ): Promise<SettleOutcome>;
   /** The reply runner's claim on an admitted request, before its model runs (one write). */
   claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome>;
-  status(...args: Parameters<Limiter['status']>): Promise<UserStatus>;
+  /** `history: true` also reads the stored history (admin `usage --history`, one more read). */
+  status(userId: string, tier: Tier | undefined, nowMs: number, o?: StatusOptions): Promise<UserStatus>;
   /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
   view(
     userId: string,

@@ -81,6 +81,8 @@ describe('npm start with a bad LIMITS_CONFIG', () => {
     ['{"tiers":{"free":{"dailyCostUsd":-1}}}', /tiers\.free\.dailyCostUsd/],
     ['{"tiers":{"free":{"models":["gpt"]}}}', /tiers\.free\.models\[0\]: unknown model "gpt"/],
     ['{not json', /not JSON/],
+    // A user's item could pass the size bound (issue 22).
+    ['{"tiers":{"pro":{"requestsInFlight":5000}}}', /tiers\.pro: .* lower requestsInFlight/],
   ] as const)('stops before anything starts: %s', async (config, message) => {
     const result = await run('bin/local.ts', [], { env: { LIMITS_CONFIG: config, PORT: '0' } });
     expect(result.code).toBe(2);

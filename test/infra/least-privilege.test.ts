@@ -89,11 +89,11 @@ const EXPECTED: Record<FunctionKey, Grants> = {
   admin: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
     'table limits': ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-    'table limits/index/byDayUsage': ['dynamodb:Query'],
+    'table limits/index/byDaySettled': ['dynamodb:Query'],
     'table connections': ['dynamodb:DeleteItem', 'dynamodb:GetItem'],
     'table connections/index/byUser': ['dynamodb:Query'],
-    // A purged request's content is deleted (issue 22).
-    'table requests': ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem'],
+    // A purged request's content is deleted; `usage --history` queries the history items (issue 22).
+    'table requests': ['dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:GetQueueAttributes'],
     'queue dlq': ['sqs:GetQueueAttributes'],
     '@connections of the stage': ['execute-api:ManageConnections'],

@@ -7,7 +7,6 @@ import {
   LINE_PARTITION_ATTR,
   USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
-  USAGE_INDEX_SORT_ATTR,
   WAITER_FIELDS,
 } from '../../lambda/core/limiter/item/attributes';
 import {
@@ -228,15 +227,12 @@ describe('ChatLimiterStack', () => {
         Match.objectLike({ IndexName: 'bySweep', Projection: { ProjectionType: 'KEYS_ONLY' } }),
       ]),
     });
-    // `admin top`: today's usage by bucket, sorted by today's tokens, only the day's counters.
+    // `admin top`: today's settled usage by bucket, no sort key (a settle updates in place), only settled counters.
     template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
       GlobalSecondaryIndexes: Match.arrayWith([
         Match.objectLike({
-          IndexName: 'byDayUsage',
-          KeySchema: [
-            { AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' },
-            { AttributeName: USAGE_INDEX_SORT_ATTR, KeyType: 'RANGE' },
-          ],
+          IndexName: 'byDaySettled',
+          KeySchema: [{ AttributeName: USAGE_DAY_ATTR, KeyType: 'HASH' }],
           Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...USAGE_INDEX_PROJECTION] },
         }),
       ]),
@@ -332,6 +328,12 @@ describe('parseStackConfig', () => {
       { limits: { tiers: {}, global: { requestsInFlight: 20_000 } } },
       /requestsInFlight 20000 needs 1539 shards[\s\S]*global\.shards/,
     ],
+    // A user's item could grow past the size bound (issue 22): the tier and the field to set.
+    [
+      { limits: { tiers: { free: { messagesPerMinute: 1_000 } } } },
+      /tiers\.free: a user's limiter item could reach .* set requestsInFlight/,
+    ],
+    [{ maxQueuedPerUser: 100 }, /tiers\.free: .*128 KB bound/],
   ])('refuses %j with a clear error', (input, message) => {
     expect(() => parseStackConfig(input)).toThrow(message);
   });

@@ -4,6 +4,7 @@ import type { ResetScope, StatusOptions, UserStatus } from '../../core/limiter/d
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
+import { checkPolicyChange } from '../../core/limiter/item/size';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
 import type { LimitOverride } from '../../core/limiter/kinds/registry';
 import type { Tier } from '../../core/limiter/tiers';
@@ -41,13 +42,21 @@ export class AdminOps {
     };
   }
 
+  /**
+   * The user's limits and usage. `history: true` (admin `usage --history`) also reads the closed
+   * days' history items (one Query); without it the history is what the item holds (today, the
+   * last closed day).
+   */
   async status(
     userId: string,
     claimTier: Tier | undefined,
     nowMs: number,
     options: StatusOptions = {},
   ): Promise<UserStatus> {
-    const { snap } = await this.view(userId, claimTier, nowMs);
+    const [{ snap }, stored] = await Promise.all([
+      this.view(userId, claimTier, nowMs),
+      options.history && this.ctx.history ? this.ctx.history.read(userId, nowMs) : undefined,
+    ]);
     // Without a token (admin `usage`), the tier the last admitted token claimed is the one in effect.
     const lastToken = options.claimFromLastToken === true && claimTier === undefined;
     const claim = lastToken ? snap.lastClaimTier : claimTier;
@@ -69,7 +78,7 @@ export class AdminOps {
       queued: snap.waiting,
       override,
       known: snap.exists,
-      history: usageHistory(snap, nowMs, HISTORY_DAYS),
+      history: usageHistory(snap, nowMs, HISTORY_DAYS, stored),
       ...(global ? { global } : {}),
     };
   }
@@ -102,8 +111,21 @@ export class AdminOps {
     return this.changePolicy(userId, { override: null });
   }
 
-  /** One policy write (see planPolicyChange), with the item as it was before and after it. */
-  private changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
+  /**
+   * One policy write (see planPolicyChange), with the item as it was before and after it. A change
+   * under which the user's item could pass the size bound is refused first (ConfigError naming the
+   * field; item/size.ts), from a fresh read of the user's tier and override.
+   */
+  private async changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
+    const { snap } = await this.view(userId, undefined, this.ctx.items.clock());
+    checkPolicyChange(
+      this.ctx.tiers,
+      {
+        tier: 'tier' in change ? (change.tier ?? undefined) : snap.tier,
+        override: 'override' in change ? (change.override ?? undefined) : snap.override,
+      },
+      { maxQueuedPerUser: this.ctx.maxQueuedPerUser, modelIds: this.ctx.models.map((m) => m.id) },
+    );
     return this.ctx.items.update(userKey(userId), 'read', (before) => ({
       plan: planPolicyChange(change, this.ctx.items.clock()),
       after: ({ snap: after }) => ({ before, after }),

@@ -5,8 +5,8 @@ import { askOn, chooseModel } from '../../core/limiter/decide/model';
 import { tierOf } from '../../core/limiter/decide/resolve';
 import type { DecideInput, Decision } from '../../core/limiter/decision';
 import type { UpdatePlan } from '../../core/limiter/expression';
+import type { HistoryWrite } from '../../core/limiter/history';
 import { planAdmission } from '../../core/limiter/plan/admission';
-import { usageDayKey } from '../../core/limiter/plan/usage-key';
 import { MAX_CONTENTION_ROUNDS, UNKNOWN, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';
@@ -42,7 +42,6 @@ export async function decideOnStore(
         requestId: input.requestId,
         queue,
         leaseUntilEpochMs,
-        usageKey: usageDayKey(input.userId, nowMs),
         sweepUserId: input.userId,
         claimTier: input.claimTier,
         nowMs,
@@ -60,6 +59,8 @@ export async function decideOnStore(
       const result = await writeAdmission(ctx, key, planned.plan, state);
       state.sawItem = true;
       if (result.ok) {
+        // Once per user and day: the day this admission closed goes to its history item.
+        if (planned.history) await recordHistory(ctx, input.userId, planned.history);
         // The policy the write was planned (and conditioned) on; the rest as the write left the item.
         const after = { ...basis, tier: tierOf(result.snap, input.claimTier), snap: result.snap };
         const allowed = {
@@ -98,6 +99,19 @@ export async function decideOnStore(
     state.sawItem = true;
   }
   throw new LimiterBusyError({ cause: new LimiterStoreError('contention outlasted every round') });
+}
+
+/**
+ * The closed day's history write, after the admission landed. Any fault of it is logged and left:
+ * the item holds the day until the next roll, which writes it again (core/limiter/history.ts), so
+ * the decision never fails for it.
+ */
+async function recordHistory(ctx: LimiterContext, userId: string, write: HistoryWrite): Promise<void> {
+  try {
+    await ctx.history?.record(userId, write);
+  } catch (err) {
+    ctx.onHistoryError?.(describeError(err));
+  }
 }
 
 /** The admission's one conditional write; a write that got no answer is marked for its recovery. */

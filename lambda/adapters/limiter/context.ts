@@ -11,6 +11,7 @@ import { ECHO_MODEL, type ModelSpec } from '../../core/models';
 import { FUNCTIONS } from '../../core/resources';
 import { GlobalCounters } from './global-counters';
 import type { DynamoLimiterOptions } from './options';
+import { UsageHistoryStore } from './usage-history';
 import { UserItems } from './user-items';
 
 /** What the limiter's operations share: the store, the policy, the models, the global counters. */
@@ -29,6 +30,10 @@ export class LimiterContext {
   readonly items: UserItems;
   /** The global counters, when the stack has global limits. */
   readonly global?: GlobalCounters;
+  /** Closed days' history items, when the stack names their table. */
+  readonly history?: UsageHistoryStore;
+  readonly onHistoryError?: (cause: string) => void;
+  readonly maxQueuedPerUser: number;
 
   constructor(options: DynamoLimiterOptions) {
     this.client = options.client;
@@ -55,6 +60,11 @@ export class LimiterContext {
       clock: options.clock,
       random: this.random,
     });
+    if (options.historyTableName) {
+      this.history = new UsageHistoryStore(options.client, options.historyTableName, this.items.timeoutMs);
+    }
+    this.onHistoryError = options.onHistoryError;
+    this.maxQueuedPerUser = options.maxQueuedPerUser ?? 10;
     if (hasGlobalLimits(options.global)) {
       this.global = new GlobalCounters(this.items, options.client, options.tableName, options.global, {
         waitersTtlMs: options.globalWaitersTtlMs,

@@ -8,6 +8,15 @@ export interface DynamoLimiterOptions {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   readonly tiers: TierLimits;
+  /**
+   * The table of closed days' history items (the Requests table; lambda/core/limiter/history.ts).
+   * Without it a closed day stays only in the user's item until the next day closes. @default none
+   */
+  readonly historyTableName?: string;
+  /** The stack's `maxQueuedPerUser`, for the item size check of an admin's change. @default 10 */
+  readonly maxQueuedPerUser?: number;
+  /** Called when a day's history write failed (logs); the next roll writes the day again. */
+  readonly onHistoryError?: (cause: string) => void;
   /** What a decision does while the store is down for everyone (breaker open). @default 'open' */
   readonly failPolicy?: 'open' | 'closed';
   /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */

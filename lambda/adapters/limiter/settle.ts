@@ -125,6 +125,7 @@ export class Settles {
             endsActive,
             holder,
             bucketAfterEpochMs: reservation.bucketAfterEpochMs,
+            used: { userId: reservation.userId, ...used },
             // What the sweep gives back of a share whose release never lands: the rest.
             ...(this.ctx.global ? { charged: used } : {}),
           }),

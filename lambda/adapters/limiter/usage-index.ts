@@ -1,15 +1,13 @@
 import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
-import { snapshotFromItem } from '../../core/limiter/item/codec';
-import { usedInDay } from '../../core/limiter/kinds/daily-usage';
+import { settledUsageOf } from '../../core/limiter/item/codec';
 import { usageDayKeys } from '../../core/limiter/plan/usage-key';
-import { dayNumber } from '../../core/limiter/windows';
 import { microUsdToUsd } from '../../core/models';
 
 export type TopBy = 'tokens' | 'cost' | 'messages';
 
-/** One user's usage today, as `admin top` lists it. */
+/** One user's usage today, as `admin top` lists it: what the replies settled today used. */
 export interface UserUsageToday {
   readonly userId: string;
   readonly tokens: number;
@@ -17,16 +15,16 @@ export interface UserUsageToday {
   readonly messages: number;
 }
 
-export const USAGE_INDEX = 'byDayUsage';
+export const USAGE_INDEX = 'byDaySettled';
 
 /** Queries `top` keeps in flight at once (under the SDK's 50 sockets; 256 buckets in 8 rounds). */
 const QUERIES_AT_ONCE = 32;
 
 /**
- * Today's heaviest users from the `byDayUsage` index (no scan): one Query per bucket of today
- * (USAGE_BUCKETS), QUERIES_AT_ONCE at a time. By tokens the index is sorted, so each bucket reads
- * only its top `limit` and the merge is exact; by cost or messages every entry of today's buckets
- * is read (users active today, keys and counters only) and sorted here. docs/admin.md has the cost.
+ * Today's heaviest users from the `byDaySettled` index (no scan): one Query per bucket of today
+ * (USAGE_BUCKETS), QUERIES_AT_ONCE at a time, every entry of today's buckets (users with a reply
+ * settled today, keys and three numbers each), sorted here: the index has no sort key, so a settle
+ * costs it 1 write, not 2 (issue 22). docs/admin.md has the cost.
  */
 export async function topUsersToday(
   client: DynamoDBClient,
@@ -35,7 +33,6 @@ export async function topUsersToday(
   limit: number,
   nowMs: number,
 ): Promise<UserUsageToday[]> {
-  const day = dayNumber(nowMs);
   const read = async (key: string): Promise<Record<string, unknown>[]> => {
     const items: Record<string, unknown>[] = [];
     let start: Record<string, never> | undefined;
@@ -47,13 +44,11 @@ export async function topUsersToday(
           KeyConditionExpression: '#ud = :ud',
           ExpressionAttributeNames: { '#ud': USAGE_DAY_ATTR },
           ExpressionAttributeValues: { ':ud': { S: key } },
-          ScanIndexForward: false,
-          ...(by === 'tokens' ? { Limit: limit } : {}),
           ExclusiveStartKey: start,
         }),
       );
       items.push(...(page.Items ?? []).map((i) => unmarshall(i)));
-      start = by === 'tokens' ? undefined : (page.LastEvaluatedKey as Record<string, never> | undefined);
+      start = page.LastEvaluatedKey as Record<string, never> | undefined;
     } while (start);
     return items;
   };
@@ -61,12 +56,12 @@ export async function topUsersToday(
   const users = items
     .filter((i) => typeof i[KEY_ATTR] === 'string' && i[KEY_ATTR].startsWith(USER_KEY_PREFIX))
     .map((i) => {
-      const snap = snapshotFromItem(i);
+      const settled = settledUsageOf(i);
       return {
         userId: (i[KEY_ATTR] as string).slice(USER_KEY_PREFIX.length),
-        tokens: usedInDay(snap, 'tokens', day),
-        costUsd: microUsdToUsd(usedInDay(snap, 'costMicroUsd', day)),
-        messages: usedInDay(snap, 'messages', day),
+        tokens: settled?.tokens ?? 0,
+        costUsd: microUsdToUsd(settled?.costMicroUsd ?? 0),
+        messages: settled?.messages ?? 0,
       };
     });
   const key = by === 'tokens' ? 'tokens' : by === 'cost' ? 'costUsd' : 'messages';

@@ -42,6 +42,12 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
     client: dynamoClient(config, 1),
     tableName: config.tables.limits!,
     tiers: config.tiers,
+    historyTableName: config.tables.requests,
+    maxQueuedPerUser: config.maxQueuedPerUser,
+    onHistoryError: (cause) =>
+      logPort.warn('usage history: a closed day was not written; the next day that closes writes it', {
+        cause,
+      }),
     models: config.models,
     global: config.global,
     onGlobalError: (operation, cause) =>

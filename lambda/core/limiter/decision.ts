@@ -154,9 +154,6 @@ export type ResetScope = 'messages' | 'tokens' | 'cost' | 'all';
  * request, the last token admitted (admin `usage`, which has none), or nothing (`free`).
  */
 /** `status` without a token (admin `usage`): the tier the last admitted token claimed stands in for it. */
-export interface StatusOptions {
-  readonly claimFromLastToken?: boolean;
-}
 
 export type TierSource = 'record' | 'token' | 'last token' | 'default';
 
@@ -175,6 +172,14 @@ export interface UserStatus {
   readonly global?: readonly GlobalLimitState[];
   /** Usage per UTC day, oldest first, today last (admin `usage --history`). */
   readonly history?: readonly DayUsage[];
+}
+
+/** What `status` reads besides the user's item. */
+export interface StatusOptions {
+  /** Without a token (admin `usage`): the tier the last admitted token claimed is the one in effect. */
+  readonly claimFromLastToken?: boolean;
+  /** The closed days' history items too (admin `usage --history`). @default false */
+  readonly history?: boolean;
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

@@ -17,9 +17,13 @@ export const DEFAULT_TIER_LIMITS: Readonly<Record<Tier, LimitPolicy>> = Object.f
     defaultMaxOutputTokens: 1024,
     minOutputTokens: 16,
   },
+  // pro and enterprise cap their replies at once (requestsInFlight): without a cap, the replies a
+  // user may hold while they run (burst + rate × 18 minutes: 1,100 and 5,500) would let one item
+  // reach ~300 KB and ~1.5 MB (item/size.ts; issue 22).
   pro: {
     messagesPerMinute: 60,
     burst: 20,
+    requestsInFlight: 20,
     hourlyMessages: 1_000,
     dailyTokens: 1_000_000,
     defaultMaxOutputTokens: 2048,
@@ -28,6 +32,7 @@ export const DEFAULT_TIER_LIMITS: Readonly<Record<Tier, LimitPolicy>> = Object.f
   enterprise: {
     messagesPerMinute: 300,
     burst: 100,
+    requestsInFlight: 100,
     dailyTokens: 10_000_000,
     defaultMaxOutputTokens: 4096,
     minOutputTokens: 16,

@@ -74,7 +74,8 @@ export const FUNCTIONS = {
       LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // Also a waiting request's content (request-store.ts): written before its enqueue, deleted
-      // when it is cancelled or its enqueue is undone.
+      // when it is cancelled or its enqueue is undone; a closed day's history item (PutItem, once
+      // per user and day, lambda/core/limiter/history.ts).
       { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
@@ -101,7 +102,8 @@ export const FUNCTIONS = {
       LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // A finished reply nobody was connected for is kept for `resume`; a started request's
-      // content is read (one consistent GetItem), an expired one's deleted.
+      // content is read (one consistent GetItem), an expired one's deleted; a closed day's history
+      // item is written by the admission that closed it (PutItem).
       { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
     ],
     queues: [
@@ -233,19 +235,23 @@ export const FUNCTIONS = {
     handler: 'handler',
     tables: [
       // Status reads, resets, tier and override writes, taking purged requests off the list;
-      // `top` queries today's users by usage (the byDayUsage index).
+      // `top` queries today's users by settled usage (the byDaySettled index).
       {
         table: 'limits',
         actions: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
         indexActions: ['dynamodb:Query'],
-        indexes: ['byDayUsage'],
+        indexes: ['byDaySettled'],
       },
       // Purge tells each sender `request_cancelled`, following the user like any reply; `health`
       // reads an item nobody writes (GetItem) to see that the table answers.
       { ...REPLY_CONNECTIONS, actions: [...REPLY_CONNECTIONS.actions, 'dynamodb:GetItem'] },
       // Purge's notices go through the same reply channel, which may keep a final reply; `health`
-      // probes it like the others; a purged request's content is deleted.
-      { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem'] },
+      // probes it like the others; a purged request's content is deleted; `usage --history` reads
+      // the user's closed days (one Query; lambda/core/limiter/history.ts).
+      {
+        table: 'requests',
+        actions: ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:DeleteItem', 'dynamodb:Query'],
+      },
     ],
     // `health`: whether each queue answers and how deep it is (SQS's own counters).
     queues: [

@@ -6,7 +6,6 @@ import {
   SWEEP_BUCKET_ATTRIBUTE,
   USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
-  USAGE_INDEX_SORT_ATTR,
   WAITER_FIELDS,
 } from '../limiter/item/attributes';
 import { ENV, type EnvName } from './env';
@@ -56,12 +55,14 @@ export const TABLES = {
     ttlAttribute: TTL_ATTRIBUTE,
     globalIndexes: [
       {
-        // `admin top`: today's users by tokens, without a scan. Sparse (only user items carry
-        // `ud`, the usage day and one of USAGE_BUCKETS, 256, set by every admission), keys and the
-        // day's counters only; docs/admin.md has what it costs, docs/performance.md the load.
-        indexName: 'byDayUsage',
+        // `admin top`: today's users by settled usage, without a scan. Sparse (only user items
+        // carry `ud`, the usage day and one of USAGE_BUCKETS, 256, set by settles only: a
+        // decision writes no index entry, issue 22), no sort key (a settle updates its entry in
+        // place: 1 index write), keys and the settled tokens, cost and replies only; docs/admin.md
+        // has what it costs. (Renamed from `byDayUsage`, sorted by `tu`: a GSI's key schema
+        // cannot change in place.)
+        indexName: 'byDaySettled',
         partitionKey: { name: USAGE_DAY_ATTR, type: 'S' },
-        sortKey: { name: USAGE_INDEX_SORT_ATTR, type: 'N' },
         include: USAGE_INDEX_PROJECTION,
       },
       {

@@ -5,13 +5,19 @@ import { recordedShares, shareRecordValue } from '../../../lambda/core/limiter/g
 import {
   QUEUED_FIELDS,
   RESERVATION_FIELDS,
+  USAGE_DAY_ATTR,
   USAGE_INDEX_PROJECTION,
-  USAGE_INDEX_SORT_ATTR,
   WAITER_FIELDS,
 } from '../../../lambda/core/limiter/item/attributes';
-import { queuedItemValue, reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import {
+  queuedItemValue,
+  reservationValue,
+  settledUsageOf,
+  snapshotFromItem,
+} from '../../../lambda/core/limiter/item/codec';
 import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
 import { DAY_COUNTERS } from '../../../lambda/core/limiter/kinds/daily-usage';
+import { LIMIT_KINDS } from '../../../lambda/core/limiter/kinds/registry';
 
 describe('the item codec', () => {
   it("keeps a waiting request's place under short names, without its content, and reads it back", () => {
@@ -135,9 +141,15 @@ describe('the global line and shards codec', () => {
     for (const name of GLOBAL_LIMITS) expect(globalPart(name).kind).toBe(name);
   });
 
-  it('indexes the day’s usage by exactly the daily kinds’ counters (admin top reads them through the kinds)', () => {
+  it('indexes the settled usage by none of the counters a decision moves (a decision writes no index entry)', () => {
     const counters = Object.values(DAY_COUNTERS).flatMap((c) => [c.window, c.count]);
-    expect([USAGE_INDEX_SORT_ATTR, ...USAGE_INDEX_PROJECTION].sort()).toEqual([...counters].sort());
-    expect(USAGE_INDEX_SORT_ATTR).toBe(DAY_COUNTERS.tokens.count);
+    const decided = new Set([...counters, ...LIMIT_KINDS.flatMap((k) => k.attributes)]);
+    expect([USAGE_DAY_ATTR, ...USAGE_INDEX_PROJECTION].filter((a) => decided.has(a))).toEqual([]);
+    expect(settledUsageOf({ pk: 'user#u', [USAGE_DAY_ATTR]: '7#1', st: 5, sc: 2, sm: 1 })).toEqual({
+      key: '7#1',
+      tokens: 5,
+      costMicroUsd: 2,
+      messages: 1,
+    });
   });
 });

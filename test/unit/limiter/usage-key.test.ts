@@ -13,14 +13,14 @@ describe('the usage index buckets', () => {
   const { requestsPerSecond, indexWritesPerRequest, partitionWritesPerSecond, headroom } = USAGE_INDEX_MODEL;
   const writesPerSecond = requestsPerSecond * indexWritesPerRequest;
 
-  it('are sized from the scale model: a tenth of a partition per bucket, 256 buckets', () => {
+  it('are sized from the scale model: a twentieth of a partition per bucket, 256 buckets', () => {
     expect(USAGE_BUCKETS).toBe(256);
     expect(writesPerSecond / USAGE_BUCKETS).toBeLessThanOrEqual(partitionWritesPerSecond / headroom);
-    // Ten times the model still fits under one partition's rate.
-    expect((10 * writesPerSecond) / USAGE_BUCKETS).toBeLessThan(partitionWritesPerSecond);
+    // Twenty times the model still fits under one partition's rate.
+    expect((20 * writesPerSecond) / USAGE_BUCKETS).toBeLessThan(partitionWritesPerSecond);
   });
 
-  it('spread 100,000 users evenly enough that the hottest bucket stays under a tenth of a partition', () => {
+  it('spread 100,000 users evenly enough that the hottest bucket stays under a twentieth of a partition', () => {
     const users = new Array<number>(USAGE_BUCKETS).fill(0);
     for (let i = 0; i < 100_000; i++) users[usageBucket(`user-${i}`)]! += 1;
     const hottest = Math.max(...users);

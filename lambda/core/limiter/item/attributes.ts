@@ -35,12 +35,21 @@ export const SWEEP_BUCKET_ATTRIBUTE = 'sw';
 /** Look at this user's item after this instant (epoch ms): the sweep index's sort key. */
 export const SWEEP_AFTER_ATTRIBUTE = 'sa';
 /**
- * The usage index `byDayUsage` (`admin top`): partitioned by USAGE_DAY_ATTR, sorted by today's
- * tokens, projecting the rest of the day's counters. These are the daily kinds' own attributes
- * (kinds/daily-usage.ts); test/unit/limiter/item-codec.test.ts holds the two equal.
+ * The usage index `byDaySettled` (`admin top`): partitioned by USAGE_DAY_ATTR, no sort key,
+ * projecting the tokens, cost and replies settled today. Written only by the settle
+ * (plan/usage-key.ts), never by an admission, a refusal or a queue decision: the counters those
+ * move (the daily kinds' `td`/`tu`, …) are not in the index, so a decision costs it no write; and
+ * with no sort key a settle changes only projected numbers — 1 index write in place, not a delete
+ * and a put (issue 22; the first design sorted by `tu`: +2 index writes on every admission and
+ * settle).
  */
-export const USAGE_INDEX_SORT_ATTR = 'tu';
-export const USAGE_INDEX_PROJECTION = ['td', 'cd', 'cu', 'dw', 'dc'] as const;
+export const USAGE_INDEX_PROJECTION = ['st', 'sc', 'sm'] as const;
+/** The fields of the settled usage: tokens, cost (µUSD), replies. */
+export const SETTLED_USAGE_FIELDS = {
+  tokens: USAGE_INDEX_PROJECTION[0],
+  costMicroUsd: USAGE_INDEX_PROJECTION[1],
+  messages: USAGE_INDEX_PROJECTION[2],
+} as const;
 
 /** A user's item's key: `user#<id>`. */
 export const USER_KEY_PREFIX = 'user#';
@@ -84,11 +93,27 @@ export const ACTIVE_FIELDS = {
 export const IN_FLIGHT_ATTR = 'fl';
 /** The receipt handle of the user's SQS wake-up, parked while every in-flight slot is taken. */
 export const PARKED_WAKE_UP_ATTR = 'wk';
-/** The user's key in today's usage index (`<day>#<bucket>`, `admin top`). */
+/** The user's key in the usage index (`<day>#<bucket>`, `admin top`): the day of its last settle. */
 export const USAGE_DAY_ATTR = 'ud';
-/** Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS), `usage --history`. */
+/**
+ * Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS): the first design,
+ * ~1.4 KB at 35 days paid on every write. Read (and its days past HISTORY_DAYS dropped), never
+ * written: closed days go to history items now (HELD_DAY_ATTR, issue 22).
+ */
 export const HISTORY_ATTR = 'hist';
-/** The fields of one closed day in `hist`. */
+/**
+ * The last day that closed (`{ d, t, c, m, q }`: HELD_DAY_FIELD and HISTORY_FIELDS), written by the
+ * admission that rolls the day over and held until the next one replaces it; its history item
+ * (Requests table, `usage#<userId>` / `<YYYY-MM-DD>`) is written once after that admission, and
+ * again — as the next history item's PREVIOUS_DAY_ATTR — by the next roll, so one lost write is
+ * repaired.
+ */
+export const HELD_DAY_ATTR = 'hd';
+/** The day number of a held or stored day. */
+export const HELD_DAY_FIELD = 'd';
+/** In a history item: the day the user's item held before this one closed (a lost write's repair). */
+export const PREVIOUS_DAY_ATTR = 'p';
+/** The fields of one closed day in `hist`, `hd` and a history item. */
 export const HISTORY_FIELDS = {
   /** Tokens used. */
   tokens: 't',

@@ -7,6 +7,8 @@ import {
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   GLOBAL_SHARES_ATTR,
+  HELD_DAY_ATTR,
+  HELD_DAY_FIELD,
   HISTORY_ATTR,
   HISTORY_FIELDS,
   IN_FLIGHT_ATTR,
@@ -21,13 +23,22 @@ import {
   RESERVATION_PREFIX,
   SETTLED_SHARE_FIELDS,
   SETTLED_SHARE_PREFIX,
+  SETTLED_USAGE_FIELDS,
   SWEEP_AFTER_ATTRIBUTE,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
+  USAGE_DAY_ATTR,
   WAITING_ATTR,
   WARNED_PREFIX,
 } from './attributes';
-import { EMPTY_SNAPSHOT, type LimiterSnapshot, type PendingReservation, type StoredDay } from './state';
+import {
+  type ClosedDay,
+  EMPTY_SNAPSHOT,
+  type LimiterSnapshot,
+  type PendingReservation,
+  type SettledUsage,
+  type StoredDay,
+} from './state';
 
 /**
  * The user's item, stored ↔ readable: {@link snapshotFromItem} reads the unmarshalled item into a
@@ -88,6 +99,42 @@ export function storedDayValue(day: StoredDay): Record<string, number> {
   };
 }
 
+/** The stored form of a closed day with its number (`hd`, a history item's day and `p`). */
+export function closedDayValue(day: ClosedDay): Record<string, number> {
+  return { [HELD_DAY_FIELD]: day.day, ...storedDayValue(day) };
+}
+
+/** A stored closed day with its number, read (undefined: not one). */
+export function closedDayOf(value: unknown): ClosedDay | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const day = num((value as Record<string, unknown>)[HELD_DAY_FIELD]);
+  const stored = day === undefined ? undefined : storedDayOf(value as Record<string, unknown>);
+  return day === undefined || !stored ? undefined : { day, ...stored };
+}
+
+/** The usage index's entry of an item (or of an index item), if it has one. */
+export function settledUsageOf(item: Record<string, unknown>): SettledUsage | undefined {
+  const key = item[USAGE_DAY_ATTR];
+  const tokens = num(item[SETTLED_USAGE_FIELDS.tokens]);
+  if (typeof key !== 'string' || tokens === undefined) return undefined;
+  return {
+    key,
+    tokens,
+    costMicroUsd: num(item[SETTLED_USAGE_FIELDS.costMicroUsd]) ?? 0,
+    messages: num(item[SETTLED_USAGE_FIELDS.messages]) ?? 0,
+  };
+}
+
+function storedDayOf(v: Record<string, unknown>): StoredDay {
+  const f = HISTORY_FIELDS;
+  return {
+    tokens: num(v[f.tokens]) ?? 0,
+    costMicroUsd: num(v[f.costMicroUsd]) ?? 0,
+    messages: num(v[f.messages]) ?? 0,
+    queued: num(v[f.queued]) ?? 0,
+  };
+}
+
 /** Reads a snapshot from an unmarshalled item (or `undefined` for no item). */
 export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
   if (!item) return EMPTY_SNAPSHOT;
@@ -133,6 +180,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     sweepAfterEpochMs: num(item[SWEEP_AFTER_ATTRIBUTE]),
     queueVersion: num(item[QUEUE_VERSION_ATTRIBUTE]),
     history: historyOf(item[HISTORY_ATTR]),
+    heldDay: closedDayOf(item[HELD_DAY_ATTR]),
+    settledUsage: settledUsageOf(item),
     queuedByDay,
     reservations,
     ...(Object.keys(settledShares).length > 0 ? { settledShares } : {}),
@@ -167,15 +216,8 @@ function activeOf(value: unknown): ActiveRequest | undefined {
 function historyOf(value: unknown): Record<number, StoredDay> | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const days: Record<number, StoredDay> = {};
-  const f = HISTORY_FIELDS;
   for (const [day, v] of Object.entries(value as Record<string, Record<string, unknown>>)) {
-    if (typeof v === 'object' && v !== null)
-      days[Number(day)] = {
-        tokens: num(v[f.tokens]) ?? 0,
-        costMicroUsd: num(v[f.costMicroUsd]) ?? 0,
-        messages: num(v[f.messages]) ?? 0,
-        queued: num(v[f.queued]) ?? 0,
-      };
+    if (typeof v === 'object' && v !== null) days[Number(day)] = storedDayOf(v);
   }
   return days;
 }

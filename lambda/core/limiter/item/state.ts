@@ -63,6 +63,10 @@ export interface LimiterSnapshot {
   readonly sweepAfterEpochMs?: number;
   /** Closed days' usage by day number (`hist`), kept for `usage --history`. */
   readonly history?: Readonly<Record<number, StoredDay>>;
+  /** What the settles of one day charged (`ud`, `st`, `sc`, `sm`): the usage index's entry. */
+  readonly settledUsage?: SettledUsage;
+  /** The last closed day (`hd`), until the next day closes (its history item may not be written). */
+  readonly heldDay?: ClosedDay;
   /** Requests queued per day number (`nq<day>`), until the day goes to history. */
   readonly queuedByDay: Readonly<Record<number, number>>;
   /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
@@ -127,12 +131,25 @@ export interface PendingReservation {
   readonly claim?: string;
 }
 
-/** One closed day of `hist` (stored under HISTORY_FIELDS' names). */
+/** One closed day (stored under HISTORY_FIELDS' names). */
 export interface StoredDay {
   readonly tokens: number;
   readonly costMicroUsd: number;
   readonly messages: number;
   readonly queued: number;
+}
+
+/** The usage index's entry: the settles of the day in `key` (`<day>#<bucket>`). */
+export interface SettledUsage {
+  readonly key: string;
+  readonly tokens: number;
+  readonly costMicroUsd: number;
+  readonly messages: number;
+}
+
+/** A closed UTC day's usage and its day number. */
+export interface ClosedDay extends StoredDay {
+  readonly day: number;
 }
 
 /** Longer than any lease plus the sweep's margin: the sweep has looked at the share by then. */

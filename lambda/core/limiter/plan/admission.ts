@@ -3,7 +3,7 @@ import { bumpQueueVersion } from '../../queue/places';
 import { markForSweep, SWEEP_GRACE_MS } from '../../queue/sweep';
 import { dayNumber, type Evaluation, evaluate, type TokenAsk } from '../evaluate';
 import { ExpressionWriter, type UpdatePlan } from '../expression';
-import { planHistory } from '../history';
+import { type HistoryWrite, planHistory } from '../history';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
@@ -15,7 +15,6 @@ import {
   RESERVATION_PREFIX,
   TOKEN_EPOCH_ATTR,
   TTL_ATTR,
-  USAGE_DAY_ATTR,
   WAITING_ATTR,
   WARNED_PREFIX,
 } from '../item/attributes';
@@ -64,6 +63,8 @@ export type AdmissionPlan =
       readonly warnings: readonly WindowWarning[];
       /** The write moves the tokens-per-minute bucket (a shadow bucket it would overfill does not). */
       readonly movesBucket: boolean;
+      /** The first admission of a new day: the day it closed, for the store's history write. */
+      readonly history?: HistoryWrite;
     };
 
 /**
@@ -81,8 +82,6 @@ export function planAdmission(args: {
   readonly queue: AdmissionQueue;
   /** Until when the request holds its in-flight slot if its runner never settles. */
   readonly leaseUntilEpochMs: number;
-  /** The user's key in today's usage index (`usageDayKey`). */
-  readonly usageKey?: string;
   /** The user, to put into the sweep index: its slot (and active request) need an end. */
   readonly sweepUserId?: string;
   /** The tier the request's token claimed (none: `free`), recorded for `admin usage`. */
@@ -128,10 +127,8 @@ export function planAdmission(args: {
   // ≤ 20 % marks the window; the condition makes sure no other admission marked it first.
   const warnings = warningsOf(policy, belief, evaluation, nowMs, ask.messageWeight ?? 1);
   planWarningMarks(w, warnings);
-  // The first admission of a new day carries the day that ended into the history (usage --history).
-  planHistory(w, belief, nowMs);
-  // Today's usage index (`admin top`): the day and the user's bucket, kept with the counters.
-  if (args.usageKey) w.set(`${w.name(USAGE_DAY_ATTR)} = ${w.value(args.usageKey)}`);
+  // The first admission of a new day holds the day that ended, for its history item (usage --history).
+  const history = planHistory(w, belief, nowMs);
   // The tier the token claimed, for `admin usage` (which has no token): a few bytes in this write.
   w.set(`${w.name(CLAIM_TIER_ATTR)} = ${w.value(args.claimTier ?? 'free')}`);
   // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
@@ -145,7 +142,15 @@ export function planAdmission(args: {
   });
   w.set(`${w.name(TTL_ATTR)} = ${w.value(ttl)}`);
   const movesBucket = admissionMovesBucket(policy, belief, nowMs, evaluation.reservation.reservedTokens);
-  return { kind: 'write', evaluation, plan: w.build(), day, warnings, movesBucket };
+  return {
+    kind: 'write',
+    evaluation,
+    plan: w.build(),
+    day,
+    warnings,
+    movesBucket,
+    ...(history ? { history } : {}),
+  };
 }
 
 /** Each limit kind's part of the admission write (a shadow limit counts, never refuses). */

@@ -17,6 +17,7 @@ import { type LimiterSnapshot, type PendingReservation, SETTLED_SHARE_LIFE_MS } 
 import type { Amount } from '../kinds/kind';
 import type { LimitPolicy } from '../kinds/registry';
 import { LIMIT_KINDS } from '../kinds/registry';
+import { planSettledUsage } from './usage-key';
 
 /**
  * Whose settle it is (issue 20, finding 15): Lambda may deliver a runner's event twice, late, or
@@ -129,6 +130,8 @@ export function planSettle(args: {
    * only in the part not charged.
    */
   readonly charged?: { readonly tokens: number; readonly costMicroUsd: number };
+  /** What the reply used, for the usage index (`admin top`); absent: the index is left as it is. */
+  readonly used?: { readonly userId: string; readonly tokens: number; readonly costMicroUsd: number };
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();
@@ -168,6 +171,8 @@ export function planSettle(args: {
     w.remove(act, w.name(`${QUEUED_PREFIX}${requestId}`));
   }
   if (args.holder) pinHolder(w, { holder: args.holder, marker, endsActive: args.endsActive });
+  // Today's usage index entry (`admin top`): only settles write it, never a decision.
+  if (args.used) planSettledUsage(w, belief, { ...args.used, nowMs });
   return w.build();
 }
 

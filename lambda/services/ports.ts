@@ -8,7 +8,6 @@ import type {
   DecideInput,
   Decision,
   DeniedDecision,
-  Limiter,
   ResetScope,
   StatusOptions,
   TokenReservation,

@@ -1,7 +1,7 @@
 import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
-import { settledUsageOf } from '../../core/limiter/item/codec';
+import { settledUsageOf } from '../../core/limiter/item/day-codec';
 import { usageDayKeys } from '../../core/limiter/plan/usage-key';
 import { microUsdToUsd } from '../../core/models';
 

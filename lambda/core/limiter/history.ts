@@ -1,7 +1,7 @@
 import { microUsdToUsd } from '../models';
 import type { ExpressionWriter } from './expression';
 import { HELD_DAY_ATTR, HISTORY_ATTR, PREVIOUS_DAY_ATTR, QUEUED_DAY_PREFIX } from './item/attributes';
-import { closedDayOf, closedDayValue } from './item/codec';
+import { closedDayOf, closedDayValue } from './item/day-codec';
 import type { ClosedDay, LimiterSnapshot, StoredDay } from './item/state';
 import { DAY_COUNTERS, lastActiveDay, usedInDay } from './kinds/daily-usage';
 import { storedNumber } from './kinds/kind-snapshot';

@@ -9,12 +9,8 @@ import {
   USAGE_INDEX_PROJECTION,
   WAITER_FIELDS,
 } from '../../../lambda/core/limiter/item/attributes';
-import {
-  queuedItemValue,
-  reservationValue,
-  settledUsageOf,
-  snapshotFromItem,
-} from '../../../lambda/core/limiter/item/codec';
+import { queuedItemValue, reservationValue, snapshotFromItem } from '../../../lambda/core/limiter/item/codec';
+import { settledUsageOf } from '../../../lambda/core/limiter/item/day-codec';
 import type { PendingReservation } from '../../../lambda/core/limiter/item/state';
 import { DAY_COUNTERS } from '../../../lambda/core/limiter/kinds/daily-usage';
 import { LIMIT_KINDS } from '../../../lambda/core/limiter/kinds/registry';

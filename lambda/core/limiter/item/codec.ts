@@ -8,9 +8,7 @@ import {
   COST_EPOCH_ATTR,
   GLOBAL_SHARES_ATTR,
   HELD_DAY_ATTR,
-  HELD_DAY_FIELD,
   HISTORY_ATTR,
-  HISTORY_FIELDS,
   IN_FLIGHT_ATTR,
   OVERRIDE_ATTR,
   PARKED_WAKE_UP_ATTR,
@@ -23,22 +21,14 @@ import {
   RESERVATION_PREFIX,
   SETTLED_SHARE_FIELDS,
   SETTLED_SHARE_PREFIX,
-  SETTLED_USAGE_FIELDS,
   SWEEP_AFTER_ATTRIBUTE,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
-  USAGE_DAY_ATTR,
   WAITING_ATTR,
   WARNED_PREFIX,
 } from './attributes';
-import {
-  type ClosedDay,
-  EMPTY_SNAPSHOT,
-  type LimiterSnapshot,
-  type PendingReservation,
-  type SettledUsage,
-  type StoredDay,
-} from './state';
+import { closedDayOf, historyOf, num, settledUsageOf } from './day-codec';
+import { EMPTY_SNAPSHOT, type LimiterSnapshot, type PendingReservation } from './state';
 
 /**
  * The user's item, stored ↔ readable: {@link snapshotFromItem} reads the unmarshalled item into a
@@ -85,53 +75,6 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
     ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
     ...(typeof model === 'string' ? { model } : {}),
     ...(isTier(tier) ? { claimTier: tier } : {}),
-  };
-}
-
-/** The stored form of a closed day in `hist`. */
-export function storedDayValue(day: StoredDay): Record<string, number> {
-  const f = HISTORY_FIELDS;
-  return {
-    [f.tokens]: day.tokens,
-    [f.costMicroUsd]: day.costMicroUsd,
-    [f.messages]: day.messages,
-    [f.queued]: day.queued,
-  };
-}
-
-/** The stored form of a closed day with its number (`hd`, a history item's day and `p`). */
-export function closedDayValue(day: ClosedDay): Record<string, number> {
-  return { [HELD_DAY_FIELD]: day.day, ...storedDayValue(day) };
-}
-
-/** A stored closed day with its number, read (undefined: not one). */
-export function closedDayOf(value: unknown): ClosedDay | undefined {
-  if (typeof value !== 'object' || value === null) return undefined;
-  const day = num((value as Record<string, unknown>)[HELD_DAY_FIELD]);
-  const stored = day === undefined ? undefined : storedDayOf(value as Record<string, unknown>);
-  return day === undefined || !stored ? undefined : { day, ...stored };
-}
-
-/** The usage index's entry of an item (or of an index item), if it has one. */
-export function settledUsageOf(item: Record<string, unknown>): SettledUsage | undefined {
-  const key = item[USAGE_DAY_ATTR];
-  const tokens = num(item[SETTLED_USAGE_FIELDS.tokens]);
-  if (typeof key !== 'string' || tokens === undefined) return undefined;
-  return {
-    key,
-    tokens,
-    costMicroUsd: num(item[SETTLED_USAGE_FIELDS.costMicroUsd]) ?? 0,
-    messages: num(item[SETTLED_USAGE_FIELDS.messages]) ?? 0,
-  };
-}
-
-function storedDayOf(v: Record<string, unknown>): StoredDay {
-  const f = HISTORY_FIELDS;
-  return {
-    tokens: num(v[f.tokens]) ?? 0,
-    costMicroUsd: num(v[f.costMicroUsd]) ?? 0,
-    messages: num(v[f.messages]) ?? 0,
-    queued: num(v[f.queued]) ?? 0,
   };
 }
 
@@ -213,15 +156,6 @@ function activeOf(value: unknown): ActiveRequest | undefined {
   };
 }
 
-function historyOf(value: unknown): Record<number, StoredDay> | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const days: Record<number, StoredDay> = {};
-  for (const [day, v] of Object.entries(value as Record<string, Record<string, unknown>>)) {
-    if (typeof v === 'object' && v !== null) days[Number(day)] = storedDayOf(v);
-  }
-  return days;
-}
-
 function inFlightOf(value: unknown): Record<string, number> | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const leases: Record<string, number> = {};
@@ -233,10 +167,6 @@ function inFlightOf(value: unknown): Record<string, number> | undefined {
 function shareRecordsOf(value: unknown): { shareRecords?: string[] } {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
   return { shareRecords: Object.keys(value) };
-}
-
-function num(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
 }
 
 /** A stored reservation marker, read (undefined: not one). */

@@ -31,7 +31,8 @@ import {
   WAITING_ATTR,
   WARNED_PREFIX,
 } from './attributes';
-import { activeValue, closedDayValue, queuedItemValue, reservationValue } from './codec';
+import { activeValue, queuedItemValue, reservationValue } from './codec';
+import { closedDayValue } from './day-codec';
 
 /**
  * The bound a user's item must stay under whatever happens, checked at `cdk synth`, `npm start` and

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { GetItemCommand } from '@aws-sdk/client-dynamodb';
+import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { describe, expect, inject, it } from 'vitest';
 import { DynamoLimiter } from '../../lambda/adapters/dynamo-limiter';
 import type {
@@ -8,12 +10,14 @@ import type {
   DeniedDecision,
 } from '../../lambda/core/limiter/decision';
 import type { GlobalLimits } from '../../lambda/core/limiter/global/limits';
+import { SETTLED_SHARE_PREFIX, userKey } from '../../lambda/core/limiter/item/attributes';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { HOUR_MS } from '../../lambda/core/limiter/windows';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
 import { onEveryEmulator } from '../support/dynamodb-local';
+import { itemSizeBytes } from '../support/item-size';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
 /** Users' own limits out of the way (one message a millisecond): only the global ones bind. */
@@ -46,7 +50,13 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
           globalWaitersTtlMs,
         });
       };
-      return { limiters: Array.from({ length: n }, () => make()), counter, make };
+      return {
+        limiters: Array.from({ length: n }, () => make()),
+        counter,
+        make,
+        client,
+        tableName: tables.limits,
+      };
     }
     const ask = (userId: string, over: Partial<DecideInput> = {}): DecideInput => ({
       userId,
@@ -142,6 +152,32 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
       expect(spent.find((d) => !d.allowed)).toMatchObject({ limit: 'global.dailyCostUsd' });
       expect((await totals(costly[0]!))['global.dailyCostUsd']).toBeCloseTo(0.000896, 9);
     }, 60_000);
+
+    it("keeps no settled charge in the user's item once each share is back: 40 replies, an item that does not grow", async () => {
+      const { limiters, client, tableName } = await instances({
+        requestsInFlight: 20,
+        dailyTokens: 1_000_000,
+        shards: 2,
+      });
+      const [limiter] = limiters;
+      const user = `steady-${randomUUID().slice(0, 6)}`;
+      for (let i = 0; i < 40; i++) {
+        const d = await limiter!.decide(ask(user), NOW + i * 1000);
+        expect(d.allowed).toBe(true);
+        if (!d.allowed) return;
+        await limiter!.reconcile(d.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + i * 1000 + 500);
+      }
+      const { Item } = await client.send(
+        new GetItemCommand({ TableName: tableName, Key: marshall({ pk: userKey(user) }) }),
+      );
+      const item = unmarshall(Item!);
+      expect(Object.keys(item).filter((k) => k.startsWith(SETTLED_SHARE_PREFIX))).toEqual([]);
+      expect(itemSizeBytes(item)).toBeLessThan(1024);
+      expect(await totals(limiter!)).toMatchObject({
+        'global.requestsInFlight': 0,
+        'global.dailyTokens': 40 * 15,
+      });
+    });
 
     it("gives the global share back when the user's own write then refuses (stale belief): charged nothing", async () => {
       const { make } = await instances({ hourlyMessages: 100, shards: 2 }, 0);

@@ -58,7 +58,11 @@ export class GlobalOrphans {
         if (await this.items.withRetries(() => this.giveBackOrphan(key, share, charged))) {
           released.push({ userId: share.userId, requestId: share.requestId });
         }
-        if (charged) await this.items.withRetries(() => this.forgetCharge(share));
+        if (charged) {
+          await this.items.withRetries(() =>
+            forgetSettledCharge(this.items, this.client, this.tableName, share.userId, share.requestId),
+          );
+        }
       }
     }
     return released;
@@ -78,26 +82,6 @@ export class GlobalOrphans {
       if ((await this.items.write(key, planOrphanRelease({ belief, share, charged }))).ok) return true;
     }
     throw new LimiterStoreError(`orphaned share ${share.requestId} stayed contended`);
-  }
-
-  /** The settled charge was used: it goes (only if still there, so no empty item is made). */
-  private async forgetCharge(share: RecordedShare): Promise<void> {
-    try {
-      await this.items.call(() =>
-        this.client.send(
-          new UpdateItemCommand({
-            TableName: this.tableName,
-            Key: marshall({ [KEY_ATTR]: userKey(share.userId) }),
-            UpdateExpression: 'REMOVE #gs',
-            ConditionExpression: 'attribute_exists(#gs)',
-            ExpressionAttributeNames: { '#gs': `${SETTLED_SHARE_PREFIX}${share.requestId}` },
-          }),
-          { abortSignal: AbortSignal.timeout(this.items.timeoutMs) },
-        ),
-      );
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-    }
   }
 
   /** A consistent read of an item as stored (the snapshot does not keep the share records). */
@@ -121,4 +105,34 @@ function chargeOf(value: unknown): { readonly tokens: number; readonly costMicro
     tokens: typeof tokens === 'number' ? tokens : 0,
     costMicroUsd: typeof cost === 'number' ? cost : 0,
   };
+}
+
+/**
+ * A settled request's charge (`gs_<id>`) is no longer needed once its share is back — given back
+ * by its release or by the sweep: it goes from the user's item (only if still there, so no empty
+ * item is made). One conditioned write.
+ */
+export async function forgetSettledCharge(
+  items: UserItems,
+  client: DynamoDBClient,
+  tableName: string,
+  userId: string,
+  requestId: string,
+): Promise<void> {
+  try {
+    await items.call(() =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: marshall({ [KEY_ATTR]: userKey(userId) }),
+          UpdateExpression: 'REMOVE #gs',
+          ConditionExpression: 'attribute_exists(#gs)',
+          ExpressionAttributeNames: { '#gs': `${SETTLED_SHARE_PREFIX}${requestId}` },
+        }),
+        { abortSignal: AbortSignal.timeout(items.timeoutMs) },
+      ),
+    );
+  } catch (err) {
+    if (!(err instanceof ConditionalCheckFailedException)) throw err;
+  }
 }

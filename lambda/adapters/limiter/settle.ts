@@ -15,6 +15,7 @@ import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import { LimiterStoreError, StoreFaultError } from './errors';
+import { forgetSettledCharge } from './global-orphans';
 
 type SettleOptions = { readonly endsActive?: boolean; readonly holder?: SettleHolder };
 
@@ -194,6 +195,15 @@ export class Settles {
       .release(reservation.requestId, taken, globalRefund(taken, used.tokens, used.costMicroUsd), false)
       .catch(unreleased('release'));
     if (released === 'unreleased') return { ...outcome, globalUnreleased: true };
+    // The share is back: the charge this settle left for the sweep (`gs_<id>`) goes, so a user's
+    // item does not carry one per settle for an hour (issue 22: ~60 bytes each, paid on every
+    // write). One more write, only with global limits on; if it fails the entry expires as before.
+    if (outcome.applied) {
+      const { items, client, tableName } = this.ctx;
+      await forgetSettledCharge(items, client, tableName, reservation.userId, reservation.requestId).catch(
+        (err: unknown) => this.ctx.onGlobalError?.('forget charge', describeError(err)),
+      );
+    }
     // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
     const next = await global.nextInLine(nowMs, this.ctx.priorityUrgentMs).catch(() => undefined);
     return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;

@@ -16,7 +16,11 @@ const DOC = 'docs/performance.md';
 /** The results docs/performance.md is made of, by part. */
 export type PerfResults = Readonly<Record<Section, BenchResult>>;
 
-const detail = (r: BenchResult, key: string) => r.details?.[key] as number;
+function detail(r: BenchResult, key: string): number {
+  const value = r.details?.[key];
+  if (typeof value !== 'number') throw new Error(`bench/results/${r.part}.json has no number details.${key}`);
+  return value;
+}
 const count = (v: number) => num(v, 0);
 
 /** Each block's text (markers excluded), from its part's results. */

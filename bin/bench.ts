@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- PART ...]`: runs the benchmark parts (all by default, or the ones named),
- * prints a table per part and writes bench/results/<part>.json.
+ * prints a table per part, writes bench/results/<part>.json and rewrites docs/performance.md's
+ * tables from the results. `npm run bench -- doc` only rewrites the tables.
  */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
@@ -27,6 +28,14 @@ const NAMES = Object.keys(PARTS) as PartName[];
 
 const isPart = (name: string): name is PartName => Object.hasOwn(PARTS, name);
 
+/** Not a part: rewrites docs/performance.md's tables from the results already in bench/results. */
+const DOC = 'doc';
+
+async function writeDoc(): Promise<void> {
+  const file = (await import('../bench/perf-doc')).writePerfDoc();
+  console.log(`rewrote the tables of ${file} from bench/results`);
+}
+
 async function usage(): Promise<string> {
   const parts = await Promise.all(
     NAMES.map(async (name) => `  ${name.padEnd(9)} ${(await PARTS[name]()).description}`),
@@ -38,6 +47,9 @@ and writes bench/results/PART.json. Each part starts what it needs and stops it.
 
 parts:
 ${parts.join('\n')}
+
+  ${DOC.padEnd(9)} no benchmark: rewrite docs/performance.md's tables from bench/results/*.json
+            (every part above does it after writing its results)
 
   -h, --help  this help`;
 }
@@ -58,6 +70,10 @@ async function main(): Promise<number> {
   } catch (err) {
     console.error(`bench: ${(err as Error).message}\n(npm run bench -- --help for usage)`);
     return 2;
+  }
+  if (wanted.length === 1 && wanted[0] === DOC) {
+    await writeDoc();
+    return 0;
   }
   const unknown = wanted.filter((name) => !isPart(name));
   if (unknown.length) {
@@ -83,6 +99,7 @@ async function main(): Promise<number> {
         details,
       });
       console.log(`\nwrote ${file}`);
+      await writeDoc();
     }
   } finally {
     await (await import('../bench/stack')).stopBenchStack();

@@ -131,7 +131,7 @@ export function itemLoads(
       ruPerSecond: lineQueriesPerBucket * s.line.buckets,
       hottestPartitionWu: lineIndexWu * s.line.hottestBucketShare,
       hottestPartitionRu: lineQueriesPerBucket,
-      note: `${s.line.buckets} buckets, the hottest holding ${pct(s.line.hottestBucketShare)} of users; reads: every look and every route instance's view (${routeInstances.toFixed(0)} instances, once per ${s.line.viewMs} ms) query each bucket, 1 RU a Query`,
+      note: `${s.line.buckets} buckets, the hottest holding ${pct(s.line.hottestBucketShare)} of users; reads: every look and every route instance's view (${routeInstances.toFixed(0)} instances, once per ${s.line.viewMs.toLocaleString('en-US')} ms) query each bucket, 1 RU a Query`,
     },
     {
       kind: 'usage index entry',

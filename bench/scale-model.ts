@@ -89,7 +89,7 @@ function quotaChecks(
       kind('byLine index').hottestPartitionRu,
       PARTITION_RU,
       'RU/s',
-      'LINE_BUCKETS, or a longer view (WAITERS_TTL_MS)',
+      'a longer view (WAITERS_TTL_MS); not LINE_BUCKETS: every view reads each bucket',
     ),
     check(
       'global shards: requests in flight (shares)',

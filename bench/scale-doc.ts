@@ -31,15 +31,27 @@ function inputsTable(m: MeasuredInputs, ranAt: Record<string, string>): string {
   const rows: [string, string][] = [
     ['WU, a typical request (decide + settle, index writes included)', n(m.directWu)],
     ['WU of the same on the user item alone (dynalite)', n(m.directUserItemWu)],
-    ['WU, decide + settle with global limits on (4 shards)', n(m.globalWu)],
-    ['RU, decide + settle with global limits on', n(m.globalRu, 3)],
-    ['WU / RU, one enqueue (10 long prompts waiting)', `${n(m.enqueueWu)} / ${n(m.enqueueRu)}`],
-    ['WU, one join of the global line (growing to 100)', n(m.lineJoinWu)],
     [
-      'largest user item / shard / line / index entry, bytes',
-      [m.largestUserItemBytes, m.largestShardBytes, m.largestLineBytes, m.largestIndexEntryBytes]
-        .map((b) => n(b, 0))
-        .join(' / '),
+      'WU, a settle (index write included) / on the user item alone',
+      `${n(m.settleWu)} / ${n(m.settleUserItemWu)}`,
+    ],
+    [`WU, decide + settle with global limits on (${m.globalShardsMeasured} shards)`, n(m.globalWu)],
+    ['RU, decide + settle with global limits on', n(m.globalRu, 3)],
+    [
+      "WU / RU, one enqueue; WU, a refusal by another instance (the issue's user: every per-user kind on, 10 long prompts waiting)",
+      `${n(m.enqueueWu)} / ${n(m.enqueueRu)}; ${n(m.refusalWu)}`,
+    ],
+    [
+      "WU, one write of a waiter's own line entry (index write included) / the entry alone",
+      `${n(m.lineEntryWu)} / ${n(m.lineEntryItemWu)}`,
+    ],
+    [
+      "user item: the issue's user / the largest, bytes",
+      `${n(m.scenarioUserItemBytes, 0)} / ${n(m.largestUserItemBytes, 0)}`,
+    ],
+    [
+      'largest shard / line entry / usage-index entry, bytes',
+      [m.largestShardBytes, m.largestLineBytes, m.largestIndexEntryBytes].map((b) => n(b, 0)).join(' / '),
     ],
     ['route function duration (local, first chunk p50), ms', n(m.routeMs, 0)],
     ["the runner's own work (local, complete − first chunk p50), ms", n(m.runnerOverheadMs, 0)],
@@ -49,7 +61,7 @@ function inputsTable(m: MeasuredInputs, ranAt: Record<string, string>): string {
     .join(', ');
   const caveat =
     m.backend === 'dynalite'
-      ? ' **No DynamoDB Local run: dynalite leaves index writes out, so the usage index reads 0 here.**'
+      ? ' **No DynamoDB Local run: dynalite leaves index writes out, so the indexes read 0 here.**'
       : '';
   return `Measured inputs (${m.backend}; ${from}):${caveat}\n\n${table(['input', 'value'], rows)}`;
 }
@@ -72,8 +84,13 @@ function workloadTable(scenarios: readonly Scenario[]): string {
     ],
     [
       'admitted requests under global limits; requests waiting in the global line',
-      `${pct(w.globalShare)}; ${pct(w.lineShare)} (${w.lineWritesPerWaiter} line writes each)`,
+      `${pct(w.globalShare)}; ${pct(w.lineShare)}, waiting ${w.lineWaitSeconds} s on average (${scenarios.map((s) => `${n(s.model.lineWaiters, 0)} waiting at ${s.label}`).join(', ')})`,
     ],
+    [
+      'global shards a stack serving the load has (max(configured, ceil(in flight / 13)), at most 1,000)',
+      scenarios.map((s) => `${n(s.model.globalShards, 0)} at ${s.label}`).join(', '),
+    ],
+    ['`bySweep` writes per mark (the mark, the sweep taking it out)', String(w.sweepWritesPerMark)],
     [
       'prompt; reply (bytes); reply streaming time (the runner)',
       `${n(w.promptBytes, 0)} B; ${n(w.replyBytes, 0)} B; ${w.replySeconds} s`,

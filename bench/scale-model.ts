@@ -8,6 +8,7 @@
  */
 
 import { costLines } from './scale-costs';
+import { inFlight, itemLoads, lineLoad, stackShards } from './scale-items';
 import type {
   CostLine,
   CostPart,
@@ -31,7 +32,6 @@ const NEW_CONNECTIONS_PER_SECOND = 500;
 
 /** A setting's value, rounded up and written as docs/scale.md shows numbers. */
 const atLeast = (v: number) => Math.ceil(v).toLocaleString('en-US');
-const kb = (bytes: number, unit: number) => Math.max(1, Math.ceil(bytes / unit));
 const check = (what: string, demand: number, limit: number, unit: string, setting: string): QuotaCheck => ({
   what,
   demand,
@@ -40,99 +40,6 @@ const check = (what: string, demand: number, limit: number, unit: string, settin
   ratio: demand / limit,
   setting,
 });
-
-/** Items of the limits and requests tables: units a second and on the hottest partition. */
-function itemLoads(m: MeasuredInputs, s: StackInputs, w: Workload): ItemLoad[] {
-  const r = w.requestsPerSecond;
-  const queued = r * w.queuedShare;
-  const refused = r * w.refusedShare;
-  const admitted = r - refused;
-  const userWrite = m.directUserItemWu / m.directCalls;
-  const indexPerRequest = m.directWu - m.directUserItemWu;
-  const shardPerRequest = m.globalWu - m.directWu;
-  const wakeReadRu = kb(m.largestUserItemBytes, 4096);
-  // Every admitted request: decide, claim, settle on the user's item; a queued one adds its
-  // enqueue and the processor's read of the item; a refusal is one failed write at the item's size.
-  const userWu = admitted * 3 * userWrite + queued * m.enqueueWu + refused * userWrite;
-  const userRu = queued * (m.enqueueRu + wakeReadRu);
-  const shardWu = admitted * w.globalShare * shardPerRequest;
-  const shardRu = admitted * w.globalShare * m.globalRu;
-  const lineWu = r * w.lineShare * w.lineWritesPerWaiter * m.lineJoinWu;
-  const indexWu = admitted * indexPerRequest;
-  const contentBytes = w.promptBytes + 200;
-  const contentWu = queued * kb(contentBytes, 1024) * 2; // written once, deleted once
-  const contentRu = queued * kb(contentBytes, 4096);
-  const replyWu = admitted * w.keptReplyShare * kb(w.replyBytes + 200, 1024) * 2;
-  const shards = Math.max(1, s.globalShards);
-  // A connection: the per-IP bucket's write, the record's put and delete, each with its byUser
-  // index write (1 WU each: small items).
-  const connWu = ((w.users * w.connectedShare) / w.sessionSeconds) * 5;
-  return [
-    {
-      kind: 'user item',
-      table: 'Limits',
-      wuPerSecond: userWu,
-      ruPerSecond: userRu,
-      hottestPartitionWu: userWu / w.users,
-      hottestPartitionRu: userRu / w.users,
-      note: `one per user; ${m.largestUserItemBytes.toLocaleString('en-US')} B at most (${kb(m.largestUserItemBytes, 1024)} WU a write); hottest = the average user`,
-    },
-    {
-      kind: 'global shard',
-      table: 'Limits',
-      wuPerSecond: shardWu,
-      ruPerSecond: shardRu,
-      hottestPartitionWu: shardWu / shards,
-      hottestPartitionRu: shardRu / shards,
-      note: `${shards} shards; ${m.largestShardBytes.toLocaleString('en-US')} B at most`,
-    },
-    {
-      kind: 'global line',
-      table: 'Limits',
-      wuPerSecond: lineWu,
-      ruPerSecond: 0,
-      hottestPartitionWu: lineWu,
-      hottestPartitionRu: 0,
-      note: `all its writes on one key; ${m.largestLineBytes.toLocaleString('en-US')} B at most`,
-    },
-    {
-      kind: 'usage index entry',
-      table: 'Limits (byDayUsage)',
-      wuPerSecond: indexWu,
-      ruPerSecond: 0,
-      hottestPartitionWu: indexWu * s.hottestBucketShare,
-      hottestPartitionRu: 0,
-      note: `${s.usageBuckets} buckets, the hottest holding ${(s.hottestBucketShare * 100).toFixed(2)} % of users`,
-    },
-    {
-      kind: 'request content',
-      table: 'Requests',
-      wuPerSecond: contentWu,
-      ruPerSecond: contentRu,
-      hottestPartitionWu: contentWu / w.users,
-      hottestPartitionRu: contentRu / w.users,
-      note: `a ${w.promptBytes.toLocaleString('en-US')}-byte prompt, written and deleted once, read once`,
-    },
-    {
-      kind: 'kept reply',
-      table: 'Requests',
-      wuPerSecond: replyWu,
-      ruPerSecond: 0,
-      hottestPartitionWu: replyWu / w.users,
-      hottestPartitionRu: 0,
-      note: `${w.keptReplyShare * 100} % of replies, written and deleted once`,
-    },
-    {
-      kind: 'connection',
-      table: 'Connections, Limits (per-IP)',
-      wuPerSecond: connWu,
-      ruPerSecond: 0,
-      hottestPartitionWu: connWu / w.users,
-      hottestPartitionRu: 0,
-      note: `a ${w.sessionSeconds / 60}-minute session per connected user: bucket, put, delete, 2 index writes`,
-    },
-  ];
-}
 
 /** Concurrency (Little's law: rate × duration) of each function kind. */
 function concurrency(m: MeasuredInputs, w: Workload) {
@@ -162,6 +69,8 @@ function quotaChecks(
   const processorRate = (s.processorConcurrency * 1000) / m.routeMs;
   const kind = (name: string) => items.find((i) => i.kind === name)!;
   const limitsTableWu = items.filter((i) => i.table === 'Limits').reduce((a, i) => a + i.wuPerSecond, 0);
+  const shares = inFlight(m, w) * w.globalShare;
+  const shareLimit = s.maxGlobalShards * s.sharesPerShard;
   const out: QuotaCheck[] = items
     .filter((i) => i.hottestPartitionWu > 0)
     .map((i) =>
@@ -176,20 +85,39 @@ function quotaChecks(
       'global.shards',
     ),
     check(
+      'DynamoDB partition reads: byLine index',
+      kind('byLine index').hottestPartitionRu,
+      PARTITION_RU,
+      'RU/s',
+      'a longer view (WAITERS_TTL_MS); not LINE_BUCKETS: every view reads each bucket',
+    ),
+    check(
+      'global shards: requests in flight (shares)',
+      shares,
+      shareLimit,
+      'shares',
+      `${s.maxGlobalShards.toLocaleString('en-US')} shards × ${s.sharesPerShard} shares at most: fewer in flight (shorter replies), or a higher MAX_GLOBAL_SHARDS`,
+    ),
+    check(
       'DynamoDB on-demand table: Limits (base table)',
       limitsTableWu,
       TABLE_ON_DEMAND_UNITS,
       'WU/s',
       `the table's quota ≥ ${atLeast(limitsTableWu)}`,
     ),
-    check(
-      'DynamoDB on-demand table: byDayUsage index',
-      kind('usage index entry').wuPerSecond,
-      TABLE_ON_DEMAND_UNITS,
-      'WU/s',
-      `the index's quota ≥ ${atLeast(kind('usage index entry').wuPerSecond)}`,
-    ),
   );
+  for (const index of items.filter((i) => i.table.startsWith('Limits ('))) {
+    const name = index.table.slice('Limits ('.length, -1);
+    out.push(
+      check(
+        `DynamoDB on-demand table: ${name} index`,
+        index.wuPerSecond,
+        TABLE_ON_DEMAND_UNITS,
+        'WU/s',
+        `the index's quota ≥ ${atLeast(index.wuPerSecond)}`,
+      ),
+    );
+  }
   for (const [action, perQueued] of Object.entries(w.sqsPerQueued)) {
     out.push(
       check(
@@ -250,15 +178,17 @@ function quotaChecks(
 
 /** What spreads an item kind's writes, and what it would take here. */
 function partitionSetting({ kind, wuPerSecond }: ItemLoad): string {
-  if (kind === 'global shard') return `global.shards ≥ ${atLeast(wuPerSecond / PARTITION_WU)} (at most 100)`;
+  if (kind === 'global shard')
+    return `global.shards ≥ ${atLeast(wuPerSecond / PARTITION_WU)} (at most 1,000)`;
   if (kind === 'usage index entry') return 'USAGE_BUCKETS (USAGE_INDEX_MODEL)';
-  if (kind === 'global line') return 'the line design (issue 22 item 2): no item every waiter writes';
-  return 'none needed (one key per user or request)';
+  if (kind === 'byLine index') return 'LINE_BUCKETS, or fewer looks (FAR_LOOK_MS, NEAR_HEAD)';
+  if (kind === 'sweep index entry') return 'SWEEP_BUCKETS';
+  return 'none needed (one key per user, waiter or request)';
 }
 
 /** The model at one workload. */
 export function scaleModel(m: MeasuredInputs, s: StackInputs, w: Workload, p: Prices): ScaleModel {
-  const items = itemLoads(m, s, w);
+  const items = itemLoads(m, s, w, concurrency(m, w).routes);
   const quotas = quotaChecks(items, m, s, w);
   const costs = costLines(items, m, s, w, p);
   const total = (design: CostLine['design'], part: CostPart) =>
@@ -270,6 +200,8 @@ export function scaleModel(m: MeasuredInputs, s: StackInputs, w: Workload, p: Pr
     quotas,
     breaksFirst: [...quotas].sort((a, b) => b.ratio - a.ratio),
     costs,
+    globalShards: stackShards(m, s, w),
+    lineWaiters: lineLoad(s, w).waiters,
     usdPerMillion: {
       ours: shared + total('chat-limiter', 'limiting'),
       redisNodes: shared + total('Redis', 'limiting'),

@@ -10,17 +10,30 @@ export interface MeasuredInputs {
   readonly directUserItemWu: number;
   /** Calls of that decide + settle (2): user item writes, to price one (e.g. the runner's claim). */
   readonly directCalls: number;
-  /** WU of decide + settle with global limits on: the difference is the shard writes. */
+  /** WU of a typical settle, index writes included, and on dynalite: the difference is `byDaySettled`'s. */
+  readonly settleWu: number;
+  readonly settleUserItemWu: number;
+  /**
+   * WU of decide + settle with global limits on: minus the typical decide + settle and the
+   * settle's one more user-item write (the settled charge forgotten), the shard writes.
+   */
   readonly globalWu: number;
-  /** RU of decide + settle with global limits on (a look at who waits, once a second). */
+  /** RU of decide + settle with global limits on. */
   readonly globalRu: number;
-  /** WU and RU of one enqueue (the user with 10 long prompts waiting). */
+  /** The shards that row ran on (the capacity bench's stack: ceil(1,000 in flight / 13)). */
+  readonly globalShardsMeasured: number;
+  /** WU and RU of one enqueue (the issue's user: every per-user kind on, 10 long prompts waiting). */
   readonly enqueueWu: number;
   readonly enqueueRu: number;
-  /** WU of one join of the global waiting line (as measured: the line growing to 100). */
-  readonly lineJoinWu: number;
+  /** WU of a refusal by an instance that had not seen the item (the same user): a failed write. */
+  readonly refusalWu: number;
+  /** WU of one write of a waiter's own line entry, index write included, and on dynalite (without). */
+  readonly lineEntryWu: number;
+  readonly lineEntryItemWu: number;
   /** Bytes of the largest item of each kind after the capacity scenarios. */
   readonly largestUserItemBytes: number;
+  /** Bytes of the issue's user item (every per-user kind on, 10 long prompts waiting). */
+  readonly scenarioUserItemBytes: number;
   readonly largestShardBytes: number;
   readonly largestLineBytes: number;
   readonly largestIndexEntryBytes: number;
@@ -36,7 +49,30 @@ export interface StackInputs {
   readonly processorConcurrency: number;
   readonly replyConcurrency: number;
   readonly accountConcurrency: number;
+  /**
+   * Global shards: the configured default, the shares one holds, the most a stack may have. The
+   * stack's count is max(configured, ceil(requests in flight / sharesPerShard)) (lib/config.ts
+   * withShardsForReplies: the runners' concurrency when no requestsInFlight is set), at most the cap.
+   */
   readonly globalShards: number;
+  readonly sharesPerShard: number;
+  readonly maxGlobalShards: number;
+  /**
+   * The global line (lambda/core/limiter/global/line.ts): index buckets, the share of users in
+   * the fullest, the first `nearHead` waiters looking every `nearLookMs`, the rest every
+   * `farLookMs`; every instance deciding direct requests reads each bucket's head once per `viewMs`.
+   */
+  readonly line: {
+    readonly buckets: number;
+    readonly hottestBucketShare: number;
+    readonly nearHead: number;
+    readonly nearLookMs: number;
+    readonly farLookMs: number;
+    readonly viewMs: number;
+  };
+  /** The sweep index `bySweep`: buckets and the share of users in the fullest. */
+  readonly sweepBuckets: number;
+  readonly hottestSweepBucketShare: number;
   /** Memory (MB) of the message, processor, reply runner, authorizer and connect functions. */
   readonly memoryMb: {
     readonly route: number;
@@ -61,8 +97,10 @@ export interface Workload {
   /** Share of admitted requests under global limits, and of requests that wait in the global line. */
   readonly globalShare: number;
   readonly lineShare: number;
-  /** Writes of the line per waiting request (its join and its leaving). */
-  readonly lineWritesPerWaiter: number;
+  /** How long a request waits in the global line on average (s): waiters = joins a second × this. */
+  readonly lineWaitSeconds: number;
+  /** `bySweep` writes per mark the decide makes: the mark, and the sweep taking the user out. */
+  readonly sweepWritesPerMark: number;
   /** The reply: seconds of streaming (the runner's wall time) and bytes. */
   readonly replySeconds: number;
   readonly replyBytes: number;
@@ -146,6 +184,9 @@ export interface ScaleModel {
   /** Quotas sorted by ratio, highest first: what breaks first. */
   readonly breaksFirst: readonly QuotaCheck[];
   readonly costs: readonly CostLine[];
+  /** The shards a stack serving the load has, and the users waiting in the global line. */
+  readonly globalShards: number;
+  readonly lineWaiters: number;
   readonly usdPerMillion: {
     readonly ours: number;
     readonly redisNodes: number;

@@ -8,6 +8,7 @@ import { TIERS, type Tier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   HELD_DAY_ATTR,
   HISTORY_ATTR,
@@ -108,6 +109,7 @@ export function worstCaseUserItem(
     [KEY_ATTR]: userKey(fill(LONGEST.userId)),
     [POLICY_VERSION_ATTR]: BIG,
     [TIER_ATTR]: longest(TIERS),
+    [CLAIM_TIER_ATTR]: longest(TIERS),
     [TOKEN_EPOCH_ATTR]: BIG,
     [COST_EPOCH_ATTR]: BIG,
     [QUEUE_VERSION_ATTRIBUTE]: BIG,

@@ -11,7 +11,8 @@ import { TestClient } from '../support/ws-client';
  * threshold under its own namespace, name, dimensions and statistic, read from the template.
  */
 const LIMITS = {
-  tiers: { free: { messagesPerMinute: 600, burst: 100 } },
+  // requestsInFlight: a rate this high needs it (the item size bound, docs/configuration.md).
+  tiers: { free: { messagesPerMinute: 600, burst: 100, requestsInFlight: 100 } },
   // 100 µUSD over one shard: each reply below costs about 6 µUSD (31 reserved, the rest refunded).
   global: { dailyCostUsd: 0.0001, shards: 1 },
 };

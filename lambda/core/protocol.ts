@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { MAX_FRAME_BYTES, MAX_MESSAGE_BYTES } from './frame-limits';
-import type { ErrorCode } from './server-messages';
+import type { ErrorCode, ErrorMessage, RateLimitStrings } from './server-messages';
 import { countChars } from './tokens';
 
 /**
@@ -134,18 +134,19 @@ function parseFrameObject(
   return { ok: true, frame: value as Record<string, unknown> };
 }
 
-/** The protocol `error` message for a refusal or a bad frame. */
+/**
+ * The protocol `error` message for a refusal or a bad frame; a refusal by a limit also carries the
+ * user's limits in the IETF RateLimit fields' syntax (SPEC §9.3).
+ */
 export function errorMessage(
-  error: { code: ErrorCode; message: string; requestId?: string; details?: Record<string, unknown> },
+  error: {
+    code: ErrorCode;
+    message: string;
+    requestId?: string;
+    details?: Record<string, unknown>;
+  } & RateLimitStrings,
   nowMs: number,
-): {
-  type: 'error';
-  timestamp: number;
-  code: ErrorCode;
-  message: string;
-  requestId?: string;
-  details?: Record<string, unknown>;
-} {
+): ErrorMessage {
   return {
     type: 'error',
     timestamp: nowMs,
@@ -153,6 +154,8 @@ export function errorMessage(
     message: error.message,
     ...(error.requestId === undefined ? {} : { requestId: error.requestId }),
     ...(error.details === undefined ? {} : { details: error.details }),
+    ...(error.rateLimitPolicy === undefined ? {} : { rateLimitPolicy: error.rateLimitPolicy }),
+    ...(error.rateLimit === undefined ? {} : { rateLimit: error.rateLimit }),
   };
 }
 

@@ -45,6 +45,15 @@ export interface StatusLimit {
   readonly shadow: boolean;
 }
 
+/**
+ * The user's limits in the IETF RateLimit fields' syntax (rate-limit-fields.ts): on `status`,
+ * `message_complete` and refusals. Absent when no limit is enforced.
+ */
+export interface RateLimitStrings {
+  readonly rateLimitPolicy?: string;
+  readonly rateLimit?: string;
+}
+
 export interface QueuePlace {
   readonly requestId: string;
   readonly position: number;
@@ -79,8 +88,15 @@ export type MessageComplete = Base<'message_complete'> & {
   readonly model?: string;
   /** The model the request asked for, when a spent cost budget let a cheaper fallback answer. */
   readonly fallbackFrom?: string;
-};
-export type RequestQueued = Base<'request_queued'> & QueuePlace & { readonly message: string };
+  /** The user's limits after this reply was settled, as `status` gives them (from the settle's write). */
+  readonly limits?: readonly StatusLimit[];
+} & RateLimitStrings;
+export type RequestQueued = Base<'request_queued'> &
+  QueuePlace & {
+    readonly message: string;
+    /** `reason`: one sentence naming the limit, its state and when it frees (limit-reason.ts). */
+    readonly details?: { readonly reason: string };
+  };
 export type QueuePosition = Base<'queue_position'> & QueuePlace;
 export type QueueProcessingStarted = Base<'queue_processing_started'> & {
   readonly requestId: string;
@@ -97,25 +113,26 @@ export type RequestFailed = Base<'request_failed'> & {
   readonly code: ErrorCode;
   readonly message: string;
 };
-export type StatusMessage = Base<'status'> & {
-  readonly userId: string;
-  readonly tier: Tier;
-  readonly limits: readonly StatusLimit[];
-  readonly queue: {
-    readonly queued: number;
-    readonly requests: readonly { readonly requestId: string; readonly position: number }[];
+export type StatusMessage = Base<'status'> &
+  RateLimitStrings & {
+    readonly userId: string;
+    readonly tier: Tier;
+    readonly limits: readonly StatusLimit[];
+    readonly queue: {
+      readonly queued: number;
+      readonly requests: readonly { readonly requestId: string; readonly position: number }[];
+    };
+    /** Stack-wide limits, totals over all users (only when the stack has global limits). */
+    readonly global?: readonly {
+      readonly name: string;
+      readonly limit: number;
+      readonly used: number;
+      readonly remaining: number;
+      readonly resetAt: number;
+      readonly unit: string;
+      readonly shadow: boolean;
+    }[];
   };
-  /** Stack-wide limits, totals over all users (only when the stack has global limits). */
-  readonly global?: readonly {
-    readonly name: string;
-    readonly limit: number;
-    readonly used: number;
-    readonly remaining: number;
-    readonly resetAt: number;
-    readonly unit: string;
-    readonly shadow: boolean;
-  }[];
-};
 export type Pong = Base<'pong'>;
 /** A budget or quota has 20 % or less left (once per limit and window). */
 export type LimitWarningMessage = Base<'limit_warning'> & {
@@ -125,12 +142,13 @@ export type LimitWarningMessage = Base<'limit_warning'> & {
   readonly unit: string;
   readonly resetAt: number;
 };
-export type ErrorMessage = Base<'error'> & {
-  readonly code: ErrorCode;
-  readonly message: string;
-  readonly requestId?: string;
-  readonly details?: Record<string, unknown>;
-};
+export type ErrorMessage = Base<'error'> &
+  RateLimitStrings & {
+    readonly code: ErrorCode;
+    readonly message: string;
+    readonly requestId?: string;
+    readonly details?: Record<string, unknown>;
+  };
 
 export type ServerMessage =
   | MessageAccepted
@@ -179,11 +197,17 @@ export const messageComplete = (
   ...(served.fallbackFrom === undefined ? {} : { fallbackFrom: served.fallbackFrom }),
 });
 
-export const requestQueued = (place: QueuePlace, message: string, nowMs: number): RequestQueued => ({
+export const requestQueued = (
+  place: QueuePlace,
+  message: string,
+  nowMs: number,
+  reason?: string,
+): RequestQueued => ({
   type: 'request_queued',
   timestamp: nowMs,
   ...place,
   message,
+  ...(reason === undefined ? {} : { details: { reason } }),
 });
 
 export const queuePosition = (place: QueuePlace, nowMs: number): QueuePosition => ({

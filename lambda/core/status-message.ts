@@ -1,27 +1,35 @@
 import type { UserStatus } from './limiter/decision';
-import { limitKind } from './limiter/kinds/registry';
-import type { StatusMessage } from './server-messages';
+import { type LimitPolicy, type LimitState, limitKind } from './limiter/kinds/registry';
+import { rateLimitFields } from './rate-limit-fields';
+import type { MessageComplete, StatusLimit, StatusMessage } from './server-messages';
+
+/** The user's limits as `status` shows them: the one builder `status` and `message_complete` share. */
+export function statusLimits(limits: readonly LimitState[], policy: LimitPolicy): StatusLimit[] {
+  return limits.map((l) => {
+    const kind = limitKind(l.name);
+    return {
+      name: l.name,
+      limit: l.limit,
+      used: l.used,
+      remaining: l.remaining,
+      resetAt: l.resetAtEpochMs,
+      unit: kind.unit,
+      windowSeconds: kind.windowSeconds(policy),
+      shadow: policy.shadow?.includes(l.name) ?? false,
+    };
+  });
+}
 
 /** The protocol `status` message for a user's status. */
 export function statusMessage(status: UserStatus, nowMs: number): StatusMessage {
+  const limits = statusLimits(status.limits, status.policy);
   return {
     type: 'status',
     timestamp: nowMs,
     userId: status.userId,
     tier: status.tier,
-    limits: status.limits.map((l) => {
-      const kind = limitKind(l.name);
-      return {
-        name: l.name,
-        limit: l.limit,
-        used: l.used,
-        remaining: l.remaining,
-        resetAt: l.resetAtEpochMs,
-        unit: kind.unit,
-        windowSeconds: kind.windowSeconds(status.policy),
-        shadow: status.policy.shadow?.includes(l.name) ?? false,
-      };
-    }),
+    limits,
+    ...rateLimitFields(limits, nowMs),
     queue: {
       queued: status.queued.length,
       requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),
@@ -32,4 +40,29 @@ export function statusMessage(status: UserStatus, nowMs: number): StatusMessage 
         }
       : {}),
   };
+}
+
+/**
+ * The user's limits after a settle, as the settle's own write returned the item (SPEC §9.3 "fresh
+ * limits without asking"): `policy` and `limits` evaluated on that item at `atMs`.
+ */
+export interface LimitsAfter {
+  readonly policy: LimitPolicy;
+  readonly limits: readonly LimitState[];
+  readonly atMs: number;
+}
+
+/** What a settle says besides whether it landed (the limiter port's `SettleOutcome` extends it). */
+export interface SettledLimits {
+  /**
+   * The user's limits as the item the settle wrote (or found settled) holds them: the write's own
+   * answer (ReturnValues ALL_NEW), no extra call. What `message_complete.limits` shows.
+   */
+  readonly limitsAfter?: LimitsAfter;
+}
+
+/** A `message_complete` with the limits its settle left, exactly as `status` would show them then. */
+export function withLimits(message: MessageComplete, after: LimitsAfter): MessageComplete {
+  const limits = statusLimits(after.limits, after.policy);
+  return { ...message, limits, ...rateLimitFields(limits, after.atMs) };
 }

@@ -29,6 +29,7 @@ import type {
   StoredReply,
 } from '../core/queue/request';
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
+import type { SettledLimits } from '../core/status-message';
 
 /** A server message of protocol v1, as `core/protocol` declares and builds them. */
 export type OutgoingMessage = ServerMessage;
@@ -146,7 +147,7 @@ export type ClaimOutcome =
 /** What the sweep needs of the limiter: the chat path's port, whose `pruneGlobalLine` it calls. */
 export type SweepLimiterPort = LimiterPort;
 
-export interface SettleOutcome {
+export interface SettleOutcome extends SettledLimits {
   readonly applied: boolean;
   /**
    * Not applied, and not this holder's to end: another attempt or runner holds the request, or

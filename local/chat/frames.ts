@@ -110,8 +110,12 @@ function showComplete(s: ChatScreen, id: string, msg: Json, act: FrameActions): 
   s.completed.add(id);
   if (!s.endStreaming(id)) s.line(`${s.paint('36', 'assistant> ')}${String(msg.text ?? '')}`);
   s.line(s.dim(`  (${replyMeta({ ...msg, usage } as Parameters<typeof replyMeta>[0])})`));
-  // What is left, once the last reply in flight is in: one status line per burst, not per reply.
-  if ([...s.pending.keys()].every((other) => other === id)) act.askStatus();
+  // What is left, once the last reply in flight is in: one line per burst, not per reply; from
+  // the limits the reply carries (its settle's), else from a status asked for.
+  if ([...s.pending.keys()].every((other) => other === id)) {
+    if (Array.isArray(msg.limits)) s.line(s.dim(renderLimits(msg)));
+    else act.askStatus();
+  }
 }
 
 function showPlace(s: ChatScreen, id: string | undefined, msg: Json): void {
@@ -143,4 +147,7 @@ function showPlace(s: ChatScreen, id: string | undefined, msg: Json): void {
       `${s.name(id)} ${said} #${position} in line (${msg.totalInQueue} in queue), ~${eta} s${cancel}`,
     ),
   );
+  // Why it waits, in the server's sentence, as is (SPEC §9.3).
+  const reason = (msg.details as Json | undefined)?.reason;
+  if (msg.type === 'request_queued' && typeof reason === 'string') s.line(s.dim(`  ${reason}`));
 }

@@ -14,22 +14,27 @@ export function queueVerb(before: number | undefined, after: number): string {
   return 'still';
 }
 
-/** A refusal in words: the limit by its human name, when it can be retried. */
+/** A refusal in words: the server's reason as is (SPEC §9.3), else the limit by its human name; when to retry. */
 export function describeRefusal(msg: Json): string {
   const details = (msg.details ?? {}) as Json;
   const retry = details.retryAfter !== undefined ? ` — retry in ${details.retryAfter} s` : '';
+  if (typeof details.reason === 'string') return `${details.reason}${retry}`;
   if (msg.code === 'RATE_LIMIT_EXCEEDED' && typeof details.limit === 'string')
     return `${limitName(details.limit)} limit reached${retry}`;
   return `${humanizeLimitNames(String(msg.message ?? ''))} (${msg.code})${retry}`;
 }
 
-/** A `status` frame in one line: what is left of each limit, by its human name, and the queue. */
+/**
+ * A `status` frame in one line: what is left of each limit, by its human name, and the queue. A
+ * `message_complete` carries the limits its settle left (SPEC §9.3): the same line, without asking.
+ */
 export function renderLimits(msg: Json): string {
   const limits = Array.isArray(msg.limits) ? (msg.limits as Json[]) : [];
   const parts = limits.map(
     (l) =>
       `${limitName(String(l.name))} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`,
   );
+  if (msg.type === 'message_complete') return `after this reply — left: ${parts.join(', ')}`;
   const queue = (msg.queue ?? {}) as Json;
   return `status: ${msg.userId} (${msg.tier}) — left: ${parts.join(', ')}${queue.queued ? ` — ${queue.queued} queued` : ''}`;
 }

@@ -15,7 +15,7 @@ import {
 } from './dom.js';
 import { refusedText, serverAnswers } from './handshake.js';
 import { describeLimitWarning, humanizeLimitNames, replyMeta } from './names.js';
-import { refreshGauges, renderGauges, renderQueue } from './panels.js';
+import { refreshGauges, renderGauges, renderLimits, renderQueue } from './panels.js';
 import { backoffMs } from './reconnect.js';
 import { showRefusal } from './refusals.js';
 import { judgeRequestsOnStatus, unmarkLost } from './requests.js';
@@ -251,7 +251,7 @@ function showPlace(msg) {
   });
   if (msg.type === 'request_queued')
     notice(
-      `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${humanizeLimitNames(msg.message ?? '')}`,
+      `Queued ${nameOf(id)}: #${msg.position} in line, about ${msg.estimatedWaitTime} s. ${msg.details?.reason ?? humanizeLimitNames(msg.message ?? '')}`,
     );
   showQueue();
 }
@@ -279,7 +279,7 @@ function showComplete(msg) {
   meta.textContent = replyMeta(msg);
   li.append(meta);
   state.replies.delete(id);
-  send({ action: 'status' });
+  if (!renderLimits(msg)) send({ action: 'status' }); // the settle's limits, else ask (SPEC §9.3)
 }
 
 /** The queue panel, now; its Cancel buttons cancel the request. */

@@ -40,6 +40,17 @@ export function renderGauges(status) {
   refreshGauges();
 }
 
+/**
+ * A `message_complete` carries the limits its settle left, as `status` gives them (SPEC §9.3): the
+ * gauges take them without asking. False when there are none, or no status was shown yet (the
+ * identity line comes from a status).
+ */
+export function renderLimits(msg) {
+  if (!shown || !Array.isArray(msg.limits)) return false;
+  renderGauges({ ...shown.status, limits: msg.limits, timestamp: msg.timestamp });
+  return true;
+}
+
 /** The gauges now: what the last status said, plus what refilled since (remainingAt). */
 export function refreshGauges() {
   if (!shown) return;

@@ -8,8 +8,10 @@ export function showRefusal(msg) {
   const d = msg.details || {};
   const li = notice('', 'refusal');
   const what = msg.requestId ? ` ${nameOf(msg.requestId)}` : '';
-  const why =
-    msg.code === 'RATE_LIMIT_EXCEEDED' && d.limit
+  // The server's sentence (SPEC §9.3: the limit by its name, its state, when it frees), as is.
+  const why = d.reason
+    ? d.reason
+    : msg.code === 'RATE_LIMIT_EXCEEDED' && d.limit
       ? `${capitalized(limitName(d.limit))} limit reached.`
       : humanizeLimitNames(msg.message ?? '');
   const base = `Refused${what}: ${why}`;

@@ -37,9 +37,15 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     await stack?.stop();
   });
 
+  /** The frames each page sent over its WebSockets, in order. */
+  const sent = new WeakMap<Page, string[]>();
+
   async function openChat(width = 1100, height = 800): Promise<Page> {
     const { token } = await newUser('browser');
     const p = await browser.newPage({ viewport: { width, height } });
+    const frames: string[] = [];
+    sent.set(p, frames);
+    p.on('websocket', (ws) => ws.on('framesent', (f) => frames.push(String(f.payload))));
     await p.goto(`${stack.httpUrl}/#url=${encodeURIComponent(stack.wsUrl)}&token=${token}`);
     await p.getByText('connected', { exact: true }).waitFor();
     return p;
@@ -58,6 +64,10 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     await expect
       .poll(() => page.locator('.gauge[data-limit="dailyTokens"] .value').textContent())
       .not.toBe(before);
+    // The gauges moved on the limits message_complete carries (SPEC §9.3): the page asked for
+    // status once, when it connected, and not again after the reply.
+    const statusAsks = sent.get(page)!.filter((f) => JSON.parse(f).action === 'status');
+    expect(statusAsks).toHaveLength(1);
     await page.screenshot({ path: join(ARTIFACTS, 'chat-reply.png'), fullPage: true });
   });
 
@@ -78,7 +88,9 @@ describe.skipIf(!hasBrowser)('chat page in a real browser (needs Chromium)', () 
     const notices = await page.locator('#log li.notice').allTextContents();
     expect(
       notices.some((n) =>
-        /^Queued “quick \d+”: #1 in line, about \d+ s\. Limit message rate reached/.test(n),
+        /^Queued “quick \d+”: #1 in line, about \d+ s\. Message rate: 25 of 25 used; one more every 3 s, next at \d\d:\d\d:\d\d UTC\.$/.test(
+          n,
+        ),
       ),
     ).toBe(true);
     expect(await page.locator('body').textContent()).not.toMatch(/messageRate|dailyTokens/);

@@ -1,5 +1,7 @@
+import { type Item, parseList } from 'structured-headers';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metricTotals } from '../../lambda/adapters/observability';
+import { utcInstant } from '../../lambda/core/limit-reason';
 import type { LocalStack } from '../../local/stack';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
@@ -88,6 +90,25 @@ describe('a burst from one user over several connections', () => {
     // The queue cap, as the item holds it.
     const status = await clients[0]!.request({ action: 'status' }, 'status');
     expect(status.queue).toMatchObject({ queued: 10 });
+    // Every queued notice and every refusal says why in a sentence (SPEC §9.3): the message rate
+    // by its label, 25 of 25 used, one more a minute, and the instant the next one fits — the
+    // bucket is whole at its arrival time (status's resetAt), 24 intervals after that instant.
+    const rate = (status.limits as { name: string; resetAt: number }[]).find(
+      (l) => l.name === 'messageRate',
+    )!;
+    const next = utcInstant(rate.resetAt - 24 * 60_000, Number(status.timestamp));
+    const why = `Message rate: 25 of 25 used; one more every 60 s, next at ${next}`;
+    const reasons = (type: string) =>
+      of(type).map((f) => (f.details as { reason?: string } | undefined)?.reason);
+    expect(reasons('request_queued')).toEqual(Array.from({ length: 10 }, () => `${why}.`));
+    expect(reasons('error')).toEqual(
+      Array.from({ length: 265 }, () => `${why}; your queue is full (10 of 10 waiting).`),
+    );
+    // Each refusal carries the user's limits in the IETF fields, as its decision saw them.
+    for (const f of of('error')) {
+      expect(f.rateLimitPolicy).toBe('"messageRate";q=25;w=1500, "dailyTokens";q=100000;qu="tokens";w=86400');
+      expect(String(f.rateLimit)).toMatch(/^"messageRate";r=0;t=\d+, "dailyTokens";r=\d+;t=\d+$/);
+    }
     for (const c of clients) c.close();
   }, 90_000);
 
@@ -108,6 +129,21 @@ describe('a burst from one user over several connections', () => {
     expect(
       [...first.values()].filter((f) => f.type === 'error' && f.code === 'RATE_LIMIT_EXCEEDED'),
     ).toHaveLength(275);
+    // Each refusal names the daily budget that held it (the bucket is empty too, but the budget
+    // waits longest), its numbers, and when it frees: the next UTC midnight. The IETF fields say
+    // the same as the sentence: what is left of it.
+    const midnight = utcInstant(Math.ceil(Date.now() / 86_400_000) * 86_400_000, Date.now());
+    for (const f of first.values()) {
+      if (f.type !== 'error') continue;
+      const { limit, reason } = f.details as { limit: string; reason: string };
+      expect(limit).toBe('dailyTokens');
+      const used = /^Daily tokens: ([\d,]+) of 100,000 used; frees at (.+)\.$/.exec(reason);
+      expect(used?.[2], reason).toBe(midnight);
+      const left = Object.fromEntries(
+        parseList(String(f.rateLimit)).map((m) => [(m as Item)[0], (m as Item)[1].get('r')]),
+      );
+      expect(left.dailyTokens).toBe(100_000 - Number(used![1]!.replaceAll(',', '')));
+    }
     await waitForCompletes(clients, admitted);
     const completes = clients.flatMap((c) => c.ofType('message_complete'));
     const used = completes.reduce((sum, f) => sum + (f.usage as { totalTokens: number }).totalTokens, 0);
@@ -169,6 +205,10 @@ describe('a burst from one user over several connections', () => {
       ]);
       for (const f of first.values()) {
         if (f.code === 'INTERNAL_ERROR') expect(f.details).toMatchObject({ outcomeUnknown: true });
+        else
+          expect((f.details as { reason: string }).reason).toMatch(
+            /^Too many of your requests arrived at once; nothing was counted; try again at \d\d:\d\d:\d\d UTC\.$/,
+          );
       }
       expect([...first.values()].every((f) => (f.details as { retryAfter: number }).retryAfter >= 1)).toBe(
         true,

@@ -154,6 +154,12 @@ describe('terminal chat client', () => {
     expect(output).not.toContain('messageRate');
     expect(output).toContain('assistant> Echo: hello terminal');
     expect(output).toMatch(/\(\d+ in \+ \d+ out tokens · echo · \$[\d.e-]+\)/);
+    // What is left after the reply comes with it (SPEC §9.3): the line, with no status asked.
+    const [, input, out] = /\((\d+) in \+ (\d+) out tokens/.exec(output)!;
+    const left = (100_000 - Number(input) - Number(out)).toLocaleString('en-US');
+    expect(output.trimEnd().split('\n').at(-1)).toBe(
+      `after this reply — left: message rate 24/25, daily tokens ${left}/100,000`,
+    );
   });
 
   it('shows the queue line for messages over the burst and waits for them to finish', async () => {
@@ -165,6 +171,10 @@ describe('terminal chat client', () => {
     expect(code).toBe(0);
     expect(output).toMatch(/"m2\d" queued: #1 in line \(\d+ in queue\), ~\d+ s {2}\(\/cancel \w+\)/);
     expect(output).toMatch(/"m2\d" queued: #2 in line/);
+    // Why, in the server's sentence, under each queued line.
+    expect(output).toMatch(
+      /queued: #1 in line .*\n {2}Message rate: 25 of 25 used; one more every 3 s, next at \d\d:\d\d:\d\d UTC\.\n/,
+    );
     expect(output).toMatch(/"m2\d": your turn — processing/);
     expect(output.match(/assistant> /g)).toHaveLength(27);
   }, 30_000);

@@ -16,6 +16,7 @@ import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
 import { type DynamoFault, type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
+import { bare } from '../support/settle-outcome';
 
 const NOW = Date.UTC(2026, 10, 24, 10, 0, 0);
 const tiers = parseTierLimits({ tiers: { pro: { dailyTokens: 10_000, defaultMaxOutputTokens: 500 } } });
@@ -115,11 +116,23 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       const user = `u-${randomUUID()}`;
       const decision = (await l.decide(ask(user, { maxTokens: 1000 }), NOW)) as AllowedDecision;
       expect(decision.reservation.reservedTokens).toBe(1010);
+      const settled = await l.reconcile(
+        decision.reservation,
+        { inputTokens: 12, outputTokens: 88 },
+        NOW + 10,
+      );
+      expect(bare(settled)).toEqual({ applied: true });
+      // The limits the settle's own write left (its answer, ReturnValues ALL_NEW), exactly as a
+      // status at the same instant gives them (SPEC §9.3).
+      const atSettle = await l.status(user, undefined, NOW + 10);
+      expect(settled.limitsAfter).toEqual({
+        policy: atSettle.policy,
+        limits: atSettle.limits,
+        atMs: NOW + 10,
+      });
+      expect(settled.limitsAfter?.limits.find((x) => x.name === 'dailyTokens')?.used).toBe(100);
       expect(
-        await l.reconcile(decision.reservation, { inputTokens: 12, outputTokens: 88 }, NOW + 10),
-      ).toEqual({ applied: true });
-      expect(
-        await l.reconcile(decision.reservation, { inputTokens: 12, outputTokens: 88 }, NOW + 20),
+        await l.reconcile(decision.reservation, { inputTokens: 12, outputTokens: 88 }, NOW + 20).then(bare),
       ).toEqual({ applied: false });
       const status = await l.status(user, undefined, NOW + 30);
       expect(status.limits.find((l) => l.name === 'dailyTokens')?.used).toBe(100);
@@ -231,9 +244,11 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       // The commit ends it; then q2 may run.
       if (!first.allowed) throw new Error('expected an admission');
       expect(
-        await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 3, {
-          endsActive: true,
-        }),
+        await l
+          .reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 3, {
+            endsActive: true,
+          })
+          .then(bare),
       ).toEqual({ applied: true });
       const after = await l.view(user, undefined, NOW + 3);
       expect(after.snap.active).toBeUndefined();
@@ -284,7 +299,9 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       await l.reset(user, 'tokens', NOW + 2);
       const second = (await l.decide(ask(user, { maxTokens: 100 }), NOW + 3)) as AllowedDecision;
       // The first reservation was made before the reset: its refund must not come out of the new count.
-      expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 4)).toEqual({
+      expect(
+        await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 4).then(bare),
+      ).toEqual({
         applied: true,
       });
       const used = (await l.status(user, undefined, NOW + 5)).limits.find(
@@ -301,7 +318,9 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       const first = (await front.decide(ask(user, { requestId: 'again' }), NOW)) as AllowedDecision;
       expect(first.allowed).toBe(true);
       // The reply ends on another instance: `front` still believes `again` is in flight.
-      expect(await runner.reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW)).toEqual({
+      expect(
+        await runner.reconcile(first.reservation, { inputTokens: 10, outputTokens: 5 }, NOW).then(bare),
+      ).toEqual({
         applied: true,
       });
       expect(await front.decide(ask(user, { requestId: 'again' }), NOW)).toMatchObject({ allowed: true });
@@ -320,14 +339,14 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       await admin.reset(user, 'all', NOW + 1);
       const after = (await runner.decide(ask(user, { maxTokens: 1000 }), NOW + 2)) as AllowedDecision;
       // The request reserved after the reset used 3 tokens: its settle gives back the rest.
-      expect(await runner.reconcile(after.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 3)).toEqual(
-        {
-          applied: true,
-        },
-      );
+      expect(
+        await runner.reconcile(after.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 3).then(bare),
+      ).toEqual({
+        applied: true,
+      });
       // The one reserved before it refunds nothing into the new count.
       expect(
-        await runner.reconcile(before.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 4),
+        await runner.reconcile(before.reservation, { inputTokens: 1, outputTokens: 2 }, NOW + 4).then(bare),
       ).toEqual({
         applied: true,
       });
@@ -340,12 +359,16 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       await admin.reset(user, 'tokens', NOW + 7);
       const fresh = (await admin.decide(ask(user, { maxTokens: 500 }), NOW + 8)) as AllowedDecision;
       expect(
-        await limiter().reconcile(fresh.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 9),
+        await limiter()
+          .reconcile(fresh.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 9)
+          .then(bare),
       ).toEqual({
         applied: true,
       });
       expect(
-        await limiter().reconcile(other.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 10),
+        await limiter()
+          .reconcile(other.reservation, { inputTokens: 10, outputTokens: 5 }, NOW + 10)
+          .then(bare),
       ).toEqual({
         applied: true,
       });
@@ -437,7 +460,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
           expect((await l.decide(request(), at)).allowed).toBe(true);
         } else {
           expect(await l.decide(request(), at)).toMatchObject({ allowed: false, limit: kind.name });
-          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at);
+          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at).then(bare);
           expect((await l.decide(request(), at)).allowed).toBe(true);
         }
       });
@@ -449,7 +472,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       (_name, kind) => {
         it('takes back, at the settle, what an admitted request did not use', async () => {
           const { l, request, admitted, at } = await filled(kind);
-          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at);
+          await l.reconcile(admitted[0]!.reservation, { inputTokens: 10, outputTokens: 5 }, at).then(bare);
           expect((await l.decide(request(), at)).allowed).toBe(true);
         });
       },
@@ -624,12 +647,11 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
           .filter((k) => k.startsWith('r_'))
           .sort(),
       ).toEqual([`r_${next.reservation.requestId}`, 'r_late']);
-      const settled = await processor.reconcile(
-        started.reservation,
-        { inputTokens: 10, outputTokens: 40 },
-        after + 1_000,
-        { endsActive: true },
-      );
+      const settled = await processor
+        .reconcile(started.reservation, { inputTokens: 10, outputTokens: 40 }, after + 1_000, {
+          endsActive: true,
+        })
+        .then(bare);
       expect(settled.applied).toBe(true);
       const item = await rawItem(user);
       expect(item?.act).toBeUndefined();
@@ -657,14 +679,18 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       const reserved = (await fresh.decide(ask(user, { maxTokens: 1000 }), february)) as AllowedDecision;
       expect(reserved.allowed && january.allowed).toBe(true);
       // The runner on the stale instance settles February's reservation: 10 in, 40 out.
-      await stale.reconcile(reserved.reservation, { inputTokens: 10, outputTokens: 40 }, february + 5_000);
+      await stale
+        .reconcile(reserved.reservation, { inputTokens: 10, outputTokens: 40 }, february + 5_000)
+        .then(bare);
       const cost = Math.ceil(10 * 0.2 + 40 * 0.6) / 1e6;
       const used = await usedOf(fresh, user, february + 6_000);
       expect(used).toMatchObject({ dailyTokens: 50, monthlyTokens: 50 });
       expect(used.dailyCostUsd).toBeCloseTo(cost, 9);
       expect(used.monthlyCostUsd).toBeCloseTo(cost, 9);
       // January's reservation settles in February: its windows closed, nothing flows into these.
-      await fresh.reconcile(january.reservation, { inputTokens: 1, outputTokens: 1 }, february + 7_000);
+      await fresh
+        .reconcile(january.reservation, { inputTokens: 1, outputTokens: 1 }, february + 7_000)
+        .then(bare);
       expect(await usedOf(stale, user, february + 8_000)).toEqual(used);
     }, 30_000);
 
@@ -681,10 +707,10 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(first.reservation.reservedTokens + second.reservation.reservedTokens).toBe(2_000);
       // The first reply used 10 of its 1,000: giving 990 back now would hand the new reservation's
       // room out a second time.
-      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001);
+      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001).then(bare);
       expect((await usedOf(l, user, NOW + 70_001)).tokensPerMinute).toBe(1_000);
       // The latest reservation's own unused part does flow back.
-      await l.reconcile(second.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001);
+      await l.reconcile(second.reservation, { inputTokens: 10, outputTokens: 0 }, NOW + 70_001).then(bare);
       expect((await usedOf(l, user, NOW + 70_001)).tokensPerMinute).toBe(10);
     });
 
@@ -703,7 +729,7 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect((await l.decide(ask(user, big), start + 15_000)).allowed).toBe(true);
       // The first reply used 10: had that been its reservation, the bucket would have been idle at
       // +15 s and now hold exactly the second reservation. Only the 250 still ahead flow back.
-      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, start + 15_000);
+      await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 0 }, start + 15_000).then(bare);
       expect((await usedOf(l, user, start + 15_000)).tokensPerMinute).toBe(1_000);
     });
 
@@ -714,13 +740,13 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       const cost = Math.ceil(10 * 0.2 + 40 * 0.6) / 1e6;
       const a = (await l.decide(ask(user, { maxTokens: 1000 }), NOW)) as AllowedDecision;
       await admin.reset(user, 'tokens', NOW + 1);
-      await l.reconcile(a.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 2);
+      await l.reconcile(a.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 2).then(bare);
       let used = await usedOf(admin, user, NOW + 3);
       expect(used.dailyTokens).toBe(0);
       expect(used.dailyCostUsd).toBeCloseTo(cost, 9);
       const b = (await l.decide(ask(user, { maxTokens: 1000 }), NOW + 4)) as AllowedDecision;
       await admin.reset(user, 'cost', NOW + 5);
-      await l.reconcile(b.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 6);
+      await l.reconcile(b.reservation, { inputTokens: 10, outputTokens: 40 }, NOW + 6).then(bare);
       used = await usedOf(admin, user, NOW + 7);
       expect(used.dailyTokens).toBe(50);
       expect(used.dailyCostUsd).toBe(0);
@@ -854,14 +880,11 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         expect((await rawItem(user))?.act).toMatchObject({ id: 'q1', att: 1 });
         // The same when every retry timed out too: one more read tells.
         await l.enqueue(waitingRequest(user, 'q2'), 10, NOW);
-        await l.reconcile(
-          (decision as AllowedDecision).reservation,
-          { inputTokens: 1, outputTokens: 1 },
-          NOW,
-          {
+        await l
+          .reconcile((decision as AllowedDecision).reservation, { inputTokens: 1, outputTokens: 1 }, NOW, {
             endsActive: true,
-          },
-        );
+          })
+          .then(bare);
         loseFirstWrite(user, (operation) => (operation === 'UpdateItem' ? { kind: 'hang' } : undefined));
         expect(await l.decide(ask(user, { requestId: 'q2', queue: replay() }), NOW + 1)).toMatchObject({
           allowed: true,
@@ -876,7 +899,9 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         const first = (await l.decide(ask(user), NOW)) as AllowedDecision;
         expect(await l.park(user, 'receipt-1')).toEqual({ ok: true });
         loseFirstWrite(user, () => undefined);
-        const settled = await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1);
+        const settled = await l
+          .reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 1)
+          .then(bare);
         expect(settled).toEqual({ applied: true, wakeUp: 'receipt-1' });
         const item = await rawItem(user);
         expect(item?.wk).toBeUndefined();
@@ -896,12 +921,16 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
         ).rejects.toBeInstanceOf(LimiterBusyError);
         proxy.clear();
         // The runner tries the settle again: the marker is gone, so the first try landed.
-        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2)).toEqual({
+        expect(
+          await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2).then(bare),
+        ).toEqual({
           applied: true,
           wakeUp: 'receipt-1',
         });
         // And only once.
-        expect(await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3)).toEqual({
+        expect(
+          await l.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3).then(bare),
+        ).toEqual({
           applied: false,
         });
       }, 30_000);
@@ -979,10 +1008,14 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect((await a.decide(ask(user), NOW + 1)).allowed).toBe(false);
       // The processor parks its wake-up; a park planned from a stale view fails instead.
       expect(await b.park(user, 'receipt-1')).toEqual({ ok: true });
-      const settled = await b.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2);
+      const settled = await b
+        .reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 2)
+        .then(bare);
       expect(settled).toEqual({ applied: true, wakeUp: 'receipt-1' });
       // The wake-up is handed back once: a second settle (a retry) has nothing to release.
-      expect(await a.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3)).toEqual({
+      expect(
+        await a.reconcile(first.reservation, { inputTokens: 10, outputTokens: 1 }, NOW + 3).then(bare),
+      ).toEqual({
         applied: false,
       });
       const next = await b.decide(ask(user), NOW + 4);
@@ -990,7 +1023,8 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       // Parked against a set of in-flight requests that changed meanwhile: refused, look again.
       const stale = limiter({ tiers: one });
       await stale.view(user, undefined, NOW + 5);
-      if (next.allowed) await a.reconcile(next.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 6);
+      if (next.allowed)
+        await a.reconcile(next.reservation, { inputTokens: 1, outputTokens: 1 }, NOW + 6).then(bare);
       expect(await stale.park(user, 'receipt-2')).toEqual({ ok: false });
     }, 30_000);
 

@@ -17,6 +17,7 @@ import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { countCalls } from '../support/call-counter';
 import { onEveryEmulator } from '../support/dynamodb-local';
+import { bare } from '../support/settle-outcome';
 
 const NOW = Date.UTC(2026, 11, 3, 10, 0, 0);
 const tiers = parseTierLimits({ tiers: { pro: { dailyTokens: 1_000_000, defaultMaxOutputTokens: 500 } } });
@@ -125,13 +126,15 @@ function describeUsageIndex(backend: string, endpoint: () => string) {
       const b = (second.result as AllowedDecision).reservation;
       // The day's first settle puts the entry (`ud`, `st`): it enters the index.
       const settle = await counted(user, () =>
-        store.reconcile(a, { inputTokens: 10, outputTokens: 5 }, NOW + 2),
+        store.reconcile(a, { inputTokens: 10, outputTokens: 5 }, NOW + 2).then(bare),
       );
       expect(settle.result).toEqual({ applied: true });
       expect(settle.writes).toBe(1);
       // Every later settle that used tokens changes projected numbers only: 1 write, in place.
       const exact = await counted(user, () =>
-        store.reconcile(b, { inputTokens: b.inputTokens, outputTokens: b.outputAllowance }, NOW + 3),
+        store
+          .reconcile(b, { inputTokens: b.inputTokens, outputTokens: b.outputAllowance }, NOW + 3)
+          .then(bare),
       );
       expect(exact.result).toEqual({ applied: true });
       expect(exact.writes).toBe(1);

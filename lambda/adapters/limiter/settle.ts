@@ -1,4 +1,5 @@
 import { describeError } from '../../core/errors';
+import { limitsOf } from '../../core/limiter/decide/resolve';
 import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
 import type { TokenReservation, TokenUsage } from '../../core/limiter/decision';
 import { userKey } from '../../core/limiter/item/attributes';
@@ -11,6 +12,7 @@ import {
   type SettleHolder,
 } from '../../core/limiter/plan/settle';
 import { costMicroUsd, FREE_PRICE } from '../../core/models';
+import type { LimitsAfter } from '../../core/status-message';
 import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
@@ -86,13 +88,13 @@ export class Settles {
           // Ours landed. Its parked wake-up is released unless the item holds it still.
           const wakeUp =
             lost.wakeUp !== undefined && snap.parkedWakeUp !== lost.wakeUp ? lost.wakeUp : undefined;
-          return { applied: true, wakeUp };
+          return { applied: true, wakeUp, limitsAfter: this.limitsAfter(snap, reservation, nowMs) };
         }
         // Settled already, by another attempt (or the sweep): a claim's settle must not speak
         // for the request then.
         return holder !== undefined && 'claim' in holder
           ? { applied: false, notHolder: true }
-          : { applied: false };
+          : { applied: false, limitsAfter: this.limitsAfter(snap, reservation, nowMs) };
       }
       // Another attempt holds the request now (taken over, or claimed by another runner): its
       // settle, not this one, ends it.
@@ -148,7 +150,12 @@ export class Settles {
       // A wake-up parked until a slot freed was taken out by this write: the caller releases it.
       if (result.ok) {
         this.lost.delete(lostKey);
-        return { applied: true, wakeUp: snap.parkedWakeUp };
+        // The write's answer is the item after it (ALL_NEW): the limits it left, with no read.
+        return {
+          applied: true,
+          wakeUp: snap.parkedWakeUp,
+          limitsAfter: this.limitsAfter(result.snap, reservation, nowMs),
+        };
       }
       snap = result.snap;
       fresh = true;
@@ -234,6 +241,12 @@ export class Settles {
         return held === undefined ? { kind: 'gone' } : { kind: 'taken', claim: held };
       },
     }));
+  }
+
+  /** The limits an item holds, as `status` evaluates them for the reservation's tier claim. */
+  private limitsAfter(snap: LimiterSnapshot, reservation: TokenReservation, nowMs: number): LimitsAfter {
+    const policy = this.ctx.policyOf(snap, reservation.claimTier, nowMs);
+    return { policy, limits: limitsOf(policy, snap, nowMs), atMs: nowMs };
   }
 
   private remember(lostKey: string, lost: { readonly wakeUp?: string }): void {

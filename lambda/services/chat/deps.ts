@@ -45,6 +45,9 @@ export interface Refusal {
   readonly message: string;
   readonly requestId?: string;
   readonly details?: Record<string, unknown>;
+  /** A refusal by a limit: the user's limits in the IETF RateLimit fields' syntax (SPEC §9.3). */
+  readonly rateLimitPolicy?: string;
+  readonly rateLimit?: string;
 }
 
 export type SendOutcome =

@@ -1,5 +1,6 @@
 import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
+import { limitReason } from '../../core/limit-reason';
 import type { DeniedDecision } from '../../core/limiter/decision';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { requestQueued } from '../../core/protocol';
@@ -32,8 +33,8 @@ export async function queueOrRefuse(
   slot: EnqueueOutcome | undefined,
   nowMs: number,
 ): Promise<SendOutcome> {
-  const refusal = refusalOf(deps, requestId, decision, slot);
-  if (refusal || slot?.kind !== 'queued') return refusal ?? overLimit(decision, requestId);
+  const refusal = refusalOf(deps, requestId, decision, slot, nowMs);
+  if (refusal || slot?.kind !== 'queued') return refusal ?? overLimit(decision, requestId, nowMs);
   const undone = await sendWakeUp(deps, identity.userId, requestId, slot, nowMs);
   if (undone) return undone;
   deps.metrics.count('RequestsQueued');
@@ -48,7 +49,12 @@ export async function queueOrRefuse(
     queueVersion: slot.snap.queueVersion ?? 0,
   };
   await channelOf(deps, identity.userId, connectionId).deliver(
-    requestQueued(place, queuedReason(decision), deps.now()),
+    requestQueued(
+      place,
+      queuedReason(decision),
+      deps.now(),
+      limitReason(decision, decision.retryAfterMs, nowMs),
+    ),
   );
   return { kind: 'queued', requestId, position: slot.position };
 }
@@ -59,24 +65,25 @@ function refusalOf(
   requestId: string,
   decision: DeniedDecision,
   slot: EnqueueOutcome | undefined,
+  nowMs: number,
 ): Refusal | undefined {
   const { settings, metrics } = deps;
   if (decision.limit === 'duplicate' || slot?.kind === 'duplicate') return duplicate(requestId);
-  if (decision.limit === 'unavailable') return limiterUnavailable(requestId, decision.retryAfterMs);
+  if (decision.limit === 'unavailable') return limiterUnavailable(decision, requestId, nowMs);
   // Each limit kind names the metric its refusals count in.
   if (isLimitName(decision.limit)) metrics.count(limitKind(decision.limit).metric);
   if (decision.limit.startsWith('global.')) metrics.count('GlobalLimitExceeded');
   if (!slot) {
     if (settings.maxQueuedPerUser > 0 && decision.queued >= settings.maxQueuedPerUser) {
-      return queueFull(requestId, decision.queued, settings);
+      return queueFull(decision, requestId, decision.queued, settings, nowMs);
     }
-    return overLimit(decision, requestId);
+    return overLimit(decision, requestId, nowMs);
   }
-  if (slot.kind === 'full') return queueFull(requestId, slot.queued, settings);
+  if (slot.kind === 'full') return queueFull(decision, requestId, slot.queued, settings, nowMs);
   // Its content could not be written: not queued, nothing in the user's item.
   if (slot.kind === 'unstored') return queueUnavailable(requestId);
   // The user's item stayed busy: nothing was written for this request.
-  if (slot.kind === 'busy') return overLimit(decision, requestId, 1000);
+  if (slot.kind === 'busy') return overLimit(decision, requestId, nowMs, 1000);
   return undefined;
 }
 

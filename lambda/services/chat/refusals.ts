@@ -1,4 +1,7 @@
+import { limitReason, queueFullClause } from '../../core/limit-reason';
 import type { DeniedDecision } from '../../core/limiter/decision';
+import { rateLimitFields } from '../../core/rate-limit-fields';
+import { statusLimits } from '../../core/status-message';
 import type { Refusal } from './deps';
 
 /**
@@ -51,9 +54,10 @@ export function duplicate(requestId: string): Refusal {
   );
 }
 
-export function limiterUnavailable(requestId: string, retryAfterMs: number): Refusal {
+export function limiterUnavailable(decision: DeniedDecision, requestId: string, nowMs: number): Refusal {
   return refused('INTERNAL_ERROR', 'The limiter is unavailable; try again shortly.', requestId, {
-    retryAfter: Math.ceil(retryAfterMs / 1000),
+    retryAfter: Math.ceil(decision.retryAfterMs / 1000),
+    reason: limitReason(decision, decision.retryAfterMs, nowMs),
   });
 }
 
@@ -68,31 +72,55 @@ export function queueUnavailable(requestId: string): Refusal {
 export function overLimit(
   decision: DeniedDecision,
   requestId: string,
+  nowMs: number,
   retryAfterMs = decision.retryAfterMs,
 ): Refusal {
-  return refused(
-    'RATE_LIMIT_EXCEEDED',
-    decision.limit === 'busy'
-      ? 'Too many requests at once; try again shortly.'
-      : `Limit ${decision.limit} reached.`,
-    requestId,
-    {
-      limit: decision.limit,
-      retryAfter: Math.max(1, Math.ceil(retryAfterMs / 1000)),
-      resetAt: decision.resetAtEpochMs,
-    },
-  );
+  const retryAfter = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return {
+    ...refused(
+      'RATE_LIMIT_EXCEEDED',
+      decision.limit === 'busy'
+        ? 'Too many requests at once; try again shortly.'
+        : `Limit ${decision.limit} reached.`,
+      requestId,
+      {
+        limit: decision.limit,
+        retryAfter,
+        resetAt: decision.resetAtEpochMs,
+        // When the limit frees, whatever this refusal's own retry (a busy enqueue says 1 s).
+        reason: limitReason(decision, decision.retryAfterMs, nowMs),
+      },
+    ),
+    ...limitFields(decision, nowMs),
+  };
 }
 
+/** The request may not wait: the user has `queued` waiting already, the most they may. */
 export function queueFull(
+  decision: DeniedDecision,
   requestId: string,
   queued: number,
   settings: { readonly maxQueuedPerUser: number },
+  nowMs: number,
 ): Refusal {
-  return refused('QUEUE_FULL', `You already have ${queued} requests waiting.`, requestId, {
-    queued,
-    maxQueued: settings.maxQueuedPerUser,
-  });
+  return {
+    ...refused('QUEUE_FULL', `You already have ${queued} requests waiting.`, requestId, {
+      queued,
+      maxQueued: settings.maxQueuedPerUser,
+      reason: limitReason(
+        decision,
+        decision.retryAfterMs,
+        nowMs,
+        queueFullClause(queued, settings.maxQueuedPerUser),
+      ),
+    }),
+    ...limitFields(decision, nowMs),
+  };
+}
+
+/** The user's limits, as the decision saw them, in the IETF RateLimit fields' syntax. */
+function limitFields(decision: DeniedDecision, nowMs: number) {
+  return rateLimitFields(statusLimits(decision.limits, decision.policy), nowMs);
 }
 
 export function notQueued(requestId: string): Refusal {

@@ -2,6 +2,7 @@ import { describeError } from '../../core/errors';
 import type { TokenUsage } from '../../core/limiter/decision';
 import type { ReplyUsage } from '../../core/protocol';
 import type { ReplyJob } from '../../core/reply-job';
+import { type LimitsAfter, withLimits } from '../../core/status-message';
 import { ReplyNotSettledError } from '../errors';
 import type { OutgoingMessage } from '../ports';
 import type { ReplyChannel } from '../reply-channel';
@@ -44,8 +45,18 @@ export async function finish(
     if (usage.costUsd) deps.metrics.count('CostUsd', usage.costUsd);
     if (job.source === 'direct') deps.metrics.count('RequestsProcessed');
   }
-  await channel.deliverFinal(job.requestId, message);
+  // The limits this settle left, from its own write (SPEC §9.3): no call of its own.
+  const final =
+    message.type === 'message_complete' && settled.limitsAfter
+      ? withLimits(message, settled.limitsAfter)
+      : message;
+  await channel.deliverFinal(job.requestId, final);
   return true;
+}
+
+/** Settled: with the limits the settle's write left, when the store said (not when failed open). */
+export interface Settled {
+  readonly limitsAfter?: LimitsAfter;
 }
 
 /**
@@ -59,8 +70,8 @@ export async function settle(
   holder: Holder,
   usage: TokenUsage,
   timeLeftMs: () => number,
-): Promise<'settled' | 'not-holder' | Error> {
-  if (job.failedOpen) return 'settled'; // admitted while the store was down: nothing was reserved
+): Promise<Settled | 'not-holder' | Error> {
+  if (job.failedOpen) return {}; // admitted while the store was down: nothing was reserved
   const { settings, log, sleep } = deps;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -84,7 +95,7 @@ export async function settle(
       // This reply freed a slot a queue was parked on (the user's, or the next in line's for
       // global capacity): wake it now.
       await releaseWakeUps(deps, outcome, job.requestId);
-      return 'settled';
+      return { limitsAfter: outcome.limitsAfter };
     } catch (err) {
       const pauseMs = backoffMs(deps, attempt);
       const cause = err instanceof Error ? err : new Error(String(err));

@@ -196,6 +196,17 @@ export interface LimitKind<
   ): boolean;
   /** With `movesBucket`: the bucket's arrival time in this item (epoch ms), which the settle bounds its refund by. */
   bucketAt?(snap: KindSnapshot): number | undefined;
+  /**
+   * How the IETF RateLimit fields count it (draft-ietf-httpapi-ratelimit-headers, SPEC §9.3): its
+   * quota unit (`qu`; absent: the draft's default, `requests`) and how many of those one unit of
+   * `status` is (the draft's values are integers: a USD budget is told in µUSD).
+   */
+  readonly quota: { readonly unit?: string; readonly perShown: number };
+  /**
+   * Buckets: how room comes back, `amount` every `everyMs` — what a reason says ("one more every
+   * 3 s"). Absent: room comes back all at once (a window ends) or when a reply ends (a slot).
+   */
+  refill?(policy: KindPolicy): { readonly amount: number; readonly everyMs: number };
   /** How the contract suite fills it. */
   readonly example: KindExample;
   /** Its window in seconds (a bucket's refill horizon: capacity × interval). */

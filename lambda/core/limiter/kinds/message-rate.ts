@@ -23,6 +23,8 @@ export const messageRate: LimitKind<'messageRate', 'messagesPerMinute', true> = 
   attributes: ['tat'],
   example: { policy: { messagesPerMinute: 2, burst: 1 }, input: 10, maxTokens: 20, fill: 3 },
   windowSeconds: (policy) => (bucketIn(policy).capacity * bucketIn(policy).intervalMs) / 1000,
+  quota: { perShown: 1 },
+  refill: (policy) => ({ amount: 1, everyMs: bucketIn(policy).intervalMs }),
   state({ policy, snap, nowMs }) {
     const bucket = bucketIn(policy);
     const tat = arrivalTimeAt(storedNumber(snap, 'tat'), nowMs);

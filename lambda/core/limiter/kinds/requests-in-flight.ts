@@ -42,6 +42,7 @@ export const requestsInFlight: LimitKind<'requestsInFlight', 'requestsInFlight',
     },
   },
   windowSeconds: () => 0,
+  quota: { unit: 'concurrent-requests', perShown: 1 },
   state({ policy, snap, nowMs }) {
     const limit = limitIn(policy, 'requestsInFlight');
     if (limit === undefined) return undefined;

@@ -57,6 +57,8 @@ export const tokensPerMinute: LimitKind<'tokensPerMinute', 'tokensPerMinute', fa
   attributes: ['ttat'],
   example: { policy: { tokensPerMinute: 100 }, input: 10, maxTokens: 40, fill: 2 },
   windowSeconds: () => 60,
+  quota: { unit: 'tokens', perShown: 1 },
+  refill: (policy) => ({ amount: limitIn(policy, 'tokensPerMinute') ?? 0, everyMs: MINUTE_MS }),
   state: stateOf,
   outputLeft: (input, inputTokens) => (stateOf(input)?.remaining ?? Number.POSITIVE_INFINITY) - inputTokens,
   blocking(state, { nowMs }, need) {

@@ -92,6 +92,8 @@ export function windowBudget<N extends string, R extends boolean = false>(
     // Each request reserves 50 tokens (26 or 27 µUSD on the echo model): two fit, the third does not.
     example: { policy: { [name]: isCost ? 0.00006 : 100 }, input: 10, maxTokens: 40, fill: 2 },
     windowSeconds: () => args.windowSeconds,
+    // The draft's quota is an integer: a cost budget is told in µUSD.
+    quota: isCost ? { unit: 'usd-micros', perShown: 1_000_000 } : { unit: 'tokens', perShown: 1 },
     warns: { windowOf, taken: (reserved) => shown(amountOf(reserved)) },
     windowEndsAtMs: (nowMs) => windowEndMs(windowOf(nowMs)),
     state(input) {

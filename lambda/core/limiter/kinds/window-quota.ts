@@ -37,6 +37,7 @@ export function windowQuota<N extends string>(args: {
     ...(args.global ? { global: args.global } : {}),
     example: { policy: { [name]: 2 }, input: 10, maxTokens: 20, fill: 2 },
     windowSeconds: () => windowMs / 1000,
+    quota: { perShown: 1 },
     warns: { windowOf, taken: (_reserved, weight) => weight },
     windowEndsAtMs: (nowMs) => (windowOf(nowMs) + 1) * windowMs,
     state({ policy, snap, nowMs }) {

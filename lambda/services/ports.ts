@@ -158,11 +158,7 @@ export interface SettleOutcome extends SettledLimits {
   readonly wakeUp?: string;
   /** The wake-up of whoever is first in line for global capacity, which this settle freed. */
   readonly globalWakeUp?: string;
-  /**
-   * Settled (or settled already), but the request's global share is still held: its shard did not
-   * answer. Reconciling the request again (the same outcome, said again) gives it back; else its
-   * lease ends it.
-   */
+  /** Settled, but its global share still held (no answer): reconcile again, or its lease ends it. */
   readonly globalUnreleased?: boolean;
 }
 

@@ -2,6 +2,7 @@ import {
   type AttributeValue,
   DeleteItemCommand,
   type DynamoDBClient,
+  GetItemCommand,
   PutItemCommand,
   QueryCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -11,12 +12,14 @@ import type { StoredReply } from '../core/queue/request';
 import type { ProducedReply } from '../core/reply-job';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { ReplyStorePort } from '../services/ports';
+import { STOP_MARK_LIFE_SECONDS, type StopMarkPort } from '../services/shared/stop-marks';
 import { RequestContentStore } from './request-store';
 
 /** Undelivered replies are kept this long for `resume` (SPEC §4). */
 export const REPLY_RETENTION_SECONDS = 3600;
 
 const userKey = (userId: string) => `user#${userId}`;
+const stopKey = (userId: string, requestId: string) => ({ pk: userKey(userId), sk: `stop#${requestId}` });
 /** Kept replies (`reply#`, listed by `resume`) and produced-but-unsettled ones (`produced#`). */
 type Kind = 'reply' | 'produced';
 const headerKey = (kind: Kind, requestId: string) => `${kind}#${requestId}`;
@@ -33,7 +36,7 @@ const PART_CODE_POINTS = 60_000;
  * the requests table (pk/sk). Written only when nobody was connected: the chat path never
  * touches this table otherwise.
  */
-export class ReplyStore extends RequestContentStore implements ReplyStorePort {
+export class ReplyStore extends RequestContentStore implements ReplyStorePort, StopMarkPort {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
@@ -61,6 +64,37 @@ export class ReplyStore extends RequestContentStore implements ReplyStorePort {
       claim: produced.claim,
       usage: JSON.stringify(produced.usage),
     });
+  }
+
+  /**
+   * The stop mark of a request being answered (`stop#<requestId>`, keys and a TTL: under 1 KB, one
+   * write unit). A plain put: a duplicate cancel, or a retry after a lost answer, writes the same
+   * item. Every state has an end: the TTL, past every lease of the request, removes it; a mark
+   * left by a cancel that raced the reply's end is read by nobody.
+   */
+  async requestStop(userId: string, requestId: string, nowMs: number): Promise<void> {
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: marshall({
+          ...stopKey(userId, requestId),
+          [TTL_ATTRIBUTE]: Math.ceil(nowMs / 1000) + STOP_MARK_LIFE_SECONDS,
+        }),
+      }),
+    );
+  }
+
+  /** One strongly consistent GetItem of keys only (one read unit): the runner's look while streaming. */
+  async isStopRequested(userId: string, requestId: string): Promise<boolean> {
+    const { Item } = await this.client.send(
+      new GetItemCommand({
+        TableName: this.tableName,
+        Key: marshall(stopKey(userId, requestId)),
+        ConsistentRead: true,
+        ProjectionExpression: 'pk',
+      }),
+    );
+    return Item !== undefined;
   }
 
   /** What a runner kept of a request it could not settle, if anything (one Query). */

@@ -79,6 +79,8 @@ export type MessageComplete = Base<'message_complete'> & {
   readonly model?: string;
   /** The model the request asked for, when a spent cost budget let a cheaper fallback answer. */
   readonly fallbackFrom?: string;
+  /** The user stopped the reply (`cancel` while it streamed): `text` and `usage` are what was produced. */
+  readonly stopped?: true;
 };
 export type RequestQueued = Base<'request_queued'> & QueuePlace & { readonly message: string };
 export type QueuePosition = Base<'queue_position'> & QueuePlace;
@@ -168,7 +170,7 @@ export const messageComplete = (
   text: string,
   usage: ReplyUsage,
   nowMs: number,
-  served: { readonly model?: string; readonly fallbackFrom?: string } = {},
+  served: { readonly model?: string; readonly fallbackFrom?: string; readonly stopped?: boolean } = {},
 ): MessageComplete => ({
   type: 'message_complete',
   timestamp: nowMs,
@@ -177,6 +179,7 @@ export const messageComplete = (
   usage,
   ...(served.model === undefined ? {} : { model: served.model }),
   ...(served.fallbackFrom === undefined ? {} : { fallbackFrom: served.fallbackFrom }),
+  ...(served.stopped ? { stopped: true as const } : {}),
 });
 
 export const requestQueued = (place: QueuePlace, message: string, nowMs: number): RequestQueued => ({

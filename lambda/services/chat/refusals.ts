@@ -96,7 +96,7 @@ export function queueFull(
 }
 
 export function notQueued(requestId: string): Refusal {
-  return refused('NOT_FOUND', 'No queued request with this id.', requestId);
+  return refused('NOT_FOUND', 'No queued or streaming request of yours with this id.', requestId);
 }
 
 /** Why a queued request waits, for its `request_queued`. */

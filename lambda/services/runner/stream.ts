@@ -38,10 +38,10 @@ export async function streamReply(args: {
   const { requestId, reservation, channel, now, signal } = args;
   let text = '';
   let usage: { inputTokens: number; outputTokens: number } | undefined;
-  const events = args.model
-    .stream({ prompt: args.prompt, maxOutputTokens: reservation.outputAllowance, requestId, signal })
-    [Symbol.asyncIterator]();
   try {
+    const events = args.model
+      .stream({ prompt: args.prompt, maxOutputTokens: reservation.outputAllowance, requestId, signal })
+      [Symbol.asyncIterator]();
     for (;;) {
       const next = await nextUnlessAborted(events, signal);
       if (next.done) break;

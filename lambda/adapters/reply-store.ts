@@ -2,7 +2,6 @@ import {
   type AttributeValue,
   DeleteItemCommand,
   type DynamoDBClient,
-  GetItemCommand,
   PutItemCommand,
   QueryCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -84,17 +83,23 @@ export class ReplyStore extends RequestContentStore implements ReplyStorePort, S
     );
   }
 
-  /** One strongly consistent GetItem of keys only (one read unit): the runner's look while streaming. */
+  /**
+   * One strongly consistent read of the mark (one read unit): the runner's look while streaming.
+   * A Query on the full key rather than a GetItem, because Query is what the runner is granted on
+   * this table already (lambda/core/resources/functions.ts); it costs the same for one small item.
+   */
   async isStopRequested(userId: string, requestId: string): Promise<boolean> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({
+    const key = stopKey(userId, requestId);
+    const { Count } = await this.client.send(
+      new QueryCommand({
         TableName: this.tableName,
-        Key: marshall(stopKey(userId, requestId)),
-        ConsistentRead: true,
+        KeyConditionExpression: 'pk = :pk AND sk = :sk',
+        ExpressionAttributeValues: marshall({ ':pk': key.pk, ':sk': key.sk }),
         ProjectionExpression: 'pk',
+        ConsistentRead: true,
       }),
     );
-    return Item !== undefined;
+    return (Count ?? 0) > 0;
   }
 
   /** What a runner kept of a request it could not settle, if anything (one Query). */

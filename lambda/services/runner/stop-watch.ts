@@ -19,8 +19,8 @@ export class StopRequested extends Error {
  * A read that fails is logged and tried at the next interval: a stop mark is never worth failing
  * a reply for. {@link end} stops the timer; a look in flight then changes nothing.
  *
- * Cost: one read unit per interval while a reply streams (2 per second at the default), nothing
- * before the model starts or after it ends; a reply that is not stopped costs nothing more.
+ * Cost: one read unit per interval while the model runs (2 per second at the default), for every
+ * reply, stopped or not; nothing before the model starts or after it ends.
  */
 export class StopWatch {
   private readonly controller = new AbortController();

@@ -40,6 +40,28 @@ describe('EchoModel', () => {
   });
 });
 
+describe('EchoModel stopped', () => {
+  it('stops at once when its signal aborts, even in the middle of its pause between words', async () => {
+    const stop = new AbortController();
+    // A pause that never ends by itself: only the abort can end it.
+    const model = new EchoModel({ delayMs: 1000, sleep: () => new Promise<void>(() => undefined) });
+    const events: ModelEvent[] = [];
+    const reading = (async () => {
+      for await (const e of model.stream({
+        prompt: 'one two',
+        maxOutputTokens: 100,
+        requestId: 'r',
+        signal: stop.signal,
+      })) {
+        events.push(e);
+        if (events.length === 1) stop.abort(new Error('the user stopped the reply'));
+      }
+    })();
+    await expect(reading).rejects.toThrow('the user stopped the reply');
+    expect(events).toEqual([{ type: 'chunk', text: 'Echo: ' }]);
+  });
+});
+
 describe('BedrockModel (Converse stream, mocked: Bedrock cannot run here)', () => {
   const bedrock = mockClient(BedrockRuntimeClient);
   afterAll(() => bedrock.restore());

@@ -20,8 +20,8 @@ import { errorMessage } from '../local/error-message';
 const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--url WS_URL] [--token JWT]
 
 Each line you type is a message; replies stream in, queued messages show their place in line.
-Commands: /status, /cancel ID, /resume, /quit (or Ctrl-D); a message that starts with / is
-typed as //…. A dropped connection is opened again (1, 2, 4 … 30 s apart); requests the server
+Commands: /status, /stop (or Ctrl-C once while a reply streams: stops it, charged what it
+produced), /cancel ID, /resume, /quit (or Ctrl-D); a message that starts with / is typed as //…. A dropped connection is opened again (1, 2, 4 … 30 s apart); requests the server
 no longer has after it (a restart) are named as lost.
 
   --user   user id of the development token signed for you (default: alice)
@@ -97,6 +97,7 @@ async function main(): Promise<number> {
     token,
     input: process.stdin,
     output: process.stdout,
+    interrupts: process,
     unreachable: target && unreachableMessage(target),
   });
 }

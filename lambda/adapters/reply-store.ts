@@ -11,12 +11,14 @@ import type { StoredReply } from '../core/queue/request';
 import type { ProducedReply } from '../core/reply-job';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { ReplyStorePort } from '../services/ports';
+import { STOP_MARK_LIFE_SECONDS, type StopMarkPort } from '../services/shared/stop-marks';
 import { RequestContentStore } from './request-store';
 
 /** Undelivered replies are kept this long for `resume` (SPEC §4). */
 export const REPLY_RETENTION_SECONDS = 3600;
 
 const userKey = (userId: string) => `user#${userId}`;
+const stopKey = (userId: string, requestId: string) => ({ pk: userKey(userId), sk: `stop#${requestId}` });
 /** Kept replies (`reply#`, listed by `resume`) and produced-but-unsettled ones (`produced#`). */
 type Kind = 'reply' | 'produced';
 const headerKey = (kind: Kind, requestId: string) => `${kind}#${requestId}`;
@@ -33,7 +35,7 @@ const PART_CODE_POINTS = 60_000;
  * the requests table (pk/sk). Written only when nobody was connected: the chat path never
  * touches this table otherwise.
  */
-export class ReplyStore extends RequestContentStore implements ReplyStorePort {
+export class ReplyStore extends RequestContentStore implements ReplyStorePort, StopMarkPort {
   constructor(
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
@@ -61,6 +63,43 @@ export class ReplyStore extends RequestContentStore implements ReplyStorePort {
       claim: produced.claim,
       usage: JSON.stringify(produced.usage),
     });
+  }
+
+  /**
+   * The stop mark of a request being answered (`stop#<requestId>`, keys and a TTL: under 1 KB, one
+   * write unit). A plain put: a duplicate cancel, or a retry after a lost answer, writes the same
+   * item. Every state has an end: the TTL, past every lease of the request, removes it; a mark
+   * left by a cancel that raced the reply's end is read by nobody.
+   */
+  async requestStop(userId: string, requestId: string, nowMs: number): Promise<void> {
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: marshall({
+          ...stopKey(userId, requestId),
+          [TTL_ATTRIBUTE]: Math.ceil(nowMs / 1000) + STOP_MARK_LIFE_SECONDS,
+        }),
+      }),
+    );
+  }
+
+  /**
+   * One strongly consistent read of the mark (one read unit): the runner's look while streaming.
+   * A Query on the full key rather than a GetItem, because Query is what the runner is granted on
+   * this table already (lambda/core/resources/functions.ts); it costs the same for one small item.
+   */
+  async isStopRequested(userId: string, requestId: string): Promise<boolean> {
+    const key = stopKey(userId, requestId);
+    const { Count } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        KeyConditionExpression: 'pk = :pk AND sk = :sk',
+        ExpressionAttributeValues: marshall({ ':pk': key.pk, ':sk': key.sk }),
+        ProjectionExpression: 'pk',
+        ConsistentRead: true,
+      }),
+    );
+    return (Count ?? 0) > 0;
   }
 
   /** What a runner kept of a request it could not settle, if anything (one Query). */

@@ -90,6 +90,8 @@ export type MessageComplete = Base<'message_complete'> & {
   readonly fallbackFrom?: string;
   /** The user's limits after this reply was settled, as `status` gives them (from the settle's write). */
   readonly limits?: readonly StatusLimit[];
+  /** The user stopped the reply (`cancel` while it streamed): `text` and `usage` are what was produced. */
+  readonly stopped?: true;
 } & RateLimitStrings;
 export type RequestQueued = Base<'request_queued'> &
   QueuePlace & {
@@ -186,7 +188,7 @@ export const messageComplete = (
   text: string,
   usage: ReplyUsage,
   nowMs: number,
-  served: { readonly model?: string; readonly fallbackFrom?: string } = {},
+  served: { readonly model?: string; readonly fallbackFrom?: string; readonly stopped?: boolean } = {},
 ): MessageComplete => ({
   type: 'message_complete',
   timestamp: nowMs,
@@ -195,6 +197,7 @@ export const messageComplete = (
   usage,
   ...(served.model === undefined ? {} : { model: served.model }),
   ...(served.fallbackFrom === undefined ? {} : { fallbackFrom: served.fallbackFrom }),
+  ...(served.stopped ? { stopped: true as const } : {}),
 });
 
 export const requestQueued = (

@@ -23,12 +23,12 @@ export class ChatService {
     return sendMessage(this.deps, identity, connectionId, input);
   }
 
-  /** Cancels one of the user's queued requests; someone else's request id is simply not found. */
+  /** Cancels a queued request of the user, or stops one being answered; another's id is not found. */
   cancel(
     identity: Identity,
     connectionId: string,
     requestId: string,
-  ): Promise<Refusal | { kind: 'cancelled' }> {
+  ): Promise<Refusal | { kind: 'cancelled' } | { kind: 'stopping' }> {
     return cancel(this.deps, identity, connectionId, requestId);
   }
 

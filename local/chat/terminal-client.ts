@@ -7,6 +7,7 @@ import { backoffMs, judgeRequests, type StatusLike } from '../web/reconnect.js';
 import { showFrame } from './frames';
 import type { TerminalOutput } from './live-line';
 import { ChatScreen } from './screen';
+import { listenForInterrupts, stopCommand } from './stop';
 import { refusalHint } from './words';
 
 export { queueVerb } from './words';
@@ -23,6 +24,8 @@ export interface TerminalClientOptions {
   readonly exitWhenDone?: boolean;
   /** Said instead of the bare error when nothing listens at `url` (where it came from, what to set). */
   readonly unreachable?: string;
+  /** Where Ctrl-C comes from (`SIGINT`): the process in `npm run chat`. @default none */
+  readonly interrupts?: import('node:events').EventEmitter;
 }
 
 type Json = Record<string, unknown>;
@@ -43,7 +46,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
 }
 
 /** Commands of the terminal client; anything else starting with `/` is refused, not sent. */
-const COMMANDS = '/status, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)';
+const COMMANDS = '/status, /stop, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)';
 
 /**
  * One session of the terminal client: its input, its requests and their screen, over as many
@@ -75,6 +78,7 @@ class TerminalSession {
   /** Requests that may be replies in flight: judged again by a later status. */
   private unsure = new Set<string>();
   private readonly lost = new Set<string>();
+  private readonly interrupts: ReturnType<typeof listenForInterrupts>;
 
   constructor(
     private readonly options: TerminalClientOptions,
@@ -83,6 +87,8 @@ class TerminalSession {
     const out = options.output as TerminalOutput;
     this.s = new ChatScreen(out, options.color ?? Boolean((out as Writable & { isTTY?: boolean }).isTTY));
     this.ticker = setInterval(() => this.s.drawQueue(), 500);
+    const send = (p: Json) => this.send(p);
+    this.interrupts = listenForInterrupts(this.s, options.interrupts, send, () => this.finish(130));
     this.connect();
   }
 
@@ -116,6 +122,7 @@ class TerminalSession {
   private finish(code: number): void {
     this.exitCode = code;
     this.finished = true;
+    this.interrupts.stop();
     clearInterval(this.ticker);
     clearTimeout(this.retry);
     const ws = this.ws;
@@ -160,7 +167,9 @@ class TerminalSession {
       return;
     }
     this.s.line(
-      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /quit`),
+      this.s.dim(
+        `connected to ${this.options.url} — type a message or /status /stop /cancel ID /resume /quit`,
+      ),
     );
     this.askStatus();
     // Read input once the first status is shown (or after a second), so it comes first.
@@ -183,6 +192,7 @@ class TerminalSession {
     if (text === '/quit') this.finish(0);
     else if (text === '/status') this.askStatus();
     else if (text === '/resume') this.send({ action: 'resume' });
+    else if (text === '/stop') stopCommand(this.s, (p) => this.send(p));
     else if (text === '/cancel' || text.startsWith('/cancel '))
       this.send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
     else if (text.startsWith('//')) this.sendMessage(text.slice(1));
@@ -195,6 +205,7 @@ class TerminalSession {
 
   private sendMessage(text: string): void {
     const requestId = randomUUID().slice(0, 8);
+    this.interrupts.sent();
     this.s.pending.set(requestId, { text });
     this.s.texts.set(requestId, text);
     const payload = { action: 'sendMessage', requestId, message: text };

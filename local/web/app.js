@@ -19,6 +19,7 @@ import { refreshGauges, renderGauges, renderLimits, renderQueue } from './panels
 import { backoffMs } from './reconnect.js';
 import { showRefusal } from './refusals.js';
 import { judgeRequestsOnStatus, unmarkLost } from './requests.js';
+import { appendText, endStreaming, streamingReply } from './stop.js';
 
 const state = {
   ws: undefined,
@@ -190,7 +191,7 @@ function handle(msg) {
       showQueue();
       break;
     case 'chunk':
-      replyEntry(id).textContent += msg.text;
+      appendText(replyEntry(id), msg.text);
       scrollDown();
       break;
     case 'message_complete':
@@ -273,7 +274,7 @@ function showComplete(msg) {
   const li = replyEntry(id);
   // A reply over 128 KB comes without its text (`textOmitted`): the chunks already showed it.
   if (typeof msg.text === 'string') li.textContent = msg.text;
-  li.classList.remove('streaming');
+  endStreaming(li);
   const meta = document.createElement('span');
   meta.className = 'meta';
   meta.textContent = replyMeta(msg);
@@ -287,13 +288,7 @@ function showQueue() {
   renderQueue(state.queued, (id) => send({ action: 'cancel', requestId: id }));
 }
 
-function replyEntry(id) {
-  let li = state.replies.get(id);
-  if (!li) {
-    li = addEntry('assistant streaming', '', id);
-    state.replies.set(id, li);
-  }
-  return li;
-}
+/** The reply's bubble; its Stop button stops the reply (`cancel` of a request being answered). */
+const replyEntry = (id) => streamingReply(state, id, () => send({ action: 'cancel', requestId: id }));
 
 init();

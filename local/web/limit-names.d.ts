@@ -14,5 +14,6 @@ export declare function limitNames(labels: Readonly<Record<string, string>>): Li
 export declare function replyMeta(msg: {
   model?: unknown;
   fallbackFrom?: unknown;
+  stopped?: unknown;
   usage?: { inputTokens?: unknown; outputTokens?: unknown; costUsd?: unknown };
 }): string;

@@ -44,6 +44,8 @@ export function limitNames(labels) {
 export function replyMeta(msg) {
   const usage = msg.usage ?? {};
   const parts = [`${usage.inputTokens ?? '?'} in + ${usage.outputTokens ?? '?'} out tokens`];
+  // Stopped by the user: charged for what it produced up to then.
+  if (msg.stopped === true) parts.unshift('stopped');
   if (msg.model) parts.push(msg.fallbackFrom ? `${msg.model} (instead of ${msg.fallbackFrom})` : msg.model);
   if (typeof usage.costUsd === 'number') parts.push(`$${Number(usage.costUsd.toPrecision(3))}`);
   return parts.join(' · ');

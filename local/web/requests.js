@@ -4,6 +4,7 @@
 
 import { els, textOf } from './dom.js';
 import { judgeRequests } from './reconnect.js';
+import { endStreaming } from './stop.js';
 
 const LOST_TEXT =
   'Lost: the server no longer has this request (it restarted?). Send it again if you need it.';
@@ -54,7 +55,7 @@ function markLost(id) {
   const reply = els.log.querySelector(`li.assistant${sel}`);
   const li = reply ?? els.log.querySelector(`li.user${sel}`);
   if (!li) return;
-  li.classList.remove('streaming');
+  endStreaming(li);
   li.classList.add('lost');
   const label = document.createElement('span');
   label.className = 'lost-label';

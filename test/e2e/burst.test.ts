@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { metricTotals } from '../../lambda/adapters/observability';
 import { utcInstant } from '../../lambda/core/limit-reason';
 import type { LocalStack } from '../../local/stack';
-import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
+import { type DynamoProxy, isStopLook, startDynamoProxy } from '../support/dynamo-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
 import { type ServerFrame, TestClient, waitUntil } from '../support/ws-client';
 
@@ -86,7 +86,9 @@ describe('a burst from one user over several connections', () => {
     expect(dynamo.calls().UpdateItem).toBe(85);
     expect(dynamo.calls().PutItem).toBe(10);
     expect(dynamo.calls().GetItem ?? 0).toBeLessThanOrEqual(5);
-    expect(dynamo.total() / 300).toBeLessThanOrEqual(0.33);
+    // The runners' looks for a stop mark (a Query every 500 ms while a model runs, none on a quiet
+    // machine where these replies end sooner) are counted apart: they follow the replies' length.
+    expect((dynamo.total() - dynamo.seen(isStopLook)) / 300).toBeLessThanOrEqual(0.33);
     // The queue cap, as the item holds it.
     const status = await clients[0]!.request({ action: 'status' }, 'status');
     expect(status.queue).toMatchObject({ queued: 10 });

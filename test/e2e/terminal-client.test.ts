@@ -378,7 +378,7 @@ describe('terminal chat client', () => {
       const { code, output } = await chat(['/stauts', '//etc is a folder', 'hello'], 'any', server.url);
       expect(code).toBe(0);
       expect(output).toContain(
-        'unknown command /stauts — not sent. Commands: /status, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)',
+        'unknown command /stauts — not sent. Commands: /status, /stop, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)',
       );
       expect(sent).toEqual(['/etc is a folder', 'hello']);
     } finally {

@@ -30,6 +30,8 @@ export interface DynamoProxy {
   /** Operations seen since the last reset, by operation (`UpdateItem`, `GetItem`, ...). */
   calls(): Record<string, number>;
   total(): number;
+  /** Operations seen since the last reset that `picks` chooses (by operation and body). */
+  seen(picks: (operation: string, body: string) => boolean): number;
   /**
    * Requests a rule picked since the last reset, by fault (`hang`: requests that reached the
    * store's front door and were never answered). A fault test asserts this, so a fault that never
@@ -43,9 +45,18 @@ export interface DynamoProxy {
   stop(): Promise<void>;
 }
 
+/**
+ * The reply runners' looks for a stop mark (SPEC §9.3: one Query on `stop#<requestId>` every
+ * 500 ms while a model runs). Their number follows how long the replies stream, not the frames:
+ * a test that counts calls per frame counts them apart.
+ */
+export const isStopLook = (operation: string, body: string): boolean =>
+  operation === 'Query' && body.includes('"stop#');
+
 export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
   const upstream = new URL(target);
   const counts: Record<string, number> = {};
+  const requests: { operation: string; body: string }[] = [];
   const faults: Record<DynamoFault['kind'], number> = {
     throttle: 0,
     delay: 0,
@@ -65,6 +76,7 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
           .pop() ?? 'unknown';
       counts[operation] = (counts[operation] ?? 0) + 1;
       const text = body.toString('utf8');
+      requests.push({ operation, body: text });
       const chosen = rule?.picks(operation, text) ? rule.fault : undefined;
       const fault = typeof chosen === 'function' ? chosen(operation, text) : chosen;
       if (fault) faults[fault.kind]++;
@@ -119,9 +131,11 @@ export async function startDynamoProxy(target: string): Promise<DynamoProxy> {
     endpoint: `http://127.0.0.1:${port}`,
     calls: () => ({ ...counts }),
     total: () => Object.values(counts).reduce((a, b) => a + b, 0),
+    seen: (picks) => requests.filter((r) => picks(r.operation, r.body)).length,
     faulted: () => ({ ...faults }),
     reset: () => {
       for (const k of Object.keys(counts)) delete counts[k];
+      requests.length = 0;
       for (const k of Object.keys(faults) as DynamoFault['kind'][]) faults[k] = 0;
     },
     inject: (picks, fault) => {

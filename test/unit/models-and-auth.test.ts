@@ -40,6 +40,28 @@ describe('EchoModel', () => {
   });
 });
 
+describe('EchoModel stopped', () => {
+  it('stops at once when its signal aborts, even in the middle of its pause between words', async () => {
+    const stop = new AbortController();
+    // A pause that never ends by itself: only the abort can end it.
+    const model = new EchoModel({ delayMs: 1000, sleep: () => new Promise<void>(() => undefined) });
+    const events: ModelEvent[] = [];
+    const reading = (async () => {
+      for await (const e of model.stream({
+        prompt: 'one two',
+        maxOutputTokens: 100,
+        requestId: 'r',
+        signal: stop.signal,
+      })) {
+        events.push(e);
+        if (events.length === 1) stop.abort(new Error('the user stopped the reply'));
+      }
+    })();
+    await expect(reading).rejects.toThrow('the user stopped the reply');
+    expect(events).toEqual([{ type: 'chunk', text: 'Echo: ' }]);
+  });
+});
+
 describe('BedrockModel (Converse stream, mocked: Bedrock cannot run here)', () => {
   const bedrock = mockClient(BedrockRuntimeClient);
   afterAll(() => bedrock.restore());
@@ -72,6 +94,36 @@ describe('BedrockModel (Converse stream, mocked: Bedrock cannot run here)', () =
     ]);
     const input = bedrock.commandCalls(ConverseStreamCommand)[0]!.args[0].input;
     expect(input).toMatchObject({ modelId: 'anthropic.claude-test', inferenceConfig: { maxTokens: 42 } });
+  });
+
+  it('hands the stop signal to ConverseStream and passes on nothing read after it aborts', async () => {
+    bedrock.reset();
+    const stop = new AbortController();
+    bedrock.on(ConverseStreamCommand).resolves({
+      stream: (async function* () {
+        yield { contentBlockDelta: { contentBlockIndex: 0, delta: { text: 'Hello' } } };
+        stop.abort(new Error('the user stopped the reply'));
+        yield { contentBlockDelta: { contentBlockIndex: 0, delta: { text: ' there' } } };
+        yield { metadata: { usage: { inputTokens: 12, outputTokens: 2, totalTokens: 14 } } };
+      })(),
+    } as never);
+    const model = new BedrockModel(new BedrockRuntimeClient({ region: 'us-east-1' }), 'm');
+    const events: ModelEvent[] = [];
+    await expect(
+      (async () => {
+        for await (const e of model.stream({
+          prompt: 'hi',
+          maxOutputTokens: 5,
+          requestId: 'r',
+          signal: stop.signal,
+        }))
+          events.push(e);
+      })(),
+    ).rejects.toThrow('the user stopped the reply');
+    expect(events).toEqual([{ type: 'chunk', text: 'Hello' }]);
+    const call = bedrock.commandCalls(ConverseStreamCommand)[0]!;
+    // The SDK call got the signal: its HTTP handler destroys the streaming connection on abort.
+    expect((call.args as unknown[])[1]).toMatchObject({ abortSignal: stop.signal });
   });
 
   it('turns throttling into a retryable error', async () => {

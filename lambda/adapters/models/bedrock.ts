@@ -17,7 +17,9 @@ export class RetryableModelError extends AdapterError {
 /**
  * Amazon Bedrock through the Converse stream API. The output is capped with
  * `inferenceConfig.maxTokens` = the reservation's allowance, which is what keeps the daily token
- * budget from being overdrawn; usage comes from the stream's `metadata` event.
+ * budget from being overdrawn; usage comes from the stream's `metadata` event. `input.signal`
+ * (the user's stop, the runner's deadline) aborts the ConverseStream request itself: the SDK's
+ * HTTP handler destroys the connection while the response streams, so the model stops producing.
  */
 export class BedrockModel implements ModelPort {
   constructor(
@@ -42,6 +44,9 @@ export class BedrockModel implements ModelPort {
     let usage: { inputTokens: number; outputTokens: number } | undefined;
     try {
       for await (const event of response.stream ?? []) {
+        // A stop (or the deadline): the SDK closes the connection on the same signal, so Bedrock
+        // stops generating; nothing read after it is passed on.
+        input.signal?.throwIfAborted();
         const e = event as {
           contentBlockDelta?: { delta?: { text?: string } };
           metadata?: { usage?: { inputTokens?: number; outputTokens?: number } };

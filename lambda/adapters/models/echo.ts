@@ -26,8 +26,9 @@ export class EchoModel implements ModelPort {
     const reply = truncateToTokens(`Echo: ${body}`, input.maxOutputTokens);
     const chunks = reply.match(/\S+\s*/g) ?? [reply];
     for (const [i, text] of chunks.entries()) {
-      if (input.signal?.aborted) throw new Error('aborted');
-      if (i > 0 && this.options.delayMs > 0) await sleep(this.options.delayMs);
+      if (i > 0 && this.options.delayMs > 0) await untilAborted(sleep(this.options.delayMs), input.signal);
+      // Stopped (the user's stop, the runner's deadline): no more chunks.
+      input.signal?.throwIfAborted();
       yield { type: 'chunk', text };
     }
     yield {
@@ -41,6 +42,18 @@ export class EchoModel implements ModelPort {
 function truncateToTokens(text: string, maxTokens: number): string {
   const chars = [...text];
   return chars.length <= maxTokens * 4 ? text : chars.slice(0, Math.max(1, maxTokens * 4)).join('');
+}
+
+/** The wait, cut short when `signal` aborts (the model stops at once, not after its pause). */
+function untilAborted(wait: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return wait;
+  if (signal.aborted) return Promise.resolve();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<void>((resolve) => {
+    onAbort = () => resolve();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([wait, aborted]).finally(() => signal.removeEventListener('abort', onAbort!));
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -9,10 +9,12 @@ import type {
   RequestQueuePort,
 } from '../ports';
 import { ReplyChannel } from '../reply-channel';
+import type { StopMarkPort } from '../shared/stop-marks';
 
 export interface ChatServiceDeps {
   readonly limiter: LimiterPort;
-  readonly store: ReplyStorePort;
+  /** Kept replies and waiting requests' content, and the stop marks `cancel` leaves. */
+  readonly store: ReplyStorePort & StopMarkPort;
   readonly queue: RequestQueuePort;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;

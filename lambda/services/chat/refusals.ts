@@ -124,7 +124,7 @@ function limitFields(decision: DeniedDecision, nowMs: number) {
 }
 
 export function notQueued(requestId: string): Refusal {
-  return refused('NOT_FOUND', 'No queued request with this id.', requestId);
+  return refused('NOT_FOUND', 'No queued or streaming request of yours with this id.', requestId);
 }
 
 /** Why a queued request waits, for its `request_queued`. */

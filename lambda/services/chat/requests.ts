@@ -1,4 +1,5 @@
 import type { Identity } from '../../core/identity';
+import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import { chunk, fitMessage, requestCancelled, splitChunkText } from '../../core/protocol';
 import { statusMessage } from '../../core/status-message';
 import type { OutgoingMessage } from '../ports';
@@ -7,21 +8,31 @@ import { dropContent } from '../shared/request-content';
 import { type ChatServiceDeps, channelOf, type Refusal } from './deps';
 import { notQueued } from './refusals';
 
-/** `cancel`: one of the user's queued requests; someone else's request id is simply not found. */
+/**
+ * `cancel`: one of the user's requests. A waiting one leaves the line (`request_cancelled`); one
+ * being answered, direct or replayed from the queue, is stopped: the cancel leaves a stop mark its
+ * runner reads while the model streams (lambda/services/runner/stop-watch.ts), and the runner ends
+ * it with `message_complete` `stopped: true` (the one final message of the request, so a cancel
+ * that races the reply's end yields exactly one `message_complete`). Someone else's request id,
+ * or one that has ended, is simply not found: the user's own item is all that is read.
+ */
 export async function cancel(
   deps: ChatServiceDeps,
   identity: Identity,
   connectionId: string,
   requestId: string,
-): Promise<Refusal | { kind: 'cancelled' }> {
+): Promise<Refusal | { kind: 'cancelled' } | { kind: 'stopping' }> {
   const { limiter, now } = deps;
   const before = await limiter.view(identity.userId, identity.tier, now());
   const request = before.snap.queued[requestId];
   const index = before.snap.waiting.indexOf(requestId);
-  if (!request || index < 0) return notQueued(requestId);
-  // The processor may admit it a moment before: then it is no longer waiting, and not cancelled.
+  if (!request || index < 0) return stop(deps, identity, requestId, before.snap);
+  // The processor may admit it a moment before: then it is no longer waiting but being answered.
   const { removed } = await limiter.removeWaiting(identity.userId, requestId);
-  if (!removed) return notQueued(requestId);
+  if (!removed) {
+    const fresh = await limiter.view(identity.userId, identity.tier, now());
+    return stop(deps, identity, requestId, fresh.snap);
+  }
   await dropContent(deps, identity.userId, request);
   const message = requestCancelled(requestId, now());
   await channelOf(deps, identity.userId, connectionId).deliver(message);
@@ -31,6 +42,24 @@ export async function cancel(
   const after = await limiter.view(identity.userId, identity.tier, now(), { fresh: false });
   await notifyPositions(deps, identity.userId, after, index);
   return { kind: 'cancelled' };
+}
+
+/**
+ * Stops a request of the user being answered: one with a pending reservation (admitted, not
+ * settled) or the user's active queued request. One PutItem; nothing is sent here, the runner's
+ * `message_complete` answers the cancel.
+ */
+async function stop(
+  deps: ChatServiceDeps,
+  identity: Identity,
+  requestId: string,
+  snap: LimiterSnapshot,
+): Promise<Refusal | { kind: 'stopping' }> {
+  const answered = snap.reservations[requestId] !== undefined || snap.active?.requestId === requestId;
+  if (!answered) return notQueued(requestId);
+  await deps.store.requestStop(identity.userId, requestId, deps.now());
+  deps.log.info('stop requested', { userId: identity.userId, requestId });
+  return { kind: 'stopping' };
 }
 
 /** `status`: the user's limits, usage and queue, consuming nothing. */

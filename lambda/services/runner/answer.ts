@@ -5,7 +5,8 @@ import type { ReplyChannel } from '../reply-channel';
 import { type Holder, isRetryable, modelOf, NOTHING, type ReplyRunnerDeps } from './deps';
 import { fail } from './endings';
 import { finish } from './settle';
-import { streamReply } from './stream';
+import { StopWatch, whenAborted } from './stop-watch';
+import { stoppedReply, streamReply } from './stream';
 
 /** Runs the model (retrying what is worth it) and ends the request with its final message. */
 export async function answer(
@@ -26,10 +27,14 @@ export async function answer(
   // The model is stopped here (not a sleep: the deadline of a model call that may hang).
   const timer = setTimeout(() => deadline.abort(new Error('stopped before its time ran out')), stopIn);
   timer.unref?.();
+  // The user's stop (`cancel` while it streams): a request admitted failed open has no reservation
+  // a cancel could find, so nothing to look for.
+  const stop = job.failedOpen ? undefined : new StopWatch(deps, job).start();
   try {
-    await runModel(deps, job, holder, channel, timeLeftMs, deadline.signal);
+    await runModel(deps, job, holder, channel, timeLeftMs, deadline.signal, stop);
   } finally {
     clearTimeout(timer);
+    stop?.end();
   }
 }
 
@@ -43,20 +48,30 @@ async function runModel(
   holder: Holder,
   channel: ReplyChannel,
   timeLeftMs: () => number,
-  signal: AbortSignal,
+  deadline: AbortSignal,
+  stop: StopWatch | undefined,
 ): Promise<void> {
   const { settings, sleep } = deps;
+  const signal = stop ? AbortSignal.any([deadline, stop.signal]) : deadline;
+  const stopped = () => stop?.requested === true;
   for (let attempt = 1; ; attempt++) {
+    if (stopped()) {
+      // Stopped in a retry's backoff: the model produced nothing, so nothing is charged.
+      const reply = stoppedReply(job.requestId, '', job.reservation, deps.now(), served(job));
+      await finish(deps, job, holder, reply.usage, reply.complete, channel, timeLeftMs);
+      return;
+    }
     try {
       const reply = await streamReply({
         requestId: job.requestId,
         prompt: job.prompt,
         reservation: job.reservation,
         model: modelOf(deps, job),
-        served: { model: job.model, fallbackFrom: job.fallbackFrom },
+        served: served(job),
         channel,
         now: deps.now,
         signal,
+        stopped,
       });
       await finish(deps, job, holder, reply.usage, reply.complete, channel, timeLeftMs);
       return;
@@ -74,7 +89,12 @@ async function runModel(
         await fail(deps, job, holder, channel, err.usage, describeError(err.cause), timeLeftMs);
         return;
       }
-      await sleep(settings.modelRetryBaseMs * 2 ** (attempt - 1));
+      const backoff = sleep(settings.modelRetryBaseMs * 2 ** (attempt - 1));
+      await (stop ? Promise.race([backoff, whenAborted(stop.signal)]) : backoff);
     }
   }
+}
+
+function served(job: ReplyJob): { readonly model?: string; readonly fallbackFrom?: string } {
+  return { model: job.model, fallbackFrom: job.fallbackFrom };
 }

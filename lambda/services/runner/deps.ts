@@ -14,6 +14,7 @@ import type {
   SettleHolder,
 } from '../ports';
 import { ReplyChannel } from '../reply-channel';
+import type { StopMarkPort } from '../shared/stop-marks';
 
 export interface ReplyRunnerSettings {
   /** Retries of a model fault worth retrying (throttling, a timeout) that produced nothing. @default 2 */
@@ -32,6 +33,12 @@ export interface ReplyRunnerSettings {
    * @default 3000
    */
   readonly keepMarginMs: number;
+  /**
+   * While the model runs, the request's stop mark (`cancel` of it) is read this often: one
+   * consistent GetItem of a sub-1 KB item (one read unit) per interval, so a stop lands within the
+   * interval plus one read and the settle, under SPEC §9.3's 1 s. @default 500
+   */
+  readonly stopPollMs: number;
 }
 
 export const DEFAULT_RUNNER_SETTINGS: ReplyRunnerSettings = Object.freeze({
@@ -41,11 +48,12 @@ export const DEFAULT_RUNNER_SETTINGS: ReplyRunnerSettings = Object.freeze({
   settleRetryBaseMs: 250,
   settleRetryCapMs: 4000,
   keepMarginMs: 3000,
+  stopPollMs: 500,
 });
 
 export interface ReplyRunnerDeps {
   readonly limiter: Pick<LimiterPort, 'reconcile' | 'claim'>;
-  readonly store: ReplyStorePort;
+  readonly store: ReplyStorePort & StopMarkPort;
   readonly queue: Pick<RequestQueuePort, 'defer' | 'moveToDeadLetterQueue'>;
   readonly sender: ConnectionSender;
   readonly directory: ConnectionDirectory;

@@ -56,6 +56,8 @@ export interface QueuePlace {
    * places.ts): of two notices about one request, the higher version is the newer.
    */
   readonly queueVersion?: number;
+  /** Why it waits, on every `queue_position` while a global limit holds the queue (SPEC §9.5). */
+  readonly reason?: string;
 }
 
 export type MessageAccepted = Base<'message_accepted'> & { readonly requestId: string };

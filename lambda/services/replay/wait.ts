@@ -43,6 +43,7 @@ export async function waitForGlobal(
   request: QueuedRequest,
   decision: DeniedDecision,
   nowMs: number,
+  queued: number,
 ): Promise<ReplayResult> {
   const limit = decision.limit.slice('global.'.length) as GlobalLimit;
   deps.metrics.count('GlobalLimitExceeded');
@@ -62,6 +63,8 @@ export async function waitForGlobal(
     // Due again when its wake-up comes back: not stale before then (a window's start, say).
     wakeAtEpochMs: nowMs + delayMs,
     limit,
+    // Those behind it in line count them in their ETAs (lambda/core/queue/global-eta.ts).
+    queued,
   });
   return 'retry';
 }

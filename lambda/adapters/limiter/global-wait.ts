@@ -1,0 +1,111 @@
+import type { GlobalLimits } from '../../core/limiter/global/limits';
+import { type GlobalWaiter, priorityOrder } from '../../core/limiter/global/priority';
+import { shardKey } from '../../core/limiter/global/shards';
+import { limitKind } from '../../core/limiter/kinds/registry';
+import type { GlobalWait } from '../../core/queue/global-eta';
+import type { Belief } from './beliefs';
+
+/** Slot holds this instance remembers while it watches them (the oldest go first past it). */
+const MAX_WATCHED = 1000;
+/** Weight of the newest hold seen in the running estimate of how long a slot is held. */
+const HOLD_WEIGHT = 0.3;
+
+/** What the estimate reads: the shards as this instance last saw them, and the line. */
+export interface GlobalWaitSources {
+  readonly limits: GlobalLimits;
+  readonly belief: (key: string) => Belief | undefined;
+  readonly waiters: (options: { readonly fresh: boolean; readonly nowMs: number }) => Promise<GlobalWaiter[]>;
+  /** The lease a global slot is taken with: its admission is the lease's end less this. */
+  readonly leaseMs: number;
+  readonly urgentMs: number;
+}
+
+/**
+ * What this instance knows of the wait for a global in-flight slot (lambda/core/queue/global-eta.ts),
+ * without a call of its own: the shards as its last decisions saw them (each `fl` entry's lease
+ * says when its request was admitted), how long it has seen slots held (an entry present in one
+ * view of its shard and gone in a later one held it until at most then: an over-estimate by the
+ * views' spacing, small while the limit binds, as every refusal round reads the shards again), and
+ * the line's head as last read (trusted for a second, like every decision's view of it).
+ */
+export class GlobalWaitEstimate {
+  /** Requests seen holding a slot: their shard and admission (epoch ms). */
+  private readonly watched = new Map<
+    string,
+    { readonly shard: number; readonly admittedAtMs: number; readonly seenAtMs: number }
+  >();
+  private holdMs: number | undefined;
+
+  constructor(private readonly sources: GlobalWaitSources) {}
+
+  /**
+   * The wait of a user whose head is `me` (its tier, queued time and deadline), when a global
+   * in-flight limit binds: its slots all held, or others in line. Undefined when it does not.
+   */
+  async estimate(
+    me: Pick<GlobalWaiter, 'userId' | 'tier' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>,
+    nowMs: number,
+  ): Promise<GlobalWait | undefined> {
+    const { limits } = this.sources;
+    const slot = (Object.keys(limits) as (keyof GlobalLimits)[]).find(
+      (name) =>
+        typeof limits[name] === 'number' &&
+        name !== 'shards' &&
+        !limits.shadow?.includes(name as never) &&
+        limitKind(name as never).waitsFor === 'slot',
+    ) as GlobalWaiter['limit'] | undefined;
+    const limit = slot === undefined ? undefined : (limits[slot] as number);
+    if (slot === undefined || limit === undefined) return undefined;
+    const holders = this.observe(nowMs);
+    const waiters = await this.sources.waiters({ fresh: false, nowMs });
+    const self: GlobalWaiter = { ...me, limit: slot };
+    const order = priorityOrder(
+      [...waiters.filter((w) => w.userId !== me.userId), self],
+      nowMs,
+      this.sources.urgentMs,
+    );
+    const ahead = order.slice(
+      0,
+      order.findIndex((w) => w.userId === me.userId),
+    );
+    if (holders.length < limit && ahead.length === 0) return undefined;
+    return {
+      name: `global.${slot}`,
+      limit,
+      usersAhead: ahead.length,
+      requestsAhead: ahead.reduce((sum, w) => sum + Math.max(1, w.queued ?? 1), 0),
+      holdersAdmittedAtEpochMs: holders.sort((a, b) => a - b),
+      holdMs: this.holdMs,
+    };
+  }
+
+  /** Reads the shards' beliefs: who holds a slot now (admission times), and which holds ended. */
+  private observe(nowMs: number): number[] {
+    const holders: number[] = [];
+    const views = Array.from({ length: this.sources.limits.shards }, (_, k) =>
+      this.sources.belief(shardKey(k)),
+    );
+    for (const [k, view] of views.entries()) {
+      for (const [requestId, lease] of Object.entries(view?.snap.inFlight ?? {})) {
+        if (lease <= nowMs) continue;
+        const admittedAtMs = lease - this.sources.leaseMs;
+        holders.push(admittedAtMs);
+        if (!this.watched.has(requestId) && view)
+          this.watched.set(requestId, { shard: k, admittedAtMs, seenAtMs: view.observedAtMs });
+      }
+    }
+    for (const [requestId, held] of this.watched) {
+      const view = views[held.shard];
+      // Only a view sent after the one that showed it holding can show it gone.
+      if (!view || view.observedAtMs <= held.seenAtMs) continue;
+      const lease = view.snap.inFlight?.[requestId];
+      if (lease !== undefined && lease > view.observedAtMs) continue;
+      // Gone from a view of its shard taken after its admission: it held its slot until then at most.
+      const heldMs = view.observedAtMs - held.admittedAtMs;
+      this.holdMs = this.holdMs === undefined ? heldMs : this.holdMs + HOLD_WEIGHT * (heldMs - this.holdMs);
+      this.watched.delete(requestId);
+    }
+    while (this.watched.size > MAX_WATCHED) this.watched.delete(this.watched.keys().next().value!);
+    return holders;
+  }
+}

@@ -258,14 +258,22 @@ export class GlobalLine {
    * it is looking already, under a newer receipt: the view is up to a second old).
    */
   async nextWakeUps(nowMs: number, urgentMs: number, count: number): Promise<GlobalWaiter[]> {
-    const waiters = await this.waiters({ fresh: false, nowMs });
     const now = this.items.clock();
     for (const [handle, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(handle);
     // By handle, not by user: a waiter woken that lost the slot to another parks again under a new
     // handle, and is the first to wake when the next slot frees.
-    const next = priorityOrder(waiters, nowMs, urgentMs)
-      .filter((w) => w.wakeUp !== undefined && !this.woken.has(w.wakeUp))
-      .slice(0, count);
+    const pick = (waiters: readonly GlobalWaiter[]) =>
+      priorityOrder(waiters, nowMs, urgentMs)
+        .filter((w) => w.wakeUp !== undefined && !this.woken.has(w.wakeUp))
+        .slice(0, count);
+    // Whom to wake is read fresh when anyone waits (one Query per bucket, a settle's only read of
+    // the line): a view up to a second old misses a waiter that parked again since — under a new
+    // handle, or rejoining first in line with its next request — and a wake-up sent to anyone
+    // else is refused ("someone goes first") while the slot idles until that waiter's next look,
+    // seconds later. A view with nobody waiting is not read again: no cost when the line is empty.
+    const seen = await this.waiters({ fresh: false, nowMs });
+    if (seen.length === 0) return [];
+    const next = pick(await this.waiters({ fresh: true, nowMs }).catch(() => seen));
     if (next[0]?.wakeUp) this.woken.set(next[0].wakeUp, now);
     return next;
   }

@@ -9,6 +9,11 @@ import type { Belief } from './beliefs';
 const MAX_WATCHED = 1000;
 /** Weight of the newest hold seen in the running estimate of how long a slot is held. */
 const HOLD_WEIGHT = 0.3;
+/** Admissions the turnover is measured over: the latest this many, within TURNOVER_WINDOW_MS. */
+const TURNOVER_SAMPLES = 20;
+const TURNOVER_WINDOW_MS = 60_000;
+/** A gap between admissions at least this long (or twice a hold) is idle capacity, not turnover. */
+const IDLE_GAP_MS = 5000;
 
 /** What the estimate reads: the shards as this instance last saw them, and the line. */
 export interface GlobalWaitSources {
@@ -24,23 +29,23 @@ export interface GlobalWaitSources {
  * What this instance knows of the wait for a global in-flight slot (lambda/core/queue/global-eta.ts),
  * without a call of its own: the shards as its last decisions saw them (each `fl` entry's lease
  * says when its request was admitted), how long it has seen slots held (an entry present in one
- * view of its shard and gone in a later one held it until at most then: an over-estimate by the
- * views' spacing, small while the limit binds, as every refusal round reads the shards again), and
+ * view of its shard and gone in the next ended in between: the middle is taken, off by at most
+ * half the views' spacing, small while the limit binds, as every refusal round reads the shards
+ * again), and
  * the line's head as last read (trusted for a second, like every decision's view of it).
  */
 export class GlobalWaitEstimate {
   /** Requests seen holding a slot: their shard and admission (epoch ms). */
-  private readonly watched = new Map<
-    string,
-    { readonly shard: number; readonly admittedAtMs: number; readonly seenAtMs: number }
-  >();
+  private readonly watched = new Map<string, { shard: number; admittedAtMs: number; seenAtMs: number }>();
   private holdMs: number | undefined;
+  /** When the latest requests seen holding a slot were admitted (epoch ms), oldest first. */
+  private admissions: number[] = [];
 
   constructor(private readonly sources: GlobalWaitSources) {}
 
   /**
    * The wait of a user whose head is `me` (its tier, queued time and deadline), when a global
-   * in-flight limit binds: its slots all held, or others in line. Undefined when it does not.
+   * in-flight limit binds: its slots all held, or others in line for them. Undefined when not.
    */
   async estimate(
     me: Pick<GlobalWaiter, 'userId' | 'tier' | 'enqueuedAtEpochMs' | 'deadlineEpochMs'>,
@@ -68,7 +73,8 @@ export class GlobalWaitEstimate {
       0,
       order.findIndex((w) => w.userId === me.userId),
     );
-    if (holders.length < limit && ahead.length === 0) return undefined;
+    // It binds while its slots are all held, or others wait in line for them.
+    if (holders.length < limit && order.length === 1) return undefined;
     return {
       name: `global.${slot}`,
       limit,
@@ -76,7 +82,27 @@ export class GlobalWaitEstimate {
       requestsAhead: ahead.reduce((sum, w) => sum + Math.max(1, w.queued ?? 1), 0),
       holdersAdmittedAtEpochMs: holders.sort((a, b) => a - b),
       holdMs: this.holdMs,
+      turnEveryMs: this.turnEveryMs(nowMs),
     };
+  }
+
+  /**
+   * The mean time between admissions over the latest seen (three at least). A gap longer than
+   * twice a hold (and than IDLE_GAP_MS) is idle capacity, not turnover: while every slot is held,
+   * one frees at least once per hold. A request admitted and ended between two views of its shard
+   * is not seen: the turnover then looks slower than it is, and the ETA longer.
+   */
+  private turnEveryMs(nowMs: number): number | undefined {
+    this.admissions = this.admissions
+      .filter((at) => at > nowMs - TURNOVER_WINDOW_MS)
+      .sort((a, b) => a - b)
+      .slice(-TURNOVER_SAMPLES);
+    const idleMs = Math.max(IDLE_GAP_MS, 2 * (this.holdMs ?? 0));
+    const gaps = this.admissions.slice(1).map((at, i) => at - this.admissions[i]!);
+    const busy = gaps.filter((gap) => gap <= idleMs);
+    const total = busy.reduce((sum, gap) => sum + gap, 0);
+    if (busy.length < 2 || total < 1000) return undefined;
+    return total / busy.length;
   }
 
   /** Reads the shards' beliefs: who holds a slot now (admission times), and which holds ended. */
@@ -90,8 +116,12 @@ export class GlobalWaitEstimate {
         if (lease <= nowMs) continue;
         const admittedAtMs = lease - this.sources.leaseMs;
         holders.push(admittedAtMs);
-        if (!this.watched.has(requestId) && view)
-          this.watched.set(requestId, { shard: k, admittedAtMs, seenAtMs: view.observedAtMs });
+        const held = this.watched.get(requestId);
+        if (held) held.seenAtMs = Math.max(held.seenAtMs, view!.observedAtMs);
+        else {
+          this.watched.set(requestId, { shard: k, admittedAtMs, seenAtMs: view!.observedAtMs });
+          this.admissions.push(admittedAtMs);
+        }
       }
     }
     for (const [requestId, held] of this.watched) {
@@ -100,8 +130,8 @@ export class GlobalWaitEstimate {
       if (!view || view.observedAtMs <= held.seenAtMs) continue;
       const lease = view.snap.inFlight?.[requestId];
       if (lease !== undefined && lease > view.observedAtMs) continue;
-      // Gone from a view of its shard taken after its admission: it held its slot until then at most.
-      const heldMs = view.observedAtMs - held.admittedAtMs;
+      // Held when a view showed it, gone in a later one: it ended in between (the middle is taken).
+      const heldMs = (held.seenAtMs + view.observedAtMs) / 2 - held.admittedAtMs;
       this.holdMs = this.holdMs === undefined ? heldMs : this.holdMs + HOLD_WEIGHT * (heldMs - this.holdMs);
       this.watched.delete(requestId);
     }

@@ -9,10 +9,12 @@
  *   its last look, plus this request's own place in its user's queue;
  * - the slots: the limit, and when each request holding one was admitted (its shard lease, less
  *   the lease's length);
- * - the turnover: how long a request holds a slot, as this instance has seen slots end.
+ * - the turnover: the mean time between admissions it has seen lately; before it has seen enough,
+ *   how long a request holds a slot.
  *
- * A slot held since `a` frees at `a + hold` (now, if that has passed); a free slot frees now;
- * each slot then turns over every `hold`. The n-th turn is the request's admission.
+ * The n-th turn is the request's admission: a free slot's turn is now; then one turn every
+ * `turnEveryMs` from the last admission. Without a turnover seen, a slot held since `a` frees at
+ * `a + hold` (now, if that has passed) and each slot turns over every `hold`.
  */
 export interface GlobalWait {
   /** The binding limit as `status` names it (`global.requestsInFlight`). */
@@ -26,6 +28,11 @@ export interface GlobalWait {
   readonly holdersAdmittedAtEpochMs: readonly number[];
   /** How long a request holds a slot, as seen (ms); undefined: none seen end yet. */
   readonly holdMs: number | undefined;
+  /**
+   * The mean time between two admissions to the slots, as seen lately (ms): the turnover itself,
+   * the hand-over from a freed slot to the next in line included. Undefined: too few seen.
+   */
+  readonly turnEveryMs: number | undefined;
 }
 
 /** Turns computed one by one at most this many; past it, whole rounds of `limit` turns at once. */
@@ -41,15 +48,31 @@ export function holdEstimateMs(wait: GlobalWait, nowMs: number): number {
   return Math.max(1000, nowMs - oldest);
 }
 
-/** When the request at `position` of its user's queue gets a slot (epoch ms). */
+/**
+ * When the request at `position` of its user's queue gets a slot (epoch ms): a free slot's turns
+ * now, then one every `turnEveryMs` counted from the last admission; without a turnover seen yet,
+ * from the holders' admissions and the hold (holdEstimateMs).
+ */
 export function globalAdmissionEpochMs(wait: GlobalWait, position: number, nowMs: number): number {
+  const turns = wait.requestsAhead + position;
+  if (wait.turnEveryMs !== undefined) {
+    const free = Math.max(0, wait.limit - wait.holdersAdmittedAtEpochMs.length);
+    if (turns <= free) return nowMs;
+    const last = Math.max(Number.NEGATIVE_INFINITY, ...wait.holdersAdmittedAtEpochMs);
+    const from = Number.isFinite(last) ? last : nowMs;
+    return Math.ceil(Math.max(nowMs, from + (turns - free) * wait.turnEveryMs));
+  }
+  return byHolds(wait, turns, nowMs);
+}
+
+function byHolds(wait: GlobalWait, turnsNeeded: number, nowMs: number): number {
   const holdMs = holdEstimateMs(wait, nowMs);
   const slots = Math.max(1, wait.limit);
   const frees = wait.holdersAdmittedAtEpochMs
     .slice(0, slots)
     .map((at) => Math.max(nowMs, at + holdMs))
     .concat(Array.from({ length: Math.max(0, slots - wait.holdersAdmittedAtEpochMs.length) }, () => nowMs));
-  let turns = wait.requestsAhead + position;
+  let turns = turnsNeeded;
   // Whole rounds: every slot turns over once per `hold`.
   const rounds = Math.max(0, Math.floor((turns - MAX_STEPPED_TURNS) / slots));
   turns -= rounds * slots;

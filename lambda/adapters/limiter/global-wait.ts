@@ -1,4 +1,4 @@
-import type { GlobalLimits } from '../../core/limiter/global/limits';
+import { GLOBAL_LIMITS, type GlobalLimits } from '../../core/limiter/global/limits';
 import { type GlobalWaiter, priorityOrder } from '../../core/limiter/global/priority';
 import { shardKey } from '../../core/limiter/global/shards';
 import { limitKind } from '../../core/limiter/kinds/registry';
@@ -12,8 +12,10 @@ const HOLD_WEIGHT = 0.3;
 /** Admissions the turnover is measured over: the latest this many, within TURNOVER_WINDOW_MS. */
 const TURNOVER_SAMPLES = 20;
 const TURNOVER_WINDOW_MS = 60_000;
-/** A gap between admissions at least this long (or twice a hold) is idle capacity, not turnover. */
+/** A gap between admissions longer than this is idle capacity, not turnover (no hold seen yet). */
 const IDLE_GAP_MS = 5000;
+/** Once a hold is seen: longer than two holds and a hand-over (a wake-up received, decided) is idle. */
+const HAND_OVER_MS = 1000;
 
 /** What the estimate reads: the shards as this instance last saw them, and the line. */
 export interface GlobalWaitSources {
@@ -31,8 +33,7 @@ export interface GlobalWaitSources {
  * says when its request was admitted), how long it has seen slots held (an entry present in one
  * view of its shard and gone in the next ended in between: the middle is taken, off by at most
  * half the views' spacing, small while the limit binds, as every refusal round reads the shards
- * again), and
- * the line's head as last read (trusted for a second, like every decision's view of it).
+ * again), and the line's head as last read (trusted for a second, like every decision's view).
  */
 export class GlobalWaitEstimate {
   /** Requests seen holding a slot: their shard and admission (epoch ms). */
@@ -52,14 +53,11 @@ export class GlobalWaitEstimate {
     nowMs: number,
   ): Promise<GlobalWait | undefined> {
     const { limits } = this.sources;
-    const slot = (Object.keys(limits) as (keyof GlobalLimits)[]).find(
-      (name) =>
-        typeof limits[name] === 'number' &&
-        name !== 'shards' &&
-        !limits.shadow?.includes(name as never) &&
-        limitKind(name as never).waitsFor === 'slot',
-    ) as GlobalWaiter['limit'] | undefined;
-    const limit = slot === undefined ? undefined : (limits[slot] as number);
+    // The enforced global limit that frees by slots (requests in flight), if configured.
+    const slot = GLOBAL_LIMITS.find(
+      (name) => limitKind(name).waitsFor === 'slot' && !limits.shadow?.includes(name),
+    );
+    const limit = slot === undefined ? undefined : limits[slot];
     if (slot === undefined || limit === undefined) return undefined;
     const holders = this.observe(nowMs);
     const waiters = await this.sources.waiters({ fresh: false, nowMs });
@@ -88,16 +86,17 @@ export class GlobalWaitEstimate {
 
   /**
    * The mean time between admissions over the latest seen (three at least). A gap longer than
-   * twice a hold (and than IDLE_GAP_MS) is idle capacity, not turnover: while every slot is held,
-   * one frees at least once per hold. A request admitted and ended between two views of its shard
-   * is not seen: the turnover then looks slower than it is, and the ETA longer.
+   * two holds and a hand-over (IDLE_GAP_MS before a hold is seen) is idle capacity, not
+   * turnover: while every slot is held, one frees at least once per hold. A request admitted and
+   * ended between two views of its shard is not seen: the turnover then looks slower than it is,
+   * and the ETA longer.
    */
   private turnEveryMs(nowMs: number): number | undefined {
     this.admissions = this.admissions
       .filter((at) => at > nowMs - TURNOVER_WINDOW_MS)
       .sort((a, b) => a - b)
       .slice(-TURNOVER_SAMPLES);
-    const idleMs = Math.max(IDLE_GAP_MS, 2 * (this.holdMs ?? 0));
+    const idleMs = this.holdMs === undefined ? IDLE_GAP_MS : 2 * this.holdMs + HAND_OVER_MS;
     const gaps = this.admissions.slice(1).map((at, i) => at - this.admissions[i]!);
     const busy = gaps.filter((gap) => gap <= idleMs);
     const total = busy.reduce((sum, gap) => sum + gap, 0);

@@ -9,6 +9,8 @@ import type { Belief } from './beliefs';
 const MAX_WATCHED = 1000;
 /** Weight of the newest hold seen in the running estimate of how long a slot is held. */
 const HOLD_WEIGHT = 0.3;
+/** A hold is measured only between two views at most this far apart (off by half of it at most). */
+const MAX_VIEW_SPACING_MS = 2000;
 /** Admissions the turnover is measured over: the latest this many, within TURNOVER_WINDOW_MS. */
 const TURNOVER_SAMPLES = 20;
 const TURNOVER_WINDOW_MS = 60_000;
@@ -129,10 +131,12 @@ export class GlobalWaitEstimate {
       if (!view || view.observedAtMs <= held.seenAtMs) continue;
       const lease = view.snap.inFlight?.[requestId];
       if (lease !== undefined && lease > view.observedAtMs) continue;
+      this.watched.delete(requestId);
+      // Views too far apart (an idle stretch nobody read the shards in) say little: not a sample.
+      if (view.observedAtMs - held.seenAtMs > MAX_VIEW_SPACING_MS) continue;
       // Held when a view showed it, gone in a later one: it ended in between (the middle is taken).
       const heldMs = (held.seenAtMs + view.observedAtMs) / 2 - held.admittedAtMs;
       this.holdMs = this.holdMs === undefined ? heldMs : this.holdMs + HOLD_WEIGHT * (heldMs - this.holdMs);
-      this.watched.delete(requestId);
     }
     while (this.watched.size > MAX_WATCHED) this.watched.delete(this.watched.keys().next().value!);
     return holders;

@@ -54,6 +54,12 @@ describe('ETAs when a global limit binds, end to end', () => {
     await complete(warm.all, warm.ids);
 
     const t = await burst(stack.wsUrl, 6, 1, 3);
+    // The last user's queue is the longest to wait: its status, asked while it waits.
+    const last = t.clients[t.clients.length - 1]!;
+    const midStatus = (await last.request({ action: 'status' }, 'status')) as unknown as {
+      queue: { requests: { estimatedWaitTime?: number }[]; reason?: string };
+      global?: unknown;
+    };
     await complete(t.all, t.ids);
 
     const frames = t.all();
@@ -94,6 +100,13 @@ describe('ETAs when a global limit binds, end to end', () => {
     expect(held).toBeGreaterThanOrEqual(30);
     expect(misses).toEqual([]);
 
+    // While the burst's line stands, `status` gives each waiting request its wait and the reason.
+    expect(midStatus.queue.requests.length).toBeGreaterThanOrEqual(1);
+    for (const r of midStatus.queue.requests) expect(r.estimatedWaitTime).toBeGreaterThanOrEqual(1);
+    expect(midStatus.queue.reason).toMatch(GLOBAL_REASON);
+    expect(midStatus.global).toEqual([
+      expect.objectContaining({ name: 'global.requestsInFlight', limit: 2 }),
+    ]);
     // `status` carries the global limit beside the user's own, like them: used, limit, reset.
     const status = await t.clients[0]!.request({ action: 'status' }, 'status');
     expect(status.global).toEqual([

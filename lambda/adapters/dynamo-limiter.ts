@@ -5,6 +5,7 @@ import { AdminOps } from './limiter/admin-ops';
 import { Admission } from './limiter/admission';
 import { LimiterContext } from './limiter/context';
 import type { GlobalCounters } from './limiter/global-counters';
+import type { GlobalWaitEstimate } from './limiter/global-wait';
 import type { DynamoLimiterOptions } from './limiter/options';
 import { QueueOps } from './limiter/queue-ops';
 import { Settles } from './limiter/settle';
@@ -41,9 +42,11 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   private readonly settles: Settles;
   private readonly queue: QueueOps;
   private readonly admin: AdminOps;
+  private readonly ctx: LimiterContext;
 
   constructor(options: DynamoLimiterOptions) {
     const ctx = new LimiterContext(options);
+    this.ctx = ctx;
     this.breaker = ctx.breaker;
     this.global = ctx.global;
     this.queue = new QueueOps(ctx);
@@ -89,6 +92,10 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   }
   leaveGlobalLine(...args: Parameters<QueueOps['leaveGlobalLine']>) {
     return this.queue.leaveGlobalLine(...args);
+  }
+  /** The wait for global capacity of a user's head, as this instance knows it (no call of its own). */
+  async globalWait(...args: Parameters<GlobalWaitEstimate['estimate']>) {
+    return this.ctx.globalWait?.estimate(...args);
   }
   pruneGlobalLine(...args: Parameters<QueueOps['pruneGlobalLine']>) {
     return this.queue.pruneGlobalLine(...args);

@@ -2,10 +2,13 @@ import { createHash } from 'node:crypto';
 import {
   ChangeMessageVisibilityCommand,
   GetQueueAttributesCommand,
+  MessageNotInflight,
+  ReceiptHandleIsInvalid,
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import type { QueueMessageBody } from '../core/queue/request';
+import { WakeUpNotHeldError } from '../services/errors';
 import type { RequestQueuePort } from '../services/ports';
 import { AdapterError } from './errors';
 
@@ -56,16 +59,26 @@ export class RequestQueue implements RequestQueuePort {
     );
   }
 
-  /** Hides a received message until its request may be admitted (rounded up to whole seconds). */
+  /**
+   * Hides a received message until its request may be admitted (rounded up to whole seconds).
+   * A handle that no longer holds its message throws WakeUpNotHeldError.
+   */
   async defer(receiptHandle: string, delayMs: number): Promise<void> {
     const seconds = Math.min(MAX_VISIBILITY_SECONDS, Math.max(0, Math.ceil(delayMs / 1000)));
-    await this.client.send(
-      new ChangeMessageVisibilityCommand({
-        QueueUrl: this.queueUrl,
-        ReceiptHandle: receiptHandle,
-        VisibilityTimeout: seconds,
-      }),
-    );
+    try {
+      await this.client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: this.queueUrl,
+          ReceiptHandle: receiptHandle,
+          VisibilityTimeout: seconds,
+        }),
+      );
+    } catch (err) {
+      if (err instanceof MessageNotInflight || err instanceof ReceiptHandleIsInvalid) {
+        throw new WakeUpNotHeldError('the wake-up is no longer held by this receipt handle', { cause: err });
+      }
+      throw err;
+    }
   }
 
   /**

@@ -65,6 +65,8 @@ export interface QueuePlace {
    * places.ts): of two notices about one request, the higher version is the newer.
    */
   readonly queueVersion?: number;
+  /** Why it waits, on every `queue_position` while a global limit holds the queue (SPEC §9.5). */
+  readonly reason?: string;
 }
 
 export type MessageAccepted = Base<'message_accepted'> & { readonly requestId: string };
@@ -122,7 +124,14 @@ export type StatusMessage = Base<'status'> &
     readonly limits: readonly StatusLimit[];
     readonly queue: {
       readonly queued: number;
-      readonly requests: readonly { readonly requestId: string; readonly position: number }[];
+      /** Each waiting request's place and wait (seconds), as `queue_position` would tell it. */
+      readonly requests: readonly {
+        readonly requestId: string;
+        readonly position: number;
+        readonly estimatedWaitTime?: number;
+      }[];
+      /** Why the queue waits, while a global limit holds it (SPEC §9.5). */
+      readonly reason?: string;
     };
     /** Stack-wide limits, totals over all users (only when the stack has global limits). */
     readonly global?: readonly {

@@ -1,5 +1,7 @@
 import type { UserStatus } from './limiter/decision';
 import { type LimitPolicy, type LimitState, limitKind } from './limiter/kinds/registry';
+import { estimatedWaitSeconds } from './queue/eta';
+import { type GlobalWait, globalWaitReason, globalWaitSeconds } from './queue/global-eta';
 import { rateLimitFields } from './rate-limit-fields';
 import type { MessageComplete, StatusLimit, StatusMessage } from './server-messages';
 
@@ -20,9 +22,17 @@ export function statusLimits(limits: readonly LimitState[], policy: LimitPolicy)
   });
 }
 
-/** The protocol `status` message for a user's status. */
-export function statusMessage(status: UserStatus, nowMs: number): StatusMessage {
+/**
+ * The protocol `status` message for a user's status. `globalWait`: the wait for a global slot of
+ * the user's head, when a global limit holds the queue (added to each request's wait, and why).
+ */
+export function statusMessage(status: UserStatus, nowMs: number, globalWait?: GlobalWait): StatusMessage {
   const limits = statusLimits(status.limits, status.policy);
+  const waitOf = (position: number) =>
+    Math.max(
+      estimatedWaitSeconds(position, status.limits, status.policy, nowMs),
+      globalWait ? globalWaitSeconds(globalWait, position, nowMs) : 0,
+    );
   return {
     type: 'status',
     timestamp: nowMs,
@@ -32,7 +42,12 @@ export function statusMessage(status: UserStatus, nowMs: number): StatusMessage 
     ...rateLimitFields(limits, nowMs),
     queue: {
       queued: status.queued.length,
-      requests: status.queued.map((requestId, i) => ({ requestId, position: i + 1 })),
+      requests: status.queued.map((requestId, i) => ({
+        requestId,
+        position: i + 1,
+        estimatedWaitTime: waitOf(i + 1),
+      })),
+      ...(globalWait && status.queued.length > 0 ? { reason: globalWaitReason(globalWait) } : {}),
     },
     ...(status.global
       ? {

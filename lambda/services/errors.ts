@@ -21,6 +21,13 @@ export class ServiceError extends Error {
 export class OutcomeUnknownError extends ServiceError {}
 
 /**
+ * A wake-up whose receipt handle no longer holds it (SQS `MessageNotInflight`, or a handle SQS no
+ * longer knows): its hold ended and it is visible, or received again under a newer handle — its
+ * processor is looking, or about to. The queue port's `defer` throws it.
+ */
+export class WakeUpNotHeldError extends ServiceError {}
+
+/**
  * The model stopped before its reply was whole. `usage` is what it produced up to then (SPEC §2:
  * a reply cut short is charged what the model produced, never more than was reserved); nothing
  * produced means nothing to charge.

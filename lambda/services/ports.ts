@@ -21,6 +21,7 @@ import type { ClaimTarget, SettleHolder } from '../core/limiter/plan/settle';
 import type { Tier } from '../core/limiter/tiers';
 import type { MetricName } from '../core/metrics';
 import type { ServerMessage } from '../core/protocol';
+import type { GlobalWait } from '../core/queue/global-eta';
 import type {
   ActiveRequest,
   QueuedRequest,
@@ -109,19 +110,16 @@ export interface LimiterPort {
     leaseUntilEpochMs: number,
     options?: { readonly endsLease?: boolean },
   ): Promise<{ ok: boolean; snap: LimiterSnapshot; full?: boolean }>;
-  /**
-   * Parks the user's wake-up until a reply in flight ends (its settle releases it); `ok: false`
-   * when one ended since the refusal (look again).
-   */
+  /** Parks the user's wake-up until a reply in flight ends (its settle releases it); `ok: false`: look again. */
   park(userId: string, receiptHandle: string): Promise<{ ok: boolean }>;
-  /** Puts the user in line for global capacity (no-op without global limits). */
+  /** Puts the user in line for global capacity (no-op without global limits); leave: out of it. */
   joinGlobalLine(waiter: GlobalWaiter): Promise<void>;
-  /** Takes the user out of that line. */
   leaveGlobalLine(userId: string): Promise<void>;
+  /** The wait for a global slot of a head like `me` when one binds (no call; core/queue/global-eta.ts). */
+  globalWait?(me: Omit<GlobalWaiter, 'limit'>, nowMs: number): Promise<GlobalWait | undefined>;
   /**
    * Takes every entry out of the global line that is no longer live (overdue on its waiter's own
-   * schedule, or past its deadline); the sweep calls it every minute. Returns whose entries went
-   * (none without global limits).
+   * schedule, or past its deadline); the sweep calls it every minute. Returns whose entries went.
    */
   pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }>;
   /**
@@ -158,6 +156,8 @@ export interface SettleOutcome extends SettledLimits {
   readonly wakeUp?: string;
   /** The wake-up of whoever is first in line for global capacity, which this settle freed. */
   readonly globalWakeUp?: string;
+  /** The next in line's, in order: woken instead when the first is no longer held (awake already). */
+  readonly globalWakeUpsAfter?: readonly string[];
   /** Settled, but its global share still held (no answer): reconcile again, or its lease ends it. */
   readonly globalUnreleased?: boolean;
 }

@@ -9,33 +9,8 @@ let shown;
 
 export function renderGauges(status) {
   shown = { status, aheadMs: (status.timestamp ?? Date.now()) - Date.now() };
-  els.gauges.replaceChildren(
-    ...status.limits.map((l) => {
-      const div = document.createElement('div');
-      div.className = 'gauge';
-      div.dataset.limit = l.name;
-      const label = document.createElement('div');
-      label.className = 'label';
-      const name = document.createElement('span');
-      name.textContent = capitalized(limitName(l.name));
-      const value = document.createElement('span');
-      value.className = 'value';
-      value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
-      label.append(name, value);
-      const meter = document.createElement('meter');
-      meter.min = 0;
-      meter.max = l.limit;
-      meter.value = l.remaining;
-      meter.low = l.limit * 0.2;
-      meter.optimum = l.limit;
-      meter.setAttribute('aria-label', `${name.textContent}: ${value.textContent}`);
-      const reset = document.createElement('div');
-      reset.className = 'reset';
-      reset.textContent = `full again ${new Date(l.resetAt).toLocaleTimeString()}`;
-      div.append(label, meter, reset);
-      return div;
-    }),
-  );
+  const own = status.limits.map((l) => gaugeOf(l, capitalized(limitName(l.name))));
+  els.gauges.replaceChildren(...own, ...globalGroup(status.global ?? []));
   els.identity.textContent = `${status.userId} · ${status.tier}`;
   refreshGauges();
 }
@@ -49,6 +24,52 @@ export function renderLimits(msg) {
   if (!shown || !Array.isArray(msg.limits)) return false;
   renderGauges({ ...shown.status, limits: msg.limits, timestamp: msg.timestamp });
   return true;
+}
+
+/**
+ * The stack-wide limits, totals over all users (SPEC §9.5), beside the user's own: a "Global"
+ * group, shown only when the stack has global limits. They are not projected (refreshGauges):
+ * others' use moves them too, so the last status is what is known.
+ */
+function globalGroup(limits) {
+  if (limits.length === 0) return [];
+  const group = document.createElement('div');
+  group.className = 'gauge-group';
+  group.dataset.group = 'global';
+  const title = document.createElement('h3');
+  title.textContent = 'Global (all users)';
+  group.append(
+    title,
+    ...limits.map((l) => gaugeOf(l, capitalized(limitName(l.name.slice('global.'.length))))),
+  );
+  return [group];
+}
+
+/** One limit's gauge: its name, what is left of it, a meter, and when it is full again. */
+function gaugeOf(l, label) {
+  const div = document.createElement('div');
+  div.className = 'gauge';
+  div.dataset.limit = l.name;
+  const head = document.createElement('div');
+  head.className = 'label';
+  const name = document.createElement('span');
+  name.textContent = label;
+  const value = document.createElement('span');
+  value.className = 'value';
+  value.textContent = `${l.remaining.toLocaleString()} / ${l.limit.toLocaleString()} left`;
+  head.append(name, value);
+  const meter = document.createElement('meter');
+  meter.min = 0;
+  meter.max = l.limit;
+  meter.value = l.remaining;
+  meter.low = l.limit * 0.2;
+  meter.optimum = l.limit;
+  meter.setAttribute('aria-label', `${name.textContent}: ${value.textContent}`);
+  const reset = document.createElement('div');
+  reset.className = 'reset';
+  reset.textContent = `full again ${new Date(l.resetAt).toLocaleTimeString()}`;
+  div.append(head, meter, reset);
+  return div;
 }
 
 /** The gauges now: what the last status said, plus what refilled since (remainingAt). */

@@ -10,6 +10,7 @@ import type { Tier } from '../../core/limiter/tiers';
 import { ECHO_MODEL, type ModelSpec } from '../../core/models';
 import { FUNCTIONS } from '../../core/resources';
 import { GlobalCounters } from './global-counters';
+import { GlobalWaitEstimate } from './global-wait';
 import type { DynamoLimiterOptions } from './options';
 import { UsageHistoryStore } from './usage-history';
 import { UserItems } from './user-items';
@@ -34,6 +35,8 @@ export class LimiterContext {
   readonly history?: UsageHistoryStore;
   readonly onHistoryError?: (cause: string) => void;
   readonly maxQueuedPerUser: number;
+  /** What this instance knows of the wait for global capacity, when the stack has global limits. */
+  readonly globalWait?: GlobalWaitEstimate;
 
   constructor(options: DynamoLimiterOptions) {
     this.client = options.client;
@@ -70,6 +73,14 @@ export class LimiterContext {
         waitersTtlMs: options.globalWaitersTtlMs,
         onError: options.onGlobalError,
         random: this.random,
+      });
+      const global = this.global;
+      this.globalWait = new GlobalWaitEstimate({
+        limits: global.limits,
+        belief: (key) => this.items.belief(key),
+        waiters: (o) => global.waiters(o),
+        leaseMs: this.inFlightLeaseMs,
+        urgentMs: this.priorityUrgentMs,
       });
     }
   }

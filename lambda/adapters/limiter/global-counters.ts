@@ -275,6 +275,11 @@ export class GlobalCounters {
     return this.line.nextInLine(nowMs, urgentMs);
   }
 
+  /** The first `count` in line to wake (see {@link GlobalLine.nextWakeUps}). */
+  nextWakeUps(nowMs: number, urgentMs: number, count: number): Promise<GlobalWaiter[]> {
+    return this.line.nextWakeUps(nowMs, urgentMs, count);
+  }
+
   /** Gives back the shares nothing holds any more (see {@link GlobalOrphans.release}). */
   releaseOrphans(nowMs: number): Promise<{ readonly userId: string; readonly requestId: string }[]> {
     return this.orphans.release(nowMs);

@@ -59,7 +59,7 @@ export class GlobalLine {
   private lineLoading: Promise<LineView> | undefined;
   /** When a read of the line last got no answer: direct requests do without it for a while. */
   private lineFailedAt: number | undefined;
-  /** Waiters this instance woke, and when (nextInLine). */
+  /** The wake-ups (receipt handles) this instance released, and when (nextInLine). */
   private readonly woken = new Map<string, number>();
 
   constructor(
@@ -243,19 +243,38 @@ export class GlobalLine {
   }
 
   /**
-   * The first in line with a parked wake-up, to be woken when capacity frees — passing over those
-   * this instance woke within the last WOKEN_MS (they are looking now), so several slots freed
+   * The first in line with a parked wake-up, to be woken when capacity frees — passing over the
+   * wake-ups this instance released within the last WOKEN_MS (they are looking now), so several slots freed
    * within one view of the line wake several waiters, not one waiter several times; a waiter far
    * back (looking again in a minute) is woken as soon as it is first among the rest.
    */
   async nextInLine(nowMs: number, urgentMs: number): Promise<GlobalWaiter | undefined> {
-    const waiters = await this.waiters({ fresh: false, nowMs });
+    return (await this.nextWakeUps(nowMs, urgentMs, 1))[0];
+  }
+
+  /**
+   * The first `count` in line as {@link nextInLine} picks them: the first is marked woken; the
+   * others are whom to wake instead when the first's wake-up is no longer held (its hold ended and
+   * it is looking already, under a newer receipt: the view is up to a second old).
+   */
+  async nextWakeUps(nowMs: number, urgentMs: number, count: number): Promise<GlobalWaiter[]> {
     const now = this.items.clock();
-    for (const [userId, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(userId);
-    const next = priorityOrder(waiters, nowMs, urgentMs).find(
-      (w) => w.wakeUp !== undefined && !this.woken.has(w.userId),
-    );
-    if (next) this.woken.set(next.userId, now);
+    for (const [handle, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(handle);
+    // By handle, not by user: a waiter woken that lost the slot to another parks again under a new
+    // handle, and is the first to wake when the next slot frees.
+    const pick = (waiters: readonly GlobalWaiter[]) =>
+      priorityOrder(waiters, nowMs, urgentMs)
+        .filter((w) => w.wakeUp !== undefined && !this.woken.has(w.wakeUp))
+        .slice(0, count);
+    // Whom to wake is read fresh when anyone waits (one Query per bucket, a settle's only read of
+    // the line): a view up to a second old misses a waiter that parked again since — under a new
+    // handle, or rejoining first in line with its next request — and a wake-up sent to anyone
+    // else is refused ("someone goes first") while the slot idles until that waiter's next look,
+    // seconds later. A view with nobody waiting is not read again: no cost when the line is empty.
+    const seen = await this.waiters({ fresh: false, nowMs });
+    if (seen.length === 0) return [];
+    const next = pick(await this.waiters({ fresh: true, nowMs }).catch(() => seen));
+    if (next[0]?.wakeUp) this.woken.set(next[0].wakeUp, now);
     return next;
   }
 }

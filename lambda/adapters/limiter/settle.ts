@@ -21,6 +21,8 @@ import { forgetSettledCharge } from './global-orphans';
 
 type SettleOptions = { readonly endsActive?: boolean; readonly holder?: SettleHolder };
 
+/** Waiters a settle that freed global capacity may try to wake, in line order (the first awake: the next). */
+const GLOBAL_WAKE_UP_TRIES = 3;
 /**
  * Settles and claims on the store. Settles of this instance whose write got no answer are kept, by
  * user key and request id, with the wake-up each took out of the item: a later call for the same
@@ -212,8 +214,13 @@ export class Settles {
       );
     }
     // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
-    const next = await global.nextInLine(nowMs, this.ctx.priorityUrgentMs).catch(() => undefined);
-    return next?.wakeUp ? { ...outcome, globalWakeUp: next.wakeUp } : outcome;
+    // The next few too: whom to wake instead when the first is found awake already.
+    const next = await global
+      .nextWakeUps(nowMs, this.ctx.priorityUrgentMs, GLOBAL_WAKE_UP_TRIES)
+      .catch(() => []);
+    const [first, ...rest] = next.flatMap((w) => (w.wakeUp ? [w.wakeUp] : []));
+    if (!first) return outcome;
+    return { ...outcome, globalWakeUp: first, ...(rest.length ? { globalWakeUpsAfter: rest } : {}) };
   }
 
   /**

@@ -5,8 +5,10 @@ import type { DeniedDecision } from '../../core/limiter/decision';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { requestQueued } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
+import { globalWaitReason, globalWaitSeconds } from '../../core/queue/global-eta';
 import { wakeUpCause } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../ports';
+import { globalWaitOf } from '../shared/queue-notices';
 import { dropContent } from '../shared/request-content';
 import { type ChatServiceDeps, channelOf, type Refusal, type SendOutcome } from './deps';
 import {
@@ -39,11 +41,19 @@ export async function queueOrRefuse(
   if (undone) return undone;
   deps.metrics.count('RequestsQueued');
   const totalInQueue = await deps.queue.depth().catch(() => slot.snap.waiting.length);
+  // A global limit holding the queue (this request's refusal, or the head's before it) adds its
+  // wait, and is the reason, unless a limit of the user's own refused it.
+  const global = isOwnLimit(decision)
+    ? undefined
+    : await globalWaitOf(deps, identity.userId, { snap: slot.snap, tier: decision.tier }, nowMs);
   const place = {
     requestId,
     position: slot.position,
     totalInQueue: Math.max(totalInQueue, slot.snap.waiting.length),
-    estimatedWaitTime: waitSeconds(decision, slot.position, nowMs),
+    estimatedWaitTime: Math.max(
+      waitSeconds(decision, slot.position, nowMs),
+      global ? globalWaitSeconds(global, slot.position, nowMs) : 0,
+    ),
     // The enqueue write's own version of the list: a queue_position computed from a later write
     // (the processor admitted the head meanwhile) may reach the client first, and wins.
     queueVersion: slot.snap.queueVersion ?? 0,
@@ -51,9 +61,9 @@ export async function queueOrRefuse(
   await channelOf(deps, identity.userId, connectionId).deliver(
     requestQueued(
       place,
-      queuedReason(decision),
+      global ? globalWaitReason(global) : queuedReason(decision),
       deps.now(),
-      limitReason(decision, decision.retryAfterMs, nowMs),
+      global ? globalWaitReason(global) : limitReason(decision, decision.retryAfterMs, nowMs),
     ),
   );
   return { kind: 'queued', requestId, position: slot.position };
@@ -152,3 +162,7 @@ export function waitSeconds(decision: DeniedDecision, position: number, nowMs: n
     Math.ceil(decision.retryAfterMs / 1000),
   );
 }
+
+/** Refused by a limit of the user's own (not the queue before it, nor a global one). */
+const isOwnLimit = (decision: DeniedDecision) =>
+  isLimitName(decision.limit) && !decision.limit.startsWith('global.');

@@ -3,7 +3,7 @@ import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import { chunk, fitMessage, requestCancelled, splitChunkText } from '../../core/protocol';
 import { statusMessage } from '../../core/status-message';
 import type { OutgoingMessage } from '../ports';
-import { notifyPositions } from '../shared/queue-notices';
+import { globalWaitOf, notifyPositions } from '../shared/queue-notices';
 import { dropContent } from '../shared/request-content';
 import { type ChatServiceDeps, channelOf, type Refusal } from './deps';
 import { notQueued } from './refusals';
@@ -65,7 +65,18 @@ async function stop(
 /** `status`: the user's limits, usage and queue, consuming nothing. */
 export async function status(deps: ChatServiceDeps, identity: Identity): Promise<OutgoingMessage> {
   const nowMs = deps.now();
-  return statusMessage(await deps.limiter.status(identity.userId, identity.tier, nowMs), nowMs);
+  const user = await deps.limiter.status(identity.userId, identity.tier, nowMs);
+  // The item status just read is this instance's belief: the view costs no call.
+  const global =
+    user.queued.length > 0 && deps.limiter.globalWait
+      ? await globalWaitOf(
+          deps,
+          identity.userId,
+          await deps.limiter.view(identity.userId, identity.tier, nowMs, { fresh: false }),
+          nowMs,
+        )
+      : undefined;
+  return statusMessage(user, nowMs, global);
 }
 
 /** `resume`: re-delivers finished replies kept while the user had no connection. */

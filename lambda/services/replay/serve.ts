@@ -121,7 +121,7 @@ async function serveHead(
   if (decision.limit === 'queue') return 'look-again';
   // A global limit binds (or someone goes first): wait in line for global capacity.
   if (decision.limit.startsWith('global.'))
-    return waitForGlobal(deps, record, userId, request, decision, nowMs);
+    return waitForGlobal(deps, record, userId, request, decision, nowMs, view);
   // Every slot of a limit that frees by slots is taken: wait for a reply to end, not a timer.
   if (isLimitName(decision.limit) && limitKind(decision.limit).waitsFor === 'slot') {
     return parkOrDefer(deps, record, userId, view);

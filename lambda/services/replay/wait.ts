@@ -3,6 +3,7 @@ import type { GlobalLimit } from '../../core/limiter/global/limits';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { limitKind } from '../../core/limiter/kinds/registry';
 import type { QueuedRequest } from '../../core/queue/request';
+import { notifyPositions } from '../shared/queue-notices';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
 import { expire } from './start';
 
@@ -43,6 +44,7 @@ export async function waitForGlobal(
   request: QueuedRequest,
   decision: DeniedDecision,
   nowMs: number,
+  view: LimiterView,
 ): Promise<ReplayResult> {
   const limit = decision.limit.slice('global.'.length) as GlobalLimit;
   deps.metrics.count('GlobalLimitExceeded');
@@ -62,7 +64,12 @@ export async function waitForGlobal(
     // Due again when its wake-up comes back: not stale before then (a window's start, say).
     wakeAtEpochMs: nowMs + delayMs,
     limit,
+    // Those behind it in line count them in their ETAs (lambda/core/queue/global-eta.ts).
+    queued: view.snap.waiting.length,
   });
+  // Every look tells the user's requests their wait as the line now stands, and why they wait
+  // (SPEC §9.5): the head gets no other notice while it waits in line.
+  await notifyPositions(deps, userId, view);
   return 'retry';
 }
 

@@ -1,7 +1,14 @@
 import type { LimiterView } from '../../core/limiter/item/state';
 import { queuePosition } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
-import type { ConnectionDirectory, ConnectionSender, ReplyStorePort, RequestQueuePort } from '../ports';
+import { type GlobalWait, globalWaitReason, globalWaitSeconds } from '../../core/queue/global-eta';
+import type {
+  ConnectionDirectory,
+  ConnectionSender,
+  LimiterPort,
+  ReplyStorePort,
+  RequestQueuePort,
+} from '../ports';
 import { ReplyChannel } from '../reply-channel';
 
 /**
@@ -19,6 +26,7 @@ export async function notifyPositions(
     readonly sender: ConnectionSender;
     readonly directory: ConnectionDirectory;
     readonly now: () => number;
+    readonly limiter?: Pick<LimiterPort, 'globalWait'>;
   },
   userId: string,
   view: LimiterView,
@@ -28,6 +36,7 @@ export async function notifyPositions(
   if (snap.waiting.length <= fromIndex) return;
   const nowMs = deps.now();
   const totalInQueue = await deps.queue.depth().catch(() => 0);
+  const global = await globalWaitOf(deps, userId, view, nowMs);
   await Promise.all(
     snap.waiting.slice(fromIndex).map(async (requestId, offset) => {
       const request = snap.queued[requestId];
@@ -37,10 +46,35 @@ export async function notifyPositions(
         requestId,
         position,
         totalInQueue: Math.max(totalInQueue, snap.waiting.length),
-        estimatedWaitTime: estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
+        estimatedWaitTime: Math.max(
+          estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
+          global ? globalWaitSeconds(global, position, nowMs) : 0,
+        ),
         queueVersion: snap.queueVersion ?? 0,
+        ...(global ? { reason: globalWaitReason(global) } : {}),
       };
       await new ReplyChannel(userId, request.connectionId, deps).deliver(queuePosition(place, deps.now()));
     }),
   );
+}
+
+/**
+ * The wait for global capacity of the user's head, when a global limit holds the queue (as this
+ * instance knows it, no call of its own); undefined when none binds or the estimate fails.
+ */
+export async function globalWaitOf(
+  deps: { readonly limiter?: Pick<LimiterPort, 'globalWait'> },
+  userId: string,
+  view: Pick<LimiterView, 'snap' | 'tier'>,
+  nowMs: number,
+): Promise<GlobalWait | undefined> {
+  const head = view.snap.queued[view.snap.waiting[0] ?? ''];
+  if (!head || !deps.limiter?.globalWait) return undefined;
+  const me = {
+    userId,
+    tier: view.tier,
+    enqueuedAtEpochMs: head.enqueuedAtEpochMs,
+    deadlineEpochMs: head.expiresAtEpochMs,
+  };
+  return deps.limiter.globalWait(me, nowMs).catch(() => undefined);
 }

@@ -102,7 +102,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
   const dl = v[f.deadlineEpochMs];
   if (typeof tier !== 'string' || !(tier in TIER_RANK) || typeof at !== 'number' || typeof dl !== 'number')
     return undefined;
-  const [h, s, wa, l] = [v[f.wakeUp], v[f.seenAtEpochMs], v[f.wakeAtEpochMs], v[f.limit]];
+  const [h, s, wa, l, q] = [v[f.wakeUp], v[f.seenAtEpochMs], v[f.wakeAtEpochMs], v[f.limit], v[f.queued]];
   return {
     userId,
     tier: tier as Tier,
@@ -112,6 +112,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
     seenAtEpochMs: typeof s === 'number' ? s : undefined,
     wakeAtEpochMs: typeof wa === 'number' ? wa : undefined,
     limit: (GLOBAL_LIMITS as readonly string[]).includes(String(l)) ? (l as GlobalLimit) : UNKNOWN_LIMIT,
+    ...(typeof q === 'number' ? { queued: q } : {}),
   };
 }
 
@@ -133,6 +134,7 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
     ...(w.wakeUp ? { [f.wakeUp]: w.wakeUp } : {}),
     ...(w.seenAtEpochMs !== undefined ? { [f.seenAtEpochMs]: w.seenAtEpochMs } : {}),
     ...(w.wakeAtEpochMs !== undefined ? { [f.wakeAtEpochMs]: w.wakeAtEpochMs } : {}),
+    ...(w.queued !== undefined ? { [f.queued]: w.queued } : {}),
   };
 }
 

@@ -40,6 +40,8 @@ export interface GlobalWaiter {
   readonly wakeAtEpochMs?: number;
   /** The global limit that held it back. */
   readonly limit: GlobalLimit;
+  /** How many requests the user had waiting at its last look (lambda/core/queue/global-eta.ts). */
+  readonly queued?: number;
 }
 
 /** The last moment the waiter said it would look (its last write, or the wake-up it scheduled). */

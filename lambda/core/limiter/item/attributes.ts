@@ -256,4 +256,6 @@ export const WAITER_FIELDS = {
   seenAtEpochMs: 's',
   /** When the waiter's wake-up comes back to look again (epoch ms). */
   wakeAtEpochMs: 'wa',
+  /** How many requests the user had waiting at that look (the ETAs of those behind count them). */
+  queued: 'q',
 } as const;

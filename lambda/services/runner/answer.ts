@@ -3,6 +3,7 @@ import type { ReplyJob } from '../../core/reply-job';
 import { ReplyInterruptedError } from '../errors';
 import type { ReplyChannel } from '../reply-channel';
 import { type Holder, isRetryable, modelOf, NOTHING, type ReplyRunnerDeps } from './deps';
+import { earlierTurns, keepTurn } from './conversation';
 import { fail } from './endings';
 import { finish } from './settle';
 import { streamReply } from './stream';
@@ -46,11 +47,13 @@ async function runModel(
   signal: AbortSignal,
 ): Promise<void> {
   const { settings, sleep } = deps;
+  const turns = await earlierTurns(deps, job);
   for (let attempt = 1; ; attempt++) {
     try {
       const reply = await streamReply({
         requestId: job.requestId,
         prompt: job.prompt,
+        turns,
         reservation: job.reservation,
         model: modelOf(deps, job),
         served: { model: job.model, fallbackFrom: job.fallbackFrom },
@@ -58,6 +61,7 @@ async function runModel(
         now: deps.now,
         signal,
       });
+      await keepTurn(deps, job, reply.text);
       await finish(deps, job, holder, reply.usage, reply.complete, channel, timeLeftMs);
       return;
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { ConversationTurn } from '../../core/conversation';
 import type { TokenReservation } from '../../core/limiter/decision';
 import { costMicroUsd, FREE_PRICE, type ModelPrice, microUsdToUsd } from '../../core/models';
 import { messageComplete, type ReplyUsage } from '../../core/protocol';
@@ -22,6 +23,8 @@ export interface StreamedReply {
 export async function streamReply(args: {
   readonly requestId: string;
   readonly prompt: string;
+  /** The conversation's earlier turns, oldest first. */
+  readonly turns?: readonly ConversationTurn[];
   readonly reservation: TokenReservation;
   readonly model: ModelPort;
   readonly channel: ReplyChannel;
@@ -36,6 +39,7 @@ export async function streamReply(args: {
   try {
     for await (const event of args.model.stream({
       prompt: args.prompt,
+      turns: args.turns,
       maxOutputTokens: reservation.outputAllowance,
       requestId,
       signal: args.signal,

@@ -15,8 +15,11 @@ import { TestClient } from '../support/ws-client';
 const OWN = 2;
 const TURN = 6;
 
-/** The pro tier's input cap: the prompt and 3 turns (2 + 3 × 6 = 20), never a 4th. */
-const LIMITS = { tiers: { pro: { maxInputTokens: 20 } } };
+/**
+ * The pro tier's input cap: the prompt and 3 turns (2 + 3 × 6 = 20), never a 4th. Enterprise
+ * answers one request at a time, so a second message waits in the queue.
+ */
+const LIMITS = { tiers: { pro: { maxInputTokens: 20 }, enterprise: { requestsInFlight: 1 } } };
 
 interface Usage {
   inputTokens: number;
@@ -40,6 +43,8 @@ describe('conversations', () => {
     stack = await startTestStack({
       LIMITS_CONFIG: JSON.stringify(LIMITS),
       CONVERSATION_TTL_SECONDS: '3600',
+      // 20 ms between chunks: a 30-word reply holds the enterprise user's one slot for ~600 ms.
+      ECHO_DELAY_MS: '20',
     });
   });
   afterAll(async () => {
@@ -92,6 +97,25 @@ describe('conversations', () => {
     const inputs: number[] = [];
     for (let i = 1; i <= 6; i++) inputs.push((await send(client, `p${i}`, message(i), 'capped')).inputTokens);
     expect(inputs).toEqual([2, 8, 14, 20, 20, 20]);
+    client.close();
+  });
+
+  it('a queued message carries the turns its admission counted', async () => {
+    const { token } = await newUser('queued', 'enterprise');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    await send(client, 'q1', message(1), 'waits');
+    // A long reply outside the conversation holds the one slot; the next message waits for it.
+    await client.request(
+      { action: 'sendMessage', requestId: 'long', message: Array(30).fill('word').join(' ') },
+      'message_accepted',
+    );
+    const queued = await client.request(
+      { action: 'sendMessage', requestId: 'q2', message: message(2), conversationId: 'waits' },
+      'request_queued',
+    );
+    expect(queued.requestId).toBe('q2');
+    const complete = await client.next((f) => f.type === 'message_complete' && f.requestId === 'q2');
+    expect((complete.usage as Usage).inputTokens).toBe(OWN + TURN);
     client.close();
   });
 

@@ -43,7 +43,7 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
 }
 
 /** Commands of the terminal client; anything else starting with `/` is refused, not sent. */
-const COMMANDS = '/status, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)';
+const COMMANDS = '/status, /cancel ID, /resume, /new, /quit (a message that starts with / is sent as //…)';
 
 /**
  * One session of the terminal client: its input, its requests and their screen, over as many
@@ -160,7 +160,7 @@ class TerminalSession {
       return;
     }
     this.s.line(
-      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /quit`),
+      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /new /quit`),
     );
     this.askStatus();
     // Read input once the first status is shown (or after a second), so it comes first.
@@ -183,6 +183,7 @@ class TerminalSession {
     if (text === '/quit') this.finish(0);
     else if (text === '/status') this.askStatus();
     else if (text === '/resume') this.send({ action: 'resume' });
+    else if (text === '/new') this.newConversation();
     else if (text === '/cancel' || text.startsWith('/cancel '))
       this.send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
     else if (text.startsWith('//')) this.sendMessage(text.slice(1));
@@ -197,12 +198,19 @@ class TerminalSession {
     const requestId = randomUUID().slice(0, 8);
     this.s.pending.set(requestId, { text });
     this.s.texts.set(requestId, text);
-    const payload = { action: 'sendMessage', requestId, message: text };
+    const payload = { action: 'sendMessage', requestId, message: text, conversationId: this.conversationId };
     if (this.ws?.readyState === WebSocket.OPEN) this.sendNow(payload);
     else {
       this.outbox.push(payload);
       this.s.line(this.s.dim(`  (not connected: ${this.s.name(requestId)} goes out once reconnected)`));
     }
+  }
+
+  /** One conversation per session (SPEC §9.3); `/new` starts another, without the earlier turns. */
+  private conversationId = randomUUID();
+  private newConversation(): void {
+    this.conversationId = randomUUID();
+    this.s.line(this.s.dim('  new conversation: the model no longer sees the earlier messages'));
   }
 
   private sendNow(payload: Json): void {

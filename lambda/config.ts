@@ -1,6 +1,6 @@
 import * as z from 'zod';
-import { ConfigError } from './core/errors';
 import { DEFAULT_CONVERSATION_TTL_SECONDS, DEFAULT_CONVERSATION_TURNS } from './core/conversation';
+import { ConfigError } from './core/errors';
 import type { GlobalLimits } from './core/limiter/global/limits';
 import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
 import { ECHO_MODEL, FREE_PRICE, type ModelSpec } from './core/models';

@@ -19,13 +19,21 @@ export class ConversationStore implements ConversationPort {
     private readonly table: string,
   ) {}
 
-  async recentTurns(userId: string, conversationId: string, limit: number, nowMs: number): Promise<StoredTurn[]> {
+  async recentTurns(
+    userId: string,
+    conversationId: string,
+    limit: number,
+    nowMs: number,
+  ): Promise<StoredTurn[]> {
     if (limit <= 0) return [];
     const { Items = [] } = await this.dynamo.send(
       new QueryCommand({
         TableName: this.table,
         KeyConditionExpression: 'pk = :pk AND begins_with(sk, :turn)',
-        ExpressionAttributeValues: marshall({ ':pk': conversationKey(userId, conversationId), ':turn': 'turn#' }),
+        ExpressionAttributeValues: marshall({
+          ':pk': conversationKey(userId, conversationId),
+          ':turn': 'turn#',
+        }),
         ScanIndexForward: false,
         Limit: limit,
       }),
@@ -37,7 +45,12 @@ export class ConversationStore implements ConversationPort {
       .flatMap(turnOf);
   }
 
-  async turnsBetween(userId: string, conversationId: string, since: string, until: string): Promise<StoredTurn[]> {
+  async turnsBetween(
+    userId: string,
+    conversationId: string,
+    since: string,
+    until: string,
+  ): Promise<StoredTurn[]> {
     const { Items = [] } = await this.dynamo.send(
       new QueryCommand({
         TableName: this.table,

@@ -160,7 +160,9 @@ class TerminalSession {
       return;
     }
     this.s.line(
-      this.s.dim(`connected to ${this.options.url} — type a message, or /status /cancel ID /resume /new /quit`),
+      this.s.dim(
+        `connected to ${this.options.url} — type a message, or /status /cancel ID /resume /new /quit`,
+      ),
     );
     this.askStatus();
     // Read input once the first status is shown (or after a second), so it comes first.

@@ -42,7 +42,9 @@ describe('EchoModel', () => {
   it("echoes only the prompt, and counts a conversation's earlier turns as input", async () => {
     const model = new EchoModel({ delayMs: 0 });
     const turns = [{ user: 'abcdefgh', assistant: 'Echo: abcdefgh' }]; // 2 + 4 tokens
-    const events = await collect(model.stream({ prompt: 'one two three', turns, maxOutputTokens: 100, requestId: 'r' }));
+    const events = await collect(
+      model.stream({ prompt: 'one two three', turns, maxOutputTokens: 100, requestId: 'r' }),
+    );
     const text = events.flatMap((e) => (e.type === 'chunk' ? [e.text] : [])).join('');
     expect(text).toBe('Echo: one two three');
     expect(events.at(-1)).toEqual({ type: 'done', usage: { inputTokens: 10, outputTokens: 5 } });

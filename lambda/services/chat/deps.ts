@@ -1,8 +1,8 @@
 import type { Tier } from '../../core/limiter/tiers';
 import type {
   ConnectionDirectory,
-  ConversationPort,
   ConnectionSender,
+  ConversationPort,
   LimiterPort,
   LogPort,
   MetricsPort,

@@ -1,8 +1,9 @@
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
+import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
 import { TestClient } from '../support/ws-client';
 
@@ -39,16 +40,39 @@ async function send(client: TestClient, requestId: string, text: string, convers
 
 describe('conversations', () => {
   let stack: LocalStack;
+  let dynamo: DynamoProxy;
   beforeAll(async () => {
-    stack = await startTestStack({
-      LIMITS_CONFIG: JSON.stringify(LIMITS),
-      CONVERSATION_TTL_SECONDS: '3600',
-      // 20 ms between chunks: a 30-word reply holds the enterprise user's one slot for ~600 ms.
-      ECHO_DELAY_MS: '20',
-    });
+    dynamo = await startDynamoProxy(inject('dynamodbEndpoint'));
+    stack = await startTestStack(
+      {
+        LIMITS_CONFIG: JSON.stringify(LIMITS),
+        CONVERSATION_TTL_SECONDS: '3600',
+        // 20 ms between chunks: a 30-word reply holds the enterprise user's one slot for ~600 ms.
+        ECHO_DELAY_MS: '20',
+      },
+      { dynamodbEndpoint: dynamo.endpoint },
+    );
   });
   afterAll(async () => {
     await stack?.stop();
+    await dynamo?.stop();
+  });
+
+  it('costs a Query before the decision, a Query of the turns in the runner and a PutItem of its own turn', async () => {
+    const { token } = await newUser('calls');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    dynamo.reset();
+    await send(client, 'n1', message(1));
+    // Without a conversation: the decision, the claim and the settle, nothing else.
+    expect(dynamo.calls()).toEqual({ UpdateItem: 3 });
+    dynamo.reset();
+    await send(client, 'k1', message(1), 'counted');
+    // An empty conversation: its Query finds no turn, so the runner reads none; its turn is written.
+    expect(dynamo.calls()).toEqual({ UpdateItem: 3, Query: 1, PutItem: 1 });
+    dynamo.reset();
+    await send(client, 'k2', message(2), 'counted');
+    expect(dynamo.calls()).toEqual({ UpdateItem: 3, Query: 2, PutItem: 1 });
+    client.close();
   });
 
   it("the second message's input is exactly the first turn and its own; without a conversation, its own", async () => {

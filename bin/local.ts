@@ -38,6 +38,8 @@ Settings are environment variables (docs/configuration.md):
   LIMITS_CONFIG               tier limits as JSON
   LIMITER_FAIL_POLICY         open | closed, when DynamoDB fails
   MAX_QUEUED_PER_USER, MAX_QUEUE_WAIT_SECONDS, MAX_MESSAGE_CHARS, CONNECT_LIMIT_PER_MINUTE
+  CONVERSATION_TURNS          earlier turns a conversation's message carries (default 20)
+  CONVERSATION_TTL_SECONDS    how long a conversation's turn is kept (default 86400)
   LOCAL_CLOCK                 the stack's clock starts at this ISO instant (e.g. 2026-01-31T23:59:50Z)
                               and runs at real speed: windows, leases, TTL; \`npm run admin -- clock\`
                               prints it, \`clock --advance 3d\` moves it forward
@@ -89,6 +91,8 @@ function handlerEnvironment(): Record<string, string> {
     ENV.maxQueueWaitSeconds,
     ENV.maxMessageChars,
     ENV.connectLimitPerMinute,
+    ENV.conversationTurns,
+    ENV.conversationTtlSeconds,
   ];
   const environment: Record<string, string> = {
     POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? 'WARN',

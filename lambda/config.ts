@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { DEFAULT_CONVERSATION_TTL_SECONDS, DEFAULT_CONVERSATION_TURNS } from './core/conversation';
 import { ConfigError } from './core/errors';
 import type { GlobalLimits } from './core/limiter/global/limits';
 import { type LimitsConfig, parseLimitsConfig, type TierLimits } from './core/limiter/policy';
@@ -50,6 +51,10 @@ export interface ChatConfig {
    * @default 4096 for Bedrock (MODEL_MAX_OUTPUT_TOKENS), none for the echo model
    */
   readonly modelMaxOutputTokens?: number;
+  /** Earlier turns a conversation's message carries (0: none). @default 20 */
+  readonly conversationTurns: number;
+  /** @default 86400 */
+  readonly conversationTtlSeconds: number;
 }
 
 export type ModelConfig =
@@ -97,6 +102,8 @@ const chatEnvSchema = z.object({
     .optional(),
   [ENV.echoDelayMs]: intFrom(0, 20),
   [ENV.echoRepeat]: intFrom(1, 1),
+  [ENV.conversationTurns]: intFrom(0, DEFAULT_CONVERSATION_TURNS),
+  [ENV.conversationTtlSeconds]: intFrom(60, DEFAULT_CONVERSATION_TTL_SECONDS),
 });
 
 type ChatEnv = z.infer<typeof chatEnvSchema>;
@@ -178,6 +185,8 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
     modelMaxOutputTokens:
       e[ENV.modelMaxOutputTokens] ??
       (model.kind === 'bedrock' ? DEFAULT_BEDROCK_MAX_OUTPUT_TOKENS : undefined),
+    conversationTurns: e[ENV.conversationTurns],
+    conversationTtlSeconds: e[ENV.conversationTtlSeconds],
   });
 }
 

@@ -86,6 +86,8 @@ export class ChatLimiterStack extends Stack {
       [ENV.maxMessageChars]: String(config.maxMessageChars),
       [ENV.maxQueuedPerUser]: String(config.maxQueuedPerUser),
       [ENV.maxQueueWaitSeconds]: String(config.maxQueueWaitSeconds),
+      [ENV.conversationTurns]: String(config.conversationTurns),
+      [ENV.conversationTtlSeconds]: String(config.conversationTtlSeconds),
       [ENV.model]: config.model.kind,
       ...(config.model.kind === 'bedrock'
         ? {

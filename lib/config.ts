@@ -27,6 +27,15 @@ export const stackConfigSchema = z
       .min(0)
       .max(6 * 3600)
       .default(900),
+    /** Earlier turns a conversation's message carries (SPEC §9.3; 0: none). @default 20 */
+    conversationTurns: z.number().int().min(0).max(100).default(20),
+    /** How long a conversation's turn is kept, in seconds. @default 86400 (24 h) */
+    conversationTtlSeconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(30 * 86_400)
+      .default(86_400),
     /** @default 8000 */
     maxMessageChars: z.number().int().min(1).max(100_000).default(8000),
     /** Connection attempts per source IP per minute. @default 20 */

@@ -5,6 +5,7 @@ import {
   PutItemCommand,
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
+import type { ConversationRef } from '../core/conversation';
 import { contentTtlEpochSeconds, type QueuedRequest, type RequestContent } from '../core/queue/request';
 import { TTL_ATTRIBUTE } from '../core/resources';
 import type { RequestContentPort } from '../services/ports';
@@ -15,7 +16,8 @@ import type { RequestContentPort } from '../services/ports';
  * conversation. The user's limiter item keeps only the request's place (`q_<id>`, with the
  * `contentKey`), so every decision on it is billed for a small item (issue 22).
  *
- * Layout of an item: `pk`, `sk`, `message` (the prompt), `conversationId`?, and the TTL.
+ * Layout of an item: `pk`, `sk`, `message` (the prompt), `conversationId`?, `conversation`? (the
+ * earlier turns its admission counted), and the TTL.
  */
 export class RequestContentStore implements RequestContentPort {
   constructor(
@@ -39,6 +41,7 @@ export class RequestContentStore implements RequestContentPort {
             ...keyOf(userId, request),
             message: content.message,
             conversationId: content.conversationId,
+            conversation: content.conversation,
             [TTL_ATTRIBUTE]: contentTtlEpochSeconds(request),
           },
           { removeUndefinedValues: true },
@@ -62,6 +65,7 @@ export class RequestContentStore implements RequestContentPort {
     return {
       message: item.message,
       ...(typeof item.conversationId === 'string' ? { conversationId: item.conversationId } : {}),
+      ...(conversationRefOf(item.conversation) ?? {}),
     };
   }
 
@@ -75,4 +79,19 @@ export class RequestContentStore implements RequestContentPort {
 
 function keyOf(userId: string, request: QueuedRequest): { pk: string; sk: string } {
   return { pk: `user#${userId}`, sk: `request#${request.requestId}#${request.contentKey}` };
+}
+
+/** A stored conversation reference, read back whole or not at all. */
+function conversationRefOf(value: unknown): { conversation: ConversationRef } | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const ref = value as Partial<ConversationRef>;
+  if (typeof ref.id !== 'string' || typeof ref.atEpochMs !== 'number') return undefined;
+  const bounds = typeof ref.since === 'string' && typeof ref.until === 'string';
+  return {
+    conversation: {
+      id: ref.id,
+      atEpochMs: ref.atEpochMs,
+      ...(bounds ? { since: ref.since, until: ref.until } : {}),
+    },
+  };
 }

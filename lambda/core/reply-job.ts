@@ -1,3 +1,4 @@
+import type { ConversationRef } from './conversation';
 import type { TokenReservation } from './limiter/decision';
 import type { Tier } from './limiter/tiers';
 import type { ServerMessage } from './server-messages';
@@ -37,6 +38,8 @@ export interface ReplyJob {
    * failed open (it holds no slot).
    */
   readonly inFlightUntilEpochMs?: number;
+  /** A conversation's message: the earlier turns its admission counted, and its own turn's time. */
+  readonly conversation?: ConversationRef;
   /** Direct only: the request was admitted while the limiter store was down; nothing to settle. */
   readonly failedOpen?: boolean;
 }

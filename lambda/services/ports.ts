@@ -4,6 +4,7 @@
  */
 
 import type { HealthReport } from '../core/admin';
+import type { ConversationTurn } from '../core/conversation';
 import type {
   DecideInput,
   Decision,
@@ -205,6 +206,7 @@ export type ModelEvent =
 
 export interface ModelInput {
   readonly prompt: string;
+  readonly turns?: readonly ConversationTurn[]; // the conversation's earlier turns, oldest first (§9.3)
   /** The reservation's output allowance: the model must not produce more. */
   readonly maxOutputTokens: number;
   readonly requestId: string;
@@ -221,6 +223,7 @@ export interface RetryableError {
 }
 
 export type { MetricName } from '../core/metrics';
+export type { ConversationPort } from './conversation-port';
 
 export interface MetricsPort {
   /** `dimensions`: a metric of its own with these dimensions (e.g. `StateRepaired` by `kind`). */

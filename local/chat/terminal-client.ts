@@ -4,6 +4,7 @@ import type { Readable, Writable } from 'node:stream';
 import WebSocket from 'ws';
 import { isConnectionRefused } from '../discovery';
 import { backoffMs, judgeRequests, type StatusLike } from '../web/reconnect.js';
+import { commandOf, unknownCommand } from './commands';
 import { showFrame } from './frames';
 import type { TerminalOutput } from './live-line';
 import { ChatScreen } from './screen';
@@ -44,9 +45,6 @@ export function runTerminalClient(options: TerminalClientOptions): Promise<numbe
     new TerminalSession(options, resolve);
   });
 }
-
-/** Commands of the terminal client; anything else starting with `/` is refused, not sent. */
-const COMMANDS = '/status, /stop, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)';
 
 /**
  * One session of the terminal client: its input, its requests and their screen, over as many
@@ -168,7 +166,7 @@ class TerminalSession {
     }
     this.s.line(
       this.s.dim(
-        `connected to ${this.options.url} — type a message or /status /stop /cancel ID /resume /quit`,
+        `connected to ${this.options.url} — type a message or /status /stop /cancel ID /resume /new /quit`,
       ),
     );
     this.askStatus();
@@ -185,22 +183,17 @@ class TerminalSession {
     setTimeout(() => this.startInput?.(), 1000).unref();
   }
 
-  /** Each input line: a `/command`, or a message sent with a fresh request id. */
+  /** Each input line: a `/command`, or a message sent with a fresh request id (commands.ts). */
   private onInput(raw: string): void {
-    const text = raw.trim();
-    if (!text) return;
-    if (text === '/quit') this.finish(0);
-    else if (text === '/status') this.askStatus();
-    else if (text === '/resume') this.send({ action: 'resume' });
-    else if (text === '/stop') stopCommand(this.s, (p) => this.send(p));
-    else if (text === '/cancel' || text.startsWith('/cancel '))
-      this.send({ action: 'cancel', requestId: text.split(/\s+/)[1] ?? '' });
-    else if (text.startsWith('//')) this.sendMessage(text.slice(1));
-    else if (text.startsWith('/'))
-      this.s.line(
-        this.s.paint('31', `unknown command ${text.split(/\s+/)[0]} — not sent. Commands: ${COMMANDS}`),
-      );
-    else this.sendMessage(text);
+    const command = commandOf(raw);
+    if (command.kind === 'quit') this.finish(0);
+    else if (command.kind === 'status') this.askStatus();
+    else if (command.kind === 'resume') this.send({ action: 'resume' });
+    else if (command.kind === 'stop') stopCommand(this.s, (p) => this.send(p));
+    else if (command.kind === 'new') this.newConversation();
+    else if (command.kind === 'cancel') this.send({ action: 'cancel', requestId: command.requestId });
+    else if (command.kind === 'unknown') this.s.line(this.s.paint('31', unknownCommand(command.name)));
+    else if (command.kind === 'message') this.sendMessage(command.text);
   }
 
   private sendMessage(text: string): void {
@@ -208,12 +201,19 @@ class TerminalSession {
     this.interrupts.sent();
     this.s.pending.set(requestId, { text });
     this.s.texts.set(requestId, text);
-    const payload = { action: 'sendMessage', requestId, message: text };
+    const payload = { action: 'sendMessage', requestId, message: text, conversationId: this.conversationId };
     if (this.ws?.readyState === WebSocket.OPEN) this.sendNow(payload);
     else {
       this.outbox.push(payload);
       this.s.line(this.s.dim(`  (not connected: ${this.s.name(requestId)} goes out once reconnected)`));
     }
+  }
+
+  /** One conversation per session (SPEC §9.3); `/new` starts another, without the earlier turns. */
+  private conversationId = randomUUID();
+  private newConversation(): void {
+    this.conversationId = randomUUID();
+    this.s.line(this.s.dim('  new conversation: the model no longer sees the earlier messages'));
   }
 
   private sendNow(payload: Json): void {

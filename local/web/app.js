@@ -2,6 +2,7 @@
 // Plain ES module, no build step. Works locally (URL and token filled in from the page's address)
 // and against a deployed stack (paste the wss:// URL and a token).
 
+import { conversationId } from './conversation.js';
 import {
   addEntry,
   capitalized,
@@ -155,7 +156,7 @@ function sendMessage() {
   const text = els.message.value.trim();
   if (!text) return;
   const requestId = crypto.randomUUID().replaceAll('-', '').slice(0, 16);
-  if (!send({ action: 'sendMessage', requestId, message: text })) return;
+  if (!send({ action: 'sendMessage', requestId, message: text, conversationId: conversationId() })) return;
   state.open.set(requestId, state.connections);
   addEntry('user', text, requestId);
   els.message.value = '';

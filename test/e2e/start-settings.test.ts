@@ -32,6 +32,11 @@ describe('npm start with a bad environment variable', () => {
     [{ LIMITER_FAIL_POLICY: 'maybe' }, 'LIMITER_FAIL_POLICY: open or closed (default open), got "maybe"'],
     [{ ECHO_DELAY_MS: '-3' }, 'ECHO_DELAY_MS: an integer ≥ 0 (default 20), got "-3"'],
     [{ MAX_MESSAGE_CHARS: '0' }, 'MAX_MESSAGE_CHARS: an integer ≥ 1 (default 8000), got "0"'],
+    [{ CONVERSATION_TURNS: 'all' }, 'CONVERSATION_TURNS: an integer ≥ 0 (default 20), got "all"'],
+    [
+      { CONVERSATION_TTL_SECONDS: '30' },
+      'CONVERSATION_TTL_SECONDS: an integer ≥ 60 (default 86400), got "30"',
+    ],
     [{ MAX_QUEUE_WAIT_SECONDS: '1.5' }, 'MAX_QUEUE_WAIT_SECONDS: an integer ≥ 0 (default 900), got "1.5"'],
     [
       { CONNECT_LIMIT_PER_MINUTE: 'many' },

@@ -82,7 +82,7 @@ function screenRows(output: string, columns: number): string[] {
  * `onMessage` with the requestId the client chose, to send whatever frames a case needs.
  */
 async function scriptedServer(
-  onMessage: (requestId: string, text: string, send: (frame: Frame) => void) => void,
+  onMessage: (requestId: string, text: string, send: (frame: Frame) => void, frame: Frame) => void,
   status: Frame = { type: 'status', userId: 'ann', tier: 'free', limits: [], queue: { queued: 0 } },
 ): Promise<{ url: string; close: () => Promise<void>; onStatus: () => void }> {
   const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
@@ -100,7 +100,7 @@ async function scriptedServer(
         scripted.onStatus();
         send(status);
       }
-      if (msg.action === 'sendMessage') onMessage(String(msg.requestId), String(msg.message), send);
+      if (msg.action === 'sendMessage') onMessage(String(msg.requestId), String(msg.message), send, msg);
     });
   });
   return scripted;
@@ -183,6 +183,26 @@ describe('terminal chat client', () => {
     const { code, output } = await chat(['hi'], 'not-a-token');
     expect(code).toBe(1);
     expect(output).toContain('connection refused: HTTP 403 (token rejected: expired or bad signature)');
+  });
+
+  it('keeps one conversation per session; /new starts another (SPEC §9.3)', async () => {
+    const sent: { text: string; conversationId: unknown }[] = [];
+    const server = await scriptedServer((requestId, text, send, frame) => {
+      sent.push({ text, conversationId: frame.conversationId });
+      reply(requestId, text, send);
+    });
+    try {
+      const { output } = await chat(['one', 'two', '/new', 'three'], 'any', server.url);
+      expect(sent.map((s) => s.text)).toEqual(['one', 'two', 'three']);
+      const [one, two, three] = sent.map((s) => s.conversationId);
+      expect(one).toMatch(/^[0-9a-f-]{36}$/);
+      expect(two).toBe(one);
+      expect(three).toMatch(/^[0-9a-f-]{36}$/);
+      expect(three).not.toBe(one);
+      expect(output).toContain('new conversation: the model no longer sees the earlier messages');
+    } finally {
+      await server.close();
+    }
   });
 
   it('names a refused request by the start of its text and the limit by its human name', async () => {
@@ -378,7 +398,7 @@ describe('terminal chat client', () => {
       const { code, output } = await chat(['/stauts', '//etc is a folder', 'hello'], 'any', server.url);
       expect(code).toBe(0);
       expect(output).toContain(
-        'unknown command /stauts — not sent. Commands: /status, /stop, /cancel ID, /resume, /quit (a message that starts with / is sent as //…)',
+        'unknown command /stauts — not sent. Commands: /status, /stop, /cancel ID, /resume, /new, /quit (a message that starts with / is sent as //…)',
       );
       expect(sent).toEqual(['/etc is a folder', 'hello']);
     } finally {

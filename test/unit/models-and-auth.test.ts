@@ -38,6 +38,17 @@ describe('EchoModel', () => {
     );
     expect(capped.at(-1)).toEqual({ type: 'done', usage: { inputTokens: 100, outputTokens: 10 } });
   });
+
+  it("echoes only the prompt, and counts a conversation's earlier turns as input", async () => {
+    const model = new EchoModel({ delayMs: 0 });
+    const turns = [{ user: 'abcdefgh', assistant: 'Echo: abcdefgh' }]; // 2 + 4 tokens
+    const events = await collect(
+      model.stream({ prompt: 'one two three', turns, maxOutputTokens: 100, requestId: 'r' }),
+    );
+    const text = events.flatMap((e) => (e.type === 'chunk' ? [e.text] : [])).join('');
+    expect(text).toBe('Echo: one two three');
+    expect(events.at(-1)).toEqual({ type: 'done', usage: { inputTokens: 10, outputTokens: 5 } });
+  });
 });
 
 describe('EchoModel stopped', () => {
@@ -124,6 +135,35 @@ describe('BedrockModel (Converse stream, mocked: Bedrock cannot run here)', () =
     const call = bedrock.commandCalls(ConverseStreamCommand)[0]!;
     // The SDK call got the signal: its HTTP handler destroys the streaming connection on abort.
     expect((call.args as unknown[])[1]).toMatchObject({ abortSignal: stop.signal });
+  });
+
+  it("sends a conversation's earlier turns as alternating Converse messages, then the prompt", async () => {
+    bedrock.reset();
+    bedrock.on(ConverseStreamCommand).resolves({
+      stream: (async function* () {
+        yield { contentBlockDelta: { contentBlockIndex: 0, delta: { text: 'Paris' } } };
+        yield { metadata: { usage: { inputTokens: 30, outputTokens: 1, totalTokens: 31 } } };
+      })(),
+    } as never);
+    const model = new BedrockModel(new BedrockRuntimeClient({ region: 'us-east-1' }), 'm');
+    const turns = [
+      { user: 'I am in France.', assistant: 'Noted.' },
+      // A reply stopped before its first word: Converse takes no empty text block, the turn is left out.
+      { user: 'Tell me a long story', assistant: '' },
+      { user: 'Which country?', assistant: 'France.' },
+    ];
+    const events = await collect(
+      model.stream({ prompt: 'Its capital?', turns, maxOutputTokens: 8, requestId: 'r' }),
+    );
+    expect(events.at(-1)).toEqual({ type: 'done', usage: { inputTokens: 30, outputTokens: 1 } });
+    const input = bedrock.commandCalls(ConverseStreamCommand)[0]!.args[0].input;
+    expect(input.messages).toEqual([
+      { role: 'user', content: [{ text: 'I am in France.' }] },
+      { role: 'assistant', content: [{ text: 'Noted.' }] },
+      { role: 'user', content: [{ text: 'Which country?' }] },
+      { role: 'assistant', content: [{ text: 'France.' }] },
+      { role: 'user', content: [{ text: 'Its capital?' }] },
+    ]);
   });
 
   it('turns throttling into a retryable error', async () => {

@@ -2,6 +2,7 @@ import {
   type BedrockRuntimeClient,
   ConverseStreamCommand,
   type ConverseStreamCommandOutput,
+  type Message,
   ModelTimeoutException,
   ServiceUnavailableException,
   ThrottlingException,
@@ -20,6 +21,7 @@ export class RetryableModelError extends AdapterError {
  * budget from being overdrawn; usage comes from the stream's `metadata` event. `input.signal`
  * (the user's stop, the runner's deadline) aborts the ConverseStream request itself: the SDK's
  * HTTP handler destroys the connection while the response streams, so the model stops producing.
+ * A conversation's earlier turns go first, as alternating user and assistant messages (SPEC §9.3).
  */
 export class BedrockModel implements ModelPort {
   constructor(
@@ -33,7 +35,7 @@ export class BedrockModel implements ModelPort {
       response = await this.client.send(
         new ConverseStreamCommand({
           modelId: this.modelId,
-          messages: [{ role: 'user', content: [{ text: input.prompt }] }],
+          messages: converseMessages(input),
           inferenceConfig: { maxTokens: input.maxOutputTokens },
         }),
         { abortSignal: input.signal },
@@ -66,6 +68,22 @@ export class BedrockModel implements ModelPort {
     if (!usage) throw new AdapterError('Bedrock stream ended without usage metadata');
     yield { type: 'done', usage };
   }
+}
+
+/**
+ * A conversation's earlier turns, then the prompt, as Converse messages: user and assistant
+ * alternating, starting and ending with the user. A turn with an empty side (a reply stopped
+ * before its first word) is left out: Converse accepts no empty text block.
+ */
+export function converseMessages(input: Pick<ModelInput, 'prompt' | 'turns'>): Message[] {
+  const earlier = (input.turns ?? []).filter((turn) => turn.user.length > 0 && turn.assistant.length > 0);
+  return [
+    ...earlier.flatMap((turn): Message[] => [
+      { role: 'user', content: [{ text: turn.user }] },
+      { role: 'assistant', content: [{ text: turn.assistant }] },
+    ]),
+    { role: 'user', content: [{ text: input.prompt }] },
+  ];
 }
 
 function classify(err: unknown): unknown {

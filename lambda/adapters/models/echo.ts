@@ -1,8 +1,10 @@
+import { historyTokens } from '../../core/conversation';
 import { estimateTokens } from '../../core/tokens';
 import type { ModelEvent, ModelInput, ModelPort } from '../../services/ports';
 
 /**
- * The built-in echo model: a deterministic streamed reply ("Echo: " + the message, word by word)
+ * The built-in echo model: a deterministic streamed reply ("Echo: " + the message, word by word;
+ * a conversation's earlier turns are not echoed, only counted as input)
  * with honest token counts, for local use, tests and benchmarks. Its output is cut at
  * `maxOutputTokens` like a real model's.
  */
@@ -33,7 +35,11 @@ export class EchoModel implements ModelPort {
     }
     yield {
       type: 'done',
-      usage: { inputTokens: estimateTokens(input.prompt), outputTokens: estimateTokens(reply) },
+      // The earlier turns are read as input (counted as the admission's estimate counts them).
+      usage: {
+        inputTokens: estimateTokens(input.prompt) + historyTokens(input.turns ?? []),
+        outputTokens: estimateTokens(reply),
+      },
     };
   }
 }

@@ -3,6 +3,7 @@
  * request queue and the hand-off to the reply runner. No model, no EventBridge, no health probe.
  */
 import { ChatService } from '../../services/chat-service';
+import { ConversationStore } from '../conversation-store';
 import { logPort, metricsPort } from '../observability';
 import { replyHandoff } from './handoff';
 import { once } from './once';
@@ -18,10 +19,17 @@ export const chatRuntime = once(() => {
     handoff: replyHandoff(config),
     metrics: metricsPort,
     log: logPort,
+    conversations: new ConversationStore(base.dynamo, config.tables.requests!),
     settings: {
       maxQueuedPerUser: config.maxQueuedPerUser,
       maxQueueWaitSeconds: config.maxQueueWaitSeconds,
       modelMaxOutputTokens: config.modelMaxOutputTokens,
+      conversationTurns: config.conversationTurns,
+      maxInputTokens: Object.fromEntries(
+        Object.entries(config.tiers).flatMap(([tier, policy]) =>
+          policy.maxInputTokens === undefined ? [] : [[tier, policy.maxInputTokens]],
+        ),
+      ),
     },
   });
   return { ...base, chat };

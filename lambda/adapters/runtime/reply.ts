@@ -3,6 +3,7 @@
  * (with its dead-letter queue) and the chat models. The only root that loads the Bedrock client.
  */
 import { DEFAULT_RUNNER_SETTINGS, ReplyRunner } from '../../services/reply-runner';
+import { ConversationStore } from '../conversation-store';
 import { createChatModel, createModelCatalog } from '../models';
 import { logPort, metricsPort } from '../observability';
 import { timerSleep } from './common';
@@ -23,6 +24,10 @@ export const replyRuntime = once(() => {
     ),
     metrics: metricsPort,
     log: logPort,
+    conversations: {
+      port: new ConversationStore(base.dynamo, config.tables.requests!),
+      ttlSeconds: config.conversationTtlSeconds,
+    },
     settings: DEFAULT_RUNNER_SETTINGS,
     sleep: timerSleep,
   });

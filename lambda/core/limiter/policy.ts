@@ -54,6 +54,8 @@ const sharedFields = {
   defaultModel: modelId.optional(),
   fallbackModel: modelId.optional(),
   shadow: limitNames.optional(),
+  /** The most input tokens one request carries: a conversation's earlier turns stop there (§9.3). */
+  maxInputTokens: positiveInt.optional(),
 };
 
 /** Each kind's field: required when every tier sets it, optional (unset: no limit) otherwise. */

@@ -1,3 +1,4 @@
+import type { ConversationRef } from '../conversation';
 import type { Tier } from '../limiter/tiers';
 import { FUNCTIONS } from '../resources';
 import type { ServerMessage } from '../server-messages';
@@ -43,6 +44,8 @@ export interface QueuedRequest {
 export interface RequestContent {
   readonly message: string;
   readonly conversationId?: string;
+  /** The conversation's earlier turns its admission counted (SPEC §9.3). */
+  readonly conversation?: ConversationRef;
 }
 
 /** A waiting request whole: its place in the limiter item and its content. */

@@ -41,6 +41,10 @@ export const ENV = {
   jwtIssuer: 'JWT_ISSUER',
   jwtJwksUrl: 'JWT_JWKS_URL',
   jwtAudience: 'JWT_AUDIENCE',
+  /** How many earlier turns of a conversation a message carries (SPEC §9.3). */
+  conversationTurns: 'CONVERSATION_TURNS',
+  /** How long a conversation's turn is kept after it was written, in seconds. */
+  conversationTtlSeconds: 'CONVERSATION_TTL_SECONDS',
 } as const;
 
 export type EnvName = (typeof ENV)[keyof typeof ENV];

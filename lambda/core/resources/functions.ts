@@ -75,7 +75,8 @@ export const FUNCTIONS = {
       REPLY_CONNECTIONS,
       // Also a waiting request's content (request-store.ts): written before its enqueue, deleted
       // when it is cancelled or its enqueue is undone; the stop mark of a reply it stops; a closed
-      // day's history item (PutItem, once per user and day, lambda/core/limiter/history.ts).
+      // day's history item (PutItem, once per user and day, lambda/core/limiter/history.ts); a
+      // conversation's earlier turns (Query, before the decision: adapters/conversation-store.ts).
       { table: 'requests', actions: REPLY_STORE_ACTIONS },
     ],
     // Wake-ups for the processor, and the queue's own counters for `totalInQueue`.
@@ -144,7 +145,8 @@ export const FUNCTIONS = {
       LIMITER_ACCESS,
       REPLY_CONNECTIONS,
       // A finished reply nobody was connected for is kept for `resume`; a reply whose settle could
-      // not land is kept (`produced#`) for the attempt that settles it, which reads and drops it.
+      // not land is kept (`produced#`) for the attempt that settles it, which reads and drops it;
+      // a conversation's earlier turns are read (Query) and the request's own turn written (PutItem).
       // While the model runs, the request's stop mark (`stop#`, a user's cancel) is read by Query.
       { table: 'requests', actions: ['dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:DeleteItem'] },
     ],

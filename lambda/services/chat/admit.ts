@@ -1,16 +1,17 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { ConversationRef } from '../../core/conversation';
 import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
 import type { AllowedDecision, DeniedDecision } from '../../core/limiter/decision';
 import { limitWarning, messageAccepted } from '../../core/protocol';
 import { type QueuedRequest, queueDeadlineEpochMs } from '../../core/queue/request';
-import { estimateTokens } from '../../core/tokens';
 import { OutcomeUnknownError } from '../errors';
 import type { LimiterPort, SettleOutcome } from '../ports';
 import { reportShadow } from '../shared/admission-report';
 import { releaseWakeUps } from '../shared/wake-ups';
 import { type ChatServiceDeps, channelOf, type SendMessageInput, type SendOutcome } from './deps';
 import { queueOrRefuse, waitSeconds } from './enqueue';
+import { countInput } from './history';
 import { modelUnavailable, notStarted, outcomeUnknown } from './refusals';
 
 /**
@@ -26,8 +27,8 @@ export async function sendMessage(
 ): Promise<SendOutcome> {
   const { settings, now } = deps;
   const requestId = input.requestId ?? (deps.newRequestId ?? randomUUID)();
-  const estimatedInputTokens = estimateTokens(input.message);
   const nowMs = now();
+  const { estimatedInputTokens, conversation } = await countInput(deps, identity, input, nowMs);
   const waiting: QueuedRequest = {
     requestId,
     connectionId,
@@ -41,7 +42,7 @@ export async function sendMessage(
   };
   let decided: Awaited<ReturnType<LimiterPort['decideOrQueue']>>;
   try {
-    decided = await decideOrQueue(deps, identity, input, waiting, nowMs);
+    decided = await decideOrQueue(deps, identity, input, waiting, nowMs, conversation);
   } catch (err) {
     // Its write may have been counted: never "nothing was counted" (RATE_LIMIT_EXCEEDED), and
     // never a bare error the client cannot tie to its frame. `status` tells what the item holds.
@@ -53,7 +54,9 @@ export async function sendMessage(
     return outcomeUnknown(requestId);
   }
   const { decision, slot } = decided;
-  if (decision.allowed) return answer(deps, identity, connectionId, requestId, input, decision);
+  if (decision.allowed) {
+    return answer(deps, identity, connectionId, requestId, input, decision, conversation);
+  }
   if (decision.limit === 'model') return modelUnavailable(requestId, input.model);
   return queueOrRefuse(deps, identity, connectionId, requestId, decision, slot, nowMs);
 }
@@ -68,6 +71,7 @@ function decideOrQueue(
   input: SendMessageInput,
   waiting: QueuedRequest,
   nowMs: number,
+  conversation: ConversationRef | undefined,
 ): ReturnType<LimiterPort['decideOrQueue']> {
   const { settings } = deps;
   return deps.limiter.decideOrQueue(
@@ -87,7 +91,7 @@ function decideOrQueue(
         ? {
             request: waiting,
             maxQueued: settings.maxQueuedPerUser,
-            storeContent: () => storeContent(deps, identity.userId, waiting, input),
+            storeContent: () => storeContent(deps, identity.userId, waiting, { ...input, conversation }),
           }
         : undefined,
   );
@@ -102,12 +106,13 @@ async function storeContent(
   deps: ChatServiceDeps,
   userId: string,
   waiting: QueuedRequest,
-  input: SendMessageInput,
+  input: SendMessageInput & { readonly conversation?: ConversationRef },
 ): Promise<boolean> {
   try {
     await deps.store.putContent(userId, waiting, {
       message: input.message,
       conversationId: input.conversationId,
+      conversation: input.conversation,
     });
     return true;
   } catch (err) {
@@ -143,6 +148,7 @@ async function answer(
   requestId: string,
   input: SendMessageInput,
   decision: AllowedDecision,
+  conversation: ConversationRef | undefined,
 ): Promise<SendOutcome> {
   const { metrics, now } = deps;
   if (decision.failedOpen) metrics.count('LimiterFailOpen');
@@ -166,6 +172,7 @@ async function answer(
       source: 'direct',
       inFlightUntilEpochMs: decision.inFlightUntilEpochMs,
       failedOpen: decision.failedOpen || undefined,
+      conversation,
     });
     return { kind: 'handed-off', requestId };
   } catch (err) {

@@ -1,6 +1,8 @@
+import type { Tier } from '../../core/limiter/tiers';
 import type {
   ConnectionDirectory,
   ConnectionSender,
+  ConversationPort,
   LimiterPort,
   LogPort,
   MetricsPort,
@@ -21,11 +23,17 @@ export interface ChatServiceDeps {
   readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
+  /** Conversations' turns (SPEC §9.3); without it a `conversationId` carries nothing. */
+  readonly conversations?: ConversationPort;
   readonly settings: {
     readonly maxQueuedPerUser: number;
     readonly maxQueueWaitSeconds: number;
     /** The configured model's maximum output per reply: caps every allowance. */
     readonly modelMaxOutputTokens?: number;
+    /** Earlier turns a conversation's message carries. @default 20 */
+    readonly conversationTurns?: number;
+    /** Each tier's `maxInputTokens`: a message's earlier turns stop there. */
+    readonly maxInputTokens?: Partial<Record<Tier, number>>;
   };
   readonly now: () => number;
   /** The id of a request the client sent without one. @default a random UUID */

@@ -84,6 +84,7 @@ export async function handOff(
       lease,
       inFlightUntilEpochMs: lease.untilEpochMs,
       wakeUpReceiptHandle: record.receiptHandle,
+      conversation: request.conversation,
     });
   } catch (err) {
     deps.log.error('reply hand-off failed; the next delivery takes over', {

@@ -2,6 +2,7 @@ import { describeError } from '../../core/errors';
 import type { ReplyJob } from '../../core/reply-job';
 import { ReplyInterruptedError } from '../errors';
 import type { ReplyChannel } from '../reply-channel';
+import { earlierTurns, keepTurn } from './conversation';
 import { type Holder, isRetryable, modelOf, NOTHING, type ReplyRunnerDeps } from './deps';
 import { fail } from './endings';
 import { finish } from './settle';
@@ -54,6 +55,7 @@ async function runModel(
   const { settings, sleep } = deps;
   const signal = stop ? AbortSignal.any([deadline, stop.signal]) : deadline;
   const stopped = () => stop?.requested === true;
+  const turns = await earlierTurns(deps, job);
   for (let attempt = 1; ; attempt++) {
     if (stopped()) {
       // Stopped in a retry's backoff: the model produced nothing, so nothing is charged.
@@ -65,6 +67,7 @@ async function runModel(
       const reply = await streamReply({
         requestId: job.requestId,
         prompt: job.prompt,
+        turns,
         reservation: job.reservation,
         model: modelOf(deps, job),
         served: served(job),
@@ -73,6 +76,7 @@ async function runModel(
         signal,
         stopped,
       });
+      await keepTurn(deps, job, reply.text);
       await finish(deps, job, holder, reply.usage, reply.complete, channel, timeLeftMs);
       return;
     } catch (err) {

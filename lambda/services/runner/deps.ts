@@ -4,6 +4,7 @@ import type { ReplyJob } from '../../core/reply-job';
 import type {
   ConnectionDirectory,
   ConnectionSender,
+  ConversationPort,
   LimiterPort,
   LogPort,
   MetricsPort,
@@ -63,6 +64,8 @@ export interface ReplyRunnerDeps {
   readonly catalog?: ReadonlyMap<string, { readonly spec: ModelSpec; readonly port: ModelPort }>;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
+  /** Conversations' turns (SPEC §9.3), and how long a written turn is kept. */
+  readonly conversations?: { readonly port: ConversationPort; readonly ttlSeconds: number };
   readonly settings: ReplyRunnerSettings;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;

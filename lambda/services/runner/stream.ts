@@ -1,3 +1,4 @@
+import type { ConversationTurn } from '../../core/conversation';
 import type { TokenReservation } from '../../core/limiter/decision';
 import { costMicroUsd, FREE_PRICE, type ModelPrice, microUsdToUsd } from '../../core/models';
 import { messageComplete, type ReplyUsage } from '../../core/protocol';
@@ -25,6 +26,8 @@ export interface StreamedReply {
 export async function streamReply(args: {
   readonly requestId: string;
   readonly prompt: string;
+  /** The conversation's earlier turns, oldest first. */
+  readonly turns?: readonly ConversationTurn[];
   readonly reservation: TokenReservation;
   readonly model: ModelPort;
   readonly channel: ReplyChannel;
@@ -40,7 +43,13 @@ export async function streamReply(args: {
   let usage: { inputTokens: number; outputTokens: number } | undefined;
   try {
     const events = args.model
-      .stream({ prompt: args.prompt, maxOutputTokens: reservation.outputAllowance, requestId, signal })
+      .stream({
+        prompt: args.prompt,
+        turns: args.turns,
+        maxOutputTokens: reservation.outputAllowance,
+        requestId,
+        signal,
+      })
       [Symbol.asyncIterator]();
     for (;;) {
       const next = await nextUnlessAborted(events, signal);

@@ -33,6 +33,8 @@ export type SharedPolicy = {
   readonly defaultModel?: string;
   /** A cheaper model that answers instead of refusing when a cost budget is spent (soft landing). */
   readonly fallbackModel?: string;
+  /** The most input tokens one request carries: a conversation's earlier turns stop there (§9.3). */
+  readonly maxInputTokens?: number;
 };
 
 /**

@@ -1,6 +1,7 @@
 import type {
   ConnectionDirectory,
   ConnectionSender,
+  EventsPort,
   LimiterPort,
   LogPort,
   MetricsPort,
@@ -19,6 +20,8 @@ export interface ChatServiceDeps {
   readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
+  /** Where `Budget Threshold Crossed` goes (SPEC §9.5); none: not published. */
+  readonly events?: EventsPort;
   readonly settings: {
     readonly maxQueuedPerUser: number;
     readonly maxQueueWaitSeconds: number;

@@ -1,9 +1,14 @@
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { EventBridgeEvents } from '../../lambda/adapters/events';
 import { advanceStackClock } from '../../lambda/core/clock';
 import { EVENT_SOURCE, EVENT_TYPES } from '../../lambda/core/events';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { runAdminCli } from '../../local/admin/admin-cli';
+import { runEventsCommand } from '../../local/admin/events-command';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/aws-clients';
 import type { LocalEvent } from '../../local/events';
+import { EVENTS_PATH } from '../../local/events';
 import type { LocalStack } from '../../local/stack';
 import { type FaultProxy, startFaultProxy } from '../support/fault-proxy';
 import { newUser, startTestStack } from '../support/local-stack';
@@ -160,5 +165,40 @@ describe('operational events', () => {
     expect(text.code).toBe(0);
     expect(text.out.split('\n')).toHaveLength(all.length);
     expect(await admin('events', '--stack', 'Prod')).toMatchObject({ code: 2 });
+  });
+
+  it('admin events --follow prints each event put after it started, as it comes', async () => {
+    const before = (await events()).length;
+    // What the functions run in AWS, pointed at the local bus.
+    const bus = new EventBridgeEvents(
+      new EventBridgeClient({
+        endpoint: `${stack.httpUrl}${EVENTS_PATH}`,
+        region: LOCAL_REGION,
+        credentials: LOCAL_CREDENTIALS,
+      }),
+    );
+    const lines: string[] = [];
+    const stop = new AbortController();
+    let polls = 0;
+    const sleep = async () => {
+      polls++;
+      if (polls === 1)
+        await bus.publish(EVENT_TYPES.stateRepaired, { kind: 'lost-wake-up', userId: 'follow-1' });
+      if (polls === 2) stop.abort();
+    };
+    const code = await runEventsCommand(
+      ['events', '--follow', '--json', '--endpoint', stack.httpUrl],
+      { out: (s) => lines.push(s), err: (s) => lines.push(`ERR ${s}`) },
+      { signal: stop.signal, sleep },
+    );
+    expect(code).toBe(0);
+    expect(polls).toBe(2);
+    expect(lines).toHaveLength(before + 1);
+    expect(JSON.parse(lines.at(-1)!)).toMatchObject({
+      id: before + 1,
+      source: 'chat-limiter',
+      'detail-type': 'State Repaired',
+      detail: { kind: 'lost-wake-up', userId: 'follow-1' },
+    });
   });
 });

@@ -23,6 +23,8 @@ export interface ChatConfig {
   readonly replyFunctionName?: string;
   /** Local only: the local gateway's Lambda Invoke API; undefined in AWS. */
   readonly lambdaEndpoint?: string;
+  /** Local only: the local stack's EventBridge PutEvents; undefined in AWS (the default bus). */
+  readonly eventsEndpoint?: string;
   /** Local emulators only; undefined in AWS. */
   readonly dynamodbEndpoint?: string;
   readonly sqsEndpoint?: string;
@@ -83,6 +85,7 @@ const chatEnvSchema = z.object({
   [ENV.wsManagementEndpoint]: url.optional(),
   [ENV.replyFunctionName]: name.optional(),
   [ENV.lambdaEndpoint]: url.optional(),
+  [ENV.eventsEndpoint]: url.optional(),
   [ENV.dynamodbEndpoint]: url.optional(),
   [ENV.sqsEndpoint]: url.optional(),
   [ENV.limitsConfig]: z.string().optional(),
@@ -171,6 +174,7 @@ export function parseFunctionConfig(fn: FunctionKey, env: Env = process.env): Ch
       : undefined,
     replyFunctionName: invokesReply ? required(e[ENV.replyFunctionName], ENV.replyFunctionName) : undefined,
     lambdaEndpoint: e[ENV.lambdaEndpoint],
+    eventsEndpoint: e[ENV.eventsEndpoint],
     dynamodbEndpoint: e[ENV.dynamodbEndpoint],
     sqsEndpoint: e[ENV.sqsEndpoint],
     ...limitsOf(e[ENV.limitsConfig] ?? '', model, e[ENV.modelMaxOutputTokens]),

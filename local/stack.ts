@@ -16,7 +16,8 @@ import { LOCAL_REGION, localDynamoClient, localSqsClient } from './aws-clients';
 import { CLOCK_PATH, clockRoute } from './clock';
 import { DEV_JWT_SECRET } from './dev-tokens';
 import { type Emulators, startEmulators } from './emulators';
-import { errorMessage } from './error-message';
+import { errorMessage, warnAtMostEveryMinute } from './error-message';
+import { EVENTS_PATH, LocalEventBus } from './events';
 import {
   type GatewayHandlers,
   INTEGRATION_TIMEOUT_MS,
@@ -73,6 +74,8 @@ export interface LocalStackOptions {
   readonly ttlSweepIntervalMs?: number;
   /** Where function errors go (`npm start`: its terminal), one line each, never an event. @default none */
   readonly log?: (line: string) => void;
+  /** Where each event's line goes (local/events.ts). @default console.log */
+  readonly printEvent?: (line: string) => void;
 }
 
 /** The timeouts the local stack enforces: AWS's, unless a test scales or overrides them. */
@@ -139,13 +142,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const resources = await createLocalResources(dynamo, sqs, options.prefix ?? '');
     const timeouts = localTimeouts(options);
 
+    // The default event bus, emulated: one line each on stdout (npm start), kept for `admin events`.
+    const events = new LocalEventBus({ clock: stackClock, print: options.printEvent ?? console.log });
     // The gateway must listen before the handlers load: they read its @connections URL.
     const gateway = await startGateway({
       port: options.port ?? 3001,
       staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
       integrationTimeoutMs: timeouts.integrationMs,
       clock: stackClock,
-      localRoutes: { [CLOCK_PATH]: clockRoute },
+      localRoutes: { [CLOCK_PATH]: clockRoute, ...events.routes },
       asyncRetryDelaysMs: options.asyncRetryDelaysMs,
       asyncClock: stackClock,
       log: options.log,
@@ -172,6 +177,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       [ENV.sqsEndpoint]: emulators.sqsEndpoint,
       [ENV.wsManagementEndpoint]: gateway.managementEndpoint,
       [ENV.lambdaEndpoint]: gateway.httpUrl,
+      [ENV.eventsEndpoint]: `${gateway.httpUrl}${EVENTS_PATH}`,
       [ENV.replyFunctionName]: FUNCTIONS.reply.id,
       AWS_REGION: process.env.AWS_REGION ?? LOCAL_REGION,
       POWERTOOLS_SERVICE_NAME: SERVICE_NAME,
@@ -285,15 +291,5 @@ function gatewayHandlers(handlers: Record<FunctionKey, LocalFunction>): GatewayH
       [FUNCTIONS.reply.id]: handlers.reply,
       [FUNCTIONS.replyFailure.id]: handlers.replyFailure,
     },
-  };
-}
-
-/** A warning on stderr for a background task that may fail every few seconds: one a minute. */
-function warnAtMostEveryMinute(what: string): (err: unknown) => void {
-  let lastMs = Number.NEGATIVE_INFINITY;
-  return (err) => {
-    if (Date.now() - lastMs < 60_000) return;
-    lastMs = Date.now();
-    console.warn(`${what}: ${errorMessage(err)}`);
   };
 }

@@ -1,10 +1,7 @@
 import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
-import { SERVICE_NAME } from '../core/metrics';
+import { EVENT_SOURCE } from '../core/events';
 import type { EventsPort, LogPort } from '../services/ports';
 import { AdapterError } from './errors';
-
-/** The source of every event the stack publishes (SPEC §9.5). */
-export const EVENT_SOURCE = SERVICE_NAME;
 
 /** Events to the account's default EventBridge bus (`events:PutEvents`, granted only where used). */
 export class EventBridgeEvents implements EventsPort {

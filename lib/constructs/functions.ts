@@ -97,6 +97,17 @@ export class ChatFunctions extends Construct {
         if (env) fn.addEnvironment(env, props.queues[queue].queueUrl);
         props.queues[queue].grant(fn, ...actions);
       }
+      // Operational events (SPEC §9.5): PutEvents on the account's default bus, no other bus.
+      if (def.publishesEvents)
+        fn.addToRolePolicy(
+          new PolicyStatement({
+            effect: Effect.ALLOW,
+            actions: ['events:PutEvents'],
+            resources: [
+              Stack.of(this).formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' }),
+            ],
+          }),
+        );
       functions[key] = fn;
     }
     // How Lambda handles each function's asynchronous invocations (the reply runner's: a maximum

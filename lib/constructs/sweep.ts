@@ -1,4 +1,4 @@
-import { Duration, Stack } from 'aws-cdk-lib';
+import { Duration } from 'aws-cdk-lib';
 import {
   type Alarm,
   ComparisonOperator,
@@ -11,7 +11,6 @@ import {
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import { Rule, Schedule } from 'aws-cdk-lib/aws-events';
 import { LambdaFunction } from 'aws-cdk-lib/aws-events-targets';
-import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import type { IFunction } from 'aws-cdk-lib/aws-lambda';
 import type { ITopic } from 'aws-cdk-lib/aws-sns';
 import { Construct } from 'constructs';
@@ -36,7 +35,7 @@ export interface SweepScheduleProps {
 
 /**
  * The self-healing sweep's schedule (SPEC §9.1): an EventBridge rule runs it every minute. It may
- * publish `State Repaired` to the account's default bus (`events:PutEvents` on that bus only); its
+ * publish `State Repaired` to the account's default bus (its `publishesEvents` grant); its
  * `StateRepaired` metric, by kind, gets a dashboard widget and an alarm.
  */
 export class SweepSchedule extends Construct {
@@ -53,14 +52,6 @@ export class SweepSchedule extends Construct {
       // A missed run is made good by the next one: no retries piling onto it.
       targets: [new LambdaFunction(props.fn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
     });
-    const stack = Stack.of(this);
-    props.fn.addToRolePolicy(
-      new PolicyStatement({
-        effect: Effect.ALLOW,
-        actions: ['events:PutEvents'],
-        resources: [stack.formatArn({ service: 'events', resource: 'event-bus', resourceName: 'default' })],
-      }),
-    );
 
     const byKind = Object.fromEntries(
       REPAIR_KINDS.map((kind, i) => [

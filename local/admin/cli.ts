@@ -20,6 +20,7 @@ import {
   UsageError,
 } from './args';
 import { isClockCommand, runClockCommand } from './clock-command';
+import { isEventsCommand, runEventsCommand } from './events-command';
 import { adminUsage } from './help';
 import { renderAdminResponse, renderAudit, renderHealthReport, renderTop, type TopResult } from './render';
 import { readStackOutputs, stackOutput } from './stack-outputs';
@@ -47,6 +48,9 @@ export async function runAdminCli(argv: readonly string[], io: AdminIo = STDIO):
   // The stack's clock is the local gateway's, not an admin function's operation.
   if (isClockCommand(argv) && !argv.some((a) => a === '--help' || a === '-h'))
     return runClockCommand(argv, io);
+  // The events the local stack kept: its emulated bus's, not an admin function's operation.
+  if (isEventsCommand(argv) && !argv.some((a) => a === '--help' || a === '-h'))
+    return runEventsCommand(argv, io);
   let parsed: 'help' | ParsedCommand;
   try {
     parsed = parseCommand(argv);

@@ -58,6 +58,10 @@ ${overrideIndent}[--limits JSON] [--expires 2h|ISO-8601]
                                         this machine's); --advance 90s|15m|2h|3d moves it forward
                                         (windows, leases, TTL follow; never backwards). Refused
                                         with --stack: AWS's clock is not moved
+  events [--follow]                     local only: the events the stack published (budget
+                                        thresholds, repairs, breaker), one line each; --follow
+                                        waits for more. In AWS: an EventBridge rule
+                                        (docs/operations.md#events)
 
 target (local by default: the \`npm start\` of this checkout, whatever its PORT):
   --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment

@@ -43,6 +43,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes', 'sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'default event bus': ['events:PutEvents'],
     'function reply': ['lambda:InvokeFunction'],
   },
   processor: {
@@ -61,6 +62,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     ],
     'queue dlq': ['sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'default event bus': ['events:PutEvents'],
     'function reply': ['lambda:InvokeFunction'],
   },
   reply: {
@@ -73,6 +75,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'queue requests': ['sqs:ChangeMessageVisibility'],
     'queue dlq': ['sqs:SendMessage'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'default event bus': ['events:PutEvents'],
     // Lambda invokes the on-failure destination with the runner's role.
     'function replyFailure': ['lambda:InvokeFunction'],
   },
@@ -85,6 +88,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'table requests': ['dynamodb:DeleteItem', 'dynamodb:PutItem', 'dynamodb:Query'],
     'queue requests': ['sqs:ChangeMessageVisibility'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'default event bus': ['events:PutEvents'],
   },
   admin: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],
@@ -97,6 +101,7 @@ const EXPECTED: Record<FunctionKey, Grants> = {
     'queue requests': ['sqs:GetQueueAttributes'],
     'queue dlq': ['sqs:GetQueueAttributes'],
     '@connections of the stage': ['execute-api:ManageConnections'],
+    'default event bus': ['events:PutEvents'],
   },
   sweep: {
     'own log group': ['logs:CreateLogStream', 'logs:PutLogEvents'],

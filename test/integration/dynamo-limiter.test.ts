@@ -1043,11 +1043,23 @@ function describeLimiterContract(backend: string, endpoint: () => string) {
       expect(warned).toHaveLength(1);
       expect(warned[0]).toMatchObject({ limit: 'dailyMessages', limitValue: 20, unit: 'messages' });
       expect(warned[0]!.remaining).toBeLessThanOrEqual(4);
+      // `Budget Threshold Crossed` (SPEC §9.5): 80 % once, and 100 % — a second mark in the same
+      // write's window (`wf_`) — once, at the admission that left nothing, however many raced.
+      const crossings = admitted.flatMap((d) => d.budgetCrossings ?? []);
+      expect(crossings.map((c) => [c.limit, c.thresholdPercent]).sort()).toEqual([
+        ['dailyMessages', 100],
+        ['dailyMessages', 80],
+      ]);
+      expect(crossings.find((c) => c.thresholdPercent === 100)).toMatchObject({
+        remaining: 0,
+        limitValue: 20,
+      });
       // The same window is not warned about again; the next day's is.
       const later = await instances[0]!.decide(ask(user), NOW + 1000);
       expect(later.allowed).toBe(false);
       const tomorrow = await instances[1]!.decide(ask(user), NOW + 86_400_000);
       expect(tomorrow.allowed && tomorrow.warnings).toEqual([]);
+      expect(tomorrow.allowed && tomorrow.budgetCrossings).toEqual([]);
     }, 30_000);
 
     it('fails open by default and closed when configured, once the store stopped answering', async () => {

@@ -57,6 +57,23 @@ describe('docs/deploy.md', () => {
     expect(missing).toEqual([]);
   });
 
+  it('names events:PutEvents on the default bus for exactly the functions that publish (SPEC §9.5)', () => {
+    const table = iamTable();
+    const other = (key: FunctionKey) => {
+      const cell = table[LABELS[key]]![4]!;
+      return cell === 'as message' ? table.message![4]! : cell;
+    };
+    const publishing = (Object.keys(FUNCTIONS) as FunctionKey[]).filter(
+      (key) => (FUNCTIONS[key] as { publishesEvents?: boolean }).publishesEvents === true,
+    );
+    expect(publishing).toEqual(['message', 'processor', 'reply', 'replyFailure', 'sweep', 'admin']);
+    for (const key of Object.keys(FUNCTIONS) as FunctionKey[])
+      expect([key, /`events:PutEvents` on the (account's )?default( event)? bus/.test(other(key))]).toEqual([
+        key,
+        publishing.includes(key),
+      ]);
+  });
+
   it('shows where the first chat reads the secret and the URL from, and what AWS retains', () => {
     const deploy = read('docs/deploy.md');
     expect(deploy).toContain('JWT_SECRET_ARN=$(output JwtSecretArn)');

@@ -2,7 +2,7 @@
  * What every composition root shares: timeouts that keep a call from hanging an invocation, the
  * emulator's placeholder credentials, the DynamoDB client, and the default sleep the services are
  * given. Only `@aws-sdk/client-dynamodb` is imported here: a root that needs SQS, Lambda or
- * EventBridge imports that client from its own file (sqs.ts, handoff.ts, sweep.ts), so no function
+ * EventBridge imports that client from its own file (sqs.ts, handoff.ts, events.ts), so no function
  * loads an SDK client it never calls.
  */
 import { Agent } from 'node:http';

@@ -1,6 +1,6 @@
 /**
  * The Message function's composition root: the chat service over the user-facing parts, the
- * request queue and the hand-off to the reply runner. No model, no EventBridge, no health probe.
+ * request queue and the hand-off to the reply runner. No model, no health probe.
  */
 import { ChatService } from '../../services/chat-service';
 import { ConversationStore } from '../conversation-store';

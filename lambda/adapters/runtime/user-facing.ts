@@ -1,18 +1,21 @@
 /**
  * The parts shared by every function that talks to users (message, processor, reply runner, reply
- * failure, sweep, admin): configuration, the limiter, the request records, the connection registry
- * and the `@connections` client. Each of those functions' roots adds what only it uses.
+ * failure, sweep, admin): configuration, the limiter, the request records, the connection registry,
+ * the `@connections` client and the events port (the breaker's events, the budgets'). Each of those functions' roots adds what only it uses.
  */
 import { type ChatConfig, parseFunctionConfig } from '../../config';
 import { stackClock } from '../../core/clock';
-import type { FunctionKey } from '../../core/resources';
-import type { ConnectionDirectory, ConnectionSender } from '../../services/ports';
+import { describeError } from '../../core/errors';
+import { breakerEvent } from '../../core/events';
+import { FUNCTIONS, type FunctionKey } from '../../core/resources';
+import type { ConnectionDirectory, ConnectionSender, EventsPort } from '../../services/ports';
 import { ConnectionRegistry } from '../connections';
 import { DynamoLimiter } from '../dynamo-limiter';
 import { Notifier } from '../notifier';
 import { logPort } from '../observability';
 import { ReplyStore } from '../reply-store';
 import { dynamoClient, emulatorCredentials } from './common';
+import { eventsPort } from './events';
 
 /** Every handler's "now": the machine's clock in AWS, the stack's clock locally (core/clock.ts). */
 export const now = stackClock;
@@ -20,7 +23,8 @@ export const now = stackClock;
 export function userFacing(fn: FunctionKey) {
   const config = parseFunctionConfig(fn);
   const dynamo = dynamoClient(config);
-  const limiter = limiterFor(config);
+  const events = eventsPort(config);
+  const limiter = limiterFor(config, events, FUNCTIONS[fn].id);
   const store = new ReplyStore(dynamo, config.tables.requests!);
   const connections = new ConnectionRegistry({ client: dynamo, tableName: config.tables.connections! });
   const notifier = new Notifier({
@@ -30,14 +34,14 @@ export function userFacing(fn: FunctionKey) {
   });
   const sender: ConnectionSender = notifier;
   const directory: ConnectionDirectory = connections;
-  return { config, dynamo, limiter, store, connections, sender, directory, notifier, now };
+  return { config, dynamo, limiter, store, connections, sender, directory, notifier, events, now };
 }
 
 /**
  * The limiter's own client makes one attempt per call: the limiter retries what is transient on a
  * user's item itself (bounded, jittered), and its breaker must see every fault as it happens.
  */
-function limiterFor(config: ChatConfig): DynamoLimiter {
+function limiterFor(config: ChatConfig, events: EventsPort, functionName: string): DynamoLimiter {
   return new DynamoLimiter({
     client: dynamoClient(config, 1),
     tableName: config.tables.limits!,
@@ -68,6 +72,12 @@ function limiterFor(config: ChatConfig): DynamoLimiter {
       if (state === 'open')
         logPort.warn('limiter breaker opened: the store stopped answering', { ...detail });
       else logPort.info('limiter breaker closed: the store answers again');
+      // `Limiter Breaker Opened` / `Closed` from the instance that saw it (SPEC §9.5). Not awaited:
+      // the breaker tells synchronously, mid-call; a publish that fails is logged.
+      const { detailType, detail: fields } = breakerEvent(state, functionName, now(), detail.cause);
+      events
+        .publish(detailType, fields)
+        .catch((err) => logPort.error(`could not publish ${detailType}`, { error: describeError(err) }));
     },
   });
 }

@@ -7,10 +7,17 @@
 import type { GlobalLimitName, GlobalLimitState } from './global/limits';
 import type { GlobalReservation } from './global/share-record';
 import type { DayUsage } from './history';
-import type { LimitName, LimitOverride, LimitPolicy, LimitState, LimitWarning } from './kinds/registry';
+import type {
+  BudgetCrossing,
+  LimitName,
+  LimitOverride,
+  LimitPolicy,
+  LimitState,
+  LimitWarning,
+} from './kinds/registry';
 import type { Tier } from './tiers';
 
-export type { LimitWarning } from './kinds/registry';
+export type { BudgetCrossing, LimitWarning } from './kinds/registry';
 
 /** Tokens held for one admitted request until `reconcile`. */
 export interface TokenReservation {
@@ -108,6 +115,8 @@ export interface AllowedDecision {
   readonly shadowExceeded?: readonly LimitName[];
   /** Budgets and quotas it leaves at ≤ 20 % remaining, each the first time in its window. */
   readonly warnings?: readonly LimitWarning[];
+  /** Budgets and quotas it took past 80 % or 100 % used, each the first time in its window (§9.5). */
+  readonly budgetCrossings?: readonly BudgetCrossing[];
   /**
    * Global daily cost: how full the shard it was counted in is now, relative to its share (%) —
    * the `GlobalCostPercent` metric; shards fill evenly, so its maximum tracks the whole.

@@ -47,6 +47,11 @@ export interface FunctionDefinition {
   readonly queues?: readonly QueueAccess[];
   /** Needs `execute-api:ManageConnections` on the stage. */
   readonly postsToConnections?: boolean;
+  /**
+   * Publishes operational events (SPEC §9.5: its limiter's breaker, budgets, repairs): gets
+   * `events:PutEvents` on the account's default event bus only.
+   */
+  readonly publishesEvents?: boolean;
   /** Functions it invokes asynchronously (`lambda:InvokeFunction`, their name in its environment). */
   readonly invokes?: readonly 'reply'[];
   /** How Lambda handles its asynchronous (`Event`) invocations. @default Lambda's: 2 retries, 6 h, no destination */

@@ -33,6 +33,8 @@ export const ENV = {
   replyFunctionName: 'REPLY_FUNCTION_NAME',
   /** Local only: the Lambda Invoke API of the local gateway. Never set in AWS. */
   lambdaEndpoint: 'LAMBDA_ENDPOINT',
+  /** Local only: where events go (the local stack's PutEvents, local/events.ts). Never set in AWS. */
+  eventsEndpoint: 'EVENTS_ENDPOINT',
   /** Local only: the HS256 secret itself. In AWS the secret lives in Secrets Manager. */
   jwtSecret: 'JWT_SECRET',
   /** AWS: ARN of the Secrets Manager secret holding the HS256 secret. */

@@ -89,6 +89,7 @@ export const FUNCTIONS = {
       },
     ],
     postsToConnections: true,
+    publishesEvents: true,
     // It decides and hands an admitted request to the reply runner: it never waits for a model,
     // so it stays well inside API Gateway's 29 s.
     invokes: ['reply'],
@@ -124,6 +125,7 @@ export const FUNCTIONS = {
       { queue: 'dlq', actions: ['sqs:SendMessage'] },
     ],
     postsToConnections: true,
+    publishesEvents: true,
     // It admits the head of a user's queue and hands it to the reply runner; its longest wait is
     // an in-process sleep of at most 10 s before a short decision.
     invokes: ['reply'],
@@ -157,6 +159,7 @@ export const FUNCTIONS = {
       { queue: 'dlq', actions: ['sqs:SendMessage'] },
     ],
     postsToConnections: true,
+    publishesEvents: true,
     asyncInvoke: {
       // The request holds its in-flight slot for the runner's Timeout + 60 s (960 s) from its
       // admission; after that the slot may be another request's, so an event must never start
@@ -194,6 +197,7 @@ export const FUNCTIONS = {
     // The wake-up a settle freed (or a queued request's held one) is made visible at once.
     queues: [{ queue: 'requests', actions: ['sqs:ChangeMessageVisibility'] }],
     postsToConnections: true,
+    publishesEvents: true,
     timeoutSeconds: 30,
     memoryMb: 256,
   },
@@ -226,8 +230,9 @@ export const FUNCTIONS = {
       },
     ],
     postsToConnections: true,
-    // Run every minute by an EventBridge rule (lib/constructs/sweep.ts), which also grants it
-    // `events:PutEvents` on the default bus for its `State Repaired` events.
+    publishesEvents: true,
+    // Run every minute by an EventBridge rule (lib/constructs/sweep.ts); its `State Repaired`
+    // events go to the default bus like every limiter's breaker events (publishesEvents).
     timeoutSeconds: 50,
     memoryMb: 256,
   },
@@ -262,6 +267,7 @@ export const FUNCTIONS = {
       { queue: 'dlq', actions: ['sqs:GetQueueAttributes'] },
     ],
     postsToConnections: true,
+    publishesEvents: true,
     timeoutSeconds: 30,
     memoryMb: 256,
   },

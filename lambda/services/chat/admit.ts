@@ -8,6 +8,7 @@ import { type QueuedRequest, queueDeadlineEpochMs } from '../../core/queue/reque
 import { OutcomeUnknownError } from '../errors';
 import type { LimiterPort, SettleOutcome } from '../ports';
 import { reportShadow } from '../shared/admission-report';
+import { publishBudgetCrossings } from '../shared/budget-events';
 import { releaseWakeUps } from '../shared/wake-ups';
 import { type ChatServiceDeps, channelOf, type SendMessageInput, type SendOutcome } from './deps';
 import { queueOrRefuse, waitSeconds } from './enqueue';
@@ -158,6 +159,7 @@ async function answer(
   const channel = channelOf(deps, identity.userId, connectionId);
   await channel.deliver(messageAccepted(requestId, now()));
   for (const warning of decision.warnings ?? []) await channel.deliver(limitWarning(warning, now()));
+  await publishBudgetCrossings(deps, identity.userId, requestId, decision.budgetCrossings, now());
   try {
     await deps.handoff.handOff({
       v: 1,

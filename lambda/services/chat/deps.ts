@@ -3,6 +3,7 @@ import type {
   ConnectionDirectory,
   ConnectionSender,
   ConversationPort,
+  EventsPort,
   LimiterPort,
   LogPort,
   MetricsPort,
@@ -25,6 +26,8 @@ export interface ChatServiceDeps {
   readonly log: LogPort;
   /** Conversations' turns (SPEC §9.3); without it a `conversationId` carries nothing. */
   readonly conversations?: ConversationPort;
+  /** Where `Budget Threshold Crossed` goes (SPEC §9.5); none: not published. */
+  readonly events?: EventsPort;
   readonly settings: {
     readonly maxQueuedPerUser: number;
     readonly maxQueueWaitSeconds: number;

@@ -2,6 +2,7 @@ import { FUNCTIONS, QUEUES } from '../../core/resources';
 import type {
   ConnectionDirectory,
   ConnectionSender,
+  EventsPort,
   LimiterPort,
   LogPort,
   MetricsPort,
@@ -51,6 +52,8 @@ export interface ReplayDeps {
   readonly handoff: ReplyHandoffPort;
   readonly metrics: MetricsPort;
   readonly log: LogPort;
+  /** Where `Budget Threshold Crossed` goes (SPEC §9.5); none: not published. */
+  readonly events?: EventsPort;
   readonly settings: ReplaySettings;
   readonly now: () => number;
   readonly sleep: (ms: number) => Promise<void>;

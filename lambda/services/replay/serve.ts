@@ -4,6 +4,7 @@ import type { LimiterView } from '../../core/limiter/item/state';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { isExpired, type QueuedRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
+import { publishBudgetCrossings } from '../shared/budget-events';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
 import { begin, expire, failForGood, handOff, withContent } from './start';
 import { parkOrDefer, waitForGlobal, waitForTime } from './wait';
@@ -101,6 +102,7 @@ async function serveHead(
   const decision = await decideHead(deps, userId, head, request, view, nowMs);
   if (decision.allowed) {
     reportShadow(deps, userId, head, decision);
+    await publishBudgetCrossings(deps, userId, head, decision.budgetCrossings, nowMs);
     if (decision.globalCostPercent !== undefined)
       deps.metrics.count('GlobalCostPercent', decision.globalCostPercent);
     const lease = { untilEpochMs: nowMs + settings.leaseMs, attempts: 1 };

@@ -1,4 +1,5 @@
 import { describeError } from '../../core/errors';
+import { EVENT_TYPES } from '../../core/events';
 import { reservationFromMarker } from '../../core/limiter/decide/settle';
 import type { TokenReservation } from '../../core/limiter/decision';
 import { requestExpired, requestFailed } from '../../core/protocol';
@@ -155,6 +156,6 @@ export async function report(
   log.warn('state repaired', { kind, ...detail });
   metrics.count('StateRepaired', count, { kind });
   await events
-    .publish('State Repaired', { kind, ...detail, repairedAt: new Date(now()).toISOString() })
+    .publish(EVENT_TYPES.stateRepaired, { kind, ...detail, repairedAt: new Date(now()).toISOString() })
     .catch((err) => log.error('could not publish State Repaired', { kind, error: describeError(err) }));
 }

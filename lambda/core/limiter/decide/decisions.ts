@@ -192,7 +192,8 @@ export function allowedDecision(
     model: served.model,
     fallbackFrom: served.fallbackFrom,
     shadowExceeded: planned.evaluation.shadowExceeded.map((b) => b.limit),
-    warnings: planned.kind === 'write' ? planned.warnings : [],
+    warnings: planned.kind === 'write' ? planned.warnings.filter((w) => w.thresholdPercent === 80) : [],
+    budgetCrossings: planned.kind === 'write' ? planned.warnings : [],
   };
 }
 

@@ -175,6 +175,8 @@ export const RESERVATION_FIELDS = {
 } as const;
 /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
 export const WARNED_PREFIX = 'w_';
+/** The window each limit was last used up in (`wf_<limit>`): one 100 % `Budget Threshold Crossed`. */
+export const WARNED_FULL_PREFIX = 'wf_';
 /**
  * A settled request's charge, left for its global share (`gs_<requestId>` = `{ t, c, x }`, see
  * SETTLED_SHARE_FIELDS): if the share's release never lands, the sweep gives back only what was

@@ -25,6 +25,7 @@ import {
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
   WAITING_ATTR,
+  WARNED_FULL_PREFIX,
   WARNED_PREFIX,
 } from './attributes';
 import { closedDayOf, historyOf, num, settledUsageOf } from './day-codec';
@@ -84,6 +85,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   const reservations: Record<string, PendingReservation> = {};
   const queued: Record<string, QueuedRequest> = {};
   const warned: Record<string, number> = {};
+  const warnedFull: Record<string, number> = {};
   const queuedByDay: Record<number, number> = {};
   const settledShares: Record<string, number> = {};
   const queuedDay = new RegExp(`^${QUEUED_DAY_PREFIX}\\d+$`);
@@ -99,6 +101,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
       reservations[key.slice(RESERVATION_PREFIX.length)] = pending;
     } else if (key.startsWith(WARNED_PREFIX) && typeof value === 'number') {
       warned[key.slice(WARNED_PREFIX.length)] = value;
+    } else if (key.startsWith(WARNED_FULL_PREFIX) && typeof value === 'number') {
+      warnedFull[key.slice(WARNED_FULL_PREFIX.length)] = value;
     } else if (key.startsWith(QUEUED_PREFIX)) {
       const request = queuedOf(key.slice(QUEUED_PREFIX.length), value);
       if (request) queued[request.requestId] = request;
@@ -117,6 +121,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     waiting: Array.isArray(waiting) ? waiting.filter((x): x is string => typeof x === 'string') : [],
     queued,
     warned,
+    warnedFull,
     active: activeOf(item[ACTIVE_ATTR]),
     inFlight: inFlightOf(item[IN_FLIGHT_ATTR]),
     parkedWakeUp: typeof item[PARKED_WAKE_UP_ATTR] === 'string' ? item[PARKED_WAKE_UP_ATTR] : undefined,

@@ -30,6 +30,7 @@ import {
   USAGE_DAY_ATTR,
   userKey,
   WAITING_ATTR,
+  WARNED_FULL_PREFIX,
   WARNED_PREFIX,
 } from './attributes';
 import { activeValue, queuedItemValue, reservationValue } from './codec';
@@ -132,6 +133,9 @@ export function worstCaseUserItem(
     },
     ...Object.fromEntries(LIMIT_KINDS.flatMap((k) => k.attributes.map((a) => [a, BIG]))),
     ...Object.fromEntries(LIMIT_KINDS.filter((k) => k.warns).map((k) => [`${WARNED_PREFIX}${k.name}`, BIG])),
+    ...Object.fromEntries(
+      LIMIT_KINDS.filter((k) => k.warns).map((k) => [`${WARNED_FULL_PREFIX}${k.name}`, BIG]),
+    ),
   };
   const queue: Record<string, unknown> = {
     [WAITING_ATTR]: Array.from({ length: settings.maxQueuedPerUser }, (_, i) => id(i)),

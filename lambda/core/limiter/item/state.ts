@@ -71,6 +71,8 @@ export interface LimiterSnapshot {
   readonly queuedByDay: Readonly<Record<number, number>>;
   /** The window each limit last warned in (`w_<limit>`): one `limit_warning` per limit and window. */
   readonly warned: Readonly<Record<string, number>>;
+  /** The window each limit was last used up in (`wf_<limit>`): its 100 % event, once per window. */
+  readonly warnedFull?: Readonly<Record<string, number>>;
   /** Pending reservations by request id, until reconciled (`r_<id>`). */
   readonly reservations: Readonly<Record<string, PendingReservation>>;
   /**

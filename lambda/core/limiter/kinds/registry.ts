@@ -50,6 +50,9 @@ export interface LimitWarning {
   readonly resetAtEpochMs: number;
 }
 
+/** A budget or quota an admission took past 80 % or 100 % used, first in its window (SPEC §9.5). */
+export type BudgetCrossing = LimitWarning & { readonly window: number; readonly thresholdPercent: 80 | 100 };
+
 type RequiredField = Extract<
   Kinds,
   { readonly policyField: { readonly required: true } }

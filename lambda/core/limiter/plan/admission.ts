@@ -16,6 +16,7 @@ import {
   TOKEN_EPOCH_ATTR,
   TTL_ATTR,
   WAITING_ATTR,
+  WARNED_FULL_PREFIX,
   WARNED_PREFIX,
 } from '../item/attributes';
 import { activeValue, reservationValue } from '../item/codec';
@@ -59,7 +60,7 @@ export type AdmissionPlan =
       readonly evaluation: Evaluation;
       readonly plan: UpdatePlan;
       readonly day: number;
-      /** Budgets and quotas this admission leaves at ≤ 20 % (first in their window). */
+      /** Budgets and quotas this admission takes past 80 % or 100 % (first in their window). */
       readonly warnings: readonly WindowWarning[];
       /** The write moves the tokens-per-minute bucket (a shadow bucket it would overfill does not). */
       readonly movesBucket: boolean;
@@ -256,12 +257,13 @@ function planQueuePart(w: ExpressionWriter, queue: AdmissionQueue, requestId: st
 }
 
 /**
- * limit_warning, once per limit and window: the admission that leaves a budget or quota at ≤ 20 %
- * marks the window; the condition makes sure no other admission marked it first.
+ * limit_warning (80 %) and the 100 % event, once per limit, threshold and window: the admission that
+ * crosses it marks the window; the condition makes sure no other admission marked it first.
  */
 function planWarningMarks(w: ExpressionWriter, warnings: readonly WindowWarning[]): void {
   for (const warning of warnings) {
-    const marked = w.name(`${WARNED_PREFIX}${warning.limit}`);
+    const prefix = warning.thresholdPercent === 100 ? WARNED_FULL_PREFIX : WARNED_PREFIX;
+    const marked = w.name(`${prefix}${warning.limit}`);
     const window = w.value(warning.window);
     w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
     w.set(`${marked} = ${window}`);

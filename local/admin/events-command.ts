@@ -1,0 +1,121 @@
+import { parseArgs } from 'node:util';
+import {
+  findLocalStack,
+  isConnectionRefused,
+  LocalStackNotFoundError,
+  type LocalTarget,
+  unreachableMessage,
+} from '../discovery';
+import { UsageError } from '../errors';
+import { type LocalEvent, renderEvent, requestEvents } from '../events';
+
+/** `npm run admin -- events [--follow] [--json]`: the flags it takes. */
+const EVENTS_OPTIONS = {
+  follow: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  endpoint: { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  function: { type: 'string' },
+} as const;
+
+/** How often `--follow` asks the stack for new events. */
+const FOLLOW_EVERY_MS = 1000;
+
+type Io = { out: (s: string) => void; err: (s: string) => void };
+
+export interface EventsCommandOptions {
+  /** `--follow` stops when this aborts (a test; the person: Ctrl-C). */
+  readonly signal?: AbortSignal;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** Is this command line `events …` (the operation is the first positional argument)? */
+export function isEventsCommand(argv: readonly string[]): boolean {
+  const { positionals } = parseArgs({
+    args: [...argv],
+    options: EVENTS_OPTIONS,
+    allowPositionals: true,
+    strict: false,
+  });
+  return positionals[0] === 'events';
+}
+
+/**
+ * Prints the events the local stack kept: one line each, or with `--json` a JSON array (with
+ * `--follow`, one JSON object a line). Local only: in AWS they go to the default bus, where a rule
+ * sends them on (docs/operations.md). Resolves with the exit code: 0 ok, 1 no stack, 2 bad input.
+ */
+export async function runEventsCommand(
+  argv: readonly string[],
+  io: Io,
+  options: EventsCommandOptions = {},
+): Promise<number> {
+  let values: { follow?: boolean; json?: boolean; endpoint?: string };
+  try {
+    const parsed = parseArgs({
+      args: [...argv],
+      options: EVENTS_OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    values = parsed.values;
+    const extra = parsed.positionals.slice(1);
+    if (extra.length > 0) throw new UsageError(`events takes no userId: unexpected ${extra.join(' ')}`);
+    const { stack, function: fn, region } = parsed.values;
+    if (stack !== undefined || fn !== undefined || region !== undefined)
+      throw new UsageError(
+        'events is local only: a deployed stack publishes to the default EventBridge bus; a rule ' +
+          'sends them to email or chat (docs/operations.md#events)',
+      );
+  } catch (err) {
+    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
+    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
+    return 2;
+  }
+  let target: LocalTarget;
+  try {
+    target = findLocalStack({ endpoint: values.endpoint, flag: '--endpoint http://localhost:PORT' });
+  } catch (err) {
+    if (!(err instanceof LocalStackNotFoundError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return 1;
+  }
+  try {
+    return await printEvents(target.httpUrl, values, io, options);
+  } catch (err) {
+    if (!isConnectionRefused(err)) throw err;
+    io.err(`admin: ${unreachableMessage(target)}`);
+    return 1;
+  }
+}
+
+async function printEvents(
+  httpUrl: string,
+  flags: { follow?: boolean; json?: boolean },
+  io: Io,
+  options: EventsCommandOptions,
+): Promise<number> {
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const events = await requestEvents(httpUrl);
+  if (!flags.follow) {
+    io.out(flags.json ? JSON.stringify(events, null, 2) : events.map(renderEvent).join('\n'));
+    return 0;
+  }
+  const print = (list: readonly LocalEvent[]) => {
+    for (const event of list) io.out(flags.json ? JSON.stringify(event) : renderEvent(event));
+  };
+  print(events);
+  let after = events.at(-1)?.id ?? 0;
+  while (!options.signal?.aborted) {
+    await sleep(FOLLOW_EVERY_MS);
+    const more = await requestEvents(httpUrl, after);
+    print(more);
+    after = more.at(-1)?.id ?? after;
+  }
+  return 0;
+}
+
+/** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
+const isParseArgsError = (err: unknown) =>
+  err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');

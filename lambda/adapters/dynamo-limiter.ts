@@ -5,6 +5,7 @@ import { AdminOps } from './limiter/admin-ops';
 import { Admission } from './limiter/admission';
 import { LimiterContext } from './limiter/context';
 import type { GlobalCounters } from './limiter/global-counters';
+import { markGlobalCrossings } from './limiter/global-events';
 import type { GlobalWaitEstimate } from './limiter/global-wait';
 import type { DynamoLimiterOptions } from './limiter/options';
 import { QueueOps } from './limiter/queue-ops';
@@ -102,6 +103,10 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   }
   releaseOrphanedGlobalShares(...args: Parameters<QueueOps['releaseOrphanedGlobalShares']>) {
     return this.queue.releaseOrphanedGlobalShares(...args);
+  }
+  /** The global budgets' threshold crossings not yet marked this window, marked (the sweep's). */
+  markGlobalCrossings(nowMs: number) {
+    return markGlobalCrossings(this.ctx, nowMs);
   }
 
   // What status and the admin read and write (AdminOps).

@@ -3,6 +3,7 @@
  * detail-types and the detail of each. Details carry ids, names and numbers only — never what a
  * user wrote or a model answered.
  */
+import type { GlobalCrossing } from './limiter/global/crossings';
 import type { BudgetCrossing } from './limiter/kinds/registry';
 import { SERVICE_NAME } from './metrics';
 
@@ -33,6 +34,22 @@ export function budgetCrossedDetail(
     thresholdPercent: crossing.thresholdPercent,
     used: crossing.limitValue - crossing.remaining,
     remaining: crossing.remaining,
+    limitValue: crossing.limitValue,
+    unit: crossing.unit,
+    window: crossing.window,
+    resetAt: new Date(crossing.resetAtEpochMs).toISOString(),
+    crossedAt: new Date(nowMs).toISOString(),
+  } as const;
+}
+
+/** `Budget Threshold Crossed` for a global budget (the sweep's, from the shards' totals). */
+export function globalBudgetCrossedDetail(crossing: GlobalCrossing, nowMs: number) {
+  return {
+    scope: 'global',
+    limit: crossing.limit,
+    thresholdPercent: crossing.thresholdPercent,
+    used: crossing.used,
+    remaining: Math.max(0, crossing.limitValue - crossing.used),
     limitValue: crossing.limitValue,
     unit: crossing.unit,
     window: crossing.window,

@@ -1,4 +1,5 @@
 import { describeError } from '../core/errors';
+import { EVENT_TYPES, globalBudgetCrossedDetail } from '../core/events';
 import { planRepairs, REPAIR_KINDS, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
 import type { DueUser } from './ports';
 import type { SweepDeps, SweepReport } from './sweep/deps';
@@ -25,6 +26,7 @@ export class SweepService {
     const { index, settings, log } = this.deps;
     const repaired = Object.fromEntries(REPAIR_KINDS.map((k) => [k, 0])) as Record<RepairKind, number>;
     await this.sweepGlobal(nowMs, repaired);
+    await this.publishGlobalCrossings(nowMs);
     const due = await index.due(nowMs, settings.maxUsersPerRun);
     let failed = 0;
     for (let i = 0; i < due.length; i += settings.concurrency) {
@@ -73,6 +75,34 @@ export class SweepService {
     for (const { userId, requestId } of orphans) {
       repaired['orphaned-global-share']++;
       await report(this.deps, 'orphaned-global-share', { userId, requestId });
+    }
+  }
+
+  /**
+   * `Budget Threshold Crossed` for the global budgets at 80 % / 100 %: only the shards' totals know
+   * them, so the sweep reads them once a run and publishes each crossing whose once-per-window mark
+   * it wrote (at most a sweep period late). A failure is logged; the next run tries again.
+   */
+  private async publishGlobalCrossings(nowMs: number): Promise<void> {
+    const { limiter, events, log } = this.deps;
+    const crossings = await Promise.resolve()
+      .then(() => limiter.markGlobalCrossings?.(nowMs) ?? [])
+      .catch((err) => {
+        log.error('sweep: reading the global budgets failed; the next run tries again', {
+          error: describeError(err),
+        });
+        return [];
+      });
+    for (const crossing of crossings) {
+      await events
+        .publish(EVENT_TYPES.budgetThresholdCrossed, globalBudgetCrossedDetail(crossing, nowMs))
+        .catch((err) =>
+          log.error('could not publish Budget Threshold Crossed', {
+            limit: crossing.limit,
+            thresholdPercent: crossing.thresholdPercent,
+            error: describeError(err),
+          }),
+        );
     }
   }
 

@@ -1,6 +1,7 @@
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { estimateTokens } from '../../lambda/core/tokens';
 import { localDynamoClient } from '../../local/aws-clients';
 import type { LocalStack } from '../../local/stack';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
@@ -41,6 +42,18 @@ async function send(client: TestClient, requestId: string, text: string, convers
 describe('conversations', () => {
   let stack: LocalStack;
   let dynamo: DynamoProxy;
+
+  /** The turn items of one conversation's key, in their order. */
+  async function turnsOf(pk: string): Promise<Record<string, unknown>[]> {
+    const { Items = [] } = await localDynamoClient(stack.emulators.dynamodbEndpoint).send(
+      new QueryCommand({
+        TableName: stack.resources.tables.requests,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': { S: pk } },
+      }),
+    );
+    return Items.map((item) => unmarshall(item));
+  }
   beforeAll(async () => {
     dynamo = await startDynamoProxy(inject('dynamodbEndpoint'));
     stack = await startTestStack(
@@ -140,6 +153,38 @@ describe('conversations', () => {
     expect(queued.requestId).toBe('q2');
     const complete = await client.next((f) => f.type === 'message_complete' && f.requestId === 'q2');
     expect((complete.usage as Usage).inputTokens).toBe(OWN + TURN);
+    client.close();
+  });
+
+  it('a stopped reply enters the conversation as produced: the next input counts exactly its text', async () => {
+    const { userId, token } = await newUser('stopped');
+    const client = await TestClient.connect(stack.wsUrl, token);
+    // 60 words at 20 ms a chunk: streams for over a second; it is stopped after three chunks.
+    const long = Array.from({ length: 60 }, (_, i) => `w${i}`).join(' ');
+    client.send({ action: 'sendMessage', requestId: 's1', message: long, conversationId: 'cut' });
+    await client.until(() => client.ofType('chunk', 's1').length >= 3);
+    client.send({ action: 'cancel', requestId: 's1' });
+    const stopped = await client.next((f) => f.type === 'message_complete' && f.requestId === 's1');
+    const produced = client.frames
+      .slice(0, client.frames.indexOf(stopped))
+      .filter((f) => f.type === 'chunk' && f.requestId === 's1')
+      .map((c) => String(c.text))
+      .join('');
+    expect(stopped).toMatchObject({ stopped: true, text: produced });
+    expect(produced.startsWith('Echo: w0 w1')).toBe(true);
+    expect(produced.length).toBeLessThan(`Echo: ${long}`.length);
+    expect((stopped.usage as Usage).outputTokens).toBe(estimateTokens(produced));
+
+    const next = await send(client, 's2', message(2), 'cut');
+    expect(next.inputTokens).toBe(estimateTokens(long) + estimateTokens(produced) + OWN);
+    // Not the whole reply the model would have given.
+    expect(next.inputTokens).toBeLessThan(estimateTokens(long) + estimateTokens(`Echo: ${long}`) + OWN);
+
+    const items = await turnsOf(`conv#${userId}#cut`);
+    expect(items.map((item) => [item.user, item.assistant])).toEqual([
+      [long, produced],
+      [message(2), `Echo: ${message(2)}`],
+    ]);
     client.close();
   });
 

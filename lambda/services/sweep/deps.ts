@@ -1,4 +1,5 @@
 import type { TokenReservation } from '../../core/limiter/decision';
+import type { GlobalCrossing } from '../../core/limiter/global/crossings';
 import type { RepairKind } from '../../core/queue/sweep';
 import type {
   ConnectionDirectory,
@@ -22,7 +23,13 @@ export interface SweepSettings {
 export const DEFAULT_SWEEP_SETTINGS: SweepSettings = Object.freeze({ maxUsersPerRun: 800, concurrency: 8 });
 
 export interface SweepDeps {
-  readonly limiter: SweepLimiterPort;
+  readonly limiter: SweepLimiterPort & {
+    /**
+     * The global budgets' 80 % / 100 % crossings whose once-per-window mark this call wrote (each
+     * returned once per window across runs and instances); absent or [] without global limits.
+     */
+    markGlobalCrossings?(nowMs: number): Promise<GlobalCrossing[]>;
+  };
   readonly index: SweepIndexPort;
   readonly queue: Pick<RequestQueuePort, 'send' | 'depth' | 'defer'>;
   readonly store: ReplyStorePort;

@@ -261,3 +261,15 @@ export const WAITER_FIELDS = {
   /** How many requests the user had waiting at that look (the ETAs of those behind count them). */
   queued: 'q',
 } as const;
+
+/* ---------- The global budgets' event marks (one item, adapters/limiter/global-events.ts) ---------- */
+
+/** The item's key: one small item, written by the sweep only. */
+export const GLOBAL_EVENTS_KEY = 'global#events';
+/**
+ * The window a global budget last crossed a threshold in (`ge_<limit>_<percent>`, e.g.
+ * `ge_dailyTokens_80` = the epoch day): one `Budget Threshold Crossed` per limit, threshold and window.
+ */
+export const GLOBAL_EVENT_MARK_PREFIX = 'ge_';
+export const globalEventMark = (limit: string, thresholdPercent: number) =>
+  `${GLOBAL_EVENT_MARK_PREFIX}${limit}_${thresholdPercent}`;

@@ -2,11 +2,14 @@ import { describeError } from '../../core/errors';
 import { allowedDecision, deniedDecision, modelRefusedDecision } from '../../core/limiter/decide/decisions';
 import { landedAdmission } from '../../core/limiter/decide/landed';
 import { askOn, chooseModel } from '../../core/limiter/decide/model';
-import { tierOf } from '../../core/limiter/decide/resolve';
+import { limitsOf, tierOf } from '../../core/limiter/decide/resolve';
 import type { DecideInput, Decision } from '../../core/limiter/decision';
 import type { UpdatePlan } from '../../core/limiter/expression';
 import type { HistoryWrite } from '../../core/limiter/history';
+import type { LimiterSnapshot } from '../../core/limiter/item/state';
+import type { LimitPolicy } from '../../core/limiter/kinds/registry';
 import { planAdmission } from '../../core/limiter/plan/admission';
+import { planCrossingMarks, unmarkedCrossings, type WindowWarning } from '../../core/limiter/plan/warnings';
 import { MAX_CONTENTION_ROUNDS, UNKNOWN, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';
@@ -63,8 +66,16 @@ export async function decideOnStore(
         if (planned.history) await recordHistory(ctx, input.userId, planned.history);
         // The policy the write was planned (and conditioned) on; the rest as the write left the item.
         const after = { ...basis, tier: tierOf(result.snap, input.claimTier), snap: result.snap };
+        const decided = allowedDecision(after, input, planned, served, state.globalHeld);
+        const late = await markLateCrossings(ctx, key, basis.policy, result.snap, nowMs);
         const allowed = {
-          ...allowedDecision(after, input, planned, served, state.globalHeld),
+          ...decided,
+          ...(late.length > 0
+            ? {
+                warnings: [...(decided.warnings ?? []), ...late.filter((c) => c.thresholdPercent === 80)],
+                budgetCrossings: [...(decided.budgetCrossings ?? []), ...late],
+              }
+            : {}),
           ...(state.globalCostPercent !== undefined ? { globalCostPercent: state.globalCostPercent } : {}),
         };
         if (state.waitedForGlobal) {
@@ -132,4 +143,26 @@ async function writeAdmission(
     }
     throw err;
   }
+}
+
+/**
+ * The budget thresholds this admission's write crossed but did not mark (planned from a count a
+ * few short: unmarkedCrossings), each marked by one more conditional write — only in that race, so
+ * a 100 % crossing is never lost to it. A mark another admission set first is its event, not ours.
+ */
+async function markLateCrossings(
+  ctx: LimiterContext,
+  key: string,
+  policy: LimitPolicy,
+  after: LimiterSnapshot,
+  nowMs: number,
+): Promise<WindowWarning[]> {
+  const marked: WindowWarning[] = [];
+  for (const crossing of unmarkedCrossings(policy, after, limitsOf(policy, after, nowMs), nowMs)) {
+    // A fault leaves it unmarked, never fails the admission: the next admission in the window
+    // (if any) reads the item and marks it.
+    const result = await ctx.items.write(key, planCrossingMarks([crossing])).catch(() => undefined);
+    if (result?.ok) marked.push(crossing);
+  }
+  return marked;
 }

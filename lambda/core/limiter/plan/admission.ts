@@ -16,8 +16,6 @@ import {
   TOKEN_EPOCH_ATTR,
   TTL_ATTR,
   WAITING_ATTR,
-  WARNED_FULL_PREFIX,
-  WARNED_PREFIX,
 } from '../item/attributes';
 import { activeValue, reservationValue } from '../item/codec';
 import type { LimiterSnapshot } from '../item/state';
@@ -27,7 +25,7 @@ import type { Tier } from '../tiers';
 import { monthNumber } from '../windows';
 import { admissionMovesBucket } from './bucket';
 import { itemTtlEpochSeconds } from './ttl';
-import { type WindowWarning, warningsOf } from './warnings';
+import { planWarningMarks, type WindowWarning, warningsOf } from './warnings';
 
 export type QueueMode = 'direct' | 'replay';
 
@@ -253,20 +251,6 @@ function planQueuePart(w: ExpressionWriter, queue: AdmissionQueue, requestId: st
     );
     // Everyone behind moved up: a new version of the list (their notices carry it).
     bumpQueueVersion(w);
-  }
-}
-
-/**
- * limit_warning (80 %) and the 100 % event, once per limit, threshold and window: the admission that
- * crosses it marks the window; the condition makes sure no other admission marked it first.
- */
-function planWarningMarks(w: ExpressionWriter, warnings: readonly WindowWarning[]): void {
-  for (const warning of warnings) {
-    const prefix = warning.thresholdPercent === 100 ? WARNED_FULL_PREFIX : WARNED_PREFIX;
-    const marked = w.name(`${prefix}${warning.limit}`);
-    const window = w.value(warning.window);
-    w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
-    w.set(`${marked} = ${window}`);
   }
 }
 

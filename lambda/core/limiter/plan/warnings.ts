@@ -1,6 +1,8 @@
 import type { Evaluation } from '../evaluate';
+import { ExpressionWriter, type UpdatePlan } from '../expression';
+import { WARNED_FULL_PREFIX, WARNED_PREFIX } from '../item/attributes';
 import type { LimiterSnapshot } from '../item/state';
-import type { BudgetCrossing, LimitPolicy } from '../kinds/registry';
+import type { BudgetCrossing, LimitPolicy, LimitState } from '../kinds/registry';
 import { LIMIT_KINDS } from '../kinds/registry';
 
 /**
@@ -43,4 +45,60 @@ export function warningsOf(
       warnings.push({ ...crossing, thresholdPercent: 100 });
   }
   return warnings;
+}
+
+/**
+ * The thresholds an admission's own write reached but did not mark: window counters are bounded in
+ * the write's condition, not pinned, so an admission racing others can be planned from a count a
+ * few short of the one it writes, and plan no crossing although its write crosses. Read from the
+ * item the write returned (`after`, its own answer) and the limits on it: each threshold the limit
+ * now stands at or past, in a window not marked for it. The store marks them in one more write.
+ */
+export function unmarkedCrossings(
+  policy: LimitPolicy,
+  after: LimiterSnapshot,
+  limits: readonly LimitState[],
+  nowMs: number,
+): WindowWarning[] {
+  const crossings: WindowWarning[] = [];
+  for (const kind of LIMIT_KINDS) {
+    if (!kind.warns || policy.shadow?.includes(kind.name)) continue;
+    const state = limits.find((l) => l.name === kind.name);
+    if (!state || state.limit <= 0) continue;
+    const window = kind.warns.windowOf(nowMs);
+    const crossing = {
+      limit: kind.name,
+      window,
+      remaining: Math.max(0, state.remaining),
+      limitValue: state.limit,
+      unit: kind.unit,
+      resetAtEpochMs: state.resetAtEpochMs,
+    };
+    if (after.warned[kind.name] !== window && crossing.remaining <= state.limit * WARNING_THRESHOLD)
+      crossings.push({ ...crossing, thresholdPercent: 80 });
+    if (after.warnedFull?.[kind.name] !== window && crossing.remaining <= 0)
+      crossings.push({ ...crossing, thresholdPercent: 100 });
+  }
+  return crossings;
+}
+
+/**
+ * limit_warning (80 %) and the 100 % event, once per limit, threshold and window: the admission that
+ * crosses it marks the window; the condition makes sure no other admission marked it first.
+ */
+export function planWarningMarks(w: ExpressionWriter, warnings: readonly WindowWarning[]): void {
+  for (const warning of warnings) {
+    const prefix = warning.thresholdPercent === 100 ? WARNED_FULL_PREFIX : WARNED_PREFIX;
+    const marked = w.name(`${prefix}${warning.limit}`);
+    const window = w.value(warning.window);
+    w.condition(`(attribute_not_exists(${marked}) OR ${marked} <> ${window})`);
+    w.set(`${marked} = ${window}`);
+  }
+}
+
+/** The marks of crossings an admission's write reached but did not plan (unmarkedCrossings): one write. */
+export function planCrossingMarks(crossings: readonly WindowWarning[]): UpdatePlan {
+  const w = new ExpressionWriter();
+  planWarningMarks(w, crossings);
+  return w.build();
 }

@@ -24,27 +24,10 @@ export function warningsOf(
   const reservation = evaluation.reservation;
   if (!reservation) return [];
   const reserved = { tokens: reservation.reservedTokens, costMicroUsd: reservation.reservedCostMicroUsd };
-  const warnings: WindowWarning[] = [];
-  for (const kind of LIMIT_KINDS) {
-    if (!kind.warns || policy.shadow?.includes(kind.name)) continue;
-    const state = evaluation.limits.find((l) => l.name === kind.name);
-    if (!state || state.limit <= 0) continue;
-    const window = kind.warns.windowOf(nowMs);
-    const remaining = Math.max(0, state.remaining - kind.warns.taken(reserved, weight));
-    const crossing = {
-      limit: kind.name,
-      window,
-      remaining,
-      limitValue: state.limit,
-      unit: kind.unit,
-      resetAtEpochMs: state.resetAtEpochMs,
-    };
-    if (belief.warned[kind.name] !== window && remaining <= state.limit * WARNING_THRESHOLD)
-      warnings.push({ ...crossing, thresholdPercent: 80 });
-    if (belief.warnedFull?.[kind.name] !== window && remaining <= 0)
-      warnings.push({ ...crossing, thresholdPercent: 100 });
-  }
-  return warnings;
+  // What is left once this admission's reservation is taken.
+  return thresholdsCrossed(policy, belief, evaluation.limits, nowMs, (state, warns) => {
+    return state.remaining - warns.taken(reserved, weight);
+  });
 }
 
 /**
@@ -60,23 +43,41 @@ export function unmarkedCrossings(
   limits: readonly LimitState[],
   nowMs: number,
 ): WindowWarning[] {
+  return thresholdsCrossed(policy, after, limits, nowMs, (state) => state.remaining);
+}
+
+type Warns = NonNullable<(typeof LIMIT_KINDS)[number]['warns']>;
+
+/**
+ * Each budget or quota that warns (not in shadow) with `left(state)` remaining, at or past a
+ * threshold in a window `marks` (the item's `w_`/`wf_`) has not marked: 80 % used (≤ 20 % left)
+ * and 100 % (nothing left).
+ */
+function thresholdsCrossed(
+  policy: LimitPolicy,
+  marks: LimiterSnapshot,
+  limits: readonly LimitState[],
+  nowMs: number,
+  left: (state: LimitState, warns: Warns) => number,
+): WindowWarning[] {
   const crossings: WindowWarning[] = [];
   for (const kind of LIMIT_KINDS) {
     if (!kind.warns || policy.shadow?.includes(kind.name)) continue;
     const state = limits.find((l) => l.name === kind.name);
     if (!state || state.limit <= 0) continue;
     const window = kind.warns.windowOf(nowMs);
+    const remaining = Math.max(0, left(state, kind.warns));
     const crossing = {
       limit: kind.name,
       window,
-      remaining: Math.max(0, state.remaining),
+      remaining,
       limitValue: state.limit,
       unit: kind.unit,
       resetAtEpochMs: state.resetAtEpochMs,
     };
-    if (after.warned[kind.name] !== window && crossing.remaining <= state.limit * WARNING_THRESHOLD)
+    if (marks.warned[kind.name] !== window && remaining <= state.limit * WARNING_THRESHOLD)
       crossings.push({ ...crossing, thresholdPercent: 80 });
-    if (after.warnedFull?.[kind.name] !== window && crossing.remaining <= 0)
+    if (marks.warnedFull?.[kind.name] !== window && remaining <= 0)
       crossings.push({ ...crossing, thresholdPercent: 100 });
   }
   return crossings;

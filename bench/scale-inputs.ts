@@ -14,6 +14,7 @@ import { USAGE_BUCKETS, usageBucket } from '../lambda/core/limiter/plan/usage-ke
 import { SWEEP_BUCKETS, sweepBucket } from '../lambda/core/queue/sweep';
 import { FUNCTIONS } from '../lambda/core/resources/functions';
 import { COALESCE_MS } from '../lambda/services/reply-channel';
+import { DEFAULT_RUNNER_SETTINGS } from '../lambda/services/runner/deps';
 import { parseStackConfig } from '../lib/config';
 import type { BenchRow } from './report';
 import type { MeasuredInputs, Prices, StackInputs, Workload } from './scale-model';
@@ -129,6 +130,7 @@ export function stackInputs(users: number): StackInputs {
     accountConcurrency: config.accountConcurrency,
     globalShards: DEFAULT_GLOBAL_SHARDS,
     sharesPerShard: SHARE_RECORDS_PER_SHARD,
+    stopPollMs: DEFAULT_RUNNER_SETTINGS.stopPollMs,
     maxGlobalShards: MAX_GLOBAL_SHARDS,
     line: {
       buckets: LINE_BUCKETS,

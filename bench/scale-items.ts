@@ -85,6 +85,9 @@ export function itemLoads(
   const contentWu = queued * kb(contentBytes, 1024) * 2; // written once, deleted once
   const contentRu = queued * kb(contentBytes, 4096);
   const replyWu = admitted * w.keptReplyShare * kb(w.replyBytes + 200, 1024) * 2;
+  // While a model runs, the runner looks for the user's stop: one strongly consistent Query of the
+  // request's stop mark (1 RU, found or not) every stopPollMs; a mark is written only by a cancel.
+  const stopRu = admitted * w.replySeconds * (1000 / s.stopPollMs);
   // A connection: the per-IP bucket's write, the record's put and delete, each with its byUser
   // index write (1 WU each: small items).
   const connWu = ((w.users * w.connectedShare) / w.sessionSeconds) * 5;
@@ -164,6 +167,13 @@ export function itemLoads(
       replyWu,
       0,
       `${w.keptReplyShare * 100} % of replies, written and deleted once`,
+    ),
+    perUser(
+      'stop mark',
+      'Requests',
+      0,
+      stopRu,
+      `the runner's look for a user's stop every ${s.stopPollMs} ms of a ${w.replySeconds} s reply (1 RU a Query); written only by a cancel`,
     ),
     perUser(
       'usage history',

@@ -106,6 +106,17 @@ function quotaChecks(
       `the table's quota ≥ ${atLeast(limitsTableWu)}`,
     ),
   );
+  // The Requests table's reads: request contents and, above all, the runners' looks for a stop.
+  const requestsTableRu = items.filter((i) => i.table === 'Requests').reduce((a, i) => a + i.ruPerSecond, 0);
+  out.push(
+    check(
+      'DynamoDB on-demand table: Requests (reads)',
+      requestsTableRu,
+      TABLE_ON_DEMAND_UNITS,
+      'RU/s',
+      `the table's read quota ≥ ${atLeast(requestsTableRu)}, or a longer stop interval (stopPollMs)`,
+    ),
+  );
   for (const index of items.filter((i) => i.table.startsWith('Limits ('))) {
     const name = index.table.slice('Limits ('.length, -1);
     out.push(

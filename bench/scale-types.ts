@@ -57,6 +57,8 @@ export interface StackInputs {
   readonly globalShards: number;
   readonly sharesPerShard: number;
   readonly maxGlobalShards: number;
+  /** How often the reply runner looks for the user's stop while a model runs (one Query each). */
+  readonly stopPollMs: number;
   /**
    * The global line (lambda/core/limiter/global/line.ts): index buckets, the share of users in
    * the fullest, the first `nearHead` waiters looking every `nearLookMs`, the rest every

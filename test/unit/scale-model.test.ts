@@ -43,6 +43,7 @@ const stack: StackInputs = {
   globalShards: 4,
   sharesPerShard: 13,
   maxGlobalShards: 100,
+  stopPollMs: 500,
   line: {
     buckets: 4,
     hottestBucketShare: 0.3,
@@ -126,6 +127,8 @@ describe('scaleModel', () => {
     expect(item('sweep index entry')).toMatchObject({ wuPerSecond: 1_800, hottestPartitionWu: 270 });
     expect(item('request content')).toMatchObject({ wuPerSecond: 200, ruPerSecond: 100 });
     expect(item('kept reply').wuPerSecond).toBeCloseTo(180, 9);
+    // 900 replies of 2 s, each looking for its stop every 500 ms: 1 RU a look, nothing written
+    expect(item('stop mark')).toMatchObject({ wuPerSecond: 0, ruPerSecond: 3_600 });
     expect(item('usage history').wuPerSecond).toBeCloseTo(100_000 / 86_400, 9);
     expect(item('connection').wuPerSecond).toBe(500);
   });
@@ -139,6 +142,8 @@ describe('scaleModel', () => {
       9,
     );
     expect(quota('DynamoDB on-demand table: bySweep index').demand).toBe(1_800);
+    // the Requests table's reads: contents 100 + stop marks 3,600
+    expect(quota('DynamoDB on-demand table: Requests (reads)').demand).toBe(3_700);
     // 1,845 requests in flight, each a share, against 100 shards × 13
     const shares = quota('global shards: requests in flight (shares)');
     expect(shares.demand).toBeCloseTo(1_845, 9);
@@ -168,8 +173,8 @@ describe('scaleModel', () => {
     // the item kinds' WU/s above (12,375.5 + 2 × 100,000 / 86,400) × 1,000 s × $1 per million
     const wu = 12_375.5 + 200_000 / 86_400;
     expect(cost('write request units').usd).toBeCloseTo(wu / 1_000, 9);
-    // RU/s: user items 200, shards 90, byLine 4 × (121 + 5/6), contents 100
-    const ru = 200 + 90 + 4 * (121 + 5 / 6) + 100;
+    // RU/s: user items 200, shards 90, byLine 4 × (121 + 5/6), contents 100, stop marks 3,600
+    const ru = 200 + 90 + 4 * (121 + 5 / 6) + 100 + 3_600;
     expect(cost('read request units').usd).toBeCloseTo(ru / 2_000, 9);
     expect(cost('requests').perMillion).toBeCloseTo(300_000, 6);
     expect(cost('requests (route').perMillion).toBe(2_300_000);

@@ -7,6 +7,8 @@ import {
   unreachableMessage,
 } from '../discovery';
 import { UsageError } from '../errors';
+import { isParseArgsError } from './args';
+import { type Io, isLocalCommand } from './local-command';
 
 /** `npm run admin -- clock [--advance D]`: the flags it takes. */
 const CLOCK_OPTIONS = {
@@ -17,11 +19,6 @@ const CLOCK_OPTIONS = {
   function: { type: 'string' },
   json: { type: 'boolean', default: false },
 } as const;
-
-/** A `clock` command line that cannot run: the message says what is wrong. */
-/** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
-const isParseArgsError = (err: unknown) =>
-  err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');
 
 /**
  * `--advance -3d` as `--advance=-3d`: parseArgs would otherwise call `-3d` an ambiguous option, and
@@ -39,18 +36,8 @@ function joinNegativeAdvance(argv: readonly string[]): string[] {
   return args;
 }
 
-type Io = { out: (s: string) => void; err: (s: string) => void };
-
-/** Is this command line `clock …` (the operation is the first positional argument)? */
-export function isClockCommand(argv: readonly string[]): boolean {
-  const { positionals } = parseArgs({
-    args: [...argv],
-    options: CLOCK_OPTIONS,
-    allowPositionals: true,
-    strict: false,
-  });
-  return positionals[0] === 'clock';
-}
+/** Is this command line `clock …`? */
+export const isClockCommand = (argv: readonly string[]) => isLocalCommand(argv, 'clock', CLOCK_OPTIONS);
 
 /**
  * Prints the local stack's clock, or moves it forward with `--advance`. Local only: a deployed

@@ -8,6 +8,8 @@ import {
 } from '../discovery';
 import { UsageError } from '../errors';
 import { type LocalEvent, renderEvent, requestEvents } from '../events';
+import { isParseArgsError } from './args';
+import { type Io, isLocalCommand } from './local-command';
 
 /** `npm run admin -- events [--follow] [--json]`: the flags it takes. */
 const EVENTS_OPTIONS = {
@@ -22,24 +24,14 @@ const EVENTS_OPTIONS = {
 /** How often `--follow` asks the stack for new events. */
 const FOLLOW_EVERY_MS = 1000;
 
-type Io = { out: (s: string) => void; err: (s: string) => void };
-
 export interface EventsCommandOptions {
   /** `--follow` stops when this aborts (a test; the person: Ctrl-C). */
   readonly signal?: AbortSignal;
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
-/** Is this command line `events …` (the operation is the first positional argument)? */
-export function isEventsCommand(argv: readonly string[]): boolean {
-  const { positionals } = parseArgs({
-    args: [...argv],
-    options: EVENTS_OPTIONS,
-    allowPositionals: true,
-    strict: false,
-  });
-  return positionals[0] === 'events';
-}
+/** Is this command line `events …`? */
+export const isEventsCommand = (argv: readonly string[]) => isLocalCommand(argv, 'events', EVENTS_OPTIONS);
 
 /**
  * Prints the events the local stack kept: one line each, or with `--json` a JSON array (with
@@ -115,7 +107,3 @@ async function printEvents(
   }
   return 0;
 }
-
-/** node:util parseArgs reports unknown options and missing values as coded TypeErrors. */
-const isParseArgsError = (err: unknown) =>
-  err instanceof TypeError && String((err as NodeJS.ErrnoException).code).startsWith('ERR_PARSE_ARGS');

@@ -116,10 +116,14 @@ function describeGlobalContract(backend: string, endpoint: () => string) {
         limit: 37,
         remaining: 0,
       });
-      // Cheap even while refusing: one failed shard write (dynalite adds a read) before an
-      // instance knows the shards are full, then none. Measured per decision (2026-12-03, a
-      // loaded 2-core machine): dynalite 2.51–2.66, DynamoDB Local 1.38; bound: that and ~5–10 %.
-      expect(counter.total() / 300).toBeLessThan(backend === 'dynalite' ? 2.8 : 1.5);
+      // Cheap while refusing: once an instance has seen the shards full it refuses without a write.
+      // (What the first burst costs depends on how many decisions were in flight before each
+      // instance learned that, i.e. on the machine's load: `npm run bench -- global` measures it.)
+      // A second later each instance looks at each shard once more (one read) and refuses the rest.
+      counter.reset();
+      const again = await burst(limiters, NOW + 1_000);
+      expect(admitted(again)).toHaveLength(0);
+      expect(counter.byCommand()).toEqual({ GetItemCommand: 6 * 4 });
       // The hour's replies end (a request still holding its share keeps its record, one of the 13
       // a shard may hold, until its settle or the sweep's repair gives it back).
       await Promise.all(

@@ -40,8 +40,23 @@ export interface GlobalWaiter {
   readonly wakeAtEpochMs?: number;
   /** The global limit that held it back. */
   readonly limit: GlobalLimit;
+  /**
+   * Whose capacity it waits for: undefined for the stack's own (global) limits, `team:<name>` for
+   * a team's, `model:<id>` for a model's account quota. A waiter holds back only requests that
+   * count against the same capacity (see {@link sharesCapacity}): a user waiting for team A's
+   * slot never holds back a member of team B.
+   */
+  readonly scope?: string;
   /** How many requests the user had waiting at its last look (lambda/core/queue/global-eta.ts). */
   readonly queued?: number;
+}
+
+/**
+ * Does this waiter wait for capacity a request counting against `scopes` (its team's `team:<name>`,
+ * its model's `model:<id>`) also takes? Stack-wide waiters (no scope) wait for everyone's.
+ */
+export function sharesCapacity(w: Pick<GlobalWaiter, 'scope'>, scopes: readonly string[]): boolean {
+  return w.scope === undefined || scopes.includes(w.scope);
 }
 
 /** The last moment the waiter said it would look (its last write, or the wake-up it scheduled). */

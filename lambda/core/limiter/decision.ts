@@ -4,7 +4,7 @@
  * here. The kinds never import this file: it sits above them (decision → kinds, never back).
  */
 
-import type { GlobalLimitName, GlobalLimitState } from './global/limits';
+import type { GlobalLimit, GlobalLimitName, GlobalLimitState } from './global/limits';
 import type { GlobalReservation } from './global/share-record';
 import type { DayUsage } from './history';
 import type {
@@ -57,6 +57,8 @@ export interface DecideInput {
   readonly requestId: string;
   /** The token's `tier` claim; the user's record wins when it has a tier. */
   readonly claimTier?: Tier;
+  /** The token's `team` claim (SPEC §9.4); the user's record (admin `set-team`) wins when it has one. */
+  readonly claimTeam?: string;
   readonly estimatedInputTokens: number;
   /** Requested max output tokens; the policy default when absent. */
   readonly maxTokens?: number;
@@ -181,6 +183,23 @@ export interface UserStatus {
   readonly global?: readonly GlobalLimitState[];
   /** Usage per UTC day, oldest first, today last (admin `usage --history`). */
   readonly history?: readonly DayUsage[];
+  /** The user's team and its limits' totals over its members, when the user is in a team (§9.4). */
+  readonly team?: TeamStatus;
+}
+
+/** Where the team in effect comes from: the user's record (admin `set-team`) or a token's claim. */
+export type TeamSource = 'record' | 'token' | 'last token';
+
+/** A team limit's totals over the team's members: as a global one, named `team.<limit>`. */
+export type TeamLimitState = Omit<GlobalLimitState, 'name'> & { readonly name: TeamLimitName };
+export type TeamLimitName = `team.${GlobalLimit}`;
+
+/** A user's team (SPEC §9.4): its name, where it comes from, and its limits' totals. */
+export interface TeamStatus {
+  readonly name: string;
+  readonly source: TeamSource;
+  /** Every team limit set for it (limits.teams.<name>, else limits.teamDefaults); none: []. */
+  readonly limits: readonly TeamLimitState[];
 }
 
 /** What `status` reads besides the user's item. */

@@ -214,7 +214,7 @@ export class Settles {
         taken,
         {
           ...globalRefund(taken, used.tokens, used.costMicroUsd),
-          quotaTokens: unusedQuotaTokens(taken.quota, global.limits.models, used),
+          quotaTokens: unusedQuotaTokens(taken.quota, global.limits.models, used, nowMs),
         },
         false,
       )

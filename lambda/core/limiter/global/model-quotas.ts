@@ -254,15 +254,17 @@ export function quotaCounters(item: Readonly<Record<string, unknown>>): Record<s
 
 /**
  * The quota tokens a settled request did not use (input + output × burndown, as Bedrock settles
- * it), to go back to the minute it took them from (giveBackQuota); 0 without a quota.
+ * it), to go back to the minute it took them from (giveBackQuota); 0 without a quota, and 0 once
+ * that minute is over at `nowMs` (nobody counts in it any more: the refund goes nowhere).
  */
 export function unusedQuotaTokens(
   taken: QuotaTaken | undefined,
   quotas: ModelQuotas | undefined,
   used: { readonly inputTokens: number; readonly outputTokens: number },
+  nowMs: number,
 ): number {
   const quota = taken && quotas?.[taken.modelId];
-  if (!taken || !quota) return 0;
+  if (!taken || !quota || minuteNumber(nowMs) > taken.minute) return 0;
   return Math.max(0, taken.quotaTokens - quotaTokens(quota, used.inputTokens, used.outputTokens));
 }
 

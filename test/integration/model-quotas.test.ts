@@ -31,14 +31,19 @@ const model = (id: string, accountQuota?: ModelSpec['accountQuota']): ModelSpec 
 function describeModelQuotas(backend: string, endpoint: () => string) {
   describe(`model account quotas on ${backend}`, () => {
     /** A fresh table and `n` limiter instances on it, serving `models` (no global limit). */
-    async function instances(models: ModelSpec[], n = 6, globalWaitersTtlMs?: number) {
+    async function instances(
+      models: ModelSpec[],
+      n = 6,
+      globalWaitersTtlMs?: number,
+      tiers: object = OPEN_TIERS,
+    ) {
       const { tables } = await createLocalResources(
         localDynamoClient(endpoint()),
         localSqsClient(inject('sqsEndpoint')),
         `quota-${randomUUID().slice(0, 8)}`,
       );
       const client = localDynamoClient(endpoint());
-      const config = parseLimitsConfig({ tiers: OPEN_TIERS, models });
+      const config = parseLimitsConfig({ tiers, models });
       const make = () =>
         new DynamoLimiter({
           client,
@@ -148,6 +153,22 @@ function describeModelQuotas(backend: string, endpoint: () => string) {
       expect(await shardSum('mqt_c')).toBe(8 * 60 + 8 * 460);
       expect((await used(limiters[0]!, 'global.model.c.tokensPerMinute', NOW + 60_001))?.used).toBe(0);
     }, 60_000);
+
+    it("gives the quota's request and tokens back when the user's own write then refuses (stale belief)", async () => {
+      // One message a minute for the user: instance 0 saw it with room, instance 1 then spends it.
+      const tight = { ...OPEN_TIERS, free: { messagesPerMinute: 1, burst: 0 } };
+      const { limiters } = await instances([model('a', { requestsPerMinute: 5 })], 2, undefined, tight);
+      const [stale, other] = limiters as [DynamoLimiter, DynamoLimiter];
+      await stale.view('solo', undefined, NOW);
+      expect((await other.decide(ask('solo', 'a'), NOW)).allowed).toBe(true);
+      // `stale` plans from its belief, takes a shard's share of the quota, its user write fails, it
+      // reads, refuses by the user's own limit — and gives the request (and its tokens) back.
+      expect(await stale.decide(ask('solo', 'a'), NOW)).toMatchObject({
+        allowed: false,
+        limit: 'messageRate',
+      });
+      expect(await used(stale, 'global.model.a.requestsPerMinute')).toMatchObject({ used: 1, remaining: 4 });
+    }, 30_000);
 
     it('a quota on model a does not hold back model b: neither its full minute nor those waiting for it', async () => {
       // Every look at who waits is fresh here (in service, a direct request trusts a second-old view).

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { type GlobalLimits, shardsForConcurrency } from '../lambda/core/limiter/global/limits';
+import { modelQuotasOf } from '../lambda/core/limiter/global/model-quotas';
 import { checkItemSizes } from '../lambda/core/limiter/item/size';
 import {
   type LimitsConfig,
@@ -184,8 +185,11 @@ export function unpricedBedrockModels(config: StackConfig): string[] {
 function withShardsForReplies<T extends z.output<typeof stackConfigSchema>>(config: T, raw: unknown): T {
   // The configuration as written: the parsed one already carries the default shard count.
   const written = (raw as { limits?: { global?: Record<string, unknown> } }).limits?.global;
+  const quotas = modelQuotasOf(config.limits?.models ?? []);
   const shards =
-    config.replyConcurrency === null ? undefined : shardsForConcurrency(written, config.replyConcurrency);
+    config.replyConcurrency === null
+      ? undefined
+      : shardsForConcurrency(written, config.replyConcurrency, quotas);
   if (shards === undefined) return config;
   return { ...config, limits: { ...config.limits, global: { ...config.limits?.global, shards } } };
 }

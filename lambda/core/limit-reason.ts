@@ -1,4 +1,5 @@
 import type { DeniedDecision } from './limiter/decision';
+import { parseModelQuotaName } from './limiter/global/model-quotas';
 import { isLimitName, type LimitState, limitKind, type RegisteredKind } from './limiter/kinds/registry';
 
 /**
@@ -9,7 +10,7 @@ import { isLimitName, type LimitState, limitKind, type RegisteredKind } from './
  * kind (label, unit, refill), never from its name.
  */
 export function limitReason(
-  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued'>,
+  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit'>,
   retryAfterMs: number,
   nowMs: number,
   extra?: string,
@@ -23,7 +24,7 @@ export const queueFullClause = (queued: number, maxQueued: number) =>
   `your queue is full (${queued} of ${maxQueued} waiting)`;
 
 function reasonClause(
-  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued'>,
+  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit'>,
   retryAfterMs: number,
   nowMs: number,
 ): string {
@@ -33,6 +34,15 @@ function reasonClause(
     const kind = limitKind(limit);
     const state = decision.limits.find((l) => l.name === limit);
     return `${capitalized(kind.label)}: ${stateOf(kind, state)}; ${whenFrees(kind, decision.policy, freesAt)}`;
+  }
+  const quota = limit.startsWith('global.') ? parseModelQuotaName(limit.slice('global.'.length)) : undefined;
+  if (quota) {
+    const per = quota.measure === 'requestsPerMinute' ? 'requests' : 'tokens';
+    const of =
+      decision.quotaLimit === undefined
+        ? ''
+        : ` of ${decision.quotaLimit.toLocaleString('en-US')} ${per} a minute`;
+    return `The model ${quota.modelId}'s account quota${of} is in use for all users; room again at ${freesAt}`;
   }
   if (limit.startsWith('global.')) {
     const own = limit.slice('global.'.length);

@@ -1,6 +1,28 @@
 import * as z from 'zod';
 
 /**
+ * The AWS account's Bedrock quota for a model (SPEC §9.4 "Model quotas"), as Service Quotas shows
+ * it (docs/deploy.md "Bedrock account quotas"): enforced stack-wide as a global limit per model
+ * (lambda/core/limiter/global/model-quotas.ts), so a burst above it waits in line instead of
+ * failing with the model's throttling error.
+ */
+export const accountQuotaSchema = z
+  .object({
+    /** "On-demand model inference requests per minute for <model>". */
+    requestsPerMinute: z.number().int().min(1).max(1_000_000).optional(),
+    /** "On-demand model inference tokens per minute for <model>": input + output × burndown. */
+    tokensPerMinute: z.number().int().min(1).max(1_000_000_000).optional(),
+    /** How many quota tokens one output token counts for (5 for some models). @default 1 */
+    outputTokenBurndown: z.number().int().min(1).max(100).optional(),
+  })
+  .strict()
+  .refine((q) => q.requestsPerMinute !== undefined || q.tokensPerMinute !== undefined, {
+    message: 'an accountQuota needs requestsPerMinute or tokensPerMinute',
+  });
+
+export type AccountQuota = z.infer<typeof accountQuotaSchema>;
+
+/**
  * The chat models a stack offers (SPEC §2 v2 "Models and prices"), with what they cost and how
  * much one reply may hold. Money is counted in integer micro-dollars (µUSD, 10⁻⁶ USD): a price in
  * USD per million tokens is exactly µUSD per token, and every cost is rounded up, so a budget is
@@ -17,6 +39,8 @@ export const modelSpecSchema = z
     maxOutputTokens: z.number().int().min(16).max(1_000_000),
     /** How many messages one request on it counts for (seed 004's endpoint multipliers). @default 1 */
     messageWeight: z.number().int().min(1).max(100).optional(),
+    /** The account's Bedrock quota for it, enforced stack-wide. @default none */
+    accountQuota: accountQuotaSchema.optional(),
   })
   .strict()
   .refine((m) => m.kind !== 'bedrock' || m.modelId !== undefined, {

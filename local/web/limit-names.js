@@ -6,12 +6,16 @@
 // clients import it with limit-names.d.ts.
 
 const GLOBAL_PREFIX = 'global.';
+/** A model's account quota (SPEC §9.4): `model.<id>.requestsPerMinute` / `.tokensPerMinute`. */
+const MODEL_QUOTA = /^model\.(.+)\.(requests|tokens)PerMinute$/;
 
 /** How to say limit names, given every limit's label (`{ messageRate: 'message rate', … }`). */
 export function limitNames(labels) {
   /** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
   function limitName(name) {
     if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
+    const quota = MODEL_QUOTA.exec(name);
+    if (quota) return `model ${quota[1]} account quota (${quota[2]} a minute)`;
     return Object.hasOwn(labels, name) ? labels[name] : name;
   }
 

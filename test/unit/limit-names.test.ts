@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adminFlagUsage, LIMIT_KINDS, LIMIT_LABELS } from '../../lambda/core/limiter/kinds/registry';
-import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/limit-names';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../../local/limit-names';
 
 describe('how people read limits', () => {
   const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it
@@ -33,6 +33,17 @@ describe('how people read limits', () => {
         resetAt: midnight,
       }),
     ).toBe('Monthly tokens: 180,000 of 1,000,000 tokens left until 00:00.');
+  });
+
+  it("names a model's account quota by its model, in the global list", () => {
+    expect(limitName('global.model.anthropic.claude-3-haiku-20240307-v1:0.requestsPerMinute')).toBe(
+      'global model anthropic.claude-3-haiku-20240307-v1:0 account quota (requests a minute)',
+    );
+    expect(limitName('global.model.echo.tokensPerMinute')).toBe(
+      'global model echo account quota (tokens a minute)',
+    );
+    // A user's own tokens-per-minute limit keeps its label.
+    expect(limitName('tokensPerMinute')).toBe(LIMIT_LABELS.tokensPerMinute);
   });
 
   it('says what a reply cost and on which model, and a soft landing', () => {

@@ -2,10 +2,12 @@ import { describeError } from '../../core/errors';
 import { type DecisionBasis, globalDeniedDecision } from '../../core/limiter/decide/decisions';
 import { slotLimit } from '../../core/limiter/decide/landed';
 import type { DecideInput, DeniedDecision } from '../../core/limiter/decision';
+import { modelScope, quotaTokens, quotaValueOf } from '../../core/limiter/global/model-quotas';
 import {
   type GlobalWaiter,
   mayGoNow,
   priorityOrder,
+  sharesCapacity,
   waitBehindMs,
   waitInLineMs,
 } from '../../core/limiter/global/priority';
@@ -43,7 +45,12 @@ export async function takeGlobal(
   }
   const held = state.globalHeld;
   if (held) {
-    if (held.tokens >= reservation.reservedTokens && held.costMicroUsd >= reservation.reservedCostMicroUsd) {
+    const sameQuota = held.quota?.modelId === (model.accountQuota ? model.id : undefined);
+    if (
+      sameQuota &&
+      held.tokens >= reservation.reservedTokens &&
+      held.costMicroUsd >= reservation.reservedCostMicroUsd
+    ) {
       return undefined;
     }
     // Kept as held while its shard does not answer the give-back (see Admission.decideInLane).
@@ -61,11 +68,15 @@ export async function takeGlobal(
   };
   // A queued request reads who waits (its turn decides who goes first); a direct one trusts this
   // instance's view of the last second (it only decides whether to queue behind them).
-  const waiters = await global.waiters({ fresh: replay !== undefined, nowMs });
+  // Only those waiting for capacity this request takes hold it back: the stack's, and its model's
+  // quota (a waiter for model A's quota does not hold back a request on model B).
+  const scopes = [modelScope(model.id)];
+  const line = await global.waiters({ fresh: replay !== undefined, nowMs });
+  const waiters = line.filter((w) => sharesCapacity(w, scopes));
   // Its entry is taken out once it is admitted: one seen, or (a queued one) one placed past what
   // the read showed of its partition — a waiter far back.
   state.waitedForGlobal =
-    waiters.some((w) => w.userId === input.userId) || (replay !== undefined && global.mayBeInLine(me));
+    line.some((w) => w.userId === input.userId) || (replay !== undefined && global.mayBeInLine(me));
   if (!mayGoNow(me, waiters, nowMs, ctx.priorityUrgentMs)) {
     // Behind them until the first in line may go (waitBehindMs: a second, or until its wake-up at
     // a window's start): a request that would wait past MAX_QUEUE_WAIT for it is refused now, not
@@ -74,7 +85,13 @@ export async function takeGlobal(
     const waitMs = replay
       ? waitInLineMs(me, waiters, nowMs, ctx.priorityUrgentMs)
       : waitBehindMs(first, nowMs);
-    return globalDeniedDecision(basis, first.limit, waitMs, planned);
+    return globalDeniedDecision(
+      basis,
+      first.limit,
+      waitMs,
+      planned,
+      quotaValueOf(global.limits.models, first.limit),
+    );
   }
   const admission = await global.admit(
     {
@@ -84,12 +101,28 @@ export async function takeGlobal(
       costMicroUsd: reservation.reservedCostMicroUsd,
       weight: model.messageWeight ?? 1,
       leaseUntilEpochMs: replay?.leaseUntilEpochMs ?? nowMs + ctx.inFlightLeaseMs,
+      // Counted as Bedrock counts it: input + the output allowance × burndown, reserved now.
+      ...(model.accountQuota
+        ? {
+            quota: {
+              modelId: model.id,
+              quotaTokens: quotaTokens(
+                model.accountQuota,
+                reservation.inputTokens,
+                reservation.outputAllowance,
+              ),
+            },
+          }
+        : {}),
     },
     nowMs,
     arrivedAtMs,
     state,
   );
-  if (!admission.ok) return globalDeniedDecision(basis, admission.limit, admission.retryAfterMs, planned);
+  if (!admission.ok) {
+    const quota = quotaValueOf(global.limits.models, admission.limit);
+    return globalDeniedDecision(basis, admission.limit, admission.retryAfterMs, planned, quota);
+  }
   state.globalHeld = admission.taken;
   state.globalCostPercent = admission.costPercent;
   return undefined;

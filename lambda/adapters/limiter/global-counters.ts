@@ -2,7 +2,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { shardCostPercent } from '../../core/limiter/decide/global-share';
 import type { TokenReservation } from '../../core/limiter/decision';
 import {
-  type GlobalLimit,
+  type GlobalBound,
   type GlobalLimitState,
   type GlobalLimits,
   globalTotals,
@@ -34,7 +34,7 @@ export type GlobalAdmission =
       /** How full the shard's share of the daily cost limit is now (%), when there is one. */
       readonly costPercent?: number;
     }
-  | { readonly ok: false; readonly limit: GlobalLimit; readonly retryAfterMs: number };
+  | { readonly ok: false; readonly limit: GlobalBound; readonly retryAfterMs: number };
 
 /**
  * What one decision holds of a shard, across its rounds and retries: the share, and whether it is
@@ -222,7 +222,7 @@ export class GlobalCounters {
   async release(
     requestId: string,
     taken: GlobalReservation,
-    refund: { readonly tokens: number; readonly costMicroUsd: number },
+    refund: Parameters<typeof planGlobalRelease>[0]['refund'],
     undo: boolean,
   ): Promise<void> {
     const key = shardKey(taken.shard);

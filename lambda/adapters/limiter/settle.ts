@@ -2,6 +2,7 @@ import { describeError } from '../../core/errors';
 import { limitsOf } from '../../core/limiter/decide/resolve';
 import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
 import type { TokenReservation, TokenUsage } from '../../core/limiter/decision';
+import { unusedQuotaTokens } from '../../core/limiter/global/model-quotas';
 import { userKey } from '../../core/limiter/item/attributes';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
@@ -60,7 +61,9 @@ export class Settles {
     const outcome = await this.ctx.items.run(key, () =>
       this.settleOnItem(key, lostKey, lost, reservation, used, nowMs, options),
     );
-    return this.ctx.global ? this.releaseGlobal(key, lostKey, reservation, used, nowMs, outcome) : outcome;
+    return this.ctx.global
+      ? this.releaseGlobal(key, lostKey, reservation, { ...used, inputTokens, outputTokens }, nowMs, outcome)
+      : outcome;
   }
 
   private async settleOnItem(
@@ -176,7 +179,12 @@ export class Settles {
     key: string,
     lostKey: string,
     reservation: TokenReservation,
-    used: { readonly tokens: number; readonly costMicroUsd: number },
+    used: {
+      readonly tokens: number;
+      readonly costMicroUsd: number;
+      readonly inputTokens: number;
+      readonly outputTokens: number;
+    },
     nowMs: number,
     outcome: SettleOutcome,
   ): Promise<SettleOutcome> {
@@ -201,7 +209,15 @@ export class Settles {
     if (taken === 'unreleased') return { ...outcome, globalUnreleased: true };
     if (!taken) return outcome;
     const released = await global
-      .release(reservation.requestId, taken, globalRefund(taken, used.tokens, used.costMicroUsd), false)
+      .release(
+        reservation.requestId,
+        taken,
+        {
+          ...globalRefund(taken, used.tokens, used.costMicroUsd),
+          quotaTokens: unusedQuotaTokens(taken.quota, global.limits.models, used, nowMs),
+        },
+        false,
+      )
       .catch(unreleased('release'));
     if (released === 'unreleased') return { ...outcome, globalUnreleased: true };
     // The share is back: the charge this settle left for the sweep (`gs_<id>`) goes, so a user's

@@ -149,6 +149,8 @@ export interface DeniedDecision {
   readonly limits: readonly LimitState[];
   /** Number of the user's requests waiting (known from the same read). */
   readonly queued: number;
+  /** When a model's account quota binds (`global.model.<id>.…`): the quota, for the reason. */
+  readonly quotaLimit?: number;
 }
 
 export type Decision = AllowedDecision | DeniedDecision;

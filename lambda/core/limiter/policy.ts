@@ -1,7 +1,8 @@
 import * as z from 'zod';
 import { ConfigError } from '../errors';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
-import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global/limits';
+import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits, withModelQuotas } from './global/limits';
+import { modelQuotasOf } from './global/model-quotas';
 import { KIND_POLICY_FIELDS, LIMIT_NAMES, type LimitOverride, type LimitPolicy } from './kinds/registry';
 import { TIERS, type Tier } from './tiers';
 
@@ -179,7 +180,10 @@ export function parseLimitsConfig(
     }
     merged[tier] = Object.freeze(policy);
   }
-  const global = parsed.data.global;
+  // The models' account quotas count on the global shards (SPEC §9.4), which they may cap.
+  const configuredShards = (raw as { global?: { shards?: number } }).global?.shards;
+  const global = withModelQuotas(parsed.data.global, modelQuotasOf(models), configuredShards);
+  if (typeof global === 'string') throw new ConfigError(`invalid limits configuration: ${global}`);
   return {
     tiers: Object.freeze(merged),
     models: Object.freeze([...models]),

@@ -1,5 +1,6 @@
 import type { DeniedDecision } from '../../core/limiter/decision';
-import type { GlobalLimit } from '../../core/limiter/global/limits';
+import type { GlobalBound } from '../../core/limiter/global/limits';
+import { modelScope, parseModelQuotaName } from '../../core/limiter/global/model-quotas';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { limitKind } from '../../core/limiter/kinds/registry';
 import type { QueuedRequest } from '../../core/queue/request';
@@ -46,7 +47,9 @@ export async function waitForGlobal(
   nowMs: number,
   view: LimiterView,
 ): Promise<ReplayResult> {
-  const limit = decision.limit.slice('global.'.length) as GlobalLimit;
+  const limit = decision.limit.slice('global.'.length) as GlobalBound;
+  // A model's quota holds back only requests on that model (GlobalWaiter.scope).
+  const quota = parseModelQuotaName(limit);
   deps.metrics.count('GlobalLimitExceeded');
   const untilExpiry = request.expiresAtEpochMs - nowMs;
   const delayMs = Math.min(
@@ -64,6 +67,7 @@ export async function waitForGlobal(
     // Due again when its wake-up comes back: not stale before then (a window's start, say).
     wakeAtEpochMs: nowMs + delayMs,
     limit,
+    ...(quota ? { scope: modelScope(quota.modelId) } : {}),
     // Those behind it in line count them in their ETAs (lambda/core/queue/global-eta.ts).
     queued: view.snap.waiting.length,
   });

@@ -1,7 +1,7 @@
 import type { ModelSpec } from '../../models';
 import type { AllowedDecision, DecideInput, DeniedDecision } from '../decision';
 import { dayNumber } from '../evaluate';
-import type { GlobalLimit } from '../global/limits';
+import type { GlobalBound } from '../global/limits';
 import type { GlobalReservation } from '../global/share-record';
 import type { LimiterSnapshot } from '../item/state';
 import { LIMIT_KINDS, type LimitPolicy } from '../kinds/registry';
@@ -48,9 +48,11 @@ export function deniedDecision(basis: DecisionBasis, planned: Refused): DeniedDe
 /** The user's limits allow it, a global limit (or someone before it in the global line) does not. */
 export function globalDeniedDecision(
   basis: DecisionBasis,
-  limit: GlobalLimit,
+  limit: GlobalBound,
   retryAfterMs: number,
   planned: Extract<AdmissionPlan, { kind: 'write' }>,
+  /** The quota, when `limit` is a model's account quota. */
+  quotaLimit?: number,
 ): DeniedDecision {
   return {
     allowed: false,
@@ -61,6 +63,7 @@ export function globalDeniedDecision(
     resetAtEpochMs: basis.nowMs + retryAfterMs,
     limits: planned.evaluation.limits,
     queued: basis.snap.waiting.length,
+    ...(quotaLimit !== undefined ? { quotaLimit } : {}),
   };
 }
 

@@ -4,6 +4,15 @@ import type { GlobalPart, ShardWindows } from '../kinds/global-part';
 import { storedNumber } from '../kinds/kind-snapshot';
 import { LIMIT_KINDS, type LimitName, limitKind } from '../kinds/registry';
 import { dayNumber, hourNumber } from '../windows';
+import {
+  MINUTE_MS,
+  type ModelQuotaName,
+  type ModelQuotas,
+  minuteNumber,
+  quotaShardCap,
+  quotaTotals,
+  shardMinute,
+} from './model-quotas';
 import { SHARE_RECORDS_PER_SHARD } from './share-record';
 
 /**
@@ -22,8 +31,10 @@ export const GLOBAL_PARTS: readonly KindGlobalPart[] = LIMIT_KINDS.flatMap((k) =
 /** A limit that may be bounded stack-wide: a kind with a global part (GLOBAL_LIMITS at run time). */
 export type GlobalLimit = LimitName;
 export const GLOBAL_LIMITS: readonly GlobalLimit[] = GLOBAL_PARTS.map((p) => p.kind);
-/** As `status`, refusals and the admin CLI name them. */
-export type GlobalLimitName = `global.${GlobalLimit}`;
+/** What may hold a request back stack-wide: a global limit, or a model's account quota. */
+export type GlobalBound = GlobalLimit | ModelQuotaName;
+/** As `status`, refusals and the admin CLI name them (`global.model.<id>.requestsPerMinute` for a quota). */
+export type GlobalLimitName = `global.${GlobalBound}`;
 export const GLOBAL_LIMIT_NAMES = GLOBAL_LIMITS.map((l) => `global.${l}` as const);
 
 /**
@@ -38,6 +49,11 @@ export type GlobalLimits = { readonly [K in GlobalLimit]?: number } & {
   readonly shards: number;
   /** Global limits evaluated and reported, never enforced. */
   readonly shadow?: readonly GlobalLimit[];
+  /**
+   * The models' account quotas by model id (`models[].accountQuota`, not configured here:
+   * {@link withModelQuotas}), counted on the same shards (global/model-quotas.ts).
+   */
+  readonly models?: ModelQuotas;
 };
 
 export const DEFAULT_GLOBAL_SHARDS = 4;
@@ -65,10 +81,14 @@ export function shardsNeeded(requestsInFlight: number | undefined): number {
 export function shardsForConcurrency(
   global: Readonly<Record<string, unknown>> | undefined,
   concurrency: number,
+  quotas?: ModelQuotas,
 ): number | undefined {
-  if (!global || global.shards !== undefined || (SLOT && global[SLOT.kind] !== undefined)) return undefined;
-  if (!GLOBAL_LIMITS.some((name) => global[name] !== undefined)) return undefined;
-  const counts = WHOLE.map((name) => (typeof global[name] === 'number' ? global[name] : Infinity));
+  const withQuotas = quotaShardCap(quotas) < Number.POSITIVE_INFINITY;
+  if (global?.shards !== undefined || (SLOT && global?.[SLOT.kind] !== undefined)) return undefined;
+  if (!withQuotas && !GLOBAL_LIMITS.some((name) => global?.[name] !== undefined)) return undefined;
+  const counts = WHOLE.map((name) => (typeof global?.[name] === 'number' ? global[name] : Infinity));
+  // A model's requestsPerMinute is a count too (every shard needs a share of one).
+  counts.push(quotaShardCap(quotas));
   return Math.max(1, Math.min(Math.max(DEFAULT_GLOBAL_SHARDS, shardsNeeded(concurrency)), ...counts));
 }
 
@@ -132,7 +152,35 @@ export const globalLimitsSchema = z
 
 /** Any global limit set? Without one, decisions write no shard at all. */
 export function hasGlobalLimits(limits: GlobalLimits | undefined): limits is GlobalLimits {
-  return limits !== undefined && GLOBAL_LIMITS.some((l) => limits[l] !== undefined);
+  return (
+    limits !== undefined &&
+    (GLOBAL_LIMITS.some((l) => limits[l] !== undefined) || Object.keys(limits.models ?? {}).length > 0)
+  );
+}
+
+/**
+ * The global limits with the models' account quotas (SPEC §9.4): a stack with quotas and no global
+ * limit gets shards too. requestsPerMinute is a count, so the shards are at most the smallest
+ * (every shard needs a share of at least one request): the default (DEFAULT_GLOBAL_SHARDS) is
+ * lowered to it, a configured `shards` (`configuredShards`) or the shards the requests in flight
+ * need (shardsNeeded) above it is an error, returned as a sentence.
+ */
+export function withModelQuotas(
+  global: GlobalLimits | undefined,
+  quotas: ModelQuotas | undefined,
+  configuredShards: number | undefined,
+): GlobalLimits | string | undefined {
+  if (quotas === undefined) return global;
+  const cap = quotaShardCap(quotas);
+  const smallest = Object.entries(quotas).find(([, q]) => q.requestsPerMinute === cap)?.[0];
+  const needed = shardsNeeded(SLOT && global?.[SLOT.kind]);
+  const over = (what: string) =>
+    `${what} is more than model ${smallest}'s accountQuota.requestsPerMinute ${cap} allows (every shard needs a share of at least one request)`;
+  if (configuredShards !== undefined && configuredShards > cap)
+    return over(`global.shards ${configuredShards}`);
+  if (needed > cap) return over(`global.${SLOT?.kind} needs ${needed} shards, which`);
+  const shards = configuredShards ?? Math.max(needed, Math.min(global?.shards ?? DEFAULT_GLOBAL_SHARDS, cap));
+  return { ...global, shards, models: quotas };
 }
 
 /** A limit in stored units (cost in µUSD), when set. */
@@ -166,7 +214,11 @@ export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows
         counter?.window === window ? [storedNumber(snap, counter.windowAttr)] : [],
       ).filter((t): t is number => t !== undefined),
     );
-  return { hour: later('hour', hourNumber(nowMs)), day: later('day', dayNumber(nowMs)) };
+  return {
+    hour: later('hour', hourNumber(nowMs)),
+    day: later('day', dayNumber(nowMs)),
+    minute: Math.max(minuteNumber(nowMs), shardMinute(snap) ?? Number.NEGATIVE_INFINITY),
+  };
 }
 
 /** What a shard holds of `name` now (stored units). */
@@ -195,6 +247,14 @@ export function globalTotals(
       shadow: limits.shadow?.includes(name) ?? false,
     });
   }
+  for (const quota of quotaTotals(limits.models, shards, nowMs)) {
+    states.push({
+      ...quota,
+      name: `global.${quota.name}`,
+      remaining: Math.max(0, quota.limit - quota.used),
+      shadow: false,
+    });
+  }
   return states;
 }
 
@@ -203,9 +263,15 @@ export function globalTotals(
  * is counted in — this clock's, or (`windows`) the shard's when it is already in a later one.
  */
 export function globalRetryAfterMs(
-  name: GlobalLimit,
+  name: GlobalBound,
   nowMs: number,
-  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs) },
+  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs), minute: minuteNumber(nowMs) },
 ): number {
+  // A model's quota frees when the shard's minute ends.
+  if (!isGlobalLimit(name)) return (windows.minute + 1) * MINUTE_MS - nowMs;
   return globalPart(name).retryAfterMs(nowMs, windows);
 }
+
+/** Is this bound one of the kinds' global limits (not a model's quota)? */
+export const isGlobalLimit = (name: string): name is GlobalLimit =>
+  (GLOBAL_LIMITS as readonly string[]).includes(name);

@@ -9,7 +9,8 @@ import {
 } from '../item/attributes';
 import { limitKind } from '../kinds/registry';
 import type { Tier } from '../tiers';
-import { GLOBAL_LIMITS, type GlobalLimit } from './limits';
+import { GLOBAL_LIMITS, type GlobalBound, type GlobalLimit, isGlobalLimit } from './limits';
+import { isModelQuotaName } from './model-quotas';
 import { type GlobalWaiter, isLiveWaiter, TIER_RANK } from './priority';
 
 /**
@@ -111,8 +112,9 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
     wakeUp: typeof h === 'string' ? h : undefined,
     seenAtEpochMs: typeof s === 'number' ? s : undefined,
     wakeAtEpochMs: typeof wa === 'number' ? wa : undefined,
-    limit: (GLOBAL_LIMITS as readonly string[]).includes(String(l)) ? (l as GlobalLimit) : UNKNOWN_LIMIT,
+    limit: isGlobalLimit(String(l)) || isModelQuotaName(String(l)) ? (l as GlobalBound) : UNKNOWN_LIMIT,
     ...(typeof q === 'number' ? { queued: q } : {}),
+    ...(typeof v[f.scope] === 'string' ? { scope: v[f.scope] as string } : {}),
   };
 }
 
@@ -135,6 +137,7 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
     ...(w.seenAtEpochMs !== undefined ? { [f.seenAtEpochMs]: w.seenAtEpochMs } : {}),
     ...(w.wakeAtEpochMs !== undefined ? { [f.wakeAtEpochMs]: w.wakeAtEpochMs } : {}),
     ...(w.queued !== undefined ? { [f.queued]: w.queued } : {}),
+    ...(w.scope !== undefined ? { [f.scope]: w.scope } : {}),
   };
 }
 

@@ -1,6 +1,6 @@
 import { limitKind } from '../kinds/registry';
 import type { Tier } from '../tiers';
-import type { GlobalLimit } from './limits';
+import { type GlobalBound, isGlobalLimit } from './limits';
 
 /**
  * Priority when a global limit binds: who waits (GlobalWaiter), in what order they go (tier, then
@@ -38,8 +38,8 @@ export interface GlobalWaiter {
    * overdue — so when the window opens, the line is still there and is served in its order.
    */
   readonly wakeAtEpochMs?: number;
-  /** The global limit that held it back. */
-  readonly limit: GlobalLimit;
+  /** The global limit (or model quota) that held it back. */
+  readonly limit: GlobalBound;
   /**
    * Whose capacity it waits for: undefined for the stack's own (global) limits, `team:<name>` for
    * a team's, `model:<id>` for a model's account quota. A waiter holds back only requests that
@@ -78,7 +78,7 @@ export function isLiveWaiter(w: GlobalWaiter, nowMs: number): boolean {
  * in, which may have opened since (an hour's start, say).
  */
 export function waitBehindMs(first: GlobalWaiter, nowMs: number): number {
-  if (limitKind(first.limit).waitsFor === 'slot') return 1000;
+  if (isGlobalLimit(first.limit) && limitKind(first.limit).waitsFor === 'slot') return 1000;
   return Math.max(1000, (first.wakeAtEpochMs ?? nowMs) - nowMs);
 }
 

@@ -7,12 +7,15 @@ import { takeInFlightSlot } from '../kinds/shapes/in-flight';
 import { countInWindow } from '../kinds/shapes/window-counter';
 import {
   GLOBAL_PARTS,
+  type GlobalBound,
   type GlobalLimit,
   type GlobalLimits,
+  globalRetryAfterMs,
   shardWindows,
   storedLimit,
   usedIn,
 } from './limits';
+import { countQuota, giveBackQuota, type QuotaAsk, quotaRoom } from './model-quotas';
 import {
   type GlobalReservation,
   legacyShareRecordName,
@@ -58,13 +61,15 @@ export interface GlobalAsk extends GlobalAmounts {
   /** Whose request: the sweep reads that user's item to tell whether an orphaned share was charged. */
   readonly userId: string;
   readonly leaseUntilEpochMs: number;
+  /** Its model and quota tokens, when the model has an account quota (global/model-quotas.ts). */
+  readonly quota?: QuotaAsk;
 }
 
 /** A shard's room for each limit, as a belief of it says (stored units). */
 export interface ShardRoom {
   readonly shard: number;
-  /** The limit that has no room for the ask, if any. */
-  readonly blocking?: GlobalLimit;
+  /** The limit (or model quota) that has no room for the ask, if any. */
+  readonly blocking?: GlobalBound;
   /** Room left, relative to its share, of the tightest limit (0..1): the router fills the emptiest. */
   readonly free: number;
   /** When the blocking limit may have room again in this shard (ms from now). */
@@ -93,11 +98,15 @@ export function roomIn(
   const records = snap.shareRecords?.length ?? 0;
   if (records >= SHARE_RECORDS_PER_SHARD && !blocking) blocking = SLOT_PART;
   free = Math.min(free, Math.max(0, SHARE_RECORDS_PER_SHARD - records) / SHARE_RECORDS_PER_SHARD);
+  const windows = shardWindows(snap, nowMs);
+  const share = (limit: number) => shareOf(limit, limits.shards, k);
+  const quota = quotaRoom(limits.models, share, snap, ask.quota, windows.minute);
+  const bound: GlobalBound | undefined = blocking?.kind ?? quota.blocking;
   return {
     shard: k,
-    blocking: blocking?.kind,
-    free,
-    ...(blocking ? { retryAfterMs: blocking.retryAfterMs(nowMs, shardWindows(snap, nowMs)) } : {}),
+    blocking: bound,
+    free: Math.min(free, quota.free),
+    ...(bound ? { retryAfterMs: globalRetryAfterMs(bound, nowMs, windows) } : {}),
   };
 }
 
@@ -142,12 +151,15 @@ export function planGlobalAdmission(args: {
   }
   // The shard's windows where it is already ahead of this clock (see shardWindows).
   const windows = shardWindows(belief, nowMs);
+  const counted = ask.quota && limits.models?.[ask.quota.modelId] ? ask.quota : undefined;
   const taken: GlobalReservation = {
     shard,
     tokens: ask.tokens,
     costMicroUsd: ask.costMicroUsd,
     weight: ask.weight,
-    ...windows,
+    hour: windows.hour,
+    day: windows.day,
+    ...(counted ? { quota: { ...counted, minute: windows.minute } } : {}),
   };
   recordShare(w, belief, ask.requestId, {
     ...taken,
@@ -166,6 +178,13 @@ export function planGlobalAdmission(args: {
       limit: bound(part.kind),
     });
   }
+  countQuota(w, {
+    quotas: limits.models,
+    shares: (limit) => shareOf(limit, limits.shards, shard),
+    belief,
+    ask: ask.quota,
+    minute: windows.minute,
+  });
   return { plan: w.build(), taken };
 }
 
@@ -182,7 +201,12 @@ export function planGlobalRelease(args: {
   readonly belief: LimiterSnapshot;
   readonly requestId: string;
   readonly taken: GlobalReservation;
-  readonly refund: { readonly tokens: number; readonly costMicroUsd: number };
+  readonly refund: {
+    readonly tokens: number;
+    readonly costMicroUsd: number;
+    /** Quota tokens not used (global/model-quotas.ts). @default 0 */
+    readonly quotaTokens?: number;
+  };
   readonly undo: boolean;
 }): UpdatePlan | undefined {
   const { belief, requestId, taken, refund, undo } = args;
@@ -204,6 +228,13 @@ export function planGlobalRelease(args: {
   givesBack(w, belief, taken, (part) =>
     part.refundsUnused ? Math.min(part.takes(taken), part.takes(unused)) : undo ? part.takes(taken) : 0,
   );
+  // The model quota's minute: the unused quota tokens, and, undone, the request and all of them.
+  if (taken.quota) {
+    giveBackQuota(w, belief, taken.quota, {
+      requests: undo ? 1 : 0,
+      tokens: undo ? taken.quota.quotaTokens : (refund.quotaTokens ?? 0),
+    });
+  }
   return w.build();
 }
 

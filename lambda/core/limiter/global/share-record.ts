@@ -8,6 +8,7 @@ import {
 } from '../item/attributes';
 import type { LimiterSnapshot } from '../item/state';
 import type { GlobalAmounts } from '../kinds/global-part';
+import type { QuotaTaken } from './model-quotas';
 
 export { GLOBAL_SHARE_PREFIX, GLOBAL_SHARES_ATTR } from '../item/attributes';
 
@@ -28,6 +29,11 @@ export interface GlobalReservation extends GlobalAmounts {
   /** The hour and day it was counted in. */
   readonly hour: number;
   readonly day: number;
+  /**
+   * What it counted against its model's account quota, and in which minute (not in the share
+   * record: an orphan is swept minutes after its lease, when that minute is long over).
+   */
+  readonly quota?: QuotaTaken;
 }
 
 /** A share as its shard records it (`gr.<requestId>`, see planGlobalAdmission). */

@@ -260,6 +260,8 @@ export const WAITER_FIELDS = {
   wakeAtEpochMs: 'wa',
   /** How many requests the user had waiting at that look (the ETAs of those behind count them). */
   queued: 'q',
+  /** Whose capacity it waits for (`model:<id>`, `team:<name>`; absent: the stack's). */
+  scope: 'sc',
 } as const;
 
 /* ---------- The global budgets' event marks (one item, adapters/limiter/global-events.ts) ---------- */
@@ -273,3 +275,14 @@ export const GLOBAL_EVENTS_KEY = 'global#events';
 export const GLOBAL_EVENT_MARK_PREFIX = 'ge_';
 export const globalEventMark = (limit: string, thresholdPercent: number) =>
   `${GLOBAL_EVENT_MARK_PREFIX}${limit}_${thresholdPercent}`;
+
+/* ---------- A model's account quota on a global shard (global/model-quotas.ts) ---------- */
+
+/**
+ * A shard's share of a model's account quota, counted in the UTC minute (SPEC §9.4): per model
+ * id, `mqm_<id>` the minute (epoch minutes) it counts in, `mqr_<id>` the requests and `mqt_<id>`
+ * the tokens (input + output allowance × burndown) counted in it. Three numbers per quota model.
+ */
+export const MODEL_QUOTA_MINUTE_PREFIX = 'mqm_';
+export const MODEL_QUOTA_REQUESTS_PREFIX = 'mqr_';
+export const MODEL_QUOTA_TOKENS_PREFIX = 'mqt_';

@@ -1,4 +1,5 @@
 import type { ActiveRequest, QueuedRequest } from '../../queue/request';
+import { quotaCounters } from '../global/model-quotas';
 import { kindAttributes, type LimitOverride } from '../kinds/registry';
 import { isTier } from '../tiers';
 import {
@@ -142,7 +143,8 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
  * registry reads them, so a new kind's counters reach the snapshot without an edit here.
  */
 function kindCounters(item: Record<string, unknown>): Partial<LimiterSnapshot> {
-  return kindAttributes(item);
+  // A shard's model-quota counters too (named by model id: global/model-quotas.ts).
+  return { ...kindAttributes(item), ...quotaCounters(item) };
 }
 
 function activeOf(value: unknown): ActiveRequest | undefined {

@@ -1,11 +1,15 @@
 import type * as z from 'zod';
 import { type KindSnapshot, storedNumber } from './kind-snapshot';
 
-/** The windows a shard counts in, as numbers (epoch hours, epoch days). */
+/** The windows a shard counts in, as numbers (epoch hours, epoch days; epoch minutes: model quotas). */
 export interface ShardWindows {
   readonly hour: number;
   readonly day: number;
+  readonly minute: number;
 }
+
+/** The windows a kind's global part may count in (the minute is the model quotas'). */
+export type PartWindow = Exclude<keyof ShardWindows, 'minute'>;
 
 /** What one request takes from, or gives back to, the global counters: its tokens, cost and messages. */
 export interface GlobalAmounts {
@@ -43,7 +47,7 @@ export interface GlobalPart {
   readonly counter?: {
     readonly windowAttr: string;
     readonly countAttr: string;
-    readonly window: keyof ShardWindows;
+    readonly window: PartWindow;
   };
   /**
    * Whether the settle gives back what was reserved and not used (tokens, cost); else only a request
@@ -72,5 +76,5 @@ export function counted(
 
 /** Retry when the shard's window ends. */
 export const untilWindowEnds =
-  (window: keyof ShardWindows, windowMs: number) => (nowMs: number, windows: ShardWindows) =>
+  (window: PartWindow, windowMs: number) => (nowMs: number, windows: ShardWindows) =>
     (windows[window] + 1) * windowMs - nowMs;

@@ -39,6 +39,7 @@ describe("the token's team claim reaches every decision of the request", () => {
   let decided: DecideInput[];
   let asked: QueuedRequest[];
   let jobs: ReplyJob[];
+  let statusAsks: (Parameters<DynamoLimiter['status']>[3] | undefined)[];
 
   beforeEach(async () => {
     res = await createTestResources('teamclaim');
@@ -46,6 +47,7 @@ describe("the token's team claim reaches every decision of the request", () => {
     decided = [];
     asked = [];
     jobs = [];
+    statusAsks = [];
   });
 
   /**
@@ -67,6 +69,10 @@ describe("the token's team claim reaches every decision of the request", () => {
           if (ask) asked.push(ask.request);
           return ask;
         });
+      },
+      status: (...args: Parameters<DynamoLimiter['status']>) => {
+        statusAsks.push(args[3]);
+        return real.status(...args);
       },
       view: async (...args: Parameters<DynamoLimiter['view']>): Promise<LimiterView> => {
         const view = await real.view(...args);
@@ -124,6 +130,14 @@ describe("the token's team claim reaches every decision of the request", () => {
     expect(jobs.map((j) => [j.requestId, j.claimTier, j.claimTeam, j.source])).toEqual([
       [first.requestId, 'free', 'eng', 'direct'],
     ]);
+  });
+
+  it("status asks with the connection's team claim, so the team's source can be its token", async () => {
+    const service = chat();
+    const userId = crypto.randomUUID();
+    await service.status(identityFromAuthorizer({ userId, tier: 'free', team: 'eng' }));
+    await service.status(identityFromAuthorizer({ userId, tier: 'free' }));
+    expect(statusAsks).toEqual([{ claimTeam: 'eng' }, undefined]);
   });
 
   it('a token without a team asks no team', async () => {

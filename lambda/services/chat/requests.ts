@@ -65,7 +65,12 @@ async function stop(
 /** `status`: the user's limits, usage and queue, consuming nothing. */
 export async function status(deps: ChatServiceDeps, identity: Identity): Promise<OutgoingMessage> {
   const nowMs = deps.now();
-  const user = await deps.limiter.status(identity.userId, identity.tier, nowMs);
+  const user = await deps.limiter.status(
+    identity.userId,
+    identity.tier,
+    nowMs,
+    identity.team === undefined ? undefined : { claimTeam: identity.team },
+  );
   // The item status just read is this instance's belief: the view costs no call.
   const global =
     user.queued.length > 0 && deps.limiter.globalWait

@@ -6,17 +6,22 @@
 // clients import it with limit-names.d.ts.
 
 const GLOBAL_PREFIX = 'global.';
+const TEAM_PREFIX = 'team.';
 
 /** How to say limit names, given every limit's label (`{ messageRate: 'message rate', … }`). */
 export function limitNames(labels) {
-  /** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
+  /**
+   * `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`,
+   * `team.requestsInFlight` → `team requests in flight`; unknown names as given.
+   */
   function limitName(name) {
     if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
+    if (name.startsWith(TEAM_PREFIX)) return `team ${limitName(name.slice(TEAM_PREFIX.length))}`;
     return Object.hasOwn(labels, name) ? labels[name] : name;
   }
 
   const names = Object.keys(labels);
-  const pattern = new RegExp(`\\b(?:global\\.)?(?:${names.join('|')})\\b`, 'g');
+  const pattern = new RegExp(`\\b(?:global\\.|team\\.)?(?:${names.join('|')})\\b`, 'g');
 
   /** Replaces every limit name in a server's message text (`Limit messageRate reached.`) by its human name. */
   function humanizeLimitNames(text) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { adminFlagUsage, LIMIT_KINDS, LIMIT_LABELS } from '../../lambda/core/limiter/kinds/registry';
-import { describeLimitWarning, humanizeLimitNames, replyMeta } from '../../local/limit-names';
+import { describeLimitWarning, humanizeLimitNames, limitName, replyMeta } from '../../local/limit-names';
 
 describe('how people read limits', () => {
   const midnight = new Date(2026, 10, 30, 0, 0).getTime(); // local midnight, as the clients show it
@@ -52,6 +52,10 @@ describe('how people read limits', () => {
     expect(humanizeLimitNames('Limit global.dailyTokens reached; messageRate too')).toBe(
       'Limit global daily tokens reached; message rate too',
     );
+    expect(humanizeLimitNames('Limit team.requestsInFlight reached.')).toBe(
+      'Limit team requests in flight reached.',
+    );
+    expect(limitName('team.dailyCostUsd')).toBe('team daily cost');
   });
 
   it('derives every label and admin flag from the kinds, in status order', () => {

@@ -33,13 +33,6 @@ import type {
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
 import type { SettledLimits } from '../core/status-message';
 
-/**
- * `status` as a connection asks it: with its token's `team` claim (SPEC §9.4), so the team in effect
- * and its source (`token`) are the ones its decisions get. A store that does not know teams yet
- * ignores it.
- */
-export type ChatStatusOptions = StatusOptions & { readonly claimTeam?: string };
-
 /** A server message of protocol v1, as `core/protocol` declares and builds them. */
 export type OutgoingMessage = ServerMessage;
 
@@ -94,7 +87,7 @@ export interface LimiterPort {
   /** The reply runner's claim on an admitted request, before its model runs (one write). */
   claim(userId: string, requestId: string, claim: string, target: ClaimTarget): Promise<ClaimOutcome>;
   /** `history: true` also reads the stored history (admin `usage --history`, one more read). */
-  status(userId: string, tier: Tier | undefined, nowMs: number, o?: ChatStatusOptions): Promise<UserStatus>;
+  status(userId: string, tier: Tier | undefined, nowMs: number, o?: StatusOptions): Promise<UserStatus>;
   /** The user's item, read fresh unless `fresh: false` allows what this instance last saw. */
   view(
     userId: string,

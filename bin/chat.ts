@@ -1,11 +1,12 @@
 /**
- * `npm run chat -- --user alice [--tier pro]`: a terminal chat client for the `npm start` that is
+ * `npm run chat -- --user alice [--tier pro] [--team eng]`: a terminal chat client for the `npm start` that is
  * running, or for a deployed stack with `--url wss://… --token JWT`.
  */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
 import { isTier } from '../lambda/core/limiter/policy';
 import { LOCAL_STAGE } from '../lambda/core/resources';
+import { isTeamName } from '../lambda/core/team-name';
 import { runTerminalClient } from '../local/chat/terminal-client';
 import { signDevToken } from '../local/dev-tokens';
 import {
@@ -17,7 +18,8 @@ import {
 } from '../local/discovery';
 import { errorMessage } from '../local/error-message';
 
-const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--url WS_URL] [--token JWT]
+const USAGE = `usage: npm run chat -- [--user NAME] [--tier free|pro|enterprise] [--team TEAM]
+                    [--url WS_URL] [--token JWT]
 
 Each line you type is a message; replies stream in, queued messages show their place in line.
 Commands: /status, /stop (or Ctrl-C once while a reply streams: stops it, charged what it
@@ -26,6 +28,7 @@ no longer has after it (a restart) are named as lost.
 
   --user   user id of the development token signed for you (default: alice)
   --tier   the token's tier claim
+  --team   the token's team claim (the team whose limits the user shares)
   --url    WebSocket URL (default: the \`npm start\` of this checkout, whatever its PORT;
            PORT=3002 in the environment means ws://localhost:3002/${LOCAL_STAGE})
   --token  a token to use instead of signing a development one (needed for deployed stacks)
@@ -34,19 +37,21 @@ no longer has after it (a restart) are named as lost.
 interface ChatArgs {
   readonly user: string;
   readonly tier?: 'free' | 'pro' | 'enterprise';
+  readonly team?: string;
   readonly url?: string;
   readonly token?: string;
 }
 
 /** The session asked for, `help`, or what is wrong with the command line. */
 function parse(argv: string[]): ChatArgs | 'help' | { readonly error: string } {
-  let values: { user?: string; tier?: string; url?: string; token?: string; help?: boolean };
+  let values: { user?: string; tier?: string; team?: string; url?: string; token?: string; help?: boolean };
   try {
     ({ values } = parseArgs({
       args: argv,
       options: {
         user: { type: 'string' },
         tier: { type: 'string' },
+        team: { type: 'string' },
         url: { type: 'string' },
         token: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -59,9 +64,17 @@ function parse(argv: string[]): ChatArgs | 'help' | { readonly error: string } {
   if (values.help) return 'help';
   if (values.tier !== undefined && !isTier(values.tier))
     return { error: '--tier must be free, pro or enterprise' };
+  if (values.team !== undefined && !isTeamName(values.team))
+    return { error: '--team must be 1 to 64 of letters, digits, _ . and -' };
   if (values.url !== undefined && !/^wss?:\/\/./.test(values.url))
     return { error: `--url must be a ws:// or wss:// URL, got '${values.url}'` };
-  return { user: values.user ?? 'alice', tier: values.tier, url: values.url, token: values.token };
+  return {
+    user: values.user ?? 'alice',
+    tier: values.tier,
+    team: values.team,
+    url: values.url,
+    token: values.token,
+  };
 }
 
 async function main(): Promise<number> {
@@ -91,7 +104,7 @@ async function main(): Promise<number> {
       return 1;
     }
   }
-  const token = args.token ?? (await signDevToken({ userId: args.user, tier: args.tier }));
+  const token = args.token ?? (await signDevToken({ userId: args.user, tier: args.tier, team: args.team }));
   return runTerminalClient({
     url: args.url ?? target!.wsUrl,
     token,

@@ -1,7 +1,8 @@
-/** `npm run token -- --user alice [--tier pro] [--expires 3600] [--secret S]`: prints a dev token. */
+/** `npm run token -- --user alice [--tier pro] [--team eng] [--expires 3600] [--secret S]`: prints a dev token. */
 import '../local/quiet-sdk-notice';
 import { parseArgs } from 'node:util';
 import { isTier } from '../lambda/core/limiter/policy';
+import { isTeamName } from '../lambda/core/team-name';
 import { StackOutputError } from '../local/admin/stack-outputs';
 import { mintStackToken, signDevToken } from '../local/dev-tokens';
 import {
@@ -12,14 +13,16 @@ import {
 } from '../local/discovery';
 import { errorMessage } from '../local/error-message';
 
-const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--expires SECONDS]
-                     [--secret SECRET | --stack NAME [--region R]]
+const USAGE = `usage: npm run token -- --user NAME [--tier free|pro|enterprise] [--team TEAM]
+                     [--expires SECONDS] [--secret SECRET | --stack NAME [--region R]]
 
 Prints a token (HS256 JWT, sub = NAME) and nothing else, for the local stack or a deployed stack
 in secret mode.
 
   --user     the user id (the token's sub); required
   --tier     the token's tier claim (default: none, which means free unless an admin set a tier)
+  --team     the token's team claim: the team whose limits.teams.<TEAM> the user shares (default:
+             none; an admin's set-team wins); 1-64 of A-Z a-z 0-9 _ . -
   --expires  lifetime in seconds (default 86400, 24 h)
   --secret   sign with this secret (default: JWT_SECRET, else the development secret of \`npm start\`)
   --stack    sign for this deployed stack with its own secret, read from Secrets Manager with your
@@ -30,6 +33,7 @@ in secret mode.
 interface TokenArgs {
   readonly userId: string;
   readonly tier?: 'free' | 'pro' | 'enterprise';
+  readonly team?: string;
   readonly secret?: string;
   readonly stack?: string;
   readonly region?: string;
@@ -41,6 +45,7 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
   let values: {
     user?: string;
     tier?: string;
+    team?: string;
     expires?: string;
     secret?: string;
     stack?: string;
@@ -53,6 +58,7 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
       options: {
         user: { type: 'string' },
         tier: { type: 'string' },
+        team: { type: 'string' },
         expires: { type: 'string' },
         secret: { type: 'string' },
         stack: { type: 'string' },
@@ -68,6 +74,8 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
   if (!values.user) return { error: '--user is required' };
   if (values.tier !== undefined && !isTier(values.tier))
     return { error: '--tier must be free, pro or enterprise' };
+  if (values.team !== undefined && !isTeamName(values.team))
+    return { error: '--team must be 1 to 64 of letters, digits, _ . and -' };
   const expires = values.expires === undefined ? undefined : Number(values.expires);
   if (expires !== undefined && (!Number.isInteger(expires) || expires <= 0))
     return { error: '--expires must be a positive number of seconds' };
@@ -78,6 +86,7 @@ function parse(argv: string[]): TokenArgs | 'help' | { readonly error: string } 
   return {
     userId: values.user,
     tier: values.tier,
+    team: values.team,
     secret: values.secret,
     stack: values.stack,
     region: values.region,
@@ -102,6 +111,7 @@ async function main(): Promise<number> {
         region: args.region,
         userId: args.userId,
         tier: args.tier,
+        team: args.team,
         expiresInSeconds: args.expires,
       });
       process.stdout.write(`${token}\n`);
@@ -129,6 +139,7 @@ async function main(): Promise<number> {
   const token = await signDevToken({
     userId: args.userId,
     tier: args.tier,
+    team: args.team,
     secret: args.secret,
     expiresInSeconds: args.expires,
   });

@@ -11,12 +11,14 @@ import { stackJwtSecret } from './admin/stack-outputs';
 export const DEV_JWT_SECRET = 'chat-limiter-local-development-secret-do-not-deploy';
 
 /**
- * Signs an HS256 development token (`sub` = user, optional `tier` claim) with `JWT_SECRET` or the
+ * Signs an HS256 development token (`sub` = user, optional `tier` and `team` claims) with `JWT_SECRET` or the
  * development secret. For the local stack, tests, and deployed stacks in secret mode (`--secret`).
  */
 export async function signDevToken(options: {
   userId: string;
   tier?: Tier;
+  /** The `team` claim (SPEC §9.4); the authorizer refuses a token whose team is malformed. */
+  team?: string;
   secret?: string;
   /** @default 86400 (24 h); negative values make an already-expired token (for tests). */
   expiresInSeconds?: number;
@@ -24,7 +26,11 @@ export async function signDevToken(options: {
 }): Promise<string> {
   const nowSeconds = Math.floor((options.nowMs ?? Date.now()) / 1000);
   const secret = options.secret ?? process.env[ENV.jwtSecret] ?? DEV_JWT_SECRET;
-  return new SignJWT(options.tier ? { tier: options.tier } : {})
+  const claims = {
+    ...(options.tier ? { tier: options.tier } : {}),
+    ...(options.team !== undefined ? { team: options.team } : {}),
+  };
+  return new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
     .setSubject(options.userId)
     .setIssuedAt(nowSeconds)
@@ -42,6 +48,7 @@ export async function mintStackToken(options: {
   region?: string;
   userId: string;
   tier?: Tier;
+  team?: string;
   expiresInSeconds?: number;
   nowMs?: number;
 }): Promise<string> {

@@ -13,6 +13,8 @@ export interface ReplyJob {
   readonly v: 1;
   readonly userId: string;
   readonly claimTier?: Tier;
+  /** The token's `team` claim at admission (SPEC §9.4), as the request's decision had it. */
+  readonly claimTeam?: string;
   readonly requestId: string;
   /** Where the reply goes first. */
   readonly connectionId: string;

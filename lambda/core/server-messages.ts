@@ -134,16 +134,29 @@ export type StatusMessage = Base<'status'> &
       readonly reason?: string;
     };
     /** Stack-wide limits, totals over all users (only when the stack has global limits). */
-    readonly global?: readonly {
+    readonly global?: readonly SharedLimit[];
+    /**
+     * The user's team (SPEC §9.4), when the user is in one: its name, where it comes from (the
+     * user's record, this token's claim, or the last token's), and its limits' totals over its
+     * members, named `team.<limit>` (none set: `[]`).
+     */
+    readonly team?: {
       readonly name: string;
-      readonly limit: number;
-      readonly used: number;
-      readonly remaining: number;
-      readonly resetAt: number;
-      readonly unit: string;
-      readonly shadow: boolean;
-    }[];
+      readonly source: 'record' | 'token' | 'last token';
+      readonly limits: readonly SharedLimit[];
+    };
   };
+
+/** A limit many users share (global `global.<limit>`, a team's `team.<limit>`): its totals over them. */
+export interface SharedLimit {
+  readonly name: string;
+  readonly limit: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly resetAt: number;
+  readonly unit: string;
+  readonly shadow: boolean;
+}
 export type Pong = Base<'pong'>;
 /** A budget or quota has 20 % or less left (once per limit and window). */
 export type LimitWarningMessage = Base<'limit_warning'> & {

@@ -1,9 +1,10 @@
-import type { UserStatus } from './limiter/decision';
+import type { TeamLimitState, UserStatus } from './limiter/decision';
+import type { GlobalLimitState } from './limiter/global/limits';
 import { type LimitPolicy, type LimitState, limitKind } from './limiter/kinds/registry';
 import { estimatedWaitSeconds } from './queue/eta';
 import { type GlobalWait, globalWaitReason, globalWaitSeconds } from './queue/global-eta';
 import { rateLimitFields } from './rate-limit-fields';
-import type { MessageComplete, StatusLimit, StatusMessage } from './server-messages';
+import type { MessageComplete, SharedLimit, StatusLimit, StatusMessage } from './server-messages';
 
 /** The user's limits as `status` shows them: the one builder `status` and `message_complete` share. */
 export function statusLimits(limits: readonly LimitState[], policy: LimitPolicy): StatusLimit[] {
@@ -49,12 +50,22 @@ export function statusMessage(status: UserStatus, nowMs: number, globalWait?: Gl
       })),
       ...(globalWait && status.queued.length > 0 ? { reason: globalWaitReason(globalWait) } : {}),
     },
-    ...(status.global
+    ...(status.global ? { global: sharedLimits(status.global) } : {}),
+    ...(status.team
       ? {
-          global: status.global.map(({ resetAtEpochMs, ...g }) => ({ ...g, resetAt: resetAtEpochMs })),
+          team: {
+            name: status.team.name,
+            source: status.team.source,
+            limits: sharedLimits(status.team.limits),
+          },
         }
       : {}),
   };
+}
+
+/** Limits many users share (global, a team's) as `status` shows them: totals, `resetAt` in epoch ms. */
+function sharedLimits(limits: readonly (GlobalLimitState | TeamLimitState)[]): SharedLimit[] {
+  return limits.map(({ resetAtEpochMs, ...l }) => ({ ...l, resetAt: resetAtEpochMs }));
 }
 
 /**

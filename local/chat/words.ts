@@ -25,18 +25,33 @@ export function describeRefusal(msg: Json): string {
 }
 
 /**
- * A `status` frame in one line: what is left of each limit, by its human name, and the queue. A
- * `message_complete` carries the limits its settle left (SPEC §9.3): the same line, without asking.
+ * A `status` frame in one line: what is left of each limit, by its human name, the team's and the
+ * stack's next to them (SPEC §9.5), and the queue. A `message_complete` carries the limits its
+ * settle left (SPEC §9.3): the same line for the user's own, without asking.
  */
 export function renderLimits(msg: Json): string {
-  const limits = Array.isArray(msg.limits) ? (msg.limits as Json[]) : [];
-  const parts = limits.map(
-    (l) =>
-      `${limitName(String(l.name))} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`,
-  );
-  if (msg.type === 'message_complete') return `after this reply — left: ${parts.join(', ')}`;
+  const parts = leftOf(msg.limits, '');
+  if (msg.type === 'message_complete') return `after this reply — left: ${parts}`;
   const queue = (msg.queue ?? {}) as Json;
-  return `status: ${msg.userId} (${msg.tier}) — left: ${parts.join(', ')}${queue.queued ? ` — ${queue.queued} queued` : ''}`;
+  const team = (msg.team ?? undefined) as Json | undefined;
+  const shared = [
+    ...(team ? [` — team ${team.name} left: ${leftOf(team.limits, 'team.') || 'no team limits set'}`] : []),
+    ...(Array.isArray(msg.global) && msg.global.length > 0
+      ? [` — global left: ${leftOf(msg.global, 'global.')}`]
+      : []),
+  ];
+  return `status: ${msg.userId} (${msg.tier}) — left: ${parts}${shared.join('')}${queue.queued ? ` — ${queue.queued} queued` : ''}`;
+}
+
+/** `message rate 22/25, daily tokens 87,655/100,000`: each limit by its human name, without `prefix`. */
+function leftOf(limits: unknown, prefix: string): string {
+  if (!Array.isArray(limits)) return '';
+  return (limits as Json[])
+    .map((l) => {
+      const name = limitName(String(l.name).slice(prefix.length));
+      return `${name} ${Number(l.remaining).toLocaleString('en-US')}/${Number(l.limit).toLocaleString('en-US')}`;
+    })
+    .join(', ');
 }
 
 /** Why the handshake was refused, from its HTTP status. */

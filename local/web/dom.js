@@ -63,7 +63,8 @@ export function setConnection(text) {
 export function showIdentity() {
   try {
     const claims = JSON.parse(atob(els.token.value.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-    els.identity.textContent = `${claims.sub}${claims.tier ? ` · ${claims.tier}` : ''}`;
+    const team = typeof claims.team === 'string' ? ` · team ${claims.team}` : '';
+    els.identity.textContent = `${claims.sub}${claims.tier ? ` · ${claims.tier}` : ''}${team}`;
   } catch {
     els.identity.textContent = '';
   }

@@ -8,19 +8,24 @@
 const GLOBAL_PREFIX = 'global.';
 /** A model's account quota (SPEC §9.4): `model.<id>.requestsPerMinute` / `.tokensPerMinute`. */
 const MODEL_QUOTA = /^model\.(.+)\.(requests|tokens)PerMinute$/;
+const TEAM_PREFIX = 'team.';
 
 /** How to say limit names, given every limit's label (`{ messageRate: 'message rate', … }`). */
 export function limitNames(labels) {
-  /** `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`; unknown names as given. */
+  /**
+   * `messageRate` → `message rate`, `global.dailyTokens` → `global daily tokens`,
+   * `team.requestsInFlight` → `team requests in flight`; unknown names as given.
+   */
   function limitName(name) {
     if (name.startsWith(GLOBAL_PREFIX)) return `global ${limitName(name.slice(GLOBAL_PREFIX.length))}`;
     const quota = MODEL_QUOTA.exec(name);
     if (quota) return `model ${quota[1]} account quota (${quota[2]} a minute)`;
+    if (name.startsWith(TEAM_PREFIX)) return `team ${limitName(name.slice(TEAM_PREFIX.length))}`;
     return Object.hasOwn(labels, name) ? labels[name] : name;
   }
 
   const names = Object.keys(labels);
-  const pattern = new RegExp(`\\b(?:global\\.)?(?:${names.join('|')})\\b`, 'g');
+  const pattern = new RegExp(`\\b(?:global\\.|team\\.)?(?:${names.join('|')})\\b`, 'g');
 
   /** Replaces every limit name in a server's message text (`Limit messageRate reached.`) by its human name. */
   function humanizeLimitNames(text) {

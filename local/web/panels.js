@@ -10,8 +10,12 @@ let shown;
 export function renderGauges(status) {
   shown = { status, aheadMs: (status.timestamp ?? Date.now()) - Date.now() };
   const own = status.limits.map((l) => gaugeOf(l, capitalized(limitName(l.name))));
-  els.gauges.replaceChildren(...own, ...globalGroup(status.global ?? []));
-  els.identity.textContent = `${status.userId} · ${status.tier}`;
+  els.gauges.replaceChildren(...own, ...teamGroup(status.team), ...globalGroup(status.global ?? []));
+  els.identity.textContent = [
+    status.userId,
+    status.tier,
+    ...(status.team ? [`team ${status.team.name}`] : []),
+  ].join(' · ');
   refreshGauges();
 }
 
@@ -33,16 +37,37 @@ export function renderLimits(msg) {
  */
 function globalGroup(limits) {
   if (limits.length === 0) return [];
+  return [sharedGroup('global', 'Global (all users)', limits, 'global.')];
+}
+
+/**
+ * The user's team and its limits, totals over its members (SPEC §9.4, §9.5): a "Team eng" group
+ * between the user's own and the global ones, shown whenever the user is in a team (a team
+ * without limits set says so). Not projected, like the global ones: the other members move them.
+ */
+function teamGroup(team) {
+  if (!team) return [];
+  const group = sharedGroup('team', `Team ${team.name}`, team.limits, 'team.');
+  group.dataset.team = team.name;
+  if (team.source === 'record') group.title = 'set by an administrator';
+  if (team.limits.length === 0) {
+    const none = document.createElement('p');
+    none.className = 'reset';
+    none.textContent = 'no team limits set';
+    group.append(none);
+  }
+  return [group];
+}
+
+/** A titled group of limits many users share, each gauge named without its `prefix`. */
+function sharedGroup(kind, titleText, limits, prefix) {
   const group = document.createElement('div');
   group.className = 'gauge-group';
-  group.dataset.group = 'global';
+  group.dataset.group = kind;
   const title = document.createElement('h3');
-  title.textContent = 'Global (all users)';
-  group.append(
-    title,
-    ...limits.map((l) => gaugeOf(l, capitalized(limitName(l.name.slice('global.'.length))))),
-  );
-  return [group];
+  title.textContent = titleText;
+  group.append(title, ...limits.map((l) => gaugeOf(l, capitalized(limitName(l.name.slice(prefix.length))))));
+  return group;
 }
 
 /** One limit's gauge: its name, what is left of it, a meter, and when it is full again. */

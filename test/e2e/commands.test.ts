@@ -96,7 +96,13 @@ describe('bad arguments', () => {
     ['token', [], /--user is required/],
     ['token', ['--user', 'ann', '--tier', 'gold'], /--tier must be free, pro or enterprise/],
     ['token', ['--user', 'ann', '--expires', 'soon'], /--expires must be a positive number of seconds/],
+    [
+      'token',
+      ['--user', 'ann', '--team', 'eng team'],
+      /--team must be 1 to 64 of letters, digits, _ \. and -/,
+    ],
     ['chat', ['--tier', 'gold'], /--tier must be free, pro or enterprise/],
+    ['chat', ['--team', 'a'.repeat(65)], /--team must be 1 to 64 of letters, digits, _ \. and -/],
     ['chat', ['--url', 'localhost:3001'], /--url must be a ws:\/\/ or wss:\/\/ URL/],
     ['admin', [], /an operation is required: reset, set-tier/],
     ['admin', ['frobnicate', 'ann'], /unknown operation: frobnicate/],
@@ -115,6 +121,16 @@ describe('bad arguments', () => {
     const result = await run(`bin/${name}.ts`, args);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('npm run token --team signs the team claim (SPEC §9.4)', async () => {
+    const result = await run('bin/token.ts', ['--user', 'ann', '--team', 'eng.ops-1', '--secret', 's3cret']);
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const payload = JSON.parse(
+      Buffer.from(result.stdout.trim().split('.')[1]!, 'base64url').toString('utf8'),
+    );
+    expect(payload).toMatchObject({ sub: 'ann', team: 'eng.ops-1' });
+    expect('tier' in payload).toBe(false);
   });
 
   it('npm start with a PORT that is not a port says so before starting anything', async () => {

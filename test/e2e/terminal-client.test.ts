@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
+import { DEFAULT_TIER_LIMITS } from '../../lambda/core/limiter/policy';
+import { statusMessage } from '../../lambda/core/status-message';
 import { fitToWidth } from '../../local/chat/live-line';
 import { runTerminalClient } from '../../local/chat/terminal-client';
 import type { LocalStack } from '../../local/stack';
@@ -382,6 +384,55 @@ describe('terminal chat client', () => {
         'left: message rate 9/10, hourly messages 9/10, daily messages 9/10, daily tokens 9/10, ' +
           'requests in flight 9/10, tokens per minute 9/10, monthly tokens 9/10, daily cost 9/10, ' +
           'monthly cost 9/10, global requests in flight 9/10',
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("shows the team's limits and the global ones next to the user's own (SPEC §9.5)", async () => {
+    const at = Date.now();
+    const shared = <N extends string>(
+      name: N,
+      limit: number,
+      remaining: number,
+      unit: 'requests' | 'tokens',
+    ) => ({
+      name,
+      limit,
+      used: limit - remaining,
+      remaining,
+      unit,
+      resetAtEpochMs: at,
+      shadow: false,
+    });
+    const server = await scriptedServer(
+      () => undefined,
+      statusMessage(
+        {
+          userId: 'tess',
+          tier: 'pro',
+          policy: DEFAULT_TIER_LIMITS.pro,
+          limits: [{ name: 'requestsInFlight', limit: 20, used: 1, remaining: 19, resetAtEpochMs: at }],
+          queued: [],
+          global: [shared('global.requestsInFlight', 50, 47, 'requests')],
+          team: {
+            name: 'eng',
+            source: 'token',
+            limits: [
+              shared('team.requestsInFlight', 2, 1, 'requests'),
+              shared('team.dailyTokens', 100_000, 75_000, 'tokens'),
+            ],
+          },
+        },
+        at,
+      ) as unknown as Frame,
+    );
+    try {
+      const { output } = await chat([], 'any', server.url);
+      expect(output).toContain(
+        'status: tess (pro) — left: requests in flight 19/20 — team eng left: requests in flight 1/2, ' +
+          'daily tokens 75,000/100,000 — global left: requests in flight 47/50',
       );
     } finally {
       await server.close();

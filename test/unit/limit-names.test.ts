@@ -63,6 +63,10 @@ describe('how people read limits', () => {
     expect(humanizeLimitNames('Limit global.dailyTokens reached; messageRate too')).toBe(
       'Limit global daily tokens reached; message rate too',
     );
+    expect(humanizeLimitNames('Limit team.requestsInFlight reached.')).toBe(
+      'Limit team requests in flight reached.',
+    );
+    expect(limitName('team.dailyCostUsd')).toBe('team daily cost');
   });
 
   it('derives every label and admin flag from the kinds, in status order', () => {

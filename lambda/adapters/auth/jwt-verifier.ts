@@ -2,11 +2,14 @@ import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-sec
 import { createRemoteJWKSet, errors, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from 'jose';
 import { isTier, type Tier } from '../../core/limiter/tiers';
 import { ENV } from '../../core/resources';
+import { isTeamName } from '../../core/team-name';
 import { AdapterError } from '../errors';
 
 export interface VerifiedIdentity {
   readonly userId: string;
   readonly tier?: Tier;
+  /** The token's `team` claim (SPEC §9.4), when it has one. */
+  readonly team?: string;
   /** The token's `exp` (required of every token): frames after it are refused. */
   readonly expiresAtEpochSeconds: number;
 }
@@ -106,8 +109,16 @@ function identityFrom(payload: JWTPayload): VerifyResult {
   }
   // An unknown tier claim is ignored (the user gets their record's tier or `free`), not trusted.
   const tier = isTier(payload.tier) ? payload.tier : undefined;
+  // A malformed team claim refuses the token instead: ignored, it would let its holder out of the
+  // team's shared budget (a tier ignored only lowers the holder to `free`).
+  const claimed = payload.team;
+  if (claimed !== undefined && !isTeamName(claimed)) return { ok: false, reason: 'invalid' };
+  const team = claimed === undefined ? {} : { team: claimed };
   // `exp` is a required claim (jwtVerify refused a token without one).
-  return { ok: true, identity: { userId: payload.sub, tier, expiresAtEpochSeconds: payload.exp! } };
+  return {
+    ok: true,
+    identity: { userId: payload.sub, tier, ...team, expiresAtEpochSeconds: payload.exp! },
+  };
 }
 
 /** The verifier configuration from the authorizer's environment. */

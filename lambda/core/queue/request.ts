@@ -28,6 +28,8 @@ export interface QueuedRequest {
   /** The model the request names, if any. */
   readonly model?: string;
   readonly claimTier?: Tier;
+  /** The token's `team` claim (SPEC §9.4): its replay is decided with the same claim. */
+  readonly claimTeam?: string;
   readonly estimatedInputTokens: number;
   readonly enqueuedAtEpochMs: number;
   /** Not started by then: expired (enqueued + MAX_QUEUE_WAIT + 60 s). */

@@ -1,4 +1,5 @@
 import type { Identity } from '../../core/identity';
+import type { StatusOptions } from '../../core/limiter/decision';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import { chunk, fitMessage, requestCancelled, splitChunkText } from '../../core/protocol';
 import { statusMessage } from '../../core/status-message';
@@ -65,7 +66,11 @@ async function stop(
 /** `status`: the user's limits, usage and queue, consuming nothing. */
 export async function status(deps: ChatServiceDeps, identity: Identity): Promise<OutgoingMessage> {
   const nowMs = deps.now();
-  const user = await deps.limiter.status(identity.userId, identity.tier, nowMs);
+  // The token's team claim rides on the options (SPEC §9.4), so the team in effect and its source
+  // are the ones this connection's decisions get; a store that does not know teams ignores it.
+  const withTeam: (StatusOptions & { readonly claimTeam?: string }) | undefined =
+    identity.team === undefined ? undefined : { claimTeam: identity.team };
+  const user = await deps.limiter.status(identity.userId, identity.tier, nowMs, withTeam);
   // The item status just read is this instance's belief: the view costs no call.
   const global =
     user.queued.length > 0 && deps.limiter.globalWait

@@ -149,6 +149,7 @@ function decideHead(
       userId,
       requestId: head,
       claimTier: request.claimTier,
+      claimTeam: request.claimTeam,
       estimatedInputTokens: request.estimatedInputTokens,
       maxTokens: request.maxTokens,
       model: request.model,

@@ -74,6 +74,7 @@ export async function handOff(
       v: 1,
       userId,
       claimTier: request.claimTier,
+      claimTeam: request.claimTeam,
       requestId: request.requestId,
       connectionId: request.connectionId,
       prompt: request.message,

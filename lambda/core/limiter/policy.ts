@@ -3,6 +3,7 @@ import { ConfigError } from '../errors';
 import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits } from './global/limits';
 import { KIND_POLICY_FIELDS, LIMIT_NAMES, type LimitOverride, type LimitPolicy } from './kinds/registry';
+import { TEAM_NAME } from './teams';
 import { TIERS, type Tier } from './tiers';
 
 /**
@@ -102,6 +103,15 @@ export const limitsConfigSchema = z
     models: z.array(modelSpecSchema).min(1).optional(),
     /** Stack-wide limits (SPEC §2 v2 "Global limits"). @default none */
     global: globalLimitsSchema.optional(),
+    /**
+     * Team limits by team name (SPEC §9.4): the same fields as `global`, counted over the team's
+     * members. @default none
+     */
+    teams: z
+      .record(z.string().regex(TEAM_NAME, 'a team name is 1 to 64 of A-Z a-z 0-9 _ . -'), globalLimitsSchema)
+      .optional(),
+    /** The limits of a team with no entry in `teams`. @default none (such a team has no limits) */
+    teamDefaults: globalLimitsSchema.optional(),
   })
   .strict();
 
@@ -121,6 +131,10 @@ export interface LimitsConfig {
   readonly models: readonly ModelSpec[];
   /** Stack-wide limits, when any is set. */
   readonly global?: GlobalLimits;
+  /** Team limits by team name (limits.teams), when any is configured. */
+  readonly teams?: Readonly<Record<string, GlobalLimits>>;
+  /** The limits of a team without its own entry (limits.teamDefaults), when any is set. */
+  readonly teamDefaults?: GlobalLimits;
 }
 
 /**
@@ -179,11 +193,13 @@ export function parseLimitsConfig(
     }
     merged[tier] = Object.freeze(policy);
   }
-  const global = parsed.data.global;
+  const { global, teams, teamDefaults } = parsed.data;
   return {
     tiers: Object.freeze(merged),
     models: Object.freeze([...models]),
     ...(hasGlobalLimits(global) ? { global: Object.freeze(global) } : {}),
+    ...(teams && Object.keys(teams).length > 0 ? { teams: Object.freeze({ ...teams }) } : {}),
+    ...(hasGlobalLimits(teamDefaults) ? { teamDefaults: Object.freeze(teamDefaults) } : {}),
   };
 }
 

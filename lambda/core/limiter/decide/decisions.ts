@@ -1,5 +1,5 @@
 import type { ModelSpec } from '../../models';
-import type { AllowedDecision, DecideInput, DeniedDecision } from '../decision';
+import type { AllowedDecision, DecideInput, DeniedDecision, TokenReservation } from '../decision';
 import { dayNumber } from '../evaluate';
 import type { GlobalLimit } from '../global/limits';
 import type { GlobalReservation } from '../global/share-record';
@@ -45,18 +45,23 @@ export function deniedDecision(basis: DecisionBasis, planned: Refused): DeniedDe
   };
 }
 
-/** The user's limits allow it, a global limit (or someone before it in the global line) does not. */
+/**
+ * The user's limits allow it, a global limit (or someone before it in the global line) does not;
+ * or, with `team`, that team's limit (`team.<limit>`, SPEC §9.4).
+ */
 export function globalDeniedDecision(
   basis: DecisionBasis,
   limit: GlobalLimit,
   retryAfterMs: number,
   planned: Extract<AdmissionPlan, { kind: 'write' }>,
+  team?: string,
 ): DeniedDecision {
   return {
     allowed: false,
     tier: basis.tier,
     policy: basis.policy,
-    limit: `global.${limit}`,
+    limit: team === undefined ? `global.${limit}` : `team.${limit}`,
+    ...(team === undefined ? {} : { team }),
     retryAfterMs,
     resetAtEpochMs: basis.nowMs + retryAfterMs,
     limits: planned.evaluation.limits,
@@ -149,6 +154,7 @@ export function allowedDecision(
   planned: Admitted,
   served: ServedModel,
   global?: GlobalReservation,
+  team?: TokenReservation['team'],
 ): AllowedDecision {
   const { snap, nowMs } = basis;
   const reservation =
@@ -185,6 +191,7 @@ export function allowedDecision(
       },
       ...reservation,
       ...(global ? { global } : {}),
+      ...(team ? { team } : {}),
     },
     limits: limitsOf(basis.policy, snap, nowMs),
     failedOpen: false,

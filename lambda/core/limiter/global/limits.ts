@@ -3,7 +3,7 @@ import type { LimiterSnapshot } from '../item/state';
 import type { GlobalPart, ShardWindows } from '../kinds/global-part';
 import { storedNumber } from '../kinds/kind-snapshot';
 import { LIMIT_KINDS, type LimitName, limitKind } from '../kinds/registry';
-import { dayNumber, hourNumber } from '../windows';
+import { dayNumber, hourNumber, monthNumber } from '../windows';
 import { SHARE_RECORDS_PER_SHARD } from './share-record';
 
 /**
@@ -166,7 +166,11 @@ export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows
         counter?.window === window ? [storedNumber(snap, counter.windowAttr)] : [],
       ).filter((t): t is number => t !== undefined),
     );
-  return { hour: later('hour', hourNumber(nowMs)), day: later('day', dayNumber(nowMs)) };
+  return {
+    hour: later('hour', hourNumber(nowMs)),
+    day: later('day', dayNumber(nowMs)),
+    month: later('month', monthNumber(nowMs)),
+  };
 }
 
 /** What a shard holds of `name` now (stored units). */
@@ -205,7 +209,7 @@ export function globalTotals(
 export function globalRetryAfterMs(
   name: GlobalLimit,
   nowMs: number,
-  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs) },
+  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs), month: monthNumber(nowMs) },
 ): number {
   return globalPart(name).retryAfterMs(nowMs, windows);
 }

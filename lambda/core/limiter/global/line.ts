@@ -103,6 +103,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
   if (typeof tier !== 'string' || !(tier in TIER_RANK) || typeof at !== 'number' || typeof dl !== 'number')
     return undefined;
   const [h, s, wa, l, q] = [v[f.wakeUp], v[f.seenAtEpochMs], v[f.wakeAtEpochMs], v[f.limit], v[f.queued]];
+  const scope = v[f.scope];
   return {
     userId,
     tier: tier as Tier,
@@ -113,6 +114,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
     wakeAtEpochMs: typeof wa === 'number' ? wa : undefined,
     limit: (GLOBAL_LIMITS as readonly string[]).includes(String(l)) ? (l as GlobalLimit) : UNKNOWN_LIMIT,
     ...(typeof q === 'number' ? { queued: q } : {}),
+    ...(typeof scope === 'string' ? { scope } : {}),
   };
 }
 
@@ -135,6 +137,7 @@ export function waiterValue(w: GlobalWaiter): Record<string, unknown> {
     ...(w.seenAtEpochMs !== undefined ? { [f.seenAtEpochMs]: w.seenAtEpochMs } : {}),
     ...(w.wakeAtEpochMs !== undefined ? { [f.wakeAtEpochMs]: w.wakeAtEpochMs } : {}),
     ...(w.queued !== undefined ? { [f.queued]: w.queued } : {}),
+    ...(w.scope !== undefined ? { [f.scope]: w.scope } : {}),
   };
 }
 

@@ -260,6 +260,8 @@ export const WAITER_FIELDS = {
   wakeAtEpochMs: 'wa',
   /** How many requests the user had waiting at that look (the ETAs of those behind count them). */
   queued: 'q',
+  /** Whose capacity it waits for (`team:<name>`, `model:<id>`; absent: the stack's; GlobalWaiter.scope). */
+  scope: 'sc',
 } as const;
 
 /* ---------- The global budgets' event marks (one item, adapters/limiter/global-events.ts) ---------- */
@@ -273,3 +275,18 @@ export const GLOBAL_EVENTS_KEY = 'global#events';
 export const GLOBAL_EVENT_MARK_PREFIX = 'ge_';
 export const globalEventMark = (limit: string, thresholdPercent: number) =>
   `${GLOBAL_EVENT_MARK_PREFIX}${limit}_${thresholdPercent}`;
+
+/* ---------- Teams (SPEC §9.4; lambda/core/limiter/teams.ts) ---------- */
+
+/**
+ * The user's team set by an admin (`set-team`; absent: the token's `team` claim, else none). In the
+ * user's item; a team's shards are `team#<name>#<k>`, kept like the global shards (their counters
+ * and records are the global parts' and GLOBAL_SHARES_ATTR).
+ */
+export const TEAM_ATTR = 'tn';
+/**
+ * The teams seen (`teams#index`, attribute TEAMS_SEEN_ATTR: a string set of team names): written by
+ * an instance the first time it sees a team, read by the sweep to repair every team's shards.
+ */
+export const TEAMS_INDEX_KEY = 'teams#index';
+export const TEAMS_SEEN_ATTR = 'ts';

@@ -1,10 +1,11 @@
 import type * as z from 'zod';
 import { type KindSnapshot, storedNumber } from './kind-snapshot';
 
-/** The windows a shard counts in, as numbers (epoch hours, epoch days). */
+/** The windows a shard counts in, as numbers (epoch hours, epoch days, UTC months since 1970). */
 export interface ShardWindows {
   readonly hour: number;
   readonly day: number;
+  readonly month: number;
 }
 
 /** What one request takes from, or gives back to, the global counters: its tokens, cost and messages. */

@@ -223,6 +223,8 @@ export interface StatusOptions {
   readonly claimFromLastToken?: boolean;
   /** The closed days' history items too (admin `usage --history`). @default false */
   readonly history?: boolean;
+  /** The token's `team` claim (SPEC §9.4): the user's record wins when it has a team. */
+  readonly claimTeam?: string;
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

@@ -1,4 +1,4 @@
-import type { GlobalLimits } from './global/limits';
+import { GLOBAL_LIMITS, type GlobalLimit, type GlobalLimits } from './global/limits';
 
 /**
  * Teams (SPEC §9.4): a user belongs to at most one team — the user's record (admin `set-team`),
@@ -37,4 +37,13 @@ export interface TeamsConfig {
 export function teamLimitsOf(config: TeamsConfig, team: string, has: (l: GlobalLimits) => boolean) {
   const limits = config.teams?.[team] ?? config.teamDefaults;
   return limits !== undefined && has(limits) ? limits : undefined;
+}
+
+/**
+ * The limit of a refusal by a shared limit — the stack's (`global.<limit>`) or a team's
+ * (`team.<limit>`) — which waits in the global line; undefined for any other refusal.
+ */
+export function sharedLimitOf(limit: string): GlobalLimit | undefined {
+  const own = limit.startsWith('global.') ? limit.slice(7) : limit.startsWith('team.') ? limit.slice(5) : '';
+  return (GLOBAL_LIMITS as readonly string[]).includes(own) ? (own as GlobalLimit) : undefined;
 }

@@ -1,7 +1,7 @@
 import type { DeniedDecision } from '../../core/limiter/decision';
-import type { GlobalLimit } from '../../core/limiter/global/limits';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { limitKind } from '../../core/limiter/kinds/registry';
+import { sharedLimitOf, teamScope } from '../../core/limiter/teams';
 import type { QueuedRequest } from '../../core/queue/request';
 import { notifyPositions } from '../shared/queue-notices';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
@@ -46,8 +46,8 @@ export async function waitForGlobal(
   nowMs: number,
   view: LimiterView,
 ): Promise<ReplayResult> {
-  const limit = decision.limit.slice('global.'.length) as GlobalLimit;
-  deps.metrics.count('GlobalLimitExceeded');
+  const limit = sharedLimitOf(decision.limit)!;
+  if (decision.team === undefined) deps.metrics.count('GlobalLimitExceeded');
   const untilExpiry = request.expiresAtEpochMs - nowMs;
   const delayMs = Math.min(
     untilExpiry,
@@ -64,6 +64,8 @@ export async function waitForGlobal(
     // Due again when its wake-up comes back: not stale before then (a window's start, say).
     wakeAtEpochMs: nowMs + delayMs,
     limit,
+    // A team's waiter waits for its team's capacity: it holds back only that team (SPEC §9.4).
+    ...(decision.team !== undefined ? { scope: teamScope(decision.team) } : {}),
     // Those behind it in line count them in their ETAs (lambda/core/queue/global-eta.ts).
     queued: view.snap.waiting.length,
   });

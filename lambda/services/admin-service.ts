@@ -51,9 +51,21 @@ export class AdminService {
     if (request.operation === 'health') return this.health();
     if (request.operation === 'top') {
       const { limiter, now, log } = this.deps;
-      const top = await limiter.top(request.by, request.limit, now());
-      log.info('admin action', { audit: true, operation: 'top', by: request.by, limit: request.limit });
+      const top = await limiter.top(request.by, request.limit, now(), request.team);
+      log.info('admin action', {
+        audit: true,
+        operation: 'top',
+        by: request.by,
+        limit: request.limit,
+        ...(request.team ? { team: request.team } : {}),
+      });
       return { by: request.by, ...top };
+    }
+    if (request.operation === 'team-usage') {
+      const { limiter, now, log } = this.deps;
+      const usage = await limiter.teamUsage(request.team, now(), { members: true });
+      log.info('admin action', { audit: true, operation: 'team-usage', team: request.team });
+      return usage;
     }
     if (request.operation === 'audit') return this.audit(request.userId);
     return this.runForUser(request);
@@ -171,6 +183,9 @@ export class AdminService {
       case 'clear-override':
         await limiter.clearOverride(request.userId);
         break;
+      case 'set-team':
+        await limiter.setTeam(request.userId, request.team);
+        break;
       case 'usage':
         if (request.history) {
           const days = request.days ?? 30;
@@ -239,6 +254,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 function summarize(status: UserStatus): Record<string, unknown> {
   return {
     tier: status.tier,
+    ...(status.team ? { team: status.team.name } : {}),
     override: status.override ?? null,
     used: Object.fromEntries(status.limits.map((l) => [l.name, l.used])),
     queued: status.queued.length,

@@ -116,6 +116,27 @@ export function renderTop(top: TopResult, nowMs: number): string {
   return lines.join('\n');
 }
 
+/** What `team-usage` answers. */
+export interface TeamUsageResult {
+  readonly team: string;
+  readonly limits: readonly { name: string; limit: number; used: number; unit: string; resetAt?: number }[];
+  readonly members?: TopResult['users'];
+}
+
+/** Human output of `team-usage`: the team's limits' totals, then its members' usage today. */
+export function renderTeamUsage(usage: TeamUsageResult, nowMs: number): string {
+  const lines = [`team ${usage.team}`];
+  if (usage.limits.length === 0) lines.push('  team limits: none configured');
+  for (const l of usage.limits) {
+    const pct = l.limit > 0 ? ` (${Math.round((100 * l.used) / l.limit)} %)` : '';
+    lines.push(`  ${l.name.padEnd(24)} ${String(l.used).padStart(12)} of ${l.limit} ${l.unit}${pct}`);
+  }
+  // The members' table as `top --team` prints it, without its global line.
+  const members = renderTop({ by: 'tokens', users: usage.members ?? [] }, nowMs).split('\n');
+  lines.push(`members ${members[0]!.slice('top users '.length)}`, ...members.slice(1, -1));
+  return lines.join('\n');
+}
+
 /** Human output of `health`: one line per table and queue, then the breaker. */
 export function renderHealthReport(report: HealthReport): string {
   const line = (name: string, check: { ok: boolean; latencyMs: number; error?: string }, extra = '') =>

@@ -17,7 +17,7 @@ import type { LimitOverride } from '../../core/limiter/kinds/registry';
 import { isTeamName } from '../../core/limiter/teams';
 import type { Tier } from '../../core/limiter/tiers';
 import type { LimiterContext } from './context';
-import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
+import { type TopBy, topUsersToday, type UserUsageToday, usersOfTeam } from './usage-index';
 
 type PolicyWrite = { before: LimiterSnapshot; after: LimiterSnapshot };
 
@@ -115,9 +115,24 @@ export class AdminOps {
     by: TopBy,
     limit: number,
     nowMs: number,
-  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[] }> {
+    team?: string,
+  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[]; team?: string }> {
+    if (team !== undefined) return { users: await this.teamTop(team, by, limit, nowMs), team };
     const users = await topUsersToday(this.ctx.client, this.ctx.tableName, by, limit, nowMs);
     return this.ctx.global ? { users, global: await this.ctx.global.totals(nowMs) } : { users };
+  }
+
+  /** Today's heaviest members of `team` (`top --team`: the day's entries, filtered by usersOfTeam). */
+  private async teamTop(team: string, by: TopBy, limit: number, nowMs: number): Promise<UserUsageToday[]> {
+    const { client, tableName } = this.ctx;
+    const all = await topUsersToday(client, tableName, by, Number.MAX_SAFE_INTEGER, nowMs);
+    const members = await usersOfTeam(
+      client,
+      tableName,
+      all.map((u) => u.userId),
+      team,
+    );
+    return all.filter((u) => members.has(u.userId)).slice(0, limit);
   }
 
   async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
@@ -139,9 +154,16 @@ export class AdminOps {
   }
 
   /** A team's limits' totals over its members (one read per shard); none when it has no limits. */
-  async teamUsage(team: string, nowMs: number): Promise<{ team: string; limits: TeamLimitState[] }> {
+  async teamUsage(
+    team: string,
+    nowMs: number,
+    options: { readonly members?: boolean } = {},
+  ): Promise<{ team: string; limits: TeamLimitState[]; members?: UserUsageToday[] }> {
     const counters = isTeamName(team) ? this.ctx.teams?.of(team) : undefined;
-    return { team, limits: counters ? teamTotals(await counters.totals(nowMs)) : [] };
+    const limits = counters ? teamTotals(await counters.totals(nowMs)) : [];
+    // Its members' usage today: the day's usage entries, filtered (as `top --team`).
+    if (!options.members) return { team, limits };
+    return { team, limits, members: await this.teamTop(team, 'tokens', 100, nowMs) };
   }
 
   setOverride(userId: string, override: LimitOverride): Promise<PolicyWrite> {

@@ -57,7 +57,17 @@ export class Settles {
     const team = this.teamOf(key, reservation);
     const shared = this.ctx.global !== undefined || team?.counters !== undefined;
     const outcome = await this.ctx.items.run(key, () =>
-      this.settleOnItem(key, lostKey, lost, reservation, used, nowMs, options, shared),
+      this.settleOnItem(
+        key,
+        lostKey,
+        lost,
+        reservation,
+        used,
+        nowMs,
+        options,
+        shared,
+        this.ctx.teams && (team?.name ?? null),
+      ),
     );
     if (!shared) return outcome;
     // Settled already (this call's write, or one whose answer was lost)? A pending one keeps its shares.
@@ -85,6 +95,8 @@ export class Settles {
     { holder, endsActive = false }: SettleOptions,
     /** The request holds a global or a team share: its charge is left for the sweep (`gs_<id>`). */
     shared: boolean,
+    /** The request's team for the usage index's entry (`top --team`); undefined: teams off. */
+    team: string | null | undefined,
   ): Promise<SettleOutcome> {
     const { items } = this.ctx;
     const lost = ref.settle;
@@ -143,7 +155,7 @@ export class Settles {
             endsActive,
             holder,
             bucketAfterEpochMs: reservation.bucketAfterEpochMs,
-            used: { userId: reservation.userId, ...used },
+            used: { userId: reservation.userId, ...used, ...(team !== undefined ? { team } : {}) },
             // What the sweep gives back of a share whose release never lands: the rest.
             ...(shared ? { charged: used } : {}),
           }),

@@ -1,6 +1,12 @@
-import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { BatchGetItemCommand, type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
+import {
+  KEY_ATTR,
+  USAGE_DAY_ATTR,
+  USAGE_TEAM_ATTR,
+  USER_KEY_PREFIX,
+  userKey,
+} from '../../core/limiter/item/attributes';
 import { settledUsageOf } from '../../core/limiter/item/day-codec';
 import { usageDayKeys } from '../../core/limiter/plan/usage-key';
 import { microUsdToUsd } from '../../core/models';
@@ -87,4 +93,43 @@ async function inRounds<T>(
   };
   await Promise.all(Array.from({ length: Math.min(atOnce, keys.length) }, worker));
   return results;
+}
+
+/**
+ * Of these users, the ones whose last settled reply was `team`'s (`ut`, written by the settle): one
+ * BatchGetItem per 100 users, only that attribute asked for. The index does not project it — a
+ * changed projection would make CloudFormation replace the index — so `top --team` costs this on
+ * top of `top`'s Queries: reads of the day's users' items (billed by their size), admin-only.
+ */
+export async function usersOfTeam(
+  client: DynamoDBClient,
+  tableName: string,
+  userIds: readonly string[],
+  team: string,
+): Promise<Set<string>> {
+  const members = new Set<string>();
+  for (let i = 0; i < userIds.length; i += 100) {
+    let keys: Record<string, { S: string }>[] | undefined = userIds
+      .slice(i, i + 100)
+      .map((id) => ({ [KEY_ATTR]: { S: userKey(id) } }));
+    while (keys && keys.length > 0) {
+      const page = await client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [tableName]: {
+              Keys: keys,
+              ProjectionExpression: '#pk, #ut',
+              ExpressionAttributeNames: { '#pk': KEY_ATTR, '#ut': USAGE_TEAM_ATTR },
+            },
+          },
+        }),
+      );
+      for (const item of page.Responses?.[tableName] ?? []) {
+        const key = item[KEY_ATTR]?.S;
+        if (key && item[USAGE_TEAM_ATTR]?.S === team) members.add(key.slice(USER_KEY_PREFIX.length));
+      }
+      keys = page.UnprocessedKeys?.[tableName]?.Keys as typeof keys;
+    }
+  }
+  return members;
 }

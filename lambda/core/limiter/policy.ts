@@ -108,7 +108,15 @@ export const limitsConfigSchema = z
      * members. @default none
      */
     teams: z
-      .record(z.string().regex(TEAM_NAME, 'a team name is 1 to 64 of A-Z a-z 0-9 _ . -'), globalLimitsSchema)
+      .record(z.string(), globalLimitsSchema)
+      .superRefine((teams, ctx) => {
+        for (const name of Object.keys(teams).filter((n) => !TEAM_NAME.test(n)))
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `"${name}" is not a team name: 1 to 64 of A-Z a-z 0-9 _ . -`,
+          });
+      })
       .optional(),
     /** The limits of a team with no entry in `teams`. @default none (such a team has no limits) */
     teamDefaults: globalLimitsSchema.optional(),

@@ -290,3 +290,9 @@ export const TEAM_ATTR = 'tn';
  */
 export const TEAMS_INDEX_KEY = 'teams#index';
 export const TEAMS_SEEN_ATTR = 'ts';
+/**
+ * The team of the user's last settled reply (`ut`), written by the settle with the usage index's
+ * entry (plan/usage-key.ts) when teams are configured, removed when the user is in none: what
+ * `admin top --team` and `team-usage` filter today's entries by.
+ */
+export const USAGE_TEAM_ATTR = 'ut';

@@ -158,6 +158,32 @@ function describeTeams(backend: string, endpoint: () => string) {
       await expect(limiter!.setTeam('u1', 'no spaces')).rejects.toThrow(/not a team name/);
     }, 60_000);
 
+    it("lists only the team's members in top --team and team-usage, from the team its settles recorded", async () => {
+      const [limiter] = await instances({ teamDefaults: { dailyTokens: 100_000 } }, 1);
+      const settle = async (userId: string, claimTeam: string | undefined, outputTokens: number) => {
+        const d = await limiter!.decide(ask(userId, claimTeam ? { claimTeam } : {}), NOW);
+        if (!d.allowed) throw new Error(`refused: ${d.limit}`);
+        await limiter!.reconcile(d.reservation, { inputTokens: 10, outputTokens }, NOW + 1);
+      };
+      await settle('m1', 'T', 30);
+      await settle('m2', 'T', 50);
+      await settle('outsider', undefined, 90);
+      await settle('other', 'U', 70);
+      const top = await limiter!.top('tokens', 10, NOW + 2, 'T');
+      expect(top.users.map((u) => [u.userId, u.tokens])).toEqual([
+        ['m2', 60],
+        ['m1', 40],
+      ]);
+      expect(await limiter!.teamUsage('T', NOW + 2, { members: true })).toMatchObject({
+        team: 'T',
+        limits: [expect.objectContaining({ name: 'team.dailyTokens', used: 100, limit: 100_000 })],
+        members: [expect.objectContaining({ userId: 'm2' }), expect.objectContaining({ userId: 'm1' })],
+      });
+      // A member who leaves the team: its next settle records none.
+      await settle('m1', undefined, 10);
+      expect((await limiter!.top('tokens', 10, NOW + 3, 'T')).users.map((u) => u.userId)).toEqual(['m2']);
+    }, 60_000);
+
     /**
      * Drops the answer of the next UpdateItem whose body contains `marker` (once): the write lands
      * and the caller's timeout is all it sees.

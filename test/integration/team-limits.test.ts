@@ -12,6 +12,7 @@ import type {
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { LOCAL_CREDENTIALS, LOCAL_REGION, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
+import { countCalls } from '../support/call-counter';
 import { type DynamoProxy, startDynamoProxy } from '../support/dynamo-proxy';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
@@ -42,7 +43,7 @@ function describeTeams(backend: string, endpoint: () => string) {
     });
 
     /** A fresh table and `n` limiter instances on it (through the fault proxy), with these limits. */
-    async function instances(limits: object, n = 6, timeoutMs = 30_000) {
+    async function instances(limits: object, n = 6, timeoutMs = 30_000, clients: DynamoDBClient[] = []) {
       const { tables } = await createLocalResources(
         limiterClient(endpoint()),
         localSqsClient(inject('sqsEndpoint')),
@@ -51,7 +52,7 @@ function describeTeams(backend: string, endpoint: () => string) {
       const config = parseLimitsConfig({ tiers: OPEN_TIERS, ...limits });
       const make = () =>
         new DynamoLimiter({
-          client: limiterClient(proxy.endpoint),
+          client: clients[0] ?? limiterClient(proxy.endpoint),
           tableName: tables.limits,
           tiers: config.tiers,
           global: config.global,
@@ -59,6 +60,8 @@ function describeTeams(backend: string, endpoint: () => string) {
           teamDefaults: config.teamDefaults,
           timeoutMs,
           inFlightLeaseMs: 60_000,
+          // The line's view is trusted for the test (its reads are counted once, not per second).
+          globalWaitersTtlMs: 600_000,
         });
       return Array.from({ length: n }, make);
     }
@@ -105,6 +108,25 @@ function describeTeams(backend: string, endpoint: () => string) {
       expect(await teamUsed(limiters[0]!, 'T', NOW + 2)).toEqual({ 'team.requestsInFlight': 1 });
       expect(admitted(await burst(limiters, NOW + 2))).toHaveLength(1);
     }, 120_000);
+
+    it('costs a team member one more write per decision than the user alone: 2 UpdateItems, no read', async () => {
+      const client = limiterClient(proxy.endpoint);
+      const counter = countCalls(client);
+      const [limiter] = await instances({ teams: { T: { hourlyMessages: 1000, shards: 1 } } }, 1, 30_000, [
+        client,
+      ]);
+      // Warm: the team's index entry (once per instance), the line's view, the shard's belief.
+      await limiter!.decide(ask('w', { claimTeam: 'T' }), NOW);
+      counter.reset();
+      for (let i = 0; i < 10; i++) {
+        expect((await limiter!.decide(ask(`m${i}`, { claimTeam: 'T' }), NOW + i)).allowed).toBe(true);
+      }
+      expect(counter.byCommand()).toEqual({ UpdateItemCommand: 20 });
+      // A user in no team: the one write, as without teams.
+      counter.reset();
+      await limiter!.decide(ask('solo'), NOW + 20);
+      expect(counter.byCommand()).toEqual({ UpdateItemCommand: 1 });
+    }, 60_000);
 
     it('admits exactly the team hourly messages, and exactly the team daily tokens, under a burst', async () => {
       const hourly = await instances({ teams: { T: { hourlyMessages: 7 } } });

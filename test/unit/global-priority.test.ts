@@ -190,14 +190,14 @@ describe('the global line, one item per waiter', () => {
       wa: NOW + 5000,
       ttlEpochSeconds: (NOW + 900_000) / 1000 + LINE_TTL_MARGIN_SECONDS,
     });
-    // The wake-up handle and the queued count it no longer has are removed; nothing is conditioned.
+    // The wake-up handle, the queued count and the scope it no longer has are removed; nothing is conditioned.
     expect(plan.update).toContain(' REMOVE ');
     expect(
       plan.update
         .split(' REMOVE ')[1]!
         .split(', ')
         .map((n) => plan.names[n]),
-    ).toEqual(['h', 'q']);
+    ).toEqual(['h', 'q', 'sc']);
     expect(plan.condition).toBe('');
     // The sweep's removal is pinned to the entry as seen, and only of an item that exists.
     const leave = planLineLeave(NOW, me);

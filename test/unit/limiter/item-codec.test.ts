@@ -66,7 +66,7 @@ describe('the item codec', () => {
 
   it('stores the fields under the short names the table has always had (no storage migration)', () => {
     expect(Object.values(RESERVATION_FIELDS)).toEqual(['d', 'm', 'c', 'mo', 'i', 'o', 'e', 'ce', 'a']);
-    expect(Object.values(WAITER_FIELDS)).toEqual(['t', 'at', 'dl', 'l', 'h', 's', 'wa', 'q']);
+    expect(Object.values(WAITER_FIELDS)).toEqual(['t', 'at', 'dl', 'l', 'h', 's', 'wa', 'q', 'sc']);
   });
 
   it('reads a closed day of history into readable fields', () => {

@@ -1,4 +1,4 @@
-import { BatchGetItemCommand, type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   KEY_ATTR,
@@ -97,9 +97,10 @@ async function inRounds<T>(
 
 /**
  * Of these users, the ones whose last settled reply was `team`'s (`ut`, written by the settle): one
- * BatchGetItem per 100 users, only that attribute asked for. The index does not project it — a
- * changed projection would make CloudFormation replace the index — so `top --team` costs this on
- * top of `top`'s Queries: reads of the day's users' items (billed by their size), admin-only.
+ * GetItem per user asking only for that attribute, QUERIES_AT_ONCE at a time (the admin function
+ * may GetItem, not BatchGetItem: least privilege). The index does not project it — a changed
+ * projection would make CloudFormation replace the index — so `top --team` costs this on top of
+ * `top`'s Queries: a read of each of the day's users' items (billed by their size), admin-only.
  */
 export async function usersOfTeam(
   client: DynamoDBClient,
@@ -107,29 +108,16 @@ export async function usersOfTeam(
   userIds: readonly string[],
   team: string,
 ): Promise<Set<string>> {
-  const members = new Set<string>();
-  for (let i = 0; i < userIds.length; i += 100) {
-    let keys: Record<string, { S: string }>[] | undefined = userIds
-      .slice(i, i + 100)
-      .map((id) => ({ [KEY_ATTR]: { S: userKey(id) } }));
-    while (keys && keys.length > 0) {
-      const page = await client.send(
-        new BatchGetItemCommand({
-          RequestItems: {
-            [tableName]: {
-              Keys: keys,
-              ProjectionExpression: '#pk, #ut',
-              ExpressionAttributeNames: { '#pk': KEY_ATTR, '#ut': USAGE_TEAM_ATTR },
-            },
-          },
-        }),
-      );
-      for (const item of page.Responses?.[tableName] ?? []) {
-        const key = item[KEY_ATTR]?.S;
-        if (key && item[USAGE_TEAM_ATTR]?.S === team) members.add(key.slice(USER_KEY_PREFIX.length));
-      }
-      keys = page.UnprocessedKeys?.[tableName]?.Keys as typeof keys;
-    }
-  }
-  return members;
+  const teams = await inRounds(userIds, QUERIES_AT_ONCE, async (userId) => {
+    const { Item } = await client.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { [KEY_ATTR]: { S: userKey(userId) } },
+        ProjectionExpression: '#ut',
+        ExpressionAttributeNames: { '#ut': USAGE_TEAM_ATTR },
+      }),
+    );
+    return Item?.[USAGE_TEAM_ATTR]?.S;
+  });
+  return new Set(userIds.filter((_, i) => teams[i] === team));
 }

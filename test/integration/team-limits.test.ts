@@ -206,6 +206,25 @@ function describeTeams(backend: string, endpoint: () => string) {
       expect((await limiter!.top('tokens', 10, NOW + 3, 'T')).users.map((u) => u.userId)).toEqual(['m2']);
     }, 60_000);
 
+    it("gives back the team share of a reservation rebuilt without it, found on the record's team's shards", async () => {
+      // The second instance has never seen the user (a reply runner elsewhere).
+      const [limiter, other] = await instances(
+        { teams: { R: { requestsInFlight: 3, dailyTokens: 1_000 } } },
+        2,
+      );
+      await limiter!.setTeam('r1', 'R');
+      const d = await limiter!.decide(ask('r1'), NOW);
+      if (!d.allowed) throw new Error(`refused: ${d.limit}`);
+      expect(d.reservation.team?.share).toBeDefined();
+      expect(await teamUsed(limiter!, 'R')).toEqual({ 'team.requestsInFlight': 1, 'team.dailyTokens': 100 });
+      const { team: _, ...rebuilt } = d.reservation;
+      await other!.reconcile(rebuilt, { inputTokens: 10, outputTokens: 20 }, NOW + 1);
+      expect(await teamUsed(limiter!, 'R', NOW + 2)).toEqual({
+        'team.requestsInFlight': 0,
+        'team.dailyTokens': 30,
+      });
+    }, 60_000);
+
     /**
      * Drops the answer of the next UpdateItem whose body contains `marker` (once): the write lands
      * and the caller's timeout is all it sees.

@@ -69,11 +69,13 @@ export class Settles {
         this.ctx.teams && (team?.name ?? null),
       ),
     );
-    if (!shared) return outcome;
+    // A rebuilt reservation on an instance that had not seen the user: its record's team, now read.
+    const held = team ?? this.teamOf(key, reservation);
+    if (!shared && !held?.counters) return outcome;
     // Settled already (this call's write, or one whose answer was lost)? A pending one keeps its shares.
     const pending = this.ctx.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined;
     if (!outcome.applied && pending) return outcome;
-    return releaseShares(this.ctx, { reservation, used, nowMs, outcome, team }, () =>
+    return releaseShares(this.ctx, { reservation, used, nowMs, outcome, team: held }, () =>
       this.remember(lostKey, { wakeUp: outcome.wakeUp }),
     );
   }

@@ -90,13 +90,14 @@ export async function decideOnStore(
       }
       continue;
     }
-    if (planned.kind === 'already-admitted') return allowedDecision(basis, input, planned, served);
+    // Admitted by an earlier write whose answer was lost: its shares are found by reading the shards
+    // at its settle (the reservation names its team, so the team's shards are read too).
+    const team = teamReservation(state, ctx.teams && ctx.teamOf(basis.snap, input.claimTeam)?.name);
+    if (planned.kind === 'already-admitted')
+      return allowedDecision(basis, input, planned, served, undefined, team);
     if (state.ambiguousWrite || state.resetWrite) {
       const landed = landedAdmission(input, belief.snap, planned.evaluation);
-      if (landed) {
-        const team = teamReservation(state, ctx.teams && ctx.teamOf(basis.snap, input.claimTeam)?.name);
-        return allowedDecision(basis, input, landed, served, state.globalHeld, team);
-      }
+      if (landed) return allowedDecision(basis, input, landed, served, state.globalHeld, team);
     }
     // A refusal (a limit, or a duplicate id: SPEC §3 lets an id be reused once its request ended)
     // is decided only from the item as it was after this frame arrived: then the decision is the

@@ -153,6 +153,8 @@ export class AdminService {
       tierSource: after.tierSource,
       // An admin sees the user's active override and when it ends (`usage` prints it).
       override: after.summary.override,
+      // The user's team (set by `set-team`) and its limits' totals (SPEC §9.4), when it has one.
+      ...(after.team ? { team: after.team } : {}),
     };
   }
 
@@ -234,6 +236,7 @@ export class AdminService {
       known: status.known ?? true,
       summary: summarize(status),
       history: status.history ?? [],
+      team: status.team,
     };
   }
 }

@@ -33,6 +33,7 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     history?: DayRow[];
     override?: OverrideView | null;
     tierSource?: string;
+    team?: { name: string; source: string; limits: { name: string; limit: number; used: number }[] };
     status?: {
       tier: string;
       limits: { name: string; limit: number; used: number; remaining: number; resetAt: number }[];
@@ -52,6 +53,12 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     lines.push(`tier: ${result.status.tier}${source}   queued: ${result.status.queue.queued}`);
     // Older admin functions do not report the override at all (undefined): say nothing then.
     if (result.override !== undefined) lines.push(`override: ${renderOverride(result.override, nowMs)}`);
+    if (result.team) {
+      const totals = result.team.limits.map((l) => `${l.name} ${l.used} of ${l.limit}`).join(', ');
+      lines.push(
+        `team: ${result.team.name} (${TIER_SOURCES[result.team.source]})${totals ? `   ${totals}` : ''}`,
+      );
+    }
     for (const l of result.status.limits) {
       lines.push(
         `  ${l.name.padEnd(16)} ${String(l.used).padStart(9)} used of ${String(l.limit).padEnd(9)} resets ${new Date(l.resetAt).toISOString()}`,

@@ -5,6 +5,7 @@ import { hasGlobalLimits } from '../../lambda/core/limiter/global/limits';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { sharedLimitOf, teamLimitsOf, teamOf } from '../../lambda/core/limiter/teams';
 import { parseCommand, UsageError } from '../../local/admin/args';
+import { renderAdminResponse, renderTeamUsage } from '../../local/admin/render';
 
 const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 
@@ -120,5 +121,42 @@ describe('admin set-team, team-usage and top --team', () => {
     expect(() => parseCommand(['set-team', 'alice', 'research', '--clear'])).toThrow(/a team or --clear/);
     expect(() => parseCommand(['team-usage'])).toThrow(/team-usage needs a team/);
     expect(() => parseCommand(['usage', 'alice', '--team', 'x'])).toThrow(/--team does not apply to usage/);
+  });
+
+  it("prints the team of a user and a team's usage", () => {
+    const usage = renderAdminResponse(
+      {
+        ok: true,
+        operation: 'usage',
+        userId: 'alice',
+        result: {
+          status: { tier: 'pro', limits: [], queue: { queued: 0 } },
+          tierSource: 'record',
+          team: {
+            name: 'research',
+            source: 'record',
+            limits: [{ name: 'team.requestsInFlight', limit: 2, used: 1 }],
+          },
+        },
+      },
+      NOW,
+    );
+    expect(usage.split('\n')).toContain('team: research (set by an admin)   team.requestsInFlight 1 of 2');
+    expect(
+      renderTeamUsage(
+        {
+          team: 'research',
+          limits: [{ name: 'team.dailyTokens', limit: 1000, used: 250, unit: 'tokens' }],
+          members: [{ userId: 'alice', tokens: 250, costUsd: 0.0001, messages: 2 }],
+        },
+        NOW,
+      ).split('\n'),
+    ).toEqual([
+      'team research',
+      '  team.dailyTokens                  250 of 1000 tokens (25 %)',
+      'members by tokens, 2026-12-03 (UTC)',
+      '    #  user                           tokens     cost USD  messages',
+      '    1  alice                             250     0.000100         2',
+    ]);
   });
 });

@@ -88,7 +88,19 @@ function describeTeams(backend: string, endpoint: () => string) {
 
     it('admits exactly 2 of 300 from a team of 4 with 2 in flight, charges the refused nothing, and a settle frees one', async () => {
       const limiters = await instances({ teams: { T: { requestsInFlight: 2 } } });
+      // Counts the writes to the index of teams seen (the rule never faults anything).
+      let indexWrites = 0;
+      proxy.inject(
+        (operation, body) => {
+          if (operation === 'UpdateItem' && body.includes('"teams#index"')) indexWrites++;
+          return false;
+        },
+        { kind: 'throttle' },
+      );
       const decisions = await burst(limiters);
+      proxy.clear();
+      // One per instance that met the team, not one per decision.
+      expect(indexWrites).toBe(6);
       expect(admitted(decisions)).toHaveLength(2);
       expect(refused(decisions)).toHaveLength(298);
       for (const d of refused(decisions))

@@ -21,8 +21,8 @@ import type { UserItems } from './user-items';
  */
 export class TeamCounters {
   private readonly counters = new Map<string, GlobalCounters | undefined>();
-  /** Teams this instance wrote to the index (or found there): never written again by it. */
-  private readonly indexed = new Set<string>();
+  /** Teams this instance wrote (or is writing) to the index: never written again by it. */
+  private readonly indexed = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: {
@@ -58,26 +58,32 @@ export class TeamCounters {
    * the sweep repairs its shards): one write per team and instance, not per decision. `ADD` to a
    * string set is idempotent; a write that fails is logged and tried at the next decision.
    */
-  async note(team: string): Promise<void> {
-    if (this.indexed.has(team)) return;
-    const { items, client, tableName } = this.deps;
-    try {
-      await items.call(() =>
-        client.send(
-          new UpdateItemCommand({
-            TableName: tableName,
-            Key: { [KEY_ATTR]: { S: TEAMS_INDEX_KEY } },
-            UpdateExpression: 'ADD #t :t',
-            ExpressionAttributeNames: { '#t': TEAMS_SEEN_ATTR },
-            ExpressionAttributeValues: { ':t': { SS: [team] } },
-          }),
-          { abortSignal: AbortSignal.timeout(items.timeoutMs) },
-        ),
-      );
-      this.indexed.add(team);
-    } catch (err) {
+  note(team: string): Promise<void> {
+    // Decisions in flight at once for a team this instance has not noted share one write.
+    const known = this.indexed.get(team);
+    if (known) return known;
+    const noted = this.writeIndex(team).catch((err: unknown) => {
+      this.indexed.delete(team);
       this.deps.onError?.('team index', describeError(err));
-    }
+    });
+    this.indexed.set(team, noted);
+    return noted;
+  }
+
+  private async writeIndex(team: string): Promise<void> {
+    const { items, client, tableName } = this.deps;
+    await items.call(() =>
+      client.send(
+        new UpdateItemCommand({
+          TableName: tableName,
+          Key: { [KEY_ATTR]: { S: TEAMS_INDEX_KEY } },
+          UpdateExpression: 'ADD #t :t',
+          ExpressionAttributeNames: { '#t': TEAMS_SEEN_ATTR },
+          ExpressionAttributeValues: { ':t': { SS: [team] } },
+        }),
+        { abortSignal: AbortSignal.timeout(items.timeoutMs) },
+      ),
+    );
   }
 
   /** Every team with limits the configuration names or the index has seen (one read). */

@@ -33,6 +33,9 @@ export interface ChatConfig {
   readonly models: readonly ModelSpec[];
   /** Stack-wide limits (LIMITS_CONFIG `global`), when any is set. */
   readonly global?: GlobalLimits;
+  /** Team limits (LIMITS_CONFIG `teams`, `teamDefaults`; SPEC §9.4), when any is set. */
+  readonly teams?: Readonly<Record<string, GlobalLimits>>;
+  readonly teamDefaults?: GlobalLimits;
   /** @default 'open' */
   readonly failPolicy: 'open' | 'closed';
   /** Per-call timeout of the limiter's DynamoDB calls. @default 2000 */

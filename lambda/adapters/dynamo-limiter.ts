@@ -125,6 +125,12 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   setTier(...args: Parameters<AdminOps['setTier']>) {
     return this.admin.setTier(...args);
   }
+  setTeam(...args: Parameters<AdminOps['setTeam']>) {
+    return this.admin.setTeam(...args);
+  }
+  teamUsage(...args: Parameters<AdminOps['teamUsage']>) {
+    return this.admin.teamUsage(...args);
+  }
   setOverride(...args: Parameters<AdminOps['setOverride']>) {
     return this.admin.setOverride(...args);
   }

@@ -1,5 +1,6 @@
 import * as z from 'zod';
 import { partialLimitPolicySchema } from './limiter/policy';
+import { TEAM_NAME } from './limiter/teams';
 import { TIERS } from './limiter/tiers';
 
 /** User ids as the authorizer produces them (a token's `sub`): printable, bounded. */
@@ -8,6 +9,9 @@ const userId = z
   .min(1, 'userId is required')
   .max(256, 'userId is longer than 256 characters')
   .regex(/^[\x21-\x7e]+$/, 'userId must be printable ASCII without spaces');
+
+/** A team's name, as limits.teams and the token's claim spell it. */
+const team = z.string().regex(TEAM_NAME, 'team must be 1 to 64 of A-Z a-z 0-9 _ . -');
 
 /**
  * The admin operations (SPEC §5), one payload shape each. Invoked with IAM only (`aws lambda
@@ -41,6 +45,10 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
     })
     .strict(),
   z.object({ operation: z.literal('purge-queue'), userId }).strict(),
+  /** The user's team (SPEC §9.4): it wins over the token's claim; `null` clears it. */
+  z.object({ operation: z.literal('set-team'), userId, team: team.nullable() }).strict(),
+  /** A team's limits' totals over its members, and its members' usage today. */
+  z.object({ operation: z.literal('team-usage'), team }).strict(),
   /** Checks the user's item against the queue's and the limiter's invariants; changes nothing. */
   z.object({ operation: z.literal('audit'), userId }).strict(),
   /** Whether the tables and queues answer, the DLQ depth and the limiter breaker's state. */
@@ -51,6 +59,8 @@ export const adminRequestSchema = z.discriminatedUnion('operation', [
       operation: z.literal('top'),
       by: z.enum(['tokens', 'cost', 'messages']).default('tokens'),
       limit: z.number().int().min(1).max(100).default(10),
+      /** Only this team's members (those whose last settled reply was the team's). */
+      team: team.optional(),
     })
     .strict(),
 ]);
@@ -59,8 +69,11 @@ export type AdminRequest = z.infer<typeof adminRequestSchema>;
 export type AdminOperation = AdminRequest['operation'];
 export const ADMIN_OPERATIONS = adminRequestSchema.options.map((o) => o.shape.operation.value);
 
-/** The operations that act on one user (all but `health`, `top` and the read-only `audit`). */
-export type UserAdminRequest = Exclude<AdminRequest, { operation: 'health' | 'top' | 'audit' }>;
+/** The operations that act on one user (all but `health`, `top`, `team-usage` and the read-only `audit`). */
+export type UserAdminRequest = Exclude<
+  AdminRequest,
+  { operation: 'health' | 'top' | 'audit' | 'team-usage' }
+>;
 
 export type AdminResponse =
   | {

@@ -10,7 +10,7 @@ import { isLimitName, type LimitState, limitKind, type RegisteredKind } from './
  * kind (label, unit, refill), never from its name.
  */
 export function limitReason(
-  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit'>,
+  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit' | 'team'>,
   retryAfterMs: number,
   nowMs: number,
   extra?: string,
@@ -24,7 +24,7 @@ export const queueFullClause = (queued: number, maxQueued: number) =>
   `your queue is full (${queued} of ${maxQueued} waiting)`;
 
 function reasonClause(
-  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit'>,
+  decision: Pick<DeniedDecision, 'limit' | 'limits' | 'policy' | 'queued' | 'quotaLimit' | 'team'>,
   retryAfterMs: number,
   nowMs: number,
 ): string {
@@ -48,6 +48,12 @@ function reasonClause(
     const own = limit.slice('global.'.length);
     const label = isLimitName(own) ? limitKind(own).label : own;
     return `${capitalized(label)} for all users: the stack's limit is reached; room again at ${freesAt}`;
+  }
+  if (limit.startsWith('team.')) {
+    const own = limit.slice('team.'.length);
+    const label = isLimitName(own) ? limitKind(own).label : own;
+    const team = decision.team === undefined ? 'your team' : `team ${decision.team}`;
+    return `${capitalized(label)} for ${team}: the team's limit is reached; room again at ${freesAt}`;
   }
   if (limit === 'queue') {
     const ahead =

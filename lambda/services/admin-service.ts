@@ -51,9 +51,21 @@ export class AdminService {
     if (request.operation === 'health') return this.health();
     if (request.operation === 'top') {
       const { limiter, now, log } = this.deps;
-      const top = await limiter.top(request.by, request.limit, now());
-      log.info('admin action', { audit: true, operation: 'top', by: request.by, limit: request.limit });
+      const top = await limiter.top(request.by, request.limit, now(), request.team);
+      log.info('admin action', {
+        audit: true,
+        operation: 'top',
+        by: request.by,
+        limit: request.limit,
+        ...(request.team ? { team: request.team } : {}),
+      });
       return { by: request.by, ...top };
+    }
+    if (request.operation === 'team-usage') {
+      const { limiter, now, log } = this.deps;
+      const usage = await limiter.teamUsage(request.team, now(), { members: true });
+      log.info('admin action', { audit: true, operation: 'team-usage', team: request.team });
+      return usage;
     }
     if (request.operation === 'audit') return this.audit(request.userId);
     return this.runForUser(request);
@@ -141,6 +153,8 @@ export class AdminService {
       tierSource: after.tierSource,
       // An admin sees the user's active override and when it ends (`usage` prints it).
       override: after.summary.override,
+      // The user's team (set by `set-team`) and its limits' totals (SPEC §9.4), when it has one.
+      ...(after.team ? { team: after.team } : {}),
     };
   }
 
@@ -170,6 +184,9 @@ export class AdminService {
         break;
       case 'clear-override':
         await limiter.clearOverride(request.userId);
+        break;
+      case 'set-team':
+        await limiter.setTeam(request.userId, request.team);
         break;
       case 'usage':
         if (request.history) {
@@ -219,6 +236,7 @@ export class AdminService {
       known: status.known ?? true,
       summary: summarize(status),
       history: status.history ?? [],
+      team: status.team,
     };
   }
 }
@@ -239,6 +257,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 function summarize(status: UserStatus): Record<string, unknown> {
   return {
     tier: status.tier,
+    ...(status.team ? { team: status.team.name } : {}),
     override: status.override ?? null,
     used: Object.fromEntries(status.limits.map((l) => [l.name, l.used])),
     queued: status.queued.length,

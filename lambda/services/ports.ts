@@ -32,6 +32,7 @@ import type {
 } from '../core/queue/request';
 import type { ProducedReply, ReplyJob } from '../core/reply-job';
 import type { SettledLimits } from '../core/status-message';
+import type { TeamAdminPort } from './team-port';
 
 /** A server message of protocol v1, as `core/protocol` declares and builds them. */
 export type OutgoingMessage = ServerMessage;
@@ -268,12 +269,7 @@ export interface SweepIndexPort {
 }
 
 /** What the admin operations need of the limiter besides the chat path. */
-export interface AdminLimiterPort extends LimiterPort {
-  top(
-    by: 'tokens' | 'cost' | 'messages',
-    limit: number,
-    nowMs: number,
-  ): Promise<{ users: readonly unknown[]; global?: readonly unknown[] }>;
+export interface AdminLimiterPort extends LimiterPort, TeamAdminPort {
   reset(userId: string, scope: ResetScope, nowMs: number): Promise<void>;
   /**
    * Ends the user's active request when it can no longer be settled (its data or reservation is

@@ -26,6 +26,8 @@ const OPTIONS = {
   limit: { type: 'string' },
   history: { type: 'boolean' },
   days: { type: 'string' },
+  team: { type: 'string' },
+  clear: { type: 'boolean' },
 } as const;
 
 export type Options = ReturnType<
@@ -56,9 +58,13 @@ const OPERATION_FLAGS: Readonly<Record<string, readonly string[]>> = {
   reset: ['scope'],
   'set-tier': ['tier'],
   'set-override': [...Object.keys(OVERRIDE_FLAGS), 'limits', 'expires'],
-  top: ['by', 'limit'],
+  top: ['by', 'limit', 'team'],
   usage: ['history', 'days'],
+  'set-team': ['clear'],
 };
+
+/** Operations whose one positional is not a user: `team-usage TEAM`. */
+const TEAM_OPERATIONS: readonly string[] = ['team-usage'];
 
 /** The command line as the admin function's payload; throws {@link UsageError} when it cannot be. */
 export function parseCommand(argv: readonly string[]): 'help' | ParsedCommand {
@@ -69,11 +75,21 @@ export function parseCommand(argv: readonly string[]): 'help' | ParsedCommand {
     strict: true,
   });
   if (values.help || positionals[0] === 'help') return 'help';
-  const [operation, userId, ...rest] = positionals;
+  const [operation, userId, ...more] = positionals;
+  // `set-team USER TEAM`: the team is the second positional (or --clear).
+  const [team, rest] = operation === 'set-team' ? [more[0], more.slice(1)] : [undefined, more];
   checkPositionals(operation, userId, rest);
   checkFlagsApply(operation!, values);
+  if (TEAM_OPERATIONS.includes(operation!)) return { payload: { operation, team: userId }, options: values };
   const payload: Record<string, unknown> =
     operation === 'health' || operation === 'top' ? { operation } : { operation, userId };
+  if (operation === 'set-team') {
+    if ((team === undefined) === !values.clear)
+      throw new UsageError(
+        'set-team needs a team or --clear: set-team alice research | set-team alice --clear',
+      );
+    payload.team = team ?? null;
+  }
   if (operation === 'usage') Object.assign(payload, historyOptions(values));
   if (operation === 'top') Object.assign(payload, topOptions(values));
   if (operation === 'reset') {
@@ -101,7 +117,10 @@ function checkPositionals(operation: string | undefined, userId: string | undefi
     const extra = [userId, ...rest].filter((a) => a !== undefined);
     if (extra.length > 0) throw new UsageError(`${operation} takes no userId: unexpected ${extra.join(' ')}`);
   } else if (!userId) {
-    throw new UsageError(`${operation} needs a userId: npm run admin -- ${operation} alice`);
+    const example = TEAM_OPERATIONS.includes(operation) ? 'a team: research' : 'a userId: alice';
+    throw new UsageError(
+      `${operation} needs ${example.split(': ')[0]}: npm run admin -- ${operation} ${example.split(': ')[1]}`,
+    );
   }
   if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
 }
@@ -133,6 +152,7 @@ function topOptions(values: Options): Record<string, unknown> {
     options.by = values.by;
   }
   if (values.limit !== undefined) options.limit = wholeNumber('--limit', values.limit, 100);
+  if (values.team !== undefined) options.team = values.team;
   return options;
 }
 

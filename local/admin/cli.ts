@@ -22,7 +22,15 @@ import {
 import { isClockCommand, runClockCommand } from './clock-command';
 import { isEventsCommand, runEventsCommand } from './events-command';
 import { adminUsage } from './help';
-import { renderAdminResponse, renderAudit, renderHealthReport, renderTop, type TopResult } from './render';
+import {
+  renderAdminResponse,
+  renderAudit,
+  renderHealthReport,
+  renderTeamUsage,
+  renderTop,
+  type TeamUsageResult,
+  type TopResult,
+} from './render';
 import { readStackOutputs, stackOutput } from './stack-outputs';
 
 /** Where the CLI writes: lines of output and of errors. */
@@ -120,6 +128,8 @@ function printAnswer(result: AdminResponse, options: Options, nowMs: number, io:
   }
   if (options.json) io.out(json());
   else if (result.ok && result.operation === 'top') io.out(renderTop(result.result as TopResult, nowMs));
+  else if (result.ok && result.operation === 'team-usage')
+    io.out(renderTeamUsage(result.result as TeamUsageResult, nowMs));
   else io[result.ok ? 'out' : 'err'](renderAdminResponse(result, nowMs));
   return result.ok ? 0 : 2;
 }

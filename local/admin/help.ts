@@ -51,9 +51,13 @@ ${overrideIndent}[--limits JSON] [--expires 2h|ISO-8601]
                                         or what is wrong (exit 1 when something is)
   health                                whether the tables, the queue and the DLQ answer, the
                                         DLQ depth and the limiter breaker (exit 1 if unhealthy)
-  top [--by tokens|cost|messages] [--limit N]
+  set-team <user> <team> | --clear      the user's team (wins over the token's team claim)
+  team-usage <team>                     the team's limits' totals over its members, and its
+                                        members' usage today
+  top [--by tokens|cost|messages] [--limit N] [--team TEAM]
                                         today's heaviest users (UTC day) and the global totals
-                                        against the global limits (default: by tokens, 10)
+                                        against the global limits (default: by tokens, 10);
+                                        --team: only that team's members
   clock [--advance DURATION]            local only: the stack's clock (ISO, and its offset from
                                         this machine's); --advance 90s|15m|2h|3d moves it forward
                                         (windows, leases, TTL follow; never backwards). Refused

@@ -33,6 +33,7 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     history?: DayRow[];
     override?: OverrideView | null;
     tierSource?: string;
+    team?: { name: string; source: string; limits: { name: string; limit: number; used: number }[] };
     status?: {
       tier: string;
       limits: { name: string; limit: number; used: number; remaining: number; resetAt: number }[];
@@ -52,6 +53,12 @@ export function renderAdminResponse(response: AdminResponse, nowMs: number): str
     lines.push(`tier: ${result.status.tier}${source}   queued: ${result.status.queue.queued}`);
     // Older admin functions do not report the override at all (undefined): say nothing then.
     if (result.override !== undefined) lines.push(`override: ${renderOverride(result.override, nowMs)}`);
+    if (result.team) {
+      const totals = result.team.limits.map((l) => `${l.name} ${l.used} of ${l.limit}`).join(', ');
+      lines.push(
+        `team: ${result.team.name} (${TIER_SOURCES[result.team.source]})${totals ? `   ${totals}` : ''}`,
+      );
+    }
     for (const l of result.status.limits) {
       lines.push(
         `  ${l.name.padEnd(16)} ${String(l.used).padStart(9)} used of ${String(l.limit).padEnd(9)} resets ${new Date(l.resetAt).toISOString()}`,
@@ -113,6 +120,27 @@ export function renderTop(top: TopResult, nowMs: number): string {
       lines.push(`  ${g.name.padEnd(24)} ${String(g.used).padStart(12)} of ${g.limit} ${g.unit}${pct}`);
     }
   } else lines.push('global limits: none configured');
+  return lines.join('\n');
+}
+
+/** What `team-usage` answers. */
+export interface TeamUsageResult {
+  readonly team: string;
+  readonly limits: readonly { name: string; limit: number; used: number; unit: string; resetAt?: number }[];
+  readonly members?: TopResult['users'];
+}
+
+/** Human output of `team-usage`: the team's limits' totals, then its members' usage today. */
+export function renderTeamUsage(usage: TeamUsageResult, nowMs: number): string {
+  const lines = [`team ${usage.team}`];
+  if (usage.limits.length === 0) lines.push('  team limits: none configured');
+  for (const l of usage.limits) {
+    const pct = l.limit > 0 ? ` (${Math.round((100 * l.used) / l.limit)} %)` : '';
+    lines.push(`  ${l.name.padEnd(24)} ${String(l.used).padStart(12)} of ${l.limit} ${l.unit}${pct}`);
+  }
+  // The members' table as `top --team` prints it, without its global line.
+  const members = renderTop({ by: 'tokens', users: usage.members ?? [] }, nowMs).split('\n');
+  lines.push(`members ${members[0]!.slice('top users '.length)}`, ...members.slice(1, -1));
   return lines.join('\n');
 }
 

@@ -1,15 +1,23 @@
+import { ConfigError } from '../../core/errors';
 import { type PolicyChange, planPolicyChange, planReset } from '../../core/limiter/decide/admin-plans';
 import { limitsOf, tierOf, tierSourceOf } from '../../core/limiter/decide/resolve';
-import type { ResetScope, StatusOptions, UserStatus } from '../../core/limiter/decision';
+import type {
+  ResetScope,
+  StatusOptions,
+  TeamLimitState,
+  TeamStatus,
+  UserStatus,
+} from '../../core/limiter/decision';
 import type { GlobalLimitState } from '../../core/limiter/global/limits';
 import { HISTORY_DAYS, usageHistory } from '../../core/limiter/history';
 import { userKey } from '../../core/limiter/item/attributes';
 import { checkPolicyChange } from '../../core/limiter/item/size';
 import { EMPTY_SNAPSHOT, type LimiterSnapshot, type LimiterView } from '../../core/limiter/item/state';
 import type { LimitOverride } from '../../core/limiter/kinds/registry';
+import { isTeamName } from '../../core/limiter/teams';
 import type { Tier } from '../../core/limiter/tiers';
 import type { LimiterContext } from './context';
-import { type TopBy, topUsersToday, type UserUsageToday } from './usage-index';
+import { type TopBy, topUsersToday, type UserUsageToday, usersOfTeam } from './usage-index';
 
 type PolicyWrite = { before: LimiterSnapshot; after: LimiterSnapshot };
 
@@ -67,8 +75,11 @@ export class AdminOps {
       snap.override && (snap.override.expiresAtEpochMs ?? Number.POSITIVE_INFINITY) > nowMs
         ? snap.override
         : undefined;
-    // Global totals: one read per shard, only when the stack has global limits.
-    const global = this.ctx.global ? await this.ctx.global.totals(nowMs) : undefined;
+    // Global totals: one read per shard, only when the stack has global limits; the team's too.
+    const [global, team] = await Promise.all([
+      this.ctx.global ? this.ctx.global.totals(nowMs) : undefined,
+      this.teamStatus(snap, options.claimTeam, nowMs),
+    ]);
     return {
       userId,
       tier,
@@ -80,6 +91,22 @@ export class AdminOps {
       known: snap.exists,
       history: usageHistory(snap, nowMs, HISTORY_DAYS, stored),
       ...(global ? { global } : {}),
+      ...(team ? { team } : {}),
+    };
+  }
+
+  /** The user's team (the record's, else the claim's) and its limits' totals (one read per shard). */
+  private async teamStatus(
+    snap: LimiterSnapshot,
+    claimTeam: string | undefined,
+    nowMs: number,
+  ): Promise<TeamStatus | undefined> {
+    const team = this.ctx.teams && this.ctx.teamOf(snap, claimTeam);
+    if (!team) return undefined;
+    return {
+      name: team.name,
+      source: snap.team !== undefined ? 'record' : 'token',
+      limits: team.counters ? teamTotals(await team.counters.totals(nowMs)) : [],
     };
   }
 
@@ -88,9 +115,24 @@ export class AdminOps {
     by: TopBy,
     limit: number,
     nowMs: number,
-  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[] }> {
+    team?: string,
+  ): Promise<{ users: UserUsageToday[]; global?: GlobalLimitState[]; team?: string }> {
+    if (team !== undefined) return { users: await this.teamTop(team, by, limit, nowMs), team };
     const users = await topUsersToday(this.ctx.client, this.ctx.tableName, by, limit, nowMs);
     return this.ctx.global ? { users, global: await this.ctx.global.totals(nowMs) } : { users };
+  }
+
+  /** Today's heaviest members of `team` (`top --team`: the day's entries, filtered by usersOfTeam). */
+  private async teamTop(team: string, by: TopBy, limit: number, nowMs: number): Promise<UserUsageToday[]> {
+    const { client, tableName } = this.ctx;
+    const all = await topUsersToday(client, tableName, by, Number.MAX_SAFE_INTEGER, nowMs);
+    const members = await usersOfTeam(
+      client,
+      tableName,
+      all.map((u) => u.userId),
+      team,
+    );
+    return all.filter((u) => members.has(u.userId)).slice(0, limit);
   }
 
   async reset(userId: string, scope: ResetScope, _nowMs: number): Promise<void> {
@@ -101,6 +143,27 @@ export class AdminOps {
   /** Sets (or with `null` removes) the user's own tier; it wins over the token's claim. */
   setTier(userId: string, tier: Tier | null): Promise<PolicyWrite> {
     return this.changePolicy(userId, { tier });
+  }
+
+  /** Sets (or with `null` removes) the user's team (SPEC §9.4); it wins over the token's claim. */
+  async setTeam(userId: string, team: string | null): Promise<PolicyWrite> {
+    if (team !== null && !isTeamName(team)) {
+      throw new ConfigError(`team: "${team}" is not a team name (1 to 64 of A-Z a-z 0-9 _ . -)`);
+    }
+    return this.changePolicy(userId, { team });
+  }
+
+  /** A team's limits' totals over its members (one read per shard); none when it has no limits. */
+  async teamUsage(
+    team: string,
+    nowMs: number,
+    options: { readonly members?: boolean } = {},
+  ): Promise<{ team: string; limits: TeamLimitState[]; members?: UserUsageToday[] }> {
+    const counters = isTeamName(team) ? this.ctx.teams?.of(team) : undefined;
+    const limits = counters ? teamTotals(await counters.totals(nowMs)) : [];
+    // Its members' usage today: the day's usage entries, filtered (as `top --team`).
+    if (!options.members) return { team, limits };
+    return { team, limits, members: await this.teamTop(team, 'tokens', 100, nowMs) };
   }
 
   setOverride(userId: string, override: LimitOverride): Promise<PolicyWrite> {
@@ -117,18 +180,29 @@ export class AdminOps {
    * field; item/size.ts), from a fresh read of the user's tier and override.
    */
   private async changePolicy(userId: string, change: PolicyChange): Promise<PolicyWrite> {
-    const { snap } = await this.view(userId, undefined, this.ctx.items.clock());
-    checkPolicyChange(
-      this.ctx.tiers,
-      {
-        tier: 'tier' in change ? (change.tier ?? undefined) : snap.tier,
-        override: 'override' in change ? (change.override ?? undefined) : snap.override,
-      },
-      { maxQueuedPerUser: this.ctx.maxQueuedPerUser, modelIds: this.ctx.models.map((m) => m.id) },
-    );
+    // A team changes no limit of the user's own: nothing for the item's size bound to check.
+    const { snap } =
+      'team' in change ? { snap: undefined } : await this.view(userId, undefined, this.ctx.items.clock());
+    if (snap)
+      checkPolicyChange(
+        this.ctx.tiers,
+        {
+          tier: 'tier' in change ? (change.tier ?? undefined) : snap.tier,
+          override: 'override' in change ? (change.override ?? undefined) : snap.override,
+        },
+        { maxQueuedPerUser: this.ctx.maxQueuedPerUser, modelIds: this.ctx.models.map((m) => m.id) },
+      );
     return this.ctx.items.update(userKey(userId), 'read', (before) => ({
       plan: planPolicyChange(change, this.ctx.items.clock()),
       after: ({ snap: after }) => ({ before, after }),
     }));
   }
+}
+
+/** A team's totals, as its shards give them: each named `team.<limit>`. */
+export function teamTotals(states: readonly GlobalLimitState[]): TeamLimitState[] {
+  return states.map((s) => ({
+    ...s,
+    name: `team.${s.name.slice('global.'.length)}` as TeamLimitState['name'],
+  }));
 }

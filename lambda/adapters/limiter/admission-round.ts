@@ -14,7 +14,7 @@ import { MAX_CONTENTION_ROUNDS, UNKNOWN, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import type { DecideState } from './decide-state';
 import { LimiterBusyError, LimiterStoreError, StoreFaultError } from './errors';
-import { takeGlobal } from './global-admission';
+import { takeGlobal, teamReservation } from './global-admission';
 
 /**
  * One try of a decision on the store: plan from the belief, take the global share if any, write;
@@ -53,7 +53,7 @@ export async function decideOnStore(
     if (!choice) return modelRefusedDecision(basis);
     const { planned, served } = choice;
     if (planned.kind === 'write') {
-      if (ctx.global) {
+      if (ctx.global || ctx.teams) {
         state.globalFailed = true;
         const refused = await takeGlobal(ctx, input, planned, served.price, basis, arrivedAtMs, state);
         state.globalFailed = false;
@@ -66,7 +66,8 @@ export async function decideOnStore(
         if (planned.history) await recordHistory(ctx, input.userId, planned.history);
         // The policy the write was planned (and conditioned) on; the rest as the write left the item.
         const after = { ...basis, tier: tierOf(result.snap, input.claimTier), snap: result.snap };
-        const decided = allowedDecision(after, input, planned, served, state.globalHeld);
+        const team = teamReservation(state, ctx.teams && ctx.teamOf(basis.snap, input.claimTeam)?.name);
+        const decided = allowedDecision(after, input, planned, served, state.globalHeld, team);
         const late = await markLateCrossings(ctx, key, basis.policy, result.snap, nowMs);
         const allowed = {
           ...decided,
@@ -81,7 +82,7 @@ export async function decideOnStore(
         if (state.waitedForGlobal) {
           // Out of the line: its turn came. A line that does not answer now prunes the entry
           // later (it is overdue within WAITER_STALE_MS of the waiter's schedule).
-          await ctx.global
+          await ctx.line
             ?.unregister(input.userId)
             .catch((err) => ctx.onGlobalError?.('leave line', describeError(err)));
         }
@@ -89,10 +90,14 @@ export async function decideOnStore(
       }
       continue;
     }
-    if (planned.kind === 'already-admitted') return allowedDecision(basis, input, planned, served);
+    // Admitted by an earlier write whose answer was lost: its shares are found by reading the shards
+    // at its settle (the reservation names its team, so the team's shards are read too).
+    const team = teamReservation(state, ctx.teams && ctx.teamOf(basis.snap, input.claimTeam)?.name);
+    if (planned.kind === 'already-admitted')
+      return allowedDecision(basis, input, planned, served, undefined, team);
     if (state.ambiguousWrite || state.resetWrite) {
       const landed = landedAdmission(input, belief.snap, planned.evaluation);
-      if (landed) return allowedDecision(basis, input, landed, served, state.globalHeld);
+      if (landed) return allowedDecision(basis, input, landed, served, state.globalHeld, team);
     }
     // A refusal (a limit, or a duplicate id: SPEC §3 lets an id be reused once its request ended)
     // is decided only from the item as it was after this frame arrived: then the decision is the

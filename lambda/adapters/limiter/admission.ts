@@ -26,7 +26,7 @@ import {
   LimiterStoreError,
   LimiterUnavailableError,
 } from './errors';
-import { undoGlobal } from './global-admission';
+import { teamReservation, undoGlobal, undoShare } from './global-admission';
 import type { QueueOps } from './queue-ops';
 
 /**
@@ -98,7 +98,17 @@ export class Admission {
     // (its message too), so a request refused after all is charged nothing anywhere. A shard that
     // does not answer the give-back may still hold the share: then the outcome is not known, and
     // the client must not be told that nothing was counted (the share ends with its lease).
-    if (state.globalHeld && !(await undoGlobal(this.ctx, input.requestId, state.globalHeld))) {
+    // The same for a team's share (SPEC §9.4), taken after the global one.
+    const teamUndone = await undoShare(
+      this.ctx,
+      state.team?.counters,
+      input.requestId,
+      state.team?.hold ?? {},
+    );
+    if (
+      (state.globalHeld && !(await undoGlobal(this.ctx, input.requestId, state.globalHeld))) ||
+      !teamUndone
+    ) {
       throw new LimiterOutcomeUnknownError({ cause: 'error' in done ? done.error : undefined });
     }
     if ('error' in done) throw done.error;
@@ -126,7 +136,10 @@ export class Admission {
         () => decideOnStore(this.ctx, key, input, nowMs, arrivedAtMs, state),
         verdict === 'ask-once' ? 0 : MAX_TRANSIENT_RETRIES,
       );
-      if (decision.allowed) state.globalHeld = undefined;
+      if (decision.allowed) {
+        state.globalHeld = undefined;
+        state.team = undefined;
+      }
       return decision;
     } catch (err) {
       // A write that got no answer may have landed: "busy, nothing counted" only if it did not (a
@@ -192,14 +205,17 @@ export class Admission {
       this.busy.mark(key);
       return this.busyDecision(input, nowMs);
     }
+    const team = teamReservation(state, this.ctx.teams && this.ctx.teamOf(snap, input.claimTeam)?.name);
     const decision = allowedDecision(
       basis,
       input,
       landed,
       { model: model.id, price: model },
       state.globalHeld,
+      team,
     );
     state.globalHeld = undefined;
+    state.team = undefined;
     return decision;
   }
 

@@ -6,12 +6,15 @@ import { hasGlobalLimits } from '../../core/limiter/global/limits';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import type { LimitPolicy } from '../../core/limiter/kinds/registry';
 import type { TierLimits } from '../../core/limiter/policy';
+import { teamOf } from '../../core/limiter/teams';
 import type { Tier } from '../../core/limiter/tiers';
 import { ECHO_MODEL, type ModelSpec } from '../../core/models';
 import { FUNCTIONS } from '../../core/resources';
 import { GlobalCounters } from './global-counters';
+import { GlobalLine } from './global-line';
 import { GlobalWaitEstimate } from './global-wait';
 import type { DynamoLimiterOptions } from './options';
+import { TeamCounters } from './team-counters';
 import { UsageHistoryStore } from './usage-history';
 import { UserItems } from './user-items';
 
@@ -37,6 +40,13 @@ export class LimiterContext {
   readonly maxQueuedPerUser: number;
   /** What this instance knows of the wait for global capacity, when the stack has global limits. */
   readonly globalWait?: GlobalWaitEstimate;
+  /**
+   * The line of users held back by a global or a team limit (one for all: a waiter's scope says
+   * whose capacity it waits for), when the stack has either.
+   */
+  readonly line?: GlobalLine;
+  /** The teams' counters, when the configuration has team limits (SPEC §9.4). */
+  readonly teams?: TeamCounters;
 
   constructor(options: DynamoLimiterOptions) {
     this.client = options.client;
@@ -68,11 +78,33 @@ export class LimiterContext {
     }
     this.onHistoryError = options.onHistoryError;
     this.maxQueuedPerUser = options.maxQueuedPerUser ?? 10;
+    const teamsOn =
+      Object.values(options.teams ?? {}).some(hasGlobalLimits) || hasGlobalLimits(options.teamDefaults);
+    if (hasGlobalLimits(options.global) || teamsOn) {
+      this.line = new GlobalLine(
+        this.items,
+        options.client,
+        options.tableName,
+        options.globalWaitersTtlMs,
+        options.onGlobalError,
+      );
+    }
+    if (teamsOn) {
+      this.teams = new TeamCounters({
+        items: this.items,
+        client: options.client,
+        tableName: options.tableName,
+        config: { teams: options.teams, teamDefaults: options.teamDefaults },
+        line: this.line!,
+        random: this.random,
+        onError: options.onGlobalError,
+      });
+    }
     if (hasGlobalLimits(options.global)) {
       this.global = new GlobalCounters(this.items, options.client, options.tableName, options.global, {
-        waitersTtlMs: options.globalWaitersTtlMs,
         onError: options.onGlobalError,
         random: this.random,
+        line: this.line,
       });
       const global = this.global;
       this.globalWait = new GlobalWaitEstimate({
@@ -87,6 +119,13 @@ export class LimiterContext {
 
   policyOf(snap: LimiterSnapshot, claimTier: Tier | undefined, nowMs: number): LimitPolicy {
     return policyOf(this.tiers, snap, claimTier, nowMs);
+  }
+
+  /** The team in effect (the record's, else the claim's) and its counters, when it has limits. */
+  teamOf(snap: LimiterSnapshot, claimTeam: string | undefined) {
+    const name = teamOf(snap.team, claimTeam);
+    const counters = name === undefined ? undefined : this.teams?.of(name);
+    return name === undefined ? undefined : { name, counters };
   }
 
   /** The tier and policy that apply to the user as `snap` shows it, for a decision at `nowMs`. */

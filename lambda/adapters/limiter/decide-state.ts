@@ -1,5 +1,5 @@
 import type { GlobalReservation } from '../../core/limiter/global/share-record';
-import type { GlobalHold } from './global-counters';
+import type { GlobalCounters, GlobalHold } from './global-counters';
 
 /** What one decision carries across its rounds and retries. */
 export interface DecideState extends GlobalHold {
@@ -26,6 +26,11 @@ export interface DecideState extends GlobalHold {
   waitedForGlobal?: boolean;
   /** How full the shard's share of the global daily cost is after this admission (%). */
   globalCostPercent?: number;
+  /**
+   * The user's team, when it has limits, and what this decision holds of its shards (as `globalHeld`
+   * for the stack's): taken, not yet made permanent by the user's write.
+   */
+  team?: { readonly name: string; readonly counters: GlobalCounters; readonly hold: GlobalHold };
   /** The last try failed at a global item (a shard or the line), not at the user's own item. */
   globalFailed?: boolean;
 }

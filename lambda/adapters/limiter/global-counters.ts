@@ -9,6 +9,7 @@ import {
 } from '../../core/limiter/global/limits';
 import type { GlobalWaiter } from '../../core/limiter/global/priority';
 import {
+  GLOBAL_SHARD_PREFIX,
   type GlobalAsk,
   holdsShare,
   planGlobalAdmission,
@@ -52,6 +53,13 @@ export interface GlobalCountersOptions {
   readonly onError?: (operation: string, cause: string) => void;
   /** Picks among the nearly emptiest shards, in [0, 1). @default Math.random */
   readonly random?: () => number;
+  /**
+   * Whose shards these are: their key prefix (`global`, or a team's `team#<name>`: one instance
+   * per team, SPEC §9.4). @default 'global'
+   */
+  readonly keyPrefix?: string;
+  /** The line to share (the stack's and every team's waiters wait in one). @default a new one */
+  readonly line?: GlobalLine;
 }
 
 /**
@@ -65,6 +73,8 @@ export class GlobalCounters {
   private readonly random: () => number;
   private readonly line: GlobalLine;
   private readonly orphans: GlobalOrphans;
+  /** Shard k's key. */
+  readonly key: (k: number) => string;
 
   constructor(
     private readonly items: UserItems,
@@ -74,8 +84,11 @@ export class GlobalCounters {
     options: GlobalCountersOptions = {},
   ) {
     this.random = options.random ?? Math.random;
-    this.line = new GlobalLine(items, client, tableName, options.waitersTtlMs, options.onError);
-    this.orphans = new GlobalOrphans(items, client, tableName, limits);
+    this.line =
+      options.line ?? new GlobalLine(items, client, tableName, options.waitersTtlMs, options.onError);
+    const prefix = options.keyPrefix ?? GLOBAL_SHARD_PREFIX;
+    this.key = (k) => shardKey(k, prefix);
+    this.orphans = new GlobalOrphans(items, client, tableName, limits, this.key);
   }
 
   /**
@@ -97,7 +110,7 @@ export class GlobalCounters {
     hold: GlobalHold,
   ): Promise<GlobalAdmission> {
     const { shards } = this.limits;
-    const keys = Array.from({ length: shards }, (_, k) => shardKey(k));
+    const keys = Array.from({ length: shards }, (_, k) => this.key(k));
     /** Shards that hold an entry of this request id that is not this decision's (a reused id). */
     const taken = new Set<number>();
     for (let round = 0; round < 2 * shards + 2; round++) {
@@ -128,7 +141,7 @@ export class GlobalCounters {
       const best = Math.max(...open.map((r) => r.free));
       const near = open.filter((r) => r.free >= best / 2);
       const { shard } = near[Math.floor(this.random() * near.length)]!;
-      const key = shardKey(shard);
+      const key = this.key(shard);
       const belief = (this.items.belief(key) ?? UNKNOWN).snap;
       const planned = planGlobalAdmission({ limits: this.limits, shard, belief, ask, nowMs });
       hold.globalHeld = planned.taken;
@@ -168,7 +181,7 @@ export class GlobalCounters {
 
   /** Does the shard hold the request's share (a read: after a write of it got no answer)? */
   async holds(requestId: string, shard: number): Promise<boolean> {
-    const snap = await this.items.read(shardKey(shard));
+    const snap = await this.items.read(this.key(shard));
     return holdsShare(snap, requestId);
   }
 
@@ -178,7 +191,7 @@ export class GlobalCounters {
    * is not given back — never more than was taken), counted in the reservation's day.
    */
   async find(reservation: TokenReservation): Promise<GlobalReservation | undefined> {
-    const keys = Array.from({ length: this.limits.shards }, (_, k) => shardKey(k));
+    const keys = Array.from({ length: this.limits.shards }, (_, k) => this.key(k));
     const snaps = await this.items.withRetries(() => this.items.readMany(keys));
     const shard = keys.findIndex((key) => {
       const snap = snaps.get(key);
@@ -225,7 +238,7 @@ export class GlobalCounters {
     refund: Parameters<typeof planGlobalRelease>[0]['refund'],
     undo: boolean,
   ): Promise<void> {
-    const key = shardKey(taken.shard);
+    const key = this.key(taken.shard);
     await this.items.withRetries(async () => {
       for (let round = 0; round < 8; round++) {
         // A belief without the request's entry is older than its admission (or the entry is gone):
@@ -243,7 +256,7 @@ export class GlobalCounters {
 
   /** Every global limit's total over the shards (one read per shard, in parallel). */
   async totals(nowMs: number): Promise<GlobalLimitState[]> {
-    const keys = Array.from({ length: this.limits.shards }, (_, k) => shardKey(k));
+    const keys = Array.from({ length: this.limits.shards }, (_, k) => this.key(k));
     const snaps = await this.items.withRetries(() => this.items.readMany(keys));
     return globalTotals(this.limits, [...snaps.values()], nowMs);
   }

@@ -25,7 +25,12 @@ import {
   waiterFromItem,
   waitersFromLine,
 } from '../../core/limiter/global/line';
-import { type GlobalWaiter, isLiveWaiter, priorityOrder } from '../../core/limiter/global/priority';
+import {
+  type GlobalWaiter,
+  isLiveWaiter,
+  priorityOrder,
+  sharesCapacity,
+} from '../../core/limiter/global/priority';
 import { KEY_ATTR, LINE_ORDER_ATTR, LINE_PARTITION_ATTR } from '../../core/limiter/item/attributes';
 import { StoreFaultError, StoreThrottledError } from './errors';
 import type { UserItems } from './user-items';
@@ -257,13 +262,23 @@ export class GlobalLine {
    * others are whom to wake instead when the first's wake-up is no longer held (its hold ended and
    * it is looking already, under a newer receipt: the view is up to a second old).
    */
-  async nextWakeUps(nowMs: number, urgentMs: number, count: number): Promise<GlobalWaiter[]> {
+  async nextWakeUps(
+    nowMs: number,
+    urgentMs: number,
+    count: number,
+    /** Whose capacity was freed (a team's `team:<name>`): only waiters for it, or for the stack's. */
+    scopes: readonly string[] = [],
+  ): Promise<GlobalWaiter[]> {
     const now = this.items.clock();
     for (const [handle, at] of this.woken) if (now - at >= WOKEN_MS) this.woken.delete(handle);
     // By handle, not by user: a waiter woken that lost the slot to another parks again under a new
     // handle, and is the first to wake when the next slot frees.
     const pick = (waiters: readonly GlobalWaiter[]) =>
-      priorityOrder(waiters, nowMs, urgentMs)
+      priorityOrder(
+        waiters.filter((w) => sharesCapacity(w, scopes)),
+        nowMs,
+        urgentMs,
+      )
         .filter((w) => w.wakeUp !== undefined && !this.woken.has(w.wakeUp))
         .slice(0, count);
     // Whom to wake is read fresh when anyone waits (one Query per bucket, a settle's only read of

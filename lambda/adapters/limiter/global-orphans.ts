@@ -6,7 +6,7 @@ import {
 } from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import type { GlobalLimits } from '../../core/limiter/global/limits';
-import { planOrphanRelease, shardKey } from '../../core/limiter/global/shards';
+import { planOrphanRelease } from '../../core/limiter/global/shards';
 import { type RecordedShare, recordedShares } from '../../core/limiter/global/share-record';
 import {
   KEY_ATTR,
@@ -32,6 +32,8 @@ export class GlobalOrphans {
     private readonly client: DynamoDBClient,
     private readonly tableName: string,
     private readonly limits: GlobalLimits,
+    /** Shard k's key (the stack's shards, or a team's). */
+    private readonly shardKey: (k: number) => string,
   ) {}
 
   /**
@@ -48,7 +50,7 @@ export class GlobalOrphans {
   async release(nowMs: number): Promise<{ readonly userId: string; readonly requestId: string }[]> {
     const released: { readonly userId: string; readonly requestId: string }[] = [];
     for (let k = 0; k < this.limits.shards; k++) {
-      const key = shardKey(k);
+      const key = this.shardKey(k);
       const item = await this.items.withRetries(() => this.rawItem(key));
       const lapsed = recordedShares(item).filter((s) => s.leaseUntilEpochMs + ORPHAN_MARGIN_MS <= nowMs);
       for (const share of lapsed) {

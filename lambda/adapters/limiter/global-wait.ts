@@ -1,5 +1,5 @@
 import { GLOBAL_LIMITS, type GlobalLimits } from '../../core/limiter/global/limits';
-import { type GlobalWaiter, priorityOrder } from '../../core/limiter/global/priority';
+import { type GlobalWaiter, priorityOrder, sharesCapacity } from '../../core/limiter/global/priority';
 import { shardKey } from '../../core/limiter/global/shards';
 import { limitKind } from '../../core/limiter/kinds/registry';
 import type { GlobalWait } from '../../core/queue/global-eta';
@@ -62,7 +62,10 @@ export class GlobalWaitEstimate {
     const limit = slot === undefined ? undefined : limits[slot];
     if (slot === undefined || limit === undefined) return undefined;
     const holders = this.observe(nowMs);
-    const waiters = await this.sources.waiters({ fresh: false, nowMs });
+    // Only those waiting for the stack's capacity: a team's waiters wait for their team's (§9.4).
+    const waiters = (await this.sources.waiters({ fresh: false, nowMs })).filter((w) =>
+      sharesCapacity(w, []),
+    );
     const self: GlobalWaiter = { ...me, limit: slot };
     const order = priorityOrder(
       [...waiters.filter((w) => w.userId !== me.userId), self],

@@ -39,6 +39,10 @@ export interface DynamoLimiterOptions {
   readonly inFlightLeaseMs?: number;
   /** Stack-wide limits, sharded (SPEC §2 v2 "Global limits"). @default none */
   readonly global?: GlobalLimits;
+  /** Team limits by team name (SPEC §9.4 `limits.teams`), sharded per team. @default none */
+  readonly teams?: Readonly<Record<string, GlobalLimits>>;
+  /** The limits of a team without its own entry (`limits.teamDefaults`). @default none */
+  readonly teamDefaults?: GlobalLimits;
   /**
    * Priority when a global limit binds: a waiting request this close to its deadline goes before
    * every tier. @default 60_000

@@ -178,10 +178,10 @@ export class QueueOps {
    * which is logged.
    */
   async joinGlobalLine(waiter: GlobalWaiter): Promise<void> {
-    const { global, items } = this.ctx;
-    if (!global) return;
+    const { line, items } = this.ctx;
+    if (!line) return;
     const nowMs = waiter.seenAtEpochMs ?? items.clock();
-    await global
+    await line
       .register({ ...waiter, seenAtEpochMs: nowMs }, nowMs, this.ctx.priorityUrgentMs)
       .catch((err) => {
         if (!(err instanceof LimiterBusyError || err instanceof LimiterUnavailableError)) throw err;
@@ -191,7 +191,7 @@ export class QueueOps {
 
   /** Takes the user's entry out of the global line (one delete of its own line item). */
   async leaveGlobalLine(userId: string): Promise<void> {
-    await this.ctx.global?.unregister(userId);
+    await this.ctx.line?.unregister(userId);
   }
 
   /**
@@ -201,8 +201,8 @@ export class QueueOps {
    * entries went.
    */
   async pruneGlobalLine(nowMs: number): Promise<{ readonly removed: readonly string[] }> {
-    const { global } = this.ctx;
-    return { removed: global ? await global.prune(nowMs) : [] };
+    const { line } = this.ctx;
+    return { removed: line ? await line.prune(nowMs) : [] };
   }
 
   /**
@@ -213,7 +213,12 @@ export class QueueOps {
   async releaseOrphanedGlobalShares(
     nowMs: number,
   ): Promise<{ readonly released: readonly { readonly userId: string; readonly requestId: string }[] }> {
-    const { global } = this.ctx;
-    return { released: global ? await global.releaseOrphans(nowMs) : [] };
+    const { global, teams } = this.ctx;
+    const released = global ? await global.releaseOrphans(nowMs) : [];
+    // Every team's shards too: the teams the configuration names or the index has seen.
+    for (const team of teams ? await teams.known() : []) {
+      released.push(...((await teams!.of(team)?.releaseOrphans(nowMs)) ?? []));
+    }
+    return { released };
   }
 }

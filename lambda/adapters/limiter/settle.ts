@@ -1,8 +1,6 @@
-import { describeError } from '../../core/errors';
 import { limitsOf } from '../../core/limiter/decide/resolve';
-import { globalRefund, pendingOf, settleDelta } from '../../core/limiter/decide/settle';
+import { pendingOf, settleDelta } from '../../core/limiter/decide/settle';
 import type { TokenReservation, TokenUsage } from '../../core/limiter/decision';
-import { unusedQuotaTokens } from '../../core/limiter/global/model-quotas';
 import { userKey } from '../../core/limiter/item/attributes';
 import type { LimiterSnapshot } from '../../core/limiter/item/state';
 import {
@@ -18,12 +16,10 @@ import type { ClaimOutcome, SettleOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS, type WriteResult } from './beliefs';
 import type { LimiterContext } from './context';
 import { LimiterStoreError, StoreFaultError } from './errors';
-import { forgetSettledCharge } from './global-orphans';
+import { releaseShares } from './share-release';
 
 type SettleOptions = { readonly endsActive?: boolean; readonly holder?: SettleHolder };
 
-/** Waiters a settle that freed global capacity may try to wake, in line order (the first awake: the next). */
-const GLOBAL_WAKE_UP_TRIES = 3;
 /**
  * Settles and claims on the store. Settles of this instance whose write got no answer are kept, by
  * user key and request id, with the wake-up each took out of the item: a later call for the same
@@ -58,12 +54,38 @@ export class Settles {
     // follows a settle (the shard release, the parked wake-up) must still happen.
     const lostKey = `${key}\n${reservation.requestId}`;
     const lost = { settle: this.lost.get(lostKey) };
+    const team = this.teamOf(key, reservation);
+    const shared = this.ctx.global !== undefined || team?.counters !== undefined;
     const outcome = await this.ctx.items.run(key, () =>
-      this.settleOnItem(key, lostKey, lost, reservation, used, nowMs, options),
+      this.settleOnItem(
+        key,
+        lostKey,
+        lost,
+        reservation,
+        used,
+        nowMs,
+        options,
+        shared,
+        this.ctx.teams && (team?.name ?? null),
+      ),
     );
-    return this.ctx.global
-      ? this.releaseGlobal(key, lostKey, reservation, { ...used, inputTokens, outputTokens }, nowMs, outcome)
-      : outcome;
+    // A rebuilt reservation on an instance that had not seen the user: its record's team, now read.
+    const held = team ?? this.teamOf(key, reservation);
+    if (!shared && !held?.counters) return outcome;
+    // Settled already (this call's write, or one whose answer was lost)? A pending one keeps its shares.
+    const pending = this.ctx.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined;
+    if (!outcome.applied && pending) return outcome;
+    return releaseShares(
+      this.ctx,
+      { reservation, used: { ...used, inputTokens, outputTokens }, nowMs, outcome, team: held },
+      () => this.remember(lostKey, { wakeUp: outcome.wakeUp }),
+    );
+  }
+
+  /** The request's team: the reservation's, else (rebuilt from the item) the user's record's. */
+  private teamOf(key: string, reservation: TokenReservation) {
+    const name = reservation.team?.name ?? this.ctx.items.belief(key)?.snap.team;
+    return name === undefined ? undefined : { name, counters: this.ctx.teams?.of(name) };
   }
 
   private async settleOnItem(
@@ -75,6 +97,10 @@ export class Settles {
     used: { readonly tokens: number; readonly costMicroUsd: number },
     nowMs: number,
     { holder, endsActive = false }: SettleOptions,
+    /** The request holds a global or a team share: its charge is left for the sweep (`gs_<id>`). */
+    shared: boolean,
+    /** The request's team for the usage index's entry (`top --team`); undefined: teams off. */
+    team: string | null | undefined,
   ): Promise<SettleOutcome> {
     const { items } = this.ctx;
     const lost = ref.settle;
@@ -133,9 +159,9 @@ export class Settles {
             endsActive,
             holder,
             bucketAfterEpochMs: reservation.bucketAfterEpochMs,
-            used: { userId: reservation.userId, ...used },
+            used: { userId: reservation.userId, ...used, ...(team !== undefined ? { team } : {}) },
             // What the sweep gives back of a share whose release never lands: the rest.
-            ...(this.ctx.global ? { charged: used } : {}),
+            ...(shared ? { charged: used } : {}),
           }),
         );
       } catch (err) {
@@ -166,77 +192,6 @@ export class Settles {
       fresh = true;
     }
     throw new LimiterStoreError(`reconcile of ${reservation.requestId} did not settle`);
-  }
-
-  /**
-   * The same request's share of the global counters: its slot, and the unused tokens and cost,
-   * back to the shard it was taken from, once the user's settle is done — by this call, or by
-   * one whose answer was lost (its retry finds the reservation gone: not "applied" here, but
-   * settled). The release is conditioned on the shard's entry for the request, so it gives back
-   * once however many settles come; a reservation still pending (not settled) keeps its share.
-   */
-  private async releaseGlobal(
-    key: string,
-    lostKey: string,
-    reservation: TokenReservation,
-    used: {
-      readonly tokens: number;
-      readonly costMicroUsd: number;
-      readonly inputTokens: number;
-      readonly outputTokens: number;
-    },
-    nowMs: number,
-    outcome: SettleOutcome,
-  ): Promise<SettleOutcome> {
-    const global = this.ctx.global!;
-    if (
-      !outcome.applied &&
-      this.ctx.items.belief(key)?.snap.reservations[reservation.requestId] !== undefined
-    ) {
-      return outcome;
-    }
-    // A reservation rebuilt from the user's item (a taken-over or failed queued request) does not
-    // say which shard holds its share: the shards' entries do (one read each, only then).
-    // A shard that does not answer (an outage, throttling past the retries) leaves the share held:
-    // the outcome says so (`globalUnreleased`), and this instance remembers the settle as landed,
-    // so the caller's next reconcile of the request is told the same outcome and gives it back.
-    const unreleased = (operation: string) => (err: unknown) => {
-      this.ctx.onGlobalError?.(operation, describeError(err));
-      if (outcome.applied) this.remember(lostKey, { wakeUp: outcome.wakeUp });
-      return 'unreleased' as const;
-    };
-    const taken = reservation.global ?? (await global.find(reservation).catch(unreleased('find')));
-    if (taken === 'unreleased') return { ...outcome, globalUnreleased: true };
-    if (!taken) return outcome;
-    const released = await global
-      .release(
-        reservation.requestId,
-        taken,
-        {
-          ...globalRefund(taken, used.tokens, used.costMicroUsd),
-          quotaTokens: unusedQuotaTokens(taken.quota, global.limits.models, used, nowMs),
-        },
-        false,
-      )
-      .catch(unreleased('release'));
-    if (released === 'unreleased') return { ...outcome, globalUnreleased: true };
-    // The share is back: the charge this settle left for the sweep (`gs_<id>`) goes, so a user's
-    // item does not carry one per settle for an hour (issue 22: ~60 bytes each, paid on every
-    // write). One more write, only with global limits on; if it fails the entry expires as before.
-    if (outcome.applied) {
-      const { items, client, tableName } = this.ctx;
-      await forgetSettledCharge(items, client, tableName, reservation.userId, reservation.requestId).catch(
-        (err: unknown) => this.ctx.onGlobalError?.('forget charge', describeError(err)),
-      );
-    }
-    // Capacity freed: wake whoever is first in line for it (its processor checks its turn).
-    // The next few too: whom to wake instead when the first is found awake already.
-    const next = await global
-      .nextWakeUps(nowMs, this.ctx.priorityUrgentMs, GLOBAL_WAKE_UP_TRIES)
-      .catch(() => []);
-    const [first, ...rest] = next.flatMap((w) => (w.wakeUp ? [w.wakeUp] : []));
-    if (!first) return outcome;
-    return { ...outcome, globalWakeUp: first, ...(rest.length ? { globalWakeUpsAfter: rest } : {}) };
   }
 
   /**

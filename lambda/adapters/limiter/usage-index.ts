@@ -1,6 +1,12 @@
-import { type DynamoDBClient, QueryCommand } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBClient, GetItemCommand, QueryCommand } from '@aws-sdk/client-dynamodb';
 import { unmarshall } from '@aws-sdk/util-dynamodb';
-import { KEY_ATTR, USAGE_DAY_ATTR, USER_KEY_PREFIX } from '../../core/limiter/item/attributes';
+import {
+  KEY_ATTR,
+  USAGE_DAY_ATTR,
+  USAGE_TEAM_ATTR,
+  USER_KEY_PREFIX,
+  userKey,
+} from '../../core/limiter/item/attributes';
 import { settledUsageOf } from '../../core/limiter/item/day-codec';
 import { usageDayKeys } from '../../core/limiter/plan/usage-key';
 import { microUsdToUsd } from '../../core/models';
@@ -87,4 +93,31 @@ async function inRounds<T>(
   };
   await Promise.all(Array.from({ length: Math.min(atOnce, keys.length) }, worker));
   return results;
+}
+
+/**
+ * Of these users, the ones whose last settled reply was `team`'s (`ut`, written by the settle): one
+ * GetItem per user asking only for that attribute, QUERIES_AT_ONCE at a time (the admin function
+ * may GetItem, not BatchGetItem: least privilege). The index does not project it — a changed
+ * projection would make CloudFormation replace the index — so `top --team` costs this on top of
+ * `top`'s Queries: a read of each of the day's users' items (billed by their size), admin-only.
+ */
+export async function usersOfTeam(
+  client: DynamoDBClient,
+  tableName: string,
+  userIds: readonly string[],
+  team: string,
+): Promise<Set<string>> {
+  const teams = await inRounds(userIds, QUERIES_AT_ONCE, async (userId) => {
+    const { Item } = await client.send(
+      new GetItemCommand({
+        TableName: tableName,
+        Key: { [KEY_ATTR]: { S: userKey(userId) } },
+        ProjectionExpression: '#ut',
+        ExpressionAttributeNames: { '#ut': USAGE_TEAM_ATTR },
+      }),
+    );
+    return Item?.[USAGE_TEAM_ATTR]?.S;
+  });
+  return new Set(userIds.filter((_, i) => teams[i] === team));
 }

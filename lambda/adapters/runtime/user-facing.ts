@@ -54,6 +54,8 @@ function limiterFor(config: ChatConfig, events: EventsPort, functionName: string
       }),
     models: config.models,
     global: config.global,
+    teams: config.teams,
+    teamDefaults: config.teamDefaults,
     onGlobalError: (operation, cause) =>
       logPort.error('global limits: giving back to a shard failed; it stays counted until its window ends', {
         operation,

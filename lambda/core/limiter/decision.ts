@@ -49,6 +49,11 @@ export interface TokenReservation {
   readonly bucketAfterEpochMs?: number;
   /** What it took from a global shard (global limits on): the settle gives the unused part back there. */
   readonly global?: GlobalReservation;
+  /**
+   * The user's team at admission and what it took from the team's shard (team limits on, SPEC
+   * §9.4): the settle gives the unused part back there. `share` absent: the team had no limits.
+   */
+  readonly team?: { readonly name: string; readonly share?: GlobalReservation };
 }
 
 export interface DecideInput {
@@ -141,7 +146,17 @@ export interface DeniedDecision {
    * - `unavailable`: the store is down for everyone (the breaker is open) and the policy is
    *   fail-closed.
    */
-  readonly limit: LimitName | GlobalLimitName | 'queue' | 'duplicate' | 'busy' | 'unavailable' | 'model';
+  readonly limit:
+    | LimitName
+    | GlobalLimitName
+    | TeamLimitName
+    | 'queue'
+    | 'duplicate'
+    | 'busy'
+    | 'unavailable'
+    | 'model';
+  /** The team whose limit refused it (a `team.<limit>` refusal, or a team member waiting first). */
+  readonly team?: string;
   /** Exactly when this request would fit every limit, from now. 0 for `queue`. */
   readonly retryAfterMs: number;
   /** When the blocking limit resets (epoch ms). */
@@ -210,6 +225,8 @@ export interface StatusOptions {
   readonly claimFromLastToken?: boolean;
   /** The closed days' history items too (admin `usage --history`). @default false */
   readonly history?: boolean;
+  /** The token's `team` claim (SPEC §9.4): the user's record wins when it has a team. */
+  readonly claimTeam?: string;
 }
 
 /** The operations every limiter store offers (DynamoDB in AWS and locally). */

@@ -4,6 +4,7 @@ import { ECHO_MODEL, type ModelSpec, modelSpecSchema } from '../models';
 import { type GlobalLimits, globalLimitsSchema, hasGlobalLimits, withModelQuotas } from './global/limits';
 import { modelQuotasOf } from './global/model-quotas';
 import { KIND_POLICY_FIELDS, LIMIT_NAMES, type LimitOverride, type LimitPolicy } from './kinds/registry';
+import { TEAM_NAME } from './teams';
 import { TIERS, type Tier } from './tiers';
 
 /**
@@ -103,6 +104,23 @@ export const limitsConfigSchema = z
     models: z.array(modelSpecSchema).min(1).optional(),
     /** Stack-wide limits (SPEC §2 v2 "Global limits"). @default none */
     global: globalLimitsSchema.optional(),
+    /**
+     * Team limits by team name (SPEC §9.4): the same fields as `global`, counted over the team's
+     * members. @default none
+     */
+    teams: z
+      .record(z.string(), globalLimitsSchema)
+      .superRefine((teams, ctx) => {
+        for (const name of Object.keys(teams).filter((n) => !TEAM_NAME.test(n)))
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: `"${name}" is not a team name: 1 to 64 of A-Z a-z 0-9 _ . -`,
+          });
+      })
+      .optional(),
+    /** The limits of a team with no entry in `teams`. @default none (such a team has no limits) */
+    teamDefaults: globalLimitsSchema.optional(),
   })
   .strict();
 
@@ -122,6 +140,10 @@ export interface LimitsConfig {
   readonly models: readonly ModelSpec[];
   /** Stack-wide limits, when any is set. */
   readonly global?: GlobalLimits;
+  /** Team limits by team name (limits.teams), when any is configured. */
+  readonly teams?: Readonly<Record<string, GlobalLimits>>;
+  /** The limits of a team without its own entry (limits.teamDefaults), when any is set. */
+  readonly teamDefaults?: GlobalLimits;
 }
 
 /**
@@ -184,10 +206,13 @@ export function parseLimitsConfig(
   const configuredShards = (raw as { global?: { shards?: number } }).global?.shards;
   const global = withModelQuotas(parsed.data.global, modelQuotasOf(models), configuredShards);
   if (typeof global === 'string') throw new ConfigError(`invalid limits configuration: ${global}`);
+  const { teams, teamDefaults } = parsed.data;
   return {
     tiers: Object.freeze(merged),
     models: Object.freeze([...models]),
     ...(hasGlobalLimits(global) ? { global: Object.freeze(global) } : {}),
+    ...(teams && Object.keys(teams).length > 0 ? { teams: Object.freeze({ ...teams }) } : {}),
+    ...(hasGlobalLimits(teamDefaults) ? { teamDefaults: Object.freeze(teamDefaults) } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import { reservationFromMarker } from '../../core/limiter/decide/settle';
 import type { Decision, TokenReservation } from '../../core/limiter/decision';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
+import { sharedLimitOf } from '../../core/limiter/teams';
 import { isExpired, type QueuedRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
 import { publishBudgetCrossings } from '../shared/budget-events';
@@ -121,8 +122,8 @@ async function serveHead(
   }
   // The list moved under us (cancelled, another delivery): look again.
   if (decision.limit === 'queue') return 'look-again';
-  // A global limit binds (or someone goes first): wait in line for global capacity.
-  if (decision.limit.startsWith('global.'))
+  // A global or a team limit binds (or someone goes first): wait in line for that capacity.
+  if (sharedLimitOf(decision.limit) !== undefined)
     return waitForGlobal(deps, record, userId, request, decision, nowMs, view);
   // Every slot of a limit that frees by slots is taken: wait for a reply to end, not a timer.
   if (isLimitName(decision.limit) && limitKind(decision.limit).waitsFor === 'slot') {

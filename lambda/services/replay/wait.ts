@@ -3,6 +3,7 @@ import type { GlobalBound } from '../../core/limiter/global/limits';
 import { modelScope, parseModelQuotaName } from '../../core/limiter/global/model-quotas';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { limitKind } from '../../core/limiter/kinds/registry';
+import { sharedLimitOf, teamScope } from '../../core/limiter/teams';
 import type { QueuedRequest } from '../../core/queue/request';
 import { notifyPositions } from '../shared/queue-notices';
 import { defer, type QueueRecord, type ReplayDeps, type ReplayResult, type ReplayStep } from './deps';
@@ -47,10 +48,12 @@ export async function waitForGlobal(
   nowMs: number,
   view: LimiterView,
 ): Promise<ReplayResult> {
-  const limit = decision.limit.slice('global.'.length) as GlobalBound;
+  // A team's limit or a global one by its kind; else a model's account quota (global.model.<id>.…).
+  const limit: GlobalBound =
+    sharedLimitOf(decision.limit) ?? (decision.limit.slice('global.'.length) as GlobalBound);
   // A model's quota holds back only requests on that model (GlobalWaiter.scope).
   const quota = parseModelQuotaName(limit);
-  deps.metrics.count('GlobalLimitExceeded');
+  if (decision.team === undefined) deps.metrics.count('GlobalLimitExceeded');
   const untilExpiry = request.expiresAtEpochMs - nowMs;
   const delayMs = Math.min(
     untilExpiry,
@@ -67,7 +70,13 @@ export async function waitForGlobal(
     // Due again when its wake-up comes back: not stale before then (a window's start, say).
     wakeAtEpochMs: nowMs + delayMs,
     limit,
-    ...(quota ? { scope: modelScope(quota.modelId) } : {}),
+    // A team's waiter waits for its team's capacity, a model quota's for the model's: each holds
+    // back only requests that take the same capacity (SPEC §9.4).
+    ...(decision.team !== undefined
+      ? { scope: teamScope(decision.team) }
+      : quota
+        ? { scope: modelScope(quota.modelId) }
+        : {}),
     // Those behind it in line count them in their ETAs (lambda/core/queue/global-eta.ts).
     queued: view.snap.waiting.length,
   });

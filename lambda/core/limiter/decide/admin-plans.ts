@@ -5,6 +5,7 @@ import {
   KEY_ATTR,
   OVERRIDE_ATTR,
   POLICY_VERSION_ATTR,
+  TEAM_ATTR,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
 } from '../item/attributes';
@@ -41,7 +42,11 @@ export function planReset(scope: ResetScope): UpdatePlan {
 }
 
 /** What an admin's policy write changes: the user's own tier, or its override (`null` removes). */
-export type PolicyChange = { readonly tier: Tier | null } | { readonly override: LimitOverride | null };
+export type PolicyChange =
+  | { readonly tier: Tier | null }
+  | { readonly override: LimitOverride | null }
+  /** The user's team (SPEC §9.4: the record wins over the token's claim); `null` removes it. */
+  | { readonly team: string | null };
 
 /**
  * A policy write bumps `pv`, so every decision planned from the old policy fails its condition; the
@@ -52,6 +57,9 @@ export function planPolicyChange(change: PolicyChange, nowMs: number): UpdatePla
   if ('tier' in change) {
     if (change.tier === null) w.remove(w.name(TIER_ATTR));
     else w.set(`${w.name(TIER_ATTR)} = ${w.value(change.tier)}`);
+  } else if ('team' in change) {
+    if (change.team === null) w.remove(w.name(TEAM_ATTR));
+    else w.set(`${w.name(TEAM_ATTR)} = ${w.value(change.team)}`);
   } else if (change.override === null) {
     w.remove(w.name(OVERRIDE_ATTR));
   } else {

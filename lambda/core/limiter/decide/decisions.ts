@@ -1,7 +1,7 @@
 import type { ModelSpec } from '../../models';
-import type { AllowedDecision, DecideInput, DeniedDecision } from '../decision';
+import type { AllowedDecision, DecideInput, DeniedDecision, TokenReservation } from '../decision';
 import { dayNumber } from '../evaluate';
-import type { GlobalBound } from '../global/limits';
+import type { GlobalBound, GlobalLimit } from '../global/limits';
 import type { GlobalReservation } from '../global/share-record';
 import type { LimiterSnapshot } from '../item/state';
 import { LIMIT_KINDS, type LimitPolicy } from '../kinds/registry';
@@ -45,7 +45,10 @@ export function deniedDecision(basis: DecisionBasis, planned: Refused): DeniedDe
   };
 }
 
-/** The user's limits allow it, a global limit (or someone before it in the global line) does not. */
+/**
+ * The user's limits allow it, a global limit (or someone before it in the global line) does not;
+ * or, with `team`, that team's limit (`team.<limit>`, SPEC §9.4).
+ */
 export function globalDeniedDecision(
   basis: DecisionBasis,
   limit: GlobalBound,
@@ -53,12 +56,16 @@ export function globalDeniedDecision(
   planned: Extract<AdmissionPlan, { kind: 'write' }>,
   /** The quota, when `limit` is a model's account quota. */
   quotaLimit?: number,
+  /** The team, when `limit` is the user's team's. */
+  team?: string,
 ): DeniedDecision {
   return {
     allowed: false,
     tier: basis.tier,
     policy: basis.policy,
-    limit: `global.${limit}`,
+    // A team's bound is one of the kinds' (a model's quota is only ever stack-wide).
+    limit: team === undefined ? `global.${limit}` : `team.${limit as GlobalLimit}`,
+    ...(team === undefined ? {} : { team }),
     retryAfterMs,
     resetAtEpochMs: basis.nowMs + retryAfterMs,
     limits: planned.evaluation.limits,
@@ -152,6 +159,7 @@ export function allowedDecision(
   planned: Admitted,
   served: ServedModel,
   global?: GlobalReservation,
+  team?: TokenReservation['team'],
 ): AllowedDecision {
   const { snap, nowMs } = basis;
   const reservation =
@@ -188,6 +196,7 @@ export function allowedDecision(
       },
       ...reservation,
       ...(global ? { global } : {}),
+      ...(team ? { team } : {}),
     },
     limits: limitsOf(basis.policy, snap, nowMs),
     failedOpen: false,

@@ -1,4 +1,4 @@
-import { dayNumber, hourNumber } from '../windows';
+import { dayNumber, hourNumber, monthNumber } from '../windows';
 import { GLOBAL_PARTS, type GlobalLimitName, type GlobalLimitState } from './limits';
 
 /**
@@ -27,7 +27,7 @@ export const GLOBAL_WARNING_SHARE = 0.8;
  * not shadowed, at ≥ 80 % and at ≥ 100 %. Whether each was published already is the mark's.
  */
 export function globalCrossings(states: readonly GlobalLimitState[], nowMs: number): GlobalCrossing[] {
-  const windows = { hour: hourNumber(nowMs), day: dayNumber(nowMs) };
+  const windows = { hour: hourNumber(nowMs), day: dayNumber(nowMs), month: monthNumber(nowMs) };
   const crossings: GlobalCrossing[] = [];
   for (const state of states) {
     const part = GLOBAL_PARTS.find((p) => `global.${p.kind}` === state.name);

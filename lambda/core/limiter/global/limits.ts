@@ -3,7 +3,7 @@ import type { LimiterSnapshot } from '../item/state';
 import type { GlobalPart, ShardWindows } from '../kinds/global-part';
 import { storedNumber } from '../kinds/kind-snapshot';
 import { LIMIT_KINDS, type LimitName, limitKind } from '../kinds/registry';
-import { dayNumber, hourNumber } from '../windows';
+import { dayNumber, hourNumber, monthNumber } from '../windows';
 import {
   MINUTE_MS,
   type ModelQuotaName,
@@ -218,6 +218,7 @@ export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows
     hour: later('hour', hourNumber(nowMs)),
     day: later('day', dayNumber(nowMs)),
     minute: Math.max(minuteNumber(nowMs), shardMinute(snap) ?? Number.NEGATIVE_INFINITY),
+    month: later('month', monthNumber(nowMs)),
   };
 }
 
@@ -265,7 +266,12 @@ export function globalTotals(
 export function globalRetryAfterMs(
   name: GlobalBound,
   nowMs: number,
-  windows: ShardWindows = { hour: hourNumber(nowMs), day: dayNumber(nowMs), minute: minuteNumber(nowMs) },
+  windows: ShardWindows = {
+    hour: hourNumber(nowMs),
+    day: dayNumber(nowMs),
+    month: monthNumber(nowMs),
+    minute: minuteNumber(nowMs),
+  },
 ): number {
   // A model's quota frees when the shard's minute ends.
   if (!isGlobalLimit(name)) return (windows.minute + 1) * MINUTE_MS - nowMs;

@@ -104,6 +104,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
   if (typeof tier !== 'string' || !(tier in TIER_RANK) || typeof at !== 'number' || typeof dl !== 'number')
     return undefined;
   const [h, s, wa, l, q] = [v[f.wakeUp], v[f.seenAtEpochMs], v[f.wakeAtEpochMs], v[f.limit], v[f.queued]];
+  const scope = v[f.scope];
   return {
     userId,
     tier: tier as Tier,
@@ -114,7 +115,7 @@ export function waiterOf(userId: string, value: unknown): GlobalWaiter | undefin
     wakeAtEpochMs: typeof wa === 'number' ? wa : undefined,
     limit: isGlobalLimit(String(l)) || isModelQuotaName(String(l)) ? (l as GlobalBound) : UNKNOWN_LIMIT,
     ...(typeof q === 'number' ? { queued: q } : {}),
-    ...(typeof v[f.scope] === 'string' ? { scope: v[f.scope] as string } : {}),
+    ...(typeof scope === 'string' ? { scope } : {}),
   };
 }
 

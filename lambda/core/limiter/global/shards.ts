@@ -5,6 +5,7 @@ import type { GlobalAmounts } from '../kinds/global-part';
 import { storedNumber } from '../kinds/kind-snapshot';
 import { takeInFlightSlot } from '../kinds/shapes/in-flight';
 import { countInWindow } from '../kinds/shapes/window-counter';
+import { DAY_MS, monthNumber } from '../windows';
 import {
   GLOBAL_PARTS,
   type GlobalBound,
@@ -48,7 +49,9 @@ export function holdsShare(snap: LimiterSnapshot, requestId: string): boolean {
  * instance last saw of each (the one with most room); a full shard sends the request to the next
  * one with room (docs/limiter.md). The counters are the kinds' global parts (global/parts.ts).
  */
-export const shardKey = (k: number) => `global#${k}`;
+export const shardKey = (k: number, prefix = GLOBAL_SHARD_PREFIX) => `${prefix}#${k}`;
+/** The stack's shards' key prefix; a team's are `team#<name>` (lambda/core/limiter/teams.ts). */
+export const GLOBAL_SHARD_PREFIX = 'global';
 
 /** Shard k's share of `limit`: the shares of 0..shards−1 add up to `limit` exactly. */
 export function shareOf(limit: number, shards: number, k: number): number {
@@ -283,7 +286,8 @@ function givesBack(
     const { windowAttr, countAttr, window: which } = part.counter;
     const amount = amountOf(part);
     if (amount <= 0) continue;
-    const window = counted[which];
+    // The month is the day's (a share records its hour and day: share-record.ts).
+    const window = which === 'month' ? monthNumber(counted.day * DAY_MS) : counted[which];
     const win = w.name(windowAttr);
     if (storedNumber(belief, windowAttr) === window) {
       w.condition(`${win} = ${w.value(window)}`);

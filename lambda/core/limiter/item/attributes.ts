@@ -260,7 +260,7 @@ export const WAITER_FIELDS = {
   wakeAtEpochMs: 'wa',
   /** How many requests the user had waiting at that look (the ETAs of those behind count them). */
   queued: 'q',
-  /** Whose capacity it waits for (`model:<id>`, `team:<name>`; absent: the stack's). */
+  /** Whose capacity it waits for (`team:<name>`, `model:<id>`; absent: the stack's; GlobalWaiter.scope). */
   scope: 'sc',
 } as const;
 
@@ -286,3 +286,12 @@ export const globalEventMark = (limit: string, thresholdPercent: number) =>
 export const MODEL_QUOTA_MINUTE_PREFIX = 'mqm_';
 export const MODEL_QUOTA_REQUESTS_PREFIX = 'mqr_';
 export const MODEL_QUOTA_TOKENS_PREFIX = 'mqt_';
+/* ---------- Teams (SPEC §9.4; lambda/core/limiter/teams.ts) ---------- */
+
+/** The user's team set by an admin (`set-team`; absent: the token's claim). Shards: `team#<name>#<k>`. */
+export const TEAM_ATTR = 'tn';
+/** The teams seen (a string set), added the first time an instance sees one; the sweep repairs each. */
+export const TEAMS_INDEX_KEY = 'teams#index';
+export const TEAMS_SEEN_ATTR = 'ts';
+/** The team of the user's last settled reply, set with the usage entry: `top --team` filters by it. */
+export const USAGE_TEAM_ATTR = 'ut';

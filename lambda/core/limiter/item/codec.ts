@@ -1,6 +1,7 @@
 import type { ActiveRequest, QueuedRequest } from '../../queue/request';
 import { quotaCounters } from '../global/model-quotas';
 import { kindAttributes, type LimitOverride } from '../kinds/registry';
+import { isTeamName } from '../teams';
 import { isTier } from '../tiers';
 import {
   ACTIVE_ATTR,
@@ -23,6 +24,7 @@ import {
   SETTLED_SHARE_FIELDS,
   SETTLED_SHARE_PREFIX,
   SWEEP_AFTER_ATTRIBUTE,
+  TEAM_ATTR,
   TIER_ATTR,
   TOKEN_EPOCH_ATTR,
   WAITING_ATTR,
@@ -115,6 +117,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     policyVersion: num(item[POLICY_VERSION_ATTR]) ?? 0,
     tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
     ...(isTier(item[CLAIM_TIER_ATTR]) ? { lastClaimTier: item[CLAIM_TIER_ATTR] } : {}),
+    ...(isTeamName(item[TEAM_ATTR]) ? { team: item[TEAM_ATTR] } : {}),
     override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
     ...kindCounters(item),
     tokenEpoch: num(item[TOKEN_EPOCH_ATTR]) ?? 0,

@@ -13,6 +13,8 @@ export interface LimiterSnapshot {
   /** Policy version: bumped by every admin change of tier or override; decisions pin it. */
   readonly policyVersion: number;
   readonly tier?: Tier;
+  /** The user's team set by an admin (`tn`, SPEC §9.4); it wins over the token's `team` claim. */
+  readonly team?: string;
   /** The tier the last admitted token claimed (`ct`); the record's `tier` wins over it. */
   readonly lastClaimTier?: Tier;
   readonly override?: LimitOverride;

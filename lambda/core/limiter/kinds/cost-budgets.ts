@@ -1,6 +1,6 @@
 import * as z from 'zod';
 import { microUsdToUsd, usdToMicroUsd } from '../../models';
-import { DAY_MS, dayNumber } from '../windows';
+import { DAY_MS, dayNumber, monthNumber, monthStartMs } from '../windows';
 import { counted, untilWindowEnds } from './global-part';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
 
@@ -39,4 +39,18 @@ export const monthlyCostUsd = windowBudget({
   windowAttr: 'cm',
   usedAttr: 'cmu',
   ...MONTHLY,
+  /** USD per UTC calendar month across all users, or a team's members (limits.teams, SPEC §9.4). */
+  global: {
+    description: 'USD per UTC calendar month across all users (reserve-then-reconcile, stored in µUSD).',
+    schema: z.number().positive().max(100_000_000),
+    countsWhole: false,
+    stored: usdToMicroUsd,
+    shown: microUsdToUsd,
+    counter: { windowAttr: 'cm', countAttr: 'cmu', window: 'month' },
+    refundsUnused: true,
+    used: counted({ windowAttr: 'cm', countAttr: 'cmu', window: 'month' }),
+    takes: (ask) => ask.costMicroUsd,
+    retryAfterMs: (nowMs, windows) => monthStartMs(windows.month + 1) - nowMs,
+    resetAtEpochMs: (_shards, nowMs) => monthStartMs(monthNumber(nowMs) + 1),
+  },
 });

@@ -1,10 +1,14 @@
 import type * as z from 'zod';
 import { type KindSnapshot, storedNumber } from './kind-snapshot';
 
-/** The windows a shard counts in, as numbers (epoch hours, epoch days; epoch minutes: model quotas). */
+/**
+ * The windows a shard counts in, as numbers (epoch hours, epoch days, UTC months since 1970; epoch
+ * minutes: model quotas).
+ */
 export interface ShardWindows {
   readonly hour: number;
   readonly day: number;
+  readonly month: number;
   readonly minute: number;
 }
 

@@ -131,7 +131,13 @@ export function planSettle(args: {
    */
   readonly charged?: { readonly tokens: number; readonly costMicroUsd: number };
   /** What the reply used, for the usage index (`admin top`); absent: the index is left as it is. */
-  readonly used?: { readonly userId: string; readonly tokens: number; readonly costMicroUsd: number };
+  readonly used?: {
+    readonly userId: string;
+    readonly tokens: number;
+    readonly costMicroUsd: number;
+    /** The request's team, for `top --team` (see planSettledUsage). */
+    readonly team?: string | null;
+  };
 }): UpdatePlan {
   const { policy, belief, requestId, pending, delta, nowMs } = args;
   const w = new ExpressionWriter();

@@ -1,5 +1,5 @@
 import type { ExpressionWriter } from '../expression';
-import { SETTLED_USAGE_FIELDS, USAGE_DAY_ATTR } from '../item/attributes';
+import { SETTLED_USAGE_FIELDS, USAGE_DAY_ATTR, USAGE_TEAM_ATTR } from '../item/attributes';
 import type { LimiterSnapshot } from '../item/state';
 import { dayNumber } from '../windows';
 
@@ -78,9 +78,13 @@ export function planSettledUsage(
     readonly tokens: number;
     readonly costMicroUsd: number;
     readonly nowMs: number;
+    /** The request's team (`ut`, for `top --team`): `null` none; undefined: teams off, not written. */
+    readonly team?: string | null;
   },
 ): void {
   if (args.tokens <= 0 && args.costMicroUsd <= 0) return;
+  if (args.team === null) w.remove(w.name(USAGE_TEAM_ATTR));
+  else if (args.team !== undefined) w.set(`${w.name(USAGE_TEAM_ATTR)} = ${w.value(args.team)}`);
   const key = usageDayKey(args.userId, args.nowMs);
   const ud = w.name(USAGE_DAY_ATTR);
   const [st, sc, sm] = [

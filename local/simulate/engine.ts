@@ -6,7 +6,7 @@ import { estimatedWaitSeconds } from '../../lambda/core/queue/eta';
 import { isExpired, type QueuedRequest, queueDeadlineEpochMs } from '../../lambda/core/queue/request';
 import { FUNCTIONS } from '../../lambda/core/resources';
 import { EventHeap } from './event-heap';
-import { MemoryLimiter } from './memory-limiter';
+import { MemoryLimiter, type WriteObserver } from './memory-limiter';
 import type { SimulationResult } from './result';
 import { Tally } from './tally';
 import type { TrafficRequest } from './traffic';
@@ -22,6 +22,8 @@ export interface SimulationSettings {
    * (an assumption: the traffic records tokens, not durations). @default 50
    */
   readonly tokensPerSecond?: number;
+  /** Sees every write of the in-memory store (a test compares them with DynamoDB's). */
+  readonly onWrite?: WriteObserver;
 }
 
 /** The in-flight lease of an admitted request (the limiter's default: the reply's timeout + 60 s). */
@@ -72,11 +74,8 @@ class Simulation {
   private readonly maxWaitSeconds: number;
   private readonly tokensPerSecond: number;
 
-  constructor(
-    private readonly config: LimitsConfig,
-    settings: SimulationSettings,
-  ) {
-    this.limiter = new MemoryLimiter(config);
+  constructor(config: LimitsConfig, settings: SimulationSettings) {
+    this.limiter = new MemoryLimiter(config, settings.onWrite);
     this.maxQueued = settings.maxQueuedPerUser ?? 10;
     this.maxWaitSeconds = settings.maxQueueWaitSeconds ?? 900;
     this.tokensPerSecond = settings.tokensPerSecond ?? 50;

@@ -9,7 +9,13 @@ import { globalRefund, pendingOf, settleDelta } from '../../lambda/core/limiter/
 import type { DecideInput, DeniedDecision, TokenReservation } from '../../lambda/core/limiter/decision';
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
 import type { GlobalLimit } from '../../lambda/core/limiter/global/limits';
-import { planGlobalAdmission, planGlobalRelease, roomIn } from '../../lambda/core/limiter/global/shards';
+import {
+  planGlobalAdmission,
+  planGlobalRelease,
+  roomIn,
+  shardKey,
+} from '../../lambda/core/limiter/global/shards';
+import { userKey } from '../../lambda/core/limiter/item/attributes';
 import { snapshotFromItem } from '../../lambda/core/limiter/item/codec';
 import type { LimiterSnapshot } from '../../lambda/core/limiter/item/state';
 import { type AdmissionQueue, planAdmission } from '../../lambda/core/limiter/plan/admission';
@@ -23,9 +29,14 @@ import { applyPlan, type Item } from './memory-item';
 
 /** One stored item and the snapshot the codec reads from it (kept in step with every write). */
 interface Stored {
+  /** The item's key in the Limits table (`user#<id>`, `global#<k>`). */
+  readonly key: string;
   readonly item: Item;
   snap: LimiterSnapshot;
 }
+
+/** Sees each write the store applied: the item's key, the plan, the item after it. */
+export type WriteObserver = (key: string, plan: UpdatePlan, after: Readonly<Item>) => void;
 
 /** What the simulator asks the limiter: one request of one user, direct or replayed from the queue. */
 export interface SimAsk {
@@ -60,9 +71,20 @@ export class MemoryLimiter {
   private readonly users = new Map<string, Stored>();
   private readonly shards: Stored[];
 
-  constructor(private readonly config: LimitsConfig) {
+  /**
+   * @param onWrite sees every write, with the item after it (test/integration/simulate-store.test.ts
+   *   sends the same writes to DynamoDB and compares the items)
+   */
+  constructor(
+    private readonly config: LimitsConfig,
+    private readonly onWrite?: WriteObserver,
+  ) {
     const shards = config.global ? config.global.shards : 0;
-    this.shards = Array.from({ length: shards }, () => ({ item: {}, snap: snapshotFromItem(undefined) }));
+    this.shards = Array.from({ length: shards }, (_, k) => ({
+      key: shardKey(k),
+      item: {},
+      snap: snapshotFromItem(undefined),
+    }));
   }
 
   snapOf(userId: string): LimiterSnapshot {
@@ -228,7 +250,7 @@ export class MemoryLimiter {
   private stored(userId: string): Stored {
     let user = this.users.get(userId);
     if (!user) {
-      user = { item: {}, snap: snapshotFromItem(undefined) };
+      user = { key: userKey(userId), item: {}, snap: snapshotFromItem(undefined) };
       this.users.set(userId, user);
     }
     return user;
@@ -239,5 +261,6 @@ export class MemoryLimiter {
       throw new Error(`simulate: the ${what} write's condition failed on the item it was planned from`);
     }
     stored.snap = snapshotFromItem(stored.item);
+    this.onWrite?.(stored.key, plan, stored.item);
   }
 }

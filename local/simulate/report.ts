@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import type { SimulationResult } from './result';
 
 /** Seconds with one decimal, from ms. */
@@ -13,7 +14,7 @@ const count = (value: number) => value.toLocaleString('en-US');
 export function renderComparison(results: readonly SimulationResult[]): string {
   const reasons = [...new Set(results.flatMap((r) => Object.keys(r.refused)))].sort();
   const rows: (readonly string[])[] = [
-    ['', ...results.map((r) => r.limits ?? '')],
+    ['', ...results.map((r) => basename(r.limits ?? ''))],
     ['requests', ...results.map((r) => count(r.requests))],
     ['admitted', ...results.map((r) => count(r.admitted.total))],
     ['  directly', ...results.map((r) => count(r.admitted.directly))],

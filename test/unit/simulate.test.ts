@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
+import { parseSince, trafficOf } from '../../local/admin/export-traffic-command';
 import { runSimulateCli } from '../../local/simulate/cli';
 import { simulate } from '../../local/simulate/engine';
 import type { SimulationResult } from '../../local/simulate/result';
-import { parseTraffic } from '../../local/simulate/traffic';
+import { parseTraffic, trafficLine } from '../../local/simulate/traffic';
 
 /** 2026-01-05 12:00:00 UTC: the top of an hour, noon of a day (no window rolls in these tests). */
 const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
@@ -231,5 +232,93 @@ describe('simulate: the limiter rules on recorded traffic, in simulated time', (
     });
     expect(code).toBe(2);
     expect(err).toMatch(/^simulate: bad\.json: invalid limits configuration: .*messagesPerMinute/s);
+  });
+});
+
+describe('export-traffic: the request log as traffic', () => {
+  const at = (s: number) => new Date(T0 + s * 1000).toISOString();
+  const LOG = [
+    {
+      message: 'sendMessage',
+      timestamp: at(0),
+      userId: 'u1',
+      requestId: 'x',
+      outcome: 'handed-off',
+      tier: 'free',
+    },
+    {
+      message: 'sendMessage',
+      timestamp: at(5),
+      userId: 'u2',
+      requestId: 'x',
+      outcome: 'queued',
+      tier: 'pro',
+      team: 'research',
+    },
+    {
+      message: 'sendMessage',
+      timestamp: at(6),
+      userId: 'u1',
+      requestId: 'y',
+      outcome: 'refused',
+      tier: 'free',
+    },
+    // Settled, but its arrival is older than the log: when it came is not known, so it is left out.
+    {
+      message: 'request settled',
+      timestamp: at(7),
+      userId: 'u3',
+      requestId: 'z',
+      tier: 'free',
+      inputTokens: 1,
+      outputTokens: 1,
+    },
+    {
+      message: 'request settled',
+      timestamp: at(8),
+      userId: 'u1',
+      requestId: 'x',
+      tier: 'free',
+      inputTokens: 12,
+      outputTokens: 30,
+    },
+    {
+      message: 'request settled',
+      timestamp: at(20),
+      userId: 'u2',
+      requestId: 'x',
+      tier: 'pro',
+      model: 'large',
+      inputTokens: 7,
+      outputTokens: 9,
+    },
+  ];
+
+  it('joins each settle with its arrival by user and request id, oldest first, and counts the unsettled', () => {
+    const { requests, unsettled } = trafficOf(LOG, T0);
+    expect(requests).toEqual([
+      { atMs: T0, userId: 'u1', tier: 'free', inputTokens: 12, outputTokens: 30 },
+      {
+        atMs: T0 + 5000,
+        userId: 'u2',
+        tier: 'pro',
+        team: 'research',
+        model: 'large',
+        inputTokens: 7,
+        outputTokens: 9,
+      },
+    ]);
+    expect(unsettled).toBe(1);
+    expect(requests.map(trafficLine)).toEqual([
+      `{"at":"${at(0)}","userId":"u1","tier":"free","inputTokens":12,"outputTokens":30}`,
+      `{"at":"${at(5)}","userId":"u2","tier":"pro","team":"research","model":"large","inputTokens":7,"outputTokens":9}`,
+    ]);
+  });
+
+  it('--since keeps the requests that came at or after its start', () => {
+    expect(trafficOf(LOG, T0 + 1000).requests.map((r) => r.userId)).toEqual(['u2']);
+    expect(parseSince('30m')).toBe(1_800_000);
+    expect(parseSince('1d')).toBe(86_400_000);
+    expect(() => parseSince('0h')).toThrow('--since: a duration like 30m, 12h or 1d, got "0h"');
   });
 });

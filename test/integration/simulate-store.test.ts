@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { type DynamoDBClient, UpdateItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  ConditionalCheckFailedException,
+  type DynamoDBClient,
+  PutItemCommand,
+  UpdateItemCommand,
+} from '@aws-sdk/client-dynamodb';
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
@@ -7,6 +12,7 @@ import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
 import { simulate } from '../../local/simulate/engine';
+import { applyPlan } from '../../local/simulate/memory-item';
 import { parseTraffic } from '../../local/simulate/traffic';
 import { onEveryEmulator } from '../support/dynamodb-local';
 
@@ -61,7 +67,7 @@ onEveryEmulator((backend, endpoint) => {
       tableName = resources.tables.limits;
     });
 
-    it('every write lands on DynamoDB as it did in memory, and leaves the same item', async () => {
+    it('every write lands on DynamoDB as it did in memory and leaves the same item; sent again, both stores agree', async () => {
       const writes: { key: string; plan: UpdatePlan; after: Record<string, unknown> }[] = [];
       const result = simulate(parseTraffic(traffic()), LIMITS, {
         maxQueueWaitSeconds: 30,
@@ -72,9 +78,8 @@ onEveryEmulator((backend, endpoint) => {
       expect(writes.some((w) => w.key.startsWith('global#'))).toBe(true);
       expect(writes.length).toBeGreaterThan(40);
       const prefix = `-${randomUUID().slice(0, 6)}`;
-      for (const [i, { key, plan, after }] of writes.entries()) {
-        const pk = `${key}${prefix}`;
-        const answer = await client.send(
+      const send = (pk: string, plan: UpdatePlan) =>
+        client.send(
           new UpdateItemCommand({
             TableName: tableName,
             Key: marshall({ pk }),
@@ -92,9 +97,44 @@ onEveryEmulator((backend, endpoint) => {
             ReturnValues: 'ALL_NEW',
           }),
         );
+      let failedTwice = 0;
+      for (const [i, { key, plan, after }] of writes.entries()) {
+        const pk = `${key}${prefix}`;
+        const answer = await send(pk, plan);
         const { pk: _pk, ...stored } = unmarshall(answer.Attributes ?? {});
         expect({ write: i, item: stored }).toEqual({ write: i, item: after });
+        // The same write again, on the item it left: both stores agree whether its condition
+        // holds now (most fail: a marker it sets must not exist), and on the item if it does.
+        const again = structuredClone(after);
+        const appliedInMemory = applyPlan(again, plan);
+        // On a copy of the item, so the sequence itself goes on from the item the write left.
+        const copy = `${pk}#again`;
+        await client.send(
+          new PutItemCommand({
+            TableName: tableName,
+            Item: marshall({ ...after, pk: copy }, { removeUndefinedValues: true }),
+          }),
+        );
+        const appliedInDynamo = await send(copy, plan).then(
+          (a) => unmarshall(a.Attributes ?? {}),
+          (err: unknown) => {
+            if (err instanceof ConditionalCheckFailedException) return undefined;
+            throw err;
+          },
+        );
+        expect({ write: i, applied: appliedInMemory }).toEqual({
+          write: i,
+          applied: appliedInDynamo !== undefined,
+        });
+        if (appliedInDynamo) {
+          const { pk: _again, ...twice } = appliedInDynamo;
+          expect({ write: i, twice }).toEqual({ write: i, twice: again });
+          failedTwice--;
+        }
+        failedTwice++;
       }
+      // The second sends that fail their condition are most of them: the false side is checked too.
+      expect(failedTwice).toBeGreaterThan(writes.length / 2);
     }, 120_000);
   });
 });

@@ -128,6 +128,9 @@ export class MemoryLimiter {
       return { allowed: false, decision: deniedDecision(basis, planned) };
     }
     if (planned.kind !== 'write') throw new Error(`simulate: unexpected admission "${planned.kind}"`);
+    // Team limits and model quotas (issue 25, parts 1 and 2) are not applied yet: once the core
+    // plans them (a team's or a model's global part), their share is taken here, beside the
+    // stack-wide one, as the DynamoDB adapter takes it (adapters/limiter/global-admission.ts).
     let taken: ReturnType<typeof planGlobalAdmission>['taken'] | undefined;
     if (this.config.global) {
       const reservation = planned.evaluation.reservation!;

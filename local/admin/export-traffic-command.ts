@@ -63,7 +63,7 @@ export async function runExportTrafficCommand(
     if (stack !== undefined || fn !== undefined || region !== undefined)
       throw new UsageError(
         "export-traffic reads the local stack only: for a deployed stack, query the functions' log " +
-          'groups with CloudWatch Logs Insights (docs/admin.md#export-traffic)',
+          'groups with CloudWatch Logs Insights (docs/admin.md#traffic-from-the-stacks-log-export-traffic)',
       );
     if (parsed.values.since !== undefined) sinceMs = parseSince(parsed.values.since);
     endpoint = parsed.values.endpoint;

@@ -235,6 +235,54 @@ describe('simulate: the limiter rules on recorded traffic, in simulated time', (
   });
 });
 
+describe('simulate: every limit kind, over days and a month end', () => {
+  it('accounts for every request: admitted directly, after queueing, or refused by name', () => {
+    // Four days from Jan 30 (a month and a week roll over), seven users, every kind configured.
+    const start = Date.UTC(2026, 0, 30, 20);
+    const models = [
+      { id: 'echo', kind: 'echo', inputUsdPerMillion: 0.2, outputUsdPerMillion: 0.6, maxOutputTokens: 4096 },
+      { id: 'large', kind: 'echo', inputUsdPerMillion: 3, outputUsdPerMillion: 15, maxOutputTokens: 4096 },
+    ];
+    const config = parseLimitsConfig({
+      tiers: {
+        free: {
+          dailyTokens: 20_000,
+          weeklyTokens: 100_000,
+          monthlyTokens: 300_000,
+          dailyCostUsd: 0.05,
+          monthlyCostUsd: 1,
+          fallbackModel: 'echo',
+          tokensPerMinute: 3_000,
+          hourlyMessages: 30,
+          dailyMessages: 100,
+          requestsInFlight: 2,
+        },
+      },
+      models,
+      global: { dailyTokens: 500_000, dailyCostUsd: 2, hourlyMessages: 200, requestsInFlight: 20 },
+    });
+    const traffic = Array.from({ length: 3000 }, (_, i) => ({
+      line: i + 1,
+      atMs: start + i * 97_000,
+      userId: `u${i % 7}`,
+      tier: i % 7 === 0 ? ('pro' as const) : ('free' as const),
+      inputTokens: 500,
+      outputTokens: 900,
+      ...(i % 5 === 0 ? { model: 'large' } : {}),
+    }));
+    const result = simulate(traffic, config);
+    const refused = Object.values(result.refused).reduce((a, b) => a + b, 0);
+    expect(refused).toBe(result.refusedTotal);
+    expect(result.admitted.total + result.refusedTotal).toBe(3000);
+    // Every queued request was admitted later or expired in the queue.
+    expect(result.queued).toBe(result.admitted.afterQueueing + (result.refused['expired in queue'] ?? 0));
+    // The free budgets bind: refusals by name; the pro user (the pro defaults, far from binding at
+    // one request every 11 minutes) is neither refused nor queued.
+    expect(result.refused.dailyCostUsd).toBeGreaterThan(0);
+    expect(result.mostAffected.some((u) => u.userId === 'u0')).toBe(false);
+  });
+});
+
 describe('export-traffic: the request log as traffic', () => {
   const at = (s: number) => new Date(T0 + s * 1000).toISOString();
   const LOG = [

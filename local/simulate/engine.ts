@@ -69,7 +69,7 @@ class Simulation {
   /** Each user's next scheduled look at their queue. */
   private readonly replayAt = new Map<string, number>();
   /** Users whose queue head waits for a global slot: a release of a share looks at them again. */
-  private readonly parkedOnGlobal = new Set<string>();
+  private parkedOnGlobal = new Set<string>();
   private readonly maxQueued: number;
   private readonly maxWaitSeconds: number;
   private readonly tokensPerSecond: number;
@@ -102,11 +102,7 @@ class Simulation {
       const { reservation } = event;
       this.limiter.settle(reservation, event.used, event.fromQueue, nowMs);
       this.serveQueue(reservation.userId, nowMs);
-      if (reservation.global) {
-        const parked = [...this.parkedOnGlobal];
-        this.parkedOnGlobal.clear();
-        for (const userId of parked) this.serveQueue(userId, nowMs);
-      }
+      if (reservation.global) this.wakeParked(nowMs);
       return;
     }
     // A look scheduled earlier than the one in force was superseded.
@@ -211,6 +207,23 @@ class Simulation {
       const retryAt = waitsForSlot ? request.expiresAtEpochMs : nowMs + Math.max(1, decision.retryAfterMs);
       this.schedule(userId, Math.min(retryAt, request.expiresAtEpochMs));
       return;
+    }
+  }
+
+  /**
+   * A global slot freed: the users parked on one are looked at in the order they parked, until one
+   * finds no slot (then it keeps its place and the rest wait behind it), as a settle wakes the
+   * next in line in the product (services/shared/wake-ups.ts), not everyone.
+   */
+  private wakeParked(nowMs: number): void {
+    const parked = [...this.parkedOnGlobal];
+    for (const [i, userId] of parked.entries()) {
+      this.parkedOnGlobal.delete(userId);
+      this.serveQueue(userId, nowMs);
+      if (this.parkedOnGlobal.has(userId)) {
+        this.parkedOnGlobal = new Set([userId, ...parked.slice(i + 1), ...this.parkedOnGlobal]);
+        return;
+      }
     }
   }
 

@@ -21,6 +21,7 @@ const PARTS = {
   burst: () => import('../bench/burst').then((m) => m.burstBench),
   capacity: () => import('../bench/capacity').then((m) => m.capacityBench),
   scale: () => import('../bench/scale').then((m) => m.scaleBench),
+  simulate: () => import('../bench/simulate').then((m) => m.simulateBench),
 } as const;
 
 type PartName = keyof typeof PARTS;

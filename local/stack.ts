@@ -27,6 +27,7 @@ import {
   startGateway,
 } from './gateway';
 import { invokeFunction } from './gateway/lambda-runner';
+import { startRequestLog } from './request-log';
 import { createLocalResources, type LocalResources, resourceEnvironment } from './resources';
 import { type SqsPoller, startSqsPoller } from './sqs-poller';
 import { startTtlReaper, type TtlReaper } from './ttl-reaper';
@@ -144,13 +145,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // The default event bus, emulated: one line each on stdout (npm start), kept for `admin events`.
     const events = new LocalEventBus({ clock: stackClock, print: options.printEvent ?? console.log });
+    const requestLog = startRequestLog(options.dataDir); // the functions' request lines (export-traffic)
+    stops.push(async () => requestLog.stop());
     // The gateway must listen before the handlers load: they read its @connections URL.
     const gateway = await startGateway({
       port: options.port ?? 3001,
       staticDir: options.serveWebPage === false ? undefined : WEB_DIR,
       integrationTimeoutMs: timeouts.integrationMs,
       clock: stackClock,
-      localRoutes: { [CLOCK_PATH]: clockRoute, ...events.routes },
+      localRoutes: { [CLOCK_PATH]: clockRoute, ...events.routes, ...requestLog.routes },
       asyncRetryDelaysMs: options.asyncRetryDelaysMs,
       asyncClock: stackClock,
       log: options.log,

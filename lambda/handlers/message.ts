@@ -65,6 +65,9 @@ export async function handler(event: MessageEvent, context?: Context): Promise<{
           userId: identity.userId,
           requestId: outcome.requestId,
           outcome: outcome.kind,
+          // The request's tier and model, for export-traffic (no contents).
+          tier: identity.tier,
+          model: request.model,
         });
         break;
       }

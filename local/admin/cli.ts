@@ -21,6 +21,7 @@ import {
 } from './args';
 import { isClockCommand, runClockCommand } from './clock-command';
 import { isEventsCommand, runEventsCommand } from './events-command';
+import { isExportTrafficCommand, runExportTrafficCommand } from './export-traffic-command';
 import { adminUsage } from './help';
 import {
   renderAdminResponse,
@@ -59,6 +60,9 @@ export async function runAdminCli(argv: readonly string[], io: AdminIo = STDIO):
   // The events the local stack kept: its emulated bus's, not an admin function's operation.
   if (isEventsCommand(argv) && !argv.some((a) => a === '--help' || a === '-h'))
     return runEventsCommand(argv, io);
+  // Traffic for `npm run simulate`, from the local stack's request log.
+  if (isExportTrafficCommand(argv) && !argv.some((a) => a === '--help' || a === '-h'))
+    return runExportTrafficCommand(argv, io);
   let parsed: 'help' | ParsedCommand;
   try {
     parsed = parseCommand(argv);

@@ -9,6 +9,8 @@ export interface UpdatePlan {
 /** Collects placeholders so each plan reads like the expression it sends. */
 export class ExpressionWriter {
   private readonly names: Record<string, string> = {};
+  /** Each attribute's placeholder: a plan names dozens, and each is asked for more than once. */
+  private readonly keys = new Map<string, string>();
   private readonly values: Record<string, unknown> = {};
   private readonly sets: string[] = [];
   private readonly removes: string[] = [];
@@ -16,10 +18,11 @@ export class ExpressionWriter {
   private valueCount = 0;
 
   name(attribute: string): string {
-    const existing = Object.entries(this.names).find(([, v]) => v === attribute);
-    if (existing) return existing[0];
-    const key = `#n${Object.keys(this.names).length}`;
+    const existing = this.keys.get(attribute);
+    if (existing) return existing;
+    const key = `#n${this.keys.size}`;
     this.names[key] = attribute;
+    this.keys.set(attribute, key);
     return key;
   }
 

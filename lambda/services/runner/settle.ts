@@ -40,6 +40,17 @@ export async function finish(
     );
     throw new ReplyNotSettledError(job.requestId, { cause: settled });
   }
+  // One line per settled request, no contents: what `npm run admin -- export-traffic` reads back
+  // (joined by requestId with the message handler's `sendMessage` line, which says when it came).
+  deps.log.info('request settled', {
+    userId: job.userId,
+    requestId: job.requestId,
+    tier: job.claimTier ?? 'free',
+    model: job.model,
+    source: job.source,
+    inputTokens: usage.inputTokens,
+    outputTokens: usage.outputTokens,
+  });
   if (message.type === 'message_complete') {
     deps.metrics.count('TokensConsumed', usage.totalTokens);
     if (usage.costUsd) deps.metrics.count('CostUsd', usage.costUsd);

@@ -187,6 +187,13 @@ const AMOUNT_FIELDS: ReadonlySet<string> = new Set(
   ),
 );
 
+/** The marker's optional fields and their stored names, listed once. */
+const OPTIONAL_FIELDS = (['month', 'costMicroUsd', 'model', 'tokenEpoch', 'costEpoch', 'claim'] as const).map(
+  (field) => [field, RESERVATION_FIELDS[field]] as const,
+);
+
+// Plain loops, no intermediate arrays: an item holds a marker per reply in flight, and every read
+// of the item (each decision; the simulator's every write) reads them all.
 function reservationOf(value: unknown): PendingReservation | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const v = value as Record<string, unknown>;
@@ -194,14 +201,14 @@ function reservationOf(value: unknown): PendingReservation | undefined {
   const [day, inputTokens, outputAllowance] = [v[f.day], v[f.inputTokens], v[f.outputAllowance]];
   if (typeof day !== 'number' || typeof inputTokens !== 'number' || typeof outputAllowance !== 'number')
     return undefined;
-  const optional: Record<string, unknown> = {};
-  for (const field of ['month', 'costMicroUsd', 'model', 'tokenEpoch', 'costEpoch', 'claim'] as const) {
-    if (v[f[field]] !== undefined) optional[field] = v[f[field]];
+  const windows: Record<string, number> = {};
+  for (const attr of Object.keys(v)) {
+    const n = v[attr];
+    if (typeof n === 'number' && !AMOUNT_FIELDS.has(attr)) windows[attr] = n;
   }
-  const windows = Object.fromEntries(
-    Object.entries(v).filter(([attr, n]) => typeof n === 'number' && !AMOUNT_FIELDS.has(attr)),
-  ) as Record<string, number>;
-  return { day, inputTokens, outputAllowance, windows, ...optional };
+  const pending: Record<string, unknown> = { day, inputTokens, outputAllowance, windows };
+  for (const [field, attr] of OPTIONAL_FIELDS) if (v[attr] !== undefined) pending[field] = v[attr];
+  return pending as unknown as PendingReservation;
 }
 
 /** The stored form of a reservation marker (the fields given, under their stored names). */

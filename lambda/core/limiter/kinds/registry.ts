@@ -145,13 +145,17 @@ export function markerWindows(nowMs: number): Record<string, number> {
   return fields;
 }
 
+let KIND_ATTRIBUTES: readonly string[] | undefined;
+
 /**
  * The numeric attributes every kind keeps, read from a stored item: what the item codec puts on
  * the snapshot so each kind finds its own (`storedNumber(snap, attr)`) without the codec naming them.
  */
 export function kindAttributes(item: Readonly<Record<string, unknown>>): Record<string, number> {
   const values: Record<string, number> = {};
-  for (const attr of LIMIT_KINDS.flatMap((k) => k.attributes)) {
+  // Listed once: every read of an item (each decision, the simulator's every write) comes here.
+  KIND_ATTRIBUTES ??= LIMIT_KINDS.flatMap((k) => k.attributes);
+  for (const attr of KIND_ATTRIBUTES) {
     const value = item[attr];
     if (typeof value === 'number' && Number.isFinite(value)) values[attr] = value;
   }

@@ -1,0 +1,144 @@
+import { parseArgs } from 'node:util';
+import { isTier } from '../../lambda/core/limiter/tiers';
+import {
+  findLocalStack,
+  isConnectionRefused,
+  LocalStackNotFoundError,
+  type LocalTarget,
+  unreachableMessage,
+} from '../discovery';
+import { LocalError, UsageError } from '../errors';
+import { REQUESTS_PATH, type RequestLogLine } from '../request-log';
+import { type TrafficRequest, trafficLine } from '../simulate/traffic';
+import { isParseArgsError } from './args';
+import { type Io, isLocalCommand } from './local-command';
+
+/** `npm run admin -- export-traffic [--since 1d]`: the flags it takes. */
+const EXPORT_OPTIONS = {
+  since: { type: 'string' },
+  endpoint: { type: 'string' },
+  stack: { type: 'string' },
+  region: { type: 'string' },
+  function: { type: 'string' },
+} as const;
+
+/** Is this command line `export-traffic …`? */
+export const isExportTrafficCommand = (argv: readonly string[]) =>
+  isLocalCommand(argv, 'export-traffic', EXPORT_OPTIONS);
+
+const UNITS_MS: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30m`, `12h`, `1d`: a look-back in ms. */
+export function parseSince(text: string): number {
+  const m = /^(\d+)([mhd])$/.exec(text);
+  if (!m || Number(m[1]) <= 0) throw new UsageError(`--since: a duration like 30m, 12h or 1d, got "${text}"`);
+  return Number(m[1]) * UNITS_MS[m[2]!]!;
+}
+
+/**
+ * Writes the traffic of the local stack's request log as `npm run simulate` reads it, one request a
+ * line, oldest first: each settled request at the time its `sendMessage` line was logged, with the
+ * tokens its `request settled` line says it used. Requests that never settled (refused, expired,
+ * still running) used no tokens and are left out; stderr says how many. Resolves with the exit
+ * code: 0 ok, 1 no stack, 2 bad input.
+ */
+export async function runExportTrafficCommand(
+  argv: readonly string[],
+  io: Io,
+  nowMs: () => number = Date.now,
+): Promise<number> {
+  let sinceMs = 86_400_000;
+  let endpoint: string | undefined;
+  try {
+    const parsed = parseArgs({
+      args: [...argv],
+      options: EXPORT_OPTIONS,
+      allowPositionals: true,
+      strict: true,
+    });
+    const extra = parsed.positionals.slice(1);
+    if (extra.length > 0)
+      throw new UsageError(`export-traffic takes no userId: unexpected ${extra.join(' ')}`);
+    const { stack, function: fn, region } = parsed.values;
+    if (stack !== undefined || fn !== undefined || region !== undefined)
+      throw new UsageError(
+        "export-traffic reads the local stack only: for a deployed stack, query the functions' log " +
+          'groups with CloudWatch Logs Insights (docs/admin.md#traffic-from-the-stacks-log-export-traffic)',
+      );
+    if (parsed.values.since !== undefined) sinceMs = parseSince(parsed.values.since);
+    endpoint = parsed.values.endpoint;
+  } catch (err) {
+    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
+    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
+    return 2;
+  }
+  let target: LocalTarget;
+  try {
+    target = findLocalStack({ endpoint, flag: '--endpoint http://localhost:PORT' });
+  } catch (err) {
+    if (!(err instanceof LocalStackNotFoundError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return 1;
+  }
+  let lines: RequestLogLine[];
+  try {
+    const res = await fetch(`${target.httpUrl}${REQUESTS_PATH}`);
+    if (!res.ok) throw new LocalError(`the stack's request log answered ${res.status}`);
+    lines = ((await res.json()) as { lines: RequestLogLine[] }).lines;
+  } catch (err) {
+    if (!isConnectionRefused(err)) throw err;
+    io.err(`admin: ${unreachableMessage(target)}`);
+    return 1;
+  }
+  const { requests, unsettled } = trafficOf(lines, nowMs() - sinceMs);
+  for (const r of requests) io.out(trafficLine(r));
+  io.err(
+    `export-traffic: ${requests.length} settled requests` +
+      (unsettled > 0
+        ? `; ${unsettled} received but never settled (refused, expired or running) are not in it`
+        : ''),
+  );
+  return 0;
+}
+
+const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
+const num = (v: unknown) => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : undefined);
+
+/** Joins each `request settled` line with its request's `sendMessage` line (by user and request id). */
+export function trafficOf(
+  lines: readonly RequestLogLine[],
+  fromMs: number,
+): { readonly requests: Omit<TrafficRequest, 'line'>[]; readonly unsettled: number } {
+  const received = new Map<string, RequestLogLine>();
+  const requests: Omit<TrafficRequest, 'line'>[] = [];
+  for (const line of lines) {
+    const key = `${line.userId}\n${line.requestId}`;
+    if (line.message === 'sendMessage') {
+      received.set(key, line);
+      continue;
+    }
+    const came = received.get(key);
+    if (!came) continue; // its arrival is older than the log: when it came is not known
+    received.delete(key);
+    const atMs = Date.parse(String(came.timestamp));
+    const userId = str(line.userId);
+    const tier = isTier(line.tier) ? line.tier : isTier(came.tier) ? came.tier : 'free';
+    const [inputTokens, outputTokens] = [num(line.inputTokens), num(line.outputTokens)];
+    if (!userId || Number.isNaN(atMs) || inputTokens === undefined || outputTokens === undefined) continue;
+    if (atMs < fromMs) continue;
+    const team = str(came.team);
+    const model = str(line.model) ?? str(came.model);
+    requests.push({
+      atMs,
+      userId,
+      tier,
+      ...(team ? { team } : {}),
+      ...(model ? { model } : {}),
+      inputTokens,
+      outputTokens,
+    });
+  }
+  // Those still in `received` never settled (or are settling now); counted if in the window.
+  const unsettled = [...received.values()].filter((l) => Date.parse(String(l.timestamp)) >= fromMs).length;
+  return { requests: requests.sort((a, b) => a.atMs - b.atMs), unsettled };
+}

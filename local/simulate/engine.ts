@@ -201,7 +201,9 @@ class Simulation {
       if ('model' in admission)
         throw new Error(`simulate: line ${r.line}: the model was allowed when queued`);
       const { decision } = admission;
-      const limit = admission.global ?? (isLimitName(decision.limit) ? decision.limit : undefined);
+      // A kind's limit (its own, or its global part); a model's quota waits for time, not a slot.
+      const bound = admission.global ?? decision.limit;
+      const limit = isLimitName(bound) ? bound : undefined;
       const waitsForSlot = limit !== undefined && limitKind(limit).waitsFor === 'slot';
       if (waitsForSlot && admission.global) this.parkedOnGlobal.add(userId);
       const retryAt = waitsForSlot ? request.expiresAtEpochMs : nowMs + Math.max(1, decision.retryAfterMs);

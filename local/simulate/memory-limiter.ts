@@ -8,7 +8,7 @@ import { policyOf, tierOf } from '../../lambda/core/limiter/decide/resolve';
 import { globalRefund, pendingOf, settleDelta } from '../../lambda/core/limiter/decide/settle';
 import type { DecideInput, DeniedDecision, TokenReservation } from '../../lambda/core/limiter/decision';
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
-import type { GlobalLimit } from '../../lambda/core/limiter/global/limits';
+import type { GlobalBound } from '../../lambda/core/limiter/global/limits';
 import {
   planGlobalAdmission,
   planGlobalRelease,
@@ -54,7 +54,7 @@ export type SimAdmission =
       readonly allowed: false;
       readonly decision: DeniedDecision;
       /** Refused by a global limit: which one. */
-      readonly global?: GlobalLimit;
+      readonly global?: GlobalBound;
     }
   /** The tier may not use the model the request names (refused, nothing counted). */
   | { readonly allowed: false; readonly model: true };

@@ -23,13 +23,13 @@ describe('team budget events from the sweep', () => {
   let clock: number;
   let events: { detailType: string; detail: Record<string, unknown> }[];
 
-  const limiterOf = () => {
+  const options = () => {
     const config = parseLimitsConfig({
       // `alpha` named; `beta` takes the defaults, known to the sweep from the teams' index only.
       teams: { alpha: { dailyTokens: 5_000, shards: 2 } },
       teamDefaults: { dailyTokens: 5_000 },
     });
-    return new DynamoLimiter({
+    return {
       client: res.dynamo,
       tableName: res.tables.limits,
       tiers: config.tiers,
@@ -37,9 +37,11 @@ describe('team budget events from the sweep', () => {
       teams: config.teams,
       teamDefaults: config.teamDefaults,
       clock: () => clock,
-    });
+    };
   };
+  const limiterOf = () => new DynamoLimiter(options());
 
+  let logged: { message: string; fields?: Record<string, unknown> }[];
   const sweepOf = (limiter: DynamoLimiter) =>
     new SweepService({
       limiter,
@@ -54,7 +56,12 @@ describe('team budget events from the sweep', () => {
         },
       },
       metrics: { count: () => undefined, milliseconds: () => undefined },
-      log: quiet,
+      log: {
+        ...quiet,
+        error: (message: string, fields?: Record<string, unknown>) => {
+          logged.push({ message, fields });
+        },
+      },
       settings: DEFAULT_SWEEP_SETTINGS,
       now: () => clock,
     });
@@ -73,7 +80,7 @@ describe('team budget events from the sweep', () => {
         },
         clock,
       );
-      expect(d.allowed).toBe(true);
+      expect(d.allowed ? 'allowed' : d.limit).toBe('allowed');
       if (!d.allowed) return;
       await limiter.reconcile(d.reservation, { inputTokens: 400, outputTokens: 100 }, clock + 1);
     }
@@ -86,6 +93,7 @@ describe('team budget events from the sweep', () => {
     res = await createTestResources('sweep-team-events');
     clock = T0;
     events = [];
+    logged = [];
   });
 
   it("publishes a team's 80 % and 100 % once each, over two sweeps and two instances, and nothing for another team", async () => {
@@ -151,6 +159,34 @@ describe('team budget events from the sweep', () => {
     ).toEqual([
       ['alpha', 80, 5_000, DAY + 1],
       ['alpha', 100, 5_000, DAY + 1],
+    ]);
+  }, 60_000);
+
+  it("publishes the other teams' crossings when one team's budgets cannot be read, and that team's the next run", async () => {
+    let failAlpha = true;
+    /** A limiter whose reading of alpha's budgets fails (a fault) while failAlpha holds. */
+    class FlakyAlpha extends DynamoLimiter {
+      override async markTeamCrossings(team: string, nowMs: number) {
+        if (team === 'alpha' && failAlpha) throw new Error('alpha shards timed out');
+        return super.markTeamCrossings(team, nowMs);
+      }
+    }
+    const limiter = new FlakyAlpha(options());
+    await spend(limiter, 'alpha', 8, 'f'); // 4,000: 80 %
+    await spend(limiter, 'beta', 8, 'f'); // 4,000: 80 %
+    clock += 60_000;
+    await sweepOf(limiter).run(clock);
+    expect(crossed().map((d) => [d.team, d.thresholdPercent])).toEqual([['beta', 80]]);
+    expect(logged.map((l) => l.message)).toEqual([
+      "sweep: reading team alpha's budgets failed; the next run tries again",
+    ]);
+
+    failAlpha = false;
+    clock += 60_000;
+    await sweepOf(limiter).run(clock);
+    expect(crossed().map((d) => [d.team, d.thresholdPercent, d.used])).toEqual([
+      ['beta', 80, 4_000],
+      ['alpha', 80, 4_000],
     ]);
   }, 60_000);
 });

@@ -5,7 +5,7 @@ import { AdminOps } from './limiter/admin-ops';
 import { Admission } from './limiter/admission';
 import { LimiterContext } from './limiter/context';
 import type { GlobalCounters } from './limiter/global-counters';
-import { markGlobalCrossings } from './limiter/global-events';
+import { markGlobalCrossings, markTeamCrossings, teamsWithLimits } from './limiter/global-events';
 import type { GlobalWaitEstimate } from './limiter/global-wait';
 import type { DynamoLimiterOptions } from './limiter/options';
 import { QueueOps } from './limiter/queue-ops';
@@ -107,6 +107,14 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   /** The global budgets' threshold crossings not yet marked this window, marked (the sweep's). */
   markGlobalCrossings(nowMs: number) {
     return markGlobalCrossings(this.ctx, nowMs);
+  }
+  /** The teams with limits the configuration names or the index has seen (the sweep's). */
+  teamsWithLimits() {
+    return teamsWithLimits(this.ctx);
+  }
+  /** A team's budgets' threshold crossings not yet marked this window, marked (the sweep's). */
+  markTeamCrossings(team: string, nowMs: number) {
+    return markTeamCrossings(this.ctx, team, nowMs);
   }
 
   // What status and the admin read and write (AdminOps).

@@ -3,7 +3,7 @@
  * detail-types and the detail of each. Details carry ids, names and numbers only — never what a
  * user wrote or a model answered.
  */
-import type { GlobalCrossing } from './limiter/global/crossings';
+import type { GlobalCrossing, TeamCrossing } from './limiter/global/crossings';
 import type { BudgetCrossing } from './limiter/kinds/registry';
 import { SERVICE_NAME } from './metrics';
 
@@ -44,9 +44,21 @@ export function budgetCrossedDetail(
 
 /** `Budget Threshold Crossed` for a global budget (the sweep's, from the shards' totals). */
 export function globalBudgetCrossedDetail(crossing: GlobalCrossing, nowMs: number) {
+  return { scope: 'global', ...sharedBudgetFields(crossing, nowMs) } as const;
+}
+
+/**
+ * `Budget Threshold Crossed` for a team's budget (the sweep's, from the team's shards' totals): the
+ * global detail's fields with the team named; `limit` is `team.<limit>`, as its refusals name it.
+ */
+export function teamBudgetCrossedDetail(crossing: TeamCrossing, nowMs: number) {
+  return { scope: 'team', team: crossing.team, ...sharedBudgetFields(crossing, nowMs) } as const;
+}
+
+/** What a shared (global or team) budget's crossing says, from the totals over its shards. */
+function sharedBudgetFields<C extends GlobalCrossing | TeamCrossing>(crossing: C, nowMs: number) {
   return {
-    scope: 'global',
-    limit: crossing.limit,
+    limit: crossing.limit as C['limit'],
     thresholdPercent: crossing.thresholdPercent,
     used: crossing.used,
     remaining: Math.max(0, crossing.limitValue - crossing.used),
@@ -55,7 +67,7 @@ export function globalBudgetCrossedDetail(crossing: GlobalCrossing, nowMs: numbe
     window: crossing.window,
     resetAt: new Date(crossing.resetAtEpochMs).toISOString(),
     crossedAt: new Date(nowMs).toISOString(),
-  } as const;
+  };
 }
 
 /** `Limiter Breaker Opened` / `Closed`: one function instance's breaker changed state. */

@@ -19,6 +19,8 @@ export const METRIC_NAMES = [
   'CostUsd',
   'ShadowLimitExceeded',
   'GlobalLimitExceeded',
+  /** A request held back by its team's limit (a `team.<limit>` refusal: refused, queued, waiting). */
+  'TeamLimitExceeded',
   'GlobalCostPercent',
   /** The sweep repaired a user's state (dimension `kind`: lambda/core/queue/sweep.ts REPAIR_KINDS). */
   'StateRepaired',

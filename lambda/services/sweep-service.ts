@@ -1,5 +1,5 @@
 import { describeError } from '../core/errors';
-import { EVENT_TYPES, globalBudgetCrossedDetail } from '../core/events';
+import { EVENT_TYPES, globalBudgetCrossedDetail, teamBudgetCrossedDetail } from '../core/events';
 import { planRepairs, REPAIR_KINDS, type RepairKind, SWEEP_GRACE_MS } from '../core/queue/sweep';
 import type { DueUser } from './ports';
 import type { SweepDeps, SweepReport } from './sweep/deps';
@@ -27,6 +27,7 @@ export class SweepService {
     const repaired = Object.fromEntries(REPAIR_KINDS.map((k) => [k, 0])) as Record<RepairKind, number>;
     await this.sweepGlobal(nowMs, repaired);
     await this.publishGlobalCrossings(nowMs);
+    await this.publishTeamCrossings(nowMs);
     const due = await index.due(nowMs, settings.maxUsersPerRun);
     let failed = 0;
     for (let i = 0; i < due.length; i += settings.concurrency) {
@@ -84,26 +85,53 @@ export class SweepService {
    * it wrote (at most a sweep period late). A failure is logged; the next run tries again.
    */
   private async publishGlobalCrossings(nowMs: number): Promise<void> {
-    const { limiter, events, log } = this.deps;
-    const crossings = await Promise.resolve()
-      .then(() => limiter.markGlobalCrossings?.(nowMs) ?? [])
+    const { limiter } = this.deps;
+    const crossings = await this.marked(
+      'the global budgets',
+      () => limiter.markGlobalCrossings?.(nowMs) ?? [],
+    );
+    for (const crossing of crossings) await this.publish(globalBudgetCrossedDetail(crossing, nowMs));
+  }
+
+  /**
+   * The same for each team's budgets (scope `team`), team by team over the teams with limits: a
+   * team whose totals or marks fail is logged and waits a run; the others are published.
+   */
+  private async publishTeamCrossings(nowMs: number): Promise<void> {
+    const { limiter } = this.deps;
+    const teams = await this.marked('the teams with limits', () => limiter.teamsWithLimits?.() ?? []);
+    for (const team of teams) {
+      const crossings = await this.marked(
+        `team ${team}'s budgets`,
+        () => limiter.markTeamCrossings?.(team, nowMs) ?? [],
+      );
+      for (const crossing of crossings) await this.publish(teamBudgetCrossedDetail(crossing, nowMs));
+    }
+  }
+
+  /** What a read of shared budgets gave; [] (logged) when it failed: the next run tries again. */
+  private async marked<T>(what: string, read: () => Promise<T[]> | T[]): Promise<T[]> {
+    return Promise.resolve()
+      .then(read)
       .catch((err) => {
-        log.error('sweep: reading the global budgets failed; the next run tries again', {
+        this.deps.log.error(`sweep: reading ${what} failed; the next run tries again`, {
           error: describeError(err),
         });
         return [];
       });
-    for (const crossing of crossings) {
-      await events
-        .publish(EVENT_TYPES.budgetThresholdCrossed, globalBudgetCrossedDetail(crossing, nowMs))
-        .catch((err) =>
-          log.error('could not publish Budget Threshold Crossed', {
-            limit: crossing.limit,
-            thresholdPercent: crossing.thresholdPercent,
-            error: describeError(err),
-          }),
-        );
-    }
+  }
+
+  private async publish(
+    detail: Readonly<Record<string, unknown>> & { readonly limit: string; readonly thresholdPercent: number },
+  ): Promise<void> {
+    await this.deps.events.publish(EVENT_TYPES.budgetThresholdCrossed, detail).catch((err) =>
+      this.deps.log.error('could not publish Budget Threshold Crossed', {
+        ...(detail.team === undefined ? {} : { team: detail.team }),
+        limit: detail.limit,
+        thresholdPercent: detail.thresholdPercent,
+        error: describeError(err),
+      }),
+    );
   }
 
   /** Looks at one due user: repairs what needs it, then moves or clears its next look. */

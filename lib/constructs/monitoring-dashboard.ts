@@ -34,9 +34,10 @@ export function monitoringDashboard(
     new GraphWidget({
       title: 'Refusals and fail-open',
       left: [
-        // What each limit kind emits when it refuses, then the global limits'.
+        // What each limit kind emits when it refuses, then the global limits' and the teams'.
         ...[...new Set(LIMIT_KINDS.map((kind) => kind.metric))].map(count),
         count('GlobalLimitExceeded'),
+        count('TeamLimitExceeded'),
         count('LimiterFailOpen'),
       ],
       width: 12,

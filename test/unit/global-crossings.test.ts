@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { globalCrossings } from '../../lambda/core/limiter/global/crossings';
+import { globalCrossings, teamCrossings } from '../../lambda/core/limiter/global/crossings';
 import type { GlobalLimitState } from '../../lambda/core/limiter/global/limits';
 
 const NOW = Date.UTC(2026, 10, 24, 15, 30, 0);
@@ -52,5 +52,24 @@ describe('globalCrossings', () => {
         NOW,
       ),
     ).toEqual([]);
+  });
+});
+
+describe('teamCrossings', () => {
+  it("names a team's crossings `team.<limit>` with the team, as the global rule decides them", () => {
+    expect(
+      teamCrossings(
+        'alpha',
+        [
+          state({ name: 'global.dailyTokens', limit: 1_000, used: 1_000 }),
+          state({ name: 'global.hourlyMessages', limit: 10, used: 7, unit: 'messages' }),
+          state({ name: 'global.monthlyCostUsd', limit: 50, used: 40, unit: 'usd', shadow: true }),
+        ],
+        NOW,
+      ).map((c) => [c.team, c.limit, c.thresholdPercent, c.window, c.used]),
+    ).toEqual([
+      ['alpha', 'team.dailyTokens', 80, DAY, 1_000],
+      ['alpha', 'team.dailyTokens', 100, DAY, 1_000],
+    ]);
   });
 });

@@ -16,6 +16,12 @@ export const isTeamName = (value: unknown): value is string =>
 /** The key prefix of a team's shards (`team#<name>`; shard k is `team#<name>#<k>`). */
 export const teamShardPrefix = (team: string) => `team#${team}`;
 
+/**
+ * The key of a team's budget event marks (`team#<name>#events`, the marks as GLOBAL_EVENTS_KEY's:
+ * item/attributes.ts globalEventMark), written by the sweep only. No shard's: those end in a number.
+ */
+export const teamEventsKey = (team: string) => `${teamShardPrefix(team)}#events`;
+
 /** The capacity a team's waiters wait for in the global line (GlobalWaiter.scope). */
 export const teamScope = (team: string) => `team:${team}`;
 

@@ -83,6 +83,7 @@ function refusalOf(
   // Each limit kind names the metric its refusals count in.
   if (isLimitName(decision.limit)) metrics.count(limitKind(decision.limit).metric);
   if (decision.limit.startsWith('global.')) metrics.count('GlobalLimitExceeded');
+  if (decision.team !== undefined) metrics.count('TeamLimitExceeded');
   if (!slot) {
     if (settings.maxQueuedPerUser > 0 && decision.queued >= settings.maxQueuedPerUser) {
       return queueFull(decision, requestId, decision.queued, settings, nowMs);

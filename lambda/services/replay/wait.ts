@@ -53,7 +53,7 @@ export async function waitForGlobal(
     sharedLimitOf(decision.limit) ?? (decision.limit.slice('global.'.length) as GlobalBound);
   // A model's quota holds back only requests on that model (GlobalWaiter.scope).
   const quota = parseModelQuotaName(limit);
-  if (decision.team === undefined) deps.metrics.count('GlobalLimitExceeded');
+  deps.metrics.count(decision.team === undefined ? 'GlobalLimitExceeded' : 'TeamLimitExceeded');
   const untilExpiry = request.expiresAtEpochMs - nowMs;
   const delayMs = Math.min(
     untilExpiry,

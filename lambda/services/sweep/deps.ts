@@ -1,5 +1,5 @@
 import type { TokenReservation } from '../../core/limiter/decision';
-import type { GlobalCrossing } from '../../core/limiter/global/crossings';
+import type { GlobalCrossing, TeamCrossing } from '../../core/limiter/global/crossings';
 import type { RepairKind } from '../../core/queue/sweep';
 import type {
   ConnectionDirectory,
@@ -29,6 +29,10 @@ export interface SweepDeps {
      * returned once per window across runs and instances); absent or [] without global limits.
      */
     markGlobalCrossings?(nowMs: number): Promise<GlobalCrossing[]>;
+    /** The teams with limits (named in the configuration or seen); absent or [] without teams. */
+    teamsWithLimits?(): Promise<string[]>;
+    /** As markGlobalCrossings, for one team's budgets (its own marks, SPEC §9.5 scope `team`). */
+    markTeamCrossings?(team: string, nowMs: number): Promise<TeamCrossing[]>;
   };
   readonly index: SweepIndexPort;
   readonly queue: Pick<RequestQueuePort, 'send' | 'depth' | 'defer'>;

@@ -1,5 +1,5 @@
 import { dayNumber, hourNumber, monthNumber } from '../windows';
-import { GLOBAL_PARTS, type GlobalLimitName, type GlobalLimitState } from './limits';
+import { GLOBAL_PARTS, type GlobalLimit, type GlobalLimitName, type GlobalLimitState } from './limits';
 
 /**
  * A global budget at 80 % or 100 % of its window (SPEC §9.5 `Budget Threshold Crossed`, scope
@@ -45,4 +45,27 @@ export function globalCrossings(states: readonly GlobalLimitState[], nowMs: numb
     if (state.used >= state.limit) crossings.push({ ...crossing, thresholdPercent: 100 });
   }
   return crossings;
+}
+
+/**
+ * A team budget at 80 % or 100 % of its window (SPEC §9.5, scope `team`): the same crossings as a
+ * global budget's, from the team's shards' totals (`team#<name>#<k>`), named `team.<limit>` as its
+ * refusals and `status` name them, and marked once per window on the team's own marks item.
+ */
+export interface TeamCrossing extends Omit<GlobalCrossing, 'limit'> {
+  readonly team: string;
+  readonly limit: `team.${GlobalLimit}`;
+}
+
+/** The crossings a team's totals show (its counters name them `global.<limit>`, as every shard set). */
+export function teamCrossings(
+  team: string,
+  states: readonly GlobalLimitState[],
+  nowMs: number,
+): TeamCrossing[] {
+  return globalCrossings(states, nowMs).map((c) => ({
+    ...c,
+    team,
+    limit: `team.${c.limit.slice('global.'.length) as GlobalLimit}`,
+  }));
 }

@@ -149,6 +149,8 @@ export const QUEUED_FIELDS = {
   expiresAtEpochMs: 'd',
   /** The key of its content item in the Requests table. */
   contentKey: 'k',
+  /** The team its token claimed (SPEC §9.4): its replay is decided, and settled, as that team's. */
+  claimTeam: 'tn',
 } as const;
 /** A pending reservation (`r_<requestId>`), until its request settles (see RESERVATION_FIELDS). */
 export const RESERVATION_PREFIX = 'r_';

@@ -63,11 +63,12 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
   ];
   if (typeof connectionId !== 'string' || typeof key !== 'string') return undefined;
   if (typeof at !== 'number' || typeof deadline !== 'number') return undefined;
-  const [input, maxTokens, model, tier] = [
+  const [input, maxTokens, model, tier, team] = [
     v[f.estimatedInputTokens],
     v[f.maxTokens],
     v[f.model],
     v[f.claimTier],
+    v[f.claimTeam],
   ];
   return {
     requestId,
@@ -79,6 +80,7 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
     ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
     ...(typeof model === 'string' ? { model } : {}),
     ...(isTier(tier) ? { claimTier: tier } : {}),
+    ...(isTeamName(team) ? { claimTeam: team } : {}),
   };
 }
 

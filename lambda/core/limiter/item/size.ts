@@ -45,7 +45,7 @@ import { closedDayValue } from './day-codec';
  * lease and the sweep's repair (18 minutes), ids at their longest, every number at 16 digits — and
  * at 128 KB such an item still takes writes (128 units each, ~8 a second in one partition) with 3×
  * margin to the limit. It is not lower because the free tier's defaults, which fix the burst a user
- * sees (25 admitted / 10 queued / 265 refused), have no in-flight cap: their worst case is ~107 KB
+ * sees (25 admitted / 10 queued / 265 refused), have no in-flight cap: their worst case is ~108 KB
  * (365 reservations held at once). In the ordinary state an item is ~300 bytes–2 KB.
  */
 export const ITEM_SIZE_BOUND_BYTES = 128 * 1024;
@@ -151,6 +151,7 @@ export function worstCaseUserItem(
       maxTokens: BIG,
       model,
       claimTier: longest(TIERS),
+      claimTeam: fill(64),
       estimatedInputTokens: BIG,
       enqueuedAtEpochMs: BIG,
       expiresAtEpochMs: BIG,

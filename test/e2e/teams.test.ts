@@ -95,10 +95,16 @@ describe('a team of four against a team limit of 2 in flight', () => {
     expect(of('message_accepted')).toHaveLength(2);
     expect(of('request_queued')).toHaveLength(USERS * MAX_QUEUED);
     for (let u = 0; u < USERS; u++) {
-      const mine = of('request_queued').filter((f) => String(f.requestId).startsWith(`u${u}-`));
-      expect(mine.map((f) => f.position).sort((a, b) => Number(a) - Number(b))).toEqual(
-        Array.from({ length: MAX_QUEUED }, (_, i) => i + 1),
-      );
+      const mine = of('request_queued')
+        .filter((f) => String(f.requestId).startsWith(`u${u}-`))
+        .sort((a, b) => Number(a.position) - Number(b.position));
+      expect(mine.map((f) => f.position)).toEqual(Array.from({ length: MAX_QUEUED }, (_, i) => i + 1));
+      // Each is told a wait that includes the team's (SPEC §9.5): more than nothing, and longer for
+      // each place back (the member's requests run one at a time, each holding a team slot).
+      const waits = mine.map((f) => Number(f.estimatedWaitTime));
+      expect(waits[0]).toBeGreaterThan(0);
+      for (let i = 1; i < waits.length; i++)
+        expect(waits[i], `user ${u}: ${waits}`).toBeGreaterThan(waits[i - 1]!);
     }
     const refused = of('error');
     expect(refused).toHaveLength(USERS * FRAMES - 2 - USERS * MAX_QUEUED);

@@ -6,6 +6,7 @@ import { isTier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TEAM_ATTR,
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   GLOBAL_SHARES_ATTR,
@@ -120,6 +121,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
     ...(isTier(item[CLAIM_TIER_ATTR]) ? { lastClaimTier: item[CLAIM_TIER_ATTR] } : {}),
     ...(isTeamName(item[TEAM_ATTR]) ? { team: item[TEAM_ATTR] } : {}),
+    ...(isTeamName(item[CLAIM_TEAM_ATTR]) ? { lastClaimTeam: item[CLAIM_TEAM_ATTR] } : {}),
     override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
     ...kindCounters(item),
     tokenEpoch: num(item[TOKEN_EPOCH_ATTR]) ?? 0,

@@ -8,6 +8,7 @@ import { TIERS, type Tier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TEAM_ATTR,
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   HELD_DAY_ATTR,
@@ -113,6 +114,7 @@ export function worstCaseUserItem(
     [POLICY_VERSION_ATTR]: BIG,
     [TIER_ATTR]: longest(TIERS),
     [CLAIM_TIER_ATTR]: longest(TIERS),
+    [CLAIM_TEAM_ATTR]: fill(64),
     [TEAM_ATTR]: fill(64),
     [USAGE_TEAM_ATTR]: fill(64),
     [TOKEN_EPOCH_ATTR]: BIG,

@@ -6,7 +6,6 @@ import { Admission } from './limiter/admission';
 import { LimiterContext } from './limiter/context';
 import type { GlobalCounters } from './limiter/global-counters';
 import { markGlobalCrossings, markTeamCrossings, teamsWithLimits } from './limiter/global-events';
-import type { GlobalWaitEstimate } from './limiter/global-wait';
 import type { DynamoLimiterOptions } from './limiter/options';
 import { QueueOps } from './limiter/queue-ops';
 import { Settles } from './limiter/settle';
@@ -94,9 +93,9 @@ export class DynamoLimiter implements Limiter, SweepLimiterPort {
   leaveGlobalLine(...args: Parameters<QueueOps['leaveGlobalLine']>) {
     return this.queue.leaveGlobalLine(...args);
   }
-  /** The wait for global capacity of a user's head, as this instance knows it (no call of its own). */
-  async globalWait(...args: Parameters<GlobalWaitEstimate['estimate']>) {
-    return this.ctx.globalWait?.estimate(...args);
+  /** The wait for global or team capacity of a user's head, as this instance knows it (no call). */
+  globalWait(...args: Parameters<QueueOps['globalWait']>) {
+    return this.queue.globalWait(...args);
   }
   pruneGlobalLine(...args: Parameters<QueueOps['pruneGlobalLine']>) {
     return this.queue.pruneGlobalLine(...args);

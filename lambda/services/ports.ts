@@ -117,8 +117,8 @@ export interface LimiterPort {
   /** Puts the user in line for global capacity (no-op without global limits); leave: out of it. */
   joinGlobalLine(waiter: GlobalWaiter): Promise<void>;
   leaveGlobalLine(userId: string): Promise<void>;
-  /** The wait for a global slot of a head like `me` when one binds (no call; core/queue/global-eta.ts). */
-  globalWait?(me: Omit<GlobalWaiter, 'limit'>, nowMs: number): Promise<GlobalWait | undefined>;
+  /** The wait for a global slot, or its `team`'s, of a head like `me` when one binds (core/queue/global-eta.ts). */
+  globalWait?(me: Omit<GlobalWaiter, 'limit'>, nowMs: number, team?: string): Promise<GlobalWait | undefined>;
   /**
    * Takes every entry out of the global line that is no longer live (overdue on its waiter's own
    * schedule, or past its deadline); the sweep calls it every minute. Returns whose entries went.

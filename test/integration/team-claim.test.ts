@@ -6,7 +6,6 @@ import { RequestQueue } from '../../lambda/adapters/request-queue';
 import { identityFromAuthorizer } from '../../lambda/core/identity';
 import { reservationFromMarker } from '../../lambda/core/limiter/decide/settle';
 import type { DecideInput } from '../../lambda/core/limiter/decision';
-import type { LimiterView } from '../../lambda/core/limiter/item/state';
 import { parseTierLimits } from '../../lambda/core/limiter/policy';
 import type { QueuedRequest } from '../../lambda/core/queue/request';
 import type { ReplyJob } from '../../lambda/core/reply-job';
@@ -31,7 +30,7 @@ const TIERS = parseTierLimits({
 /**
  * The token's `team` claim reaches the limiter (SPEC §9.4): from the authorizer's context through
  * the Message function's identity to `DecideInput.claimTeam`, onto the waiting request, the reply
- * job, and the replay's decision. What the limiter does with it is the core's (teams core track).
+ * job, the replay's decision (the waiting request's stored claim: the item's codec keeps it).
  */
 describe("the token's team claim reaches every decision of the request", () => {
   let res: TestResources;
@@ -50,12 +49,8 @@ describe("the token's team claim reaches every decision of the request", () => {
     statusAsks = [];
   });
 
-  /**
-   * The real limiter, recording what it is asked. `keepClaims`: a waiting request read back from
-   * the item has the claim its enqueue asked to store (the item's codec keeping `claimTeam` is the
-   * teams core track's; this stands in for it so the replay's own part is tested here).
-   */
-  function recordingLimiter(keepClaims: boolean): DynamoLimiter {
+  /** The real limiter, recording what it is asked. */
+  function recordingLimiter(): DynamoLimiter {
     const real = new DynamoLimiter({ client: res.dynamo, tableName: res.tables.limits, tiers: TIERS });
     return Object.assign(Object.create(real), {
       decide: (input: DecideInput, nowMs: number) => {
@@ -73,17 +68,6 @@ describe("the token's team claim reaches every decision of the request", () => {
       status: (...args: Parameters<DynamoLimiter['status']>) => {
         statusAsks.push(args[3]);
         return real.status(...args);
-      },
-      view: async (...args: Parameters<DynamoLimiter['view']>): Promise<LimiterView> => {
-        const view = await real.view(...args);
-        if (!keepClaims) return view;
-        const queued = Object.fromEntries(
-          Object.entries(view.snap.queued).map(([id, q]) => {
-            const claimTeam = asked.find((a) => a.requestId === id)?.claimTeam;
-            return [id, claimTeam === undefined ? q : { ...q, claimTeam }];
-          }),
-        );
-        return { ...view, snap: { ...view.snap, queued } };
       },
     });
   }
@@ -107,7 +91,7 @@ describe("the token's team claim reaches every decision of the request", () => {
     return new ChatService({
       ...common(),
       queue,
-      limiter: recordingLimiter(false),
+      limiter: recordingLimiter(),
       settings: { maxQueuedPerUser: 5, maxQueueWaitSeconds: 900 },
     });
   }
@@ -182,7 +166,7 @@ describe("the token's team claim reaches every decision of the request", () => {
     const processor = new ReplayService({
       ...common(),
       queue: new RequestQueue(res.sqs, res.queues.requests.url, res.queues.dlq.url),
-      limiter: recordingLimiter(true),
+      limiter: recordingLimiter(),
       sleep: async (ms: number) => {
         clock += ms;
       },

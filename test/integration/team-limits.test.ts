@@ -192,6 +192,31 @@ function describeTeams(backend: string, endpoint: () => string) {
       await expect(limiter!.setTeam('u1', 'no spaces')).rejects.toThrow(/not a team name/);
     }, 60_000);
 
+    it("without a token (admin usage), the team in effect is the last admitted token's claim, then the record", async () => {
+      const [limiter] = await instances({ teamDefaults: { hourlyMessages: 10 } }, 1);
+      const usage = async () =>
+        (await limiter!.status('u1', undefined, NOW + 10, { claimFromLastToken: true })).team;
+      expect(await usage()).toBeUndefined();
+      await limiter!.decide(ask('u1', { claimTeam: 'C' }), NOW);
+      expect(await usage()).toEqual({
+        name: 'C',
+        source: 'last token',
+        limits: [expect.objectContaining({ name: 'team.hourlyMessages', used: 1, limit: 10 })],
+      });
+      // A token with no team claim, admitted: the last token claimed none.
+      await limiter!.decide(ask('u1'), NOW + 1);
+      expect(await usage()).toBeUndefined();
+      await limiter!.decide(ask('u1', { claimTeam: 'C' }), NOW + 2);
+      await limiter!.setTeam('u1', 'R');
+      expect(await usage()).toMatchObject({ name: 'R', source: 'record' });
+      // With a token, its own claim is the one in effect, as before.
+      await limiter!.setTeam('u1', null);
+      expect((await limiter!.status('u1', undefined, NOW + 10, { claimTeam: 'D' })).team).toMatchObject({
+        name: 'D',
+        source: 'token',
+      });
+    }, 60_000);
+
     it("lists only the team's members in top --team and team-usage, from the team its settles recorded", async () => {
       const [limiter] = await instances({ teamDefaults: { dailyTokens: 100_000 } }, 1);
       const settle = async (userId: string, claimTeam: string | undefined, outputTokens: number) => {

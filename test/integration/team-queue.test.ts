@@ -10,6 +10,7 @@ import { RequestQueue } from '../../lambda/adapters/request-queue';
 import { lineKey } from '../../lambda/core/limiter/global/line';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { queueDeadlineEpochMs } from '../../lambda/core/queue/request';
+import type { ReplyJob } from '../../lambda/core/reply-job';
 import type { OutgoingMessage } from '../../lambda/services/ports';
 import {
   DEFAULT_REPLAY_SETTINGS,
@@ -21,6 +22,8 @@ import { createTestResources, type TestResources } from '../support/emulators';
 import { enqueueWhole } from '../support/queued';
 
 const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
+/** What a request of 3 input tokens reserves: its input and the default output allowance. */
+const RESERVED = 3 + 1024;
 
 describe('a queued request held back by its team (SPEC §9.4)', () => {
   let res: TestResources;
@@ -30,8 +33,11 @@ describe('a queued request held back by its team (SPEC §9.4)', () => {
   let queue: RequestQueue;
   const sent: OutgoingMessage[] = [];
 
-  /** The processor's service, handing off to a real reply runner in this process (awaited). */
-  const service = () => {
+  /**
+   * The processor's service, handing off to a real reply runner in this process (awaited), or to
+   * `handOff` (a reply still running: its reservation held).
+   */
+  const service = (handOff?: (job: ReplyJob) => Promise<void>) => {
     const deps = {
       limiter,
       store,
@@ -57,13 +63,13 @@ describe('a queued request held back by its team (SPEC §9.4)', () => {
     });
     return new ReplayService({
       ...deps,
-      handoff: { handOff: (job) => runner.run(job, () => 60_000) },
+      handoff: { handOff: handOff ?? ((job: ReplyJob) => runner.run(job, () => 60_000)) },
       settings: { ...DEFAULT_REPLAY_SETTINGS, leaseMs: 5_000 },
     });
   };
 
   /** Queues a request the way the Message function does, and returns its SQS record. */
-  async function enqueue(userId: string): Promise<QueueRecord> {
+  async function enqueue(userId: string, claimTeam?: string): Promise<QueueRecord> {
     const requestId = `r-${randomUUID().slice(0, 8)}`;
     const slot = await enqueueWhole(
       limiter,
@@ -76,6 +82,7 @@ describe('a queued request held back by its team (SPEC §9.4)', () => {
         estimatedInputTokens: 3,
         enqueuedAtEpochMs: clock,
         expiresAtEpochMs: queueDeadlineEpochMs(clock, 900),
+        ...(claimTeam === undefined ? {} : { claimTeam }),
       },
       10,
       clock,
@@ -160,5 +167,62 @@ describe('a queued request held back by its team (SPEC §9.4)', () => {
     ]);
     // Admitted: out of the line (only its key and a TTL of now are left, for DynamoDB to delete).
     expect(Object.keys((await lineItem('b')) ?? {}).sort()).toEqual(['pk', 'ttlEpochSeconds']);
+  }, 60_000);
+
+  it("keeps a token-only member's team claim while it waits: its replay and its takeover count as the team's", async () => {
+    const config = parseLimitsConfig({ teams: { T: { requestsInFlight: 1, dailyTokens: 1_000_000 } } });
+    limiter = new DynamoLimiter({
+      client: res.dynamo,
+      tableName: res.tables.limits,
+      tiers: config.tiers,
+      teams: config.teams,
+    });
+    const teamUsed = async () =>
+      Object.fromEntries((await limiter.teamUsage('T', clock)).limits.map((l) => [l.name, l.used]));
+    // Nobody has a team on record: each member's team is its token's claim only.
+    const holder = await limiter.decide(
+      { userId: 'a', requestId: 'ra', claimTeam: 'T', estimatedInputTokens: 3 },
+      clock,
+    );
+    if (!holder.allowed) throw new Error(`refused: ${holder.limit}`);
+    const reserved = holder.reservation.reservedTokens;
+    expect(reserved).toBe(RESERVED);
+    const record = await enqueue('b', 'T');
+    const { snap } = await limiter.view('b', undefined, clock, { fresh: true });
+    expect(snap.team).toBeUndefined();
+    expect(snap.queued[snap.waiting[0]!]?.claimTeam).toBe('T');
+    // Replayed while a holds the team's one slot: it waits for team T, decided with the stored claim.
+    const jobs: ReplyJob[] = [];
+    const running = service(async (job) => {
+      jobs.push(job);
+    });
+    expect(await running.replay(record, () => 60_000)).toBe('retry');
+    expect(await lineItem('b')).toMatchObject({ l: 'requestsInFlight', sc: 'team:T' });
+    expect(jobs).toHaveLength(0);
+    expect(await teamUsed()).toEqual({ 'team.requestsInFlight': 1, 'team.dailyTokens': RESERVED });
+    // a's reply ends (8 tokens); b's replay takes the team's slot and reserves, as the team's.
+    clock += 1000;
+    await limiter.reconcile(holder.reservation, { inputTokens: 3, outputTokens: 5 }, clock);
+    expect(await teamUsed()).toEqual({ 'team.requestsInFlight': 0, 'team.dailyTokens': 8 });
+    expect(await running.replay(record, () => 60_000)).toBe('retry');
+    expect(jobs.map((j) => [j.source, j.claimTeam, j.reservation.team?.name])).toEqual([['queue', 'T', 'T']]);
+    expect(await teamUsed()).toEqual({ 'team.requestsInFlight': 1, 'team.dailyTokens': 8 + RESERVED });
+    // So another token-only member is held back by it.
+    const third = await limiter.decide(
+      { userId: 'c', requestId: 'rc', claimTeam: 'T', estimatedInputTokens: 3 },
+      clock + 1,
+    );
+    expect(third).toMatchObject({ allowed: false, limit: 'team.requestsInFlight', team: 'T' });
+    // The attempt dies; after its lease the next delivery takes it over with a reservation rebuilt
+    // from the item, which names team T: its settle gives the team's unused tokens back.
+    clock += 5_001;
+    expect(await running.replay(record, () => 60_000)).toBe('retry');
+    expect(jobs).toHaveLength(2);
+    const takenOver = jobs[1]!;
+    expect([takenOver.lease?.attempts, takenOver.reservation.team]).toEqual([2, { name: 'T' }]);
+    await limiter.reconcile(takenOver.reservation, { inputTokens: 3, outputTokens: 5 }, clock, {
+      endsActive: true,
+    });
+    expect(await teamUsed()).toEqual({ 'team.requestsInFlight': 0, 'team.dailyTokens': 16 });
   }, 60_000);
 });

@@ -78,4 +78,36 @@ describe('GlobalWaitEstimate', () => {
     expect(wait?.turnEveryMs).toBe((100 + 1050 + 400) / 3);
     expect(wait?.holdersAdmittedAtEpochMs).toEqual([NOW - 600, NOW - 200]);
   });
+
+  it("for a team: reads the team's shards and counts only the team's waiters ahead", async () => {
+    const world = { belief: undefined as Belief | undefined, line: [] as GlobalWaiter[] };
+    const estimate = new GlobalWaitEstimate({
+      limits: { requestsInFlight: 2, shards: 1 },
+      belief: (key) => (key === 'team#eng#0' ? world.belief : undefined),
+      waiters: async () => world.line,
+      leaseMs: LEASE_MS,
+      urgentMs: 60_000,
+      key: (k) => `team#eng#${k}`,
+      team: 'eng',
+    });
+    const inFlight = { a: NOW - 500 + LEASE_MS, b: NOW - 300 + LEASE_MS };
+    world.belief = { snap: { ...EMPTY_SNAPSHOT, exists: true, inFlight }, observedAtMs: NOW - 10 };
+    world.line = [
+      { ...waiter('x', NOW - 900, 3), scope: 'team:eng' },
+      { ...waiter('s', NOW - 850, 7) }, // the stack's line: waits for the stack's slots, not the team's
+      { ...waiter('o', NOW - 800, 5), scope: 'team:ops' },
+      { ...waiter('m', NOW - 700, 9), scope: 'model:echo' },
+      { ...waiter('z', NOW, 4), scope: 'team:eng' }, // behind me
+    ];
+    expect(await estimate.estimate(me, NOW)).toEqual({
+      name: 'team.requestsInFlight',
+      team: 'eng',
+      limit: 2,
+      usersAhead: 1,
+      requestsAhead: 3,
+      holdersAdmittedAtEpochMs: [NOW - 500, NOW - 300],
+      holdMs: undefined,
+      turnEveryMs: undefined,
+    });
+  });
 });

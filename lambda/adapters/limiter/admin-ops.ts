@@ -78,7 +78,8 @@ export class AdminOps {
     // Global totals: one read per shard, only when the stack has global limits; the team's too.
     const [global, team] = await Promise.all([
       this.ctx.global ? this.ctx.global.totals(nowMs) : undefined,
-      this.teamStatus(snap, options.claimTeam, nowMs),
+      // Likewise the team: the record's, else the last admitted token's claim.
+      this.teamStatus(snap, lastToken ? snap.lastClaimTeam : options.claimTeam, nowMs, lastToken),
     ]);
     return {
       userId,
@@ -100,12 +101,13 @@ export class AdminOps {
     snap: LimiterSnapshot,
     claimTeam: string | undefined,
     nowMs: number,
+    lastToken: boolean,
   ): Promise<TeamStatus | undefined> {
     const team = this.ctx.teams && this.ctx.teamOf(snap, claimTeam);
     if (!team) return undefined;
     return {
       name: team.name,
-      source: snap.team !== undefined ? 'record' : 'token',
+      source: snap.team !== undefined ? 'record' : lastToken ? 'last token' : 'token',
       limits: team.counters ? teamTotals(await team.counters.totals(nowMs)) : [],
     };
   }

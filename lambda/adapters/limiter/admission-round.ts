@@ -47,6 +47,7 @@ export async function decideOnStore(
         leaseUntilEpochMs,
         sweepUserId: input.userId,
         claimTier: input.claimTier,
+        claimTeam: input.claimTeam,
         nowMs,
       }),
     );

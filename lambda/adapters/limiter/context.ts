@@ -98,6 +98,8 @@ export class LimiterContext {
         line: this.line!,
         random: this.random,
         onError: options.onGlobalError,
+        leaseMs: this.inFlightLeaseMs,
+        urgentMs: this.priorityUrgentMs,
       });
     }
     if (hasGlobalLimits(options.global)) {

@@ -2,6 +2,7 @@ import { GLOBAL_LIMITS, type GlobalLimits } from '../../core/limiter/global/limi
 import { type GlobalWaiter, priorityOrder, sharesCapacity } from '../../core/limiter/global/priority';
 import { shardKey } from '../../core/limiter/global/shards';
 import { limitKind } from '../../core/limiter/kinds/registry';
+import { teamScope } from '../../core/limiter/teams';
 import type { GlobalWait } from '../../core/queue/global-eta';
 import type { Belief } from './beliefs';
 
@@ -27,6 +28,13 @@ export interface GlobalWaitSources {
   /** The lease a global slot is taken with: its admission is the lease's end less this. */
   readonly leaseMs: number;
   readonly urgentMs: number;
+  /** Shard k's key. @default the stack's (`global#<k>`) */
+  readonly key?: (k: number) => string;
+  /**
+   * The team whose shards these are (SPEC §9.4): only its waiters (scope `team:<name>`) count as
+   * ahead, and the wait is named `team.<limit>`. Absent: the stack's, whose waiters have no scope.
+   */
+  readonly team?: string;
 }
 
 /**
@@ -62,9 +70,12 @@ export class GlobalWaitEstimate {
     const limit = slot === undefined ? undefined : limits[slot];
     if (slot === undefined || limit === undefined) return undefined;
     const holders = this.observe(nowMs);
-    // Only those waiting for the stack's capacity: a team's waiters wait for their team's (§9.4).
+    // Only those waiting for this capacity: the stack's (a team's waiters wait for their team's,
+    // §9.4), or this team's (the stack's waiters wait for the stack's slots, not the team's).
+    const { team } = this.sources;
+    const scope = team === undefined ? undefined : teamScope(team);
     const waiters = (await this.sources.waiters({ fresh: false, nowMs })).filter((w) =>
-      sharesCapacity(w, []),
+      scope === undefined ? sharesCapacity(w, []) : w.scope === scope,
     );
     const self: GlobalWaiter = { ...me, limit: slot };
     const order = priorityOrder(
@@ -79,7 +90,8 @@ export class GlobalWaitEstimate {
     // It binds while its slots are all held, or others wait in line for them.
     if (holders.length < limit && order.length === 1) return undefined;
     return {
-      name: `global.${slot}`,
+      name: team === undefined ? `global.${slot}` : `team.${slot}`,
+      ...(team === undefined ? {} : { team }),
       limit,
       usersAhead: ahead.length,
       requestsAhead: ahead.reduce((sum, w) => sum + Math.max(1, w.queued ?? 1), 0),
@@ -112,9 +124,8 @@ export class GlobalWaitEstimate {
   /** Reads the shards' beliefs: who holds a slot now (admission times), and which holds ended. */
   private observe(nowMs: number): number[] {
     const holders: number[] = [];
-    const views = Array.from({ length: this.sources.limits.shards }, (_, k) =>
-      this.sources.belief(shardKey(k)),
-    );
+    const key = this.sources.key ?? ((k: number) => shardKey(k));
+    const views = Array.from({ length: this.sources.limits.shards }, (_, k) => this.sources.belief(key(k)));
     for (const [k, view] of views.entries()) {
       for (const [requestId, lease] of Object.entries(view?.snap.inFlight ?? {})) {
         if (lease <= nowMs) continue;

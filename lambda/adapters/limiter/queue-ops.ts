@@ -10,6 +10,7 @@ import {
   planRemoveWaiting,
   planTakeover,
 } from '../../core/limiter/plan/queue';
+import { bindingWait, type GlobalWait } from '../../core/queue/global-eta';
 import type { ActiveRequest, QueuedRequest } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../../services/ports';
 import { MAX_CONTENTION_ROUNDS } from './beliefs';
@@ -187,6 +188,22 @@ export class QueueOps {
         if (!(err instanceof LimiterBusyError || err instanceof LimiterUnavailableError)) throw err;
         this.ctx.onGlobalError?.('join line', describeError(err));
       });
+  }
+
+  /**
+   * The wait for global capacity of a user's head, or for its team's (`team`: the team in effect),
+   * whichever lets it go last, as this instance knows them (no call of its own).
+   */
+  async globalWait(
+    me: Omit<GlobalWaiter, 'limit'>,
+    nowMs: number,
+    team?: string,
+  ): Promise<GlobalWait | undefined> {
+    const waits = await Promise.all([
+      this.ctx.globalWait?.estimate(me, nowMs),
+      team === undefined ? undefined : this.ctx.teams?.waitOf(team)?.estimate(me, nowMs),
+    ]);
+    return bindingWait(waits, nowMs);
   }
 
   /** Takes the user's entry out of the global line (one delete of its own line item). */

@@ -6,6 +6,7 @@ import { KEY_ATTR, TEAMS_INDEX_KEY, TEAMS_SEEN_ATTR } from '../../core/limiter/i
 import { isTeamName, type TeamsConfig, teamLimitsOf, teamShardPrefix } from '../../core/limiter/teams';
 import { GlobalCounters } from './global-counters';
 import type { GlobalLine } from './global-line';
+import { GlobalWaitEstimate } from './global-wait';
 import type { UserItems } from './user-items';
 
 /**
@@ -21,6 +22,8 @@ import type { UserItems } from './user-items';
  */
 export class TeamCounters {
   private readonly counters = new Map<string, GlobalCounters | undefined>();
+  /** Each team's wait estimate, kept: it learns how long the team's slots are held as it watches. */
+  private readonly waits = new Map<string, GlobalWaitEstimate>();
   /** Teams this instance wrote (or is writing) to the index: never written again by it. */
   private readonly indexed = new Map<string, Promise<void>>();
 
@@ -33,6 +36,9 @@ export class TeamCounters {
       readonly line: GlobalLine;
       readonly random: () => number;
       readonly onError?: (operation: string, cause: string) => void;
+      /** The lease a slot is taken with, and when a waiter near its deadline goes first (the ETA's). */
+      readonly leaseMs: number;
+      readonly urgentMs: number;
     },
   ) {}
 
@@ -51,6 +57,30 @@ export class TeamCounters {
       : undefined;
     this.counters.set(team, counters);
     return counters;
+  }
+
+  /**
+   * What this instance knows of the wait for the team's in-flight slots (SPEC §9.5; the stack's
+   * GlobalWaitEstimate over the team's shards and its waiters only), when the team has limits.
+   */
+  waitOf(team: string): GlobalWaitEstimate | undefined {
+    const counters = this.of(team);
+    if (!counters) return undefined;
+    let wait = this.waits.get(team);
+    if (!wait) {
+      const { items, leaseMs, urgentMs } = this.deps;
+      wait = new GlobalWaitEstimate({
+        limits: counters.limits,
+        belief: (key) => items.belief(key),
+        waiters: (o) => counters.waiters(o),
+        leaseMs,
+        urgentMs,
+        key: counters.key,
+        team,
+      });
+      this.waits.set(team, wait);
+    }
+    return wait;
   }
 
   /**

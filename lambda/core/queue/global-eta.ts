@@ -1,8 +1,10 @@
 /**
  * When a global in-flight limit holds a user's queue back (SPEC §9.5 "ETAs hold when a global or
- * team limit binds"), a queued request waits for its turn at the stack's slots: every request
- * ahead of it in the global line takes one slot turn first. The model (docs/queue.md, "ETAs when
- * a global limit binds"), from what the deciding instance knows without an extra call:
+ * team limit binds"), a queued request waits for its turn at the stack's slots — or, held by its
+ * team's in-flight limit, at its team's (`team`: the waiters counted are those of the team's
+ * scope only): every request ahead of it in the line takes one slot turn first. The model
+ * (docs/queue.md, "ETAs when a global or team limit binds"), from what the deciding instance knows
+ * without an extra call:
  *
  * - the requests ahead: the live waiters of the line's head (its index, as this instance last
  *   read it) that go before this user, each counted with the requests it said it had waiting at
@@ -17,8 +19,10 @@
  * `a + hold` (now, if that has passed) and each slot turns over every `hold`.
  */
 export interface GlobalWait {
-  /** The binding limit as `status` names it (`global.requestsInFlight`). */
+  /** The binding limit as `status` names it (`global.requestsInFlight`, `team.requestsInFlight`). */
   readonly name: string;
+  /** The team whose limit it is (SPEC §9.4); absent: the stack's. */
+  readonly team?: string;
   readonly limit: number;
   /** Requests of other users that go before this user's head. */
   readonly requestsAhead: number;
@@ -51,10 +55,20 @@ export function holdEstimateMs(wait: GlobalWait, nowMs: number): number {
 /**
  * When the request at `position` of its user's queue gets a slot (epoch ms): a free slot's turns
  * now, then one every `turnEveryMs` counted from the last admission; without a turnover seen yet,
- * from the holders' admissions and the hold (holdEstimateMs).
+ * from the holders' admissions and the hold (holdEstimateMs). And never before the user's own
+ * requests ahead of it have each held a slot for a hold: a user's queue runs one request at a
+ * time, so its k-th starts at least k − 1 holds after its first (the turns alone would give a
+ * user's first two requests the same instant when two slots free together).
  */
 export function globalAdmissionEpochMs(wait: GlobalWait, position: number, nowMs: number): number {
-  const turns = wait.requestsAhead + position;
+  const at = turnAtEpochMs(wait, wait.requestsAhead + position, nowMs);
+  if (position <= 1) return at;
+  const first = turnAtEpochMs(wait, wait.requestsAhead + 1, nowMs);
+  return Math.max(at, Math.ceil(first + (position - 1) * holdEstimateMs(wait, nowMs)));
+}
+
+/** When the `turns`-th turn at the slots comes (epoch ms). */
+function turnAtEpochMs(wait: GlobalWait, turns: number, nowMs: number): number {
   if (wait.turnEveryMs !== undefined) {
     const free = Math.max(0, wait.limit - wait.holdersAdmittedAtEpochMs.length);
     if (turns <= free) return nowMs;
@@ -91,12 +105,35 @@ export function globalWaitSeconds(wait: GlobalWait, position: number, nowMs: num
   return Math.max(0, Math.ceil((globalAdmissionEpochMs(wait, position, nowMs) - nowMs) / 1000));
 }
 
-/** The sentence a person reads while the global limit holds the queue (SPEC §9.3 "A reason"). */
+/** The sentence a person reads while the global or team limit holds the queue (SPEC §9.3 "A reason"). */
 export function globalWaitReason(wait: GlobalWait): string {
   const inFlight = Math.min(wait.limit, wait.holdersAdmittedAtEpochMs.length);
   const ahead =
     wait.usersAhead === 0
       ? 'you are next in line'
       : `${wait.usersAhead} ${wait.usersAhead === 1 ? 'user is' : 'users are'} ahead of you in line`;
-  return `Global limit ${wait.name}: ${inFlight} of ${wait.limit} in use across all users; ${ahead}. Your request is queued and will run automatically.`;
+  const whose =
+    wait.team === undefined
+      ? `Global limit ${wait.name}: ${inFlight} of ${wait.limit} in use across all users`
+      : `Team limit ${wait.name} of team ${wait.team}: ${inFlight} of ${wait.limit} in use across the team`;
+  return `${whose}; ${ahead}. Your request is queued and will run automatically.`;
+}
+
+/**
+ * Of the waits that bind a user's queue (the stack's, its team's), the one that lets its head go
+ * last: the head goes only when every limit has room.
+ */
+export function bindingWait(
+  waits: readonly (GlobalWait | undefined)[],
+  nowMs: number,
+): GlobalWait | undefined {
+  let latest: GlobalWait | undefined;
+  for (const wait of waits) {
+    if (
+      wait &&
+      (!latest || globalAdmissionEpochMs(wait, 1, nowMs) > globalAdmissionEpochMs(latest, 1, nowMs))
+    )
+      latest = wait;
+  }
+  return latest;
 }

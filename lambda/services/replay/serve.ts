@@ -2,7 +2,7 @@ import { reservationFromMarker } from '../../core/limiter/decide/settle';
 import type { Decision, TokenReservation } from '../../core/limiter/decision';
 import type { LimiterView } from '../../core/limiter/item/state';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
-import { sharedLimitOf } from '../../core/limiter/teams';
+import { sharedLimitOf, teamOf } from '../../core/limiter/teams';
 import { isExpired, type QueuedRequest } from '../../core/queue/request';
 import { reportShadow } from '../shared/admission-report';
 import { publishBudgetCrossings } from '../shared/budget-events';
@@ -168,12 +168,19 @@ function decideHead(
   );
 }
 
-/** The reservation of a request an interrupted attempt left active, rebuilt from the item. */
+/**
+ * The reservation of a request an interrupted attempt left active, rebuilt from the item: its tier
+ * and team claims are the waiting request's, so its settle gives back to its team's shards even
+ * when the team is the token's only (no record on the item to find it by).
+ */
 function reservationOf(userId: string, view: LimiterView, requestId: string): TokenReservation | undefined {
   const pending = view.snap.reservations[requestId];
   if (!pending) return undefined;
+  const queued = view.snap.queued[requestId];
+  const team = teamOf(view.snap.team, queued?.claimTeam);
   return {
     ...reservationFromMarker(userId, requestId, pending),
-    claimTier: view.snap.queued[requestId]?.claimTier,
+    claimTier: queued?.claimTier,
+    ...(team === undefined ? {} : { team: { name: team } }),
   };
 }

@@ -1,4 +1,5 @@
 import type { LimiterView } from '../../core/limiter/item/state';
+import { teamOf } from '../../core/limiter/teams';
 import { queuePosition } from '../../core/protocol';
 import { estimatedWaitSeconds } from '../../core/queue/eta';
 import { type GlobalWait, globalWaitReason, globalWaitSeconds } from '../../core/queue/global-eta';
@@ -59,8 +60,9 @@ export async function notifyPositions(
 }
 
 /**
- * The wait for global capacity of the user's head, when a global limit holds the queue (as this
- * instance knows it, no call of its own); undefined when none binds or the estimate fails.
+ * The wait for global capacity of the user's head, or for its team's (the team in effect: the
+ * user's record, else the head's stored claim), when a global or team limit holds the queue (as
+ * this instance knows it, no call of its own); undefined when none binds or the estimate fails.
  */
 export async function globalWaitOf(
   deps: { readonly limiter?: Pick<LimiterPort, 'globalWait'> },
@@ -76,5 +78,6 @@ export async function globalWaitOf(
     enqueuedAtEpochMs: head.enqueuedAtEpochMs,
     deadlineEpochMs: head.expiresAtEpochMs,
   };
-  return deps.limiter.globalWait(me, nowMs).catch(() => undefined);
+  const team = teamOf(view.snap.team, head.claimTeam);
+  return deps.limiter.globalWait(me, nowMs, team).catch(() => undefined);
 }

@@ -24,6 +24,7 @@ describe('the item codec', () => {
       maxTokens: 500,
       model: 'echo',
       claimTier: 'pro' as const,
+      claimTeam: 'eng',
       estimatedInputTokens: 2_000,
       enqueuedAtEpochMs: 1_764_000_000_000,
       expiresAtEpochMs: 1_764_000_960_000,
@@ -36,6 +37,10 @@ describe('the item codec', () => {
     // A record without its content key (or connection) is not a waiting request's place.
     const { [QUEUED_FIELDS.contentKey]: _key, ...keyless } = stored;
     expect(snapshotFromItem({ pk: 'user#u', q_old: keyless }).queued).toEqual({});
+    // A team claim that could not name a team is not read as one; the place is still read.
+    const badTeam = { ...stored, [QUEUED_FIELDS.claimTeam]: 'no team#1' };
+    const { claimTeam: _team, ...teamless } = request;
+    expect(snapshotFromItem({ pk: 'user#u', q_req: badTeam }).queued.req).toEqual(teamless);
   });
 
   it('reads a reservation marker into readable fields and writes it back under the same stored names', () => {

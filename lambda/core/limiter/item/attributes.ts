@@ -96,9 +96,8 @@ export const PARKED_WAKE_UP_ATTR = 'wk';
 /** The user's key in the usage index (`<day>#<bucket>`, `admin top`): the day of its last settle. */
 export const USAGE_DAY_ATTR = 'ud';
 /**
- * Closed days' usage by day number (`{ <day>: StoredDay }`, see HISTORY_FIELDS): the first design,
- * ~1.4 KB at 35 days paid on every write. Read (and its days past HISTORY_DAYS dropped), never
- * written: closed days go to history items now (HELD_DAY_ATTR, issue 22).
+ * Closed days' usage by day (`{ <day>: StoredDay }`, HISTORY_FIELDS): the first design, ~1.4 KB at 35
+ * days on every write. Read, never written: closed days go to history items (HELD_DAY_ATTR, issue 22).
  */
 export const HISTORY_ATTR = 'hist';
 /**
@@ -149,6 +148,8 @@ export const QUEUED_FIELDS = {
   expiresAtEpochMs: 'd',
   /** The key of its content item in the Requests table. */
   contentKey: 'k',
+  /** The team its token claimed (SPEC §9.4): its replay is decided, and settled, as that team's. */
+  claimTeam: 'tn',
 } as const;
 /** A pending reservation (`r_<requestId>`), until its request settles (see RESERVATION_FIELDS). */
 export const RESERVATION_PREFIX = 'r_';
@@ -179,8 +180,7 @@ export const WARNED_PREFIX = 'w_';
 export const WARNED_FULL_PREFIX = 'wf_';
 /**
  * A settled request's charge, left for its global share (`gs_<requestId>` = `{ t, c, x }`, see
- * SETTLED_SHARE_FIELDS): if the share's release never lands, the sweep gives back only what was
- * not charged.
+ * SETTLED_SHARE_FIELDS): if its release never lands, the sweep gives back only what was not charged.
  */
 export const SETTLED_SHARE_PREFIX = 'gs_';
 /** The fields of `gs_<id>`. */
@@ -295,3 +295,5 @@ export const TEAMS_INDEX_KEY = 'teams#index';
 export const TEAMS_SEEN_ATTR = 'ts';
 /** The team of the user's last settled reply, set with the usage entry: `top --team` filters by it. */
 export const USAGE_TEAM_ATTR = 'ut';
+/** The team the user's last admitted token claimed (absent: none), beside `ct`: `usage`'s "last token". */
+export const CLAIM_TEAM_ATTR = 'ctn';

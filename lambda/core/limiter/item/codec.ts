@@ -6,6 +6,7 @@ import { isTier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TEAM_ATTR,
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   GLOBAL_SHARES_ATTR,
@@ -63,11 +64,12 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
   ];
   if (typeof connectionId !== 'string' || typeof key !== 'string') return undefined;
   if (typeof at !== 'number' || typeof deadline !== 'number') return undefined;
-  const [input, maxTokens, model, tier] = [
+  const [input, maxTokens, model, tier, team] = [
     v[f.estimatedInputTokens],
     v[f.maxTokens],
     v[f.model],
     v[f.claimTier],
+    v[f.claimTeam],
   ];
   return {
     requestId,
@@ -79,6 +81,7 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
     ...(typeof maxTokens === 'number' ? { maxTokens } : {}),
     ...(typeof model === 'string' ? { model } : {}),
     ...(isTier(tier) ? { claimTier: tier } : {}),
+    ...(isTeamName(team) ? { claimTeam: team } : {}),
   };
 }
 
@@ -118,6 +121,7 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
     tier: isTier(item[TIER_ATTR]) ? item[TIER_ATTR] : undefined,
     ...(isTier(item[CLAIM_TIER_ATTR]) ? { lastClaimTier: item[CLAIM_TIER_ATTR] } : {}),
     ...(isTeamName(item[TEAM_ATTR]) ? { team: item[TEAM_ATTR] } : {}),
+    ...(isTeamName(item[CLAIM_TEAM_ATTR]) ? { lastClaimTeam: item[CLAIM_TEAM_ATTR] } : {}),
     override: isOverride(item[OVERRIDE_ATTR]) ? item[OVERRIDE_ATTR] : undefined,
     ...kindCounters(item),
     tokenEpoch: num(item[TOKEN_EPOCH_ATTR]) ?? 0,

@@ -8,6 +8,7 @@ import { TIERS, type Tier } from '../tiers';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TEAM_ATTR,
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   HELD_DAY_ATTR,
@@ -45,7 +46,7 @@ import { closedDayValue } from './day-codec';
  * lease and the sweep's repair (18 minutes), ids at their longest, every number at 16 digits — and
  * at 128 KB such an item still takes writes (128 units each, ~8 a second in one partition) with 3×
  * margin to the limit. It is not lower because the free tier's defaults, which fix the burst a user
- * sees (25 admitted / 10 queued / 265 refused), have no in-flight cap: their worst case is ~107 KB
+ * sees (25 admitted / 10 queued / 265 refused), have no in-flight cap: their worst case is ~108 KB
  * (365 reservations held at once). In the ordinary state an item is ~300 bytes–2 KB.
  */
 export const ITEM_SIZE_BOUND_BYTES = 128 * 1024;
@@ -113,6 +114,7 @@ export function worstCaseUserItem(
     [POLICY_VERSION_ATTR]: BIG,
     [TIER_ATTR]: longest(TIERS),
     [CLAIM_TIER_ATTR]: longest(TIERS),
+    [CLAIM_TEAM_ATTR]: fill(64),
     [TEAM_ATTR]: fill(64),
     [USAGE_TEAM_ATTR]: fill(64),
     [TOKEN_EPOCH_ATTR]: BIG,
@@ -151,6 +153,7 @@ export function worstCaseUserItem(
       maxTokens: BIG,
       model,
       claimTier: longest(TIERS),
+      claimTeam: fill(64),
       estimatedInputTokens: BIG,
       enqueuedAtEpochMs: BIG,
       expiresAtEpochMs: BIG,

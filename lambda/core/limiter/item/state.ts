@@ -17,6 +17,8 @@ export interface LimiterSnapshot {
   readonly team?: string;
   /** The tier the last admitted token claimed (`ct`); the record's `tier` wins over it. */
   readonly lastClaimTier?: Tier;
+  /** The team the last admitted token claimed (`ctn`); the record's `team` wins over it. */
+  readonly lastClaimTeam?: string;
   readonly override?: LimitOverride;
   /** GCRA theoretical arrival time of the message bucket (epoch ms). */
   readonly tat?: number;

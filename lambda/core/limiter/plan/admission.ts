@@ -7,6 +7,7 @@ import { type HistoryWrite, planHistory } from '../history';
 import {
   ACTIVE_ATTR,
   ACTIVE_FIELDS,
+  CLAIM_TEAM_ATTR,
   CLAIM_TIER_ATTR,
   COST_EPOCH_ATTR,
   IN_FLIGHT_ATTR,
@@ -21,6 +22,7 @@ import { activeValue, reservationValue } from '../item/codec';
 import type { LimiterSnapshot } from '../item/state';
 import type { LimitPolicy } from '../kinds/registry';
 import { LIMIT_KINDS, markerWindows } from '../kinds/registry';
+import { isTeamName } from '../teams';
 import type { Tier } from '../tiers';
 import { monthNumber } from '../windows';
 import { admissionMovesBucket } from './bucket';
@@ -85,6 +87,8 @@ export function planAdmission(args: {
   readonly sweepUserId?: string;
   /** The tier the request's token claimed (none: `free`), recorded for `admin usage`. */
   readonly claimTier?: Tier;
+  /** The team the request's token claimed (SPEC §9.4), recorded likewise (none: removed). */
+  readonly claimTeam?: string;
   readonly nowMs: number;
 }): AdmissionPlan {
   const { policy, belief, ask, requestId, queue, nowMs, leaseUntilEpochMs } = args;
@@ -130,6 +134,9 @@ export function planAdmission(args: {
   const history = planHistory(w, belief, nowMs);
   // The tier the token claimed, for `admin usage` (which has no token): a few bytes in this write.
   w.set(`${w.name(CLAIM_TIER_ATTR)} = ${w.value(args.claimTier ?? 'free')}`);
+  // And its team claim, or none (a REMOVE of nothing is free: the belief may not show one written since).
+  if (isTeamName(args.claimTeam)) w.set(`${w.name(CLAIM_TEAM_ATTR)} = ${w.value(args.claimTeam)}`);
+  else w.remove(w.name(CLAIM_TEAM_ATTR));
   // Its slot ends with the settle or its lease; if the runner dies, the sweep sees it lapse.
   if (args.sweepUserId) markForSweep(w, args.sweepUserId, leaseUntilEpochMs + SWEEP_GRACE_MS);
   // Idle users' items expire, never before an open window's end or this request's lease; one an

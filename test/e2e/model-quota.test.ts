@@ -49,6 +49,11 @@ describe('a model account quota, end to end', () => {
     expect(first.filter((f) => f.type === 'error')).toEqual([]);
     for (const f of queued) {
       expect(f.position).toBeGreaterThanOrEqual(1);
+      // Every queued request, the ones behind its user's first too, is told it waits at least
+      // until the minute ends: nothing runs on the model before then.
+      expect(f.estimatedWaitTime).toBeGreaterThanOrEqual(
+        Math.floor((MINUTE_END_MS - Number(f.timestamp)) / 1000),
+      );
       expect(String((f.details as { reason?: string } | undefined)?.reason)).toMatch(
         /^(The model echo's account quota of 5 requests a minute is in use for all users; room again at 10:01:00 UTC|Your \d earlier requests? waits? first: your requests run in the order you sent them)/,
       );

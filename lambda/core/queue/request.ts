@@ -35,6 +35,13 @@ export interface QueuedRequest {
   /** Not started by then: expired (enqueued + MAX_QUEUE_WAIT + 60 s). */
   readonly expiresAtEpochMs: number;
   /**
+   * Not admitted before then (epoch ms): the refusal that queued it waits for time — a window's
+   * end, a model quota's minute — so it, and every request behind it in its user's queue, waits
+   * at least that long (the floor of their ETAs: waitFloorSeconds). Absent when it waits for a
+   * slot (a reply ending may free one any moment) or for the requests ahead of it.
+   */
+  readonly notBeforeEpochMs?: number;
+  /**
    * Names this enqueue's content item (random, per enqueue): a request id reused, or a duplicate
    * frame whose enqueue is refused, writes an item of its own and never overwrites the content of
    * the request still waiting under that id.

@@ -4,6 +4,7 @@ import { describeError } from '../../core/errors';
 import type { Identity } from '../../core/identity';
 import type { AllowedDecision, DeniedDecision } from '../../core/limiter/decision';
 import { limitWarning, messageAccepted } from '../../core/protocol';
+import { notBeforeEpochMs } from '../../core/queue/eta';
 import { type QueuedRequest, queueDeadlineEpochMs } from '../../core/queue/request';
 import { OutcomeUnknownError } from '../errors';
 import type { LimiterPort, SettleOutcome } from '../ports';
@@ -89,14 +90,16 @@ function decideOrQueue(
       queue: { mode: 'direct' },
     },
     nowMs,
-    (denied) =>
-      mayWait(deps, denied, nowMs)
-        ? {
-            request: waiting,
-            maxQueued: settings.maxQueuedPerUser,
-            storeContent: () => storeContent(deps, identity.userId, waiting, { ...input, conversation }),
-          }
-        : undefined,
+    (denied) => {
+      if (!mayWait(deps, denied, nowMs)) return undefined;
+      // Held until a window's end: so is every request that queues behind it (their ETAs' floor).
+      const notBefore = notBeforeEpochMs(denied, nowMs);
+      return {
+        request: notBefore === undefined ? waiting : { ...waiting, notBeforeEpochMs: notBefore },
+        maxQueued: settings.maxQueuedPerUser,
+        storeContent: () => storeContent(deps, identity.userId, waiting, { ...input, conversation }),
+      };
+    },
   );
 }
 

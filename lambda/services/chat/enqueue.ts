@@ -4,7 +4,7 @@ import { limitReason } from '../../core/limit-reason';
 import type { DeniedDecision } from '../../core/limiter/decision';
 import { isLimitName, limitKind } from '../../core/limiter/kinds/registry';
 import { requestQueued } from '../../core/protocol';
-import { estimatedWaitSeconds } from '../../core/queue/eta';
+import { estimatedWaitSeconds, waitFloorSeconds } from '../../core/queue/eta';
 import { globalWaitReason, globalWaitSeconds } from '../../core/queue/global-eta';
 import { wakeUpCause } from '../../core/queue/request';
 import type { EnqueueOutcome } from '../ports';
@@ -53,6 +53,7 @@ export async function queueOrRefuse(
     estimatedWaitTime: Math.max(
       waitSeconds(decision, slot.position, nowMs),
       global ? globalWaitSeconds(global, slot.position, nowMs) : 0,
+      waitFloorSeconds(slot.snap, slot.position, nowMs),
     ),
     // The enqueue write's own version of the list: a queue_position computed from a later write
     // (the processor admitted the head meanwhile) may reach the client first, and wins.

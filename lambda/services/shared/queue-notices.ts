@@ -1,7 +1,7 @@
 import type { LimiterView } from '../../core/limiter/item/state';
 import { teamOf } from '../../core/limiter/teams';
 import { queuePosition } from '../../core/protocol';
-import { estimatedWaitSeconds } from '../../core/queue/eta';
+import { estimatedWaitSeconds, waitFloorSeconds } from '../../core/queue/eta';
 import { type GlobalWait, globalWaitReason, globalWaitSeconds } from '../../core/queue/global-eta';
 import type {
   ConnectionDirectory,
@@ -50,6 +50,7 @@ export async function notifyPositions(
         estimatedWaitTime: Math.max(
           estimatedWaitSeconds(position, view.limits, view.policy, nowMs),
           global ? globalWaitSeconds(global, position, nowMs) : 0,
+          waitFloorSeconds(snap, position, nowMs),
         ),
         queueVersion: snap.queueVersion ?? 0,
         ...(global ? { reason: globalWaitReason(global) } : {}),

@@ -150,6 +150,8 @@ export const QUEUED_FIELDS = {
   contentKey: 'k',
   /** The team its token claimed (SPEC §9.4): its replay is decided, and settled, as that team's. */
   claimTeam: 'tn',
+  /** Not admitted before then (epoch ms): the refusal that queued it waits for a window's end. */
+  notBeforeEpochMs: 'nb',
 } as const;
 /** A pending reservation (`r_<requestId>`), until its request settles (see RESERVATION_FIELDS). */
 export const RESERVATION_PREFIX = 'r_';
@@ -278,11 +280,8 @@ export const globalEventMark = (limit: string, thresholdPercent: number) =>
 
 /* ---------- A model's account quota on a global shard (global/model-quotas.ts) ---------- */
 
-/**
- * A shard's share of a model's account quota, counted in the UTC minute (SPEC §9.4): per model
- * id, `mqm_<id>` the minute (epoch minutes) it counts in, `mqr_<id>` the requests and `mqt_<id>`
- * the tokens (input + output allowance × burndown) counted in it. Three numbers per quota model.
- */
+/** A shard's share of a model's account quota in the UTC minute (§9.4), per model id: the minute
+ * (epoch minutes), the requests and the tokens (input + output allowance × burndown) counted in it. */
 export const MODEL_QUOTA_MINUTE_PREFIX = 'mqm_';
 export const MODEL_QUOTA_REQUESTS_PREFIX = 'mqr_';
 export const MODEL_QUOTA_TOKENS_PREFIX = 'mqt_';

@@ -64,12 +64,13 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
   ];
   if (typeof connectionId !== 'string' || typeof key !== 'string') return undefined;
   if (typeof at !== 'number' || typeof deadline !== 'number') return undefined;
-  const [input, maxTokens, model, tier, team] = [
+  const [input, maxTokens, model, tier, team, notBefore] = [
     v[f.estimatedInputTokens],
     v[f.maxTokens],
     v[f.model],
     v[f.claimTier],
     v[f.claimTeam],
+    v[f.notBeforeEpochMs],
   ];
   return {
     requestId,
@@ -82,6 +83,7 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
     ...(typeof model === 'string' ? { model } : {}),
     ...(isTier(tier) ? { claimTier: tier } : {}),
     ...(isTeamName(team) ? { claimTeam: team } : {}),
+    ...(typeof notBefore === 'number' ? { notBeforeEpochMs: notBefore } : {}),
   };
 }
 

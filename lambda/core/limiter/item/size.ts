@@ -157,6 +157,7 @@ export function worstCaseUserItem(
       estimatedInputTokens: BIG,
       enqueuedAtEpochMs: BIG,
       expiresAtEpochMs: BIG,
+      notBeforeEpochMs: BIG,
       contentKey: fill(12),
     });
   }

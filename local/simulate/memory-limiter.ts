@@ -8,19 +8,19 @@ import { policyOf, tierOf } from '../../lambda/core/limiter/decide/resolve';
 import { globalRefund, pendingOf, settleDelta } from '../../lambda/core/limiter/decide/settle';
 import type { DecideInput, DeniedDecision, TokenReservation } from '../../lambda/core/limiter/decision';
 import { type GlobalBound, hasGlobalLimits } from '../../lambda/core/limiter/global/limits';
-import { quotaTokens, quotaValueOf, unusedQuotaTokens } from '../../lambda/core/limiter/global/model-quotas';
+import { quotaValueOf, unusedQuotaTokens } from '../../lambda/core/limiter/global/model-quotas';
 import type { GlobalAsk, GlobalReservation } from '../../lambda/core/limiter/global/shards';
 import { userKey } from '../../lambda/core/limiter/item/attributes';
 import type { LimiterSnapshot } from '../../lambda/core/limiter/item/state';
 import { type AdmissionQueue, planAdmission } from '../../lambda/core/limiter/plan/admission';
 import { planEnqueue, planRemoveWaiting } from '../../lambda/core/limiter/plan/queue';
-import { planSettle } from '../../lambda/core/limiter/plan/settle';
+import { planForgetSettledCharge, planSettle } from '../../lambda/core/limiter/plan/settle';
 import type { LimitsConfig } from '../../lambda/core/limiter/policy';
 import { teamLimitsOf, teamOf, teamShardPrefix } from '../../lambda/core/limiter/teams';
 import type { Tier } from '../../lambda/core/limiter/tiers';
-import { costMicroUsd, FREE_PRICE, type ModelSpec } from '../../lambda/core/models';
+import { costMicroUsd, FREE_PRICE } from '../../lambda/core/models';
 import type { QueuedRequest } from '../../lambda/core/queue/request';
-import { MemoryShards, StoredItem, type WriteObserver } from './memory-shards';
+import { MemoryShards, quotaAsk, StoredItem, type WriteObserver } from './memory-shards';
 
 export type { WriteObserver } from './memory-shards';
 
@@ -49,7 +49,7 @@ export type SimAdmission =
   /** The tier may not use the model the request names (refused, nothing counted). */
   | { readonly allowed: false; readonly model: true };
 
-type Planned = Extract<ReturnType<typeof planAdmission>, { kind: 'write' }>;
+type Planned = Parameters<typeof quotaAsk>[1];
 type Basis = Parameters<typeof deniedDecision>[0];
 
 /**
@@ -235,22 +235,26 @@ export class MemoryLimiter {
       ...(this.global || team ? { charged: usage } : {}),
     });
     user.write(plan, 'settle');
+    let released = false;
     const shares = [
       { shards: this.global, taken: reservation.global },
       { shards: team, taken: reservation.team?.share },
     ];
     for (const { shards, taken } of shares) {
       if (!shards || !taken) continue;
-      shards.release(
-        reservation.requestId,
-        taken,
-        {
-          ...globalRefund(taken, usage.tokens, usage.costMicroUsd),
-          quotaTokens: unusedQuotaTokens(taken.quota, shards.limits.models, used, nowMs),
-        },
-        false,
-      );
+      released =
+        shards.release(
+          reservation.requestId,
+          taken,
+          {
+            ...globalRefund(taken, usage.tokens, usage.costMicroUsd),
+            quotaTokens: unusedQuotaTokens(taken.quota, shards.limits.models, used, nowMs),
+          },
+          false,
+        ) || released;
     }
+    // Every share back: the charge the settle left for the sweep goes too (releaseShares).
+    if (released) user.write(planForgetSettledCharge(reservation.requestId), 'forget charge');
   }
 
   /** The team's shards, when it has limits (its own entry, else the defaults: TeamCounters.of). */
@@ -285,13 +289,4 @@ export class MemoryLimiter {
     }
     return user;
   }
-}
-
-/** A model's account quota counts on the global shard: input + the output allowance × burndown. */
-function quotaAsk(model: ModelSpec, planned: Planned): Pick<GlobalAsk, 'quota'> {
-  if (!model.accountQuota) return {};
-  const { inputTokens, outputAllowance } = planned.evaluation.reservation!;
-  return {
-    quota: { modelId: model.id, quotaTokens: quotaTokens(model.accountQuota, inputTokens, outputAllowance) },
-  };
 }

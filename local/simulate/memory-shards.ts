@@ -1,5 +1,6 @@
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
 import type { GlobalBound, GlobalLimits } from '../../lambda/core/limiter/global/limits';
+import { quotaTokens } from '../../lambda/core/limiter/global/model-quotas';
 import {
   type GlobalAsk,
   type GlobalReservation,
@@ -10,6 +11,8 @@ import {
 } from '../../lambda/core/limiter/global/shards';
 import { snapshotFromItem } from '../../lambda/core/limiter/item/codec';
 import type { LimiterSnapshot } from '../../lambda/core/limiter/item/state';
+import type { AdmissionPlan } from '../../lambda/core/limiter/plan/admission';
+import type { ModelSpec } from '../../lambda/core/models';
 import { applyPlan, type Item } from './memory-item';
 
 /** Sees each write the store applied: the item's key, the plan, the item after it. */
@@ -97,15 +100,31 @@ export class MemoryShards {
     return { ok: true, taken: share.taken };
   }
 
-  /** Gives back what a request took (GlobalCounters.release): its slot, the unused part, or all of it (`undo`). */
+  /**
+   * Gives back what a request took (GlobalCounters.release): its slot, the unused part, or all of
+   * it (`undo`). False: the shard held nothing of it.
+   */
   release(
     requestId: string,
     taken: GlobalReservation,
     refund: Parameters<typeof planGlobalRelease>[0]['refund'],
     undo: boolean,
-  ): void {
+  ): boolean {
     const shard = this.shards[taken.shard]!;
     const plan = planGlobalRelease({ belief: shard.snap, requestId, taken, refund, undo });
     if (plan) shard.write(plan, undo ? 'shard undo' : 'shard release');
+    return plan !== undefined;
   }
+}
+
+/** A model's account quota counts on the global shard: input + the output allowance × burndown. */
+export function quotaAsk(
+  model: ModelSpec,
+  planned: Extract<AdmissionPlan, { kind: 'write' }>,
+): Pick<GlobalAsk, 'quota'> {
+  if (!model.accountQuota) return {};
+  const { inputTokens, outputAllowance } = planned.evaluation.reservation!;
+  return {
+    quota: { modelId: model.id, quotaTokens: quotaTokens(model.accountQuota, inputTokens, outputAllowance) },
+  };
 }

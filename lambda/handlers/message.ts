@@ -65,8 +65,10 @@ export async function handler(event: MessageEvent, context?: Context): Promise<{
           userId: identity.userId,
           requestId: outcome.requestId,
           outcome: outcome.kind,
-          // The request's tier and model, for export-traffic (no contents).
+          // The request's tier, team claim and model, for export-traffic (no contents). The team is
+          // the token's claim: a user's record (admin set-team) wins in the limiter, not here.
           tier: identity.tier,
+          team: identity.team,
           model: request.model,
         });
         break;

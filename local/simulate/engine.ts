@@ -1,6 +1,8 @@
 import type { DeniedDecision, TokenReservation } from '../../lambda/core/limiter/decision';
+import { sharesCapacity } from '../../lambda/core/limiter/global/priority';
 import { isLimitName, limitKind } from '../../lambda/core/limiter/kinds/registry';
 import type { LimitsConfig } from '../../lambda/core/limiter/policy';
+import { teamScope } from '../../lambda/core/limiter/teams';
 import { costMicroUsd, FREE_PRICE } from '../../lambda/core/models';
 import { estimatedWaitSeconds } from '../../lambda/core/queue/eta';
 import { isExpired, type QueuedRequest, queueDeadlineEpochMs } from '../../lambda/core/queue/request';
@@ -68,8 +70,12 @@ class Simulation {
   private readonly waiting = new Map<string, TrafficRequest>();
   /** Each user's next scheduled look at their queue. */
   private readonly replayAt = new Map<string, number>();
-  /** Users whose queue head waits for a global slot: a release of a share looks at them again. */
-  private parkedOnGlobal = new Set<string>();
+  /**
+   * Users whose queue head waits for a shared slot, in the order they parked, with whose capacity
+   * they wait for (undefined: the stack's; `team:<name>`: a team's): a release of a share of it
+   * looks at them again.
+   */
+  private parked = new Map<string, string | undefined>();
   private readonly maxQueued: number;
   private readonly maxWaitSeconds: number;
   private readonly tokensPerSecond: number;
@@ -102,7 +108,8 @@ class Simulation {
       const { reservation } = event;
       this.limiter.settle(reservation, event.used, event.fromQueue, nowMs);
       this.serveQueue(reservation.userId, nowMs);
-      if (reservation.global) this.wakeParked(nowMs);
+      const team = reservation.team?.share ? reservation.team.name : undefined;
+      if (reservation.global || team) this.wakeParked(nowMs, team ? [teamScope(team)] : []);
       return;
     }
     // A look scheduled earlier than the one in force was superseded.
@@ -140,6 +147,7 @@ class Simulation {
       contentKey: 'simulated',
       model: r.model,
       claimTier: r.tier,
+      ...(r.team !== undefined ? { claimTeam: r.team } : {}),
       estimatedInputTokens: r.inputTokens,
       enqueuedAtEpochMs: nowMs,
       expiresAtEpochMs: queueDeadlineEpochMs(nowMs, this.maxWaitSeconds),
@@ -205,7 +213,9 @@ class Simulation {
       const bound = admission.global ?? decision.limit;
       const limit = isLimitName(bound) ? bound : undefined;
       const waitsForSlot = limit !== undefined && limitKind(limit).waitsFor === 'slot';
-      if (waitsForSlot && admission.global) this.parkedOnGlobal.add(userId);
+      if (waitsForSlot && admission.global) {
+        this.parked.set(userId, admission.team === undefined ? undefined : teamScope(admission.team));
+      }
       const retryAt = waitsForSlot ? request.expiresAtEpochMs : nowMs + Math.max(1, decision.retryAfterMs);
       this.schedule(userId, Math.min(retryAt, request.expiresAtEpochMs));
       return;
@@ -213,24 +223,40 @@ class Simulation {
   }
 
   /**
-   * A global slot freed: the users parked on one are looked at in the order they parked, until one
-   * finds no slot (then it keeps its place and the rest wait behind it), as a settle wakes the
-   * next in line in the product (services/shared/wake-ups.ts), not everyone.
+   * A shared slot freed (the stack's, and with `scopes` a team's): the users parked on one such
+   * capacity are looked at in the order they parked, until one finds no slot (then it keeps its
+   * place and the rest wait behind it), as a settle wakes the next in line in the product
+   * (share-release.ts, services/shared/wake-ups.ts), not everyone; a waiter for another team's
+   * capacity is not woken (sharesCapacity).
    */
-  private wakeParked(nowMs: number): void {
-    const parked = [...this.parkedOnGlobal];
-    for (const [i, userId] of parked.entries()) {
-      this.parkedOnGlobal.delete(userId);
+  private wakeParked(nowMs: number, scopes: readonly string[]): void {
+    const parked = [...this.parked];
+    for (const [userId, scope] of parked) {
+      if (!sharesCapacity({ scope }, scopes)) continue;
+      this.parked.delete(userId);
       this.serveQueue(userId, nowMs);
-      if (this.parkedOnGlobal.has(userId)) {
-        this.parkedOnGlobal = new Set([userId, ...parked.slice(i + 1), ...this.parkedOnGlobal]);
+      if (this.parked.has(userId)) {
+        // It keeps its place: the order as it was, then whoever parked meanwhile.
+        const before = new Set(parked.map(([u]) => u));
+        const kept = parked
+          .filter(([u]) => this.parked.has(u))
+          .map(([u]) => [u, this.parked.get(u)] as const);
+        const fresh = [...this.parked].filter(([u]) => !before.has(u));
+        this.parked = new Map([...kept, ...fresh]);
         return;
       }
     }
   }
 
   private askOf(r: TrafficRequest, requestId: string) {
-    return { userId: r.userId, requestId, tier: r.tier, model: r.model, inputTokens: r.inputTokens };
+    return {
+      userId: r.userId,
+      requestId,
+      tier: r.tier,
+      team: r.team,
+      model: r.model,
+      inputTokens: r.inputTokens,
+    };
   }
 
   /** The reply runs for its output at `tokensPerSecond`, capped at the allowance, then settles. */

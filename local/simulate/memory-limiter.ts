@@ -7,42 +7,30 @@ import { askOn, chooseModel } from '../../lambda/core/limiter/decide/model';
 import { policyOf, tierOf } from '../../lambda/core/limiter/decide/resolve';
 import { globalRefund, pendingOf, settleDelta } from '../../lambda/core/limiter/decide/settle';
 import type { DecideInput, DeniedDecision, TokenReservation } from '../../lambda/core/limiter/decision';
-import type { UpdatePlan } from '../../lambda/core/limiter/expression';
-import type { GlobalBound } from '../../lambda/core/limiter/global/limits';
-import {
-  planGlobalAdmission,
-  planGlobalRelease,
-  roomIn,
-  shardKey,
-} from '../../lambda/core/limiter/global/shards';
+import { type GlobalBound, hasGlobalLimits } from '../../lambda/core/limiter/global/limits';
+import { quotaValueOf, unusedQuotaTokens } from '../../lambda/core/limiter/global/model-quotas';
+import type { GlobalAsk, GlobalReservation } from '../../lambda/core/limiter/global/shards';
 import { userKey } from '../../lambda/core/limiter/item/attributes';
-import { snapshotFromItem } from '../../lambda/core/limiter/item/codec';
 import type { LimiterSnapshot } from '../../lambda/core/limiter/item/state';
 import { type AdmissionQueue, planAdmission } from '../../lambda/core/limiter/plan/admission';
 import { planEnqueue, planRemoveWaiting } from '../../lambda/core/limiter/plan/queue';
-import { planSettle } from '../../lambda/core/limiter/plan/settle';
+import { planForgetSettledCharge, planSettle } from '../../lambda/core/limiter/plan/settle';
 import type { LimitsConfig } from '../../lambda/core/limiter/policy';
+import { teamLimitsOf, teamOf, teamShardPrefix } from '../../lambda/core/limiter/teams';
 import type { Tier } from '../../lambda/core/limiter/tiers';
 import { costMicroUsd, FREE_PRICE } from '../../lambda/core/models';
 import type { QueuedRequest } from '../../lambda/core/queue/request';
-import { applyPlan, type Item } from './memory-item';
+import { MemoryShards, quotaAsk, StoredItem, type WriteObserver } from './memory-shards';
 
-/** One stored item and the snapshot the codec reads from it (kept in step with every write). */
-interface Stored {
-  /** The item's key in the Limits table (`user#<id>`, `global#<k>`). */
-  readonly key: string;
-  readonly item: Item;
-  snap: LimiterSnapshot;
-}
-
-/** Sees each write the store applied: the item's key, the plan, the item after it. */
-export type WriteObserver = (key: string, plan: UpdatePlan, after: Readonly<Item>) => void;
+export type { WriteObserver } from './memory-shards';
 
 /** What the simulator asks the limiter: one request of one user, direct or replayed from the queue. */
 export interface SimAsk {
   readonly userId: string;
   readonly requestId: string;
   readonly tier: Tier;
+  /** The token's team claim (the traffic line's `team`). */
+  readonly team?: string;
   readonly model?: string;
   readonly inputTokens: number;
   readonly queue: AdmissionQueue;
@@ -53,23 +41,32 @@ export type SimAdmission =
   | {
       readonly allowed: false;
       readonly decision: DeniedDecision;
-      /** Refused by a global limit: which one. */
+      /** Refused by a shared limit (the stack's, a model's quota, or with `team` the team's): which one. */
       readonly global?: GlobalBound;
+      /** The team whose limit refused it. */
+      readonly team?: string;
     }
   /** The tier may not use the model the request names (refused, nothing counted). */
   | { readonly allowed: false; readonly model: true };
 
+type Planned = Parameters<typeof quotaAsk>[1];
+type Basis = Parameters<typeof deniedDecision>[0];
+
 /**
  * The limiter's store in memory, driven by the core's own planners exactly as the DynamoDB adapter
- * drives them (lambda/adapters/limiter/admission-round.ts, settle.ts, queue-ops.ts,
- * global-counters.ts): read the item, plan the one conditional UpdateItem (planAdmission,
- * planEnqueue, planSettle, planGlobalAdmission, planGlobalRelease), apply it. One process, one
- * event at a time: the belief is always the item, so every condition holds — one that does not is
- * a bug in the simulation and throws, rather than being retried away.
+ * drives them (lambda/adapters/limiter/admission-round.ts, global-admission.ts, settle.ts,
+ * share-release.ts, queue-ops.ts): read the item, plan the one conditional UpdateItem
+ * (planAdmission, planEnqueue, planSettle, planGlobalAdmission, planGlobalRelease), apply it. One
+ * process, one event at a time: the belief is always the item, so every condition holds — one
+ * that does not is a bug in the simulation and throws, rather than being retried away.
  */
 export class MemoryLimiter {
-  private readonly users = new Map<string, Stored>();
-  private readonly shards: Stored[];
+  private readonly users = new Map<string, StoredItem>();
+  private readonly global: MemoryShards | undefined;
+  /** Each team's shards, made the first time a request of the team comes; undefined: no limits. */
+  private readonly teams = new Map<string, MemoryShards | undefined>();
+  /** Any team limits configured (the adapter's `ctx.teams`): settles then name the request's team. */
+  private readonly teamsOn: boolean;
 
   /**
    * @param onWrite sees every write, with the item after it (test/integration/simulate-store.test.ts
@@ -79,19 +76,20 @@ export class MemoryLimiter {
     private readonly config: LimitsConfig,
     private readonly onWrite?: WriteObserver,
   ) {
-    const shards = config.global ? config.global.shards : 0;
-    this.shards = Array.from({ length: shards }, (_, k) => ({
-      key: shardKey(k),
-      item: {},
-      snap: snapshotFromItem(undefined),
-    }));
+    this.global = config.global ? new MemoryShards(config.global, undefined, onWrite) : undefined;
+    this.teamsOn =
+      Object.values(config.teams ?? {}).some(hasGlobalLimits) || hasGlobalLimits(config.teamDefaults);
   }
 
   snapOf(userId: string): LimiterSnapshot {
     return this.stored(userId).snap;
   }
 
-  /** Decides one request, as `decideOnStore` does: the user's write, with the global share first. */
+  /**
+   * Decides one request, as `decideOnStore` does: the user's write, with the shares first — the
+   * stack's (with its model's account quota), then its team's (takeGlobal). A team's refusal gives
+   * the stack's share back whole, and the user's write is not made.
+   */
   admit(ask: SimAsk, leaseUntilEpochMs: number, nowMs: number): SimAdmission {
     const user = this.stored(ask.userId);
     const snap = user.snap;
@@ -105,6 +103,7 @@ export class MemoryLimiter {
       userId: ask.userId,
       requestId: ask.requestId,
       claimTier: ask.tier,
+      ...(ask.team !== undefined ? { claimTeam: ask.team } : {}),
       estimatedInputTokens: ask.inputTokens,
       model: ask.model,
       queue: ask.queue.mode === 'replay' ? { mode: 'replay', leaseUntilEpochMs } : { mode: 'direct' },
@@ -128,48 +127,43 @@ export class MemoryLimiter {
       return { allowed: false, decision: deniedDecision(basis, planned) };
     }
     if (planned.kind !== 'write') throw new Error(`simulate: unexpected admission "${planned.kind}"`);
-    // Team limits and model quotas (issue 25, parts 1 and 2) are not applied yet: once the core
-    // plans them (a team's or a model's global part), their share is taken here, beside the
-    // stack-wide one, as the DynamoDB adapter takes it (adapters/limiter/global-admission.ts).
-    let taken: ReturnType<typeof planGlobalAdmission>['taken'] | undefined;
-    if (this.config.global) {
-      const reservation = planned.evaluation.reservation!;
-      const globalAsk = {
-        requestId: ask.requestId,
-        userId: ask.userId,
-        tokens: reservation.reservedTokens,
-        costMicroUsd: reservation.reservedCostMicroUsd,
-        weight: served.price.messageWeight ?? 1,
-        leaseUntilEpochMs,
-      };
-      const global = this.config.global;
-      const rooms = this.shards.map((s, k) => roomIn(global, k, s.snap, globalAsk, nowMs));
-      const open = rooms.filter((r) => !r.blocking);
-      if (open.length === 0) {
-        // The shard that may have room soonest says when to try again (GlobalCounters.admit).
-        const soonest = rooms.reduce((a, r) => (r.retryAfterMs! < a.retryAfterMs! ? r : a));
-        const limit = soonest.blocking!;
-        return {
-          allowed: false,
-          decision: globalDeniedDecision(basis, limit, soonest.retryAfterMs!, planned),
-          global: limit,
-        };
+    const teamName = teamOf(snap.team, ask.team);
+    const team = teamName === undefined ? undefined : this.teamShards(teamName);
+    const shareAsk: GlobalAsk = {
+      requestId: ask.requestId,
+      userId: ask.userId,
+      tokens: planned.evaluation.reservation!.reservedTokens,
+      costMicroUsd: planned.evaluation.reservation!.reservedCostMicroUsd,
+      weight: served.price.messageWeight ?? 1,
+      leaseUntilEpochMs,
+    };
+    let global: GlobalReservation | undefined;
+    if (this.global) {
+      const got = this.global.take({ ...shareAsk, ...quotaAsk(served.price, planned) }, nowMs);
+      if (!got.ok) {
+        const quotaLimit = quotaValueOf(this.global.limits.models, got.limit);
+        const decision = globalDeniedDecision(basis, got.limit, got.retryAfterMs, planned, quotaLimit);
+        return { allowed: false, decision, global: got.limit };
       }
-      // The emptiest shard (the product picks at random among the nearly emptiest: here the first).
-      const shard = open.reduce((a, r) => (r.free > a.free ? r : a)).shard;
-      const share = planGlobalAdmission({
-        limits: global,
-        shard,
-        belief: this.shards[shard]!.snap,
-        ask: globalAsk,
-        nowMs,
-      });
-      this.write(this.shards[shard]!, share.plan, 'global admission');
-      taken = share.taken;
+      global = got.taken;
     }
-    this.write(user, planned.plan, 'admission');
+    let teamShare: GlobalReservation | undefined;
+    if (team) {
+      const got = team.take(shareAsk, nowMs);
+      if (!got.ok) {
+        if (global) this.undo(this.global!, ask.requestId, global);
+        return this.teamRefusal(basis, planned, got, teamName!);
+      }
+      teamShare = got.taken;
+    }
+    user.write(planned.plan, 'admission');
     const after = { ...basis, tier: tierOf(user.snap, ask.tier), snap: user.snap };
-    const decision = allowedDecision(after, input, planned, served, taken);
+    // The team part of the reservation (teamReservation): its name when teams are on, its share if any.
+    const teamPart =
+      this.teamsOn && teamName !== undefined
+        ? { name: teamName, ...(teamShare ? { share: teamShare } : {}) }
+        : undefined;
+    const decision = allowedDecision(after, input, planned, served, global, teamPart);
     return { allowed: true, reservation: decision.reservation };
   }
 
@@ -183,7 +177,7 @@ export class MemoryLimiter {
       keepsPolicy: user.snap.policyVersion > 0,
       sweep: { userId, believedAfterEpochMs: user.snap.sweepAfterEpochMs },
     });
-    this.write(user, plan, 'enqueue');
+    user.write(plan, 'enqueue');
     return user.snap.waiting.length;
   }
 
@@ -192,12 +186,14 @@ export class MemoryLimiter {
     const user = this.stored(userId);
     const index = user.snap.waiting.indexOf(requestId);
     if (index < 0) throw new Error(`simulate: ${requestId} is not waiting`);
-    this.write(user, planRemoveWaiting(requestId, index), 'remove waiting');
+    user.write(planRemoveWaiting(requestId, index), 'remove waiting');
   }
 
   /**
    * Settles a reservation to what the reply used (Settles.reconcile): refunds the unused part or
-   * charges the missed one in the user's item, then gives the unused part of the global share back.
+   * charges the missed one in the user's item, then gives the unused part of each share back — the
+   * stack's (with the model quota's unused tokens, to the minute they were counted in) and the
+   * team's (releaseShares).
    */
   settle(
     reservation: TokenReservation,
@@ -212,6 +208,8 @@ export class MemoryLimiter {
       tokens: used.inputTokens + used.outputTokens,
       costMicroUsd: costMicroUsd(price, used.inputTokens, used.outputTokens),
     };
+    const teamName = reservation.team?.name ?? snap.team;
+    const team = teamName === undefined ? undefined : this.teamShards(teamName);
     const pending = snap.reservations[reservation.requestId] ?? pendingOf(reservation);
     const policy = policyOf(this.config.tiers, snap, reservation.claimTier, nowMs);
     const delta = settleDelta({
@@ -233,37 +231,62 @@ export class MemoryLimiter {
       nowMs,
       endsActive,
       bucketAfterEpochMs: reservation.bucketAfterEpochMs,
-      used: { userId: reservation.userId, ...usage },
-      ...(this.config.global ? { charged: usage } : {}),
+      used: { userId: reservation.userId, ...usage, ...(this.teamsOn ? { team: teamName ?? null } : {}) },
+      ...(this.global || team ? { charged: usage } : {}),
     });
-    this.write(user, plan, 'settle');
-    const taken = reservation.global;
-    if (!taken) return;
-    const shard = this.shards[taken.shard]!;
-    const release = planGlobalRelease({
-      belief: shard.snap,
-      requestId: reservation.requestId,
-      taken,
-      refund: globalRefund(taken, usage.tokens, usage.costMicroUsd),
-      undo: false,
-    });
-    if (release) this.write(shard, release, 'global release');
+    user.write(plan, 'settle');
+    let released = false;
+    const shares = [
+      { shards: this.global, taken: reservation.global },
+      { shards: team, taken: reservation.team?.share },
+    ];
+    for (const { shards, taken } of shares) {
+      if (!shards || !taken) continue;
+      released =
+        shards.release(
+          reservation.requestId,
+          taken,
+          {
+            ...globalRefund(taken, usage.tokens, usage.costMicroUsd),
+            quotaTokens: unusedQuotaTokens(taken.quota, shards.limits.models, used, nowMs),
+          },
+          false,
+        ) || released;
+    }
+    // Every share back: the charge the settle left for the sweep goes too (releaseShares).
+    if (released) user.write(planForgetSettledCharge(reservation.requestId), 'forget charge');
   }
 
-  private stored(userId: string): Stored {
+  /** The team's shards, when it has limits (its own entry, else the defaults: TeamCounters.of). */
+  private teamShards(team: string): MemoryShards | undefined {
+    if (this.teams.has(team)) return this.teams.get(team);
+    const limits = teamLimitsOf(this.config, team, hasGlobalLimits);
+    const shards = limits ? new MemoryShards(limits, teamShardPrefix(team), this.onWrite) : undefined;
+    this.teams.set(team, shards);
+    return shards;
+  }
+
+  private teamRefusal(
+    basis: Basis,
+    planned: Planned,
+    got: Extract<ReturnType<MemoryShards['take']>, { ok: false }>,
+    team: string,
+  ): SimAdmission {
+    const decision = globalDeniedDecision(basis, got.limit, got.retryAfterMs, planned, undefined, team);
+    return { allowed: false, decision, global: got.limit, team };
+  }
+
+  /** A share taken and then not used (a team refused the request): back whole, its message too. */
+  private undo(shards: MemoryShards, requestId: string, taken: GlobalReservation): void {
+    shards.release(requestId, taken, { tokens: taken.tokens, costMicroUsd: taken.costMicroUsd }, true);
+  }
+
+  private stored(userId: string): StoredItem {
     let user = this.users.get(userId);
     if (!user) {
-      user = { key: userKey(userId), item: {}, snap: snapshotFromItem(undefined) };
+      user = new StoredItem(userKey(userId), this.onWrite);
       this.users.set(userId, user);
     }
     return user;
-  }
-
-  private write(stored: Stored, plan: UpdatePlan, what: string): void {
-    if (!applyPlan(stored.item, plan)) {
-      throw new Error(`simulate: the ${what} write's condition failed on the item it was planned from`);
-    }
-    stored.snap = snapshotFromItem(stored.item);
-    this.onWrite?.(stored.key, plan, stored.item);
   }
 }

@@ -11,7 +11,7 @@ export const trafficLineSchema = z
     at: z.iso.datetime({ offset: true }),
     userId: z.string().min(1),
     tier: z.enum(TIERS),
-    /** Carried for the team limits (SPEC §9.4 "Teams"), which the simulator does not apply yet. */
+    /** The token's team claim: its team's limits apply (SPEC §9.4 "Teams"). */
     team: z.string().min(1).optional(),
     model: z.string().min(1).optional(),
     inputTokens: z.number().int().nonnegative(),

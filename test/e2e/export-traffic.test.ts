@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../lambda/core/resources';
 import { runAdminCli } from '../../local/admin/admin-cli';
+import { signDevToken } from '../../local/dev-tokens';
 import { REQUESTS_PATH } from '../../local/request-log';
 import { runSimulateCli } from '../../local/simulate/cli';
 import { parseTraffic } from '../../local/simulate/traffic';
@@ -41,9 +42,14 @@ describe('export-traffic from the local stack', () => {
     await stack?.stop();
   });
 
-  it('exports each settled request with its tier and tokens, no contents, and the simulator reads it', async () => {
+  it('exports each settled request with its tier, team and tokens, no contents, and the simulator reads it', async () => {
     const alice = await newUser('alice');
-    const bob = await newUser('bob', 'pro');
+    // Bob's token claims a team: his lines carry it.
+    const bobId = (await newUser('bob')).userId;
+    const bob = {
+      userId: bobId,
+      token: await signDevToken({ userId: bobId, tier: 'pro', team: 'research' }),
+    };
     const a = await TestClient.connect(stack.wsUrl, alice.token);
     const b = await TestClient.connect(stack.wsUrl, bob.token);
     const complete = async (client: TestClient, requestId: string, maxTokens: number) => {
@@ -72,16 +78,17 @@ describe('export-traffic from the local stack', () => {
     );
     const traffic = parseTraffic(exported.out);
     expect(
-      traffic.map(({ userId, tier, inputTokens, outputTokens }) => ({
+      traffic.map(({ userId, tier, team, inputTokens, outputTokens }) => ({
         userId,
         tier,
+        team,
         inputTokens,
         outputTokens,
       })),
     ).toEqual([
-      { userId: alice.userId, tier: 'free', ...a1 },
-      { userId: bob.userId, tier: 'pro', ...b1 },
-      { userId: bob.userId, tier: 'pro', ...b2 },
+      { userId: alice.userId, tier: 'free', team: undefined, ...a1 },
+      { userId: bob.userId, tier: 'pro', team: 'research', ...b1 },
+      { userId: bob.userId, tier: 'pro', team: 'research', ...b2 },
     ]);
     expect(traffic.every((r) => Math.abs(r.atMs - Date.now()) < 60_000)).toBe(true);
 

@@ -8,6 +8,7 @@ import {
 import { marshall, unmarshall } from '@aws-sdk/util-dynamodb';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
+import { MODEL_QUOTA_REQUESTS_PREFIX } from '../../lambda/core/limiter/item/attributes';
 import { parseLimitsConfig } from '../../lambda/core/limiter/policy';
 import { localDynamoClient, localSqsClient } from '../../local/aws-clients';
 import { createLocalResources } from '../../local/resources';
@@ -20,7 +21,8 @@ const T0 = Date.UTC(2026, 0, 5, 12, 0, 0);
 
 /**
  * Traffic that makes every kind of write: admissions (direct and replayed), enqueues, expiries,
- * settles with refunds and charges, global shard shares taken and released, budget marks.
+ * settles with refunds and charges, global and team shard shares taken, released and given back
+ * whole (a team refusal), a model quota counted and refunded, budget marks.
  */
 function traffic(): string {
   const lines: string[] = [];
@@ -31,6 +33,7 @@ function traffic(): string {
         at: new Date(T0 + i * 150).toISOString(),
         userId: users[i % 3],
         tier: i % 3 === 2 ? 'pro' : 'free',
+        ...(i % 3 === 2 ? {} : { team: 'x' }),
         inputTokens: 40 + i,
         outputTokens: 30 + 7 * i,
       }),
@@ -44,7 +47,18 @@ const LIMITS = parseLimitsConfig({
     free: { messagesPerMinute: 3, burst: 1, dailyTokens: 2_000, defaultMaxOutputTokens: 200 },
     pro: { requestsInFlight: 1, dailyCostUsd: 1 },
   },
+  models: [
+    {
+      id: 'echo',
+      kind: 'echo',
+      inputUsdPerMillion: 0.2,
+      outputUsdPerMillion: 0.6,
+      maxOutputTokens: 4096,
+      accountQuota: { requestsPerMinute: 8, tokensPerMinute: 4_000, outputTokenBurndown: 2 },
+    },
+  ],
   global: { requestsInFlight: 4, hourlyMessages: 40, dailyTokens: 6_000, shards: 2 },
+  teams: { x: { requestsInFlight: 1, hourlyMessages: 12 } },
 });
 
 /**
@@ -76,6 +90,10 @@ onEveryEmulator((backend, endpoint) => {
       // The run made each kind of write this test means to check.
       expect(result.admitted.afterQueueing).toBeGreaterThan(0);
       expect(writes.some((w) => w.key.startsWith('global#'))).toBe(true);
+      expect(writes.some((w) => w.key.startsWith('team#x#'))).toBe(true);
+      const quotaCounted = (w: (typeof writes)[number]) =>
+        Object.keys(w.after).some((name) => name.startsWith(MODEL_QUOTA_REQUESTS_PREFIX));
+      expect(writes.some((w) => w.key.startsWith('global#') && quotaCounted(w))).toBe(true);
       expect(writes.length).toBeGreaterThan(40);
       const prefix = `-${randomUUID().slice(0, 6)}`;
       const send = (pk: string, plan: UpdatePlan) =>

@@ -16,6 +16,7 @@ import {
   userKey,
 } from '../../core/limiter/item/attributes';
 import { snapshotFromItem } from '../../core/limiter/item/codec';
+import { planForgetSettledCharge } from '../../core/limiter/plan/settle';
 import { LimiterStoreError } from './errors';
 import type { UserItems } from './user-items';
 
@@ -121,15 +122,16 @@ export async function forgetSettledCharge(
   userId: string,
   requestId: string,
 ): Promise<void> {
+  const plan = planForgetSettledCharge(requestId);
   try {
     await items.call(() =>
       client.send(
         new UpdateItemCommand({
           TableName: tableName,
           Key: marshall({ [KEY_ATTR]: userKey(userId) }),
-          UpdateExpression: 'REMOVE #gs',
-          ConditionExpression: 'attribute_exists(#gs)',
-          ExpressionAttributeNames: { '#gs': `${SETTLED_SHARE_PREFIX}${requestId}` },
+          UpdateExpression: plan.update,
+          ConditionExpression: plan.condition,
+          ExpressionAttributeNames: plan.names,
         }),
         { abortSignal: AbortSignal.timeout(items.timeoutMs) },
       ),

@@ -207,19 +207,32 @@ export interface GlobalLimitState {
  * never hold), so it counts in the shard's window, as the instances ahead of it do.
  */
 export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows {
-  const later = (window: keyof ShardWindows, mine: number) =>
-    Math.max(
-      mine,
-      ...GLOBAL_PARTS.flatMap(({ counter }) =>
-        counter?.window === window ? [storedNumber(snap, counter.windowAttr)] : [],
-      ).filter((t): t is number => t !== undefined),
-    );
+  const later = (window: keyof ShardWindows, mine: number) => {
+    let latest = mine;
+    for (const attr of WINDOW_ATTRS[window]) {
+      const t = storedNumber(snap, attr);
+      if (t !== undefined && t > latest) latest = t;
+    }
+    return latest;
+  };
   return {
     hour: later('hour', hourNumber(nowMs)),
     day: later('day', dayNumber(nowMs)),
     minute: Math.max(minuteNumber(nowMs), shardMinute(snap) ?? Number.NEGATIVE_INFINITY),
     month: later('month', monthNumber(nowMs)),
   };
+}
+
+/** The window attributes the global parts count in, by window (read by every shardWindows). */
+const WINDOW_ATTRS: Readonly<Record<keyof ShardWindows, readonly string[]>> = {
+  hour: windowAttrsOf('hour'),
+  day: windowAttrsOf('day'),
+  minute: windowAttrsOf('minute'),
+  month: windowAttrsOf('month'),
+};
+
+function windowAttrsOf(window: keyof ShardWindows): string[] {
+  return GLOBAL_PARTS.flatMap(({ counter }) => (counter?.window === window ? [counter.windowAttr] : []));
 }
 
 /** What a shard holds of `name` now (stored units). */

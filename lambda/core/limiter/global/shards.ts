@@ -14,7 +14,6 @@ import {
   globalRetryAfterMs,
   shardWindows,
   storedLimit,
-  usedIn,
 } from './limits';
 import { countQuota, giveBackQuota, type QuotaAsk, quotaRoom } from './model-quotas';
 import {
@@ -89,11 +88,13 @@ export function roomIn(
 ): ShardRoom {
   let blocking: (typeof GLOBAL_PARTS)[number] | undefined;
   let free = 1;
+  // The shard's windows, read once for every part (usedIn would read them again for each).
+  const windows = shardWindows(snap, nowMs);
   for (const part of GLOBAL_PARTS) {
     const limit = storedLimit(limits, part.kind);
     if (limit === undefined || limits.shadow?.includes(part.kind)) continue;
     const share = shareOf(limit, limits.shards, k);
-    const left = share - usedIn(snap, part.kind, nowMs);
+    const left = share - part.used(snap, nowMs, windows);
     if (left < part.takes(ask) && !blocking) blocking = part;
     free = Math.min(free, share > 0 ? Math.max(0, left) / share : 0);
   }
@@ -101,7 +102,6 @@ export function roomIn(
   const records = snap.shareRecords?.length ?? 0;
   if (records >= SHARE_RECORDS_PER_SHARD && !blocking) blocking = SLOT_PART;
   free = Math.min(free, Math.max(0, SHARE_RECORDS_PER_SHARD - records) / SHARE_RECORDS_PER_SHARD);
-  const windows = shardWindows(snap, nowMs);
   const share = (limit: number) => shareOf(limit, limits.shards, k);
   const quota = quotaRoom(limits.models, share, snap, ask.quota, windows.minute);
   const bound: GlobalBound | undefined = blocking?.kind ?? quota.blocking;

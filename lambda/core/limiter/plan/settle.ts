@@ -259,3 +259,16 @@ function pinHolder(
     w.condition(`${act()}.${w.name(ACTIVE_FIELDS.lease)} = ${w.value(attempt.leaseUntilEpochMs)}`);
   }
 }
+
+/**
+ * A settled request's charge (`gs_<id>`) out of the user's item once its shares are back (the
+ * adapter's forgetSettledCharge, the simulator's settle): only if it is still there
+ * (`attribute_exists`), so no empty item is made; ends the entry before its life runs out.
+ */
+export function planForgetSettledCharge(requestId: string): UpdatePlan {
+  const w = new ExpressionWriter();
+  const gs = w.name(`${SETTLED_SHARE_PREFIX}${requestId}`);
+  w.condition(`attribute_exists(${gs})`);
+  w.remove(gs);
+  return w.build();
+}

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { advanceStackClock, stackClock } from '../../lambda/core/clock';
 import type { LocalStack } from '../../local/stack';
 import { startTestStack } from '../support/local-stack';
 import { burst } from '../support/many-users';
@@ -6,11 +7,12 @@ import { type ServerFrame, waitUntil } from '../support/ws-client';
 
 /**
  * SPEC §9.4 "Model quotas" through the local stack: the echo model with an account quota of 5
- * requests a minute, the users' own limits out of the way. The stack's clock starts 20 s before a
- * minute ends (LOCAL_CLOCK): the burst lands in that minute, and the queued requests' wake-ups
- * (SQS delays, which run on real time) come back when the next one opens.
+ * requests a minute, the users' own limits out of the way. The stack's clock starts in a minute
+ * (LOCAL_CLOCK) and is moved to 8 s before its end once the stack is up: the burst lands in that
+ * minute, and the queued requests' wake-ups (SQS delays, which run on real time) come back when
+ * the next one opens.
  */
-const START_MS = Date.parse('2026-01-31T10:00:40Z');
+const START_MS = Date.parse('2026-01-31T10:00:00Z');
 const MINUTE_END_MS = Date.parse('2026-01-31T10:01:00Z');
 
 describe('a model account quota, end to end', () => {
@@ -40,6 +42,7 @@ describe('a model account quota, end to end', () => {
   });
 
   it('admits exactly 5 of a burst in the minute, queues the rest with their positions, and admits them when the next minute opens', async () => {
+    advanceStackClock(MINUTE_END_MS - 8_000 - stackClock());
     const { ids, first, all, clients } = await burst(stack.wsUrl, 2, 1, 5);
     const accepted = first.filter((f) => f.type === 'message_accepted');
     const queued = first.filter((f) => f.type === 'request_queued');

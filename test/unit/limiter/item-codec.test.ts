@@ -28,11 +28,12 @@ describe('the item codec', () => {
       estimatedInputTokens: 2_000,
       enqueuedAtEpochMs: 1_764_000_000_000,
       expiresAtEpochMs: 1_764_000_960_000,
+      notBeforeEpochMs: 1_764_000_060_000,
     };
     const stored = queuedItemValue(request);
     // Every stored name is a declared one: no long name, no text.
     expect(Object.keys(stored).sort()).toEqual(Object.values(QUEUED_FIELDS).sort());
-    expect(JSON.stringify(stored).length).toBeLessThan(120);
+    expect(JSON.stringify(stored).length).toBeLessThan(140);
     expect(snapshotFromItem({ pk: 'user#u', q_req: stored }).queued.req).toEqual(request);
     // A record without its content key (or connection) is not a waiting request's place.
     const { [QUEUED_FIELDS.contentKey]: _key, ...keyless } = stored;

@@ -1,8 +1,34 @@
 import * as z from 'zod';
 import { microUsdToUsd, usdToMicroUsd } from '../../models';
 import { DAY_MS, dayNumber, monthNumber, monthStartMs } from '../windows';
-import { counted, untilWindowEnds } from './global-part';
+import { counted, type GlobalPart, untilWindowEnds } from './global-part';
 import { DAILY, MONTHLY, windowBudget } from './window-budget';
+
+/**
+ * A cost budget's stack-wide (and team) part: USD configured, µUSD counted in the shard's window
+ * under the same attribute names as the user's own, reserved then reconciled.
+ */
+function costGlobalPart(part: {
+  readonly description: string;
+  readonly maxUsd: number;
+  readonly counter: NonNullable<GlobalPart['counter']>;
+  readonly retryAfterMs: GlobalPart['retryAfterMs'];
+  readonly resetAtEpochMs: GlobalPart['resetAtEpochMs'];
+}): GlobalPart {
+  return {
+    description: part.description,
+    schema: z.number().positive().max(part.maxUsd),
+    countsWhole: false,
+    stored: usdToMicroUsd,
+    shown: microUsdToUsd,
+    counter: part.counter,
+    refundsUnused: true,
+    used: counted(part.counter),
+    takes: (ask) => ask.costMicroUsd,
+    retryAfterMs: part.retryAfterMs,
+    resetAtEpochMs: part.resetAtEpochMs,
+  };
+}
 
 /** Cost per UTC day, in USD, counted in µUSD (`cd` day, `cu` µUSD; `cuf` what a reset freed of it). */
 export const dailyCostUsd = windowBudget({
@@ -14,20 +40,14 @@ export const dailyCostUsd = windowBudget({
   usedAttr: 'cu',
   freedAttr: 'cuf',
   ...DAILY,
-  /** USD per UTC day across all users (reserve-then-reconcile; stored in µUSD). */
-  global: {
+  /** USD per UTC day across all users, or a team's members (reserve-then-reconcile; stored in µUSD). */
+  global: costGlobalPart({
     description: 'USD per UTC day across all users (reserve-then-reconcile, stored in µUSD).',
-    schema: z.number().positive().max(10_000_000),
-    countsWhole: false,
-    stored: usdToMicroUsd,
-    shown: microUsdToUsd,
+    maxUsd: 10_000_000,
     counter: { windowAttr: 'cd', countAttr: 'cu', window: 'day' },
-    refundsUnused: true,
-    used: counted({ windowAttr: 'cd', countAttr: 'cu', window: 'day' }),
-    takes: (ask) => ask.costMicroUsd,
     retryAfterMs: untilWindowEnds('day', DAY_MS),
     resetAtEpochMs: (_shards, nowMs) => (dayNumber(nowMs) + 1) * DAY_MS,
-  },
+  }),
 });
 
 /** Cost per UTC calendar month, in USD, counted in µUSD (`cm` month, `cmu` µUSD). */
@@ -40,17 +60,11 @@ export const monthlyCostUsd = windowBudget({
   usedAttr: 'cmu',
   ...MONTHLY,
   /** USD per UTC calendar month across all users, or a team's members (limits.teams, SPEC §9.4). */
-  global: {
+  global: costGlobalPart({
     description: 'USD per UTC calendar month across all users (reserve-then-reconcile, stored in µUSD).',
-    schema: z.number().positive().max(100_000_000),
-    countsWhole: false,
-    stored: usdToMicroUsd,
-    shown: microUsdToUsd,
+    maxUsd: 100_000_000,
     counter: { windowAttr: 'cm', countAttr: 'cmu', window: 'month' },
-    refundsUnused: true,
-    used: counted({ windowAttr: 'cm', countAttr: 'cmu', window: 'month' }),
-    takes: (ask) => ask.costMicroUsd,
     retryAfterMs: (nowMs, windows) => monthStartMs(windows.month + 1) - nowMs,
     resetAtEpochMs: (_shards, nowMs) => monthStartMs(monthNumber(nowMs) + 1),
-  },
+  }),
 });

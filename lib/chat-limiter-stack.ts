@@ -12,7 +12,15 @@ import { Effect, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
-import { ENV, FUNCTIONS, type FunctionKey, ROUTES, type RouteKey } from '../lambda/core/resources';
+import {
+  ENV,
+  FUNCTIONS,
+  type FunctionKey,
+  logGroupOutputName,
+  REQUEST_LOG_FUNCTIONS,
+  ROUTES,
+  type RouteKey,
+} from '../lambda/core/resources';
 import {
   parseStackConfig,
   type StackConfig,
@@ -174,6 +182,12 @@ export class ChatLimiterStack extends Stack {
     new CfnOutput(this, 'DeadLetterQueueUrl', { value: queues.dlq.queueUrl });
     if (jwtSecret)
       new CfnOutput(this, 'JwtSecretArn', { value: jwtSecret.secretArn, description: 'sign tokens with it' });
+    // The log groups `npm run admin -- export-traffic --stack` queries with Logs Insights.
+    for (const key of REQUEST_LOG_FUNCTIONS)
+      new CfnOutput(this, logGroupOutputName(key), {
+        value: functions[key].logGroup.logGroupName,
+        description: 'its request log lines: npm run admin -- export-traffic --stack',
+      });
   }
 
   /**

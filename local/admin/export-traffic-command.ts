@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { CloudWatchLogsServiceException } from '@aws-sdk/client-cloudwatch-logs';
 import { isTier } from '../../lambda/core/limiter/tiers';
 import {
   findLocalStack,
@@ -12,8 +13,10 @@ import { REQUESTS_PATH, type RequestLogLine } from '../request-log';
 import { type TrafficRequest, trafficLine } from '../simulate/traffic';
 import { isParseArgsError } from './args';
 import { type Io, isLocalCommand } from './local-command';
+import { StackOutputError } from './stack-outputs';
+import { type QueryWait, readStackRequestLog, StackLogError } from './stack-request-log';
 
-/** `npm run admin -- export-traffic [--since 1d]`: the flags it takes. */
+/** `npm run admin -- export-traffic [--since 1d] [--stack NAME [--region R]]`: the flags it takes. */
 const EXPORT_OPTIONS = {
   since: { type: 'string' },
   endpoint: { type: 'string' },
@@ -35,62 +38,44 @@ export function parseSince(text: string): number {
   return Number(m[1]) * UNITS_MS[m[2]!]!;
 }
 
+/** What an `export-traffic` command line asks for. */
+interface ExportRequest {
+  readonly sinceMs: number;
+  readonly endpoint?: string;
+  readonly stack?: string;
+  readonly region?: string;
+}
+
 /**
- * Writes the traffic of the local stack's request log as `npm run simulate` reads it, one request a
- * line, oldest first: each settled request at the time its `sendMessage` line was logged, with the
- * tokens its `request settled` line says it used. Requests that never settled (refused, expired,
- * still running) used no tokens and are left out; stderr says how many. Resolves with the exit
- * code: 0 ok, 1 no stack, 2 bad input.
+ * Writes the traffic of the stack's request log as `npm run simulate` reads it, one request a line,
+ * oldest first: each settled request at the time its `sendMessage` line was logged, with the tokens
+ * its `request settled` line says it used. The local stack's log by default; with `--stack NAME`,
+ * the deployed stack's log groups through CloudWatch Logs Insights (stack-request-log.ts). Requests
+ * that never settled (refused, expired, still running) used no tokens and are left out; stderr says
+ * how many. Resolves with the exit code: 0 ok, 1 no stack or a failed query, 2 bad input.
  */
 export async function runExportTrafficCommand(
   argv: readonly string[],
   io: Io,
   nowMs: () => number = Date.now,
+  wait?: QueryWait,
 ): Promise<number> {
-  let sinceMs = 86_400_000;
-  let endpoint: string | undefined;
+  let request: ExportRequest;
   try {
-    const parsed = parseArgs({
-      args: [...argv],
-      options: EXPORT_OPTIONS,
-      allowPositionals: true,
-      strict: true,
-    });
-    const extra = parsed.positionals.slice(1);
-    if (extra.length > 0)
-      throw new UsageError(`export-traffic takes no userId: unexpected ${extra.join(' ')}`);
-    const { stack, function: fn, region } = parsed.values;
-    if (stack !== undefined || fn !== undefined || region !== undefined)
-      throw new UsageError(
-        "export-traffic reads the local stack only: for a deployed stack, query the functions' log " +
-          'groups with CloudWatch Logs Insights (docs/admin.md#traffic-from-the-stacks-log-export-traffic)',
-      );
-    if (parsed.values.since !== undefined) sinceMs = parseSince(parsed.values.since);
-    endpoint = parsed.values.endpoint;
+    request = parseExportArgs(argv);
   } catch (err) {
     if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
     io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
     return 2;
   }
-  let target: LocalTarget;
-  try {
-    target = findLocalStack({ endpoint, flag: '--endpoint http://localhost:PORT' });
-  } catch (err) {
-    if (!(err instanceof LocalStackNotFoundError)) throw err;
-    io.err(`admin: ${err.message}`);
-    return 1;
-  }
-  let lines: RequestLogLine[];
-  try {
-    const res = await fetch(`${target.httpUrl}${REQUESTS_PATH}`);
-    if (!res.ok) throw new LocalError(`the stack's request log answered ${res.status}`);
-    lines = ((await res.json()) as { lines: RequestLogLine[] }).lines;
-  } catch (err) {
-    if (!isConnectionRefused(err)) throw err;
-    io.err(`admin: ${unreachableMessage(target)}`);
-    return 1;
-  }
-  const { requests, unsettled } = trafficOf(lines, nowMs() - sinceMs);
+  const toMs = nowMs();
+  const fromMs = toMs - request.sinceMs;
+  const lines =
+    request.stack === undefined
+      ? await readLocalLog(request.endpoint, io)
+      : await readStackLog({ stackName: request.stack, region: request.region, fromMs, toMs }, io, wait);
+  if (lines === undefined) return 1;
+  const { requests, unsettled } = trafficOf(lines, fromMs);
   for (const r of requests) io.out(trafficLine(r));
   io.err(
     `export-traffic: ${requests.length} settled requests` +
@@ -99,6 +84,72 @@ export async function runExportTrafficCommand(
         : ''),
   );
   return 0;
+}
+
+function parseExportArgs(argv: readonly string[]): ExportRequest {
+  const parsed = parseArgs({
+    args: [...argv],
+    options: EXPORT_OPTIONS,
+    allowPositionals: true,
+    strict: true,
+  });
+  const extra = parsed.positionals.slice(1);
+  if (extra.length > 0) throw new UsageError(`export-traffic takes no userId: unexpected ${extra.join(' ')}`);
+  const { stack, function: fn, region, endpoint, since } = parsed.values;
+  if (fn !== undefined)
+    throw new UsageError("export-traffic reads the functions' log groups, not a function: use --stack NAME");
+  if (stack !== undefined && endpoint !== undefined)
+    throw new UsageError('--stack (a deployed stack) and --endpoint (a local one): choose one');
+  if (region !== undefined && stack === undefined) throw new UsageError('--region goes with --stack NAME');
+  return { sinceMs: since === undefined ? 86_400_000 : parseSince(since), endpoint, stack, region };
+}
+
+/** The local stack's request log; undefined (said on stderr) when there is no stack to read. */
+async function readLocalLog(endpoint: string | undefined, io: Io): Promise<RequestLogLine[] | undefined> {
+  let target: LocalTarget;
+  try {
+    target = findLocalStack({ endpoint, flag: '--endpoint http://localhost:PORT' });
+  } catch (err) {
+    if (!(err instanceof LocalStackNotFoundError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return undefined;
+  }
+  try {
+    const res = await fetch(`${target.httpUrl}${REQUESTS_PATH}`);
+    if (!res.ok) throw new LocalError(`the stack's request log answered ${res.status}`);
+    return ((await res.json()) as { lines: RequestLogLine[] }).lines;
+  } catch (err) {
+    if (!isConnectionRefused(err)) throw err;
+    io.err(`admin: ${unreachableMessage(target)}`);
+    return undefined;
+  }
+}
+
+/**
+ * A deployed stack's request log, and on stderr what the queries scanned (Logs Insights' price is
+ * per GB scanned); undefined (said on stderr) when the stack, its outputs or a query failed.
+ */
+async function readStackLog(
+  where: { stackName: string; region?: string; fromMs: number; toMs: number },
+  io: Io,
+  wait: QueryWait | undefined,
+): Promise<RequestLogLine[] | undefined> {
+  try {
+    const log = await readStackRequestLog({ ...where, warn: io.err, wait });
+    const mb = (log.bytesScanned / 1_000_000).toFixed(1);
+    io.err(
+      `export-traffic: ${log.queries} Logs Insights ${log.queries === 1 ? 'query' : 'queries'}, ${mb} MB scanned`,
+    );
+    return log.lines;
+  } catch (err) {
+    if (err instanceof CloudWatchLogsServiceException) {
+      io.err(`admin: CloudWatch Logs ${err.name}: ${err.message}`);
+      return undefined;
+    }
+    if (!(err instanceof StackOutputError || err instanceof StackLogError)) throw err;
+    io.err(`admin: ${err.message}`);
+    return undefined;
+  }
 }
 
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);

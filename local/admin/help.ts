@@ -66,8 +66,10 @@ ${overrideIndent}[--limits JSON] [--expires 2h|ISO-8601]
                                         thresholds, repairs, breaker), one line each; --follow
                                         waits for more. In AWS: an EventBridge rule
                                         (docs/operations.md#events)
-  export-traffic [--since 1d]           local only: the settled requests of the stack's log as
-                                        JSON lines for \`npm run simulate\` (no contents)
+  export-traffic [--since 1d]           the settled requests of the stack's log as JSON lines for
+                                        \`npm run simulate\` (no contents); with --stack, from its
+                                        log groups by CloudWatch Logs Insights (billed per GB
+                                        scanned: docs/admin.md)
 
 target (local by default: the \`npm start\` of this checkout, whatever its PORT):
   --endpoint URL      a local gateway, e.g. http://localhost:3002 (PORT=3002 in the environment

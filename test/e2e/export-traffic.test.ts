@@ -105,10 +105,10 @@ describe('export-traffic from the local stack', () => {
     expect(JSON.parse(out)).toMatchObject({ requests: 3, admitted: { total: 3 } });
   });
 
-  it('a deployed stack is refused with where to look, and a bad --since is exit 2', async () => {
-    const aws = await admin('export-traffic', '--stack', 'ChatLimiter');
-    expect(aws.code).toBe(2);
-    expect(aws.err).toMatch(/CloudWatch Logs Insights/);
+  it('--stack (Logs Insights: test/unit/export-traffic-stack.test.ts) and --endpoint together, or a bad --since, is exit 2', async () => {
+    const both = await admin('export-traffic', '--stack', 'ChatLimiter', '--endpoint', stack.httpUrl);
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/--stack \(a deployed stack\) and --endpoint \(a local one\): choose one/);
     const bad = await admin('export-traffic', '--since', 'yesterday', '--endpoint', stack.httpUrl);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--since: a duration like 30m, 12h or 1d, got "yesterday"/);

@@ -12,7 +12,9 @@ import {
 import {
   ENV,
   FUNCTIONS,
+  logGroupOutputName,
   QUEUES,
+  REQUEST_LOG_FUNCTIONS,
   ROUTE_INTEGRATION_TIMEOUT_SECONDS,
   ROUTES,
   TABLES,
@@ -255,6 +257,29 @@ describe('ChatLimiterStack', () => {
   it('outputs the wss:// URL, the admin function and the resource names', () => {
     for (const name of ['WebSocketUrl', 'AdminFunctionName', 'LimitsTableName', 'RequestQueueUrl']) {
       template.hasOutput(name, {});
+    }
+  });
+
+  it('outputs the log groups the Message and ReplyRunner functions write to (export-traffic --stack)', () => {
+    const resources = template.toJSON().Resources as Record<
+      string,
+      { Type: string; Properties: { LoggingConfig?: { LogGroup?: unknown } } }
+    >;
+    expect(REQUEST_LOG_FUNCTIONS.map(logGroupOutputName)).toEqual([
+      'MessageLogGroupName',
+      'ReplyRunnerLogGroupName',
+    ]);
+    for (const key of REQUEST_LOG_FUNCTIONS) {
+      const [fnId] = Object.keys(resources).filter(
+        (id) =>
+          resources[id]!.Type === 'AWS::Lambda::Function' &&
+          new RegExp(`^Functions${FUNCTIONS[key].id}[0-9A-F]{8}$`).test(id),
+      );
+      const logGroup = resources[fnId!]!.Properties.LoggingConfig?.LogGroup;
+      expect(logGroup).toEqual({
+        Ref: expect.stringMatching(new RegExp(`^Functions${FUNCTIONS[key].id}Logs`)),
+      });
+      template.hasOutput(logGroupOutputName(key), { Value: logGroup });
     }
   });
 });

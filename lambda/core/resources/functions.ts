@@ -274,3 +274,13 @@ export const FUNCTIONS = {
 } as const satisfies Record<string, FunctionDefinition>;
 
 export type FunctionKey = keyof typeof FUNCTIONS;
+
+/**
+ * The functions whose log lines make the request log (SPEC §9.4, `npm run admin -- export-traffic`):
+ * the message handler's `sendMessage` line and the reply runner's `request settled` line. The stack
+ * outputs each one's log group name as {@link logGroupOutputName} of its key.
+ */
+export const REQUEST_LOG_FUNCTIONS = ['message', 'reply'] as const satisfies readonly FunctionKey[];
+
+/** The stack output that names a function's log group: `MessageLogGroupName`, `ReplyRunnerLogGroupName`. */
+export const logGroupOutputName = (key: FunctionKey): string => `${FUNCTIONS[key].id}LogGroupName`;

@@ -87,6 +87,9 @@ function queuedOf(requestId: string, value: unknown): QueuedRequest | undefined 
   };
 }
 
+/** A day's queued count (`nq<day>`), made once: every read of an item tests each key with it. */
+const QUEUED_DAY = new RegExp(`^${QUEUED_DAY_PREFIX}\\d+$`);
+
 /** Reads a snapshot from an unmarshalled item (or `undefined` for no item). */
 export function snapshotFromItem(item: Record<string, unknown> | undefined): LimiterSnapshot {
   if (!item) return EMPTY_SNAPSHOT;
@@ -96,13 +99,12 @@ export function snapshotFromItem(item: Record<string, unknown> | undefined): Lim
   const warnedFull: Record<string, number> = {};
   const queuedByDay: Record<number, number> = {};
   const settledShares: Record<string, number> = {};
-  const queuedDay = new RegExp(`^${QUEUED_DAY_PREFIX}\\d+$`);
   for (const [key, value] of Object.entries(item)) {
     if (key.startsWith(SETTLED_SHARE_PREFIX) && typeof value === 'object' && value !== null) {
       const x = (value as Record<string, unknown>)[SETTLED_SHARE_FIELDS.expiresAtEpochMs];
       settledShares[key.slice(SETTLED_SHARE_PREFIX.length)] = typeof x === 'number' ? x : 0;
     }
-    if (queuedDay.test(key) && typeof value === 'number')
+    if (QUEUED_DAY.test(key) && typeof value === 'number')
       queuedByDay[Number(key.slice(QUEUED_DAY_PREFIX.length))] = value;
     const pending = key.startsWith(RESERVATION_PREFIX) ? reservationOf(value) : undefined;
     if (pending) {
@@ -175,7 +177,11 @@ function activeOf(value: unknown): ActiveRequest | undefined {
 function inFlightOf(value: unknown): Record<string, number> | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
   const leases: Record<string, number> = {};
-  for (const [id, lease] of Object.entries(value)) if (typeof lease === 'number') leases[id] = lease;
+  const stored = value as Record<string, unknown>;
+  for (const id of Object.keys(stored)) {
+    const lease = stored[id];
+    if (typeof lease === 'number') leases[id] = lease;
+  }
   return leases;
 }
 
@@ -217,11 +223,14 @@ function reservationOf(value: unknown): PendingReservation | undefined {
   return pending as unknown as PendingReservation;
 }
 
+/** The marker's fields and their stored names, listed once (every admission writes a marker). */
+const MARKER_FIELDS = Object.entries(RESERVATION_FIELDS) as [keyof PendingReservation, string][];
+
 /** The stored form of a reservation marker (the fields given, under their stored names). */
 export function reservationValue(reservation: PendingReservation): Record<string, unknown> {
   const stored: Record<string, unknown> = { ...reservation.windows };
-  for (const [field, attr] of Object.entries(RESERVATION_FIELDS)) {
-    if (field in reservation) stored[attr] = reservation[field as keyof PendingReservation];
+  for (const [field, attr] of MARKER_FIELDS) {
+    if (field in reservation) stored[attr] = reservation[field];
   }
   return stored;
 }

@@ -179,13 +179,14 @@ class Simulation {
    * The user's queue, as the processor serves it (services/replay/serve.ts): nothing while a
    * queued request is being answered; an expired head leaves the list; else the head is decided
    * in replay mode and, refused, looked at again when its limit allows (time) or when a slot
-   * frees (a settle), and at its deadline at the latest.
+   * frees (a settle), and at its deadline at the latest. True: the head parked, waiting for a
+   * shared slot.
    */
-  private serveQueue(userId: string, nowMs: number): void {
+  private serveQueue(userId: string, nowMs: number): boolean {
     for (;;) {
       const snap = this.limiter.snapOf(userId);
       const head = snap.waiting[0];
-      if (snap.active || head === undefined) return;
+      if (snap.active || head === undefined) return false;
       const request = snap.queued[head]!;
       const r = this.waiting.get(head)!;
       if (isExpired(request, nowMs)) {
@@ -204,7 +205,7 @@ class Simulation {
         this.waiting.delete(head);
         this.tally.admitted(r, true, nowMs - request.enqueuedAtEpochMs);
         this.startReply(r, admission.reservation, true, nowMs);
-        return;
+        return false;
       }
       if ('model' in admission)
         throw new Error(`simulate: line ${r.line}: the model was allowed when queued`);
@@ -213,12 +214,12 @@ class Simulation {
       const bound = admission.global ?? decision.limit;
       const limit = isLimitName(bound) ? bound : undefined;
       const waitsForSlot = limit !== undefined && limitKind(limit).waitsFor === 'slot';
-      if (waitsForSlot && admission.global) {
+      const parks = waitsForSlot && admission.global !== undefined;
+      if (parks)
         this.parked.set(userId, admission.team === undefined ? undefined : teamScope(admission.team));
-      }
       const retryAt = waitsForSlot ? request.expiresAtEpochMs : nowMs + Math.max(1, decision.retryAfterMs);
       this.schedule(userId, Math.min(retryAt, request.expiresAtEpochMs));
-      return;
+      return parks;
     }
   }
 
@@ -230,21 +231,13 @@ class Simulation {
    * capacity is not woken (sharesCapacity).
    */
   private wakeParked(nowMs: number, scopes: readonly string[]): void {
-    const parked = [...this.parked];
-    for (const [userId, scope] of parked) {
+    // Walked in place (a Map iterates in insertion order and survives deletes): a user served and
+    // parked again is set again under its own key, which keeps its place — no copy of the line on
+    // every settle. Only the user being served can park meanwhile (serveQueue parks no one else).
+    for (const [userId, scope] of this.parked) {
       if (!sharesCapacity({ scope }, scopes)) continue;
+      if (this.serveQueue(userId, nowMs)) return;
       this.parked.delete(userId);
-      this.serveQueue(userId, nowMs);
-      if (this.parked.has(userId)) {
-        // It keeps its place: the order as it was, then whoever parked meanwhile.
-        const before = new Set(parked.map(([u]) => u));
-        const kept = parked
-          .filter(([u]) => this.parked.has(u))
-          .map(([u]) => [u, this.parked.get(u)] as const);
-        const fresh = [...this.parked].filter(([u]) => !before.has(u));
-        this.parked = new Map([...kept, ...fresh]);
-        return;
-      }
     }
   }
 

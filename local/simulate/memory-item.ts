@@ -1,4 +1,5 @@
 import type { UpdatePlan } from '../../lambda/core/limiter/expression';
+import { idMap } from '../../lambda/core/limiter/item/codec';
 import { type Condition, type Operand, type Path, parseCondition, parseUpdate } from './expression-parser';
 
 /**
@@ -169,7 +170,8 @@ function same(a: unknown, b: unknown): boolean {
 function clone(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(clone);
   if (typeof value === 'object' && value !== null) {
-    const out: Item = {};
+    // A dictionary: a stored map's keys are often request ids (`fl`, `gr`), new on every request.
+    const out: Item = idMap();
     for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = clone(v);
     return out;
   }

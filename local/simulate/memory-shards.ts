@@ -9,7 +9,7 @@ import {
   roomIn,
   shardKey,
 } from '../../lambda/core/limiter/global/shards';
-import { snapshotFromItem } from '../../lambda/core/limiter/item/codec';
+import { idMap, snapshotFromItem } from '../../lambda/core/limiter/item/codec';
 import type { LimiterSnapshot } from '../../lambda/core/limiter/item/state';
 import type { AdmissionPlan } from '../../lambda/core/limiter/plan/admission';
 import type { ModelSpec } from '../../lambda/core/models';
@@ -24,7 +24,8 @@ export type WriteObserver = (key: string, plan: UpdatePlan, after: Readonly<Item
  * admission, a settle — between two looks at it), never kept from before one.
  */
 export class StoredItem {
-  readonly item: Item = {};
+  /** A dictionary from the start: its keys name requests (`r_<id>`, …), new on every request (idMap). */
+  readonly item: Item = idMap();
   private snapshot: LimiterSnapshot | undefined = snapshotFromItem(undefined);
 
   constructor(

@@ -6,6 +6,14 @@ export interface UpdatePlan {
   readonly values: Record<string, unknown>;
 }
 
+/** `#n<i>` and `:v<i>`, made once: every plan asks for dozens (the simulator for millions). */
+const NAME_KEYS: string[] = [];
+const VALUE_KEYS: string[] = [];
+const placeholder = (keys: string[], prefix: string, i: number): string => {
+  for (let k = keys.length; k <= i; k++) keys.push(`${prefix}${k}`);
+  return keys[i]!;
+};
+
 /** Collects placeholders so each plan reads like the expression it sends. */
 export class ExpressionWriter {
   private readonly names: Record<string, string> = {};
@@ -20,14 +28,14 @@ export class ExpressionWriter {
   name(attribute: string): string {
     const existing = this.keys.get(attribute);
     if (existing) return existing;
-    const key = `#n${this.keys.size}`;
+    const key = placeholder(NAME_KEYS, '#n', this.keys.size);
     this.names[key] = attribute;
     this.keys.set(attribute, key);
     return key;
   }
 
   value(value: unknown): string {
-    const key = `:v${this.valueCount++}`;
+    const key = placeholder(VALUE_KEYS, ':v', this.valueCount++);
     this.values[key] = value;
     return key;
   }

@@ -207,20 +207,22 @@ export interface GlobalLimitState {
  * never hold), so it counts in the shard's window, as the instances ahead of it do.
  */
 export function shardWindows(snap: LimiterSnapshot, nowMs: number): ShardWindows {
-  const later = (window: keyof ShardWindows, mine: number) => {
-    let latest = mine;
-    for (const attr of WINDOW_ATTRS[window]) {
-      const t = storedNumber(snap, attr);
-      if (t !== undefined && t > latest) latest = t;
-    }
-    return latest;
-  };
   return {
-    hour: later('hour', hourNumber(nowMs)),
-    day: later('day', dayNumber(nowMs)),
+    hour: laterWindow(snap, 'hour', hourNumber(nowMs)),
+    day: laterWindow(snap, 'day', dayNumber(nowMs)),
     minute: Math.max(minuteNumber(nowMs), shardMinute(snap) ?? Number.NEGATIVE_INFINITY),
-    month: later('month', monthNumber(nowMs)),
+    month: laterWindow(snap, 'month', monthNumber(nowMs)),
   };
+}
+
+/** The later of `mine` and the shard's own window of this length (a function, not a closure per read: every shard's room reads it). */
+function laterWindow(snap: LimiterSnapshot, window: keyof ShardWindows, mine: number): number {
+  let latest = mine;
+  for (const attr of WINDOW_ATTRS[window]) {
+    const t = storedNumber(snap, attr);
+    if (t !== undefined && t > latest) latest = t;
+  }
+  return latest;
 }
 
 /** The window attributes the global parts count in, by window (read by every shardWindows). */

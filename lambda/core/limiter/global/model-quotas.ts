@@ -76,9 +76,11 @@ const attrsOf = (modelId: string) => ({
 /** The latest minute any quota counter of the shard counts in (undefined: none yet). */
 export function shardMinute(snap: LimiterSnapshot): number | undefined {
   let latest: number | undefined;
-  for (const [attr, value] of Object.entries(snap)) {
-    if (attr.startsWith(MODEL_QUOTA_MINUTE_PREFIX) && typeof value === 'number')
-      latest = Math.max(latest ?? value, value);
+  // Keys, not entries: every shard's room reads this (no pair made per field of the snapshot).
+  for (const attr of Object.keys(snap)) {
+    if (!attr.startsWith(MODEL_QUOTA_MINUTE_PREFIX)) continue;
+    const value = (snap as unknown as Record<string, unknown>)[attr];
+    if (typeof value === 'number') latest = Math.max(latest ?? value, value);
   }
   return latest;
 }
@@ -243,11 +245,17 @@ export function quotaTotals(
 
 /** A stored shard item's quota counters (`mqm_`, `mqr_`, `mqt_`), for the snapshot (item/codec.ts). */
 export function quotaCounters(item: Readonly<Record<string, unknown>>): Record<string, number> {
-  const prefixes = [MODEL_QUOTA_MINUTE_PREFIX, MODEL_QUOTA_REQUESTS_PREFIX, MODEL_QUOTA_TOKENS_PREFIX];
   const counters: Record<string, number> = {};
-  for (const [attr, value] of Object.entries(item)) {
-    if (typeof value === 'number' && Number.isFinite(value) && prefixes.some((p) => attr.startsWith(p)))
-      counters[attr] = value;
+  // Every read of an item comes here: keys, no pairs, no closure per field.
+  for (const attr of Object.keys(item)) {
+    if (
+      !attr.startsWith(MODEL_QUOTA_MINUTE_PREFIX) &&
+      !attr.startsWith(MODEL_QUOTA_REQUESTS_PREFIX) &&
+      !attr.startsWith(MODEL_QUOTA_TOKENS_PREFIX)
+    )
+      continue;
+    const value = item[attr];
+    if (typeof value === 'number' && Number.isFinite(value)) counters[attr] = value;
   }
   return counters;
 }

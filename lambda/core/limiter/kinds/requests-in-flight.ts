@@ -1,5 +1,5 @@
 import { type LimitKind, limitIn, positiveInt } from './kind';
-import { liveInFlight, releaseInFlightSlot, takeInFlightSlot } from './shapes/in-flight';
+import { liveInFlight, liveInFlightCount, releaseInFlightSlot, takeInFlightSlot } from './shapes/in-flight';
 
 /**
  * When a reply will end is not known in advance: a refusal says retry in a second, and the queue
@@ -33,7 +33,7 @@ export const requestsInFlight: LimitKind<'requestsInFlight', 'requestsInFlight',
     stored: (n) => n,
     shown: (n) => n,
     refundsUnused: false,
-    used: (shard, nowMs) => liveInFlight(shard, nowMs).length,
+    used: liveInFlightCount,
     takes: () => 1,
     retryAfterMs: () => IN_FLIGHT_RETRY_MS,
     resetAtEpochMs(shards, nowMs) {

@@ -15,6 +15,14 @@ export function liveInFlight(snap: KindSnapshot, nowMs: number): [string, number
   return Object.entries(snap.inFlight ?? {}).filter(([, lease]) => lease > nowMs);
 }
 
+/** How many in-flight requests have a lease that has not lapsed at `nowMs` (liveInFlight's length, no array). */
+export function liveInFlightCount(snap: KindSnapshot, nowMs: number): number {
+  const leases = snap.inFlight;
+  let live = 0;
+  if (leases) for (const id of Object.keys(leases)) if (leases[id]! > nowMs) live++;
+  return live;
+}
+
 /**
  * Writes `fl.<id> = lease` under `size(fl) < limit + k`, dropping in the same write the k lapsed
  * entries the belief knows of, each pinned to the lease it was seen with (no limit: no bound).

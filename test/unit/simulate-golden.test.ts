@@ -5,16 +5,16 @@ import { runSimulateCli } from '../../local/simulate/cli';
 import { trafficLine } from '../../local/simulate/traffic';
 
 /**
- * The simulator's speed work must not move a single figure: 20,000 requests of the bench's seeded
+ * The simulator's speed work must not move a single figure: 4,000 requests of the bench's seeded
  * hour (with a team and a quota'd model added to some lines, so the team shards and the model
  * quota are on the path) through three configurations give, byte for byte, the `--json` output the
- * simulator gave before that work (test/fixtures/simulate-20k.json, written by the code of commit
+ * simulator gave before that work (test/fixtures/simulate-4k.json, written by the code of commit
  * "bench/simulate.ts: a seeded generator with a full period", before any speed change).
  */
-const FIXTURE = new URL('../fixtures/simulate-20k.json', import.meta.url);
+const FIXTURE = new URL('../fixtures/simulate-4k.json', import.meta.url);
 
 function traffic(): string {
-  return syntheticTraffic(20_000)
+  return syntheticTraffic(4_000)
     .map((r, i) => {
       const user = Number(r.userId.slice('user-'.length));
       return trafficLine({
@@ -44,7 +44,7 @@ const STRICT_GLOBAL = {
 };
 
 describe('simulate: the same traffic gives the same figures', () => {
-  it('20,000 requests through three configurations: the --json output is byte-identical to the recorded one', async () => {
+  it('4,000 requests through three configurations: the --json output is byte-identical to the recorded one', async () => {
     let out = '';
     const files: Record<string, string> = {
       't.jsonl': traffic(),

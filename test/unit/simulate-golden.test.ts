@@ -8,10 +8,10 @@ import { trafficLine } from '../../local/simulate/traffic';
  * The simulator's speed work must not move a single figure: 4,000 requests of the bench's seeded
  * hour (with a team and a quota'd model added to some lines, so the team shards and the model
  * quota are on the path) through three configurations give, byte for byte, the `--json` output the
- * simulator gave before that work (test/fixtures/simulate-4k.json, written by the code of commit
+ * simulator gave before that work (test/fixtures/simulate-4k.jsonl, written by the code of commit
  * "bench/simulate.ts: a seeded generator with a full period", before any speed change).
  */
-const FIXTURE = new URL('../fixtures/simulate-4k.json', import.meta.url);
+const FIXTURE = new URL('../fixtures/simulate-4k.jsonl', import.meta.url);
 
 function traffic(): string {
   return syntheticTraffic(4_000)

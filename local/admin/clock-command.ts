@@ -1,14 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseAdvance, renderClock, requestClock } from '../clock';
-import {
-  findLocalStack,
-  isConnectionRefused,
-  LocalStackNotFoundError,
-  unreachableMessage,
-} from '../discovery';
 import { UsageError } from '../errors';
-import { isParseArgsError } from './args';
-import { type Io, isLocalCommand } from './local-command';
+import { callLocalStack, type Io, isLocalCommand, usageFailure } from './local-command';
 
 /** `npm run admin -- clock [--advance D]`: the flags it takes. */
 const CLOCK_OPTIONS = {
@@ -71,25 +64,11 @@ export async function runClockCommand(argv: readonly string[], io: Io): Promise<
       advanceMs = ms;
     }
   } catch (err) {
-    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
-    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
-    return 2;
+    return usageFailure(err, io);
   }
-  let target: ReturnType<typeof findLocalStack>;
-  try {
-    target = findLocalStack({ endpoint: values.endpoint, flag: '--endpoint http://localhost:PORT' });
-  } catch (err) {
-    if (!(err instanceof LocalStackNotFoundError)) throw err;
-    io.err(`admin: ${err.message}`);
-    return 1;
-  }
-  try {
+  const done = await callLocalStack(values.endpoint, io, async (target) => {
     const answer = await requestClock(target.httpUrl, advanceMs);
     io.out(values.json ? JSON.stringify(answer, null, 2) : renderClock(answer));
-    return 0;
-  } catch (err) {
-    if (!isConnectionRefused(err)) throw err;
-    io.err(`admin: ${unreachableMessage(target)}`);
-    return 1;
-  }
+  });
+  return done ? 0 : 1;
 }

@@ -1,15 +1,7 @@
 import { parseArgs } from 'node:util';
-import {
-  findLocalStack,
-  isConnectionRefused,
-  LocalStackNotFoundError,
-  type LocalTarget,
-  unreachableMessage,
-} from '../discovery';
 import { UsageError } from '../errors';
 import { type LocalEvent, renderEvent, requestEvents } from '../events';
-import { isParseArgsError } from './args';
-import { type Io, isLocalCommand } from './local-command';
+import { callLocalStack, type Io, isLocalCommand, usageFailure } from './local-command';
 
 /** `npm run admin -- events [--follow] [--json]`: the flags it takes. */
 const EVENTS_OPTIONS = {
@@ -61,25 +53,12 @@ export async function runEventsCommand(
           'sends them to email or chat (docs/operations.md#events)',
       );
   } catch (err) {
-    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
-    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
-    return 2;
+    return usageFailure(err, io);
   }
-  let target: LocalTarget;
-  try {
-    target = findLocalStack({ endpoint: values.endpoint, flag: '--endpoint http://localhost:PORT' });
-  } catch (err) {
-    if (!(err instanceof LocalStackNotFoundError)) throw err;
-    io.err(`admin: ${err.message}`);
-    return 1;
-  }
-  try {
-    return await printEvents(target.httpUrl, values, io, options);
-  } catch (err) {
-    if (!isConnectionRefused(err)) throw err;
-    io.err(`admin: ${unreachableMessage(target)}`);
-    return 1;
-  }
+  const done = await callLocalStack(values.endpoint, io, (target) =>
+    printEvents(target.httpUrl, values, io, options),
+  );
+  return done ? done.value : 1;
 }
 
 async function printEvents(

@@ -1,18 +1,10 @@
 import { parseArgs } from 'node:util';
 import { CloudWatchLogsServiceException } from '@aws-sdk/client-cloudwatch-logs';
 import { isTier } from '../../lambda/core/limiter/tiers';
-import {
-  findLocalStack,
-  isConnectionRefused,
-  LocalStackNotFoundError,
-  type LocalTarget,
-  unreachableMessage,
-} from '../discovery';
 import { LocalError, UsageError } from '../errors';
 import { REQUESTS_PATH, type RequestLogLine } from '../request-log';
 import { type TrafficRequest, trafficLine } from '../simulate/traffic';
-import { isParseArgsError } from './args';
-import { type Io, isLocalCommand } from './local-command';
+import { callLocalStack, type Io, isLocalCommand, usageFailure } from './local-command';
 import { StackOutputError } from './stack-outputs';
 import { type QueryWait, readStackRequestLog, StackLogError } from './stack-request-log';
 
@@ -64,9 +56,7 @@ export async function runExportTrafficCommand(
   try {
     request = parseExportArgs(argv);
   } catch (err) {
-    if (!(err instanceof UsageError || isParseArgsError(err))) throw err;
-    io.err(`admin: ${(err as Error).message}\n(npm run admin -- --help shows every operation and option)`);
-    return 2;
+    return usageFailure(err, io);
   }
   const toMs = nowMs();
   const fromMs = toMs - request.sinceMs;
@@ -106,23 +96,12 @@ function parseExportArgs(argv: readonly string[]): ExportRequest {
 
 /** The local stack's request log; undefined (said on stderr) when there is no stack to read. */
 async function readLocalLog(endpoint: string | undefined, io: Io): Promise<RequestLogLine[] | undefined> {
-  let target: LocalTarget;
-  try {
-    target = findLocalStack({ endpoint, flag: '--endpoint http://localhost:PORT' });
-  } catch (err) {
-    if (!(err instanceof LocalStackNotFoundError)) throw err;
-    io.err(`admin: ${err.message}`);
-    return undefined;
-  }
-  try {
+  const read = await callLocalStack(endpoint, io, async (target) => {
     const res = await fetch(`${target.httpUrl}${REQUESTS_PATH}`);
     if (!res.ok) throw new LocalError(`the stack's request log answered ${res.status}`);
     return ((await res.json()) as { lines: RequestLogLine[] }).lines;
-  } catch (err) {
-    if (!isConnectionRefused(err)) throw err;
-    io.err(`admin: ${unreachableMessage(target)}`);
-    return undefined;
-  }
+  });
+  return read?.value;
 }
 
 /**
